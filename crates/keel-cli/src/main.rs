@@ -1,0 +1,3 @@
+//! The `keel` binary. Its verbs arrive with the foundation issue; see README.md.
+
+fn main() {}

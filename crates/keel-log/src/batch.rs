@@ -1,0 +1,258 @@
+//! Kafka RecordBatch v2: the unit keel-log stores, validates and serves.
+//!
+//! keel-log reads the fixed 61-byte batch header itself ([`BatchHeader`]), because storage
+//! decisions — offsets, lengths, CRC, timestamps — need only those bytes and must never pay for
+//! decoding records. Record-level encoding and decoding (varints, headers, compression) is the
+//! `kafka-protocol` crate's job; see [`encode_batch`] and [`decode_records`]. The byte layout is
+//! specified in `docs/log-format.md`.
+
+use bytes::{Bytes, BytesMut};
+use kafka_protocol::records::{
+    Compression, NO_PARTITION_LEADER_EPOCH, NO_PRODUCER_EPOCH, NO_PRODUCER_ID, NO_SEQUENCE,
+    Record as WireRecord, RecordBatchDecoder, RecordBatchEncoder, RecordEncodeOptions,
+    TimestampType,
+};
+
+use crate::compression::decompress;
+use crate::record::{Header, NewRecord, Record};
+
+/// Bytes before `batchLength` ends: `baseOffset` (8) and `batchLength` (4).
+pub const LOG_OVERHEAD: usize = 12;
+/// Size of the fixed batch header, up to and including `recordCount`.
+pub const BATCH_HEADER_BYTES: usize = 61;
+/// The smallest legal `batchLength` value (a header with no records).
+pub(crate) const BATCH_LENGTH_MIN: u32 = (BATCH_HEADER_BYTES - LOG_OVERHEAD) as u32;
+
+const MAGIC_AT: usize = 16;
+const CRC_AT: usize = 17;
+const CRC_COVERS_FROM: usize = 21;
+const ATTRIBUTES_AT: usize = 21;
+const LAST_OFFSET_DELTA_AT: usize = 23;
+const BASE_TIMESTAMP_AT: usize = 27;
+const MAX_TIMESTAMP_AT: usize = 35;
+const RECORD_COUNT_AT: usize = 57;
+
+/// The fields of a batch header that storage needs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BatchHeader {
+    /// Offset of the first record.
+    pub base_offset: u64,
+    /// `batchLength`: bytes after the length field.
+    pub batch_length: u32,
+    /// Offset of the last record is `base_offset + last_offset_delta`.
+    pub last_offset_delta: u32,
+    /// Timestamp of the first record, in ms since the epoch.
+    pub base_timestamp_ms: i64,
+    /// Largest record timestamp in the batch, in ms since the epoch.
+    pub max_timestamp_ms: i64,
+    /// Number of records.
+    pub record_count: u32,
+    /// Compression codec id (attributes bits 0-2).
+    pub compression: u8,
+}
+
+/// Why bytes are not a valid batch.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum BatchError {
+    /// Fewer bytes than a header, or than the header's length announces.
+    #[error("batch truncated: need {needed} bytes, have {available}")]
+    Truncated {
+        /// Bytes the batch needs.
+        needed: usize,
+        /// Bytes present.
+        available: usize,
+    },
+    /// `batchLength` outside the legal range.
+    #[error("batch length {length} is out of range ({min}..={max})")]
+    BadLength {
+        /// The length found.
+        length: i64,
+        /// Smallest legal length.
+        min: u32,
+        /// Largest accepted length.
+        max: u32,
+    },
+    /// The magic byte is not 2.
+    #[error("unsupported record batch magic {0} (only v2 is supported)")]
+    BadMagic(i8),
+    /// The stored CRC does not match the bytes.
+    #[error("batch CRC-32C mismatch: stored {stored:#010x}, computed {computed:#010x}")]
+    BadCrc {
+        /// CRC in the header.
+        stored: u32,
+        /// CRC of the bytes.
+        computed: u32,
+    },
+    /// Header fields contradict each other.
+    #[error("inconsistent batch header: {0}")]
+    Inconsistent(&'static str),
+    /// Records inside a valid batch could not be decoded.
+    #[error("records could not be decoded: {0}")]
+    Records(String),
+}
+
+impl BatchHeader {
+    /// Parses the header at the start of `bytes` without checking the CRC. `max_batch_bytes`
+    /// bounds the on-disk size (`12 + batchLength`) accepted.
+    pub fn parse(bytes: &[u8], max_batch_bytes: u32) -> Result<BatchHeader, BatchError> {
+        if bytes.len() < BATCH_HEADER_BYTES {
+            return Err(BatchError::Truncated {
+                needed: BATCH_HEADER_BYTES,
+                available: bytes.len(),
+            });
+        }
+        let length = i32::from_be_bytes(array(bytes, 8));
+        let max_length = max_batch_bytes.saturating_sub(LOG_OVERHEAD as u32);
+        if length < BATCH_LENGTH_MIN as i32 || length as u32 > max_length {
+            return Err(BatchError::BadLength {
+                length: i64::from(length),
+                min: BATCH_LENGTH_MIN,
+                max: max_length,
+            });
+        }
+        let magic = bytes[MAGIC_AT] as i8;
+        if magic != 2 {
+            return Err(BatchError::BadMagic(magic));
+        }
+        let last_offset_delta = i32::from_be_bytes(array(bytes, LAST_OFFSET_DELTA_AT));
+        let record_count = i32::from_be_bytes(array(bytes, RECORD_COUNT_AT));
+        if last_offset_delta < 0 || record_count < 0 {
+            return Err(BatchError::Inconsistent(
+                "negative lastOffsetDelta or recordCount",
+            ));
+        }
+        let base_offset = i64::from_be_bytes(array(bytes, 0));
+        if base_offset < 0 {
+            return Err(BatchError::Inconsistent("negative baseOffset"));
+        }
+        let attributes = i16::from_be_bytes(array(bytes, ATTRIBUTES_AT));
+        Ok(BatchHeader {
+            base_offset: base_offset as u64,
+            batch_length: length as u32,
+            last_offset_delta: last_offset_delta as u32,
+            base_timestamp_ms: i64::from_be_bytes(array(bytes, BASE_TIMESTAMP_AT)),
+            max_timestamp_ms: i64::from_be_bytes(array(bytes, MAX_TIMESTAMP_AT)),
+            record_count: record_count as u32,
+            compression: (attributes & 0x7) as u8,
+        })
+    }
+
+    /// Size of the whole batch on disk.
+    pub fn size(&self) -> usize {
+        LOG_OVERHEAD + self.batch_length as usize
+    }
+
+    /// Offset of the last record.
+    pub fn last_offset(&self) -> u64 {
+        self.base_offset + u64::from(self.last_offset_delta)
+    }
+
+    /// One past the last offset: where the next batch starts.
+    pub fn next_offset(&self) -> u64 {
+        self.last_offset() + 1
+    }
+}
+
+/// Parses the header of the batch at the start of `bytes` and checks its CRC-32C.
+pub fn check_batch(bytes: &[u8], max_batch_bytes: u32) -> Result<BatchHeader, BatchError> {
+    let header = BatchHeader::parse(bytes, max_batch_bytes)?;
+    if bytes.len() < header.size() {
+        return Err(BatchError::Truncated {
+            needed: header.size(),
+            available: bytes.len(),
+        });
+    }
+    let stored = u32::from_be_bytes(array(bytes, CRC_AT));
+    let computed = crc32c::crc32c(&bytes[CRC_COVERS_FROM..header.size()]);
+    if stored != computed {
+        return Err(BatchError::BadCrc { stored, computed });
+    }
+    Ok(header)
+}
+
+/// Overwrites the base offset of the batch at the start of `bytes`. The CRC does not cover it.
+pub(crate) fn set_base_offset(bytes: &mut [u8], base_offset: u64) {
+    bytes[..8].copy_from_slice(&(base_offset as i64).to_be_bytes());
+}
+
+/// Splits a buffer of concatenated batches into whole, CRC-checked batches. Used on the append
+/// path, where every batch must be valid before any is written.
+pub fn check_batches(bytes: &[u8], max_batch_bytes: u32) -> Result<Vec<BatchHeader>, BatchError> {
+    let mut headers = Vec::new();
+    let mut position = 0;
+    while position < bytes.len() {
+        let header = check_batch(&bytes[position..], max_batch_bytes)?;
+        position += header.size();
+        headers.push(header);
+    }
+    Ok(headers)
+}
+
+/// Encodes records as one uncompressed batch with base offset 0 and relative offsets; the log
+/// assigns the real base offset on append.
+pub fn encode_batch(
+    records: &[NewRecord],
+    default_timestamp_ms: i64,
+) -> Result<BytesMut, BatchError> {
+    let wire: Vec<WireRecord> = records
+        .iter()
+        .enumerate()
+        .map(|(index, record)| to_wire(record, index as i64, default_timestamp_ms))
+        .collect();
+    encode_wire(&wire)
+}
+
+/// Encodes already-offset records (compaction keeps original offsets) as uncompressed batches.
+pub(crate) fn encode_wire(records: &[WireRecord]) -> Result<BytesMut, BatchError> {
+    let mut buf = BytesMut::new();
+    let options = RecordEncodeOptions {
+        version: 2,
+        compression: Compression::None,
+    };
+    RecordBatchEncoder::encode(&mut buf, records.iter(), &options)
+        .map_err(|error| BatchError::Records(error.to_string()))?;
+    Ok(buf)
+}
+
+/// Decodes every record of one whole batch (which must start `bytes`), decompressing as needed.
+pub fn decode_records(bytes: Bytes) -> Result<Vec<Record>, BatchError> {
+    decode_wire(bytes).map(|records| records.into_iter().map(Record::from).collect())
+}
+
+/// Decodes one batch into the `kafka-protocol` record type, keeping producer fields.
+pub(crate) fn decode_wire(mut bytes: Bytes) -> Result<Vec<WireRecord>, BatchError> {
+    RecordBatchDecoder::decode_with_custom_compression(&mut bytes, Some(decompress))
+        .map(|set| set.records)
+        .map_err(|error| BatchError::Records(format!("{error:#}")))
+}
+
+fn to_wire(record: &NewRecord, offset: i64, default_timestamp_ms: i64) -> WireRecord {
+    WireRecord {
+        transactional: false,
+        control: false,
+        delete_horizon: false,
+        partition_leader_epoch: NO_PARTITION_LEADER_EPOCH,
+        producer_id: NO_PRODUCER_ID,
+        producer_epoch: NO_PRODUCER_EPOCH,
+        timestamp_type: TimestampType::Creation,
+        offset,
+        // Sequences must advance with offsets or the encoder splits every record into its own
+        // batch; starting at NO_SEQUENCE keeps the batch's baseSequence at "none".
+        sequence: NO_SEQUENCE.wrapping_add(offset as i32),
+        timestamp: record.timestamp_ms.unwrap_or(default_timestamp_ms),
+        key: record.key.clone(),
+        value: record.value.clone(),
+        headers: record
+            .headers
+            .iter()
+            .map(|Header { key, value }| (key.clone().into(), value.clone()))
+            .collect(),
+    }
+}
+
+fn array<const N: usize>(bytes: &[u8], at: usize) -> [u8; N] {
+    bytes[at..at + N]
+        .try_into()
+        .expect("caller checked the length")
+}

@@ -1,0 +1,34 @@
+//! Every limit keel-log enforces, in one place.
+//!
+//! A limit that is not written here does not exist; unbounded growth on a request path is a
+//! bug. Per-topic limits that users tune live in [`crate::TopicConfig`]; these are the hard
+//! ceilings and the defaults.
+
+/// Largest batch accepted by default (Kafka's `message.max.bytes` default, rounded).
+pub const BATCH_BYTES_MAX_DEFAULT: u32 = 1024 * 1024;
+/// Ceiling for a topic's `max_batch_bytes`: batch lengths are 32-bit and index positions too.
+pub const BATCH_BYTES_MAX_CEILING: u32 = 64 * 1024 * 1024;
+/// Largest records section a compressed batch may expand to.
+pub const DECOMPRESSED_BATCH_BYTES_MAX: usize = 256 * 1024 * 1024;
+/// Default size at which the active segment is sealed and a new one started.
+pub const SEGMENT_BYTES_DEFAULT: u64 = 128 * 1024 * 1024;
+/// Segments must stay addressable by the index's 32-bit positions.
+pub const SEGMENT_BYTES_CEILING: u64 = 1024 * 1024 * 1024;
+/// Smallest segment size accepted (tests use small segments to exercise rolling).
+pub const SEGMENT_BYTES_MIN: u64 = 1024;
+/// Default age after which the active segment is sealed: one week, as Kafka.
+pub const SEGMENT_MS_DEFAULT: i64 = 7 * 24 * 60 * 60 * 1000;
+/// Bytes appended between two sparse index entries.
+pub const INDEX_INTERVAL_BYTES: u64 = 4096;
+/// Most partitions a topic may have.
+pub const PARTITIONS_MAX: u32 = 1024;
+/// Longest topic name (Kafka's limit).
+pub const TOPIC_NAME_BYTES_MAX: usize = 249;
+/// Largest read a single call may return, whatever the caller asks for.
+pub const READ_BYTES_MAX: usize = 64 * 1024 * 1024;
+/// Bytes read per call while scanning a segment during recovery or lookup.
+pub const SCAN_CHUNK_BYTES: usize = 1024 * 1024;
+/// Most distinct keys compaction tracks in one pass; beyond it the pass is refused.
+pub const COMPACTION_KEYS_MAX: usize = 10_000_000;
+/// Default time a tombstone is kept after it is written, as Kafka's `delete.retention.ms`.
+pub const DELETE_RETENTION_MS_DEFAULT: i64 = 24 * 60 * 60 * 1000;

@@ -1,0 +1,723 @@
+//! A partition: an ordered sequence of segments with one writer and many readers.
+//!
+//! Three locks, always taken in this order: `writer` (the active segment and the next offset),
+//! `durability` (what is known to be on disk), `visible` (what readers may see). Readers only
+//! take `visible`, copy a snapshot and read files without any lock, so a slow reader never
+//! blocks the writer. A batch becomes visible only after its bytes are completely written —
+//! and, under `fsync = always`, after an `fdatasync` covers them — so a reader never sees a
+//! partial batch or one that a power cut could take back.
+
+use std::io;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+
+use crate::batch::{
+    BatchHeader, check_batch, check_batches, decode_records, encode_batch, set_base_offset,
+};
+use crate::clock::Clock;
+use crate::config::{CleanupPolicy, FsyncPolicy, TopicConfig};
+use crate::error::{AppendError, ReadError};
+use crate::limits::READ_BYTES_MAX;
+use crate::record::{NewRecord, Record};
+use crate::segment::{Segment, corrupt, parse_segment_name, segment_file};
+use crate::storage::{Storage, read_exact_at};
+
+/// Offsets assigned to an append.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AppendInfo {
+    /// Offset of the first record appended.
+    pub base_offset: u64,
+    /// Offset of the last record appended.
+    pub last_offset: u64,
+}
+
+/// Whole batches read from a partition, as stored (CRC-checked).
+#[derive(Debug, Clone)]
+pub struct ReadBatches {
+    /// Concatenated RecordBatch v2 bytes; the first batch may start below the offset asked for.
+    pub bytes: Bytes,
+    /// One past the last readable offset at the time of the read.
+    pub high_watermark: u64,
+    /// First offset still stored.
+    pub log_start_offset: u64,
+}
+
+/// Counters of appends and data syncs, to show group commit at work.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SyncStats {
+    /// Appends acknowledged since open.
+    pub appends: u64,
+    /// `fdatasync` calls on segment data since open (rolls and flushes included).
+    pub syncs: u64,
+}
+
+/// What opening a partition found and repaired.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PartitionRecovery {
+    /// Bytes cut from the end of the active segment (torn or corrupt tail).
+    pub truncated_bytes: u64,
+    /// Why they were cut: the first invalid batch's fault.
+    pub truncation_reason: Option<String>,
+    /// Leftover files of an interrupted compaction that were deleted.
+    pub removed_files: Vec<String>,
+}
+
+/// One partition of a topic.
+#[derive(Debug)]
+pub struct Partition {
+    dir: PathBuf,
+    storage: Arc<dyn Storage>,
+    clock: Arc<dyn Clock>,
+    config: TopicConfig,
+    writer: Mutex<Writer>,
+    durability: Mutex<Durability>,
+    durability_changed: Condvar,
+    visible: Mutex<Visible>,
+    visible_changed: Condvar,
+    /// Serialises retention and compaction, which both replace segments.
+    pub(crate) maintenance: Mutex<()>,
+    appends: AtomicU64,
+    syncs: AtomicU64,
+}
+
+#[derive(Debug)]
+pub(crate) struct Writer {
+    pub(crate) segments: Vec<Arc<Segment>>,
+    pub(crate) next_offset: u64,
+    /// Bytes written to segments since the last sync (drives the interval flusher).
+    unsynced: bool,
+}
+
+#[derive(Debug)]
+struct Durability {
+    durable_offset: u64,
+    syncing: bool,
+    failure: Option<String>,
+}
+
+#[derive(Debug, Clone)]
+pub(crate) struct Visible {
+    pub(crate) segments: Arc<Vec<Arc<Segment>>>,
+    pub(crate) high_watermark: u64,
+    /// Readers never read past this position of the segment whose base is `end_segment`.
+    end_segment: u64,
+    end_position: u64,
+}
+
+impl Partition {
+    /// Opens (recovering) or creates the partition in `dir`.
+    pub(crate) fn open(
+        storage: Arc<dyn Storage>,
+        clock: Arc<dyn Clock>,
+        dir: &Path,
+        config: TopicConfig,
+    ) -> io::Result<(Partition, PartitionRecovery)> {
+        storage.create_dir_all(dir)?;
+        let mut recovery = PartitionRecovery::default();
+        let mut bases = Vec::new();
+        for name in storage.list_dir(dir)? {
+            if name.ends_with(".cleaned") {
+                storage.remove_file(&dir.join(&name))?;
+                recovery.removed_files.push(name);
+            } else if let Some(base) = parse_segment_name(&name) {
+                bases.push(base);
+            }
+        }
+        bases.sort_unstable();
+        let mut segments = Vec::with_capacity(bases.len().max(1));
+        for (i, &base) in bases.iter().enumerate() {
+            let active = i + 1 == bases.len();
+            let (segment, truncated) =
+                Segment::open(&*storage, dir, base, active, config.max_batch_bytes)?;
+            if let Some((bytes, reason)) = truncated {
+                recovery.truncated_bytes += bytes;
+                recovery.truncation_reason = Some(reason);
+            }
+            segments.push(Arc::new(segment));
+        }
+        if segments.is_empty() {
+            segments.push(Arc::new(Segment::create(&*storage, dir, 0)?));
+            storage.sync_dir(dir)?;
+        }
+        let active = segments.last().expect("at least one segment").clone();
+        let (next_offset, end_position) = {
+            let state = active.state();
+            (state.next_offset, state.size)
+        };
+        let visible = Visible {
+            segments: Arc::new(segments.clone()),
+            high_watermark: next_offset,
+            end_segment: active.base_offset,
+            end_position,
+        };
+        let partition = Partition {
+            dir: dir.to_path_buf(),
+            storage,
+            clock,
+            config,
+            writer: Mutex::new(Writer {
+                segments,
+                next_offset,
+                unsynced: false,
+            }),
+            durability: Mutex::new(Durability {
+                durable_offset: next_offset,
+                syncing: false,
+                failure: None,
+            }),
+            durability_changed: Condvar::new(),
+            visible: Mutex::new(visible),
+            visible_changed: Condvar::new(),
+            maintenance: Mutex::new(()),
+            appends: AtomicU64::new(0),
+            syncs: AtomicU64::new(0),
+        };
+        Ok((partition, recovery))
+    }
+
+    /// Appends records as one batch; returns their offsets once durable under the policy.
+    pub fn append(&self, records: &[NewRecord]) -> Result<AppendInfo, AppendError> {
+        if records.is_empty() {
+            return Err(AppendError::Empty);
+        }
+        if self.config.cleanup == CleanupPolicy::Compact && records.iter().any(|r| r.key.is_none())
+        {
+            return Err(AppendError::KeyRequired);
+        }
+        let batch = encode_batch(records, self.clock.now_ms())?;
+        self.append_checked(batch.to_vec(), false)
+    }
+
+    /// Appends one or more RecordBatch v2 exactly as a Kafka producer sent them (compressed or
+    /// not). Every batch is validated (length, magic, CRC, record count) before any is written;
+    /// base offsets are rewritten to the partition's next offsets.
+    pub fn append_batches(&self, bytes: Vec<u8>) -> Result<AppendInfo, AppendError> {
+        self.append_checked(bytes, true)
+    }
+
+    fn append_checked(&self, mut bytes: Vec<u8>, foreign: bool) -> Result<AppendInfo, AppendError> {
+        if bytes.is_empty() {
+            return Err(AppendError::Empty);
+        }
+        let max = self.config.max_batch_bytes;
+        if let Ok(header) = BatchHeader::parse(&bytes, u32::MAX)
+            && header.size() > max as usize
+        {
+            return Err(AppendError::RecordTooLarge {
+                size: header.size(),
+                max,
+            });
+        }
+        let headers = check_batches(&bytes, max)?;
+        if foreign {
+            for (header, start) in headers.iter().zip(batch_starts(&headers)) {
+                if header.record_count != header.last_offset_delta + 1 {
+                    return Err(crate::batch::BatchError::Inconsistent(
+                        "recordCount != lastOffsetDelta + 1",
+                    )
+                    .into());
+                }
+                if self.config.cleanup == CleanupPolicy::Compact {
+                    let records = decode_records(Bytes::copy_from_slice(
+                        &bytes[start..start + header.size()],
+                    ))?;
+                    if records.iter().any(|r| r.key.is_none()) {
+                        return Err(AppendError::KeyRequired);
+                    }
+                }
+            }
+        }
+        let (info, target) = self.write(&mut bytes, &headers)?;
+        if self.config.fsync == FsyncPolicy::Always {
+            self.wait_durable(target)?;
+        }
+        self.appends.fetch_add(1, Ordering::Relaxed);
+        Ok(info)
+    }
+
+    /// Assigns offsets and writes, under the writer lock. Returns the offsets and the offset
+    /// that must be durable before acknowledging.
+    fn write(
+        &self,
+        bytes: &mut [u8],
+        headers: &[BatchHeader],
+    ) -> Result<(AppendInfo, u64), AppendError> {
+        let now_ms = self.clock.now_ms();
+        let mut writer = self.writer();
+        if let Some(failure) = &self.durability().failure {
+            return Err(AppendError::Poisoned(failure.clone()));
+        }
+        self.roll_if_needed(&mut writer, bytes.len() as u64, now_ms)?;
+        let base_offset = writer.next_offset;
+        let mut next = base_offset;
+        let mut assigned = Vec::with_capacity(headers.len());
+        for (header, start) in headers.iter().zip(batch_starts(headers)) {
+            set_base_offset(&mut bytes[start..], next);
+            assigned.push(BatchHeader {
+                base_offset: next,
+                ..*header
+            });
+            next += u64::from(header.last_offset_delta) + 1;
+        }
+        let active = writer
+            .segments
+            .last()
+            .expect("a partition has an active segment")
+            .clone();
+        let end_position = active.append(bytes, &assigned, now_ms)?;
+        writer.next_offset = next;
+        writer.unsynced = true;
+        if self.config.fsync != FsyncPolicy::Always {
+            self.publish(&writer.segments, next, active.base_offset, end_position);
+        }
+        Ok((
+            AppendInfo {
+                base_offset,
+                last_offset: next - 1,
+            },
+            next,
+        ))
+    }
+
+    fn roll_if_needed(&self, writer: &mut Writer, incoming: u64, now_ms: i64) -> io::Result<()> {
+        let active = writer.segments.last().expect("active segment").clone();
+        let (size, first_append_ms) = {
+            let state = active.state();
+            (state.size, state.first_append_ms)
+        };
+        let full = size > 0 && size + incoming > self.config.segment_bytes;
+        let old = first_append_ms.is_some_and(|t| now_ms - t >= self.config.segment_ms);
+        if !(full || old) {
+            return Ok(());
+        }
+        // Sealing always syncs, whatever the policy: a sealed segment is never scanned again on
+        // open, so it must not be able to lose a tail to a power cut while a later segment
+        // keeps its data — that would be a hole, not a lost suffix. It costs one fsync per
+        // segment. The directory sync makes the new segment's entry durable for the same reason.
+        active.seal()?;
+        self.syncs.fetch_add(1, Ordering::Relaxed);
+        active.sync()?;
+        let segment = Arc::new(Segment::create(
+            &*self.storage,
+            &self.dir,
+            writer.next_offset,
+        )?);
+        self.storage.sync_dir(&self.dir)?;
+        {
+            // The seal's sync covered everything written so far.
+            let mut durability = self.durability();
+            durability.durable_offset = durability.durable_offset.max(writer.next_offset);
+            self.durability_changed.notify_all();
+        }
+        writer.segments.push(segment);
+        self.publish(
+            &writer.segments,
+            writer.next_offset,
+            active.base_offset,
+            size,
+        );
+        Ok(())
+    }
+
+    /// Group commit: the first waiter syncs everything written so far; the others wait for it.
+    fn wait_durable(&self, target: u64) -> Result<(), AppendError> {
+        let mut durability = self.durability();
+        loop {
+            if let Some(failure) = &durability.failure {
+                return Err(AppendError::Poisoned(failure.clone()));
+            }
+            if durability.durable_offset >= target {
+                return Ok(());
+            }
+            if durability.syncing {
+                durability = self
+                    .durability_changed
+                    .wait(durability)
+                    .expect("durability lock");
+                continue;
+            }
+            durability.syncing = true;
+            drop(durability);
+            let result = self.sync_written();
+            durability = self.durability();
+            durability.syncing = false;
+            if let Err(error) = result {
+                durability.failure = Some(error.to_string());
+            }
+            self.durability_changed.notify_all();
+        }
+    }
+
+    /// Syncs the active segment and publishes what the sync covered. Called without locks.
+    fn sync_written(&self) -> io::Result<()> {
+        let (segments, active, next_offset, size) = {
+            let mut writer = self.writer();
+            writer.unsynced = false;
+            let active = writer.segments.last().expect("active segment").clone();
+            let size = active.state().size;
+            (writer.segments.clone(), active, writer.next_offset, size)
+        };
+        self.syncs.fetch_add(1, Ordering::Relaxed);
+        active.sync()?;
+        let mut durability = self.durability();
+        if next_offset > durability.durable_offset {
+            durability.durable_offset = next_offset;
+            if self.config.fsync == FsyncPolicy::Always {
+                self.publish(&segments, next_offset, active.base_offset, size);
+            }
+        }
+        Ok(())
+    }
+
+    /// Syncs unsynced bytes now (the interval flusher and shutdown call this).
+    pub fn flush(&self) -> Result<(), AppendError> {
+        if !self.writer().unsynced {
+            return Ok(());
+        }
+        if let Some(failure) = &self.durability().failure {
+            return Err(AppendError::Poisoned(failure.clone()));
+        }
+        self.sync_written().map_err(|error| {
+            self.durability().failure = Some(error.to_string());
+            AppendError::Io(error)
+        })
+    }
+
+    /// Makes `next_offset` (up to a batch end at `position` of segment `end_segment`) visible.
+    fn publish(
+        &self,
+        segments: &[Arc<Segment>],
+        next_offset: u64,
+        end_segment: u64,
+        position: u64,
+    ) {
+        let mut visible = self.visible();
+        if next_offset < visible.high_watermark {
+            return;
+        }
+        if visible.segments.len() != segments.len()
+            || visible
+                .segments
+                .iter()
+                .zip(segments)
+                .any(|(a, b)| !Arc::ptr_eq(a, b))
+        {
+            visible.segments = Arc::new(segments.to_vec());
+        }
+        visible.high_watermark = next_offset;
+        visible.end_segment = end_segment;
+        visible.end_position = position;
+        self.visible_changed.notify_all();
+    }
+
+    /// Reads whole batches starting with the one that holds `offset`, up to about `max_bytes`
+    /// (at least one batch is returned when any is readable, however large, so a consumer can
+    /// always make progress). Reading at the high watermark returns no bytes.
+    pub fn read(&self, offset: u64, max_bytes: usize) -> Result<ReadBatches, ReadError> {
+        let visible = self.visible().clone();
+        let log_start = visible.segments.first().map_or(0, |s| s.base_offset);
+        let out_of_range = ReadError::OffsetOutOfRange {
+            offset,
+            log_start,
+            high_watermark: visible.high_watermark,
+        };
+        if offset > visible.high_watermark || offset < log_start {
+            return Err(out_of_range);
+        }
+        let result = |bytes: Bytes| ReadBatches {
+            bytes,
+            high_watermark: visible.high_watermark,
+            log_start_offset: log_start,
+        };
+        if offset == visible.high_watermark {
+            return Ok(result(Bytes::new()));
+        }
+        let first = visible
+            .segments
+            .partition_point(|s| s.base_offset <= offset)
+            .saturating_sub(1);
+        for segment in &visible.segments[first..] {
+            if segment.base_offset > visible.end_segment {
+                break;
+            }
+            let limit = if segment.base_offset == visible.end_segment {
+                visible.end_position
+            } else {
+                segment.state().size
+            };
+            let max = self.config.max_batch_bytes;
+            if let Some(position) = segment.position_for_offset(offset, limit, max)? {
+                let bytes = self.read_from(segment, position, limit, max_bytes)?;
+                return Ok(result(bytes));
+            }
+        }
+        Ok(result(Bytes::new()))
+    }
+
+    fn read_from(
+        &self,
+        segment: &Segment,
+        position: u64,
+        limit: u64,
+        max_bytes: usize,
+    ) -> Result<Bytes, ReadError> {
+        let max_bytes = max_bytes.clamp(1, READ_BYTES_MAX) as u64;
+        let want = (limit - position).min(max_bytes.max(crate::batch::BATCH_HEADER_BYTES as u64));
+        let mut bytes = vec![0u8; want as usize];
+        read_exact_at(&*segment.log, &mut bytes, position)?;
+        let mut end = 0;
+        loop {
+            let header = match BatchHeader::parse(&bytes[end..], self.config.max_batch_bytes) {
+                Ok(header) => header,
+                Err(crate::batch::BatchError::Truncated { .. }) if end > 0 => break,
+                Err(crate::batch::BatchError::Truncated { .. }) => {
+                    return Err(corrupt_read(
+                        segment,
+                        &self.dir,
+                        position,
+                        "batch extends past the segment end",
+                    ));
+                }
+                Err(error) => {
+                    return Err(corrupt(
+                        &self.dir,
+                        segment.base_offset,
+                        position + end as u64,
+                        error,
+                    )
+                    .into());
+                }
+            };
+            if end + header.size() > bytes.len() {
+                if end > 0 {
+                    break;
+                }
+                // The first batch is larger than max_bytes: return it whole.
+                if position + header.size() as u64 > limit {
+                    return Err(corrupt_read(
+                        segment,
+                        &self.dir,
+                        position,
+                        "batch extends past the segment end",
+                    ));
+                }
+                bytes.resize(header.size(), 0);
+                read_exact_at(&*segment.log, &mut bytes, position)?;
+            }
+            check_batch(&bytes[end..], self.config.max_batch_bytes).map_err(|error| {
+                corrupt(&self.dir, segment.base_offset, position + end as u64, error)
+            })?;
+            end += header.size();
+            if end == bytes.len() {
+                break;
+            }
+        }
+        bytes.truncate(end);
+        Ok(bytes.into())
+    }
+
+    /// Reads and decodes records from `offset` on (records below `offset` in the first batch
+    /// are skipped), up to about `max_bytes` of stored batches.
+    pub fn read_records(&self, offset: u64, max_bytes: usize) -> Result<Vec<Record>, ReadError> {
+        let batches = self.read(offset, max_bytes)?;
+        decode_batches(batches.bytes, offset)
+    }
+
+    /// The earliest offset whose record timestamp is at least `timestamp_ms`, or `None` when
+    /// every stored record is older.
+    pub fn offset_for_timestamp(&self, timestamp_ms: i64) -> Result<Option<u64>, ReadError> {
+        let visible = self.visible().clone();
+        for segment in visible.segments.iter() {
+            if segment.base_offset > visible.end_segment {
+                break;
+            }
+            let (limit, max_ts) = {
+                let state = segment.state();
+                let limit = if segment.base_offset == visible.end_segment {
+                    visible.end_position
+                } else {
+                    state.size
+                };
+                (limit, state.max_timestamp_ms)
+            };
+            if max_ts < timestamp_ms {
+                continue;
+            }
+            let max = self.config.max_batch_bytes;
+            let Some(position) = segment.position_for_timestamp(timestamp_ms, limit, max)? else {
+                continue;
+            };
+            let bytes = self.read_from(segment, position, limit, 1)?;
+            let records = decode_batches(bytes, 0)?;
+            if let Some(record) = records.iter().find(|r| r.timestamp_ms >= timestamp_ms) {
+                return Ok(Some(record.offset));
+            }
+        }
+        Ok(None)
+    }
+
+    /// One past the last offset readers can see.
+    pub fn high_watermark(&self) -> u64 {
+        self.visible().high_watermark
+    }
+
+    /// The first offset still stored.
+    pub fn log_start_offset(&self) -> u64 {
+        self.visible().segments.first().map_or(0, |s| s.base_offset)
+    }
+
+    /// Blocks until the high watermark passes `offset` (a record at `offset` is readable) or
+    /// `timeout` elapses; returns the high watermark. Waits on a condition variable, never spins.
+    pub fn wait_for(&self, offset: u64, timeout: Duration) -> u64 {
+        let deadline = Instant::now() + timeout;
+        let mut visible = self.visible();
+        while visible.high_watermark <= offset {
+            let now = Instant::now();
+            if now >= deadline {
+                break;
+            }
+            visible = self
+                .visible_changed
+                .wait_timeout(visible, deadline - now)
+                .expect("visible lock")
+                .0;
+        }
+        visible.high_watermark
+    }
+
+    /// Appends and syncs since open.
+    pub fn sync_stats(&self) -> SyncStats {
+        SyncStats {
+            appends: self.appends.load(Ordering::Relaxed),
+            syncs: self.syncs.load(Ordering::Relaxed),
+        }
+    }
+
+    /// Total bytes of all segments.
+    pub fn size_bytes(&self) -> u64 {
+        self.writer().segments.iter().map(|s| s.state().size).sum()
+    }
+
+    /// Number of segments.
+    pub fn segment_count(&self) -> usize {
+        self.writer().segments.len()
+    }
+
+    /// The topic configuration this partition follows.
+    pub fn config(&self) -> &TopicConfig {
+        &self.config
+    }
+
+    pub(crate) fn writer(&self) -> MutexGuard<'_, Writer> {
+        self.writer.lock().expect("writer lock poisoned")
+    }
+
+    fn durability(&self) -> MutexGuard<'_, Durability> {
+        self.durability.lock().expect("durability lock poisoned")
+    }
+
+    fn visible(&self) -> MutexGuard<'_, Visible> {
+        self.visible.lock().expect("visible lock poisoned")
+    }
+
+    pub(crate) fn storage(&self) -> &dyn Storage {
+        &*self.storage
+    }
+
+    pub(crate) fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    pub(crate) fn now_ms(&self) -> i64 {
+        self.clock.now_ms()
+    }
+
+    /// Replaces the segment list (retention, compaction) and republishes it to readers.
+    pub(crate) fn replace_segments(&self, writer: &mut Writer, segments: Vec<Arc<Segment>>) {
+        writer.segments = segments;
+        let mut visible = self.visible();
+        visible.segments = Arc::new(writer.segments.clone());
+        self.visible_changed.notify_all();
+    }
+
+    /// Deletes sealed segments past the retention limits; returns how many were deleted.
+    pub fn enforce_retention(&self) -> io::Result<usize> {
+        let (retention_ms, retention_bytes) =
+            (self.config.retention_ms, self.config.retention_bytes);
+        if retention_ms.is_none() && retention_bytes.is_none() {
+            return Ok(0);
+        }
+        let _maintenance = self.maintenance.lock().expect("maintenance lock");
+        let now_ms = self.clock.now_ms();
+        let mut writer = self.writer();
+        let mut total: u64 = writer.segments.iter().map(|s| s.state().size).sum();
+        let sealed = writer.segments.len() - 1;
+        let mut doomed = 0;
+        for segment in &writer.segments[..sealed] {
+            let state = segment.state();
+            let expired = retention_ms.is_some_and(|ms| state.max_timestamp_ms < now_ms - ms);
+            let oversized = retention_bytes.is_some_and(|max| total - state.size >= max);
+            if !(expired || oversized) {
+                break;
+            }
+            total -= state.size;
+            doomed += 1;
+        }
+        if doomed == 0 {
+            return Ok(0);
+        }
+        let remaining = writer.segments.split_off(doomed);
+        let removed = std::mem::take(&mut writer.segments);
+        self.replace_segments(&mut writer, remaining);
+        drop(writer);
+        for segment in &removed {
+            segment.remove_files(&*self.storage)?;
+        }
+        self.storage.sync_dir(&self.dir)?;
+        Ok(removed.len())
+    }
+
+    /// Path of a segment file, for tests that corrupt or inspect files.
+    pub fn segment_paths(&self) -> Vec<PathBuf> {
+        self.writer()
+            .segments
+            .iter()
+            .map(|s| segment_file(&self.dir, s.base_offset, "log"))
+            .collect()
+    }
+}
+
+/// Decodes concatenated batches, keeping records at or after `from_offset`.
+pub(crate) fn decode_batches(mut bytes: Bytes, from_offset: u64) -> Result<Vec<Record>, ReadError> {
+    let mut records = Vec::new();
+    while !bytes.is_empty() {
+        let header =
+            BatchHeader::parse(&bytes, u32::MAX).map_err(|e| ReadError::Corrupt(e.to_string()))?;
+        let batch = bytes.split_to(header.size().min(bytes.len()));
+        let decoded = decode_records(batch).map_err(|e| ReadError::Corrupt(e.to_string()))?;
+        records.extend(decoded.into_iter().filter(|r| r.offset >= from_offset));
+    }
+    Ok(records)
+}
+
+fn batch_starts(headers: &[BatchHeader]) -> impl Iterator<Item = usize> + '_ {
+    headers.iter().scan(0usize, |start, header| {
+        let this = *start;
+        *start += header.size();
+        Some(this)
+    })
+}
+
+fn corrupt_read(segment: &Segment, dir: &Path, position: u64, reason: &'static str) -> ReadError {
+    corrupt(
+        dir,
+        segment.base_offset,
+        position,
+        crate::batch::BatchError::Inconsistent(reason),
+    )
+    .into()
+}

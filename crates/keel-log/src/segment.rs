@@ -1,0 +1,446 @@
+//! One segment: a `.log` file of record batches and its two sparse indexes.
+//!
+//! A segment knows how to append whole batches, find the batch holding an offset or a
+//! timestamp, read byte ranges, scan itself for recovery and seal itself. It knows nothing of
+//! durability policy or visibility: the partition decides when to sync and what readers see.
+
+use std::io;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use crate::batch::{BATCH_HEADER_BYTES, BatchError, BatchHeader, check_batch};
+use crate::index::{OffsetEntry, SegmentIndex, TimeEntry};
+use crate::limits::{INDEX_INTERVAL_BYTES, SCAN_CHUNK_BYTES};
+use crate::storage::{Storage, StorageFile};
+
+/// A segment of a partition.
+#[derive(Debug)]
+pub(crate) struct Segment {
+    pub(crate) base_offset: u64,
+    pub(crate) log: Arc<dyn StorageFile>,
+    dir: PathBuf,
+    state: Mutex<SegmentState>,
+}
+
+#[derive(Debug)]
+pub(crate) struct SegmentState {
+    /// Bytes of whole batches in `.log`.
+    pub(crate) size: u64,
+    /// One past the last offset stored here (the base offset when empty).
+    pub(crate) next_offset: u64,
+    /// Largest batch max timestamp seen (`i64::MIN` when empty).
+    pub(crate) max_timestamp_ms: i64,
+    /// Clock time of the first append, for roll by age.
+    pub(crate) first_append_ms: Option<i64>,
+    bytes_since_index: u64,
+    index: SegmentIndex,
+}
+
+/// Where a scan of a segment stopped.
+#[derive(Debug)]
+pub(crate) struct ScanEnd {
+    /// End of the last valid batch.
+    pub(crate) position: u64,
+    /// Why the scan stopped before the end of the file, if it did.
+    pub(crate) error: Option<BatchError>,
+}
+
+/// File names of a segment.
+pub(crate) fn segment_file(dir: &Path, base_offset: u64, extension: &str) -> PathBuf {
+    dir.join(format!("{base_offset:020}.{extension}"))
+}
+
+/// Parses a `.log` file name into its base offset.
+pub(crate) fn parse_segment_name(name: &str) -> Option<u64> {
+    let digits = name.strip_suffix(".log")?;
+    (digits.len() == 20 && digits.bytes().all(|b| b.is_ascii_digit()))
+        .then(|| digits.parse().ok())?
+}
+
+impl Segment {
+    /// Creates an empty segment, truncating any leftover files of the same name.
+    pub(crate) fn create(
+        storage: &dyn Storage,
+        dir: &Path,
+        base_offset: u64,
+    ) -> io::Result<Segment> {
+        let log = storage.open(&segment_file(dir, base_offset, "log"), true)?;
+        log.set_len(0)?;
+        let index = SegmentIndex::empty(
+            storage.open(&segment_file(dir, base_offset, "index"), true)?,
+            storage.open(&segment_file(dir, base_offset, "timeindex"), true)?,
+        )?;
+        Ok(Segment::with_state(
+            dir,
+            base_offset,
+            log,
+            index,
+            0,
+            base_offset,
+            i64::MIN,
+        ))
+    }
+
+    /// Opens an existing segment. A sealed segment trusts its index and scans only the tail
+    /// after the last entry; the active one (`recover`) scans everything, truncates at the
+    /// first invalid batch and rebuilds its index. Returns the segment and, when something was
+    /// truncated, how many bytes and why.
+    pub(crate) fn open(
+        storage: &dyn Storage,
+        dir: &Path,
+        base_offset: u64,
+        recover: bool,
+        max_batch_bytes: u32,
+    ) -> io::Result<(Segment, Option<(u64, String)>)> {
+        let log = storage.open(&segment_file(dir, base_offset, "log"), false)?;
+        let offset_file = storage.open(&segment_file(dir, base_offset, "index"), true)?;
+        let time_file = storage.open(&segment_file(dir, base_offset, "timeindex"), true)?;
+        let file_len = log.size()?;
+        let loaded = if recover {
+            None
+        } else {
+            SegmentIndex::load(offset_file.clone(), time_file.clone())?
+        };
+        let rebuild = loaded.is_none();
+        let index = match loaded {
+            Some(index) => index,
+            None => SegmentIndex::empty(offset_file, time_file)?,
+        };
+        let (start_position, start_offset, max_ts) =
+            match (index.offsets.last(), index.times.last()) {
+                (Some(entry), time) => (
+                    u64::from(entry.position),
+                    base_offset + u64::from(entry.relative_offset),
+                    time.map_or(i64::MIN, |t| t.timestamp_ms),
+                ),
+                (None, _) => (0, base_offset, i64::MIN),
+            };
+        let segment = Segment::with_state(dir, base_offset, log, index, 0, base_offset, max_ts);
+        let mut state = segment.state();
+        state.size = start_position;
+        state.next_offset = start_offset;
+        let end = segment.scan_into(
+            &mut state,
+            start_position,
+            file_len,
+            max_batch_bytes,
+            rebuild,
+        )?;
+        let mut truncated = None;
+        if recover && end.position < file_len {
+            segment.log.set_len(end.position)?;
+            let reason = end
+                .error
+                .map_or_else(|| "trailing bytes".to_string(), |e| e.to_string());
+            truncated = Some((file_len - end.position, reason));
+        } else if !recover {
+            // A sealed segment is trusted: its size is the file, and a bad batch inside it is
+            // reported by the read that reaches it.
+            state.size = file_len;
+        }
+        drop(state);
+        Ok((segment, truncated))
+    }
+
+    fn with_state(
+        dir: &Path,
+        base_offset: u64,
+        log: Arc<dyn StorageFile>,
+        index: SegmentIndex,
+        size: u64,
+        next_offset: u64,
+        max_timestamp_ms: i64,
+    ) -> Segment {
+        Segment {
+            base_offset,
+            log,
+            dir: dir.to_path_buf(),
+            state: Mutex::new(SegmentState {
+                size,
+                next_offset,
+                max_timestamp_ms,
+                first_append_ms: None,
+                bytes_since_index: 0,
+                index,
+            }),
+        }
+    }
+
+    pub(crate) fn state(&self) -> MutexGuard<'_, SegmentState> {
+        self.state.lock().expect("segment lock poisoned")
+    }
+
+    /// Scans whole, valid batches from `position` up to `end`, indexing each (when `index`),
+    /// and advances `state` past them.
+    fn scan_into(
+        &self,
+        state: &mut SegmentState,
+        position: u64,
+        end: u64,
+        max_batch_bytes: u32,
+        index: bool,
+    ) -> io::Result<ScanEnd> {
+        let mut next_expected = state.next_offset;
+        let result = scan_batches(&*self.log, position, end, max_batch_bytes, |at, header| {
+            if header.base_offset < next_expected {
+                return Err(BatchError::Inconsistent("base offset does not increase"));
+            }
+            next_expected = header.next_offset();
+            if index {
+                state.index_batch(self.base_offset, at, header)?;
+            } else {
+                state.max_timestamp_ms = state.max_timestamp_ms.max(header.max_timestamp_ms);
+            }
+            state.size = at + header.size() as u64;
+            state.next_offset = header.next_offset();
+            Ok(())
+        })?;
+        Ok(result)
+    }
+
+    /// Writes whole batches at the end of the file and indexes them. On a failed write the
+    /// file is cut back to its previous size so no partial batch stays behind.
+    pub(crate) fn append(
+        &self,
+        bytes: &[u8],
+        headers: &[BatchHeader],
+        now_ms: i64,
+    ) -> io::Result<u64> {
+        let mut state = self.state();
+        let start = state.size;
+        if let Err(error) = self.log.write_all_at(bytes, start) {
+            self.log.set_len(start)?;
+            return Err(error);
+        }
+        let mut at = start;
+        for header in headers {
+            state
+                .index_batch(self.base_offset, at, header)
+                .map_err(io::Error::other)?;
+            at += header.size() as u64;
+        }
+        state.size = at;
+        state.next_offset = headers
+            .last()
+            .map_or(state.next_offset, |h| h.next_offset());
+        state.first_append_ms.get_or_insert(now_ms);
+        Ok(at)
+    }
+
+    /// Byte position of the batch holding `offset`, or of the first batch after it (offsets
+    /// can be missing after compaction); `None` when no batch below `limit` qualifies.
+    pub(crate) fn position_for_offset(
+        &self,
+        offset: u64,
+        limit: u64,
+        max_batch_bytes: u32,
+    ) -> io::Result<Option<u64>> {
+        let relative = u32::try_from(offset.saturating_sub(self.base_offset)).unwrap_or(u32::MAX);
+        let start = u64::from(self.state().index.position_for_offset(relative));
+        self.first_batch_from(start, limit, max_batch_bytes, |h| h.last_offset() >= offset)
+    }
+
+    /// Byte position of the first batch whose max timestamp is at least `timestamp_ms`.
+    pub(crate) fn position_for_timestamp(
+        &self,
+        timestamp_ms: i64,
+        limit: u64,
+        max_batch_bytes: u32,
+    ) -> io::Result<Option<u64>> {
+        let start = u64::from(self.state().index.position_for_timestamp(timestamp_ms));
+        self.first_batch_from(start, limit, max_batch_bytes, |h| {
+            h.max_timestamp_ms >= timestamp_ms
+        })
+    }
+
+    fn first_batch_from(
+        &self,
+        start: u64,
+        limit: u64,
+        max_batch_bytes: u32,
+        wanted: impl Fn(&BatchHeader) -> bool,
+    ) -> io::Result<Option<u64>> {
+        let mut position = start;
+        let mut header_bytes = [0u8; BATCH_HEADER_BYTES];
+        while position + BATCH_HEADER_BYTES as u64 <= limit {
+            crate::storage::read_exact_at(&*self.log, &mut header_bytes, position)?;
+            let header = BatchHeader::parse(&header_bytes, max_batch_bytes)
+                .map_err(|error| corrupt(&self.dir, self.base_offset, position, error))?;
+            if wanted(&header) {
+                return Ok(Some(position));
+            }
+            position += header.size() as u64;
+        }
+        Ok(None)
+    }
+
+    /// Seals the segment: records its final max timestamp in the time index.
+    pub(crate) fn seal(&self) -> io::Result<()> {
+        let mut state = self.state();
+        let max_ts = state.max_timestamp_ms;
+        let needs_entry = state
+            .index
+            .times
+            .last()
+            .is_none_or(|t| t.timestamp_ms < max_ts);
+        if needs_entry
+            && state.size > 0
+            && let Some(last) = state.index.offsets.last().copied()
+        {
+            state.index.push_time(TimeEntry {
+                timestamp_ms: max_ts,
+                relative_offset: last.relative_offset,
+                position: last.position,
+            })?;
+        }
+        Ok(())
+    }
+
+    /// Makes the log and its indexes durable.
+    pub(crate) fn sync(&self) -> io::Result<()> {
+        self.log.sync_data()?;
+        self.state().index.sync()
+    }
+
+    /// Deletes the segment's files.
+    pub(crate) fn remove_files(&self, storage: &dyn Storage) -> io::Result<()> {
+        for extension in ["log", "index", "timeindex"] {
+            let path = segment_file(&self.dir, self.base_offset, extension);
+            if storage.exists(&path) {
+                storage.remove_file(&path)?;
+            }
+        }
+        Ok(())
+    }
+}
+
+impl SegmentState {
+    /// Adds index entries for the batch at `position` when the interval has passed.
+    fn index_batch(
+        &mut self,
+        base_offset: u64,
+        position: u64,
+        header: &BatchHeader,
+    ) -> Result<(), BatchError> {
+        let relative_offset = u32::try_from(header.base_offset - base_offset)
+            .map_err(|_| BatchError::Inconsistent("offset too far from segment base"))?;
+        let position32 = u32::try_from(position)
+            .map_err(|_| BatchError::Inconsistent("segment larger than 4 GiB"))?;
+        let grew = header.max_timestamp_ms > self.max_timestamp_ms;
+        self.max_timestamp_ms = self.max_timestamp_ms.max(header.max_timestamp_ms);
+        if self.index.offsets.is_empty() || self.bytes_since_index >= INDEX_INTERVAL_BYTES {
+            let entry = OffsetEntry {
+                relative_offset,
+                position: position32,
+            };
+            self.index
+                .push_offset(entry)
+                .map_err(|e| BatchError::Records(e.to_string()))?;
+            if grew || self.index.times.is_empty() {
+                let time = TimeEntry {
+                    timestamp_ms: self.max_timestamp_ms,
+                    relative_offset,
+                    position: position32,
+                };
+                self.index
+                    .push_time(time)
+                    .map_err(|e| BatchError::Records(e.to_string()))?;
+            }
+            self.bytes_since_index = 0;
+        }
+        self.bytes_since_index += header.size() as u64;
+        Ok(())
+    }
+}
+
+/// An I/O error naming a corrupt batch's place, for reads of sealed data.
+pub(crate) fn corrupt(dir: &Path, base_offset: u64, position: u64, error: BatchError) -> io::Error {
+    io::Error::new(
+        io::ErrorKind::InvalidData,
+        CorruptBatch {
+            segment: segment_file(dir, base_offset, "log"),
+            position,
+            error,
+        },
+    )
+}
+
+/// A batch that failed validation where data was expected to be valid.
+#[derive(Debug, thiserror::Error)]
+#[error("corrupt batch in {} at byte {position}: {error}", segment.display())]
+pub struct CorruptBatch {
+    /// The segment file.
+    pub segment: PathBuf,
+    /// Byte position of the batch in it.
+    pub position: u64,
+    /// What is wrong.
+    pub error: BatchError,
+}
+
+/// Calls `visit` for each whole, CRC-valid batch in `[position, end)`, reading in chunks.
+/// Stops at the first invalid batch or at a `visit` error, and reports where.
+pub(crate) fn scan_batches(
+    file: &dyn StorageFile,
+    mut position: u64,
+    end: u64,
+    max_batch_bytes: u32,
+    mut visit: impl FnMut(u64, &BatchHeader) -> Result<(), BatchError>,
+) -> io::Result<ScanEnd> {
+    let mut chunk: Vec<u8> = Vec::new();
+    let mut chunk_start = position;
+    while position < end {
+        let offset_in_chunk = (position - chunk_start) as usize;
+        let available = chunk.len().saturating_sub(offset_in_chunk);
+        let needed =
+            match BatchHeader::parse(&chunk[offset_in_chunk.min(chunk.len())..], max_batch_bytes) {
+                Ok(header) => header.size(),
+                Err(BatchError::Truncated { .. }) => BATCH_HEADER_BYTES,
+                Err(error) => {
+                    return Ok(ScanEnd {
+                        position,
+                        error: Some(error),
+                    });
+                }
+            };
+        if available < needed {
+            let want = needed.max(SCAN_CHUNK_BYTES).min((end - position) as usize);
+            if want < needed {
+                let error = BatchError::Truncated {
+                    needed,
+                    available: want,
+                };
+                return Ok(ScanEnd {
+                    position,
+                    error: Some(error),
+                });
+            }
+            chunk.resize(want, 0);
+            crate::storage::read_exact_at(file, &mut chunk, position)?;
+            chunk_start = position;
+            continue;
+        }
+        let bytes = &chunk[offset_in_chunk..offset_in_chunk + needed];
+        match check_batch(bytes, max_batch_bytes)
+            .and_then(|header| visit(position, &header).map(|()| header))
+        {
+            Ok(header) => position += header.size() as u64,
+            Err(error) => {
+                return Ok(ScanEnd {
+                    position,
+                    error: Some(error),
+                });
+            }
+        }
+    }
+    Ok(ScanEnd {
+        position,
+        error: None,
+    })
+}
+
+impl Segment {
+    /// The partition directory holding this segment.
+    pub(crate) fn dir(&self) -> &Path {
+        &self.dir
+    }
+}

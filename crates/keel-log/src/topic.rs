@@ -1,0 +1,86 @@
+//! A topic: a name, a configuration and its partitions, plus the record-to-partition mapping.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
+
+use crate::config::TopicConfig;
+use crate::error::TopicError;
+use crate::limits::TOPIC_NAME_BYTES_MAX;
+use crate::partition::Partition;
+use crate::partitioner::partition_for_key;
+
+/// A topic with its partitions.
+#[derive(Debug)]
+pub struct Topic {
+    name: String,
+    config: TopicConfig,
+    partitions: Vec<Arc<Partition>>,
+    round_robin: AtomicU32,
+}
+
+impl Topic {
+    pub(crate) fn new(name: String, config: TopicConfig, partitions: Vec<Arc<Partition>>) -> Topic {
+        Topic {
+            name,
+            config,
+            partitions,
+            round_robin: AtomicU32::new(0),
+        }
+    }
+
+    /// The topic's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The topic's configuration.
+    pub fn config(&self) -> &TopicConfig {
+        &self.config
+    }
+
+    /// All partitions, by number.
+    pub fn partitions(&self) -> &[Arc<Partition>] {
+        &self.partitions
+    }
+
+    /// Partition number `index`, if it exists.
+    pub fn partition(&self, index: u32) -> Option<&Arc<Partition>> {
+        self.partitions.get(index as usize)
+    }
+
+    /// The partition a record with this key goes to: murmur2 as the Java client for a key,
+    /// round-robin for records without one.
+    pub fn partition_for(&self, key: Option<&[u8]>) -> u32 {
+        let count = self.partitions.len() as u32;
+        match key {
+            Some(key) => partition_for_key(key, count),
+            None => self.round_robin.fetch_add(1, Ordering::Relaxed) % count,
+        }
+    }
+}
+
+/// Checks a topic name against Kafka's rules, so any Kafka client can use it.
+pub fn validate_topic_name(name: &str) -> Result<(), TopicError> {
+    let invalid = |reason| {
+        Err(TopicError::InvalidName {
+            name: name.to_string(),
+            reason,
+        })
+    };
+    if name.is_empty() {
+        return invalid("empty");
+    }
+    if name.len() > TOPIC_NAME_BYTES_MAX {
+        return invalid("longer than 249 characters");
+    }
+    if name == "." || name == ".." {
+        return invalid("'.' and '..' are reserved");
+    }
+    if !name
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'_' || b == b'-')
+    {
+        return invalid("only ASCII letters, digits, '.', '_' and '-' are allowed");
+    }
+    Ok(())
+}

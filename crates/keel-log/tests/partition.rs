@@ -1,0 +1,528 @@
+//! Partition behaviour through the public API, on the simulated disk and the real one.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use keel_log::sim::SimStorage;
+use keel_log::{
+    AppendError, CleanupPolicy, FsyncPolicy, Log, LogOptions, ManualClock, NewRecord, ReadError,
+    TopicConfig, compact,
+};
+
+fn sim_log(storage: &SimStorage, clock: Arc<ManualClock>) -> Log {
+    let options = LogOptions {
+        storage: Arc::new(storage.clone()),
+        clock,
+        background: false,
+        ..LogOptions::default()
+    };
+    Log::open_with("/data", options).expect("open log")
+}
+
+fn record(key: &str, value: &str) -> NewRecord {
+    NewRecord::new(
+        Some(Bytes::copy_from_slice(key.as_bytes())),
+        Bytes::copy_from_slice(value.as_bytes()),
+    )
+}
+
+fn values(records: &[keel_log::Record]) -> Vec<String> {
+    records
+        .iter()
+        .map(|r| String::from_utf8(r.value.clone().unwrap_or_default().to_vec()).unwrap())
+        .collect()
+}
+
+#[test]
+fn appends_get_dense_offsets_and_read_back() {
+    let storage = SimStorage::new();
+    let log = sim_log(&storage, Arc::new(ManualClock::new(1_000)));
+    let topic = log.create_topic("orders", TopicConfig::new(2)).unwrap();
+    let p = topic.partition(0).unwrap();
+    let first = p.append(&[record("a", "1"), record("a", "2")]).unwrap();
+    let second = p.append(&[record("b", "3")]).unwrap();
+    assert_eq!((first.base_offset, first.last_offset), (0, 1));
+    assert_eq!((second.base_offset, second.last_offset), (2, 2));
+    assert_eq!(p.high_watermark(), 3);
+    assert_eq!(
+        values(&p.read_records(0, 1 << 20).unwrap()),
+        ["1", "2", "3"]
+    );
+    assert_eq!(values(&p.read_records(1, 1 << 20).unwrap()), ["2", "3"]);
+    assert!(p.read_records(3, 1 << 20).unwrap().is_empty());
+    assert!(matches!(
+        p.read(4, 100),
+        Err(ReadError::OffsetOutOfRange { .. })
+    ));
+}
+
+#[test]
+fn segments_roll_by_size_and_survive_reopen() {
+    let storage = SimStorage::new();
+    let clock = Arc::new(ManualClock::new(1_000));
+    {
+        let log = sim_log(&storage, clock.clone());
+        let topic = log
+            .create_topic("t", TopicConfig::new(1).with_segment_bytes(1024))
+            .unwrap();
+        let p = topic.partition(0).unwrap();
+        for i in 0..100 {
+            p.append(&[record("k", &format!("value-{i:04}"))]).unwrap();
+        }
+        assert!(
+            p.segment_count() > 3,
+            "expected several segments, got {}",
+            p.segment_count()
+        );
+    }
+    let log = sim_log(&storage, clock);
+    let p = log.topic("t").unwrap().partition(0).unwrap().clone();
+    assert_eq!(p.high_watermark(), 100);
+    let mut all = Vec::new();
+    let mut offset = 0;
+    while offset < p.high_watermark() {
+        let records = p.read_records(offset, 1).unwrap();
+        offset = records.last().unwrap().offset + 1;
+        all.extend(records);
+    }
+    assert_eq!(all.len(), 100);
+    assert!(all.iter().enumerate().all(|(i, r)| r.offset == i as u64));
+    assert_eq!(values(&p.read_records(57, 40).unwrap())[0], "value-0057");
+}
+
+#[test]
+fn offset_for_timestamp_finds_the_first_record_at_or_after() {
+    let storage = SimStorage::new();
+    let log = sim_log(&storage, Arc::new(ManualClock::new(0)));
+    let p = log
+        .create_topic("t", TopicConfig::new(1).with_segment_bytes(2048))
+        .unwrap()
+        .partition(0)
+        .unwrap()
+        .clone();
+    for i in 0..200i64 {
+        let mut r = record("k", "v");
+        r.timestamp_ms = Some(10_000 + i * 10);
+        p.append(&[r]).unwrap();
+    }
+    let cases = [
+        (0, Some(0)),
+        (10_000, Some(0)),
+        (10_001, Some(1)),
+        (10_500, Some(50)),
+        (11_990, Some(199)),
+        (11_991, None),
+    ];
+    for (ts, expected) in cases {
+        assert_eq!(
+            p.offset_for_timestamp(ts).unwrap(),
+            expected,
+            "timestamp {ts}"
+        );
+    }
+}
+
+#[test]
+fn torn_tail_is_truncated_on_reopen_and_acknowledged_data_stays() {
+    let storage = SimStorage::new();
+    let clock = Arc::new(ManualClock::new(1_000));
+    let log = sim_log(&storage, clock.clone());
+    let p = log
+        .create_topic("t", TopicConfig::new(1).with_fsync(FsyncPolicy::Never))
+        .unwrap()
+        .partition(0)
+        .unwrap()
+        .clone();
+    for i in 0..10 {
+        p.append(&[record("k", &format!("{i}"))]).unwrap();
+    }
+    p.flush().unwrap();
+    for i in 10..20 {
+        p.append(&[record("k", &format!("{i}"))]).unwrap();
+    }
+    let path = p.segment_paths()[0].clone();
+    drop(p);
+    drop(log);
+    // Simulate a torn write: the unsynced tail is cut mid-batch.
+    let mut bytes = storage.file_bytes(&path).unwrap();
+    let cut = bytes.len() - 7;
+    bytes.truncate(cut);
+    storage.overwrite_file(&path, bytes);
+    let log = sim_log(&storage, clock);
+    let p = log.topic("t").unwrap().partition(0).unwrap().clone();
+    assert_eq!(p.high_watermark(), 19);
+    let report = log.recovery_report();
+    assert_eq!(report.repaired.len(), 1);
+    assert!(report.repaired[0].2.truncated_bytes > 0);
+    assert_eq!(values(&p.read_records(0, 1 << 20).unwrap()).len(), 19);
+    // The partition accepts appends after recovery, at the next offset.
+    assert_eq!(p.append(&[record("k", "new")]).unwrap().base_offset, 19);
+}
+
+#[test]
+fn power_cut_keeps_every_acknowledged_append_under_fsync_always() {
+    for seed in 0..20 {
+        let storage = SimStorage::new();
+        let clock = Arc::new(ManualClock::new(1_000));
+        let log = sim_log(&storage, clock.clone());
+        let p = log
+            .create_topic("t", TopicConfig::new(1).with_segment_bytes(1024))
+            .unwrap()
+            .partition(0)
+            .unwrap()
+            .clone();
+        let mut acknowledged = 0;
+        for i in 0..50 {
+            acknowledged = p
+                .append(&[record("k", &format!("{i}"))])
+                .unwrap()
+                .last_offset
+                + 1;
+        }
+        storage.power_cut(seed);
+        std::mem::forget(p);
+        std::mem::forget(log);
+        let log = sim_log(&storage, clock);
+        let p = log.topic("t").unwrap().partition(0).unwrap().clone();
+        assert_eq!(p.high_watermark(), acknowledged, "seed {seed}");
+    }
+}
+
+#[test]
+fn failed_fsync_is_sticky() {
+    let storage = SimStorage::new();
+    let log = sim_log(&storage, Arc::new(ManualClock::new(1_000)));
+    let p = log
+        .create_topic("t", TopicConfig::new(1))
+        .unwrap()
+        .partition(0)
+        .unwrap()
+        .clone();
+    p.append(&[record("k", "ok")]).unwrap();
+    storage.fail_next_syncs(1);
+    assert!(matches!(
+        p.append(&[record("k", "lost")]),
+        Err(AppendError::Poisoned(_))
+    ));
+    // The next sync would succeed, but the partition stays read-only: the kernel may have
+    // dropped the pages the failed sync could not write.
+    assert!(matches!(
+        p.append(&[record("k", "after")]),
+        Err(AppendError::Poisoned(_))
+    ));
+    assert_eq!(p.high_watermark(), 1);
+}
+
+#[test]
+fn oversized_and_invalid_batches_are_refused_and_nothing_is_stored() {
+    let storage = SimStorage::new();
+    let log = sim_log(&storage, Arc::new(ManualClock::new(1_000)));
+    let mut config = TopicConfig::new(1);
+    config.max_batch_bytes = 1024;
+    let p = log
+        .create_topic("t", config)
+        .unwrap()
+        .partition(0)
+        .unwrap()
+        .clone();
+    let big = NewRecord::new(None::<Bytes>, vec![7u8; 4096]);
+    assert!(matches!(
+        p.append(&[big]),
+        Err(AppendError::RecordTooLarge { .. })
+    ));
+    let mut batch = keel_log::encode_batch(&[record("k", "v")], 0)
+        .unwrap()
+        .to_vec();
+    let last = batch.len() - 1;
+    batch[last] ^= 0xff;
+    assert!(matches!(
+        p.append_batches(batch),
+        Err(AppendError::InvalidBatch(_))
+    ));
+    assert!(matches!(
+        p.append_batches(vec![1, 2, 3]),
+        Err(AppendError::InvalidBatch(_))
+    ));
+    assert_eq!(p.high_watermark(), 0);
+    assert_eq!(p.append(&[record("k", "v")]).unwrap().base_offset, 0);
+}
+
+#[test]
+fn retention_deletes_whole_old_segments() {
+    let storage = SimStorage::new();
+    let clock = Arc::new(ManualClock::new(1_000_000));
+    let log = sim_log(&storage, clock.clone());
+    let mut config = TopicConfig::new(1).with_segment_bytes(1024);
+    config.retention_ms = Some(60_000);
+    let p = log
+        .create_topic("t", config)
+        .unwrap()
+        .partition(0)
+        .unwrap()
+        .clone();
+    for i in 0..60 {
+        p.append(&[record("k", &format!("old-{i}"))]).unwrap();
+    }
+    clock.advance(120_000);
+    for i in 0..5 {
+        p.append(&[record("k", &format!("new-{i}"))]).unwrap();
+    }
+    let before = p.segment_count();
+    log.run_maintenance().unwrap();
+    assert!(p.segment_count() < before);
+    assert!(p.log_start_offset() > 0);
+    let remaining = values(&p.read_records(p.log_start_offset(), 1 << 20).unwrap());
+    assert!(remaining.iter().any(|v| v == "new-4"));
+    assert!(matches!(
+        p.read(0, 100),
+        Err(ReadError::OffsetOutOfRange { .. })
+    ));
+}
+
+#[test]
+fn compaction_keeps_latest_per_key_and_drops_old_tombstones() {
+    let storage = SimStorage::new();
+    let clock = Arc::new(ManualClock::new(1_000_000));
+    let log = sim_log(&storage, clock.clone());
+    let mut config = TopicConfig::new(1)
+        .with_segment_bytes(1024)
+        .with_cleanup(CleanupPolicy::Compact);
+    config.delete_retention_ms = 1_000;
+    let p = log
+        .create_topic("t", config)
+        .unwrap()
+        .partition(0)
+        .unwrap()
+        .clone();
+    assert!(matches!(
+        p.append(&[NewRecord::new(None::<Bytes>, "x")]),
+        Err(AppendError::KeyRequired)
+    ));
+    for round in 0..20 {
+        for key in ["a", "b", "c"] {
+            p.append(&[record(key, &format!("{key}{round}"))]).unwrap();
+        }
+    }
+    p.append(&[NewRecord {
+        key: Some(Bytes::from_static(b"c")),
+        ..NewRecord::default()
+    }])
+    .unwrap();
+    for i in 0..30 {
+        p.append(&[record("d", &format!("d{i}"))]).unwrap();
+    }
+    clock.advance(10_000);
+    let outcome = compact(&p).unwrap();
+    assert!(outcome.records_removed > 0);
+    let records = p.read_records(p.log_start_offset(), 1 << 24).unwrap();
+    let latest = |key: &str| {
+        records
+            .iter()
+            .filter(|r| r.key.as_deref() == Some(key.as_bytes()))
+            .map(|r| r.value.clone())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(latest("a"), [Some(Bytes::from("a19"))]);
+    assert_eq!(latest("b"), [Some(Bytes::from("b19"))]);
+    assert!(latest("c").is_empty(), "old tombstone and its key are gone");
+    assert!(records.windows(2).all(|w| w[0].offset < w[1].offset));
+}
+
+#[test]
+fn committed_offsets_survive_reopen() {
+    let storage = SimStorage::new();
+    let clock = Arc::new(ManualClock::new(5));
+    {
+        let log = sim_log(&storage, clock.clone());
+        let commit = |p, o| keel_log::OffsetCommit {
+            topic: "orders".into(),
+            partition: p,
+            offset: o,
+            metadata: String::new(),
+        };
+        log.group_offsets()
+            .commit("billing", &[commit(0, 10), commit(1, 20)], 5)
+            .unwrap();
+        log.group_offsets()
+            .commit("billing", &[commit(0, 11)], 6)
+            .unwrap();
+        log.group_offsets()
+            .commit("audit", &[commit(0, 1)], 7)
+            .unwrap();
+        log.group_offsets().delete_group("audit").unwrap();
+    }
+    let log = sim_log(&storage, clock);
+    let offsets = log.group_offsets();
+    assert_eq!(offsets.fetch("billing", "orders", 0).unwrap().offset, 11);
+    assert_eq!(offsets.fetch("billing", "orders", 1).unwrap().offset, 20);
+    assert_eq!(offsets.groups(), ["billing"]);
+}
+
+#[test]
+fn wait_for_wakes_when_an_append_lands() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = Arc::new(Log::open(dir.path()).unwrap());
+    let p = log
+        .create_topic("t", TopicConfig::new(1))
+        .unwrap()
+        .partition(0)
+        .unwrap()
+        .clone();
+    assert_eq!(p.wait_for(0, Duration::from_millis(10)), 0);
+    let writer = {
+        let p = p.clone();
+        std::thread::spawn(move || p.append(&[record("k", "v")]).unwrap())
+    };
+    assert_eq!(p.wait_for(0, Duration::from_secs(30)), 1);
+    writer.join().unwrap();
+}
+
+#[test]
+fn group_commit_shares_fsyncs_between_concurrent_appenders() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = Arc::new(Log::open(dir.path()).unwrap());
+    let p = log
+        .create_topic("t", TopicConfig::new(1))
+        .unwrap()
+        .partition(0)
+        .unwrap()
+        .clone();
+    let threads: Vec<_> = (0..8)
+        .map(|t| {
+            let p = p.clone();
+            std::thread::spawn(move || {
+                for i in 0..50 {
+                    p.append(&[record("k", &format!("{t}-{i}"))]).unwrap();
+                }
+            })
+        })
+        .collect();
+    for t in threads {
+        t.join().unwrap();
+    }
+    assert_eq!(p.high_watermark(), 400);
+    let stats = p.sync_stats();
+    assert!(stats.syncs < 400, "400 appends took {} fsyncs", stats.syncs);
+}
+
+#[test]
+fn segments_roll_by_age() {
+    let storage = SimStorage::new();
+    let clock = Arc::new(ManualClock::new(1_000));
+    let log = sim_log(&storage, clock.clone());
+    let mut config = TopicConfig::new(1);
+    config.segment_ms = 60_000;
+    let p = log
+        .create_topic("t", config)
+        .unwrap()
+        .partition(0)
+        .unwrap()
+        .clone();
+    p.append(&[record("k", "first")]).unwrap();
+    clock.advance(59_999);
+    p.append(&[record("k", "young")]).unwrap();
+    assert_eq!(p.segment_count(), 1);
+    clock.advance(1);
+    p.append(&[record("k", "old enough")]).unwrap();
+    assert_eq!(p.segment_count(), 2);
+    assert_eq!(values(&p.read_records(2, 1 << 20).unwrap()), ["old enough"]);
+}
+
+#[test]
+fn keys_pick_partitions_like_java_and_keyless_records_spread_evenly() {
+    let storage = SimStorage::new();
+    let log = sim_log(&storage, Arc::new(ManualClock::new(0)));
+    let topic = log.create_topic("t", TopicConfig::new(4)).unwrap();
+    assert_eq!(
+        topic.partition_for(Some(b"21")),
+        keel_log::partition_for_key(b"21", 4)
+    );
+    let mut counts = [0u32; 4];
+    for _ in 0..400 {
+        counts[topic.partition_for(None) as usize] += 1;
+    }
+    assert_eq!(counts, [100; 4]);
+}
+
+#[test]
+fn invalid_topic_names_and_settings_are_refused_with_their_reason() {
+    let storage = SimStorage::new();
+    let log = sim_log(&storage, Arc::new(ManualClock::new(0)));
+    let cases: &[(&str, u32, &str)] = &[
+        ("", 1, "empty"),
+        ("a/b", 1, "only ASCII letters"),
+        ("..", 1, "reserved"),
+        ("__internal", 1, "internal"),
+        ("ok", 0, "partitions"),
+        ("ok", 5000, "partitions"),
+    ];
+    for (name, partitions, reason) in cases {
+        let error = log
+            .create_topic(name, TopicConfig::new(*partitions))
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains(reason), "{name:?}/{partitions}: {error}");
+    }
+    log.create_topic("ok", TopicConfig::new(1)).unwrap();
+    assert!(
+        log.create_topic("ok", TopicConfig::new(1))
+            .unwrap_err()
+            .to_string()
+            .contains("already exists")
+    );
+    log.delete_topic("ok").unwrap();
+    assert!(log.topic("ok").is_none());
+    assert!(
+        log.delete_topic("ok")
+            .unwrap_err()
+            .to_string()
+            .contains("does not exist")
+    );
+}
+
+#[test]
+fn interval_policy_syncs_in_the_background() {
+    let storage = SimStorage::new();
+    let options = LogOptions {
+        storage: Arc::new(storage.clone()),
+        clock: Arc::new(ManualClock::new(0)),
+        background: true,
+        ..LogOptions::default()
+    };
+    let log = Log::open_with("/data", options).unwrap();
+    let config = TopicConfig::new(1).with_fsync(FsyncPolicy::Interval(Duration::from_millis(20)));
+    let p = log
+        .create_topic("t", config)
+        .unwrap()
+        .partition(0)
+        .unwrap()
+        .clone();
+    p.append(&[record("k", "v")]).unwrap();
+    assert_eq!(
+        p.sync_stats().syncs,
+        0,
+        "interval appends are acknowledged before any sync"
+    );
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while p.sync_stats().syncs == 0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the flusher never synced"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    storage.power_cut(7);
+    drop(p);
+    std::mem::forget(log);
+    let reopened = sim_log(&storage, Arc::new(ManualClock::new(0)));
+    assert_eq!(
+        reopened
+            .topic("t")
+            .unwrap()
+            .partition(0)
+            .unwrap()
+            .high_watermark(),
+        1
+    );
+}

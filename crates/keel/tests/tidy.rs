@@ -1,0 +1,87 @@
+//! Tidy checks: the code rules from `STYLE.md` that a machine can enforce.
+//!
+//! - every Rust source file opens with a `//!` comment saying what it is;
+//! - the dependency rule: `keel-log` and `keel-core` never depend on an async runtime, a
+//!   network client or SQL, and only `keel-cli` may use `anyhow` in its own code.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+
+fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../..")
+        .canonicalize()
+        .expect("workspace root")
+}
+
+fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) {
+    let Ok(entries) = fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let path = entry.path();
+        let name = entry.file_name();
+        if path.is_dir() && name != "target" && !name.to_string_lossy().starts_with('.') {
+            rust_files(&path, out);
+        } else if path.extension().is_some_and(|e| e == "rs") {
+            out.push(path);
+        }
+    }
+}
+
+#[test]
+fn every_rust_file_opens_with_a_module_doc() {
+    let mut files = Vec::new();
+    rust_files(&workspace_root().join("crates"), &mut files);
+    assert!(files.len() > 10, "found only {} files", files.len());
+    let missing: Vec<_> = files
+        .iter()
+        .filter(|path| {
+            !fs::read_to_string(path)
+                .unwrap_or_default()
+                .trim_start()
+                .starts_with("//!")
+        })
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "files without a leading //! doc: {missing:#?}"
+    );
+}
+
+/// `keel-log` may name `anyhow` only because `kafka-protocol`'s decompression hook returns
+/// `anyhow::Result`; it never uses it for its own errors.
+#[test]
+fn lower_layers_stay_free_of_runtime_network_and_sql() {
+    let runtime_network_sql = [
+        "tokio",
+        "async-std",
+        "sqlx",
+        "rusqlite",
+        "tokio-postgres",
+        "rdkafka",
+        "axum",
+    ];
+    let cases: &[(&str, &[&str])] = &[("keel-core", &["anyhow"]), ("keel-log", &[])];
+    for (krate, extra) in cases {
+        let path = workspace_root()
+            .join("crates")
+            .join(krate)
+            .join("Cargo.toml");
+        let manifest = fs::read_to_string(path).expect("manifest");
+        let dependencies = manifest
+            .split("[dev-dependencies]")
+            .next()
+            .unwrap_or_default();
+        let names: Vec<&str> = dependencies
+            .lines()
+            .map(|line| line.split(['=', '.']).next().unwrap_or_default().trim())
+            .collect();
+        for forbidden in runtime_network_sql.iter().chain(extra.iter()) {
+            assert!(
+                !names.contains(forbidden),
+                "{krate} must not depend on {forbidden}"
+            );
+        }
+    }
+}
