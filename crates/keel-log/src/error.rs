@@ -105,6 +105,12 @@ pub enum OpenError {
         /// What is wrong.
         source: ConfigError,
     },
+    /// Another process has the data directory open; one process owns a log at a time.
+    #[error("data directory {path} is in use by another process (its lock file is held)")]
+    Locked {
+        /// The lock file.
+        path: String,
+    },
     /// The disk failed.
     #[error("i/o error opening {path}: {source}")]
     Io {

@@ -69,5 +69,5 @@ pub use partition::{AppendInfo, Partition, PartitionRecovery, ReadBatches, SyncS
 pub use partitioner::{murmur2, partition_for_key};
 pub use record::{Header, NewRecord, Record};
 pub use segment::CorruptBatch;
-pub use storage::{DiskStorage, Storage, StorageFile, read_exact_at};
+pub use storage::{DirLock, DiskStorage, Storage, StorageFile, read_exact_at};
 pub use topic::{Topic, validate_topic_name};

@@ -13,7 +13,7 @@ use crate::config::{CleanupPolicy, FsyncPolicy, TopicConfig};
 use crate::error::{OpenError, TopicError};
 use crate::offsets::{GroupOffsets, OFFSETS_TOPIC};
 use crate::partition::{Partition, PartitionRecovery};
-use crate::storage::{DiskStorage, Storage};
+use crate::storage::{DirLock, DiskStorage, Storage};
 use crate::topic::{Topic, validate_topic_name};
 
 /// How to open a log.
@@ -55,6 +55,8 @@ pub struct Log {
     offsets: GroupOffsets,
     recovery: RecoveryReport,
     maintenance: Option<JoinHandle<()>>,
+    /// Held for the log's lifetime; declared last so it is released after the final flush.
+    _lock: DirLock,
 }
 
 #[derive(Debug)]
@@ -69,6 +71,8 @@ struct Shared {
 const TOPICS_DIR: &str = "topics";
 const CONFIG_FILE: &str = "topic.conf";
 const DELETED_MARK: &str = ".deleted-";
+/// Lock file in the data directory's root; see [`Storage::lock_exclusive`].
+const LOCK_FILE: &str = "keel.lock";
 
 impl Log {
     /// Opens (recovering) or creates a log in `root` with default options.
@@ -88,6 +92,15 @@ impl Log {
         storage
             .create_dir_all(&topics_dir)
             .map_err(io_error(&topics_dir))?;
+        let lock_path = root.join(LOCK_FILE);
+        let lock = storage.lock_exclusive(&lock_path).map_err(|source| {
+            let path = lock_path.display().to_string();
+            if source.kind() == std::io::ErrorKind::WouldBlock {
+                OpenError::Locked { path }
+            } else {
+                OpenError::Io { path, source }
+            }
+        })?;
         let shared = Arc::new(Shared {
             root,
             options,
@@ -152,6 +165,7 @@ impl Log {
             offsets,
             recovery,
             maintenance,
+            _lock: lock,
         })
     }
 

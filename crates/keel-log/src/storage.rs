@@ -29,6 +29,11 @@ pub trait Storage: Send + Sync + std::fmt::Debug {
     fn rename(&self, from: &Path, to: &Path) -> io::Result<()>;
     /// Makes the directory's entries (created, renamed, removed files) durable.
     fn sync_dir(&self, path: &Path) -> io::Result<()>;
+    /// Takes an exclusive, advisory lock on `path` (created if missing) for as long as the
+    /// returned guard lives, failing with [`io::ErrorKind::WouldBlock`] when another process
+    /// holds it. Two processes appending to one partition would interleave bytes and each
+    /// truncate the other's "torn" tail, so a data directory has one owner at a time.
+    fn lock_exclusive(&self, path: &Path) -> io::Result<DirLock>;
 }
 
 /// An open file. Reads and writes are positional, so concurrent readers need no seek lock.
@@ -59,6 +64,20 @@ pub fn read_exact_at(file: &dyn StorageFile, buf: &mut [u8], position: u64) -> i
         done += n;
     }
     Ok(())
+}
+
+/// Proof of an exclusive lock taken by [`Storage::lock_exclusive`]; dropping it unlocks.
+#[derive(Debug)]
+pub struct DirLock {
+    /// The locked file, if the storage locks real files (the OS releases the lock on close).
+    _file: Option<File>,
+}
+
+impl DirLock {
+    /// A guard for storages that have no other process to exclude (the simulator).
+    pub fn unshared() -> DirLock {
+        DirLock { _file: None }
+    }
 }
 
 /// The real file system.
@@ -115,6 +134,20 @@ impl Storage for DiskStorage {
 
     fn sync_dir(&self, path: &Path) -> io::Result<()> {
         File::open(path)?.sync_all()
+    }
+
+    fn lock_exclusive(&self, path: &Path) -> io::Result<DirLock> {
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(path)?;
+        match file.try_lock() {
+            Ok(()) => Ok(DirLock { _file: Some(file) }),
+            Err(fs::TryLockError::WouldBlock) => Err(io::ErrorKind::WouldBlock.into()),
+            Err(fs::TryLockError::Error(error)) => Err(error),
+        }
     }
 }
 

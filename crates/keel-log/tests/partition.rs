@@ -526,3 +526,18 @@ fn interval_policy_syncs_in_the_background() {
         1
     );
 }
+
+#[test]
+fn a_data_directory_has_one_owning_process_at_a_time() {
+    let dir = tempfile::tempdir().unwrap();
+    let first = Log::open(dir.path()).unwrap();
+    // flock locks belong to open file descriptions, so a second open in this same process
+    // is refused exactly as another process would be.
+    let second = Log::open(dir.path());
+    assert!(
+        matches!(second, Err(keel_log::OpenError::Locked { .. })),
+        "{second:?}"
+    );
+    drop(first);
+    Log::open(dir.path()).expect("the lock is released when the log is dropped");
+}
