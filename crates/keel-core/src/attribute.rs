@@ -1,0 +1,338 @@
+//! The rules of CloudEvents 1.0.2 for attribute names and values, shared by both content modes.
+//!
+//! Also the one place that turns a flat map of canonical attribute strings (what a binary-mode
+//! header list or a structured JSON object reduces to) into an [`Event`], so the two modes
+//! cannot drift apart in what they accept. This is not a general URI or media-type parser: it
+//! checks the character sets and the shapes the specification names, nothing deeper.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, SecondsFormat, Utc};
+
+use crate::error::EnvelopeError;
+use crate::event::Event;
+use crate::trace::TraceParent;
+
+/// The only `specversion` Keel reads and writes.
+pub const SPEC_VERSION: &str = "1.0";
+
+/// The length the specification recommends attribute names stay within ("SHOULD NOT exceed
+/// 20 characters"). Longer names are accepted, because rejecting another producer's event over
+/// a SHOULD would strand it; producers can check their own names against this.
+pub const ATTRIBUTE_NAME_LEN_RECOMMENDED: usize = 20;
+
+/// Names an extension may not take: the context attributes the [`Event`] struct holds in fields
+/// of their own (an extension of the same name would be ambiguous on the wire), and `data`,
+/// which the specification reserves.
+pub(crate) const RESERVED_NAMES: [&str; 14] = [
+    "id",
+    "source",
+    "type",
+    "specversion",
+    "time",
+    "subject",
+    "datacontenttype",
+    "dataschema",
+    "partitionkey",
+    "traceparent",
+    "tracestate",
+    "correlationid",
+    "causationid",
+    "data",
+];
+
+/// The media type that `datacontenttype` defaults to and that typed events use.
+pub(crate) const JSON_MEDIA_TYPE: &str = "application/json";
+
+/// Checks the naming rule: ASCII `a`-`z` and `0`-`9` only, and non-empty.
+pub(crate) fn check_name(name: &str) -> Result<(), EnvelopeError> {
+    if name.is_empty() {
+        return Err(EnvelopeError::invalid(name, "attribute name is empty"));
+    }
+    if !name
+        .bytes()
+        .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
+    {
+        return Err(EnvelopeError::invalid(
+            name,
+            "attribute names consist of ASCII lowercase letters and digits only",
+        ));
+    }
+    Ok(())
+}
+
+/// Checks an extension's name: the naming rule, and not a name Keel reserves.
+pub(crate) fn check_extension_name(name: &str) -> Result<(), EnvelopeError> {
+    check_name(name)?;
+    if RESERVED_NAMES.contains(&name) {
+        return Err(EnvelopeError::invalid(
+            name,
+            "an extension may not reuse the name of a context attribute or 'data'",
+        ));
+    }
+    Ok(())
+}
+
+/// Checks a value of the CloudEvents `String` type: no control characters (U+0000-U+001F,
+/// U+007F-U+009F) and no Unicode noncharacters. Surrogates cannot occur in a Rust `str`.
+pub(crate) fn check_string(attribute: &str, value: &str) -> Result<(), EnvelopeError> {
+    if let Some(c) = value
+        .chars()
+        .find(|&c| c.is_control() || is_noncharacter(c))
+    {
+        return Err(EnvelopeError::invalid(
+            attribute,
+            format!("contains the disallowed character U+{:04X}", u32::from(c)),
+        ));
+    }
+    Ok(())
+}
+
+/// Checks a `String` value the specification says MUST be non-empty.
+pub(crate) fn check_non_empty(attribute: &str, value: &str) -> Result<(), EnvelopeError> {
+    if value.is_empty() {
+        return Err(EnvelopeError::invalid(
+            attribute,
+            "must be a non-empty string",
+        ));
+    }
+    check_string(attribute, value)
+}
+
+/// Checks a non-empty `URI-reference` (RFC 3986 section 4.1): only URI characters, well-formed
+/// percent escapes, and, when a colon comes before the first `/`, `?` or `#`, a valid scheme
+/// before it (a relative reference's first segment may not contain a colon).
+pub(crate) fn check_uri_reference(attribute: &str, value: &str) -> Result<(), EnvelopeError> {
+    check_non_empty(attribute, value)?;
+    check_uri_characters(attribute, value)?;
+    let head_end = value.find(['/', '?', '#']).unwrap_or(value.len());
+    if let Some(colon) = value[..head_end].find(':') {
+        check_scheme(attribute, &value[..colon])?;
+    }
+    Ok(())
+}
+
+/// Checks a non-empty `URI`: a URI reference that starts with a scheme. A fragment is
+/// accepted, although section 4.3 of RFC 3986 excludes it from "absolute URI", because schema
+/// URIs such as `https://example.com/s.json#/defs/order` are common and harmless.
+pub(crate) fn check_uri(attribute: &str, value: &str) -> Result<(), EnvelopeError> {
+    check_uri_reference(attribute, value)?;
+    let head_end = value.find(['/', '?', '#']).unwrap_or(value.len());
+    if !value[..head_end].contains(':') {
+        return Err(EnvelopeError::invalid(
+            attribute,
+            "must be an absolute URI (with a scheme such as 'https:')",
+        ));
+    }
+    Ok(())
+}
+
+/// Checks an RFC 2045/2046 media type: `type/subtype` made of tokens, then `;`-separated
+/// `name=value` parameters whose value is a token or a quoted string.
+pub(crate) fn check_media_type(attribute: &str, value: &str) -> Result<(), EnvelopeError> {
+    check_non_empty(attribute, value)?;
+    let fail = |reason: &str| Err(EnvelopeError::invalid(attribute, reason));
+    let (essence, mut rest) = match value.find(';') {
+        Some(i) => (&value[..i], &value[i..]),
+        None => (value, ""),
+    };
+    let Some((ty, subtype)) = essence.trim().split_once('/') else {
+        return fail("a media type has the form 'type/subtype'");
+    };
+    if !is_token(ty) || !is_token(subtype) {
+        return fail("a media type has the form 'type/subtype' with no spaces or separators");
+    }
+    while let Some(after_semicolon) = rest.strip_prefix(';') {
+        let parameter = after_semicolon.trim_start_matches([' ', '\t']);
+        let Some((name, after_name)) = parameter.split_once('=') else {
+            return fail("a media type parameter has the form 'name=value'");
+        };
+        if !is_token(name) {
+            return fail("a media type parameter name is a token");
+        }
+        let value_len = if let Some(quoted) = after_name.strip_prefix('"') {
+            match quoted_string_len(quoted) {
+                Some(len) => len + 1,
+                None => return fail("a quoted media type parameter value is not closed"),
+            }
+        } else {
+            after_name.find(';').unwrap_or(after_name.len())
+        };
+        let (parameter_value, after_value) = after_name.split_at(value_len);
+        let parameter_value = parameter_value.trim_end_matches([' ', '\t']);
+        if !parameter_value.starts_with('"') && !is_token(parameter_value) {
+            return fail("a media type parameter value is a token or a quoted string");
+        }
+        rest = after_value.trim_start_matches([' ', '\t']);
+        if !rest.is_empty() && !rest.starts_with(';') {
+            return fail("media type parameters are separated by ';'");
+        }
+    }
+    Ok(())
+}
+
+/// Whether a media type declares JSON content: a subtype of `json` or ending in `+json`,
+/// parameters ignored, case-insensitively (JSON event format, section 3.1.1).
+pub(crate) fn is_json_media_type(media_type: &str) -> bool {
+    let essence = media_type.split(';').next().unwrap_or_default().trim();
+    let Some((_, subtype)) = essence.split_once('/') else {
+        return false;
+    };
+    let subtype = subtype.to_ascii_lowercase();
+    subtype == "json" || subtype.ends_with("+json")
+}
+
+/// The canonical string of a `Timestamp`: RFC 3339 in UTC, with as many fractional digits as
+/// needed (0, 3, 6 or 9) so that parsing it back gives the same instant to the nanosecond.
+pub(crate) fn format_time(time: &DateTime<Utc>) -> String {
+    time.to_rfc3339_opts(SecondsFormat::AutoSi, true)
+}
+
+/// Parses a `Timestamp` from RFC 3339; any offset is accepted and converted to UTC.
+pub(crate) fn parse_time(value: &str) -> Result<DateTime<Utc>, EnvelopeError> {
+    DateTime::parse_from_rfc3339(value)
+        .map(|time| time.with_timezone(&Utc))
+        .map_err(|e| {
+            EnvelopeError::invalid(
+                "time",
+                format!("{value:?} is not an RFC 3339 timestamp: {e}"),
+            )
+        })
+}
+
+/// Builds an event from the canonical strings of its attributes and its data, then validates
+/// it. Both content modes reduce their input to this map first; a name appearing twice is the
+/// caller's to reject, because only the caller knows how the input spelled it.
+///
+/// `specversion` is checked first, because the meaning of every other attribute depends on it.
+pub(crate) fn event_from_attributes(
+    mut attributes: BTreeMap<String, String>,
+    data: Option<Vec<u8>>,
+) -> Result<Event, EnvelopeError> {
+    match attributes.remove("specversion") {
+        None => {
+            return Err(EnvelopeError::MissingAttribute {
+                attribute: "specversion",
+            });
+        }
+        Some(found) if found != SPEC_VERSION => {
+            return Err(EnvelopeError::UnsupportedSpecVersion { found });
+        }
+        Some(_) => {}
+    }
+    let mut required = |attribute: &'static str| {
+        attributes
+            .remove(attribute)
+            .ok_or(EnvelopeError::MissingAttribute { attribute })
+    };
+    let id = required("id")?;
+    let source = required("source")?;
+    let ty = required("type")?;
+    let time = attributes
+        .remove("time")
+        .map(|value| parse_time(&value))
+        .transpose()?;
+    let traceparent = attributes
+        .remove("traceparent")
+        .map(|value| {
+            value
+                .parse::<TraceParent>()
+                .map_err(|e| EnvelopeError::invalid("traceparent", e.reason()))
+        })
+        .transpose()?;
+    let event = Event {
+        id,
+        source,
+        ty,
+        time,
+        subject: attributes.remove("subject"),
+        datacontenttype: attributes.remove("datacontenttype"),
+        dataschema: attributes.remove("dataschema"),
+        partitionkey: attributes.remove("partitionkey"),
+        traceparent,
+        tracestate: attributes.remove("tracestate"),
+        correlationid: attributes.remove("correlationid"),
+        causationid: attributes.remove("causationid"),
+        extensions: attributes,
+        data,
+    };
+    event.validate()?;
+    Ok(event)
+}
+
+fn check_uri_characters(attribute: &str, value: &str) -> Result<(), EnvelopeError> {
+    let bytes = value.as_bytes();
+    let mut i = 0;
+    while i < bytes.len() {
+        let b = bytes[i];
+        if b == b'%' {
+            let escape_ok = bytes.len() > i + 2
+                && bytes[i + 1].is_ascii_hexdigit()
+                && bytes[i + 2].is_ascii_hexdigit();
+            if !escape_ok {
+                return Err(EnvelopeError::invalid(
+                    attribute,
+                    "'%' must start a two-digit hex escape",
+                ));
+            }
+            i += 3;
+            continue;
+        }
+        if !is_uri_character(b) {
+            let c = value[i..].chars().next().unwrap_or_default();
+            return Err(EnvelopeError::invalid(
+                attribute,
+                format!("{c:?} is not allowed in a URI (percent-encode it)"),
+            ));
+        }
+        i += 1;
+    }
+    Ok(())
+}
+
+fn check_scheme(attribute: &str, scheme: &str) -> Result<(), EnvelopeError> {
+    let mut bytes = scheme.bytes();
+    let starts_with_letter = bytes.next().is_some_and(|b| b.is_ascii_alphabetic());
+    if !starts_with_letter
+        || !bytes.all(|b| b.is_ascii_alphanumeric() || matches!(b, b'+' | b'-' | b'.'))
+    {
+        return Err(EnvelopeError::invalid(
+            attribute,
+            format!("{scheme:?} before ':' is not a URI scheme"),
+        ));
+    }
+    Ok(())
+}
+
+/// RFC 3986 `unreserved`, `gen-delims` and `sub-delims`; `%` is handled by the caller.
+fn is_uri_character(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b"-._~:/?#[]@!$&'()*+,;=".contains(&b)
+}
+
+/// An RFC 2045 token: printable ASCII except space and `tspecials`.
+fn is_token(text: &str) -> bool {
+    !text.is_empty()
+        && text
+            .bytes()
+            .all(|b| b.is_ascii_graphic() && !b"()<>@,;:\\\"/[]?=".contains(&b))
+}
+
+/// The length of a quoted string's body plus its closing quote, or `None` if it never closes.
+fn quoted_string_len(after_open_quote: &str) -> Option<usize> {
+    let bytes = after_open_quote.as_bytes();
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'\\' => i += 2,
+            b'"' => return Some(i + 1),
+            _ => i += 1,
+        }
+    }
+    None
+}
+
+/// Unicode noncharacters: U+FDD0..=U+FDEF and the last two code points of every plane.
+fn is_noncharacter(c: char) -> bool {
+    let code = u32::from(c);
+    (0xFDD0..=0xFDEF).contains(&code) || code & 0xFFFE == 0xFFFE
+}
