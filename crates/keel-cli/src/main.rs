@@ -1,3 +1,63 @@
-//! The `keel` binary. Its verbs arrive with the foundation issue; see README.md.
+//! The `keel` binary: parses flags and dispatches one module per verb.
+//!
+//! This is the only crate that reads environment variables or prints for humans. Every verb
+//! lives in its own module; the logic each one needs belongs in the libraries, so this file
+//! holds no more than the command tree and the error report.
 
-fn main() {}
+mod bench;
+mod consume;
+mod produce;
+mod store;
+mod topics;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// Keel: an event backbone for services. Durable, partitioned event logs on one machine.
+#[derive(Debug, Parser)]
+#[command(name = "keel", version, about, long_about = None)]
+struct Cli {
+    /// Data directory of the embedded log.
+    #[arg(
+        long = "data-dir",
+        global = true,
+        env = "KEEL_DATA",
+        default_value = "keel-data",
+        value_name = "DIR"
+    )]
+    data_dir: PathBuf,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Create, list, describe and delete topics.
+    Topics(topics::TopicsArgs),
+    /// Publish events: JSON lines on stdin, or one event from flags.
+    Produce(produce::ProduceArgs),
+    /// Read events from a topic, alone or as a consumer group.
+    Consume(consume::ConsumeArgs),
+    /// Measure append, read and end-to-end latency of the embedded log.
+    Bench(bench::BenchArgs),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Topics(args) => topics::run(&cli.data_dir, args),
+        Command::Produce(args) => produce::run(&cli.data_dir, args),
+        Command::Consume(args) => consume::run(&cli.data_dir, args),
+        Command::Bench(args) => bench::run(&cli.data_dir, args),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            // `{:#}` joins the anyhow context chain into one line: "what failed: why".
+            eprintln!("keel: error: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

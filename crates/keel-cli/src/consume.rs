@@ -1,0 +1,240 @@
+//! `keel consume`: print a topic's events as JSON lines, alone or as a consumer group.
+//!
+//! Without `--group` nothing is remembered; with it, the group's committed offset is where
+//! reading starts and it is committed after each pass of printed events (at-least-once: an
+//! interrupted pass prints its events again next time). `--follow` keeps polling; between
+//! polls the data directory is released so `keel produce` in another terminal can append.
+
+use std::io::{self, Write};
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::thread;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use chrono::{DateTime, Utc};
+use keel_core::Event;
+use keel_log::{Log, OffsetCommit, Record, Topic};
+use serde_json::{Value, json};
+
+use crate::store::{existing_topic, open_log};
+
+/// Bytes read from a partition per call.
+const READ_BYTES_MAX: usize = 1024 * 1024;
+
+/// Flags of `keel consume`.
+#[derive(Debug, clap::Args)]
+pub(crate) struct ConsumeArgs {
+    /// Topic to read.
+    topic: String,
+    /// Start at the oldest stored event (default: the group's committed offset, else the end).
+    #[arg(long, conflicts_with_all = ["offset", "from_time"])]
+    from_beginning: bool,
+    /// Start at this offset in every partition read.
+    #[arg(long, conflicts_with = "from_time")]
+    offset: Option<u64>,
+    /// Start at the first event at or after this time (RFC 3339, or ms since the epoch).
+    #[arg(long, value_name = "TIME")]
+    from_time: Option<String>,
+    /// Read only this partition.
+    #[arg(long)]
+    partition: Option<u32>,
+    /// Read as this consumer group: start at its committed offsets and commit progress.
+    #[arg(long)]
+    group: Option<String>,
+    /// Keep waiting for new events until Ctrl-C.
+    #[arg(long)]
+    follow: bool,
+    /// Stop after this many events.
+    #[arg(long)]
+    max: Option<u64>,
+    /// How often `--follow` looks for new events, in milliseconds.
+    #[arg(long, default_value_t = 250, value_name = "MS")]
+    poll_ms: u64,
+}
+
+/// Where one partition's reading stands.
+struct Cursor {
+    partition: u32,
+    next_offset: u64,
+    committed: Option<u64>,
+}
+
+/// Runs `keel consume`.
+pub(crate) fn run(data: &Path, args: ConsumeArgs) -> anyhow::Result<()> {
+    let interrupted = Arc::new(AtomicBool::new(false));
+    let flag = interrupted.clone();
+    ctrlc::set_handler(move || flag.store(true, Ordering::SeqCst))
+        .context("cannot install the Ctrl-C handler")?;
+    let mut cursors: Option<Vec<Cursor>> = None;
+    let mut printed = 0u64;
+    let stdout = io::stdout();
+    let mut out = io::BufWriter::new(stdout.lock());
+    loop {
+        let log = open_log(data)?;
+        let topic = existing_topic(&log, &args.topic)?;
+        let cursors = match &mut cursors {
+            Some(cursors) => cursors,
+            None => cursors.insert(start_cursors(&log, &topic, &args)?),
+        };
+        for cursor in cursors.iter_mut() {
+            let partition = topic.partition(cursor.partition).expect("cursor partition");
+            while cursor.next_offset < partition.high_watermark() {
+                if args.max.is_some_and(|max| printed >= max) {
+                    break;
+                }
+                let records = partition
+                    .read_records(cursor.next_offset, READ_BYTES_MAX)
+                    .with_context(|| format!("partition {}", cursor.partition))?;
+                let first_unread = cursor.next_offset;
+                for record in records.iter().filter(|r| r.offset >= first_unread) {
+                    if args.max.is_some_and(|max| printed >= max) {
+                        break;
+                    }
+                    if !print_record(&mut out, cursor.partition, record)? {
+                        return commit(&log, &args, cursors);
+                    }
+                    cursor.next_offset = record.offset + 1;
+                    printed += 1;
+                }
+                if cursor.next_offset == first_unread {
+                    // Compaction can leave a batch whose remaining records all lie below the
+                    // offset asked for; nothing more is readable in this pass.
+                    break;
+                }
+            }
+        }
+        out.flush().ok();
+        commit(&log, &args, cursors)?;
+        drop(log);
+        let done = args.max.is_some_and(|max| printed >= max);
+        if !args.follow || done || interrupted.load(Ordering::SeqCst) {
+            return Ok(());
+        }
+        thread::sleep(Duration::from_millis(args.poll_ms));
+        if interrupted.load(Ordering::SeqCst) {
+            return Ok(());
+        }
+    }
+}
+
+fn start_cursors(log: &Log, topic: &Topic, args: &ConsumeArgs) -> anyhow::Result<Vec<Cursor>> {
+    let count = topic.partitions().len() as u32;
+    let indexes: Vec<u32> = match args.partition {
+        Some(index) if index >= count => {
+            bail!(
+                "topic '{}' has no partition {index} (it has {count})",
+                args.topic
+            )
+        }
+        Some(index) => vec![index],
+        None => (0..count).collect(),
+    };
+    let from_time = args.from_time.as_deref().map(parse_time).transpose()?;
+    let mut cursors = Vec::with_capacity(indexes.len());
+    for index in indexes {
+        let partition = topic.partition(index).expect("checked above");
+        let (start, end) = (partition.log_start_offset(), partition.high_watermark());
+        let committed = args.group.as_deref().and_then(|group| {
+            log.group_offsets()
+                .fetch(group, topic.name(), index)
+                .map(|c| c.offset)
+        });
+        let next_offset = if args.from_beginning {
+            start
+        } else if let Some(offset) = args.offset {
+            if offset > end {
+                bail!("--offset {offset} is past the end of partition {index} (its end is {end})");
+            }
+            offset.max(start)
+        } else if let Some(time_ms) = from_time {
+            partition.offset_for_timestamp(time_ms)?.unwrap_or(end)
+        } else {
+            committed.unwrap_or(end).clamp(start, end)
+        };
+        cursors.push(Cursor {
+            partition: index,
+            next_offset,
+            committed,
+        });
+    }
+    Ok(cursors)
+}
+
+/// `--from-time` as ms since the epoch: RFC 3339 or a plain number of milliseconds.
+fn parse_time(text: &str) -> anyhow::Result<i64> {
+    if let Ok(ms) = text.parse::<i64>() {
+        return Ok(ms);
+    }
+    let time: DateTime<Utc> = DateTime::parse_from_rfc3339(text)
+        .with_context(|| format!("--from-time '{text}' is neither RFC 3339 nor milliseconds"))?
+        .into();
+    Ok(time.timestamp_millis())
+}
+
+/// Writes one record as a JSON line; `false` when stdout is closed (say, `| head`).
+fn print_record(out: &mut impl Write, partition: u32, record: &Record) -> anyhow::Result<bool> {
+    let mut line = json!({
+        "partition": partition,
+        "offset": record.offset,
+        "timestamp": record.timestamp_ms,
+    });
+    let is_cloud_event = record.headers.iter().any(|h| h.key == "ce_specversion");
+    if is_cloud_event {
+        let headers = record
+            .headers
+            .iter()
+            .map(|h| (h.key.as_str(), h.value.as_deref()));
+        match Event::from_binary(record.key.as_deref(), headers, record.value.as_deref()) {
+            Ok(event) => line["event"] = event.to_structured_json(),
+            Err(error) => line["error"] = error.to_string().into(),
+        }
+    } else {
+        line["key"] = record
+            .key
+            .as_ref()
+            .map(|k| Value::from(String::from_utf8_lossy(k)))
+            .unwrap_or(Value::Null);
+        line["value"] = record
+            .value
+            .as_ref()
+            .map(|v| {
+                serde_json::from_slice(v).unwrap_or_else(|_| String::from_utf8_lossy(v).into())
+            })
+            .unwrap_or(Value::Null);
+    }
+    match writeln!(out, "{line}") {
+        Ok(()) => Ok(true),
+        Err(error) if error.kind() == io::ErrorKind::BrokenPipe => Ok(false),
+        Err(error) => Err(error).context("cannot write to stdout"),
+    }
+}
+
+/// Commits every cursor that moved, as one atomic batch, when reading as a group.
+fn commit(log: &Log, args: &ConsumeArgs, cursors: &mut [Cursor]) -> anyhow::Result<()> {
+    let Some(group) = &args.group else {
+        return Ok(());
+    };
+    let moved: Vec<OffsetCommit> = cursors
+        .iter()
+        .filter(|c| c.committed != Some(c.next_offset))
+        .map(|c| OffsetCommit {
+            topic: args.topic.clone(),
+            partition: c.partition,
+            offset: c.next_offset,
+            metadata: String::new(),
+        })
+        .collect();
+    if moved.is_empty() {
+        return Ok(());
+    }
+    let now_ms = Utc::now().timestamp_millis();
+    log.group_offsets()
+        .commit(group, &moved, now_ms)
+        .with_context(|| format!("cannot commit offsets of group '{group}'"))?;
+    for cursor in cursors {
+        cursor.committed = Some(cursor.next_offset);
+    }
+    Ok(())
+}

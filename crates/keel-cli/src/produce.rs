@@ -1,0 +1,165 @@
+//! `keel produce`: publish CloudEvents to a topic, from JSON lines on stdin or from flags.
+//!
+//! Events are stored in CloudEvents' Kafka binary mode (`ce_*` headers, the data as the
+//! value, `partitionkey` as the key), the same bytes any Kafka client would produce. Input
+//! is read in chunks; each chunk is parsed completely before any of it is appended, so a bad
+//! line stops the command with nothing of its chunk written.
+
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+
+use anyhow::{Context, bail};
+use keel_core::Event;
+use keel_log::{Header, NewRecord, Topic};
+use serde_json::Value;
+
+use crate::store::{existing_topic, open_log};
+
+/// Lines parsed and appended together; bounds memory and the work a bad line discards.
+const CHUNK_LINES_MAX: usize = 1000;
+/// Default CloudEvents `source` of events produced from the command line.
+const SOURCE_DEFAULT: &str = "/keel/cli";
+
+/// Flags of `keel produce`.
+#[derive(Debug, clap::Args)]
+#[command(after_help = "\
+Each stdin line is either a structured CloudEvent (it has \"specversion\") or the short form
+  {\"key\": \"order-1\", \"type\": \"order.placed\", \"data\": {...}, \"subject\": \"...\", \"source\": \"...\"}
+where only \"type\" is required. The key picks the partition (murmur2, as Kafka's Java client).")]
+pub(crate) struct ProduceArgs {
+    /// Topic to publish to.
+    topic: String,
+    /// Publish one event with this CloudEvents `type` instead of reading stdin.
+    #[arg(long = "type", value_name = "TYPE")]
+    event_type: Option<String>,
+    /// Partition key of the one event (`partitionkey`); also the Kafka record key.
+    #[arg(long, requires = "event_type")]
+    key: Option<String>,
+    /// JSON data of the one event.
+    #[arg(long, requires = "event_type")]
+    data: Option<String>,
+    /// Subject of the one event.
+    #[arg(long, requires = "event_type")]
+    subject: Option<String>,
+    /// CloudEvents `source` of events that do not name one.
+    #[arg(long, default_value = SOURCE_DEFAULT)]
+    source: String,
+}
+
+/// Runs `keel produce`.
+pub(crate) fn run(data_dir: &Path, args: ProduceArgs) -> anyhow::Result<()> {
+    let log = open_log(data_dir)?;
+    let topic = existing_topic(&log, &args.topic)?;
+    if let Some(event_type) = &args.event_type {
+        let data = args.data.as_deref().unwrap_or("null");
+        let data: Value =
+            serde_json::from_str(data).with_context(|| format!("--data is not JSON: {data}"))?;
+        let mut short = serde_json::Map::new();
+        short.insert("type".into(), event_type.clone().into());
+        short.insert("data".into(), data);
+        if let Some(key) = &args.key {
+            short.insert("key".into(), key.clone().into());
+        }
+        if let Some(subject) = &args.subject {
+            short.insert("subject".into(), subject.clone().into());
+        }
+        let event = event_from_short_form(short, &args.source)?;
+        append_chunk(&topic, vec![event])?;
+        println!("produced 1 event to '{}'", args.topic);
+        return Ok(());
+    }
+    let mut produced = 0usize;
+    let mut chunk = Vec::with_capacity(CHUNK_LINES_MAX);
+    let stdin = BufReader::new(std::io::stdin().lock());
+    for (index, line) in stdin.lines().enumerate() {
+        let line = line.context("cannot read stdin")?;
+        if line.trim().is_empty() {
+            continue;
+        }
+        let event = parse_line(&line, &args.source).with_context(|| {
+            format!(
+                "line {}: {produced} earlier event(s) were produced, none after",
+                index + 1
+            )
+        })?;
+        chunk.push(event);
+        if chunk.len() == CHUNK_LINES_MAX {
+            produced += append_chunk(&topic, std::mem::take(&mut chunk))?;
+        }
+    }
+    produced += append_chunk(&topic, chunk)?;
+    eprintln!("produced {produced} event(s) to '{}'", args.topic);
+    Ok(())
+}
+
+/// One input line as an event: a structured CloudEvent, or the short form.
+fn parse_line(line: &str, source: &str) -> anyhow::Result<Event> {
+    let value: Value = serde_json::from_str(line).context("not valid JSON")?;
+    let Value::Object(object) = value else {
+        bail!("expected a JSON object");
+    };
+    if object.contains_key("specversion") {
+        return Ok(Event::from_structured_json(line.as_bytes())?);
+    }
+    event_from_short_form(object, source)
+}
+
+fn event_from_short_form(
+    mut object: serde_json::Map<String, Value>,
+    source: &str,
+) -> anyhow::Result<Event> {
+    let mut text = |name: &str| -> anyhow::Result<Option<String>> {
+        match object.remove(name) {
+            None | Some(Value::Null) => Ok(None),
+            Some(Value::String(text)) => Ok(Some(text)),
+            Some(other) => bail!("'{name}' must be a string, not {other}"),
+        }
+    };
+    let event_type = text("type")?.context("missing 'type' (the CloudEvents event type)")?;
+    let source = text("source")?.unwrap_or_else(|| source.to_string());
+    let key = text("key")?;
+    let subject = text("subject")?;
+    let mut event = Event::new(source, event_type);
+    event.partitionkey = key;
+    event.subject = subject;
+    if let Some(data) = object.remove("data") {
+        event = event.with_data_json(&data);
+    }
+    if let Some(unknown) = object.keys().next() {
+        bail!("unknown field '{unknown}' (expected key, type, source, subject, data)");
+    }
+    event.validate()?;
+    Ok(event)
+}
+
+/// Appends `events`, one batch per partition, and returns how many were appended.
+fn append_chunk(topic: &Topic, events: Vec<Event>) -> anyhow::Result<usize> {
+    let count = events.len();
+    let mut by_partition: BTreeMap<u32, Vec<NewRecord>> = BTreeMap::new();
+    for event in events {
+        let binary = event.to_binary();
+        let partition = topic.partition_for(binary.key.as_deref());
+        by_partition.entry(partition).or_default().push(NewRecord {
+            key: binary.key.map(Into::into),
+            value: binary.value.map(Into::into),
+            headers: binary
+                .headers
+                .into_iter()
+                .map(|(key, value)| Header {
+                    key,
+                    value: Some(value.into()),
+                })
+                .collect(),
+            timestamp_ms: event.time.map(|time| time.timestamp_millis()),
+        });
+    }
+    for (partition, records) in by_partition {
+        topic
+            .partition(partition)
+            .expect("partition_for returns an existing partition")
+            .append(&records)
+            .with_context(|| format!("cannot append to partition {partition}"))?;
+    }
+    Ok(count)
+}

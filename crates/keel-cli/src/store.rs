@@ -1,0 +1,40 @@
+//! Opening the data directory for one command, waiting briefly for another `keel` process.
+//!
+//! The embedded log has one owning process at a time (its lock file). Commands hold it only
+//! for as long as they work, so a second command waits a little instead of failing at once;
+//! `keel consume --follow` releases it between polls so producers can get in.
+
+use std::path::Path;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use keel_log::{Log, OpenError, Topic};
+
+/// How long a command waits for another `keel` process to release the data directory.
+const LOCK_WAIT_MAX: Duration = Duration::from_secs(10);
+/// Pause between two attempts to take the lock.
+const LOCK_RETRY_DELAY: Duration = Duration::from_millis(50);
+
+/// Opens (recovering) the log in `data`, waiting up to [`LOCK_WAIT_MAX`] for its lock.
+pub(crate) fn open_log(data: &Path) -> anyhow::Result<Log> {
+    let deadline = Instant::now() + LOCK_WAIT_MAX;
+    loop {
+        match Log::open(data) {
+            Err(OpenError::Locked { .. }) if Instant::now() < deadline => {
+                thread::sleep(LOCK_RETRY_DELAY)
+            }
+            result => {
+                return result
+                    .with_context(|| format!("cannot open data directory {}", data.display()));
+            }
+        }
+    }
+}
+
+/// The topic `name`, or an error that says how to create it.
+pub(crate) fn existing_topic(log: &Log, name: &str) -> anyhow::Result<std::sync::Arc<Topic>> {
+    log.topic(name).with_context(|| {
+        format!("topic '{name}' does not exist (create it with `keel topics create {name}`)")
+    })
+}

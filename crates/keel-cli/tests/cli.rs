@@ -1,0 +1,312 @@
+//! The `keel` binary end to end: every verb run as a user would, on a fresh data directory.
+
+use std::io::Write;
+use std::process::{Command, Output, Stdio};
+
+use serde_json::Value;
+
+/// A data directory and a way to run `keel` against it.
+struct Keel {
+    dir: tempfile::TempDir,
+}
+
+impl Keel {
+    fn new() -> Keel {
+        Keel {
+            dir: tempfile::tempdir().expect("temp dir"),
+        }
+    }
+
+    /// Runs `keel ARGS` with `stdin`, the data directory given by `$KEEL_DATA`.
+    fn run(&self, args: &[&str], stdin: &str) -> Output {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_keel"))
+            .args(args)
+            .env("KEEL_DATA", self.dir.path())
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn keel");
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(stdin.as_bytes())
+            .unwrap();
+        child.wait_with_output().expect("keel output")
+    }
+
+    /// Runs and expects success; returns stdout.
+    fn ok(&self, args: &[&str], stdin: &str) -> String {
+        let output = self.run(args, stdin);
+        assert!(
+            output.status.success(),
+            "keel {args:?} failed: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        String::from_utf8(output.stdout).expect("utf-8 stdout")
+    }
+
+    /// Runs and expects failure with one stderr line containing `needle`.
+    fn fails(&self, args: &[&str], stdin: &str, needle: &str) {
+        let output = self.run(args, stdin);
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(!output.status.success(), "keel {args:?} should fail");
+        assert_eq!(stderr.trim_end().lines().count(), 1, "one line: {stderr}");
+        assert!(
+            stderr.contains(needle),
+            "{args:?}: {stderr:?} lacks {needle:?}"
+        );
+    }
+
+    /// Consumed events as JSON values.
+    fn consume(&self, args: &[&str]) -> Vec<Value> {
+        let mut full = vec!["consume"];
+        full.extend_from_slice(args);
+        self.ok(&full, "")
+            .lines()
+            .map(|line| serde_json::from_str(line).expect("consume prints JSON lines"))
+            .collect()
+    }
+}
+
+fn order_lines(range: std::ops::Range<u32>) -> String {
+    range
+        .map(|i| {
+            format!(
+                r#"{{"key":"order-{}","type":"order.placed","data":{{"order_id":"order-{}","seq":{i}}}}}"#,
+                i % 5,
+                i % 5
+            )
+            .to_string()
+                + "\n"
+        })
+        .collect()
+}
+
+#[test]
+fn every_verb_has_help() {
+    let keel = Keel::new();
+    for verb in [
+        &["--help"][..],
+        &["topics", "--help"],
+        &["topics", "create", "--help"],
+        &["topics", "list", "--help"],
+        &["topics", "describe", "--help"],
+        &["topics", "delete", "--help"],
+        &["produce", "--help"],
+        &["consume", "--help"],
+        &["bench", "--help"],
+    ] {
+        let out = keel.ok(verb, "");
+        assert!(out.contains("Usage:"), "{verb:?}: {out}");
+    }
+}
+
+#[test]
+fn topics_are_created_listed_described_and_deleted() {
+    let keel = Keel::new();
+    keel.ok(&["topics", "create", "orders", "--partitions", "3"], "");
+    keel.ok(
+        &[
+            "topics",
+            "create",
+            "audit",
+            "--fsync",
+            "interval:50",
+            "--config",
+            "retention_ms=60000",
+        ],
+        "",
+    );
+    let list = keel.ok(&["topics", "list"], "");
+    assert!(list.contains("orders") && list.contains("audit"), "{list}");
+    let described = keel.ok(&["topics", "describe", "audit"], "");
+    assert!(described.contains("fsync = interval(50)"), "{described}");
+    assert!(described.contains("retention_ms = 60000"), "{described}");
+    assert_eq!(
+        keel.ok(&["topics", "describe", "orders"], "")
+            .lines()
+            .filter(|l| l.trim_start().starts_with(char::is_numeric))
+            .count(),
+        3
+    );
+    keel.ok(&["topics", "delete", "audit"], "");
+    assert!(!keel.ok(&["topics", "list"], "").contains("audit"));
+}
+
+#[test]
+fn bad_input_gets_one_clear_line_and_a_failing_exit_code() {
+    let keel = Keel::new();
+    keel.ok(&["topics", "create", "orders"], "");
+    let cases: &[(&[&str], &str, &str)] = &[
+        (&["topics", "create", "bad/name"], "", "bad/name"),
+        (&["topics", "create", "orders"], "", "orders"),
+        (
+            &["topics", "create", "x", "--partitions", "0"],
+            "",
+            "partitions",
+        ),
+        (
+            &["topics", "create", "x", "--fsync", "sometimes"],
+            "",
+            "fsync",
+        ),
+        (
+            &["topics", "create", "x", "--config", "nonsense=1"],
+            "",
+            "nonsense",
+        ),
+        (
+            &["topics", "describe", "missing"],
+            "",
+            "topic 'missing' does not exist",
+        ),
+        (&["topics", "delete", "missing"], "", "missing"),
+        (
+            &["produce", "missing"],
+            "",
+            "topic 'missing' does not exist",
+        ),
+        (&["produce", "orders"], "{not json\n", "line 1"),
+        (&["produce", "orders"], "{\"key\":\"k\"}\n", "'type'"),
+        (
+            &["produce", "orders"],
+            "{\"type\":\"t\",\"colour\":1}\n",
+            "colour",
+        ),
+        (
+            &["produce", "orders"],
+            "{\"specversion\":\"0.3\",\"id\":\"1\",\"source\":\"/s\",\"type\":\"t\"}\n",
+            "specversion",
+        ),
+        (
+            &["produce", "orders"],
+            "{\"specversion\":\"1.0\",\"id\":\"1\",\"source\":\"/s\",\"type\":\"t\",\"time\":\"yesterday\"}\n",
+            "time",
+        ),
+        (
+            &["consume", "orders", "--partition", "7"],
+            "",
+            "no partition 7",
+        ),
+        (&["consume", "orders", "--offset", "99"], "", "past the end"),
+        (
+            &["consume", "orders", "--from-time", "soon"],
+            "",
+            "--from-time",
+        ),
+    ];
+    for (args, stdin, needle) in cases {
+        keel.fails(args, stdin, needle);
+    }
+    assert!(
+        keel.consume(&["orders", "--from-beginning"]).is_empty(),
+        "nothing was stored by the failed commands"
+    );
+}
+
+#[test]
+fn produced_events_come_back_as_cloudevents_in_key_order() {
+    let keel = Keel::new();
+    keel.ok(&["topics", "create", "orders", "--partitions", "3"], "");
+    keel.ok(&["produce", "orders"], &order_lines(0..50));
+    let events = keel.consume(&["orders", "--from-beginning"]);
+    assert_eq!(events.len(), 50);
+    for key in 0..5 {
+        let key = format!("order-{key}");
+        let same_key: Vec<&Value> = events
+            .iter()
+            .filter(|e| e["event"]["partitionkey"] == key.as_str())
+            .collect();
+        assert_eq!(same_key.len(), 10, "{key}");
+        let partitions: std::collections::BTreeSet<_> =
+            same_key.iter().map(|e| e["partition"].as_u64()).collect();
+        assert_eq!(partitions.len(), 1, "one key, one partition: {key}");
+        let seqs: Vec<u64> = same_key
+            .iter()
+            .map(|e| e["event"]["data"]["seq"].as_u64().unwrap())
+            .collect();
+        assert!(seqs.windows(2).all(|w| w[0] < w[1]), "in order: {seqs:?}");
+    }
+    let event = &events[0]["event"];
+    assert_eq!(event["specversion"], "1.0");
+    assert_eq!(event["type"], "order.placed");
+    assert!(event["id"].as_str().is_some_and(|id| id.len() == 36));
+    let one = keel.consume(&["orders", "--from-beginning", "--max", "1"]);
+    assert_eq!(one.len(), 1);
+}
+
+#[test]
+fn one_event_from_flags() {
+    let keel = Keel::new();
+    keel.ok(&["topics", "create", "payments"], "");
+    keel.ok(
+        &[
+            "produce",
+            "payments",
+            "--type",
+            "payment.charged",
+            "--key",
+            "order-9",
+            "--data",
+            r#"{"amount":42}"#,
+        ],
+        "",
+    );
+    let events = keel.consume(&["payments", "--from-beginning"]);
+    assert_eq!(events.len(), 1);
+    assert_eq!(events[0]["event"]["data"]["amount"], 42);
+    assert_eq!(events[0]["event"]["partitionkey"], "order-9");
+}
+
+#[test]
+fn a_group_resumes_where_it_committed() {
+    let keel = Keel::new();
+    keel.ok(&["topics", "create", "orders", "--partitions", "2"], "");
+    keel.ok(&["produce", "orders"], &order_lines(0..10));
+    let group = ["orders", "--group", "billing", "--from-beginning"];
+    assert_eq!(keel.consume(&group).len(), 10);
+    assert!(keel.consume(&["orders", "--group", "billing"]).is_empty());
+    keel.ok(&["produce", "orders"], &order_lines(10..13));
+    let fresh = keel.consume(&["orders", "--group", "billing"]);
+    let seqs: std::collections::BTreeSet<u64> = fresh
+        .iter()
+        .map(|e| e["event"]["data"]["seq"].as_u64().unwrap())
+        .collect();
+    assert_eq!(seqs, (10..13).collect());
+    assert!(
+        keel.consume(&["orders", "--group", "other"]).is_empty(),
+        "a new group starts at the end"
+    );
+}
+
+#[test]
+fn start_positions_by_offset_and_time() {
+    let keel = Keel::new();
+    keel.ok(&["topics", "create", "clicks"], "");
+    let lines: String = (0..6)
+        .map(|i| {
+            format!(
+                "{{\"specversion\":\"1.0\",\"id\":\"{i}\",\"source\":\"/web\",\"type\":\"click\",\"time\":\"2026-01-0{}T00:00:00Z\"}}\n",
+                i + 1
+            )
+        })
+        .collect();
+    keel.ok(&["produce", "clicks"], &lines);
+    let ids = |events: Vec<Value>| -> Vec<String> {
+        events
+            .iter()
+            .map(|e| e["event"]["id"].as_str().unwrap().to_string())
+            .collect()
+    };
+    assert_eq!(ids(keel.consume(&["clicks", "--offset", "4"])), ["4", "5"]);
+    assert_eq!(
+        ids(keel.consume(&["clicks", "--from-time", "2026-01-05T00:00:00Z"])),
+        ["4", "5"]
+    );
+    assert_eq!(
+        ids(keel.consume(&["clicks", "--offset", "6"])),
+        Vec::<String>::new()
+    );
+}
