@@ -58,7 +58,6 @@
 //! ```
 
 mod attribute;
-mod base64;
 mod binary;
 mod error;
 mod event;

@@ -7,13 +7,14 @@
 
 use std::collections::BTreeMap;
 
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as BASE64;
 use serde_json::{Map, Value};
 
 use crate::attribute::{
     self, JSON_MEDIA_TYPE, RESERVED_NAMES, SPEC_VERSION, check_name, event_from_attributes,
     is_json_media_type,
 };
-use crate::base64;
 use crate::binary::{BinaryEvent, CONTENT_TYPE_HEADER};
 use crate::error::{EnvelopeError, one_line};
 use crate::event::Event;
@@ -72,7 +73,7 @@ impl Event {
                 .flatten()
             {
                 Some(value) => put("data", value),
-                None => put("data_base64", base64::encode(data).into()),
+                None => put("data_base64", BASE64.encode(data).into()),
             }
         }
         Value::Object(object)
@@ -120,8 +121,9 @@ impl Event {
                 ));
             }
             (None, Some(Value::String(text))) => Some(
-                base64::decode(&text)
-                    .map_err(|reason| EnvelopeError::invalid("data_base64", reason))?,
+                BASE64
+                    .decode(&text)
+                    .map_err(|error| EnvelopeError::invalid("data_base64", error.to_string()))?,
             ),
             (None, Some(other)) => {
                 return Err(EnvelopeError::invalid(
