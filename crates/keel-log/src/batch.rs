@@ -221,10 +221,90 @@ pub fn decode_records(bytes: Bytes) -> Result<Vec<Record>, BatchError> {
 }
 
 /// Decodes one batch into the `kafka-protocol` record type, keeping producer fields.
+///
+/// The records section is walked by [`check_records`] (after decompression, in the decoder's
+/// decompression hook) before the decoder sees it, because the decoder trusts the counts it
+/// reads: it reserves `recordCount` records and `headerCount` headers up front, and adds
+/// deltas to the base offset and timestamp unchecked. A CRC-valid batch from a hostile or
+/// broken producer could otherwise abort the process with a huge allocation, or panic on
+/// overflow in a debug build, on every read of it.
 pub(crate) fn decode_wire(mut bytes: Bytes) -> Result<Vec<WireRecord>, BatchError> {
-    RecordBatchDecoder::decode_with_custom_compression(&mut bytes, Some(decompress))
+    let header = BatchHeader::parse(&bytes, u32::MAX)?;
+    let checked_decompress =
+        |records: &mut Bytes, compression: Compression| -> anyhow::Result<Bytes> {
+            let records = decompress(records, compression)?;
+            check_records(&records, &header)?;
+            Ok(records)
+        };
+    RecordBatchDecoder::decode_with_custom_compression(&mut bytes, Some(checked_decompress))
         .map(|set| set.records)
         .map_err(|error| BatchError::Records(format!("{error:#}")))
+}
+
+/// Checks that the (decompressed) records section holds `recordCount` well-formed records
+/// whose counts fit the bytes present and whose offsets and timestamps do not overflow, by
+/// walking the same fields as `kafka-protocol`'s record decoder. Bounded by the section's
+/// length: every record and every header takes at least one byte.
+fn check_records(mut records: &[u8], header: &BatchHeader) -> Result<(), BatchError> {
+    let bad = |what: &'static str| BatchError::Inconsistent(what);
+    for _ in 0..header.record_count {
+        let size = varint(&mut records).ok_or(bad("record length truncated"))?;
+        let size = usize::try_from(size).map_err(|_| bad("negative record length"))?;
+        if size > records.len() {
+            return Err(bad("record longer than the batch"));
+        }
+        let (mut record, rest) = records.split_at(size);
+        records = rest;
+        record = record.get(1..).ok_or(bad("record attributes missing"))?;
+        let timestamp_delta = varlong(&mut record).ok_or(bad("timestamp delta truncated"))?;
+        header
+            .base_timestamp_ms
+            .checked_add(timestamp_delta)
+            .ok_or(bad("record timestamp overflows"))?;
+        let offset_delta = varint(&mut record).ok_or(bad("offset delta truncated"))?;
+        (header.base_offset as i64)
+            .checked_add(i64::from(offset_delta))
+            .ok_or(bad("record offset overflows"))?;
+        for _ in ["key", "value"] {
+            let length = varint(&mut record).ok_or(bad("key or value length truncated"))?;
+            if length >= 0 {
+                record = record
+                    .get(length as usize..)
+                    .ok_or(bad("key or value longer than the record"))?;
+            }
+        }
+        let headers = varint(&mut record).ok_or(bad("header count truncated"))?;
+        // A header takes at least two bytes: its key length and its value length.
+        if usize::try_from(headers).map_or(true, |count| count > record.len() / 2) {
+            return Err(bad("header count does not fit the record"));
+        }
+    }
+    Ok(())
+}
+
+/// Reads a zigzag varint of at most 5 bytes, as Kafka encodes record fields.
+fn varint(bytes: &mut &[u8]) -> Option<i32> {
+    let zigzag = unsigned_varint(bytes, 5)? as u32;
+    Some(((zigzag >> 1) as i32) ^ -((zigzag & 1) as i32))
+}
+
+/// Reads a zigzag varlong of at most 10 bytes.
+fn varlong(bytes: &mut &[u8]) -> Option<i64> {
+    let zigzag = unsigned_varint(bytes, 10)?;
+    Some(((zigzag >> 1) as i64) ^ -((zigzag & 1) as i64))
+}
+
+fn unsigned_varint(bytes: &mut &[u8], max_bytes: usize) -> Option<u64> {
+    let mut value = 0u64;
+    for i in 0..max_bytes {
+        let (&byte, rest) = bytes.split_first()?;
+        *bytes = rest;
+        value |= u64::from(byte & 0x7f) << (i * 7);
+        if byte < 0x80 {
+            break;
+        }
+    }
+    Some(value)
 }
 
 fn to_wire(record: &NewRecord, offset: i64, default_timestamp_ms: i64) -> WireRecord {

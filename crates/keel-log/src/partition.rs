@@ -251,7 +251,11 @@ impl Partition {
         if let Some(failure) = &self.durability().failure {
             return Err(AppendError::Poisoned(failure.clone()));
         }
-        self.roll_if_needed(&mut writer, bytes.len() as u64, now_ms)?;
+        let incoming_offsets = headers
+            .iter()
+            .map(|h| u64::from(h.last_offset_delta) + 1)
+            .sum();
+        self.roll_if_needed(&mut writer, bytes.len() as u64, incoming_offsets, now_ms)?;
         let base_offset = writer.next_offset;
         let mut next = base_offset;
         let mut assigned = Vec::with_capacity(headers.len());
@@ -283,13 +287,25 @@ impl Partition {
         ))
     }
 
-    fn roll_if_needed(&self, writer: &mut Writer, incoming: u64, now_ms: i64) -> io::Result<()> {
+    fn roll_if_needed(
+        &self,
+        writer: &mut Writer,
+        incoming: u64,
+        incoming_offsets: u64,
+        now_ms: i64,
+    ) -> io::Result<()> {
         let active = writer.segments.last().expect("active segment").clone();
         let (size, first_append_ms) = {
             let state = active.state();
             (state.size, state.first_append_ms)
         };
-        let full = size > 0 && size + incoming > self.config.segment_bytes;
+        // Index entries hold offsets relative to the segment base in 32 bits, as Kafka's do,
+        // so a batch that would start beyond that range goes to a new segment. Dense offsets
+        // never get there within a segment's byte limit; a recovered segment can, when a
+        // damaged `baseOffset` (not covered by the CRC) jumped ahead in a valid batch.
+        let last_base = writer.next_offset + incoming_offsets.saturating_sub(1);
+        let offsets_full = last_base - active.base_offset > u64::from(u32::MAX);
+        let full = size > 0 && (size + incoming > self.config.segment_bytes || offsets_full);
         let old = first_append_ms.is_some_and(|t| now_ms - t >= self.config.segment_ms);
         if !(full || old) {
             return Ok(());
@@ -450,27 +466,58 @@ impl Partition {
                 segment.state().size
             };
             let max = self.config.max_batch_bytes;
-            if let Some(position) = segment.position_for_offset(offset, limit, max)? {
-                let bytes = self.read_from(segment, position, limit, max_bytes)?;
+            let found = segment
+                .position_for_offset(offset, limit, max)
+                .map_err(|error| self.read_context(error.into(), offset))?;
+            if let Some(position) = found {
+                let bytes = self
+                    .read_from(segment, position, limit, max_bytes, visible.high_watermark)
+                    .map_err(|error| self.read_context(error, offset))?;
                 return Ok(result(bytes));
             }
         }
         Ok(result(Bytes::new()))
     }
 
+    /// Names the partition and the offset asked for in a corruption report, so an operator
+    /// can tell which topic, partition, segment, byte and offset to look at.
+    fn read_context(&self, error: ReadError, offset: u64) -> ReadError {
+        let ReadError::Corrupt(message) = error else {
+            return error;
+        };
+        let name = |path: Option<&Path>| {
+            path.and_then(Path::file_name)
+                .map_or_else(String::new, |n| n.to_string_lossy().into_owned())
+        };
+        let topic = name(self.dir.parent());
+        let partition = name(Some(&self.dir));
+        ReadError::Corrupt(format!(
+            "topic '{topic}' partition {partition}, reading offset {offset}: {message}"
+        ))
+    }
+
+    /// Reads whole batches from `position` up to about `max_bytes`. A batch that fails its
+    /// checks ends the read: when valid batches come before it they are returned and the next
+    /// read, which starts at the bad batch, fails with [`ReadError::Corrupt`]; so a consumer
+    /// gets every intact batch before a damaged one whatever its `max_bytes`. The checks are
+    /// the CRC and the offsets: the CRC does not cover `baseOffset`, so a batch whose offsets
+    /// do not increase or pass the high watermark is corrupt too.
     fn read_from(
         &self,
         segment: &Segment,
         position: u64,
         limit: u64,
         max_bytes: usize,
+        high_watermark: u64,
     ) -> Result<Bytes, ReadError> {
         let max_bytes = max_bytes.clamp(1, READ_BYTES_MAX) as u64;
         let want = (limit - position).min(max_bytes.max(crate::batch::BATCH_HEADER_BYTES as u64));
         let mut bytes = vec![0u8; want as usize];
         read_exact_at(&*segment.log, &mut bytes, position)?;
         let mut end = 0;
+        let mut next_offset = segment.base_offset;
         loop {
+            let at = position + end as u64;
             let header = match BatchHeader::parse(&bytes[end..], self.config.max_batch_bytes) {
                 Ok(header) => header,
                 Err(crate::batch::BatchError::Truncated { .. }) if end > 0 => break,
@@ -482,14 +529,9 @@ impl Partition {
                         "batch extends past the segment end",
                     ));
                 }
+                Err(_) if end > 0 => break,
                 Err(error) => {
-                    return Err(corrupt(
-                        &self.dir,
-                        segment.base_offset,
-                        position + end as u64,
-                        error,
-                    )
-                    .into());
+                    return Err(corrupt(&self.dir, segment.base_offset, at, error).into());
                 }
             };
             if end + header.size() > bytes.len() {
@@ -508,9 +550,22 @@ impl Partition {
                 bytes.resize(header.size(), 0);
                 read_exact_at(&*segment.log, &mut bytes, position)?;
             }
-            check_batch(&bytes[end..], self.config.max_batch_bytes).map_err(|error| {
-                corrupt(&self.dir, segment.base_offset, position + end as u64, error)
-            })?;
+            let checked = check_batch(&bytes[end..], self.config.max_batch_bytes).and_then(|h| {
+                if h.base_offset < next_offset || h.last_offset() >= high_watermark {
+                    Err(crate::batch::BatchError::Inconsistent(
+                        "batch offsets out of order or past the high watermark",
+                    ))
+                } else {
+                    Ok(h)
+                }
+            });
+            match checked {
+                Ok(header) => next_offset = header.next_offset(),
+                Err(_) if end > 0 => break,
+                Err(error) => {
+                    return Err(corrupt(&self.dir, segment.base_offset, at, error).into());
+                }
+            }
             end += header.size();
             if end == bytes.len() {
                 break;
@@ -551,7 +606,7 @@ impl Partition {
             let Some(position) = segment.position_for_timestamp(timestamp_ms, limit, max)? else {
                 continue;
             };
-            let bytes = self.read_from(segment, position, limit, 1)?;
+            let bytes = self.read_from(segment, position, limit, 1, visible.high_watermark)?;
             let records = decode_batches(bytes, 0)?;
             if let Some(record) = records.iter().find(|r| r.timestamp_ms >= timestamp_ms) {
                 return Ok(Some(record.offset));

@@ -214,9 +214,11 @@ impl Segment {
         }
         let mut at = start;
         for header in headers {
-            state
-                .index_batch(self.base_offset, at, header)
-                .map_err(io::Error::other)?;
+            if let Err(error) = state.index_batch(self.base_offset, at, header) {
+                // Cut the written bytes so a refused append cannot come back after a restart.
+                self.log.set_len(start)?;
+                return Err(io::Error::other(error));
+            }
             at += header.size() as u64;
         }
         state.size = at;
