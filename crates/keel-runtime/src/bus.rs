@@ -1,0 +1,167 @@
+//! The in-process embedded transport: [`EmbeddedBus`] (a `keel-log` [`Log`] plus the signals
+//! and group coordinator its consumers share) and [`Publisher`], which writes events to it
+//! in CloudEvents binary mode.
+//!
+//! Not here: consuming (`router.rs`, `partition_worker.rs`) and group membership
+//! (`group.rs`).
+//!
+//! # How consumers learn of new events
+//!
+//! A consumer never blocks an executor thread in [`keel_log::Partition::wait_for`]. A
+//! [`Publisher`] of the same bus wakes the topic's consumers right after its append, and an
+//! idle partition also checks the high watermark every `poll_interval` for events appended
+//! by anything else (the CLI, a replay, code holding the `Log` directly). Both are plain
+//! async waits, so tests on paused tokio time stay deterministic.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use bytes::Bytes;
+use keel_core::{Event, TraceParent};
+use keel_log::{Header, Log, NewRecord, Topic};
+use tokio::sync::Notify;
+
+use crate::error::PublishError;
+use crate::group::Coordinator;
+
+/// A `keel-log` [`Log`] shared by publishers and routers in this process. Cheap to clone;
+/// every clone is the same bus (same wake-ups, same consumer groups).
+///
+/// Build one bus per log: consumer groups are coordinated per bus, and two buses on one log
+/// would each think they own every partition.
+#[derive(Debug, Clone)]
+pub struct EmbeddedBus {
+    inner: Arc<BusInner>,
+}
+
+#[derive(Debug)]
+struct BusInner {
+    log: Arc<Log>,
+    wakers: Mutex<HashMap<String, Arc<Notify>>>,
+    coordinator: Coordinator,
+}
+
+/// Where a published event was stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Published {
+    /// The topic.
+    pub topic: String,
+    /// The partition the key mapped to.
+    pub partition: u32,
+    /// The offset the log assigned.
+    pub offset: u64,
+}
+
+/// Publishes events to topics of an [`EmbeddedBus`]. Cheap to clone.
+///
+/// An event is validated, given a root `traceparent` if it has none (so every event can be
+/// followed), and written in CloudEvents binary mode: attributes as `ce_*` headers, data as
+/// the record value, `partitionkey` as the record key, which picks the partition (murmur2, as
+/// the Java Kafka client); events without a key are spread round-robin and have no order.
+#[derive(Debug, Clone)]
+pub struct Publisher {
+    bus: EmbeddedBus,
+}
+
+impl EmbeddedBus {
+    /// A bus over `log`.
+    pub fn new(log: Arc<Log>) -> EmbeddedBus {
+        EmbeddedBus {
+            inner: Arc::new(BusInner {
+                log,
+                wakers: Mutex::new(HashMap::new()),
+                coordinator: Coordinator::default(),
+            }),
+        }
+    }
+
+    /// The log under the bus.
+    pub fn log(&self) -> &Arc<Log> {
+        &self.inner.log
+    }
+
+    /// A publisher on this bus.
+    pub fn publisher(&self) -> Publisher {
+        Publisher { bus: self.clone() }
+    }
+
+    pub(crate) fn coordinator(&self) -> &Coordinator {
+        &self.inner.coordinator
+    }
+
+    /// The signal that wakes consumers of `topic` after an append through this bus.
+    pub(crate) fn waker(&self, topic: &str) -> Arc<Notify> {
+        let mut wakers = self.inner.wakers.lock().unwrap_or_else(|p| p.into_inner());
+        wakers.entry(topic.to_string()).or_default().clone()
+    }
+
+    /// Appends records to one partition off the executor (an append may wait for an
+    /// `fdatasync`), then wakes the topic's consumers.
+    pub(crate) async fn append(
+        &self,
+        topic: Arc<Topic>,
+        partition: u32,
+        records: Vec<NewRecord>,
+    ) -> Result<u64, PublishError> {
+        let name = topic.name().to_string();
+        let task = tokio::task::spawn_blocking(move || {
+            let log_partition = topic.partition(partition).expect("partition of the topic");
+            log_partition.append(&records)
+        });
+        let info = match task.await {
+            Ok(Ok(info)) => info,
+            Ok(Err(source)) => {
+                return Err(PublishError::Append {
+                    topic: name,
+                    partition,
+                    source,
+                });
+            }
+            Err(_) => return Err(PublishError::Cancelled),
+        };
+        self.waker(&name).notify_waiters();
+        Ok(info.base_offset)
+    }
+}
+
+impl Publisher {
+    /// Publishes `event` to `topic` and returns where it was stored, once the log
+    /// acknowledged it under the topic's fsync policy.
+    ///
+    /// Cancel safety: not cancel safe. The append runs on a blocking thread and completes
+    /// even if this future is dropped, so a dropped publish may or may not be stored; publish
+    /// again with the same event id and let consumers dedupe.
+    pub async fn publish(&self, topic: &str, mut event: Event) -> Result<Published, PublishError> {
+        if event.traceparent.is_none() {
+            event.traceparent = Some(TraceParent::new_root());
+        }
+        event.validate()?;
+        let log_topic = self
+            .bus
+            .log()
+            .topic(topic)
+            .ok_or_else(|| PublishError::UnknownTopic(topic.to_string()))?;
+        let binary = event.to_binary();
+        let key = binary.key.map(Bytes::from);
+        let partition = log_topic.partition_for(key.as_deref());
+        let record = NewRecord {
+            key,
+            value: binary.value.map(Bytes::from),
+            headers: binary
+                .headers
+                .into_iter()
+                .map(|(key, value)| Header {
+                    key,
+                    value: Some(Bytes::from(value)),
+                })
+                .collect(),
+            timestamp_ms: event.time.map(|t| t.timestamp_millis()),
+        };
+        let offset = self.bus.append(log_topic, partition, vec![record]).await?;
+        Ok(Published {
+            topic: topic.to_string(),
+            partition,
+            offset,
+        })
+    }
+}

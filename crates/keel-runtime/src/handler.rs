@@ -1,0 +1,178 @@
+//! Handlers and their [`Context`]: a handler is an async function of a typed event (or of a
+//! raw [`Event`]) plus a context that knows the envelope, the attempt number and how to
+//! publish events caused by the one being handled.
+//!
+//! Not here: when and how often a handler is called (`pipeline.rs`), or on which partition
+//! (`partition_worker.rs`).
+
+use std::future::Future;
+use std::sync::Arc;
+
+use keel_core::{EnvelopeError, Event, EventType};
+
+use crate::bus::{Published, Publisher};
+use crate::dedupe::BoxFuture;
+use crate::error::{HandlerError, PublishError};
+
+/// What a handler attempt returns.
+pub type HandlerResult = Result<(), HandlerError>;
+
+/// A named handler. Build it with [`Handler::typed`] or [`Handler::raw`]; give it to a
+/// [`Route`](crate::Route).
+///
+/// The name identifies the handler in dead letters (`keel_dlq_handler`), in the dedupe
+/// inbox (consumer `<group>/<name>`) and in logs.
+#[derive(Clone)]
+pub struct Handler {
+    name: String,
+    prepare: Arc<Prepare>,
+}
+
+/// Decodes an event once, before any attempt, and returns the function that runs attempts.
+type Prepare = dyn Fn(Arc<Event>) -> Result<Attempts, EnvelopeError> + Send + Sync;
+
+/// Runs one attempt per call.
+pub(crate) type Attempts = Box<dyn FnMut(Context) -> BoxFuture<'static, HandlerResult> + Send>;
+
+impl std::fmt::Debug for Handler {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Handler").field("name", &self.name).finish()
+    }
+}
+
+impl Handler {
+    /// A handler of typed events `T`. The event is decoded before the first attempt; an event
+    /// of another `type`, of a newer schema version than `T::VERSION`, or whose data does
+    /// not fit `T` never reaches `f`: it goes to the dead letters with the reason.
+    pub fn typed<T, F, Fut>(name: impl Into<String>, f: F) -> Handler
+    where
+        T: EventType + Send + 'static,
+        F: Fn(T, Context) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = HandlerResult> + Send + 'static,
+    {
+        let f = Arc::new(f);
+        let prepare = move |event: Arc<Event>| -> Result<Attempts, EnvelopeError> {
+            let mut first = Some(event.decode::<T>()?);
+            let f = f.clone();
+            Ok(Box::new(move |ctx: Context| {
+                // The first attempt uses the value decoded up front; a retry decodes again,
+                // which cannot fail where the first decode succeeded.
+                let value = first.take().map_or_else(|| event.decode::<T>(), Ok);
+                let f = f.clone();
+                Box::pin(async move {
+                    match value {
+                        Ok(value) => f(value, ctx).await,
+                        Err(error) => Err(HandlerError::permanent(error)),
+                    }
+                }) as BoxFuture<'static, HandlerResult>
+            }))
+        };
+        Handler {
+            name: name.into(),
+            prepare: Arc::new(prepare),
+        }
+    }
+
+    /// A handler of raw envelopes: every valid CloudEvent reaches it, whatever its type.
+    pub fn raw<F, Fut>(name: impl Into<String>, f: F) -> Handler
+    where
+        F: Fn(Event, Context) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = HandlerResult> + Send + 'static,
+    {
+        let f = Arc::new(f);
+        let prepare = move |event: Arc<Event>| -> Result<Attempts, EnvelopeError> {
+            let f = f.clone();
+            Ok(Box::new(move |ctx: Context| {
+                let fut = f(Event::clone(&event), ctx);
+                Box::pin(fut) as BoxFuture<'static, HandlerResult>
+            }))
+        };
+        Handler {
+            name: name.into(),
+            prepare: Arc::new(prepare),
+        }
+    }
+
+    /// The handler's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    pub(crate) fn prepare(&self, event: Arc<Event>) -> Result<Attempts, EnvelopeError> {
+        (self.prepare)(event)
+    }
+}
+
+/// What a handler knows about the event it handles, and how it publishes follow-up events.
+#[derive(Debug, Clone)]
+pub struct Context {
+    pub(crate) delivery: Arc<Delivery>,
+    pub(crate) attempt: u32,
+}
+
+/// The facts of one delivery, shared by its attempts.
+#[derive(Debug)]
+pub(crate) struct Delivery {
+    pub(crate) event: Arc<Event>,
+    pub(crate) topic: String,
+    pub(crate) partition: u32,
+    pub(crate) offset: u64,
+    pub(crate) group: String,
+    pub(crate) handler: String,
+    pub(crate) publisher: Publisher,
+}
+
+impl Context {
+    /// The envelope being handled. Its `traceparent` is never empty: an event that arrived
+    /// without one is given a root trace when handling starts, so follow-up events can join it.
+    pub fn event(&self) -> &Event {
+        &self.delivery.event
+    }
+
+    /// The attempt number, 1 for the first try.
+    pub fn attempt(&self) -> u32 {
+        self.attempt
+    }
+
+    /// The topic the event was read from.
+    pub fn topic(&self) -> &str {
+        &self.delivery.topic
+    }
+
+    /// The partition the event was read from.
+    pub fn partition(&self) -> u32 {
+        self.delivery.partition
+    }
+
+    /// The event's offset in its partition.
+    pub fn offset(&self) -> u64 {
+        self.delivery.offset
+    }
+
+    /// The consumer group handling the event.
+    pub fn group(&self) -> &str {
+        &self.delivery.group
+    }
+
+    /// The handler's name.
+    pub fn handler(&self) -> &str {
+        &self.delivery.handler
+    }
+
+    /// Publishes `event` as caused by the handled event: `correlationid` copied (or the
+    /// handled event's id when it started the conversation), `causationid` set to the
+    /// handled event's id, `traceparent` a child of the handled event's.
+    ///
+    /// Cancel safety: as [`Publisher::publish`]: a dropped call may or may not be stored.
+    /// A retried attempt publishes again; give follow-up events deterministic ids
+    /// ([`Event::with_id`]) when consumers must recognise the repeat.
+    pub async fn publish(&self, topic: &str, event: Event) -> Result<Published, PublishError> {
+        let event = event.caused_by(&self.delivery.event);
+        self.delivery.publisher.publish(topic, event).await
+    }
+
+    /// A plain publisher of the same bus, for events that are not caused by this one.
+    pub fn publisher(&self) -> &Publisher {
+        &self.delivery.publisher
+    }
+}

@@ -1,0 +1,110 @@
+//! `keel-runtime`: Keel's consumer runtime over the embedded log — a [`Publisher`], handlers
+//! of typed events, a [`Router`] that applies middleware in a fixed order, consumer groups,
+//! retries and dead letters.
+//!
+//! It is not a transport for other brokers (those come as their own crates behind the same
+//! shapes), holds no SQL (the transactional inbox lives in `keel-sql`) and opens no socket.
+//!
+//! ```text
+//! EmbeddedBus (Log + wake-ups + group coordinator)
+//!   ├─ Publisher::publish(topic, Event)           binary mode: ce_* headers, key = partitionkey
+//!   └─ Router::new(&bus).route(Route::new(topic, group, Handler::typed(name, f))).start()
+//!        └─ one group member per route → one worker per claimed partition → one task per event
+//! ```
+//!
+//! # Delivery guarantee: at-least-once
+//!
+//! An offset is committed only after every event below it *finished*: it was handled, found
+//! to be a duplicate by the dedupe step, or stored in the dead-letter topic. The committed
+//! offset is the lowest unfinished offset of the partition, so it never passes an event that
+//! is waiting, running or being retried. Progress is committed every
+//! [`ConsumerPolicy::commit_interval`], when a partition is revoked, and on graceful
+//! shutdown. After a crash (or a dropped [`RouterHandle`]) every event above the last commit
+//! is delivered again — including ones that were handled: handlers must be idempotent, or sit
+//! behind an inbox. Effects are exactly-once only where a transactional inbox covers them.
+//!
+//! # Middleware order
+//!
+//! Fixed, in the order the steps meet an event:
+//!
+//! 1. **trace/correlation** — the record is decoded as a CloudEvent and handling runs in a
+//!    `tracing` span named per the OpenTelemetry messaging conventions (`otel.name = "<topic>
+//!    process"`, `messaging.system`, `messaging.destination.name`,
+//!    `messaging.consumer.group.name`, `messaging.message.id`, `cloudevents.event_type`,
+//!    `keel.correlation_id`, `trace_id`), so every log line of the handler names its event.
+//!    A record that is not a CloudEvent, or that the handler's typed event cannot decode
+//!    (another type, a newer schema version, data that does not fit) goes to the dead letters
+//!    with the reason and never reaches the handler.
+//! 2. **dedupe** — if the route has an [`Inbox`], an event this consumer already processed is
+//!    dropped (and counts as finished); a handled event is marked processed.
+//! 3. **timeout** — each attempt is bounded by [`TimeoutPolicy::attempt_timeout`]; an attempt
+//!    that runs over is cancelled and counts as a transient failure. A panicking handler is
+//!    caught and counts as a transient failure too.
+//! 4. **retry** — a transient failure is retried after an exponential backoff with full
+//!    jitter ([`RetryPolicy`]), up to `attempts_max` attempts in all. A permanent failure
+//!    ([`HandlerError::permanent`]) is not retried.
+//! 5. **dead letter** — after the last attempt or a permanent failure the record goes to
+//!    `<topic>.dlq` (created with the topic's partition count) with its key, value and
+//!    headers unchanged plus `keel_dlq_*` headers ([`dead_letter`] module), and an alert is
+//!    raised at once: an error-level log line with the event id and the
+//!    [`Router::on_dead_letter`] hook, whose report says whether it is the group's first.
+//!
+//! # Ordering
+//!
+//! Within a partition, events with the same key (`partitionkey`) are handled strictly in
+//! offset order: the next one starts only when the previous one finished, retries included
+//! (retries are *blocking* for their key). Events with different keys run in parallel, up to
+//! [`ConsumerPolicy::concurrency`] per partition; a key that is being retried holds back only
+//! its own later events, never the rest of the partition. Events without a key have no order.
+//! At most [`ConsumerPolicy::in_flight_max`] fetched, unfinished events are held per
+//! partition; when that is reached, fetching pauses (backpressure). There is no order across
+//! partitions.
+//!
+//! # Consumer groups
+//!
+//! Every group sees every event of its topic. Members of one group (routes with the same
+//! group and topic, in one or several routers on one [`EmbeddedBus`]) share the partitions:
+//! on every join, leave or missed session ([`GroupPolicy`]) the partitions are reassigned in
+//! a new generation. A partition moves only after its old owner drained it (finished running
+//! attempts and committed) and released it, so no partition is handled by two members at
+//! once; a member whose session expired is fenced: its commits are refused from that moment.
+//!
+//! # Dedupe window versus inbox
+//!
+//! [`MemoryDedupeWindow`] is a bounded, in-memory, per-process memory of recent event ids:
+//! it drops most duplicates but forgets on restart and when full, and a crash between the
+//! handler and the mark re-runs the handler. A transactional inbox (planned, in `keel-sql`)
+//! writes the mark in the same database transaction as the handler's effects and so makes
+//! effects exactly-once; see the [`dedupe`] module for how it plugs into [`Inbox`].
+//!
+//! # Cancel safety
+//!
+//! Each async public method says what dropping its future does. In short:
+//! [`Publisher::publish`] and [`Context::publish`] are not cancel safe (the append completes
+//! on a blocking thread; a dropped publish may or may not be stored);
+//! [`RouterHandle::shutdown`] loses nothing when dropped (what still runs is aborted
+//! uncommitted and redelivered). Inside the runtime, handler futures are dropped at an await
+//! point when their attempt times out or a fenced member abandons its partitions, so handler
+//! code must tolerate being cancelled between awaits.
+
+mod bus;
+pub mod dead_letter;
+pub mod dedupe;
+mod error;
+mod group;
+mod handler;
+pub mod limits;
+mod partition_worker;
+mod pipeline;
+mod policy;
+mod router;
+mod schedule;
+mod unwind;
+
+pub use bus::{EmbeddedBus, Published, Publisher};
+pub use dead_letter::{DeadLetter, DeadLetterKind};
+pub use dedupe::{Inbox, InboxError, MemoryDedupeWindow};
+pub use error::{ErrorKind, HandlerError, PublishError, StartError};
+pub use handler::{Context, Handler, HandlerResult};
+pub use policy::{ConsumerPolicy, GroupPolicy, PolicyError, RetryPolicy, StartFrom, TimeoutPolicy};
+pub use router::{Route, Router, RouterHandle};

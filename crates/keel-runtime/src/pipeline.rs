@@ -1,0 +1,368 @@
+//! The middleware chain one event goes through, in its fixed order:
+//! trace/correlation → dedupe → timeout → retry → dead letter.
+//!
+//! This file decides what happens to *one* event; it knows nothing of other events, keys or
+//! offsets (that is `partition_worker.rs`). See the crate docs for the promise each step
+//! makes; the comments here say how.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use keel_core::{Event, TraceParent};
+use keel_log::{Record, Topic};
+use tokio::sync::watch;
+use tracing::Instrument;
+use tracing::field::Empty;
+
+use crate::bus::EmbeddedBus;
+use crate::dead_letter::{
+    DeadLetter, DeadLetterHook, DeadLetterKind, dead_letter_record, ensure_topic,
+};
+use crate::dedupe::Inbox;
+use crate::error::{ErrorKind, HandlerError};
+use crate::handler::{Context, Delivery, Handler};
+use crate::policy::{ConsumerPolicy, Jitter, RetryPolicy, TimeoutPolicy};
+use crate::unwind::CatchUnwind;
+
+/// Everything a route's events share: the handler, the policies, the hooks.
+pub(crate) struct RouteShared {
+    pub(crate) bus: EmbeddedBus,
+    pub(crate) topic: Arc<Topic>,
+    pub(crate) group: String,
+    pub(crate) handler: Handler,
+    pub(crate) retry: RetryPolicy,
+    pub(crate) timeout: TimeoutPolicy,
+    pub(crate) consumer: ConsumerPolicy,
+    pub(crate) inbox: Option<Arc<dyn Inbox>>,
+    pub(crate) on_dead_letter: Option<DeadLetterHook>,
+    pub(crate) jitter: Mutex<Jitter>,
+    /// Set by the first dead letter of this group on this topic.
+    pub(crate) dead_lettered: AtomicBool,
+}
+
+impl RouteShared {
+    /// The inbox consumer name: `<group>/<handler>`.
+    fn consumer(&self) -> String {
+        format!("{}/{}", self.group, self.handler.name())
+    }
+
+    fn retry_delay(&self, attempt: u32) -> Duration {
+        let bound = self.retry.delay_bound(attempt);
+        self.jitter
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .below(bound)
+    }
+}
+
+/// What became of an event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Outcome {
+    /// The handler succeeded.
+    Handled,
+    /// The dedupe step found it processed already; the handler was not called.
+    Duplicate,
+    /// Stored in the dead-letter topic.
+    DeadLettered,
+    /// Given up without finishing because the partition is draining (shutdown or
+    /// revocation during a retry delay): it stays uncommitted and is delivered again.
+    Abandoned,
+}
+
+/// Runs the middleware chain for one record. `draining` turns true when the partition is
+/// being given up; waits between retries end then.
+pub(crate) async fn process(
+    route: Arc<RouteShared>,
+    partition: u32,
+    record: Record,
+    draining: watch::Receiver<bool>,
+) -> Outcome {
+    // 1. Trace/correlation: one span per event, named per the OpenTelemetry messaging
+    //    conventions (`otel.name` is how tracing-opentelemetry names the exported span).
+    let topic = route.topic.name().to_string();
+    let span = tracing::info_span!(
+        "process",
+        otel.name = %format_args!("{topic} process"),
+        otel.kind = "consumer",
+        messaging.system = "keel",
+        messaging.operation.type = "process",
+        messaging.destination.name = %topic,
+        messaging.destination.partition.id = partition,
+        messaging.consumer.group.name = %route.group,
+        messaging.kafka.offset = record.offset,
+        messaging.message.id = Empty,
+        cloudevents.event_type = Empty,
+        keel.correlation_id = Empty,
+        keel.handler = %route.handler.name(),
+        trace_id = Empty,
+    );
+    let chain = Chain {
+        route,
+        partition,
+        record,
+        draining,
+        first_failure_ms: None,
+    };
+    chain.run().instrument(span).await
+}
+
+struct Chain {
+    route: Arc<RouteShared>,
+    partition: u32,
+    record: Record,
+    draining: watch::Receiver<bool>,
+    first_failure_ms: Option<i64>,
+}
+
+impl Chain {
+    async fn run(mut self) -> Outcome {
+        let headers = self
+            .record
+            .headers
+            .iter()
+            .map(|h| (h.key.as_str(), h.value.as_deref()));
+        let decoded = Event::from_record(
+            self.record.key.as_deref(),
+            headers,
+            self.record.value.as_deref(),
+        );
+        let mut event = match decoded {
+            Ok(event) => event,
+            Err(error) => {
+                let reason = format!("not a readable CloudEvent: {error}");
+                return self
+                    .dead_letter(None, 0, reason, DeadLetterKind::Decode)
+                    .await;
+            }
+        };
+        // Handling continues the producer's trace; an event without one starts a trace
+        // here, so the handler's follow-up events can still be tied together.
+        let trace = *event.traceparent.get_or_insert_with(TraceParent::new_root);
+        let span = tracing::Span::current();
+        span.record("messaging.message.id", event.id.as_str());
+        span.record("cloudevents.event_type", event.ty.as_str());
+        span.record(
+            "keel.correlation_id",
+            event.correlationid.as_deref().unwrap_or(event.id.as_str()),
+        );
+        span.record("trace_id", tracing::field::display(TraceId(trace.trace_id)));
+        let event = Arc::new(event);
+        let mut attempts = match self.route.handler.prepare(event.clone()) {
+            Ok(attempts) => attempts,
+            Err(error) => {
+                let reason = format!("handler cannot decode the event: {error}");
+                let id = Some(event.id.clone());
+                return self
+                    .dead_letter(id, 0, reason, DeadLetterKind::Decode)
+                    .await;
+            }
+        };
+
+        // 2. Dedupe: drop an event this consumer already processed.
+        let consumer = self.route.consumer();
+        if let Some(inbox) = self.route.inbox.clone() {
+            let mut failures = 0;
+            loop {
+                match inbox.is_processed(&consumer, &event.id).await {
+                    Ok(true) => {
+                        tracing::debug!("duplicate event dropped by the dedupe step");
+                        return Outcome::Duplicate;
+                    }
+                    Ok(false) => break,
+                    Err(error) => {
+                        // The inbox is infrastructure: its failure says nothing about the
+                        // event, so wait and ask again rather than dead-letter.
+                        failures += 1;
+                        tracing::warn!(%error, "dedupe inbox unavailable; asking again");
+                        if !self.pause(failures).await {
+                            return Outcome::Abandoned;
+                        }
+                    }
+                }
+            }
+        }
+
+        let delivery = Arc::new(Delivery {
+            event: event.clone(),
+            topic: self.route.topic.name().to_string(),
+            partition: self.partition,
+            offset: self.record.offset,
+            group: self.route.group.clone(),
+            handler: self.route.handler.name().to_string(),
+            publisher: self.route.bus.publisher(),
+        });
+        let attempts_max = self.route.retry.attempts_max;
+        let attempt_timeout = self.route.timeout.attempt_timeout;
+        for attempt in 1..=attempts_max {
+            let ctx = Context {
+                delivery: delivery.clone(),
+                attempt,
+            };
+            // 3. Timeout, per attempt; a panic is contained to the attempt.
+            let call = CatchUnwind::new(attempts(ctx));
+            let result = match tokio::time::timeout(attempt_timeout, call).await {
+                Err(_) => Err(HandlerError::transient(format!(
+                    "attempt timed out after {attempt_timeout:?}"
+                ))),
+                Ok(Err(panic)) => Err(HandlerError::transient(format!(
+                    "handler panicked: {panic}"
+                ))),
+                Ok(Ok(result)) => result,
+            };
+            let error = match result {
+                Ok(()) => {
+                    if let Some(inbox) = &self.route.inbox
+                        && let Err(error) = inbox.mark_processed(&consumer, &event.id).await
+                    {
+                        // The effects happened; a missing mark only lets a later duplicate
+                        // reach the idempotent handler.
+                        tracing::warn!(%error, "could not mark the event processed");
+                    }
+                    tracing::debug!(attempt, "event handled");
+                    return Outcome::Handled;
+                }
+                Err(error) => error,
+            };
+            self.first_failure_ms.get_or_insert_with(wall_clock_ms);
+            // 4. Retry transient failures with backoff; 5. dead-letter the rest.
+            let id = Some(event.id.clone());
+            if error.kind() == ErrorKind::Permanent {
+                tracing::warn!(attempt, %error, "handler failed permanently");
+                let message = error.message().to_string();
+                return self
+                    .dead_letter(id, attempt, message, DeadLetterKind::Permanent)
+                    .await;
+            }
+            if attempt == attempts_max {
+                tracing::warn!(attempt, %error, "handler failed; attempts exhausted");
+                let message = error.message().to_string();
+                return self
+                    .dead_letter(id, attempt, message, DeadLetterKind::Transient)
+                    .await;
+            }
+            tracing::warn!(attempt, %error, "handler failed; retrying");
+            if !self.pause(attempt).await {
+                return Outcome::Abandoned;
+            }
+        }
+        unreachable!("the loop returns on its last attempt")
+    }
+
+    /// Waits the retry delay after failure number `failures`; false if the partition started
+    /// draining meanwhile (the event is then abandoned, uncommitted).
+    async fn pause(&mut self, failures: u32) -> bool {
+        let delay = self.route.retry_delay(failures);
+        if *self.draining.borrow() {
+            return false;
+        }
+        tokio::select! {
+            () = tokio::time::sleep(delay) => true,
+            _ = self.draining.wait_for(|draining| *draining) => false,
+        }
+    }
+
+    /// Stores the dead letter (retrying the append until it succeeds or the partition
+    /// drains), then raises the alert.
+    async fn dead_letter(
+        &mut self,
+        event_id: Option<String>,
+        attempts: u32,
+        error: String,
+        kind: DeadLetterKind,
+    ) -> Outcome {
+        let now = wall_clock_ms();
+        let mut report = DeadLetter {
+            event_id,
+            topic: self.route.topic.name().to_string(),
+            partition: self.partition,
+            offset: self.record.offset,
+            group: self.route.group.clone(),
+            handler: self.route.handler.name().to_string(),
+            attempts,
+            first_failure_ms: self.first_failure_ms.unwrap_or(now),
+            last_failure_ms: now,
+            error,
+            kind,
+            dead_letter_topic: String::new(),
+            dead_letter_offset: 0,
+            first_in_group: false,
+        };
+        let mut failures = 0;
+        let stored = loop {
+            match self.store(&report, now).await {
+                Ok(stored) => break stored,
+                Err(error) => {
+                    failures += 1;
+                    tracing::error!(%error, "could not store a dead letter; trying again");
+                    if !self.pause(failures).await {
+                        return Outcome::Abandoned;
+                    }
+                }
+            }
+        };
+        report.dead_letter_topic = stored.0;
+        report.dead_letter_offset = stored.1;
+        report.first_in_group = !self.route.dead_lettered.swap(true, Ordering::SeqCst);
+        tracing::error!(
+            event_id = report.event_id.as_deref().unwrap_or("<unreadable>"),
+            topic = %report.topic,
+            partition = report.partition,
+            offset = report.offset,
+            group = %report.group,
+            handler = %report.handler,
+            attempts = report.attempts,
+            error_kind = report.kind.as_str(),
+            error = %report.error,
+            dead_letter_topic = %report.dead_letter_topic,
+            first_in_group = report.first_in_group,
+            "event dead-lettered"
+        );
+        if let Some(hook) = &self.route.on_dead_letter {
+            let call = std::panic::AssertUnwindSafe(|| hook(&report));
+            if let Err(panic) = std::panic::catch_unwind(call) {
+                let message = crate::unwind::panic_message(panic.as_ref());
+                tracing::error!(panic = %message, "the dead-letter hook panicked");
+            }
+        }
+        Outcome::DeadLettered
+    }
+
+    async fn store(&self, report: &DeadLetter, now: i64) -> Result<(String, u64), String> {
+        let log = self.route.bus.log().clone();
+        let source = self.route.topic.clone();
+        let topic = tokio::task::spawn_blocking(move || ensure_topic(&log, &source))
+            .await
+            .map_err(|e| e.to_string())?
+            .map_err(|e| e.to_string())?;
+        let record = dead_letter_record(&self.record, report, now);
+        let partition = self.partition.min(topic.config().partitions - 1);
+        let name = topic.name().to_string();
+        let offset = self
+            .route
+            .bus
+            .append(topic, partition, vec![record])
+            .await
+            .map_err(|e| e.to_string())?;
+        Ok((name, offset))
+    }
+}
+
+/// A trace id printed as 32 lowercase hex digits, as tracing backends show it.
+struct TraceId([u8; 16]);
+
+impl std::fmt::Display for TraceId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        for byte in self.0 {
+            write!(f, "{byte:02x}")?;
+        }
+        Ok(())
+    }
+}
+
+/// Wall-clock milliseconds since the Unix epoch, for the dead-letter failure times.
+pub(crate) fn wall_clock_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}
