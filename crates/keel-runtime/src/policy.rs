@@ -157,7 +157,9 @@ pub struct ConsumerPolicy {
     /// Handler calls one partition runs at once; only events of different keys run together.
     pub concurrency: usize,
     /// Fetched, unfinished events one partition may hold (waiting for their key, running,
-    /// or retrying). When full, fetching pauses: this is the backpressure bound.
+    /// or retrying). When full, fetching pauses: this is the backpressure bound. A key that
+    /// is retrying holds back only its own events, but those count here: when one key's
+    /// waiting events fill the bound, the partition waits for that key.
     pub in_flight_max: usize,
     /// Bytes asked of the log per fetch.
     pub fetch_bytes_max: usize,
@@ -220,7 +222,8 @@ impl ConsumerPolicy {
     }
 }
 
-/// Membership timing of a consumer group.
+/// Membership timing of a consumer group. A group takes the policy of the route that
+/// created it (its first member in this process); later members' policies are not applied.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct GroupPolicy {
     /// A member silent for this long is presumed dead and its partitions are reassigned.

@@ -793,3 +793,81 @@ async fn one_trace_and_an_intact_causation_chain_span_publish_handle_publish_han
     );
     assert_eq!(shipped.decode::<Step>().unwrap().seq, 2);
 }
+
+#[tokio::test(start_paused = true)]
+async fn in_flight_events_are_bounded_per_partition() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = open_log(dir.path());
+    create_topic(&log, "t", 1);
+    let bus = EmbeddedBus::new(log.clone());
+    let publisher = bus.publisher();
+    // Key "stuck" never finishes its first event; its 7 later events wait behind it. With a
+    // bound of 8 the partition holds exactly the stuck key's 8 events and fetches nothing
+    // more; with a bound of 9 one slot stays free and the other keys flow through it.
+    for seq in 0..8 {
+        publisher.publish("t", step("stuck", seq)).await.unwrap();
+    }
+    for seq in 8..14 {
+        let key = format!("free{seq}");
+        publisher.publish("t", step(&key, seq)).await.unwrap();
+    }
+    let handled: Arc<Mutex<Vec<(&'static str, u32)>>> = Arc::default();
+    let route = |group: &'static str, in_flight_max: usize| {
+        let handled = handled.clone();
+        let handler = Handler::typed("h", move |step: Step, _ctx: Context| {
+            let handled = handled.clone();
+            async move {
+                if step.key == "stuck" {
+                    std::future::pending::<()>().await;
+                }
+                handled.lock().unwrap().push((group, step.seq));
+                Ok(())
+            }
+        });
+        let consumer = ConsumerPolicy {
+            concurrency: 2,
+            in_flight_max,
+            ..ConsumerPolicy::default()
+        };
+        let timeout = TimeoutPolicy {
+            attempt_timeout: Duration::from_secs(3600),
+        };
+        Route::new("t", group, handler)
+            .with_consumer(consumer)
+            .with_timeout(timeout)
+    };
+    let router = Router::new(&bus)
+        .route(route("tight", 8))
+        .route(route("roomy", 9))
+        .start()
+        .unwrap();
+    let roomy_done = || {
+        handled
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|h| h.0 == "roomy")
+            .count()
+            == 6
+    };
+    until("the roomy group's free events", roomy_done).await;
+    tokio::time::sleep(Duration::from_secs(60)).await;
+    drop(router);
+    let handled = handled.lock().unwrap();
+    let tight: Vec<u32> = handled
+        .iter()
+        .filter(|h| h.0 == "tight")
+        .map(|h| h.1)
+        .collect();
+    let roomy: Vec<u32> = handled
+        .iter()
+        .filter(|h| h.0 == "roomy")
+        .map(|h| h.1)
+        .collect();
+    assert_eq!(
+        tight,
+        Vec::<u32>::new(),
+        "nothing beyond the bound was fetched"
+    );
+    assert_eq!(roomy, (8..14).collect::<Vec<u32>>());
+}
