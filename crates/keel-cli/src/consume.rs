@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use anyhow::{Context, bail};
 use chrono::{DateTime, Utc};
-use keel_core::Event;
+use keel_core::{CONTENT_TYPE_HEADER, Event, STRUCTURED_MEDIA_TYPE};
 use keel_log::{Log, OffsetCommit, Record, Topic};
 use serde_json::{Value, json};
 
@@ -180,13 +180,21 @@ fn print_record(out: &mut impl Write, partition: u32, record: &Record) -> anyhow
         "offset": record.offset,
         "timestamp": record.timestamp_ms,
     });
-    let is_cloud_event = record.headers.iter().any(|h| h.key == "ce_specversion");
+    // A CloudEvent in binary mode has `ce_specversion`; in structured mode its content type
+    // names the CloudEvents format. Anything else is printed as a plain record.
+    let is_cloud_event = record.headers.iter().any(|h| {
+        h.key == "ce_specversion"
+            || (h.key == CONTENT_TYPE_HEADER
+                && h.value
+                    .as_deref()
+                    .is_some_and(|v| v.starts_with(STRUCTURED_MEDIA_TYPE.as_bytes())))
+    });
     if is_cloud_event {
         let headers = record
             .headers
             .iter()
             .map(|h| (h.key.as_str(), h.value.as_deref()));
-        match Event::from_binary(record.key.as_deref(), headers, record.value.as_deref()) {
+        match Event::from_record(record.key.as_deref(), headers, record.value.as_deref()) {
             Ok(event) => line["event"] = event.to_structured_json(),
             Err(error) => line["error"] = error.to_string().into(),
         }
