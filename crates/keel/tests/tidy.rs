@@ -49,21 +49,32 @@ fn every_rust_file_opens_with_a_module_doc() {
     );
 }
 
+/// The dependency rule of `ARCHITECTURE.md`: the log and the vocabulary know no runtime,
+/// network or SQL; the consumer runtime knows no SQL and no sockets (SQL lives in `keel-sql`).
 /// `keel-log` may name `anyhow` only because `kafka-protocol`'s decompression hook returns
 /// `anyhow::Result`; it never uses it for its own errors.
 #[test]
 fn lower_layers_stay_free_of_runtime_network_and_sql() {
-    let runtime_network_sql = [
-        "tokio",
-        "async-std",
-        "sqlx",
-        "rusqlite",
-        "tokio-postgres",
+    let sql = ["sqlx", "rusqlite", "tokio-postgres", "deadpool-postgres"];
+    let network = [
         "rdkafka",
         "axum",
+        "hyper",
+        "reqwest",
+        "async-nats",
+        "redis",
+        "lapin",
     ];
-    let cases: &[(&str, &[&str])] = &[("keel-core", &["anyhow"]), ("keel-log", &[])];
-    for (krate, extra) in cases {
+    let runtime = ["tokio", "async-std"];
+    let cases: &[(&str, Vec<&str>)] = &[
+        (
+            "keel-core",
+            [&sql[..], &network, &runtime, &["anyhow"]].concat(),
+        ),
+        ("keel-log", [&sql[..], &network, &runtime].concat()),
+        ("keel-runtime", [&sql[..], &network, &["anyhow"]].concat()),
+    ];
+    for (krate, forbidden_names) in cases {
         let path = workspace_root()
             .join("crates")
             .join(krate)
@@ -77,7 +88,7 @@ fn lower_layers_stay_free_of_runtime_network_and_sql() {
             .lines()
             .map(|line| line.split(['=', '.']).next().unwrap_or_default().trim())
             .collect();
-        for forbidden in runtime_network_sql.iter().chain(extra.iter()) {
+        for forbidden in forbidden_names {
             assert!(
                 !names.contains(forbidden),
                 "{krate} must not depend on {forbidden}"
