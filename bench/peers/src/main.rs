@@ -1,0 +1,259 @@
+//! `keel-bench-peers`: measures the peers Keel is compared with in `BENCHMARKS.md` — Redis
+//! Streams `XADD` and NATS JetStream publish — on this machine, against servers on 127.0.0.1.
+//!
+//! Each subcommand writes N events of S bytes from one client (one thread, like Keel's single
+//! batched producer) into a fresh stream, checks the stream holds them all, deletes it, and
+//! prints one JSON object: events/s, MB/s of payload, and the latency of each round trip
+//! (one pipeline for Redis, one publish-to-ack for NATS). It is not part of Keel's workspace so
+//! that tokio and the peers' clients never enter Keel's own build; `scripts/bench` runs it.
+
+use std::collections::VecDeque;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use anyhow::{Context, ensure};
+use async_nats::jetstream;
+use bytes::Bytes;
+use clap::Parser;
+use hdrhistogram::Histogram;
+
+/// Measure Redis Streams XADD and NATS JetStream publish on this machine.
+#[derive(Debug, Parser)]
+#[command(name = "keel-bench-peers")]
+enum Command {
+    /// Pipelined XADD of N events to a fresh stream (deleted afterwards).
+    RedisXadd {
+        /// Redis URL; only 127.0.0.1 is used by scripts/bench.
+        #[arg(long, default_value = "redis://127.0.0.1:6379/")]
+        url: String,
+        #[command(flatten)]
+        load: Load,
+        /// XADD commands per pipeline (one round trip each).
+        #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u64).range(1..=100_000))]
+        pipeline: u64,
+    },
+    /// JetStream publish of N events to a fresh file-storage stream (deleted afterwards), with
+    /// K acknowledgements awaited in flight.
+    NatsJs {
+        /// NATS server address.
+        #[arg(long, default_value = "127.0.0.1:4222")]
+        url: String,
+        #[command(flatten)]
+        load: Load,
+        /// Publishes whose acknowledgement may be outstanding at once.
+        #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u64).range(1..=100_000))]
+        inflight: u64,
+    },
+}
+
+/// How much to write.
+#[derive(Debug, Clone, Copy, clap::Args)]
+struct Load {
+    /// Events to write.
+    #[arg(long, default_value_t = 1_000_000, value_parser = clap::value_parser!(u64).range(1..))]
+    events: u64,
+    /// Payload bytes per event.
+    #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u64).range(1..=1_048_576))]
+    size: u64,
+}
+
+/// What one run measured.
+struct Outcome {
+    peer: &'static str,
+    load: Load,
+    depth_name: &'static str,
+    depth: u64,
+    elapsed: Duration,
+    /// Round-trip latencies in nanoseconds.
+    round_trips: Histogram<u64>,
+}
+
+#[tokio::main(flavor = "current_thread")]
+async fn main() -> anyhow::Result<()> {
+    let outcome = match Command::parse() {
+        Command::RedisXadd {
+            url,
+            load,
+            pipeline,
+        } => redis_xadd(&url, load, pipeline).await?,
+        Command::NatsJs {
+            url,
+            load,
+            inflight,
+        } => nats_js(&url, load, inflight).await?,
+    };
+    println!("{}", outcome.to_json());
+    Ok(())
+}
+
+/// A name no other run uses, so a run never touches anyone's stream.
+fn unique_suffix() -> String {
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
+    format!("{}-{nanos}", std::process::id())
+}
+
+fn histogram() -> anyhow::Result<Histogram<u64>> {
+    Histogram::new_with_bounds(1, 120 * 1_000_000_000, 3).context("creating a histogram")
+}
+
+fn nanos(elapsed: Duration) -> u64 {
+    u64::try_from(elapsed.as_nanos()).unwrap_or(u64::MAX).max(1)
+}
+
+async fn redis_xadd(url: &str, load: Load, pipeline: u64) -> anyhow::Result<Outcome> {
+    let client = redis::Client::open(url).context("parsing the Redis URL")?;
+    // No response timeout: a deep pipeline of large values may take longer than the default.
+    let config = redis::AsyncConnectionConfig::new().set_response_timeout(None);
+    let mut connection = client
+        .get_multiplexed_async_connection_with_config(&config)
+        .await
+        .with_context(|| format!("connecting to {url}"))?;
+    let key = format!("keel-bench-peers-{}", unique_suffix());
+    let payload = vec![b'r'; usize::try_from(load.size)?];
+    let mut round_trips = histogram()?;
+    let mut sent = 0;
+    let start = Instant::now();
+    while sent < load.events {
+        let count = pipeline.min(load.events - sent);
+        let mut pipe = redis::pipe();
+        for _ in 0..count {
+            pipe.cmd("XADD")
+                .arg(&key)
+                .arg("*")
+                .arg("v")
+                .arg(&payload[..])
+                .ignore();
+        }
+        let sent_at = Instant::now();
+        if let Err(error) = pipe.query_async::<()>(&mut connection).await {
+            // A failed pipeline lists every command's error; the first says it all.
+            let text = error.to_string();
+            anyhow::bail!("XADD pipeline: {}", text.get(..300).unwrap_or(&text));
+        }
+        round_trips.saturating_record(nanos(sent_at.elapsed()));
+        sent += count;
+    }
+    let elapsed = start.elapsed();
+    let length: u64 = redis::cmd("XLEN")
+        .arg(&key)
+        .query_async(&mut connection)
+        .await?;
+    redis::cmd("DEL")
+        .arg(&key)
+        .query_async::<()>(&mut connection)
+        .await
+        .context("deleting the bench stream")?;
+    ensure!(
+        length == load.events,
+        "the stream holds {length} entries, {} were added",
+        load.events
+    );
+    Ok(Outcome {
+        peer: "redis-xadd",
+        load,
+        depth_name: "pipeline",
+        depth: pipeline,
+        elapsed,
+        round_trips,
+    })
+}
+
+async fn nats_js(url: &str, load: Load, inflight: u64) -> anyhow::Result<Outcome> {
+    let client = async_nats::connect(url)
+        .await
+        .with_context(|| format!("connecting to {url}"))?;
+    let context = jetstream::new(client);
+    let suffix = unique_suffix();
+    let name = format!("KEEL_BENCH_PEERS_{}", suffix.replace('-', "_"));
+    let subject: async_nats::Subject =
+        format!("keel.bench.peers.{}", suffix.replace('-', "_")).into();
+    context
+        .create_stream(jetstream::stream::Config {
+            name: name.clone(),
+            subjects: vec![subject.to_string()],
+            storage: jetstream::stream::StorageType::File,
+            ..Default::default()
+        })
+        .await
+        .context("creating the bench stream")?;
+    let result = nats_publish(&context, &subject, load, inflight).await;
+    let stored = match context.get_stream(&name).await {
+        Ok(mut stream) => stream.info().await.map(|info| info.state.messages).ok(),
+        Err(_) => None,
+    };
+    context
+        .delete_stream(&name)
+        .await
+        .context("deleting the bench stream")?;
+    let (elapsed, round_trips) = result?;
+    ensure!(
+        stored == Some(load.events),
+        "the stream holds {stored:?} messages, {} were published",
+        load.events
+    );
+    Ok(Outcome {
+        peer: "nats-js",
+        load,
+        depth_name: "inflight",
+        depth: inflight,
+        elapsed,
+        round_trips,
+    })
+}
+
+async fn nats_publish(
+    context: &jetstream::Context,
+    subject: &async_nats::Subject,
+    load: Load,
+    inflight: u64,
+) -> anyhow::Result<(Duration, Histogram<u64>)> {
+    let payload = Bytes::from(vec![b'n'; usize::try_from(load.size)?]);
+    let mut round_trips = histogram()?;
+    let mut pending = VecDeque::with_capacity(usize::try_from(inflight)?);
+    let start = Instant::now();
+    for _ in 0..load.events {
+        if pending.len() as u64 == inflight {
+            let (sent_at, ack): (Instant, jetstream::context::PublishAckFuture) =
+                pending.pop_front().expect("a pending publish");
+            ack.await.context("JetStream acknowledgement")?;
+            round_trips.saturating_record(nanos(sent_at.elapsed()));
+        }
+        let sent_at = Instant::now();
+        let ack = context
+            .publish(subject.clone(), payload.clone())
+            .await
+            .context("JetStream publish")?;
+        pending.push_back((sent_at, ack));
+    }
+    while let Some((sent_at, ack)) = pending.pop_front() {
+        ack.await.context("JetStream acknowledgement")?;
+        round_trips.saturating_record(nanos(sent_at.elapsed()));
+    }
+    Ok((start.elapsed(), round_trips))
+}
+
+impl Outcome {
+    fn to_json(&self) -> String {
+        let seconds = self.elapsed.as_secs_f64().max(1e-9);
+        let quantile_us = |q: f64| self.round_trips.value_at_quantile(q) as f64 / 1000.0;
+        format!(
+            concat!(
+                "{{\"peer\":\"{}\",\"events\":{},\"size_bytes\":{},\"{}\":{},\"seconds\":{:.6},",
+                "\"events_per_s\":{:.1},\"mb_per_s\":{:.3},\"round_trip_p50_us\":{:.1},",
+                "\"round_trip_p99_us\":{:.1},\"round_trip_p999_us\":{:.1}}}"
+            ),
+            self.peer,
+            self.load.events,
+            self.load.size,
+            self.depth_name,
+            self.depth,
+            seconds,
+            self.load.events as f64 / seconds,
+            (self.load.events * self.load.size) as f64 / seconds / 1e6,
+            quantile_us(0.5),
+            quantile_us(0.99),
+            quantile_us(0.999),
+        )
+    }
+}
