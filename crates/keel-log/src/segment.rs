@@ -125,6 +125,7 @@ impl Segment {
             file_len,
             max_batch_bytes,
             rebuild,
+            recover,
         )?;
         let mut truncated = None;
         if recover && end.position < file_len {
@@ -172,6 +173,11 @@ impl Segment {
 
     /// Scans whole, valid batches from `position` up to `end`, indexing each (when `index`),
     /// and advances `state` past them.
+    ///
+    /// With `dense`, each batch must start exactly where the previous one ended. That holds
+    /// in the active segment, which compaction never rewrites, and it is the only check on a
+    /// batch's `baseOffset`: the CRC-32C does not cover it, so a flipped bit there would
+    /// otherwise be accepted and make every later offset jump.
     fn scan_into(
         &self,
         state: &mut SegmentState,
@@ -179,9 +185,15 @@ impl Segment {
         end: u64,
         max_batch_bytes: u32,
         index: bool,
+        dense: bool,
     ) -> io::Result<ScanEnd> {
         let mut next_expected = state.next_offset;
         let result = scan_batches(&*self.log, position, end, max_batch_bytes, |at, header| {
+            if dense && header.base_offset != next_expected {
+                return Err(BatchError::Inconsistent(
+                    "base offset does not follow the previous batch",
+                ));
+            }
             if header.base_offset < next_expected {
                 return Err(BatchError::Inconsistent("base offset does not increase"));
             }

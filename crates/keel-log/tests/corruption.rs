@@ -22,6 +22,8 @@ use keel_log::{
 /// Batches written before damage is done.
 const BATCHES: u64 = 8;
 /// Where a damaged byte sits, relative to the start of a batch.
+const BASE_OFFSET_HIGH_BYTE: usize = 3;
+const BASE_OFFSET_LOW_BYTE: usize = 7;
 const LENGTH_HIGH_BYTE: usize = 8;
 const LENGTH_LOW_BYTE: usize = 11;
 const MAGIC: usize = 16;
@@ -65,6 +67,19 @@ fn damage_in_the_active_segment_is_cut_at_the_first_bad_batch() {
             "CRC-32C mismatch",
         ),
         ("magic, middle batch", flip(middle, MAGIC), middle, "magic"),
+        // baseOffset is not covered by the CRC-32C: only the density rule catches it.
+        (
+            "base offset high byte, middle batch",
+            flip(middle, BASE_OFFSET_HIGH_BYTE),
+            middle,
+            "does not follow",
+        ),
+        (
+            "base offset low byte, last batch",
+            flip(last, BASE_OFFSET_LOW_BYTE),
+            last,
+            "does not follow",
+        ),
         (
             "length high byte, middle batch",
             flip(middle, LENGTH_HIGH_BYTE),
