@@ -58,9 +58,9 @@ pub struct ValidPrefix {
     pub batches: Vec<(usize, BatchHeader)>,
 }
 
-/// The longest prefix of whole, CRC-valid batches whose base offsets increase past the previous
-/// batch's last offset and stay within the 32-bit relative offsets of the segment's index: the
-/// rules of the recovery decision table in `docs/log-format.md`.
+/// The longest prefix of whole, CRC-valid batches each starting exactly one past the previous
+/// batch's last offset (the first at the segment's base) and within the 32-bit relative offsets
+/// of the segment's index: the rules of the recovery decision table in `docs/log-format.md`.
 pub fn valid_prefix(bytes: &[u8], segment_base: u64, max_batch_bytes: u32) -> ValidPrefix {
     let mut prefix = ValidPrefix {
         next_offset: segment_base,
@@ -70,7 +70,7 @@ pub fn valid_prefix(bytes: &[u8], segment_base: u64, max_batch_bytes: u32) -> Va
         let Ok(header) = check_batch(&bytes[prefix.end..], max_batch_bytes) else {
             break;
         };
-        if header.base_offset < prefix.next_offset
+        if header.base_offset != prefix.next_offset
             || header.base_offset - segment_base > u64::from(u32::MAX)
         {
             break;
