@@ -12,17 +12,20 @@
 //! idle partition also checks the high watermark every `poll_interval` for events appended
 //! by anything else (the CLI, a replay, code holding the `Log` directly). Both are plain
 //! async waits, so tests on paused tokio time stay deterministic.
+//!
+//! The bus also owns the runtime's [`Metrics`] and the clock they measure ages with.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
 use keel_core::{Event, TraceParent};
-use keel_log::{Header, Log, NewRecord, Topic};
+use keel_log::{Clock, Header, Log, NewRecord, SystemClock, Topic};
 use tokio::sync::Notify;
 
 use crate::error::PublishError;
 use crate::group::Coordinator;
+use crate::metrics::Metrics;
 
 /// A `keel-log` [`Log`] shared by publishers and routers in this process. Cheap to clone;
 /// every clone is the same bus (same wake-ups, same consumer groups).
@@ -39,6 +42,8 @@ struct BusInner {
     log: Arc<Log>,
     wakers: Mutex<HashMap<String, Arc<Notify>>>,
     coordinator: Coordinator,
+    clock: Arc<dyn Clock>,
+    metrics: Metrics,
 }
 
 /// Where a published event was stored.
@@ -64,13 +69,22 @@ pub struct Publisher {
 }
 
 impl EmbeddedBus {
-    /// A bus over `log`.
+    /// A bus over `log`, on the system clock.
     pub fn new(log: Arc<Log>) -> EmbeddedBus {
+        EmbeddedBus::with_clock(log, Arc::new(SystemClock))
+    }
+
+    /// A bus over `log` whose wall-clock time comes from `clock`: dead-letter failure times,
+    /// offset commit times and the ages the metrics report. Give it the clock the log was opened with, so ages
+    /// and record timestamps agree (tests pass one [`keel_log::ManualClock`] to both).
+    pub fn with_clock(log: Arc<Log>, clock: Arc<dyn Clock>) -> EmbeddedBus {
         EmbeddedBus {
             inner: Arc::new(BusInner {
+                metrics: Metrics::new(log.clone(), clock.clone()),
                 log,
                 wakers: Mutex::new(HashMap::new()),
                 coordinator: Coordinator::default(),
+                clock,
             }),
         }
     }
@@ -78,6 +92,22 @@ impl EmbeddedBus {
     /// The log under the bus.
     pub fn log(&self) -> &Arc<Log> {
         &self.inner.log
+    }
+
+    /// The runtime's metrics for everything on this bus ([`Metrics`] lists the families).
+    pub fn metrics(&self) -> &Metrics {
+        &self.inner.metrics
+    }
+
+    /// The metrics in the OpenMetrics text format Prometheus scrapes (see
+    /// [`Metrics::encode`]). Reads the log to compute lag: call it off the async executor.
+    pub fn metrics_text(&self) -> String {
+        self.inner.metrics.encode()
+    }
+
+    /// Wall-clock milliseconds since the Unix epoch, from the bus's clock.
+    pub(crate) fn now_ms(&self) -> i64 {
+        self.inner.clock.now_ms()
     }
 
     /// A publisher on this bus.
@@ -158,6 +188,7 @@ impl Publisher {
             timestamp_ms: event.time.map(|t| t.timestamp_millis()),
         };
         let offset = self.bus.append(log_topic, partition, vec![record]).await?;
+        self.bus.metrics().published(topic);
         Ok(Published {
             topic: topic.to_string(),
             partition,

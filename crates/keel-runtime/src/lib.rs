@@ -77,6 +77,24 @@
 //! writes the mark in the same database transaction as the handler's effects and so makes
 //! effects exactly-once; see the [`dedupe`] module for how it plugs into [`Inbox`].
 //!
+//! # Metrics
+//!
+//! [`EmbeddedBus::metrics`] holds a Prometheus registry; [`EmbeddedBus::metrics_text`]
+//! encodes it in the OpenMetrics text format (served with [`METRICS_CONTENT_TYPE`]).
+//!
+//! - `keel_events_published_total{topic}`, `keel_events_handled_total{topic,group}`,
+//!   `keel_events_failed_total{topic,group,kind}` (failed attempts: `transient`,
+//!   `permanent`; `decode` for events that never reached the handler),
+//!   `keel_events_dead_lettered_total{topic,group}`: counters, updated where it happens.
+//! - `keel_handler_duration_seconds{topic,group}`: a histogram of every attempt.
+//! - `keel_consumer_lag_events{topic,group,partition}` (high watermark − committed offset),
+//!   `keel_consumer_lag_seconds{topic,group,partition}` (age of the oldest unhandled event,
+//!   0 when caught up), `keel_dead_letters{topic}` (records in `<topic>.dlq`) and
+//!   `keel_dead_letter_oldest_age_seconds{topic}`: gauges computed from the log at each
+//!   scrape, so they cover every group that committed offsets, running or not.
+//!
+//! Ages use the bus's clock ([`EmbeddedBus::with_clock`]); see [`Metrics`] for the details.
+//!
 //! # Cancel safety
 //!
 //! Each async public method says what dropping its future does. In short:
@@ -94,6 +112,7 @@ mod error;
 mod group;
 mod handler;
 pub mod limits;
+mod metrics;
 mod partition_worker;
 mod pipeline;
 mod policy;
@@ -106,5 +125,6 @@ pub use dead_letter::{DeadLetter, DeadLetterKind};
 pub use dedupe::{Inbox, InboxError, MemoryDedupeWindow};
 pub use error::{ErrorKind, HandlerError, PublishError, StartError};
 pub use handler::{Context, Handler, HandlerResult};
+pub use metrics::{METRICS_CONTENT_TYPE, Metrics};
 pub use policy::{ConsumerPolicy, GroupPolicy, PolicyError, RetryPolicy, StartFrom, TimeoutPolicy};
 pub use router::{Route, Router, RouterHandle};

@@ -311,6 +311,7 @@ impl Worker {
             metadata: String::new(),
         };
         let group_name = self.route.group.clone();
+        let now_ms = self.route.bus.now_ms();
         // The holder check and the durable write happen under the group's lock, so a
         // partition cannot change hands between them.
         let result = tokio::task::spawn_blocking(move || {
@@ -319,7 +320,7 @@ impl Worker {
                 return Ok(false);
             }
             log.group_offsets()
-                .commit(&group_name, &[commit], crate::pipeline::wall_clock_ms())
+                .commit(&group_name, &[commit], now_ms)
                 .map(|()| true)
         })
         .await;

@@ -7,7 +7,7 @@
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use keel_core::{Event, TraceParent};
 use keel_log::{Record, Topic};
@@ -22,6 +22,7 @@ use crate::dead_letter::{
 use crate::dedupe::Inbox;
 use crate::error::{ErrorKind, HandlerError};
 use crate::handler::{Context, Delivery, Handler};
+use crate::metrics::RouteMetrics;
 use crate::policy::{ConsumerPolicy, Jitter, RetryPolicy, TimeoutPolicy};
 use crate::unwind::CatchUnwind;
 
@@ -39,6 +40,7 @@ pub(crate) struct RouteShared {
     pub(crate) jitter: Mutex<Jitter>,
     /// Set by the first dead letter of this group on this topic.
     pub(crate) dead_lettered: AtomicBool,
+    pub(crate) metrics: RouteMetrics,
 }
 
 impl RouteShared {
@@ -131,6 +133,7 @@ impl Chain {
             Ok(event) => event,
             Err(error) => {
                 let reason = format!("not a readable CloudEvent: {error}");
+                self.route.metrics.undecodable();
                 return self
                     .dead_letter(None, 0, reason, DeadLetterKind::Decode)
                     .await;
@@ -152,6 +155,7 @@ impl Chain {
             Ok(attempts) => attempts,
             Err(error) => {
                 let reason = format!("handler cannot decode the event: {error}");
+                self.route.metrics.undecodable();
                 let id = Some(event.id.clone());
                 return self
                     .dead_letter(id, 0, reason, DeadLetterKind::Decode)
@@ -201,6 +205,7 @@ impl Chain {
             };
             // 3. Timeout, per attempt; a panic is contained to the attempt.
             let call = CatchUnwind::new(attempts(ctx));
+            let started = tokio::time::Instant::now();
             let result = match tokio::time::timeout(attempt_timeout, call).await {
                 Err(_) => Err(HandlerError::transient(format!(
                     "attempt timed out after {attempt_timeout:?}"
@@ -210,6 +215,8 @@ impl Chain {
                 ))),
                 Ok(Ok(result)) => result,
             };
+            let failure = result.as_ref().err().map(HandlerError::kind);
+            self.route.metrics.attempt(started.elapsed(), failure);
             let error = match result {
                 Ok(()) => {
                     if let Some(inbox) = &self.route.inbox
@@ -220,11 +227,13 @@ impl Chain {
                         tracing::warn!(%error, "could not mark the event processed");
                     }
                     tracing::debug!(attempt, "event handled");
+                    self.route.metrics.handled();
                     return Outcome::Handled;
                 }
                 Err(error) => error,
             };
-            self.first_failure_ms.get_or_insert_with(wall_clock_ms);
+            let now = self.route.bus.now_ms();
+            self.first_failure_ms.get_or_insert(now);
             // 4. Retry transient failures with backoff; 5. dead-letter the rest.
             let id = Some(event.id.clone());
             if error.kind() == ErrorKind::Permanent {
@@ -271,7 +280,7 @@ impl Chain {
         error: String,
         kind: DeadLetterKind,
     ) -> Outcome {
-        let now = wall_clock_ms();
+        let now = self.route.bus.now_ms();
         let mut report = DeadLetter {
             event_id,
             topic: self.route.topic.name().to_string(),
@@ -304,6 +313,7 @@ impl Chain {
         report.dead_letter_topic = stored.0;
         report.dead_letter_offset = stored.1;
         report.first_in_group = !self.route.dead_lettered.swap(true, Ordering::SeqCst);
+        self.route.metrics.dead_lettered();
         tracing::error!(
             event_id = report.event_id.as_deref().unwrap_or("<unreadable>"),
             topic = %report.topic,
@@ -358,11 +368,4 @@ impl std::fmt::Display for TraceId {
         }
         Ok(())
     }
-}
-
-/// Wall-clock milliseconds since the Unix epoch, for the dead-letter failure times.
-pub(crate) fn wall_clock_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64)
 }

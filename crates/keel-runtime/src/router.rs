@@ -202,6 +202,7 @@ impl Router {
                     group: route.group,
                 });
             }
+            let metrics = self.bus.metrics().route(&route.topic, &route.group);
             let shared = Arc::new(RouteShared {
                 bus: self.bus.clone(),
                 topic,
@@ -214,6 +215,7 @@ impl Router {
                 inbox: route.inbox,
                 on_dead_letter: self.on_dead_letter.clone(),
                 dead_lettered: AtomicBool::new(false),
+                metrics,
             });
             members.spawn(run_member(
                 shared,
