@@ -10,8 +10,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
+use bytes::Bytes;
 use keel_core::Event;
-use keel_log::{FsyncPolicy, Log, LogOptions, ManualClock, TopicConfig};
+use keel_log::{FsyncPolicy, Log, LogOptions, ManualClock, NewRecord, TopicConfig};
 use keel_runtime::{
     ConsumerPolicy, Context, EmbeddedBus, Handler, HandlerError, RetryPolicy, Route, Router,
 };
@@ -94,6 +95,10 @@ async fn counters_count_publishes_handles_failed_attempts_and_dead_letters_exact
     for key in ["a", "poison", "b", "fatal", "c"] {
         bus.publisher().publish("orders", event(key)).await.unwrap();
     }
+    // Appended around the publisher: not counted as published, never reaches the handler.
+    let garbage = NewRecord::new(None::<Bytes>, Bytes::from_static(b"not an event"));
+    let partition = log.topic("orders").unwrap().partition(0).unwrap().clone();
+    partition.append(&[garbage]).unwrap();
     let calls = Arc::new(AtomicUsize::new(0));
     let dead = Arc::new(AtomicUsize::new(0));
     let counted = dead.clone();
@@ -110,9 +115,9 @@ async fn counters_count_publishes_handles_failed_attempts_and_dead_letters_exact
         })
         .start()
         .unwrap();
-    // a, b, c once; poison three times; fatal once.
+    // a, b, c once; poison three times; fatal once; the garbage record never.
     until("every attempt", || {
-        calls.load(Ordering::SeqCst) == 7 && dead.load(Ordering::SeqCst) == 2
+        calls.load(Ordering::SeqCst) == 7 && dead.load(Ordering::SeqCst) == 3
     })
     .await;
     router.shutdown().await;
@@ -126,12 +131,12 @@ async fn counters_count_publishes_handles_failed_attempts_and_dead_letters_exact
             "keel_events_handled_total{topic=\"orders\",group=\"billing\"} 3",
             "keel_events_failed_total{topic=\"orders\",group=\"billing\",kind=\"transient\"} 3",
             "keel_events_failed_total{topic=\"orders\",group=\"billing\",kind=\"permanent\"} 1",
-            "keel_events_failed_total{topic=\"orders\",group=\"billing\",kind=\"decode\"} 0",
-            "keel_events_dead_lettered_total{topic=\"orders\",group=\"billing\"} 2",
+            "keel_events_failed_total{topic=\"orders\",group=\"billing\",kind=\"decode\"} 1",
+            "keel_events_dead_lettered_total{topic=\"orders\",group=\"billing\"} 3",
             "keel_handler_duration_seconds_count{topic=\"orders\",group=\"billing\"} 7",
             "keel_consumer_lag_events{topic=\"orders\",group=\"billing\",partition=\"0\"} 0",
             "keel_consumer_lag_seconds{topic=\"orders\",group=\"billing\",partition=\"0\"} 0.0",
-            "keel_dead_letters{topic=\"orders\"} 2",
+            "keel_dead_letters{topic=\"orders\"} 3",
             "keel_dead_letter_oldest_age_seconds{topic=\"orders\"} 7.5",
             "# TYPE keel_events_published counter",
             "# TYPE keel_handler_duration_seconds histogram",
@@ -143,6 +148,13 @@ async fn counters_count_publishes_handles_failed_attempts_and_dead_letters_exact
         !text.contains("topic=\"orders.dlq\""),
         "dead letters are not publishes and the dead-letter topic is no source:\n{text}"
     );
+
+    // An application's own registry gets the same series, values included.
+    let mut registry = prometheus_client::registry::Registry::default();
+    bus.metrics().register(&mut registry);
+    let mut own = String::new();
+    prometheus_client::encoding::text::encode(&mut own, &registry).unwrap();
+    assert_eq!(own, text, "the same families and values");
 }
 
 #[tokio::test(start_paused = true)]
