@@ -6,6 +6,8 @@
 
 mod bench;
 mod consume;
+mod dlq;
+mod groups;
 mod produce;
 mod store;
 mod topics;
@@ -42,6 +44,10 @@ enum Command {
     Consume(consume::ConsumeArgs),
     /// Measure append, read and end-to-end latency of the embedded log.
     Bench(bench::BenchArgs),
+    /// List consumer groups, show their lag, reset their offsets.
+    Groups(groups::GroupsArgs),
+    /// List, show, replay and purge dead letters; show the audit log.
+    Dlq(dlq::DlqArgs),
 }
 
 fn main() -> ExitCode {
@@ -51,6 +57,8 @@ fn main() -> ExitCode {
         Command::Produce(args) => produce::run(&cli.data_dir, args),
         Command::Consume(args) => consume::run(&cli.data_dir, args),
         Command::Bench(args) => bench::run(&cli.data_dir, args),
+        Command::Groups(args) => groups::run(&cli.data_dir, args),
+        Command::Dlq(args) => dlq::run(&cli.data_dir, args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -105,6 +105,7 @@
 //! point when their attempt times out or a fenced member abandons its partitions, so handler
 //! code must tolerate being cancelled between awaits.
 
+pub mod admin;
 mod bus;
 pub mod dead_letter;
 pub mod dedupe;

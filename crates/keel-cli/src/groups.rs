@@ -1,0 +1,192 @@
+//! `keel groups`: list consumer groups, show their lag, reset their committed offsets.
+//!
+//! Argument handling and printing only; the logic is `keel_runtime::admin::groups`. The log
+//! has one owning process, so while this command runs no consumer of another process can
+//! commit offsets on the same data directory: a reset never races a running consumer.
+
+use std::path::Path;
+
+use anyhow::{Context, bail};
+use chrono::{DateTime, Utc};
+use keel_runtime::admin::groups::{self, PartitionLag, ResetTarget};
+
+use crate::store::open_log;
+
+/// Flags of `keel groups`.
+#[derive(Debug, clap::Args)]
+pub(crate) struct GroupsArgs {
+    #[command(subcommand)]
+    command: GroupsCommand,
+}
+
+#[derive(Debug, clap::Subcommand)]
+enum GroupsCommand {
+    /// List groups with committed offsets, their topics and total lag.
+    List {
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show lag per topic and partition: events behind and age of the oldest unconsumed one.
+    Lag {
+        /// The group; every group when left out.
+        group: Option<String>,
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Move a group's committed offsets. Stop the group's consumers first.
+    Reset {
+        /// The group.
+        group: String,
+        /// The topic whose offsets move.
+        #[arg(long)]
+        topic: String,
+        /// Only this partition (default: every partition of the topic).
+        #[arg(long)]
+        partition: Option<u32>,
+        /// To the first stored offset: everything is read again.
+        #[arg(long, group = "target")]
+        to_earliest: bool,
+        /// To the high watermark: everything stored is skipped.
+        #[arg(long, group = "target")]
+        to_latest: bool,
+        /// To this offset (clamped to the stored range).
+        #[arg(long, group = "target", value_name = "OFFSET")]
+        to_offset: Option<u64>,
+        /// To the first event at or after this time: RFC 3339 or ms since the epoch.
+        #[arg(long, group = "target", value_name = "TIME")]
+        to_time: Option<String>,
+        /// Print the moves without committing them.
+        #[arg(long)]
+        dry_run: bool,
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// Runs `keel groups`.
+pub(crate) fn run(data: &Path, args: GroupsArgs) -> anyhow::Result<()> {
+    let log = open_log(data)?;
+    let now_ms = Utc::now().timestamp_millis();
+    match args.command {
+        GroupsCommand::List { json } => {
+            let summaries = groups::list_groups(&log, now_ms)?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&summaries)?);
+                return Ok(());
+            }
+            println!("{:<24} {:>10} {:>10}  TOPICS", "GROUP", "LAG", "LAG_S");
+            for s in summaries {
+                println!(
+                    "{:<24} {:>10} {:>10}  {}",
+                    s.group,
+                    s.lag_events,
+                    seconds(s.lag_ms),
+                    s.topics.join(",")
+                );
+            }
+        }
+        GroupsCommand::Lag { group, json } => {
+            let names = match group {
+                Some(group) => vec![group],
+                None => log.group_offsets().groups(),
+            };
+            let mut lags: Vec<PartitionLag> = Vec::new();
+            for name in names {
+                lags.extend(
+                    groups::group_lag(&log, &name, now_ms)
+                        .with_context(|| format!("cannot measure lag of group '{name}'"))?,
+                );
+            }
+            if json {
+                println!("{}", serde_json::to_string_pretty(&lags)?);
+                return Ok(());
+            }
+            println!(
+                "{:<20} {:<20} {:>4} {:>10} {:>10} {:>10} {:>10}",
+                "GROUP", "TOPIC", "PART", "COMMITTED", "END", "LAG", "LAG_S"
+            );
+            for l in lags {
+                let committed = l
+                    .committed_offset
+                    .map_or("-".to_string(), |c| c.to_string());
+                println!(
+                    "{:<20} {:<20} {:>4} {:>10} {:>10} {:>10} {:>10}",
+                    l.group,
+                    l.topic,
+                    l.partition,
+                    committed,
+                    l.high_watermark,
+                    l.lag_events,
+                    seconds(l.lag_ms)
+                );
+            }
+        }
+        GroupsCommand::Reset {
+            group,
+            topic,
+            partition,
+            to_earliest,
+            to_latest,
+            to_offset,
+            to_time,
+            dry_run,
+            json,
+        } => {
+            let target = if to_earliest {
+                ResetTarget::Earliest
+            } else if to_latest {
+                ResetTarget::Latest
+            } else if let Some(offset) = to_offset {
+                ResetTarget::Offset(offset)
+            } else if let Some(time) = to_time {
+                ResetTarget::Time(parse_time(&time)?)
+            } else {
+                bail!("say where to: --to-earliest, --to-latest, --to-offset or --to-time");
+            };
+            let plan = groups::plan_reset(&log, &group, &topic, partition, target)
+                .with_context(|| format!("cannot reset group '{group}'"))?;
+            if !dry_run {
+                groups::apply_reset(&log, &group, &plan, now_ms)
+                    .with_context(|| format!("cannot reset group '{group}'"))?;
+            }
+            if json {
+                println!("{}", serde_json::to_string_pretty(&plan)?);
+                return Ok(());
+            }
+            println!(
+                "{:<20} {:>4} {:>10} {:>10}",
+                "TOPIC", "PART", "BEFORE", "AFTER"
+            );
+            for r in &plan {
+                let before = r.offset_before.map_or("-".to_string(), |c| c.to_string());
+                println!(
+                    "{:<20} {:>4} {:>10} {:>10}",
+                    r.topic, r.partition, before, r.offset_after
+                );
+            }
+            if dry_run {
+                println!("dry run: nothing committed");
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Milliseconds as seconds with one decimal.
+fn seconds(ms: u64) -> String {
+    format!("{:.1}", ms as f64 / 1000.0)
+}
+
+/// A time as ms since the epoch: RFC 3339 or a plain number of milliseconds.
+fn parse_time(text: &str) -> anyhow::Result<i64> {
+    if let Ok(ms) = text.parse::<i64>() {
+        return Ok(ms);
+    }
+    let time: DateTime<Utc> = DateTime::parse_from_rfc3339(text)
+        .with_context(|| format!("--to-time '{text}' is neither RFC 3339 nor milliseconds"))?
+        .into();
+    Ok(time.timestamp_millis())
+}

@@ -1,0 +1,360 @@
+//! The operator verbs end to end through the `keel` binary: `keel groups list|lag|reset` and
+//! `keel dlq list|show|replay|canary|purge|history`, on a fresh data directory.
+//!
+//! Dead letters are written by the test with the router's `keel_dlq_*` headers (the binary
+//! runs no router); `keel_runtime`'s own tests produce them with a real router.
+
+use std::io::Write;
+use std::process::{Command, Output, Stdio};
+
+use bytes::Bytes;
+use keel_log::{Header, Log, NewRecord, TopicConfig};
+use keel_runtime::dead_letter::{
+    DLQ_ATTEMPTS_HEADER, DLQ_ERROR_HEADER, DLQ_ERROR_KIND_HEADER, DLQ_FIRST_FAILURE_HEADER,
+    DLQ_GROUP_HEADER, DLQ_HANDLER_HEADER, DLQ_LAST_FAILURE_HEADER, DLQ_OFFSET_HEADER,
+    DLQ_PARTITION_HEADER, DLQ_TOPIC_HEADER,
+};
+use serde_json::Value;
+
+/// A data directory and a way to run `keel` against it.
+struct Keel {
+    dir: tempfile::TempDir,
+}
+
+impl Keel {
+    fn new() -> Keel {
+        Keel {
+            dir: tempfile::tempdir().expect("temp dir"),
+        }
+    }
+
+    /// Runs `keel ARGS` with `stdin`, the data directory given by `$KEEL_DATA`.
+    fn run(&self, args: &[&str], stdin: &str) -> Output {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_keel"))
+            .args(args)
+            .env("KEEL_DATA", self.dir.path())
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn keel");
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(stdin.as_bytes())
+            .unwrap();
+        child.wait_with_output().expect("keel output")
+    }
+
+    /// Runs and expects success; returns stdout.
+    fn ok(&self, args: &[&str]) -> String {
+        let output = self.run(args, "");
+        assert!(
+            output.status.success(),
+            "keel {args:?} failed: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        String::from_utf8(output.stdout).expect("utf-8 stdout")
+    }
+
+    /// Runs and expects JSON on stdout.
+    fn json(&self, args: &[&str]) -> Value {
+        serde_json::from_str(&self.ok(args)).expect("JSON output")
+    }
+
+    /// Runs and expects failure with one stderr line containing `needle`; returns stdout.
+    fn fails(&self, args: &[&str], needle: &str) -> String {
+        let output = self.run(args, "");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(!output.status.success(), "keel {args:?} should fail");
+        assert_eq!(stderr.trim_end().lines().count(), 1, "one line: {stderr}");
+        assert!(
+            stderr.contains(needle),
+            "{args:?}: {stderr:?} lacks {needle:?}"
+        );
+        String::from_utf8(output.stdout).expect("utf-8 stdout")
+    }
+
+    /// Creates `orders` (one partition) with five events, keys `poison` and `ok`.
+    fn orders(&self) {
+        self.ok(&["topics", "create", "orders"]);
+        let lines: String = (0..5)
+            .map(|i| {
+                let key = if i % 2 == 0 { "poison" } else { "ok" };
+                format!(r#"{{"key":"{key}","type":"order.placed","data":{{"seq":{i}}}}}"#) + "\n"
+            })
+            .collect();
+        let output = self.run(&["produce", "orders"], &lines);
+        assert!(output.status.success(), "{output:?}");
+    }
+
+    /// Writes the `poison` events of `orders` to `orders.dlq` as the router would.
+    fn dead_letter_poison(&self) {
+        let log = Log::open(self.dir.path()).expect("open log");
+        let dlq = log
+            .create_topic("orders.dlq", TopicConfig::new(1))
+            .expect("create dlq");
+        let orders = log.topic("orders").unwrap();
+        let records = orders.partitions()[0].read_records(0, 1 << 20).unwrap();
+        for record in records
+            .into_iter()
+            .filter(|r| r.key.as_deref() == Some(&b"poison"[..]))
+        {
+            let mut headers = record.headers.clone();
+            for (key, value) in [
+                (DLQ_TOPIC_HEADER, "orders".to_string()),
+                (DLQ_PARTITION_HEADER, "0".into()),
+                (DLQ_OFFSET_HEADER, record.offset.to_string()),
+                (DLQ_GROUP_HEADER, "shipping".into()),
+                (DLQ_HANDLER_HEADER, "ship".into()),
+                (DLQ_ATTEMPTS_HEADER, "3".into()),
+                (DLQ_FIRST_FAILURE_HEADER, "1000".into()),
+                (DLQ_LAST_FAILURE_HEADER, "2000".into()),
+                (DLQ_ERROR_HEADER, "no such warehouse".into()),
+                (DLQ_ERROR_KIND_HEADER, "permanent".into()),
+            ] {
+                headers.push(Header {
+                    key: key.into(),
+                    value: Some(Bytes::from(value)),
+                });
+            }
+            dlq.partitions()[0]
+                .append(&[NewRecord {
+                    key: record.key,
+                    value: record.value,
+                    headers,
+                    timestamp_ms: None,
+                }])
+                .unwrap();
+        }
+    }
+}
+
+#[test]
+fn operator_verbs_have_help() {
+    let keel = Keel::new();
+    for verb in [
+        &["groups", "--help"][..],
+        &["groups", "list", "--help"],
+        &["groups", "lag", "--help"],
+        &["groups", "reset", "--help"],
+        &["dlq", "--help"],
+        &["dlq", "list", "--help"],
+        &["dlq", "show", "--help"],
+        &["dlq", "replay", "--help"],
+        &["dlq", "canary", "--help"],
+        &["dlq", "purge", "--help"],
+        &["dlq", "history", "--help"],
+    ] {
+        let out = keel.ok(verb);
+        assert!(out.contains("Usage:"), "{verb:?}: {out}");
+    }
+}
+
+#[test]
+fn groups_lag_and_reset() {
+    let keel = Keel::new();
+    keel.orders();
+    keel.ok(&[
+        "consume",
+        "orders",
+        "--group",
+        "g",
+        "--from-beginning",
+        "--max",
+        "2",
+    ]);
+    let lag = keel.json(&["groups", "lag", "g", "--json"]);
+    assert_eq!(lag[0]["committed_offset"], 2);
+    assert_eq!(lag[0]["high_watermark"], 5);
+    assert_eq!(lag[0]["lag_events"], 3);
+    assert!(lag[0]["lag_ms"].as_u64().is_some());
+    let table = keel.ok(&["groups", "lag"]);
+    assert!(
+        table.contains("GROUP") && table.contains("orders"),
+        "{table}"
+    );
+    let list = keel.json(&["groups", "list", "--json"]);
+    assert_eq!(list[0]["group"], "g");
+    assert_eq!(list[0]["lag_events"], 3);
+
+    // A dry run commits nothing.
+    let plan = keel.json(&[
+        "groups",
+        "reset",
+        "g",
+        "--topic",
+        "orders",
+        "--to-earliest",
+        "--dry-run",
+        "--json",
+    ]);
+    assert_eq!(plan[0]["offset_before"], 2);
+    assert_eq!(plan[0]["offset_after"], 0);
+    assert_eq!(
+        keel.json(&["groups", "lag", "g", "--json"])[0]["lag_events"],
+        3
+    );
+    // (flags, committed offset afterwards)
+    let cases: &[(&[&str], u64)] = &[
+        (&["--to-earliest"], 0),
+        (&["--to-latest"], 5),
+        (&["--to-offset", "4"], 4),
+        (&["--to-offset", "99"], 5),
+        (&["--to-time", "0"], 0),
+        (&["--to-time", "2999-01-01T00:00:00Z"], 5),
+    ];
+    for (flags, offset) in cases {
+        let mut args = vec!["groups", "reset", "g", "--topic", "orders"];
+        args.extend_from_slice(flags);
+        keel.ok(&args);
+        let lag = keel.json(&["groups", "lag", "g", "--json"]);
+        assert_eq!(lag[0]["committed_offset"], *offset, "{flags:?}");
+        assert_eq!(lag[0]["lag_events"], 5 - offset, "{flags:?}");
+    }
+    keel.fails(
+        &["groups", "lag", "nobody"],
+        "group 'nobody' has no committed offsets",
+    );
+    keel.fails(
+        &["groups", "reset", "g", "--topic", "nope", "--to-earliest"],
+        "topic 'nope' does not exist",
+    );
+    keel.fails(
+        &["groups", "reset", "g", "--topic", "orders"],
+        "--to-earliest",
+    );
+    // Two targets are a usage error (clap's multi-line usage report).
+    let both = [
+        "groups",
+        "reset",
+        "g",
+        "--topic",
+        "orders",
+        "--to-earliest",
+        "--to-latest",
+    ];
+    assert!(!keel.run(&both, "").status.success());
+}
+
+#[test]
+fn dead_letters_are_listed_shown_replayed_once_purged_and_audited() {
+    let keel = Keel::new();
+    keel.orders();
+    keel.fails(
+        &["dlq", "show", "orders", "--all"],
+        "no dead-letter topic 'orders'",
+    );
+    keel.dead_letter_poison();
+
+    let list = keel.json(&["dlq", "list", "--json"]);
+    assert_eq!(list[0]["dead_letter_topic"], "orders.dlq");
+    assert_eq!(list[0]["pending"], 3);
+    assert_eq!(list[0]["causes"][0]["group"], "shipping");
+    assert_eq!(list[0]["causes"][0]["kind"], "permanent");
+    assert!(keel.ok(&["dlq", "list"]).contains("orders.dlq"));
+
+    let shown = keel.ok(&["dlq", "show", "orders", "--offset", "1", "--json"]);
+    let shown: Value = serde_json::from_str(shown.trim()).unwrap();
+    assert_eq!(
+        shown["headers"]["offset"], 2,
+        "the second poison event was offset 2"
+    );
+    assert_eq!(shown["headers"]["attempts"], 3);
+    assert_eq!(shown["headers"]["error"], "no such warehouse");
+    assert_eq!(shown["event"]["type"], "order.placed");
+    let event_id = shown["event"]["id"].as_str().unwrap().to_string();
+    let text = keel.ok(&["dlq", "show", "orders.dlq", "--id", &event_id]);
+    assert!(
+        text.contains("orders/0/2") && text.contains("no such warehouse"),
+        "{text}"
+    );
+
+    // Replay and purge need a selection.
+    keel.fails(
+        &["dlq", "replay", "orders"],
+        "select dead letters with --all",
+    );
+    // A canary replays one; until the group handled it, continuing is refused.
+    let canary = keel.json(&["dlq", "replay", "orders", "--all", "--canary", "--json"]);
+    assert_eq!(canary["replayed"].as_array().unwrap().len(), 1);
+    let canary_id = canary["id"].as_str().unwrap().to_string();
+    keel.fails(&["dlq", "canary", &canary_id], "not handled yet");
+    keel.fails(
+        &[
+            "dlq",
+            "replay",
+            "orders",
+            "--all",
+            "--after-canary",
+            &canary_id,
+        ],
+        "not handled yet",
+    );
+    // The group runs (here: reads to the end and commits) and the canary counts as handled.
+    keel.ok(&[
+        "consume",
+        "orders",
+        "--group",
+        "shipping",
+        "--from-beginning",
+    ]);
+    assert!(keel.ok(&["dlq", "canary", &canary_id]).contains("handled"));
+    let rest = keel.json(&[
+        "dlq",
+        "replay",
+        "orders",
+        "--all",
+        "--after-canary",
+        &canary_id,
+        "--json",
+    ]);
+    assert_eq!(rest["replayed"].as_array().unwrap().len(), 2);
+    assert_eq!(rest["skipped_replayed"], 1);
+    let again = keel.json(&["dlq", "replay", "orders", "--all", "--json"]);
+    assert_eq!(again["replayed"].as_array().unwrap().len(), 0);
+    assert_eq!(again["skipped_replayed"], 3);
+    let replays: Vec<Value> = keel
+        .ok(&["consume", "orders", "--offset", "5"])
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(replays.len(), 3, "each dead letter replayed once");
+    assert!(
+        replays
+            .iter()
+            .any(|r| r["event"]["id"] == event_id.as_str())
+    );
+
+    // Purge: without --yes it prints what would go and fails; with --yes it is done.
+    let would = keel.fails(
+        &["dlq", "purge", "orders", "--kind", "permanent"],
+        "add --yes",
+    );
+    assert_eq!(would.lines().count(), 3, "{would}");
+    keel.ok(&["dlq", "purge", "orders", "--kind", "permanent", "--yes"]);
+    let list = keel.json(&["dlq", "list", "--json"]);
+    assert_eq!(
+        (list[0]["pending"].clone(), list[0]["purged"].clone()),
+        (0.into(), 3.into())
+    );
+
+    let history: Vec<Value> = keel
+        .ok(&["dlq", "history", "orders", "--json"])
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let actions: Vec<&str> = history
+        .iter()
+        .map(|e| e["action"].as_str().unwrap())
+        .collect();
+    assert_eq!(actions, ["canary", "replay", "replay", "purge"]);
+    assert!(
+        history[3]["command"]
+            .as_str()
+            .unwrap()
+            .contains("dlq purge orders --kind permanent --yes")
+    );
+    assert!(keel.ok(&["dlq", "history"]).contains("purge"));
+}
