@@ -374,7 +374,7 @@ fn print_dead_letter(d: &StoredDeadLetter) {
             println!("  attempts:        {}", h.attempts);
             println!("  first failure:   {}", time(h.first_failure_ms));
             println!("  last failure:    {}", time(h.last_failure_ms));
-            println!("  error kind:      {}", h.kind);
+            println!("  error kind:      {}", h.kind.as_str());
             println!("  error:           {}", h.error);
         }
         None => println!("  headers:         keel_dlq_* headers missing or malformed"),

@@ -7,13 +7,8 @@
 use std::io::Write;
 use std::process::{Command, Output, Stdio};
 
-use bytes::Bytes;
-use keel_log::{Header, Log, NewRecord, TopicConfig};
-use keel_runtime::dead_letter::{
-    DLQ_ATTEMPTS_HEADER, DLQ_ERROR_HEADER, DLQ_ERROR_KIND_HEADER, DLQ_FIRST_FAILURE_HEADER,
-    DLQ_GROUP_HEADER, DLQ_HANDLER_HEADER, DLQ_LAST_FAILURE_HEADER, DLQ_OFFSET_HEADER,
-    DLQ_PARTITION_HEADER, DLQ_TOPIC_HEADER,
-};
+use keel_log::{Log, NewRecord, TopicConfig};
+use keel_runtime::{DeadLetterHeaders, DeadLetterKind};
 use serde_json::Value;
 
 /// A data directory and a way to run `keel` against it.
@@ -102,23 +97,19 @@ impl Keel {
             .filter(|r| r.key.as_deref() == Some(&b"poison"[..]))
         {
             let mut headers = record.headers.clone();
-            for (key, value) in [
-                (DLQ_TOPIC_HEADER, "orders".to_string()),
-                (DLQ_PARTITION_HEADER, "0".into()),
-                (DLQ_OFFSET_HEADER, record.offset.to_string()),
-                (DLQ_GROUP_HEADER, "shipping".into()),
-                (DLQ_HANDLER_HEADER, "ship".into()),
-                (DLQ_ATTEMPTS_HEADER, "3".into()),
-                (DLQ_FIRST_FAILURE_HEADER, "1000".into()),
-                (DLQ_LAST_FAILURE_HEADER, "2000".into()),
-                (DLQ_ERROR_HEADER, "no such warehouse".into()),
-                (DLQ_ERROR_KIND_HEADER, "permanent".into()),
-            ] {
-                headers.push(Header {
-                    key: key.into(),
-                    value: Some(Bytes::from(value)),
-                });
-            }
+            let dead_letter = DeadLetterHeaders {
+                topic: "orders".into(),
+                partition: 0,
+                offset: record.offset,
+                group: "shipping".into(),
+                handler: "ship".into(),
+                attempts: 3,
+                first_failure_ms: 1000,
+                last_failure_ms: 2000,
+                error: "no such warehouse".into(),
+                kind: DeadLetterKind::Permanent,
+            };
+            headers.extend(dead_letter.encode());
             dlq.partitions()[0]
                 .append(&[NewRecord {
                     key: record.key,

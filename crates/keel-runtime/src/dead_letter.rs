@@ -1,16 +1,20 @@
 //! Dead letters: the `<topic>.dlq` record of an event the router gave up on, its
-//! `keel_dlq_*` headers, and the [`DeadLetter`] report passed to the alert hook.
+//! `keel_dlq_*` headers ([`DeadLetterHeaders`], encoded and decoded here, next to each
+//! other), and the [`DeadLetter`] report passed to the alert hook, which embeds them.
 //!
 //! A dead letter keeps the original key, value and headers (the `ce_*` attributes included,
 //! so the event id survives a replay) and adds the headers below. Any `keel_dlq_*` headers
 //! the event already carried (from an earlier dead-lettering) are replaced, not repeated.
 //!
-//! Not here: the decision to dead-letter (`pipeline.rs`), or replay and purge tooling.
+//! Not here: the decision to dead-letter (`pipeline.rs`), or replay and purge tooling
+//! ([`admin::dead_letters`](crate::admin::dead_letters), which reads the headers with
+//! [`DeadLetterHeaders::decode`]).
 
 use std::sync::Arc;
 
 use bytes::Bytes;
 use keel_log::{Header, Log, NewRecord, Record, Topic, TopicConfig, TopicError};
+use serde::Serialize;
 
 use crate::limits::{DLQ_ERROR_BYTES_MAX, DLQ_SUFFIX};
 
@@ -41,8 +45,9 @@ pub fn dead_letter_topic(topic: &str) -> String {
     format!("{topic}{DLQ_SUFFIX}")
 }
 
-/// Why an event was dead-lettered.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// Why an event was dead-lettered. Serializes as [`DeadLetterKind::as_str`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
 #[non_exhaustive]
 pub enum DeadLetterKind {
     /// Every attempt failed with a transient error (timeouts and panics included).
@@ -63,26 +68,35 @@ impl DeadLetterKind {
             DeadLetterKind::Decode => "decode",
         }
     }
+
+    /// The kind a `keel_dlq_error_kind` header value names, if any.
+    pub fn parse(text: &str) -> Option<DeadLetterKind> {
+        match text {
+            "transient" => Some(DeadLetterKind::Transient),
+            "permanent" => Some(DeadLetterKind::Permanent),
+            "decode" => Some(DeadLetterKind::Decode),
+            _ => None,
+        }
+    }
 }
 
-/// A report of one dead letter, given to the alert hook
-/// ([`Router::on_dead_letter`](crate::Router::on_dead_letter)) after the dead letter is
-/// stored.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct DeadLetter {
-    /// The event id, when the record was a readable CloudEvent.
-    pub event_id: Option<String>,
+/// What a dead letter records about the event it holds, stored as its `keel_dlq_*` headers:
+/// where the event was read from, who gave up on it, when and why. The router writes them
+/// ([`encode`](DeadLetterHeaders::encode)); the operator tools read them back
+/// ([`decode`](DeadLetterHeaders::decode)); the alert hook's [`DeadLetter`] carries them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct DeadLetterHeaders {
     /// The topic the event was read from.
     pub topic: String,
-    /// Its partition.
+    /// Its partition there.
     pub partition: u32,
-    /// Its offset.
+    /// Its offset there.
     pub offset: u64,
-    /// The consumer group.
+    /// The consumer group that gave up.
     pub group: String,
-    /// The handler.
+    /// The handler that gave up.
     pub handler: String,
-    /// Attempts made.
+    /// Handler attempts made (0 when the event could not be decoded).
     pub attempts: u32,
     /// First failure, ms since the Unix epoch.
     pub first_failure_ms: i64,
@@ -92,6 +106,70 @@ pub struct DeadLetter {
     pub error: String,
     /// Why it was given up.
     pub kind: DeadLetterKind,
+}
+
+impl DeadLetterHeaders {
+    /// The `keel_dlq_*` headers, one per field. The error is cut to one line of at most
+    /// [`DLQ_ERROR_BYTES_MAX`] bytes.
+    pub fn encode(&self) -> Vec<Header> {
+        let mut error = self.error.replace(['\n', '\r'], " ");
+        if error.len() > DLQ_ERROR_BYTES_MAX {
+            let mut cut = DLQ_ERROR_BYTES_MAX;
+            while !error.is_char_boundary(cut) {
+                cut -= 1;
+            }
+            error.truncate(cut);
+        }
+        let headers = [
+            (DLQ_TOPIC_HEADER, self.topic.clone()),
+            (DLQ_PARTITION_HEADER, self.partition.to_string()),
+            (DLQ_OFFSET_HEADER, self.offset.to_string()),
+            (DLQ_GROUP_HEADER, self.group.clone()),
+            (DLQ_HANDLER_HEADER, self.handler.clone()),
+            (DLQ_ATTEMPTS_HEADER, self.attempts.to_string()),
+            (DLQ_FIRST_FAILURE_HEADER, self.first_failure_ms.to_string()),
+            (DLQ_LAST_FAILURE_HEADER, self.last_failure_ms.to_string()),
+            (DLQ_ERROR_HEADER, error),
+            (DLQ_ERROR_KIND_HEADER, self.kind.as_str().to_string()),
+        ];
+        headers
+            .into_iter()
+            .map(|(key, value)| Header {
+                key: key.to_string(),
+                value: Some(Bytes::from(value)),
+            })
+            .collect()
+    }
+
+    /// Decodes the `keel_dlq_*` headers among `headers`; `None` if one is missing or
+    /// malformed (the record was not written by the router).
+    pub fn decode(headers: &[Header]) -> Option<DeadLetterHeaders> {
+        let text = |name| header_text(headers, name);
+        Some(DeadLetterHeaders {
+            topic: text(DLQ_TOPIC_HEADER)?.to_string(),
+            partition: text(DLQ_PARTITION_HEADER)?.parse().ok()?,
+            offset: text(DLQ_OFFSET_HEADER)?.parse().ok()?,
+            group: text(DLQ_GROUP_HEADER)?.to_string(),
+            handler: text(DLQ_HANDLER_HEADER)?.to_string(),
+            attempts: text(DLQ_ATTEMPTS_HEADER)?.parse().ok()?,
+            first_failure_ms: text(DLQ_FIRST_FAILURE_HEADER)?.parse().ok()?,
+            last_failure_ms: text(DLQ_LAST_FAILURE_HEADER)?.parse().ok()?,
+            error: text(DLQ_ERROR_HEADER)?.to_string(),
+            kind: DeadLetterKind::parse(text(DLQ_ERROR_KIND_HEADER)?)?,
+        })
+    }
+}
+
+/// A report of one dead letter, given to the alert hook
+/// ([`Router::on_dead_letter`](crate::Router::on_dead_letter)) after the dead letter is
+/// stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeadLetter {
+    /// The event id, when the record was a readable CloudEvent.
+    pub event_id: Option<String>,
+    /// Where the event came from, who gave up on it and why: what the dead letter's
+    /// `keel_dlq_*` headers say.
+    pub headers: DeadLetterHeaders,
     /// The dead-letter topic it was written to.
     pub dead_letter_topic: String,
     /// Its offset there.
@@ -121,42 +199,29 @@ pub(crate) fn ensure_topic(log: &Log, source: &Topic) -> Result<Arc<Topic>, Topi
     }
 }
 
+/// The value of the header `name` among `headers` as UTF-8 text, if present.
+pub(crate) fn header_text<'a>(headers: &'a [Header], name: &str) -> Option<&'a str> {
+    headers
+        .iter()
+        .find(|h| h.key == name)
+        .and_then(|h| h.value.as_deref())
+        .and_then(|v| std::str::from_utf8(v).ok())
+}
+
 /// The dead-letter record of `record`: its key, value and headers unchanged except for the
-/// `keel_dlq_*` headers, which are set from `report`.
-pub(crate) fn dead_letter_record(record: &Record, report: &DeadLetter, now_ms: i64) -> NewRecord {
+/// `keel_dlq_*` headers, which are replaced by `dead_letter`'s.
+pub(crate) fn dead_letter_record(
+    record: &Record,
+    dead_letter: &DeadLetterHeaders,
+    now_ms: i64,
+) -> NewRecord {
     let mut headers: Vec<Header> = record
         .headers
         .iter()
         .filter(|h| !h.key.starts_with("keel_dlq_"))
         .cloned()
         .collect();
-    let mut error = report.error.replace(['\n', '\r'], " ");
-    if error.len() > DLQ_ERROR_BYTES_MAX {
-        let mut cut = DLQ_ERROR_BYTES_MAX;
-        while !error.is_char_boundary(cut) {
-            cut -= 1;
-        }
-        error.truncate(cut);
-    }
-    let added = [
-        (DLQ_TOPIC_HEADER, report.topic.clone()),
-        (DLQ_PARTITION_HEADER, report.partition.to_string()),
-        (DLQ_OFFSET_HEADER, report.offset.to_string()),
-        (DLQ_GROUP_HEADER, report.group.clone()),
-        (DLQ_HANDLER_HEADER, report.handler.clone()),
-        (DLQ_ATTEMPTS_HEADER, report.attempts.to_string()),
-        (
-            DLQ_FIRST_FAILURE_HEADER,
-            report.first_failure_ms.to_string(),
-        ),
-        (DLQ_LAST_FAILURE_HEADER, report.last_failure_ms.to_string()),
-        (DLQ_ERROR_HEADER, error),
-        (DLQ_ERROR_KIND_HEADER, report.kind.as_str().to_string()),
-    ];
-    headers.extend(added.into_iter().map(|(key, value)| Header {
-        key: key.to_string(),
-        value: Some(Bytes::from(value)),
-    }));
+    headers.extend(dead_letter.encode());
     NewRecord {
         key: record.key.clone(),
         value: record.value.clone(),

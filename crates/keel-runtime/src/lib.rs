@@ -112,6 +112,7 @@ pub mod dedupe;
 mod error;
 mod group;
 mod handler;
+mod lag;
 pub mod limits;
 mod metrics;
 mod partition_worker;
@@ -122,7 +123,7 @@ mod schedule;
 mod unwind;
 
 pub use bus::{EmbeddedBus, Published, Publisher};
-pub use dead_letter::{DeadLetter, DeadLetterKind};
+pub use dead_letter::{DeadLetter, DeadLetterHeaders, DeadLetterKind};
 pub use dedupe::{Inbox, InboxError, MemoryDedupeWindow};
 pub use error::{ErrorKind, HandlerError, PublishError, StartError};
 pub use handler::{Context, Handler, HandlerResult};

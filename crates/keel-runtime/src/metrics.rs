@@ -29,7 +29,7 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
-use keel_log::{Clock, Log, Partition};
+use keel_log::{Clock, Log, ReadError};
 use prometheus_client::collector::Collector;
 use prometheus_client::encoding::{DescriptorEncoder, EncodeLabelSet, EncodeMetric};
 use prometheus_client::metrics::MetricType;
@@ -41,6 +41,7 @@ use prometheus_client::registry::{Registry, Unit};
 
 use crate::dead_letter::DeadLetterKind;
 use crate::error::ErrorKind;
+use crate::lag::{Lag, age_ms, oldest_timestamp_ms};
 use crate::limits::{DLQ_SUFFIX, LAG_PARTITIONS_MAX};
 
 /// The HTTP `Content-Type` of [`Metrics::encode`]'s output.
@@ -269,7 +270,7 @@ impl RouteMetrics {
 }
 
 /// One lagging or caught-up partition of a group, as a scrape sees it.
-struct Lag {
+struct PartitionGauges {
     labels: PartitionLabels,
     events: u64,
     seconds: Option<f64>,
@@ -283,7 +284,7 @@ struct DeadLetters {
 }
 
 impl LogCollector {
-    fn lags(&self, now_ms: i64) -> Vec<Lag> {
+    fn lags(&self, now_ms: i64) -> Vec<PartitionGauges> {
         let offsets = self.log.group_offsets();
         let mut lags = Vec::new();
         'groups: for group in offsets.groups() {
@@ -302,24 +303,18 @@ impl LogCollector {
                 else {
                     continue;
                 };
-                let high_watermark = log_partition.high_watermark();
-                let events = high_watermark.saturating_sub(committed.offset);
-                // The oldest unhandled event is the one at the committed offset (or the first
-                // stored one, if retention passed the group by).
-                let seconds = if events == 0 {
-                    Some(0.0)
-                } else {
-                    let from = committed.offset.max(log_partition.log_start_offset());
-                    oldest_timestamp_ms(&log_partition, from).map(|ts| age_seconds(now_ms, ts))
-                };
+                // Only partitions with a commit are measured: see `lag.rs` for why this
+                // differs from `keel groups lag`.
+                let lag = Lag::of(&log_partition, Some(committed.offset));
+                let seconds = unread_as_none(lag.age_ms(&log_partition, now_ms)).map(ms_to_seconds);
                 let labels = PartitionLabels {
                     topic,
                     group: group.clone(),
                     partition,
                 };
-                lags.push(Lag {
+                lags.push(PartitionGauges {
                     labels,
-                    events,
+                    events: lag.events(),
                     seconds,
                 });
             }
@@ -340,7 +335,7 @@ impl LogCollector {
                 let stored = partition.high_watermark().saturating_sub(start);
                 depth += stored;
                 if stored > 0
-                    && let Some(ts) = oldest_timestamp_ms(partition, start)
+                    && let Some(ts) = unread_as_none(oldest_timestamp_ms(partition, start))
                 {
                     oldest_ms = Some(oldest_ms.map_or(ts, |o| o.min(ts)));
                 }
@@ -350,7 +345,7 @@ impl LogCollector {
                     topic: source.to_string(),
                 },
                 depth,
-                oldest_age_seconds: oldest_ms.map(|ts| age_seconds(now_ms, ts)),
+                oldest_age_seconds: oldest_ms.map(|ts| ms_to_seconds(age_ms(now_ms, ts))),
             });
         }
         out
@@ -411,21 +406,15 @@ impl Collector for LogCollector {
     }
 }
 
-/// The timestamp of the first record at or after `offset`; `None` when it cannot be read
-/// (the gauge is then left out of this scrape rather than reported wrong).
-fn oldest_timestamp_ms(partition: &Partition, offset: u64) -> Option<i64> {
-    // At least one whole batch is returned however small the limit.
-    match partition.read_records(offset, 1) {
-        Ok(records) => records.first().map(|r| r.timestamp_ms),
-        Err(error) => {
-            tracing::debug!(%error, offset, "metrics could not read a record timestamp");
-            None
-        }
-    }
+/// A value read from the log, or `None` when the read failed: the gauge is then left out of
+/// this scrape rather than reported wrong.
+fn unread_as_none<T>(read: Result<Option<T>, ReadError>) -> Option<T> {
+    read.unwrap_or_else(|error| {
+        tracing::debug!(%error, "metrics could not read a record timestamp");
+        None
+    })
 }
 
-/// Seconds from `timestamp_ms` to `now_ms`, never negative (a timestamp from a clock ahead of
-/// ours is age 0).
-fn age_seconds(now_ms: i64, timestamp_ms: i64) -> f64 {
-    now_ms.saturating_sub(timestamp_ms).max(0) as f64 / 1000.0
+fn ms_to_seconds(ms: u64) -> f64 {
+    ms as f64 / 1000.0
 }

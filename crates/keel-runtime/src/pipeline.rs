@@ -17,7 +17,7 @@ use tracing::field::Empty;
 
 use crate::bus::EmbeddedBus;
 use crate::dead_letter::{
-    DeadLetter, DeadLetterHook, DeadLetterKind, dead_letter_record, ensure_topic,
+    DeadLetter, DeadLetterHeaders, DeadLetterHook, DeadLetterKind, dead_letter_record, ensure_topic,
 };
 use crate::dedupe::Inbox;
 use crate::error::{ErrorKind, HandlerError};
@@ -283,16 +283,18 @@ impl Chain {
         let now = self.route.bus.now_ms();
         let mut report = DeadLetter {
             event_id,
-            topic: self.route.topic.name().to_string(),
-            partition: self.partition,
-            offset: self.record.offset,
-            group: self.route.group.clone(),
-            handler: self.route.handler.name().to_string(),
-            attempts,
-            first_failure_ms: self.first_failure_ms.unwrap_or(now),
-            last_failure_ms: now,
-            error,
-            kind,
+            headers: DeadLetterHeaders {
+                topic: self.route.topic.name().to_string(),
+                partition: self.partition,
+                offset: self.record.offset,
+                group: self.route.group.clone(),
+                handler: self.route.handler.name().to_string(),
+                attempts,
+                first_failure_ms: self.first_failure_ms.unwrap_or(now),
+                last_failure_ms: now,
+                error,
+                kind,
+            },
             dead_letter_topic: String::new(),
             dead_letter_offset: 0,
             first_in_group: false,
@@ -316,14 +318,14 @@ impl Chain {
         self.route.metrics.dead_lettered();
         tracing::error!(
             event_id = report.event_id.as_deref().unwrap_or("<unreadable>"),
-            topic = %report.topic,
-            partition = report.partition,
-            offset = report.offset,
-            group = %report.group,
-            handler = %report.handler,
-            attempts = report.attempts,
-            error_kind = report.kind.as_str(),
-            error = %report.error,
+            topic = %report.headers.topic,
+            partition = report.headers.partition,
+            offset = report.headers.offset,
+            group = %report.headers.group,
+            handler = %report.headers.handler,
+            attempts = report.headers.attempts,
+            error_kind = report.headers.kind.as_str(),
+            error = %report.headers.error,
             dead_letter_topic = %report.dead_letter_topic,
             first_in_group = report.first_in_group,
             "event dead-lettered"
@@ -345,7 +347,7 @@ impl Chain {
             .await
             .map_err(|e| e.to_string())?
             .map_err(|e| e.to_string())?;
-        let record = dead_letter_record(&self.record, report, now);
+        let record = dead_letter_record(&self.record, &report.headers, now);
         let partition = self.partition.min(topic.config().partitions - 1);
         let name = topic.name().to_string();
         let offset = self

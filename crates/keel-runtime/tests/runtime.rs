@@ -20,8 +20,9 @@ use keel_runtime::dead_letter::{
     DLQ_PARTITION_HEADER, DLQ_TOPIC_HEADER,
 };
 use keel_runtime::{
-    ConsumerPolicy, Context, DeadLetter, EmbeddedBus, GroupPolicy, Handler, HandlerError,
-    MemoryDedupeWindow, RetryPolicy, Route, Router, TimeoutPolicy,
+    ConsumerPolicy, Context, DeadLetter, DeadLetterHeaders, DeadLetterKind, EmbeddedBus,
+    GroupPolicy, Handler, HandlerError, MemoryDedupeWindow, RetryPolicy, Route, Router,
+    TimeoutPolicy,
 };
 use proptest::prelude::*;
 use serde::{Deserialize, Serialize};
@@ -238,6 +239,11 @@ async fn poison_key_goes_to_dead_letters_after_its_attempts_and_other_keys_flow(
         let last: i64 = header(record, DLQ_LAST_FAILURE_HEADER).parse().unwrap();
         assert!(first > 0 && first <= last);
         assert_eq!(Some(id.clone()), alerts[*seq as usize].event_id);
+        assert_eq!(
+            DeadLetterHeaders::decode(&record.headers).as_ref(),
+            Some(&alerts[*seq as usize].headers),
+            "the stored headers decode to the alert's"
+        );
     }
     assert_eq!(
         committed(&log, "shipping", "orders", 0),
@@ -373,9 +379,9 @@ async fn panics_and_timeouts_are_retried_and_permanent_errors_are_not() {
     );
     let alerts = alerts.lock().unwrap();
     assert_eq!(alerts.len(), 1);
-    assert_eq!(alerts[0].attempts, 1);
-    assert_eq!(alerts[0].error, "invalid order");
-    assert_eq!(alerts[0].kind.as_str(), "permanent");
+    assert_eq!(alerts[0].headers.attempts, 1);
+    assert_eq!(alerts[0].headers.error, "invalid order");
+    assert_eq!(alerts[0].headers.kind, DeadLetterKind::Permanent);
 }
 
 /// Publishes `events` (key index, fail count) to a topic, handles them with failures

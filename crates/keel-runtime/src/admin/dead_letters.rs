@@ -32,12 +32,9 @@ use keel_log::{AppendError, Header, Log, NewRecord, ReadError, Record, Topic};
 use serde::Serialize;
 
 use super::audit::{self, AuditAction, AuditEntry, AuditError, AuditItem, AuditState};
-use super::{header_text, scan};
-use crate::dead_letter::{
-    DLQ_ATTEMPTS_HEADER, DLQ_ERROR_HEADER, DLQ_ERROR_KIND_HEADER, DLQ_FIRST_FAILURE_HEADER,
-    DLQ_GROUP_HEADER, DLQ_HANDLER_HEADER, DLQ_LAST_FAILURE_HEADER, DLQ_OFFSET_HEADER,
-    DLQ_PARTITION_HEADER, DLQ_TOPIC_HEADER, dead_letter_topic,
-};
+use super::scan;
+use crate::dead_letter::{DeadLetterHeaders, dead_letter_topic, header_text};
+use crate::lag::age_ms;
 use crate::limits::DLQ_SUFFIX;
 
 /// Header on a replayed record: the dead letter it came from, `<dlq topic>/<partition>/<offset>`.
@@ -46,51 +43,6 @@ pub const REPLAY_OF_HEADER: &str = "keel_replay_of";
 pub const REPLAY_ID_HEADER: &str = "keel_replay_id";
 /// Most dead letters [`dead_letters`] returns in one call.
 pub const LIST_LIMIT_MAX: usize = 10_000;
-
-/// The decoded `keel_dlq_*` headers of a dead letter.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct DeadLetterHeaders {
-    /// The topic the event was read from.
-    pub topic: String,
-    /// Its partition there.
-    pub partition: u32,
-    /// Its offset there.
-    pub offset: u64,
-    /// The group that gave up.
-    pub group: String,
-    /// The handler that gave up.
-    pub handler: String,
-    /// Attempts made.
-    pub attempts: u32,
-    /// First failure, ms since the epoch.
-    pub first_failure_ms: i64,
-    /// Last failure, ms since the epoch.
-    pub last_failure_ms: i64,
-    /// The last error message.
-    pub error: String,
-    /// `transient`, `permanent` or `decode`.
-    pub kind: String,
-}
-
-impl DeadLetterHeaders {
-    /// Decodes the `keel_dlq_*` headers of `record`; `None` if one is missing or malformed
-    /// (the record was not written by the router).
-    pub fn parse(record: &Record) -> Option<DeadLetterHeaders> {
-        let text = |name| header_text(record, name);
-        Some(DeadLetterHeaders {
-            topic: text(DLQ_TOPIC_HEADER)?.to_string(),
-            partition: text(DLQ_PARTITION_HEADER)?.parse().ok()?,
-            offset: text(DLQ_OFFSET_HEADER)?.parse().ok()?,
-            group: text(DLQ_GROUP_HEADER)?.to_string(),
-            handler: text(DLQ_HANDLER_HEADER)?.to_string(),
-            attempts: text(DLQ_ATTEMPTS_HEADER)?.parse().ok()?,
-            first_failure_ms: text(DLQ_FIRST_FAILURE_HEADER)?.parse().ok()?,
-            last_failure_ms: text(DLQ_LAST_FAILURE_HEADER)?.parse().ok()?,
-            error: text(DLQ_ERROR_HEADER)?.to_string(),
-            kind: text(DLQ_ERROR_KIND_HEADER)?.to_string(),
-        })
-    }
-}
 
 /// What the audit log says about a dead letter.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -342,16 +294,15 @@ pub fn summaries(log: &Log, now_ms: i64) -> Result<Vec<DeadLetterSummary>, DeadL
                     oldest_ms = Some(oldest_ms.map_or(dead_letter.timestamp_ms, |o| {
                         o.min(dead_letter.timestamp_ms)
                     }));
-                    let cause = dead_letter
-                        .headers
-                        .map_or_else(Default::default, |h| (h.group, h.handler, h.kind));
+                    let cause = dead_letter.headers.map_or_else(Default::default, |h| {
+                        (h.group, h.handler, h.kind.as_str().to_string())
+                    });
                     *causes.entry(cause).or_default() += 1;
                 }
             }
             Ok(true)
         })?;
-        summary.oldest_pending_age_ms =
-            oldest_ms.map_or(0, |ts| now_ms.saturating_sub(ts).max(0) as u64);
+        summary.oldest_pending_age_ms = oldest_ms.map_or(0, |ts| age_ms(now_ms, ts));
         summary.causes = causes
             .into_iter()
             .map(|((group, handler, kind), pending)| CauseCount {
@@ -557,7 +508,7 @@ pub fn canary_outcome(log: &Log, id: &str) -> Result<CanaryOutcome, DeadLetterEr
     for (index, partition) in dlq.partitions().iter().enumerate() {
         let mut found = None;
         scan::<ReadError>(partition, 0, u64::MAX, |record| {
-            if header_text(&record, REPLAY_ID_HEADER) == Some(id) {
+            if header_text(&record.headers, REPLAY_ID_HEADER) == Some(id) {
                 found = Some(record.offset);
                 return Ok(false);
             }
@@ -690,7 +641,7 @@ fn stored(topic: &str, partition: u32, record: Record, state: &AuditState) -> St
         offset: record.offset,
         timestamp_ms: record.timestamp_ms,
         status,
-        headers: DeadLetterHeaders::parse(&record),
+        headers: DeadLetterHeaders::decode(&record.headers),
         key: record
             .key
             .as_ref()
@@ -699,7 +650,7 @@ fn stored(topic: &str, partition: u32, record: Record, state: &AuditState) -> St
         event_type: event.as_ref().map(|e| e.ty.clone()),
         event,
         event_error,
-        replay_of: header_text(&record, REPLAY_OF_HEADER).map(str::to_string),
+        replay_of: header_text(&record.headers, REPLAY_OF_HEADER).map(str::to_string),
         record,
     }
 }

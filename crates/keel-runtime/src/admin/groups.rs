@@ -10,7 +10,7 @@
 use keel_log::{AppendError, Log, OffsetCommit, ReadError};
 use serde::Serialize;
 
-use super::scan;
+use crate::lag::Lag;
 
 /// How far one group is behind in one partition.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -137,22 +137,17 @@ pub fn group_lag(log: &Log, group: &str, now_ms: i64) -> Result<Vec<PartitionLag
                 .iter()
                 .find(|(t, p, _)| *t == name && *p == index)
                 .map(|(_, _, c)| c.offset);
-            let (start, end) = (partition.log_start_offset(), partition.high_watermark());
-            let next = committed_offset.unwrap_or(start).clamp(start, end);
-            let mut oldest_ms = None;
-            scan::<ReadError>(partition, next, end, |record| {
-                oldest_ms = Some(record.timestamp_ms);
-                Ok(false)
-            })?;
+            // Measured from the log start when nothing is committed: see `lag.rs`.
+            let lag = Lag::of(partition, committed_offset);
             out.push(PartitionLag {
                 group: group.to_string(),
                 topic: name.clone(),
                 partition: index,
-                log_start_offset: start,
-                high_watermark: end,
+                log_start_offset: lag.log_start_offset,
+                high_watermark: lag.high_watermark,
                 committed_offset,
-                lag_events: end - next,
-                lag_ms: oldest_ms.map_or(0, |ts| now_ms.saturating_sub(ts).max(0) as u64),
+                lag_events: lag.events(),
+                lag_ms: lag.age_ms(partition, now_ms)?.unwrap_or(0),
             });
         }
     }

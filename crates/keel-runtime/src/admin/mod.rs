@@ -11,7 +11,7 @@
 //! The embedded log is owned by one process at a time (`Log::open` takes an exclusive lock).
 //! So while the `keel` binary runs one of these tools, no consumer of another process can
 //! run on the same data directory, and an offset reset can never race a running consumer
-//! there. Inside one process the log is shared: a service that calls [`groups::reset_offsets`]
+//! there. Inside one process the log is shared: a service that calls [`groups::apply_reset`]
 //! must first stop its own routes of that group, or the next commit of a running member
 //! overwrites the reset. The library cannot see those routes (they live in the
 //! `EmbeddedBus`), so this is the caller's duty.
@@ -66,14 +66,4 @@ fn scan<E: From<ReadError>>(
         }
     }
     Ok(())
-}
-
-/// A header's value as UTF-8 text, if present.
-fn header_text<'a>(record: &'a Record, name: &str) -> Option<&'a str> {
-    record
-        .headers
-        .iter()
-        .find(|h| h.key == name)
-        .and_then(|h| h.value.as_deref())
-        .and_then(|v| std::str::from_utf8(v).ok())
 }
