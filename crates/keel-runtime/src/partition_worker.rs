@@ -11,7 +11,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use keel_log::{OffsetCommit, ReadError, Record};
+use keel_log::{OffsetCommit, Partition, ReadError, Record};
 use tokio::sync::watch;
 use tokio::task::{Id, JoinSet};
 use tokio::time::Instant;
@@ -165,14 +165,8 @@ impl Worker {
             let room = consumer
                 .in_flight_max
                 .saturating_sub(self.schedule.unfinished());
-            let log_partition = self
-                .route
-                .topic
-                .partition(self.partition)
-                .expect("claimed partition exists")
-                .clone();
-            if !draining && room > 0 && log_partition.high_watermark() > self.schedule.next_offset()
-            {
+            let high_watermark = self.log_partition().high_watermark();
+            if !draining && room > 0 && high_watermark > self.schedule.next_offset() {
                 self.fetch(room).await;
                 continue;
             }
@@ -196,6 +190,16 @@ impl Worker {
                 () = tokio::time::sleep_until(commit_at), if dirty => {}
             }
         }
+    }
+
+    /// The log partition this worker consumes, as a handle that can move to a blocking
+    /// thread.
+    fn log_partition(&self) -> Arc<Partition> {
+        self.route
+            .topic
+            .partition(self.partition)
+            .expect("claimed partition exists")
+            .clone()
     }
 
     fn start_ready(&mut self, concurrency: usize) {
@@ -244,12 +248,7 @@ impl Worker {
     }
 
     async fn fetch(&mut self, room: usize) {
-        let log_partition = self
-            .route
-            .topic
-            .partition(self.partition)
-            .expect("claimed partition exists")
-            .clone();
+        let log_partition = self.log_partition();
         let offset = self.schedule.next_offset();
         let max_bytes = self.route.consumer.fetch_bytes_max;
         let read =
