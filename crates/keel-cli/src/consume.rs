@@ -13,12 +13,13 @@ use std::thread;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
-use chrono::{DateTime, Utc};
+use chrono::Utc;
 use keel_core::{CONTENT_TYPE_HEADER, Event, STRUCTURED_MEDIA_TYPE};
 use keel_log::{Log, OffsetCommit, Record, Topic};
 use serde_json::{Value, json};
 
 use crate::store::{existing_topic, open_log};
+use crate::time;
 
 /// Bytes read from a partition per call.
 const READ_BYTES_MAX: usize = 1024 * 1024;
@@ -131,7 +132,11 @@ fn start_cursors(log: &Log, topic: &Topic, args: &ConsumeArgs) -> anyhow::Result
         Some(index) => vec![index],
         None => (0..count).collect(),
     };
-    let from_time = args.from_time.as_deref().map(parse_time).transpose()?;
+    let from_time = args
+        .from_time
+        .as_deref()
+        .map(|text| time::parse_ms("--from-time", text))
+        .transpose()?;
     let mut cursors = Vec::with_capacity(indexes.len());
     for index in indexes {
         let partition = topic.partition(index).expect("checked above");
@@ -160,17 +165,6 @@ fn start_cursors(log: &Log, topic: &Topic, args: &ConsumeArgs) -> anyhow::Result
         });
     }
     Ok(cursors)
-}
-
-/// `--from-time` as ms since the epoch: RFC 3339 or a plain number of milliseconds.
-fn parse_time(text: &str) -> anyhow::Result<i64> {
-    if let Ok(ms) = text.parse::<i64>() {
-        return Ok(ms);
-    }
-    let time: DateTime<Utc> = DateTime::parse_from_rfc3339(text)
-        .with_context(|| format!("--from-time '{text}' is neither RFC 3339 nor milliseconds"))?
-        .into();
-    Ok(time.timestamp_millis())
 }
 
 /// Writes one record as a JSON line; `false` when stdout is closed (say, `| head`).

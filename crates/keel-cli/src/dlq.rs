@@ -10,7 +10,7 @@
 use std::path::Path;
 
 use anyhow::bail;
-use chrono::{DateTime, Utc};
+use chrono::Utc;
 use keel_runtime::admin::audit;
 use keel_runtime::admin::dead_letters::{
     self, CanaryOutcome, DeadLetterError, DeadLetterFilter, StoredDeadLetter,
@@ -18,6 +18,7 @@ use keel_runtime::admin::dead_letters::{
 use serde_json::json;
 
 use crate::store::open_log;
+use crate::time;
 
 /// Flags of `keel dlq`.
 #[derive(Debug, clap::Args)]
@@ -312,7 +313,7 @@ pub(crate) fn run(data: &Path, args: DlqArgs) -> anyhow::Result<()> {
             for e in &entries {
                 println!(
                     "{:<25} {:<8} {:<20} {:>6}  {} / {}",
-                    time(e.time_ms),
+                    time::rfc3339(e.time_ms),
                     e.action.as_str(),
                     e.dead_letter_topic,
                     e.items.len(),
@@ -361,7 +362,7 @@ fn show_json(dead_letter: &StoredDeadLetter) -> serde_json::Value {
 fn print_dead_letter(d: &StoredDeadLetter) {
     println!("{}/{}/{}", d.dead_letter_topic, d.partition, d.offset);
     println!("  status:          {:?}", d.status);
-    println!("  dead-lettered:   {}", time(d.timestamp_ms));
+    println!("  dead-lettered:   {}", time::rfc3339(d.timestamp_ms));
     println!("  key:             {}", d.key.as_deref().unwrap_or("-"));
     match &d.headers {
         Some(h) => {
@@ -372,8 +373,8 @@ fn print_dead_letter(d: &StoredDeadLetter) {
             println!("  group:           {}", h.group);
             println!("  handler:         {}", h.handler);
             println!("  attempts:        {}", h.attempts);
-            println!("  first failure:   {}", time(h.first_failure_ms));
-            println!("  last failure:    {}", time(h.last_failure_ms));
+            println!("  first failure:   {}", time::rfc3339(h.first_failure_ms));
+            println!("  last failure:    {}", time::rfc3339(h.last_failure_ms));
             println!("  error kind:      {}", h.kind.as_str());
             println!("  error:           {}", h.error);
         }
@@ -387,12 +388,4 @@ fn print_dead_letter(d: &StoredDeadLetter) {
         (None, Some(error)) => println!("  event:           not a CloudEvent: {error}"),
         (None, None) => {}
     }
-}
-
-/// Milliseconds since the epoch as RFC 3339.
-fn time(ms: i64) -> String {
-    DateTime::<Utc>::from_timestamp_millis(ms).map_or_else(
-        || ms.to_string(),
-        |t| t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
-    )
 }

@@ -7,10 +7,11 @@
 use std::path::Path;
 
 use anyhow::{Context, bail};
-use chrono::{DateTime, Utc};
+use chrono::Utc;
 use keel_runtime::admin::groups::{self, PartitionLag, ResetTarget};
 
 use crate::store::open_log;
+use crate::time;
 
 /// Flags of `keel groups`.
 #[derive(Debug, clap::Args)]
@@ -142,7 +143,7 @@ pub(crate) fn run(data: &Path, args: GroupsArgs) -> anyhow::Result<()> {
             } else if let Some(offset) = to_offset {
                 ResetTarget::Offset(offset)
             } else if let Some(time) = to_time {
-                ResetTarget::Time(parse_time(&time)?)
+                ResetTarget::Time(time::parse_ms("--to-time", &time)?)
             } else {
                 bail!("say where to: --to-earliest, --to-latest, --to-offset or --to-time");
             };
@@ -178,15 +179,4 @@ pub(crate) fn run(data: &Path, args: GroupsArgs) -> anyhow::Result<()> {
 /// Milliseconds as seconds with one decimal.
 fn seconds(ms: u64) -> String {
     format!("{:.1}", ms as f64 / 1000.0)
-}
-
-/// A time as ms since the epoch: RFC 3339 or a plain number of milliseconds.
-fn parse_time(text: &str) -> anyhow::Result<i64> {
-    if let Ok(ms) = text.parse::<i64>() {
-        return Ok(ms);
-    }
-    let time: DateTime<Utc> = DateTime::parse_from_rfc3339(text)
-        .with_context(|| format!("--to-time '{text}' is neither RFC 3339 nor milliseconds"))?
-        .into();
-    Ok(time.timestamp_millis())
 }

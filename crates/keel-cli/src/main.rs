@@ -10,6 +10,7 @@ mod dlq;
 mod groups;
 mod produce;
 mod store;
+mod time;
 mod topics;
 
 use std::path::PathBuf;
