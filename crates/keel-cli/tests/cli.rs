@@ -1,64 +1,12 @@
 //! The `keel` binary end to end: every verb run as a user would, on a fresh data directory.
 
-use std::io::Write;
-use std::process::{Command, Output, Stdio};
-
 use serde_json::Value;
 
-/// A data directory and a way to run `keel` against it.
-struct Keel {
-    dir: tempfile::TempDir,
-}
+mod support;
+
+use support::Keel;
 
 impl Keel {
-    fn new() -> Keel {
-        Keel {
-            dir: tempfile::tempdir().expect("temp dir"),
-        }
-    }
-
-    /// Runs `keel ARGS` with `stdin`, the data directory given by `$KEEL_DATA`.
-    fn run(&self, args: &[&str], stdin: &str) -> Output {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_keel"))
-            .args(args)
-            .env("KEEL_DATA", self.dir.path())
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawn keel");
-        child
-            .stdin
-            .take()
-            .unwrap()
-            .write_all(stdin.as_bytes())
-            .unwrap();
-        child.wait_with_output().expect("keel output")
-    }
-
-    /// Runs and expects success; returns stdout.
-    fn ok(&self, args: &[&str], stdin: &str) -> String {
-        let output = self.run(args, stdin);
-        assert!(
-            output.status.success(),
-            "keel {args:?} failed: {}",
-            String::from_utf8_lossy(&output.stderr)
-        );
-        String::from_utf8(output.stdout).expect("utf-8 stdout")
-    }
-
-    /// Runs and expects failure with one stderr line containing `needle`.
-    fn fails(&self, args: &[&str], stdin: &str, needle: &str) {
-        let output = self.run(args, stdin);
-        let stderr = String::from_utf8_lossy(&output.stderr);
-        assert!(!output.status.success(), "keel {args:?} should fail");
-        assert_eq!(stderr.trim_end().lines().count(), 1, "one line: {stderr}");
-        assert!(
-            stderr.contains(needle),
-            "{args:?}: {stderr:?} lacks {needle:?}"
-        );
-    }
-
     /// Consumed events as JSON values.
     fn consume(&self, args: &[&str]) -> Vec<Value> {
         let mut full = vec!["consume"];

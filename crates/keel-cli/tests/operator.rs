@@ -4,76 +4,23 @@
 //! Dead letters are written by the test with the router's `keel_dlq_*` headers (the binary
 //! runs no router); `keel_runtime`'s own tests produce them with a real router.
 
-use std::io::Write;
-use std::process::{Command, Output, Stdio};
-
 use keel_log::{Log, NewRecord, TopicConfig};
 use keel_runtime::{DeadLetterHeaders, DeadLetterKind};
 use serde_json::Value;
 
-/// A data directory and a way to run `keel` against it.
-struct Keel {
-    dir: tempfile::TempDir,
-}
+mod support;
+
+use support::Keel;
 
 impl Keel {
-    fn new() -> Keel {
-        Keel {
-            dir: tempfile::tempdir().expect("temp dir"),
-        }
-    }
-
-    /// Runs `keel ARGS` with `stdin`, the data directory given by `$KEEL_DATA`.
-    fn run(&self, args: &[&str], stdin: &str) -> Output {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_keel"))
-            .args(args)
-            .env("KEEL_DATA", self.dir.path())
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawn keel");
-        child
-            .stdin
-            .take()
-            .unwrap()
-            .write_all(stdin.as_bytes())
-            .unwrap();
-        child.wait_with_output().expect("keel output")
-    }
-
-    /// Runs and expects success; returns stdout.
-    fn ok(&self, args: &[&str]) -> String {
-        let output = self.run(args, "");
-        assert!(
-            output.status.success(),
-            "keel {args:?} failed: {}",
-            String::from_utf8_lossy(&output.stderr)
-        );
-        String::from_utf8(output.stdout).expect("utf-8 stdout")
-    }
-
     /// Runs and expects JSON on stdout.
     fn json(&self, args: &[&str]) -> Value {
-        serde_json::from_str(&self.ok(args)).expect("JSON output")
-    }
-
-    /// Runs and expects failure with one stderr line containing `needle`; returns stdout.
-    fn fails(&self, args: &[&str], needle: &str) -> String {
-        let output = self.run(args, "");
-        let stderr = String::from_utf8_lossy(&output.stderr);
-        assert!(!output.status.success(), "keel {args:?} should fail");
-        assert_eq!(stderr.trim_end().lines().count(), 1, "one line: {stderr}");
-        assert!(
-            stderr.contains(needle),
-            "{args:?}: {stderr:?} lacks {needle:?}"
-        );
-        String::from_utf8(output.stdout).expect("utf-8 stdout")
+        serde_json::from_str(&self.ok(args, "")).expect("JSON output")
     }
 
     /// Creates `orders` (one partition) with five events, keys `poison` and `ok`.
     fn orders(&self) {
-        self.ok(&["topics", "create", "orders"]);
+        self.ok(&["topics", "create", "orders"], "");
         let lines: String = (0..5)
             .map(|i| {
                 let key = if i % 2 == 0 { "poison" } else { "ok" };
@@ -138,7 +85,7 @@ fn operator_verbs_have_help() {
         &["dlq", "purge", "--help"],
         &["dlq", "history", "--help"],
     ] {
-        let out = keel.ok(verb);
+        let out = keel.ok(verb, "");
         assert!(out.contains("Usage:"), "{verb:?}: {out}");
     }
 }
@@ -147,21 +94,24 @@ fn operator_verbs_have_help() {
 fn groups_lag_and_reset() {
     let keel = Keel::new();
     keel.orders();
-    keel.ok(&[
-        "consume",
-        "orders",
-        "--group",
-        "g",
-        "--from-beginning",
-        "--max",
-        "2",
-    ]);
+    keel.ok(
+        &[
+            "consume",
+            "orders",
+            "--group",
+            "g",
+            "--from-beginning",
+            "--max",
+            "2",
+        ],
+        "",
+    );
     let lag = keel.json(&["groups", "lag", "g", "--json"]);
     assert_eq!(lag[0]["committed_offset"], 2);
     assert_eq!(lag[0]["high_watermark"], 5);
     assert_eq!(lag[0]["lag_events"], 3);
     assert!(lag[0]["lag_ms"].as_u64().is_some());
-    let table = keel.ok(&["groups", "lag"]);
+    let table = keel.ok(&["groups", "lag"], "");
     assert!(
         table.contains("GROUP") && table.contains("orders"),
         "{table}"
@@ -199,21 +149,24 @@ fn groups_lag_and_reset() {
     for (flags, offset) in cases {
         let mut args = vec!["groups", "reset", "g", "--topic", "orders"];
         args.extend_from_slice(flags);
-        keel.ok(&args);
+        keel.ok(&args, "");
         let lag = keel.json(&["groups", "lag", "g", "--json"]);
         assert_eq!(lag[0]["committed_offset"], *offset, "{flags:?}");
         assert_eq!(lag[0]["lag_events"], 5 - offset, "{flags:?}");
     }
     keel.fails(
         &["groups", "lag", "nobody"],
+        "",
         "group 'nobody' has no committed offsets",
     );
     keel.fails(
         &["groups", "reset", "g", "--topic", "nope", "--to-earliest"],
+        "",
         "topic 'nope' does not exist",
     );
     keel.fails(
         &["groups", "reset", "g", "--topic", "orders"],
+        "",
         "--to-earliest",
     );
     // Two targets are a usage error (clap's multi-line usage report).
@@ -235,6 +188,7 @@ fn dead_letters_are_listed_shown_replayed_once_purged_and_audited() {
     keel.orders();
     keel.fails(
         &["dlq", "show", "orders", "--all"],
+        "",
         "no dead-letter topic 'orders'",
     );
     keel.dead_letter_poison();
@@ -244,9 +198,9 @@ fn dead_letters_are_listed_shown_replayed_once_purged_and_audited() {
     assert_eq!(list[0]["pending"], 3);
     assert_eq!(list[0]["causes"][0]["group"], "shipping");
     assert_eq!(list[0]["causes"][0]["kind"], "permanent");
-    assert!(keel.ok(&["dlq", "list"]).contains("orders.dlq"));
+    assert!(keel.ok(&["dlq", "list"], "").contains("orders.dlq"));
 
-    let shown = keel.ok(&["dlq", "show", "orders", "--offset", "1", "--json"]);
+    let shown = keel.ok(&["dlq", "show", "orders", "--offset", "1", "--json"], "");
     let shown: Value = serde_json::from_str(shown.trim()).unwrap();
     assert_eq!(
         shown["headers"]["offset"], 2,
@@ -256,7 +210,7 @@ fn dead_letters_are_listed_shown_replayed_once_purged_and_audited() {
     assert_eq!(shown["headers"]["error"], "no such warehouse");
     assert_eq!(shown["event"]["type"], "order.placed");
     let event_id = shown["event"]["id"].as_str().unwrap().to_string();
-    let text = keel.ok(&["dlq", "show", "orders.dlq", "--id", &event_id]);
+    let text = keel.ok(&["dlq", "show", "orders.dlq", "--id", &event_id], "");
     assert!(
         text.contains("orders/0/2") && text.contains("no such warehouse"),
         "{text}"
@@ -265,13 +219,14 @@ fn dead_letters_are_listed_shown_replayed_once_purged_and_audited() {
     // Replay and purge need a selection.
     keel.fails(
         &["dlq", "replay", "orders"],
+        "",
         "select dead letters with --all",
     );
     // A canary replays one; until the group handled it, continuing is refused.
     let canary = keel.json(&["dlq", "replay", "orders", "--all", "--canary", "--json"]);
     assert_eq!(canary["replayed"].as_array().unwrap().len(), 1);
     let canary_id = canary["id"].as_str().unwrap().to_string();
-    keel.fails(&["dlq", "canary", &canary_id], "not handled yet");
+    keel.fails(&["dlq", "canary", &canary_id], "", "not handled yet");
     keel.fails(
         &[
             "dlq",
@@ -281,17 +236,24 @@ fn dead_letters_are_listed_shown_replayed_once_purged_and_audited() {
             "--after-canary",
             &canary_id,
         ],
+        "",
         "not handled yet",
     );
     // The group runs (here: reads to the end and commits) and the canary counts as handled.
-    keel.ok(&[
-        "consume",
-        "orders",
-        "--group",
-        "shipping",
-        "--from-beginning",
-    ]);
-    assert!(keel.ok(&["dlq", "canary", &canary_id]).contains("handled"));
+    keel.ok(
+        &[
+            "consume",
+            "orders",
+            "--group",
+            "shipping",
+            "--from-beginning",
+        ],
+        "",
+    );
+    assert!(
+        keel.ok(&["dlq", "canary", &canary_id], "")
+            .contains("handled")
+    );
     let rest = keel.json(&[
         "dlq",
         "replay",
@@ -307,7 +269,7 @@ fn dead_letters_are_listed_shown_replayed_once_purged_and_audited() {
     assert_eq!(again["replayed"].as_array().unwrap().len(), 0);
     assert_eq!(again["skipped_replayed"], 3);
     let replays: Vec<Value> = keel
-        .ok(&["consume", "orders", "--offset", "5"])
+        .ok(&["consume", "orders", "--offset", "5"], "")
         .lines()
         .map(|l| serde_json::from_str(l).unwrap())
         .collect();
@@ -321,10 +283,14 @@ fn dead_letters_are_listed_shown_replayed_once_purged_and_audited() {
     // Purge: without --yes it prints what would go and fails; with --yes it is done.
     let would = keel.fails(
         &["dlq", "purge", "orders", "--kind", "permanent"],
+        "",
         "add --yes",
     );
     assert_eq!(would.lines().count(), 3, "{would}");
-    keel.ok(&["dlq", "purge", "orders", "--kind", "permanent", "--yes"]);
+    keel.ok(
+        &["dlq", "purge", "orders", "--kind", "permanent", "--yes"],
+        "",
+    );
     let list = keel.json(&["dlq", "list", "--json"]);
     assert_eq!(
         (list[0]["pending"].clone(), list[0]["purged"].clone()),
@@ -332,7 +298,7 @@ fn dead_letters_are_listed_shown_replayed_once_purged_and_audited() {
     );
 
     let history: Vec<Value> = keel
-        .ok(&["dlq", "history", "orders", "--json"])
+        .ok(&["dlq", "history", "orders", "--json"], "")
         .lines()
         .map(|l| serde_json::from_str(l).unwrap())
         .collect();
@@ -347,5 +313,5 @@ fn dead_letters_are_listed_shown_replayed_once_purged_and_audited() {
             .unwrap()
             .contains("dlq purge orders --kind permanent --yes")
     );
-    assert!(keel.ok(&["dlq", "history"]).contains("purge"));
+    assert!(keel.ok(&["dlq", "history"], "").contains("purge"));
 }
