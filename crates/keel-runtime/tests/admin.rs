@@ -6,72 +6,26 @@
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
-use keel_core::{Event, EventType};
-use keel_log::{FsyncPolicy, Log, LogOptions, NewRecord, OffsetCommit, Record, TopicConfig};
+use keel_log::{Log, NewRecord, OffsetCommit, Record};
 use keel_runtime::admin::audit::{self, AuditAction};
 use keel_runtime::admin::dead_letters::{
     self, CanaryOutcome, DeadLetterError, DeadLetterFilter, DeadLetterStatus, REPLAY_ID_HEADER,
     REPLAY_OF_HEADER,
 };
 use keel_runtime::admin::groups::{self, GroupsError, ResetTarget};
-use keel_runtime::{
-    ConsumerPolicy, Context, EmbeddedBus, Handler, HandlerError, Route, Router, RouterHandle,
-};
-use serde::{Deserialize, Serialize};
-use tokio::time::Instant;
+use keel_runtime::{Context, EmbeddedBus, Handler, HandlerError, Route, Router, RouterHandle};
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-struct Step {
-    key: String,
-    seq: u32,
-}
+// Admin tests retry nothing, so `quick_retry` is unused here.
+#[allow(dead_code)]
+mod support;
 
-impl EventType for Step {
-    const TYPE: &'static str = "test.step";
-    const VERSION: u32 = 1;
-}
-
-fn open_log(dir: &std::path::Path) -> Arc<Log> {
-    let options = LogOptions {
-        background: false,
-        ..LogOptions::default()
-    };
-    Arc::new(Log::open_with(dir, options).expect("open log"))
-}
-
-fn create_topic(log: &Log, name: &str, partitions: u32) {
-    let config = TopicConfig::new(partitions).with_fsync(FsyncPolicy::Never);
-    log.create_topic(name, config).expect("create topic");
-}
+use support::{Step, create_topic, eager_commits, header, open_log, read_all, step, until};
 
 fn committed(log: &Log, group: &str, topic: &str, partition: u32) -> Option<u64> {
     log.group_offsets()
         .fetch(group, topic, partition)
         .map(|c| c.offset)
-}
-
-fn read_all(log: &Log, topic: &str) -> Vec<Record> {
-    let topic = log.topic(topic).expect("topic");
-    let partition = &topic.partitions()[0];
-    let mut out = Vec::new();
-    let mut offset = partition.log_start_offset();
-    while offset < partition.high_watermark() {
-        let records = partition.read_records(offset, 1 << 20).expect("read");
-        offset = records.last().expect("records").offset + 1;
-        out.extend(records);
-    }
-    out
-}
-
-fn header<'a>(record: &'a Record, name: &str) -> Option<&'a str> {
-    record
-        .headers
-        .iter()
-        .find(|h| h.key == name)
-        .and_then(|h| h.value.as_deref())
-        .map(|v| std::str::from_utf8(v).expect("utf-8"))
 }
 
 /// Two partitions with known timestamps: p0 offsets 0..5 at 1000..1005 ms, p1 offsets 0..3
@@ -195,24 +149,6 @@ fn reset_moves_offsets_to_each_target() {
     ));
 }
 
-fn step(key: &str, seq: u32) -> Event {
-    let step = Step {
-        key: key.to_string(),
-        seq,
-    };
-    Event::from_typed("/test", &step)
-        .expect("typed event")
-        .with_partition_key(key)
-}
-
-async fn until(what: &str, mut done: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(600);
-    while !done() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
-}
-
 /// A router whose `ship` handler fails permanently for key `poison` while `broken` holds,
 /// and records the event ids it handled.
 fn start(
@@ -231,12 +167,8 @@ fn start(
             Ok(())
         }
     });
-    let consumer = ConsumerPolicy {
-        commit_interval: Duration::ZERO,
-        ..ConsumerPolicy::default()
-    };
     Router::new(bus)
-        .route(Route::new("orders", "shipping", handler).with_consumer(consumer))
+        .route(Route::new("orders", "shipping", handler).with_consumer(eager_commits()))
         .start()
         .unwrap()
 }
@@ -338,7 +270,7 @@ async fn dead_letters_list_show_replay_once_bounded_purge_and_audit() {
         dead_letters::plan_replay(&log, "orders", all.clone(), false, false, "test replay 1")
             .unwrap();
     let dlq = log.topic("orders.dlq").unwrap();
-    let late = read_all(&log, "orders.dlq")[0].clone();
+    let late = read_all(&log, "orders.dlq")[0].1.clone();
     dlq.partitions()[0]
         .append(&[NewRecord {
             key: late.key,
@@ -372,9 +304,12 @@ async fn dead_letters_list_show_replay_once_bounded_purge_and_audit() {
     );
 
     // The replayed records keep key, value and event id; keel_dlq_* headers are gone.
-    let orders = read_all(&log, "orders");
+    let orders: Vec<Record> = read_all(&log, "orders")
+        .into_iter()
+        .map(|(_, record)| record)
+        .collect();
     for (i, record) in orders[5..].iter().enumerate() {
-        assert_eq!(header(record, "ce_id"), Some(poison[i].as_str()));
+        assert_eq!(header(record, "ce_id"), poison[i]);
         assert_eq!(record.key.as_deref(), Some(&b"poison"[..]));
         assert_eq!(record.value, orders[i].value);
         assert!(
@@ -385,9 +320,9 @@ async fn dead_letters_list_show_replay_once_bounded_purge_and_audit() {
         );
         assert_eq!(
             header(record, REPLAY_OF_HEADER),
-            Some(format!("orders.dlq/0/{i}").as_str())
+            format!("orders.dlq/0/{i}")
         );
-        assert_eq!(header(record, REPLAY_ID_HEADER), Some(report.id.as_str()));
+        assert_eq!(header(record, REPLAY_ID_HEADER), report.id);
     }
 
     // The late copy is purged (confirmed); a second replay of everything replays nothing.

@@ -8,15 +8,18 @@
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::Duration;
 
 use bytes::Bytes;
 use keel_core::Event;
-use keel_log::{FsyncPolicy, Log, LogOptions, ManualClock, NewRecord, TopicConfig};
-use keel_runtime::{
-    ConsumerPolicy, Context, EmbeddedBus, Handler, HandlerError, RetryPolicy, Route, Router,
-};
-use tokio::time::Instant;
+use keel_log::{Log, LogOptions, ManualClock, NewRecord};
+use keel_runtime::{Context, EmbeddedBus, Handler, HandlerError, Route, Router};
+
+// The metrics tests open their log on a manual clock and build raw events, so the log and
+// `Step` helpers are unused here.
+#[allow(dead_code)]
+mod support;
+
+use support::{create_topic, eager_commits, quick_retry, until};
 
 const START_MS: i64 = 1_700_000_000_000;
 
@@ -33,35 +36,11 @@ fn open(dir: &std::path::Path) -> (Arc<Log>, EmbeddedBus, Arc<ManualClock>) {
     (log, bus, clock)
 }
 
-fn create_topic(log: &Log, name: &str, partitions: u32) {
-    let config = TopicConfig::new(partitions).with_fsync(FsyncPolicy::Never);
-    log.create_topic(name, config).expect("create topic");
-}
-
 /// An event keyed `key` with no `time`, so its record carries the log clock's append time.
 fn event(key: &str) -> Event {
     Event::new("/test", "test.thing")
         .with_partition_key(key)
         .with_time(None)
-}
-
-fn quick_retry(attempts_max: u32) -> RetryPolicy {
-    RetryPolicy {
-        attempts_max,
-        delay_min: Duration::from_millis(100),
-        delay_max: Duration::from_secs(1),
-        multiplier: 2,
-        jitter_seed: Some(7),
-    }
-}
-
-/// Waits (in paused time) until `done` holds, failing after ten virtual minutes.
-async fn until(what: &str, mut done: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(600);
-    while !done() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
 }
 
 /// Asserts every expected sample line is in the scrape, each exactly once.
@@ -104,10 +83,7 @@ async fn counters_count_publishes_handles_failed_attempts_and_dead_letters_exact
     let counted = dead.clone();
     let route = Route::new("orders", "billing", picky_handler(calls.clone()))
         .with_retry(quick_retry(3))
-        .with_consumer(ConsumerPolicy {
-            commit_interval: Duration::ZERO,
-            ..ConsumerPolicy::default()
-        });
+        .with_consumer(eager_commits());
     let router = Router::new(&bus)
         .route(route)
         .on_dead_letter(move |_| {

@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use keel_core::{Event, EventType, TraceParent};
-use keel_log::{FsyncPolicy, Log, LogOptions, NewRecord, Record, TopicConfig};
+use keel_log::{Log, NewRecord};
 use keel_runtime::dead_letter::{
     DLQ_ATTEMPTS_HEADER, DLQ_ERROR_HEADER, DLQ_ERROR_KIND_HEADER, DLQ_FIRST_FAILURE_HEADER,
     DLQ_GROUP_HEADER, DLQ_HANDLER_HEADER, DLQ_LAST_FAILURE_HEADER, DLQ_OFFSET_HEADER,
@@ -21,99 +21,16 @@ use keel_runtime::dead_letter::{
 };
 use keel_runtime::{
     ConsumerPolicy, Context, DeadLetter, DeadLetterHeaders, DeadLetterKind, EmbeddedBus,
-    GroupPolicy, Handler, HandlerError, MemoryDedupeWindow, RetryPolicy, Route, Router,
-    TimeoutPolicy,
+    GroupPolicy, Handler, HandlerError, MemoryDedupeWindow, Route, Router, TimeoutPolicy,
 };
 use proptest::prelude::*;
-use serde::{Deserialize, Serialize};
 use tokio::time::Instant;
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-struct Step {
-    key: String,
-    seq: u32,
-}
+mod support;
 
-impl EventType for Step {
-    const TYPE: &'static str = "test.step";
-    const VERSION: u32 = 1;
-}
-
-fn open_log(dir: &std::path::Path) -> Arc<Log> {
-    let options = LogOptions {
-        background: false,
-        ..LogOptions::default()
-    };
-    Arc::new(Log::open_with(dir, options).expect("open log"))
-}
-
-fn create_topic(log: &Log, name: &str, partitions: u32) {
-    let config = TopicConfig::new(partitions).with_fsync(FsyncPolicy::Never);
-    log.create_topic(name, config).expect("create topic");
-}
-
-fn step(key: &str, seq: u32) -> Event {
-    let step = Step {
-        key: key.to_string(),
-        seq,
-    };
-    Event::from_typed("/test", &step)
-        .expect("typed event")
-        .with_partition_key(key)
-}
-
-/// Fast retries, so tests show the policy's effect without long waits.
-fn quick_retry(attempts_max: u32) -> RetryPolicy {
-    RetryPolicy {
-        attempts_max,
-        delay_min: Duration::from_millis(100),
-        delay_max: Duration::from_secs(1),
-        multiplier: 2,
-        jitter_seed: Some(42),
-    }
-}
-
-fn eager_commits() -> ConsumerPolicy {
-    ConsumerPolicy {
-        commit_interval: Duration::ZERO,
-        ..ConsumerPolicy::default()
-    }
-}
-
-/// Waits (in paused time) until `done` holds, failing after ten virtual minutes.
-async fn until(what: &str, mut done: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(600);
-    while !done() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
-}
-
-fn read_all(log: &Log, topic: &str) -> Vec<(u32, Record)> {
-    let topic = log.topic(topic).expect("topic");
-    let mut out = Vec::new();
-    for (index, partition) in topic.partitions().iter().enumerate() {
-        let mut offset = partition.log_start_offset();
-        while offset < partition.high_watermark() {
-            let records = partition.read_records(offset, 1 << 20).expect("read");
-            offset = records.last().expect("records").offset + 1;
-            out.extend(records.into_iter().map(|r| (index as u32, r)));
-        }
-    }
-    out
-}
-
-fn header<'a>(record: &'a Record, name: &str) -> &'a str {
-    let value = record
-        .headers
-        .iter()
-        .find(|h| h.key == name)
-        .unwrap_or_else(|| panic!("header {name} missing"))
-        .value
-        .as_ref()
-        .expect("header value");
-    std::str::from_utf8(value).expect("utf-8 header")
-}
+use support::{
+    Step, create_topic, eager_commits, header, open_log, quick_retry, read_all, step, until,
+};
 
 fn committed(log: &Log, group: &str, topic: &str, partition: u32) -> u64 {
     log.group_offsets()
