@@ -8,9 +8,10 @@
 //!
 //! # How one event is handled
 //!
-//! The handler's future sends the event's work to the inbox's connection on a tokio blocking
-//! thread, then waits. Works queue in arrival order; whichever blocking thread holds the
-//! connection takes up to [`SqliteInboxOptions::batch_events_max`] of them and runs:
+//! The handler's future queues the event's work and waits. If no blocking thread is draining
+//! the queue, it starts one (a tokio blocking task, the *leader*), which holds the
+//! connection, takes up to [`SqliteInboxOptions::batch_events_max`] works at a time in
+//! arrival order and runs each batch as below, until the queue is empty:
 //!
 //! ```text
 //! BEGIN IMMEDIATE
@@ -494,7 +495,6 @@ enum Done {
 type JobResult = Result<Done, HandlerError>;
 
 struct Job {
-    seq: u64,
     consumer: String,
     event_id: String,
     /// `None`: only the mark (the [`Inbox`] port's `mark_processed`).
@@ -505,7 +505,19 @@ struct Job {
 #[derive(Default)]
 struct Queue {
     jobs: VecDeque<Job>,
-    next_seq: u64,
+    /// Whether a blocking task is draining `jobs`.
+    leader: bool,
+}
+
+/// Steps the leader down if it panics (a bug: handler panics are caught), so the next job
+/// starts a new one instead of waiting forever. The panicking batch's callers see their
+/// answer dropped, a transient error.
+struct LeaderGuard<'a>(&'a Shared);
+
+impl Drop for LeaderGuard<'_> {
+    fn drop(&mut self) {
+        self.0.queue().leader = false;
+    }
 }
 
 struct Shared {
@@ -570,27 +582,25 @@ impl Shared {
         format!("sqlite inbox {}: {operation}: {error}", self.path.display())
     }
 
-    /// Queues `job`, then takes the connection and runs batches until `job` was run (by
-    /// this thread or by the one that held the connection before). Blocking.
-    fn run_until_done(&self, job: Job) {
-        let seq = job.seq;
-        self.queue().jobs.push_back(job);
+    /// The leader: takes the connection and runs batches until the queue is empty, then
+    /// steps down (under the queue lock, so a job queued later starts a new leader). Blocking.
+    fn lead(&self) {
+        let guard = LeaderGuard(self);
         let connection = self.connection();
         loop {
             let batch: Vec<Job> = {
                 let mut queue = self.queue();
-                // Jobs leave the queue only under the connection lock, in order, so once
-                // the front is newer than ours (or the queue is empty), ours was answered.
-                if queue.jobs.front().is_none_or(|front| front.seq > seq) {
-                    return;
+                if queue.jobs.is_empty() {
+                    queue.leader = false;
+                    break;
                 }
                 let take = queue.jobs.len().min(self.options.batch_events_max);
                 queue.jobs.drain(..take).collect()
             };
-            // The lock is kept across batches: retaking it would only hand the next batch
-            // to another waiting thread, at the cost of a wake-up.
             self.run_batch(&connection, batch);
         }
+        drop(connection);
+        std::mem::forget(guard);
     }
 
     /// Runs one group-commit transaction; see the module docs' decision table.
@@ -706,40 +716,36 @@ impl Shared {
     }
 }
 
-/// Runs one job to its committed answer. The blocking task keeps running if this future is
-/// dropped; a job whose caller is gone before its batch starts is skipped.
+/// Queues one job and waits for its committed answer. If no blocking thread is draining the
+/// queue, starts one; it runs batches until the queue is empty. So while any job waits, a
+/// blocking task is running, which also holds paused tokio time still in tests.
+///
+/// Cancel safety: if dropped before its batch starts, the job is skipped; after, it runs
+/// to its end and the answer is dropped.
 async fn submit(
     shared: &Arc<Shared>,
     consumer: String,
     event_id: String,
     work: Option<Work>,
 ) -> Result<Done, HandlerError> {
-    let (reply, mut answer) = oneshot::channel();
-    let job_shared = shared.clone();
-    let task = tokio::task::spawn_blocking(move || {
-        let seq = {
-            let mut queue = job_shared.queue();
-            let seq = queue.next_seq;
-            queue.next_seq += 1;
-            seq
-        };
-        job_shared.run_until_done(Job {
-            seq,
+    let (reply, answer) = oneshot::channel();
+    let start_leader = {
+        let mut queue = shared.queue();
+        queue.jobs.push_back(Job {
             consumer,
             event_id,
             work,
             reply,
         });
-    });
-    if let Err(error) = task.await {
-        return Err(HandlerError::transient(
-            shared.describe("inbox task", &error),
-        ));
+        !std::mem::replace(&mut queue.leader, true)
+    };
+    if start_leader {
+        let leader = shared.clone();
+        tokio::task::spawn_blocking(move || leader.lead());
     }
-    // The task returns only after the job's batch answered it.
-    answer.try_recv().unwrap_or_else(|_| {
+    answer.await.unwrap_or_else(|_| {
         Err(HandlerError::transient(
-            shared.describe("inbox task", &"ended without an answer"),
+            shared.describe("inbox", &"the batch ended without an answer"),
         ))
     })
 }
