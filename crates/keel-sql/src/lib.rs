@@ -44,6 +44,11 @@
 //! then costs one fsync per *batch*, which is what makes tens of thousands of durable
 //! events per second possible on one disk.
 //!
+//! Measured on the 2-core development machine (ext4, `fsync` per commit), release build,
+//! `examples/inbox_throughput.rs` (100,000 events over 8 partitions and 10,000 keys, each an
+//! `UPDATE` plus its mark): about 29,000–32,000 events/s with group commit (~300 events per
+//! commit) against 1,400–2,100 events/s with one commit per event.
+//!
 //! The consumer recorded with each mark is `<group>/<handler>`, the same name the runtime
 //! gives the [`Inbox`](keel_runtime::Inbox) port, so one database serves every route and two
 //! handlers of one event never shadow each other. [`SqliteInbox`] also implements that port

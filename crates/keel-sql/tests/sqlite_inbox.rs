@@ -521,3 +521,77 @@ async fn retention_deletes_old_marks_in_bounded_steps() {
     assert_eq!(inbox.processed_count().await.unwrap(), 0);
     assert_eq!(inbox.is_processed("g/h", "e1").await, Ok(false));
 }
+
+#[tokio::test(start_paused = true)]
+async fn follow_ups_are_published_only_after_a_commit() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = open_log(dir.path());
+    create_topic(&log, 1);
+    log.create_topic(
+        "notices",
+        TopicConfig::new(1).with_fsync(FsyncPolicy::Never),
+    )
+    .unwrap();
+    let inbox = SqliteInbox::open(dir.path().join("app.db")).unwrap();
+    create_accounts(&inbox, &["a".to_string()]).await;
+    let bus = EmbeddedBus::new(log.clone());
+    let cause = deposit("a", 3, true);
+    bus.publisher().publish(TOPIC, cause.clone()).await.unwrap();
+    bus.publisher().publish(TOPIC, cause.clone()).await.unwrap();
+    let handler = inbox.handler("apply", |tx, deposit: Deposit| {
+        tx.execute(
+            "UPDATE accounts SET balance = balance + ?1 WHERE id = ?2",
+            (deposit.amount, &deposit.account),
+        )?;
+        tx.publish_after_commit("notices", Event::new("/test", "test.notice"))?;
+        if deposit.flaky && tx.context().attempt() == 1 {
+            return Err(HandlerError::transient(
+                "rolled back, and so is the follow-up",
+            ));
+        }
+        Ok(())
+    });
+    let router = start(&bus, handler);
+    until("handled", || all_committed(&log)).await;
+    router.shutdown().await;
+    let notices = log.topic("notices").unwrap();
+    let partition = notices.partition(0).unwrap();
+    assert_eq!(partition.high_watermark(), 1, "one follow-up: one commit");
+    let record = &partition.read_records(0, 1 << 20).unwrap()[0];
+    let headers = record
+        .headers
+        .iter()
+        .map(|h| (h.key.as_str(), h.value.as_deref()));
+    let notice =
+        Event::from_record(record.key.as_deref(), headers, record.value.as_deref()).unwrap();
+    assert_eq!(notice.causationid.as_deref(), Some(cause.id.as_str()));
+    assert_eq!(balances(&inbox).await["a"], 3);
+}
+
+#[tokio::test]
+async fn with_connection_refuses_to_leave_a_transaction_open() {
+    let dir = tempfile::tempdir().unwrap();
+    let inbox = SqliteInbox::open(dir.path().join("app.db")).unwrap();
+    let error = inbox
+        .with_connection(|c| c.execute_batch("BEGIN; CREATE TABLE t (x)"))
+        .await
+        .unwrap_err();
+    assert!(
+        error.to_string().contains("left a transaction open"),
+        "{error}"
+    );
+    let tables: i64 = inbox
+        .with_connection(|c| {
+            c.query_row(
+                "SELECT COUNT(*) FROM sqlite_master WHERE name = 't'",
+                [],
+                |row| row.get(0),
+            )
+        })
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(tables, 0, "rolled back");
+    inbox.mark_processed("g/h", "e").await.unwrap();
+    assert_eq!(inbox.processed_count().await.unwrap(), 1, "still usable");
+}
