@@ -509,14 +509,27 @@ struct Queue {
     leader: bool,
 }
 
-/// Steps the leader down if it panics (a bug: handler panics are caught), so the next job
-/// starts a new one instead of waiting forever. The panicking batch's callers see their
-/// answer dropped, a transient error.
-struct LeaderGuard<'a>(&'a Shared);
+/// The leader's blocking task. If it ends without stepping down — it panicked (a bug:
+/// handler panics are caught), or the runtime dropped it unstarted while shutting down — its
+/// drop steps down for it, so the next job starts a new leader instead of waiting forever.
+/// The callers of a panicking batch see their answer dropped, a transient error.
+struct LeaderTask {
+    shared: Arc<Shared>,
+    stepped_down: bool,
+}
 
-impl Drop for LeaderGuard<'_> {
+impl LeaderTask {
+    fn run(mut self) {
+        self.shared.lead();
+        self.stepped_down = true;
+    }
+}
+
+impl Drop for LeaderTask {
     fn drop(&mut self) {
-        self.0.queue().leader = false;
+        if !self.stepped_down {
+            self.shared.queue().leader = false;
+        }
     }
 }
 
@@ -585,7 +598,6 @@ impl Shared {
     /// The leader: takes the connection and runs batches until the queue is empty, then
     /// steps down (under the queue lock, so a job queued later starts a new leader). Blocking.
     fn lead(&self) {
-        let guard = LeaderGuard(self);
         let connection = self.connection();
         loop {
             let batch: Vec<Job> = {
@@ -599,8 +611,6 @@ impl Shared {
             };
             self.run_batch(&connection, batch);
         }
-        drop(connection);
-        std::mem::forget(guard);
     }
 
     /// Runs one group-commit transaction; see the module docs' decision table.
@@ -740,8 +750,11 @@ async fn submit(
         !std::mem::replace(&mut queue.leader, true)
     };
     if start_leader {
-        let leader = shared.clone();
-        tokio::task::spawn_blocking(move || leader.lead());
+        let leader = LeaderTask {
+            shared: shared.clone(),
+            stepped_down: false,
+        };
+        tokio::task::spawn_blocking(move || leader.run());
     }
     answer.await.unwrap_or_else(|_| {
         Err(HandlerError::transient(
