@@ -11,7 +11,8 @@ use std::path::Path;
 
 use anyhow::{Context, bail};
 use keel_core::Event;
-use keel_log::{Header, NewRecord, Topic};
+use keel_log::{NewRecord, Topic};
+use keel_runtime::event_record;
 use serde_json::Value;
 
 use crate::store::{existing_topic, open_log};
@@ -138,21 +139,9 @@ fn append_chunk(topic: &Topic, events: Vec<Event>) -> anyhow::Result<usize> {
     let count = events.len();
     let mut by_partition: BTreeMap<u32, Vec<NewRecord>> = BTreeMap::new();
     for event in events {
-        let binary = event.to_binary();
-        let partition = topic.partition_for(binary.key.as_deref());
-        by_partition.entry(partition).or_default().push(NewRecord {
-            key: binary.key.map(Into::into),
-            value: binary.value.map(Into::into),
-            headers: binary
-                .headers
-                .into_iter()
-                .map(|(key, value)| Header {
-                    key,
-                    value: Some(value.into()),
-                })
-                .collect(),
-            timestamp_ms: event.time.map(|time| time.timestamp_millis()),
-        });
+        let record = event_record(&event);
+        let partition = topic.partition_for(record.key.as_deref());
+        by_partition.entry(partition).or_default().push(record);
     }
     for (partition, records) in by_partition {
         topic

@@ -122,7 +122,7 @@ mod router;
 mod schedule;
 mod unwind;
 
-pub use bus::{EmbeddedBus, Published, Publisher};
+pub use bus::{EmbeddedBus, Published, Publisher, event_record};
 pub use dead_letter::{DeadLetter, DeadLetterHeaders, DeadLetterKind};
 pub use dedupe::{Inbox, InboxError, MemoryDedupeWindow};
 pub use error::{ErrorKind, HandlerError, PublishError, StartError};

@@ -8,7 +8,7 @@
 //! starting events, let running handler attempts finish, end retry waits, commit, stop);
 //! `Abandon` (abort everything, commit nothing — the member was fenced).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 
 use keel_log::{OffsetCommit, Partition, ReadError, Record};
@@ -79,6 +79,9 @@ struct Worker {
     schedule: Schedule,
     /// Fetched records not yet started, by offset.
     waiting: HashMap<u64, Record>,
+    /// Records read from the log but not yet scheduled (no room in the in-flight window),
+    /// in offset order; at most one fetch (`fetch_bytes_max`) of records.
+    read_ahead: VecDeque<Record>,
     jobs: JoinSet<Outcome>,
     job_offsets: HashMap<Id, u64>,
     draining: watch::Sender<bool>,
@@ -121,6 +124,7 @@ impl Worker {
             claim,
             schedule: Schedule::new(start),
             waiting: HashMap::new(),
+            read_ahead: VecDeque::new(),
             jobs: JoinSet::new(),
             job_offsets: HashMap::new(),
             draining: watch::Sender::new(false),
@@ -247,7 +251,24 @@ impl Worker {
         }
     }
 
+    /// Schedules up to `room` more records: from the read-ahead of the last log read, and
+    /// reading the log only when that is empty. Without the read-ahead, a full window that
+    /// frees one slot per finished event would read `fetch_bytes_max` per event and keep one
+    /// record of it.
     async fn fetch(&mut self, room: usize) {
+        if self.read_ahead.is_empty() {
+            self.read_more().await;
+        }
+        let take = room.min(self.read_ahead.len());
+        for record in self.read_ahead.drain(..take) {
+            self.schedule.push(record.offset, record.key.clone());
+            self.waiting.insert(record.offset, record);
+        }
+    }
+
+    /// Reads one `fetch_bytes_max` of records at the schedule's next offset into the
+    /// read-ahead.
+    async fn read_more(&mut self) {
         let log_partition = self.log_partition();
         let offset = self.schedule.next_offset();
         let max_bytes = self.route.consumer.fetch_bytes_max;
@@ -256,14 +277,8 @@ impl Worker {
                 .await;
         match read {
             Ok(Ok(records)) => {
-                for record in records
-                    .into_iter()
-                    .filter(|r| r.offset >= offset)
-                    .take(room)
-                {
-                    self.schedule.push(record.offset, record.key.clone());
-                    self.waiting.insert(record.offset, record);
-                }
+                self.read_ahead
+                    .extend(records.into_iter().filter(|r| r.offset >= offset));
             }
             Ok(Err(ReadError::OffsetOutOfRange { log_start, .. })) if offset < log_start => {
                 // Retention removed events this group had not reached yet. They are gone;
