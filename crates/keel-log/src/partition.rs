@@ -378,7 +378,7 @@ impl Partition {
             (writer.segments.clone(), active, writer.next_offset, size)
         };
         self.syncs.fetch_add(1, Ordering::Relaxed);
-        active.sync()?;
+        active.sync_log()?;
         let mut durability = self.durability();
         if next_offset > durability.durable_offset {
             durability.durable_offset = next_offset;
