@@ -280,21 +280,7 @@ impl SqliteInbox {
         T: EventType + Send + 'static,
         F: Fn(&mut SqliteTx<'_>, T) -> HandlerResult + Send + Sync + 'static,
     {
-        let shared = self.shared.clone();
-        let f = Arc::new(f);
-        Handler::typed(name, move |value: T, ctx: Context| {
-            let shared = shared.clone();
-            let f = f.clone();
-            async move {
-                let inner = ctx.clone();
-                let work: Work = Box::new(move |connection| {
-                    let mut tx = SqliteTx::new(connection, &inner);
-                    f(&mut tx, value)?;
-                    Ok(tx.follow_ups)
-                });
-                handle(&shared, &ctx, work).await
-            }
-        })
+        Handler::typed(name, self.transactional(f))
     }
 
     /// As [`SqliteInbox::handler`], for raw envelopes of any type.
@@ -302,21 +288,34 @@ impl SqliteInbox {
     where
         F: Fn(&mut SqliteTx<'_>, Event) -> HandlerResult + Send + Sync + 'static,
     {
+        Handler::raw(name, self.transactional(f))
+    }
+
+    /// The body both handler kinds share: `f` runs with the event's value (typed or raw) in
+    /// the inbox's transaction, on the inbox's blocking leader.
+    fn transactional<V, F>(
+        &self,
+        f: F,
+    ) -> impl Fn(V, Context) -> BoxFuture<'static, HandlerResult> + Send + Sync + 'static
+    where
+        V: Send + 'static,
+        F: Fn(&mut SqliteTx<'_>, V) -> HandlerResult + Send + Sync + 'static,
+    {
         let shared = self.shared.clone();
         let f = Arc::new(f);
-        Handler::raw(name, move |event: Event, ctx: Context| {
+        move |value: V, ctx: Context| {
             let shared = shared.clone();
             let f = f.clone();
-            async move {
+            Box::pin(async move {
                 let inner = ctx.clone();
                 let work: Work = Box::new(move |connection| {
                     let mut tx = SqliteTx::new(connection, &inner);
-                    f(&mut tx, event)?;
+                    f(&mut tx, value)?;
                     Ok(tx.follow_ups)
                 });
                 handle(&shared, &ctx, work).await
-            }
-        })
+            })
+        }
     }
 
     /// How many (consumer, event id) marks the database holds.
