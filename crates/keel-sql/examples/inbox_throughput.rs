@@ -5,7 +5,7 @@
 //! event) for comparison.
 //!
 //! Run in release mode: `cargo run --release -p keel-sql --example inbox_throughput [events]`;
-//! add `noop` after the count for the runtime alone (a no-op handler, no database).
+//! the runtime alone is measured by `keel-runtime`'s `overhead` example.
 //! Not a test: it asserts only that every event was applied once, and measures.
 
 use std::sync::Arc;
@@ -44,25 +44,19 @@ fn main() {
         .enable_all()
         .build()
         .expect("tokio runtime");
-    let noop = std::env::args().nth(2).as_deref() == Some("noop");
     runtime.block_on(async {
-        if noop {
-            let baseline = run(events, SqliteInboxOptions::default(), true).await;
-            println!("runtime only, no-op handler: {baseline}");
-            return;
-        }
-        let with = run(events, SqliteInboxOptions::default(), false).await;
+        let with = run(events, SqliteInboxOptions::default()).await;
         println!("group commit (batch <= 512): {with}");
         let without = SqliteInboxOptions {
             batch_events_max: 1,
             ..SqliteInboxOptions::default()
         };
-        let without = run((events / 20).max(100), without, false).await;
+        let without = run((events / 20).max(100), without).await;
         println!("no group commit (batch = 1):  {without}");
     });
 }
 
-async fn run(events: usize, options: SqliteInboxOptions, noop: bool) -> String {
+async fn run(events: usize, options: SqliteInboxOptions) -> String {
     let dir = tempfile::tempdir().expect("temp dir");
     let log = Arc::new(
         Log::open_with(
@@ -112,39 +106,6 @@ async fn run(events: usize, options: SqliteInboxOptions, noop: bool) -> String {
         .await
         .expect("inbox task")
         .expect("accounts");
-    if noop {
-        let count = Arc::new(std::sync::atomic::AtomicU64::new(0));
-        let seen = count.clone();
-        let handler = keel_runtime::Handler::typed("noop", move |_: Deposit, _| {
-            seen.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-            async { Ok(()) }
-        });
-        let consumer = ConsumerPolicy {
-            concurrency: 128,
-            in_flight_max: IN_FLIGHT,
-            ..ConsumerPolicy::default()
-        };
-        let started = Instant::now();
-        let router = Router::new(&bus)
-            .route(Route::new("deposits", "noop", handler).with_consumer(consumer))
-            .start()
-            .expect("router");
-        let mut report = Instant::now();
-        while count.load(std::sync::atomic::Ordering::Relaxed) < events as u64 {
-            tokio::time::sleep(Duration::from_millis(1)).await;
-            if report.elapsed() >= Duration::from_secs(1) {
-                report = Instant::now();
-                eprintln!("noop progress: {count:?}");
-            }
-        }
-        router.shutdown().await;
-        let elapsed = started.elapsed();
-        return format!(
-            "{events} events in {:.2} s = {:.0} events/s",
-            elapsed.as_secs_f64(),
-            events as f64 / elapsed.as_secs_f64()
-        );
-    }
     let handler = inbox.handler("apply", |tx, deposit: Deposit| {
         tx.prepare_cached("UPDATE accounts SET balance = balance + ?1 WHERE id = ?2")?
             .execute((deposit.amount, deposit.account))?;
