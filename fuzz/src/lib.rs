@@ -5,15 +5,11 @@
 //! it checks, and uses these helpers so that the fuzzer spends its time past the CRC check
 //! (a random input almost never carries a valid CRC-32C) instead of in front of it.
 
+use keel_log::batch_layout::{
+    CRC_AT, CRC_COVERS_FROM, LAST_OFFSET_DELTA_AT, LENGTH_AT, MAGIC_AT, RECORD_COUNT_AT,
+};
 use keel_log::{BATCH_HEADER_BYTES, BatchHeader, LOG_OVERHEAD, check_batch};
 
-/// Offsets of header fields, as in `docs/log-format.md`.
-const LENGTH_AT: usize = 8;
-const MAGIC_AT: usize = 16;
-const CRC_AT: usize = 17;
-const CRC_COVERS_FROM: usize = 21;
-const LAST_OFFSET_DELTA_AT: usize = 23;
-const RECORD_COUNT_AT: usize = 57;
 /// The smallest legal `batchLength`: a header without records.
 const BATCH_LENGTH_MIN: usize = BATCH_HEADER_BYTES - LOG_OVERHEAD;
 
@@ -83,5 +79,7 @@ pub fn valid_prefix(bytes: &[u8], segment_base: u64, max_batch_bytes: u32) -> Va
 }
 
 fn field<const N: usize>(bytes: &[u8], at: usize) -> [u8; N] {
-    bytes[at..at + N].try_into().expect("caller checked the length")
+    bytes[at..at + N]
+        .try_into()
+        .expect("caller checked the length")
 }

@@ -23,14 +23,35 @@ pub const BATCH_HEADER_BYTES: usize = 61;
 /// The smallest legal `batchLength` value (a header with no records).
 pub(crate) const BATCH_LENGTH_MIN: u32 = (BATCH_HEADER_BYTES - LOG_OVERHEAD) as u32;
 
-const MAGIC_AT: usize = 16;
-const CRC_AT: usize = 17;
-const CRC_COVERS_FROM: usize = 21;
-const ATTRIBUTES_AT: usize = 21;
-const LAST_OFFSET_DELTA_AT: usize = 23;
-const BASE_TIMESTAMP_AT: usize = 27;
-const MAX_TIMESTAMP_AT: usize = 35;
-const RECORD_COUNT_AT: usize = 57;
+/// Byte positions of the batch header's fields, as in `docs/log-format.md`: public so the
+/// fuzzers and corruption tests aim at fields without restating the format.
+pub mod layout {
+    /// `baseOffset` (8 bytes; not covered by the CRC).
+    pub const BASE_OFFSET_AT: usize = 0;
+    /// `batchLength` (4 bytes): bytes after this field.
+    pub const LENGTH_AT: usize = 8;
+    /// `magic` (1 byte), always 2.
+    pub const MAGIC_AT: usize = 16;
+    /// `crc` (4 bytes): CRC-32C of everything from [`CRC_COVERS_FROM`] on.
+    pub const CRC_AT: usize = 17;
+    /// First byte the CRC covers.
+    pub const CRC_COVERS_FROM: usize = 21;
+    /// `attributes` (2 bytes): compression, timestamp type, flags.
+    pub const ATTRIBUTES_AT: usize = 21;
+    /// `lastOffsetDelta` (4 bytes).
+    pub const LAST_OFFSET_DELTA_AT: usize = 23;
+    /// `baseTimestamp` (8 bytes).
+    pub const BASE_TIMESTAMP_AT: usize = 27;
+    /// `maxTimestamp` (8 bytes).
+    pub const MAX_TIMESTAMP_AT: usize = 35;
+    /// `recordCount` (4 bytes), the header's last field.
+    pub const RECORD_COUNT_AT: usize = 57;
+}
+
+use layout::{
+    ATTRIBUTES_AT, BASE_TIMESTAMP_AT, CRC_AT, CRC_COVERS_FROM, LAST_OFFSET_DELTA_AT, MAGIC_AT,
+    MAX_TIMESTAMP_AT, RECORD_COUNT_AT,
+};
 
 /// The fields of a batch header that storage needs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

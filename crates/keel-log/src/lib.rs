@@ -55,6 +55,7 @@ pub mod sim;
 mod storage;
 mod topic;
 
+pub use batch::layout as batch_layout;
 pub use batch::{
     BATCH_HEADER_BYTES, BatchError, BatchHeader, LOG_OVERHEAD, check_batch, check_batches,
     decode_records, encode_batch,

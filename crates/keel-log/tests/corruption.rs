@@ -15,20 +15,20 @@ use std::path::{Path, PathBuf};
 
 use bytes::Bytes;
 use keel_log::{
-    BatchHeader, FsyncPolicy, Log, LogOptions, NewRecord, Partition, ReadError, TopicConfig,
-    check_batch, check_batches, decode_records, encode_batch,
+    BATCH_HEADER_BYTES, BatchHeader, FsyncPolicy, Log, LogOptions, NewRecord, Partition, ReadError,
+    TopicConfig, batch_layout, check_batch, check_batches, decode_records, encode_batch,
 };
 
 /// Batches written before damage is done.
 const BATCHES: u64 = 8;
 /// Where a damaged byte sits, relative to the start of a batch.
-const BASE_OFFSET_HIGH_BYTE: usize = 3;
-const BASE_OFFSET_LOW_BYTE: usize = 7;
-const LENGTH_HIGH_BYTE: usize = 8;
-const LENGTH_LOW_BYTE: usize = 11;
-const MAGIC: usize = 16;
-const CRC: usize = 18;
-const RECORDS: usize = 70;
+const BASE_OFFSET_HIGH_BYTE: usize = batch_layout::BASE_OFFSET_AT + 3;
+const BASE_OFFSET_LOW_BYTE: usize = batch_layout::BASE_OFFSET_AT + 7;
+const LENGTH_HIGH_BYTE: usize = batch_layout::LENGTH_AT;
+const LENGTH_LOW_BYTE: usize = batch_layout::LENGTH_AT + 3;
+const MAGIC: usize = batch_layout::MAGIC_AT;
+const CRC: usize = batch_layout::CRC_AT + 1;
+const RECORDS: usize = BATCH_HEADER_BYTES + 9;
 
 /// What is done to the active segment's file.
 #[derive(Debug, Clone, Copy)]
