@@ -9,6 +9,7 @@ mod consume;
 mod dlq;
 mod groups;
 mod produce;
+mod serve;
 mod store;
 mod time;
 mod topics;
@@ -49,6 +50,8 @@ enum Command {
     Groups(groups::GroupsArgs),
     /// List, show, replay and purge dead letters; show the audit log.
     Dlq(dlq::DlqArgs),
+    /// Serve the data directory to other processes: HTTP health and metrics.
+    Serve(serve::ServeArgs),
 }
 
 fn main() -> ExitCode {
@@ -60,6 +63,7 @@ fn main() -> ExitCode {
         Command::Bench(args) => bench::run(&cli.data_dir, args),
         Command::Groups(args) => groups::run(&cli.data_dir, args),
         Command::Dlq(args) => dlq::run(&cli.data_dir, args),
+        Command::Serve(args) => serve::run(&cli.data_dir, args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -1,0 +1,120 @@
+//! `keel serve`: runs the server over the data directory until SIGTERM or Ctrl-C.
+//!
+//! Settings come from, last one winning: built-in defaults, the TOML config file
+//! (`--config` / `$KEEL_CONFIG`), environment variables, flags. Logs are structured
+//! (`--log-format json` for machines, `text` for people) and filtered by `$RUST_LOG`.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+use clap::{Args, ValueEnum};
+use keel_server::{Server, ServerConfig};
+use serde::Deserialize;
+use tokio::signal::unix::{SignalKind, signal};
+use tracing_subscriber::EnvFilter;
+
+/// Flags of `keel serve`.
+#[derive(Debug, Args)]
+pub(crate) struct ServeArgs {
+    /// TOML config file; flags and environment variables override its values.
+    #[arg(long, env = "KEEL_CONFIG", value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// HTTP listener for /health and /metrics [default: 127.0.0.1:8080].
+    #[arg(long = "http", env = "KEEL_HTTP", value_name = "ADDR")]
+    http_addr: Option<SocketAddr>,
+    /// Longest graceful shutdown waits for in-flight requests, in milliseconds
+    /// [default: 10000].
+    #[arg(long, env = "KEEL_SHUTDOWN_GRACE_MS", value_name = "MS")]
+    shutdown_grace_ms: Option<u64>,
+    /// Log line format.
+    #[arg(long, env = "KEEL_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    log_format: LogFormat,
+}
+
+/// How log lines are written to stderr.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line, for log shippers.
+    Json,
+}
+
+/// The config file's keys; each is optional and has the flag's meaning.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ConfigFile {
+    http: Option<SocketAddr>,
+    shutdown_grace_ms: Option<u64>,
+}
+
+pub(crate) fn run(data_dir: &Path, args: ServeArgs) -> anyhow::Result<()> {
+    init_logging(args.log_format);
+    let file = match &args.config {
+        Some(path) => read_config_file(path)?,
+        None => ConfigFile::default(),
+    };
+    let mut config = ServerConfig::new(data_dir);
+    if let Some(addr) = args.http_addr.or(file.http) {
+        config.http_addr = addr;
+    }
+    if let Some(ms) = args.shutdown_grace_ms.or(file.shutdown_grace_ms) {
+        config.shutdown_grace_ms = ms;
+    }
+    let server = Server::open(config)?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    runtime.block_on(async {
+        let shutdown = shutdown_signal()?;
+        server
+            .run(shutdown, |bound| {
+                // One machine-readable line on stdout so scripts and tests learn the ports.
+                println!("keel serve listening http={}", bound.http);
+            })
+            .await?;
+        anyhow::Ok(())
+    })
+}
+
+fn read_config_file(path: &Path) -> anyhow::Result<ConfigFile> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("cannot read config file {}", path.display()))?;
+    toml::from_str(&text).map_err(|error| {
+        // toml's message spans several lines (it quotes the source); keep the first.
+        let first = error
+            .message()
+            .lines()
+            .next()
+            .unwrap_or("invalid TOML")
+            .to_owned();
+        anyhow::anyhow!("invalid config file {}: {first}", path.display())
+    })
+}
+
+fn init_logging(format: LogFormat) {
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder.json().init(),
+    }
+}
+
+/// Installs the SIGTERM (service managers) and SIGINT (Ctrl-C) handlers now — before the
+/// server reports it is ready, so a signal sent right after that line is never the default
+/// "terminate at once" — and returns a future that completes on the first of them.
+fn shutdown_signal() -> anyhow::Result<impl Future<Output = ()>> {
+    let mut terminate = signal(SignalKind::terminate()).context("cannot listen for SIGTERM")?;
+    let mut interrupt = signal(SignalKind::interrupt()).context("cannot listen for SIGINT")?;
+    Ok(async move {
+        tokio::select! {
+            _ = terminate.recv() => tracing::info!("SIGTERM received"),
+            _ = interrupt.recv() => tracing::info!("SIGINT received"),
+        }
+    })
+}

@@ -1,0 +1,157 @@
+//! `keel serve` as an operator runs it: a real process, real sockets, real signals.
+
+mod support;
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use support::Keel;
+
+/// A running `keel serve` child and the HTTP address it reported.
+struct Served {
+    child: Child,
+    http: SocketAddr,
+}
+
+impl Keel {
+    /// Starts `keel serve` on free ports and waits for its "listening" line.
+    fn serve(&self, extra: &[&str]) -> Served {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_keel"))
+            .args(["serve", "--http", "127.0.0.1:0"])
+            .args(extra)
+            .env("KEEL_DATA", self.dir.path())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn keel serve");
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .expect("read the listening line");
+        let http = line
+            .trim()
+            .strip_prefix("keel serve listening http=")
+            .unwrap_or_else(|| panic!("unexpected first line: {line:?}"))
+            .parse()
+            .expect("an address");
+        Served { child, http }
+    }
+}
+
+impl Served {
+    /// Sends SIGTERM and returns whether the server exited with status 0.
+    fn terminate(mut self) -> bool {
+        let pid = self.child.id().to_string();
+        let sent = Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+        assert!(sent.success());
+        self.child.wait().expect("wait for keel serve").success()
+    }
+}
+
+/// `GET path` over HTTP/1.1; returns (status line, headers and body).
+fn http_get(addr: SocketAddr, path: &str) -> (String, String) {
+    let mut stream = TcpStream::connect(addr).expect("connect");
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: keel\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).expect("read response");
+    let (status, rest) = response.split_once("\r\n").expect("a status line");
+    (status.to_owned(), rest.to_owned())
+}
+
+#[test]
+fn health_and_metrics_are_served_and_sigterm_exits_cleanly() {
+    let keel = Keel::new();
+    keel.ok(&["topics", "create", "orders", "--partitions", "2"], "");
+    keel.ok(&["topics", "create", "orders.dlq", "--partitions", "2"], "");
+    let dead = r#"{"type":"order.placed","data":{"id":1}}"#;
+    keel.ok(&["produce", "orders.dlq"], dead);
+    let served = keel.serve(&[]);
+
+    let (status, body) = http_get(served.http, "/health");
+    assert_eq!(status, "HTTP/1.1 200 OK");
+    assert!(body.contains(r#""status":"ok""#), "{body}");
+    assert!(body.contains(r#""topics":"#), "{body}");
+
+    let (status, body) = http_get(served.http, "/metrics");
+    assert_eq!(status, "HTTP/1.1 200 OK");
+    assert!(
+        body.to_ascii_lowercase()
+            .contains("content-type: application/openmetrics-text"),
+        "{body}"
+    );
+    // The dead-letter gauges are computed from the log at scrape time.
+    assert!(
+        body.contains("keel_dead_letters{topic=\"orders\"} 1"),
+        "{body}"
+    );
+    assert!(body.trim_end().ends_with("# EOF"), "{body}");
+
+    let (status, _) = http_get(served.http, "/nowhere");
+    assert_eq!(status, "HTTP/1.1 404 Not Found");
+
+    assert!(served.terminate(), "SIGTERM must exit 0");
+    // The lock is released: a command gets the data directory at once, and the data is intact.
+    let topics = keel.ok(&["topics", "list"], "");
+    assert!(topics.contains("orders"), "{topics}");
+}
+
+#[test]
+fn a_second_server_on_the_same_data_directory_is_refused_by_name() {
+    let keel = Keel::new();
+    let served = keel.serve(&[]);
+    keel.fails(
+        &["serve", "--http", "127.0.0.1:0"],
+        "",
+        "cannot open data directory",
+    );
+    assert!(served.terminate());
+}
+
+#[test]
+fn a_taken_port_is_named_in_the_error() {
+    let keel = Keel::new();
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = taken.local_addr().unwrap().to_string();
+    keel.fails(
+        &["serve", "--http", &addr],
+        "",
+        &format!("cannot listen for HTTP on {addr}"),
+    );
+}
+
+#[test]
+fn the_config_file_sets_values_and_flags_override_it() {
+    let keel = Keel::new();
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = taken.local_addr().unwrap().to_string();
+    let config = keel.dir.path().join("keel.toml");
+    std::fs::write(&config, format!("http = \"{addr}\"\n")).unwrap();
+    let config = config.to_str().unwrap();
+    // The file's address is used (and is taken, which proves it was read)...
+    keel.fails(&["serve", "--config", config], "", &addr);
+    // ...unless a flag overrides it.
+    let served = keel.serve(&["--config", config]);
+    assert_ne!(served.http.to_string(), addr);
+    assert!(served.terminate());
+}
+
+#[test]
+fn a_bad_config_file_is_one_line_naming_the_file() {
+    let keel = Keel::new();
+    let config = keel.dir.path().join("bad.toml");
+    std::fs::write(&config, "http = \"nowhere\"\nunknown_key = 1\n").unwrap();
+    keel.fails(
+        &["serve", "--config", config.to_str().unwrap()],
+        "",
+        "invalid config file",
+    );
+}

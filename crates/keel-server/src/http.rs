@@ -1,0 +1,41 @@
+//! The HTTP API: `GET /health` and `GET /metrics`.
+//!
+//! Health answers from memory (is the log open, which topics exist) so a load balancer's
+//! probe never waits on disk; metrics encode the runtime's registry, whose lag and
+//! dead-letter gauges read the log at each scrape.
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::State;
+use axum::http::header;
+use axum::response::{IntoResponse, Json};
+use axum::routing::get;
+use keel_runtime::{EmbeddedBus, METRICS_CONTENT_TYPE};
+use serde_json::json;
+
+/// The routes, sharing the bus that owns the log and the metrics registry.
+pub(crate) fn router(bus: Arc<EmbeddedBus>) -> Router {
+    Router::new()
+        .route("/health", get(health))
+        .route("/metrics", get(metrics))
+        .with_state(bus)
+}
+
+/// `{"status":"ok","topics":N}`; a server that answers at all has an open, recovered log.
+async fn health(State(bus): State<Arc<EmbeddedBus>>) -> Json<serde_json::Value> {
+    Json(json!({
+        "status": "ok",
+        "topics": bus.log().topics().len(),
+    }))
+}
+
+/// The Prometheus registry in the OpenMetrics text format.
+async fn metrics(State(bus): State<Arc<EmbeddedBus>>) -> impl IntoResponse {
+    // Scraping reads partition high watermarks and dead-letter heads from disk: keep that
+    // off the async workers.
+    let text = tokio::task::spawn_blocking(move || bus.metrics_text())
+        .await
+        .unwrap_or_else(|_| String::from("# metrics encoding panicked\n"));
+    ([(header::CONTENT_TYPE, METRICS_CONTENT_TYPE)], text)
+}

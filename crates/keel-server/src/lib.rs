@@ -1,0 +1,23 @@
+//! `keel-server`: the composition behind `keel serve` — one process that owns a Keel data
+//! directory and serves it to other processes.
+//!
+//! [`Server::open`] takes the data directory's lock and recovers the log; [`Server::run`]
+//! binds every configured listener, serves until the shutdown future completes, then stops
+//! accepting, lets in-flight requests finish (bounded by
+//! [`ServerConfig::shutdown_grace_ms`]), syncs every partition and returns.
+//!
+//! Listeners:
+//! - HTTP ([`ServerConfig::http_addr`]): `GET /health` and `GET /metrics` (Prometheus /
+//!   OpenMetrics text: the runtime's counters and the lag and dead-letter gauges computed
+//!   from the log at each scrape).
+//!
+//! The crate holds composition only: no business logic, no protocol codecs (those live in
+//! `keel-kafka` and `keel-schema`), and it reads no environment variables or files — the
+//! `keel` binary turns flags, environment and the config file into a [`ServerConfig`].
+
+mod config;
+mod http;
+mod server;
+
+pub use config::{ConfigError, HTTP_ADDR_DEFAULT, ServerConfig};
+pub use server::{BoundAddrs, ServeError, Server};

@@ -1,0 +1,164 @@
+//! Opening the data directory, running the listeners, and the graceful shutdown sequence.
+//!
+//! Shutdown, in order: stop accepting connections; let in-flight requests finish for at
+//! most the grace period; sync every partition; release the data directory's lock (when the
+//! log is dropped). An error in any step is returned, never swallowed, so `keel serve` exits
+//! non-zero when it could not stop cleanly.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use keel_log::{AppendError, Log, OpenError};
+use keel_runtime::EmbeddedBus;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+use crate::config::{ConfigError, ServerConfig};
+use crate::http;
+
+/// Why the server could not start or stop cleanly.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ServeError {
+    /// A setting is out of range.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// The data directory could not be opened (locked by another process, unreadable, …).
+    #[error("cannot open data directory {path}: {source}")]
+    Open {
+        /// The data directory.
+        path: String,
+        /// Why.
+        source: OpenError,
+    },
+    /// A listener could not bind its address.
+    #[error("cannot listen for {what} on {addr}: {source}")]
+    Bind {
+        /// Which listener.
+        what: &'static str,
+        /// The address.
+        addr: SocketAddr,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// A listener failed while serving.
+    #[error("{what} listener failed: {source}")]
+    Serve {
+        /// Which listener.
+        what: &'static str,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The final sync of the log failed: recently appended records may not be durable.
+    #[error("final sync of the log failed: {0}")]
+    Flush(#[from] AppendError),
+}
+
+/// An open data directory, ready to serve.
+#[derive(Debug)]
+pub struct Server {
+    config: ServerConfig,
+    bus: Arc<EmbeddedBus>,
+}
+
+/// The addresses the listeners actually bound (port 0 in the config becomes a real port).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BoundAddrs {
+    /// The HTTP listener.
+    pub http: SocketAddr,
+}
+
+impl Server {
+    /// Validates the configuration and opens (recovering) the log, taking its lock.
+    pub fn open(config: ServerConfig) -> Result<Server, ServeError> {
+        config.validate()?;
+        let log = Log::open(&config.data_dir).map_err(|source| ServeError::Open {
+            path: config.data_dir.display().to_string(),
+            source,
+        })?;
+        let bus = Arc::new(EmbeddedBus::new(Arc::new(log)));
+        Ok(Server { config, bus })
+    }
+
+    /// The bus over the served log: the same log, metrics and groups the listeners use.
+    pub fn bus(&self) -> &Arc<EmbeddedBus> {
+        &self.bus
+    }
+
+    /// Binds every listener, calls `on_ready` with the bound addresses, serves until
+    /// `shutdown` completes, then shuts down gracefully (see the module docs).
+    ///
+    /// Cancel safety: dropping the returned future aborts serving without the final sync;
+    /// records appended with `fsync = always` are durable regardless, others may not be.
+    pub async fn run(
+        self,
+        shutdown: impl Future<Output = ()>,
+        on_ready: impl FnOnce(BoundAddrs),
+    ) -> Result<(), ServeError> {
+        let http_listener = bind("HTTP", self.config.http_addr).await?;
+        let bound = BoundAddrs {
+            http: local_addr("HTTP", &http_listener)?,
+        };
+        let (stop_sender, stop) = watch::channel(false);
+        let http_server = tokio::spawn(serve_http(http_listener, self.bus.clone(), stop.clone()));
+        tracing::info!(http = %bound.http, data_dir = %self.config.data_dir.display(), "keel serve ready");
+        on_ready(bound);
+
+        shutdown.await;
+        tracing::info!("shutdown requested: no new connections; finishing in-flight requests");
+        let _ = stop_sender.send(true);
+        let grace = Duration::from_millis(self.config.shutdown_grace_ms);
+        let served = match tokio::time::timeout(grace, http_server).await {
+            Ok(joined) => joined.unwrap_or_else(|panic| {
+                Err(std::io::Error::other(format!(
+                    "HTTP server panicked: {panic}"
+                )))
+            }),
+            Err(_) => {
+                tracing::warn!(
+                    grace_ms = self.config.shutdown_grace_ms,
+                    "grace period over: closing open HTTP connections"
+                );
+                Ok(())
+            }
+        };
+        // Sync before reporting a listener error: durability comes first either way.
+        let log = self.bus.log().clone();
+        tokio::task::spawn_blocking(move || log.flush())
+            .await
+            .map_err(|panic| AppendError::Io(std::io::Error::other(panic.to_string())))??;
+        served.map_err(|source| ServeError::Serve {
+            what: "HTTP",
+            source,
+        })?;
+        tracing::info!("keel serve stopped: log synced");
+        Ok(())
+    }
+}
+
+async fn bind(what: &'static str, addr: SocketAddr) -> Result<TcpListener, ServeError> {
+    TcpListener::bind(addr)
+        .await
+        .map_err(|source| ServeError::Bind { what, addr, source })
+}
+
+fn local_addr(what: &'static str, listener: &TcpListener) -> Result<SocketAddr, ServeError> {
+    listener
+        .local_addr()
+        .map_err(|source| ServeError::Serve { what, source })
+}
+
+/// Serves HTTP until `stop` turns true, then waits for open requests (axum's graceful mode).
+async fn serve_http(
+    listener: TcpListener,
+    bus: Arc<EmbeddedBus>,
+    mut stop: watch::Receiver<bool>,
+) -> std::io::Result<()> {
+    axum::serve(listener, http::router(bus))
+        .with_graceful_shutdown(async move {
+            let _ = stop.wait_for(|stopped| *stopped).await;
+        })
+        .await
+}
