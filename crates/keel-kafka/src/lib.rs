@@ -1,7 +1,36 @@
 //! `keel-kafka`: the Kafka wire protocol over `keel-log`, so unmodified Kafka clients can use
 //! a Keel data directory as their broker (`keel serve`).
 //!
-//! The crate is being built in steps (see `ARCHITECTURE.md`): the connection and request
-//! handling for topics, produce and fetch, and the group coordinator, each in its own module.
-//! It touches storage only through `keel-log`'s public API and opens no HTTP port (that is
-//! `keel-server`'s job).
+//! Layers, top-down:
+//!
+//! - [`KafkaListener`] (`server.rs`) accepts TCP connections; each connection (`connection.rs`)
+//!   reads length-prefixed frames, answers them strictly in order, and closes with a logged
+//!   reason on a malformed or oversized frame without touching any other connection.
+//! - [`codec`] turns a frame into a typed request and a response into a frame. It does no I/O,
+//!   so the fuzz target in `fuzz/` drives exactly the bytes-to-request path the server runs.
+//! - [`Broker`] (`broker.rs`) dispatches a decoded request to one handler file per API key in
+//!   `api/`. The consumer-group APIs are routed to a [`GroupHook`] (`group_hook.rs`), the seam
+//!   where the group coordinator plugs in.
+//! - `producers.rs` keeps idempotent-producer state (producer id, epoch, last sequences per
+//!   partition) so a retried batch is never written twice.
+//!
+//! The crate touches storage only through `keel-log`'s public API and opens no HTTP port (that
+//! is `keel-server`'s job). Supported API keys and versions are listed in
+//! `docs/kafka-compatibility.md`.
+
+mod api;
+mod broker;
+pub mod codec;
+mod config;
+mod connection;
+mod group_hook;
+pub mod limits;
+mod producers;
+mod server;
+mod topic_config;
+
+pub use broker::Broker;
+pub use config::{BrokerConfig, NodeAddress};
+pub use group_hook::{GROUP_API_KEYS, GroupHook, GroupHookError, GroupRequest, GroupResponse};
+pub use server::KafkaListener;
+pub use topic_config::{TopicConfigError, apply_kafka_config};

@@ -1,0 +1,146 @@
+//! CreateTopics (19): topics with a partition count and Kafka config settings.
+//!
+//! Replication factor must be 1 or -1 (the default): one node holds every partition. A
+//! manual assignment is accepted when it places every partition on this node.
+
+use std::sync::Arc;
+
+use kafka_protocol::ResponseError;
+use kafka_protocol::messages::create_topics_request::CreatableTopic;
+use kafka_protocol::messages::create_topics_response::{
+    CreatableTopicConfigs, CreatableTopicResult,
+};
+use kafka_protocol::messages::{CreateTopicsRequest, CreateTopicsResponse};
+use keel_log::limits::PARTITIONS_MAX;
+use keel_log::{TopicConfig, TopicError, validate_topic_name};
+
+use crate::api::{code, text};
+use crate::broker::{Broker, blocking};
+use crate::topic_config::{apply_kafka_config, kafka_configs};
+
+/// Answers CreateTopics.
+pub(crate) async fn handle(
+    broker: &Arc<Broker>,
+    request: CreateTopicsRequest,
+    version: i16,
+) -> CreateTopicsResponse {
+    let mut results = Vec::with_capacity(request.topics.len());
+    for topic in request.topics {
+        let name = topic.name.clone();
+        let result = match plan(broker, &topic) {
+            Err((error, message)) => CreatableTopicResult::default()
+                .with_error_code(code(error))
+                .with_error_message(Some(text(message))),
+            Ok(config) if request.validate_only => described(&config, version),
+            Ok(config) => create(broker, &name, config, version).await,
+        };
+        results.push(result.with_name(name));
+    }
+    CreateTopicsResponse::default().with_topics(results)
+}
+
+/// The configuration a CreatableTopic asks for, or the error and message refusing it.
+fn plan(broker: &Broker, topic: &CreatableTopic) -> Result<TopicConfig, (ResponseError, String)> {
+    let name = &topic.name;
+    if name.starts_with("__") {
+        return Err((
+            ResponseError::InvalidTopicException,
+            format!("topic '{}': names starting with '__' are internal", &**name),
+        ));
+    }
+    validate_topic_name(name).map_err(|e| (ResponseError::InvalidTopicException, e.to_string()))?;
+    if !matches!(topic.replication_factor, -1 | 1) && topic.assignments.is_empty() {
+        return Err((
+            ResponseError::InvalidReplicationFactor,
+            format!(
+                "replication factor {} is not possible on one node (use 1 or -1)",
+                topic.replication_factor
+            ),
+        ));
+    }
+    let node = broker.node.node_id;
+    let partitions = if topic.assignments.is_empty() {
+        match topic.num_partitions {
+            -1 => broker.config.topic_defaults.partitions,
+            n if n >= 1 && n as u32 <= PARTITIONS_MAX => n as u32,
+            n => {
+                return Err((
+                    ResponseError::InvalidPartitions,
+                    format!("{n} partitions is not in 1..={PARTITIONS_MAX}"),
+                ));
+            }
+        }
+    } else {
+        let on_this_node = topic.assignments.iter().enumerate().all(|(i, a)| {
+            a.partition_index == i as i32 && a.broker_ids.iter().all(|b| b.0 == node)
+        });
+        if !on_this_node || topic.assignments.len() > PARTITIONS_MAX as usize {
+            return Err((
+                ResponseError::InvalidReplicaAssignment,
+                format!("assignments must place partitions 0..n on node {node}"),
+            ));
+        }
+        topic.assignments.len() as u32
+    };
+    let mut config = broker.config.topic_defaults.clone();
+    config.partitions = partitions;
+    for setting in &topic.configs {
+        apply_kafka_config(&mut config, &setting.name, setting.value.as_deref())
+            .map_err(|e| (ResponseError::InvalidConfig, e.to_string()))?;
+    }
+    Ok(config)
+}
+
+async fn create(
+    broker: &Arc<Broker>,
+    name: &str,
+    config: TopicConfig,
+    version: i16,
+) -> CreatableTopicResult {
+    let log = broker.log.clone();
+    let owned = name.to_string();
+    let created = config.clone();
+    match blocking(move || log.create_topic(&owned, created)).await {
+        Ok(_) => {
+            tracing::info!(
+                topic = name,
+                partitions = config.partitions,
+                "topic created"
+            );
+            described(&config, version)
+        }
+        Err(error) => {
+            let kind = match &error {
+                TopicError::AlreadyExists(_) => ResponseError::TopicAlreadyExists,
+                TopicError::InvalidName { .. } => ResponseError::InvalidTopicException,
+                TopicError::Config(_) => ResponseError::InvalidConfig,
+                _ => ResponseError::UnknownServerError,
+            };
+            CreatableTopicResult::default()
+                .with_error_code(code(kind))
+                .with_error_message(Some(text(error.to_string())))
+        }
+    }
+}
+
+/// A successful result; from version 5 on it carries the partition count and the settings.
+fn described(config: &TopicConfig, version: i16) -> CreatableTopicResult {
+    let result = CreatableTopicResult::default();
+    if version < 5 {
+        return result;
+    }
+    let configs = kafka_configs(config)
+        .into_iter()
+        .map(|(name, value)| {
+            CreatableTopicConfigs::default()
+                .with_name(text(name))
+                .with_value(Some(text(value)))
+                // Config source 1: a topic setting.
+                .with_config_source(1)
+        })
+        .collect();
+    result
+        .with_num_partitions(config.partitions as i32)
+        .with_replication_factor(1)
+        .with_configs(Some(configs))
+}

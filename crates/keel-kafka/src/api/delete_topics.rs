@@ -1,0 +1,44 @@
+//! DeleteTopics (20): removes topics and their data, and forgets their producer state.
+
+use std::sync::Arc;
+
+use kafka_protocol::ResponseError;
+use kafka_protocol::messages::delete_topics_response::DeletableTopicResult;
+use kafka_protocol::messages::{DeleteTopicsRequest, DeleteTopicsResponse, TopicName};
+use keel_log::TopicError;
+
+use crate::api::{code, text};
+use crate::broker::{Broker, blocking};
+
+/// Answers DeleteTopics.
+pub(crate) async fn handle(
+    broker: &Arc<Broker>,
+    request: DeleteTopicsRequest,
+    _version: i16,
+) -> DeleteTopicsResponse {
+    let mut responses = Vec::with_capacity(request.topic_names.len());
+    for name in request.topic_names {
+        let log = broker.log.clone();
+        let owned = name.to_string();
+        let outcome = blocking(move || log.delete_topic(&owned)).await;
+        let result = DeletableTopicResult::default().with_name(Some(TopicName(name.0.clone())));
+        responses.push(match outcome {
+            Ok(()) => {
+                broker.producers.forget_topic(&name);
+                tracing::info!(topic = &**name, "topic deleted");
+                result
+            }
+            Err(error) => {
+                let kind = match &error {
+                    TopicError::NotFound(_) => ResponseError::UnknownTopicOrPartition,
+                    TopicError::InvalidName { .. } => ResponseError::InvalidTopicException,
+                    _ => ResponseError::UnknownServerError,
+                };
+                result
+                    .with_error_code(code(kind))
+                    .with_error_message(Some(text(error.to_string())))
+            }
+        });
+    }
+    DeleteTopicsResponse::default().with_responses(responses)
+}

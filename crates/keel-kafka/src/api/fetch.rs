@@ -1,0 +1,140 @@
+//! Fetch (1): stored batches served as they are on disk, with long polling.
+//!
+//! A fetch answers at once when it has at least `min_bytes`, when a partition has an error, or
+//! when `max_wait_ms` (capped at [`FETCH_WAIT_MS_MAX`]) has passed; otherwise it waits for the
+//! broker's next append and reads again. The wait is a `tokio::sync::watch` the produce path
+//! bumps, not a blocked thread per waiting consumer; keel-log's `Partition::wait_for` is the
+//! same promise for synchronous callers.
+//!
+//! Fetch sessions (KIP-227) are not kept: every response has session id 0, which tells the
+//! client to send full fetch requests. Without transactions the last stable offset is the
+//! high watermark and no transaction is ever aborted.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use kafka_protocol::ResponseError;
+use kafka_protocol::messages::fetch_response::{FetchableTopicResponse, PartitionData};
+use kafka_protocol::messages::{FetchRequest, FetchResponse};
+use keel_log::ReadError;
+use tokio::time::Instant;
+
+use crate::api::code;
+use crate::broker::{Broker, blocking};
+use crate::limits::{FETCH_RESPONSE_BYTES_MAX, FETCH_WAIT_MS_MAX};
+
+/// Answers Fetch.
+pub(crate) async fn handle(
+    broker: &Arc<Broker>,
+    request: FetchRequest,
+    version: i16,
+) -> FetchResponse {
+    let wait = Duration::from_millis(
+        u64::try_from(request.max_wait_ms)
+            .unwrap_or(0)
+            .min(FETCH_WAIT_MS_MAX),
+    );
+    let deadline = Instant::now() + wait;
+    let min_bytes = usize::try_from(request.min_bytes).unwrap_or(0);
+    let max_bytes = if version >= 3 {
+        usize::try_from(request.max_bytes).unwrap_or(0)
+    } else {
+        FETCH_RESPONSE_BYTES_MAX
+    }
+    .min(FETCH_RESPONSE_BYTES_MAX);
+    let request = Arc::new(request);
+    let mut appends = broker.watch_appends();
+    loop {
+        appends.borrow_and_update();
+        let (responses, bytes, failed) = read_all(broker, &request, max_bytes).await;
+        if bytes >= min_bytes || failed || Instant::now() >= deadline {
+            return FetchResponse::default().with_responses(responses);
+        }
+        // Woken by an append, or by the deadline (then the next pass answers).
+        if let Ok(Err(_closed)) = tokio::time::timeout_at(deadline, appends.changed()).await {
+            return FetchResponse::default().with_responses(responses);
+        }
+    }
+}
+
+/// Reads every requested partition once: the responses, the record bytes found, and whether
+/// any partition had an error.
+async fn read_all(
+    broker: &Arc<Broker>,
+    request: &Arc<FetchRequest>,
+    max_bytes: usize,
+) -> (Vec<FetchableTopicResponse>, usize, bool) {
+    let mut total = 0usize;
+    let mut failed = false;
+    let mut responses = Vec::with_capacity(request.topics.len());
+    for wanted in &request.topics {
+        let topic = broker.user_topic(&wanted.topic);
+        let mut partitions = Vec::with_capacity(wanted.partitions.len());
+        for fetch in &wanted.partitions {
+            let data = PartitionData::default().with_partition_index(fetch.partition);
+            let partition = topic.as_ref().and_then(|t| {
+                u32::try_from(fetch.partition)
+                    .ok()
+                    .and_then(|i| t.partition(i))
+            });
+            let Some(partition) = partition.cloned() else {
+                failed = true;
+                partitions.push(
+                    data.with_error_code(code(ResponseError::UnknownTopicOrPartition))
+                        .with_high_watermark(-1),
+                );
+                continue;
+            };
+            let offset = fetch.fetch_offset;
+            // The first partition with data always gets at least one batch, so a consumer
+            // can make progress past a batch larger than its limits; later ones only fit.
+            let room = max_bytes.saturating_sub(total);
+            let limit = usize::try_from(fetch.partition_max_bytes)
+                .unwrap_or(0)
+                .min(room);
+            let read = if offset < 0 {
+                Err(ReadError::OffsetOutOfRange {
+                    offset: 0,
+                    log_start: partition.log_start_offset(),
+                    high_watermark: partition.high_watermark(),
+                })
+            } else if limit == 0 && total > 0 {
+                Ok(None)
+            } else {
+                let reader = partition.clone();
+                blocking(move || reader.read(offset as u64, limit.max(1)).map(Some)).await
+            };
+            let high_watermark = partition.high_watermark() as i64;
+            let data = data
+                .with_high_watermark(high_watermark)
+                .with_last_stable_offset(high_watermark)
+                .with_log_start_offset(partition.log_start_offset() as i64);
+            partitions.push(match read {
+                Ok(Some(batches)) => {
+                    total += batches.bytes.len();
+                    data.with_high_watermark(batches.high_watermark as i64)
+                        .with_last_stable_offset(batches.high_watermark as i64)
+                        .with_records(Some(batches.bytes))
+                }
+                Ok(None) => data.with_records(Some(Bytes::new())),
+                Err(error) => {
+                    failed = true;
+                    let kind = match &error {
+                        ReadError::OffsetOutOfRange { .. } => ResponseError::OffsetOutOfRange,
+                        ReadError::Corrupt(_) => ResponseError::CorruptMessage,
+                        _ => ResponseError::KafkaStorageError,
+                    };
+                    tracing::warn!(topic = &**wanted.topic, partition = fetch.partition, offset, %error, "fetch failed");
+                    data.with_error_code(code(kind)).with_records(Some(Bytes::new()))
+                }
+            });
+        }
+        responses.push(
+            FetchableTopicResponse::default()
+                .with_topic(wanted.topic.clone())
+                .with_partitions(partitions),
+        );
+    }
+    (responses, total, failed)
+}

@@ -1,0 +1,84 @@
+//! ListOffsets (2): the earliest offset (-2), the latest (-1, the high watermark), or the
+//! first offset whose record timestamp is at or after a time.
+
+use std::sync::Arc;
+
+use kafka_protocol::ResponseError;
+use kafka_protocol::messages::list_offsets_response::{
+    ListOffsetsPartitionResponse, ListOffsetsTopicResponse,
+};
+use kafka_protocol::messages::{ListOffsetsRequest, ListOffsetsResponse};
+use keel_log::{Partition, ReadError};
+
+use crate::api::code;
+use crate::broker::{Broker, blocking};
+
+/// Kafka's timestamp meaning "the latest offset".
+const LATEST: i64 = -1;
+/// Kafka's timestamp meaning "the earliest offset".
+const EARLIEST: i64 = -2;
+
+/// Answers ListOffsets.
+pub(crate) async fn handle(
+    broker: &Arc<Broker>,
+    request: ListOffsetsRequest,
+    version: i16,
+) -> ListOffsetsResponse {
+    let mut topics = Vec::with_capacity(request.topics.len());
+    for wanted in request.topics {
+        let topic = broker.user_topic(&wanted.name);
+        let mut partitions = Vec::with_capacity(wanted.partitions.len());
+        for asked in wanted.partitions {
+            let response =
+                ListOffsetsPartitionResponse::default().with_partition_index(asked.partition_index);
+            let partition = topic.as_ref().and_then(|t| {
+                u32::try_from(asked.partition_index)
+                    .ok()
+                    .and_then(|i| t.partition(i))
+            });
+            let Some(partition) = partition.cloned() else {
+                partitions
+                    .push(response.with_error_code(code(ResponseError::UnknownTopicOrPartition)));
+                continue;
+            };
+            let looked_up = blocking(move || lookup(&partition, asked.timestamp)).await;
+            let response = match looked_up {
+                Ok((offset, timestamp)) => response.with_offset(offset).with_timestamp(timestamp),
+                Err(error) => {
+                    tracing::warn!(topic = &**wanted.name, partition = asked.partition_index, %error, "offset lookup failed");
+                    response.with_error_code(code(ResponseError::KafkaStorageError))
+                }
+            };
+            partitions.push(if version >= 4 {
+                response.with_leader_epoch(0)
+            } else {
+                response
+            });
+        }
+        topics.push(
+            ListOffsetsTopicResponse::default()
+                .with_name(wanted.name)
+                .with_partitions(partitions),
+        );
+    }
+    ListOffsetsResponse::default().with_topics(topics)
+}
+
+/// The offset and record timestamp for a ListOffsets timestamp; -1 when there is none.
+fn lookup(partition: &Partition, timestamp: i64) -> Result<(i64, i64), ReadError> {
+    match timestamp {
+        LATEST => Ok((partition.high_watermark() as i64, -1)),
+        EARLIEST => Ok((partition.log_start_offset() as i64, -1)),
+        time => match partition.offset_for_timestamp(time)? {
+            Some(offset) => {
+                let found = partition
+                    .read_records(offset, 1)?
+                    .into_iter()
+                    .find(|r| r.offset == offset)
+                    .map_or(-1, |r| r.timestamp_ms);
+                Ok((offset as i64, found))
+            }
+            None => Ok((-1, -1)),
+        },
+    }
+}

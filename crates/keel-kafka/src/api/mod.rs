@@ -1,0 +1,52 @@
+//! One handler file per api key, and the table of versions served.
+//!
+//! Versions are capped where a newer version would need something Keel does not have: topic
+//! ids (Produce 13, Fetch 13+, DeleteTopics 6), ListOffsets' max-timestamp lookup (7+),
+//! transactions (InitProducerId 5+). Clients negotiate down through ApiVersions.
+
+use kafka_protocol::ResponseError;
+use kafka_protocol::messages::ApiKey;
+use kafka_protocol::protocol::StrBytes;
+
+pub(crate) mod api_versions;
+pub(crate) mod create_topics;
+pub(crate) mod delete_topics;
+pub(crate) mod describe_cluster;
+pub(crate) mod describe_configs;
+pub(crate) mod fetch;
+pub(crate) mod init_producer_id;
+pub(crate) mod list_offsets;
+pub(crate) mod metadata;
+pub(crate) mod produce;
+
+/// Api keys served by the broker itself, with their inclusive version ranges.
+pub(crate) const VERSIONS: &[(ApiKey, i16, i16)] = &[
+    (ApiKey::Produce, 3, 12),
+    (ApiKey::Fetch, 4, 12),
+    (ApiKey::ListOffsets, 1, 6),
+    (ApiKey::Metadata, 0, 12),
+    (ApiKey::ApiVersions, 0, 4),
+    (ApiKey::CreateTopics, 2, 7),
+    (ApiKey::DeleteTopics, 1, 5),
+    (ApiKey::InitProducerId, 0, 4),
+    (ApiKey::DescribeConfigs, 1, 4),
+    (ApiKey::DescribeCluster, 0, 1),
+];
+
+/// The versions served for `api_key` by the broker itself.
+pub(crate) fn versions(api_key: ApiKey) -> Option<(i16, i16)> {
+    VERSIONS
+        .iter()
+        .find(|(key, _, _)| *key == api_key)
+        .map(|&(_, min, max)| (min, max))
+}
+
+/// The wire code of an error.
+pub(crate) fn code(error: ResponseError) -> i16 {
+    error.code()
+}
+
+/// An owned protocol string.
+pub(crate) fn text(value: impl Into<String>) -> StrBytes {
+    StrBytes::from_string(value.into())
+}

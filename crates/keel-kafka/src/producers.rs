@@ -1,0 +1,367 @@
+//! Idempotent producers: producer ids, epochs and sequence numbers per partition, so a
+//! retried batch is never written twice and a gap in sequences is refused.
+//!
+//! Kafka's rules, per (producer id, partition): a batch continues the producer's last
+//! sequence (`last + 1`, wrapping from `i32::MAX` to 0) and is appended; a batch equal to one
+//! of the last [`PRODUCER_BATCHES_REMEMBERED`] is a retry whose first attempt was stored, and
+//! is answered with the stored offset without writing; a newer epoch starts over at sequence
+//! 0; an older epoch is fenced; anything else is out of order.
+//!
+//! The state is not written anywhere of its own: the batches in the log already carry
+//! producer id, epoch and sequences in their headers. A partition's state is rebuilt from them
+//! the first time an idempotent batch arrives for it after the broker started (one read of the
+//! partition's batches, headers only), so a retry that arrives after a restart is still
+//! recognised. Producer ids are allocated from the wall clock (milliseconds × 4096) and kept
+//! above every id seen in a rebuild, so an id handed out after a restart is not one the log
+//! already holds unless the clock went backwards.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use keel_log::{AppendError, AppendInfo, BatchHeader, Partition, ReadError};
+
+use crate::broker::blocking;
+use crate::limits::{PRODUCER_BATCHES_REMEMBERED, PRODUCER_SCAN_CHUNK_BYTES};
+
+/// Byte positions of the producer fields of a RecordBatch v2 header (Kafka's wire format).
+mod layout {
+    /// `attributes` (2 bytes).
+    pub(super) const ATTRIBUTES_AT: usize = 21;
+    /// `producerId` (8 bytes).
+    pub(super) const PRODUCER_ID_AT: usize = 43;
+    /// `producerEpoch` (2 bytes).
+    pub(super) const PRODUCER_EPOCH_AT: usize = 51;
+    /// `baseSequence` (4 bytes).
+    pub(super) const BASE_SEQUENCE_AT: usize = 53;
+    /// Attribute bit of a transactional batch.
+    pub(super) const TRANSACTIONAL: i16 = 0x10;
+}
+
+/// The producer fields of one batch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct BatchProducer {
+    /// Producer id; negative for a producer without idempotence.
+    pub(crate) id: i64,
+    /// Producer epoch.
+    pub(crate) epoch: i16,
+    /// Sequence of the first record.
+    pub(crate) first_sequence: i32,
+    /// Sequence of the last record.
+    pub(crate) last_sequence: i32,
+    /// Whether the batch belongs to a transaction.
+    pub(crate) transactional: bool,
+}
+
+impl BatchProducer {
+    /// Reads the producer fields of the batch whose parsed header is `header`.
+    pub(crate) fn read(bytes: &[u8], header: &BatchHeader) -> BatchProducer {
+        let at = |i: usize, n: usize| &bytes[i..i + n];
+        let first_sequence =
+            i32::from_be_bytes(at(layout::BASE_SEQUENCE_AT, 4).try_into().unwrap());
+        let attributes = i16::from_be_bytes(at(layout::ATTRIBUTES_AT, 2).try_into().unwrap());
+        BatchProducer {
+            id: i64::from_be_bytes(at(layout::PRODUCER_ID_AT, 8).try_into().unwrap()),
+            epoch: i16::from_be_bytes(at(layout::PRODUCER_EPOCH_AT, 2).try_into().unwrap()),
+            first_sequence,
+            last_sequence: sequence_add(first_sequence, header.last_offset_delta),
+            transactional: attributes & layout::TRANSACTIONAL != 0,
+        }
+    }
+
+    /// Whether the batch is from an idempotent producer.
+    pub(crate) fn is_idempotent(&self) -> bool {
+        self.id >= 0
+    }
+}
+
+/// What happened to an idempotent batch.
+#[derive(Debug)]
+pub(crate) enum Idempotent {
+    /// Appended at these offsets.
+    Appended(AppendInfo),
+    /// A retry of a stored batch: not written again; this is where the first attempt went.
+    Duplicate { base_offset: u64 },
+    /// The sequence does not continue the producer's last one.
+    OutOfOrder { expected: i32, got: i32 },
+    /// The epoch is older than the producer's current one.
+    Fenced { current: i16, got: i16 },
+    /// The append failed; nothing was stored.
+    Failed(AppendError),
+    /// Rebuilding the partition's producer state failed.
+    Rebuild(ReadError),
+}
+
+/// Producer state of every partition, and the id allocator.
+#[derive(Debug)]
+pub(crate) struct Producers {
+    next_id: AtomicI64,
+    partitions: Mutex<HashMap<(String, u32), Slot>>,
+}
+
+/// One partition's producers, behind an async lock held across check and append so two
+/// batches of one partition are never checked against the same state. `None` until rebuilt.
+type Slot = Arc<tokio::sync::Mutex<Option<PartitionProducers>>>;
+
+/// The producers of one partition.
+#[derive(Debug, Default)]
+struct PartitionProducers {
+    by_id: HashMap<i64, ProducerEntry>,
+}
+
+#[derive(Debug)]
+struct ProducerEntry {
+    epoch: i16,
+    /// The most recent batches, oldest first.
+    batches: VecDeque<StoredBatch>,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct StoredBatch {
+    first_sequence: i32,
+    last_sequence: i32,
+    base_offset: u64,
+}
+
+enum Check {
+    Append,
+    Duplicate(u64),
+    OutOfOrder(i32),
+    Fenced(i16),
+}
+
+impl Producers {
+    pub(crate) fn new() -> Producers {
+        let now_ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as i64);
+        Producers {
+            next_id: AtomicI64::new(now_ms << 12),
+            partitions: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// A producer id never handed out before by this broker, nor seen in a rebuilt partition.
+    pub(crate) fn allocate_id(&self) -> i64 {
+        self.next_id.fetch_add(1, Ordering::Relaxed)
+    }
+
+    /// Forgets the state of a deleted topic, so a new topic of that name starts clean.
+    pub(crate) fn forget_topic(&self, topic: &str) {
+        self.partitions
+            .lock()
+            .expect("producers lock")
+            .retain(|(name, _), _| name != topic);
+    }
+
+    /// Checks one idempotent batch against the partition's producer state and appends it when
+    /// it continues its producer's sequence.
+    pub(crate) async fn append(
+        &self,
+        topic: &str,
+        index: u32,
+        partition: &Arc<Partition>,
+        producer: BatchProducer,
+        bytes: Vec<u8>,
+    ) -> Idempotent {
+        let slot = self
+            .partitions
+            .lock()
+            .expect("producers lock")
+            .entry((topic.to_string(), index))
+            .or_default()
+            .clone();
+        let mut state = slot.lock().await;
+        if state.is_none() {
+            let scanned = partition.clone();
+            match blocking(move || rebuild(&scanned)).await {
+                Ok(rebuilt) => {
+                    if let Some(max) = rebuilt.by_id.keys().max() {
+                        self.next_id.fetch_max(max + 1, Ordering::Relaxed);
+                    }
+                    *state = Some(rebuilt);
+                }
+                Err(error) => return Idempotent::Rebuild(error),
+            }
+        }
+        let producers = state.as_mut().expect("rebuilt above");
+        match producers.check(&producer) {
+            Check::Duplicate(base_offset) => Idempotent::Duplicate { base_offset },
+            Check::OutOfOrder(expected) => Idempotent::OutOfOrder {
+                expected,
+                got: producer.first_sequence,
+            },
+            Check::Fenced(current) => Idempotent::Fenced {
+                current,
+                got: producer.epoch,
+            },
+            Check::Append => {
+                let appender = partition.clone();
+                match blocking(move || appender.append_batches(bytes)).await {
+                    Ok(info) => {
+                        producers.record(&producer, info.base_offset);
+                        Idempotent::Appended(info)
+                    }
+                    Err(error) => Idempotent::Failed(error),
+                }
+            }
+        }
+    }
+}
+
+impl PartitionProducers {
+    fn check(&self, batch: &BatchProducer) -> Check {
+        let Some(entry) = self.by_id.get(&batch.id) else {
+            return if batch.first_sequence == 0 {
+                Check::Append
+            } else {
+                Check::OutOfOrder(0)
+            };
+        };
+        if batch.epoch < entry.epoch {
+            return Check::Fenced(entry.epoch);
+        }
+        if batch.epoch > entry.epoch {
+            return if batch.first_sequence == 0 {
+                Check::Append
+            } else {
+                Check::OutOfOrder(0)
+            };
+        }
+        if let Some(stored) = entry.batches.iter().find(|b| {
+            b.first_sequence == batch.first_sequence && b.last_sequence == batch.last_sequence
+        }) {
+            return Check::Duplicate(stored.base_offset);
+        }
+        let expected = entry
+            .batches
+            .back()
+            .map_or(0, |last| sequence_add(last.last_sequence, 1));
+        if batch.first_sequence == expected {
+            Check::Append
+        } else {
+            Check::OutOfOrder(expected)
+        }
+    }
+
+    fn record(&mut self, batch: &BatchProducer, base_offset: u64) {
+        let entry = self.by_id.entry(batch.id).or_insert(ProducerEntry {
+            epoch: batch.epoch,
+            batches: VecDeque::new(),
+        });
+        if batch.epoch != entry.epoch {
+            entry.epoch = batch.epoch;
+            entry.batches.clear();
+        }
+        if entry.batches.len() == PRODUCER_BATCHES_REMEMBERED {
+            entry.batches.pop_front();
+        }
+        entry.batches.push_back(StoredBatch {
+            first_sequence: batch.first_sequence,
+            last_sequence: batch.last_sequence,
+            base_offset,
+        });
+    }
+}
+
+/// Rebuilds a partition's producer state from the headers of its stored batches.
+fn rebuild(partition: &Partition) -> Result<PartitionProducers, ReadError> {
+    let mut producers = PartitionProducers::default();
+    let mut offset = partition.log_start_offset();
+    loop {
+        let read = partition.read(offset, PRODUCER_SCAN_CHUNK_BYTES)?;
+        if read.bytes.is_empty() {
+            return Ok(producers);
+        }
+        let mut position = 0;
+        while position < read.bytes.len() {
+            let bytes = &read.bytes[position..];
+            let header = BatchHeader::parse(bytes, u32::MAX)
+                .map_err(|error| ReadError::Corrupt(error.to_string()))?;
+            let producer = BatchProducer::read(bytes, &header);
+            if producer.is_idempotent() {
+                producers.record(&producer, header.base_offset);
+            }
+            offset = offset.max(header.next_offset());
+            position += header.size();
+        }
+        if offset >= read.high_watermark {
+            return Ok(producers);
+        }
+    }
+}
+
+/// `sequence + n`, wrapping from `i32::MAX` to 0 as Kafka's sequences do.
+fn sequence_add(sequence: i32, n: u32) -> i32 {
+    ((i64::from(sequence) + i64::from(n)) % (i64::from(i32::MAX) + 1)) as i32
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn batch(id: i64, epoch: i16, first: i32, count: u32) -> BatchProducer {
+        BatchProducer {
+            id,
+            epoch,
+            first_sequence: first,
+            last_sequence: sequence_add(first, count - 1),
+            transactional: false,
+        }
+    }
+
+    /// Runs `(batch, expected)` steps through one partition's state, recording appends at
+    /// increasing offsets.
+    fn check(steps: &[(BatchProducer, &str)]) {
+        let mut state = PartitionProducers::default();
+        let mut offset = 0;
+        for (i, (b, expected)) in steps.iter().enumerate() {
+            let got = match state.check(b) {
+                Check::Append => {
+                    state.record(b, offset);
+                    offset += 10;
+                    "append".to_string()
+                }
+                Check::Duplicate(at) => format!("duplicate@{at}"),
+                Check::OutOfOrder(want) => format!("out-of-order(want {want})"),
+                Check::Fenced(current) => format!("fenced(current {current})"),
+            };
+            assert_eq!(&got, expected, "step {i}: {b:?}");
+        }
+    }
+
+    #[test]
+    fn sequences_follow_kafkas_rules() {
+        check(&[
+            (batch(7, 0, 0, 5), "append"),
+            (batch(7, 0, 5, 5), "append"),
+            (batch(7, 0, 5, 5), "duplicate@10"),
+            (batch(7, 0, 0, 5), "duplicate@0"),
+            (batch(7, 0, 11, 1), "out-of-order(want 10)"),
+            (batch(7, 0, 10, 1), "append"),
+            (batch(8, 0, 3, 1), "out-of-order(want 0)"),
+            (batch(8, 0, 0, 1), "append"),
+            (batch(7, 1, 4, 1), "out-of-order(want 0)"),
+            (batch(7, 1, 0, 1), "append"),
+            (batch(7, 0, 11, 1), "fenced(current 1)"),
+            (batch(7, 1, 0, 1), "duplicate@40"),
+        ]);
+    }
+
+    #[test]
+    fn only_the_last_five_batches_are_remembered() {
+        let mut steps: Vec<(BatchProducer, &str)> =
+            (0..6).map(|i| (batch(1, 0, i, 1), "append")).collect();
+        steps.push((batch(1, 0, 5, 1), "duplicate@50"));
+        steps.push((batch(1, 0, 1, 1), "duplicate@10"));
+        steps.push((batch(1, 0, 0, 1), "out-of-order(want 6)"));
+        check(&steps);
+    }
+
+    #[test]
+    fn sequences_wrap_after_i32_max() {
+        assert_eq!(sequence_add(i32::MAX, 1), 0);
+        assert_eq!(sequence_add(i32::MAX - 1, 3), 1);
+        check(&[(batch(2, 0, 0, 1), "append"), (batch(2, 0, 1, 1), "append")]);
+    }
+}

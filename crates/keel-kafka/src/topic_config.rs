@@ -1,0 +1,158 @@
+//! Kafka topic config names mapped onto [`TopicConfig`], for CreateTopics and DescribeConfigs.
+//!
+//! Only settings Keel honours are accepted; a few Kafka settings that mean nothing on one node
+//! (`min.insync.replicas`, `unclean.leader.election.enable`) are accepted and ignored so
+//! ordinary admin tools work; anything else is refused with a message naming the setting,
+//! rather than silently ignored.
+
+use keel_log::{CleanupPolicy, FsyncPolicy, TopicConfig};
+
+/// A Kafka config setting that cannot be applied, naming it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("config '{name}': {reason}")]
+pub struct TopicConfigError {
+    /// The setting.
+    pub name: String,
+    /// Why it was refused.
+    pub reason: String,
+}
+
+/// Settings accepted and ignored: replication settings meaningless on one node.
+const IGNORED: &[&str] = &["min.insync.replicas", "unclean.leader.election.enable"];
+
+/// Applies one Kafka topic setting (`cleanup.policy`, `retention.ms`, `retention.bytes`,
+/// `segment.bytes`, `segment.ms`, `max.message.bytes`, `delete.retention.ms`, and Keel's own
+/// `keel.fsync` = `always` | `never` | `interval(<ms>)`) to `config`.
+pub fn apply_kafka_config(
+    config: &mut TopicConfig,
+    name: &str,
+    value: Option<&str>,
+) -> Result<(), TopicConfigError> {
+    let error = |reason: String| TopicConfigError {
+        name: name.into(),
+        reason,
+    };
+    if IGNORED.contains(&name) {
+        return Ok(());
+    }
+    let Some(value) = value else {
+        return Err(error("a value is required".into()));
+    };
+    let number = || {
+        value
+            .parse::<i64>()
+            .map_err(|e| error(format!("'{value}': {e}")))
+    };
+    // Kafka spells "no limit" as -1.
+    let optional = |n: i64| (n >= 0).then_some(n);
+    match name {
+        "cleanup.policy" => {
+            config.cleanup = match value {
+                "delete" => CleanupPolicy::Delete,
+                "compact" => CleanupPolicy::Compact,
+                _ => return Err(error(format!("'{value}' is not delete or compact"))),
+            }
+        }
+        "retention.ms" => config.retention_ms = optional(number()?),
+        "retention.bytes" => config.retention_bytes = optional(number()?).map(|n| n as u64),
+        "segment.bytes" => {
+            config.segment_bytes =
+                u64::try_from(number()?).map_err(|_| error("must not be negative".into()))?
+        }
+        "segment.ms" => config.segment_ms = number()?,
+        "max.message.bytes" => {
+            config.max_batch_bytes =
+                u32::try_from(number()?).map_err(|_| error("out of range".into()))?
+        }
+        "delete.retention.ms" => config.delete_retention_ms = number()?,
+        "keel.fsync" => {
+            config.fsync = value.parse::<FsyncPolicy>().map_err(error)?;
+        }
+        _ => return Err(error("not supported by Keel".into())),
+    }
+    config
+        .validate()
+        .map_err(|e| error(format!("'{value}': {}", e.reason)))
+}
+
+/// A topic's settings under their Kafka names, for DescribeConfigs.
+pub(crate) fn kafka_configs(config: &TopicConfig) -> Vec<(&'static str, String)> {
+    let or_unlimited = |value: Option<String>| value.unwrap_or_else(|| "-1".into());
+    vec![
+        ("cleanup.policy", config.cleanup.to_string()),
+        (
+            "retention.ms",
+            or_unlimited(config.retention_ms.map(|v| v.to_string())),
+        ),
+        (
+            "retention.bytes",
+            or_unlimited(config.retention_bytes.map(|v| v.to_string())),
+        ),
+        ("segment.bytes", config.segment_bytes.to_string()),
+        ("segment.ms", config.segment_ms.to_string()),
+        ("max.message.bytes", config.max_batch_bytes.to_string()),
+        (
+            "delete.retention.ms",
+            config.delete_retention_ms.to_string(),
+        ),
+        ("keel.fsync", config.fsync.to_string()),
+    ]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn check(name: &str, value: Option<&str>, expected: Result<&str, &str>) {
+        let mut config = TopicConfig::new(1);
+        let result = apply_kafka_config(&mut config, name, value);
+        match (result, expected) {
+            (Ok(()), Ok(key)) => {
+                let shown = kafka_configs(&config)
+                    .into_iter()
+                    .find(|(k, _)| *k == key)
+                    .map(|(_, v)| v);
+                assert_eq!(shown.as_deref(), value, "{name}");
+            }
+            (Err(error), Err(fragment)) => {
+                assert!(error.to_string().contains(fragment), "{error}")
+            }
+            (result, expected) => panic!("{name}={value:?}: {result:?}, expected {expected:?}"),
+        }
+    }
+
+    #[test]
+    fn kafka_settings_round_trip_or_name_the_problem() {
+        check("cleanup.policy", Some("compact"), Ok("cleanup.policy"));
+        check("retention.ms", Some("60000"), Ok("retention.ms"));
+        check("retention.ms", Some("-1"), Ok("retention.ms"));
+        check("retention.bytes", Some("1048576"), Ok("retention.bytes"));
+        check("segment.bytes", Some("2048"), Ok("segment.bytes"));
+        check("max.message.bytes", Some("4096"), Ok("max.message.bytes"));
+        check("keel.fsync", Some("interval(5)"), Ok("keel.fsync"));
+        check(
+            "cleanup.policy",
+            Some("forever"),
+            Err("'forever' is not delete or compact"),
+        );
+        check("segment.bytes", Some("10"), Err("config 'segment.bytes'"));
+        check(
+            "retention.ms",
+            Some("soon"),
+            Err("config 'retention.ms': 'soon'"),
+        );
+        check(
+            "compression.type",
+            Some("zstd"),
+            Err("not supported by Keel"),
+        );
+        check("retention.ms", None, Err("a value is required"));
+    }
+
+    #[test]
+    fn replication_settings_are_accepted_and_ignored() {
+        let mut config = TopicConfig::new(3);
+        apply_kafka_config(&mut config, "min.insync.replicas", Some("2")).unwrap();
+        assert_eq!(config, TopicConfig::new(3));
+    }
+}
