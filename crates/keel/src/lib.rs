@@ -3,10 +3,11 @@
 //! This facade holds no code of its own; it re-exports Keel's layers so a service needs one
 //! dependency: [`core`] (the CloudEvents envelope, typed events, trace context), [`log`]
 //! (the embedded, durable, partitioned event log) and [`runtime`] (publisher, handlers,
-//! router with retries and dead letters, consumer groups) and [`sql`] (the transactional
-//! inbox on SQLite).
+//! router with retries and dead letters, consumer groups), [`sql`] (the transactional
+//! inbox on SQLite) and [`store`] (event store, subscriptions, snapshots, aggregates).
 
 pub use keel_core as core;
 pub use keel_log as log;
 pub use keel_runtime as runtime;
 pub use keel_sql as sql;
+pub use keel_store as store;
