@@ -1,5 +1,6 @@
-//! `keel-sql`: Keel's application-database layer — today the transactional inbox on SQLite
-//! ([`SqliteInbox`]), so that a redelivered event has its effects applied exactly once.
+//! `keel-sql`: Keel's application-database layer — the transactional inbox on SQLite
+//! ([`SqliteInbox`]), so that a redelivered event has its effects applied exactly once, and
+//! the event store on SQLite ([`SqliteEventStore`], the `keel_store::EventStore` port).
 //!
 //! It is the only Keel crate with SQL. It is not a transport, holds no router logic (the
 //! handlers it builds are ordinary [`keel_runtime::Handler`]s), and does not yet hold the
@@ -79,10 +80,13 @@
 //! follow-up events commit with the effects and `publish_after_commit` becomes the weaker
 //! option it is documented as.
 
+mod database;
 mod error;
+mod event_store;
 pub mod limits;
 mod schema;
 mod sqlite;
 
 pub use error::OpenError;
+pub use event_store::SqliteEventStore;
 pub use sqlite::{InboxStats, SqliteInbox, SqliteInboxOptions, SqliteTx};

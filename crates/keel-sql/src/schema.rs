@@ -15,7 +15,7 @@
 //! transaction as its row in `keel_schema_migrations`; a database newer than this code is
 //! refused rather than written. Old versions are kept as fixtures in the tests.
 
-use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
+use crate::database::Track;
 
 /// One step of the schema.
 #[derive(Debug, Clone, Copy)]
@@ -40,20 +40,13 @@ pub(crate) const MIGRATIONS: &[Migration] = &[
 ];
 
 /// The schema version this code writes.
-pub(crate) const SCHEMA_VERSION: u32 = MIGRATIONS[MIGRATIONS.len() - 1].version;
+pub(crate) const SCHEMA_VERSION: u32 = TRACK.version();
 
-/// Which migrations ran, and when. Created outside the versioned steps (it records them).
-pub(crate) const CREATE_MIGRATIONS_TABLE: &str = "
-CREATE TABLE IF NOT EXISTS keel_schema_migrations (
-    version       INTEGER PRIMARY KEY,
-    name          TEXT    NOT NULL,
-    applied_at_ms INTEGER NOT NULL
-)";
-
-const SELECT_SCHEMA_VERSION: &str = "SELECT COALESCE(MAX(version), 0) FROM keel_schema_migrations";
-
-const INSERT_MIGRATION: &str =
-    "INSERT INTO keel_schema_migrations (version, name, applied_at_ms) VALUES (?1, ?2, ?3)";
+/// The inbox's schema history, recorded in `keel_schema_migrations`.
+pub(crate) const TRACK: Track = Track {
+    table: "keel_schema_migrations",
+    migrations: MIGRATIONS,
+};
 
 // WITHOUT ROWID: the primary key is the only access path, so the rows live in the key's
 // B-tree instead of a rowid B-tree plus a separate unique index — one B-tree write per mark
@@ -107,52 +100,10 @@ pub(crate) const RELEASE_EVENT: &str = "RELEASE keel_event";
 /// Undoes the event's writes *and* its mark; the savepoint stays open until released.
 pub(crate) const ROLLBACK_TO_EVENT: &str = "ROLLBACK TO keel_event";
 
-/// Why migrating failed.
-#[derive(Debug)]
-pub(crate) enum MigrateError {
-    Sql {
-        version: u32,
-        source: rusqlite::Error,
-    },
-    Newer {
-        found: u32,
-    },
-}
-
-/// Brings the schema to [`SCHEMA_VERSION`], idempotently: reads the version and applies
-/// the missing steps in one `BEGIN IMMEDIATE` transaction, so two processes opening one
-/// new file at once apply each step once (the second waits, then finds nothing to do).
-/// Returns the version found before migrating.
-pub(crate) fn migrate(connection: &mut Connection, now_ms: i64) -> Result<u32, MigrateError> {
-    let sql = |version| move |source| MigrateError::Sql { version, source };
-    let tx = connection
-        .transaction_with_behavior(TransactionBehavior::Immediate)
-        .map_err(sql(0))?;
-    tx.execute_batch(CREATE_MIGRATIONS_TABLE).map_err(sql(0))?;
-    let found: u32 = tx
-        .query_row(SELECT_SCHEMA_VERSION, [], |row| row.get(0))
-        .optional()
-        .map_err(sql(0))?
-        .unwrap_or(0);
-    if found > SCHEMA_VERSION {
-        return Err(MigrateError::Newer { found });
-    }
-    for migration in MIGRATIONS.iter().filter(|m| m.version > found) {
-        tx.execute_batch(migration.sql)
-            .map_err(sql(migration.version))?;
-        tx.execute(
-            INSERT_MIGRATION,
-            params![migration.version, migration.name, now_ms],
-        )
-        .map_err(sql(migration.version))?;
-    }
-    tx.commit().map_err(sql(SCHEMA_VERSION))?;
-    Ok(found)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use rusqlite::{Connection, params};
 
     #[test]
     fn versions_are_dense_from_one() {
@@ -164,7 +115,7 @@ mod tests {
     #[test]
     fn the_retention_delete_walks_the_index() {
         let mut connection = Connection::open_in_memory().unwrap();
-        migrate(&mut connection, 0).unwrap();
+        crate::database::migrate(&mut connection, &TRACK, 0).unwrap();
         let plan: Vec<String> = connection
             .prepare(&format!("EXPLAIN QUERY PLAN {DELETE_MARKS_BEFORE}"))
             .unwrap()

@@ -54,17 +54,18 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use keel_core::{Event, EventType};
 use keel_runtime::dedupe::BoxFuture;
 use keel_runtime::{Context, Handler, HandlerError, HandlerResult, Inbox, InboxError};
-use rusqlite::{Connection, OpenFlags, params};
+use rusqlite::{Connection, params};
 use tokio::sync::oneshot;
 
+use crate::database::wall_clock_ms;
 use crate::error::OpenError;
 use crate::limits::{
     BATCH_EVENTS_DEFAULT, BATCH_EVENTS_MAX, BUSY_TIMEOUT_DEFAULT, BUSY_TIMEOUT_MAX, FOLLOW_UPS_MAX,
     RETENTION_DELETE_MAX,
 };
 use crate::schema::{
-    self, BEGIN_IMMEDIATE, COMMIT, COUNT_MARKS, DELETE_MARKS_BEFORE, INSERT_MARK, MigrateError,
-    RELEASE_EVENT, ROLLBACK, ROLLBACK_TO_EVENT, SAVEPOINT_EVENT, SCHEMA_VERSION, SELECT_MARK,
+    self, BEGIN_IMMEDIATE, COMMIT, COUNT_MARKS, DELETE_MARKS_BEFORE, INSERT_MARK, RELEASE_EVENT,
+    ROLLBACK, ROLLBACK_TO_EVENT, SAVEPOINT_EVENT, SCHEMA_VERSION, SELECT_MARK,
 };
 
 /// The transactional inbox on one SQLite file: handlers built here apply an event's effects
@@ -189,46 +190,13 @@ impl SqliteInbox {
     ) -> Result<SqliteInbox, OpenError> {
         options.validate()?;
         let path = path.as_ref().to_path_buf();
-        let flags = OpenFlags::SQLITE_OPEN_READ_WRITE
-            | OpenFlags::SQLITE_OPEN_CREATE
-            | OpenFlags::SQLITE_OPEN_NO_MUTEX;
-        let mut connection =
-            Connection::open_with_flags(&path, flags).map_err(|source| OpenError::Open {
-                path: path.clone(),
-                source,
-            })?;
-        let configure = |setting: &'static str, reason: String| OpenError::Configure {
-            path: path.clone(),
-            setting,
-            reason,
-        };
-        connection
-            .busy_timeout(options.busy_timeout)
-            .map_err(|e| configure("busy_timeout", e.to_string()))?;
-        let mode: String = connection
-            .pragma_update_and_check(None, "journal_mode", "WAL", |row| row.get(0))
-            .map_err(|e| configure("journal_mode = WAL", e.to_string()))?;
-        if !mode.eq_ignore_ascii_case("wal") {
-            return Err(configure(
-                "journal_mode = WAL",
-                format!("SQLite kept journal mode '{mode}'"),
-            ));
-        }
-        connection
-            .pragma_update(None, "synchronous", "FULL")
-            .map_err(|e| configure("synchronous = FULL", e.to_string()))?;
-        let found = schema::migrate(&mut connection, wall_clock_ms()).map_err(|e| match e {
-            MigrateError::Sql { version, source } => OpenError::Migrate {
-                path: path.clone(),
-                version,
-                source,
-            },
-            MigrateError::Newer { found } => OpenError::NewerSchema {
-                path: path.clone(),
-                found,
-                known: SCHEMA_VERSION,
-            },
-        })?;
+        let mut connection = crate::database::open(&path, options.busy_timeout)?;
+        let found = crate::database::migrate_on_open(
+            &mut connection,
+            &path,
+            &schema::TRACK,
+            wall_clock_ms(),
+        )?;
         if found < SCHEMA_VERSION {
             tracing::info!(
                 path = %path.display(),
@@ -796,11 +764,4 @@ fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
     } else {
         "a non-string panic".to_string()
     }
-}
-
-/// Wall-clock milliseconds since the Unix epoch, for `handled_at_ms`.
-fn wall_clock_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64)
 }
