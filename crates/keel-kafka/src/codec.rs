@@ -139,6 +139,8 @@ pub fn decode_request(
     let mut body = frame;
     let header = RequestHeader::decode(&mut body, api_key.request_header_version(version))
         .map_err(malformed)?;
+    crate::request_shape::check(api_key, version, &body)
+        .map_err(|error| malformed(anyhow::Error::new(error)))?;
     let request = decode_body(api_key, version, &mut body).map_err(malformed)?;
     Ok(DecodedRequest {
         api_key,

@@ -26,6 +26,7 @@ mod connection;
 mod group_hook;
 pub mod limits;
 mod producers;
+mod request_shape;
 mod server;
 mod topic_config;
 

@@ -120,3 +120,127 @@ pub(crate) fn run(command: &mut Command) -> Output {
 pub(crate) fn script(name: &str) -> String {
     format!("{}/tests/clients/{name}", env!("CARGO_MANIFEST_DIR"))
 }
+
+/// A minimal Kafka client over kafka-protocol's message types, for tests that need exact
+/// control over bytes (bad frames, retried batches).
+pub(crate) struct RawClient {
+    stream: std::net::TcpStream,
+    correlation_id: i32,
+}
+
+impl RawClient {
+    pub(crate) fn connect(address: SocketAddr) -> RawClient {
+        let stream = std::net::TcpStream::connect(address).expect("connect");
+        stream
+            .set_read_timeout(Some(std::time::Duration::from_secs(10)))
+            .unwrap();
+        RawClient {
+            stream,
+            correlation_id: 0,
+        }
+    }
+
+    /// Sends a request and decodes its response.
+    pub(crate) fn call<R>(&mut self, version: i16, request: &R) -> R::Response
+    where
+        R: kafka_protocol::protocol::Request,
+    {
+        use kafka_protocol::messages::{ApiKey, RequestHeader, ResponseHeader};
+        use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
+        self.correlation_id += 1;
+        let api_key = ApiKey::try_from(R::KEY).unwrap();
+        let header = RequestHeader::default()
+            .with_request_api_key(R::KEY)
+            .with_request_api_version(version)
+            .with_correlation_id(self.correlation_id)
+            .with_client_id(Some(StrBytes::from_static_str("raw-test")));
+        let mut frame = bytes::BytesMut::new();
+        header
+            .encode(&mut frame, api_key.request_header_version(version))
+            .unwrap();
+        request.encode(&mut frame, version).unwrap();
+        self.send_frame(&frame);
+        let mut response = bytes::Bytes::from(self.read_frame().expect("a response"));
+        let header =
+            ResponseHeader::decode(&mut response, api_key.response_header_version(version))
+                .unwrap();
+        assert_eq!(header.correlation_id, self.correlation_id);
+        R::Response::decode(&mut response, version).unwrap()
+    }
+
+    /// Writes a length prefix and `frame`.
+    pub(crate) fn send_frame(&mut self, frame: &[u8]) {
+        self.send_raw(&(frame.len() as i32).to_be_bytes());
+        self.send_raw(frame);
+    }
+
+    /// Writes bytes as they are.
+    pub(crate) fn send_raw(&mut self, bytes: &[u8]) {
+        use std::io::Write;
+        self.stream.write_all(bytes).unwrap();
+    }
+
+    /// Reads one response frame; `None` when the server closed the connection.
+    pub(crate) fn read_frame(&mut self) -> Option<Vec<u8>> {
+        use std::io::Read;
+        let mut length = [0u8; 4];
+        match self.stream.read_exact(&mut length) {
+            Ok(()) => {}
+            Err(error) if error.kind() == std::io::ErrorKind::UnexpectedEof => return None,
+            Err(error) if error.kind() == std::io::ErrorKind::ConnectionReset => return None,
+            Err(error) => panic!("read: {error}"),
+        }
+        let mut frame = vec![0u8; i32::from_be_bytes(length) as usize];
+        self.stream.read_exact(&mut frame).unwrap();
+        Some(frame)
+    }
+
+    /// Whether the server closed the connection (reads EOF within the read timeout).
+    pub(crate) fn closed_by_server(&mut self) -> bool {
+        self.read_frame().is_none()
+    }
+}
+
+/// One RecordBatch v2 of `count` records `prefix-i`, from producer `producer_id` (-1: none)
+/// at `epoch`, first sequence `sequence`.
+pub(crate) fn batch(
+    prefix: &str,
+    count: i64,
+    producer_id: i64,
+    epoch: i16,
+    sequence: i32,
+) -> bytes::Bytes {
+    use kafka_protocol::records::{
+        Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
+    };
+    let records: Vec<Record> = (0..count)
+        .map(|i| Record {
+            transactional: false,
+            control: false,
+            partition_leader_epoch: -1,
+            producer_id,
+            producer_epoch: epoch,
+            timestamp_type: TimestampType::Creation,
+            offset: i,
+            // Sequences advance with offsets even without a producer, or the encoder
+            // splits the records into one batch each.
+            sequence: sequence.wrapping_add(i as i32),
+            timestamp: 1_700_000_000_000 + i,
+            key: Some(bytes::Bytes::from(format!("{prefix}-{i}"))),
+            value: Some(bytes::Bytes::from(format!("{prefix}-value-{i}"))),
+            headers: Default::default(),
+            delete_horizon: false,
+        })
+        .collect();
+    let mut buf = bytes::BytesMut::new();
+    RecordBatchEncoder::encode(
+        &mut buf,
+        records.iter(),
+        &RecordEncodeOptions {
+            version: 2,
+            compression: Compression::None,
+        },
+    )
+    .unwrap();
+    buf.freeze()
+}

@@ -1,0 +1,289 @@
+//! The broker against hand-made requests: idempotent retries and sequence gaps, producer
+//! state after a restart, and bad input (truncated, oversized and malformed frames, unknown
+//! api keys and versions, bad CRC and magic) — each answered with the right error code or a
+//! closed connection, while other clients keep being served and nothing is stored.
+
+mod support;
+
+use bytes::Bytes;
+use kafka_protocol::messages::create_topics_request::CreatableTopic;
+use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
+use kafka_protocol::messages::{
+    ApiVersionsRequest, CreateTopicsRequest, InitProducerIdRequest, MetadataRequest,
+    ProduceRequest, ProduceResponse, TopicName,
+};
+use kafka_protocol::protocol::StrBytes;
+use keel_kafka::BrokerConfig;
+use support::{RawClient, TestBroker, batch};
+
+const OK: i16 = 0;
+const CORRUPT_MESSAGE: i16 = 2;
+const UNSUPPORTED_VERSION: i16 = 35;
+const OUT_OF_ORDER_SEQUENCE_NUMBER: i16 = 45;
+const INVALID_PRODUCER_EPOCH: i16 = 47;
+
+fn create_topic(client: &mut RawClient, name: &str) {
+    let response = client.call(
+        7,
+        &CreateTopicsRequest::default().with_topics(vec![
+            CreatableTopic::default()
+                .with_name(TopicName(StrBytes::from_string(name.into())))
+                .with_num_partitions(1)
+                .with_replication_factor(1),
+        ]),
+    );
+    assert_eq!(response.topics[0].error_code, OK, "{response:?}");
+}
+
+fn produce(client: &mut RawClient, topic: &str, records: Bytes) -> (i16, i64) {
+    let request = ProduceRequest::default()
+        .with_acks(-1)
+        .with_timeout_ms(5000)
+        .with_topic_data(vec![
+            TopicProduceData::default()
+                .with_name(TopicName(StrBytes::from_string(topic.into())))
+                .with_partition_data(vec![
+                    PartitionProduceData::default()
+                        .with_index(0)
+                        .with_records(Some(records)),
+                ]),
+        ]);
+    let response: ProduceResponse = client.call(9, &request);
+    let partition = &response.responses[0].partition_responses[0];
+    (partition.error_code, partition.base_offset)
+}
+
+fn producer_id(client: &mut RawClient) -> i64 {
+    let response = client.call(
+        4,
+        &InitProducerIdRequest::default()
+            .with_transactional_id(None)
+            .with_transaction_timeout_ms(-1),
+    );
+    assert_eq!(response.error_code, OK);
+    response.producer_id.0
+}
+
+#[test]
+fn idempotent_retries_are_stored_once_and_gaps_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let broker = TestBroker::start(dir.path());
+    let mut client = RawClient::connect(broker.address);
+    create_topic(&mut client, "idem");
+    let id = producer_id(&mut client);
+    let check = |client: &mut RawClient, records: Bytes, expected: (i16, i64)| {
+        assert_eq!(produce(client, "idem", records), expected);
+    };
+    check(&mut client, batch("a", 3, id, 0, 0), (OK, 0));
+    check(&mut client, batch("b", 2, id, 0, 3), (OK, 3));
+    // A retry of either recent batch: success with the first attempt's offset, not stored.
+    check(&mut client, batch("b", 2, id, 0, 3), (OK, 3));
+    check(&mut client, batch("a", 3, id, 0, 0), (OK, 0));
+    // A gap in sequences, and a sequence from the past that is not a retry.
+    check(
+        &mut client,
+        batch("c", 1, id, 0, 6),
+        (OUT_OF_ORDER_SEQUENCE_NUMBER, -1),
+    );
+    check(
+        &mut client,
+        batch("c", 1, id, 0, 1),
+        (OUT_OF_ORDER_SEQUENCE_NUMBER, -1),
+    );
+    // A new epoch starts over at 0; the old epoch is fenced.
+    check(&mut client, batch("d", 1, id, 1, 0), (OK, 5));
+    check(
+        &mut client,
+        batch("e", 1, id, 0, 5),
+        (INVALID_PRODUCER_EPOCH, -1),
+    );
+    // A producer without idempotence is never deduplicated.
+    check(&mut client, batch("f", 1, -1, -1, -1), (OK, 6));
+    check(&mut client, batch("f", 1, -1, -1, -1), (OK, 7));
+    let topic = broker.log.topic("idem").unwrap();
+    let partition = &topic.partitions()[0];
+    assert_eq!(partition.high_watermark(), 8);
+    let keys: Vec<String> = partition
+        .read_records(0, 1 << 20)
+        .unwrap()
+        .into_iter()
+        .map(|r| String::from_utf8(r.key.unwrap().to_vec()).unwrap())
+        .collect();
+    assert_eq!(
+        keys,
+        ["a-0", "a-1", "a-2", "b-0", "b-1", "d-0", "f-0", "f-0"]
+    );
+}
+
+#[test]
+fn producer_state_is_rebuilt_from_the_log_after_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let id = {
+        let broker = TestBroker::start(dir.path());
+        let mut client = RawClient::connect(broker.address);
+        create_topic(&mut client, "idem");
+        let id = producer_id(&mut client);
+        assert_eq!(
+            produce(&mut client, "idem", batch("a", 2, id, 0, 0)),
+            (OK, 0)
+        );
+        assert_eq!(
+            produce(&mut client, "idem", batch("b", 2, id, 0, 2)),
+            (OK, 2)
+        );
+        id
+    };
+    let broker = TestBroker::start(dir.path());
+    let mut client = RawClient::connect(broker.address);
+    // The retry of the last batch before the restart is recognised; the sequence goes on.
+    assert_eq!(
+        produce(&mut client, "idem", batch("b", 2, id, 0, 2)),
+        (OK, 2)
+    );
+    assert_eq!(
+        produce(&mut client, "idem", batch("c", 1, id, 0, 5)),
+        (OUT_OF_ORDER_SEQUENCE_NUMBER, -1)
+    );
+    assert_eq!(
+        produce(&mut client, "idem", batch("c", 1, id, 0, 4)),
+        (OK, 4)
+    );
+    // Ids handed out after the restart are above every id in the log.
+    assert!(producer_id(&mut client) > id);
+    assert_eq!(
+        broker.log.topic("idem").unwrap().partitions()[0].high_watermark(),
+        5
+    );
+}
+
+/// A request frame with a raw header: api key, version, correlation id, null client id.
+fn raw_request(api_key: i16, version: i16, correlation_id: i32, body: &[u8]) -> Vec<u8> {
+    let mut frame = Vec::new();
+    frame.extend_from_slice(&api_key.to_be_bytes());
+    frame.extend_from_slice(&version.to_be_bytes());
+    frame.extend_from_slice(&correlation_id.to_be_bytes());
+    frame.extend_from_slice(&(-1i16).to_be_bytes());
+    frame.extend_from_slice(body);
+    frame
+}
+
+/// Asserts that another client is still served normally.
+fn still_serving(broker: &TestBroker) {
+    let mut other = RawClient::connect(broker.address);
+    let response = other.call(3, &ApiVersionsRequest::default());
+    assert_eq!(response.error_code, OK);
+    let metadata = other.call(12, &MetadataRequest::default().with_topics(None));
+    assert_eq!(metadata.brokers.len(), 1);
+}
+
+#[test]
+fn unknown_api_keys_and_versions_get_unsupported_version_and_the_connection_goes_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let broker = TestBroker::start(dir.path());
+    let mut client = RawClient::connect(broker.address);
+    // (api key, version): an unknown key, a key not served (SaslHandshake), a served key at a
+    // version outside the advertised range, both too new and too old.
+    for (n, (api_key, version)) in [(999, 0), (17, 1), (0, 13), (1, 3)].into_iter().enumerate() {
+        let correlation_id = 100 + n as i32;
+        client.send_frame(&raw_request(api_key, version, correlation_id, &[]));
+        let frame = client
+            .read_frame()
+            .expect("an answer, not a dropped connection");
+        assert_eq!(
+            frame[..4],
+            correlation_id.to_be_bytes(),
+            "key {api_key} v{version}"
+        );
+        assert_eq!(
+            frame[4..6],
+            UNSUPPORTED_VERSION.to_be_bytes(),
+            "key {api_key} v{version}"
+        );
+    }
+    // ApiVersions newer than served: a v0 answer with the error and the served versions.
+    client.send_frame(&raw_request(18, 99, 7, &[]));
+    let frame = client.read_frame().unwrap();
+    assert_eq!(frame[..4], 7i32.to_be_bytes());
+    assert_eq!(frame[4..6], UNSUPPORTED_VERSION.to_be_bytes());
+    let served = i32::from_be_bytes(frame[6..10].try_into().unwrap());
+    assert!(served >= 10, "{served} api keys listed");
+    // The same connection still works.
+    assert_eq!(
+        client.call(3, &ApiVersionsRequest::default()).error_code,
+        OK
+    );
+}
+
+#[test]
+fn bad_frames_close_only_their_connection() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = BrokerConfig {
+        request_bytes_max: 64 * 1024,
+        ..BrokerConfig::default()
+    };
+    let broker = TestBroker::start_with(dir.path(), config);
+    // Oversized: the length prefix alone closes the connection.
+    let mut oversized = RawClient::connect(broker.address);
+    oversized.send_raw(&(64 * 1024 + 1i32).to_be_bytes());
+    assert!(oversized.closed_by_server());
+    // Negative length.
+    let mut negative = RawClient::connect(broker.address);
+    negative.send_raw(&(-5i32).to_be_bytes());
+    assert!(negative.closed_by_server());
+    // Shorter than a request header.
+    let mut short = RawClient::connect(broker.address);
+    short.send_frame(&[0, 3, 0]);
+    assert!(short.closed_by_server());
+    // A Metadata v1 body cut in the middle of its topic array.
+    let mut malformed = RawClient::connect(broker.address);
+    malformed.send_frame(&raw_request(3, 1, 1, &[0, 0, 0, 5, 0, 3, b'a']));
+    assert!(malformed.closed_by_server());
+    // A huge array count in a tiny body must not take the process down.
+    let mut hostile = RawClient::connect(broker.address);
+    hostile.send_frame(&raw_request(3, 1, 1, &[0x7f, 0xff, 0xff, 0xff]));
+    assert!(hostile.closed_by_server());
+    // Truncated: the client announces 100 bytes, sends 10 and stops writing.
+    let mut truncated = RawClient::connect(broker.address);
+    truncated.send_raw(&100i32.to_be_bytes());
+    truncated.send_raw(&[0; 10]);
+    // The other clients were served all along, before the truncated frame completes.
+    still_serving(&broker);
+    drop(truncated);
+    still_serving(&broker);
+}
+
+#[test]
+fn corrupt_batches_are_refused_and_nothing_is_stored() {
+    let dir = tempfile::tempdir().unwrap();
+    let broker = TestBroker::start(dir.path());
+    let mut client = RawClient::connect(broker.address);
+    create_topic(&mut client, "bad");
+    let good = batch("g", 3, -1, -1, -1);
+    let corrupt = |at: usize| {
+        let mut bytes = good.to_vec();
+        bytes[at] ^= 0x40;
+        Bytes::from(bytes)
+    };
+    // A flipped byte in the CRC, in a record, the magic byte; a cut batch; two batches glued.
+    let cut = good.slice(..good.len() - 5);
+    let twice = Bytes::from([good.to_vec(), good.to_vec()].concat());
+    for (what, records, expected) in [
+        ("crc", corrupt(17), CORRUPT_MESSAGE),
+        ("record", corrupt(good.len() - 3), CORRUPT_MESSAGE),
+        ("magic", corrupt(16), CORRUPT_MESSAGE),
+        ("truncated", cut, CORRUPT_MESSAGE),
+        ("two batches", twice, 87),
+    ] {
+        assert_eq!(
+            produce(&mut client, "bad", records),
+            (expected, -1),
+            "{what}"
+        );
+    }
+    let topic = broker.log.topic("bad").unwrap();
+    let partition = &topic.partitions()[0];
+    assert_eq!(partition.high_watermark(), 0, "nothing stored");
+    assert_eq!(produce(&mut client, "bad", good), (OK, 0));
+    assert_eq!(partition.high_watermark(), 3);
+    still_serving(&broker);
+}
