@@ -7,12 +7,23 @@
 //!   described in words. [`check_compatibility`] applies a [`CompatibilityLevel`] (Confluent's
 //!   seven: `BACKWARD` … `FULL_TRANSITIVE`, `NONE`) to a subject's earlier versions.
 //!
+//! - [`Registry`]: subjects of immutable numbered versions, global ids, per-subject and global
+//!   compatibility levels and modes, soft and permanent deletes, stored in the compacted topic
+//!   [`SCHEMAS_TOPIC`] of a `keel-log` log and replayed on open (durable under `kill -9`).
+//! - [`PayloadValidator`]: a registered schema compiled by the `jsonschema` crate; a
+//!   [`PayloadError`] names the failing path of the payload.
+//!
 //! This crate speaks no HTTP: `keel-server` serves the registry in Confluent's REST shape.
 
 mod compare;
 mod compatibility;
 mod difference;
+mod error;
 pub mod limits;
+mod registry;
+mod schema;
+mod store;
+mod validation;
 
 pub use compare::reader_differences;
 pub use compatibility::{
@@ -20,3 +31,8 @@ pub use compatibility::{
     diff,
 };
 pub use difference::{Difference, DifferenceKind};
+pub use error::RegistryError;
+pub use registry::{Mode, Registry, SubjectVersion, VersionSelector};
+pub use schema::{Schema, SchemaError, SchemaType};
+pub use store::SCHEMAS_TOPIC;
+pub use validation::{PayloadError, PayloadValidator};
