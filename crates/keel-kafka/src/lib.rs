@@ -10,7 +10,7 @@
 //!   so the fuzz target in `fuzz/` drives exactly the bytes-to-request path the server runs.
 //! - [`Broker`] (`broker.rs`) dispatches a decoded request to one handler file per API key in
 //!   `api/`. The consumer-group APIs are routed to a [`GroupHook`] (`group_hook.rs`), the seam
-//!   where the group coordinator plugs in.
+//!   where the group coordinator ([`group::GroupCoordinator`], `group/`) plugs in.
 //! - `producers.rs` keeps idempotent-producer state (producer id, epoch, last sequences per
 //!   partition) so a retried batch is never written twice.
 //!
@@ -23,6 +23,7 @@ mod broker;
 pub mod codec;
 mod config;
 mod connection;
+pub mod group;
 mod group_hook;
 pub mod limits;
 mod producers;

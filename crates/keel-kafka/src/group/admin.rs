@@ -1,0 +1,195 @@
+//! The read-only group APIs: FindCoordinator (always this broker), ListGroups and
+//! DescribeGroups. Groups that only have committed offsets (no members in memory, for
+//! example after a restart) are reported as `Empty` with protocol type `""`, since their
+//! membership was never persisted.
+
+use kafka_protocol::ResponseError;
+use kafka_protocol::messages::describe_groups_response::{DescribedGroup, DescribedGroupMember};
+use kafka_protocol::messages::find_coordinator_response::Coordinator;
+use kafka_protocol::messages::list_groups_response::ListedGroup;
+use kafka_protocol::messages::{
+    BrokerId, DescribeGroupsRequest, DescribeGroupsResponse, FindCoordinatorRequest,
+    FindCoordinatorResponse, GroupId, ListGroupsRequest, ListGroupsResponse,
+};
+use kafka_protocol::protocol::StrBytes;
+
+use super::coordinator::{CoordinatorNode, Shared};
+use super::state::{Group, GroupState};
+
+/// FindCoordinator's key type for consumer groups.
+const KEY_TYPE_GROUP: i8 = 0;
+/// FindCoordinator's key type for transactional ids.
+const KEY_TYPE_TRANSACTION: i8 = 1;
+/// The only group type this coordinator runs (ListGroups v5's `group_type`).
+const GROUP_TYPE_CLASSIC: &str = "classic";
+/// DescribeGroups' "operations not computed" (no ACLs in `keel serve`).
+const AUTHORIZED_OPERATIONS_NONE: i32 = i32::MIN;
+
+/// Answers FindCoordinator: this broker for every group key; transactional ids and other
+/// key types get `INVALID_REQUEST` with a message saying why, since `keel serve` has no
+/// transaction coordinator.
+pub(crate) fn find_coordinator(
+    node: &CoordinatorNode,
+    api_version: i16,
+    request: &FindCoordinatorRequest,
+) -> FindCoordinatorResponse {
+    let refusal = match request.key_type {
+        KEY_TYPE_GROUP => None,
+        KEY_TYPE_TRANSACTION => Some("keel serve has no transaction coordinator"),
+        _ => Some("keel serve coordinates consumer groups only (key type 0)"),
+    };
+    let (error_code, error_message, node_id, host, port) = match refusal {
+        None => (0, None, node.node_id, node.host.as_str(), node.port),
+        Some(message) => (
+            ResponseError::InvalidRequest.code(),
+            Some(StrBytes::from_static_str(message)),
+            -1,
+            "",
+            -1,
+        ),
+    };
+    if api_version < 4 {
+        return FindCoordinatorResponse::default()
+            .with_error_code(error_code)
+            .with_error_message(error_message)
+            .with_node_id(BrokerId(node_id))
+            .with_host(StrBytes::from_string(host.to_string()))
+            .with_port(port);
+    }
+    let coordinators = request
+        .coordinator_keys
+        .iter()
+        .map(|key| {
+            Coordinator::default()
+                .with_key(key.clone())
+                .with_error_code(error_code)
+                .with_error_message(error_message.clone())
+                .with_node_id(BrokerId(node_id))
+                .with_host(StrBytes::from_string(host.to_string()))
+                .with_port(port)
+        })
+        .collect();
+    FindCoordinatorResponse::default().with_coordinators(coordinators)
+}
+
+/// Answers ListGroups, applying the state filter (v4+) and type filter (v5+).
+pub(crate) fn list_groups(
+    shared: &Shared,
+    api_version: i16,
+    request: &ListGroupsRequest,
+) -> ListGroupsResponse {
+    let mut listed: Vec<(String, String, &'static str)> = shared
+        .groups()
+        .map
+        .iter()
+        .map(|(id, group)| {
+            let protocol_type = group.protocol_type().unwrap_or("").to_string();
+            (id.clone(), protocol_type, group.state().name())
+        })
+        .collect();
+    for id in shared.log.group_offsets().groups() {
+        if !listed.iter().any(|(listed_id, _, _)| *listed_id == id) {
+            listed.push((id, String::new(), GroupState::Empty.name()));
+        }
+    }
+    listed.sort();
+    let state_wanted = |state: &str| {
+        api_version < 4
+            || request.states_filter.is_empty()
+            || request
+                .states_filter
+                .iter()
+                .any(|s| s.eq_ignore_ascii_case(state))
+    };
+    let type_wanted = api_version < 5
+        || request.types_filter.is_empty()
+        || request
+            .types_filter
+            .iter()
+            .any(|t| t.eq_ignore_ascii_case(GROUP_TYPE_CLASSIC));
+    let groups = listed
+        .into_iter()
+        .filter(|(_, _, state)| type_wanted && state_wanted(state))
+        .map(|(id, protocol_type, state)| {
+            let group = ListedGroup::default()
+                .with_group_id(GroupId(StrBytes::from_string(id)))
+                .with_protocol_type(StrBytes::from_string(protocol_type))
+                .with_group_state(StrBytes::from_static_str(state));
+            if api_version >= 5 {
+                group.with_group_type(StrBytes::from_static_str(GROUP_TYPE_CLASSIC))
+            } else {
+                group
+            }
+        })
+        .collect();
+    ListGroupsResponse::default().with_groups(groups)
+}
+
+/// Answers DescribeGroups. Member metadata and assignments are shown only for a stable
+/// group, as Kafka does; an unknown group is `Dead` (v6: with `GROUP_ID_NOT_FOUND`).
+pub(crate) fn describe_groups(
+    shared: &Shared,
+    api_version: i16,
+    request: &DescribeGroupsRequest,
+) -> DescribeGroupsResponse {
+    let groups = shared.groups();
+    let described = request
+        .groups
+        .iter()
+        .map(|id| {
+            let base = DescribedGroup::default()
+                .with_group_id(id.clone())
+                .with_authorized_operations(AUTHORIZED_OPERATIONS_NONE);
+            if let Some(group) = groups.map.get(id.as_str()) {
+                return describe(base, group);
+            }
+            if !shared.log.group_offsets().group(id).is_empty() {
+                return base.with_group_state(StrBytes::from_static_str(GroupState::Empty.name()));
+            }
+            let dead = base.with_group_state(StrBytes::from_static_str("Dead"));
+            if api_version >= 6 {
+                dead.with_error_code(ResponseError::GroupIdNotFound.code())
+                    .with_error_message(Some(StrBytes::from_string(format!(
+                        "group {} is not known to this coordinator",
+                        id.as_str()
+                    ))))
+            } else {
+                dead
+            }
+        })
+        .collect();
+    DescribeGroupsResponse::default().with_groups(described)
+}
+
+fn describe(base: DescribedGroup, group: &Group) -> DescribedGroup {
+    let stable = group.state() == GroupState::Stable;
+    let protocol = if stable {
+        group.protocol().unwrap_or("")
+    } else {
+        ""
+    };
+    let members = group
+        .members()
+        .into_iter()
+        .map(|m| {
+            let described = DescribedGroupMember::default()
+                .with_member_id(StrBytes::from_string(m.id.clone()))
+                .with_group_instance_id(m.instance_id.clone().map(StrBytes::from_string))
+                .with_client_id(StrBytes::from_string(m.client_id.clone()))
+                .with_client_host(StrBytes::from_string(m.client_host.clone()));
+            if stable {
+                described
+                    .with_member_metadata(m.metadata_for(protocol))
+                    .with_member_assignment(m.assignment.clone())
+            } else {
+                described
+            }
+        })
+        .collect();
+    base.with_group_state(StrBytes::from_static_str(group.state().name()))
+        .with_protocol_type(StrBytes::from_string(
+            group.protocol_type().unwrap_or("").to_string(),
+        ))
+        .with_protocol_data(StrBytes::from_string(protocol.to_string()))
+        .with_members(members)
+}

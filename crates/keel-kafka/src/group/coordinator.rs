@@ -1,0 +1,375 @@
+//! [`GroupCoordinator`]: the async face of the group state machines. The connection handler
+//! hands it decoded requests; it finds the group, runs the transition under one lock, and
+//! waits (without the lock) for answers that depend on other members. One background task
+//! fires the groups' deadlines.
+//!
+//! Time is tokio's clock, so tests with paused time drive session and rebalance timeouts
+//! exactly. Committed offsets go to `keel-log`'s `__consumer_offsets` on a blocking thread;
+//! group membership itself is memory only (after a restart members get `UNKNOWN_MEMBER_ID`
+//! and rejoin, as after a coordinator move in Kafka).
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
+use std::time::Duration;
+
+use kafka_protocol::ResponseError;
+use kafka_protocol::messages::leave_group_response::MemberResponse;
+use kafka_protocol::messages::{
+    ApiKey, DescribeGroupsRequest, DescribeGroupsResponse, FindCoordinatorRequest,
+    FindCoordinatorResponse, HeartbeatRequest, HeartbeatResponse, JoinGroupRequest,
+    JoinGroupResponse, LeaveGroupRequest, LeaveGroupResponse, ListGroupsRequest,
+    ListGroupsResponse, OffsetCommitRequest, OffsetCommitResponse, OffsetFetchRequest,
+    OffsetFetchResponse, SyncGroupRequest, SyncGroupResponse,
+};
+use keel_log::Log;
+use tokio::sync::Notify;
+use tokio::task::JoinHandle;
+use tokio::time::Instant;
+
+use super::admin;
+use super::config::GroupConfig;
+use super::offsets;
+use super::state::{Group, Reply, join_error, sync_error};
+
+/// What the coordinator needs to know about the request besides its body.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RequestContext {
+    /// The API version the request was decoded with; answers follow it.
+    pub api_version: i16,
+    /// The client id from the request header (part of new member ids, shown by
+    /// DescribeGroups).
+    pub client_id: String,
+    /// The peer's address, shown by DescribeGroups.
+    pub client_host: String,
+}
+
+/// Where clients reach this broker (the address it advertises): the answer to every
+/// FindCoordinator, since one `keel serve` coordinates all groups.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CoordinatorNode {
+    /// The broker's node id (as in Metadata).
+    pub node_id: i32,
+    /// The advertised host.
+    pub host: String,
+    /// The advertised port.
+    pub port: i32,
+}
+
+/// The group coordinator of one broker: every consumer group's membership, and committed
+/// offsets through `keel-log`. Dropping it stops its timer task; requests parked in it are
+/// answered `COORDINATOR_NOT_AVAILABLE`.
+#[derive(Debug)]
+pub struct GroupCoordinator {
+    shared: Arc<Shared>,
+    timers: JoinHandle<()>,
+}
+
+/// State shared with the timer task.
+#[derive(Debug)]
+pub(crate) struct Shared {
+    pub(crate) log: Arc<Log>,
+    pub(crate) config: GroupConfig,
+    groups: Mutex<Groups>,
+    /// Shared with the timer task, which holds the rest of this struct only weakly: dropping
+    /// the coordinator releases the log at once, not when the aborted task is next polled.
+    wake: Arc<Notify>,
+    epoch: Instant,
+}
+
+#[derive(Debug, Default)]
+pub(crate) struct Groups {
+    pub(crate) map: BTreeMap<String, Group>,
+    /// When the timer task will next run; a transition that creates an earlier deadline
+    /// wakes it.
+    wake_at_ms: u64,
+}
+
+impl GroupCoordinator {
+    /// Starts a coordinator over `log`'s committed offsets. Must be called inside a tokio
+    /// runtime: it spawns the task that fires session and rebalance deadlines.
+    pub fn start(log: Arc<Log>, config: GroupConfig) -> GroupCoordinator {
+        let shared = Arc::new(Shared {
+            log,
+            config,
+            groups: Mutex::new(Groups::default()),
+            wake: Arc::new(Notify::new()),
+            epoch: Instant::now(),
+        });
+        let timers = tokio::spawn(run_timers(
+            Arc::downgrade(&shared),
+            shared.wake.clone(),
+            shared.epoch,
+        ));
+        GroupCoordinator { shared, timers }
+    }
+
+    /// The versions served for each group API key (what ApiVersions should advertise), or
+    /// `None` for keys this coordinator does not serve. The ranges are what kafka-protocol
+    /// 0.18 decodes; every version's response shape is covered by the coordinator tests.
+    pub fn versions(api_key: ApiKey) -> Option<(i16, i16)> {
+        let range = match api_key {
+            ApiKey::FindCoordinator => (0, 6),
+            ApiKey::JoinGroup => (0, 9),
+            ApiKey::SyncGroup => (0, 5),
+            ApiKey::Heartbeat => (0, 4),
+            ApiKey::LeaveGroup => (0, 5),
+            ApiKey::OffsetCommit => (2, 9),
+            ApiKey::OffsetFetch => (1, 9),
+            ApiKey::ListGroups => (0, 5),
+            ApiKey::DescribeGroups => (0, 6),
+            _ => return None,
+        };
+        Some(range)
+    }
+
+    /// FindCoordinator: `node` (this broker) for every group; transactions are not
+    /// supported.
+    pub async fn find_coordinator(
+        &self,
+        context: &RequestContext,
+        node: &CoordinatorNode,
+        request: FindCoordinatorRequest,
+    ) -> FindCoordinatorResponse {
+        admin::find_coordinator(node, context.api_version, &request)
+    }
+
+    /// JoinGroup. Waits until the rebalance completes (at most the group's rebalance
+    /// timeout). Cancel safety: dropping the future leaves the member joined; like a lost
+    /// response, the member either joins again or is removed when the rebalance times out.
+    pub async fn join_group(
+        &self,
+        context: &RequestContext,
+        request: JoinGroupRequest,
+    ) -> JoinGroupResponse {
+        if request.group_id.is_empty() {
+            return join_error(ResponseError::InvalidGroupId, &request.member_id);
+        }
+        let reply = self
+            .shared
+            .with_group(&request.group_id, true, |group, now_ms| {
+                group.join(&request, context, &self.shared.config, now_ms)
+            });
+        match reply {
+            None => join_error(ResponseError::CoordinatorNotAvailable, &request.member_id),
+            Some(Reply::Ready(response)) => response,
+            Some(Reply::Wait(receiver)) => receiver.await.unwrap_or_else(|_| {
+                join_error(ResponseError::CoordinatorNotAvailable, &request.member_id)
+            }),
+        }
+    }
+
+    /// SyncGroup. A follower waits for the leader's assignment (at most the group's
+    /// rebalance timeout). Cancel safety: dropping the future is like a lost response; the
+    /// member syncs again and gets the stored assignment.
+    pub async fn sync_group(
+        &self,
+        _context: &RequestContext,
+        request: SyncGroupRequest,
+    ) -> SyncGroupResponse {
+        if request.group_id.is_empty() {
+            return sync_error(ResponseError::InvalidGroupId);
+        }
+        let reply = self
+            .shared
+            .with_group(&request.group_id, false, |group, now_ms| {
+                group.sync(&request, now_ms)
+            });
+        match reply {
+            None => sync_error(ResponseError::UnknownMemberId),
+            Some(Reply::Ready(response)) => response,
+            Some(Reply::Wait(receiver)) => receiver
+                .await
+                .unwrap_or_else(|_| sync_error(ResponseError::CoordinatorNotAvailable)),
+        }
+    }
+
+    /// Heartbeat: keeps the member alive and tells it whether to rejoin.
+    pub async fn heartbeat(
+        &self,
+        _context: &RequestContext,
+        request: HeartbeatRequest,
+    ) -> HeartbeatResponse {
+        let code = if request.group_id.is_empty() {
+            ResponseError::InvalidGroupId.code()
+        } else {
+            self.shared
+                .with_group(&request.group_id, false, |group, now_ms| {
+                    group.heartbeat(&request, now_ms)
+                })
+                .unwrap_or(ResponseError::UnknownMemberId.code())
+        };
+        HeartbeatResponse::default().with_error_code(code)
+    }
+
+    /// LeaveGroup: one member (v0–2) or a batch (v3+); the group rebalances without them.
+    pub async fn leave_group(
+        &self,
+        context: &RequestContext,
+        request: LeaveGroupRequest,
+    ) -> LeaveGroupResponse {
+        let leaving: Vec<(String, Option<String>)> = if context.api_version >= 3 {
+            request
+                .members
+                .iter()
+                .map(|m| {
+                    (
+                        m.member_id.to_string(),
+                        m.group_instance_id.as_ref().map(|i| i.to_string()),
+                    )
+                })
+                .collect()
+        } else {
+            vec![(request.member_id.to_string(), None)]
+        };
+        let codes: Vec<i16> = if request.group_id.is_empty() {
+            vec![ResponseError::InvalidGroupId.code(); leaving.len()]
+        } else {
+            self.shared
+                .with_group(&request.group_id, false, |group, now_ms| {
+                    leaving
+                        .iter()
+                        .map(|(member, instance)| group.leave(member, instance.as_deref(), now_ms))
+                        .collect()
+                })
+                .unwrap_or_else(|| vec![ResponseError::UnknownMemberId.code(); leaving.len()])
+        };
+        if context.api_version < 3 {
+            return LeaveGroupResponse::default().with_error_code(codes[0]);
+        }
+        let members = leaving
+            .into_iter()
+            .zip(codes)
+            .map(|((member_id, instance_id), code)| {
+                MemberResponse::default()
+                    .with_member_id(member_id.into())
+                    .with_group_instance_id(instance_id.map(Into::into))
+                    .with_error_code(code)
+            })
+            .collect();
+        LeaveGroupResponse::default().with_members(members)
+    }
+
+    /// OffsetCommit: validates the member and generation of a group-managed commit, then
+    /// stores the offsets durably (one atomic batch in `__consumer_offsets`, fsynced) before
+    /// answering. Cancel safety: a commit already handed to the blocking thread completes
+    /// even if the future is dropped; the client then does not know and commits again.
+    pub async fn offset_commit(
+        &self,
+        context: &RequestContext,
+        request: OffsetCommitRequest,
+    ) -> OffsetCommitResponse {
+        offsets::commit(&self.shared, context.api_version, request).await
+    }
+
+    /// OffsetFetch: the committed offsets of one group (v0–7) or several (v8+).
+    pub async fn offset_fetch(
+        &self,
+        context: &RequestContext,
+        request: OffsetFetchRequest,
+    ) -> OffsetFetchResponse {
+        offsets::fetch(&self.shared.log, context.api_version, &request)
+    }
+
+    /// ListGroups: groups with members and groups that only have committed offsets.
+    pub async fn list_groups(
+        &self,
+        context: &RequestContext,
+        request: ListGroupsRequest,
+    ) -> ListGroupsResponse {
+        admin::list_groups(&self.shared, context.api_version, &request)
+    }
+
+    /// DescribeGroups: state, protocol and members of each named group.
+    pub async fn describe_groups(
+        &self,
+        context: &RequestContext,
+        request: DescribeGroupsRequest,
+    ) -> DescribeGroupsResponse {
+        admin::describe_groups(&self.shared, context.api_version, &request)
+    }
+}
+
+impl Drop for GroupCoordinator {
+    fn drop(&mut self) {
+        self.timers.abort();
+    }
+}
+
+impl Shared {
+    /// Milliseconds since the coordinator started, on tokio's (pausable) clock.
+    pub(crate) fn now_ms(&self) -> u64 {
+        self.epoch.elapsed().as_millis() as u64
+    }
+
+    /// The groups, locked. Never held across an `.await`.
+    pub(crate) fn groups(&self) -> MutexGuard<'_, Groups> {
+        self.groups.lock().expect("groups lock")
+    }
+
+    /// Runs `transition` on the group named `id` (creating it if `create`), then drops the
+    /// group if it holds nothing, and wakes the timer task if the transition set an earlier
+    /// deadline. `None` when the group does not exist (or cannot be created: too many groups).
+    pub(crate) fn with_group<T>(
+        &self,
+        id: &str,
+        create: bool,
+        transition: impl FnOnce(&mut Group, u64) -> T,
+    ) -> Option<T> {
+        let now_ms = self.now_ms();
+        let mut groups = self.groups();
+        if !groups.map.contains_key(id) {
+            if !create || groups.map.len() >= self.config.groups_max {
+                return None;
+            }
+            groups.map.insert(id.to_string(), Group::new(&self.config));
+        }
+        let group = groups.map.get_mut(id).expect("present");
+        let out = transition(group, now_ms);
+        let next = group.next_deadline_ms();
+        if group.is_removable() {
+            groups.map.remove(id);
+        }
+        if let Some(next) = next
+            && next < groups.wake_at_ms
+        {
+            groups.wake_at_ms = next;
+            self.wake.notify_one();
+        }
+        Some(out)
+    }
+
+    /// Fires every due deadline; returns when the next one is due.
+    fn tick_all(&self) -> Option<u64> {
+        let now_ms = self.now_ms();
+        let mut groups = self.groups();
+        let mut next: Option<u64> = None;
+        groups.map.retain(|_, group| {
+            group.tick(now_ms);
+            next = next.into_iter().chain(group.next_deadline_ms()).min();
+            !group.is_removable()
+        });
+        groups.wake_at_ms = next.unwrap_or(u64::MAX);
+        next
+    }
+}
+
+/// The timer task: tick every group at its earliest deadline, or sooner when a transition
+/// brings a deadline forward.
+async fn run_timers(shared: Weak<Shared>, wake: Arc<Notify>, epoch: Instant) {
+    loop {
+        let Some(next) = shared.upgrade().map(|shared| shared.tick_all()) else {
+            return;
+        };
+        let woken = wake.notified();
+        match next {
+            Some(at_ms) => {
+                let at = epoch + Duration::from_millis(at_ms);
+                tokio::select! {
+                    () = tokio::time::sleep_until(at) => {}
+                    () = woken => {}
+                }
+            }
+            None => woken.await,
+        }
+    }
+}

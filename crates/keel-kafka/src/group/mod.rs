@@ -1,0 +1,26 @@
+//! The group coordinator of `keel serve`: Kafka's classic consumer-group protocol
+//! (FindCoordinator, JoinGroup, SyncGroup, Heartbeat, LeaveGroup, OffsetCommit, OffsetFetch,
+//! ListGroups, DescribeGroups) over `keel-log`'s committed offsets.
+//!
+//! - `state.rs`: one group's membership state machine, pure, with time passed in.
+//! - `coordinator.rs`: [`GroupCoordinator`], the async entry point the connection handler
+//!   calls with decoded requests; it parks joins and syncs and fires deadlines on tokio time.
+//! - `offsets.rs`: OffsetCommit/OffsetFetch through `keel_log::GroupOffsets`.
+//! - `admin.rs`: FindCoordinator, ListGroups, DescribeGroups.
+//! - `member.rs`, `protocol.rs`, `config.rs`: a member, protocol selection, limits.
+//!
+//! Not here: the KIP-848 consumer protocol (ConsumerGroupHeartbeat), transactions, and
+//! persisting membership (only offsets survive a restart; members rejoin).
+
+mod admin;
+mod config;
+mod coordinator;
+mod member;
+mod offsets;
+mod protocol;
+mod state;
+#[cfg(test)]
+mod tests;
+
+pub use config::GroupConfig;
+pub use coordinator::{CoordinatorNode, GroupCoordinator, RequestContext};
