@@ -22,7 +22,8 @@ use kafka_protocol::messages::{
     OffsetCommitResponse, OffsetFetchRequest, SyncGroupRequest,
 };
 use kafka_protocol::protocol::{Encodable, StrBytes};
-use keel_kafka::group::{CoordinatorNode, GroupConfig, GroupCoordinator, RequestContext};
+use keel_kafka::NodeAddress;
+use keel_kafka::group::{GroupConfig, GroupCoordinator, RequestContext};
 use keel_log::{Log, TopicConfig};
 use tokio::time::Instant;
 
@@ -36,8 +37,8 @@ fn context(api_version: i16) -> RequestContext {
     }
 }
 
-fn node() -> CoordinatorNode {
-    CoordinatorNode {
+fn node() -> NodeAddress {
+    NodeAddress {
         node_id: 1,
         host: "127.0.0.1".into(),
         port: 9092,

@@ -13,7 +13,9 @@ use kafka_protocol::messages::{
 };
 use kafka_protocol::protocol::StrBytes;
 
-use super::coordinator::{CoordinatorNode, Shared};
+use crate::config::NodeAddress;
+
+use super::coordinator::Shared;
 use super::state::{Group, GroupState};
 
 /// FindCoordinator's key type for consumer groups.
@@ -29,7 +31,7 @@ const AUTHORIZED_OPERATIONS_NONE: i32 = i32::MIN;
 /// key types get `INVALID_REQUEST` with a message saying why, since `keel serve` has no
 /// transaction coordinator.
 pub(crate) fn find_coordinator(
-    node: &CoordinatorNode,
+    node: &NodeAddress,
     api_version: i16,
     request: &FindCoordinatorRequest,
 ) -> FindCoordinatorResponse {
@@ -39,7 +41,13 @@ pub(crate) fn find_coordinator(
         _ => Some("keel serve coordinates consumer groups only (key type 0)"),
     };
     let (error_code, error_message, node_id, host, port) = match refusal {
-        None => (0, None, node.node_id, node.host.as_str(), node.port),
+        None => (
+            0,
+            None,
+            node.node_id,
+            node.host.as_str(),
+            i32::from(node.port),
+        ),
         Some(message) => (
             ResponseError::InvalidRequest.code(),
             Some(StrBytes::from_static_str(message)),

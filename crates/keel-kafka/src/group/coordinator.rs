@@ -26,6 +26,8 @@ use tokio::sync::Notify;
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
+use crate::config::NodeAddress;
+
 use super::admin;
 use super::config::GroupConfig;
 use super::offsets;
@@ -41,18 +43,6 @@ pub struct RequestContext {
     pub client_id: String,
     /// The peer's address, shown by DescribeGroups.
     pub client_host: String,
-}
-
-/// Where clients reach this broker (the address it advertises): the answer to every
-/// FindCoordinator, since one `keel serve` coordinates all groups.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct CoordinatorNode {
-    /// The broker's node id (as in Metadata).
-    pub node_id: i32,
-    /// The advertised host.
-    pub host: String,
-    /// The advertised port.
-    pub port: i32,
 }
 
 /// The group coordinator of one broker: every consumer group's membership, and committed
@@ -127,7 +117,7 @@ impl GroupCoordinator {
     pub async fn find_coordinator(
         &self,
         context: &RequestContext,
-        node: &CoordinatorNode,
+        node: &NodeAddress,
         request: FindCoordinatorRequest,
     ) -> FindCoordinatorResponse {
         admin::find_coordinator(node, context.api_version, &request)

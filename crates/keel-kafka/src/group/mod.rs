@@ -5,6 +5,7 @@
 //! - `state.rs`: one group's membership state machine, pure, with time passed in.
 //! - `coordinator.rs`: [`GroupCoordinator`], the async entry point the connection handler
 //!   calls with decoded requests; it parks joins and syncs and fires deadlines on tokio time.
+//! - `hook.rs`: the coordinator as the broker's [`crate::GroupHook`] (decode, route, encode).
 //! - `offsets.rs`: OffsetCommit/OffsetFetch through `keel_log::GroupOffsets`.
 //! - `admin.rs`: FindCoordinator, ListGroups, DescribeGroups.
 //! - `member.rs`, `protocol.rs`, `config.rs`: a member, protocol selection, limits.
@@ -15,6 +16,7 @@
 mod admin;
 mod config;
 mod coordinator;
+mod hook;
 mod member;
 mod offsets;
 mod protocol;
@@ -23,4 +25,4 @@ mod state;
 mod tests;
 
 pub use config::GroupConfig;
-pub use coordinator::{CoordinatorNode, GroupCoordinator, RequestContext};
+pub use coordinator::{GroupCoordinator, RequestContext};

@@ -8,6 +8,7 @@ use std::path::Path;
 use std::process::{Command, Output};
 use std::sync::Arc;
 
+use keel_kafka::group::{GroupConfig, GroupCoordinator};
 use keel_kafka::{Broker, BrokerConfig, KafkaListener};
 use keel_log::Log;
 use tokio::sync::oneshot;
@@ -36,11 +37,15 @@ impl TestBroker {
             .block_on(KafkaListener::bind("127.0.0.1:0".parse().unwrap()))
             .expect("bind");
         let address = listener.local_addr().unwrap();
-        let broker = Arc::new(Broker::new(
-            log.clone(),
-            config.clone(),
-            config.node_address(address),
-        ));
+        // The group coordinator's timer task runs on the broker's runtime.
+        let groups = {
+            let _runtime = runtime.enter();
+            Arc::new(GroupCoordinator::start(log.clone(), GroupConfig::default()))
+        };
+        let broker = Arc::new(
+            Broker::new(log.clone(), config.clone(), config.node_address(address))
+                .with_group_hook(groups),
+        );
         let (stop, stopped) = oneshot::channel::<()>();
         let thread = std::thread::spawn(move || {
             runtime.block_on(listener.serve(broker, async {
