@@ -84,9 +84,11 @@ mod database;
 mod error;
 mod event_store;
 pub mod limits;
+mod projection;
 mod schema;
 mod sqlite;
 
 pub use error::OpenError;
 pub use event_store::SqliteEventStore;
+pub use projection::{ApplyError, SqliteProjection};
 pub use sqlite::{InboxStats, SqliteInbox, SqliteInboxOptions, SqliteTx};

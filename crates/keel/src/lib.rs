@@ -4,10 +4,12 @@
 //! dependency: [`core`] (the CloudEvents envelope, typed events, trace context), [`log`]
 //! (the embedded, durable, partitioned event log) and [`runtime`] (publisher, handlers,
 //! router with retries and dead letters, consumer groups), [`sql`] (the transactional
-//! inbox on SQLite) and [`store`] (event store, subscriptions, snapshots, aggregates).
+//! inbox, event store and projections on SQLite), [`store`] (event store, subscriptions,
+//! snapshots, aggregates) and [`projection`] (checkpointed read models).
 
 pub use keel_core as core;
 pub use keel_log as log;
+pub use keel_projection as projection;
 pub use keel_runtime as runtime;
 pub use keel_sql as sql;
 pub use keel_store as store;

@@ -75,6 +75,10 @@ fn lower_layers_stay_free_of_runtime_network_and_sql() {
         ("keel-runtime", [&sql[..], &network, &["anyhow"]].concat()),
         // Event sourcing is over the ports: its SQL backends are keel-sql's.
         ("keel-store", [&sql[..], &network, &["anyhow"]].concat()),
+        (
+            "keel-projection",
+            [&sql[..], &network, &["anyhow"]].concat(),
+        ),
         // The registry's logic speaks no HTTP; keel-server serves it.
         ("keel-schema", [&sql[..], &network, &["anyhow"]].concat()),
         // SQL lives in keel-sql alone; the binary and the facade reach it only through it.

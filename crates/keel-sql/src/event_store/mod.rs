@@ -38,7 +38,7 @@ use keel_store::{
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 use tokio::sync::watch;
 
-use crate::database::{self, wall_clock_ms};
+use crate::database::{self, blocking, wall_clock_ms};
 use crate::error::OpenError;
 use crate::limits::BUSY_TIMEOUT_DEFAULT;
 
@@ -109,14 +109,6 @@ impl SqliteEventStore {
             })?
         })
         .await
-    }
-}
-
-/// Runs SQLite work off the executor; a panic there is re-raised in the caller.
-async fn blocking<T: Send + 'static>(work: impl FnOnce() -> T + Send + 'static) -> T {
-    match tokio::task::spawn_blocking(work).await {
-        Ok(value) => value,
-        Err(error) => std::panic::resume_unwind(error.into_panic()),
     }
 }
 
