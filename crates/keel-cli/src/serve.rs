@@ -9,7 +9,8 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 use clap::{Args, ValueEnum};
-use keel_server::{Server, ServerConfig};
+use keel_log::FsyncPolicy;
+use keel_server::{KAFKA_ADDR_DEFAULT, Server, ServerConfig};
 use serde::Deserialize;
 use tokio::signal::unix::{SignalKind, signal};
 use tracing_subscriber::EnvFilter;
@@ -23,6 +24,20 @@ pub(crate) struct ServeArgs {
     /// HTTP listener for /health and /metrics [default: 127.0.0.1:8080].
     #[arg(long = "http", env = "KEEL_HTTP", value_name = "ADDR")]
     http_addr: Option<SocketAddr>,
+    /// Kafka protocol listener [default: 127.0.0.1:9092].
+    #[arg(long = "kafka", env = "KEEL_KAFKA", value_name = "ADDR")]
+    kafka_addr: Option<SocketAddr>,
+    /// Partitions of topics Kafka clients create without a count (Kafka's `num.partitions`)
+    /// [default: 1].
+    #[arg(long, env = "KEEL_KAFKA_PARTITIONS", value_name = "N")]
+    kafka_partitions: Option<u32>,
+    /// Durability of topics Kafka clients create: always, never or interval(<ms>)
+    /// [default: always].
+    #[arg(long, env = "KEEL_KAFKA_FSYNC", value_name = "POLICY")]
+    kafka_fsync: Option<FsyncPolicy>,
+    /// Whether a Metadata request for an unknown topic creates it [default: true].
+    #[arg(long, env = "KEEL_KAFKA_AUTO_CREATE_TOPICS", value_name = "BOOL")]
+    kafka_auto_create_topics: Option<bool>,
     /// Longest graceful shutdown waits for in-flight requests, in milliseconds
     /// [default: 10000].
     #[arg(long, env = "KEEL_SHUTDOWN_GRACE_MS", value_name = "MS")]
@@ -46,6 +61,10 @@ enum LogFormat {
 #[serde(deny_unknown_fields)]
 struct ConfigFile {
     http: Option<SocketAddr>,
+    kafka: Option<SocketAddr>,
+    kafka_partitions: Option<u32>,
+    kafka_fsync: Option<String>,
+    kafka_auto_create_topics: Option<bool>,
     shutdown_grace_ms: Option<u64>,
 }
 
@@ -58,6 +77,28 @@ pub(crate) fn run(data_dir: &Path, args: ServeArgs) -> anyhow::Result<()> {
     let mut config = ServerConfig::new(data_dir);
     if let Some(addr) = args.http_addr.or(file.http) {
         config.http_addr = addr;
+    }
+    config.kafka_addr = Some(args.kafka_addr.or(file.kafka).unwrap_or_else(|| {
+        KAFKA_ADDR_DEFAULT
+            .parse()
+            .expect("valid default Kafka address")
+    }));
+    if let Some(partitions) = args.kafka_partitions.or(file.kafka_partitions) {
+        config.kafka.topic_defaults.partitions = partitions;
+    }
+    let file_fsync = file
+        .kafka_fsync
+        .map(|text| text.parse::<FsyncPolicy>())
+        .transpose()
+        .map_err(|reason| anyhow::anyhow!("invalid config file: kafka_fsync: {reason}"))?;
+    if let Some(fsync) = args.kafka_fsync.or(file_fsync) {
+        config.kafka.topic_defaults.fsync = fsync;
+    }
+    if let Some(auto) = args
+        .kafka_auto_create_topics
+        .or(file.kafka_auto_create_topics)
+    {
+        config.kafka.auto_create_topics = auto;
     }
     if let Some(ms) = args.shutdown_grace_ms.or(file.shutdown_grace_ms) {
         config.shutdown_grace_ms = ms;
@@ -72,7 +113,12 @@ pub(crate) fn run(data_dir: &Path, args: ServeArgs) -> anyhow::Result<()> {
         server
             .run(shutdown, |bound| {
                 // One machine-readable line on stdout so scripts and tests learn the ports.
-                println!("keel serve listening http={}", bound.http);
+                match bound.kafka {
+                    Some(kafka) => {
+                        println!("keel serve listening http={} kafka={kafka}", bound.http)
+                    }
+                    None => println!("keel serve listening http={}", bound.http),
+                }
             })
             .await?;
         anyhow::Ok(())

@@ -9,17 +9,18 @@ use std::time::Duration;
 
 use support::Keel;
 
-/// A running `keel serve` child and the HTTP address it reported.
+/// A running `keel serve` child and the addresses it reported.
 struct Served {
     child: Child,
     http: SocketAddr,
+    kafka: SocketAddr,
 }
 
 impl Keel {
     /// Starts `keel serve` on free ports and waits for its "listening" line.
     fn serve(&self, extra: &[&str]) -> Served {
         let mut child = Command::new(env!("CARGO_BIN_EXE_keel"))
-            .args(["serve", "--http", "127.0.0.1:0"])
+            .args(["serve", "--http", "127.0.0.1:0", "--kafka", "127.0.0.1:0"])
             .args(extra)
             .env("KEEL_DATA", self.dir.path())
             .stdout(Stdio::piped())
@@ -30,13 +31,21 @@ impl Keel {
         BufReader::new(child.stdout.take().unwrap())
             .read_line(&mut line)
             .expect("read the listening line");
-        let http = line
-            .trim()
-            .strip_prefix("keel serve listening http=")
-            .unwrap_or_else(|| panic!("unexpected first line: {line:?}"))
-            .parse()
-            .expect("an address");
-        Served { child, http }
+        let address = |name: &str| -> SocketAddr {
+            line.trim()
+                .strip_prefix("keel serve listening ")
+                .unwrap_or_else(|| panic!("unexpected first line: {line:?}"))
+                .split(' ')
+                .find_map(|field| field.strip_prefix(name)?.strip_prefix('='))
+                .unwrap_or_else(|| panic!("no {name} address in {line:?}"))
+                .parse()
+                .expect("an address")
+        };
+        Served {
+            http: address("http"),
+            kafka: address("kafka"),
+            child,
+        }
     }
 }
 
@@ -154,4 +163,101 @@ fn a_bad_config_file_is_one_line_naming_the_file() {
         "",
         "invalid config file",
     );
+}
+
+/// Whether confluent-kafka imports; when it does not, the test prints that it did not run,
+/// unless clients are required (CI), where it fails.
+fn confluent_kafka_available() -> bool {
+    let ok = Command::new("python3")
+        .args(["-c", "import confluent_kafka"])
+        .output()
+        .is_ok_and(|output| output.status.success());
+    let required = std::env::var("KEEL_TEST_KAFKA_CLIENTS").is_ok_and(|v| v == "1")
+        || std::env::var("CI").is_ok_and(|v| v == "true");
+    assert!(
+        ok || !required,
+        "python module confluent_kafka is required but missing"
+    );
+    if !ok {
+        eprintln!("confluent_kafka not found: the kill -9 Kafka test did not run");
+    }
+    ok
+}
+
+fn durability_script() -> String {
+    format!(
+        "{}/tests/clients/kafka_durability.py",
+        env!("CARGO_MANIFEST_DIR")
+    )
+}
+
+#[test]
+fn every_record_acknowledged_over_kafka_survives_kill_9() {
+    if !confluent_kafka_available() {
+        return;
+    }
+    let keel = Keel::new();
+    let served = keel.serve(&["--kafka-fsync", "always"]);
+    let mut producer = Command::new("python3")
+        .args([
+            &durability_script(),
+            "produce",
+            &served.kafka.to_string(),
+            "durable",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn the producer");
+    // Read acknowledgements until enough arrived, then kill -9 the server mid-stream.
+    let mut acks = BufReader::new(producer.stdout.take().unwrap()).lines();
+    let mut acked = Vec::new();
+    for line in acks.by_ref() {
+        acked.push(line.expect("an ack line"));
+        if acked.len() == 2000 {
+            break;
+        }
+    }
+    let mut server = served.child;
+    server.kill().expect("SIGKILL the server");
+    server.wait().unwrap();
+    // Acks the client printed before it noticed the server is gone are acks too.
+    producer.kill().unwrap();
+    acked.extend(acks.map_while(Result::ok));
+    producer.wait().unwrap();
+    assert!(acked.len() >= 2000, "{} acks", acked.len());
+
+    let restarted = keel.serve(&[]);
+    let dump = Command::new("python3")
+        .args([
+            &durability_script(),
+            "dump",
+            &restarted.kafka.to_string(),
+            "durable",
+        ])
+        .output()
+        .expect("run the dump");
+    assert!(
+        dump.status.success(),
+        "{}",
+        String::from_utf8_lossy(&dump.stderr)
+    );
+    let stored: std::collections::HashSet<String> = String::from_utf8(dump.stdout)
+        .unwrap()
+        .lines()
+        .map(str::to_owned)
+        .collect();
+    eprintln!(
+        "{} records acknowledged before and around the kill, {} stored after restart",
+        acked.len(),
+        stored.len()
+    );
+    for ack in &acked {
+        let record = ack.strip_prefix("ack ").expect("ack line");
+        assert!(
+            stored.contains(record),
+            "acknowledged {record} is missing after kill -9"
+        );
+    }
+    assert!(restarted.terminate());
 }

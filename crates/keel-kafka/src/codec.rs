@@ -99,6 +99,12 @@ pub enum DecodeError {
 /// The versions of an api key the broker serves, if any; see `api/mod.rs`.
 pub type VersionsOf<'a> = &'a dyn Fn(ApiKey) -> Option<(i16, i16)>;
 
+/// The versions the broker itself serves for `api_key` (group keys excluded: their versions
+/// come from the [`crate::GroupHook`]).
+pub fn broker_versions(api_key: ApiKey) -> Option<(i16, i16)> {
+    crate::api::versions(api_key)
+}
+
 /// Decodes one frame (without its length prefix). `versions` says which api keys and versions
 /// are served; anything else is refused before its header or body is parsed.
 pub fn decode_request(

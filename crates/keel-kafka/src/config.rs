@@ -19,7 +19,7 @@ pub struct NodeAddress {
 }
 
 /// Broker settings. Build with [`BrokerConfig::default`] and change fields.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BrokerConfig {
     /// This broker's node id.
     pub node_id: i32,

@@ -6,6 +6,11 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
+use keel_kafka::BrokerConfig;
+
+/// Default Kafka listener, as in the design's port table (the binary's default; a
+/// [`ServerConfig`] built in code serves Kafka only when `kafka_addr` is set).
+pub const KAFKA_ADDR_DEFAULT: &str = "127.0.0.1:9092";
 /// Default HTTP listener (API, `/metrics`, `/health`), as in the design's port table.
 pub const HTTP_ADDR_DEFAULT: &str = "127.0.0.1:8080";
 /// Longest a graceful shutdown waits for in-flight requests by default.
@@ -20,6 +25,10 @@ pub struct ServerConfig {
     pub data_dir: PathBuf,
     /// Where the HTTP API listens.
     pub http_addr: SocketAddr,
+    /// Where the Kafka protocol listens; `None` serves no Kafka listener.
+    pub kafka_addr: Option<SocketAddr>,
+    /// The Kafka broker's settings (auto-creation, topic defaults, request size limit).
+    pub kafka: BrokerConfig,
     /// How long shutdown waits for in-flight requests before it closes them, in milliseconds.
     pub shutdown_grace_ms: u64,
 }
@@ -40,6 +49,8 @@ impl ServerConfig {
         ServerConfig {
             data_dir: data_dir.into(),
             http_addr: HTTP_ADDR_DEFAULT.parse().expect("valid default address"),
+            kafka_addr: None,
+            kafka: BrokerConfig::default(),
             shutdown_grace_ms: SHUTDOWN_GRACE_MS_DEFAULT,
         }
     }
@@ -53,6 +64,12 @@ impl ServerConfig {
                     "{} is above the maximum of {SHUTDOWN_GRACE_MS_MAX}",
                     self.shutdown_grace_ms
                 ),
+            });
+        }
+        if let Err(error) = self.kafka.topic_defaults.validate() {
+            return Err(ConfigError {
+                key: "kafka topic defaults",
+                reason: error.to_string(),
             });
         }
         Ok(())

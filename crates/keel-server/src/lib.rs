@@ -10,6 +10,8 @@
 //! - HTTP ([`ServerConfig::http_addr`]): `GET /health` and `GET /metrics` (Prometheus /
 //!   OpenMetrics text: the runtime's counters and the lag and dead-letter gauges computed
 //!   from the log at each scrape).
+//! - Kafka ([`ServerConfig::kafka_addr`]): the Kafka wire protocol (`keel-kafka`) over the
+//!   same log, for unmodified Kafka clients.
 //!
 //! The crate holds composition only: no business logic, no protocol codecs (those live in
 //! `keel-kafka` and `keel-schema`), and it reads no environment variables or files — the
@@ -19,5 +21,5 @@ mod config;
 mod http;
 mod server;
 
-pub use config::{ConfigError, HTTP_ADDR_DEFAULT, ServerConfig};
+pub use config::{ConfigError, HTTP_ADDR_DEFAULT, KAFKA_ADDR_DEFAULT, ServerConfig};
 pub use server::{BoundAddrs, ServeError, Server};

@@ -10,6 +10,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use keel_kafka::{Broker, KafkaListener};
 use keel_log::{AppendError, Log, OpenError};
 use keel_runtime::EmbeddedBus;
 use tokio::net::TcpListener;
@@ -68,6 +69,8 @@ pub struct Server {
 pub struct BoundAddrs {
     /// The HTTP listener.
     pub http: SocketAddr,
+    /// The Kafka listener, when one is configured.
+    pub kafka: Option<SocketAddr>,
 }
 
 impl Server {
@@ -98,19 +101,66 @@ impl Server {
         on_ready: impl FnOnce(BoundAddrs),
     ) -> Result<(), ServeError> {
         let http_listener = bind("HTTP", self.config.http_addr).await?;
+        let kafka_listener = match self.config.kafka_addr {
+            Some(addr) => {
+                Some(
+                    KafkaListener::bind(addr)
+                        .await
+                        .map_err(|source| ServeError::Bind {
+                            what: "Kafka",
+                            addr,
+                            source,
+                        })?,
+                )
+            }
+            None => None,
+        };
+        let kafka_addr = kafka_listener
+            .as_ref()
+            .map(|listener| {
+                listener.local_addr().map_err(|source| ServeError::Serve {
+                    what: "Kafka",
+                    source,
+                })
+            })
+            .transpose()?;
         let bound = BoundAddrs {
             http: local_addr("HTTP", &http_listener)?,
+            kafka: kafka_addr,
         };
         let (stop_sender, stop) = watch::channel(false);
         let http_server = tokio::spawn(serve_http(http_listener, self.bus.clone(), stop.clone()));
-        tracing::info!(http = %bound.http, data_dir = %self.config.data_dir.display(), "keel serve ready");
+        let kafka_server = kafka_listener.zip(kafka_addr).map(|(listener, addr)| {
+            let config = self.config.kafka.clone();
+            let node = config.node_address(addr);
+            let broker = Arc::new(Broker::new(self.bus.log().clone(), config, node));
+            let mut stop = stop.clone();
+            tokio::spawn(listener.serve(broker, async move {
+                let _ = stop.wait_for(|stopped| *stopped).await;
+            }))
+        });
+        tracing::info!(http = %bound.http, kafka = ?bound.kafka, data_dir = %self.config.data_dir.display(), "keel serve ready");
         on_ready(bound);
 
         shutdown.await;
         tracing::info!("shutdown requested: no new connections; finishing in-flight requests");
         let _ = stop_sender.send(true);
         let grace = Duration::from_millis(self.config.shutdown_grace_ms);
-        let served = match tokio::time::timeout(grace, http_server).await {
+        let deadline = tokio::time::Instant::now() + grace;
+        if let Some(mut kafka_server) = kafka_server {
+            match tokio::time::timeout_at(deadline, &mut kafka_server).await {
+                Ok(Ok(())) => {}
+                Ok(Err(panic)) => tracing::error!(%panic, "Kafka listener panicked"),
+                Err(_) => {
+                    tracing::warn!(
+                        grace_ms = self.config.shutdown_grace_ms,
+                        "grace period over: closing open Kafka connections"
+                    );
+                    kafka_server.abort();
+                }
+            }
+        }
+        let served = match tokio::time::timeout_at(deadline, http_server).await {
             Ok(joined) => joined.unwrap_or_else(|panic| {
                 Err(std::io::Error::other(format!(
                     "HTTP server panicked: {panic}"
