@@ -50,14 +50,31 @@ impl Handler {
         F: Fn(T, Context) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = HandlerResult> + Send + 'static,
     {
+        Handler::decoded(name, |event: &Event| event.decode::<T>(), f)
+    }
+
+    /// A handler whose events are turned into `T` by `decode` before the first attempt (and
+    /// again before each retry). An event `decode` refuses never reaches `f`: it goes to the
+    /// dead letters with the error as the reason, as for [`Handler::typed`]. This is the seam
+    /// for decoders that know more than [`Event::decode`], such as a schema registry that
+    /// accepts several versions and upcasts old ones.
+    pub fn decoded<T, D, F, Fut>(name: impl Into<String>, decode: D, f: F) -> Handler
+    where
+        T: Send + 'static,
+        D: Fn(&Event) -> Result<T, EnvelopeError> + Send + Sync + 'static,
+        F: Fn(T, Context) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = HandlerResult> + Send + 'static,
+    {
         let f = Arc::new(f);
+        let decode = Arc::new(decode);
         let prepare = move |event: Arc<Event>| -> Result<Attempts, EnvelopeError> {
-            let mut first = Some(event.decode::<T>()?);
+            let mut first = Some(decode(&event)?);
             let f = f.clone();
+            let decode = decode.clone();
             Ok(Box::new(move |ctx: Context| {
                 // The first attempt uses the value decoded up front; a retry decodes again,
                 // which cannot fail where the first decode succeeded.
-                let value = first.take().map_or_else(|| event.decode::<T>(), Ok);
+                let value = first.take().map_or_else(|| decode(&event), Ok);
                 let f = f.clone();
                 Box::pin(async move {
                     match value {

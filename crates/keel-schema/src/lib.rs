@@ -12,14 +12,21 @@
 //!   [`SCHEMAS_TOPIC`] of a `keel-log` log and replayed on open (durable under `kill -9`).
 //! - [`PayloadValidator`]: a registered schema compiled by the `jsonschema` crate; a
 //!   [`PayloadError`] names the failing path of the payload.
+//! - [`SchemaPublisher`]: publishes an event only when its payload matches the schema
+//!   registered for its type (the subject) and `schemaversion`; the refusal names the path.
+//! - [`Contract`]: a consumer's accepted versions of one event type and the upcasters that
+//!   bring old versions to the current shape; its [`Contract::handler`] dead-letters events of
+//!   an unknown type or an unaccepted version with that reason.
 //!
 //! This crate speaks no HTTP: `keel-server` serves the registry in Confluent's REST shape.
 
 mod compare;
 mod compatibility;
+mod contract;
 mod difference;
 mod error;
 pub mod limits;
+mod publish;
 mod registry;
 mod schema;
 mod store;
@@ -30,8 +37,10 @@ pub use compatibility::{
     CompatibilityLevel, Direction, Incompatibility, SchemaDiff, UnknownLevel, check_compatibility,
     diff,
 };
+pub use contract::{Contract, ContractError};
 pub use difference::{Difference, DifferenceKind};
 pub use error::RegistryError;
+pub use publish::{SchemaPublishError, SchemaPublisher};
 pub use registry::{Mode, Registry, SubjectVersion, VersionSelector};
 pub use schema::{Schema, SchemaError, SchemaType};
 pub use store::SCHEMAS_TOPIC;
