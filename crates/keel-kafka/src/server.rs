@@ -67,7 +67,17 @@ impl KafkaListener {
                         tracing::debug!(%peer, "connection opened");
                         let end = connection::serve(broker, stream, peer, stopped).await;
                         match end {
+                            // A client that leaves mid-response is ordinary, not a warning.
                             ConnectionEnd::Closed | ConnectionEnd::Shutdown => {
+                                tracing::debug!(%peer, reason = %end, "connection closed")
+                            }
+                            ConnectionEnd::Io(ref error)
+                                if matches!(
+                                    error.kind(),
+                                    std::io::ErrorKind::BrokenPipe
+                                        | std::io::ErrorKind::ConnectionReset
+                                ) =>
+                            {
                                 tracing::debug!(%peer, reason = %end, "connection closed")
                             }
                             _ => tracing::warn!(%peer, reason = %end, "connection closed"),

@@ -10,6 +10,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use keel_kafka::group::{GroupConfig, GroupCoordinator};
 use keel_kafka::{Broker, KafkaListener};
 use keel_log::{AppendError, Log, OpenError};
 use keel_runtime::EmbeddedBus;
@@ -133,7 +134,9 @@ impl Server {
         let kafka_server = kafka_listener.zip(kafka_addr).map(|(listener, addr)| {
             let config = self.config.kafka.clone();
             let node = config.node_address(addr);
-            let broker = Arc::new(Broker::new(self.bus.log().clone(), config, node));
+            let log = self.bus.log().clone();
+            let groups = Arc::new(GroupCoordinator::start(log.clone(), GroupConfig::default()));
+            let broker = Arc::new(Broker::new(log, config, node).with_group_hook(groups));
             let mut stop = stop.clone();
             tokio::spawn(listener.serve(broker, async move {
                 let _ = stop.wait_for(|stopped| *stopped).await;
