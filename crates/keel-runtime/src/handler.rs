@@ -13,6 +13,7 @@ use keel_core::{EnvelopeError, Event, EventType};
 use crate::bus::{Published, Publisher};
 use crate::dedupe::BoxFuture;
 use crate::error::{HandlerError, PublishError};
+use crate::pipeline::RouteShared;
 
 /// What a handler attempt returns.
 pub type HandlerResult = Result<(), HandlerError>;
@@ -127,16 +128,26 @@ pub struct Context {
     pub(crate) attempt: u32,
 }
 
-/// The facts of one delivery, shared by its attempts.
-#[derive(Debug)]
+/// The facts of one delivery, shared by its attempts. The route's names and publisher are
+/// shared with every other delivery of the route, not copied per event.
 pub(crate) struct Delivery {
     pub(crate) event: Arc<Event>,
-    pub(crate) topic: String,
+    pub(crate) route: Arc<RouteShared>,
     pub(crate) partition: u32,
     pub(crate) offset: u64,
-    pub(crate) group: String,
-    pub(crate) handler: String,
-    pub(crate) publisher: Publisher,
+}
+
+impl std::fmt::Debug for Delivery {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Delivery")
+            .field("event", &self.event.id)
+            .field("topic", &self.route.topic.name())
+            .field("partition", &self.partition)
+            .field("offset", &self.offset)
+            .field("group", &self.route.group)
+            .field("handler", &self.route.handler.name())
+            .finish()
+    }
 }
 
 impl Context {
@@ -153,7 +164,7 @@ impl Context {
 
     /// The topic the event was read from.
     pub fn topic(&self) -> &str {
-        &self.delivery.topic
+        self.delivery.route.topic.name()
     }
 
     /// The partition the event was read from.
@@ -168,12 +179,12 @@ impl Context {
 
     /// The consumer group handling the event.
     pub fn group(&self) -> &str {
-        &self.delivery.group
+        &self.delivery.route.group
     }
 
     /// The handler's name.
     pub fn handler(&self) -> &str {
-        &self.delivery.handler
+        self.delivery.route.handler.name()
     }
 
     /// Publishes `event` as caused by the handled event: `correlationid` copied (or the
@@ -185,11 +196,11 @@ impl Context {
     /// ([`Event::with_id`]) when consumers must recognise the repeat.
     pub async fn publish(&self, topic: &str, event: Event) -> Result<Published, PublishError> {
         let event = event.caused_by(&self.delivery.event);
-        self.delivery.publisher.publish(topic, event).await
+        self.delivery.route.publisher.publish(topic, event).await
     }
 
     /// A plain publisher of the same bus, for events that are not caused by this one.
     pub fn publisher(&self) -> &Publisher {
-        &self.delivery.publisher
+        &self.delivery.route.publisher
     }
 }

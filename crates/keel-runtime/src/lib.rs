@@ -9,7 +9,8 @@
 //! EmbeddedBus (Log + wake-ups + group coordinator)
 //!   ├─ Publisher::publish(topic, Event)           binary mode: ce_* headers, key = partitionkey
 //!   └─ Router::new(&bus).route(Route::new(topic, group, Handler::typed(name, f))).start()
-//!        └─ one group member per route → one worker per claimed partition → one task per event
+//!        └─ one group member per route → one worker task per claimed partition, which polls
+//!           the middleware chains of its running events (up to `concurrency`, different keys)
 //! ```
 //!
 //! # Delivery guarantee: at-least-once
@@ -112,6 +113,7 @@ pub mod dedupe;
 mod error;
 mod group;
 mod handler;
+mod histogram;
 mod lag;
 pub mod limits;
 mod metrics;

@@ -36,11 +36,11 @@ use prometheus_client::metrics::MetricType;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::ConstGauge;
-use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::{Registry, Unit};
 
 use crate::dead_letter::DeadLetterKind;
 use crate::error::ErrorKind;
+use crate::histogram::DurationHistogram;
 use crate::lag::{Lag, age_ms, oldest_timestamp_ms};
 use crate::limits::{DLQ_SUFFIX, LAG_PARTITIONS_MAX};
 
@@ -79,7 +79,7 @@ struct Families {
     handled: Family<RouteLabels, Counter>,
     failed: Family<FailureLabels, Counter>,
     dead_lettered: Family<RouteLabels, Counter>,
-    handler_duration: Family<RouteLabels, Histogram, fn() -> Histogram>,
+    handler_duration: Family<RouteLabels, DurationHistogram>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
@@ -116,7 +116,7 @@ pub(crate) struct RouteMetrics {
     failed_permanent: Counter,
     failed_decode: Counter,
     dead_lettered: Counter,
-    handler_duration: Histogram,
+    handler_duration: DurationHistogram,
 }
 
 /// Computes the lag and dead-letter gauges from the log at each scrape.
@@ -134,7 +134,7 @@ impl Metrics {
             handled: Family::default(),
             failed: Family::default(),
             dead_lettered: Family::default(),
-            handler_duration: Family::new_with_constructor(duration_histogram),
+            handler_duration: Family::default(),
         };
         let collector = Arc::new(LogCollector { log, clock });
         let mut registry = Registry::default();
@@ -233,15 +233,10 @@ impl Families {
     }
 }
 
-/// Attempt-duration buckets: 1 ms doubling to about 33 s, past the default attempt timeout.
-fn duration_histogram() -> Histogram {
-    Histogram::new(exponential_buckets(0.001, 2.0, 16))
-}
-
 impl RouteMetrics {
     /// Records one finished handler attempt: its duration and, if it failed, its kind.
     pub(crate) fn attempt(&self, elapsed: Duration, failure: Option<ErrorKind>) {
-        self.handler_duration.observe(elapsed.as_secs_f64());
+        self.handler_duration.observe(elapsed);
         match failure {
             None => {}
             Some(ErrorKind::Transient) => {

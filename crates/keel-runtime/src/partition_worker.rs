@@ -1,19 +1,36 @@
 //! The consumer of one claimed partition for one route: fetches records, schedules them by
-//! key (`schedule.rs`), runs each through the middleware chain (`pipeline.rs`) as its own
-//! task, and commits the lowest unfinished offset.
+//! key (`schedule.rs`), runs each through the middleware chain (`pipeline.rs`), and commits
+//! the lowest unfinished offset.
 //!
 //! Not here: which partitions a member holds (`group.rs`, `router.rs`).
+//!
+//! # One task per partition, not one per event
+//!
+//! The chains of a partition's running events are futures polled by the worker's own task
+//! (a `FuturesUnordered`), not tasks of their own: different keys still run concurrently (up
+//! to `concurrency`), and the worker collects every chain that finished at one wake-up in one
+//! pass. A tokio task per event cost an allocation, two locked lists (the runtime's owned
+//! tasks and the `JoinSet`) and a cross-thread wake-up per event — about a third of the
+//! runtime's CPU with a no-op handler. The price: one partition's handlers share one
+//! executor thread at a time, so CPU-heavy handler code should use `spawn_blocking`;
+//! parallelism across cores comes from partitions. The worker keeps polling running chains
+//! while it waits for a log read or a commit, so handlers never stall behind its I/O.
 //!
 //! The worker is told what to do through a [`Command`]: `Run`; `Drain` (stop fetching and
 //! starting events, let running handler attempts finish, end retry waits, commit, stop);
 //! `Abandon` (abort everything, commit nothing — the member was fenced).
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
+use std::future::Future;
+use std::panic::AssertUnwindSafe;
+use std::pin::Pin;
 use std::sync::Arc;
 
+use futures_util::stream::FuturesUnordered;
+use futures_util::{FutureExt, StreamExt};
 use keel_log::{OffsetCommit, Partition, ReadError, Record};
 use tokio::sync::watch;
-use tokio::task::{Id, JoinSet};
+use tokio::task::JoinError;
 use tokio::time::Instant;
 
 use crate::group::{Claim, Group};
@@ -71,19 +88,23 @@ pub(crate) async fn run(
     worker.run(&mut control).await
 }
 
+/// The chain of one running event: its offset and what became of it, or the panic message
+/// if the chain itself panicked (handler panics are caught inside the chain).
+type Job = Pin<Box<dyn Future<Output = (u64, Result<Outcome, String>)> + Send>>;
+
 struct Worker {
     route: Arc<RouteShared>,
     group: Arc<Group>,
     partition: u32,
+    /// The log partition, held so the hot loop does not look it up per pass.
+    log_partition: Arc<Partition>,
     claim: Claim,
-    schedule: Schedule,
-    /// Fetched records not yet started, by offset.
-    waiting: HashMap<u64, Record>,
+    schedule: Schedule<Record>,
     /// Records read from the log but not yet scheduled (no room in the in-flight window),
     /// in offset order; at most one fetch (`fetch_bytes_max`) of records.
     read_ahead: VecDeque<Record>,
-    jobs: JoinSet<Outcome>,
-    job_offsets: HashMap<Id, u64>,
+    /// The chains of the running events, polled by this worker's task.
+    jobs: FuturesUnordered<Job>,
     draining: watch::Sender<bool>,
     committed: u64,
     last_commit: Instant,
@@ -95,7 +116,8 @@ impl Worker {
         let log_partition = route
             .topic
             .partition(partition)
-            .expect("claimed partition exists");
+            .expect("claimed partition exists")
+            .clone();
         let log_start = log_partition.log_start_offset();
         let high_watermark = log_partition.high_watermark();
         let committed = route
@@ -121,12 +143,11 @@ impl Worker {
             route,
             group,
             partition,
+            log_partition,
             claim,
             schedule: Schedule::new(start),
-            waiting: HashMap::new(),
             read_ahead: VecDeque::new(),
-            jobs: JoinSet::new(),
-            job_offsets: HashMap::new(),
+            jobs: FuturesUnordered::new(),
             draining: watch::Sender::new(false),
             committed: committed.unwrap_or(u64::MAX),
             last_commit: Instant::now(),
@@ -140,8 +161,7 @@ impl Worker {
         loop {
             let command = *control.borrow_and_update();
             if command == Command::Abandon {
-                self.jobs.abort_all();
-                while self.jobs.join_next().await.is_some() {}
+                self.jobs.clear();
                 return Ended::AsAsked;
             }
             let draining = command == Command::Drain || self.failed;
@@ -161,16 +181,11 @@ impl Worker {
             if !draining {
                 self.start_ready(consumer.concurrency);
             }
-            // Register for the wake-up before looking at the high watermark, so an append
-            // between the look and the wait is not missed.
-            let notified = waker.notified();
-            tokio::pin!(notified);
-            notified.as_mut().enable();
             let room = consumer
                 .in_flight_max
                 .saturating_sub(self.schedule.unfinished());
-            let high_watermark = self.log_partition().high_watermark();
-            if !draining && room > 0 && high_watermark > self.schedule.next_offset() {
+            let want_data = !draining && room > 0;
+            if want_data && self.log_partition.high_watermark() > self.schedule.next_offset() {
                 self.fetch(room).await;
                 continue;
             }
@@ -178,15 +193,25 @@ impl Worker {
             let commit_at = self.last_commit + consumer.commit_interval;
             if dirty && Instant::now() >= commit_at {
                 if !self.commit().await {
-                    self.jobs.abort_all();
                     return Ended::Fenced;
                 }
                 continue;
             }
-            let want_data = !draining && room > 0;
+            // Register for the wake-up before looking at the high watermark again, so an
+            // append between the look and the wait is not missed. Only an idle partition
+            // gets here with `want_data`, so the busy path never touches the shared `Notify`.
+            let notified = waker.notified();
+            tokio::pin!(notified);
+            if want_data {
+                notified.as_mut().enable();
+                if self.log_partition.high_watermark() > self.schedule.next_offset() {
+                    continue;
+                }
+            }
             tokio::select! {
-                joined = self.jobs.join_next_with_id(), if !self.jobs.is_empty() => {
-                    self.finished(joined);
+                Some(done) = self.jobs.next(), if !self.jobs.is_empty() => {
+                    self.finished(done);
+                    self.collect_finished();
                 }
                 _ = control.changed() => {}
                 () = &mut notified, if want_data => {}
@@ -196,46 +221,39 @@ impl Worker {
         }
     }
 
-    /// The log partition this worker consumes, as a handle that can move to a blocking
-    /// thread.
-    fn log_partition(&self) -> Arc<Partition> {
-        self.route
-            .topic
-            .partition(self.partition)
-            .expect("claimed partition exists")
-            .clone()
-    }
-
     fn start_ready(&mut self, concurrency: usize) {
-        while let Some((offset, _key)) = self.schedule.start_next(concurrency) {
-            let record = self
-                .waiting
-                .remove(&offset)
-                .expect("a scheduled record is waiting");
-            let job = process(
+        while let Some((offset, record)) = self.schedule.start_next(concurrency) {
+            let chain = process(
                 self.route.clone(),
                 self.partition,
                 record,
                 self.draining.subscribe(),
             );
-            let handle = self.jobs.spawn(job);
-            self.job_offsets.insert(handle.id(), offset);
+            // A panic of the chain itself (not of the handler: that is caught per attempt)
+            // stops only this partition, which the member restarts from the committed offset.
+            let job = AssertUnwindSafe(chain).catch_unwind().map(move |result| {
+                let result = result.map_err(|panic| crate::unwind::panic_message(panic.as_ref()));
+                (offset, result)
+            });
+            self.jobs.push(Box::pin(job));
         }
     }
 
-    fn finished(&mut self, joined: Option<Result<(Id, Outcome), tokio::task::JoinError>>) {
-        let Some(joined) = joined else { return };
-        let (id, outcome) = match joined {
-            Ok((id, outcome)) => (id, Some(outcome)),
-            Err(error) => (error.id(), None),
-        };
-        let offset = self.job_offsets.remove(&id).expect("a job has an offset");
+    /// Takes in every other chain that has already finished, without waiting, so one
+    /// wake-up of the worker handles a batch of finished events.
+    fn collect_finished(&mut self) {
+        while let Some(Some(done)) = self.jobs.next().now_or_never() {
+            self.finished(done);
+        }
+    }
+
+    fn finished(&mut self, (offset, outcome): (u64, Result<Outcome, String>)) {
         match outcome {
-            Some(Outcome::Handled | Outcome::Duplicate | Outcome::DeadLettered) => {
+            Ok(Outcome::Handled | Outcome::Duplicate | Outcome::DeadLettered) => {
                 self.schedule.finish(offset);
             }
-            Some(Outcome::Abandoned) => self.schedule.abandon(offset),
-            None => {
+            Ok(Outcome::Abandoned) => self.schedule.abandon(offset),
+            Err(panic) => {
                 // The chain itself failed (handler panics are caught inside it), so the
                 // event's fate is unknown: keep it unfinished, stop the partition, and let
                 // the member restart it from the committed offset.
@@ -243,10 +261,29 @@ impl Worker {
                     topic = self.route.topic.name(),
                     partition = self.partition,
                     offset,
+                    %panic,
                     "event processing failed inside the runtime; restarting the partition"
                 );
                 self.schedule.abandon(offset);
                 self.failed = true;
+            }
+        }
+    }
+
+    /// Awaits a blocking log operation while the running chains go on and finish.
+    async fn beside_jobs<T>(
+        &mut self,
+        operation: tokio::task::JoinHandle<T>,
+    ) -> Result<T, JoinError> {
+        tokio::pin!(operation);
+        loop {
+            tokio::select! {
+                biased;
+                result = &mut operation => return result,
+                Some(done) = self.jobs.next(), if !self.jobs.is_empty() => {
+                    self.finished(done);
+                    self.collect_finished();
+                }
             }
         }
     }
@@ -261,20 +298,20 @@ impl Worker {
         }
         let take = room.min(self.read_ahead.len());
         for record in self.read_ahead.drain(..take) {
-            self.schedule.push(record.offset, record.key.clone());
-            self.waiting.insert(record.offset, record);
+            let key = record.key.clone();
+            self.schedule.push(record.offset, key, record);
         }
     }
 
     /// Reads one `fetch_bytes_max` of records at the schedule's next offset into the
     /// read-ahead.
     async fn read_more(&mut self) {
-        let log_partition = self.log_partition();
+        let log_partition = self.log_partition.clone();
         let offset = self.schedule.next_offset();
         let max_bytes = self.route.consumer.fetch_bytes_max;
         let read =
-            tokio::task::spawn_blocking(move || log_partition.read_records(offset, max_bytes))
-                .await;
+            tokio::task::spawn_blocking(move || log_partition.read_records(offset, max_bytes));
+        let read = self.beside_jobs(read).await;
         match read {
             Ok(Ok(records)) => {
                 self.read_ahead
@@ -336,8 +373,8 @@ impl Worker {
             log.group_offsets()
                 .commit(&group_name, &[commit], now_ms)
                 .map(|()| true)
-        })
-        .await;
+        });
+        let result = self.beside_jobs(result).await;
         match result {
             Ok(Ok(true)) => {
                 self.committed = offset;

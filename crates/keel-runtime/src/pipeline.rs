@@ -5,17 +5,21 @@
 //! offsets (that is `partition_worker.rs`). See the crate docs for the promise each step
 //! makes; the comments here say how.
 
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
+use std::task::Poll;
 use std::time::Duration;
 
 use keel_core::{Event, TraceParent};
 use keel_log::{Record, Topic};
 use tokio::sync::watch;
+use tokio::time::{Instant, Sleep};
 use tracing::Instrument;
 use tracing::field::Empty;
 
-use crate::bus::EmbeddedBus;
+use crate::bus::{EmbeddedBus, Publisher};
 use crate::dead_letter::{
     DeadLetter, DeadLetterHeaders, DeadLetterHook, DeadLetterKind, dead_letter_record, ensure_topic,
 };
@@ -29,6 +33,8 @@ use crate::unwind::CatchUnwind;
 /// Everything a route's events share: the handler, the policies, the hooks.
 pub(crate) struct RouteShared {
     pub(crate) bus: EmbeddedBus,
+    /// The bus's publisher, which every delivery's [`Context`] hands out.
+    pub(crate) publisher: Publisher,
     pub(crate) topic: Arc<Topic>,
     pub(crate) group: String,
     pub(crate) handler: Handler,
@@ -41,14 +47,11 @@ pub(crate) struct RouteShared {
     /// Set by the first dead letter of this group on this topic.
     pub(crate) dead_lettered: AtomicBool,
     pub(crate) metrics: RouteMetrics,
+    /// The inbox consumer name: `<group>/<handler>`.
+    pub(crate) inbox_consumer: String,
 }
 
 impl RouteShared {
-    /// The inbox consumer name: `<group>/<handler>`.
-    fn consumer(&self) -> String {
-        format!("{}/{}", self.group, self.handler.name())
-    }
-
     fn retry_delay(&self, attempt: u32) -> Duration {
         let bound = self.retry.delay_bound(attempt);
         self.jitter
@@ -82,7 +85,7 @@ pub(crate) async fn process(
 ) -> Outcome {
     // 1. Trace/correlation: one span per event, named per the OpenTelemetry messaging
     //    conventions (`otel.name` is how tracing-opentelemetry names the exported span).
-    let topic = route.topic.name().to_string();
+    let topic = route.topic.name();
     let span = tracing::info_span!(
         "process",
         otel.name = %format_args!("{topic} process"),
@@ -164,11 +167,12 @@ impl Chain {
         };
 
         // 2. Dedupe: drop an event this consumer already processed.
-        let consumer = self.route.consumer();
+        let route = self.route.clone();
+        let consumer = route.inbox_consumer.as_str();
         if let Some(inbox) = self.route.inbox.clone() {
             let mut failures = 0;
             loop {
-                match inbox.is_processed(&consumer, &event.id).await {
+                match inbox.is_processed(consumer, &event.id).await {
                     Ok(true) => {
                         tracing::debug!("duplicate event dropped by the dedupe step");
                         return Outcome::Duplicate;
@@ -189,12 +193,9 @@ impl Chain {
 
         let delivery = Arc::new(Delivery {
             event: event.clone(),
-            topic: self.route.topic.name().to_string(),
+            route: self.route.clone(),
             partition: self.partition,
             offset: self.record.offset,
-            group: self.route.group.clone(),
-            handler: self.route.handler.name().to_string(),
-            publisher: self.route.bus.publisher(),
         });
         let attempts_max = self.route.retry.attempts_max;
         let attempt_timeout = self.route.timeout.attempt_timeout;
@@ -205,22 +206,22 @@ impl Chain {
             };
             // 3. Timeout, per attempt; a panic is contained to the attempt.
             let call = CatchUnwind::new(attempts(ctx));
-            let started = tokio::time::Instant::now();
-            let result = match tokio::time::timeout(attempt_timeout, call).await {
-                Err(_) => Err(HandlerError::transient(format!(
+            let started = Instant::now();
+            let result = match attempt_within(started + attempt_timeout, call).await {
+                None => Err(HandlerError::transient(format!(
                     "attempt timed out after {attempt_timeout:?}"
                 ))),
-                Ok(Err(panic)) => Err(HandlerError::transient(format!(
+                Some(Err(panic)) => Err(HandlerError::transient(format!(
                     "handler panicked: {panic}"
                 ))),
-                Ok(Ok(result)) => result,
+                Some(Ok(result)) => result,
             };
             let failure = result.as_ref().err().map(HandlerError::kind);
             self.route.metrics.attempt(started.elapsed(), failure);
             let error = match result {
                 Ok(()) => {
                     if let Some(inbox) = &self.route.inbox
-                        && let Err(error) = inbox.mark_processed(&consumer, &event.id).await
+                        && let Err(error) = inbox.mark_processed(consumer, &event.id).await
                     {
                         // The effects happened; a missing mark only lets a later duplicate
                         // reach the idempotent handler.
@@ -358,6 +359,25 @@ impl Chain {
             .map_err(|e| e.to_string())?;
         Ok((name, offset))
     }
+}
+
+/// Runs `call` until it finishes (`Some`) or `deadline` passes (`None`, the call dropped).
+///
+/// Like `tokio::time::timeout_at`, except that the timer is created only if the call does
+/// not finish at its first poll: most handler attempts finish without waiting, and arming a
+/// timer (a runtime-handle lookup and a timer-wheel entry) per event was a visible share of
+/// the runtime's cost. The deadline is fixed by the caller before the first poll, so a late
+/// timer does not lengthen the attempt.
+async fn attempt_within<F: Future + Unpin>(deadline: Instant, mut call: F) -> Option<F::Output> {
+    let mut timer: Option<Pin<Box<Sleep>>> = None;
+    std::future::poll_fn(|cx| {
+        if let Poll::Ready(output) = Pin::new(&mut call).poll(cx) {
+            return Poll::Ready(Some(output));
+        }
+        let timer = timer.get_or_insert_with(|| Box::pin(tokio::time::sleep_until(deadline)));
+        timer.as_mut().poll(cx).map(|()| None)
+    })
+    .await
 }
 
 /// A trace id printed as 32 lowercase hex digits, as tracing backends show it.

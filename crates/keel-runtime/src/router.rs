@@ -205,7 +205,9 @@ impl Router {
             let metrics = self.bus.metrics().route(&route.topic, &route.group);
             let shared = Arc::new(RouteShared {
                 bus: self.bus.clone(),
+                publisher: self.bus.publisher(),
                 topic,
+                inbox_consumer: format!("{}/{}", route.group, route.handler.name()),
                 group: route.group,
                 handler: route.handler,
                 jitter: Mutex::new(Jitter::new(route.retry.jitter_seed)),

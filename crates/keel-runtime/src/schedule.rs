@@ -13,94 +13,129 @@
 //! - the commit point is the lowest offset not finished (or one past the last fetched event),
 //!   so a committed offset never passes unfinished work.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
+use std::cmp::Reverse;
+use std::collections::hash_map::Entry as KeyEntry;
+use std::collections::{BTreeMap, BinaryHeap, HashMap};
 
 use bytes::Bytes;
+use foldhash::fast::RandomState;
 
-/// The schedule of one partition.
+/// The schedule of one partition; `T` is what is kept of a fetched event until it starts
+/// (the worker's record).
+///
+/// Same-key events form a chain through [`Unfinished::next_same_key`], so finishing an event
+/// readies its successor without hashing the key; the key map is touched only when a key
+/// gets its first unfinished event and when its last one finishes. It hashes with
+/// `foldhash` (randomly seeded): SipHash of the keys was a sixth of the runtime's CPU with a
+/// no-op handler, and the map never holds more than the partition's in-flight events.
 #[derive(Debug)]
-pub(crate) struct Schedule {
+pub(crate) struct Schedule<T> {
     /// One past the last offset pushed.
     next_offset: u64,
-    /// Fetched events not finished yet (waiting, running or retrying), with their keys.
-    unfinished: BTreeMap<u64, Option<Bytes>>,
-    /// Per key, its unfinished offsets in order; the front one is ready or running.
-    queues: HashMap<Bytes, VecDeque<u64>>,
-    /// Offsets that may start now.
-    ready: BTreeSet<u64>,
+    /// Fetched events not finished yet (waiting, running or retrying), by offset.
+    unfinished: BTreeMap<u64, Unfinished<T>>,
+    /// Per key, the offset of its last unfinished event (the tail of its chain).
+    tails: HashMap<Bytes, u64, RandomState>,
+    /// Offsets that may start now, lowest first.
+    ready: BinaryHeap<Reverse<u64>>,
     /// Offsets started and neither finished nor abandoned.
     running: usize,
 }
 
-impl Schedule {
+/// One fetched event that has not finished.
+#[derive(Debug)]
+struct Unfinished<T> {
+    key: Option<Bytes>,
+    /// The same key's next unfinished event, which becomes ready when this one finishes.
+    next_same_key: Option<u64>,
+    /// The payload until the event starts.
+    payload: Option<T>,
+}
+
+impl<T> Schedule<T> {
     /// An empty schedule whose next event is at `start`.
-    pub(crate) fn new(start: u64) -> Schedule {
+    pub(crate) fn new(start: u64) -> Schedule<T> {
         Schedule {
             next_offset: start,
             unfinished: BTreeMap::new(),
-            queues: HashMap::new(),
-            ready: BTreeSet::new(),
+            tails: HashMap::default(),
+            ready: BinaryHeap::new(),
             running: 0,
         }
     }
 
     /// Adds the next fetched event. Offsets must increase (gaps are allowed: compaction).
-    pub(crate) fn push(&mut self, offset: u64, key: Option<Bytes>) {
+    pub(crate) fn push(&mut self, offset: u64, key: Option<Bytes>, payload: T) {
         assert!(
             offset >= self.next_offset,
             "offset {offset} pushed after {}",
             self.next_offset
         );
         self.next_offset = offset + 1;
-        match &key {
-            Some(key) => {
-                let queue = self.queues.entry(key.clone()).or_default();
-                queue.push_back(offset);
-                if queue.len() == 1 {
-                    self.ready.insert(offset);
+        let ready = match &key {
+            Some(key) => match self.tails.entry(key.clone()) {
+                KeyEntry::Occupied(mut tail) => {
+                    let previous = self
+                        .unfinished
+                        .get_mut(tail.get())
+                        .expect("a key's tail is unfinished");
+                    previous.next_same_key = Some(offset);
+                    tail.insert(offset);
+                    false
                 }
-            }
-            None => {
-                self.ready.insert(offset);
-            }
+                KeyEntry::Vacant(tail) => {
+                    tail.insert(offset);
+                    true
+                }
+            },
+            None => true,
+        };
+        if ready {
+            self.ready.push(Reverse(offset));
         }
-        self.unfinished.insert(offset, key);
+        let entry = Unfinished {
+            key,
+            next_same_key: None,
+            payload: Some(payload),
+        };
+        self.unfinished.insert(offset, entry);
     }
 
-    /// The lowest ready offset, marked running, when fewer than `concurrency` run.
-    pub(crate) fn start_next(&mut self, concurrency: usize) -> Option<(u64, Option<Bytes>)> {
+    /// The lowest ready offset and its payload, marked running, when fewer than
+    /// `concurrency` run.
+    pub(crate) fn start_next(&mut self, concurrency: usize) -> Option<(u64, T)> {
         if self.running >= concurrency {
             return None;
         }
-        let offset = self.ready.pop_first()?;
+        let Reverse(offset) = self.ready.pop()?;
         self.running += 1;
-        let key = self.unfinished.get(&offset).cloned().flatten();
-        Some((offset, key))
+        let payload = self
+            .unfinished
+            .get_mut(&offset)
+            .and_then(|entry| entry.payload.take())
+            .expect("a ready event is unfinished and not started");
+        Some((offset, payload))
     }
 
     /// Marks a running event finished; its key's next event becomes ready.
     pub(crate) fn finish(&mut self, offset: u64) {
-        let key = self
+        let entry = self
             .unfinished
             .remove(&offset)
             .unwrap_or_else(|| panic!("finished offset {offset} was not unfinished"));
+        assert!(
+            entry.payload.is_none(),
+            "offset {offset} finished unstarted"
+        );
         assert!(self.running > 0, "finish without a running event");
         self.running -= 1;
-        if let Some(key) = key {
-            let queue = self.queues.get_mut(&key).expect("queue of a keyed event");
-            assert_eq!(
-                queue.pop_front(),
-                Some(offset),
-                "a key finished out of order"
-            );
-            match queue.front() {
-                Some(next) => {
-                    self.ready.insert(*next);
-                }
-                None => {
-                    self.queues.remove(&key);
-                }
+        match (entry.next_same_key, entry.key) {
+            (Some(next), _) => self.ready.push(Reverse(next)),
+            (None, Some(key)) => {
+                let tail = self.tails.remove(&key);
+                assert_eq!(tail, Some(offset), "a key finished out of order");
             }
+            (None, None) => {}
         }
     }
 
@@ -151,11 +186,11 @@ mod tests {
 
     #[test]
     fn same_key_waits_other_keys_run() {
-        let mut schedule = Schedule::new(10);
-        schedule.push(10, key("a"));
-        schedule.push(11, key("a"));
-        schedule.push(12, key("b"));
-        schedule.push(13, None);
+        let mut schedule: Schedule<()> = Schedule::new(10);
+        schedule.push(10, key("a"), ());
+        schedule.push(11, key("a"), ());
+        schedule.push(12, key("b"), ());
+        schedule.push(13, None, ());
         assert_eq!(schedule.start_next(8).map(|s| s.0), Some(10));
         assert_eq!(
             schedule.start_next(8).map(|s| s.0),
@@ -163,7 +198,7 @@ mod tests {
             "11 waits for 10"
         );
         assert_eq!(schedule.start_next(8).map(|s| s.0), Some(13));
-        assert_eq!(schedule.start_next(8), None);
+        assert!(schedule.start_next(8).is_none());
         schedule.finish(12);
         schedule.finish(13);
         assert_eq!(schedule.commit_point(), 10, "10 is unfinished");
@@ -177,13 +212,13 @@ mod tests {
 
     #[test]
     fn concurrency_bounds_running() {
-        let mut schedule = Schedule::new(0);
+        let mut schedule: Schedule<()> = Schedule::new(0);
         for offset in 0..5 {
-            schedule.push(offset, None);
+            schedule.push(offset, None, ());
         }
         assert!(schedule.start_next(2).is_some());
         assert!(schedule.start_next(2).is_some());
-        assert_eq!(schedule.start_next(2), None);
+        assert!(schedule.start_next(2).is_none());
         assert_eq!(schedule.running(), 2);
         schedule.finish(1);
         assert_eq!(schedule.start_next(2).map(|s| s.0), Some(2));
@@ -191,13 +226,13 @@ mod tests {
 
     #[test]
     fn abandoned_event_holds_commit_point_and_key() {
-        let mut schedule = Schedule::new(0);
-        schedule.push(0, key("a"));
-        schedule.push(1, key("a"));
+        let mut schedule: Schedule<()> = Schedule::new(0);
+        schedule.push(0, key("a"), ());
+        schedule.push(1, key("a"), ());
         schedule.start_next(4);
         schedule.abandon(0);
         assert_eq!(schedule.running(), 0);
-        assert_eq!(schedule.start_next(4), None);
+        assert!(schedule.start_next(4).is_none());
         assert_eq!(schedule.commit_point(), 0);
     }
 }
