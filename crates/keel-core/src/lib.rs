@@ -13,6 +13,8 @@
 //!   version; [`Event::from_typed`] and [`Event::decode`] convert, refusing wrong types and
 //!   newer versions.
 //! - [`TraceParent`]: W3C Trace Context, so a consumer's work joins the producer's trace.
+//! - [`PublishPort`]: the port a forwarder (the outbox relay) publishes through, so it works
+//!   with any transport; transports implement it in their own crates.
 //!
 //! Every decoder validates what it returns: a malformed envelope (a missing required
 //! attribute, a `specversion` other than `1.0`, an unparsable `time`, ...) is an
@@ -61,6 +63,7 @@ mod attribute;
 mod binary;
 mod error;
 mod event;
+mod port;
 mod structured;
 mod trace;
 mod typed;
@@ -69,6 +72,7 @@ pub use attribute::{ATTRIBUTE_NAME_LEN_RECOMMENDED, SPEC_VERSION};
 pub use binary::{ATTRIBUTE_HEADER_PREFIX, BinaryEvent, CONTENT_TYPE_HEADER};
 pub use error::EnvelopeError;
 pub use event::Event;
+pub use port::{PortError, PortErrorKind, PortFuture, PublishPort};
 pub use structured::{STRUCTURED_CONTENT_TYPE, STRUCTURED_MEDIA_TYPE};
 pub use trace::{ParseTraceParentError, TraceParent};
 pub use typed::{EventType, SCHEMA_VERSION_ATTRIBUTE};

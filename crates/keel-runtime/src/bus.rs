@@ -155,6 +155,11 @@ impl EmbeddedBus {
 }
 
 impl Publisher {
+    /// The bus this publisher writes to.
+    pub(crate) fn bus(&self) -> &EmbeddedBus {
+        &self.bus
+    }
+
     /// Publishes `event` to `topic` and returns where it was stored, once the log
     /// acknowledged it under the topic's fsync policy.
     ///

@@ -120,6 +120,7 @@ mod metrics;
 mod partition_worker;
 mod pipeline;
 mod policy;
+mod publish_port;
 mod router;
 mod schedule;
 mod unwind;

@@ -1,11 +1,13 @@
-//! `keel-sql`: Keel's application-database layer — the transactional inbox on SQLite
-//! ([`SqliteInbox`]), so that a redelivered event has its effects applied exactly once, and
-//! the event store on SQLite ([`SqliteEventStore`], the `keel_store::EventStore` port).
+//! `keel-sql`: Keel's application-database layer — the transactional inbox (a redelivered
+//! event has its effects applied exactly once) and the transactional outbox with its relay
+//! (an event is published if and only if the transaction that wrote it committed), on
+//! SQLite ([`SqliteInbox`], [`SqliteOutbox`]) and, with the `postgres` feature, on
+//! PostgreSQL; and the event store on SQLite ([`SqliteEventStore`], the
+//! `keel_store::EventStore` port).
 //!
-//! It is the only Keel crate with SQL. It is not a transport, holds no router logic (the
-//! handlers it builds are ordinary [`keel_runtime::Handler`]s), and does not yet hold the
-//! outbox, the event store, projection checkpoints, saga state or PostgreSQL (issue 4 and
-//! later; the plan is below).
+//! It is the only Keel crate with SQL. It is not a transport (the relay publishes through
+//! [`keel_core::PublishPort`]), holds no router logic (the handlers it builds are ordinary
+//! [`keel_runtime::Handler`]s), and does not yet hold saga state.
 //!
 //! # The promise
 //!
@@ -55,40 +57,71 @@
 //! handlers of one event never shadow each other. [`SqliteInbox`] also implements that port
 //! (a separate, non-transactional mark) for handlers whose effects live elsewhere.
 //!
-//! # Plan: the PostgreSQL inbox beside it (issue 4)
+//! # The transactional outbox and its relay
 //!
-//! `PgInbox` (on `tokio-postgres` + `deadpool-postgres`, or `sqlx` without macros) keeps this
-//! shape: `open(url)` applies the same versioned migrations (`keel_schema_migrations`,
-//! `keel_inbox (consumer, event_id, handled_at_ms)`), `handler(name, f)` /
-//! `handler_raw(name, f)` build runtime handlers, and `processed_count`,
-//! `delete_processed_before`, `stats` and the `Inbox` port mean the same. What differs is
-//! honest, not hidden:
+//! A state change and the event announcing it commit together or not at all: the service
+//! writes the event into the `keel_outbox` table in its own transaction
+//! ([`PgOutbox::enqueue`](crate::PgOutbox) with the `postgres` feature), and a relay
+//! ([`RelayHandle`], or `keel relay`) publishes committed rows afterwards through any
+//! transport implementing [`keel_core::PublishPort`] — the embedded log's
+//! [`keel_runtime::Publisher`] today — and marks them published (or deletes them,
+//! [`AfterPublish`]). Delivery is at-least-once: a relay that dies between the publish and
+//! its commit publishes again; the inbox absorbs the duplicate.
 //!
-//! - `f` is async and receives `&mut PgTx<'_>` (the driver's transaction plus the
-//!   [`Context`](keel_runtime::Context)), as `for<'t> Fn(&'t mut PgTx<'_>, T) -> BoxFuture<'t,
-//!   HandlerResult>`. Per event: take a pooled connection, `BEGIN`, `INSERT ... ON CONFLICT
-//!   DO NOTHING`, zero rows → duplicate (`ROLLBACK`, `f` not called), else `f` then `COMMIT`.
-//! - No group commit in Keel: PostgreSQL already shares WAL flushes between concurrent
-//!   commits, so events run concurrently on the pool. Two racing deliveries of one event
-//!   are safe because the second `INSERT` waits on the first's uncommitted key and then
-//!   does nothing.
-//! - Errors map by SQLSTATE: serialization failure, deadlock, connection loss → transient;
-//!   the rest as `f` says.
+//! - **Order per partition key**, with any number of relays: enqueue serialises a key's
+//!   writers so a key's ids follow commit order, and a relay claims a key whole under an
+//!   advisory lock, reading its rows in a snapshot taken after the lock (the `postgres`
+//!   module's `outbox.rs` has the argument in full). Different keys go in parallel.
+//! - **No high-water mark**: a claim asks which rows are unpublished, so a row that commits
+//!   below an id already relayed is found like any other.
+//! - **Poison rows**: a row the transport *rejects* (too large, invalid) gets
+//!   [`RelayOptions::rejected_attempts_max`] attempts, then moves to `keel_outbox_dead` with
+//!   its reason and is copied to `<topic>.dlq` with the same `keel_dlq_*` headers as a
+//!   consumer's dead letter (group [`OUTBOX_DEAD_LETTER_GROUP`]), so `keel dlq` and the
+//!   dead-letter gauges show it. Later rows of its key then go on; other keys never wait.
+//!   Transient failures never move a row aside; the row backs off and its key waits.
+//! - **Metrics**: [`OutboxMetrics`] (backlog, age of the oldest unpublished row, dead rows,
+//!   published and failed counts), registered into the caller's registry.
+//! - **Failures**: a lost connection ends the batch uncommitted (its rows are claimed
+//!   again); the relay retries with backoff and resumes by itself; `LISTEN` reconnects too.
 //!
-//! Both then pass one inbox conformance suite (the tests of this crate, lifted), with the
-//! capability differences listed. The outbox will add `enqueue` to `SqliteTx`/`PgTx`, so
-//! follow-up events commit with the effects and `publish_after_commit` becomes the weaker
-//! option it is documented as.
+//! # PostgreSQL (feature `postgres`)
+//!
+//! [`PgDatabase::connect`](crate::PgDatabase) builds a `deadpool-postgres` pool over
+//! `tokio-postgres` and applies the versioned migrations (`keel_schema_migrations`;
+//! idempotent and safe when several processes start at once). [`PgInbox`](crate::PgInbox)
+//! has the shape of [`SqliteInbox`]: `handler`/`handler_raw` build runtime handlers whose
+//! async closure gets a [`PgTx`](crate::PgTx) (the transaction holding the
+//! `(consumer, event id)` mark, inserted with `ON CONFLICT DO NOTHING`), and it implements
+//! the [`Inbox`](keel_runtime::Inbox) port. `PgTx::enqueue` writes follow-up events to the
+//! outbox in that same transaction. What differs from SQLite, honestly: no group commit
+//! (PostgreSQL shares WAL flushes between concurrent commits, so events run concurrently
+//! on the pool), and the closure is async.
 
 mod database;
 mod error;
 mod event_store;
 pub mod limits;
+mod outbox;
+#[cfg(feature = "postgres")]
+mod postgres;
 mod projection;
+mod relay;
 mod schema;
 mod sqlite;
+mod sqlite_outbox;
 
 pub use error::OpenError;
 pub use event_store::SqliteEventStore;
+pub use outbox::{
+    AfterPublish, Backlog, EnqueueError, OUTBOX_DEAD_LETTER_GROUP, OutboxMetrics, RelayOptionError,
+    RelayOptions,
+};
+#[cfg(feature = "postgres")]
+pub use postgres::{
+    PG_SCHEMA_VERSION, PgDatabase, PgError, PgInbox, PgOptions, PgOutbox, PgTx, TxFuture,
+};
 pub use projection::{ApplyError, SqliteProjection};
+pub use relay::RelayHandle;
 pub use sqlite::{InboxStats, SqliteInbox, SqliteInboxOptions, SqliteTx};
+pub use sqlite_outbox::SqliteOutbox;

@@ -63,6 +63,7 @@ use crate::limits::{
     BATCH_EVENTS_DEFAULT, BATCH_EVENTS_MAX, BUSY_TIMEOUT_DEFAULT, BUSY_TIMEOUT_MAX, FOLLOW_UPS_MAX,
     RETENTION_DELETE_MAX,
 };
+use crate::outbox::{EnqueueError, envelope};
 use crate::schema::{
     self, BEGIN_IMMEDIATE, COMMIT, COUNT_MARKS, DELETE_MARKS_BEFORE, INSERT_MARK, RELEASE_EVENT,
     ROLLBACK, ROLLBACK_TO_EVENT, SAVEPOINT_EVENT, SCHEMA_VERSION, SELECT_MARK,
@@ -413,8 +414,7 @@ impl<'a> SqliteTx<'a> {
     ///
     /// At most once: if the process stops, or the attempt is cancelled, or the publish fails
     /// between the commit and the publish, the follow-up is lost, because the redelivered
-    /// event is a duplicate and is not handled again. Closing that gap is the transactional
-    /// outbox's job (it will write the follow-up in this same transaction).
+    /// event is a duplicate and is not handled again. [`SqliteTx::enqueue`] closes that gap.
     pub fn publish_after_commit(
         &mut self,
         topic: impl Into<String>,
@@ -430,6 +430,18 @@ impl<'a> SqliteTx<'a> {
             event,
         });
         Ok(())
+    }
+}
+
+impl SqliteTx<'_> {
+    /// Enqueues `event` for `topic` in the outbox of this database, in this event's
+    /// transaction, as caused by the handled event: a relay
+    /// ([`SqliteOutbox::relay`](crate::SqliteOutbox::relay)) publishes it if and only if
+    /// the handled event's effects commit. Unlike
+    /// [`SqliteTx::publish_after_commit`], nothing is lost if the process stops.
+    pub fn enqueue(&self, topic: &str, event: Event) -> Result<(), EnqueueError> {
+        let event = event.caused_by(self.context.event());
+        crate::sqlite_outbox::insert(self.connection, &[envelope(topic, &event)?])
     }
 }
 

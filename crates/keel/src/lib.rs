@@ -4,8 +4,9 @@
 //! dependency: [`core`] (the CloudEvents envelope, typed events, trace context), [`log`]
 //! (the embedded, durable, partitioned event log) and [`runtime`] (publisher, handlers,
 //! router with retries and dead letters, consumer groups), [`sql`] (the transactional
-//! inbox, event store and projections on SQLite), [`store`] (event store, subscriptions,
-//! snapshots, aggregates) and [`projection`] (checkpointed read models).
+//! outbox, its relay and the inbox on SQLite — and on PostgreSQL with the `postgres`
+//! feature —, the event store and projections on SQLite), [`store`] (event store,
+//! subscriptions, snapshots, aggregates) and [`projection`] (checkpointed read models).
 
 pub use keel_core as core;
 pub use keel_log as log;

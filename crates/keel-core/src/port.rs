@@ -1,0 +1,110 @@
+//! The publish port ([`PublishPort`]): what a component that only *forwards* events — the
+//! outbox relay, a forwarder, a replay — needs from a transport, so it can publish to any of
+//! them (the embedded log, a Kafka-protocol cluster, ...) without knowing which.
+//!
+//! Not here: how a transport stores or sends an event (each transport implements the trait in
+//! its own crate), and no async runtime: the methods return boxed futures that the caller's
+//! runtime drives.
+
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+
+use crate::Event;
+
+/// A boxed, sendable future, the return type of the port's methods (object safe, so a relay
+/// can hold a `dyn PublishPort`).
+pub type PortFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// A transport as seen by something that forwards events to it.
+///
+/// Implementations decide the partition from the event's `partitionkey` the way the
+/// transport always does, so events forwarded through the port land where a direct publish
+/// would put them, and two events of one key keep the order in which their publishes
+/// *completed*: a caller that needs order awaits one publish before starting the next.
+pub trait PublishPort: Send + Sync + 'static {
+    /// Publishes `event` to `topic`; `Ok` once the transport acknowledged it as stored.
+    ///
+    /// Cancel safety: not cancel safe. A dropped publish may or may not be stored; callers
+    /// publish again with the same event id and let consumers dedupe.
+    fn publish<'a>(&'a self, topic: &'a str, event: Event)
+    -> PortFuture<'a, Result<(), PortError>>;
+
+    /// Stores `event`, which could not be published to `topic`, in that topic's dead-letter
+    /// destination (the same place and tooling as the consumers' dead letters; for Keel's
+    /// transports `<topic>.dlq`), with the extra `headers` (the `keel_dlq_*` headers that
+    /// say where it came from and why) added to the event's own.
+    ///
+    /// Cancel safety: as [`PublishPort::publish`].
+    fn publish_dead_letter<'a>(
+        &'a self,
+        topic: &'a str,
+        event: Event,
+        headers: Vec<(String, Vec<u8>)>,
+    ) -> PortFuture<'a, Result<(), PortError>>;
+}
+
+/// Why a publish through the port failed, and whether trying again can help.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PortError {
+    kind: PortErrorKind,
+    message: String,
+}
+
+/// Whether a failed publish may succeed if tried again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum PortErrorKind {
+    /// The transport may accept it later (unreachable, busy, shutting down, a missing topic).
+    /// The event may or may not have been stored.
+    Transient,
+    /// The transport refused this event and will refuse it again the same way (too large,
+    /// an invalid envelope). Nothing was stored.
+    Rejected,
+}
+
+impl PortError {
+    /// A failure worth retrying.
+    pub fn transient(message: impl fmt::Display) -> PortError {
+        PortError {
+            kind: PortErrorKind::Transient,
+            message: message.to_string(),
+        }
+    }
+
+    /// A refusal a retry cannot fix.
+    pub fn rejected(message: impl fmt::Display) -> PortError {
+        PortError {
+            kind: PortErrorKind::Rejected,
+            message: message.to_string(),
+        }
+    }
+
+    /// Transient or rejected.
+    pub fn kind(&self) -> PortErrorKind {
+        self.kind
+    }
+
+    /// What went wrong, one line.
+    pub fn message(&self) -> &str {
+        &self.message
+    }
+}
+
+impl PortErrorKind {
+    /// `transient` or `rejected`, as metrics label it.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            PortErrorKind::Transient => "transient",
+            PortErrorKind::Rejected => "rejected",
+        }
+    }
+}
+
+impl fmt::Display for PortError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "publish {}: {}", self.kind.as_str(), self.message)
+    }
+}
+
+impl std::error::Error for PortError {}

@@ -1,0 +1,299 @@
+//! Every SQL statement of the PostgreSQL outbox and inbox, as named constants, and the
+//! versioned migrations that create their tables.
+//!
+//! Not here: when statements run and in which transaction (`outbox.rs`, `inbox.rs`).
+//! Application tables are the application's and are never touched here. Table names are
+//! unqualified: they live in the connection's `search_path` (its first schema), so one
+//! database can hold several Keel schemas (the tests use one each).
+//!
+//! # Version history
+//!
+//! | version | what it adds |
+//! |---|---|
+//! | 1 | `keel_outbox` + its indexes + the `NOTIFY keel_outbox` trigger |
+//! | 2 | `keel_outbox_dead`: rows moved aside, with their reason |
+//! | 3 | `keel_inbox`: one row per (consumer, event id) processed, and its retention index |
+//!
+//! A schema is only ever moved forward, every missing step in one transaction together
+//! with its row in `keel_schema_migrations`, under a transaction-scoped advisory lock on
+//! the schema's name, so two processes starting at once apply each step once. A schema
+//! newer than this code is refused rather than written.
+
+use deadpool_postgres::Object;
+
+/// One step of the schema.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Migration {
+    pub(crate) version: i32,
+    pub(crate) name: &'static str,
+    pub(crate) sql: &'static str,
+}
+
+/// The migrations, in order; `version` is dense from 1.
+pub(crate) const MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        name: "outbox table",
+        sql: CREATE_OUTBOX,
+    },
+    Migration {
+        version: 2,
+        name: "outbox dead rows",
+        sql: CREATE_OUTBOX_DEAD,
+    },
+    Migration {
+        version: 3,
+        name: "inbox table",
+        sql: CREATE_INBOX,
+    },
+];
+
+/// The schema version this code writes.
+pub const PG_SCHEMA_VERSION: i32 = MIGRATIONS[MIGRATIONS.len() - 1].version;
+
+/// The `LISTEN`/`NOTIFY` channel; the payload is the schema of the table written, so a relay
+/// ignores other schemas' notifications.
+pub(crate) const NOTIFY_CHANNEL: &str = "keel_outbox";
+
+/// First key of the advisory locks that serialise enqueues of one partition key (see
+/// `outbox.rs`): `"kle"` in ASCII.
+pub(crate) const ENQUEUE_LOCK_CLASS: i32 = 0x006b_6c65;
+/// First key of the advisory locks a relay holds on the partition keys it is publishing:
+/// `"klr"` in ASCII.
+pub(crate) const RELAY_LOCK_CLASS: i32 = 0x006b_6c72;
+
+const CREATE_MIGRATIONS_TABLE: &str = "
+CREATE TABLE IF NOT EXISTS keel_schema_migrations (
+    version    integer     PRIMARY KEY,
+    name       text        NOT NULL,
+    applied_at timestamptz NOT NULL DEFAULT now()
+)";
+
+const LOCK_MIGRATIONS: &str =
+    "SELECT pg_advisory_xact_lock(hashtext('keel_migrate:' || current_schema()))";
+const SELECT_SCHEMA_VERSION: &str = "SELECT COALESCE(MAX(version), 0) FROM keel_schema_migrations";
+const INSERT_MIGRATION: &str = "INSERT INTO keel_schema_migrations (version, name) VALUES ($1, $2)";
+
+// `keel_outbox_pending` is the claim's access path (ids in order, unpublished only: it
+// stays small however many published rows are kept). `keel_outbox_key_pending` answers
+// "is this row its key's oldest unpublished one?" and reads a key's rows in order. The trigger wakes
+// relays when rows commit: a NOTIFY inside a transaction is delivered at its commit, and
+// one per statement is enough.
+const CREATE_OUTBOX: &str = "
+CREATE TABLE keel_outbox (
+    id               bigint      GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    topic            text        NOT NULL,
+    partition_key    text,
+    event_id         text        NOT NULL,
+    envelope         bytea       NOT NULL,
+    created_at       timestamptz NOT NULL DEFAULT clock_timestamp(),
+    attempts         integer     NOT NULL DEFAULT 0,
+    last_error       text,
+    first_failure_at timestamptz,
+    retry_at         timestamptz,
+    published_at     timestamptz
+);
+CREATE INDEX keel_outbox_pending ON keel_outbox (id) WHERE published_at IS NULL;
+CREATE INDEX keel_outbox_key_pending ON keel_outbox (partition_key, id)
+    WHERE published_at IS NULL;
+CREATE INDEX keel_outbox_published ON keel_outbox (published_at) WHERE published_at IS NOT NULL;
+CREATE FUNCTION keel_outbox_notify() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    PERFORM pg_notify('keel_outbox', TG_TABLE_SCHEMA);
+    RETURN NULL;
+END
+$$;
+CREATE TRIGGER keel_outbox_notify AFTER INSERT ON keel_outbox
+    FOR EACH STATEMENT EXECUTE FUNCTION keel_outbox_notify();
+";
+
+const CREATE_OUTBOX_DEAD: &str = "
+CREATE TABLE keel_outbox_dead (
+    id               bigint      PRIMARY KEY,
+    topic            text        NOT NULL,
+    partition_key    text,
+    event_id         text        NOT NULL,
+    envelope         bytea       NOT NULL,
+    created_at       timestamptz NOT NULL,
+    attempts         integer     NOT NULL,
+    error            text        NOT NULL,
+    first_failure_at timestamptz NOT NULL,
+    dead_at          timestamptz NOT NULL DEFAULT clock_timestamp(),
+    dead_lettered_at timestamptz
+);
+CREATE INDEX keel_outbox_dead_to_copy ON keel_outbox_dead (id) WHERE dead_lettered_at IS NULL;
+";
+
+const CREATE_INBOX: &str = "
+CREATE TABLE keel_inbox (
+    consumer   text        NOT NULL,
+    event_id   text        NOT NULL,
+    handled_at timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (consumer, event_id)
+);
+CREATE INDEX keel_inbox_handled_at ON keel_inbox (handled_at);
+";
+
+/// Serialises enqueues per partition key until the enqueuing transaction ends (see
+/// `outbox.rs` for why); in hash order, so two transactions locking the same keys in one
+/// call cannot deadlock.
+pub(crate) const LOCK_KEYS_FOR_ENQUEUE: &str = "
+SELECT pg_advisory_xact_lock($1, h) FROM (
+    SELECT DISTINCT hashtext(k) AS h FROM unnest($2::text[]) AS k ORDER BY 1
+) AS keys";
+
+/// Rows keep the order of the arrays (`WITH ORDINALITY`), so ids follow the caller's order.
+pub(crate) const INSERT_OUTBOX_ROWS: &str = "
+INSERT INTO keel_outbox (topic, partition_key, event_id, envelope)
+SELECT topic, partition_key, event_id, envelope
+FROM unnest($1::text[], $2::text[], $3::text[], $4::bytea[])
+    WITH ORDINALITY AS r (topic, partition_key, event_id, envelope, n)
+ORDER BY n";
+
+/// Claim, step 1: take the relay locks of up to `$1` partition keys whose oldest
+/// unpublished row (the key's *head*) is due, looking at the oldest `$3` unpublished rows.
+/// `pg_try_advisory_xact_lock` skips a key another relay holds instead of waiting for it.
+/// The head test runs on this statement's snapshot and may be stale (a head published a
+/// moment ago still looks unpublished); that only makes a key look busier, and step 2
+/// reads afresh.
+pub(crate) const CLAIM_KEYS: &str = "
+SELECT o.partition_key
+FROM (SELECT id, partition_key, retry_at FROM keel_outbox
+      WHERE published_at IS NULL AND partition_key IS NOT NULL
+      ORDER BY id LIMIT $3) AS o
+WHERE (o.retry_at IS NULL OR o.retry_at <= clock_timestamp())
+  AND NOT EXISTS (
+      SELECT 1 FROM keel_outbox b
+      WHERE b.partition_key = o.partition_key AND b.id < o.id AND b.published_at IS NULL)
+  AND pg_try_advisory_xact_lock($2, hashtext(o.partition_key))
+ORDER BY o.id
+LIMIT $1";
+
+/// Claim, step 2: the unpublished rows of the keys locked in step 1, oldest first. A new
+/// statement, so a new snapshot, taken *after* the locks were granted: every relay that
+/// held one of these keys before has committed, and its published rows look published.
+/// Plain `FOR UPDATE` (no `SKIP LOCKED`): skipping a row of a key would reorder it.
+pub(crate) const CLAIM_KEYED_ROWS: &str = "
+SELECT id, topic, partition_key, envelope, attempts FROM keel_outbox
+WHERE published_at IS NULL AND partition_key = ANY($1)
+ORDER BY id LIMIT $2
+FOR UPDATE";
+
+/// Claim, keyless rows: no order to keep, so row locks alone share them between relays.
+pub(crate) const CLAIM_KEYLESS_ROWS: &str = "
+SELECT id, topic, partition_key, envelope, attempts FROM keel_outbox
+WHERE published_at IS NULL AND partition_key IS NULL
+  AND (retry_at IS NULL OR retry_at <= clock_timestamp())
+ORDER BY id LIMIT $1
+FOR UPDATE SKIP LOCKED";
+
+pub(crate) const MARK_PUBLISHED: &str =
+    "UPDATE keel_outbox SET published_at = clock_timestamp() WHERE id = ANY($1)";
+pub(crate) const DELETE_PUBLISHED: &str = "DELETE FROM keel_outbox WHERE id = ANY($1)";
+
+pub(crate) const RECORD_FAILURE: &str = "
+UPDATE keel_outbox
+SET attempts = attempts + 1,
+    last_error = $2,
+    first_failure_at = COALESCE(first_failure_at, clock_timestamp()),
+    retry_at = clock_timestamp() + $3::bigint * interval '1 millisecond'
+WHERE id = $1";
+
+/// Moves a row aside in one statement: delete it from the outbox, insert it with its reason
+/// into `keel_outbox_dead`.
+pub(crate) const MOVE_TO_DEAD: &str = "
+WITH moved AS (DELETE FROM keel_outbox WHERE id = $1 RETURNING *)
+INSERT INTO keel_outbox_dead
+    (id, topic, partition_key, event_id, envelope, created_at, attempts, error, first_failure_at)
+SELECT id, topic, partition_key, event_id, envelope, created_at, attempts + 1, $2,
+       COALESCE(first_failure_at, clock_timestamp())
+FROM moved";
+
+pub(crate) const SELECT_DEAD_TO_COPY: &str = "
+SELECT id, topic, event_id, envelope, attempts, error,
+       (extract(epoch FROM first_failure_at) * 1000)::bigint,
+       (extract(epoch FROM dead_at) * 1000)::bigint
+FROM keel_outbox_dead WHERE dead_lettered_at IS NULL ORDER BY id LIMIT $1";
+
+pub(crate) const MARK_DEAD_COPIED: &str =
+    "UPDATE keel_outbox_dead SET dead_lettered_at = clock_timestamp() WHERE id = $1";
+
+pub(crate) const SELECT_BACKLOG: &str = "
+SELECT count(*),
+       COALESCE((extract(epoch FROM clock_timestamp() - min(created_at)) * 1000)::bigint, 0),
+       (SELECT count(*) FROM keel_outbox_dead)
+FROM keel_outbox WHERE published_at IS NULL";
+
+/// At most `$2` rows published more than `$1` ms ago, oldest first, along
+/// `keel_outbox_published`.
+pub(crate) const DELETE_PUBLISHED_BEFORE: &str = "
+DELETE FROM keel_outbox WHERE id IN (
+    SELECT id FROM keel_outbox
+    WHERE published_at < clock_timestamp() - $1::bigint * interval '1 millisecond'
+    ORDER BY published_at LIMIT $2)";
+
+/// The inbox mark; zero rows changed means the event was processed before (or is being
+/// processed by a transaction that will commit first: the insert waits for it).
+pub(crate) const INSERT_MARK: &str =
+    "INSERT INTO keel_inbox (consumer, event_id) VALUES ($1, $2) ON CONFLICT DO NOTHING";
+pub(crate) const SELECT_MARK: &str =
+    "SELECT 1 FROM keel_inbox WHERE consumer = $1 AND event_id = $2";
+pub(crate) const COUNT_MARKS: &str = "SELECT count(*) FROM keel_inbox";
+pub(crate) const DELETE_MARKS_BEFORE: &str = "
+DELETE FROM keel_inbox WHERE (consumer, event_id) IN (
+    SELECT consumer, event_id FROM keel_inbox
+    WHERE handled_at < to_timestamp($1::double precision / 1000)
+    ORDER BY handled_at LIMIT $2)";
+
+/// Why migrating failed.
+#[derive(Debug)]
+pub(crate) enum MigrateError {
+    Sql {
+        version: i32,
+        source: tokio_postgres::Error,
+    },
+    Newer {
+        found: i32,
+    },
+}
+
+/// Brings the schema of `client`'s `search_path` to [`PG_SCHEMA_VERSION`]; returns the
+/// version found before.
+pub(crate) async fn migrate(client: &mut Object) -> Result<i32, MigrateError> {
+    let sql = |version| move |source| MigrateError::Sql { version, source };
+    let tx = client.transaction().await.map_err(sql(0))?;
+    tx.batch_execute(LOCK_MIGRATIONS).await.map_err(sql(0))?;
+    tx.batch_execute(CREATE_MIGRATIONS_TABLE)
+        .await
+        .map_err(sql(0))?;
+    let found: i32 = tx
+        .query_one(SELECT_SCHEMA_VERSION, &[])
+        .await
+        .map_err(sql(0))?
+        .get(0);
+    if found > PG_SCHEMA_VERSION {
+        return Err(MigrateError::Newer { found });
+    }
+    for migration in MIGRATIONS.iter().filter(|m| m.version > found) {
+        tx.batch_execute(migration.sql)
+            .await
+            .map_err(sql(migration.version))?;
+        tx.execute(INSERT_MIGRATION, &[&migration.version, &migration.name])
+            .await
+            .map_err(sql(migration.version))?;
+    }
+    tx.commit().await.map_err(sql(PG_SCHEMA_VERSION))?;
+    Ok(found)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn versions_are_dense_from_one() {
+        for (index, migration) in MIGRATIONS.iter().enumerate() {
+            assert_eq!(migration.version as usize, index + 1, "{}", migration.name);
+        }
+    }
+}

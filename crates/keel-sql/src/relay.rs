@@ -1,0 +1,276 @@
+//! The outbox relay's loop, the same on every database: claim a batch, publish it
+//! ([`publish_rows`](crate::outbox::publish_rows)), write back what happened, and now and
+//! then refresh the metrics, delete old published rows and copy dead rows to the
+//! dead-letter topic. [`RelayHandle`] is the running relay.
+//!
+//! Not here: how rows are claimed, locked and written (the database's [`OutboxStore`]), or
+//! what to write back (`outbox.rs`).
+//!
+//! # Failures
+//!
+//! A failed database call (connection lost, server restarting, `pg_terminate_backend`)
+//! ends the batch without writing back: its claim is rolled back by the database, so its
+//! rows are claimed again — and, if they were already published, published again (the
+//! inbox absorbs the duplicate). The relay then waits `retry_delay_min`, doubling up to
+//! `retry_delay_max` while calls keep failing, and goes on by itself.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use keel_runtime::dedupe::BoxFuture;
+use tokio::sync::{Notify, watch};
+use tokio::task::JoinHandle;
+
+use crate::limits::DEAD_LETTER_BATCH_MAX;
+use crate::outbox::{
+    AfterPublish, Backlog, DeadRow, OutboxMetrics, OutboxRow, Outcome, Port, RelayOptions,
+    Settlement, copy_dead_letter, publish_rows, settle,
+};
+
+/// A database call of the relay that failed; one line naming the step.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub(crate) struct StoreError(pub(crate) String);
+
+/// A claim and its rows, oldest first.
+pub(crate) type Claimed<C> = (C, Vec<OutboxRow>);
+
+/// What the relay needs from a database: the outbox tables behind claim and write-back.
+pub(crate) trait OutboxStore: Send + Sync + 'static {
+    /// A claimed batch: whatever holds the claim (an open transaction) until `finish`.
+    type Claim: Send;
+
+    /// Claims up to `limit` publishable rows in id order such that no earlier row of the
+    /// same partition key is unpublished and unclaimed by this batch (see the database's
+    /// docs for how that holds with several relays).
+    fn claim(&self, limit: usize) -> BoxFuture<'_, Result<Claimed<Self::Claim>, StoreError>>;
+
+    /// Writes `settlements` and releases the claim (commits).
+    fn finish(
+        &self,
+        claim: Self::Claim,
+        settlements: Vec<Settlement>,
+        after_publish: AfterPublish,
+    ) -> BoxFuture<'_, Result<(), StoreError>>;
+
+    /// Dead rows not yet copied to the dead-letter topic.
+    fn dead_rows_to_copy(&self, limit: i64) -> BoxFuture<'_, Result<Vec<DeadRow>, StoreError>>;
+
+    /// Records that a dead row was copied.
+    fn dead_row_copied(&self, id: i64) -> BoxFuture<'_, Result<(), StoreError>>;
+
+    /// Pending rows, the age of the oldest, dead rows.
+    fn backlog(&self) -> BoxFuture<'_, Result<Backlog, StoreError>>;
+
+    /// Deletes (a bounded number of) rows published more than `age` ago; returns how many.
+    fn delete_published_before(&self, age: Duration) -> BoxFuture<'_, Result<u64, StoreError>>;
+
+    /// The signal that says new rows may have committed (`NOTIFY`, or an in-process wake).
+    fn wake_signal(&self) -> Arc<Notify>;
+}
+
+/// A running relay. Dropping the handle leaves the relay running until the runtime shuts
+/// down; call [`RelayHandle::shutdown`] to stop it between batches.
+#[derive(Debug)]
+pub struct RelayHandle {
+    stop: watch::Sender<bool>,
+    wake: Arc<Notify>,
+    task: JoinHandle<()>,
+    metrics: OutboxMetrics,
+}
+
+impl RelayHandle {
+    /// Stops the relay after its current batch and waits for it.
+    ///
+    /// Cancel safety: cancel safe; the relay stops anyway once asked.
+    pub async fn shutdown(self) {
+        let _ = self.stop.send(true);
+        let _ = self.task.await;
+    }
+
+    /// Wakes the relay now (useful where no `NOTIFY` exists: after committing to SQLite).
+    pub fn wake(&self) {
+        self.wake.notify_one();
+    }
+
+    /// The relay's metrics.
+    pub fn metrics(&self) -> &OutboxMetrics {
+        &self.metrics
+    }
+
+    /// Whether the relay task ended (it only ends when asked, or if it panicked).
+    pub fn is_finished(&self) -> bool {
+        self.task.is_finished()
+    }
+}
+
+/// Starts the relay on the current tokio runtime.
+pub(crate) fn start<S: OutboxStore>(
+    store: S,
+    port: Port,
+    options: RelayOptions,
+    metrics: OutboxMetrics,
+) -> RelayHandle {
+    let (stop, stopped) = watch::channel(false);
+    let wake = store.wake_signal();
+    let relay = Relay {
+        store,
+        port,
+        options,
+        metrics: metrics.clone(),
+        stopped,
+        failures: 0,
+    };
+    RelayHandle {
+        stop,
+        wake,
+        task: tokio::spawn(relay.run()),
+        metrics,
+    }
+}
+
+struct Relay<S> {
+    store: S,
+    port: Port,
+    options: RelayOptions,
+    metrics: OutboxMetrics,
+    stopped: watch::Receiver<bool>,
+    /// Database calls failed in a row; sets the reconnect backoff.
+    failures: u32,
+}
+
+impl<S: OutboxStore> Relay<S> {
+    async fn run(mut self) {
+        let wake = self.store.wake_signal();
+        let mut housekeeping_due = Instant::now();
+        while !*self.stopped.borrow() {
+            if Instant::now() >= housekeeping_due {
+                self.housekeeping().await;
+                housekeeping_due = Instant::now() + self.options.housekeeping_interval;
+            }
+            let pause = match self.batch().await {
+                Ok(BatchEnd::Full) => None,
+                Ok(BatchEnd::Idle) => Some(self.options.poll_interval),
+                Ok(BatchEnd::Backoff(delay)) => Some(delay),
+                Err(error) => {
+                    self.failures = self.failures.saturating_add(1);
+                    let delay = self.options.retry_delay(self.failures);
+                    tracing::warn!(relay = %self.options.name, %error, ?delay, "outbox relay batch failed; retrying");
+                    Some(delay)
+                }
+            };
+            if let Some(pause) = pause {
+                let pause = pause.min(housekeeping_due.saturating_duration_since(Instant::now()));
+                tokio::select! {
+                    _ = wake.notified() => {}
+                    _ = tokio::time::sleep(pause) => {}
+                    _ = self.stopped.changed() => {}
+                }
+            }
+        }
+    }
+
+    /// One claim → publish → write back.
+    async fn batch(&mut self) -> Result<BatchEnd, StoreError> {
+        let limit = self.options.batch_rows_max;
+        let (claim, rows) = self.store.claim(limit).await?;
+        self.failures = 0;
+        if rows.is_empty() {
+            self.store
+                .finish(claim, Vec::new(), self.options.after_publish)
+                .await?;
+            return Ok(BatchEnd::Idle);
+        }
+        let outcomes = publish_rows(self.port.as_ref(), &rows, self.options.concurrency_max).await;
+        let settlements: Vec<Settlement> = rows
+            .iter()
+            .zip(&outcomes)
+            .filter_map(|(row, outcome)| settle(row, outcome, &self.options))
+            .collect();
+        log_failures(&self.options.name, &rows, &outcomes);
+        let any_published = outcomes.contains(&Outcome::Published);
+        self.store
+            .finish(claim, settlements.clone(), self.options.after_publish)
+            .await?;
+        self.metrics.count(&settlements);
+        if !any_published {
+            // Nothing went through: the transport is likely down. Do not spin.
+            let attempts = rows.iter().map(|r| r.attempts + 1).min().unwrap_or(1);
+            return Ok(BatchEnd::Backoff(self.options.retry_delay(attempts)));
+        }
+        Ok(if rows.len() >= limit {
+            BatchEnd::Full
+        } else {
+            BatchEnd::Idle
+        })
+    }
+
+    /// Metrics, cleanup of published rows, copies of dead rows. Failures are logged and
+    /// tried again next time; none of this blocks publishing.
+    async fn housekeeping(&mut self) {
+        match self.store.backlog().await {
+            Ok(backlog) => self.metrics.set_backlog(backlog),
+            Err(error) => {
+                tracing::warn!(relay = %self.options.name, %error, "outbox backlog not measured")
+            }
+        }
+        if self.options.after_publish == AfterPublish::MarkPublished
+            && let Err(error) = self
+                .store
+                .delete_published_before(self.options.published_retention)
+                .await
+        {
+            tracing::warn!(relay = %self.options.name, %error, "published outbox rows not cleaned up");
+        }
+        let rows = match self.store.dead_rows_to_copy(DEAD_LETTER_BATCH_MAX).await {
+            Ok(rows) => rows,
+            Err(error) => {
+                tracing::warn!(relay = %self.options.name, %error, "dead outbox rows not read");
+                return;
+            }
+        };
+        for row in rows {
+            match copy_dead_letter(self.port.as_ref(), &row, &self.options.name).await {
+                Ok(()) => {
+                    tracing::error!(
+                        relay = %self.options.name,
+                        event_id = %row.event_id,
+                        topic = %row.topic,
+                        error = %row.error,
+                        "outbox row moved aside and stored as a dead letter"
+                    );
+                    if let Err(error) = self.store.dead_row_copied(row.id).await {
+                        tracing::warn!(relay = %self.options.name, %error, "dead outbox row not marked copied");
+                    }
+                }
+                Err(error) => {
+                    tracing::warn!(relay = %self.options.name, event_id = %row.event_id, %error, "dead outbox row not copied to the dead letters yet");
+                }
+            }
+        }
+    }
+}
+
+enum BatchEnd {
+    /// The batch was full: claim again at once.
+    Full,
+    /// Fewer rows than asked: wait for a wake or the poll interval.
+    Idle,
+    /// Nothing could be published: wait this long (or for a wake).
+    Backoff(Duration),
+}
+
+fn log_failures(relay: &str, rows: &[OutboxRow], outcomes: &[Outcome]) {
+    for (row, outcome) in rows.iter().zip(outcomes) {
+        match outcome {
+            Outcome::Failed(error) => tracing::warn!(
+                relay, id = row.id, topic = %row.topic, attempts = row.attempts + 1, %error,
+                "outbox row not published"
+            ),
+            Outcome::Unreadable(reason) => tracing::error!(
+                relay, id = row.id, topic = %row.topic, %reason, "outbox row is not an event"
+            ),
+            Outcome::Published | Outcome::NotAttempted => {}
+        }
+    }
+}

@@ -1,0 +1,197 @@
+//! The outbox and its relay on SQLite, the same API and decisions as on PostgreSQL
+//! (`postgres.rs`): atomicity, per-key order, poison rows moved aside, and follow-up events
+//! enqueued in an inbox handler's transaction.
+
+mod support;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use keel_core::Event;
+use keel_runtime::{HandlerError, Route, Router};
+use keel_sql::{AfterPublish, RelayOptions, SqliteInbox, SqliteOutbox};
+use support::{Step, check_per_key_order, embedded, step, steps, until};
+
+const WAIT: Duration = Duration::from_secs(30);
+
+fn quick(options: RelayOptions) -> RelayOptions {
+    RelayOptions {
+        poll_interval: Duration::from_millis(20),
+        housekeeping_interval: Duration::from_millis(20),
+        retry_delay_min: Duration::from_millis(10),
+        retry_delay_max: Duration::from_millis(100),
+        ..options
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn committed_events_are_published_in_key_order_and_rolled_back_ones_never() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("app.db");
+    let outbox = SqliteOutbox::open(&path).unwrap();
+    let (bus, publisher) = embedded(&dir.path().join("log"), "orders", 3, None);
+    let keys: Vec<String> = (0..10).map(|k| format!("key-{k}")).collect();
+    let mut connection = rusqlite::Connection::open(&path).unwrap();
+    connection
+        .execute_batch("CREATE TABLE orders (id TEXT PRIMARY KEY)")
+        .unwrap();
+    let relay = outbox
+        .relay(
+            Arc::new(publisher),
+            quick(RelayOptions {
+                batch_rows_max: 7,
+                after_publish: AfterPublish::Delete,
+                ..RelayOptions::default()
+            }),
+        )
+        .unwrap();
+    for seq in 0..20 {
+        let tx = connection.transaction().unwrap();
+        tx.execute(
+            "INSERT INTO orders VALUES (?1)",
+            [format!("rolled-back-{seq}")],
+        )
+        .unwrap();
+        outbox
+            .enqueue(&tx, "orders", &step("rolled-back", seq))
+            .unwrap();
+        tx.rollback().unwrap();
+        let tx = connection.transaction().unwrap();
+        let events: Vec<(&str, Event)> = keys.iter().map(|k| ("orders", step(k, seq))).collect();
+        outbox.enqueue_batch(&tx, &events).unwrap();
+        tx.commit().unwrap();
+        relay.wake();
+    }
+    until("every event published", WAIT, || async {
+        steps(bus.log(), "orders").len() >= 200
+    })
+    .await;
+    until("an empty outbox", WAIT, || async {
+        outbox.backlog().await.unwrap().pending == 0
+    })
+    .await;
+    relay.shutdown().await;
+    let seen = steps(bus.log(), "orders");
+    assert_eq!(check_per_key_order(&seen, &keys, 20), 0);
+    let rows: i64 = connection
+        .query_row("SELECT count(*) FROM keel_outbox", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(rows, 0, "published rows are deleted in Delete mode");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_row_the_transport_rejects_is_moved_aside_without_blocking_its_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("app.db");
+    let outbox = SqliteOutbox::open(&path).unwrap();
+    let (bus, publisher) = embedded(&dir.path().join("log"), "orders", 1, Some(4096));
+    let mut connection = rusqlite::Connection::open(&path).unwrap();
+    let tx = connection.transaction().unwrap();
+    let big = Event::new("/test", "test.big")
+        .with_partition_key("k")
+        .with_data("application/octet-stream", vec![7u8; 10_000]);
+    outbox
+        .enqueue_batch(
+            &tx,
+            &[
+                ("orders", step("k", 0)),
+                ("orders", big),
+                ("orders", step("k", 1)),
+            ],
+        )
+        .unwrap();
+    tx.commit().unwrap();
+    let relay = outbox
+        .relay(
+            Arc::new(publisher),
+            quick(RelayOptions {
+                rejected_attempts_max: 3,
+                ..RelayOptions::default()
+            }),
+        )
+        .unwrap();
+    until("the row behind the poison row", WAIT, || async {
+        steps(bus.log(), "orders").len() == 2
+    })
+    .await;
+    until("the dead letter", WAIT, || async {
+        bus.log()
+            .topic("orders.dlq")
+            .is_some_and(|t| t.partitions()[0].high_watermark() == 1)
+    })
+    .await;
+    assert_eq!(relay.metrics().dead_lettered(), 1);
+    relay.shutdown().await;
+    let (attempts, error): (i64, String) = connection
+        .query_row("SELECT attempts, error FROM keel_outbox_dead", [], |r| {
+            Ok((r.get(0)?, r.get(1)?))
+        })
+        .unwrap();
+    assert_eq!(attempts, 3);
+    assert!(error.contains("max_batch_bytes"), "{error}");
+    let seqs: Vec<u32> = steps(bus.log(), "orders")
+        .into_iter()
+        .map(|s| s.seq)
+        .collect();
+    assert_eq!(seqs, [0, 1]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_inbox_handler_enqueues_follow_ups_only_when_it_commits() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("app.db");
+    let (bus, publisher) = embedded(&dir.path().join("log"), "steps", 2, None);
+    bus.log()
+        .create_topic(
+            "done",
+            keel_log::TopicConfig::new(1).with_fsync(keel_log::FsyncPolicy::Never),
+        )
+        .unwrap();
+    let inbox = SqliteInbox::open(&path).unwrap();
+    let outbox = SqliteOutbox::open(&path).unwrap();
+    let handler = inbox.handler("follow", |tx, step: Step| {
+        if step.seq % 2 == 1 {
+            tx.enqueue("done", Event::new("/test", "test.never"))?;
+            return Err(HandlerError::permanent("odd steps fail after enqueueing"));
+        }
+        tx.enqueue("done", support::step(&step.key, step.seq))?;
+        Ok(())
+    });
+    let router = Router::new(&bus)
+        .route(Route::new("steps", "g", handler))
+        .start()
+        .unwrap();
+    for seq in 0..10 {
+        publisher.publish("steps", step("k", seq)).await.unwrap();
+    }
+    let relay = outbox
+        .relay(Arc::new(publisher), quick(RelayOptions::default()))
+        .unwrap();
+    until("five follow-ups", WAIT, || async {
+        steps(bus.log(), "done").len() == 5
+    })
+    .await;
+    until("an empty outbox", WAIT, || async {
+        outbox.backlog().await.unwrap().pending == 0
+    })
+    .await;
+    router.shutdown().await;
+    relay.shutdown().await;
+    let seqs: Vec<u32> = steps(bus.log(), "done")
+        .into_iter()
+        .map(|s| s.seq)
+        .collect();
+    assert_eq!(
+        seqs,
+        [0, 2, 4, 6, 8],
+        "rolled-back handlers enqueued nothing"
+    );
+    let causes: Vec<Option<String>> = support::events(bus.log(), "done")
+        .into_iter()
+        .map(|e| e.causationid)
+        .collect();
+    assert!(
+        causes.iter().all(Option::is_some),
+        "follow-ups are caused by the handled event"
+    );
+}
