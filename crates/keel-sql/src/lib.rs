@@ -107,6 +107,7 @@ mod outbox;
 mod postgres;
 mod projection;
 mod relay;
+mod saga;
 mod schema;
 mod sqlite;
 mod sqlite_outbox;
@@ -123,5 +124,6 @@ pub use postgres::{
 };
 pub use projection::{ApplyError, SqliteProjection};
 pub use relay::RelayHandle;
+pub use saga::SqliteSagaStore;
 pub use sqlite::{InboxStats, SqliteInbox, SqliteInboxOptions, SqliteTx};
 pub use sqlite_outbox::SqliteOutbox;

@@ -5,12 +5,14 @@
 //! (the embedded, durable, partitioned event log) and [`runtime`] (publisher, handlers,
 //! router with retries and dead letters, consumer groups), [`sql`] (the transactional
 //! outbox, its relay and the inbox on SQLite — and on PostgreSQL with the `postgres`
-//! feature —, the event store and projections on SQLite), [`store`] (event store,
-//! subscriptions, snapshots, aggregates) and [`projection`] (checkpointed read models).
+//! feature —, the event store, projections and saga state on SQLite), [`store`] (event
+//! store, subscriptions, snapshots, aggregates), [`projection`] (checkpointed read models)
+//! and [`saga`] (orchestrated sagas as durable state machines).
 
 pub use keel_core as core;
 pub use keel_log as log;
 pub use keel_projection as projection;
 pub use keel_runtime as runtime;
+pub use keel_saga as saga;
 pub use keel_sql as sql;
 pub use keel_store as store;
