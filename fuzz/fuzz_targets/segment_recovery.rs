@@ -60,7 +60,11 @@ fuzz_target!(|data: &[u8]| {
     let mut config = TopicConfig::new(1).with_fsync(FsyncPolicy::Always);
     config.max_batch_bytes = max;
     let topic_dir = dir.parent().expect("topic dir");
-    write(&storage, &topic_dir.join("topic.conf"), config.to_conf().as_bytes());
+    write(
+        &storage,
+        &topic_dir.join("topic.conf"),
+        config.to_conf().as_bytes(),
+    );
     if let Some(sealed) = &sealed {
         write(&storage, &dir.join(segment_name(0)), sealed);
     }
@@ -74,7 +78,12 @@ fuzz_target!(|data: &[u8]| {
         ..LogOptions::default()
     };
     let log = Log::open_with("/fuzz", options).expect("recovery opens any segment bytes");
-    let partition = log.topic("t").expect("topic").partition(0).expect("p0").clone();
+    let partition = log
+        .topic("t")
+        .expect("topic")
+        .partition(0)
+        .expect("p0")
+        .clone();
 
     // Recovery keeps exactly the model's prefix of the active segment and reports the rest.
     let hw = partition.high_watermark();
@@ -88,7 +97,11 @@ fuzz_target!(|data: &[u8]| {
         .filter(|(topic, _, _)| topic == "t")
         .map(|(_, _, repaired)| repaired.truncated_bytes)
         .sum();
-    assert_eq!(cut, (active.len() - model.end) as u64, "reported truncation");
+    assert_eq!(
+        cut,
+        (active.len() - model.end) as u64,
+        "reported truncation"
+    );
 
     // Reads of the sealed segment: CRC-valid batches or a clean `Corrupt` error.
     let max_read = 1 + usize::from(flags >> 5) * 700;
@@ -119,7 +132,9 @@ fuzz_target!(|data: &[u8]| {
     let mut offset = active_base;
     let mut next_batch = 0;
     while offset < hw {
-        let read = partition.read(offset, max_read).expect("kept batches read back");
+        let read = partition
+            .read(offset, max_read)
+            .expect("kept batches read back");
         assert_eq!(read.high_watermark, hw);
         let headers = check_batches(&read.bytes, max).expect("reads are CRC-valid");
         assert!(!headers.is_empty(), "nothing read at {offset} below {hw}");
@@ -132,7 +147,13 @@ fuzz_target!(|data: &[u8]| {
         let _ = partition.read_records(headers[0].base_offset, max_read);
     }
     assert_eq!(next_batch, model.batches.len(), "every kept batch was read");
-    assert!(partition.read(hw, max_read).expect("read at hw").bytes.is_empty());
+    assert!(
+        partition
+            .read(hw, max_read)
+            .expect("read at hw")
+            .bytes
+            .is_empty()
+    );
     assert!(matches!(
         partition.read(hw + 1, max_read),
         Err(ReadError::OffsetOutOfRange { .. })
@@ -145,7 +166,9 @@ fuzz_target!(|data: &[u8]| {
             .append(&[NewRecord::new(Some("k"), "v")])
             .expect("append after recovery");
         assert_eq!(info.base_offset, hw);
-        let records = partition.read_records(hw, 1 << 16).expect("read the append");
+        let records = partition
+            .read_records(hw, 1 << 16)
+            .expect("read the append");
         assert_eq!(records.len(), 1);
         assert_eq!(records[0].value.as_deref(), Some(&b"v"[..]));
     }

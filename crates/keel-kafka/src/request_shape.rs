@@ -28,14 +28,23 @@ pub(crate) enum ShapeError {
 
 type Shape<T = ()> = Result<T, ShapeError>;
 
-/// Checks the body of a served request. Keys without arrays (ApiVersions, InitProducerId,
-/// DescribeCluster) and the group keys (decoded by the group hook) pass unchecked.
+/// Checks the body of a served request, the group keys included (the group hook decodes
+/// them with the same crate). Keys whose bodies have no arrays (ApiVersions, InitProducerId,
+/// DescribeCluster, Heartbeat) pass unchecked.
 pub(crate) fn check(api_key: ApiKey, version: i16, body: &[u8]) -> Shape {
     let mut w = Walk {
         bytes: body,
         flexible: false,
     };
     match api_key {
+        ApiKey::FindCoordinator => find_coordinator(&mut w, version),
+        ApiKey::JoinGroup => join_group(&mut w, version),
+        ApiKey::SyncGroup => sync_group(&mut w, version),
+        ApiKey::LeaveGroup => leave_group(&mut w, version),
+        ApiKey::OffsetCommit => offset_commit(&mut w, version),
+        ApiKey::OffsetFetch => offset_fetch(&mut w, version),
+        ApiKey::ListGroups => list_groups(&mut w, version),
+        ApiKey::DescribeGroups => describe_groups(&mut w, version),
         ApiKey::Produce => produce(&mut w, version),
         ApiKey::Fetch => fetch(&mut w, version),
         ApiKey::ListOffsets => list_offsets(&mut w, version),
@@ -186,6 +195,156 @@ fn describe_configs(w: &mut Walk, v: i16) -> Shape {
     w.skip(1)?; // include_synonyms
     if v >= 3 {
         w.skip(1)?; // include_documentation
+    }
+    w.tags()
+}
+
+fn find_coordinator(w: &mut Walk, v: i16) -> Shape {
+    w.flexible = v >= 3;
+    if v <= 3 {
+        w.string()?; // key
+    }
+    if v >= 1 {
+        w.skip(1)?; // key_type
+    }
+    if v >= 4 {
+        w.array(|w| w.string())?; // coordinator_keys
+    }
+    w.tags()
+}
+
+fn join_group(w: &mut Walk, v: i16) -> Shape {
+    w.flexible = v >= 6;
+    w.string()?; // group_id
+    w.skip(4)?; // session_timeout_ms
+    if v >= 1 {
+        w.skip(4)?; // rebalance_timeout_ms
+    }
+    w.string()?; // member_id
+    if v >= 5 {
+        w.string()?; // group_instance_id
+    }
+    w.string()?; // protocol_type
+    w.array(|w| {
+        w.string()?; // name
+        w.bytes()?; // metadata
+        w.tags()
+    })?;
+    if v >= 8 {
+        w.string()?; // reason
+    }
+    w.tags()
+}
+
+fn sync_group(w: &mut Walk, v: i16) -> Shape {
+    w.flexible = v >= 4;
+    w.string()?; // group_id
+    w.skip(4)?; // generation_id
+    w.string()?; // member_id
+    if v >= 3 {
+        w.string()?; // group_instance_id
+    }
+    if v >= 5 {
+        w.string()?; // protocol_type
+        w.string()?; // protocol_name
+    }
+    w.array(|w| {
+        w.string()?; // member_id
+        w.bytes()?; // assignment
+        w.tags()
+    })?;
+    w.tags()
+}
+
+fn leave_group(w: &mut Walk, v: i16) -> Shape {
+    w.flexible = v >= 4;
+    w.string()?; // group_id
+    if v <= 2 {
+        w.string()?; // member_id
+    } else {
+        w.array(|w| {
+            w.string()?; // member_id
+            w.string()?; // group_instance_id
+            if v >= 5 {
+                w.string()?; // reason
+            }
+            w.tags()
+        })?;
+    }
+    w.tags()
+}
+
+fn offset_commit(w: &mut Walk, v: i16) -> Shape {
+    w.flexible = v >= 8;
+    w.string()?; // group_id
+    w.skip(4)?; // generation_id_or_member_epoch
+    w.string()?; // member_id
+    if v >= 7 {
+        w.string()?; // group_instance_id
+    }
+    if v <= 4 {
+        w.skip(8)?; // retention_time_ms
+    }
+    w.array(|w| {
+        w.string()?; // name
+        w.array(|w| {
+            w.skip(4 + 8)?; // partition_index, committed_offset
+            if v >= 6 {
+                w.skip(4)?; // committed_leader_epoch
+            }
+            w.string()?; // committed_metadata
+            w.tags()
+        })?;
+        w.tags()
+    })?;
+    w.tags()
+}
+
+fn offset_fetch(w: &mut Walk, v: i16) -> Shape {
+    w.flexible = v >= 6;
+    let topics = |w: &mut Walk| {
+        w.array(|w| {
+            w.string()?; // name
+            w.array(|w| w.skip(4))?; // partition_indexes
+            w.tags()
+        })
+    };
+    if v <= 7 {
+        w.string()?; // group_id
+        topics(w)?;
+    } else {
+        w.array(|w| {
+            w.string()?; // group_id
+            if v >= 9 {
+                w.string()?; // member_id
+                w.skip(4)?; // member_epoch
+            }
+            topics(w)?;
+            w.tags()
+        })?;
+    }
+    if v >= 7 {
+        w.skip(1)?; // require_stable
+    }
+    w.tags()
+}
+
+fn list_groups(w: &mut Walk, v: i16) -> Shape {
+    w.flexible = v >= 3;
+    if v >= 4 {
+        w.array(|w| w.string())?; // states_filter
+    }
+    if v >= 5 {
+        w.array(|w| w.string())?; // types_filter
+    }
+    w.tags()
+}
+
+fn describe_groups(w: &mut Walk, v: i16) -> Shape {
+    w.flexible = v >= 5;
+    w.array(|w| w.string())?; // groups
+    if v >= 3 {
+        w.skip(1)?; // include_authorized_operations
     }
     w.tags()
 }
@@ -341,6 +500,30 @@ mod tests {
         let mut produce = vec![0xff, 0xff, 0, 1, 0, 0, 0x75, 0x30];
         produce.extend_from_slice(&[0x7f, 0xff, 0xff, 0xff]);
         check_case(ApiKey::Produce, 3, &produce, Err(huge));
+        // JoinGroup v0: group "g", session timeout, member "", protocol type "c", then a
+        // protocols array claiming 2^31 - 1 entries.
+        let mut join = vec![0, 1, b'g', 0, 0, 0x75, 0x30, 0, 0, 0, 1, b'c'];
+        join.extend_from_slice(&[0x7f, 0xff, 0xff, 0xff]);
+        check_case(
+            ApiKey::JoinGroup,
+            0,
+            &join,
+            Err(ShapeError::ArrayTooLong {
+                count: i32::MAX as u64,
+                left: 0,
+            }),
+        );
+        // OffsetFetch v8: a compact groups array claiming 2^28 - 2 entries.
+        check_case(
+            ApiKey::OffsetFetch,
+            8,
+            &[0xff, 0xff, 0xff, 0x7f],
+            Err(ShapeError::ArrayTooLong {
+                count: (1 << 28) - 2,
+                left: 0,
+            }),
+        );
+        check_case(ApiKey::Heartbeat, 0, &[0xff; 3], Ok(()));
         check_case(ApiKey::ApiVersions, 3, &[0xff; 3], Ok(()));
         check_case(
             ApiKey::Metadata,
