@@ -4,11 +4,14 @@
 //! lives in its own module; the logic each one needs belongs in the libraries, so this file
 //! holds no more than the command tree and the error report.
 
+mod app_database;
 mod bench;
 mod consume;
 mod dlq;
 mod groups;
+mod migrate;
 mod produce;
+mod relay;
 mod serve;
 mod store;
 mod time;
@@ -52,6 +55,10 @@ enum Command {
     Dlq(dlq::DlqArgs),
     /// Serve the data directory to other processes: HTTP health and metrics.
     Serve(serve::ServeArgs),
+    /// Bring Keel's tables (outbox, inbox) in an application database to the current version.
+    Migrate(migrate::MigrateArgs),
+    /// Publish the outbox of an application database to a transport.
+    Relay(relay::RelayArgs),
 }
 
 fn main() -> ExitCode {
@@ -64,6 +71,8 @@ fn main() -> ExitCode {
         Command::Groups(args) => groups::run(&cli.data_dir, args),
         Command::Dlq(args) => dlq::run(&cli.data_dir, args),
         Command::Serve(args) => serve::run(&cli.data_dir, args),
+        Command::Migrate(args) => migrate::run(args),
+        Command::Relay(args) => relay::run(&cli.data_dir, args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

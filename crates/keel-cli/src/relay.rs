@@ -1,0 +1,130 @@
+//! `keel relay`: publishes the committed events of an application database's outbox to a
+//! transport until stopped (SIGTERM, Ctrl-C) or, with `--exit-when-idle`, until the outbox is
+//! empty. Prints a progress line every `--progress-interval-ms`: published so far, rate,
+//! backlog, age of the oldest unpublished row, dead rows.
+//!
+//! Transports: `embedded` (the log in `--data-dir`, held for the relay's life). Other
+//! transports join through `keel_core::PublishPort`.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use clap::{Args, ValueEnum};
+use keel_runtime::EmbeddedBus;
+use keel_sql::{AfterPublish, OutboxMetrics, RelayOptions};
+use tokio::signal::unix::{SignalKind, signal};
+
+use crate::app_database::AppDatabase;
+use crate::store::open_log;
+
+/// Flags of `keel relay`.
+#[derive(Debug, Args)]
+pub(crate) struct RelayArgs {
+    /// The application database: postgres://… or sqlite:PATH (see `keel migrate --help`).
+    #[arg(long, env = "KEEL_DATABASE_URL", value_name = "URL")]
+    database_url: String,
+    /// Where to publish.
+    #[arg(long, value_enum, default_value_t = Transport::Embedded)]
+    to: Transport,
+    /// Rows claimed per transaction.
+    #[arg(long, default_value_t = 256)]
+    batch: usize,
+    /// Partition keys published at once within a batch.
+    #[arg(long, default_value_t = 64)]
+    concurrency: usize,
+    /// Delete published rows instead of marking them (no trail, smallest table).
+    #[arg(long)]
+    delete: bool,
+    /// Longest wait between two looks at the outbox when nothing woke the relay.
+    #[arg(long, default_value_t = 500, value_name = "MS")]
+    poll_interval_ms: u64,
+    /// Interval between two progress lines on stderr (0: none).
+    #[arg(long, default_value_t = 1000, value_name = "MS")]
+    progress_interval_ms: u64,
+    /// Exit once the outbox has no unpublished row.
+    #[arg(long)]
+    exit_when_idle: bool,
+}
+
+/// The transports `keel relay` can publish to.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum Transport {
+    /// The embedded log in the data directory.
+    Embedded,
+}
+
+/// Runs `keel relay`.
+pub(crate) fn run(data: &Path, args: RelayArgs) -> anyhow::Result<()> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    runtime.block_on(relay(data, args))
+}
+
+async fn relay(data: &Path, args: RelayArgs) -> anyhow::Result<()> {
+    let options = RelayOptions {
+        batch_rows_max: args.batch,
+        concurrency_max: args.concurrency,
+        poll_interval: Duration::from_millis(args.poll_interval_ms),
+        after_publish: if args.delete {
+            AfterPublish::Delete
+        } else {
+            AfterPublish::MarkPublished
+        },
+        housekeeping_interval: Duration::from_millis(200),
+        name: "keel relay".to_string(),
+        ..RelayOptions::default()
+    };
+    options.validate()?;
+    let db = AppDatabase::open(&args.database_url).await?;
+    let port = match args.to {
+        Transport::Embedded => {
+            let log = open_log(data)?;
+            Arc::new(EmbeddedBus::new(Arc::new(log)).publisher())
+        }
+    };
+    let metrics = OutboxMetrics::new();
+    let relay = db.relay(port, options, metrics.clone())?;
+    eprintln!(
+        "keel relay: publishing the outbox of {} to {:?}",
+        db.describe(),
+        args.to
+    );
+    let mut terminate =
+        signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
+    let started = Instant::now();
+    let progress = Duration::from_millis(args.progress_interval_ms.max(100));
+    let mut last = (Instant::now(), 0u64);
+    loop {
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => break,
+            _ = terminate.recv() => break,
+            _ = tokio::time::sleep(progress) => {}
+        }
+        let published = metrics.published();
+        if args.progress_interval_ms > 0 {
+            let rate = (published - last.1) as f64 / last.0.elapsed().as_secs_f64();
+            let backlog = metrics.backlog();
+            eprintln!(
+                "keel relay: published {published} ({rate:.0}/s), backlog {}, oldest {} ms, dead {}",
+                backlog.pending, backlog.oldest_age_ms, backlog.dead
+            );
+            last = (Instant::now(), published);
+        }
+        if args.exit_when_idle && db.backlog().await?.pending == 0 {
+            break;
+        }
+    }
+    relay.shutdown().await;
+    let elapsed = started.elapsed().as_secs_f64();
+    eprintln!(
+        "keel relay: stopped after {elapsed:.1} s; published {} ({:.0}/s), moved aside {}",
+        metrics.published(),
+        metrics.published() as f64 / elapsed,
+        metrics.dead_lettered()
+    );
+    Ok(())
+}
