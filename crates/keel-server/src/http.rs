@@ -1,4 +1,5 @@
-//! The HTTP API: `GET /health` and `GET /metrics`.
+//! The HTTP listener's routes: `GET /health`, `GET /metrics`, and the operator API under
+//! `/api` (`admin_api.rs`), and the dashboard at `/` (`assets/dashboard.html`).
 //!
 //! Health answers from memory (is the log open, which topics exist) so a load balancer's
 //! probe never waits on disk; metrics encode the runtime's registry, whose lag and
@@ -9,17 +10,27 @@ use std::sync::Arc;
 use axum::Router;
 use axum::extract::State;
 use axum::http::header;
-use axum::response::{IntoResponse, Json};
+use axum::response::{Html, IntoResponse, Json};
 use axum::routing::get;
 use keel_runtime::{EmbeddedBus, METRICS_CONTENT_TYPE};
 use serde_json::json;
 
+use crate::admin_api;
+
 /// The routes, sharing the bus that owns the log and the metrics registry.
 pub(crate) fn router(bus: Arc<EmbeddedBus>) -> Router {
     Router::new()
+        .route("/", get(dashboard))
         .route("/health", get(health))
         .route("/metrics", get(metrics))
-        .with_state(bus)
+        .with_state(bus.clone())
+        .merge(admin_api::router(bus))
+}
+
+/// The dashboard: one static page over `/api`, compiled into the binary so serving it needs
+/// no files and no front-end build step.
+async fn dashboard() -> Html<&'static str> {
+    Html(include_str!("../assets/dashboard.html"))
 }
 
 /// `{"status":"ok","topics":N}`; a server that answers at all has an open, recovered log.

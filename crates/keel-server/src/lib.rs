@@ -9,7 +9,9 @@
 //! Listeners:
 //! - HTTP ([`ServerConfig::http_addr`]): `GET /health` and `GET /metrics` (Prometheus /
 //!   OpenMetrics text: the runtime's counters and the lag and dead-letter gauges computed
-//!   from the log at each scrape).
+//!   from the log at each scrape), and the operator API under `/api` (topics, group lag,
+//!   dead letters with replay and purge, the audit log) for a data directory the server
+//!   owns — see `admin_api.rs` for the routes.
 //! - Kafka ([`ServerConfig::kafka_addr`]): the Kafka wire protocol (`keel-kafka`) over the
 //!   same log, for unmodified Kafka clients.
 //!
@@ -17,6 +19,7 @@
 //! `keel-kafka` and `keel-schema`), and it reads no environment variables or files — the
 //! `keel` binary turns flags, environment and the config file into a [`ServerConfig`].
 
+mod admin_api;
 mod config;
 mod http;
 mod server;

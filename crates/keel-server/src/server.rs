@@ -209,7 +209,9 @@ async fn serve_http(
     bus: Arc<EmbeddedBus>,
     mut stop: watch::Receiver<bool>,
 ) -> std::io::Result<()> {
-    axum::serve(listener, http::router(bus))
+    // Connection info lets the audit log name who replayed or purged.
+    let app = http::router(bus).into_make_service_with_connect_info::<SocketAddr>();
+    axum::serve(listener, app)
         .with_graceful_shutdown(async move {
             let _ = stop.wait_for(|stopped| *stopped).await;
         })
