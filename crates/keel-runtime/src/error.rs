@@ -109,6 +109,16 @@ pub enum PublishError {
         /// The log's reason.
         source: keel_log::AppendError,
     },
+    /// A networked transport (Kafka) refused or failed the publish: the broker's error, or
+    /// no acknowledgement within the transport's delivery timeout. Whether the event was
+    /// stored is unknown when the delivery timed out; publish again with the same event id.
+    #[error("publish to topic '{topic}' failed: {reason}")]
+    Transport {
+        /// The topic.
+        topic: String,
+        /// The transport's reason, one line.
+        reason: String,
+    },
     /// The blocking append task did not finish (the runtime is shutting down).
     #[error("publish was cancelled before the log answered; the event may or may not be stored")]
     Cancelled,

@@ -7,9 +7,12 @@
 //! outbox, its relay and the inbox on SQLite — and on PostgreSQL with the `postgres`
 //! feature —, the event store, projections and saga state on SQLite), [`store`] (event
 //! store, subscriptions, snapshots, aggregates), [`projection`] (checkpointed read models)
-//! and [`saga`] (orchestrated sagas as durable state machines).
+//! and [`saga`] (orchestrated sagas as durable state machines). With the `kafka` feature,
+//! `kafka` is the Kafka transport (rdkafka), for `keel serve` or any Kafka cluster.
 
 pub use keel_core as core;
+#[cfg(feature = "kafka")]
+pub use keel_kafka_client as kafka;
 pub use keel_log as log;
 pub use keel_projection as projection;
 pub use keel_runtime as runtime;

@@ -82,6 +82,8 @@ fn lower_layers_stay_free_of_runtime_network_and_sql() {
         // The registry's logic speaks no HTTP; keel-server serves it.
         ("keel-schema", [&sql[..], &network, &["anyhow"]].concat()),
         // SQL lives in keel-sql alone; the binary and the facade reach it only through it.
+        // The Kafka transport is a client of the ports; SQL stays in keel-sql.
+        ("keel-kafka-client", [&sql[..], &["anyhow"]].concat()),
         ("keel-cli", sql.to_vec()),
         ("keel", sql.to_vec()),
     ];

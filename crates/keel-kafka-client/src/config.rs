@@ -1,0 +1,113 @@
+//! [`KafkaConfig`]: where the cluster is and the client settings Keel fixes, turned into
+//! rdkafka's `ClientConfig` for the producer.
+//!
+//! Not here: reading environment variables or files (the binary does that) or any I/O.
+//!
+//! The settings Keel fixes are the ones its promises rest on; [`KafkaConfig::set`] can add
+//! any other librdkafka property (security, timeouts, batching), but not override these:
+//!
+//! | property | value | why |
+//! |---|---|---|
+//! | `partitioner` | `murmur2_random` | the Java client's and `keel-log`'s mapping, so a key lands in the same partition whoever writes it (librdkafka's default, CRC32, does not) |
+//! | `enable.idempotence` | `true` | a retried produce is not written twice and keeps its order per partition |
+//! | `acks` | `all` | an acknowledged publish is on every in-sync replica |
+//!
+//! `enable.auto.commit` and `enable.auto.offset.store` are refused too: Keel's consumers
+//! commit the runtime's commit point (the lowest unfinished offset) themselves.
+
+use rdkafka::ClientConfig;
+
+/// Connection and client settings for one Kafka cluster (or `keel serve`).
+#[derive(Debug, Clone)]
+pub struct KafkaConfig {
+    bootstrap_servers: String,
+    client_id: String,
+    extra: Vec<(String, String)>,
+}
+
+/// The properties [`KafkaConfig::set`] refuses, because Keel's guarantees depend on them.
+const FIXED: [&str; 5] = [
+    "partitioner",
+    "enable.idempotence",
+    "acks",
+    "enable.auto.commit",
+    "enable.auto.offset.store",
+];
+
+impl KafkaConfig {
+    /// A config for the cluster at `bootstrap_servers` (`host:port[,host:port…]`).
+    pub fn new(bootstrap_servers: impl Into<String>) -> KafkaConfig {
+        KafkaConfig {
+            bootstrap_servers: bootstrap_servers.into(),
+            client_id: "keel".to_string(),
+            extra: Vec::new(),
+        }
+    }
+
+    /// Sets the `client.id` brokers log and quota by.
+    #[must_use]
+    pub fn with_client_id(mut self, client_id: impl Into<String>) -> KafkaConfig {
+        self.client_id = client_id.into();
+        self
+    }
+
+    /// Sets any other librdkafka property (for example `security.protocol`,
+    /// `sasl.mechanism`, `linger.ms`). Panics on a property Keel fixes (see the module
+    /// docs): that is a programmer error, not an operating one.
+    #[must_use]
+    pub fn set(mut self, key: impl Into<String>, value: impl Into<String>) -> KafkaConfig {
+        let key = key.into();
+        assert!(
+            !FIXED.contains(&key.as_str()),
+            "Keel fixes the Kafka property '{key}'; it cannot be set"
+        );
+        self.extra.push((key, value.into()));
+        self
+    }
+
+    /// The bootstrap servers.
+    pub fn bootstrap_servers(&self) -> &str {
+        &self.bootstrap_servers
+    }
+
+    fn base(&self) -> ClientConfig {
+        let mut config = ClientConfig::new();
+        config
+            .set("bootstrap.servers", &self.bootstrap_servers)
+            .set("client.id", &self.client_id);
+        for (key, value) in &self.extra {
+            config.set(key, value);
+        }
+        config
+    }
+
+    /// The producer's settings: idempotent, acks from every in-sync replica, murmur2 keys.
+    pub(crate) fn producer(&self) -> ClientConfig {
+        let mut config = self.base();
+        config
+            .set("enable.idempotence", "true")
+            .set("acks", "all")
+            .set("partitioner", "murmur2_random");
+        config
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fixed_properties_win_over_nothing_and_extras_pass_through() {
+        let config = KafkaConfig::new("h:1").set("linger.ms", "5");
+        let producer = config.producer();
+        assert_eq!(producer.get("partitioner"), Some("murmur2_random"));
+        assert_eq!(producer.get("enable.idempotence"), Some("true"));
+        assert_eq!(producer.get("linger.ms"), Some("5"));
+    }
+
+    #[test]
+    #[should_panic(expected = "Keel fixes the Kafka property 'acks'")]
+    fn a_fixed_property_cannot_be_set() {
+        let _ = KafkaConfig::new("h:1").set("acks", "1");
+    }
+}

@@ -1,0 +1,147 @@
+//! [`KafkaPublisher`]: publishes events to a Kafka cluster (or `keel serve`) in CloudEvents
+//! binary mode, with the same record mapping as the embedded bus.
+//!
+//! Not here: consuming, or building the record (that is `keel_runtime::event_record`, the
+//! one mapping every Keel writer uses, so a record written here and one written by the
+//! embedded [`keel_runtime::Publisher`] carry the same key, value and headers).
+//!
+//! The producer is idempotent with `acks=all` and partitions keys with murmur2, as the Java
+//! client and `keel-log` do (see [`KafkaConfig`]). `publish` returns once the broker
+//! acknowledged the record; librdkafka batches concurrent publishes into one produce
+//! request, so throughput comes from publishing concurrently, not from a batch API.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use keel_core::{Event, TraceParent};
+use keel_log::NewRecord;
+use keel_runtime::{PublishError, Published, event_record};
+use rdkafka::error::KafkaError;
+use rdkafka::message::{Header, OwnedHeaders};
+use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
+
+use crate::config::KafkaConfig;
+use crate::limits::DELIVERY_TIMEOUT;
+
+/// Publishes events to Kafka topics. Cheap to clone; clones share one producer (one set of
+/// broker connections, one idempotent producer id).
+#[derive(Clone)]
+pub struct KafkaPublisher {
+    producer: Arc<FutureProducer>,
+}
+
+impl std::fmt::Debug for KafkaPublisher {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KafkaPublisher").finish_non_exhaustive()
+    }
+}
+
+/// Why the Kafka producer could not be created (a bad property, most often).
+#[derive(Debug, thiserror::Error)]
+#[error("cannot create the Kafka producer: {0}")]
+pub struct ProducerError(#[from] KafkaError);
+
+impl KafkaPublisher {
+    /// A publisher on the cluster `config` names. Connects lazily: a wrong address shows as
+    /// publish errors after the delivery timeout, not here.
+    pub fn new(config: &KafkaConfig) -> Result<KafkaPublisher, ProducerError> {
+        let mut client = config.producer();
+        client.set(
+            "delivery.timeout.ms",
+            DELIVERY_TIMEOUT.as_millis().to_string(),
+        );
+        let producer: FutureProducer = client.create()?;
+        Ok(KafkaPublisher {
+            producer: Arc::new(producer),
+        })
+    }
+
+    /// Publishes `event` to `topic` and returns where the broker stored it.
+    ///
+    /// As the embedded publisher: the event is validated and given a root `traceparent` if
+    /// it has none; `partitionkey` is the record key.
+    ///
+    /// Cancel safety: not cancel safe. Once handed to librdkafka the record is sent even if
+    /// this future is dropped, so a dropped publish may or may not be stored; publish again
+    /// with the same event id and let consumers dedupe.
+    pub async fn publish(&self, topic: &str, mut event: Event) -> Result<Published, PublishError> {
+        if event.traceparent.is_none() {
+            event.traceparent = Some(TraceParent::new_root());
+        }
+        event.validate()?;
+        self.send(topic, &event_record(&event), None).await
+    }
+
+    /// Sends one record to `topic`: to `partition`, or where its key maps when `None`.
+    ///
+    /// Cancel safety: as [`KafkaPublisher::publish`].
+    pub async fn send(
+        &self,
+        topic: &str,
+        record: &NewRecord,
+        partition: Option<u32>,
+    ) -> Result<Published, PublishError> {
+        let headers = record.headers.iter().fold(
+            OwnedHeaders::new_with_capacity(record.headers.len()),
+            |headers, header| {
+                headers.insert(Header {
+                    key: header.key.as_str(),
+                    value: header.value.as_deref(),
+                })
+            },
+        );
+        let mut kafka_record: FutureRecord<'_, [u8], [u8]> =
+            FutureRecord::to(topic).headers(headers);
+        if let Some(key) = record.key.as_deref() {
+            kafka_record = kafka_record.key(key);
+        }
+        if let Some(value) = record.value.as_deref() {
+            kafka_record = kafka_record.payload(value);
+        }
+        if let Some(timestamp) = record.timestamp_ms {
+            kafka_record = kafka_record.timestamp(timestamp);
+        }
+        if let Some(partition) = partition {
+            kafka_record = kafka_record.partition(partition as i32);
+        }
+        // The queue timeout bounds only the wait for room in librdkafka's local queue; the
+        // delivery timeout set at creation bounds the whole publish.
+        match self
+            .producer
+            .send(kafka_record, Duration::from_secs(5))
+            .await
+        {
+            Ok(delivery) => Ok(Published {
+                topic: topic.to_string(),
+                partition: delivery.partition as u32,
+                offset: delivery.offset as u64,
+            }),
+            Err((error, _)) => Err(publish_error(topic, error)),
+        }
+    }
+
+    /// Waits up to `timeout` for every queued record to be acknowledged; call before
+    /// dropping the last clone so nothing handed to librdkafka is left unsent.
+    pub fn flush(&self, timeout: Duration) -> Result<(), PublishError> {
+        self.producer
+            .flush(timeout)
+            .map_err(|error| publish_error("*", error))
+    }
+}
+
+/// The runtime's error for a failed Kafka publish, naming the topic and librdkafka's reason.
+fn publish_error(topic: &str, error: KafkaError) -> PublishError {
+    let reason = match error {
+        KafkaError::MessageProduction(code) => {
+            if code == rdkafka::types::RDKafkaErrorCode::UnknownTopicOrPartition {
+                return PublishError::UnknownTopic(topic.to_string());
+            }
+            code.to_string()
+        }
+        other => other.to_string(),
+    };
+    PublishError::Transport {
+        topic: topic.to_string(),
+        reason,
+    }
+}
