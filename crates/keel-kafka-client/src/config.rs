@@ -81,6 +81,16 @@ impl KafkaConfig {
         config
     }
 
+    /// The admin client's settings (topic metadata, creating dead-letter topics).
+    /// Asking for a topic's metadata must not create it (librdkafka's producer-type
+    /// clients allow that by default), or a dead-letter topic would be auto-created with
+    /// the broker's default partition count instead of its source's.
+    pub(crate) fn admin(&self) -> ClientConfig {
+        let mut config = self.base();
+        config.set("allow.auto.create.topics", "false");
+        config
+    }
+
     /// The producer's settings: idempotent, acks from every in-sync replica, murmur2 keys.
     pub(crate) fn producer(&self) -> ClientConfig {
         let mut config = self.base();

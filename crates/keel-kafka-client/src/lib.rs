@@ -4,6 +4,8 @@
 //! - [`KafkaPublisher`] publishes events in CloudEvents binary mode with the same record
 //!   mapping as the embedded bus (`keel_runtime::event_record`): an event published here
 //!   and one published to the embedded log are the same bytes.
+//! - It implements `keel_core::PublishPort`, so the outbox relay publishes to Kafka; dead
+//!   letters go to `<topic>.dlq`, created with the source's partition count when missing.
 //! - [`KafkaConfig`] holds the cluster address and the client settings Keel fixes
 //!   (idempotence, `acks=all`, murmur2 keys, manual commits).
 //!
@@ -11,7 +13,9 @@
 
 mod config;
 mod limits;
+mod port;
 mod publisher;
+mod topics;
 
 pub use config::KafkaConfig;
 pub use publisher::{KafkaPublisher, ProducerError};

@@ -19,15 +19,18 @@ use keel_runtime::{PublishError, Published, event_record};
 use rdkafka::error::KafkaError;
 use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
+use rdkafka::types::RDKafkaErrorCode;
 
 use crate::config::KafkaConfig;
 use crate::limits::DELIVERY_TIMEOUT;
+use crate::topics::Topics;
 
 /// Publishes events to Kafka topics. Cheap to clone; clones share one producer (one set of
 /// broker connections, one idempotent producer id).
 #[derive(Clone)]
 pub struct KafkaPublisher {
     producer: Arc<FutureProducer>,
+    topics: Arc<Topics>,
 }
 
 impl std::fmt::Debug for KafkaPublisher {
@@ -53,6 +56,7 @@ impl KafkaPublisher {
         let producer: FutureProducer = client.create()?;
         Ok(KafkaPublisher {
             producer: Arc::new(producer),
+            topics: Arc::new(Topics::new(config)?),
         })
     }
 
@@ -120,6 +124,17 @@ impl KafkaPublisher {
         }
     }
 
+    /// The name of `source`'s dead-letter topic (`<source>.dlq`), created with `source`'s
+    /// partition count when the cluster does not have it yet.
+    pub async fn dead_letter_topic(&self, source: &str) -> Result<String, String> {
+        self.topics.ensure_dead_letter_topic(source).await
+    }
+
+    /// The partition count of `topic`; `None` when the cluster does not have it.
+    pub async fn partitions(&self, topic: &str) -> Result<Option<u32>, String> {
+        self.topics.partitions(topic).await
+    }
+
     /// Waits up to `timeout` for every queued record to be acknowledged; call before
     /// dropping the last clone so nothing handed to librdkafka is left unsent.
     pub fn flush(&self, timeout: Duration) -> Result<(), PublishError> {
@@ -129,19 +144,26 @@ impl KafkaPublisher {
     }
 }
 
-/// The runtime's error for a failed Kafka publish, naming the topic and librdkafka's reason.
+/// The runtime's error for a failed Kafka publish, naming the topic and librdkafka's reason;
+/// [`PublishError::Rejected`] for what the same bytes will always fail with.
 fn publish_error(topic: &str, error: KafkaError) -> PublishError {
-    let reason = match error {
-        KafkaError::MessageProduction(code) => {
-            if code == rdkafka::types::RDKafkaErrorCode::UnknownTopicOrPartition {
-                return PublishError::UnknownTopic(topic.to_string());
-            }
-            code.to_string()
+    let topic = topic.to_string();
+    match error.rdkafka_error_code() {
+        Some(RDKafkaErrorCode::UnknownTopicOrPartition | RDKafkaErrorCode::UnknownTopic) => {
+            PublishError::UnknownTopic(topic)
         }
-        other => other.to_string(),
-    };
-    PublishError::Transport {
-        topic: topic.to_string(),
-        reason,
+        Some(
+            code @ (RDKafkaErrorCode::MessageSizeTooLarge
+            | RDKafkaErrorCode::InvalidRecord
+            | RDKafkaErrorCode::MessageBatchTooLarge
+            | RDKafkaErrorCode::InvalidMessage),
+        ) => PublishError::Rejected {
+            topic,
+            reason: code.to_string(),
+        },
+        _ => PublishError::Transport {
+            topic,
+            reason: error.to_string(),
+        },
     }
 }

@@ -119,6 +119,15 @@ pub enum PublishError {
         /// The transport's reason, one line.
         reason: String,
     },
+    /// A networked transport refused the event for what it is (too large, an invalid
+    /// record) and will refuse it again the same way. Nothing was stored.
+    #[error("topic '{topic}' refused the event: {reason}")]
+    Rejected {
+        /// The topic.
+        topic: String,
+        /// The transport's reason, one line.
+        reason: String,
+    },
     /// The blocking append task did not finish (the runtime is shutting down).
     #[error("publish was cancelled before the log answered; the event may or may not be stored")]
     Cancelled,
