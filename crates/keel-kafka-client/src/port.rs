@@ -3,10 +3,9 @@
 //!
 //! Not here: the publish itself (`publisher.rs`) or the dead-letter topic (`topics.rs`).
 
-use bytes::Bytes;
-use keel_core::{Event, PortError, PortFuture, PublishPort, TraceParent};
-use keel_log::Header;
-use keel_runtime::{PublishError, event_record};
+use keel_core::{Event, PortError, PortFuture, PublishPort};
+use keel_runtime::PublishError;
+use keel_runtime::dead_letter::unpublished_dead_letter_record;
 
 use crate::publisher::KafkaPublisher;
 
@@ -30,24 +29,15 @@ impl PublishPort for KafkaPublisher {
     fn publish_dead_letter<'a>(
         &'a self,
         topic: &'a str,
-        mut event: Event,
+        event: Event,
         headers: Vec<(String, Vec<u8>)>,
     ) -> PortFuture<'a, Result<(), PortError>> {
         Box::pin(async move {
-            if event.traceparent.is_none() {
-                event.traceparent = Some(TraceParent::new_root());
-            }
             let dead_letters = self
                 .dead_letter_topic(topic)
                 .await
                 .map_err(PortError::transient)?;
-            let mut record = event_record(&event);
-            record
-                .headers
-                .extend(headers.into_iter().map(|(key, value)| Header {
-                    key,
-                    value: Some(Bytes::from(value)),
-                }));
+            let record = unpublished_dead_letter_record(event, headers);
             self.send(&dead_letters, &record, None)
                 .await
                 .map(|_| ())

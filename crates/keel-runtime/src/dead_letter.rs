@@ -13,9 +13,11 @@
 use std::sync::Arc;
 
 use bytes::Bytes;
+use keel_core::{Event, TraceParent};
 use keel_log::{Header, Log, NewRecord, Record, Topic, TopicConfig, TopicError};
 use serde::Serialize;
 
+use crate::bus::event_record;
 use crate::limits::{DLQ_ERROR_BYTES_MAX, DLQ_SUFFIX};
 
 /// Header: the topic the event was read from.
@@ -228,4 +230,25 @@ pub(crate) fn dead_letter_record(
         headers,
         timestamp_ms: Some(now_ms),
     }
+}
+
+/// The dead-letter record of an event that was never published (what a forwarder such as
+/// the outbox relay gives up on, through `PublishPort::publish_dead_letter`): the event's
+/// record, with a root trace if it has none, plus `headers`. Every transport's port builds
+/// it here, so their dead letters are the same bytes.
+pub fn unpublished_dead_letter_record(
+    mut event: Event,
+    headers: Vec<(String, Vec<u8>)>,
+) -> NewRecord {
+    if event.traceparent.is_none() {
+        event.traceparent = Some(TraceParent::new_root());
+    }
+    let mut record = event_record(&event);
+    record
+        .headers
+        .extend(headers.into_iter().map(|(key, value)| Header {
+            key,
+            value: Some(Bytes::from(value)),
+        }));
+    record
 }

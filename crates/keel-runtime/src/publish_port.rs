@@ -4,12 +4,11 @@
 //! Not here: the publish itself (`bus.rs`) or the dead-letter format (`dead_letter.rs`);
 //! this file only maps them onto the port and sorts errors into transient and rejected.
 
-use bytes::Bytes;
-use keel_core::{Event, PortError, PortFuture, PublishPort, TraceParent};
-use keel_log::{AppendError, Header};
+use keel_core::{Event, PortError, PortFuture, PublishPort};
+use keel_log::AppendError;
 
-use crate::bus::{Publisher, event_record};
-use crate::dead_letter::{DLQ_GROUP_HEADER, ensure_topic};
+use crate::bus::Publisher;
+use crate::dead_letter::{DLQ_GROUP_HEADER, ensure_topic, unpublished_dead_letter_record};
 use crate::error::PublishError;
 
 impl PublishPort for Publisher {
@@ -33,13 +32,10 @@ impl PublishPort for Publisher {
     fn publish_dead_letter<'a>(
         &'a self,
         topic: &'a str,
-        mut event: Event,
+        event: Event,
         headers: Vec<(String, Vec<u8>)>,
     ) -> PortFuture<'a, Result<(), PortError>> {
         Box::pin(async move {
-            if event.traceparent.is_none() {
-                event.traceparent = Some(TraceParent::new_root());
-            }
             let bus = self.bus();
             let source = bus
                 .log()
@@ -53,13 +49,7 @@ impl PublishPort for Publisher {
                 .find(|(name, _)| name == DLQ_GROUP_HEADER)
                 .map(|(_, value)| String::from_utf8_lossy(value).into_owned())
                 .unwrap_or_default();
-            let mut record = event_record(&event);
-            record
-                .headers
-                .extend(headers.into_iter().map(|(key, value)| Header {
-                    key,
-                    value: Some(Bytes::from(value)),
-                }));
+            let record = unpublished_dead_letter_record(event, headers);
             let partition = dead_letters.partition_for(record.key.as_deref());
             bus.append(dead_letters, partition, vec![record])
                 .await
