@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use anyhow::Context;
 use clap::{Args, ValueEnum};
 use keel_log::FsyncPolicy;
-use keel_server::{KAFKA_ADDR_DEFAULT, Server, ServerConfig};
+use keel_server::{KAFKA_ADDR_DEFAULT, REGISTRY_ADDR_DEFAULT, Server, ServerConfig};
 use serde::Deserialize;
 use tokio::signal::unix::{SignalKind, signal};
 use tracing_subscriber::EnvFilter;
@@ -27,6 +27,9 @@ pub(crate) struct ServeArgs {
     /// Kafka protocol listener [default: 127.0.0.1:9092].
     #[arg(long = "kafka", env = "KEEL_KAFKA", value_name = "ADDR")]
     kafka_addr: Option<SocketAddr>,
+    /// Schema registry REST API (Confluent's shape) [default: 127.0.0.1:8081].
+    #[arg(long = "registry", env = "KEEL_REGISTRY", value_name = "ADDR")]
+    registry_addr: Option<SocketAddr>,
     /// Partitions of topics Kafka clients create without a count (Kafka's `num.partitions`)
     /// [default: 1].
     #[arg(long, env = "KEEL_KAFKA_PARTITIONS", value_name = "N")]
@@ -62,6 +65,7 @@ enum LogFormat {
 struct ConfigFile {
     http: Option<SocketAddr>,
     kafka: Option<SocketAddr>,
+    registry: Option<SocketAddr>,
     kafka_partitions: Option<u32>,
     kafka_fsync: Option<String>,
     kafka_auto_create_topics: Option<bool>,
@@ -82,6 +86,11 @@ pub(crate) fn run(data_dir: &Path, args: ServeArgs) -> anyhow::Result<()> {
         KAFKA_ADDR_DEFAULT
             .parse()
             .expect("valid default Kafka address")
+    }));
+    config.registry_addr = Some(args.registry_addr.or(file.registry).unwrap_or_else(|| {
+        REGISTRY_ADDR_DEFAULT
+            .parse()
+            .expect("valid default registry address")
     }));
     if let Some(partitions) = args.kafka_partitions.or(file.kafka_partitions) {
         config.kafka.topic_defaults.partitions = partitions;
@@ -113,12 +122,14 @@ pub(crate) fn run(data_dir: &Path, args: ServeArgs) -> anyhow::Result<()> {
         server
             .run(shutdown, |bound| {
                 // One machine-readable line on stdout so scripts and tests learn the ports.
-                match bound.kafka {
-                    Some(kafka) => {
-                        println!("keel serve listening http={} kafka={kafka}", bound.http)
-                    }
-                    None => println!("keel serve listening http={}", bound.http),
+                let mut line = format!("keel serve listening http={}", bound.http);
+                if let Some(kafka) = bound.kafka {
+                    line.push_str(&format!(" kafka={kafka}"));
                 }
+                if let Some(registry) = bound.registry {
+                    line.push_str(&format!(" registry={registry}"));
+                }
+                println!("{line}");
             })
             .await?;
         anyhow::Ok(())

@@ -21,6 +21,7 @@ impl Keel {
     fn serve(&self, extra: &[&str]) -> Served {
         let mut child = Command::new(env!("CARGO_BIN_EXE_keel"))
             .args(["serve", "--http", "127.0.0.1:0", "--kafka", "127.0.0.1:0"])
+            .args(["--registry", "127.0.0.1:0"])
             .args(extra)
             .env("KEEL_DATA", self.dir.path())
             .stdout(Stdio::piped())

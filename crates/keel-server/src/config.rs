@@ -13,6 +13,10 @@ use keel_kafka::BrokerConfig;
 pub const KAFKA_ADDR_DEFAULT: &str = "127.0.0.1:9092";
 /// Default HTTP listener (API, `/metrics`, `/health`), as in the design's port table.
 pub const HTTP_ADDR_DEFAULT: &str = "127.0.0.1:8080";
+/// Default schema registry listener: Confluent Schema Registry's port, as in the design's
+/// port table (the binary's default; a [`ServerConfig`] built in code serves the registry
+/// only when `registry_addr` is set).
+pub const REGISTRY_ADDR_DEFAULT: &str = "127.0.0.1:8081";
 /// Longest a graceful shutdown waits for in-flight requests by default.
 const SHUTDOWN_GRACE_MS_DEFAULT: u64 = 10_000;
 /// Upper bound on the grace period: a shutdown that can hang for minutes is not graceful.
@@ -27,6 +31,8 @@ pub struct ServerConfig {
     pub http_addr: SocketAddr,
     /// Where the Kafka protocol listens; `None` serves no Kafka listener.
     pub kafka_addr: Option<SocketAddr>,
+    /// Where the schema registry's REST API (Confluent's shape) listens; `None` serves none.
+    pub registry_addr: Option<SocketAddr>,
     /// The Kafka broker's settings (auto-creation, topic defaults, request size limit).
     pub kafka: BrokerConfig,
     /// How long shutdown waits for in-flight requests before it closes them, in milliseconds.
@@ -50,6 +56,7 @@ impl ServerConfig {
             data_dir: data_dir.into(),
             http_addr: HTTP_ADDR_DEFAULT.parse().expect("valid default address"),
             kafka_addr: None,
+            registry_addr: None,
             kafka: BrokerConfig::default(),
             shutdown_grace_ms: SHUTDOWN_GRACE_MS_DEFAULT,
         }

@@ -14,6 +14,8 @@
 //!   owns — see `admin_api.rs` for the routes.
 //! - Kafka ([`ServerConfig::kafka_addr`]): the Kafka wire protocol (`keel-kafka`) over the
 //!   same log, for unmodified Kafka clients.
+//! - Schema registry ([`ServerConfig::registry_addr`]): Confluent Schema Registry's REST API
+//!   over `keel_schema::Registry`, stored in the log's `_keel_schemas` topic.
 //!
 //! The crate holds composition only: no business logic, no protocol codecs (those live in
 //! `keel-kafka` and `keel-schema`), and it reads no environment variables or files — the
@@ -22,7 +24,10 @@
 mod admin_api;
 mod config;
 mod http;
+mod schema_registry;
 mod server;
 
-pub use config::{ConfigError, HTTP_ADDR_DEFAULT, KAFKA_ADDR_DEFAULT, ServerConfig};
+pub use config::{
+    ConfigError, HTTP_ADDR_DEFAULT, KAFKA_ADDR_DEFAULT, REGISTRY_ADDR_DEFAULT, ServerConfig,
+};
 pub use server::{BoundAddrs, ServeError, Server};

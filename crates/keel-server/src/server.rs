@@ -14,11 +14,12 @@ use keel_kafka::group::{GroupConfig, GroupCoordinator};
 use keel_kafka::{Broker, KafkaListener};
 use keel_log::{AppendError, Log, OpenError};
 use keel_runtime::EmbeddedBus;
+use keel_schema::{Registry, RegistryError};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 use crate::config::{ConfigError, ServerConfig};
-use crate::http;
+use crate::{http, schema_registry};
 
 /// Why the server could not start or stop cleanly.
 #[derive(Debug, thiserror::Error)]
@@ -53,6 +54,9 @@ pub enum ServeError {
         /// Why.
         source: std::io::Error,
     },
+    /// The schema registry's topic could not be opened or replayed.
+    #[error("cannot open the schema registry: {0}")]
+    Registry(#[from] RegistryError),
     /// The final sync of the log failed: recently appended records may not be durable.
     #[error("final sync of the log failed: {0}")]
     Flush(#[from] AppendError),
@@ -63,6 +67,7 @@ pub enum ServeError {
 pub struct Server {
     config: ServerConfig,
     bus: Arc<EmbeddedBus>,
+    registry: Option<Arc<Registry>>,
 }
 
 /// The addresses the listeners actually bound (port 0 in the config becomes a real port).
@@ -72,6 +77,8 @@ pub struct BoundAddrs {
     pub http: SocketAddr,
     /// The Kafka listener, when one is configured.
     pub kafka: Option<SocketAddr>,
+    /// The schema registry listener, when one is configured.
+    pub registry: Option<SocketAddr>,
 }
 
 impl Server {
@@ -82,8 +89,16 @@ impl Server {
             path: config.data_dir.display().to_string(),
             source,
         })?;
+        let registry = match config.registry_addr {
+            Some(_) => Some(Arc::new(Registry::open(&log)?)),
+            None => None,
+        };
         let bus = Arc::new(EmbeddedBus::new(Arc::new(log)));
-        Ok(Server { config, bus })
+        Ok(Server {
+            config,
+            bus,
+            registry,
+        })
     }
 
     /// The bus over the served log: the same log, metrics and groups the listeners use.
@@ -125,12 +140,34 @@ impl Server {
                 })
             })
             .transpose()?;
+        let registry_listener = match self.config.registry_addr {
+            Some(addr) => Some(bind("schema registry", addr).await?),
+            None => None,
+        };
         let bound = BoundAddrs {
             http: local_addr("HTTP", &http_listener)?,
             kafka: kafka_addr,
+            registry: registry_listener
+                .as_ref()
+                .map(|listener| local_addr("schema registry", listener))
+                .transpose()?,
         };
         let (stop_sender, stop) = watch::channel(false);
-        let http_server = tokio::spawn(serve_http(http_listener, self.bus.clone(), stop.clone()));
+        let http_server = tokio::spawn(serve_http(
+            http_listener,
+            http::router(self.bus.clone()),
+            stop.clone(),
+        ));
+        let registry_server =
+            registry_listener
+                .zip(self.registry.clone())
+                .map(|(listener, registry)| {
+                    tokio::spawn(serve_http(
+                        listener,
+                        schema_registry::router(registry),
+                        stop.clone(),
+                    ))
+                });
         let kafka_server = kafka_listener.zip(kafka_addr).map(|(listener, addr)| {
             let config = self.config.kafka.clone();
             let node = config.node_address(addr);
@@ -162,6 +199,14 @@ impl Server {
                     kafka_server.abort();
                 }
             }
+        }
+        if let Some(mut registry_server) = registry_server
+            && tokio::time::timeout_at(deadline, &mut registry_server)
+                .await
+                .is_err()
+        {
+            tracing::warn!("grace period over: closing open schema registry connections");
+            registry_server.abort();
         }
         let served = match tokio::time::timeout_at(deadline, http_server).await {
             Ok(joined) => joined.unwrap_or_else(|panic| {
@@ -206,11 +251,11 @@ fn local_addr(what: &'static str, listener: &TcpListener) -> Result<SocketAddr, 
 /// Serves HTTP until `stop` turns true, then waits for open requests (axum's graceful mode).
 async fn serve_http(
     listener: TcpListener,
-    bus: Arc<EmbeddedBus>,
+    routes: axum::Router,
     mut stop: watch::Receiver<bool>,
 ) -> std::io::Result<()> {
     // Connection info lets the audit log name who replayed or purged.
-    let app = http::router(bus).into_make_service_with_connect_info::<SocketAddr>();
+    let app = routes.into_make_service_with_connect_info::<SocketAddr>();
     axum::serve(listener, app)
         .with_graceful_shutdown(async move {
             let _ = stop.wait_for(|stopped| *stopped).await;
