@@ -99,7 +99,10 @@ pub(crate) fn run(data_dir: &Path, args: ServeArgs) -> anyhow::Result<()> {
         .kafka_fsync
         .map(|text| text.parse::<FsyncPolicy>())
         .transpose()
-        .map_err(|reason| anyhow::anyhow!("invalid config file: kafka_fsync: {reason}"))?;
+        .map_err(|reason| {
+            let path = args.config.as_deref().unwrap_or(Path::new("?")).display();
+            anyhow::anyhow!("invalid config file {path}: kafka_fsync: {reason}")
+        })?;
     if let Some(fsync) = args.kafka_fsync.or(file_fsync) {
         config.kafka.topic_defaults.fsync = fsync;
     }

@@ -124,10 +124,13 @@ async fn answer(
 ) -> Result<Option<BytesMut>, ConnectionEnd> {
     let versions = |key| broker.versions(key);
     match decode_request(frame, &versions) {
-        Ok(request) => broker
-            .handle(request, peer)
-            .await
-            .map_err(|error| ConnectionEnd::Malformed(error.to_string())),
+        Ok(request) => {
+            tracing::trace!(%peer, api_key = ?request.api_key, version = request.version, client_id = ?request.header.client_id, "request");
+            broker
+                .handle(request, peer)
+                .await
+                .map_err(|error| ConnectionEnd::Malformed(error.to_string()))
+        }
         Err(DecodeError::UnsupportedVersion {
             api_key: ApiKey::ApiVersions,
             version,
