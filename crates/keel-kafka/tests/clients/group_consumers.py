@@ -11,17 +11,28 @@ Usage: group_consumers.py CLIENT BOOTSTRAP TOPIC GROUP MODE FIRST COUNT
                   each, and nothing committed before (the committed offsets are where they
                   resume; auto.offset.reset=earliest would replay everything if they were lost).
 
+          crash   three consumers, each its own process; while records flow one is killed
+                  with SIGKILL (no LeaveGroup): the other two must own every partition after its
+                  session times out, every record must be consumed, and only records the killed
+                  one consumed but had not committed may be consumed twice.
+          member  (internal) one consumer of the crash mode, reporting on stdout.
+
 Consumers commit synchronously after each batch they process, so a partition that moves in a
 rebalance continues at the next unprocessed record. Prints one summary line `RESULT {...}`;
 exits non-zero with the reason when a check fails.
 """
 import json
+import signal
+import subprocess
 import sys
 import threading
 import time
 
 CLIENT, BOOTSTRAP, TOPIC, GROUP, MODE = sys.argv[1:6]
-FIRST, COUNT = int(sys.argv[6]), int(sys.argv[7])
+if MODE == "member":
+    MEMBER_NAME = sys.argv[6]
+else:
+    FIRST, COUNT = int(sys.argv[6]), int(sys.argv[7])
 DEADLINE_S = 90
 SESSION_MS = 6000
 HEARTBEAT_MS = 1000
@@ -158,8 +169,24 @@ class ConfluentConsumer:
         self.consumer.close()
 
 
+def consume(client, name, stop, on_batch, on_commit, on_assigned):
+    """The consumer loop of every member: poll, hand the batch over, commit it, until `stop`."""
+    consumer = client.consumer(name)
+    assigned = set()
+    while not stop.is_set():
+        records = consumer.poll()
+        if records:
+            on_batch(records)
+            consumer.commit()
+            on_commit()
+        if consumer.assigned() != assigned:
+            assigned = consumer.assigned()
+            on_assigned(assigned)
+    consumer.close()
+
+
 class Member:
-    """One consumer in its own thread: poll, record, commit, until told to stop."""
+    """One consumer in a thread of this process."""
 
     def __init__(self, client, name, consumed, lock):
         self.client, self.name = client, name
@@ -170,17 +197,14 @@ class Member:
         self.thread = threading.Thread(target=self.run, name=name, daemon=True)
         self.thread.start()
 
+    def record(self, records):
+        with self.lock:
+            self.consumed.extend((self.name,) + r for r in records)
+
     def run(self):
         try:
-            consumer = self.client.consumer(self.name)
-            while not self.stop.is_set():
-                records = consumer.poll()
-                if records:
-                    with self.lock:
-                        self.consumed.extend((self.name,) + r for r in records)
-                    consumer.commit()
-                self.assigned = consumer.assigned()
-            consumer.close()
+            consume(self.client, self.name, self.stop, self.record, lambda: None,
+                    lambda assigned: setattr(self, "assigned", assigned))
         except Exception as error:  # reported by the main thread
             self.error = f"{self.name}: {error!r}"
 
@@ -189,6 +213,64 @@ class Member:
         self.thread.join(30)
         if self.thread.is_alive():
             fail(f"{self.name} did not close")
+
+
+class ProcessMember:
+    """One consumer in a child process (so it can be killed), reporting each batch, each
+    commit and each assignment on its stdout."""
+
+    def __init__(self, name, consumed, lock):
+        self.name, self.consumed, self.lock = name, consumed, lock
+        self.assigned = set()
+        self.error = None
+        self.uncommitted = []
+        self.process = subprocess.Popen(
+            [sys.executable, __file__, CLIENT, BOOTSTRAP, TOPIC, GROUP, "member", name],
+            stdout=subprocess.PIPE, text=True)
+        self.reader = threading.Thread(target=self.read, name=name, daemon=True)
+        self.reader.start()
+
+    def read(self):
+        for line in self.process.stdout:
+            kind, _, rest = line.strip().partition(" ")
+            if kind == "BATCH":
+                records = [tuple(int(x) for x in r.split(":")) for r in rest.split()]
+                with self.lock:
+                    self.consumed.extend((self.name,) + r for r in records)
+                self.uncommitted = [value for *_, value in records]
+            elif kind == "COMMITTED":
+                self.uncommitted = []
+            elif kind == "ASSIGNED":
+                self.assigned = {int(p) for p in rest.split()}
+        if self.process.wait() not in (0, -signal.SIGKILL):
+            self.error = f"{self.name} exited with {self.process.returncode}"
+
+    def kill(self):
+        self.process.kill()
+        self.reader.join(30)
+
+    def leave(self):
+        self.process.terminate()
+        self.reader.join(30)
+        if self.reader.is_alive():
+            fail(f"{self.name} did not close")
+
+
+def run_member():
+    """The child side of ProcessMember; SIGTERM closes the consumer (LeaveGroup)."""
+    client = KafkaPythonClient() if CLIENT == "kafka-python" else ConfluentClient()
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+
+    def say(line):
+        print(line, flush=True)
+
+    consume(
+        client, MEMBER_NAME, stop,
+        lambda records: say("BATCH " + " ".join(f"{p}:{o}:{v}" for p, o, v in records)),
+        lambda: say("COMMITTED"),
+        lambda assigned: say("ASSIGNED " + " ".join(str(p) for p in sorted(assigned))),
+    )
 
 
 def check_members(members):
@@ -208,19 +290,20 @@ def main():
             return [value for *_, value in consumed]
 
     steps = []
+    produced = [0]
+
+    def produce():
+        for i in range(FIRST, FIRST + COUNT):
+            send(i)
+            produced[0] += 1
+            time.sleep(PRODUCE_PAUSE_S)
+        finish()
+
+    producer = threading.Thread(target=produce, name="producer", daemon=True)
+    allowed_twice = set()
     if MODE == "flow":
-        produced = [0]
-
-        def produce():
-            for i in range(FIRST, FIRST + COUNT):
-                send(i)
-                produced[0] += 1
-                time.sleep(PRODUCE_PAUSE_S)
-            finish()
-
         members = {"A": Member(client, f"{CLIENT}-A", consumed, lock)}
         wait_for("A's first assignment", lambda: members["A"].assigned)
-        producer = threading.Thread(target=produce, name="producer", daemon=True)
         producer.start()
         for fraction, name, action in [(0.2, "B", "joins"), (0.4, "C", "joins"), (0.6, "A", "leaves")]:
             wait_for(f"{fraction:.0%} of the records produced", lambda: produced[0] >= fraction * COUNT)
@@ -243,6 +326,26 @@ def main():
             and len(members["B"].assigned | members["C"].assigned) == PARTITIONS,
         )
         final = {n: sorted(m.assigned) for n, m in members.items()}
+    elif MODE == "crash":
+        members = {n: ProcessMember(f"{CLIENT}-{n}", consumed, lock) for n in "XYZ"}
+        wait_for("X, Y and Z to share the partitions",
+                 lambda: len(set().union(*(m.assigned for m in members.values()))) == PARTITIONS
+                 and all(m.assigned for m in members.values()))
+        producer.start()
+        wait_for("half of the records produced", lambda: produced[0] >= COUNT // 2)
+        killed = members.pop("Z")
+        killed.kill()
+        killed_at = time.monotonic()
+        allowed_twice = set(killed.uncommitted)
+        # Z's partitions move only after its session times out; until then X and Y hold four.
+        wait_for("X and Y to take over Z's partitions",
+                 lambda: not (members["X"].assigned & members["Y"].assigned)
+                 and len(members["X"].assigned | members["Y"].assigned) == PARTITIONS)
+        steps.append({"step": "Z killed", "produced_before": COUNT // 2,
+                      "takeover_ms": round((time.monotonic() - killed_at) * 1000)})
+        producer.join(DEADLINE_S)
+        wait_for("every record", lambda: set(consumed_values()) >= expected)
+        final = {n: sorted(m.assigned) for n, m in members.items()}
     else:
         for i in range(FIRST, FIRST + COUNT):
             send(i)
@@ -257,14 +360,18 @@ def main():
     check_members(members.values())
 
     values = consumed_values()
-    duplicates = len(values) - len(set(values))
+    seen, twice = set(), set()
+    for value in values:
+        (twice if value in seen else seen).add(value)
+    duplicates = len(twice - allowed_twice)
     unexpected = sorted(set(values) - expected)[:5]
     by_member = {}
     for name, *_ in consumed:
         by_member[name] = by_member.get(name, 0) + 1
     print("RESULT " + json.dumps({
         "client": CLIENT, "mode": MODE, "consumed": len(values), "distinct": len(set(values)),
-        "duplicates": duplicates, "unexpected": unexpected, "by_member": by_member,
+        "duplicates": duplicates, "redelivered_after_kill": len(twice & allowed_twice),
+        "unexpected": unexpected, "by_member": by_member,
         "steps": steps, "final_assignment": final,
     }), flush=True)
     if unexpected:
@@ -274,4 +381,7 @@ def main():
 
 
 if __name__ == "__main__":
-    main()
+    if MODE == "member":
+        run_member()
+    else:
+        main()
