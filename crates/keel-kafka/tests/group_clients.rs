@@ -49,17 +49,23 @@ fn group_run(
     result
 }
 
+/// A broker on `dir` with `topic` created with the script's partition count.
+fn broker_with_topic(dir: &std::path::Path, topic: &str) -> TestBroker {
+    let broker = TestBroker::start(dir);
+    broker
+        .log
+        .create_topic(topic, TopicConfig::new(PARTITIONS))
+        .unwrap();
+    broker
+}
+
 fn check(module: &str, client: &str) {
     if !python_module(module) {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
-    let broker = TestBroker::start(dir.path());
     let topic = format!("group-{client}");
-    broker
-        .log
-        .create_topic(&topic, TopicConfig::new(PARTITIONS))
-        .unwrap();
+    let broker = broker_with_topic(dir.path(), &topic);
     let flow = group_run(client, &broker.bootstrap(), &topic, "flow", 0, FLOW_RECORDS);
     // The script fails on a duplicate or a gap; the summary must agree.
     assert!(
@@ -92,12 +98,8 @@ fn check_crash(module: &str, client: &str) {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
-    let broker = TestBroker::start(dir.path());
     let topic = format!("crash-{client}");
-    broker
-        .log
-        .create_topic(&topic, TopicConfig::new(PARTITIONS))
-        .unwrap();
+    let broker = broker_with_topic(dir.path(), &topic);
     let crash = group_run(
         client,
         &broker.bootstrap(),
