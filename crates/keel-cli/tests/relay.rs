@@ -73,12 +73,53 @@ impl Keel {
     }
 }
 
+const KEYS: usize = 20;
+const PER_KEY: u32 = 150;
+
+fn keys() -> Vec<String> {
+    (0..KEYS).map(|k| format!("key-{k}")).collect()
+}
+
 #[test]
 fn a_relay_killed_at_random_moments_loses_nothing_and_keeps_key_order() {
     let Some(url) = schema_url("sigkill") else {
         return;
     };
     let keel = Keel::new();
+    keel.ok(&["migrate", "--database-url", &url], "");
+    runtime().block_on(async {
+        let db = PgDatabase::connect(&url).await.unwrap();
+        let outbox = db.outbox();
+        let mut client = db.pool().get().await.unwrap();
+        for seq in 0..PER_KEY {
+            let tx = client.transaction().await.unwrap();
+            let events: Vec<(&str, Event)> =
+                keys().iter().map(|k| ("orders", step(k, seq))).collect();
+            outbox.enqueue_batch(&tx, &events).await.unwrap();
+            tx.commit().await.unwrap();
+        }
+    });
+    kill_repeatedly_then_check(&keel, &url);
+}
+
+#[test]
+fn a_sqlite_relay_killed_at_random_moments_loses_nothing_and_keeps_key_order() {
+    let keel = Keel::new();
+    let path = keel.dir.path().join("app.db");
+    let outbox = keel_sql::SqliteOutbox::open(&path).unwrap();
+    let mut connection = rusqlite::Connection::open(&path).unwrap();
+    for seq in 0..PER_KEY {
+        let tx = connection.transaction().unwrap();
+        let events: Vec<(&str, Event)> = keys().iter().map(|k| ("orders", step(k, seq))).collect();
+        outbox.enqueue_batch(&tx, &events).unwrap();
+        tx.commit().unwrap();
+    }
+    kill_repeatedly_then_check(&keel, &format!("sqlite:{}", path.display()));
+}
+
+/// Starts `keel relay` six times and SIGKILLs it at a random moment each time, then lets a
+/// last one drain the outbox, and checks the log: every event, each key in order.
+fn kill_repeatedly_then_check(keel: &Keel, url: &str) {
     keel.ok(
         &[
             "topics",
@@ -91,21 +132,6 @@ fn a_relay_killed_at_random_moments_loses_nothing_and_keeps_key_order() {
         ],
         "",
     );
-    keel.ok(&["migrate", "--database-url", &url], "");
-    let keys: Vec<String> = (0..20).map(|k| format!("key-{k}")).collect();
-    let per_key = 150;
-    runtime().block_on(async {
-        let db = PgDatabase::connect(&url).await.unwrap();
-        let outbox = db.outbox();
-        let mut client = db.pool().get().await.unwrap();
-        for seq in 0..per_key {
-            let tx = client.transaction().await.unwrap();
-            let events: Vec<(&str, Event)> =
-                keys.iter().map(|k| ("orders", step(k, seq))).collect();
-            outbox.enqueue_batch(&tx, &events).await.unwrap();
-            tx.commit().await.unwrap();
-        }
-    });
     // A small, seeded generator for the kill moments; the seed is printed to replay a run.
     let mut seed = SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -113,20 +139,17 @@ fn a_relay_killed_at_random_moments_loses_nothing_and_keeps_key_order() {
         .as_nanos() as u64
         | 1;
     eprintln!("kill-moment seed: {seed}");
-    let mut kills = 0;
     for _ in 0..6 {
-        let mut child = keel.relay(&url, &["--batch", "25"]);
+        let mut child = keel.relay(url, &["--batch", "25", "--poll-interval-ms", "20"]);
         seed ^= seed << 13;
         seed ^= seed >> 7;
         seed ^= seed << 17;
         std::thread::sleep(Duration::from_millis(150 + seed % 400));
         child.kill().expect("SIGKILL");
         child.wait().unwrap();
-        kills += 1;
     }
-    // A last relay drains what is left and exits.
     let output = keel
-        .relay(&url, &["--exit-when-idle"])
+        .relay(url, &["--exit-when-idle"])
         .wait_with_output()
         .unwrap();
     assert!(
@@ -168,12 +191,12 @@ fn a_relay_killed_at_random_moments_loses_nothing_and_keeps_key_order() {
             }
         }
     }
-    assert_eq!(next.len(), keys.len(), "every key published");
+    assert_eq!(next.len(), KEYS, "every key published");
     assert!(
-        next.values().all(|&n| n == per_key),
+        next.values().all(|&n| n == PER_KEY),
         "every event published: {next:?}"
     );
-    eprintln!("{kills} kills; {stored} records stored, {duplicates} republished");
+    eprintln!("6 kills; {stored} records stored, {duplicates} republished");
 }
 
 #[test]

@@ -84,6 +84,10 @@ pub struct RelayOptions {
     pub retry_delay_max: Duration,
     /// The relay's name in logs and in the `keel_dlq_handler` header of its dead letters.
     pub name: String,
+    /// PostgreSQL: wake on `NOTIFY` from committing enqueues (the default). Off, the relay
+    /// only polls — for connections that cannot `LISTEN` (a transaction-pooling proxy), and
+    /// as the baseline of the relay-delay benchmark. SQLite always polls.
+    pub wake_on_notify: bool,
 }
 
 impl Default for RelayOptions {
@@ -99,6 +103,7 @@ impl Default for RelayOptions {
             retry_delay_min: RELAY_RETRY_DELAY_MIN_DEFAULT,
             retry_delay_max: RELAY_RETRY_DELAY_MAX_DEFAULT,
             name: "relay".to_string(),
+            wake_on_notify: true,
         }
     }
 }

@@ -529,3 +529,61 @@ async fn redelivered_events_change_the_business_table_once() {
         .unwrap();
     assert_eq!(removed, 50, "retention deletes old marks");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn published_rows_are_kept_for_their_retention_then_deleted() {
+    let Some((url, _)) = fresh_schema("retention").await else {
+        return;
+    };
+    let db = connect(&url).await;
+    let dir = tempfile::tempdir().unwrap();
+    let (bus, publisher) = embedded(dir.path(), "orders", 1, None);
+    let keys = vec!["k".to_string()];
+    enqueue_steps(&db, "orders", &keys, 5).await;
+    let port: Arc<dyn PublishPort> = Arc::new(publisher);
+    let keep = quick(RelayOptions {
+        published_retention: Duration::from_secs(3600),
+        ..RelayOptions::default()
+    });
+    let relay = db.outbox().relay(port.clone(), keep).unwrap();
+    until("published", WAIT, || async {
+        steps(bus.log(), "orders").len() == 5
+    })
+    .await;
+    relay.shutdown().await;
+    let kept = "SELECT count(*) FROM keel_outbox WHERE published_at IS NOT NULL";
+    assert_eq!(scalar(&db, kept).await, 5, "marked rows are kept");
+    let expire = quick(RelayOptions {
+        published_retention: Duration::ZERO,
+        ..RelayOptions::default()
+    });
+    let relay = db.outbox().relay(port, expire).unwrap();
+    until("the cleanup", WAIT, || async {
+        scalar(&db, "SELECT count(*) FROM keel_outbox").await == 0
+    })
+    .await;
+    relay.shutdown().await;
+    assert_eq!(
+        steps(bus.log(), "orders").len(),
+        5,
+        "nothing published twice"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_inbox_port_marks_and_answers() {
+    let Some((url, _)) = fresh_schema("inbox_port").await else {
+        return;
+    };
+    let inbox = connect(&url).await.inbox();
+    use keel_runtime::Inbox;
+    assert!(!inbox.is_processed("g/h", "e1").await.unwrap());
+    inbox.mark_processed("g/h", "e1").await.unwrap();
+    inbox.mark_processed("g/h", "e1").await.unwrap();
+    assert!(inbox.is_processed("g/h", "e1").await.unwrap());
+    assert!(
+        !inbox.is_processed("other/h", "e1").await.unwrap(),
+        "per consumer"
+    );
+    assert_eq!(inbox.processed_count().await.unwrap(), 1);
+}

@@ -195,3 +195,92 @@ async fn an_inbox_handler_enqueues_follow_ups_only_when_it_commits() {
         "follow-ups are caused by the handled event"
     );
 }
+
+/// A transport that is down: every publish fails transiently.
+struct Down;
+
+impl keel_core::PublishPort for Down {
+    fn publish<'a>(
+        &'a self,
+        _topic: &'a str,
+        _event: Event,
+    ) -> keel_core::PortFuture<'a, Result<(), keel_core::PortError>> {
+        Box::pin(async { Err(keel_core::PortError::transient("broker unreachable")) })
+    }
+
+    fn publish_dead_letter<'a>(
+        &'a self,
+        _topic: &'a str,
+        _event: Event,
+        _headers: Vec<(String, Vec<u8>)>,
+    ) -> keel_core::PortFuture<'a, Result<(), keel_core::PortError>> {
+        Box::pin(async { Err(keel_core::PortError::transient("broker unreachable")) })
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_transport_that_is_down_keeps_rows_and_the_metrics_show_the_backlog() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("app.db");
+    let outbox = SqliteOutbox::open(&path).unwrap();
+    let mut connection = rusqlite::Connection::open(&path).unwrap();
+    let tx = connection.transaction().unwrap();
+    outbox
+        .enqueue_batch(
+            &tx,
+            &[
+                ("orders", step("a", 0)),
+                ("orders", step("b", 0)),
+                ("orders", step("a", 1)),
+            ],
+        )
+        .unwrap();
+    tx.commit().unwrap();
+    let metrics = keel_sql::OutboxMetrics::new();
+    let mut registry = prometheus_client::registry::Registry::default();
+    metrics.register(&mut registry);
+    let relay = outbox
+        .relay_with_metrics(
+            Arc::new(Down),
+            quick(RelayOptions::default()),
+            metrics.clone(),
+        )
+        .unwrap();
+    until(
+        "failures counted and the backlog measured",
+        WAIT,
+        || async {
+            let backlog = metrics.backlog();
+            backlog.pending == 3 && backlog.oldest_age_ms > 0 && {
+                let mut text = String::new();
+                prometheus_client::encoding::text::encode(&mut text, &registry).unwrap();
+                text.contains("keel_outbox_publish_failures_total{kind=\"transient\"}")
+            }
+        },
+    )
+    .await;
+    relay.shutdown().await;
+    let mut text = String::new();
+    prometheus_client::encoding::text::encode(&mut text, &registry).unwrap();
+    assert!(text.contains("keel_outbox_backlog_events 3"), "{text}");
+    assert!(
+        text.contains("keel_outbox_oldest_unpublished_age_seconds"),
+        "{text}"
+    );
+    let (attempts_a1, attempts_b0): (i64, i64) = connection
+        .query_row(
+            "SELECT (SELECT attempts FROM keel_outbox WHERE id = 3), (SELECT attempts FROM keel_outbox WHERE id = 2)",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .unwrap();
+    assert_eq!(
+        attempts_a1, 0,
+        "a later row of a failing key is not attempted"
+    );
+    assert!(attempts_b0 > 0, "the head of each key is retried");
+    let dead: i64 = connection
+        .query_row("SELECT count(*) FROM keel_outbox_dead", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(dead, 0, "transient failures never move a row aside");
+}

@@ -136,13 +136,15 @@ impl PgOutbox {
     ) -> Result<RelayHandle, RelayOptionError> {
         options.validate()?;
         let wake = Arc::new(Notify::new());
-        let listener = Listener::start(
-            self.db.config().clone(),
-            self.db.schema().to_string(),
-            wake.clone(),
-            options.retry_delay_min,
-            options.retry_delay_max,
-        );
+        let listener = options.wake_on_notify.then(|| {
+            Listener::start(
+                self.db.config().clone(),
+                self.db.schema().to_string(),
+                wake.clone(),
+                options.retry_delay_min,
+                options.retry_delay_max,
+            )
+        });
         let store = PgStore {
             db: self.db.clone(),
             wake,
@@ -196,8 +198,8 @@ pub(crate) async fn insert(
 struct PgStore {
     db: PgDatabase,
     wake: Arc<Notify>,
-    /// Stops listening when the relay ends.
-    _listener: Listener,
+    /// Stops listening when the relay ends (`None`: polling only).
+    _listener: Option<Listener>,
 }
 
 /// A claimed batch: a connection with the claiming transaction open.
@@ -316,21 +318,20 @@ async fn claim_rows(
     // O(backlog), however few keys the backlog has.
     let window = limit.saturating_mul(4);
     client.batch_execute("BEGIN").await?;
-    let keys: Vec<String> = client
+    let locked = client
         .query(
             &client.prepare_cached(CLAIM_KEYS).await?,
             &[&limit, &RELAY_LOCK_CLASS, &window],
         )
-        .await?
-        .iter()
-        .map(|row| row.get(0))
-        .collect();
+        .await?;
+    let keys: Vec<String> = locked.iter().map(|row| row.get(0)).collect();
     let mut rows = Vec::new();
-    if !keys.is_empty() {
+    if let Some(first) = locked.first() {
+        let bound: i64 = first.get(1);
         rows = client
             .query(
                 &client.prepare_cached(CLAIM_KEYED_ROWS).await?,
-                &[&keys, &limit],
+                &[&keys, &limit, &bound],
             )
             .await?;
     }

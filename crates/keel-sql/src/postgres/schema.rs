@@ -13,6 +13,7 @@
 //! | 1 | `keel_outbox` + its indexes + the `NOTIFY keel_outbox` trigger |
 //! | 2 | `keel_outbox_dead`: rows moved aside, with their reason |
 //! | 3 | `keel_inbox`: one row per (consumer, event id) processed, and its retention index |
+//! | 4 | `keel_outbox_keyless_pending`: the claim of rows without a key no longer walks every pending row |
 //!
 //! A schema is only ever moved forward, every missing step in one transaction together
 //! with its row in `keel_schema_migrations`, under a transaction-scoped advisory lock on
@@ -45,6 +46,11 @@ pub(crate) const MIGRATIONS: &[Migration] = &[
         version: 3,
         name: "inbox table",
         sql: CREATE_INBOX,
+    },
+    Migration {
+        version: 4,
+        name: "outbox keyless claim index",
+        sql: CREATE_OUTBOX_KEYLESS_INDEX,
     },
 ];
 
@@ -124,6 +130,13 @@ CREATE TABLE keel_outbox_dead (
 CREATE INDEX keel_outbox_dead_to_copy ON keel_outbox_dead (id) WHERE dead_lettered_at IS NULL;
 ";
 
+// Without it, the keyless claim walked `keel_outbox_pending` through every keyed row to
+// find none (most outboxes have no keyless rows at all).
+const CREATE_OUTBOX_KEYLESS_INDEX: &str = "
+CREATE INDEX keel_outbox_keyless_pending ON keel_outbox (id)
+    WHERE published_at IS NULL AND partition_key IS NULL;
+";
+
 const CREATE_INBOX: &str = "
 CREATE TABLE keel_inbox (
     consumer   text        NOT NULL,
@@ -151,16 +164,19 @@ FROM unnest($1::text[], $2::text[], $3::text[], $4::bytea[])
 ORDER BY n";
 
 /// Claim, step 1: take the relay locks of up to `$1` partition keys whose oldest
-/// unpublished row (the key's *head*) is due, looking at the oldest `$3` unpublished rows.
+/// unpublished row (the key's *head*) is due, looking at the oldest `$3` unpublished rows
+/// (the window), and return the window's highest id as the bound of step 2.
 /// `pg_try_advisory_xact_lock` skips a key another relay holds instead of waiting for it.
 /// The head test runs on this statement's snapshot and may be stale (a head published a
 /// moment ago still looks unpublished); that only makes a key look busier, and step 2
 /// reads afresh.
 pub(crate) const CLAIM_KEYS: &str = "
-SELECT o.partition_key
-FROM (SELECT id, partition_key, retry_at FROM keel_outbox
-      WHERE published_at IS NULL AND partition_key IS NOT NULL
-      ORDER BY id LIMIT $3) AS o
+WITH w AS (
+    SELECT id, partition_key, retry_at FROM keel_outbox
+    WHERE published_at IS NULL AND partition_key IS NOT NULL
+    ORDER BY id LIMIT $3)
+SELECT o.partition_key, (SELECT max(id) FROM w)
+FROM w AS o
 WHERE (o.retry_at IS NULL OR o.retry_at <= clock_timestamp())
   AND NOT EXISTS (
       SELECT 1 FROM keel_outbox b
@@ -172,10 +188,14 @@ LIMIT $1";
 /// Claim, step 2: the unpublished rows of the keys locked in step 1, oldest first. A new
 /// statement, so a new snapshot, taken *after* the locks were granted: every relay that
 /// held one of these keys before has committed, and its published rows look published.
-/// Plain `FOR UPDATE` (no `SKIP LOCKED`): skipping a row of a key would reorder it.
+/// Plain `FOR UPDATE` (no `SKIP LOCKED`): skipping a row of a key would reorder it. The
+/// bound `id <= $3` keeps the read to the window: without it the statement read every row
+/// of the locked keys and sorted them (127 ms for 100,000 pending rows, against 2 ms with
+/// it: `EXPLAIN ANALYZE` on this machine). Rows of a key up to a bound are a prefix of the
+/// key's rows, so order holds.
 pub(crate) const CLAIM_KEYED_ROWS: &str = "
 SELECT id, topic, partition_key, envelope, attempts FROM keel_outbox
-WHERE published_at IS NULL AND partition_key = ANY($1)
+WHERE published_at IS NULL AND partition_key = ANY($1) AND id <= $3
 ORDER BY id LIMIT $2
 FOR UPDATE";
 

@@ -1,0 +1,273 @@
+//! Measures the PostgreSQL outbox on this machine, in one run:
+//!
+//! 1. enqueue rate: events committed per second, in transactions of `BATCH` events from
+//!    `WRITERS` concurrent writers, no relay running;
+//! 2. relay throughput: a relay drains that backlog into the embedded log (topic with
+//!    `fsync = never` and, separately, `always`), events per second;
+//! 3. relay delay at a steady 5,000 events/s (transactions of 25 every 5 ms): from the
+//!    moment each transaction's COMMIT returned to the transport's acknowledgement, p50/p99/max, for the relay
+//!    woken by `LISTEN`/`NOTIFY` and for a plain 100 ms polling relay as the baseline.
+//!
+//! ```text
+//! KEEL_BENCH_POSTGRES_URL=postgres://postgres@127.0.0.1:5432/test \
+//!   cargo run --release -p keel-sql --features postgres --example outbox_relay
+//! ```
+//!
+//! It works in the schema `keel_bench_outbox`, dropped and created at start.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use hdrhistogram::Histogram;
+use keel_core::{Event, PortError, PortFuture, PublishPort};
+use keel_log::{FsyncPolicy, Log, LogOptions, TopicConfig};
+use keel_runtime::{EmbeddedBus, Publisher};
+use keel_sql::{AfterPublish, PgDatabase, RelayOptions};
+
+const EVENTS: usize = 100_000;
+const BATCH: usize = 100;
+const WRITERS: usize = 4;
+const KEYS: usize = 1_000;
+const STEADY_RATE: usize = 5_000;
+const STEADY_SECONDS: u64 = 10;
+
+#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+async fn main() {
+    let base = std::env::var("KEEL_BENCH_POSTGRES_URL")
+        .expect("set KEEL_BENCH_POSTGRES_URL, e.g. postgres://postgres@127.0.0.1:5432/test");
+    let schema = "keel_bench_outbox";
+    let (admin, connection) = tokio_postgres::connect(&base, tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(connection);
+    admin
+        .batch_execute(&format!(
+            "DROP SCHEMA IF EXISTS {schema} CASCADE; CREATE SCHEMA {schema}"
+        ))
+        .await
+        .unwrap();
+    let separator = if base.contains('?') { '&' } else { '?' };
+    let url = format!("{base}{separator}options=-c%20search_path%3D{schema}");
+    let db = PgDatabase::connect(&url).await.unwrap();
+    println!(
+        "PostgreSQL outbox on this machine: {EVENTS} events, {KEYS} keys, ~300-byte envelopes"
+    );
+
+    let enqueue_rate = enqueue(&db, EVENTS).await;
+    println!(
+        "enqueue: {enqueue_rate:.0} events/s ({WRITERS} writers, {BATCH} events per transaction)"
+    );
+    let rate = drain(&db, Arc::new(Acknowledge), EVENTS).await;
+    println!(
+        "relay throughput, transport excluded (a port that acknowledges at once): {rate:.0} events/s"
+    );
+    for fsync in [FsyncPolicy::Never, FsyncPolicy::Always] {
+        enqueue(&db, EVENTS).await;
+        let dir = tempfile::tempdir().unwrap();
+        let (_bus, publisher) = embedded(dir.path(), fsync);
+        let rate = drain(&db, Arc::new(publisher), EVENTS).await;
+        println!(
+            "relay throughput into the embedded log (fsync {fsync:?}): {rate:.0} events/s = {:.0}% of the enqueue rate",
+            rate / enqueue_rate * 100.0
+        );
+    }
+    for (name, notify, poll_ms) in [
+        ("LISTEN/NOTIFY", true, 500),
+        ("100 ms polling (baseline)", false, 100),
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        let (_bus, publisher) = embedded(dir.path(), FsyncPolicy::Never);
+        let histogram = steady(&db, publisher, notify, poll_ms).await;
+        println!(
+            "relay delay at {STEADY_RATE} events/s, {name}: p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms ({} events)",
+            histogram.value_at_quantile(0.50) as f64 / 1000.0,
+            histogram.value_at_quantile(0.99) as f64 / 1000.0,
+            histogram.max() as f64 / 1000.0,
+            histogram.len()
+        );
+    }
+}
+
+fn embedded(dir: &std::path::Path, fsync: FsyncPolicy) -> (EmbeddedBus, Publisher) {
+    let log = Arc::new(Log::open_with(dir, LogOptions::default()).unwrap());
+    log.create_topic("orders", TopicConfig::new(8).with_fsync(fsync))
+        .unwrap();
+    let bus = EmbeddedBus::new(log);
+    let publisher = bus.publisher();
+    (bus, publisher)
+}
+
+fn event(n: usize) -> Event {
+    Event::new("/bench", "bench.order.placed")
+        .with_partition_key(format!("order-{}", n % KEYS))
+        .with_data_json(&serde_json::json!({ "order": n, "total_cents": 4197, "currency": "EUR" }))
+}
+
+/// Commits `events` events from `WRITERS` writers; returns events per second.
+async fn enqueue(db: &PgDatabase, events: usize) -> f64 {
+    let started = Instant::now();
+    let per_writer = events / WRITERS;
+    let writers: Vec<_> = (0..WRITERS)
+        .map(|w| {
+            let db = db.clone();
+            tokio::spawn(async move {
+                let outbox = db.outbox();
+                let mut client = db.pool().get().await.unwrap();
+                for chunk in (0..per_writer).collect::<Vec<_>>().chunks(BATCH) {
+                    let tx = client.transaction().await.unwrap();
+                    let batch: Vec<(&str, Event)> = chunk
+                        .iter()
+                        .map(|i| ("orders", event(w * per_writer + i)))
+                        .collect();
+                    outbox.enqueue_batch(&tx, &batch).await.unwrap();
+                    tx.commit().await.unwrap();
+                }
+            })
+        })
+        .collect();
+    for writer in writers {
+        writer.await.unwrap();
+    }
+    (per_writer * WRITERS) as f64 / started.elapsed().as_secs_f64()
+}
+
+/// Runs a relay until `events` are published; returns events per second.
+async fn drain(db: &PgDatabase, port: Arc<dyn PublishPort>, events: usize) -> f64 {
+    let options = RelayOptions {
+        batch_rows_max: 1000,
+        concurrency_max: 256,
+        after_publish: AfterPublish::Delete,
+        ..RelayOptions::default()
+    };
+    let started = Instant::now();
+    let relay = db.outbox().relay(port, options).unwrap();
+    while relay.metrics().published() < events as u64 {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let rate = events as f64 / started.elapsed().as_secs_f64();
+    relay.shutdown().await;
+    rate
+}
+
+/// A port that acknowledges every event at once: the relay's own cost.
+struct Acknowledge;
+
+impl PublishPort for Acknowledge {
+    fn publish<'a>(
+        &'a self,
+        _topic: &'a str,
+        _event: Event,
+    ) -> PortFuture<'a, Result<(), PortError>> {
+        Box::pin(async { Ok(()) })
+    }
+
+    fn publish_dead_letter<'a>(
+        &'a self,
+        _topic: &'a str,
+        _event: Event,
+        _headers: Vec<(String, Vec<u8>)>,
+    ) -> PortFuture<'a, Result<(), PortError>> {
+        Box::pin(async { Ok(()) })
+    }
+}
+
+/// A port that records, per event, the time from its commit to the acknowledgement.
+struct Timed {
+    inner: Publisher,
+    committed: Arc<Mutex<HashMap<String, Instant>>>,
+    histogram: Arc<Mutex<Histogram<u64>>>,
+}
+
+impl PublishPort for Timed {
+    fn publish<'a>(
+        &'a self,
+        topic: &'a str,
+        event: Event,
+    ) -> PortFuture<'a, Result<(), PortError>> {
+        Box::pin(async move {
+            let id = event.id.clone();
+            PublishPort::publish(&self.inner, topic, event).await?;
+            let acked = Instant::now();
+            if let Some(committed) = self.committed.lock().unwrap().remove(&id) {
+                let micros = acked.saturating_duration_since(committed).as_micros() as u64;
+                self.histogram
+                    .lock()
+                    .unwrap()
+                    .record(micros.max(1))
+                    .unwrap();
+            }
+            Ok(())
+        })
+    }
+
+    fn publish_dead_letter<'a>(
+        &'a self,
+        topic: &'a str,
+        event: Event,
+        headers: Vec<(String, Vec<u8>)>,
+    ) -> PortFuture<'a, Result<(), PortError>> {
+        self.inner.publish_dead_letter(topic, event, headers)
+    }
+}
+
+/// Commits `STEADY_RATE` events/s for `STEADY_SECONDS` while a relay runs; returns the
+/// commit → acknowledgement histogram in microseconds.
+async fn steady(
+    db: &PgDatabase,
+    publisher: Publisher,
+    notify: bool,
+    poll_ms: u64,
+) -> Histogram<u64> {
+    let committed = Arc::new(Mutex::new(HashMap::new()));
+    let histogram = Arc::new(Mutex::new(Histogram::<u64>::new(3).unwrap()));
+    let port = Timed {
+        inner: publisher,
+        committed: committed.clone(),
+        histogram: histogram.clone(),
+    };
+    let options = RelayOptions {
+        wake_on_notify: notify,
+        poll_interval: Duration::from_millis(poll_ms),
+        after_publish: AfterPublish::Delete,
+        ..RelayOptions::default()
+    };
+    let relay = db.outbox().relay(Arc::new(port), options).unwrap();
+    let per_tx = 25;
+    let mut tick = tokio::time::interval(Duration::from_micros(
+        (1_000_000 * per_tx / STEADY_RATE) as u64,
+    ));
+    let outbox = db.outbox();
+    let mut client = db.pool().get().await.unwrap();
+    let total = STEADY_RATE * STEADY_SECONDS as usize;
+    let started = Instant::now();
+    for n in (0..total).step_by(per_tx) {
+        tick.tick().await;
+        let events: Vec<Event> = (n..n + per_tx).map(event).collect();
+        let tx = client.transaction().await.unwrap();
+        let batch: Vec<(&str, Event)> = events.iter().map(|e| ("orders", e.clone())).collect();
+        outbox.enqueue_batch(&tx, &batch).await.unwrap();
+        // The time just before COMMIT first, in case the relay acknowledges before this
+        // task records the time COMMIT returned; then that time, if still unacknowledged.
+        let before = Instant::now();
+        committed
+            .lock()
+            .unwrap()
+            .extend(events.iter().map(|e| (e.id.clone(), before)));
+        tx.commit().await.unwrap();
+        let after = Instant::now();
+        let mut map = committed.lock().unwrap();
+        for e in &events {
+            if let Some(time) = map.get_mut(&e.id) {
+                *time = after;
+            }
+        }
+    }
+    let offered = total as f64 / started.elapsed().as_secs_f64();
+    while histogram.lock().unwrap().len() < total as u64 {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    relay.shutdown().await;
+    println!("  (offered {offered:.0} events/s)");
+    histogram.lock().unwrap().clone()
+}
