@@ -100,6 +100,23 @@ impl KafkaConfig {
             .set("partitioner", "murmur2_random");
         config
     }
+
+    /// The consumer's settings for `group`: no automatic commits or offset stores (the
+    /// runtime commits its commit point), no partition-EOF events; `start_earliest` picks
+    /// where a partition without a committed offset starts.
+    pub(crate) fn consumer(&self, group: &str, start_earliest: bool) -> ClientConfig {
+        let mut config = self.base();
+        config
+            .set("group.id", group)
+            .set("enable.auto.commit", "false")
+            .set("enable.auto.offset.store", "false")
+            .set("enable.partition.eof", "false")
+            .set(
+                "auto.offset.reset",
+                if start_earliest { "earliest" } else { "latest" },
+            );
+        config
+    }
 }
 
 #[cfg(test)]

@@ -13,9 +13,13 @@
 
 mod config;
 mod limits;
+mod member;
 mod port;
 mod publisher;
 mod topics;
 
 pub use config::KafkaConfig;
+pub use member::{
+    CommitError, JoinError, KafkaMember, KafkaPartition, MemberEvent, MemberOptions, Revocation,
+};
 pub use publisher::{KafkaPublisher, ProducerError};

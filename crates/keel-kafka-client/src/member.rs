@@ -1,0 +1,442 @@
+//! [`KafkaMember`]: one member of a Kafka consumer group on one topic, as the runtime needs
+//! it — a stream of partition assignments and revocations, where a revocation completes only
+//! once the partition was drained and committed ([`Revocation::done`]), per-partition record
+//! fetch ([`KafkaPartition::fetch`]) and commits that tell a fenced member apart
+//! ([`KafkaPartition::commit`]).
+//!
+//! Not here: what is done with the records (the runtime's router), publishing
+//! (`publisher.rs`).
+//!
+//! # Threads
+//!
+//! librdkafka runs rebalance callbacks inside `poll` of the consumer's main queue. A
+//! revocation must wait until the runtime drained the partition, which can take as long as
+//! the handlers run, so the poll loop runs on a dedicated thread: blocking it in the callback
+//! never stalls a tokio worker, and the tokio tasks that drain and commit keep running. The
+//! wait is bounded by the rebalance timeout ([`MemberOptions::revoke_timeout`]); a partition
+//! not drained by then is given up uncommitted (its records are delivered again to the next
+//! owner) and its late commits are refused by the group.
+//!
+//! # Order and backpressure
+//!
+//! Each assigned partition's records are split to their own librdkafka queue
+//! (`split_partition_queue`), so one partition's records arrive in offset order and one slow
+//! partition never holds up another. The runtime takes records only when it has room;
+//! librdkafka's prefetch stops at `queued.max.messages.kbytes` per partition (set from
+//! [`MemberOptions::prefetch_kbytes_max`]), which bounds memory without pausing partitions by
+//! hand. A queue signals "not empty" through a callback that wakes the partition's task, so
+//! no task blocks a thread waiting for records.
+//!
+//! # Rebalance protocol
+//!
+//! The classic eager protocol (`range,roundrobin`, librdkafka's default), which `keel serve`'s
+//! group coordinator and every Kafka version speak: every rebalance revokes all of a member's
+//! partitions, waits for the drain, then assigns anew.
+
+use std::sync::mpsc::RecvTimeoutError;
+use std::sync::{Arc, Mutex, OnceLock, Weak};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use keel_log::{Header, Record};
+use rdkafka::client::ClientContext;
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance};
+use rdkafka::error::KafkaError;
+use rdkafka::message::{BorrowedMessage, Headers, Message};
+use rdkafka::types::RDKafkaErrorCode;
+use rdkafka::{Offset, TopicPartitionList};
+use tokio::sync::{Notify, mpsc};
+
+use crate::config::KafkaConfig;
+
+/// How a member joins and how long it waits.
+#[derive(Debug, Clone)]
+pub struct MemberOptions {
+    /// Where a partition without a committed offset starts: the earliest stored record
+    /// (`true`) or the next one written (`false`).
+    pub start_earliest: bool,
+    /// How long a revocation waits for the runtime to drain and commit the partition.
+    pub revoke_timeout: Duration,
+    /// The group session timeout (`session.timeout.ms`).
+    pub session_timeout: Duration,
+    /// librdkafka's prefetch limit per partition queue (`queued.max.messages.kbytes`).
+    pub prefetch_kbytes_max: u32,
+}
+
+impl Default for MemberOptions {
+    fn default() -> MemberOptions {
+        MemberOptions {
+            start_earliest: true,
+            revoke_timeout: Duration::from_secs(30),
+            session_timeout: Duration::from_secs(10),
+            prefetch_kbytes_max: 4096,
+        }
+    }
+}
+
+/// A change of this member's partitions.
+#[derive(Debug)]
+pub enum MemberEvent {
+    /// The group assigned a partition: consume it from its committed offset.
+    Assigned(KafkaPartition),
+    /// The group takes a partition away: stop starting records, let running ones finish,
+    /// commit, then call [`Revocation::done`]. The group's rebalance waits for it.
+    Revoked(Revocation),
+}
+
+/// The acknowledgement a revocation waits for.
+#[derive(Debug)]
+pub struct Revocation {
+    partition: u32,
+    done: std::sync::mpsc::SyncSender<()>,
+}
+
+impl Revocation {
+    /// The partition taken away.
+    pub fn partition(&self) -> u32 {
+        self.partition
+    }
+
+    /// Says the partition is drained and its progress committed; the rebalance goes on.
+    pub fn done(self) {
+        let _ = self.done.send(());
+    }
+}
+
+/// Why a commit was not stored.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum CommitError {
+    /// The member is no longer the partition's owner (a rebalance moved it, or the session
+    /// expired): stop consuming the partition; its new owner resumes from the last commit.
+    #[error("commit refused: this member no longer owns the partition ({0})")]
+    Fenced(String),
+    /// The commit failed for a reason that may pass (broker unreachable, a timeout).
+    #[error("commit failed: {0}")]
+    Failed(String),
+}
+
+type GroupConsumer = BaseConsumer<MemberContext>;
+
+/// One group member on one topic. Dropping it leaves the group (the poll thread unsubscribes,
+/// serves the final revocation, and closes the consumer).
+#[derive(Debug)]
+pub struct KafkaMember {
+    events: mpsc::UnboundedReceiver<MemberEvent>,
+    stop: Arc<std::sync::atomic::AtomicBool>,
+    thread: Option<JoinHandle<()>>,
+}
+
+/// Why a member could not join.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot join group '{group}' on topic '{topic}': {reason}")]
+pub struct JoinError {
+    group: String,
+    topic: String,
+    reason: String,
+}
+
+/// The librdkafka callbacks: rebalances become [`MemberEvent`]s.
+struct MemberContext {
+    topic: String,
+    events: mpsc::UnboundedSender<MemberEvent>,
+    /// The consumer itself, to split partition queues in the assignment callback (weak:
+    /// the consumer owns this context).
+    consumer: OnceLock<Weak<GroupConsumer>>,
+    revoke_timeout: Duration,
+}
+
+impl ClientContext for MemberContext {}
+
+impl ConsumerContext for MemberContext {
+    fn pre_rebalance(&self, _: &GroupConsumer, rebalance: &Rebalance<'_>) {
+        let Rebalance::Revoke(partitions) = rebalance else {
+            return;
+        };
+        let mut waiting = Vec::new();
+        for element in partitions.elements_for_topic(&self.topic) {
+            let (done, drained) = std::sync::mpsc::sync_channel(1);
+            let partition = element.partition() as u32;
+            let revocation = Revocation { partition, done };
+            if self.events.send(MemberEvent::Revoked(revocation)).is_ok() {
+                waiting.push((partition, drained));
+            }
+        }
+        let deadline = Instant::now() + self.revoke_timeout;
+        for (partition, drained) in waiting {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match drained.recv_timeout(left) {
+                // Drained and committed; or the runtime dropped the revocation (it stopped),
+                // so there is nothing left to wait for.
+                Ok(()) | Err(RecvTimeoutError::Disconnected) => {}
+                Err(RecvTimeoutError::Timeout) => tracing::error!(
+                    topic = %self.topic,
+                    partition,
+                    "partition not drained within the revoke timeout; giving it up uncommitted"
+                ),
+            }
+        }
+    }
+
+    fn post_rebalance(&self, _: &GroupConsumer, rebalance: &Rebalance<'_>) {
+        match rebalance {
+            Rebalance::Assign(partitions) => {
+                let Some(consumer) = self.consumer.get().and_then(Weak::upgrade) else {
+                    return;
+                };
+                for element in partitions.elements_for_topic(&self.topic) {
+                    let partition = element.partition();
+                    // Split right after the assignment, before librdkafka's first fetch
+                    // answer for it (that waits for the committed-offset lookup).
+                    let Some(mut queue) = consumer.split_partition_queue(&self.topic, partition)
+                    else {
+                        tracing::error!(topic = %self.topic, partition, "cannot split the partition queue");
+                        continue;
+                    };
+                    let ready = Arc::new(Notify::new());
+                    let wake = ready.clone();
+                    queue.set_nonempty_callback(move || wake.notify_one());
+                    let assigned = KafkaPartition {
+                        topic: self.topic.clone(),
+                        partition: partition as u32,
+                        queue: Mutex::new(queue),
+                        ready,
+                        consumer: consumer.clone(),
+                    };
+                    let _ = self.events.send(MemberEvent::Assigned(assigned));
+                }
+            }
+            Rebalance::Error(error) => {
+                tracing::error!(topic = %self.topic, %error, "group rebalance failed");
+            }
+            Rebalance::Revoke(_) => {}
+        }
+    }
+}
+
+impl KafkaMember {
+    /// Joins `group` on `topic` and starts the poll thread. The first assignment arrives as
+    /// a [`MemberEvent`] once the group's rebalance completes.
+    pub fn join(
+        config: &KafkaConfig,
+        group: &str,
+        topic: &str,
+        options: &MemberOptions,
+    ) -> Result<KafkaMember, JoinError> {
+        let error = |source: KafkaError| JoinError {
+            group: group.to_string(),
+            topic: topic.to_string(),
+            reason: source.to_string(),
+        };
+        let (sender, events) = mpsc::unbounded_channel();
+        let context = MemberContext {
+            topic: topic.to_string(),
+            events: sender,
+            consumer: OnceLock::new(),
+            revoke_timeout: options.revoke_timeout,
+        };
+        let mut client = config.consumer(group, options.start_earliest);
+        client
+            .set(
+                "session.timeout.ms",
+                options.session_timeout.as_millis().to_string(),
+            )
+            .set(
+                "queued.max.messages.kbytes",
+                options.prefetch_kbytes_max.to_string(),
+            );
+        let consumer: GroupConsumer = client.create_with_context(context).map_err(error)?;
+        let consumer = Arc::new(consumer);
+        let _ = consumer.context().consumer.set(Arc::downgrade(&consumer));
+        consumer.subscribe(&[topic]).map_err(error)?;
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let thread = {
+            let stop = stop.clone();
+            std::thread::Builder::new()
+                .name(format!("keel-kafka-{group}"))
+                .spawn(move || poll_loop(consumer, stop))
+                .expect("spawn the consumer's poll thread")
+        };
+        Ok(KafkaMember {
+            events,
+            stop,
+            thread: Some(thread),
+        })
+    }
+
+    /// The next change of this member's partitions; `None` once the member left.
+    ///
+    /// Cancel safety: cancel safe (a change not yet returned stays queued).
+    pub async fn next(&mut self) -> Option<MemberEvent> {
+        self.events.recv().await
+    }
+
+    /// Leaves the group: the final revocations still arrive through [`KafkaMember::next`]
+    /// (answer them), which returns `None` when the member is gone.
+    pub fn leave(&self) {
+        self.stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+impl Drop for KafkaMember {
+    fn drop(&mut self) {
+        self.leave();
+        // Unanswered revocations fail at once when the receiver is gone.
+        self.events.close();
+        while self.events.try_recv().is_ok() {}
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+/// Serves the consumer's main queue (rebalances, errors) until asked to leave; then
+/// unsubscribes and serves the final revocation before the consumer closes.
+fn poll_loop(consumer: Arc<GroupConsumer>, stop: Arc<std::sync::atomic::AtomicBool>) {
+    let mut leaving = false;
+    loop {
+        if !leaving && stop.load(std::sync::atomic::Ordering::SeqCst) {
+            leaving = true;
+            consumer.unsubscribe();
+        }
+        if leaving && consumer.assignment().is_ok_and(|a| a.count() == 0) {
+            return;
+        }
+        match consumer.poll(Duration::from_millis(100)) {
+            None => {}
+            Some(Ok(message)) => {
+                // Every assigned partition has its own queue; a record here means the split
+                // came too late for it. It is not handled here and not committed past.
+                tracing::error!(
+                    topic = message.topic(),
+                    partition = message.partition(),
+                    offset = message.offset(),
+                    "record on the consumer's main queue; it will be delivered again after a rebalance"
+                );
+            }
+            Some(Err(error)) => {
+                tracing::warn!(%error, "Kafka consumer error");
+            }
+        }
+    }
+}
+
+/// One assigned partition: its records in offset order, and commits of its progress.
+pub struct KafkaPartition {
+    topic: String,
+    partition: u32,
+    queue: Mutex<rdkafka::consumer::base_consumer::PartitionQueue<MemberContext>>,
+    ready: Arc<Notify>,
+    consumer: Arc<GroupConsumer>,
+}
+
+impl std::fmt::Debug for KafkaPartition {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KafkaPartition")
+            .field("topic", &self.topic)
+            .field("partition", &self.partition)
+            .finish()
+    }
+}
+
+impl KafkaPartition {
+    /// The partition number.
+    pub fn partition(&self) -> u32 {
+        self.partition
+    }
+
+    /// Up to `records_max` records in offset order, waiting up to `wait` for the first.
+    /// Empty when none arrived in time.
+    ///
+    /// Cancel safety: cancel safe; records are taken from the queue only after the wait.
+    pub async fn fetch(&self, records_max: usize, wait: Duration) -> Vec<Record> {
+        let deadline = tokio::time::Instant::now() + wait;
+        loop {
+            let notified = self.ready.notified();
+            let records = self.take(records_max);
+            if !records.is_empty() {
+                return records;
+            }
+            tokio::select! {
+                () = notified => {}
+                () = tokio::time::sleep_until(deadline) => return self.take(records_max),
+            }
+        }
+    }
+
+    fn take(&self, records_max: usize) -> Vec<Record> {
+        let queue = self.queue.lock().unwrap_or_else(|p| p.into_inner());
+        let mut records = Vec::new();
+        while records.len() < records_max {
+            match queue.poll(Duration::ZERO) {
+                Some(Ok(message)) => records.push(record(&message)),
+                Some(Err(error)) => {
+                    tracing::warn!(topic = %self.topic, partition = self.partition, %error, "fetch error");
+                    break;
+                }
+                None => break,
+            }
+        }
+        records
+    }
+
+    /// Commits `offset` (the next record to consume) for the group, synchronously with the
+    /// coordinator.
+    ///
+    /// Cancel safety: not cancel safe: the commit runs on a blocking thread and may be
+    /// stored even if this future is dropped.
+    pub async fn commit(&self, offset: u64) -> Result<(), CommitError> {
+        let consumer = self.consumer.clone();
+        let mut offsets = TopicPartitionList::new();
+        offsets
+            .add_partition_offset(
+                &self.topic,
+                self.partition as i32,
+                Offset::Offset(offset as i64),
+            )
+            .map_err(|e| CommitError::Failed(e.to_string()))?;
+        let result =
+            tokio::task::spawn_blocking(move || consumer.commit(&offsets, CommitMode::Sync))
+                .await
+                .map_err(|e| CommitError::Failed(e.to_string()))?;
+        result.map_err(commit_error)
+    }
+}
+
+/// Sorts librdkafka's commit errors: the ones that mean "not yours any more" fence.
+fn commit_error(error: KafkaError) -> CommitError {
+    match error.rdkafka_error_code() {
+        Some(
+            RDKafkaErrorCode::IllegalGeneration
+            | RDKafkaErrorCode::UnknownMemberId
+            | RDKafkaErrorCode::RebalanceInProgress
+            | RDKafkaErrorCode::FencedInstanceId
+            | RDKafkaErrorCode::State,
+        ) => CommitError::Fenced(error.to_string()),
+        _ => CommitError::Failed(error.to_string()),
+    }
+}
+
+/// A Kafka message as the runtime's record type.
+fn record(message: &BorrowedMessage<'_>) -> Record {
+    let headers = message
+        .headers()
+        .map(|headers| {
+            headers
+                .iter()
+                .map(|h| Header {
+                    key: h.key.to_string(),
+                    value: h.value.map(Bytes::copy_from_slice),
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    Record {
+        offset: message.offset() as u64,
+        timestamp_ms: message.timestamp().to_millis().unwrap_or(0),
+        key: message.key().map(Bytes::copy_from_slice),
+        value: message.payload().map(Bytes::copy_from_slice),
+        headers,
+    }
+}
