@@ -1,23 +1,25 @@
 //! `keel dlq`: list, show, replay and purge dead letters, check a replay canary, and show
 //! the audit log of replays and purges.
 //!
-//! Argument handling and printing only; the logic is `keel_runtime::admin::dead_letters`.
-//! The log has one owning process, so no consumer runs while this command does: a canary is
-//! two steps. `keel dlq replay --canary` replays one event and exits; once the consumers ran,
-//! `keel dlq canary <id>` reports the outcome and `keel dlq replay --after-canary <id>`
-//! continues only if the canary was handled.
+//! Argument handling and printing only; the logic is `keel_runtime::admin::dead_letters`,
+//! run here or by the `keel serve` that owns the data directory (`control.rs`).
+//!
+//! The canary: with a running server (whose consumers handle the replayed event),
+//! `keel dlq replay --canary --canary-wait 60` replays one event, waits for its outcome and
+//! replays the rest only if it was handled. Without a server, this process owns the log and
+//! no consumer can run meanwhile, so the canary is two steps: `keel dlq replay --canary`
+//! replays one event and exits; once the consumers ran, `keel dlq canary <id>` reports the
+//! outcome and `keel dlq replay --after-canary <id>` continues only if it was handled.
 
 use std::path::Path;
+use std::time::{Duration, Instant};
 
 use anyhow::bail;
 use chrono::Utc;
-use keel_runtime::admin::audit;
-use keel_runtime::admin::dead_letters::{
-    self, CanaryOutcome, DeadLetterError, DeadLetterFilter, StoredDeadLetter,
-};
-use serde_json::json;
+use keel_runtime::admin::dead_letters::{CanaryOutcome, DeadLetterFilter, ReplayReport};
+use serde_json::Value;
 
-use crate::store::open_log;
+use crate::control::Control;
 use crate::time;
 
 /// Flags of `keel dlq`.
@@ -88,6 +90,10 @@ enum DlqCommand {
         /// Replay only the first matching dead letter; check it with `keel dlq canary <id>`.
         #[arg(long, conflicts_with = "after_canary")]
         canary: bool,
+        /// With --canary and a running server: wait up to this many seconds for the canary's
+        /// outcome, then replay the rest only if it was handled.
+        #[arg(long, requires = "canary", value_name = "SECONDS")]
+        canary_wait: Option<u64>,
         /// Go on only if this canary was handled by its group.
         #[arg(long, value_name = "CANARY_ID")]
         after_canary: Option<String>,
@@ -130,15 +136,17 @@ enum DlqCommand {
 
 /// Most dead letters `keel dlq show` prints.
 const SHOW_LIMIT: usize = 100;
+/// How often a waiting canary's outcome is asked for.
+const CANARY_POLL: Duration = Duration::from_millis(200);
 
 /// Runs `keel dlq`.
-pub(crate) fn run(data: &Path, args: DlqArgs) -> anyhow::Result<()> {
-    let log = open_log(data)?;
+pub(crate) fn run(data: &Path, server: Option<&str>, args: DlqArgs) -> anyhow::Result<()> {
+    let control = Control::open(data, server)?;
     let now_ms = Utc::now().timestamp_millis();
     let command_line = std::env::args().collect::<Vec<_>>().join(" ");
     match args.command {
         DlqCommand::List { json } => {
-            let summaries = dead_letters::summaries(&log, now_ms)?;
+            let summaries = control.dead_letter_summaries(now_ms)?;
             if json {
                 println!("{}", serde_json::to_string_pretty(&summaries)?);
                 return Ok(());
@@ -170,13 +178,13 @@ pub(crate) fn run(data: &Path, args: DlqArgs) -> anyhow::Result<()> {
             json,
         } => {
             let filter = selection.filter();
-            let found = dead_letters::dead_letters(&log, &topic, &filter, SHOW_LIMIT)?;
+            let found = control.dead_letters_json(&topic, &filter, SHOW_LIMIT)?;
             if found.is_empty() {
                 bail!("no dead letter in '{topic}' matches");
             }
             for dead_letter in &found {
                 if json {
-                    println!("{}", show_json(dead_letter));
+                    println!("{dead_letter}");
                 } else {
                     print_dead_letter(dead_letter);
                 }
@@ -187,12 +195,18 @@ pub(crate) fn run(data: &Path, args: DlqArgs) -> anyhow::Result<()> {
             selection,
             force,
             canary,
+            canary_wait,
             after_canary,
             json,
         } => {
             selection.check()?;
+            if canary_wait.is_some() && !control.is_remote() {
+                bail!(
+                    "--canary-wait needs a running keel serve whose consumers handle the canary; without one, replay with --canary and go on with --after-canary"
+                );
+            }
             if let Some(id) = after_canary {
-                match dead_letters::canary_outcome(&log, &id)? {
+                match control.canary_outcome(&id)? {
                     CanaryOutcome::Handled => {}
                     CanaryOutcome::Pending => {
                         bail!("canary '{id}' is not handled yet: run the consumers, then try again")
@@ -202,46 +216,35 @@ pub(crate) fn run(data: &Path, args: DlqArgs) -> anyhow::Result<()> {
                     ),
                 }
             }
-            let plan = dead_letters::plan_replay(
-                &log,
-                &topic,
-                selection.filter(),
-                force,
-                canary,
-                command_line,
-            )?;
-            let report = dead_letters::replay(&log, &plan, now_ms)?;
-            if json {
-                println!("{}", serde_json::to_string_pretty(&report)?);
-                return Ok(());
-            }
-            for item in &report.replayed {
-                let (topic, partition, offset) = item.target.clone().unwrap_or_default();
-                println!(
-                    "replayed {}/{}/{} (event {}) -> {topic}/{partition}/{offset}",
-                    report.dead_letter_topic,
-                    item.partition,
-                    item.offset,
-                    item.event_id.as_deref().unwrap_or("-")
-                );
-            }
-            println!(
-                "{}: {} replayed, {} skipped as replayed before (--force replays them), {} purged, {} malformed",
-                report.id,
-                report.replayed.len(),
-                report.skipped_replayed,
-                report.skipped_purged,
-                report.skipped_malformed
-            );
-            if report.canary && !report.replayed.is_empty() {
-                println!(
+            let filter = selection.filter();
+            let replay = |canary: bool| {
+                let now_ms = Utc::now().timestamp_millis();
+                control.replay(
+                    &topic,
+                    filter.clone(),
+                    force,
+                    canary,
+                    command_line.clone(),
+                    now_ms,
+                )
+            };
+            let report = replay(canary)?;
+            print_replay(&report, json)?;
+            match canary_wait {
+                Some(_) if report.replayed.is_empty() => {}
+                Some(seconds) => {
+                    wait_for_canary(&control, &report.id, Duration::from_secs(seconds))?;
+                    print_replay(&replay(false)?, json)?;
+                }
+                None if report.canary && !report.replayed.is_empty() && !json => println!(
                     "canary: run the consumers, then `keel dlq canary {}`; go on with `keel dlq replay {} ... --after-canary {}`",
                     report.id, report.dead_letter_topic, report.id
-                );
+                ),
+                None => {}
             }
         }
         DlqCommand::Canary { id, json } => {
-            let outcome = dead_letters::canary_outcome(&log, &id)?;
+            let outcome = control.canary_outcome(&id)?;
             if json {
                 println!("{}", serde_json::to_string(&outcome)?);
             }
@@ -265,41 +268,36 @@ pub(crate) fn run(data: &Path, args: DlqArgs) -> anyhow::Result<()> {
         } => {
             selection.check()?;
             let filter = selection.filter();
-            match dead_letters::purge(&log, &topic, &filter, yes, command_line, now_ms) {
-                Ok(report) => {
-                    if json {
-                        println!("{}", serde_json::to_string_pretty(&report)?);
-                    } else {
-                        println!(
-                            "{}: purged {} dead letter(s) of {}",
-                            report.id,
-                            report.purged.len(),
-                            report.dead_letter_topic
-                        );
-                    }
+            let report = control.purge(&topic, &filter, yes, command_line, now_ms)?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&report)?);
+            }
+            if !report.confirmed {
+                for item in &report.purged {
+                    println!(
+                        "would purge {}/{}/{} (event {})",
+                        report.dead_letter_topic,
+                        item.partition,
+                        item.offset,
+                        item.event_id.as_deref().unwrap_or("-")
+                    );
                 }
-                Err(DeadLetterError::NotConfirmed { count }) => {
-                    let plan = dead_letters::plan_purge(&log, &topic, &filter)?;
-                    for item in &plan.purged {
-                        println!(
-                            "would purge {}/{}/{} (event {})",
-                            plan.dead_letter_topic,
-                            item.partition,
-                            item.offset,
-                            item.event_id.as_deref().unwrap_or("-")
-                        );
-                    }
-                    bail!("would purge {count} dead letter(s); add --yes to purge them");
-                }
-                Err(error) => return Err(error.into()),
+                bail!(
+                    "would purge {} dead letter(s); add --yes to purge them",
+                    report.purged.len()
+                );
+            }
+            if !json {
+                println!(
+                    "{}: purged {} dead letter(s) of {}",
+                    report.id,
+                    report.purged.len(),
+                    report.dead_letter_topic
+                );
             }
         }
         DlqCommand::History { topic, json } => {
-            let topic = match topic {
-                Some(name) => Some(dead_letters::resolve_topic(&log, &name)?.name().to_string()),
-                None => None,
-            };
-            let entries = audit::history(&log, topic.as_deref())?;
+            let entries = control.history(topic.as_deref())?;
             if json {
                 for entry in &entries {
                     println!("{}", serde_json::to_string(entry)?);
@@ -350,42 +348,94 @@ impl Selection {
     }
 }
 
-fn show_json(dead_letter: &StoredDeadLetter) -> serde_json::Value {
-    let mut value = serde_json::to_value(dead_letter).expect("dead letters serialize");
-    value["event"] = dead_letter
-        .event
-        .as_ref()
-        .map_or(serde_json::Value::Null, |e| e.to_structured_json());
-    value
+/// Prints a replay's report: one line per replayed event and a summary line.
+fn print_replay(report: &ReplayReport, json: bool) -> anyhow::Result<()> {
+    if json {
+        println!("{}", serde_json::to_string_pretty(report)?);
+        return Ok(());
+    }
+    for item in &report.replayed {
+        let (topic, partition, offset) = item.target.clone().unwrap_or_default();
+        println!(
+            "replayed {}/{}/{} (event {}) -> {topic}/{partition}/{offset}",
+            report.dead_letter_topic,
+            item.partition,
+            item.offset,
+            item.event_id.as_deref().unwrap_or("-")
+        );
+    }
+    println!(
+        "{}: {} replayed, {} skipped as replayed before (--force replays them), {} purged, {} malformed",
+        report.id,
+        report.replayed.len(),
+        report.skipped_replayed,
+        report.skipped_purged,
+        report.skipped_malformed
+    );
+    Ok(())
 }
 
-fn print_dead_letter(d: &StoredDeadLetter) {
-    println!("{}/{}/{}", d.dead_letter_topic, d.partition, d.offset);
-    println!("  status:          {:?}", d.status);
-    println!("  dead-lettered:   {}", time::rfc3339(d.timestamp_ms));
-    println!("  key:             {}", d.key.as_deref().unwrap_or("-"));
-    match &d.headers {
-        Some(h) => {
-            println!(
-                "  original:        {}/{}/{}",
-                h.topic, h.partition, h.offset
-            );
-            println!("  group:           {}", h.group);
-            println!("  handler:         {}", h.handler);
-            println!("  attempts:        {}", h.attempts);
-            println!("  first failure:   {}", time::rfc3339(h.first_failure_ms));
-            println!("  last failure:    {}", time::rfc3339(h.last_failure_ms));
-            println!("  error kind:      {}", h.kind.as_str());
-            println!("  error:           {}", h.error);
+/// Polls the canary's outcome until it is handled (`Ok`), failed again or `wait` is over.
+fn wait_for_canary(control: &Control, id: &str, wait: Duration) -> anyhow::Result<()> {
+    let deadline = Instant::now() + wait;
+    loop {
+        match control.canary_outcome(id)? {
+            CanaryOutcome::Handled => {
+                println!("canary {id}: handled; replaying the rest");
+                return Ok(());
+            }
+            CanaryOutcome::DeadLettered { partition, offset } => bail!(
+                "canary '{id}' failed again (dead letter at partition {partition} offset {offset}): nothing more replayed"
+            ),
+            CanaryOutcome::Pending if Instant::now() >= deadline => bail!(
+                "canary '{id}' was not handled within {} s: nothing more replayed; check it later with `keel dlq canary {id}`",
+                wait.as_secs()
+            ),
+            CanaryOutcome::Pending => std::thread::sleep(CANARY_POLL),
         }
-        None => println!("  headers:         keel_dlq_* headers missing or malformed"),
     }
-    if let Some(replay_of) = &d.replay_of {
-        println!("  replay of:       {replay_of}");
+}
+
+/// Prints one dead letter (the JSON of `StoredDeadLetter::to_json`) for people.
+fn print_dead_letter(d: &Value) {
+    let text = |v: &Value| v.as_str().map_or_else(|| "-".to_string(), str::to_string);
+    let when = |v: &Value| v.as_i64().map_or_else(|| "-".to_string(), time::rfc3339);
+    println!(
+        "{}/{}/{}",
+        text(&d["dead_letter_topic"]),
+        d["partition"],
+        d["offset"]
+    );
+    println!("  status:          {}", text(&d["status"]));
+    println!("  dead-lettered:   {}", when(&d["timestamp_ms"]));
+    println!("  key:             {}", text(&d["key"]));
+    let h = &d["headers"];
+    if h.is_object() {
+        println!(
+            "  original:        {}/{}/{}",
+            text(&h["topic"]),
+            h["partition"],
+            h["offset"]
+        );
+        println!("  group:           {}", text(&h["group"]));
+        println!("  handler:         {}", text(&h["handler"]));
+        println!("  attempts:        {}", h["attempts"]);
+        println!("  first failure:   {}", when(&h["first_failure_ms"]));
+        println!("  last failure:    {}", when(&h["last_failure_ms"]));
+        println!("  error kind:      {}", text(&h["kind"]));
+        println!("  error:           {}", text(&h["error"]));
+    } else {
+        println!("  headers:         keel_dlq_* headers missing or malformed");
     }
-    match (&d.event, &d.event_error) {
-        (Some(event), _) => println!("  event:           {}", json!(event.to_structured_json())),
-        (None, Some(error)) => println!("  event:           not a CloudEvent: {error}"),
-        (None, None) => {}
+    if d["replay_of"].is_string() {
+        println!("  replay of:       {}", text(&d["replay_of"]));
+    }
+    if d["event"].is_object() {
+        println!("  event:           {}", d["event"]);
+    } else if d["event_error"].is_string() {
+        println!(
+            "  event:           not a CloudEvent: {}",
+            text(&d["event_error"])
+        );
     }
 }

@@ -1,8 +1,9 @@
 //! `keel groups`: list consumer groups, show their lag, reset their committed offsets.
 //!
-//! Argument handling and printing only; the logic is `keel_runtime::admin::groups`. The log
-//! has one owning process, so while this command runs no consumer of another process can
-//! commit offsets on the same data directory: a reset never races a running consumer.
+//! Argument handling and printing only; the logic is `keel_runtime::admin::groups`, run here
+//! or (list and lag) by the `keel serve` that owns the data directory (`control.rs`). A reset
+//! needs the data directory itself: while this command holds it no consumer of another
+//! process can commit offsets there, so a reset never races a running consumer.
 
 use std::path::Path;
 
@@ -10,7 +11,7 @@ use anyhow::{Context, bail};
 use chrono::Utc;
 use keel_runtime::admin::groups::{self, PartitionLag, ResetTarget};
 
-use crate::store::open_log;
+use crate::control::Control;
 use crate::time;
 
 /// Flags of `keel groups`.
@@ -68,12 +69,12 @@ enum GroupsCommand {
 }
 
 /// Runs `keel groups`.
-pub(crate) fn run(data: &Path, args: GroupsArgs) -> anyhow::Result<()> {
-    let log = open_log(data)?;
+pub(crate) fn run(data: &Path, server: Option<&str>, args: GroupsArgs) -> anyhow::Result<()> {
+    let control = Control::open(data, server)?;
     let now_ms = Utc::now().timestamp_millis();
     match args.command {
         GroupsCommand::List { json } => {
-            let summaries = groups::list_groups(&log, now_ms)?;
+            let summaries = control.list_groups(now_ms)?;
             if json {
                 println!("{}", serde_json::to_string_pretty(&summaries)?);
                 return Ok(());
@@ -92,12 +93,17 @@ pub(crate) fn run(data: &Path, args: GroupsArgs) -> anyhow::Result<()> {
         GroupsCommand::Lag { group, json } => {
             let names = match group {
                 Some(group) => vec![group],
-                None => log.group_offsets().groups(),
+                None => control
+                    .list_groups(now_ms)?
+                    .into_iter()
+                    .map(|s| s.group)
+                    .collect(),
             };
             let mut lags: Vec<PartitionLag> = Vec::new();
             for name in names {
                 lags.extend(
-                    groups::group_lag(&log, &name, now_ms)
+                    control
+                        .group_lag(&name, now_ms)
                         .with_context(|| format!("cannot measure lag of group '{name}'"))?,
                 );
             }
@@ -147,10 +153,11 @@ pub(crate) fn run(data: &Path, args: GroupsArgs) -> anyhow::Result<()> {
             } else {
                 bail!("say where to: --to-earliest, --to-latest, --to-offset or --to-time");
             };
-            let plan = groups::plan_reset(&log, &group, &topic, partition, target)
+            let log = control.local("keel groups reset")?;
+            let plan = groups::plan_reset(log, &group, &topic, partition, target)
                 .with_context(|| format!("cannot reset group '{group}'"))?;
             if !dry_run {
-                groups::apply_reset(&log, &group, &plan, now_ms)
+                groups::apply_reset(log, &group, &plan, now_ms)
                     .with_context(|| format!("cannot reset group '{group}'"))?;
             }
             if json {

@@ -7,6 +7,7 @@
 mod app_database;
 mod bench;
 mod consume;
+mod control;
 mod dlq;
 mod groups;
 mod migrate;
@@ -35,6 +36,10 @@ struct Cli {
         value_name = "DIR"
     )]
     data_dir: PathBuf,
+    /// Base URL of a `keel serve` whose API `groups` and `dlq` use instead of the data
+    /// directory (found automatically when a local server owns the data directory).
+    #[arg(long, global = true, env = "KEEL_SERVER", value_name = "URL")]
+    server: Option<String>,
     #[command(subcommand)]
     command: Command,
 }
@@ -68,8 +73,8 @@ fn main() -> ExitCode {
         Command::Produce(args) => produce::run(&cli.data_dir, args),
         Command::Consume(args) => consume::run(&cli.data_dir, args),
         Command::Bench(args) => bench::run(&cli.data_dir, args),
-        Command::Groups(args) => groups::run(&cli.data_dir, args),
-        Command::Dlq(args) => dlq::run(&cli.data_dir, args),
+        Command::Groups(args) => groups::run(&cli.data_dir, cli.server.as_deref(), args),
+        Command::Dlq(args) => dlq::run(&cli.data_dir, cli.server.as_deref(), args),
         Command::Serve(args) => serve::run(&cli.data_dir, args),
         Command::Migrate(args) => migrate::run(args),
         Command::Relay(args) => relay::run(&cli.data_dir, args),

@@ -15,6 +15,8 @@ use serde::Deserialize;
 use tokio::signal::unix::{SignalKind, signal};
 use tracing_subscriber::EnvFilter;
 
+use crate::control;
+
 /// Flags of `keel serve`.
 #[derive(Debug, Args)]
 pub(crate) struct ServeArgs {
@@ -120,10 +122,21 @@ pub(crate) fn run(data_dir: &Path, args: ServeArgs) -> anyhow::Result<()> {
         .enable_all()
         .build()
         .context("cannot start the async runtime")?;
-    runtime.block_on(async {
+    let addr_file = control::server_addr_file(data_dir);
+    let served = runtime.block_on(async {
         let shutdown = shutdown_signal()?;
         server
             .run(shutdown, |bound| {
+                // Tell local `keel groups` / `keel dlq` where the API of this data directory
+                // is (they cannot open it while the server owns it). An unspecified listen
+                // address is reached through loopback.
+                let mut api = bound.http;
+                if api.ip().is_unspecified() {
+                    api.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
+                }
+                if let Err(error) = std::fs::write(&addr_file, api.to_string()) {
+                    tracing::warn!(%error, file = %addr_file.display(), "cannot write the server address file; local `keel dlq` and `keel groups` need --server");
+                }
                 // One machine-readable line on stdout so scripts and tests learn the ports.
                 let mut line = format!("keel serve listening http={}", bound.http);
                 if let Some(kafka) = bound.kafka {
@@ -136,7 +149,11 @@ pub(crate) fn run(data_dir: &Path, args: ServeArgs) -> anyhow::Result<()> {
             })
             .await?;
         anyhow::Ok(())
-    })
+    });
+    // The lock is released now; a stale file would only point at a dead address, but the
+    // CLI reads it only while the lock is held, so removing it is tidiness, not safety.
+    let _ = std::fs::remove_file(&addr_file);
+    served
 }
 
 fn read_config_file(path: &Path) -> anyhow::Result<ConfigFile> {

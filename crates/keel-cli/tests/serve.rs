@@ -262,3 +262,131 @@ fn every_record_acknowledged_over_kafka_survives_kill_9() {
     }
     assert!(restarted.terminate());
 }
+
+/// Makes `count` dead letters of group `billing` in `orders.dlq` with a real router whose
+/// handler refuses everything, then closes the log.
+fn make_dead_letters(keel: &Keel, count: usize) {
+    use keel_core::Event;
+    use keel_runtime::{EmbeddedBus, Handler, HandlerError, RetryPolicy, Route, Router};
+
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    runtime.block_on(async {
+        let log = std::sync::Arc::new(keel_log::Log::open(keel.dir.path()).unwrap());
+        log.create_topic("orders", keel_log::TopicConfig::new(1))
+            .unwrap();
+        let bus = EmbeddedBus::new(log.clone());
+        let refuse = Handler::raw("charge", |_event: Event, _ctx| async {
+            Err::<(), _>(HandlerError::permanent("card processor says no"))
+        });
+        let route = Route::new("orders", "billing", refuse).with_retry(RetryPolicy {
+            attempts_max: 1,
+            ..RetryPolicy::default()
+        });
+        let router = Router::new(&bus).route(route).start().unwrap();
+        for n in 0..count {
+            let event =
+                Event::new("/test", "order.placed").with_partition_key(format!("order-{n}"));
+            bus.publisher().publish("orders", event).await.unwrap();
+        }
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        while keel_runtime::admin::dead_letters::summaries(&log, 0)
+            .unwrap()
+            .first()
+            .is_none_or(|s| s.pending < count as u64)
+        {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "dead letters never appeared"
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        router.shutdown().await;
+    });
+}
+
+/// A canary replay that waits one second for its outcome.
+const ONE_STEP_CANARY: [&str; 7] = [
+    "dlq",
+    "replay",
+    "orders",
+    "--all",
+    "--canary",
+    "--canary-wait",
+    "1",
+];
+
+#[test]
+fn operator_verbs_use_the_api_of_the_server_that_owns_the_data_directory() {
+    let keel = Keel::new();
+    make_dead_letters(&keel, 3);
+    let served = keel.serve(&[]);
+
+    // Found through the address file the server wrote: no flag needed (the audit entry
+    // below names the HTTP request, which proves the server did the work).
+    let list = keel.ok(&["dlq", "list"], "");
+    assert!(
+        list.contains("orders.dlq")
+            && list.contains("group=billing handler=charge kind=permanent: 3"),
+        "{list}"
+    );
+
+    let shown = keel.ok(&["dlq", "show", "orders", "--key", "order-1"], "");
+    assert!(
+        shown.contains("error:           card processor says no"),
+        "{shown}"
+    );
+    assert!(shown.contains("\"type\":\"order.placed\""), "{shown}");
+
+    // No consumer handles the canary here, so the one-step canary stops after it, on time.
+    keel.fails(
+        &ONE_STEP_CANARY,
+        "",
+        "was not handled within 1 s: nothing more replayed",
+    );
+    let list = keel.ok(&["dlq", "list", "--json"], "");
+    let summaries: serde_json::Value = serde_json::from_str(&list).unwrap();
+    assert_eq!(summaries[0]["replayed"], 1, "{list}");
+    assert_eq!(summaries[0]["pending"], 2, "{list}");
+    let history = keel.ok(&["dlq", "history"], "");
+    assert!(
+        history.contains("canary")
+            && history.contains(
+                "--canary-wait 1 (via POST /api/dead-letters/orders/replay from 127.0.0.1"
+            ),
+        "{history}"
+    );
+
+    let groups = keel.ok(&["groups", "list"], "");
+    assert!(groups.contains("billing"), "{groups}");
+    let lag = keel.ok(&["groups", "lag", "billing"], "");
+    assert!(lag.contains("orders"), "{lag}");
+    keel.fails(
+        &[
+            "groups",
+            "reset",
+            "billing",
+            "--topic",
+            "orders",
+            "--to-earliest",
+        ],
+        "",
+        "needs the data directory itself",
+    );
+    // An explicit --server that is not there is named.
+    keel.fails(
+        &["dlq", "list", "--server", "http://127.0.0.1:9"],
+        "",
+        "cannot reach the server at http://127.0.0.1:9",
+    );
+
+    assert!(served.terminate());
+    // With the server gone the verbs open the data directory again, and the file is gone.
+    assert!(!keel.dir.path().join("keel-serve.http").exists());
+    keel.fails(
+        &ONE_STEP_CANARY,
+        "",
+        "--canary-wait needs a running keel serve",
+    );
+    let list = keel.ok(&["dlq", "list"], "");
+    assert!(list.contains("orders.dlq"), "{list}");
+}

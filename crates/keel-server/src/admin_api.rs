@@ -8,7 +8,7 @@
 //! | `GET /api/groups` | every group that committed offsets, with total lag |
 //! | `GET /api/groups/{group}` | the group's lag per partition, in events and ms |
 //! | `GET /api/dead-letters` | per dead-letter topic: pending, replayed, purged, oldest age, causes |
-//! | `GET /api/dead-letters/{topic}?group=&kind=&type=&key=&event_id=&partition=&offset=&limit=` | the dead letters |
+//! | `GET /api/dead-letters/{topic}?group=&kind=&type=&key=&event_id=&partition=&offset=&limit=` | the dead letters, each with its CloudEvent |
 //! | `POST /api/dead-letters/{topic}/replay` (JSON filter + `canary`, `force`) | the replay report |
 //! | `GET /api/dead-letters/canary/{id}` | pending, handled or dead-lettered again |
 //! | `POST /api/dead-letters/{topic}/purge` (JSON filter + `confirm`) | what was (or would be) purged |
@@ -211,11 +211,12 @@ async fn list_dead_letters(
     Path(topic): Path<String>,
     Query(filter): Query<FilterParams>,
     Query(limit): Query<LimitParam>,
-) -> Result<Json<Vec<dead_letters::StoredDeadLetter>>, ApiError> {
+) -> Result<Json<Vec<serde_json::Value>>, ApiError> {
     let limit = limit.limit.unwrap_or(LIST_LIMIT_DEFAULT);
     let filter = DeadLetterFilter::from(filter);
     with_log(&bus, move |log| {
-        dead_letters::dead_letters(log, &topic, &filter, limit)
+        let found = dead_letters::dead_letters(log, &topic, &filter, limit)?;
+        Ok::<_, DeadLetterError>(found.iter().map(|d| d.to_json()).collect())
     })
     .await
 }
@@ -225,6 +226,9 @@ async fn list_dead_letters(
 struct ReplayBody {
     #[serde(default)]
     canary: bool,
+    /// The caller's own description for the audit log (the `keel` CLI sends its command
+    /// line); the request line and peer address are recorded either way.
+    command: Option<String>,
     #[serde(default)]
     force: bool,
     #[serde(default, flatten)]
@@ -237,7 +241,7 @@ async fn replay(
     Path(topic): Path<String>,
     Json(body): Json<ReplayBody>,
 ) -> Result<Json<dead_letters::ReplayReport>, ApiError> {
-    let command = format!("POST /api/dead-letters/{topic}/replay from {peer}");
+    let command = audit_command(&body.command, "replay", &topic, peer);
     with_log(&bus, move |log| {
         let filter = DeadLetterFilter::from(body.filter);
         let plan =
@@ -260,6 +264,8 @@ async fn canary(
 struct PurgeBody {
     #[serde(default)]
     confirm: bool,
+    /// As [`ReplayBody::command`].
+    command: Option<String>,
     #[serde(default, flatten)]
     filter: FilterParams,
 }
@@ -270,7 +276,7 @@ async fn purge(
     Path(topic): Path<String>,
     Json(body): Json<PurgeBody>,
 ) -> Result<Json<dead_letters::PurgeReport>, ApiError> {
-    let command = format!("POST /api/dead-letters/{topic}/purge from {peer}");
+    let command = audit_command(&body.command, "purge", &topic, peer);
     with_log(&bus, move |log| {
         let filter = DeadLetterFilter::from(body.filter);
         if body.confirm {
@@ -280,6 +286,15 @@ async fn purge(
         }
     })
     .await
+}
+
+/// What the audit log records as the command of a replay or purge over HTTP.
+fn audit_command(caller: &Option<String>, action: &str, topic: &str, peer: SocketAddr) -> String {
+    let request = format!("POST /api/dead-letters/{topic}/{action} from {peer}");
+    match caller {
+        Some(command) => format!("{command} (via {request})"),
+        None => request,
+    }
 }
 
 #[derive(Debug, Deserialize)]

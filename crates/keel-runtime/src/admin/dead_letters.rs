@@ -29,7 +29,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 use keel_core::Event;
 use keel_log::{AppendError, Header, Log, NewRecord, ReadError, Record, Topic};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::audit::{self, AuditAction, AuditEntry, AuditError, AuditItem, AuditState};
 use super::scan;
@@ -90,6 +90,20 @@ pub struct StoredDeadLetter {
     pub record: Record,
 }
 
+impl StoredDeadLetter {
+    /// This dead letter as JSON: its serde form plus the CloudEvent in structured mode under
+    /// `event` (`null` when the record is not a readable CloudEvent). The form the CLI prints
+    /// and the server's API answers.
+    pub fn to_json(&self) -> serde_json::Value {
+        let mut value = serde_json::to_value(self).expect("dead letters serialize");
+        value["event"] = self
+            .event
+            .as_ref()
+            .map_or(serde_json::Value::Null, Event::to_structured_json);
+        value
+    }
+}
+
 /// Which dead letters an operation is about. Every field that is set must match.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct DeadLetterFilter {
@@ -124,7 +138,7 @@ impl DeadLetterFilter {
 }
 
 /// Dead letters of one group, handler and error kind.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CauseCount {
     /// The group (empty for malformed dead letters).
     pub group: String,
@@ -137,7 +151,7 @@ pub struct CauseCount {
 }
 
 /// One dead-letter topic at a glance.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DeadLetterSummary {
     /// The dead-letter topic.
     pub dead_letter_topic: String,
@@ -172,7 +186,7 @@ pub struct ReplayPlan {
 }
 
 /// What a replay did.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ReplayReport {
     /// The replay's id (its audit entry; the `keel_replay_id` header).
     pub id: String,
@@ -191,7 +205,7 @@ pub struct ReplayReport {
 }
 
 /// What a purge did (or, unconfirmed, would do).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PurgeReport {
     /// The purge's id; empty when not confirmed.
     pub id: String,
@@ -204,7 +218,7 @@ pub struct PurgeReport {
 }
 
 /// Where a canary stands.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case", tag = "outcome")]
 pub enum CanaryOutcome {
     /// Not handled yet: the group's committed offset has not passed the replayed record.

@@ -8,12 +8,12 @@
 //! generations live in the in-process coordinator and are gone when the process is).
 
 use keel_log::{AppendError, Log, OffsetCommit, ReadError};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::lag::Lag;
 
 /// How far one group is behind in one partition.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PartitionLag {
     /// The group.
     pub group: String,
@@ -35,7 +35,7 @@ pub struct PartitionLag {
 }
 
 /// One group's totals over its partitions.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct GroupSummary {
     /// The group.
     pub group: String,

@@ -1,0 +1,271 @@
+//! Where the operator verbs (`keel groups`, `keel dlq`) run: on the data directory itself,
+//! or through the API of the `keel serve` that owns it.
+//!
+//! A data directory has one owning process. While `keel serve` runs, the CLI cannot open it,
+//! so the server writes its HTTP address to [`SERVER_ADDR_FILE`] in the data directory and the
+//! verbs use its `/api` instead — the same functions run, in the server. `--server URL`
+//! (or `$KEEL_SERVER`) picks a server explicitly, for example on another host.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, bail};
+use keel_log::{Log, OpenError};
+use keel_runtime::admin::audit::{self, AuditEntry};
+use keel_runtime::admin::dead_letters::{
+    self, CanaryOutcome, DeadLetterFilter, DeadLetterSummary, PurgeReport, ReplayReport,
+};
+use keel_runtime::admin::groups::{self, GroupSummary, PartitionLag};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use serde_json::{Value, json};
+
+use crate::store::open_log;
+
+/// File in the data directory holding the HTTP address of the `keel serve` that owns it.
+pub(crate) const SERVER_ADDR_FILE: &str = "keel-serve.http";
+
+/// The data directory, opened here or reached through its server.
+pub(crate) enum Control {
+    /// This process opened the log.
+    Local(Log),
+    /// A server owns the log; requests go to its API at this base URL.
+    Remote(String),
+}
+
+/// The path of the server address file in `data`.
+pub(crate) fn server_addr_file(data: &Path) -> PathBuf {
+    data.join(SERVER_ADDR_FILE)
+}
+
+impl Control {
+    /// The server at `server` if given; else the log in `data`, or — when a running server
+    /// owns it — that server's API.
+    pub(crate) fn open(data: &Path, server: Option<&str>) -> anyhow::Result<Control> {
+        if let Some(url) = server {
+            return Ok(Control::Remote(url.trim_end_matches('/').to_string()));
+        }
+        match Log::open(data) {
+            Ok(log) => return Ok(Control::Local(log)),
+            Err(OpenError::Locked { .. }) => {
+                if let Ok(addr) = std::fs::read_to_string(server_addr_file(data)) {
+                    return Ok(Control::Remote(format!("http://{}", addr.trim())));
+                }
+            }
+            Err(_) => {}
+        }
+        // Another short-lived command holds it (or opening failed): wait, and report.
+        Ok(Control::Local(open_log(data)?))
+    }
+
+    /// The local log, for verbs that have no API form.
+    pub(crate) fn local(&self, verb: &str) -> anyhow::Result<&Log> {
+        match self {
+            Control::Local(log) => Ok(log),
+            Control::Remote(url) => bail!(
+                "`{verb}` needs the data directory itself, which the server at {url} owns; stop the server first"
+            ),
+        }
+    }
+
+    /// Whether requests go to a server.
+    pub(crate) fn is_remote(&self) -> bool {
+        matches!(self, Control::Remote(_))
+    }
+
+    pub(crate) fn dead_letter_summaries(
+        &self,
+        now_ms: i64,
+    ) -> anyhow::Result<Vec<DeadLetterSummary>> {
+        match self {
+            Control::Local(log) => Ok(dead_letters::summaries(log, now_ms)?),
+            Control::Remote(url) => get(url, "/api/dead-letters"),
+        }
+    }
+
+    /// Dead letters as the JSON the CLI prints (see `StoredDeadLetter::to_json`).
+    pub(crate) fn dead_letters_json(
+        &self,
+        topic: &str,
+        filter: &DeadLetterFilter,
+        limit: usize,
+    ) -> anyhow::Result<Vec<Value>> {
+        match self {
+            Control::Local(log) => Ok(dead_letters::dead_letters(log, topic, filter, limit)?
+                .iter()
+                .map(|d| d.to_json())
+                .collect()),
+            Control::Remote(url) => {
+                let mut query = filter_json(filter);
+                query["limit"] = json!(limit);
+                get_query(url, &format!("/api/dead-letters/{topic}"), &query)
+            }
+        }
+    }
+
+    pub(crate) fn replay(
+        &self,
+        topic: &str,
+        filter: DeadLetterFilter,
+        force: bool,
+        canary: bool,
+        command: String,
+        now_ms: i64,
+    ) -> anyhow::Result<ReplayReport> {
+        match self {
+            Control::Local(log) => {
+                let plan = dead_letters::plan_replay(log, topic, filter, force, canary, command)?;
+                Ok(dead_letters::replay(log, &plan, now_ms)?)
+            }
+            Control::Remote(url) => {
+                let mut body = filter_json(&filter);
+                body["force"] = json!(force);
+                body["canary"] = json!(canary);
+                body["command"] = json!(command);
+                post(url, &format!("/api/dead-letters/{topic}/replay"), &body)
+            }
+        }
+    }
+
+    pub(crate) fn canary_outcome(&self, id: &str) -> anyhow::Result<CanaryOutcome> {
+        match self {
+            Control::Local(log) => Ok(dead_letters::canary_outcome(log, id)?),
+            Control::Remote(url) => get(url, &format!("/api/dead-letters/canary/{id}")),
+        }
+    }
+
+    /// Purges when `confirmed`; otherwise reports what would be purged and writes nothing.
+    pub(crate) fn purge(
+        &self,
+        topic: &str,
+        filter: &DeadLetterFilter,
+        confirmed: bool,
+        command: String,
+        now_ms: i64,
+    ) -> anyhow::Result<PurgeReport> {
+        match self {
+            Control::Local(log) if confirmed => Ok(dead_letters::purge(
+                log, topic, filter, true, command, now_ms,
+            )?),
+            Control::Local(log) => Ok(dead_letters::plan_purge(log, topic, filter)?),
+            Control::Remote(url) => {
+                let mut body = filter_json(filter);
+                body["confirm"] = json!(confirmed);
+                body["command"] = json!(command);
+                post(url, &format!("/api/dead-letters/{topic}/purge"), &body)
+            }
+        }
+    }
+
+    /// The audit log; only the dead-letter topic of `topic` (it or its source) when given.
+    pub(crate) fn history(&self, topic: Option<&str>) -> anyhow::Result<Vec<AuditEntry>> {
+        match self {
+            Control::Local(log) => {
+                let topic = match topic {
+                    Some(name) => Some(dead_letters::resolve_topic(log, name)?.name().to_string()),
+                    None => None,
+                };
+                Ok(audit::history(log, topic.as_deref())?)
+            }
+            Control::Remote(url) => {
+                let topic = topic.map(|t| {
+                    if t.ends_with(".dlq") {
+                        t.to_string()
+                    } else {
+                        format!("{t}.dlq")
+                    }
+                });
+                get_query(url, "/api/audit", &json!({ "topic": topic }))
+            }
+        }
+    }
+
+    pub(crate) fn list_groups(&self, now_ms: i64) -> anyhow::Result<Vec<GroupSummary>> {
+        match self {
+            Control::Local(log) => Ok(groups::list_groups(log, now_ms)?),
+            Control::Remote(url) => get(url, "/api/groups"),
+        }
+    }
+
+    pub(crate) fn group_lag(&self, group: &str, now_ms: i64) -> anyhow::Result<Vec<PartitionLag>> {
+        match self {
+            Control::Local(log) => Ok(groups::group_lag(log, group, now_ms)?),
+            Control::Remote(url) => get(url, &format!("/api/groups/{group}")),
+        }
+    }
+}
+
+/// The filter's set fields as the API's JSON fields (`event_type` is `type` there).
+fn filter_json(filter: &DeadLetterFilter) -> Value {
+    let mut value = json!({});
+    let fields: [(&str, Option<Value>); 7] = [
+        ("partition", filter.partition.map(Value::from)),
+        ("offset", filter.offset.map(Value::from)),
+        ("event_id", filter.event_id.clone().map(Value::from)),
+        ("type", filter.event_type.clone().map(Value::from)),
+        ("group", filter.group.clone().map(Value::from)),
+        ("kind", filter.kind.clone().map(Value::from)),
+        ("key", filter.key.clone().map(Value::from)),
+    ];
+    for (name, field) in fields {
+        if let Some(field) = field {
+            value[name] = field;
+        }
+    }
+    value
+}
+
+fn get<T: DeserializeOwned>(url: &str, path: &str) -> anyhow::Result<T> {
+    answer(
+        url,
+        path,
+        ureq::get(format!("{url}{path}"))
+            .config()
+            .http_status_as_error(false)
+            .build()
+            .call(),
+    )
+}
+
+fn get_query<T: DeserializeOwned>(url: &str, path: &str, query: &Value) -> anyhow::Result<T> {
+    let mut request = ureq::get(format!("{url}{path}"))
+        .config()
+        .http_status_as_error(false)
+        .build();
+    for (name, value) in query.as_object().into_iter().flatten() {
+        match value {
+            Value::Null => {}
+            Value::String(text) => request = request.query(name, text),
+            other => request = request.query(name, other.to_string()),
+        }
+    }
+    answer(url, path, request.call())
+}
+
+fn post<T: DeserializeOwned, B: Serialize>(url: &str, path: &str, body: &B) -> anyhow::Result<T> {
+    let request = ureq::post(format!("{url}{path}"))
+        .config()
+        .http_status_as_error(false)
+        .build();
+    answer(url, path, request.send_json(body))
+}
+
+/// The body of a 2xx answer as `T`; otherwise the server's one-line error.
+fn answer<T: DeserializeOwned>(
+    url: &str,
+    path: &str,
+    response: Result<ureq::http::Response<ureq::Body>, ureq::Error>,
+) -> anyhow::Result<T> {
+    let response = response.with_context(|| format!("cannot reach the server at {url}"))?;
+    let status = response.status();
+    let mut body = response.into_body();
+    if status.is_success() {
+        return body
+            .read_json()
+            .with_context(|| format!("unexpected answer from {url}{path}"));
+    }
+    let error: Value = body.read_json().unwrap_or(Value::Null);
+    match error["error"].as_str() {
+        Some(message) => bail!("{message}"),
+        None => bail!("the server at {url} answered {status} to {path}"),
+    }
+}
