@@ -311,7 +311,9 @@ impl Shared {
             if !create || groups.map.len() >= self.config.groups_max {
                 return None;
             }
-            groups.map.insert(id.to_string(), Group::new(&self.config));
+            groups
+                .map
+                .insert(id.to_string(), Group::new(id, &self.config));
         }
         let group = groups.map.get_mut(id).expect("present");
         let out = transition(group, now_ms);

@@ -70,6 +70,8 @@ pub(crate) enum Reply<T> {
 /// One group's membership and generation.
 #[derive(Debug)]
 pub(crate) struct Group {
+    /// The group id, for log lines.
+    id: String,
     state: GroupState,
     generation: i32,
     protocol_type: Option<String>,
@@ -95,8 +97,9 @@ pub(crate) struct Group {
 
 impl Group {
     /// A new, empty group.
-    pub(crate) fn new(config: &GroupConfig) -> Group {
+    pub(crate) fn new(id: &str, config: &GroupConfig) -> Group {
         Group {
+            id: id.to_string(),
             state: GroupState::Empty,
             generation: 0,
             protocol_type: None,
@@ -328,7 +331,7 @@ impl Group {
                     ResponseError::FencedInstanceId.code()
                 }
                 Some(current) => {
-                    self.remove_member(&current, now_ms);
+                    self.remove_member(&current, "left the group", now_ms);
                     0
                 }
                 None => ResponseError::UnknownMemberId.code(),
@@ -341,7 +344,7 @@ impl Group {
         if !self.members.contains_key(member_id) {
             return ResponseError::UnknownMemberId.code();
         }
-        self.remove_member(member_id, now_ms);
+        self.remove_member(member_id, "left the group", now_ms);
         0
     }
 
@@ -397,7 +400,7 @@ impl Group {
             .map(|m| m.id.clone())
             .collect();
         for id in &silent {
-            self.remove_member(id, now_ms);
+            self.remove_member(id, "session timed out", now_ms);
         }
         let syncing = matches!(
             self.state,
@@ -408,7 +411,7 @@ impl Group {
                 .into_iter()
                 .collect();
             for id in &late {
-                self.remove_member(id, now_ms);
+                self.remove_member(id, "sent no SyncGroup within the rebalance timeout", now_ms);
             }
         }
         self.maybe_complete_join(now_ms);
@@ -539,10 +542,11 @@ impl Group {
         Reply::Wait(receiver)
     }
 
-    fn remove_member(&mut self, member_id: &str, now_ms: u64) {
+    fn remove_member(&mut self, member_id: &str, reason: &str, now_ms: u64) {
         let Some(mut member) = self.members.remove(member_id) else {
             return;
         };
+        tracing::info!(group = %self.id, member = member_id, reason, "member removed");
         if let Some(instance) = &member.instance_id
             && self.instances.get(instance).map(String::as_str) == Some(member_id)
         {
@@ -587,6 +591,13 @@ impl Group {
         };
         self.rebalance_deadline_ms = now_ms + rebalance_timeout_ms;
         self.state = GroupState::PreparingRebalance;
+        tracing::info!(
+            group = %self.id,
+            generation = self.generation,
+            members = self.members.len(),
+            rebalance_timeout_ms,
+            "rebalance started"
+        );
     }
 
     fn all_joined(&self) -> bool {
@@ -614,6 +625,12 @@ impl Group {
             .map(|m| m.id.clone())
             .collect();
         for id in &absent {
+            tracing::info!(
+                group = %self.id,
+                member = %id,
+                reason = "did not rejoin within the rebalance timeout",
+                "member removed"
+            );
             let member = self.members.remove(id).expect("listed above");
             if let Some(instance) = &member.instance_id {
                 self.instances.remove(instance);
@@ -627,6 +644,7 @@ impl Group {
             self.state = GroupState::Empty;
             self.protocol = None;
             self.leader = None;
+            tracing::info!(group = %self.id, generation = self.generation, "group is empty");
             return;
         }
         let members = self.members();
@@ -637,6 +655,14 @@ impl Group {
             self.leader = first;
         }
         self.state = GroupState::CompletingRebalance;
+        tracing::info!(
+            group = %self.id,
+            generation = self.generation,
+            members = self.members.len(),
+            protocol = self.protocol.as_deref().unwrap_or(""),
+            leader = self.leader.as_deref().unwrap_or(""),
+            "rebalance completed"
+        );
         self.awaiting_sync = self.members.keys().cloned().collect();
         self.sync_deadline_ms = now_ms + self.rebalance_timeout_ms();
         let ids: Vec<String> = self.members.keys().cloned().collect();

@@ -43,7 +43,7 @@ impl Harness {
 
     fn with_config(config: GroupConfig) -> Harness {
         Harness {
-            group: Group::new(&config),
+            group: Group::new("g", &config),
             config,
             now_ms: 0,
         }
