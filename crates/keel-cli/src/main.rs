@@ -8,6 +8,7 @@ mod app_database;
 mod bench;
 mod consume;
 mod control;
+mod demo;
 mod dlq;
 mod groups;
 mod migrate;
@@ -52,6 +53,9 @@ enum Command {
     Produce(produce::ProduceArgs),
     /// Read events from a topic, alone or as a consumer group.
     Consume(consume::ConsumeArgs),
+    /// Run the order system (orders, inventory, payment, shipping, email, analytics) with a
+    /// live timeline and a self-checking summary.
+    Demo(demo::DemoArgs),
     /// Measure append, read and end-to-end latency of the embedded log.
     Bench(bench::BenchArgs),
     /// List consumer groups, show their lag, reset their offsets.
@@ -72,6 +76,7 @@ fn main() -> ExitCode {
         Command::Topics(args) => topics::run(&cli.data_dir, args),
         Command::Produce(args) => produce::run(&cli.data_dir, args),
         Command::Consume(args) => consume::run(&cli.data_dir, args),
+        Command::Demo(args) => demo::run(args),
         Command::Bench(args) => bench::run(&cli.data_dir, args),
         Command::Groups(args) => groups::run(&cli.data_dir, cli.server.as_deref(), args),
         Command::Dlq(args) => dlq::run(&cli.data_dir, cli.server.as_deref(), args),
