@@ -1,11 +1,15 @@
 //! `keel-kafka-client`: Keel's Kafka transport on rdkafka (librdkafka). It talks to `keel
 //! serve`'s Kafka listener and, unchanged, to any Kafka-protocol cluster (Kafka, Redpanda).
 //!
-//! - [`KafkaPublisher`] publishes events in CloudEvents binary mode with the same record
-//!   mapping as the embedded bus (`keel_runtime::event_record`): an event published here
-//!   and one published to the embedded log are the same bytes.
-//! - It implements `keel_core::PublishPort`, so the outbox relay publishes to Kafka; dead
-//!   letters go to `<topic>.dlq`, created with the source's partition count when missing.
+//! - [`KafkaPublisher`] is the publishing half of the transport port
+//!   (`keel_runtime::PublishTransport`); [`KafkaPublisher::publisher`] gives the
+//!   `keel_runtime::Publisher` service code holds, with the same record mapping as the
+//!   embedded bus (`keel_runtime::event_record`): an event published here and one published
+//!   to the embedded log are the same bytes. That publisher is also the outbox relay's
+//!   `PublishPort`; dead letters go to `<topic>.dlq`, created with the source's partition
+//!   count when missing.
+//! - [`KafkaMember`] is one consumer-group member: assignments and revocations (acknowledged
+//!   after the drain and commit), per-partition fetch and commit.
 //! - [`KafkaConfig`] holds the cluster address and the client settings Keel fixes
 //!   (idempotence, `acks=all`, murmur2 keys, manual commits).
 //!
@@ -14,7 +18,6 @@
 mod config;
 mod limits;
 mod member;
-mod port;
 mod publisher;
 mod topics;
 

@@ -5,6 +5,9 @@
 //! one mapping every Keel writer uses, so a record written here and one written by the
 //! embedded [`keel_runtime::Publisher`] carry the same key, value and headers).
 //!
+//! Service code publishes through [`KafkaPublisher::publisher`], a `keel_runtime::Publisher`
+//! on this transport ([`PublishTransport`]), exactly as it does on the embedded bus.
+//!
 //! The producer is idempotent with `acks=all` and partitions keys with murmur2, as the Java
 //! client and `keel-log` do (see [`KafkaConfig`]). `publish` returns once the broker
 //! acknowledged the record; librdkafka batches concurrent publishes into one produce
@@ -13,9 +16,9 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use keel_core::{Event, TraceParent};
 use keel_log::NewRecord;
-use keel_runtime::{PublishError, Published, event_record};
+use keel_runtime::dead_letter::dead_letter_topic;
+use keel_runtime::{PublishError, PublishTransport, Published, Publisher};
 use rdkafka::error::KafkaError;
 use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
@@ -24,6 +27,7 @@ use rdkafka::types::RDKafkaErrorCode;
 use crate::config::KafkaConfig;
 use crate::limits::DELIVERY_TIMEOUT;
 use crate::topics::Topics;
+use keel_runtime::dedupe::BoxFuture;
 
 /// Publishes events to Kafka topics. Cheap to clone; clones share one producer (one set of
 /// broker connections, one idempotent producer id).
@@ -60,20 +64,11 @@ impl KafkaPublisher {
         })
     }
 
-    /// Publishes `event` to `topic` and returns where the broker stored it.
-    ///
-    /// As the embedded publisher: the event is validated and given a root `traceparent` if
-    /// it has none; `partitionkey` is the record key.
-    ///
-    /// Cancel safety: not cancel safe. Once handed to librdkafka the record is sent even if
-    /// this future is dropped, so a dropped publish may or may not be stored; publish again
-    /// with the same event id and let consumers dedupe.
-    pub async fn publish(&self, topic: &str, mut event: Event) -> Result<Published, PublishError> {
-        if event.traceparent.is_none() {
-            event.traceparent = Some(TraceParent::new_root());
-        }
-        event.validate()?;
-        self.send(topic, &event_record(&event), None).await
+    /// A [`keel_runtime::Publisher`] on this producer: the publisher service code holds,
+    /// the same type and behaviour (validation, root trace, record mapping) as on the
+    /// embedded bus. It also serves as the outbox relay's `PublishPort`.
+    pub fn publisher(&self) -> Publisher {
+        Publisher::on_transport(Arc::new(self.clone()))
     }
 
     /// Sends one record to `topic`: to `partition`, or where its key maps when `None`.
@@ -141,6 +136,33 @@ impl KafkaPublisher {
         self.producer
             .flush(timeout)
             .map_err(|error| publish_error("*", error))
+    }
+}
+
+impl PublishTransport for KafkaPublisher {
+    fn send<'a>(
+        &'a self,
+        topic: &'a str,
+        record: NewRecord,
+    ) -> BoxFuture<'a, Result<Published, PublishError>> {
+        Box::pin(async move { KafkaPublisher::send(self, topic, &record, None).await })
+    }
+
+    fn send_dead_letter<'a>(
+        &'a self,
+        source: &'a str,
+        record: NewRecord,
+    ) -> BoxFuture<'a, Result<Published, PublishError>> {
+        Box::pin(async move {
+            let topic =
+                self.dead_letter_topic(source)
+                    .await
+                    .map_err(|reason| PublishError::Transport {
+                        topic: dead_letter_topic(source),
+                        reason,
+                    })?;
+            KafkaPublisher::send(self, &topic, &record, None).await
+        })
     }
 }
 

@@ -127,7 +127,9 @@ impl Consumer {
 }
 
 async fn publish(serve: &Serve, from: u32, to: u32) {
-    let publisher = KafkaPublisher::new(&KafkaConfig::new(serve.bootstrap())).unwrap();
+    let publisher = KafkaPublisher::new(&KafkaConfig::new(serve.bootstrap()))
+        .unwrap()
+        .publisher();
     for n in from..to {
         let event = Event::new("/tests", "order.placed")
             .with_partition_key(format!("order-{}", n % 13))

@@ -26,7 +26,9 @@ async fn the_outbox_relay_publishes_committed_events_to_kafka() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("app.db");
     let outbox = SqliteOutbox::open(&path).unwrap();
-    let publisher = KafkaPublisher::new(&KafkaConfig::new(serve.bootstrap())).unwrap();
+    let publisher = KafkaPublisher::new(&KafkaConfig::new(serve.bootstrap()))
+        .unwrap()
+        .publisher();
     let options = RelayOptions {
         poll_interval: Duration::from_millis(20),
         ..RelayOptions::default()
@@ -66,7 +68,9 @@ async fn the_outbox_relay_publishes_committed_events_to_kafka() {
 async fn a_dead_letter_through_the_port_lands_in_the_dlq_topic_with_its_headers() {
     let serve = Serve::start().await;
     serve.create_topic("payments", 3);
-    let publisher = KafkaPublisher::new(&KafkaConfig::new(serve.bootstrap())).unwrap();
+    let publisher = KafkaPublisher::new(&KafkaConfig::new(serve.bootstrap()))
+        .unwrap()
+        .publisher();
     let event = Event::new("/tests", "payment.taken").with_partition_key("p-1");
     let headers = vec![("keel_dlq_error".to_string(), b"broker said no".to_vec())];
     PublishPort::publish_dead_letter(&publisher, "payments", event.clone(), headers)

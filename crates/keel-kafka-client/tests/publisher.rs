@@ -20,7 +20,9 @@ fn event(key: &str, n: u32) -> Event {
 async fn published_records_are_the_embedded_mapping_in_the_keyed_partition() {
     let serve = Serve::start().await;
     serve.create_topic("orders", 4);
-    let publisher = KafkaPublisher::new(&KafkaConfig::new(serve.bootstrap())).unwrap();
+    let publisher = KafkaPublisher::new(&KafkaConfig::new(serve.bootstrap()))
+        .unwrap()
+        .publisher();
     let topic = serve.log.topic("orders").unwrap();
     for n in 0..20 {
         let key = format!("order-{}", n % 7);
@@ -69,7 +71,9 @@ async fn published_records_are_the_embedded_mapping_in_the_keyed_partition() {
 async fn an_invalid_event_is_refused_before_anything_is_sent() {
     let serve = Serve::start().await;
     serve.create_topic("orders", 1);
-    let publisher = KafkaPublisher::new(&KafkaConfig::new(serve.bootstrap())).unwrap();
+    let publisher = KafkaPublisher::new(&KafkaConfig::new(serve.bootstrap()))
+        .unwrap()
+        .publisher();
     let invalid = Event::new("", "order.placed");
     let error = publisher.publish("orders", invalid).await.unwrap_err();
     assert!(matches!(error, PublishError::InvalidEvent(_)), "{error}");

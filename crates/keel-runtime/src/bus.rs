@@ -26,6 +26,7 @@ use tokio::sync::Notify;
 use crate::error::PublishError;
 use crate::group::Coordinator;
 use crate::metrics::Metrics;
+use crate::transport::PublishTransport;
 
 /// A `keel-log` [`Log`] shared by publishers and routers in this process. Cheap to clone;
 /// every clone is the same bus (same wake-ups, same consumer groups).
@@ -57,7 +58,8 @@ pub struct Published {
     pub offset: u64,
 }
 
-/// Publishes events to topics of an [`EmbeddedBus`]. Cheap to clone.
+/// Publishes events to topics of an [`EmbeddedBus`], or of another transport
+/// ([`Publisher::on_transport`]). Cheap to clone.
 ///
 /// An event is validated, given a root `traceparent` if it has none (so every event can be
 /// followed), and written in CloudEvents binary mode: attributes as `ce_*` headers, data as
@@ -65,7 +67,16 @@ pub struct Published {
 /// the Java Kafka client); events without a key are spread round-robin and have no order.
 #[derive(Debug, Clone)]
 pub struct Publisher {
-    bus: EmbeddedBus,
+    target: Target,
+}
+
+/// Where a [`Publisher`] writes.
+#[derive(Debug, Clone)]
+pub(crate) enum Target {
+    /// The embedded log, with its wake-ups and metrics.
+    Embedded(EmbeddedBus),
+    /// Another transport (`transport.rs`).
+    Transport(Arc<dyn PublishTransport>),
 }
 
 impl EmbeddedBus {
@@ -112,7 +123,7 @@ impl EmbeddedBus {
 
     /// A publisher on this bus.
     pub fn publisher(&self) -> Publisher {
-        Publisher { bus: self.clone() }
+        Publisher::from_target(Target::Embedded(self.clone()))
     }
 
     pub(crate) fn coordinator(&self) -> &Coordinator {
@@ -155,9 +166,13 @@ impl EmbeddedBus {
 }
 
 impl Publisher {
-    /// The bus this publisher writes to.
-    pub(crate) fn bus(&self) -> &EmbeddedBus {
-        &self.bus
+    pub(crate) fn from_target(target: Target) -> Publisher {
+        Publisher { target }
+    }
+
+    /// Where this publisher writes.
+    pub(crate) fn target(&self) -> &Target {
+        &self.target
     }
 
     /// Publishes `event` to `topic` and returns where it was stored, once the log
@@ -171,15 +186,18 @@ impl Publisher {
             event.traceparent = Some(TraceParent::new_root());
         }
         event.validate()?;
-        let log_topic = self
-            .bus
+        let record = event_record(&event);
+        let bus = match &self.target {
+            Target::Embedded(bus) => bus,
+            Target::Transport(transport) => return transport.send(topic, record).await,
+        };
+        let log_topic = bus
             .log()
             .topic(topic)
             .ok_or_else(|| PublishError::UnknownTopic(topic.to_string()))?;
-        let record = event_record(&event);
         let partition = log_topic.partition_for(record.key.as_deref());
-        let offset = self.bus.append(log_topic, partition, vec![record]).await?;
-        self.bus.metrics().published(topic);
+        let offset = bus.append(log_topic, partition, vec![record]).await?;
+        bus.metrics().published(topic);
         Ok(Published {
             topic: topic.to_string(),
             partition,

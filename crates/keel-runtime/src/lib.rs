@@ -123,6 +123,7 @@ mod policy;
 mod publish_port;
 mod router;
 mod schedule;
+mod transport;
 mod unwind;
 
 pub use bus::{EmbeddedBus, Published, Publisher, event_record};
@@ -133,3 +134,4 @@ pub use handler::{Context, Handler, HandlerResult};
 pub use metrics::{METRICS_CONTENT_TYPE, Metrics};
 pub use policy::{ConsumerPolicy, GroupPolicy, PolicyError, RetryPolicy, StartFrom, TimeoutPolicy};
 pub use router::{Route, Router, RouterHandle};
+pub use transport::PublishTransport;

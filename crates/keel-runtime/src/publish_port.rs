@@ -1,5 +1,5 @@
-//! [`PublishPort`] for the embedded transport's [`Publisher`], so the outbox relay (and any
-//! other forwarder) can publish into the embedded log.
+//! [`PublishPort`] for [`Publisher`], so the outbox relay (and any other forwarder) can
+//! publish into the embedded log or through any other transport the publisher is on.
 //!
 //! Not here: the publish itself (`bus.rs`) or the dead-letter format (`dead_letter.rs`);
 //! this file only maps them onto the port and sorts errors into transient and rejected.
@@ -7,7 +7,7 @@
 use keel_core::{Event, PortError, PortFuture, PublishPort};
 use keel_log::AppendError;
 
-use crate::bus::Publisher;
+use crate::bus::{Publisher, Target};
 use crate::dead_letter::{DLQ_GROUP_HEADER, ensure_topic, unpublished_dead_letter_record};
 use crate::error::PublishError;
 
@@ -36,7 +36,22 @@ impl PublishPort for Publisher {
         headers: Vec<(String, Vec<u8>)>,
     ) -> PortFuture<'a, Result<(), PortError>> {
         Box::pin(async move {
-            let bus = self.bus();
+            let group = headers
+                .iter()
+                .find(|(name, _)| name == DLQ_GROUP_HEADER)
+                .map(|(_, value)| String::from_utf8_lossy(value).into_owned())
+                .unwrap_or_default();
+            let record = unpublished_dead_letter_record(event, headers);
+            let bus = match self.target() {
+                Target::Embedded(bus) => bus,
+                Target::Transport(transport) => {
+                    return transport
+                        .send_dead_letter(topic, record)
+                        .await
+                        .map(|_| ())
+                        .map_err(port_error);
+                }
+            };
             let source = bus
                 .log()
                 .topic(topic)
@@ -44,12 +59,6 @@ impl PublishPort for Publisher {
             let dead_letters = ensure_topic(bus.log(), &source).map_err(|e| {
                 PortError::transient(format!("dead-letter topic of '{topic}': {e}"))
             })?;
-            let group = headers
-                .iter()
-                .find(|(name, _)| name == DLQ_GROUP_HEADER)
-                .map(|(_, value)| String::from_utf8_lossy(value).into_owned())
-                .unwrap_or_default();
-            let record = unpublished_dead_letter_record(event, headers);
             let partition = dead_letters.partition_for(record.key.as_deref());
             bus.append(dead_letters, partition, vec![record])
                 .await
@@ -64,7 +73,7 @@ impl PublishPort for Publisher {
 /// on the log's state (a missing topic may be created, a poisoned partition reopened).
 fn port_error(error: PublishError) -> PortError {
     let rejected = match &error {
-        PublishError::InvalidEvent(_) => true,
+        PublishError::InvalidEvent(_) | PublishError::Rejected { .. } => true,
         PublishError::Append { source, .. } => matches!(
             source,
             AppendError::RecordTooLarge { .. }
