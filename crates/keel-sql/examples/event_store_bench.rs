@@ -1,0 +1,226 @@
+//! Event store, aggregate and projection throughput on this machine, for `BENCHMARKS.md`:
+//! appends with an expected version per second (embedded store over keel-log with
+//! `fsync = always`, and SQLite with `synchronous = FULL`), reading all events back, loading
+//! an aggregate of 10,000 events with and without a snapshot, and rebuilding a SQLite
+//! projection from the store.
+//!
+//! `cargo run --release -p keel-sql --example event_store_bench [events]`
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use keel_core::Event;
+use keel_log::Log;
+use keel_projection::Projector;
+use keel_sql::{SqliteEventStore, SqliteProjection};
+use keel_store::{
+    Aggregate, AllFilter, EmbeddedStore, EventStore, ExpectedVersion, Repository, Snapshot,
+};
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Default, Clone, Serialize, Deserialize)]
+struct Counter {
+    total: i64,
+    events: u64,
+}
+
+#[derive(Debug)]
+struct Never;
+
+impl std::fmt::Display for Never {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("never")
+    }
+}
+
+impl std::error::Error for Never {}
+
+impl Aggregate for Counter {
+    type Event = i64;
+    type Command = i64;
+    type Error = Never;
+    const CATEGORY: &'static str = "counter";
+
+    fn event_type(_: &i64) -> &'static str {
+        "counter.added"
+    }
+    fn apply(&mut self, event: &i64) {
+        self.total += event;
+        self.events += 1;
+    }
+    fn handle(&self, command: &i64) -> Result<Vec<i64>, Never> {
+        Ok(vec![*command])
+    }
+}
+
+fn event(n: u64) -> Event {
+    Event::new("/bench", "counter.added")
+        .with_data("application/json", (n % 100).to_string().into_bytes())
+}
+
+fn rate(count: u64, elapsed: Duration) -> String {
+    format!("{:>9.0}/s", count as f64 / elapsed.as_secs_f64())
+}
+
+/// Appends `total` single-event appends with an exact expected version, spread over
+/// `writers` concurrent writers each on its own stream.
+async fn appends<S: EventStore + Clone>(store: &S, writers: u64, total: u64) -> Duration {
+    let started = Instant::now();
+    let tasks: Vec<_> = (0..writers)
+        .map(|w| {
+            let store = store.clone();
+            tokio::spawn(async move {
+                let stream = format!("bench{writers}-{w}");
+                for version in 0..total / writers {
+                    store
+                        .append(
+                            &stream,
+                            ExpectedVersion::Exact(version),
+                            vec![event(version)],
+                        )
+                        .await
+                        .unwrap();
+                }
+            })
+        })
+        .collect();
+    for task in tasks {
+        task.await.unwrap();
+    }
+    started.elapsed()
+}
+
+async fn read_all<S: EventStore>(store: &S) -> (u64, Duration) {
+    let started = Instant::now();
+    let (mut from, mut count) = (0, 0u64);
+    loop {
+        let page = store.read_all(from, 1000, &AllFilter::All).await.unwrap();
+        let Some(last) = page.last() else { break };
+        from = last.position + 1;
+        count += page.len() as u64;
+    }
+    (count, started.elapsed())
+}
+
+/// Mean time to load a 10,000-event aggregate by full replay, then from a snapshot at its
+/// last version (saved in the format the repository writes).
+async fn aggregate_loads<S: EventStore + Clone>(store: &S) -> (Duration, Duration) {
+    for batch in 0..100u64 {
+        let events = (0..100).map(|n| event(batch * 100 + n)).collect();
+        store
+            .append("counter-big", ExpectedVersion::Exact(batch * 100), events)
+            .await
+            .unwrap();
+    }
+    let repository = Repository::<Counter, _>::new(store.clone());
+    let time = |expect_snapshot: bool| {
+        let repository = repository.clone();
+        async move {
+            let started = Instant::now();
+            for _ in 0..20 {
+                let loaded = repository.load("big").await.unwrap();
+                assert_eq!(loaded.state.events, 10_000);
+                assert_eq!(loaded.snapshot_version.is_some(), expect_snapshot);
+            }
+            started.elapsed() / 20
+        }
+    };
+    let replay = time(false).await;
+    let state = repository.load("big").await.unwrap().state;
+    store
+        .save_snapshot(Snapshot {
+            stream: "counter-big".into(),
+            version: 10_000,
+            state_version: Counter::STATE_VERSION,
+            state: serde_json::to_vec(&state).unwrap(),
+        })
+        .await
+        .unwrap();
+    (replay, time(true).await)
+}
+
+async fn rebuild<S: EventStore + Clone>(store: &S, dir: &std::path::Path) -> (u64, Duration) {
+    let model = SqliteProjection::open(
+        dir.join("model.db"),
+        "per-stream",
+        |c| c.execute_batch("CREATE TABLE IF NOT EXISTS per_stream (stream TEXT PRIMARY KEY, n INTEGER NOT NULL)"),
+        |tx, e| {
+            tx.prepare_cached("INSERT INTO per_stream VALUES (?1, 1) ON CONFLICT (stream) DO UPDATE SET n = n + 1")?
+                .execute([&e.stream])?;
+            Ok(())
+        },
+        |tx| {
+            tx.execute("DELETE FROM per_stream", [])?;
+            Ok(())
+        },
+    )
+    .unwrap();
+    let projector = Projector::new(store.clone(), model, AllFilter::All)
+        .await
+        .unwrap();
+    let started = Instant::now();
+    let applied = projector.rebuild(|_| {}).await.unwrap();
+    (applied, started.elapsed())
+}
+
+async fn bench<S: EventStore + Clone>(name: &str, store: S, dir: &std::path::Path, events: u64) {
+    let one = appends(&store, 1, events).await;
+    let eight = appends(&store, 8, events).await;
+    let (read, read_time) = read_all(&store).await;
+    let (plain, snapshot) = aggregate_loads(&store).await;
+    let (applied, rebuild_time) = rebuild(&store, dir).await;
+    println!("{name}");
+    println!(
+        "  appends, 1 writer, expected version   {}  ({events} appends)",
+        rate(events, one)
+    );
+    println!(
+        "  appends, 8 writers, expected version  {}  ({events} appends)",
+        rate(events, eight)
+    );
+    println!(
+        "  read all, pages of 1000               {}  ({read} events)",
+        rate(read, read_time)
+    );
+    println!(
+        "  load 10,000-event aggregate, replay   {:>9.2} ms",
+        plain.as_secs_f64() * 1e3
+    );
+    println!(
+        "  load 10,000-event aggregate, snapshot {:>9.2} ms",
+        snapshot.as_secs_f64() * 1e3
+    );
+    println!(
+        "  projection rebuild (SQLite model)     {}  ({applied} events)",
+        rate(applied, rebuild_time)
+    );
+}
+
+#[tokio::main(flavor = "multi_thread")]
+async fn main() {
+    let events: u64 = std::env::args()
+        .nth(1)
+        .and_then(|a| a.parse().ok())
+        .unwrap_or(4_000);
+    let dir = tempfile::tempdir().unwrap();
+    let log = Arc::new(Log::open(dir.path().join("log")).unwrap());
+    let embedded = EmbeddedStore::open(&log).unwrap();
+    for backend in ["e", "s"] {
+        std::fs::create_dir_all(dir.path().join(backend)).unwrap();
+    }
+    bench(
+        "embedded (keel-log, fsync = always)",
+        embedded,
+        &dir.path().join("e"),
+        events,
+    )
+    .await;
+    let sqlite = SqliteEventStore::open(dir.path().join("s/events.db")).unwrap();
+    bench(
+        "sqlite (synchronous = FULL)",
+        sqlite,
+        &dir.path().join("s"),
+        events,
+    )
+    .await;
+}
