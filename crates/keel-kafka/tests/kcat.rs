@@ -5,7 +5,7 @@ mod support;
 use std::io::Write;
 use std::process::{Command, Stdio};
 
-use support::{TestBroker, client_available, run};
+use support::{TestBroker, client_available, python_module, run};
 
 #[test]
 fn kcat_produces_consumes_and_lists_metadata() {
@@ -98,4 +98,65 @@ fn kcat_produces_consumes_and_lists_metadata() {
         metadata.contains("partition 0, leader 0, replicas: 0, isrs: 0"),
         "{metadata}"
     );
+}
+
+/// librdkafka 2.16 (confluent-kafka) compresses with each codec; the broker stores the batches
+/// compressed, as sent, and kcat (librdkafka 2.0.2) reads them back. kcat itself sends
+/// uncompressed batches to this broker: its librdkafka enables gzip and snappy only when a
+/// broker advertises Produce v2, which keel serve (like Kafka 4.0) does not serve.
+#[test]
+fn batches_compressed_by_confluent_kafka_are_stored_as_sent_and_read_by_kcat() {
+    if !client_available("kcat", "kcat", &["-V"]) || !python_module("confluent_kafka") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let broker = TestBroker::start(dir.path());
+    let bootstrap = broker.bootstrap();
+    // (codec, its id in the batch attributes)
+    for (codec, id) in [("gzip", 1u8), ("snappy", 2), ("lz4", 3), ("zstd", 4)] {
+        let topic = format!("z-{codec}");
+        let produce = format!(
+            "from confluent_kafka import Producer\n\
+             p = Producer({{'bootstrap.servers': '{bootstrap}', 'compression.type': '{codec}', 'linger.ms': 50, 'acks': 'all'}})\n\
+             for i in range(500):\n    p.produce('{topic}', value=f'{codec} record {{i}} ' + 'abc' * 20)\n\
+             assert p.flush(15) == 0\n"
+        );
+        run(Command::new("python3").args(["-c", &produce]));
+
+        let partition = broker.log.topic(&topic).unwrap().partitions()[0].clone();
+        assert_eq!(partition.high_watermark(), 500);
+        let stored = partition.read(0, 1 << 20).unwrap().bytes;
+        let mut codecs = Vec::new();
+        let mut at = 0;
+        while at < stored.len() {
+            let header = keel_log::BatchHeader::parse(&stored[at..], u32::MAX).unwrap();
+            codecs.push(header.compression);
+            at += header.size();
+        }
+        assert!(
+            codecs.iter().all(|&c| c == id),
+            "{codec}: batches stored with codecs {codecs:?}"
+        );
+
+        let consumed = run(Command::new("kcat").args([
+            "-b",
+            &bootstrap,
+            "-t",
+            &topic,
+            "-C",
+            "-o",
+            "beginning",
+            "-e",
+            "-f",
+            "%s\n",
+        ]));
+        let expected: String = (0..500)
+            .map(|i| format!("{codec} record {i} {}\n", "abc".repeat(20)))
+            .collect();
+        assert_eq!(
+            String::from_utf8(consumed.stdout).unwrap(),
+            expected,
+            "{codec}"
+        );
+    }
 }

@@ -5,11 +5,17 @@
 
 mod support;
 
+use std::time::{Duration, Instant};
+
 use bytes::Bytes;
-use kafka_protocol::messages::create_topics_request::CreatableTopic;
+use kafka_protocol::messages::create_topics_request::{CreatableTopic, CreatableTopicConfig};
+use kafka_protocol::messages::describe_configs_request::DescribeConfigsResource;
+use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
+use kafka_protocol::messages::list_offsets_request::{ListOffsetsPartition, ListOffsetsTopic};
 use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
 use kafka_protocol::messages::{
-    ApiVersionsRequest, CreateTopicsRequest, InitProducerIdRequest, MetadataRequest,
+    ApiVersionsRequest, BrokerId, CreateTopicsRequest, DeleteTopicsRequest, DescribeConfigsRequest,
+    FetchRequest, FetchResponse, InitProducerIdRequest, ListOffsetsRequest, MetadataRequest,
     ProduceRequest, ProduceResponse, TopicName,
 };
 use kafka_protocol::protocol::StrBytes;
@@ -286,4 +292,179 @@ fn corrupt_batches_are_refused_and_nothing_is_stored() {
     assert_eq!(produce(&mut client, "bad", good), (OK, 0));
     assert_eq!(partition.high_watermark(), 3);
     still_serving(&broker);
+}
+
+fn fetch(
+    client: &mut RawClient,
+    topic: &str,
+    offset: i64,
+    max_wait_ms: i32,
+    min_bytes: i32,
+) -> (FetchResponse, Duration) {
+    let request = FetchRequest::default()
+        .with_replica_id(BrokerId(-1))
+        .with_max_wait_ms(max_wait_ms)
+        .with_min_bytes(min_bytes)
+        .with_max_bytes(1 << 20)
+        .with_topics(vec![
+            FetchTopic::default()
+                .with_topic(TopicName(StrBytes::from_string(topic.into())))
+                .with_partitions(vec![
+                    FetchPartition::default()
+                        .with_partition(0)
+                        .with_fetch_offset(offset)
+                        .with_partition_max_bytes(1 << 20),
+                ]),
+        ]);
+    let start = Instant::now();
+    let response = client.call(11, &request);
+    (response, start.elapsed())
+}
+
+fn records_of(response: &FetchResponse) -> usize {
+    response.responses[0].partitions[0]
+        .records
+        .as_ref()
+        .map_or(0, |r| r.len())
+}
+
+#[test]
+fn fetch_long_polls_until_data_arrives_or_max_wait_passes() {
+    let dir = tempfile::tempdir().unwrap();
+    let broker = TestBroker::start(dir.path());
+    let mut client = RawClient::connect(broker.address);
+    create_topic(&mut client, "poll");
+
+    // Nothing to read: the answer comes after max_wait, empty.
+    let (response, waited) = fetch(&mut client, "poll", 0, 400, 1);
+    assert_eq!(records_of(&response), 0);
+    assert!(
+        waited >= Duration::from_millis(350),
+        "answered after {waited:?}"
+    );
+
+    // A record arrives while the fetch waits: it is answered with it, long before max_wait.
+    let address = broker.address;
+    let producer = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(200));
+        let mut other = RawClient::connect(address);
+        produce(&mut other, "poll", batch("p", 2, -1, -1, -1))
+    });
+    let (response, waited) = fetch(&mut client, "poll", 0, 10_000, 1);
+    assert_eq!(producer.join().unwrap(), (OK, 0));
+    assert!(records_of(&response) > 0);
+    assert_eq!(response.responses[0].partitions[0].high_watermark, 2);
+    assert!(waited < Duration::from_secs(5), "answered after {waited:?}");
+
+    // Less than min_bytes stored: answered at max_wait with what there is.
+    let (response, waited) = fetch(&mut client, "poll", 0, 300, 1 << 20);
+    assert!(records_of(&response) > 0);
+    assert!(
+        waited >= Duration::from_millis(250),
+        "answered after {waited:?}"
+    );
+
+    // Past the high watermark: OFFSET_OUT_OF_RANGE at once.
+    let (response, _) = fetch(&mut client, "poll", 7, 5_000, 1);
+    assert_eq!(response.responses[0].partitions[0].error_code, 1);
+}
+
+#[test]
+fn list_offsets_by_time_describe_configs_and_delete_topics() {
+    let dir = tempfile::tempdir().unwrap();
+    let broker = TestBroker::start(dir.path());
+    let mut client = RawClient::connect(broker.address);
+    let created = client.call(
+        7,
+        &CreateTopicsRequest::default().with_topics(vec![
+            CreatableTopic::default()
+                .with_name(TopicName(StrBytes::from_static_str("timed")))
+                .with_num_partitions(1)
+                .with_replication_factor(-1)
+                .with_configs(vec![
+                    CreatableTopicConfig::default()
+                        .with_name(StrBytes::from_static_str("retention.ms"))
+                        .with_value(Some(StrBytes::from_static_str("60000"))),
+                ]),
+            CreatableTopic::default()
+                .with_name(TopicName(StrBytes::from_static_str("typo")))
+                .with_num_partitions(1)
+                .with_replication_factor(1)
+                .with_configs(vec![
+                    CreatableTopicConfig::default()
+                        .with_name(StrBytes::from_static_str("retention.msec"))
+                        .with_value(Some(StrBytes::from_static_str("1"))),
+                ]),
+            CreatableTopic::default()
+                .with_name(TopicName(StrBytes::from_static_str("replicated")))
+                .with_num_partitions(1)
+                .with_replication_factor(3),
+        ]),
+    );
+    let codes: Vec<i16> = created.topics.iter().map(|t| t.error_code).collect();
+    assert_eq!(codes, [OK, 40, 38]);
+    let message = created.topics[1]
+        .error_message
+        .as_deref()
+        .unwrap()
+        .to_string();
+    assert!(message.contains("retention.msec"), "{message}");
+    assert!(broker.log.topic("typo").is_none());
+
+    // Batch timestamps are 1_700_000_000_000 + i.
+    assert_eq!(
+        produce(&mut client, "timed", batch("t", 5, -1, -1, -1)),
+        (OK, 0)
+    );
+    let base = 1_700_000_000_000i64;
+    let list = |client: &mut RawClient, timestamp: i64| {
+        let response = client.call(
+            6,
+            &ListOffsetsRequest::default()
+                .with_replica_id(BrokerId(-1))
+                .with_topics(vec![
+                    ListOffsetsTopic::default()
+                        .with_name(TopicName(StrBytes::from_static_str("timed")))
+                        .with_partitions(vec![
+                            ListOffsetsPartition::default().with_timestamp(timestamp),
+                        ]),
+                ]),
+        );
+        let partition = &response.topics[0].partitions[0];
+        (partition.error_code, partition.offset, partition.timestamp)
+    };
+    assert_eq!(list(&mut client, -1), (OK, 5, -1));
+    assert_eq!(list(&mut client, -2), (OK, 0, -1));
+    assert_eq!(list(&mut client, base + 2), (OK, 2, base + 2));
+    assert_eq!(list(&mut client, base + 99), (OK, -1, -1));
+
+    let described = client.call(
+        4,
+        &DescribeConfigsRequest::default().with_resources(vec![
+            DescribeConfigsResource::default()
+                .with_resource_type(2)
+                .with_resource_name(StrBytes::from_static_str("timed"))
+                .with_configuration_keys(Some(vec![StrBytes::from_static_str("retention.ms")])),
+        ]),
+    );
+    let configs = &described.results[0].configs;
+    assert_eq!(configs.len(), 1);
+    assert_eq!(
+        configs[0].value.as_deref().map(|v| v.to_string()),
+        Some("60000".into())
+    );
+
+    let delete = |client: &mut RawClient| {
+        client
+            .call(
+                4,
+                &DeleteTopicsRequest::default()
+                    .with_topic_names(vec![TopicName(StrBytes::from_static_str("timed"))]),
+            )
+            .responses[0]
+            .error_code
+    };
+    assert_eq!(delete(&mut client), OK);
+    assert!(broker.log.topic("timed").is_none());
+    assert_eq!(delete(&mut client), 3);
 }
