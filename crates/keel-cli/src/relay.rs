@@ -31,6 +31,10 @@ pub(crate) struct RelayArgs {
     /// Rows claimed per transaction.
     #[arg(long, default_value_t = 256)]
     batch: usize,
+    /// Relays to run in this process; they share the outbox by partition key (PostgreSQL
+    /// only: a SQLite file takes one relay).
+    #[arg(long, default_value_t = 1)]
+    relays: usize,
     /// Partition keys published at once within a batch.
     #[arg(long, default_value_t = 64)]
     concurrency: usize,
@@ -86,8 +90,17 @@ async fn relay(data: &Path, args: RelayArgs) -> anyhow::Result<()> {
             Arc::new(EmbeddedBus::new(Arc::new(log)).publisher())
         }
     };
+    if args.relays == 0 || (args.relays > 1 && matches!(db, AppDatabase::Sqlite(_))) {
+        anyhow::bail!(
+            "--relays {} is not possible here: at least 1, and a SQLite outbox takes exactly 1",
+            args.relays
+        );
+    }
     let metrics = OutboxMetrics::new();
-    let relay = db.relay(port, options, metrics.clone())?;
+    let port: Arc<dyn keel_core::PublishPort> = port;
+    let relays = (0..args.relays)
+        .map(|_| db.relay(port.clone(), options.clone(), metrics.clone()))
+        .collect::<anyhow::Result<Vec<_>>>()?;
     eprintln!(
         "keel relay: publishing the outbox of {} to {:?}",
         db.describe(),
@@ -118,7 +131,9 @@ async fn relay(data: &Path, args: RelayArgs) -> anyhow::Result<()> {
             break;
         }
     }
-    relay.shutdown().await;
+    for relay in relays {
+        relay.shutdown().await;
+    }
     let elapsed = started.elapsed().as_secs_f64();
     eprintln!(
         "keel relay: stopped after {elapsed:.1} s; published {} ({:.0}/s), moved aside {}",

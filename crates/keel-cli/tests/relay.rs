@@ -99,7 +99,7 @@ fn a_relay_killed_at_random_moments_loses_nothing_and_keeps_key_order() {
             tx.commit().await.unwrap();
         }
     });
-    kill_repeatedly_then_check(&keel, &url);
+    kill_repeatedly_then_check(&keel, &url, &["--relays", "2"]);
 }
 
 #[test]
@@ -114,12 +114,12 @@ fn a_sqlite_relay_killed_at_random_moments_loses_nothing_and_keeps_key_order() {
         outbox.enqueue_batch(&tx, &events).unwrap();
         tx.commit().unwrap();
     }
-    kill_repeatedly_then_check(&keel, &format!("sqlite:{}", path.display()));
+    kill_repeatedly_then_check(&keel, &format!("sqlite:{}", path.display()), &[]);
 }
 
-/// Starts `keel relay` six times and SIGKILLs it at a random moment each time, then lets a
-/// last one drain the outbox, and checks the log: every event, each key in order.
-fn kill_repeatedly_then_check(keel: &Keel, url: &str) {
+/// Starts `keel relay ... extra` six times and SIGKILLs it at a random moment each time,
+/// then lets a last one drain the outbox, and checks the log: every event, each key in order.
+fn kill_repeatedly_then_check(keel: &Keel, url: &str, extra: &[&str]) {
     keel.ok(
         &[
             "topics",
@@ -140,7 +140,9 @@ fn kill_repeatedly_then_check(keel: &Keel, url: &str) {
         | 1;
     eprintln!("kill-moment seed: {seed}");
     for _ in 0..6 {
-        let mut child = keel.relay(url, &["--batch", "25", "--poll-interval-ms", "20"]);
+        let mut args = vec!["--batch", "5", "--poll-interval-ms", "20"];
+        args.extend_from_slice(extra);
+        let mut child = keel.relay(url, &args);
         seed ^= seed << 13;
         seed ^= seed >> 7;
         seed ^= seed << 17;

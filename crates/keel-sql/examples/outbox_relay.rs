@@ -62,13 +62,18 @@ async fn main() {
     println!(
         "relay throughput, transport excluded (a port that acknowledges at once): {rate:.0} events/s"
     );
-    for fsync in [FsyncPolicy::Never, FsyncPolicy::Always] {
+    for (fsync, relays) in [
+        (FsyncPolicy::Never, 1),
+        (FsyncPolicy::Never, 2),
+        (FsyncPolicy::Always, 1),
+        (FsyncPolicy::Always, 2),
+    ] {
         enqueue(&db, EVENTS).await;
         let dir = tempfile::tempdir().unwrap();
         let (_bus, publisher) = embedded(dir.path(), fsync);
-        let rate = drain(&db, Arc::new(publisher), EVENTS).await;
+        let rate = drain_with(&db, Arc::new(publisher), EVENTS, relays).await;
         println!(
-            "relay throughput into the embedded log (fsync {fsync:?}): {rate:.0} events/s = {:.0}% of the enqueue rate",
+            "relay throughput into the embedded log (fsync {fsync:?}, {relays} relay(s)): {rate:.0} events/s = {:.0}% of the enqueue rate",
             rate / enqueue_rate * 100.0
         );
     }
@@ -134,6 +139,16 @@ async fn enqueue(db: &PgDatabase, events: usize) -> f64 {
 
 /// Runs a relay until `events` are published; returns events per second.
 async fn drain(db: &PgDatabase, port: Arc<dyn PublishPort>, events: usize) -> f64 {
+    drain_with(db, port, events, 1).await
+}
+
+/// Runs `relays` relays until `events` are published in all; returns events per second.
+async fn drain_with(
+    db: &PgDatabase,
+    port: Arc<dyn PublishPort>,
+    events: usize,
+    relays: usize,
+) -> f64 {
     let options = RelayOptions {
         batch_rows_max: 1000,
         concurrency_max: 256,
@@ -141,12 +156,16 @@ async fn drain(db: &PgDatabase, port: Arc<dyn PublishPort>, events: usize) -> f6
         ..RelayOptions::default()
     };
     let started = Instant::now();
-    let relay = db.outbox().relay(port, options).unwrap();
-    while relay.metrics().published() < events as u64 {
+    let relays: Vec<_> = (0..relays)
+        .map(|_| db.outbox().relay(port.clone(), options.clone()).unwrap())
+        .collect();
+    while relays.iter().map(|r| r.metrics().published()).sum::<u64>() < events as u64 {
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
     let rate = events as f64 / started.elapsed().as_secs_f64();
-    relay.shutdown().await;
+    for relay in relays {
+        relay.shutdown().await;
+    }
     rate
 }
 

@@ -18,9 +18,9 @@
 //!    (`schema::CLAIM_KEYS`, with `pg_try_advisory_xact_lock`, so a key another relay is
 //!    publishing is skipped, not waited for). Then, in a *new* statement and so a snapshot
 //!    taken after the locks were granted, it reads those keys' unpublished rows in id order
-//!    (`schema::CLAIM_KEYED_ROWS`). It publishes a key's rows one after the other, stops the
-//!    key at its first failure, and holds the lock until it has written the outcome and
-//!    committed. The next relay to lock the key therefore sees everything before as
+//!    (`schema::CLAIM_KEYED_ROWS`; no row locks: the key locks keep other relays off). It
+//!    publishes a key's rows one after the other, stops the key at its first failure, and
+//!    holds the lock until it has written the outcome and committed. The next relay to lock the key therefore sees everything before as
 //!    published and continues after it.
 //!
 //!    Why two statements: in one statement (lock taken per row while scanning), a relay
