@@ -35,9 +35,6 @@ pub(crate) struct RelayArgs {
     /// only: a SQLite file takes one relay).
     #[arg(long, default_value_t = 1)]
     relays: usize,
-    /// Partition keys published at once within a batch.
-    #[arg(long, default_value_t = 64)]
-    concurrency: usize,
     /// Delete published rows instead of marking them (no trail, smallest table).
     #[arg(long)]
     delete: bool,
@@ -71,7 +68,6 @@ pub(crate) fn run(data: &Path, args: RelayArgs) -> anyhow::Result<()> {
 async fn relay(data: &Path, args: RelayArgs) -> anyhow::Result<()> {
     let options = RelayOptions {
         batch_rows_max: args.batch,
-        concurrency_max: args.concurrency,
         poll_interval: Duration::from_millis(args.poll_interval_ms),
         after_publish: if args.delete {
             AfterPublish::Delete

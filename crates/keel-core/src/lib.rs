@@ -72,7 +72,7 @@ pub use attribute::{ATTRIBUTE_NAME_LEN_RECOMMENDED, SPEC_VERSION};
 pub use binary::{ATTRIBUTE_HEADER_PREFIX, BinaryEvent, CONTENT_TYPE_HEADER};
 pub use error::EnvelopeError;
 pub use event::Event;
-pub use port::{PortError, PortErrorKind, PortFuture, PublishPort};
+pub use port::{PortError, PortErrorKind, PortFuture, PublishPort, publish_each};
 pub use structured::{STRUCTURED_CONTENT_TYPE, STRUCTURED_MEDIA_TYPE};
 pub use trace::{ParseTraceParentError, TraceParent};
 pub use typed::{EventType, SCHEMA_VERSION_ATTRIBUTE};

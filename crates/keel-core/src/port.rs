@@ -6,6 +6,7 @@
 //! its own crate), and no async runtime: the methods return boxed futures that the caller's
 //! runtime drives.
 
+use std::collections::HashSet;
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
@@ -30,6 +31,24 @@ pub trait PublishPort: Send + Sync + 'static {
     fn publish<'a>(&'a self, topic: &'a str, event: Event)
     -> PortFuture<'a, Result<(), PortError>>;
 
+    /// Publishes `events` to `topic` in their order per partition key and returns one result
+    /// per event, in the order given. Once an event fails, no later event of the same key
+    /// in this call is stored (each gets an error), so a caller that stops a key at its first
+    /// failure never finds a later event of the key stored ahead of an earlier one. Events
+    /// without a key have no order.
+    ///
+    /// The default publishes one event at a time; transports override it to store many
+    /// events per request (the embedded log: one append per partition).
+    ///
+    /// Cancel safety: as [`PublishPort::publish`], for each event.
+    fn publish_batch<'a>(
+        &'a self,
+        topic: &'a str,
+        events: Vec<Event>,
+    ) -> PortFuture<'a, Vec<Result<(), PortError>>> {
+        publish_each(self, topic, events)
+    }
+
     /// Stores `event`, which could not be published to `topic`, in that topic's dead-letter
     /// destination (the same place and tooling as the consumers' dead letters; for Keel's
     /// transports `<topic>.dlq`), with the extra `headers` (the `keel_dlq_*` headers that
@@ -42,6 +61,33 @@ pub trait PublishPort: Send + Sync + 'static {
         event: Event,
         headers: Vec<(String, Vec<u8>)>,
     ) -> PortFuture<'a, Result<(), PortError>>;
+}
+
+/// [`PublishPort::publish_batch`] one event at a time, in order, skipping the later events
+/// of a key once one of its events failed: the default, and what a transport without a
+/// batch request falls back to.
+pub fn publish_each<'a, P: PublishPort + ?Sized>(
+    port: &'a P,
+    topic: &'a str,
+    events: Vec<Event>,
+) -> PortFuture<'a, Vec<Result<(), PortError>>> {
+    Box::pin(async move {
+        let mut failed_keys: HashSet<String> = HashSet::new();
+        let mut results = Vec::with_capacity(events.len());
+        for event in events {
+            let key = event.partitionkey.clone();
+            if key.as_ref().is_some_and(|k| failed_keys.contains(k)) {
+                results.push(Err(PortError::not_attempted()));
+                continue;
+            }
+            let result = port.publish(topic, event).await;
+            if let (Err(_), Some(key)) = (&result, key) {
+                failed_keys.insert(key);
+            }
+            results.push(result);
+        }
+        results
+    })
 }
 
 /// Why a publish through the port failed, and whether trying again can help.
@@ -70,6 +116,12 @@ impl PortError {
             kind: PortErrorKind::Transient,
             message: message.to_string(),
         }
+    }
+
+    /// The error of an event a batch did not try because an earlier event of its key
+    /// failed ([`PublishPort::publish_batch`]); transient, nothing stored.
+    pub fn not_attempted() -> PortError {
+        PortError::transient("not attempted: an earlier event of its partition key failed")
     }
 
     /// A refusal a retry cannot fix.

@@ -4,7 +4,9 @@
 //!    `WRITERS` concurrent writers, no relay running;
 //! 2. relay throughput: a relay drains that backlog into the embedded log (topic with
 //!    `fsync = never` and, separately, `always`), events per second;
-//! 3. relay delay at a steady 5,000 events/s (transactions of 25 every 5 ms): from the
+//! 3. enqueue and relay at once: the writers at full speed while one (then two) relays run,
+//!    both rates over the same window and the backlog left when the writers finish;
+//! 4. relay delay at a steady 5,000 events/s (transactions of 25 every 5 ms): from the
 //!    moment each transaction's COMMIT returned to the transport's acknowledgement, p50/p99/max, for the relay
 //!    woken by `LISTEN`/`NOTIFY` and for a plain 100 ms polling relay as the baseline.
 //!
@@ -75,6 +77,15 @@ async fn main() {
         println!(
             "relay throughput into the embedded log (fsync {fsync:?}, {relays} relay(s)): {rate:.0} events/s = {:.0}% of the enqueue rate",
             rate / enqueue_rate * 100.0
+        );
+    }
+    for relays in [1, 2] {
+        let dir = tempfile::tempdir().unwrap();
+        let (_bus, publisher) = embedded(dir.path(), FsyncPolicy::Always);
+        let (enqueued, relayed, left) = together(&db, Arc::new(publisher), relays).await;
+        println!(
+            "enqueue and relay at once (fsync Always, {relays} relay(s)): enqueue {enqueued:.0} events/s, relay {relayed:.0} events/s = {:.0}%, backlog left {left}",
+            relayed / enqueued * 100.0
         );
     }
     for (name, notify, poll_ms) in [
@@ -151,7 +162,6 @@ async fn drain_with(
 ) -> f64 {
     let options = RelayOptions {
         batch_rows_max: 1000,
-        concurrency_max: 256,
         after_publish: AfterPublish::Delete,
         ..RelayOptions::default()
     };
@@ -167,6 +177,31 @@ async fn drain_with(
         relay.shutdown().await;
     }
     rate
+}
+
+/// Enqueues `EVENTS` at full speed while `relays` relays run; returns the enqueue rate, the
+/// relay rate over the same window, and the backlog when the writers finished.
+async fn together(db: &PgDatabase, port: Arc<dyn PublishPort>, relays: usize) -> (f64, f64, u64) {
+    let options = RelayOptions {
+        batch_rows_max: 1000,
+        after_publish: AfterPublish::Delete,
+        ..RelayOptions::default()
+    };
+    let relays: Vec<_> = (0..relays)
+        .map(|_| db.outbox().relay(port.clone(), options.clone()).unwrap())
+        .collect();
+    let started = Instant::now();
+    let enqueued = enqueue(db, EVENTS).await;
+    let elapsed = started.elapsed().as_secs_f64();
+    let published: u64 = relays.iter().map(|r| r.metrics().published()).sum();
+    let left = db.outbox().backlog().await.unwrap().pending;
+    while relays.iter().map(|r| r.metrics().published()).sum::<u64>() < EVENTS as u64 {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    for relay in relays {
+        relay.shutdown().await;
+    }
+    (enqueued, published as f64 / elapsed, left)
 }
 
 /// A port that acknowledges every event at once: the relay's own cost.

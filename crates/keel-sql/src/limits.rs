@@ -30,10 +30,6 @@ pub const ENQUEUE_BATCH_MAX: usize = 10_000;
 pub const RELAY_BATCH_ROWS_DEFAULT: usize = 256;
 /// Most outbox rows one relay may claim per transaction.
 pub const RELAY_BATCH_ROWS_MAX: usize = 10_000;
-/// Default number of partition keys whose rows one relay publishes at once.
-pub const RELAY_CONCURRENCY_DEFAULT: usize = 64;
-/// Most partition keys one relay may publish at once.
-pub const RELAY_CONCURRENCY_MAX: usize = 1024;
 /// Default wait between two looks at the outbox when nothing woke the relay.
 pub const RELAY_POLL_INTERVAL_DEFAULT: Duration = Duration::from_millis(500);
 /// Longest poll interval an option may ask for.

@@ -19,12 +19,11 @@
 //! | stored envelope unreadable | any | moved aside at once (no transport can take it) |
 //! | not attempted (an earlier row of its key failed in this batch) | unchanged | nothing: claimed again next time, after that row |
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures_util::StreamExt;
-use futures_util::stream;
+use futures_util::future::join_all;
 use keel_core::{Event, PortError, PortErrorKind, PublishPort};
 use keel_runtime::{DeadLetterHeaders, DeadLetterKind};
 use prometheus_client::metrics::counter::Counter;
@@ -34,10 +33,9 @@ use prometheus_client::registry::Registry;
 
 use crate::limits::{
     ENQUEUE_BATCH_MAX, ENVELOPE_BYTES_MAX, PUBLISHED_RETENTION_DEFAULT, RELAY_BATCH_ROWS_DEFAULT,
-    RELAY_BATCH_ROWS_MAX, RELAY_CONCURRENCY_DEFAULT, RELAY_CONCURRENCY_MAX,
-    RELAY_HOUSEKEEPING_INTERVAL_DEFAULT, RELAY_POLL_INTERVAL_DEFAULT, RELAY_POLL_INTERVAL_MAX,
-    RELAY_REJECTED_ATTEMPTS_DEFAULT, RELAY_REJECTED_ATTEMPTS_MAX, RELAY_RETRY_DELAY_MAX,
-    RELAY_RETRY_DELAY_MAX_DEFAULT, RELAY_RETRY_DELAY_MIN_DEFAULT,
+    RELAY_BATCH_ROWS_MAX, RELAY_HOUSEKEEPING_INTERVAL_DEFAULT, RELAY_POLL_INTERVAL_DEFAULT,
+    RELAY_POLL_INTERVAL_MAX, RELAY_REJECTED_ATTEMPTS_DEFAULT, RELAY_REJECTED_ATTEMPTS_MAX,
+    RELAY_RETRY_DELAY_MAX, RELAY_RETRY_DELAY_MAX_DEFAULT, RELAY_RETRY_DELAY_MIN_DEFAULT,
 };
 
 /// The consumer group named in the `keel_dlq_group` header of an outbox dead letter, so
@@ -60,9 +58,6 @@ pub enum AfterPublish {
 pub struct RelayOptions {
     /// Most rows claimed per transaction, 1..=[`RELAY_BATCH_ROWS_MAX`].
     pub batch_rows_max: usize,
-    /// Most partition keys published at once within a batch, 1..=[`RELAY_CONCURRENCY_MAX`].
-    /// Rows of one key are always published one after the other, in id order.
-    pub concurrency_max: usize,
     /// Longest wait between two looks at the outbox when nothing woke the relay (on
     /// PostgreSQL, `LISTEN`/`NOTIFY` usually wakes it first), at most
     /// [`RELAY_POLL_INTERVAL_MAX`].
@@ -94,7 +89,6 @@ impl Default for RelayOptions {
     fn default() -> RelayOptions {
         RelayOptions {
             batch_rows_max: RELAY_BATCH_ROWS_DEFAULT,
-            concurrency_max: RELAY_CONCURRENCY_DEFAULT,
             poll_interval: RELAY_POLL_INTERVAL_DEFAULT,
             after_publish: AfterPublish::default(),
             published_retention: PUBLISHED_RETENTION_DEFAULT,
@@ -134,14 +128,6 @@ impl RelayOptions {
             format!(
                 "{} is not in 1..={RELAY_BATCH_ROWS_MAX}",
                 self.batch_rows_max
-            ),
-        )?;
-        check(
-            (1..=RELAY_CONCURRENCY_MAX).contains(&self.concurrency_max),
-            "options.concurrency_max",
-            format!(
-                "{} is not in 1..={RELAY_CONCURRENCY_MAX}",
-                self.concurrency_max
             ),
         )?;
         check(
@@ -328,61 +314,61 @@ pub(crate) enum Outcome {
     NotAttempted,
 }
 
-/// Publishes `rows` (in id order) through `port`: rows of one partition key one after the
-/// other in id order, stopping at the key's first failure, and up to `concurrency` keys at
-/// once. Rows without a key have no order and each is its own group. Returns one outcome per
-/// row, in the order of `rows`.
-pub(crate) async fn publish_rows(
-    port: &dyn PublishPort,
-    rows: &[OutboxRow],
-    concurrency: usize,
-) -> Vec<Outcome> {
-    let mut groups: BTreeMap<GroupKey<'_>, Vec<usize>> = BTreeMap::new();
-    for (index, row) in rows.iter().enumerate() {
-        let key = match &row.partition_key {
-            Some(key) => GroupKey::Key(key),
-            None => GroupKey::Row(row.id),
-        };
-        groups.entry(key).or_default().push(index);
-    }
+/// Publishes `rows` (in id order) through `port`: one [`PublishPort::publish_batch`] per
+/// topic, the topics at once, so a transport can store many events per request while
+/// keeping each key's order. Returns one outcome per row, in the order of `rows`. Within a
+/// topic, once a row of a key failed (or its stored bytes are unreadable), every later row
+/// of that key is "not attempted", whatever the port answered for it: the key stops at its
+/// first failure and is claimed again from there.
+pub(crate) async fn publish_rows(port: &dyn PublishPort, rows: &[OutboxRow]) -> Vec<Outcome> {
     let mut outcomes = vec![Outcome::NotAttempted; rows.len()];
-    let results: Vec<Vec<(usize, Outcome)>> = stream::iter(groups.into_values())
-        .map(|indexes| async move {
-            let mut done = Vec::with_capacity(indexes.len());
-            for index in indexes {
-                let outcome = publish_row(port, &rows[index]).await;
-                let failed = outcome != Outcome::Published;
-                done.push((index, outcome));
-                if failed {
-                    break;
-                }
+    let mut failed: HashSet<(&str, &str)> = HashSet::new();
+    let mut topics: BTreeMap<&str, (Vec<usize>, Vec<Event>)> = BTreeMap::new();
+    for (index, row) in rows.iter().enumerate() {
+        let key = row
+            .partition_key
+            .as_deref()
+            .map(|k| (row.topic.as_str(), k));
+        if key.is_some_and(|key| failed.contains(&key)) {
+            continue;
+        }
+        match Event::from_structured_json(&row.envelope) {
+            Ok(event) => {
+                let (indexes, events) = topics.entry(&row.topic).or_default();
+                indexes.push(index);
+                events.push(event);
             }
-            done
-        })
-        .buffer_unordered(concurrency)
-        .collect()
-        .await;
-    for (index, outcome) in results.into_iter().flatten() {
-        outcomes[index] = outcome;
+            Err(error) => {
+                outcomes[index] = Outcome::Unreadable(error.to_string());
+                failed.extend(key);
+            }
+        }
+    }
+    let batches = topics
+        .into_iter()
+        .map(|(topic, (indexes, events))| async move {
+            (indexes, port.publish_batch(topic, events).await)
+        });
+    for (indexes, results) in join_all(batches).await {
+        for (index, result) in indexes.into_iter().zip(results) {
+            let row = &rows[index];
+            let key = row
+                .partition_key
+                .as_deref()
+                .map(|k| (row.topic.as_str(), k));
+            if key.is_some_and(|key| failed.contains(&key)) {
+                continue;
+            }
+            outcomes[index] = match result {
+                Ok(()) => Outcome::Published,
+                Err(error) => {
+                    failed.extend(key);
+                    Outcome::Failed(error)
+                }
+            };
+        }
     }
     outcomes
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-enum GroupKey<'a> {
-    Key(&'a str),
-    Row(i64),
-}
-
-async fn publish_row(port: &dyn PublishPort, row: &OutboxRow) -> Outcome {
-    let event = match Event::from_structured_json(&row.envelope) {
-        Ok(event) => event,
-        Err(error) => return Outcome::Unreadable(error.to_string()),
-    };
-    match port.publish(&row.topic, event).await {
-        Ok(()) => Outcome::Published,
-        Err(error) => Outcome::Failed(error),
-    }
 }
 
 /// What to write back for `row` after `outcome` (the module docs' decision table).
@@ -680,10 +666,6 @@ mod tests {
         let bad = [
             RelayOptions {
                 batch_rows_max: 0,
-                ..RelayOptions::default()
-            },
-            RelayOptions {
-                concurrency_max: 0,
                 ..RelayOptions::default()
             },
             RelayOptions {

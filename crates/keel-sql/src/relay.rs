@@ -181,7 +181,7 @@ impl<S: OutboxStore> Relay<S> {
                 .await?;
             return Ok(BatchEnd::Idle);
         }
-        let outcomes = publish_rows(self.port.as_ref(), &rows, self.options.concurrency_max).await;
+        let outcomes = publish_rows(self.port.as_ref(), &rows).await;
         let settlements: Vec<Settlement> = rows
             .iter()
             .zip(&outcomes)
