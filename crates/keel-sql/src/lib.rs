@@ -120,7 +120,8 @@ pub use outbox::{
 };
 #[cfg(feature = "postgres")]
 pub use postgres::{
-    PG_SCHEMA_VERSION, PgDatabase, PgError, PgInbox, PgOptions, PgOutbox, PgTx, TxFuture,
+    PG_SCHEMA_VERSION, PgDatabase, PgError, PgEventStore, PgInbox, PgOptions, PgOutbox, PgTx,
+    TxFuture,
 };
 pub use projection::{ApplyError, SqliteProjection};
 pub use relay::RelayHandle;

@@ -8,6 +8,7 @@
 //!
 //! Not here: the database-independent relay logic (`relay.rs`, `outbox.rs`).
 
+mod event_store;
 mod inbox;
 mod listen;
 mod outbox;
@@ -18,6 +19,7 @@ use std::time::Duration;
 use deadpool_postgres::{Manager, ManagerConfig, Object, Pool, RecyclingMethod};
 use tokio_postgres::NoTls;
 
+pub use event_store::PgEventStore;
 pub use inbox::{PgInbox, PgTx, TxFuture};
 pub use outbox::PgOutbox;
 pub use schema::PG_SCHEMA_VERSION;
