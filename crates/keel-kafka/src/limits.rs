@@ -14,6 +14,11 @@ pub const FETCH_RESPONSE_BYTES_MAX: usize = 64 * 1024 * 1024;
 /// Recent batches remembered per producer and partition for duplicate detection (Kafka keeps
 /// five, matching `max.in.flight.requests.per.connection` with idempotence).
 pub const PRODUCER_BATCHES_REMEMBERED: usize = 5;
+/// Producers remembered per partition. Every producer session gets a new id, so without a
+/// bound a partition's state would grow with every client restart; past it the tenth that
+/// appended least recently is forgotten (Kafka expires ids after `producer.id.expiration.ms`
+/// instead). A forgotten producer's next batch must start a new epoch or sequence 0.
+pub const PRODUCERS_PER_PARTITION_MAX: usize = 10_000;
 /// Bytes read per call while rebuilding producer state from a partition's batch headers.
 pub const PRODUCER_SCAN_CHUNK_BYTES: usize = 4 * 1024 * 1024;
 /// Most connections served at once; further connections wait in the accept backlog.

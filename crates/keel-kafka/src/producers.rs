@@ -13,7 +13,10 @@
 //! partition's batches, headers only), so a retry that arrives after a restart is still
 //! recognised. Producer ids are allocated from the wall clock (milliseconds × 4096) and kept
 //! above every id seen in a rebuild, so an id handed out after a restart is not one the log
-//! already holds unless the clock went backwards.
+//! already holds unless the clock went backwards. At most [`PRODUCERS_PER_PARTITION_MAX`]
+//! producers are remembered per partition (the least recently appending tenth is forgotten);
+//! the rebuild reads every stored batch header of the partition once, a cost paid on the
+//! first idempotent batch after a start.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicI64, Ordering};
@@ -22,7 +25,9 @@ use std::sync::{Arc, Mutex};
 use keel_log::{AppendError, AppendInfo, BatchHeader, Partition, ReadError};
 
 use crate::broker::blocking;
-use crate::limits::{PRODUCER_BATCHES_REMEMBERED, PRODUCER_SCAN_CHUNK_BYTES};
+use crate::limits::{
+    PRODUCER_BATCHES_REMEMBERED, PRODUCER_SCAN_CHUNK_BYTES, PRODUCERS_PER_PARTITION_MAX,
+};
 
 /// Byte positions of the producer fields of a RecordBatch v2 header (Kafka's wire format).
 mod layout {
@@ -107,11 +112,15 @@ type Slot = Arc<tokio::sync::Mutex<Option<PartitionProducers>>>;
 #[derive(Debug, Default)]
 struct PartitionProducers {
     by_id: HashMap<i64, ProducerEntry>,
+    /// Counts appends, to find the producer that appended least recently.
+    appends: u64,
 }
 
 #[derive(Debug)]
 struct ProducerEntry {
     epoch: i16,
+    /// `appends` at this producer's last append.
+    last_append: u64,
     /// The most recent batches, oldest first.
     batches: VecDeque<StoredBatch>,
 }
@@ -245,10 +254,21 @@ impl PartitionProducers {
     }
 
     fn record(&mut self, batch: &BatchProducer, base_offset: u64) {
+        self.appends += 1;
+        if !self.by_id.contains_key(&batch.id) && self.by_id.len() >= PRODUCERS_PER_PARTITION_MAX {
+            // Forget the least recent tenth at once, so eviction costs O(log n) per producer
+            // amortized, also while a rebuild replays a partition with many producer ids.
+            let mut ages: Vec<u64> = self.by_id.values().map(|e| e.last_append).collect();
+            let keep_from = ages.len() / 10;
+            let (_, &mut threshold, _) = ages.select_nth_unstable(keep_from);
+            self.by_id.retain(|_, entry| entry.last_append >= threshold);
+        }
         let entry = self.by_id.entry(batch.id).or_insert(ProducerEntry {
             epoch: batch.epoch,
+            last_append: 0,
             batches: VecDeque::new(),
         });
+        entry.last_append = self.appends;
         if batch.epoch != entry.epoch {
             entry.epoch = batch.epoch;
             entry.batches.clear();
@@ -356,6 +376,37 @@ mod tests {
         steps.push((batch(1, 0, 1, 1), "duplicate@10"));
         steps.push((batch(1, 0, 0, 1), "out-of-order(want 6)"));
         check(&steps);
+    }
+
+    #[test]
+    fn the_least_recently_appending_producers_are_forgotten_past_the_limit() {
+        let mut state = PartitionProducers::default();
+        for id in 0..PRODUCERS_PER_PARTITION_MAX as i64 {
+            state.record(&batch(id, 0, 0, 1), id as u64);
+        }
+        // Producer 0 appends again, so producers 1.. are now the least recent.
+        state.record(&batch(0, 0, 1, 1), 99);
+        state.record(&batch(-7 + i64::MAX, 0, 0, 1), 100);
+        assert_eq!(
+            state.by_id.len(),
+            PRODUCERS_PER_PARTITION_MAX - PRODUCERS_PER_PARTITION_MAX / 10 + 1
+        );
+        assert!(state.by_id.contains_key(&0));
+        assert!(
+            state
+                .by_id
+                .contains_key(&(PRODUCERS_PER_PARTITION_MAX as i64 / 10 + 1))
+        );
+        assert!(
+            !state
+                .by_id
+                .contains_key(&(PRODUCERS_PER_PARTITION_MAX as i64 / 10))
+        );
+        assert!(!state.by_id.contains_key(&1));
+        assert!(matches!(
+            state.check(&batch(1, 0, 1, 1)),
+            Check::OutOfOrder(0)
+        ));
     }
 
     #[test]
