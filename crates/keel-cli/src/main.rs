@@ -6,6 +6,7 @@
 
 mod app_database;
 mod bench;
+mod catalog;
 mod consume;
 mod control;
 mod demo;
@@ -14,6 +15,7 @@ mod groups;
 mod migrate;
 mod produce;
 mod relay;
+mod schema;
 mod serve;
 mod store;
 mod time;
@@ -68,6 +70,10 @@ enum Command {
     Migrate(migrate::MigrateArgs),
     /// Publish the outbox of an application database to a transport.
     Relay(relay::RelayArgs),
+    /// Register, check, list and diff event schemas in the schema registry.
+    Schema(schema::SchemaArgs),
+    /// Write the event catalog: an AsyncAPI 3.0 document and an HTML page.
+    Catalog(catalog::CatalogArgs),
 }
 
 fn main() -> ExitCode {
@@ -83,6 +89,8 @@ fn main() -> ExitCode {
         Command::Serve(args) => serve::run(&cli.data_dir, args),
         Command::Migrate(args) => migrate::run(args),
         Command::Relay(args) => relay::run(&cli.data_dir, args),
+        Command::Schema(args) => schema::run(&cli.data_dir, args),
+        Command::Catalog(args) => catalog::run(&cli.data_dir, args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -17,14 +17,20 @@
 //! - [`Contract`]: a consumer's accepted versions of one event type and the upcasters that
 //!   bring old versions to the current shape; its [`Contract::handler`] dead-letters events of
 //!   an unknown type or an unaccepted version with that reason.
+//! - The catalog: [`scan`] learns from the log which event types travel on which topic, who
+//!   publishes and who consumes them; [`asyncapi()`] makes it an AsyncAPI 3.0 document with the
+//!   registered schemas and examples, [`html()`] a readable page of the same.
 //!
 //! This crate speaks no HTTP: `keel-server` serves the registry in Confluent's REST shape.
 
+mod asyncapi;
+mod catalog;
 mod compare;
 mod compatibility;
 mod contract;
 mod difference;
 mod error;
+mod html;
 pub mod limits;
 mod publish;
 mod registry;
@@ -32,6 +38,8 @@ mod schema;
 mod store;
 mod validation;
 
+pub use asyncapi::{SCHEMA_FORMAT, asyncapi};
+pub use catalog::{Catalog, EventFacts, TopicFacts, is_catalogued, scan};
 pub use compare::reader_differences;
 pub use compatibility::{
     CompatibilityLevel, Direction, Incompatibility, SchemaDiff, UnknownLevel, check_compatibility,
@@ -40,6 +48,7 @@ pub use compatibility::{
 pub use contract::{Contract, ContractError};
 pub use difference::{Difference, DifferenceKind};
 pub use error::RegistryError;
+pub use html::html;
 pub use publish::{SchemaPublishError, SchemaPublisher};
 pub use registry::{Mode, Registry, SubjectVersion, VersionSelector};
 pub use schema::{Schema, SchemaError, SchemaType};

@@ -19,3 +19,6 @@ pub const SUBJECT_BYTES_MAX: usize = 255;
 
 /// How many bytes of the schemas topic one read asks for while replaying it on open.
 pub const REPLAY_CHUNK_BYTES: usize = 1024 * 1024;
+
+/// Records read from the end of each partition when `keel catalog` learns a topic's events.
+pub const CATALOG_SAMPLE_RECORDS: u64 = 1000;
