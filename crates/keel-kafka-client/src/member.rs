@@ -35,7 +35,6 @@
 
 use std::sync::mpsc::RecvTimeoutError;
 use std::sync::{Arc, Mutex, OnceLock, Weak};
-use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -120,12 +119,11 @@ pub enum CommitError {
 type GroupConsumer = BaseConsumer<MemberContext>;
 
 /// One group member on one topic. Dropping it leaves the group (the poll thread unsubscribes,
-/// serves the final revocation, and closes the consumer).
+/// serves the final revocation, and closes the consumer, in the background).
 #[derive(Debug)]
 pub struct KafkaMember {
     events: mpsc::UnboundedReceiver<MemberEvent>,
     stop: Arc<std::sync::atomic::AtomicBool>,
-    thread: Option<JoinHandle<()>>,
 }
 
 /// Why a member could not join.
@@ -251,18 +249,13 @@ impl KafkaMember {
         let _ = consumer.context().consumer.set(Arc::downgrade(&consumer));
         consumer.subscribe(&[topic]).map_err(error)?;
         let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
-        let thread = {
-            let stop = stop.clone();
-            std::thread::Builder::new()
-                .name(format!("keel-kafka-{group}"))
-                .spawn(move || poll_loop(consumer, stop))
-                .expect("spawn the consumer's poll thread")
-        };
-        Ok(KafkaMember {
-            events,
-            stop,
-            thread: Some(thread),
-        })
+        // Detached: it ends by itself once the member left (see `Drop`).
+        let poll_stop = stop.clone();
+        std::thread::Builder::new()
+            .name(format!("keel-kafka-{group}"))
+            .spawn(move || poll_loop(consumer, poll_stop))
+            .expect("spawn the consumer's poll thread");
+        Ok(KafkaMember { events, stop })
     }
 
     /// The next change of this member's partitions; `None` once the member left.
@@ -280,14 +273,12 @@ impl KafkaMember {
 }
 
 impl Drop for KafkaMember {
+    /// Asks the poll thread to leave and returns at once: dropping happens inside async
+    /// code, which must not block on the group's LeaveGroup round trip. The thread finishes
+    /// leaving in the background; revocations it sends now fail at once (nobody listens).
     fn drop(&mut self) {
         self.leave();
-        // Unanswered revocations fail at once when the receiver is gone.
         self.events.close();
-        while self.events.try_recv().is_ok() {}
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
-        }
     }
 }
 
