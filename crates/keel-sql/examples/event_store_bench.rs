@@ -4,7 +4,9 @@
 //! an aggregate of 10,000 events with and without a snapshot, and rebuilding a SQLite
 //! projection from the store.
 //!
-//! `cargo run --release -p keel-sql --example event_store_bench [events]`
+//! `cargo run --release -p keel-sql --features postgres --example event_store_bench [events]`
+//! (PostgreSQL is measured when `KEEL_BENCH_POSTGRES_URL` names a server; a fresh schema
+//! `keel_bench_<pid>` is created in it).
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -223,4 +225,30 @@ async fn main() {
         events,
     )
     .await;
+    #[cfg(feature = "postgres")]
+    if let Ok(base) = std::env::var("KEEL_BENCH_POSTGRES_URL") {
+        std::fs::create_dir_all(dir.path().join("p")).unwrap();
+        let store = postgres_store(&base).await;
+        bench("postgresql", store, &dir.path().join("p"), events).await;
+    }
+}
+
+/// A `PgEventStore` in a fresh schema of the server at `base`.
+#[cfg(feature = "postgres")]
+async fn postgres_store(base: &str) -> keel_sql::PgEventStore {
+    let schema = format!("keel_bench_{}", std::process::id());
+    let (client, connection) = tokio_postgres::connect(base, tokio_postgres::NoTls)
+        .await
+        .expect("KEEL_BENCH_POSTGRES_URL reachable");
+    tokio::spawn(connection);
+    client
+        .batch_execute(&format!(
+            "DROP SCHEMA IF EXISTS {schema} CASCADE; CREATE SCHEMA {schema}"
+        ))
+        .await
+        .unwrap();
+    let separator = if base.contains('?') { '&' } else { '?' };
+    let url = format!("{base}{separator}options=-c%20search_path%3D{schema}");
+    let db = keel_sql::PgDatabase::connect(&url).await.unwrap();
+    keel_sql::PgEventStore::open(&db).await.unwrap()
 }
