@@ -6,8 +6,10 @@
 //! router with retries and dead letters, consumer groups), [`sql`] (the transactional
 //! outbox, its relay and the inbox on SQLite — and on PostgreSQL with the `postgres`
 //! feature —, the event store, projections and saga state on SQLite), [`store`] (event
-//! store, subscriptions, snapshots, aggregates), [`projection`] (checkpointed read models)
-//! and [`saga`] (orchestrated sagas as durable state machines). With the `kafka` feature,
+//! store, subscriptions, snapshots, aggregates), [`projection`] (checkpointed read models),
+//! [`saga`] (orchestrated sagas as durable state machines) and [`schema`] (the schema
+//! registry: compatibility rules, publish-time validation, consumer contracts with
+//! upcasters, the event catalog). With the `kafka` feature,
 //! `kafka` is the Kafka transport (rdkafka), for `keel serve` or any Kafka cluster.
 
 pub use keel_core as core;
@@ -17,5 +19,6 @@ pub use keel_log as log;
 pub use keel_projection as projection;
 pub use keel_runtime as runtime;
 pub use keel_saga as saga;
+pub use keel_schema as schema;
 pub use keel_sql as sql;
 pub use keel_store as store;
