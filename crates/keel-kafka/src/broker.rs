@@ -3,6 +3,7 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use bytes::BytesMut;
 use keel_log::{Log, Topic};
@@ -25,6 +26,9 @@ pub struct Broker {
     /// a blocked thread each. The broker is the only writer of user topics while it holds the
     /// data directory's lock, so its own appends are all the appends there are.
     appended: watch::Sender<u64>,
+    /// Set when the listener stops: long-polling fetches answer at once instead of holding
+    /// up the shutdown for their whole `max_wait_ms`.
+    closing: AtomicBool,
     group: Option<Arc<dyn GroupHook>>,
 }
 
@@ -62,6 +66,7 @@ impl Broker {
             node,
             producers: Producers::new(),
             appended: watch::Sender::new(0),
+            closing: AtomicBool::new(false),
             group: None,
         }
     }
@@ -115,6 +120,17 @@ impl Broker {
     pub(crate) fn notify_appended(&self) {
         self.appended
             .send_modify(|count| *count = count.wrapping_add(1));
+    }
+
+    /// Tells waiting fetches to answer now: the listener is shutting down.
+    pub(crate) fn begin_shutdown(&self) {
+        self.closing.store(true, Ordering::SeqCst);
+        self.notify_appended();
+    }
+
+    /// Whether the listener is shutting down.
+    pub(crate) fn closing(&self) -> bool {
+        self.closing.load(Ordering::SeqCst)
     }
 
     /// A receiver that sees the next append.

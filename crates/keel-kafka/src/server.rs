@@ -88,6 +88,7 @@ impl KafkaListener {
             }
         }
         let _ = stop.send(true);
+        broker.begin_shutdown();
         while let Some(joined) = connections.join_next().await {
             if let Err(error) = joined {
                 tracing::error!(%error, "connection task panicked during shutdown");

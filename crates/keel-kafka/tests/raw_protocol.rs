@@ -294,14 +294,9 @@ fn corrupt_batches_are_refused_and_nothing_is_stored() {
     still_serving(&broker);
 }
 
-fn fetch(
-    client: &mut RawClient,
-    topic: &str,
-    offset: i64,
-    max_wait_ms: i32,
-    min_bytes: i32,
-) -> (FetchResponse, Duration) {
-    let request = FetchRequest::default()
+/// A Fetch of partition 0 of `topic`.
+fn fetch_request(topic: &str, offset: i64, max_wait_ms: i32, min_bytes: i32) -> FetchRequest {
+    FetchRequest::default()
         .with_replica_id(BrokerId(-1))
         .with_max_wait_ms(max_wait_ms)
         .with_min_bytes(min_bytes)
@@ -315,9 +310,18 @@ fn fetch(
                         .with_fetch_offset(offset)
                         .with_partition_max_bytes(1 << 20),
                 ]),
-        ]);
+        ])
+}
+
+fn fetch(
+    client: &mut RawClient,
+    topic: &str,
+    offset: i64,
+    max_wait_ms: i32,
+    min_bytes: i32,
+) -> (FetchResponse, Duration) {
     let start = Instant::now();
-    let response = client.call(11, &request);
+    let response = client.call(11, &fetch_request(topic, offset, max_wait_ms, min_bytes));
     (response, start.elapsed())
 }
 
@@ -467,4 +471,36 @@ fn list_offsets_by_time_describe_configs_and_delete_topics() {
     assert_eq!(delete(&mut client), OK);
     assert!(broker.log.topic("timed").is_none());
     assert_eq!(delete(&mut client), 3);
+}
+
+#[test]
+fn shutdown_answers_a_waiting_fetch_instead_of_waiting_for_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let broker = TestBroker::start(dir.path());
+    let mut client = RawClient::connect(broker.address);
+    create_topic(&mut client, "quiet");
+    let waiting = std::thread::spawn(move || {
+        let start = Instant::now();
+        let answered = client
+            .try_call(11, &fetch_request("quiet", 0, 25_000, 1))
+            .is_some();
+        (answered, start.elapsed())
+    });
+    // Give the fetch time to reach its wait. Should it arrive only after the shutdown began,
+    // the server closes the connection without answering, which the test also accepts: what
+    // must never happen is a shutdown held up for the fetch's 25 s.
+    std::thread::sleep(Duration::from_millis(500));
+    let stopping = Instant::now();
+    drop(broker);
+    let stopped = stopping.elapsed();
+    let (answered, waited) = waiting.join().unwrap();
+    assert!(
+        stopped < Duration::from_secs(5),
+        "shutdown took {stopped:?}"
+    );
+    assert!(
+        waited < Duration::from_secs(6),
+        "the fetch ended after {waited:?}"
+    );
+    eprintln!("fetch answered before the shutdown closed its connection: {answered}");
 }

@@ -2,7 +2,8 @@
 //!
 //! A fetch answers at once when it has at least `min_bytes`, when a partition has an error, or
 //! when `max_wait_ms` (capped at [`FETCH_WAIT_MS_MAX`]) has passed; otherwise it waits for the
-//! broker's next append and reads again. The wait is a `tokio::sync::watch` the produce path
+//! broker's next append and reads again. A shutdown of the listener also ends the wait, so
+//! the fetch is answered (with what there is) before its connection closes. The wait is a `tokio::sync::watch` the produce path
 //! bumps, not a blocked thread per waiting consumer; keel-log's `Partition::wait_for` is the
 //! same promise for synchronous callers.
 //!
@@ -48,7 +49,7 @@ pub(crate) async fn handle(
     loop {
         appends.borrow_and_update();
         let (responses, bytes, failed) = read_all(broker, &request, max_bytes).await;
-        if bytes >= min_bytes || failed || Instant::now() >= deadline {
+        if bytes >= min_bytes || failed || Instant::now() >= deadline || broker.closing() {
             return FetchResponse::default().with_responses(responses);
         }
         // Woken by an append, or by the deadline (then the next pass answers).

@@ -150,6 +150,15 @@ impl RawClient {
     where
         R: kafka_protocol::protocol::Request,
     {
+        self.try_call(version, request).expect("a response")
+    }
+
+    /// Sends a request and decodes its response; `None` when the server closed the
+    /// connection instead of answering.
+    pub(crate) fn try_call<R>(&mut self, version: i16, request: &R) -> Option<R::Response>
+    where
+        R: kafka_protocol::protocol::Request,
+    {
         use kafka_protocol::messages::{ApiKey, RequestHeader, ResponseHeader};
         use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
         self.correlation_id += 1;
@@ -165,12 +174,12 @@ impl RawClient {
             .unwrap();
         request.encode(&mut frame, version).unwrap();
         self.send_frame(&frame);
-        let mut response = bytes::Bytes::from(self.read_frame().expect("a response"));
+        let mut response = bytes::Bytes::from(self.read_frame()?);
         let header =
             ResponseHeader::decode(&mut response, api_key.response_header_version(version))
                 .unwrap();
         assert_eq!(header.correlation_id, self.correlation_id);
-        R::Response::decode(&mut response, version).unwrap()
+        Some(R::Response::decode(&mut response, version).unwrap())
     }
 
     /// Writes a length prefix and `frame`.
