@@ -38,7 +38,7 @@ pub use aggregate::{
 };
 pub use embedded::{EmbeddedStore, EmbeddedStoreOptions};
 pub use error::{AppendError, ConcurrencyConflict, InvalidStream, OpenError, ReadError, one_line};
-pub use store::{AllFilter, EventStore, check_append, version_range};
+pub use store::{AllFilter, EventStore, check_append, version_range, wait_for_head};
 pub use stream::{
     Appended, Direction, ExpectedVersion, RecordedEvent, Snapshot, category, validate_stream_id,
 };

@@ -132,6 +132,33 @@ pub fn check_append(stream: &str, events: &[Event]) -> Result<(), AppendError> {
     Ok(())
 }
 
+/// `wait_for` for a backend that other processes may append to: returns as soon as `head()`
+/// is past `position` or `timeout` passes. This process's appends wake it at once through
+/// `local` (the head after each local append); others are seen by polling `head()` every
+/// [`SUBSCRIPTION_POLL`](crate::limits::SUBSCRIPTION_POLL).
+pub async fn wait_for_head<F, Fut>(
+    local: &tokio::sync::watch::Sender<u64>,
+    position: u64,
+    timeout: Duration,
+    head: F,
+) -> Result<u64, ReadError>
+where
+    F: Fn() -> Fut,
+    Fut: Future<Output = Result<u64, ReadError>>,
+{
+    let deadline = std::time::Instant::now() + timeout;
+    let mut watch = local.subscribe();
+    loop {
+        let head = head().await?;
+        let now = std::time::Instant::now();
+        if head > position || now >= deadline {
+            return Ok(head);
+        }
+        let wait = (deadline - now).min(crate::limits::SUBSCRIPTION_POLL);
+        let _ = tokio::time::timeout(wait, watch.wait_for(|head| *head > position)).await;
+    }
+}
+
 /// Version bounds of a stream read: the versions `[low, high]` (inclusive) that a read from
 /// `from` in `direction` of at most `max_count` events covers in a stream at `version`, or
 /// `None` when it covers nothing. One definition, so backends page alike.

@@ -26,14 +26,14 @@ mod schema;
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use keel_core::Event;
-use keel_store::limits::{READ_EVENTS_MAX, SUBSCRIPTION_POLL};
+use keel_store::limits::READ_EVENTS_MAX;
 use keel_store::{
     AllFilter, AppendError, Appended, ConcurrencyConflict, Direction, EventStore, ExpectedVersion,
     ReadError, RecordedEvent, Snapshot, category, check_append, one_line, validate_stream_id,
-    version_range,
+    version_range, wait_for_head,
 };
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 use tokio::sync::watch;
@@ -298,18 +298,7 @@ impl EventStore for SqliteEventStore {
     }
 
     async fn wait_for(&self, position: u64, timeout: Duration) -> Result<u64, ReadError> {
-        let deadline = Instant::now() + timeout;
-        let mut watch = self.shared.head.subscribe();
-        loop {
-            let head = self.head().await?;
-            let now = Instant::now();
-            if head > position || now >= deadline {
-                return Ok(head);
-            }
-            // Woken by this store's appends; other processes' appends are polled for.
-            let wait = (deadline - now).min(SUBSCRIPTION_POLL);
-            let _ = tokio::time::timeout(wait, watch.wait_for(|head| *head > position)).await;
-        }
+        wait_for_head(&self.shared.head, position, timeout, || self.head()).await
     }
 
     async fn save_snapshot(&self, snapshot: Snapshot) -> Result<(), AppendError> {

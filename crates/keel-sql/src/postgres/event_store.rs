@@ -21,13 +21,14 @@
 //!
 //! Appends of other processes are seen by `wait_for` by polling within its interval.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use keel_core::Event;
-use keel_store::limits::{READ_EVENTS_MAX, SUBSCRIPTION_POLL};
+use keel_store::limits::READ_EVENTS_MAX;
 use keel_store::{
     AllFilter, AppendError, Appended, ConcurrencyConflict, Direction, EventStore, ExpectedVersion,
     ReadError, RecordedEvent, Snapshot, category, check_append, validate_stream_id, version_range,
+    wait_for_head,
 };
 use tokio::sync::watch;
 use tokio_postgres::Row;
@@ -302,17 +303,7 @@ impl EventStore for PgEventStore {
     }
 
     async fn wait_for(&self, position: u64, timeout: Duration) -> Result<u64, ReadError> {
-        let deadline = Instant::now() + timeout;
-        let mut watch = self.head.subscribe();
-        loop {
-            let head = self.head().await?;
-            let now = Instant::now();
-            if head > position || now >= deadline {
-                return Ok(head);
-            }
-            let wait = (deadline - now).min(SUBSCRIPTION_POLL);
-            let _ = tokio::time::timeout(wait, watch.wait_for(|head| *head > position)).await;
-        }
+        wait_for_head(&self.head, position, timeout, || self.head()).await
     }
 
     async fn save_snapshot(&self, snapshot: Snapshot) -> Result<(), AppendError> {
