@@ -108,14 +108,24 @@ impl Control {
         filter: DeadLetterFilter,
         force: bool,
         canary: bool,
+        to_group: Option<String>,
         command: String,
         now_ms: i64,
     ) -> anyhow::Result<ReplayReport> {
         match self {
             Control::Local(log) => {
                 let plan = dead_letters::plan_replay(log, topic, filter, force, canary, command)?;
+                let plan = match to_group {
+                    Some(group) => plan.to_group(group),
+                    None => plan,
+                };
                 Ok(dead_letters::replay(log, &plan, now_ms)?)
             }
+            // The server's replay API does not take a target group yet; sending the rest
+            // would replay to every group, the opposite of what was asked.
+            Control::Remote(_) if to_group.is_some() => anyhow::bail!(
+                "--to-group is not served by keel serve's API yet: stop the server and run the replay against its data directory"
+            ),
             Control::Remote(url) => {
                 let mut body = filter_json(&filter);
                 body["force"] = json!(force);

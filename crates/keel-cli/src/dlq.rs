@@ -76,8 +76,9 @@ enum DlqCommand {
         #[arg(long)]
         json: bool,
     },
-    /// Append dead letters back to their original topic, keeping their event ids. Dead
-    /// letters replayed before are skipped unless --force; the replay stops at the dead
+    /// Append dead letters back to their original topic (every group sees them again), or
+    /// with --to-group straight to the group that gave up on them, keeping their event ids.
+    /// Dead letters replayed before are skipped unless --force; the replay stops at the dead
     /// letters that existed when it started.
     Replay {
         /// Dead-letter topic (`orders.dlq`) or its source topic (`orders`).
@@ -97,6 +98,11 @@ enum DlqCommand {
         /// Go on only if this canary was handled by its group.
         #[arg(long, value_name = "CANARY_ID")]
         after_canary: Option<String>,
+        /// Replay only this group's dead letters, and only to this group: through the
+        /// topic's redelivery topic `<topic>.retry`, which the group's router reads and
+        /// every other group skips.
+        #[arg(long, value_name = "GROUP")]
+        to_group: Option<String>,
         /// Print JSON instead of text.
         #[arg(long)]
         json: bool,
@@ -197,12 +203,20 @@ pub(crate) fn run(data: &Path, server: Option<&str>, args: DlqArgs) -> anyhow::R
             canary,
             canary_wait,
             after_canary,
+            to_group,
             json,
         } => {
             selection.check()?;
             if canary_wait.is_some() && !control.is_remote() {
                 bail!(
                     "--canary-wait needs a running keel serve whose consumers handle the canary; without one, replay with --canary and go on with --after-canary"
+                );
+            }
+            if let (Some(to), Some(group)) = (&to_group, &selection.group)
+                && to != group
+            {
+                bail!(
+                    "--to-group {to} replays only dead letters of group {to}, not of --group {group}"
                 );
             }
             if let Some(id) = after_canary {
@@ -224,6 +238,7 @@ pub(crate) fn run(data: &Path, server: Option<&str>, args: DlqArgs) -> anyhow::R
                     filter.clone(),
                     force,
                     canary,
+                    to_group.clone(),
                     command_line.clone(),
                     now_ms,
                 )

@@ -183,6 +183,69 @@ fn groups_lag_and_reset() {
 }
 
 #[test]
+fn a_replay_to_a_group_goes_to_the_redelivery_topic_addressed_to_it() {
+    let keel = Keel::new();
+    keel.orders();
+    keel.dead_letter_poison();
+    keel.fails(
+        &[
+            "dlq",
+            "replay",
+            "orders",
+            "--group",
+            "billing",
+            "--to-group",
+            "shipping",
+        ],
+        "",
+        "--to-group shipping replays only dead letters of group shipping",
+    );
+    let other = keel.json(&[
+        "dlq",
+        "replay",
+        "orders",
+        "--all",
+        "--to-group",
+        "billing",
+        "--json",
+    ]);
+    assert_eq!(
+        other["replayed"].as_array().unwrap().len(),
+        0,
+        "no dead letter of billing"
+    );
+    let report = keel.json(&[
+        "dlq",
+        "replay",
+        "orders",
+        "--all",
+        "--to-group",
+        "shipping",
+        "--json",
+    ]);
+    let replayed = report["replayed"].as_array().unwrap();
+    assert_eq!(replayed.len(), 3);
+    assert!(
+        replayed.iter().all(|r| r["target"][0] == "orders.retry"),
+        "{report}"
+    );
+    // Nothing went back to the original topic, where every group would see it.
+    assert_eq!(keel.ok(&["consume", "orders", "--offset", "5"], ""), "");
+    let log = Log::open(keel.dir.path()).expect("open log");
+    let retry = log.topic("orders.retry").expect("the redelivery topic");
+    let records = retry.partitions()[0].read_records(0, 1 << 20).unwrap();
+    assert_eq!(records.len(), 3);
+    for record in &records {
+        let redelivery = keel_runtime::Redelivery::decode(&record.headers).expect("addressed");
+        assert_eq!(
+            (redelivery.group.as_str(), redelivery.attempts),
+            ("shipping", 0)
+        );
+        assert_eq!(redelivery.topic, "orders");
+    }
+}
+
+#[test]
 fn dead_letters_are_listed_shown_replayed_once_purged_and_audited() {
     let keel = Keel::new();
     keel.orders();

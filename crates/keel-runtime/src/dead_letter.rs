@@ -19,6 +19,7 @@ use serde::Serialize;
 
 use crate::bus::event_record;
 use crate::limits::{DLQ_ERROR_BYTES_MAX, DLQ_SUFFIX};
+use crate::redelivery::is_redelivery_header;
 
 /// Header: the topic the event was read from.
 pub const DLQ_TOPIC_HEADER: &str = "keel_dlq_topic";
@@ -134,13 +135,7 @@ impl DeadLetterHeaders {
             (DLQ_ERROR_HEADER, error),
             (DLQ_ERROR_KIND_HEADER, self.kind.as_str().to_string()),
         ];
-        headers
-            .into_iter()
-            .map(|(key, value)| Header {
-                key: key.to_string(),
-                value: Some(Bytes::from(value)),
-            })
-            .collect()
+        text_headers(headers)
     }
 
     /// Decodes the `keel_dlq_*` headers among `headers`; `None` if one is missing or
@@ -188,17 +183,40 @@ pub type DeadLetterHook = Arc<dyn Fn(&DeadLetter) + Send + Sync>;
 /// The dead-letter topic of `source`, created with the source's partition count and fsync
 /// policy if it does not exist yet.
 pub(crate) fn ensure_topic(log: &Log, source: &Topic) -> Result<Arc<Topic>, TopicError> {
-    let name = dead_letter_topic(source.name());
-    if let Some(topic) = log.topic(&name) {
+    ensure_companion_topic(log, source, &dead_letter_topic(source.name()))
+}
+
+/// The topic `name` beside `source` (its `.dlq` or `.retry` topic), created with the
+/// source's partition count and fsync policy if it does not exist yet.
+pub(crate) fn ensure_companion_topic(
+    log: &Log,
+    source: &Topic,
+    name: &str,
+) -> Result<Arc<Topic>, TopicError> {
+    if let Some(topic) = log.topic(name) {
         return Ok(topic);
     }
     let config = TopicConfig::new(source.config().partitions).with_fsync(source.config().fsync);
-    match log.create_topic(&name, config) {
+    match log.create_topic(name, config) {
         Ok(topic) => Ok(topic),
-        // Another partition's worker created it first.
-        Err(TopicError::AlreadyExists(_)) => log.topic(&name).ok_or(TopicError::NotFound(name)),
+        // Another worker (or router) created it first.
+        Err(TopicError::AlreadyExists(_)) => log
+            .topic(name)
+            .ok_or_else(|| TopicError::NotFound(name.to_string())),
         Err(error) => Err(error),
     }
+}
+
+/// Headers with text values, from (name, value) pairs: how every `keel_*` header set is
+/// encoded.
+pub(crate) fn text_headers<'a>(fields: impl IntoIterator<Item = (&'a str, String)>) -> Vec<Header> {
+    fields
+        .into_iter()
+        .map(|(key, value)| Header {
+            key: key.to_string(),
+            value: Some(Bytes::from(value)),
+        })
+        .collect()
 }
 
 /// The value of the header `name` among `headers` as UTF-8 text, if present.
@@ -211,7 +229,8 @@ pub(crate) fn header_text<'a>(headers: &'a [Header], name: &str) -> Option<&'a s
 }
 
 /// The dead-letter record of `record`: its key, value and headers unchanged except for the
-/// `keel_dlq_*` headers, which are replaced by `dead_letter`'s.
+/// `keel_dlq_*` headers, which are replaced by `dead_letter`'s, and a redelivery's
+/// `keel_retry_*` headers, which are dropped (the dead letter names the original origin).
 pub(crate) fn dead_letter_record(
     record: &Record,
     dead_letter: &DeadLetterHeaders,
@@ -220,7 +239,7 @@ pub(crate) fn dead_letter_record(
     let mut headers: Vec<Header> = record
         .headers
         .iter()
-        .filter(|h| !h.key.starts_with("keel_dlq_"))
+        .filter(|h| !h.key.starts_with("keel_dlq_") && !is_redelivery_header(&h.key))
         .cloned()
         .collect();
     headers.extend(dead_letter.encode());

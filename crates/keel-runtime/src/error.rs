@@ -167,4 +167,12 @@ pub enum StartError {
         /// The group.
         group: String,
     },
+    /// The redelivery topic `<topic>.retry` of a route could not be created.
+    #[error("cannot create the redelivery topic '{topic}': {source}")]
+    RedeliveryTopic {
+        /// The redelivery topic.
+        topic: String,
+        /// Why.
+        source: keel_log::TopicError,
+    },
 }

@@ -43,7 +43,9 @@
 //!    caught and counts as a transient failure too.
 //! 4. **retry** — a transient failure is retried after an exponential backoff with full
 //!    jitter ([`RetryPolicy`]), up to `attempts_max` attempts in all. A permanent failure
-//!    ([`HandlerError::permanent`]) is not retried.
+//!    ([`HandlerError::permanent`]) is not retried. By default the retry waits in place,
+//!    holding the key; with [`RetryMode::Topic`] ([`Route::with_retry_mode`]) the event moves
+//!    to `<topic>.retry` for its next attempt and the key goes on ([`redelivery`] module).
 //! 5. **dead letter** — after the last attempt or a permanent failure the record goes to
 //!    `<topic>.dlq` (created with the topic's partition count) with its key, value and
 //!    headers unchanged plus `keel_dlq_*` headers ([`dead_letter`] module), and an alert is
@@ -54,12 +56,23 @@
 //!
 //! Within a partition, events with the same key (`partitionkey`) are handled strictly in
 //! offset order: the next one starts only when the previous one finished, retries included
-//! (retries are *blocking* for their key). Events with different keys run in parallel, up to
+//! (retries are *blocking* for their key, unless the route chose [`RetryMode::Topic`],
+//! which gives up the order of a failing key's events). Events with different keys run in
+//! parallel, up to
 //! [`ConsumerPolicy::concurrency`] per partition; a key that is being retried holds back only
 //! its own later events, never the rest of the partition. Events without a key have no order.
 //! At most [`ConsumerPolicy::in_flight_max`] fetched, unfinished events are held per
 //! partition; when that is reached, fetching pauses (backpressure). There is no order across
 //! partitions.
+//!
+//! # Redelivery
+//!
+//! Every route also consumes `<topic>.retry` (created when the router starts) as its group.
+//! Records there are addressed to one group by a `keel_retry_group` header: retry-topic
+//! retries, and dead letters replayed to the group that gave up on them
+//! ([`admin::dead_letters::ReplayPlan::to_group`], `keel dlq replay --to-group`). The
+//! addressed group handles such a record when it is due, with the attempts it has left;
+//! every other group finishes it without handling it.
 //!
 //! # Consumer groups
 //!
@@ -121,6 +134,7 @@ mod partition_worker;
 mod pipeline;
 mod policy;
 mod publish_port;
+pub mod redelivery;
 mod router;
 mod schedule;
 mod transport;
@@ -132,6 +146,9 @@ pub use dedupe::{Inbox, InboxError, MemoryDedupeWindow};
 pub use error::{ErrorKind, HandlerError, PublishError, StartError};
 pub use handler::{Context, Handler, HandlerResult};
 pub use metrics::{METRICS_CONTENT_TYPE, Metrics};
-pub use policy::{ConsumerPolicy, GroupPolicy, PolicyError, RetryPolicy, StartFrom, TimeoutPolicy};
+pub use policy::{
+    ConsumerPolicy, GroupPolicy, PolicyError, RetryMode, RetryPolicy, StartFrom, TimeoutPolicy,
+};
+pub use redelivery::Redelivery;
 pub use router::{Route, Router, RouterHandle};
 pub use transport::PublishTransport;

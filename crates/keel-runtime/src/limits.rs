@@ -67,6 +67,8 @@ pub const DEDUPE_WINDOW_MAX: usize = 10_000_000;
 pub const DLQ_ERROR_BYTES_MAX: usize = 4096;
 /// Suffix of the dead-letter topic of a topic.
 pub const DLQ_SUFFIX: &str = ".dlq";
+/// Suffix of the redelivery topic of a topic (retry-topic retries, replays to one group).
+pub const RETRY_SUFFIX: &str = ".retry";
 
 /// Most (group, partition) pairs whose lag one metrics scrape reports; each costs a small read
 /// of the log when the group is behind.

@@ -249,7 +249,13 @@ impl Worker {
 
     fn finished(&mut self, (offset, outcome): (u64, Result<Outcome, String>)) {
         match outcome {
-            Ok(Outcome::Handled | Outcome::Duplicate | Outcome::DeadLettered) => {
+            Ok(
+                Outcome::Handled
+                | Outcome::Duplicate
+                | Outcome::DeadLettered
+                | Outcome::Redelivered
+                | Outcome::NotAddressed,
+            ) => {
                 self.schedule.finish(offset);
             }
             Ok(Outcome::Abandoned) => self.schedule.abandon(offset),

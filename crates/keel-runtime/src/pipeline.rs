@@ -27,7 +27,8 @@ use crate::dedupe::Inbox;
 use crate::error::{ErrorKind, HandlerError};
 use crate::handler::{Context, Delivery, Handler};
 use crate::metrics::RouteMetrics;
-use crate::policy::{ConsumerPolicy, Jitter, RetryPolicy, TimeoutPolicy};
+use crate::policy::{ConsumerPolicy, Jitter, RetryMode, RetryPolicy, TimeoutPolicy};
+use crate::redelivery::{Redelivery, redelivery_record};
 use crate::unwind::CatchUnwind;
 
 /// Everything a route's events share: the handler, the policies, the hooks.
@@ -35,7 +36,16 @@ pub(crate) struct RouteShared {
     pub(crate) bus: EmbeddedBus,
     /// The bus's publisher, which every delivery's [`Context`] hands out.
     pub(crate) publisher: Publisher,
+    /// The topic this route reads: its own, or its redelivery topic.
     pub(crate) topic: Arc<Topic>,
+    /// The topic the route subscribed to; dead letters go to its `.dlq`.
+    pub(crate) origin: Arc<Topic>,
+    /// Whether `topic` is the redelivery topic of `origin` (records carry `keel_retry_*`).
+    pub(crate) redelivery: bool,
+    /// `<origin>.retry`, where [`RetryMode::Topic`] sends failed events; `None` for a route
+    /// on a redelivery topic itself.
+    pub(crate) redelivery_topic: Option<Arc<Topic>>,
+    pub(crate) retry_mode: RetryMode,
     pub(crate) group: String,
     pub(crate) handler: Handler,
     pub(crate) retry: RetryPolicy,
@@ -44,8 +54,9 @@ pub(crate) struct RouteShared {
     pub(crate) inbox: Option<Arc<dyn Inbox>>,
     pub(crate) on_dead_letter: Option<DeadLetterHook>,
     pub(crate) jitter: Mutex<Jitter>,
-    /// Set by the first dead letter of this group on this topic.
-    pub(crate) dead_lettered: AtomicBool,
+    /// Set by the first dead letter of this group on this topic (shared by the route's
+    /// consumers of the topic and of its redelivery topic).
+    pub(crate) dead_lettered: Arc<AtomicBool>,
     pub(crate) metrics: RouteMetrics,
     /// The inbox consumer name: `<group>/<handler>`.
     pub(crate) inbox_consumer: String,
@@ -73,6 +84,10 @@ pub(crate) enum Outcome {
     /// Given up without finishing because the partition is draining (shutdown or
     /// revocation during a retry delay): it stays uncommitted and is delivered again.
     Abandoned,
+    /// Handed to `<topic>.retry` for its next attempt ([`RetryMode::Topic`]).
+    Redelivered,
+    /// A redelivery record addressed to another group: not this group's to handle.
+    NotAddressed,
 }
 
 /// Runs the middleware chain for one record. `draining` turns true when the partition is
@@ -108,6 +123,7 @@ pub(crate) async fn process(
         record,
         draining,
         first_failure_ms: None,
+        redelivered: None,
     };
     chain.run().instrument(span).await
 }
@@ -118,10 +134,36 @@ struct Chain {
     record: Record,
     draining: watch::Receiver<bool>,
     first_failure_ms: Option<i64>,
+    /// The `keel_retry_*` headers, when the record came from a redelivery topic.
+    redelivered: Option<Redelivery>,
 }
 
 impl Chain {
     async fn run(mut self) -> Outcome {
+        // 0. A redelivery is for one group only and waits until it is due.
+        if self.route.redelivery {
+            let Some(redelivered) = Redelivery::decode(&self.record.headers) else {
+                let reason = "a record in the redelivery topic without valid keel_retry_* \
+                    headers"
+                    .to_string();
+                self.route.metrics.undecodable();
+                return self
+                    .dead_letter(None, 0, reason, DeadLetterKind::Decode)
+                    .await;
+            };
+            if redelivered.group != self.route.group {
+                return Outcome::NotAddressed;
+            }
+            self.first_failure_ms = redelivered.first_failure_ms;
+            let wait_ms = redelivered.due_ms.saturating_sub(self.route.bus.now_ms());
+            self.redelivered = Some(redelivered);
+            if wait_ms > 0 {
+                let wait = Duration::from_millis(wait_ms.unsigned_abs());
+                if !self.wait(wait).await {
+                    return Outcome::Abandoned;
+                }
+            }
+        }
         let headers = self
             .record
             .headers
@@ -197,9 +239,12 @@ impl Chain {
             partition: self.partition,
             offset: self.record.offset,
         });
-        let attempts_max = self.route.retry.attempts_max;
+        // A redelivered event goes on from the attempts already made; it gets at least one
+        // more even if the policy now allows fewer.
+        let first_attempt = self.redelivered.as_ref().map_or(0, |r| r.attempts) + 1;
+        let attempts_max = self.route.retry.attempts_max.max(first_attempt);
         let attempt_timeout = self.route.timeout.attempt_timeout;
-        for attempt in 1..=attempts_max {
+        for attempt in first_attempt..=attempts_max {
             let ctx = Context {
                 delivery: delivery.clone(),
                 attempt,
@@ -251,6 +296,12 @@ impl Chain {
                     .dead_letter(id, attempt, message, DeadLetterKind::Transient)
                     .await;
             }
+            if self.route.retry_mode == RetryMode::Topic
+                && let Some(topic) = self.route.redelivery_topic.clone()
+            {
+                tracing::warn!(attempt, %error, "handler failed; retrying through the redelivery topic");
+                return self.redeliver(topic, attempt).await;
+            }
             tracing::warn!(attempt, %error, "handler failed; retrying");
             if !self.pause(attempt).await {
                 return Outcome::Abandoned;
@@ -263,12 +314,70 @@ impl Chain {
     /// draining meanwhile (the event is then abandoned, uncommitted).
     async fn pause(&mut self, failures: u32) -> bool {
         let delay = self.route.retry_delay(failures);
+        self.wait(delay).await
+    }
+
+    /// Waits `delay`; false if the partition started draining meanwhile.
+    async fn wait(&mut self, delay: Duration) -> bool {
         if *self.draining.borrow() {
             return false;
         }
         tokio::select! {
             () = tokio::time::sleep(delay) => true,
             _ = self.draining.wait_for(|draining| *draining) => false,
+        }
+    }
+
+    /// Where the event was first read: its redelivery headers' origin, or where it was read.
+    fn origin(&self) -> (String, u32, u64) {
+        match &self.redelivered {
+            Some(r) => (r.topic.clone(), r.partition, r.offset),
+            None => (
+                self.route.topic.name().to_string(),
+                self.partition,
+                self.record.offset,
+            ),
+        }
+    }
+
+    /// Hands the event to `topic` (the redelivery topic) for its next attempt, due after the
+    /// backoff of failed attempt `attempt`, retrying the append until it succeeds or the
+    /// partition drains. The event is finished here: the key is free.
+    async fn redeliver(&mut self, topic: Arc<Topic>, attempt: u32) -> Outcome {
+        let (origin_topic, partition, offset) = self.origin();
+        let now = self.route.bus.now_ms();
+        let delay_ms =
+            i64::try_from(self.route.retry_delay(attempt).as_millis()).unwrap_or(i64::MAX);
+        let redelivery = Redelivery {
+            group: self.route.group.clone(),
+            attempts: attempt,
+            due_ms: now.saturating_add(delay_ms),
+            topic: origin_topic,
+            partition,
+            offset,
+            first_failure_ms: self.first_failure_ms,
+        };
+        // The same partition index as the origin keeps a key's retries in one partition,
+        // in the order they failed.
+        let target = partition.min(topic.config().partitions - 1);
+        let mut failures = 0;
+        loop {
+            let record = redelivery_record(&self.record, &redelivery);
+            match self
+                .route
+                .bus
+                .append(topic.clone(), target, vec![record])
+                .await
+            {
+                Ok(_) => return Outcome::Redelivered,
+                Err(error) => {
+                    failures += 1;
+                    tracing::error!(%error, "could not store a redelivery; trying again");
+                    if !self.pause(failures).await {
+                        return Outcome::Abandoned;
+                    }
+                }
+            }
         }
     }
 
@@ -282,12 +391,13 @@ impl Chain {
         kind: DeadLetterKind,
     ) -> Outcome {
         let now = self.route.bus.now_ms();
+        let (topic, partition, offset) = self.origin();
         let mut report = DeadLetter {
             event_id,
             headers: DeadLetterHeaders {
-                topic: self.route.topic.name().to_string(),
-                partition: self.partition,
-                offset: self.record.offset,
+                topic,
+                partition,
+                offset,
                 group: self.route.group.clone(),
                 handler: self.route.handler.name().to_string(),
                 attempts,
@@ -343,13 +453,13 @@ impl Chain {
 
     async fn store(&self, report: &DeadLetter, now: i64) -> Result<(String, u64), String> {
         let log = self.route.bus.log().clone();
-        let source = self.route.topic.clone();
+        let source = self.route.origin.clone();
         let topic = tokio::task::spawn_blocking(move || ensure_topic(&log, &source))
             .await
             .map_err(|e| e.to_string())?
             .map_err(|e| e.to_string())?;
         let record = dead_letter_record(&self.record, &report.headers, now);
-        let partition = self.partition.min(topic.config().partitions - 1);
+        let partition = report.headers.partition.min(topic.config().partitions - 1);
         let name = topic.name().to_string();
         let offset = self
             .route

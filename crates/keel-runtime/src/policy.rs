@@ -41,8 +41,9 @@ fn check(
 }
 
 /// How often and how patiently a failing handler is retried before its event is
-/// dead-lettered. Retries are *blocking*: the event's key waits (its later events stay
-/// queued behind it, so per-key order holds), other keys keep flowing.
+/// dead-lettered. By default retries are *blocking*: the event's key waits (its later events
+/// stay queued behind it, so per-key order holds), other keys keep flowing; a route can
+/// choose retry topics instead ([`RetryMode`]).
 ///
 /// The delay before attempt `n + 1` is drawn uniformly from `0..=min(delay_max, delay_min *
 /// multiplier^(n-1))` ("full jitter"), so many consumers failing together do not retry in
@@ -107,6 +108,28 @@ impl RetryPolicy {
         let nanos = (self.delay_min.as_nanos() as u64).saturating_mul(factor);
         Duration::from_nanos(nanos).min(self.delay_max)
     }
+}
+
+/// Where a failed attempt's event waits for its next attempt.
+///
+/// - [`RetryMode::Blocking`] (the default) keeps it in place: the event's key waits, its
+///   later events stay queued behind it, so per-key order holds; the event occupies one of
+///   the partition's in-flight slots until it finishes.
+/// - [`RetryMode::Topic`] moves it to `<topic>.retry` (addressed to this group, due after the
+///   backoff) and finishes it in the partition at once: the key's later events go on
+///   immediately, so **order is given up for that key** — a later event of the key may be
+///   handled before the retried one. The route consumes `<topic>.retry` itself and runs the
+///   remaining attempts when each is due; the last failure goes to `<topic>.dlq` as usual.
+///   Use it for handlers whose events are independent facts and where a slow dependency
+///   must not hold a key's later events back.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum RetryMode {
+    /// Retry in place, holding the key (keeps order).
+    #[default]
+    Blocking,
+    /// Retry through `<topic>.retry`, freeing the key (gives up order for that key).
+    Topic,
 }
 
 /// How long one handler attempt may run. An attempt that runs longer is cancelled (its future

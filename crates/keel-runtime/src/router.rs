@@ -15,15 +15,19 @@ use tokio::task::{Id, JoinSet};
 use tokio::time::Instant;
 
 use crate::bus::EmbeddedBus;
+use crate::dead_letter::ensure_companion_topic;
 use crate::dead_letter::{DeadLetter, DeadLetterHook};
 use crate::dedupe::Inbox;
 use crate::error::StartError;
 use crate::group::{Group, MemberId, Refusal};
 use crate::handler::Handler;
-use crate::limits::MEMBERS_MAX;
+use crate::limits::{MEMBERS_MAX, RETRY_SUFFIX};
 use crate::partition_worker::{self, Command, Ended};
 use crate::pipeline::RouteShared;
-use crate::policy::{ConsumerPolicy, GroupPolicy, Jitter, RetryPolicy, TimeoutPolicy};
+use crate::policy::{
+    ConsumerPolicy, GroupPolicy, Jitter, RetryMode, RetryPolicy, StartFrom, TimeoutPolicy,
+};
+use crate::redelivery::retry_topic;
 
 /// A subscription: `group` handles every event of `topic` with `handler`, under the given
 /// policies (each has a default).
@@ -36,6 +40,7 @@ pub struct Route {
     timeout: TimeoutPolicy,
     consumer: ConsumerPolicy,
     group_policy: GroupPolicy,
+    retry_mode: RetryMode,
     inbox: Option<Arc<dyn Inbox>>,
 }
 
@@ -49,6 +54,7 @@ impl std::fmt::Debug for Route {
             .field("timeout", &self.timeout)
             .field("consumer", &self.consumer)
             .field("group_policy", &self.group_policy)
+            .field("retry_mode", &self.retry_mode)
             .field("inbox", &self.inbox.is_some())
             .finish()
     }
@@ -65,6 +71,7 @@ impl Route {
             timeout: TimeoutPolicy::default(),
             consumer: ConsumerPolicy::default(),
             group_policy: GroupPolicy::default(),
+            retry_mode: RetryMode::default(),
             inbox: None,
         }
     }
@@ -73,6 +80,15 @@ impl Route {
     #[must_use]
     pub fn with_retry(mut self, retry: RetryPolicy) -> Route {
         self.retry = retry;
+        self
+    }
+
+    /// Sets where a failed event waits for its next attempt: in place, holding its key
+    /// ([`RetryMode::Blocking`], the default), or in `<topic>.retry`, freeing the key and
+    /// giving up its order ([`RetryMode::Topic`]).
+    #[must_use]
+    pub fn with_retry_mode(mut self, retry_mode: RetryMode) -> Route {
+        self.retry_mode = retry_mode;
         self
     }
 
@@ -173,7 +189,16 @@ impl Router {
         let mut seen = HashSet::new();
         for route in &self.routes {
             route.validate()?;
-            if !seen.insert((route.topic.clone(), route.group.clone())) {
+            // Each route consumes its topic and (but on a redelivery topic) `<topic>.retry`:
+            // no two routes may consume one of them as one group.
+            let mut consumed = vec![route.topic.clone()];
+            if !route.topic.ends_with(RETRY_SUFFIX) {
+                consumed.push(retry_topic(&route.topic));
+            }
+            if !consumed
+                .into_iter()
+                .all(|topic| seen.insert((topic, route.group.clone())))
+            {
                 return Err(StartError::DuplicateRoute {
                     topic: route.topic.clone(),
                     group: route.group.clone(),
@@ -189,42 +214,72 @@ impl Router {
         let (stop, _) = watch::channel(false);
         let mut members = JoinSet::new();
         for route in self.routes {
-            let topic = self.bus.log().topic(&route.topic).expect("checked above");
-            let group = self.bus.coordinator().group(
-                &route.group,
-                &route.topic,
-                topic.config().partitions,
-                &route.group_policy,
-            );
-            if group.lock().member_count() >= MEMBERS_MAX {
-                return Err(StartError::GroupFull {
-                    topic: route.topic,
-                    group: route.group,
-                });
+            let origin = self.bus.log().topic(&route.topic).expect("checked above");
+            // Every route also consumes its topic's redelivery topic as the same group (see
+            // `redelivery.rs`), except a route on a redelivery topic itself.
+            let redelivery_topic = if route.topic.ends_with(RETRY_SUFFIX) {
+                None
+            } else {
+                let name = retry_topic(&route.topic);
+                let topic =
+                    ensure_companion_topic(self.bus.log(), &origin, &name).map_err(|source| {
+                        StartError::RedeliveryTopic {
+                            topic: name,
+                            source,
+                        }
+                    })?;
+                Some(topic)
+            };
+            let dead_lettered = Arc::new(AtomicBool::new(false));
+            let mut consumers = vec![(origin.clone(), false)];
+            if let Some(topic) = &redelivery_topic {
+                consumers.push((topic.clone(), true));
             }
-            let metrics = self.bus.metrics().route(&route.topic, &route.group);
-            let shared = Arc::new(RouteShared {
-                bus: self.bus.clone(),
-                publisher: self.bus.publisher(),
-                topic,
-                inbox_consumer: format!("{}/{}", route.group, route.handler.name()),
-                group: route.group,
-                handler: route.handler,
-                jitter: Mutex::new(Jitter::new(route.retry.jitter_seed)),
-                retry: route.retry,
-                timeout: route.timeout,
-                consumer: route.consumer,
-                inbox: route.inbox,
-                on_dead_letter: self.on_dead_letter.clone(),
-                dead_lettered: AtomicBool::new(false),
-                metrics,
-            });
-            members.spawn(run_member(
-                shared,
-                group,
-                route.group_policy,
-                stop.subscribe(),
-            ));
+            for (topic, redelivery) in consumers {
+                let group = self.bus.coordinator().group(
+                    &route.group,
+                    topic.name(),
+                    topic.config().partitions,
+                    &route.group_policy,
+                );
+                if group.lock().member_count() >= MEMBERS_MAX {
+                    return Err(StartError::GroupFull {
+                        topic: topic.name().to_string(),
+                        group: route.group,
+                    });
+                }
+                let mut consumer = route.consumer.clone();
+                if redelivery {
+                    // A redelivery is never skipped, whatever a new group does on its topic.
+                    consumer.start_from = StartFrom::Earliest;
+                }
+                let shared = Arc::new(RouteShared {
+                    bus: self.bus.clone(),
+                    publisher: self.bus.publisher(),
+                    metrics: self.bus.metrics().route(topic.name(), &route.group),
+                    topic,
+                    origin: origin.clone(),
+                    redelivery,
+                    redelivery_topic: redelivery_topic.clone(),
+                    retry_mode: route.retry_mode,
+                    inbox_consumer: format!("{}/{}", route.group, route.handler.name()),
+                    group: route.group.clone(),
+                    handler: route.handler.clone(),
+                    jitter: Mutex::new(Jitter::new(route.retry.jitter_seed)),
+                    retry: route.retry.clone(),
+                    timeout: route.timeout.clone(),
+                    consumer,
+                    inbox: route.inbox.clone(),
+                    on_dead_letter: self.on_dead_letter.clone(),
+                    dead_lettered: dead_lettered.clone(),
+                });
+                members.spawn(run_member(
+                    shared,
+                    group,
+                    route.group_policy.clone(),
+                    stop.subscribe(),
+                ));
+            }
         }
         Ok(RouterHandle { stop, members })
     }

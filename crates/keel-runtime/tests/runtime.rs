@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use keel_core::{Event, EventType, TraceParent};
-use keel_log::{Log, NewRecord};
+use keel_log::NewRecord;
 use keel_runtime::dead_letter::{
     DLQ_ATTEMPTS_HEADER, DLQ_ERROR_HEADER, DLQ_ERROR_KIND_HEADER, DLQ_FIRST_FAILURE_HEADER,
     DLQ_GROUP_HEADER, DLQ_HANDLER_HEADER, DLQ_LAST_FAILURE_HEADER, DLQ_OFFSET_HEADER,
@@ -29,14 +29,9 @@ use tokio::time::Instant;
 mod support;
 
 use support::{
-    Step, create_topic, eager_commits, header, open_log, quick_retry, read_all, step, until,
+    Step, committed, create_topic, eager_commits, header, open_log, quick_retry, read_all, step,
+    until,
 };
-
-fn committed(log: &Log, group: &str, topic: &str, partition: u32) -> u64 {
-    log.group_offsets()
-        .fetch(group, topic, partition)
-        .map_or(0, |c| c.offset)
-}
 
 type Seen = Arc<Mutex<Vec<(String, u32, Instant)>>>;
 

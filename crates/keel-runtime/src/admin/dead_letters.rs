@@ -1,6 +1,6 @@
 //! Dead letters as an operator sees them: list the `<topic>.dlq` topics with counts and age,
-//! show one with its `keel_dlq_*` headers decoded, replay some back to their original topic,
-//! purge some, and check a replay canary.
+//! show one with its `keel_dlq_*` headers decoded, replay some back to their original topic
+//! or straight to the group that gave up on them, purge some, and check a replay canary.
 //!
 //! Replay is safe by construction:
 //!
@@ -9,6 +9,11 @@
 //!   plus `keel_replay_of` (`<dlq topic>/<partition>/<offset>`) and `keel_replay_id`. It is
 //!   appended to the partition it was read from, so its key keeps its order, and an inbox
 //!   still recognises it.
+//! - **To one group, if asked.** A replay to the original topic reaches every group of that
+//!   topic. [`ReplayPlan::to_group`] instead appends each dead letter of that group to the
+//!   topic's redelivery topic `<topic>.retry`, addressed to the group ([`crate::redelivery`]):
+//!   that group's router handles it with a full set of attempts, every other group skips it
+//!   unread.
 //! - **Bounded.** [`plan_replay`] takes each dead-letter partition's high watermark; the
 //!   replay never reads past it, so events that fail again while it runs do not loop.
 //! - **Once.** Every replayed dead letter is named in the audit log ([`super::audit`]) and
@@ -33,9 +38,12 @@ use serde::{Deserialize, Serialize};
 
 use super::audit::{self, AuditAction, AuditEntry, AuditError, AuditItem, AuditState};
 use super::scan;
-use crate::dead_letter::{DeadLetterHeaders, dead_letter_topic, header_text};
+use crate::dead_letter::{
+    DeadLetterHeaders, dead_letter_topic, ensure_companion_topic, header_text,
+};
 use crate::lag::age_ms;
-use crate::limits::DLQ_SUFFIX;
+use crate::limits::{DLQ_SUFFIX, RETRY_SUFFIX};
+use crate::redelivery::{Redelivery, is_redelivery_header, retry_topic};
 
 /// Header on a replayed record: the dead letter it came from, `<dlq topic>/<partition>/<offset>`.
 pub const REPLAY_OF_HEADER: &str = "keel_replay_of";
@@ -181,6 +189,9 @@ pub struct ReplayPlan {
     pub force: bool,
     /// Replay only the first matching dead letter, as a canary.
     pub canary: bool,
+    /// Replay to this group only, through the redelivery topic; `None` replays to the
+    /// original topic (every group). Set with [`ReplayPlan::to_group`].
+    pub target_group: Option<String>,
     /// The command line (or caller description), for the audit log.
     pub command: String,
 }
@@ -263,6 +274,14 @@ pub enum DeadLetterError {
     /// The audit log failed.
     #[error(transparent)]
     Audit(#[from] AuditError),
+    /// The redelivery topic of a replay to one group could not be created.
+    #[error("cannot create the redelivery topic '{topic}': {source}")]
+    RedeliveryTopic {
+        /// The redelivery topic.
+        topic: String,
+        /// Why.
+        source: keel_log::TopicError,
+    },
 }
 
 /// The dead-letter topics (names ending in `.dlq`), by name.
@@ -376,8 +395,22 @@ pub fn plan_replay(
         filter,
         force,
         canary,
+        target_group: None,
         command: command.into(),
     })
+}
+
+impl ReplayPlan {
+    /// Replays to `group` only: the plan then selects only dead letters of that group (its
+    /// filter's group is set to it) and appends them to `<topic>.retry` addressed to it, so
+    /// no other group of the original topic sees them.
+    #[must_use]
+    pub fn to_group(mut self, group: impl Into<String>) -> ReplayPlan {
+        let group = group.into();
+        self.filter.group = Some(group.clone());
+        self.target_group = Some(group);
+        self
+    }
 }
 
 /// Runs a planned replay: appends each matching, pending dead letter below the plan's bound
@@ -430,7 +463,16 @@ pub fn replay(log: &Log, plan: &ReplayPlan, now_ms: i64) -> Result<ReplayReport,
             report.skipped_malformed += 1;
             return Ok(true);
         };
-        let item = replay_one(log, &topic, &dead_letter, &headers, &id)?;
+        let target_group = plan.target_group.as_deref();
+        let item = replay_one(
+            log,
+            &topic,
+            &dead_letter,
+            &headers,
+            &id,
+            target_group,
+            now_ms,
+        )?;
         report.replayed.push(item.clone());
         pending_audit.push(item);
         if pending_audit.len() >= audit::AUDIT_ITEMS_PER_RECORD_MAX {
@@ -535,9 +577,16 @@ pub fn canary_outcome(log: &Log, id: &str) -> Result<CanaryOutcome, DeadLetterEr
             });
         }
     }
-    let (Some((topic, partition, offset)), Some(group)) = (&item.target, &item.group) else {
+    let (Some(target), Some(group)) = (&item.target, &item.group) else {
         return Ok(CanaryOutcome::Pending);
     };
+    // A failed attempt of a route with retry topics moves the event on to `<topic>.retry`;
+    // the canary is handled only once the group passed its last redelivery there too.
+    let (topic, partition, offset) = match latest_redelivery(log, &target.0, id)? {
+        Some(redelivered) => redelivered,
+        None => target.clone(),
+    };
+    let (topic, partition, offset) = (&topic, &partition, &offset);
     let committed = log
         .group_offsets()
         .fetch(group, topic, *partition)
@@ -549,17 +598,63 @@ pub fn canary_outcome(log: &Log, id: &str) -> Result<CanaryOutcome, DeadLetterEr
     })
 }
 
-/// Appends one dead letter back to where it came from; returns its audit item.
+/// The last record of the replay `id` in the redelivery topic of `target` (or `target`
+/// itself when it is one), as (topic, partition, offset).
+fn latest_redelivery(
+    log: &Log,
+    target: &str,
+    id: &str,
+) -> Result<Option<(String, u32, u64)>, DeadLetterError> {
+    let name = if target.ends_with(RETRY_SUFFIX) {
+        target.to_string()
+    } else {
+        retry_topic(target)
+    };
+    let Some(topic) = log.topic(&name) else {
+        return Ok(None);
+    };
+    let mut latest: Option<(String, u32, u64)> = None;
+    for (index, partition) in topic.partitions().iter().enumerate() {
+        scan::<ReadError>(partition, 0, u64::MAX, |record| {
+            if header_text(&record.headers, REPLAY_ID_HEADER) == Some(id)
+                && latest
+                    .as_ref()
+                    .is_none_or(|l| l.1 != index as u32 || l.2 < record.offset)
+            {
+                latest = Some((name.clone(), index as u32, record.offset));
+            }
+            Ok(true)
+        })?;
+    }
+    Ok(latest)
+}
+
+/// Appends one dead letter back to where it came from, or to the redelivery topic addressed
+/// to `target_group`; returns its audit item.
 fn replay_one(
     log: &Log,
     dlq: &Topic,
     dead_letter: &StoredDeadLetter,
     headers: &DeadLetterHeaders,
     id: &str,
+    target_group: Option<&str>,
+    now_ms: i64,
 ) -> Result<AuditItem, DeadLetterError> {
-    let target = log
+    let origin = log
         .topic(&headers.topic)
         .ok_or_else(|| DeadLetterError::TargetNotFound(headers.topic.clone()))?;
+    let target = match target_group {
+        None => origin,
+        Some(_) => {
+            let name = retry_topic(origin.name());
+            ensure_companion_topic(log, &origin, &name).map_err(|source| {
+                DeadLetterError::RedeliveryTopic {
+                    topic: name,
+                    source,
+                }
+            })?
+        }
+    };
     let record = dead_letter.record.clone();
     let partition_index = if headers.partition < target.partitions().len() as u32 {
         headers.partition
@@ -589,6 +684,19 @@ fn replay_one(
         key: REPLAY_ID_HEADER.to_string(),
         value: Some(Bytes::from(id.to_string())),
     });
+    if let Some(group) = target_group {
+        let redelivery = Redelivery {
+            group: group.to_string(),
+            attempts: 0,
+            due_ms: now_ms,
+            topic: headers.topic.clone(),
+            partition: headers.partition,
+            offset: headers.offset,
+            first_failure_ms: None,
+        };
+        replay_headers.retain(|h| !is_redelivery_header(&h.key));
+        replay_headers.extend(redelivery.encode());
+    }
     let partition = target.partition(partition_index).expect("checked above");
     let info = partition.append(&[NewRecord {
         key: record.key,
@@ -601,7 +709,7 @@ fn replay_one(
         offset: dead_letter.offset,
         event_id: dead_letter.event_id.clone(),
         group: Some(headers.group.clone()),
-        target: Some((headers.topic.clone(), partition_index, info.base_offset)),
+        target: Some((target.name().to_string(), partition_index, info.base_offset)),
     })
 }
 

@@ -81,6 +81,13 @@ pub(crate) async fn until(what: &str, mut done: impl FnMut() -> bool) {
     }
 }
 
+/// The offset `group` committed in `topic`'s `partition`, 0 when none.
+pub(crate) fn committed(log: &Log, group: &str, topic: &str, partition: u32) -> u64 {
+    log.group_offsets()
+        .fetch(group, topic, partition)
+        .map_or(0, |c| c.offset)
+}
+
 /// Every stored record of `topic` with its partition, partition by partition.
 pub(crate) fn read_all(log: &Log, topic: &str) -> Vec<(u32, Record)> {
     let topic = log.topic(topic).expect("topic");

@@ -1,0 +1,169 @@
+//! Redelivery: `<topic>.retry`, the topic through which an event reaches *one* group again —
+//! a retry-topic retry ([`RetryMode::Topic`](crate::RetryMode::Topic)) or a dead letter
+//! replayed to the group that gave up on it (`keel dlq replay --to-group`).
+//!
+//! Every route on `<topic>` also consumes `<topic>.retry` as the same group, with the same
+//! handler and inbox. A redelivery record carries the event unchanged (key, value, `ce_*`
+//! headers, so the event id and an inbox still recognise it) plus the `keel_retry_*` headers
+//! below ([`Redelivery`]): the group it is addressed to, the attempts already made, when it
+//! is due, and where the event was first read. Other groups reading the topic finish such a
+//! record without handling it, so they never see the event; the addressed group waits until
+//! it is due, then runs the remaining attempts.
+//!
+//! Not here: when to redeliver (`pipeline.rs`) and the replay tool
+//! ([`admin::dead_letters`](crate::admin::dead_letters)).
+
+use keel_log::{Header, NewRecord, Record};
+
+use crate::dead_letter::{header_text, text_headers};
+use crate::limits::RETRY_SUFFIX;
+
+/// Header: the consumer group the record is addressed to; no other group handles it.
+pub const RETRY_GROUP_HEADER: &str = "keel_retry_group";
+/// Header: handler attempts already made (decimal; 0 for a replayed dead letter).
+pub const RETRY_ATTEMPTS_HEADER: &str = "keel_retry_attempts";
+/// Header: wall-clock time before which the next attempt does not start, ms since the epoch.
+pub const RETRY_DUE_HEADER: &str = "keel_retry_due_ms";
+/// Header: the topic the event was first read from.
+pub const RETRY_TOPIC_HEADER: &str = "keel_retry_topic";
+/// Header: its partition there (decimal).
+pub const RETRY_PARTITION_HEADER: &str = "keel_retry_partition";
+/// Header: its offset there (decimal).
+pub const RETRY_OFFSET_HEADER: &str = "keel_retry_offset";
+/// Header: wall-clock time of the first failure, ms since the epoch; absent for a replay.
+pub const RETRY_FIRST_FAILURE_HEADER: &str = "keel_retry_first_failure_ms";
+
+/// Prefix of every redelivery header; a redelivery record's old ones are replaced.
+const RETRY_HEADER_PREFIX: &str = "keel_retry_";
+
+/// The redelivery topic of `topic`: `<topic>.retry`.
+pub fn retry_topic(topic: &str) -> String {
+    format!("{topic}{RETRY_SUFFIX}")
+}
+
+/// What a redelivery record says beyond the event: its `keel_retry_*` headers, encoded and
+/// decoded here, next to each other.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Redelivery {
+    /// The group the record is addressed to.
+    pub group: String,
+    /// Handler attempts already made.
+    pub attempts: u32,
+    /// Not before this wall-clock time, ms since the epoch.
+    pub due_ms: i64,
+    /// The topic the event was first read from.
+    pub topic: String,
+    /// Its partition there.
+    pub partition: u32,
+    /// Its offset there.
+    pub offset: u64,
+    /// The first failure, ms since the epoch; `None` for a replayed dead letter.
+    pub first_failure_ms: Option<i64>,
+}
+
+impl Redelivery {
+    /// The `keel_retry_*` headers, one per field (the first failure only when known).
+    pub fn encode(&self) -> Vec<Header> {
+        let mut fields = vec![
+            (RETRY_GROUP_HEADER, self.group.clone()),
+            (RETRY_ATTEMPTS_HEADER, self.attempts.to_string()),
+            (RETRY_DUE_HEADER, self.due_ms.to_string()),
+            (RETRY_TOPIC_HEADER, self.topic.clone()),
+            (RETRY_PARTITION_HEADER, self.partition.to_string()),
+            (RETRY_OFFSET_HEADER, self.offset.to_string()),
+        ];
+        if let Some(first) = self.first_failure_ms {
+            fields.push((RETRY_FIRST_FAILURE_HEADER, first.to_string()));
+        }
+        text_headers(fields)
+    }
+
+    /// Decodes the `keel_retry_*` headers among `headers`; `None` if one is missing or
+    /// malformed (the record was not written as a redelivery).
+    pub fn decode(headers: &[Header]) -> Option<Redelivery> {
+        let text = |name| header_text(headers, name);
+        let first_failure_ms = match text(RETRY_FIRST_FAILURE_HEADER) {
+            Some(value) => Some(value.parse().ok()?),
+            None => None,
+        };
+        Some(Redelivery {
+            group: text(RETRY_GROUP_HEADER)?.to_string(),
+            attempts: text(RETRY_ATTEMPTS_HEADER)?.parse().ok()?,
+            due_ms: text(RETRY_DUE_HEADER)?.parse().ok()?,
+            topic: text(RETRY_TOPIC_HEADER)?.to_string(),
+            partition: text(RETRY_PARTITION_HEADER)?.parse().ok()?,
+            offset: text(RETRY_OFFSET_HEADER)?.parse().ok()?,
+            first_failure_ms,
+        })
+    }
+}
+
+/// The redelivery record of `record`: its key and value, its headers without any
+/// `keel_retry_*` or `keel_dlq_*` ones, plus `redelivery`'s.
+pub(crate) fn redelivery_record(record: &Record, redelivery: &Redelivery) -> NewRecord {
+    let mut headers: Vec<Header> = record
+        .headers
+        .iter()
+        .filter(|h| !h.key.starts_with(RETRY_HEADER_PREFIX) && !h.key.starts_with("keel_dlq_"))
+        .cloned()
+        .collect();
+    headers.extend(redelivery.encode());
+    NewRecord {
+        key: record.key.clone(),
+        value: record.value.clone(),
+        headers,
+        timestamp_ms: None,
+    }
+}
+
+/// Whether `name` is a header only a redelivery record carries, so a dead letter made of a
+/// redelivered event drops it.
+pub(crate) fn is_redelivery_header(name: &str) -> bool {
+    name.starts_with(RETRY_HEADER_PREFIX)
+}
+
+#[cfg(test)]
+mod tests {
+    use bytes::Bytes;
+
+    use super::*;
+
+    #[test]
+    fn headers_round_trip_with_and_without_a_first_failure() {
+        for first_failure_ms in [Some(1_700_000_000_000), None] {
+            let redelivery = Redelivery {
+                group: "billing".into(),
+                attempts: 2,
+                due_ms: 1_700_000_000_500,
+                topic: "orders".into(),
+                partition: 3,
+                offset: 42,
+                first_failure_ms,
+            };
+            assert_eq!(Redelivery::decode(&redelivery.encode()), Some(redelivery));
+        }
+    }
+
+    #[test]
+    fn a_missing_or_malformed_header_is_not_a_redelivery() {
+        let good = Redelivery {
+            group: "g".into(),
+            attempts: 1,
+            due_ms: 5,
+            topic: "t".into(),
+            partition: 0,
+            offset: 0,
+            first_failure_ms: None,
+        }
+        .encode();
+        let without_due: Vec<Header> = good
+            .iter()
+            .filter(|h| h.key != RETRY_DUE_HEADER)
+            .cloned()
+            .collect();
+        assert_eq!(Redelivery::decode(&without_due), None);
+        let mut bad_attempts = good.clone();
+        bad_attempts[1].value = Some(Bytes::from_static(b"two"));
+        assert_eq!(Redelivery::decode(&bad_attempts), None);
+    }
+}
