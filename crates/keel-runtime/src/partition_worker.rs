@@ -131,6 +131,11 @@ impl Worker {
             (None, StartFrom::Earliest) => log_start,
             (None, StartFrom::Latest) => high_watermark,
         };
+        // A partition never committed commits its start at once (so a group starting at the
+        // latest event keeps that place), except in a redelivery topic, which starts at the
+        // earliest anyway: its offsets appear (with lag) only once something was
+        // redelivered, not as an empty row per route and partition.
+        let committed = committed.unwrap_or(if route.redelivery { start } else { u64::MAX });
         tracing::info!(
             topic = route.topic.name(),
             partition,
@@ -149,7 +154,7 @@ impl Worker {
             read_ahead: VecDeque::new(),
             jobs: FuturesUnordered::new(),
             draining: watch::Sender::new(false),
-            committed: committed.unwrap_or(u64::MAX),
+            committed,
             last_commit: Instant::now(),
             failed: false,
         }
