@@ -24,6 +24,17 @@ use crate::store::open_log;
 /// File in the data directory holding the HTTP address of the `keel serve` that owns it.
 pub(crate) const SERVER_ADDR_FILE: &str = "keel-serve.http";
 
+/// How a replay goes: the flags of `keel dlq replay` beyond the selection.
+#[derive(Debug, Clone)]
+pub(crate) struct Replay {
+    /// Replay dead letters replayed before, too.
+    pub(crate) force: bool,
+    /// Replay one, as a canary.
+    pub(crate) canary: bool,
+    /// Replay to this group only (through `<topic>.retry`).
+    pub(crate) to_group: Option<String>,
+}
+
 /// The data directory, opened here or reached through its server.
 pub(crate) enum Control {
     /// This process opened the log.
@@ -106,12 +117,15 @@ impl Control {
         &self,
         topic: &str,
         filter: DeadLetterFilter,
-        force: bool,
-        canary: bool,
-        to_group: Option<String>,
+        how: &Replay,
         command: String,
         now_ms: i64,
     ) -> anyhow::Result<ReplayReport> {
+        let Replay {
+            force,
+            canary,
+            to_group,
+        } = how.clone();
         match self {
             Control::Local(log) => {
                 let plan = dead_letters::plan_replay(log, topic, filter, force, canary, command)?;

@@ -19,7 +19,7 @@ use chrono::Utc;
 use keel_runtime::admin::dead_letters::{CanaryOutcome, DeadLetterFilter, ReplayReport};
 use serde_json::Value;
 
-use crate::control::Control;
+use crate::control::{Control, Replay};
 use crate::time;
 
 /// Flags of `keel dlq`.
@@ -233,15 +233,12 @@ pub(crate) fn run(data: &Path, server: Option<&str>, args: DlqArgs) -> anyhow::R
             let filter = selection.filter();
             let replay = |canary: bool| {
                 let now_ms = Utc::now().timestamp_millis();
-                control.replay(
-                    &topic,
-                    filter.clone(),
+                let how = Replay {
                     force,
                     canary,
-                    to_group.clone(),
-                    command_line.clone(),
-                    now_ms,
-                )
+                    to_group: to_group.clone(),
+                };
+                control.replay(&topic, filter.clone(), &how, command_line.clone(), now_ms)
             };
             let report = replay(canary)?;
             print_replay(&report, json)?;
