@@ -595,3 +595,148 @@ async fn with_connection_refuses_to_leave_a_transaction_open() {
     inbox.mark_processed("g/h", "e").await.unwrap();
     assert_eq!(inbox.processed_count().await.unwrap(), 1, "still usable");
 }
+
+/// The process-level duplicate storm's child: set by the parent to the data directory.
+const STORM_CHILD_DIR_VAR: &str = "KEEL_STORM_CHILD_DIR";
+/// Name of the child's test function, which the parent runs in a re-executed test binary.
+const STORM_CHILD_TEST: &str = "storm_child_consumes_until_killed";
+/// How long a child may run before the parent gives up on it.
+const STORM_CHILD_LIFETIME: Duration = Duration::from_secs(60);
+
+/// The child of `a_consumer_killed_with_sigkill_applies_each_effect_exactly_once`: consumes
+/// the storm's deliveries with the SQLite inbox until every one is committed (or until the
+/// parent kills it). Returns at once in a normal test run.
+#[test]
+fn storm_child_consumes_until_killed() {
+    let Some(dir) = std::env::var_os(STORM_CHILD_DIR_VAR) else {
+        return;
+    };
+    let dir = std::path::PathBuf::from(dir);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let log = open_log(&dir);
+        let inbox = SqliteInbox::open(dir.join("app.db")).expect("child opens the inbox");
+        let bus = EmbeddedBus::new(log.clone());
+        let router = start(&bus, apply(&inbox, Arc::new(AtomicUsize::new(0))));
+        let deadline = std::time::Instant::now() + STORM_CHILD_LIFETIME;
+        while !all_committed(&log) {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "child never caught up"
+            );
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        router.shutdown().await;
+    });
+}
+
+/// Rows in the inbox's processed-events table, read by the parent while a child writes.
+fn processed_rows(db: &Path) -> u64 {
+    let connection = Connection::open(db).expect("open the app database read-side");
+    connection
+        .busy_timeout(Duration::from_secs(5))
+        .expect("busy timeout");
+    let count = connection.query_row("SELECT COUNT(*) FROM keel_inbox", [], |row| {
+        row.get::<_, i64>(0)
+    });
+    count.map_or(0, |n| n as u64)
+}
+
+/// The duplicate storm with real processes: every event is stored two or three times, and a
+/// consumer process is killed with SIGKILL at random points (handlers and inbox commits in
+/// flight, offsets uncommitted) up to five times before one runs to the end. The business
+/// table must hold each deposit exactly once.
+#[test]
+fn a_consumer_killed_with_sigkill_applies_each_effect_exactly_once() {
+    const EVENTS: usize = 400;
+    const ACCOUNTS: usize = 10;
+    const KILLS: usize = 5;
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("app.db");
+    let mut rng = Rng(0x5eed_4b11_0000_0003);
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let expected = runtime.block_on(async {
+        let log = open_log(dir.path());
+        create_topic(&log, 4);
+        let inbox = SqliteInbox::open(&db).unwrap();
+        let accounts: Vec<String> = (0..ACCOUNTS).map(|a| format!("acct-{a}")).collect();
+        create_accounts(&inbox, &accounts).await;
+        let mut expected: BTreeMap<String, i64> = accounts.iter().map(|a| (a.clone(), 0)).collect();
+        let publisher = EmbeddedBus::new(log.clone()).publisher();
+        for index in 0..EVENTS {
+            let account = &accounts[rng.below(ACCOUNTS as u64) as usize];
+            let amount = index as i64 + 1;
+            *expected.get_mut(account).unwrap() += amount;
+            let event = deposit(account, amount, rng.below(10) == 0);
+            for _ in 0..2 + rng.below(2) {
+                publisher.publish(TOPIC, event.clone()).await.unwrap();
+            }
+        }
+        expected
+    });
+
+    let spawn = || {
+        std::process::Command::new(std::env::current_exe().expect("test binary"))
+            .args([
+                STORM_CHILD_TEST,
+                "--exact",
+                "--nocapture",
+                "--test-threads=1",
+            ])
+            .env(STORM_CHILD_DIR_VAR, dir.path())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::inherit())
+            .spawn()
+            .expect("spawn the consumer process")
+    };
+    let mut kills = 0;
+    while kills < KILLS {
+        let target = processed_rows(&db) + 1 + rng.below(EVENTS as u64 / 8);
+        let mut child = spawn();
+        let deadline = std::time::Instant::now() + STORM_CHILD_LIFETIME;
+        let caught_up = loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                assert!(status.success(), "the consumer process failed: {status}");
+                break true;
+            }
+            if processed_rows(&db) >= target {
+                break false;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "no progress in a child"
+            );
+            std::thread::sleep(Duration::from_millis(2));
+        };
+        if caught_up {
+            break;
+        }
+        child.kill().expect("SIGKILL");
+        child.wait().unwrap();
+        kills += 1;
+    }
+    assert!(
+        kills >= 2,
+        "only {kills} kills landed before the consumers caught up"
+    );
+    let status = spawn().wait().unwrap();
+    assert!(
+        status.success(),
+        "the last consumer process failed: {status}"
+    );
+
+    runtime.block_on(async {
+        let log = open_log(dir.path());
+        assert!(all_committed(&log), "every delivery committed");
+        let inbox = SqliteInbox::open(&db).unwrap();
+        assert_eq!(
+            balances(&inbox).await,
+            expected,
+            "each deposit applied once"
+        );
+        assert_eq!(inbox.processed_count().await.unwrap(), EVENTS as u64);
+    });
+}
