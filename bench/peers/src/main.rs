@@ -1,5 +1,7 @@
 //! `keel-bench-peers`: measures the peers Keel is compared with in `BENCHMARKS.md` — Redis
-//! Streams `XADD` and NATS JetStream publish — on this machine, against servers on 127.0.0.1.
+//! Streams `XADD` and NATS JetStream publish — on this machine, against servers on 127.0.0.1,
+//! and a Kafka client nobody here wrote (librdkafka) against `keel serve` for
+//! `scripts/bench-kafka`, with consume throughput and end-to-end latency for all three.
 //!
 //! Each subcommand writes N events of S bytes from one client (one thread, like Keel's single
 //! batched producer) into a fresh stream, checks the stream holds them all, deletes it, and
@@ -16,6 +18,13 @@ use bytes::Bytes;
 use clap::Parser;
 use hdrhistogram::Histogram;
 
+mod kafka;
+mod latency;
+mod nats_stream;
+mod redis_stream;
+
+use latency::Pacer;
+
 /// Measure Redis Streams XADD and NATS JetStream publish on this machine.
 #[derive(Debug, Parser)]
 #[command(name = "keel-bench-peers")]
@@ -30,6 +39,9 @@ enum Command {
         /// XADD commands per pipeline (one round trip each).
         #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u64).range(1..=100_000))]
         pipeline: u64,
+        /// Then read the whole stream back with XREAD COUNT 10000 and time that too.
+        #[arg(long)]
+        consume: bool,
     },
     /// JetStream publish of N events to a fresh file-storage stream (deleted afterwards), with
     /// K acknowledgements awaited in flight.
@@ -42,7 +54,80 @@ enum Command {
         /// Publishes whose acknowledgement may be outstanding at once.
         #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u64).range(1..=100_000))]
         inflight: u64,
+        /// Then read the whole stream back through a pull consumer and time that too.
+        #[arg(long)]
+        consume: bool,
     },
+    /// Kafka produce (acks=all, librdkafka) of N events to a topic the broker auto-creates,
+    /// then consume them all from the beginning.
+    Kafka {
+        /// Bootstrap address of the broker (`keel serve --kafka`).
+        #[arg(long)]
+        bootstrap: String,
+        /// Topic to write; must not exist yet.
+        #[arg(long)]
+        topic: String,
+        #[command(flatten)]
+        load: Load,
+    },
+    /// End-to-end latency at a steady rate through a Kafka broker (acks=all, linger.ms=0).
+    KafkaLatency {
+        /// Bootstrap address of the broker.
+        #[arg(long)]
+        bootstrap: String,
+        /// Topic to write; must not exist yet.
+        #[arg(long)]
+        topic: String,
+        #[command(flatten)]
+        steady: Steady,
+    },
+    /// End-to-end latency at a steady rate through JetStream (file storage, async publish).
+    NatsLatency {
+        /// NATS server address.
+        #[arg(long, default_value = "127.0.0.1:4222")]
+        url: String,
+        #[command(flatten)]
+        steady: Steady,
+    },
+    /// End-to-end latency at a steady rate through Redis Streams (XADD, blocking XREAD).
+    RedisLatency {
+        /// Redis URL.
+        #[arg(long, default_value = "redis://127.0.0.1:6379/")]
+        url: String,
+        #[command(flatten)]
+        steady: Steady,
+    },
+}
+
+/// A steady load for the latency runs.
+#[derive(Debug, Clone, Copy, clap::Args)]
+struct Steady {
+    /// Records per second.
+    #[arg(long, default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
+    rate: u64,
+    /// Seconds to send for.
+    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=600))]
+    seconds: u64,
+    /// Bytes per record (the first 8 carry the send time).
+    #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u16).range(8..))]
+    size: u16,
+}
+
+impl Steady {
+    fn pacer(&self) -> Pacer {
+        Pacer {
+            rate: self.rate,
+            seconds: self.seconds,
+        }
+    }
+}
+
+/// Produce and consume times of one run that does both.
+pub struct Throughput {
+    /// From the first send until every record was acknowledged.
+    pub produce: Duration,
+    /// From the consumer's creation until the last record was received.
+    pub consume: Duration,
 }
 
 /// How much to write.
@@ -65,6 +150,8 @@ struct Outcome {
     elapsed: Duration,
     /// Round-trip latencies in nanoseconds.
     round_trips: Histogram<u64>,
+    /// How long reading everything back took, if it was asked for.
+    consumed: Option<Duration>,
 }
 
 #[tokio::main(flavor = "current_thread")]
@@ -74,12 +161,60 @@ async fn main() -> anyhow::Result<()> {
             url,
             load,
             pipeline,
-        } => redis_xadd(&url, load, pipeline).await?,
+            consume,
+        } => redis_xadd(&url, load, pipeline, consume).await?,
         Command::NatsJs {
             url,
             load,
             inflight,
-        } => nats_js(&url, load, inflight).await?,
+            consume,
+        } => nats_js(&url, load, inflight, consume).await?,
+        Command::Kafka {
+            bootstrap,
+            topic,
+            load,
+        } => {
+            let run = kafka::throughput(&bootstrap, &topic, load)?;
+            Outcome {
+                peer: "kafka",
+                load,
+                depth_name: "linger_ms",
+                depth: 5,
+                elapsed: run.produce,
+                round_trips: histogram()?,
+                consumed: Some(run.consume),
+            }
+        }
+        Command::KafkaLatency {
+            bootstrap,
+            topic,
+            steady,
+        } => {
+            let pacer = steady.pacer();
+            let latencies = kafka::latency(&bootstrap, &topic, usize::from(steady.size), pacer)?;
+            println!("{}", latencies.to_json("kafka", pacer, steady.size.into()));
+            return Ok(());
+        }
+        Command::NatsLatency { url, steady } => {
+            let pacer = steady.pacer();
+            let latencies = nats_latency(&url, steady).await?;
+            println!(
+                "{}",
+                latencies.to_json("nats-js", pacer, steady.size.into())
+            );
+            return Ok(());
+        }
+        Command::RedisLatency { url, steady } => {
+            let pacer = steady.pacer();
+            let key = format!("keel-bench-peers-{}", unique_suffix());
+            let latencies =
+                redis_stream::latency(&url, &key, usize::from(steady.size), pacer).await?;
+            println!(
+                "{}",
+                latencies.to_json("redis-streams", pacer, steady.size.into())
+            );
+            return Ok(());
+        }
     };
     println!("{}", outcome.to_json());
     Ok(())
@@ -93,6 +228,7 @@ fn unique_suffix() -> String {
     format!("{}-{nanos}", std::process::id())
 }
 
+/// A histogram of nanoseconds up to two minutes, three significant digits.
 fn histogram() -> anyhow::Result<Histogram<u64>> {
     Histogram::new_with_bounds(1, 120 * 1_000_000_000, 3).context("creating a histogram")
 }
@@ -101,14 +237,14 @@ fn nanos(elapsed: Duration) -> u64 {
     u64::try_from(elapsed.as_nanos()).unwrap_or(u64::MAX).max(1)
 }
 
-async fn redis_xadd(url: &str, load: Load, pipeline: u64) -> anyhow::Result<Outcome> {
-    let client = redis::Client::open(url).context("parsing the Redis URL")?;
+async fn redis_xadd(
+    url: &str,
+    load: Load,
+    pipeline: u64,
+    consume: bool,
+) -> anyhow::Result<Outcome> {
     // No response timeout: a deep pipeline of large values may take longer than the default.
-    let config = redis::AsyncConnectionConfig::new().set_response_timeout(None);
-    let mut connection = client
-        .get_multiplexed_async_connection_with_config(&config)
-        .await
-        .with_context(|| format!("connecting to {url}"))?;
+    let mut connection = redis_stream::connect(url).await?;
     let key = format!("keel-bench-peers-{}", unique_suffix());
     let payload = vec![b'r'; usize::try_from(load.size)?];
     let mut round_trips = histogram()?;
@@ -139,6 +275,10 @@ async fn redis_xadd(url: &str, load: Load, pipeline: u64) -> anyhow::Result<Outc
         .arg(&key)
         .query_async(&mut connection)
         .await?;
+    let consumed = match consume {
+        true => Some(redis_stream::consume(&mut connection, &key, load.events, load.size).await),
+        false => None,
+    };
     redis::cmd("DEL")
         .arg(&key)
         .query_async::<()>(&mut connection)
@@ -156,36 +296,79 @@ async fn redis_xadd(url: &str, load: Load, pipeline: u64) -> anyhow::Result<Outc
         depth: pipeline,
         elapsed,
         round_trips,
+        consumed: consumed.transpose()?,
     })
 }
 
-async fn nats_js(url: &str, load: Load, inflight: u64) -> anyhow::Result<Outcome> {
-    let client = async_nats::connect(url)
-        .await
-        .with_context(|| format!("connecting to {url}"))?;
-    let context = jetstream::new(client);
-    let suffix = unique_suffix();
-    let name = format!("KEEL_BENCH_PEERS_{}", suffix.replace('-', "_"));
-    let subject: async_nats::Subject =
-        format!("keel.bench.peers.{}", suffix.replace('-', "_")).into();
-    context
-        .create_stream(jetstream::stream::Config {
-            name: name.clone(),
-            subjects: vec![subject.to_string()],
-            storage: jetstream::stream::StorageType::File,
-            ..Default::default()
+/// A fresh file-storage stream with one subject, for one run.
+struct NatsStream {
+    context: jetstream::Context,
+    name: String,
+    subject: async_nats::Subject,
+}
+
+impl NatsStream {
+    async fn create(url: &str) -> anyhow::Result<Self> {
+        let client = async_nats::connect(url)
+            .await
+            .with_context(|| format!("connecting to {url}"))?;
+        let context = jetstream::new(client);
+        let suffix = unique_suffix().replace('-', "_");
+        let name = format!("KEEL_BENCH_PEERS_{suffix}");
+        let subject: async_nats::Subject = format!("keel.bench.peers.{suffix}").into();
+        context
+            .create_stream(jetstream::stream::Config {
+                name: name.clone(),
+                subjects: vec![subject.to_string()],
+                storage: jetstream::stream::StorageType::File,
+                ..Default::default()
+            })
+            .await
+            .context("creating the bench stream")?;
+        Ok(Self {
+            context,
+            name,
+            subject,
         })
-        .await
-        .context("creating the bench stream")?;
-    let result = nats_publish(&context, &subject, load, inflight).await;
-    let stored = match context.get_stream(&name).await {
-        Ok(mut stream) => stream.info().await.map(|info| info.state.messages).ok(),
+    }
+
+    async fn delete(&self) -> anyhow::Result<()> {
+        self.context
+            .delete_stream(&self.name)
+            .await
+            .context("deleting the bench stream")?;
+        Ok(())
+    }
+}
+
+async fn nats_latency(url: &str, steady: Steady) -> anyhow::Result<latency::Latencies> {
+    let stream = NatsStream::create(url).await?;
+    let result = nats_stream::latency(
+        &stream.context,
+        &stream.name,
+        &stream.subject,
+        steady.size.into(),
+        steady.pacer(),
+    )
+    .await;
+    stream.delete().await?;
+    result
+}
+
+async fn nats_js(url: &str, load: Load, inflight: u64, consume: bool) -> anyhow::Result<Outcome> {
+    let stream = NatsStream::create(url).await?;
+    let result = nats_publish(&stream.context, &stream.subject, load, inflight).await;
+    let stored = match stream.context.get_stream(&stream.name).await {
+        Ok(mut info) => info.info().await.map(|info| info.state.messages).ok(),
         Err(_) => None,
     };
-    context
-        .delete_stream(&name)
-        .await
-        .context("deleting the bench stream")?;
+    let consumed = match (consume, &result) {
+        (true, Ok(_)) => {
+            Some(nats_stream::consume(&stream.context, &stream.name, load.events, load.size).await)
+        }
+        _ => None,
+    };
+    stream.delete().await?;
     let (elapsed, round_trips) = result?;
     ensure!(
         stored == Some(load.events),
@@ -199,6 +382,7 @@ async fn nats_js(url: &str, load: Load, inflight: u64) -> anyhow::Result<Outcome
         depth: inflight,
         elapsed,
         round_trips,
+        consumed: consumed.transpose()?,
     })
 }
 
@@ -241,7 +425,7 @@ impl Outcome {
             concat!(
                 "{{\"peer\":\"{}\",\"events\":{},\"size_bytes\":{},\"{}\":{},\"seconds\":{:.6},",
                 "\"events_per_s\":{:.1},\"mb_per_s\":{:.3},\"round_trip_p50_us\":{:.1},",
-                "\"round_trip_p99_us\":{:.1},\"round_trip_p999_us\":{:.1}}}"
+                "\"round_trip_p99_us\":{:.1},\"round_trip_p999_us\":{:.1}{}}}"
             ),
             self.peer,
             self.load.events,
@@ -254,6 +438,14 @@ impl Outcome {
             quantile_us(0.5),
             quantile_us(0.99),
             quantile_us(0.999),
+            self.consumed.map_or(String::new(), |consumed| {
+                let seconds = consumed.as_secs_f64().max(1e-9);
+                format!(
+                    ",\"consume_seconds\":{seconds:.6},\"consume_events_per_s\":{:.1},\"consume_mb_per_s\":{:.3}",
+                    self.load.events as f64 / seconds,
+                    (self.load.events * self.load.size) as f64 / seconds / 1e6,
+                )
+            }),
         )
     }
 }
