@@ -72,7 +72,9 @@
 //! retries, and dead letters replayed to the group that gave up on them
 //! ([`admin::dead_letters::ReplayPlan::to_group`], `keel dlq replay --to-group`). The
 //! addressed group handles such a record when it is due, with the attempts it has left;
-//! every other group finishes it without handling it.
+//! every other group finishes it without handling it. A record waiting for its due time
+//! takes none of the partition's [`ConsumerPolicy::concurrency`] (it counts against
+//! `in_flight_max`), so long backoffs do not hold up due redeliveries.
 //!
 //! # Consumer groups
 //!

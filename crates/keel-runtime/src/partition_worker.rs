@@ -16,6 +16,9 @@
 //! parallelism across cores comes from partitions. The worker keeps polling running chains
 //! while it waits for a log read or a commit, so handlers never stall behind its I/O.
 //!
+//! A redelivery read before its due time is held aside (`redelivery::NotDue`) and started
+//! when due, so its wait takes no `concurrency` slot.
+//!
 //! The worker is told what to do through a [`Command`]: `Run`; `Drain` (stop fetching and
 //! starting events, let running handler attempts finish, end retry waits, commit, stop);
 //! `Abandon` (abort everything, commit nothing — the member was fenced).
@@ -36,6 +39,7 @@ use tokio::time::Instant;
 use crate::group::{Claim, Group};
 use crate::pipeline::{Outcome, RouteShared, process};
 use crate::policy::StartFrom;
+use crate::redelivery::NotDue;
 use crate::schedule::Schedule;
 
 /// What the member wants of a partition worker.
@@ -105,6 +109,8 @@ struct Worker {
     read_ahead: VecDeque<Record>,
     /// The chains of the running events, polled by this worker's task.
     jobs: FuturesUnordered<Job>,
+    /// Redeliveries started by the schedule but not due yet: no chain runs for them.
+    not_due: NotDue,
     draining: watch::Sender<bool>,
     committed: u64,
     last_commit: Instant,
@@ -153,6 +159,7 @@ impl Worker {
             schedule: Schedule::new(start),
             read_ahead: VecDeque::new(),
             jobs: FuturesUnordered::new(),
+            not_due: NotDue::default(),
             draining: watch::Sender::new(false),
             committed,
             last_commit: Instant::now(),
@@ -172,6 +179,10 @@ impl Worker {
             let draining = command == Command::Drain || self.failed;
             if draining && !*self.draining.borrow() {
                 self.draining.send_replace(true);
+                // Held redeliveries are given up uncommitted, as chains waiting to retry are.
+                for offset in self.not_due.release_all() {
+                    self.schedule.abandon(offset);
+                }
             }
             if draining && self.jobs.is_empty() {
                 if !self.commit().await {
@@ -205,6 +216,7 @@ impl Worker {
             // Register for the wake-up before looking at the high watermark again, so an
             // append between the look and the wait is not missed. Only an idle partition
             // gets here with `want_data`, so the busy path never touches the shared `Notify`.
+            let next_due = self.not_due.next_due().filter(|_| !draining);
             let notified = waker.notified();
             tokio::pin!(notified);
             if want_data {
@@ -222,26 +234,52 @@ impl Worker {
                 () = &mut notified, if want_data => {}
                 () = tokio::time::sleep(consumer.poll_interval), if want_data => {}
                 () = tokio::time::sleep_until(commit_at), if dirty => {}
+                () = tokio::time::sleep_until(next_due.unwrap_or(commit_at)), if next_due.is_some() => {}
             }
         }
     }
 
+    /// Starts chains while fewer than `concurrency` run: held redeliveries that came due
+    /// first (they were read earlier), then the schedule's ready events. A redelivery that
+    /// is not due is held instead; held ones count as running in the schedule, not here.
     fn start_ready(&mut self, concurrency: usize) {
-        while let Some((offset, record)) = self.schedule.start_next(concurrency) {
-            let chain = process(
-                self.route.clone(),
-                self.partition,
-                record,
-                self.draining.subscribe(),
-            );
-            // A panic of the chain itself (not of the handler: that is caught per attempt)
-            // stops only this partition, which the member restarts from the committed offset.
-            let job = AssertUnwindSafe(chain).catch_unwind().map(move |result| {
-                let result = result.map_err(|panic| crate::unwind::panic_message(panic.as_ref()));
-                (offset, result)
-            });
-            self.jobs.push(Box::pin(job));
+        while self.jobs.len() < concurrency
+            && let Some((offset, record)) = self.not_due.take_due()
+        {
+            self.start(offset, record);
         }
+        let now_ms = self.route.redelivery.then(|| self.route.bus.now_ms());
+        while let Some((offset, record)) =
+            self.schedule.start_next(concurrency + self.not_due.len())
+        {
+            let record = match now_ms {
+                Some(now_ms) => {
+                    match self.not_due.hold(&self.route.group, offset, record, now_ms) {
+                        Some(record) => record,
+                        None => continue,
+                    }
+                }
+                None => record,
+            };
+            self.start(offset, record);
+        }
+    }
+
+    /// Starts the middleware chain of one event.
+    fn start(&mut self, offset: u64, record: Record) {
+        let chain = process(
+            self.route.clone(),
+            self.partition,
+            record,
+            self.draining.subscribe(),
+        );
+        // A panic of the chain itself (not of the handler: that is caught per attempt)
+        // stops only this partition, which the member restarts from the committed offset.
+        let job = AssertUnwindSafe(chain).catch_unwind().map(move |result| {
+            let result = result.map_err(|panic| crate::unwind::panic_message(panic.as_ref()));
+            (offset, result)
+        });
+        self.jobs.push(Box::pin(job));
     }
 
     /// Takes in every other chain that has already finished, without waiting, so one

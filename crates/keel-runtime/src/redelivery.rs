@@ -10,10 +10,19 @@
 //! record without handling it, so they never see the event; the addressed group waits until
 //! it is due, then runs the remaining attempts.
 //!
+//! A redelivery read before it is due is held by the partition worker ([`NotDue`]) rather
+//! than started: a waiting chain would hold one of the partition's `concurrency` slots for
+//! the whole backoff, so a few long waits would starve due redeliveries behind them.
+//!
 //! Not here: when to redeliver (`pipeline.rs`) and the replay tool
 //! ([`admin::dead_letters`](crate::admin::dead_letters)).
 
+use std::cmp::{Ordering, Reverse};
+use std::collections::BinaryHeap;
+use std::time::Duration;
+
 use keel_log::{Header, NewRecord, Record};
+use tokio::time::Instant;
 
 use crate::dead_letter::{header_text, text_headers};
 use crate::limits::RETRY_SUFFIX;
@@ -113,6 +122,103 @@ pub(crate) fn redelivery_record(record: &Record, redelivery: &Redelivery) -> New
         value: record.value.clone(),
         headers,
         timestamp_ms: None,
+    }
+}
+
+/// The redeliveries of one partition addressed to this group and read before they were due,
+/// earliest first. They stay unfinished in the schedule (the commit point does not pass
+/// them) but run no chain until due, so they take no `concurrency` slot; they are bounded by
+/// the partition's `in_flight_max`, as every fetched event is.
+///
+/// Due times are measured on tokio's clock from the moment a record is read (`due_ms` minus
+/// the bus clock's now), as the chain's own wait does, so paused-time tests stay exact.
+#[derive(Debug, Default)]
+pub(crate) struct NotDue {
+    by_due: BinaryHeap<Reverse<Held>>,
+}
+
+/// One held redelivery.
+#[derive(Debug)]
+struct Held {
+    due: Instant,
+    offset: u64,
+    record: Record,
+}
+
+impl NotDue {
+    /// Holds `record` if it is a redelivery for `group` not due at `now_ms` (bus clock);
+    /// otherwise gives it back to be started now. Records for other groups and undecodable
+    /// ones are given back: their chain finishes them at once.
+    pub(crate) fn hold(
+        &mut self,
+        group: &str,
+        offset: u64,
+        record: Record,
+        now_ms: i64,
+    ) -> Option<Record> {
+        let wait_ms = match Redelivery::decode(&record.headers) {
+            Some(r) if r.group == group => r.due_ms.saturating_sub(now_ms),
+            _ => 0,
+        };
+        if wait_ms <= 0 {
+            return Some(record);
+        }
+        let due = Instant::now() + Duration::from_millis(wait_ms.unsigned_abs());
+        self.by_due.push(Reverse(Held {
+            due,
+            offset,
+            record,
+        }));
+        None
+    }
+
+    /// The earliest held record if it is due now.
+    pub(crate) fn take_due(&mut self) -> Option<(u64, Record)> {
+        let Reverse(head) = self.by_due.peek()?;
+        if head.due > Instant::now() {
+            return None;
+        }
+        let Reverse(held) = self.by_due.pop()?;
+        Some((held.offset, held.record))
+    }
+
+    /// When the earliest held record comes due.
+    pub(crate) fn next_due(&self) -> Option<Instant> {
+        self.by_due.peek().map(|Reverse(held)| held.due)
+    }
+
+    /// Lets go of every held record (the partition is draining), returning their offsets.
+    pub(crate) fn release_all(&mut self) -> Vec<u64> {
+        self.by_due
+            .drain()
+            .map(|Reverse(held)| held.offset)
+            .collect()
+    }
+
+    /// Records held.
+    pub(crate) fn len(&self) -> usize {
+        self.by_due.len()
+    }
+}
+
+impl PartialEq for Held {
+    fn eq(&self, other: &Held) -> bool {
+        self.cmp(other) == Ordering::Equal
+    }
+}
+
+impl Eq for Held {}
+
+impl PartialOrd for Held {
+    fn partial_cmp(&self, other: &Held) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for Held {
+    /// By due time, then offset: ties start in log order.
+    fn cmp(&self, other: &Held) -> Ordering {
+        (self.due, self.offset).cmp(&(other.due, other.offset))
     }
 }
 

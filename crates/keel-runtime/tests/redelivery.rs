@@ -16,7 +16,8 @@ use keel_runtime::dead_letter::{
 };
 use keel_runtime::redelivery::{RETRY_ATTEMPTS_HEADER, RETRY_GROUP_HEADER};
 use keel_runtime::{
-    Context, DeadLetter, EmbeddedBus, Handler, HandlerError, Redelivery, RetryMode, Route, Router,
+    ConsumerPolicy, Context, DeadLetter, EmbeddedBus, Handler, HandlerError, Redelivery, RetryMode,
+    Route, Router,
 };
 
 mod support;
@@ -353,6 +354,93 @@ async fn a_canary_is_handled_only_after_its_last_redelivery_is() {
     })
     .await;
     router.shutdown().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_redelivery_not_yet_due_leaves_its_slot_to_due_ones() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = open_log(dir.path());
+    create_topic(&log, "orders", 1);
+    create_topic(&log, "orders.retry", 1);
+    // Two redeliveries for billing, in this order: one due in five minutes, one due now.
+    let now = bus_now();
+    let records = [
+        billing_redelivery("late", now + 300_000),
+        billing_redelivery("due", now),
+    ];
+    let retry = log.topic("orders.retry").unwrap();
+    retry.partition(0).unwrap().append(&records).unwrap();
+    let seen: Seen = Arc::default();
+    let bus = EmbeddedBus::new(log.clone());
+    let router = billing_one_at_a_time(&bus, &seen);
+    until("both handled and committed", || {
+        seen.lock().unwrap().len() == 2 && committed(&log, "billing", "orders.retry", 0) == 2
+    })
+    .await;
+    router.shutdown().await;
+    let order: Vec<String> = seen.lock().unwrap().iter().map(|s| s.0.clone()).collect();
+    assert_eq!(
+        order,
+        ["due", "late"],
+        "the waiting redelivery took no slot from the due one behind it"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_shutdown_gives_up_a_held_redelivery_uncommitted() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = open_log(dir.path());
+    create_topic(&log, "orders", 1);
+    create_topic(&log, "orders.retry", 1);
+    let record = billing_redelivery("late", bus_now() + 300_000);
+    let retry = log.topic("orders.retry").unwrap();
+    retry.partition(0).unwrap().append(&[record]).unwrap();
+    let seen: Seen = Arc::default();
+    let bus = EmbeddedBus::new(log.clone());
+    let router = billing_one_at_a_time(&bus, &seen);
+    tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+    router.shutdown().await;
+    assert!(seen.lock().unwrap().is_empty(), "not due, not handled");
+    assert_eq!(committed(&log, "billing", "orders.retry", 0), 0);
+
+    let router = billing_one_at_a_time(&bus, &seen);
+    until("handled after the restart", || {
+        seen.lock().unwrap().len() == 1 && committed(&log, "billing", "orders.retry", 0) == 1
+    })
+    .await;
+    router.shutdown().await;
+}
+
+/// A redelivery of `step(key, 0)` addressed to billing, due at `due_ms`.
+fn billing_redelivery(key: &str, due_ms: i64) -> keel_log::NewRecord {
+    let mut record = keel_runtime::event_record(&step(key, 0));
+    let headers = Redelivery {
+        group: "billing".into(),
+        attempts: 1,
+        due_ms,
+        topic: "orders".into(),
+        partition: 0,
+        offset: 0,
+        first_failure_ms: None,
+    };
+    record.headers.extend(headers.encode());
+    record
+}
+
+/// Billing on orders with retry topics, one handler call at a time per partition.
+fn billing_one_at_a_time(bus: &EmbeddedBus, seen: &Seen) -> keel_runtime::RouterHandle {
+    let one_at_a_time = ConsumerPolicy {
+        concurrency: 1,
+        ..eager_commits()
+    };
+    Router::new(bus)
+        .route(
+            Route::new("orders", "billing", recording("bill", seen, |_, _, _| None))
+                .with_retry_mode(RetryMode::Topic)
+                .with_consumer(one_at_a_time),
+        )
+        .start()
+        .unwrap()
 }
 
 /// Wall-clock now, as the operator tools take it.
