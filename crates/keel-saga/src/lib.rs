@@ -3,8 +3,10 @@
 //! reverse when a step fails, the state persisted after every transition, and resumption
 //! after a crash.
 //!
-//! The port is [`SagaStore`] (the SQLite implementation is `keel_sql::SqliteSagaStore`;
-//! [`MemorySagaStore`] serves tests); [`SagaRunner`] drives sagas of one [`Saga`] definition.
+//! The port is [`SagaStore`] (`keel_sql::SqliteSagaStore` and, with keel-sql's `postgres`
+//! feature, `keel_sql::PgSagaStore`; [`MemorySagaStore`] serves tests); [`SagaRunner`]
+//! drives sagas of one [`Saga`] definition. Every store passes the same suite (feature
+//! `conformance`, module `conformance`).
 //!
 //! # The state machine
 //!
@@ -35,6 +37,8 @@
 //! Without an orchestrator, the same flow is services reacting to each other's events; see
 //! `docs/sagas.md` for the order flow written both ways and when to pick which.
 
+#[cfg(feature = "conformance")]
+pub mod conformance;
 mod definition;
 mod runner;
 mod store;

@@ -6,8 +6,9 @@
 //! `keel_store::EventStore` port).
 //!
 //! It is the only Keel crate with SQL. It is not a transport (the relay publishes through
-//! [`keel_core::PublishPort`]), holds no router logic (the handlers it builds are ordinary
-//! [`keel_runtime::Handler`]s), and does not yet hold saga state.
+//! [`keel_core::PublishPort`]) and holds no router logic (the handlers it builds are ordinary
+//! [`keel_runtime::Handler`]s). It also holds saga state ([`SqliteSagaStore`], and
+//! `PgSagaStore` with `postgres`) and projection checkpoints ([`SqliteProjection`]).
 //!
 //! # The promise
 //!
@@ -120,8 +121,8 @@ pub use outbox::{
 };
 #[cfg(feature = "postgres")]
 pub use postgres::{
-    PG_SCHEMA_VERSION, PgDatabase, PgError, PgEventStore, PgInbox, PgOptions, PgOutbox, PgTx,
-    TxFuture,
+    PG_SCHEMA_VERSION, PgDatabase, PgError, PgEventStore, PgInbox, PgOptions, PgOutbox,
+    PgSagaStore, PgTx, TxFuture,
 };
 pub use projection::{ApplyError, SqliteProjection};
 pub use relay::RelayHandle;

@@ -11,33 +11,9 @@ use std::time::Duration;
 use keel_core::{Event, PortError, PortFuture, PublishPort};
 use keel_runtime::{ConsumerPolicy, HandlerError, Route, Router};
 use keel_sql::{AfterPublish, PG_SCHEMA_VERSION, PgDatabase, RelayOptions};
-use support::{Step, check_per_key_order, embedded, step, steps, until};
+use support::{Step, check_per_key_order, embedded, fresh_schema, step, steps, until};
 
 const WAIT: Duration = Duration::from_secs(60);
-
-/// A schema of its own for one test: `(url with search_path, schema)`; `None` (and a
-/// message) when the variable is unset.
-async fn fresh_schema(test: &str) -> Option<(String, String)> {
-    let Ok(base) = std::env::var("KEEL_TEST_POSTGRES_URL") else {
-        eprintln!("{test}: not run, KEEL_TEST_POSTGRES_URL is unset");
-        return None;
-    };
-    let schema = format!("keel_test_{}_{}", test, std::process::id());
-    let (client, connection) = tokio_postgres::connect(&base, tokio_postgres::NoTls)
-        .await
-        .unwrap_or_else(|e| panic!("KEEL_TEST_POSTGRES_URL={base} is unreachable: {e}"));
-    tokio::spawn(connection);
-    client
-        .batch_execute(&format!(
-            "DROP SCHEMA IF EXISTS {schema} CASCADE; CREATE SCHEMA {schema}"
-        ))
-        .await
-        .expect("create schema");
-    let separator = if base.contains('?') { '&' } else { '?' };
-    let url =
-        format!("{base}{separator}options=-c%20search_path%3D{schema}&application_name={schema}");
-    Some((url, schema))
-}
 
 async fn connect(url: &str) -> PgDatabase {
     PgDatabase::connect(url).await.expect("connect")

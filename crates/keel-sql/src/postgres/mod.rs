@@ -1,6 +1,7 @@
-//! The outbox, its relay and the inbox on PostgreSQL (cargo feature `postgres`):
-//! [`PgDatabase`] (a connection pool whose schema is migrated on connect), [`PgOutbox`]
-//! (enqueue inside the caller's transaction), the relay it starts, and [`PgInbox`].
+//! The outbox, its relay, the inbox, the event store and saga state on PostgreSQL (cargo
+//! feature `postgres`): [`PgDatabase`] (a connection pool whose schema is migrated on
+//! connect), [`PgOutbox`] (enqueue inside the caller's transaction), the relay it starts,
+//! [`PgInbox`], [`PgEventStore`] and [`PgSagaStore`].
 //!
 //! Driver: `tokio-postgres` with a `deadpool-postgres` pool, statements written by hand
 //! (`schema.rs`), nothing checked against a live database at compile time. No TLS in this
@@ -12,6 +13,7 @@ mod event_store;
 mod inbox;
 mod listen;
 mod outbox;
+mod saga;
 mod schema;
 
 use std::time::Duration;
@@ -22,6 +24,7 @@ use tokio_postgres::NoTls;
 pub use event_store::PgEventStore;
 pub use inbox::{PgInbox, PgTx, TxFuture};
 pub use outbox::PgOutbox;
+pub use saga::PgSagaStore;
 pub use schema::PG_SCHEMA_VERSION;
 
 use crate::limits::{PG_POOL_SIZE_DEFAULT, PG_POOL_SIZE_MAX};
@@ -219,6 +222,11 @@ impl PgDatabase {
     /// The inbox in this database.
     pub fn inbox(&self) -> PgInbox {
         PgInbox::new(self.clone())
+    }
+
+    /// The saga store in this database.
+    pub fn saga_store(&self) -> PgSagaStore {
+        PgSagaStore::new(self)
     }
 
     pub(crate) fn config(&self) -> &tokio_postgres::Config {

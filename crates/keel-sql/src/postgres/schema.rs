@@ -1,7 +1,9 @@
-//! Every SQL statement of the PostgreSQL outbox and inbox, as named constants, and the
-//! versioned migrations that create their tables.
+//! Every SQL statement of the PostgreSQL outbox, inbox, saga store and projection
+//! checkpoints, as named constants, and the versioned migrations that create their tables.
 //!
-//! Not here: when statements run and in which transaction (`outbox.rs`, `inbox.rs`).
+//! Not here: when statements run and in which transaction (`outbox.rs`, `inbox.rs`,
+//! `saga.rs`, `projection.rs`), and the event store's tables (`event_store.rs`, its own
+//! history).
 //! Application tables are the application's and are never touched here. Table names are
 //! unqualified: they live in the connection's `search_path` (its first schema), so one
 //! database can hold several Keel schemas (the tests use one each).
@@ -14,6 +16,11 @@
 //! | 2 | `keel_outbox_dead`: rows moved aside, with their reason |
 //! | 3 | `keel_inbox`: one row per (consumer, event id) processed, and its retention index |
 //! | 4 | `keel_outbox_keyless_pending`: the claim of rows without a key no longer walks every pending row |
+//! | 5 | `keel_sagas`: one row per saga instance, updated by compare-and-set on `version` |
+//!
+//! Every component's tables are in this one history (unlike SQLite's track per component),
+//! so connecting a [`PgDatabase`](super::PgDatabase) — and so `keel migrate` — brings all of
+//! them to the version this code writes.
 //!
 //! A schema is only ever moved forward, every missing step in one transaction together
 //! with its row in `keel_schema_migrations`, under a transaction-scoped advisory lock on
@@ -51,6 +58,11 @@ pub(crate) const MIGRATIONS: &[Migration] = &[
         version: 4,
         name: "outbox keyless claim index",
         sql: CREATE_OUTBOX_KEYLESS_INDEX,
+    },
+    Migration {
+        version: 5,
+        name: "saga instances",
+        sql: CREATE_SAGAS,
     },
 ];
 
@@ -264,6 +276,44 @@ DELETE FROM keel_inbox WHERE (consumer, event_id) IN (
     SELECT consumer, event_id FROM keel_inbox
     WHERE handled_at < to_timestamp($1::double precision / 1000)
     ORDER BY handled_at LIMIT $2)";
+
+// `keel_sagas_unfinished` holds only instances still to drive, so resuming after a restart
+// reads them in id order without walking every finished saga.
+const CREATE_SAGAS: &str = "
+CREATE TABLE keel_sagas (
+    id          text        PRIMARY KEY,
+    saga        text        NOT NULL,
+    status      text        NOT NULL,
+    step        bigint      NOT NULL,
+    attempt     bigint      NOT NULL,
+    deadline_ms bigint,
+    data        text        NOT NULL,
+    error       text,
+    version     bigint      NOT NULL,
+    updated_at  timestamptz NOT NULL DEFAULT clock_timestamp()
+);
+CREATE INDEX keel_sagas_unfinished ON keel_sagas (saga, id)
+    WHERE status IN ('running', 'compensating');
+";
+
+pub(crate) const INSERT_SAGA: &str = "
+INSERT INTO keel_sagas (id, saga, status, step, attempt, deadline_ms, data, error, version)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+ON CONFLICT (id) DO NOTHING";
+/// Compare-and-set: changes one row only if nobody stored a transition since it was read.
+pub(crate) const UPDATE_SAGA: &str = "
+UPDATE keel_sagas SET status = $3, step = $4, attempt = $5, deadline_ms = $6, data = $7,
+    error = $8, version = $9, updated_at = clock_timestamp()
+WHERE id = $1 AND saga = $2 AND version = $9::bigint - 1";
+/// Both readers return the columns in this order (see `saga.rs`).
+pub(crate) const SELECT_SAGA: &str = "
+SELECT id, saga, status, step, attempt, deadline_ms, data, error, version
+FROM keel_sagas WHERE id = $1";
+/// Along `keel_sagas_unfinished` (its predicate is the query's).
+pub(crate) const SELECT_UNFINISHED_SAGAS: &str = "
+SELECT id, saga, status, step, attempt, deadline_ms, data, error, version
+FROM keel_sagas WHERE saga = $1 AND status IN ('running', 'compensating')
+ORDER BY id LIMIT $2";
 
 /// Why migrating failed.
 #[derive(Debug)]

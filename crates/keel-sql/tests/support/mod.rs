@@ -2,7 +2,8 @@
 //! into, reading back what a topic holds, the per-key order check, waiting for a condition
 //! with a deadline, and (for PostgreSQL) a fresh schema per test.
 //!
-//! Not every test binary uses every helper, so they allow dead code on `mod support`.
+//! Not every test binary uses every helper, so dead code is allowed here.
+#![allow(dead_code)]
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
@@ -136,4 +137,30 @@ where
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
+}
+
+/// A PostgreSQL schema of its own for one test: `(url with search_path, schema)`; `None`
+/// (and a message) when `KEEL_TEST_POSTGRES_URL` is unset. An unreachable server fails the
+/// test: the variable says the server is there.
+#[cfg(feature = "postgres")]
+pub(crate) async fn fresh_schema(test: &str) -> Option<(String, String)> {
+    let Ok(base) = std::env::var("KEEL_TEST_POSTGRES_URL") else {
+        eprintln!("{test}: not run, KEEL_TEST_POSTGRES_URL is unset");
+        return None;
+    };
+    let schema = format!("keel_test_{}_{}", test, std::process::id());
+    let (client, connection) = tokio_postgres::connect(&base, tokio_postgres::NoTls)
+        .await
+        .unwrap_or_else(|e| panic!("KEEL_TEST_POSTGRES_URL={base} is unreachable: {e}"));
+    tokio::spawn(connection);
+    client
+        .batch_execute(&format!(
+            "DROP SCHEMA IF EXISTS {schema} CASCADE; CREATE SCHEMA {schema}"
+        ))
+        .await
+        .expect("create schema");
+    let separator = if base.contains('?') { '&' } else { '?' };
+    let url =
+        format!("{base}{separator}options=-c%20search_path%3D{schema}&application_name={schema}");
+    Some((url, schema))
 }
