@@ -16,8 +16,8 @@ pub(crate) struct DemoArgs {
     /// Orders to place.
     #[arg(long, default_value_t = 30)]
     orders: usize,
-    /// How long the payment provider is down from the start (e.g. 30s, 500ms, 2m): orders
-    /// wait and complete after, none lost, none charged twice.
+    /// How long the payment provider is down from the first charge (e.g. 30s, 500ms, 2m):
+    /// orders wait and complete after, none lost, none charged twice.
     #[arg(long, default_value = "0s", value_parser = parse_duration)]
     payment_outage: Duration,
     /// Share of cards declined (0.0–1.0): declined orders release their stock and are rejected.

@@ -1,5 +1,6 @@
-//! A service's own SQLite database: its tables, its transactional outbox (a state change and
-//! its event commit together) and the outbox's relay to the bus.
+//! A service's own SQLite database: its tables, the inbox its routes handle events through,
+//! the transactional outbox (a state change and its event commit together) and the outbox's
+//! relay to whatever transport the service publishes on.
 //!
 //! Not here: any service's tables or rules.
 
@@ -8,82 +9,55 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use keel::core::{Event, EventType};
-use keel::runtime::EmbeddedBus;
-use keel::sql::{RelayHandle, RelayOptions, SqliteOutbox};
-use rusqlite::{Connection, Transaction, TransactionBehavior};
+use keel::runtime::{HandlerError, Publisher};
+use keel::sql::{RelayHandle, RelayOptions, SqliteInbox, SqliteOutbox, SqliteTx};
+use rusqlite::Connection;
 
 use crate::error::DemoError;
 
-/// One service's database, outbox and relay.
+/// How often a relay looks for facts to publish. Facts are enqueued inside the inbox's
+/// transaction, which commits on the inbox's own thread where nothing can wake the relay
+/// after the commit; the poll is what bounds the delay of a reply to the order saga.
+const RELAY_POLL_INTERVAL: Duration = Duration::from_millis(20);
+
+/// One service's database and inbox (its outbox is written through the inbox's transactions).
 #[derive(Clone)]
 pub(crate) struct ServiceDb {
     connection: Arc<Mutex<Connection>>,
-    outbox: SqliteOutbox,
-    relay: Arc<RelayHandle>,
+    pub(crate) inbox: SqliteInbox,
 }
 
 impl ServiceDb {
-    /// Opens `<dir>/<name>.db`, runs `schema`, and starts the outbox relay onto `bus`.
+    /// Opens `<dir>/<name>.db`, runs `schema`, and starts the outbox relay onto `publisher`.
     pub(crate) fn open(
         dir: &Path,
         name: &str,
         schema: &str,
-        bus: &EmbeddedBus,
+        publisher: &Publisher,
     ) -> Result<ServiceDb, DemoError> {
         let path = dir.join(format!("{name}.db"));
         let outbox = SqliteOutbox::open(&path)?;
+        let inbox = SqliteInbox::open(&path)?;
         let connection = Connection::open(&path)?;
         connection.busy_timeout(Duration::from_secs(10))?;
         connection.execute_batch(schema)?;
         let options = RelayOptions {
-            poll_interval: Duration::from_millis(200),
+            poll_interval: RELAY_POLL_INTERVAL,
             name: format!("{name}-relay"),
             ..RelayOptions::default()
         };
-        let relay = outbox
-            .relay(Arc::new(bus.publisher()), options)
+        // The relay runs until the runtime stops (a dropped handle does not stop it): a
+        // service publishes its facts for as long as it runs.
+        let _relay: RelayHandle = outbox
+            .relay(Arc::new(publisher.clone()), options)
             .map_err(|e| DemoError::Setup(e.to_string()))?;
         Ok(ServiceDb {
             connection: Arc::new(Mutex::new(connection)),
-            outbox,
-            relay: Arc::new(relay),
+            inbox,
         })
     }
 
-    /// Runs `f` in one `BEGIN IMMEDIATE … COMMIT` on a blocking thread; the events `f`
-    /// returns go to the outbox in the same transaction, and the relay is woken after the
-    /// commit. `f`'s `Err` rolls everything back.
-    pub(crate) async fn command<T, E>(
-        &self,
-        f: impl FnOnce(&Transaction<'_>) -> Result<(T, Vec<(&'static str, Event)>), E> + Send + 'static,
-    ) -> Result<T, E>
-    where
-        T: Send + 'static,
-        E: From<rusqlite::Error> + From<String> + Send + 'static,
-    {
-        let connection = self.connection.clone();
-        let outbox = self.outbox.clone();
-        let result = tokio::task::spawn_blocking(move || {
-            let mut connection = connection.lock().expect("service connection");
-            let tx = connection.transaction_with_behavior(TransactionBehavior::Immediate)?;
-            let (value, events) = f(&tx)?;
-            if !events.is_empty() {
-                outbox
-                    .enqueue_batch(&tx, &events)
-                    .map_err(|e| E::from(e.to_string()))?;
-            }
-            tx.commit()?;
-            Ok::<_, E>((value, !events.is_empty()))
-        })
-        .await
-        .expect("service command panicked")?;
-        if result.1 {
-            self.relay.wake();
-        }
-        Ok(result.0)
-    }
-
-    /// Runs a read on the service's connection.
+    /// Runs `f` on the service's connection, on a blocking thread.
     pub(crate) async fn query<T: Send + 'static>(
         &self,
         f: impl FnOnce(&Connection) -> rusqlite::Result<T> + Send + 'static,
@@ -97,8 +71,7 @@ impl ServiceDb {
 }
 
 /// A typed fact with a deterministic id (the saga command that caused it), so a command
-/// re-run after a crash enqueues nothing new and a relay re-publish is recognisably the same
-/// event.
+/// handled again finds the same event and a relay re-publish is recognisably the same event.
 pub(crate) fn fact<T: EventType>(source: &str, id: &str, key: &str, payload: &T) -> Event {
     Event::from_typed(source, payload)
         .expect("demo events serialize")
@@ -106,19 +79,14 @@ pub(crate) fn fact<T: EventType>(source: &str, id: &str, key: &str, payload: &T)
         .with_partition_key(key)
 }
 
-/// A service command's failure, as one line; the saga treats it as transient (the database
-/// was busy or failed, the command may work when tried again).
-#[derive(Debug)]
-pub(crate) struct CommandError(pub(crate) String);
-
-impl From<rusqlite::Error> for CommandError {
-    fn from(error: rusqlite::Error) -> CommandError {
-        CommandError(error.to_string())
-    }
+/// Announces `event` on `topic` through the outbox, in the handled command's transaction:
+/// the fact is published if and only if the outcome it announces committed. The outbox
+/// marks it as caused by the command, which is how the saga finds its reply.
+pub(crate) fn announce(tx: &SqliteTx<'_>, topic: &str, event: Event) -> Result<(), HandlerError> {
+    tx.enqueue(topic, event).map_err(HandlerError::transient)
 }
 
-impl From<String> for CommandError {
-    fn from(reason: String) -> CommandError {
-        CommandError(reason)
-    }
+/// The command `T` in `event`; a command that does not decode is poison (dead letters).
+pub(crate) fn command<T: EventType>(event: &Event) -> Result<T, HandlerError> {
+    event.decode().map_err(HandlerError::permanent)
 }

@@ -1,25 +1,29 @@
-//! The inventory service: stock per SKU and one reservation per order. Reserve and release
-//! are the order saga's commands (idempotent per order); a shipment, learnt from the
-//! `shipping` topic through the inbox, turns a reservation into shipped stock.
+//! The inventory service: stock per SKU and one reservation per order. It takes the order
+//! saga's reserve and release commands from `inventory.commands` and announces each outcome
+//! on `inventory`; a shipment, learnt from the `shipping` topic, turns a reservation into
+//! shipped stock. Both routes go through the inbox, so each event's effects apply once.
 
 use std::path::Path;
 
-use keel::runtime::{EmbeddedBus, Handler, HandlerError};
-use keel::saga::StepError;
-use keel::sql::SqliteInbox;
+use keel::core::{Event, EventType};
+use keel::runtime::{Handler, HandlerError, Publisher, Route};
+use keel::sql::SqliteTx;
 use rusqlite::OptionalExtension;
 
-use crate::database::{CommandError, ServiceDb, fact};
+use crate::database::{ServiceDb, announce, command, fact};
 use crate::error::DemoError;
-use crate::events::{INVENTORY_TOPIC, ShipmentCreated, StockReleased, StockReserved};
-use crate::order::OrderData;
+use crate::events::{
+    INVENTORY_COMMANDS, INVENTORY_TOPIC, ReleaseStock, ReserveStock, SHIPPING_TOPIC,
+    ShipmentCreated, StockRefused, StockReleased, StockReserved,
+};
 use crate::timeline::Timeline;
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS stock (sku TEXT PRIMARY KEY, available INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS reservations (
     order_id TEXT PRIMARY KEY, sku TEXT NOT NULL, qty INTEGER NOT NULL,
-    state TEXT NOT NULL CHECK (state IN ('reserved', 'released', 'shipped')));
+    state TEXT NOT NULL CHECK (state IN ('reserved', 'released', 'shipped')),
+    reserve_command TEXT NOT NULL, release_command TEXT);
 ";
 
 /// Reservations by state, for the self-check.
@@ -39,140 +43,68 @@ pub struct ReservationCounts {
 #[derive(Clone)]
 pub(crate) struct Inventory {
     db: ServiceDb,
-    inbox: SqliteInbox,
     timeline: Timeline,
 }
 
 impl Inventory {
+    /// Opens `inventory.db` under `dir` and stocks each of `skus` with `stock` (once).
     pub(crate) async fn open(
         dir: &Path,
-        bus: &EmbeddedBus,
+        publisher: &Publisher,
         skus: &[&str],
         stock: i64,
         timeline: Timeline,
     ) -> Result<Inventory, DemoError> {
-        let db = ServiceDb::open(dir, "inventory", SCHEMA, bus)?;
-        let inbox = SqliteInbox::open(dir.join("inventory.db"))?;
-        let inventory = Inventory {
-            db,
-            inbox,
-            timeline,
-        };
+        let db = ServiceDb::open(dir, "inventory", SCHEMA, publisher)?;
         let skus: Vec<String> = skus.iter().map(|s| s.to_string()).collect();
-        inventory
-            .db
-            .query(move |connection| {
-                for sku in &skus {
-                    connection.execute(
-                        "INSERT INTO stock (sku, available) VALUES (?1, ?2) ON CONFLICT DO NOTHING",
-                        (sku, stock),
-                    )?;
-                }
-                Ok(())
-            })
-            .await?;
-        Ok(inventory)
-    }
-
-    /// The saga's reserve step: sets stock aside, or refuses for good when there is not
-    /// enough. Idempotent per order: a re-run finds its reservation.
-    pub(crate) async fn reserve(
-        &self,
-        command_id: String,
-        order: OrderData,
-    ) -> Result<(), StepError> {
-        let id = order.order_id.clone();
-        let reserved = self
-            .db
-            .command(move |tx| {
-                let existing: Option<String> = tx
-                    .query_row(
-                        "SELECT state FROM reservations WHERE order_id = ?1",
-                        [&order.order_id],
-                        |row| row.get(0),
-                    )
-                    .optional()?;
-                if existing.is_some() {
-                    return Ok((true, Vec::new()));
-                }
-                let available: i64 = tx.query_row(
-                    "SELECT available FROM stock WHERE sku = ?1",
-                    [&order.sku],
-                    |row| row.get(0),
+        db.query(move |connection| {
+            for sku in &skus {
+                connection.execute(
+                    "INSERT INTO stock (sku, available) VALUES (?1, ?2) ON CONFLICT DO NOTHING",
+                    (sku, stock),
                 )?;
-                if available < order.qty {
-                    return Ok((false, Vec::new()));
-                }
-                tx.execute(
-                    "UPDATE stock SET available = available - ?2 WHERE sku = ?1",
-                    (&order.sku, order.qty),
-                )?;
-                tx.execute(
-                    "INSERT INTO reservations (order_id, sku, qty, state) VALUES (?1, ?2, ?3, 'reserved')",
-                    (&order.order_id, &order.sku, order.qty),
-                )?;
-                let event = StockReserved {
-                    order_id: order.order_id.clone(),
-                    sku: order.sku.clone(),
-                    qty: order.qty,
-                };
-                Ok((true, vec![(INVENTORY_TOPIC, fact("/inventory", &command_id, &order.order_id, &event))]))
-            })
-            .await
-            .map_err(|e: CommandError| StepError::Transient(e.0))?;
-        if reserved {
-            self.timeline.note(&id, "inventory", "stock reserved");
-            Ok(())
-        } else {
-            self.timeline.note(&id, "inventory", "out of stock");
-            Err(StepError::Permanent("out of stock".into()))
-        }
-    }
-
-    /// The reserve step's compensation: gives a held reservation back. Idempotent.
-    pub(crate) async fn release(
-        &self,
-        command_id: String,
-        order_id: String,
-    ) -> Result<(), StepError> {
-        let id = order_id.clone();
-        let released = self
-            .db
-            .command(move |tx| {
-                let held: Option<(String, i64)> = tx
-                    .query_row(
-                        "SELECT sku, qty FROM reservations WHERE order_id = ?1 AND state = 'reserved'",
-                        [&order_id],
-                        |row| Ok((row.get(0)?, row.get(1)?)),
-                    )
-                    .optional()?;
-                let Some((sku, qty)) = held else {
-                    return Ok((false, Vec::new()));
-                };
-                tx.execute("UPDATE reservations SET state = 'released' WHERE order_id = ?1", [&order_id])?;
-                tx.execute("UPDATE stock SET available = available + ?2 WHERE sku = ?1", (&sku, qty))?;
-                let event = StockReleased { order_id: order_id.clone(), sku, qty };
-                Ok((true, vec![(INVENTORY_TOPIC, fact("/inventory", &command_id, &order_id, &event))]))
-            })
-            .await
-            .map_err(|e: CommandError| StepError::Transient(e.0))?;
-        if released {
-            self.timeline.note(&id, "inventory", "stock released");
-        }
-        Ok(())
-    }
-
-    /// The `shipping` topic handler: a shipment takes its reservation out of the held stock.
-    /// Exactly once through the inbox (the update and the mark commit together).
-    pub(crate) fn on_shipment(&self) -> Handler {
-        self.inbox.handler("mark-shipped", |tx, shipment: ShipmentCreated| {
-            tx.execute(
-                "UPDATE reservations SET state = 'shipped' WHERE order_id = ?1 AND state = 'reserved'",
-                [&shipment.order_id],
-            )
-            .map_err(HandlerError::transient)?;
+            }
             Ok(())
         })
+        .await?;
+        Ok(Inventory { db, timeline })
+    }
+
+    /// What the service consumes: its commands, and shipments.
+    pub(crate) fn routes(&self) -> Vec<Route> {
+        vec![
+            Route::new(INVENTORY_COMMANDS, "inventory", self.on_command()),
+            Route::new(SHIPPING_TOPIC, "inventory", self.on_shipment()),
+        ]
+    }
+
+    fn on_command(&self) -> Handler {
+        let timeline = self.timeline.clone();
+        self.db
+            .inbox
+            .handler_raw("commands", move |tx, event: Event| {
+                match event.ty.as_str() {
+                    ReserveStock::TYPE => reserve(tx, &timeline, command(&event)?),
+                    ReleaseStock::TYPE => release(tx, &timeline, command(&event)?),
+                    other => Err(HandlerError::permanent(format!(
+                        "inventory takes no command '{other}'"
+                    ))),
+                }
+            })
+    }
+
+    /// A shipment takes its reservation out of the held stock.
+    fn on_shipment(&self) -> Handler {
+        self.db
+            .inbox
+            .handler("mark-shipped", |tx, shipment: ShipmentCreated| {
+                tx.execute(
+                    "UPDATE reservations SET state = 'shipped' WHERE order_id = ?1 AND state = 'reserved'",
+                    [&shipment.order_id],
+                )
+                .map_err(HandlerError::transient)?;
+                Ok(())
+            })
     }
 
     /// Reservations by state.
@@ -199,4 +131,109 @@ impl Inventory {
             })
             .await
     }
+}
+
+/// Sets stock aside, or refuses when there is not enough. An order's reservation is made
+/// once: asked again, the service announces the reservation it made.
+fn reserve(
+    tx: &SqliteTx<'_>,
+    timeline: &Timeline,
+    asked: ReserveStock,
+) -> Result<(), HandlerError> {
+    let made: Option<String> = tx
+        .query_row(
+            "SELECT reserve_command FROM reservations WHERE order_id = ?1",
+            [&asked.order_id],
+            |row| row.get(0),
+        )
+        .optional()
+        .map_err(HandlerError::transient)?;
+    let reserved = StockReserved {
+        order_id: asked.order_id.clone(),
+        sku: asked.sku.clone(),
+        qty: asked.qty,
+    };
+    if let Some(command_id) = made {
+        let event = fact("/inventory", &command_id, &asked.order_id, &reserved);
+        return announce(tx, INVENTORY_TOPIC, event);
+    }
+    let available: i64 = tx
+        .query_row(
+            "SELECT available FROM stock WHERE sku = ?1",
+            [&asked.sku],
+            |row| row.get(0),
+        )
+        .optional()
+        .map_err(HandlerError::transient)?
+        .unwrap_or(0);
+    if available < asked.qty {
+        timeline.note(&asked.order_id, "inventory", "out of stock");
+        let refused = StockRefused {
+            order_id: asked.order_id.clone(),
+            sku: asked.sku,
+            qty: asked.qty,
+        };
+        let event = fact("/inventory", &asked.command_id, &asked.order_id, &refused);
+        return announce(tx, INVENTORY_TOPIC, event);
+    }
+    tx.execute(
+        "UPDATE stock SET available = available - ?2 WHERE sku = ?1",
+        (&asked.sku, asked.qty),
+    )
+    .map_err(HandlerError::transient)?;
+    tx.execute(
+        "INSERT INTO reservations (order_id, sku, qty, state, reserve_command) VALUES (?1, ?2, ?3, 'reserved', ?4)",
+        (&asked.order_id, &asked.sku, asked.qty, &asked.command_id),
+    )
+    .map_err(HandlerError::transient)?;
+    timeline.note(&asked.order_id, "inventory", "stock reserved");
+    let event = fact("/inventory", &asked.command_id, &asked.order_id, &reserved);
+    announce(tx, INVENTORY_TOPIC, event)
+}
+
+/// Gives a held reservation back; asked again, announces the release it made. An order with
+/// no reservation to release is poison: the saga only releases what it reserved.
+fn release(
+    tx: &SqliteTx<'_>,
+    timeline: &Timeline,
+    asked: ReleaseStock,
+) -> Result<(), HandlerError> {
+    let held: Option<(String, i64, String, Option<String>)> = tx
+        .query_row(
+            "SELECT sku, qty, state, release_command FROM reservations WHERE order_id = ?1",
+            [&asked.order_id],
+            |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?)),
+        )
+        .optional()
+        .map_err(HandlerError::transient)?;
+    let (sku, qty, command_id) = match held {
+        Some((sku, qty, state, None)) if state == "reserved" => {
+            tx.execute(
+                "UPDATE reservations SET state = 'released', release_command = ?2 WHERE order_id = ?1",
+                (&asked.order_id, &asked.command_id),
+            )
+            .map_err(HandlerError::transient)?;
+            tx.execute(
+                "UPDATE stock SET available = available + ?2 WHERE sku = ?1",
+                (&sku, qty),
+            )
+            .map_err(HandlerError::transient)?;
+            timeline.note(&asked.order_id, "inventory", "stock released");
+            (sku, qty, asked.command_id)
+        }
+        Some((sku, qty, _, Some(released_by))) => (sku, qty, released_by),
+        _ => {
+            return Err(HandlerError::permanent(format!(
+                "order {} holds no reservation to release",
+                asked.order_id
+            )));
+        }
+    };
+    let released = StockReleased {
+        order_id: asked.order_id.clone(),
+        sku,
+        qty,
+    };
+    let event = fact("/inventory", &command_id, &asked.order_id, &released);
+    announce(tx, INVENTORY_TOPIC, event)
 }

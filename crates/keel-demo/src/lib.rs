@@ -6,15 +6,20 @@
 //! | service | pattern |
 //! |---|---|
 //! | orders | event-sourced `Order` aggregate (`keel.events`), the order saga (orchestration, `orders.db`), the order-summary projection |
-//! | inventory | reservations per order + outbox (`inventory` topic); marks stock shipped from the `shipping` topic through its inbox |
-//! | payment | one charge per order + outbox (`payments`); declines some cards; a simulated provider outage fails transiently |
-//! | shipping | one shipment per order + outbox (`shipping`) |
+//! | inventory | commands from `inventory.commands` through its inbox; reservations per order + outbox (`inventory` topic); marks stock shipped from the `shipping` topic |
+//! | payment | commands from `payments.commands` through its inbox; one charge per order + outbox (`payments`); declines some cards; a simulated provider outage answers "unavailable" |
+//! | shipping | commands from `shipping.commands` through its inbox; one shipment per order + outbox (`shipping`) |
 //! | email | reacts to shipments and declines through its inbox (choreography); invalid addresses are poison → dead letters |
 //! | analytics | counts every fact by type through its inbox |
 //!
-//! The saga calls the three services' command APIs in-process (each idempotent by order and
-//! command id); the services announce what they did as facts through their outboxes, and
-//! the reacting services consume them from topics. [`run`] ends with a [`Summary`] whose
+//! The services talk only through topics. The saga's steps send commands as events to the
+//! command topics (event id: the attempt's request id, `<order>/<step>/do#<attempt>`); each
+//! service handles them in its inbox's transaction, keyed by the saga's command id, and
+//! announces the outcome through its outbox as a fact whose id is the command id and whose
+//! `causationid` is the request. A command asked again (a retry, or a saga resumed after a
+//! crash) is answered with the same fact, never acted on twice. The saga meets each answer
+//! in `keel::saga::Replies`, within a patience per attempt and the step's durable deadline;
+//! email and analytics react to the same facts. [`run`] ends with a [`Summary`] whose
 //! [`Summary::violations`] are the self-check.
 
 mod database;

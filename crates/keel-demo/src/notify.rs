@@ -6,11 +6,13 @@
 use std::path::Path;
 
 use keel::core::{Event, EventType};
-use keel::runtime::{Handler, HandlerError};
+use keel::runtime::{Handler, HandlerError, Route};
 use keel::sql::SqliteInbox;
 
 use crate::error::DemoError;
-use crate::events::{PaymentDeclined, ShipmentCreated};
+use crate::events::{
+    INVENTORY_TOPIC, PAYMENTS_TOPIC, PaymentDeclined, SHIPPING_TOPIC, ShipmentCreated,
+};
 use crate::timeline::Timeline;
 
 /// The email service's database (emails "sent": rows) and inbox.
@@ -32,8 +34,16 @@ impl Email {
         Ok(Email { inbox, timeline })
     }
 
+    /// What the service consumes: shipments and payments.
+    pub(crate) fn routes(&self) -> Vec<Route> {
+        vec![
+            Route::new(SHIPPING_TOPIC, "email", self.on_shipment()),
+            Route::new(PAYMENTS_TOPIC, "email", self.on_decline()),
+        ]
+    }
+
     /// "Your order shipped".
-    pub(crate) fn on_shipment(&self) -> Handler {
+    fn on_shipment(&self) -> Handler {
         let timeline = self.timeline.clone();
         self.inbox
             .handler("shipped-email", move |tx, shipment: ShipmentCreated| {
@@ -49,7 +59,7 @@ impl Email {
 
     /// "Your payment was declined". The `payments` topic also carries charges, which this
     /// handler has nothing to say about: they are acknowledged, not dead-lettered.
-    pub(crate) fn on_decline(&self) -> Handler {
+    fn on_decline(&self) -> Handler {
         let timeline = self.timeline.clone();
         self.inbox
             .handler_raw("declined-email", move |tx, event: Event| {
@@ -124,8 +134,16 @@ impl Analytics {
         Ok(Analytics { inbox })
     }
 
+    /// What the service consumes: every fact topic.
+    pub(crate) fn routes(&self) -> Vec<Route> {
+        [INVENTORY_TOPIC, PAYMENTS_TOPIC, SHIPPING_TOPIC]
+            .into_iter()
+            .map(|topic| Route::new(topic, "analytics", self.counter()))
+            .collect()
+    }
+
     /// Counts every event of a topic by type.
-    pub(crate) fn counter(&self) -> Handler {
+    fn counter(&self) -> Handler {
         self.inbox.handler_raw("count", |tx, event: Event| {
             tx.execute(
                 "INSERT INTO counters (kind, n) VALUES (?1, 1) ON CONFLICT (kind) DO UPDATE SET n = n + 1",

@@ -1,21 +1,38 @@
 //! The order service: the event-sourced `Order` aggregate, the order saga that orchestrates
 //! inventory, payment and shipping with compensation, and the order-summary projection.
+//!
+//! The saga talks to the other services only through topics: each step sends its command
+//! to the service's command topic and waits for the fact that answers it (the fact is
+//! caused by the command, so its `causationid` names the request), within a patience per
+//! attempt and the step's durable deadline.
 
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
+use keel::core::{Event, EventType};
 use keel::projection::Projector;
-use keel::saga::{Saga, SagaRunner, SagaStatus, Step, StepContext};
+use keel::runtime::{Handler, Publisher, Route};
+use keel::saga::{
+    Replies, Reply, Saga, SagaRunner, SagaStatus, Step, StepContext, StepError, StepFuture,
+};
 use keel::sql::{SqliteProjection, SqliteSagaStore};
 use keel::store::{Aggregate, AllFilter, EmbeddedStore, Repository, decode_event};
 use serde::{Deserialize, Serialize};
 
 use crate::error::DemoError;
-use crate::inventory::Inventory;
-use crate::payment::Payment;
-use crate::shipping::Shipping;
+use crate::events::{
+    ChargeCard, CreateShipment, INVENTORY_COMMANDS, INVENTORY_TOPIC, PAYMENTS_COMMANDS,
+    PAYMENTS_TOPIC, PaymentCharged, PaymentDeclined, PaymentRefunded, PaymentUnavailable,
+    RefundCharge, ReleaseStock, ReserveStock, SHIPPING_COMMANDS, SHIPPING_TOPIC, ShipmentCreated,
+    StockRefused, StockReleased, StockReserved,
+};
 use crate::timeline::Timeline;
+
+/// How long a step waits for the answer to one command before sending it again (the
+/// receiver then announces its outcome again). Generous: a second send is harmless but
+/// makes a duplicate fact, and the step's deadline bounds the whole wait anyway.
+const PATIENCE: Duration = Duration::from_secs(10);
 
 /// What an order asks for; also the order saga's data.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -152,6 +169,7 @@ pub(crate) struct Orders {
     pub(crate) repository: Repository<Order, EmbeddedStore>,
     pub(crate) saga: SagaRunner<OrderData, SqliteSagaStore>,
     pub(crate) summary: Arc<Projector<EmbeddedStore, SqliteProjection>>,
+    replies: Replies,
     timeline: Timeline,
 }
 
@@ -164,7 +182,7 @@ impl Orders {
     pub(crate) async fn open(
         dir: &Path,
         store: EmbeddedStore,
-        services: (Inventory, Payment, Shipping),
+        publisher: Publisher,
         outage: Duration,
         timeline: Timeline,
     ) -> Result<Orders, DemoError> {
@@ -172,7 +190,12 @@ impl Orders {
             .with_snapshot_every(10)
             .with_conflict_retries(5);
         let sagas = Arc::new(SqliteSagaStore::open(dir.join("orders.db"))?);
-        let saga = SagaRunner::new(order_saga(services, outage), sagas);
+        let replies = Replies::new();
+        let commands = Commands {
+            publisher,
+            replies: replies.clone(),
+        };
+        let saga = SagaRunner::new(order_saga(&commands, outage), sagas);
         let model = summary_projection(&dir.join("orders.db"))?;
         let summary = Arc::new(
             Projector::new(store, model, AllFilter::Category(Order::CATEGORY.into())).await?,
@@ -181,8 +204,17 @@ impl Orders {
             repository,
             saga,
             summary,
+            replies,
             timeline,
         })
+    }
+
+    /// What the service consumes: the facts that answer the saga's commands.
+    pub(crate) fn routes(&self) -> Vec<Route> {
+        [INVENTORY_TOPIC, PAYMENTS_TOPIC, SHIPPING_TOPIC]
+            .into_iter()
+            .map(|topic| Route::new(topic, "orders", on_reply(self.replies.clone())))
+            .collect()
     }
 
     /// Places an order and runs its saga to an end; the order ends confirmed or rejected.
@@ -248,69 +280,131 @@ impl Orders {
 }
 
 /// Reserve → charge → ship; compensations release and refund. The charge step retries
-/// transient failures (an outage) until its durable deadline.
-fn order_saga(
-    (inventory, payment, shipping): (Inventory, Payment, Shipping),
-    outage: Duration,
-) -> Saga<OrderData> {
-    let (reserve, release) = (inventory.clone(), inventory);
-    let (charge, refund) = (payment.clone(), payment);
+/// "provider unavailable" answers (an outage) until its durable deadline.
+fn order_saga(commands: &Commands, outage: Duration) -> Saga<OrderData> {
     Saga::new("order")
         .step(
-            Step::new("reserve", move |ctx: StepContext<OrderData>| {
-                let inventory = reserve.clone();
-                async move {
-                    inventory
-                        .reserve(ctx.command_id, ctx.data.clone())
-                        .await
-                        .map(|()| ctx.data)
-                }
-            })
-            .compensate_with(move |ctx: StepContext<OrderData>| {
-                let inventory = release.clone();
-                async move {
-                    inventory
-                        .release(ctx.command_id, ctx.data.order_id.clone())
-                        .await
-                        .map(|()| ctx.data)
-                }
-            })
-            .with_retries(5, Duration::from_millis(50)),
+            Step::new(
+                "reserve",
+                commands.step(INVENTORY_COMMANDS, |ctx| ReserveStock {
+                    command_id: ctx.command_id.clone(),
+                    order_id: ctx.data.order_id.clone(),
+                    sku: ctx.data.sku.clone(),
+                    qty: ctx.data.qty,
+                }),
+            )
+            .compensate_with(commands.step(INVENTORY_COMMANDS, |ctx| ReleaseStock {
+                command_id: ctx.command_id.clone(),
+                order_id: ctx.data.order_id.clone(),
+            }))
+            .with_retries(5, Duration::from_millis(50))
+            .with_timeout(STEP_TIMEOUT),
         )
         .step(
-            Step::new("charge", move |ctx: StepContext<OrderData>| {
-                let payment = charge.clone();
-                async move {
-                    payment
-                        .charge(ctx.command_id, ctx.data.clone())
-                        .await
-                        .map(|()| ctx.data)
-                }
-            })
-            .compensate_with(move |ctx: StepContext<OrderData>| {
-                let payment = refund.clone();
-                async move {
-                    payment
-                        .refund(ctx.data.order_id.clone())
-                        .await
-                        .map(|()| ctx.data)
-                }
-            })
+            Step::new(
+                "charge",
+                commands.step(PAYMENTS_COMMANDS, |ctx| ChargeCard {
+                    command_id: ctx.command_id.clone(),
+                    order_id: ctx.data.order_id.clone(),
+                    amount_cents: ctx.data.amount_cents,
+                    email: ctx.data.email.clone(),
+                }),
+            )
+            .compensate_with(commands.step(PAYMENTS_COMMANDS, |ctx| RefundCharge {
+                command_id: ctx.command_id.clone(),
+                order_id: ctx.data.order_id.clone(),
+            }))
             .with_retries(keel::saga::ATTEMPTS_MAX, Duration::from_millis(100))
             .with_timeout(charge_timeout(outage)),
         )
         .step(
-            Step::new("ship", move |ctx: StepContext<OrderData>| {
-                let shipping = shipping.clone();
-                async move {
-                    shipping
-                        .ship(ctx.command_id, ctx.data.clone())
-                        .await
-                        .map(|()| ctx.data)
-                }
-            })
-            .with_retries(5, Duration::from_millis(50)),
+            Step::new(
+                "ship",
+                commands.step(SHIPPING_COMMANDS, |ctx| CreateShipment {
+                    command_id: ctx.command_id.clone(),
+                    order_id: ctx.data.order_id.clone(),
+                    email: ctx.data.email.clone(),
+                }),
+            )
+            .with_retries(5, Duration::from_millis(50))
+            .with_timeout(STEP_TIMEOUT),
         )
+}
+
+/// The deadline of the reserve and ship steps: room for every attempt's patience.
+const STEP_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// How the saga's steps send commands and meet their answers.
+#[derive(Clone)]
+struct Commands {
+    publisher: Publisher,
+    replies: Replies,
+}
+
+impl Commands {
+    /// A step action (or compensation) that sends the command `build` makes to `topic`,
+    /// with this attempt's request id as its event id and the order as its key, and waits
+    /// for the answer.
+    fn step<C>(
+        &self,
+        topic: &'static str,
+        build: fn(&StepContext<OrderData>) -> C,
+    ) -> impl Fn(StepContext<OrderData>) -> StepFuture<OrderData> + Send + Sync + 'static
+    where
+        C: EventType + Send + 'static,
+    {
+        let commands = self.clone();
+        move |ctx| {
+            let commands = commands.clone();
+            Box::pin(async move {
+                let request_id = ctx.request_id();
+                let event = Event::from_typed("/orders", &build(&ctx))
+                    .map_err(|e| StepError::Permanent(e.to_string()))?
+                    .with_id(&request_id)
+                    .with_partition_key(&ctx.data.order_id);
+                let send = async {
+                    match commands.publisher.publish(topic, event).await {
+                        Ok(_) => Ok(()),
+                        Err(e) => Err(StepError::Transient(format!("send to {topic}: {e}"))),
+                    }
+                };
+                commands
+                    .replies
+                    .request(&request_id, PATIENCE, send)
+                    .await
+                    .map(|()| ctx.data)
+            })
+        }
+    }
+}
+
+/// The handler of the facts that answer commands: each goes to the step waiting for the
+/// request that caused it (facts nobody waits for are dropped: see `keel::saga::Replies`).
+fn on_reply(replies: Replies) -> Handler {
+    Handler::raw("saga-replies", move |event: Event, _| {
+        if let (Some(request_id), Some(reply)) = (&event.causationid, answer(&event.ty)) {
+            replies.deliver(request_id, reply);
+        }
+        std::future::ready(Ok(()))
+    })
+}
+
+/// What a fact says about the command that caused it; `None` for facts that answer none.
+fn answer(event_type: &str) -> Option<Reply> {
+    let failed = |error: StepError| Some(Err(error));
+    match event_type {
+        StockReserved::TYPE
+        | StockReleased::TYPE
+        | PaymentCharged::TYPE
+        | PaymentRefunded::TYPE
+        | ShipmentCreated::TYPE => Some(Ok(())),
+        StockRefused::TYPE => failed(StepError::Permanent("out of stock".into())),
+        PaymentDeclined::TYPE => failed(StepError::Permanent("card declined".into())),
+        PaymentUnavailable::TYPE => {
+            failed(StepError::Transient("payment provider unavailable".into()))
+        }
+        _ => None,
+    }
 }
 
 /// The order-summary read model: one row per order with its status and amount, in

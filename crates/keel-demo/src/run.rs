@@ -6,13 +6,18 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use std::collections::HashSet;
+
 use keel::log::{Log, TopicConfig};
 use keel::projection::Progress;
-use keel::runtime::{EmbeddedBus, Route, Router};
+use keel::runtime::admin::dead_letters::{
+    DeadLetterFilter, LIST_LIMIT_MAX, dead_letter_topics, dead_letters,
+};
+use keel::runtime::{EmbeddedBus, Router};
 use keel::store::{EmbeddedStore, EventStore};
 
 use crate::error::DemoError;
-use crate::events::{INVENTORY_TOPIC, PAYMENTS_TOPIC, PaymentDeclined, SHIPPING_TOPIC};
+use crate::events::{PaymentDeclined, TOPICS};
 use crate::inventory::Inventory;
 use crate::notify::{Analytics, Email};
 use crate::order::{OrderData, OrderStatus, Orders};
@@ -33,7 +38,7 @@ pub struct DemoConfig {
     pub data_dir: PathBuf,
     /// Orders to place, 1..=[`ORDERS_MAX`].
     pub orders: usize,
-    /// How long the payment provider is down from the start.
+    /// How long the payment provider is down from the first charge asked of it.
     pub payment_outage: Duration,
     /// Share of cards declined, 0.0..=1.0.
     pub decline_rate: f64,
@@ -76,7 +81,7 @@ pub async fn run(
     std::fs::create_dir_all(&config.data_dir).map_err(|e| DemoError::Setup(e.to_string()))?;
     let dir = config.data_dir.as_path();
     let log = Arc::new(Log::open(dir.join("log"))?);
-    for topic in [INVENTORY_TOPIC, PAYMENTS_TOPIC, SHIPPING_TOPIC] {
+    for topic in TOPICS {
         if log.topic(topic).is_none() {
             log.create_topic(topic, TopicConfig::new(3))?;
         }
@@ -84,37 +89,44 @@ pub async fn run(
     let bus = EmbeddedBus::new(log.clone());
     let store = EmbeddedStore::open(&log)?;
 
+    let publisher = bus.publisher();
     let skus = ["keyboard", "mouse", "screen"];
     let stock = config.orders as i64 * 3;
-    let inventory = Inventory::open(dir, &bus, &skus, stock, timeline.clone()).await?;
-    let outage_until = Instant::now() + config.payment_outage;
+    let inventory = Inventory::open(dir, &publisher, &skus, stock, timeline.clone()).await?;
     let payment = Payment::open(
         dir,
-        &bus,
-        outage_until,
+        &publisher,
+        config.payment_outage,
         config.decline_rate,
         timeline.clone(),
     )?;
-    let shipping = Shipping::open(dir, &bus, timeline.clone())?;
+    let shipping = Shipping::open(dir, &publisher, timeline.clone())?;
     let email = Email::open(dir, timeline.clone()).await?;
     let analytics = Analytics::open(dir).await?;
+    let orders = Arc::new(
+        Orders::open(
+            dir,
+            store.clone(),
+            publisher,
+            config.payment_outage,
+            timeline.clone(),
+        )
+        .await?,
+    );
 
     let alerts = timeline.clone();
-    let router = Router::new(&bus)
-        .route(Route::new(
-            SHIPPING_TOPIC,
-            "inventory",
-            inventory.on_shipment(),
-        ))
-        .route(Route::new(SHIPPING_TOPIC, "email", email.on_shipment()))
-        .route(Route::new(PAYMENTS_TOPIC, "email", email.on_decline()))
-        .route(Route::new(
-            INVENTORY_TOPIC,
-            "analytics",
-            analytics.counter(),
-        ))
-        .route(Route::new(PAYMENTS_TOPIC, "analytics", analytics.counter()))
-        .route(Route::new(SHIPPING_TOPIC, "analytics", analytics.counter()))
+    let routes = [
+        inventory.routes(),
+        payment.routes(),
+        shipping.routes(),
+        email.routes(),
+        analytics.routes(),
+        orders.routes(),
+    ];
+    let router = routes
+        .into_iter()
+        .flatten()
+        .fold(Router::new(&bus), Router::route)
         .on_dead_letter(move |dead| {
             let subject = dead.event_id.as_deref().unwrap_or("?");
             alerts.note(
@@ -128,16 +140,6 @@ pub async fn run(
         })
         .start()?;
 
-    let orders = Arc::new(
-        Orders::open(
-            dir,
-            store.clone(),
-            (inventory.clone(), payment.clone(), shipping.clone()),
-            config.payment_outage,
-            timeline.clone(),
-        )
-        .await?,
-    );
     let projector = {
         let summary = orders.summary.clone();
         tokio::spawn(async move { summary.run().await })
@@ -218,7 +220,7 @@ async fn settle(
             shipments: shipping.shipments().await?,
             declines: analytics.count::<PaymentDeclined>().await?,
             emails: email.sent().await?,
-            dead_letters: dead_letters(log),
+            dead_letters: dead_letters_stored(log)?,
             ..Summary::default()
         };
         let settled = summary.reservations.held == 0
@@ -231,17 +233,19 @@ async fn settle(
     }
 }
 
-/// Events in the dead-letter topics of the routes.
-fn dead_letters(log: &Log) -> u64 {
-    [SHIPPING_TOPIC, PAYMENTS_TOPIC, INVENTORY_TOPIC]
-        .iter()
-        .filter_map(|topic| log.topic(&format!("{topic}.dlq")))
-        .flat_map(|topic| {
-            topic
-                .partitions()
-                .iter()
-                .map(|p| p.high_watermark())
-                .collect::<Vec<_>>()
-        })
-        .sum()
+/// Events dead-lettered by the routes, counted once each however often they were stored (a
+/// fact announced again and refused again is one dead letter).
+fn dead_letters_stored(log: &Log) -> Result<u64, DemoError> {
+    let mut events = HashSet::new();
+    for topic in dead_letter_topics(log) {
+        let stored = dead_letters(
+            log,
+            topic.name(),
+            &DeadLetterFilter::default(),
+            LIST_LIMIT_MAX,
+        )
+        .map_err(|e| DemoError::Service(e.to_string()))?;
+        events.extend(stored.into_iter().map(|dead| dead.event_id));
+    }
+    Ok(events.len() as u64)
 }

@@ -1,19 +1,19 @@
-//! The shipping service: one shipment per order, announced on the `shipping` topic through
-//! its outbox.
+//! The shipping service: takes the order saga's ship commands from `shipping.commands`,
+//! creates one shipment per order and announces it on `shipping`.
 
 use std::path::Path;
 
-use keel::runtime::EmbeddedBus;
-use keel::saga::StepError;
+use keel::runtime::{Handler, HandlerError, Publisher, Route};
+use rusqlite::OptionalExtension;
 
-use crate::database::{CommandError, ServiceDb, fact};
+use crate::database::{ServiceDb, announce, fact};
 use crate::error::DemoError;
-use crate::events::{SHIPPING_TOPIC, ShipmentCreated};
-use crate::order::OrderData;
+use crate::events::{CreateShipment, SHIPPING_COMMANDS, SHIPPING_TOPIC, ShipmentCreated};
 use crate::timeline::Timeline;
 
 const SCHEMA: &str = "
-CREATE TABLE IF NOT EXISTS shipments (order_id TEXT PRIMARY KEY, shipment_id TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS shipments (
+    order_id TEXT PRIMARY KEY, shipment_id TEXT NOT NULL, ship_command TEXT NOT NULL);
 ";
 
 /// The shipping service.
@@ -24,37 +24,56 @@ pub(crate) struct Shipping {
 }
 
 impl Shipping {
+    /// Opens `shipping.db` under `dir`.
     pub(crate) fn open(
         dir: &Path,
-        bus: &EmbeddedBus,
+        publisher: &Publisher,
         timeline: Timeline,
     ) -> Result<Shipping, DemoError> {
         Ok(Shipping {
-            db: ServiceDb::open(dir, "shipping", SCHEMA, bus)?,
+            db: ServiceDb::open(dir, "shipping", SCHEMA, publisher)?,
             timeline,
         })
     }
 
-    /// The saga's ship step. Idempotent per order.
-    pub(crate) async fn ship(&self, command_id: String, order: OrderData) -> Result<(), StepError> {
-        let id = order.order_id.clone();
-        self.db
-            .command(move |tx| {
-                let shipment_id = format!("shp-{}", order.order_id);
-                let created = tx.execute(
-                    "INSERT INTO shipments (order_id, shipment_id) VALUES (?1, ?2) ON CONFLICT DO NOTHING",
-                    (&order.order_id, &shipment_id),
-                )?;
-                if created == 0 {
-                    return Ok(((), Vec::new()));
+    /// What the service consumes: its commands.
+    pub(crate) fn routes(&self) -> Vec<Route> {
+        vec![Route::new(SHIPPING_COMMANDS, "shipping", self.on_command())]
+    }
+
+    /// Creates an order's shipment once; asked again, announces the shipment it created.
+    fn on_command(&self) -> Handler {
+        let timeline = self.timeline.clone();
+        self.db.inbox.handler("commands", move |tx, asked: CreateShipment| {
+            let made: Option<(String, String)> = tx
+                .query_row(
+                    "SELECT shipment_id, ship_command FROM shipments WHERE order_id = ?1",
+                    [&asked.order_id],
+                    |row| Ok((row.get(0)?, row.get(1)?)),
+                )
+                .optional()
+                .map_err(HandlerError::transient)?;
+            let (shipment_id, command_id) = match made {
+                Some(made) => made,
+                None => {
+                    let shipment_id = format!("shp-{}", asked.order_id);
+                    tx.execute(
+                        "INSERT INTO shipments (order_id, shipment_id, ship_command) VALUES (?1, ?2, ?3)",
+                        (&asked.order_id, &shipment_id, &asked.command_id),
+                    )
+                    .map_err(HandlerError::transient)?;
+                    timeline.note(&asked.order_id, "shipping", "shipment created");
+                    (shipment_id, asked.command_id)
                 }
-                let event = ShipmentCreated { order_id: order.order_id.clone(), shipment_id, email: order.email.clone() };
-                Ok(((), vec![(SHIPPING_TOPIC, fact("/shipping", &command_id, &order.order_id, &event))]))
-            })
-            .await
-            .map_err(|e: CommandError| StepError::Transient(e.0))?;
-        self.timeline.note(&id, "shipping", "shipment created");
-        Ok(())
+            };
+            let created = ShipmentCreated {
+                order_id: asked.order_id.clone(),
+                shipment_id,
+                email: asked.email,
+            };
+            let event = fact("/shipping", &command_id, &asked.order_id, &created);
+            announce(tx, SHIPPING_TOPIC, event)
+        })
     }
 
     /// Shipments created.

@@ -57,6 +57,17 @@ pub enum StepError {
     Permanent(String),
 }
 
+impl<D> StepContext<D> {
+    /// `<command id>#<attempt>`: the id of the message this attempt sends, for steps that
+    /// talk through messages ([`Replies`](crate::Replies)). It differs per attempt, so a
+    /// receiver deduplicating messages by id still sees a retried command (and answers it
+    /// by its [`command_id`](StepContext::command_id)), and it is the same when a resumed
+    /// saga repeats an attempt, so a message re-sent after a crash is recognisably the same.
+    pub fn request_id(&self) -> String {
+        format!("{}#{}", self.command_id, self.attempt)
+    }
+}
+
 impl<D> Step<D> {
     /// A step named `name` running `action`: by default one attempt, a 30 s timeout, no
     /// compensation.

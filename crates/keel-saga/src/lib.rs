@@ -32,6 +32,14 @@
 //! starts, and a saga resumed after the deadline fails that step at once (then compensates)
 //! instead of starting the clock again.
 //!
+//! # Steps that talk through messages
+//!
+//! A step whose service runs in another process sends its command as an event and waits for
+//! the reply event: [`Replies::request`] in the action (sent with
+//! [`StepContext::request_id`]), [`Replies::deliver`] in the route that consumes the replies.
+//! The wait is bounded by a patience per attempt (no reply: a transient error, so the next
+//! attempt sends again) and, as for every action, by the step's durable deadline.
+//!
 //! # Choreography instead
 //!
 //! Without an orchestrator, the same flow is services reacting to each other's events; see
@@ -40,10 +48,12 @@
 #[cfg(feature = "conformance")]
 pub mod conformance;
 mod definition;
+mod reply;
 mod runner;
 mod store;
 
 pub use definition::{Saga, Step, StepContext, StepError, StepFuture};
+pub use reply::{REQUESTS_WAITING_MAX, Replies, Reply};
 pub use runner::{SagaOutcome, SagaRunner, TickReport};
 pub use store::{MemorySagaStore, SagaRecord, SagaStatus, SagaStore, SagaStoreError};
 
