@@ -89,6 +89,11 @@ impl GroupState {
         self.generation
     }
 
+    /// Whether `member` is in the group (it did not leave and its session did not expire).
+    pub(crate) fn is_member(&self, member: MemberId) -> bool {
+        self.members.contains_key(&member)
+    }
+
     pub(crate) fn member_count(&self) -> usize {
         self.members.len()
     }

@@ -141,7 +141,7 @@ impl std::fmt::Debug for Delivery {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Delivery")
             .field("event", &self.event.id)
-            .field("topic", &self.route.topic.name())
+            .field("topic", &self.route.topic)
             .field("partition", &self.partition)
             .field("offset", &self.offset)
             .field("group", &self.route.group)
@@ -164,7 +164,7 @@ impl Context {
 
     /// The topic the event was read from.
     pub fn topic(&self) -> &str {
-        self.delivery.route.topic.name()
+        &self.delivery.route.topic
     }
 
     /// The partition the event was read from.

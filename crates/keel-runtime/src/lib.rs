@@ -123,8 +123,10 @@
 
 pub mod admin;
 mod bus;
+mod consume_transport;
 pub mod dead_letter;
 pub mod dedupe;
+mod embedded_transport;
 mod error;
 mod group;
 mod handler;
@@ -143,6 +145,10 @@ mod transport;
 mod unwind;
 
 pub use bus::{EmbeddedBus, Published, Publisher, event_record};
+pub use consume_transport::{
+    CommitError, ConsumeTransport, FetchError, LeaseStart, Membership, MembershipEvent,
+    PartitionLease, Revocation,
+};
 pub use dead_letter::{DeadLetter, DeadLetterHeaders, DeadLetterKind};
 pub use dedupe::{Inbox, InboxError, MemoryDedupeWindow};
 pub use error::{ErrorKind, HandlerError, PublishError, StartError};

@@ -122,13 +122,30 @@ pub(crate) struct RouteMetrics {
 /// Computes the lag and dead-letter gauges from the log at each scrape.
 #[derive(Debug)]
 pub(crate) struct LogCollector {
-    log: Arc<Log>,
+    /// `None` for a transport whose offsets are not in a local log (Kafka).
+    log: Option<Arc<Log>>,
     clock: Arc<dyn Clock>,
 }
 
 impl Metrics {
     /// Metrics over `log`, with ages measured against `clock`.
     pub(crate) fn new(log: Arc<Log>, clock: Arc<dyn Clock>) -> Metrics {
+        Metrics::with_collector(LogCollector {
+            log: Some(log),
+            clock,
+        })
+    }
+
+    /// Counters and histograms only, for a transport whose offsets and dead letters are not
+    /// in a local log (Kafka): the lag and dead-letter gauges are not reported.
+    pub fn without_log() -> Metrics {
+        Metrics::with_collector(LogCollector {
+            log: None,
+            clock: Arc::new(keel_log::SystemClock),
+        })
+    }
+
+    fn with_collector(collector: LogCollector) -> Metrics {
         let families = Families {
             published: Family::default(),
             handled: Family::default(),
@@ -136,7 +153,7 @@ impl Metrics {
             dead_lettered: Family::default(),
             handler_duration: Family::default(),
         };
-        let collector = Arc::new(LogCollector { log, clock });
+        let collector = Arc::new(collector);
         let mut registry = Registry::default();
         families.register(&mut registry, &collector);
         Metrics {
@@ -279,8 +296,8 @@ struct DeadLetters {
 }
 
 impl LogCollector {
-    fn lags(&self, now_ms: i64) -> Vec<PartitionGauges> {
-        let offsets = self.log.group_offsets();
+    fn lags(&self, log: &Log, now_ms: i64) -> Vec<PartitionGauges> {
+        let offsets = log.group_offsets();
         let mut lags = Vec::new();
         'groups: for group in offsets.groups() {
             for (topic, partition, committed) in offsets.group(&group) {
@@ -291,8 +308,7 @@ impl LogCollector {
                     );
                     break 'groups;
                 }
-                let Some(log_partition) = self
-                    .log
+                let Some(log_partition) = log
                     .topic(&topic)
                     .and_then(|t| t.partition(partition).cloned())
                 else {
@@ -317,9 +333,9 @@ impl LogCollector {
         lags
     }
 
-    fn dead_letters(&self, now_ms: i64) -> Vec<DeadLetters> {
+    fn dead_letters(&self, log: &Log, now_ms: i64) -> Vec<DeadLetters> {
         let mut out = Vec::new();
-        for topic in self.log.topics() {
+        for topic in log.topics() {
             let Some(source) = topic.name().strip_suffix(DLQ_SUFFIX) else {
                 continue;
             };
@@ -350,8 +366,10 @@ impl LogCollector {
 impl Collector for LogCollector {
     fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), fmt::Error> {
         let now_ms = self.clock.now_ms();
-        let lags = self.lags(now_ms);
-        let dead_letters = self.dead_letters(now_ms);
+        let (lags, dead_letters) = match &self.log {
+            Some(log) => (self.lags(log, now_ms), self.dead_letters(log, now_ms)),
+            None => (Vec::new(), Vec::new()),
+        };
         let events = Unit::Other("events".to_string());
         let seconds = Unit::Seconds;
 

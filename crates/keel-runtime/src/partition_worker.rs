@@ -1,8 +1,9 @@
-//! The consumer of one claimed partition for one route: fetches records, schedules them by
+//! The consumer of one assigned partition for one route: fetches records, schedules them by
 //! key (`schedule.rs`), runs each through the middleware chain (`pipeline.rs`), and commits
 //! the lowest unfinished offset.
 //!
-//! Not here: which partitions a member holds (`group.rs`, `router.rs`).
+//! Not here: which partitions a member holds (the transport's `Membership`, `router.rs`), how
+//! records are read and offsets committed (the transport's `PartitionLease`).
 //!
 //! # One task per partition, not one per event
 //!
@@ -31,14 +32,12 @@ use std::sync::Arc;
 
 use futures_util::stream::FuturesUnordered;
 use futures_util::{FutureExt, StreamExt};
-use keel_log::{OffsetCommit, Partition, ReadError, Record};
+use keel_log::Record;
 use tokio::sync::watch;
-use tokio::task::JoinError;
 use tokio::time::Instant;
 
-use crate::group::{Claim, Group};
+use crate::consume_transport::{CommitError, FetchError, PartitionLease};
 use crate::pipeline::{Outcome, RouteShared, process};
-use crate::policy::StartFrom;
 use crate::redelivery::NotDue;
 use crate::schedule::Schedule;
 
@@ -61,34 +60,54 @@ pub(crate) enum Ended {
     Failed,
 }
 
-/// Gives the claim back when the worker ends, whether it returns or its task is aborted.
-struct ClaimGuard {
-    group: Arc<Group>,
-    partition: u32,
-    claim: Claim,
-}
-
-impl Drop for ClaimGuard {
-    fn drop(&mut self) {
-        self.group.lock().release(self.partition, self.claim);
-        self.group.notify();
-    }
-}
-
-/// Consumes `partition` while holding `claim`, until told to drain or abandon.
+/// Consumes the partition of `lease` until told to drain or abandon.
 pub(crate) async fn run(
     route: Arc<RouteShared>,
-    group: Arc<Group>,
-    partition: u32,
-    claim: Claim,
+    lease: Arc<dyn PartitionLease>,
     mut control: watch::Receiver<Command>,
 ) -> Ended {
-    let _guard = ClaimGuard {
-        group: group.clone(),
-        partition,
-        claim,
+    let start = match lease.start().await {
+        Ok(start) => start,
+        Err(error) => {
+            tracing::error!(
+                topic = %route.topic,
+                partition = lease.partition(),
+                group = %route.group,
+                %error,
+                "cannot find where to start the partition"
+            );
+            return Ended::Failed;
+        }
     };
-    let mut worker = Worker::new(route, group, partition, claim);
+    // A partition never committed commits its start at once (so a group starting at the
+    // latest event keeps that place), except in a redelivery topic, which starts at the
+    // earliest anyway: its offsets appear (with lag) only once something was redelivered,
+    // not as an empty row per route and partition.
+    let committed = start.committed.unwrap_or(if route.redelivery {
+        start.offset
+    } else {
+        u64::MAX
+    });
+    tracing::info!(
+        topic = %route.topic,
+        partition = lease.partition(),
+        group = %route.group,
+        start = start.offset,
+        "partition assigned; consuming"
+    );
+    let mut worker = Worker {
+        route,
+        partition: lease.partition(),
+        lease,
+        schedule: Schedule::new(start.offset),
+        read_ahead: VecDeque::new(),
+        jobs: FuturesUnordered::new(),
+        not_due: NotDue::default(),
+        draining: watch::Sender::new(false),
+        committed,
+        last_commit: Instant::now(),
+        failed: false,
+    };
     worker.run(&mut control).await
 }
 
@@ -98,11 +117,9 @@ type Job = Pin<Box<dyn Future<Output = (u64, Result<Outcome, String>)> + Send>>;
 
 struct Worker {
     route: Arc<RouteShared>,
-    group: Arc<Group>,
     partition: u32,
-    /// The log partition, held so the hot loop does not look it up per pass.
-    log_partition: Arc<Partition>,
-    claim: Claim,
+    /// The partition's reads and commits, through the transport.
+    lease: Arc<dyn PartitionLease>,
     schedule: Schedule<Record>,
     /// Records read from the log but not yet scheduled (no room in the in-flight window),
     /// in offset order; at most one fetch (`fetch_bytes_max`) of records.
@@ -118,57 +135,8 @@ struct Worker {
 }
 
 impl Worker {
-    fn new(route: Arc<RouteShared>, group: Arc<Group>, partition: u32, claim: Claim) -> Worker {
-        let log_partition = route
-            .topic
-            .partition(partition)
-            .expect("claimed partition exists")
-            .clone();
-        let log_start = log_partition.log_start_offset();
-        let high_watermark = log_partition.high_watermark();
-        let committed = route
-            .bus
-            .log()
-            .group_offsets()
-            .fetch(&route.group, route.topic.name(), partition)
-            .map(|c| c.offset);
-        let start = match (committed, route.consumer.start_from) {
-            (Some(offset), _) => offset.clamp(log_start, high_watermark),
-            (None, StartFrom::Earliest) => log_start,
-            (None, StartFrom::Latest) => high_watermark,
-        };
-        // A partition never committed commits its start at once (so a group starting at the
-        // latest event keeps that place), except in a redelivery topic, which starts at the
-        // earliest anyway: its offsets appear (with lag) only once something was
-        // redelivered, not as an empty row per route and partition.
-        let committed = committed.unwrap_or(if route.redelivery { start } else { u64::MAX });
-        tracing::info!(
-            topic = route.topic.name(),
-            partition,
-            group = %route.group,
-            start,
-            epoch = claim.epoch,
-            "partition assigned; consuming"
-        );
-        Worker {
-            route,
-            group,
-            partition,
-            log_partition,
-            claim,
-            schedule: Schedule::new(start),
-            read_ahead: VecDeque::new(),
-            jobs: FuturesUnordered::new(),
-            not_due: NotDue::default(),
-            draining: watch::Sender::new(false),
-            committed,
-            last_commit: Instant::now(),
-            failed: false,
-        }
-    }
-
     async fn run(&mut self, control: &mut watch::Receiver<Command>) -> Ended {
-        let waker = self.route.bus.waker(self.route.topic.name());
+        let waker = self.lease.data_signal();
         let consumer = self.route.consumer.clone();
         loop {
             let command = *control.borrow_and_update();
@@ -201,7 +169,7 @@ impl Worker {
                 .in_flight_max
                 .saturating_sub(self.schedule.unfinished());
             let want_data = !draining && room > 0;
-            if want_data && self.log_partition.high_watermark() > self.schedule.next_offset() {
+            if want_data && self.lease.has_data(self.schedule.next_offset()) {
                 self.fetch(room).await;
                 continue;
             }
@@ -221,7 +189,7 @@ impl Worker {
             tokio::pin!(notified);
             if want_data {
                 notified.as_mut().enable();
-                if self.log_partition.high_watermark() > self.schedule.next_offset() {
+                if self.lease.has_data(self.schedule.next_offset()) {
                     continue;
                 }
             }
@@ -248,7 +216,7 @@ impl Worker {
         {
             self.start(offset, record);
         }
-        let now_ms = self.route.redelivery.then(|| self.route.bus.now_ms());
+        let now_ms = self.route.redelivery.then(|| self.route.transport.now_ms());
         while let Some((offset, record)) =
             self.schedule.start_next(concurrency + self.not_due.len())
         {
@@ -307,7 +275,7 @@ impl Worker {
                 // event's fate is unknown: keep it unfinished, stop the partition, and let
                 // the member restart it from the committed offset.
                 tracing::error!(
-                    topic = self.route.topic.name(),
+                    topic = %self.route.topic,
                     partition = self.partition,
                     offset,
                     %panic,
@@ -319,11 +287,8 @@ impl Worker {
         }
     }
 
-    /// Awaits a blocking log operation while the running chains go on and finish.
-    async fn beside_jobs<T>(
-        &mut self,
-        operation: tokio::task::JoinHandle<T>,
-    ) -> Result<T, JoinError> {
+    /// Awaits a read or commit of the lease while the running chains go on and finish.
+    async fn beside_jobs<T>(&mut self, operation: impl Future<Output = T>) -> T {
         tokio::pin!(operation);
         loop {
             tokio::select! {
@@ -355,22 +320,19 @@ impl Worker {
     /// Reads one `fetch_bytes_max` of records at the schedule's next offset into the
     /// read-ahead.
     async fn read_more(&mut self) {
-        let log_partition = self.log_partition.clone();
+        let lease = self.lease.clone();
         let offset = self.schedule.next_offset();
-        let max_bytes = self.route.consumer.fetch_bytes_max;
-        let read =
-            tokio::task::spawn_blocking(move || log_partition.read_records(offset, max_bytes));
-        let read = self.beside_jobs(read).await;
-        match read {
-            Ok(Ok(records)) => {
+        let read = lease.fetch(offset, self.route.consumer.fetch_bytes_max);
+        match self.beside_jobs(read).await {
+            Ok(records) => {
                 self.read_ahead
                     .extend(records.into_iter().filter(|r| r.offset >= offset));
             }
-            Ok(Err(ReadError::OffsetOutOfRange { log_start, .. })) if offset < log_start => {
+            Err(FetchError::OutOfRange { log_start }) => {
                 // Retention removed events this group had not reached yet. They are gone;
                 // say so loudly and go on from the first stored event.
                 tracing::error!(
-                    topic = self.route.topic.name(),
+                    topic = %self.route.topic,
                     partition = self.partition,
                     from = offset,
                     to = log_start,
@@ -380,9 +342,9 @@ impl Worker {
                     self.schedule = Schedule::new(log_start);
                 }
             }
-            Ok(Err(error)) => {
+            Err(error) => {
                 tracing::error!(
-                    topic = self.route.topic.name(),
+                    topic = %self.route.topic,
                     partition = self.partition,
                     offset,
                     %error,
@@ -390,7 +352,6 @@ impl Worker {
                 );
                 tokio::time::sleep(self.route.consumer.poll_interval).await;
             }
-            Err(_) => tokio::time::sleep(self.route.consumer.poll_interval).await,
         }
     }
 
@@ -401,48 +362,25 @@ impl Worker {
         if offset == self.committed {
             return true;
         }
-        let group = self.group.clone();
-        let log = self.route.bus.log().clone();
-        let (claim, partition) = (self.claim, self.partition);
-        let commit = OffsetCommit {
-            topic: self.route.topic.name().to_string(),
-            partition,
-            offset,
-            metadata: String::new(),
-        };
-        let group_name = self.route.group.clone();
-        let now_ms = self.route.bus.now_ms();
-        // The holder check and the durable write happen under the group's lock, so a
-        // partition cannot change hands between them.
-        let result = tokio::task::spawn_blocking(move || {
-            let state = group.lock();
-            if state.may_commit(partition, claim).is_err() {
-                return Ok(false);
-            }
-            log.group_offsets()
-                .commit(&group_name, &[commit], now_ms)
-                .map(|()| true)
-        });
-        let result = self.beside_jobs(result).await;
-        match result {
-            Ok(Ok(true)) => {
+        let lease = self.lease.clone();
+        match self.beside_jobs(lease.commit(offset)).await {
+            Ok(()) => {
                 self.committed = offset;
                 true
             }
-            Ok(Ok(false)) => {
+            Err(CommitError::Fenced) => {
                 tracing::warn!(
-                    topic = self.route.topic.name(),
+                    topic = %self.route.topic,
                     partition = self.partition,
                     offset,
                     "commit refused: this member no longer holds the partition"
                 );
                 false
             }
-            Ok(Err(error)) => {
+            Err(error) => {
                 tracing::error!(%error, "committing offsets failed; will try again");
                 true
             }
-            Err(_) => true,
         }
     }
 }

@@ -13,15 +13,17 @@ use std::task::Poll;
 use std::time::Duration;
 
 use keel_core::{Event, TraceParent};
-use keel_log::{Record, Topic};
+use keel_log::Record;
 use tokio::sync::watch;
 use tokio::time::{Instant, Sleep};
 use tracing::Instrument;
 use tracing::field::Empty;
 
-use crate::bus::{EmbeddedBus, Publisher};
+use crate::bus::Publisher;
+use crate::consume_transport::ConsumeTransport;
 use crate::dead_letter::{
-    DeadLetter, DeadLetterHeaders, DeadLetterHook, DeadLetterKind, dead_letter_record, ensure_topic,
+    DeadLetter, DeadLetterHeaders, DeadLetterHook, DeadLetterKind, dead_letter_record,
+    dead_letter_topic,
 };
 use crate::dedupe::Inbox;
 use crate::error::{ErrorKind, HandlerError};
@@ -33,18 +35,19 @@ use crate::unwind::CatchUnwind;
 
 /// Everything a route's events share: the handler, the policies, the hooks.
 pub(crate) struct RouteShared {
-    pub(crate) bus: EmbeddedBus,
-    /// The bus's publisher, which every delivery's [`Context`] hands out.
+    /// Where the route consumes; redeliveries and dead letters are sent through it too.
+    pub(crate) transport: Arc<dyn ConsumeTransport>,
+    /// The transport's publisher, which every delivery's [`Context`] hands out.
     pub(crate) publisher: Publisher,
     /// The topic this route reads: its own, or its redelivery topic.
-    pub(crate) topic: Arc<Topic>,
+    pub(crate) topic: String,
     /// The topic the route subscribed to; dead letters go to its `.dlq`.
-    pub(crate) origin: Arc<Topic>,
+    pub(crate) origin: String,
     /// Whether `topic` is the redelivery topic of `origin` (records carry `keel_retry_*`).
     pub(crate) redelivery: bool,
     /// `<origin>.retry`, where [`RetryMode::Topic`] sends failed events; `None` for a route
     /// on a redelivery topic itself.
-    pub(crate) redelivery_topic: Option<Arc<Topic>>,
+    pub(crate) redelivery_topic: Option<String>,
     pub(crate) retry_mode: RetryMode,
     pub(crate) group: String,
     pub(crate) handler: Handler,
@@ -100,7 +103,7 @@ pub(crate) async fn process(
 ) -> Outcome {
     // 1. Trace/correlation: one span per event, named per the OpenTelemetry messaging
     //    conventions (`otel.name` is how tracing-opentelemetry names the exported span).
-    let topic = route.topic.name();
+    let topic = route.topic.as_str();
     let span = tracing::info_span!(
         "process",
         otel.name = %format_args!("{topic} process"),
@@ -155,7 +158,9 @@ impl Chain {
                 return Outcome::NotAddressed;
             }
             self.first_failure_ms = redelivered.first_failure_ms;
-            let wait_ms = redelivered.due_ms.saturating_sub(self.route.bus.now_ms());
+            let wait_ms = redelivered
+                .due_ms
+                .saturating_sub(self.route.transport.now_ms());
             self.redelivered = Some(redelivered);
             if wait_ms > 0 {
                 let wait = Duration::from_millis(wait_ms.unsigned_abs());
@@ -278,7 +283,7 @@ impl Chain {
                 }
                 Err(error) => error,
             };
-            let now = self.route.bus.now_ms();
+            let now = self.route.transport.now_ms();
             self.first_failure_ms.get_or_insert(now);
             // 4. Retry transient failures with backoff; 5. dead-letter the rest.
             let id = Some(event.id.clone());
@@ -332,20 +337,16 @@ impl Chain {
     fn origin(&self) -> (String, u32, u64) {
         match &self.redelivered {
             Some(r) => (r.topic.clone(), r.partition, r.offset),
-            None => (
-                self.route.topic.name().to_string(),
-                self.partition,
-                self.record.offset,
-            ),
+            None => (self.route.topic.clone(), self.partition, self.record.offset),
         }
     }
 
     /// Hands the event to `topic` (the redelivery topic) for its next attempt, due after the
     /// backoff of failed attempt `attempt`, retrying the append until it succeeds or the
     /// partition drains. The event is finished here: the key is free.
-    async fn redeliver(&mut self, topic: Arc<Topic>, attempt: u32) -> Outcome {
+    async fn redeliver(&mut self, topic: String, attempt: u32) -> Outcome {
         let (origin_topic, partition, offset) = self.origin();
-        let now = self.route.bus.now_ms();
+        let now = self.route.transport.now_ms();
         let delay_ms =
             i64::try_from(self.route.retry_delay(attempt).as_millis()).unwrap_or(i64::MAX);
         let redelivery = Redelivery {
@@ -357,19 +358,10 @@ impl Chain {
             offset,
             first_failure_ms: self.first_failure_ms,
         };
-        // The same partition index as the origin keeps a key's retries in one partition,
-        // in the order they failed.
-        let target = partition.min(topic.config().partitions - 1);
         let mut failures = 0;
         loop {
-            let record = redelivery_record(&self.record, &redelivery);
-            match self
-                .route
-                .bus
-                .append(topic.clone(), target, vec![record])
-                .await
-            {
-                Ok(_) => return Outcome::Redelivered,
+            match self.send_redelivery(&topic, partition, &redelivery).await {
+                Ok(()) => return Outcome::Redelivered,
                 Err(error) => {
                     failures += 1;
                     tracing::error!(%error, "could not store a redelivery; trying again");
@@ -381,6 +373,27 @@ impl Chain {
         }
     }
 
+    /// Sends the redelivery record to `topic`, in the same partition index as the origin:
+    /// that keeps a key's retries in one partition, in the order they failed.
+    async fn send_redelivery(
+        &self,
+        topic: &str,
+        partition: u32,
+        redelivery: &Redelivery,
+    ) -> Result<(), String> {
+        let transport = &self.route.transport;
+        let partitions = transport
+            .ensure_companion(&self.route.origin, topic)
+            .await?;
+        let record = redelivery_record(&self.record, redelivery);
+        let target = partition.min(partitions.saturating_sub(1));
+        transport
+            .send_to(topic, target, record)
+            .await
+            .map_err(|e| e.to_string())?;
+        Ok(())
+    }
+
     /// Stores the dead letter (retrying the append until it succeeds or the partition
     /// drains), then raises the alert.
     async fn dead_letter(
@@ -390,7 +403,7 @@ impl Chain {
         error: String,
         kind: DeadLetterKind,
     ) -> Outcome {
-        let now = self.route.bus.now_ms();
+        let now = self.route.transport.now_ms();
         let (topic, partition, offset) = self.origin();
         let mut report = DeadLetter {
             event_id,
@@ -452,19 +465,15 @@ impl Chain {
     }
 
     async fn store(&self, report: &DeadLetter, now: i64) -> Result<(String, u64), String> {
-        let log = self.route.bus.log().clone();
-        let source = self.route.origin.clone();
-        let topic = tokio::task::spawn_blocking(move || ensure_topic(&log, &source))
-            .await
-            .map_err(|e| e.to_string())?
-            .map_err(|e| e.to_string())?;
+        let transport = &self.route.transport;
+        let name = dead_letter_topic(&self.route.origin);
+        let partitions = transport
+            .ensure_companion(&self.route.origin, &name)
+            .await?;
         let record = dead_letter_record(&self.record, &report.headers, now);
-        let partition = report.headers.partition.min(topic.config().partitions - 1);
-        let name = topic.name().to_string();
-        let offset = self
-            .route
-            .bus
-            .append(topic, partition, vec![record])
+        let partition = report.headers.partition.min(partitions.saturating_sub(1));
+        let offset = transport
+            .send_to(&name, partition, record)
             .await
             .map_err(|e| e.to_string())?;
         Ok((name, offset))

@@ -1,9 +1,11 @@
 //! The router: [`Route`]s (topic + group + handler + policies), [`Router`] (starts one group
-//! member per route) and [`RouterHandle`] (graceful shutdown). The member task joins the
-//! group, heartbeats, and starts and stops one partition worker per claimed partition.
+//! member per route and consumed topic) and [`RouterHandle`] (graceful shutdown). The member
+//! task follows its [`Membership`] (the transport's assignments and revocations) and starts
+//! and stops one partition worker per assigned partition.
 //!
-//! Not here: the group rules (`group.rs`), the per-partition consumer (`partition_worker.rs`),
-//! the per-event chain (`pipeline.rs`).
+//! Not here: group membership itself (the transport: `embedded_transport.rs` and `group.rs`
+//! on the embedded log), the per-partition consumer (`partition_worker.rs`), the per-event
+//! chain (`pipeline.rs`).
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::atomic::AtomicBool;
@@ -15,13 +17,15 @@ use tokio::task::{Id, JoinSet};
 use tokio::time::Instant;
 
 use crate::bus::EmbeddedBus;
-use crate::dead_letter::ensure_companion_topic;
+use crate::consume_transport::{
+    ConsumeTransport, Membership, MembershipEvent, PartitionLease, Revocation,
+};
 use crate::dead_letter::{DeadLetter, DeadLetterHook};
 use crate::dedupe::Inbox;
+use crate::embedded_transport::EmbeddedTransport;
 use crate::error::StartError;
-use crate::group::{Group, MemberId, Refusal};
 use crate::handler::Handler;
-use crate::limits::{MEMBERS_MAX, RETRY_SUFFIX};
+use crate::limits::RETRY_SUFFIX;
 use crate::partition_worker::{self, Command, Ended};
 use crate::pipeline::RouteShared;
 use crate::policy::{
@@ -129,9 +133,9 @@ impl Route {
     }
 }
 
-/// Routes events of a bus to handlers. Build, add routes, [`start`](Router::start).
+/// Routes events of a transport to handlers. Build, add routes, [`start`](Router::start).
 pub struct Router {
-    bus: EmbeddedBus,
+    transport: Arc<dyn ConsumeTransport>,
     routes: Vec<Route>,
     on_dead_letter: Option<DeadLetterHook>,
 }
@@ -155,10 +159,16 @@ pub struct RouterHandle {
 }
 
 impl Router {
-    /// A router with no routes on `bus`.
+    /// A router with no routes on the embedded `bus`.
     pub fn new(bus: &EmbeddedBus) -> Router {
+        Router::on_transport(Arc::new(EmbeddedTransport::new(bus.clone())))
+    }
+
+    /// A router with no routes on `transport` (Kafka: `keel_kafka_client::KafkaTransport`).
+    /// Routes, handlers, inboxes, retries and dead letters work the same on every transport.
+    pub fn on_transport(transport: Arc<dyn ConsumeTransport>) -> Router {
         Router {
-            bus: bus.clone(),
+            transport,
             routes: Vec::new(),
             on_dead_letter: None,
         }
@@ -180,8 +190,8 @@ impl Router {
         self
     }
 
-    /// Validates every route and starts one group member per route on the current tokio
-    /// runtime. Must be called from inside a runtime.
+    /// Validates every route and starts one group member per route and consumed topic on
+    /// the current tokio runtime. Must be called from inside a runtime.
     pub fn start(self) -> Result<RouterHandle, StartError> {
         if self.routes.is_empty() {
             return Err(StartError::NoRoutes);
@@ -204,61 +214,35 @@ impl Router {
                     group: route.group.clone(),
                 });
             }
-            if self.bus.log().topic(&route.topic).is_none() {
-                return Err(StartError::UnknownTopic {
-                    topic: route.topic.clone(),
-                    group: route.group.clone(),
-                });
-            }
+        }
+        for route in &self.routes {
+            self.transport
+                .check_route(&route.topic, &route.group, &route.group_policy)?;
         }
         let (stop, _) = watch::channel(false);
         let mut members = JoinSet::new();
         for route in self.routes {
-            let origin = self.bus.log().topic(&route.topic).expect("checked above");
             // Every route also consumes its topic's redelivery topic as the same group (see
             // `redelivery.rs`), except a route on a redelivery topic itself.
-            let redelivery_topic = if route.topic.ends_with(RETRY_SUFFIX) {
-                None
-            } else {
-                let name = retry_topic(&route.topic);
-                let topic =
-                    ensure_companion_topic(self.bus.log(), &origin, &name).map_err(|source| {
-                        StartError::RedeliveryTopic {
-                            topic: name,
-                            source,
-                        }
-                    })?;
-                Some(topic)
-            };
+            let redelivery_topic =
+                (!route.topic.ends_with(RETRY_SUFFIX)).then(|| retry_topic(&route.topic));
             let dead_lettered = Arc::new(AtomicBool::new(false));
-            let mut consumers = vec![(origin.clone(), false)];
+            let mut consumers = vec![(route.topic.clone(), false)];
             if let Some(topic) = &redelivery_topic {
                 consumers.push((topic.clone(), true));
             }
             for (topic, redelivery) in consumers {
-                let group = self.bus.coordinator().group(
-                    &route.group,
-                    topic.name(),
-                    topic.config().partitions,
-                    &route.group_policy,
-                );
-                if group.lock().member_count() >= MEMBERS_MAX {
-                    return Err(StartError::GroupFull {
-                        topic: topic.name().to_string(),
-                        group: route.group,
-                    });
-                }
                 let mut consumer = route.consumer.clone();
                 if redelivery {
                     // A redelivery is never skipped, whatever a new group does on its topic.
                     consumer.start_from = StartFrom::Earliest;
                 }
                 let shared = Arc::new(RouteShared {
-                    bus: self.bus.clone(),
-                    publisher: self.bus.publisher(),
-                    metrics: self.bus.metrics().route(topic.name(), &route.group),
+                    transport: self.transport.clone(),
+                    publisher: self.transport.publisher(),
+                    metrics: self.transport.metrics().route(&topic, &route.group),
                     topic,
-                    origin: origin.clone(),
+                    origin: route.topic.clone(),
                     redelivery,
                     redelivery_topic: redelivery_topic.clone(),
                     retry_mode: route.retry_mode,
@@ -273,9 +257,8 @@ impl Router {
                     on_dead_letter: self.on_dead_letter.clone(),
                     dead_lettered: dead_lettered.clone(),
                 });
-                members.spawn(run_member(
+                members.spawn(join_and_run(
                     shared,
-                    group,
                     route.group_policy.clone(),
                     stop.subscribe(),
                 ));
@@ -302,143 +285,185 @@ impl RouterHandle {
 /// One partition worker as seen by its member.
 struct Slot {
     control: watch::Sender<Command>,
+    lease: Arc<dyn PartitionLease>,
+    /// Revocations acknowledged when the worker ended and the lease is dropped.
+    revocations: Vec<Revocation>,
 }
 
-/// A group member for one route: joins, heartbeats, follows the assignment, and leaves.
-async fn run_member(
-    route: Arc<RouteShared>,
-    group: Arc<Group>,
-    policy: GroupPolicy,
-    mut stop: watch::Receiver<bool>,
-) {
-    let mut changes = group.subscribe();
-    loop {
-        let member = group.lock().join(Instant::now());
-        group.notify();
-        tracing::info!(topic = route.topic.name(), group = %route.group, member, "joined group");
-        match membership(&route, &group, &policy, member, &mut stop, &mut changes).await {
-            Membership::Stopped => return,
-            Membership::Fenced => {
-                tracing::warn!(
-                    topic = route.topic.name(),
-                    group = %route.group,
-                    member,
-                    "fenced out of the group; rejoining"
-                );
-            }
+/// Joins the route's group on its topic (for a redelivery topic, once it exists), then runs
+/// the member.
+async fn join_and_run(route: Arc<RouteShared>, policy: GroupPolicy, stop: watch::Receiver<bool>) {
+    let transport = route.transport.clone();
+    if route.redelivery
+        && let Err(error) = transport
+            .ensure_companion(&route.origin, &route.topic)
+            .await
+    {
+        tracing::error!(topic = %route.topic, group = %route.group, %error, "cannot create the redelivery topic; this route does not consume it");
+        return;
+    }
+    let start_from = route.consumer.start_from;
+    match transport
+        .join(&route.group, &route.topic, &policy, start_from)
+        .await
+    {
+        Ok(membership) => run_member(route, membership, stop).await,
+        Err(error) => {
+            tracing::error!(topic = %route.topic, group = %route.group, %error, "cannot join the group; this route does not consume the topic");
         }
     }
 }
 
-enum Membership {
-    Stopped,
-    Fenced,
+/// The partitions of one member: a worker per assigned partition, drained on revocation,
+/// abandoned when the member was fenced, restarted after a pause when it failed.
+struct Member {
+    route: Arc<RouteShared>,
+    slots: BTreeMap<u32, Slot>,
+    workers: JoinSet<Ended>,
+    worker_partitions: HashMap<Id, u32>,
+    /// Partitions whose worker failed, with their lease, waiting to restart.
+    resting: BTreeMap<u32, (Instant, Arc<dyn PartitionLease>)>,
 }
 
-async fn membership(
-    route: &Arc<RouteShared>,
-    group: &Arc<Group>,
-    policy: &GroupPolicy,
-    member: MemberId,
-    stop: &mut watch::Receiver<bool>,
-    changes: &mut watch::Receiver<u64>,
-) -> Membership {
-    let mut slots: BTreeMap<u32, Slot> = BTreeMap::new();
-    let mut workers: JoinSet<Ended> = JoinSet::new();
-    let mut worker_partitions: HashMap<Id, u32> = HashMap::new();
-    let mut heartbeat = tokio::time::interval(policy.heartbeat_interval);
-    heartbeat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+/// A group member for one route: follows the membership's assignments and revocations, and
+/// on stop leaves, drains every partition and waits for the workers.
+async fn run_member(
+    route: Arc<RouteShared>,
+    mut membership: Box<dyn Membership>,
+    mut stop: watch::Receiver<bool>,
+) {
     // A partition whose worker failed is restarted after this pause, not in a tight loop.
     let restart_pause = route.consumer.poll_interval.max(Duration::from_millis(100));
-    let mut resting: BTreeMap<u32, Instant> = BTreeMap::new();
+    let mut member = Member {
+        route,
+        slots: BTreeMap::new(),
+        workers: JoinSet::new(),
+        worker_partitions: HashMap::new(),
+        resting: BTreeMap::new(),
+    };
+    let mut leaving = false;
+    let mut left = false;
     loop {
-        if *stop.borrow() {
-            group.lock().leave(member, Instant::now());
-            group.notify();
-            for slot in slots.values() {
+        if !leaving && *stop.borrow() {
+            leaving = true;
+            membership.leave();
+            member.resting.clear();
+            for slot in member.slots.values() {
                 slot.control.send_replace(Command::Drain);
             }
-            while workers.join_next().await.is_some() {}
-            tracing::info!(topic = route.topic.name(), group = %route.group, member, "left group");
-            return Membership::Stopped;
         }
-        // Follow the assignment: drain what moved away, claim what arrived.
-        changes.borrow_and_update();
-        let now = Instant::now();
-        let assigned: Vec<u32> = group.lock().assignment(member);
-        for (partition, slot) in &slots {
-            if !assigned.contains(partition) {
-                slot.control.send_if_modified(|command| {
-                    let changed = *command == Command::Run;
-                    if changed {
-                        *command = Command::Drain;
-                    }
-                    changed
-                });
-            }
+        if leaving && member.workers.is_empty() {
+            return;
         }
-        let mut fenced = false;
-        for partition in assigned {
-            if slots.contains_key(&partition) || resting.get(&partition).is_some_and(|t| *t > now) {
-                continue;
-            }
-            let claimed = group.lock().claim(member, partition, now);
-            match claimed {
-                Ok(claim) => {
-                    resting.remove(&partition);
-                    let (control, receiver) = watch::channel(Command::Run);
-                    let worker = partition_worker::run(
-                        route.clone(),
-                        group.clone(),
-                        partition,
-                        claim,
-                        receiver,
-                    );
-                    let handle = workers.spawn(worker);
-                    worker_partitions.insert(handle.id(), partition);
-                    slots.insert(partition, Slot { control });
-                }
-                Err(Refusal::NotYet) => {}
-                Err(Refusal::Fenced) => fenced = true,
-            }
-        }
-        if fenced {
-            return abandon(slots, workers).await;
-        }
-        let next_rest = resting.values().min().copied();
+        let next_rest = member.resting.values().map(|(at, _)| *at).min();
         tokio::select! {
-            _ = stop.changed() => {}
-            _ = changes.changed() => {}
-            _ = heartbeat.tick() => {
-                let beat = {
-                    let mut state = group.lock();
-                    let before = state.generation();
-                    state.heartbeat(member, Instant::now()).map(|after| after != before)
-                };
-                match beat {
-                    Ok(true) => group.notify(),
-                    Ok(false) => {}
-                    Err(_) => return abandon(slots, workers).await,
+            _ = stop.changed(), if !leaving => {}
+            event = membership.next(), if !left => match event {
+                None => left = true,
+                Some(MembershipEvent::Assigned(lease)) => {
+                    if !leaving {
+                        member.start(lease);
+                    }
                 }
-            }
-            Some(joined) = workers.join_next_with_id(), if !workers.is_empty() => {
+                Some(MembershipEvent::Revoked(revocation)) => member.revoke(revocation),
+                Some(MembershipEvent::Lost) => member.abandon().await,
+            },
+            Some(joined) = member.workers.join_next_with_id(), if !member.workers.is_empty() => {
                 let (id, ended) = match joined {
                     Ok((id, ended)) => (id, ended),
-                    // A worker that panicked is a runtime bug; its claim guard released the
-                    // partition, so rest and restart it from the committed offset.
+                    // A worker that panicked is a runtime bug: rest and restart it from the
+                    // committed offset.
                     Err(error) => (error.id(), Ended::Failed),
                 };
-                let partition = worker_partitions.remove(&id).expect("a worker has a partition");
-                slots.remove(&partition);
-                match ended {
-                    Ended::AsAsked => {}
-                    Ended::Failed => {
-                        resting.insert(partition, Instant::now() + restart_pause);
-                    }
-                    Ended::Fenced => return abandon(slots, workers).await,
-                }
+                member.ended(id, ended, leaving, restart_pause);
             }
-            () = sleep_until_opt(next_rest) => {}
+            () = sleep_until_opt(next_rest) => member.restart_rested(),
+        }
+    }
+}
+
+impl Member {
+    fn start(&mut self, lease: Arc<dyn PartitionLease>) {
+        let partition = lease.partition();
+        let (control, receiver) = watch::channel(Command::Run);
+        let worker = partition_worker::run(self.route.clone(), lease.clone(), receiver);
+        let handle = self.workers.spawn(worker);
+        self.worker_partitions.insert(handle.id(), partition);
+        let slot = Slot {
+            control,
+            lease,
+            revocations: Vec::new(),
+        };
+        self.slots.insert(partition, slot);
+    }
+
+    /// Drains a revoked partition; acknowledged once its worker ended.
+    fn revoke(&mut self, revocation: Revocation) {
+        let partition = revocation.partition();
+        self.resting.remove(&partition);
+        let Some(slot) = self.slots.get_mut(&partition) else {
+            return revocation.done();
+        };
+        slot.control.send_if_modified(|command| {
+            let changed = *command == Command::Run;
+            if changed {
+                *command = Command::Drain;
+            }
+            changed
+        });
+        slot.revocations.push(revocation);
+    }
+
+    fn ended(&mut self, id: Id, ended: Ended, leaving: bool, restart_pause: Duration) {
+        let partition = self
+            .worker_partitions
+            .remove(&id)
+            .expect("a worker has a partition");
+        let slot = self.slots.remove(&partition).expect("a worker has a slot");
+        if ended == Ended::Failed && slot.revocations.is_empty() && !leaving {
+            let at = Instant::now() + restart_pause;
+            self.resting.insert(partition, (at, slot.lease));
+            return;
+        }
+        // A fenced worker's partition is given back too: on the embedded log the membership
+        // finds the member fenced and reports it lost; on Kafka the group revokes it.
+        drop(slot.lease);
+        for revocation in slot.revocations {
+            revocation.done();
+        }
+    }
+
+    fn restart_rested(&mut self) {
+        let now = Instant::now();
+        let due: Vec<u32> = self
+            .resting
+            .iter()
+            .filter(|(_, (at, _))| *at <= now)
+            .map(|(partition, _)| *partition)
+            .collect();
+        for partition in due {
+            let (_, lease) = self
+                .resting
+                .remove(&partition)
+                .expect("due partition rests");
+            self.start(lease);
+        }
+    }
+
+    /// A fenced member gives everything up at once, without committing: its partitions may
+    /// already be someone else's.
+    async fn abandon(&mut self) {
+        for slot in self.slots.values() {
+            slot.control.send_replace(Command::Abandon);
+        }
+        while self.workers.join_next().await.is_some() {}
+        self.worker_partitions.clear();
+        self.resting.clear();
+        for (_, slot) in std::mem::take(&mut self.slots) {
+            drop(slot.lease);
+            for revocation in slot.revocations {
+                revocation.done();
+            }
         }
     }
 }
@@ -448,14 +473,4 @@ async fn sleep_until_opt(deadline: Option<Instant>) {
         Some(deadline) => tokio::time::sleep_until(deadline).await,
         None => std::future::pending().await,
     }
-}
-
-/// A fenced member gives everything up at once, without committing: its partitions may
-/// already be someone else's.
-async fn abandon(slots: BTreeMap<u32, Slot>, mut workers: JoinSet<Ended>) -> Membership {
-    for slot in slots.values() {
-        slot.control.send_replace(Command::Abandon);
-    }
-    while workers.join_next().await.is_some() {}
-    Membership::Fenced
 }

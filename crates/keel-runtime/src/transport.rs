@@ -3,10 +3,8 @@
 //! that publishes holds one type, [`Publisher`], whichever transport is configured.
 //!
 //! Not here: the embedded transport (`bus.rs`, which [`Publisher`] reaches directly, keeping
-//! its wake-ups and metrics), and consuming. The router still consumes only the embedded
-//! bus; its half of the port (group membership as assignments and revocations acknowledged
-//! after the drain, per-partition fetch and commit) is what `keel_kafka_client::KafkaMember`
-//! already provides on Kafka — see ARCHITECTURE.md, "the transport seam".
+//! its wake-ups and metrics), and consuming (`consume_transport.rs`, the port's other half) —
+//! see ARCHITECTURE.md, "the transport seam".
 
 use std::sync::Arc;
 
