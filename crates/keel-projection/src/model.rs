@@ -1,31 +1,46 @@
 //! The read-model port: [`ProjectionStore`], a model that applies events and stores its
-//! checkpoint atomically, and [`ProjectionError`].
+//! checkpoints (one per source partition) atomically, and [`ProjectionError`].
 
 use std::future::Future;
 
 use keel_store::RecordedEvent;
 
-/// A read model with its checkpoint: the position after the last event it applied.
+/// A read model with its checkpoints: per partition of its source, the position after the
+/// last event it applied (an event store has one partition, a topic several).
 ///
-/// Implementations must commit the model's writes for a batch and the new checkpoint in one
-/// transaction, and [`ProjectionStore::reset`] must clear the model and the checkpoint in
-/// one transaction, so the model always reflects exactly the events before its checkpoint.
+/// Implementations must commit the model's writes for a batch and the new checkpoint of
+/// the batch's partition in one transaction, and [`ProjectionStore::reset`] must clear the
+/// model and every checkpoint in one transaction, so the model always reflects exactly the
+/// events before its checkpoints.
 pub trait ProjectionStore: Send + Sync + 'static {
-    /// The projection's name, unique per database (it keys the checkpoint).
+    /// The projection's name, unique per database (it keys the checkpoints).
     fn name(&self) -> &str;
 
-    /// The position after the last event applied (0: nothing applied yet).
-    fn checkpoint(&self) -> impl Future<Output = Result<u64, ProjectionError>> + Send;
+    /// The checkpoint of each partition, indexed by partition; partitions never applied
+    /// may be missing from the end (they are at 0).
+    fn checkpoints(&self) -> impl Future<Output = Result<Vec<u64>, ProjectionError>> + Send;
 
-    /// Applies `events` (in position order, non-empty) to the model and sets the checkpoint
-    /// to the position after the last one, all in one transaction; returns the checkpoint.
-    /// If any event fails, nothing of the batch is kept.
+    /// The checkpoint of partition 0: for a model fed from an event store, the position
+    /// after the last event applied (0: nothing applied yet).
+    fn checkpoint(&self) -> impl Future<Output = Result<u64, ProjectionError>> + Send {
+        async {
+            let checkpoints = self.checkpoints().await?;
+            Ok(checkpoints.first().copied().unwrap_or(0))
+        }
+    }
+
+    /// Applies `events` (all of `partition`, in position order, non-empty) to the model and
+    /// sets that partition's checkpoint to the position after the last one, all in one
+    /// transaction; returns the checkpoint. If any event fails, nothing of the batch is
+    /// kept. A batch starting below the stored checkpoint (another projector of the same
+    /// model got there first) is refused with [`ProjectionError::Conflict`], unapplied.
     fn apply(
         &self,
+        partition: u32,
         events: Vec<RecordedEvent>,
     ) -> impl Future<Output = Result<u64, ProjectionError>> + Send;
 
-    /// Empties the model and sets the checkpoint to 0, in one transaction.
+    /// Empties the model and sets every checkpoint to 0, in one transaction.
     fn reset(&self) -> impl Future<Output = Result<(), ProjectionError>> + Send;
 }
 
@@ -60,7 +75,35 @@ pub enum ProjectionError {
         /// Why, one line.
         reason: String,
     },
-    /// Reading the event store failed.
+    /// Another projector of this model applied past the batch's start (two processes
+    /// running one projection); nothing of the batch was applied. Stop one of them.
+    #[error(
+        "projection '{projection}' partition {partition} is already at {stored}, past the batch starting at {position}: another projector runs this model"
+    )]
+    Conflict {
+        /// The projection.
+        projection: String,
+        /// The partition.
+        partition: u32,
+        /// The checkpoint found.
+        stored: u64,
+        /// The batch's first position.
+        position: u64,
+    },
+    /// The model holds checkpoints for more partitions than its source has: it was fed
+    /// from another source.
+    #[error(
+        "projection '{projection}' has a checkpoint for partition {partition}, but its source has {partitions} partitions"
+    )]
+    Partitions {
+        /// The projection.
+        projection: String,
+        /// The highest partition with a checkpoint.
+        partition: u32,
+        /// The source's partitions.
+        partitions: u32,
+    },
+    /// Reading the source failed.
     #[error("projection source: {0}")]
     Source(#[from] keel_store::ReadError),
 }

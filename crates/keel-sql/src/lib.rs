@@ -8,7 +8,8 @@
 //! It is the only Keel crate with SQL. It is not a transport (the relay publishes through
 //! [`keel_core::PublishPort`]) and holds no router logic (the handlers it builds are ordinary
 //! [`keel_runtime::Handler`]s). It also holds saga state ([`SqliteSagaStore`], and
-//! `PgSagaStore` with `postgres`) and projection checkpoints ([`SqliteProjection`]).
+//! `PgSagaStore` with `postgres`) and read models with their checkpoints
+//! ([`SqliteProjection`], and `PgProjection` with `postgres`).
 //!
 //! # The promise
 //!
@@ -121,8 +122,8 @@ pub use outbox::{
 };
 #[cfg(feature = "postgres")]
 pub use postgres::{
-    PG_SCHEMA_VERSION, PgDatabase, PgError, PgEventStore, PgInbox, PgOptions, PgOutbox,
-    PgSagaStore, PgTx, TxFuture,
+    ApplyFuture, PG_SCHEMA_VERSION, PgDatabase, PgError, PgEventStore, PgInbox, PgOptions,
+    PgOutbox, PgProjection, PgSagaStore, PgTx, TxFuture,
 };
 pub use projection::{ApplyError, SqliteProjection};
 pub use relay::RelayHandle;

@@ -1,7 +1,7 @@
-//! The outbox, its relay, the inbox, the event store and saga state on PostgreSQL (cargo
-//! feature `postgres`): [`PgDatabase`] (a connection pool whose schema is migrated on
-//! connect), [`PgOutbox`] (enqueue inside the caller's transaction), the relay it starts,
-//! [`PgInbox`], [`PgEventStore`] and [`PgSagaStore`].
+//! The outbox, its relay, the inbox, the event store, saga state and read models on
+//! PostgreSQL (cargo feature `postgres`): [`PgDatabase`] (a connection pool whose schema is
+//! migrated on connect), [`PgOutbox`] (enqueue inside the caller's transaction), the relay
+//! it starts, [`PgInbox`], [`PgEventStore`], [`PgSagaStore`] and [`PgProjection`].
 //!
 //! Driver: `tokio-postgres` with a `deadpool-postgres` pool, statements written by hand
 //! (`schema.rs`), nothing checked against a live database at compile time. No TLS in this
@@ -13,6 +13,7 @@ mod event_store;
 mod inbox;
 mod listen;
 mod outbox;
+mod projection;
 mod saga;
 mod schema;
 
@@ -24,6 +25,7 @@ use tokio_postgres::NoTls;
 pub use event_store::PgEventStore;
 pub use inbox::{PgInbox, PgTx, TxFuture};
 pub use outbox::PgOutbox;
+pub use projection::{ApplyFuture, PgProjection};
 pub use saga::PgSagaStore;
 pub use schema::PG_SCHEMA_VERSION;
 

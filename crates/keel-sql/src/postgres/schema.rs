@@ -17,6 +17,7 @@
 //! | 3 | `keel_inbox`: one row per (consumer, event id) processed, and its retention index |
 //! | 4 | `keel_outbox_keyless_pending`: the claim of rows without a key no longer walks every pending row |
 //! | 5 | `keel_sagas`: one row per saga instance, updated by compare-and-set on `version` |
+//! | 6 | `keel_projection_checkpoints`: per (projection, source partition), the position after the last event applied |
 //!
 //! Every component's tables are in this one history (unlike SQLite's track per component),
 //! so connecting a [`PgDatabase`](super::PgDatabase) — and so `keel migrate` — brings all of
@@ -63,6 +64,11 @@ pub(crate) const MIGRATIONS: &[Migration] = &[
         version: 5,
         name: "saga instances",
         sql: CREATE_SAGAS,
+    },
+    Migration {
+        version: 6,
+        name: "projection checkpoints",
+        sql: CREATE_PROJECTION_CHECKPOINTS,
     },
 ];
 
@@ -314,6 +320,36 @@ pub(crate) const SELECT_UNFINISHED_SAGAS: &str = "
 SELECT id, saga, status, step, attempt, deadline_ms, data, error, version
 FROM keel_sagas WHERE saga = $1 AND status IN ('running', 'compensating')
 ORDER BY id LIMIT $2";
+
+const CREATE_PROJECTION_CHECKPOINTS: &str = "
+CREATE TABLE keel_projection_checkpoints (
+    projection       text        NOT NULL,
+    source_partition integer     NOT NULL,
+    next_position    bigint      NOT NULL,
+    updated_at       timestamptz NOT NULL DEFAULT clock_timestamp(),
+    PRIMARY KEY (projection, source_partition)
+);
+";
+
+pub(crate) const SELECT_PROJECTION_CHECKPOINTS: &str = "
+SELECT source_partition, next_position FROM keel_projection_checkpoints
+WHERE projection = $1 ORDER BY source_partition";
+/// Locks the partition's checkpoint row for the batch's transaction, so a second projector
+/// of the same model waits here and then sees the first one's checkpoint.
+pub(crate) const LOCK_PROJECTION_CHECKPOINT: &str = "
+SELECT next_position FROM keel_projection_checkpoints
+WHERE projection = $1 AND source_partition = $2 FOR UPDATE";
+/// Sets the checkpoint unless another projector moved it past the batch's first position
+/// `$4` meanwhile (the first batch has no row to lock: two inserts race, and the loser's
+/// `DO UPDATE` sees the winner's row and changes nothing).
+pub(crate) const UPSERT_PROJECTION_CHECKPOINT: &str = "
+INSERT INTO keel_projection_checkpoints (projection, source_partition, next_position)
+VALUES ($1, $2, $3)
+ON CONFLICT (projection, source_partition) DO UPDATE
+SET next_position = excluded.next_position, updated_at = clock_timestamp()
+WHERE keel_projection_checkpoints.next_position <= $4";
+pub(crate) const DELETE_PROJECTION_CHECKPOINTS: &str =
+    "DELETE FROM keel_projection_checkpoints WHERE projection = $1";
 
 /// Why migrating failed.
 #[derive(Debug)]

@@ -8,13 +8,18 @@
 //!
 //! ```text
 //! BEGIN IMMEDIATE
+//!   SELECT next_position (partition)       -- refuse a batch another projector applied
 //!   apply(tx, event)   for each event      -- the application's model writes
-//!   UPSERT keel_projection_checkpoints     -- next_position = last position + 1
+//!   UPSERT keel_projection_checkpoints     -- (projection, partition): last position + 1
 //! COMMIT                                   -- one fsync; model and checkpoint together
 //! ```
 //!
 //! Any failure (an `apply` error, a busy database) rolls back the whole batch, so the model
-//! never holds an event its checkpoint does not cover, or the reverse.
+//! never holds an event its checkpoint does not cover, or the reverse. A batch whose
+//! partition is stored past the batch's first position was applied by another projector
+//! of the same model (two processes running it); it is refused, unapplied
+//! (`ProjectionError::Conflict`). `reset` runs the application's `reset` and deletes every
+//! checkpoint of the projection in one transaction.
 
 mod schema;
 
@@ -116,11 +121,32 @@ impl Shared {
         }
     }
 
-    fn apply_batch(&self, events: &[RecordedEvent]) -> Result<u64, ProjectionError> {
+    fn apply_batch(
+        &self,
+        partition: u32,
+        events: &[RecordedEvent],
+    ) -> Result<u64, ProjectionError> {
         let mut connection = self.connection.lock().expect("projection connection");
         let tx = connection
             .transaction_with_behavior(TransactionBehavior::Immediate)
             .map_err(|e| self.storage("begin", e))?;
+        let first = events.first().map_or(0, |e| e.position);
+        let stored: Option<i64> = tx
+            .query_row(
+                schema::SELECT_CHECKPOINT,
+                params![self.name, partition],
+                |row| row.get(0),
+            )
+            .optional()
+            .map_err(|e| self.storage("checkpoint", e))?;
+        if let Some(stored) = stored.filter(|&stored| stored as u64 > first) {
+            return Err(ProjectionError::Conflict {
+                projection: self.name.clone(),
+                partition,
+                stored: stored as u64,
+                position: first,
+            });
+        }
         for event in events {
             (self.apply)(&tx, event).map_err(|e| ProjectionError::Apply {
                 projection: self.name.clone(),
@@ -133,7 +159,7 @@ impl Shared {
         let checkpoint = events.last().map_or(0, |e| e.position + 1);
         tx.execute(
             schema::UPSERT_CHECKPOINT,
-            params![self.name, checkpoint as i64, wall_clock_ms()],
+            params![self.name, partition, checkpoint as i64, wall_clock_ms()],
         )
         .map_err(|e| self.storage("checkpoint", e))?;
         tx.commit().map_err(|e| self.storage("commit", e))?;
@@ -146,13 +172,24 @@ impl Shared {
             .transaction_with_behavior(TransactionBehavior::Immediate)
             .map_err(|e| self.storage("begin", e))?;
         (self.reset)(&tx).map_err(|e| self.storage("reset", e))?;
-        tx.execute(
-            schema::UPSERT_CHECKPOINT,
-            params![self.name, 0, wall_clock_ms()],
-        )
-        .map_err(|e| self.storage("checkpoint", e))?;
+        tx.execute(schema::DELETE_CHECKPOINTS, params![self.name])
+            .map_err(|e| self.storage("checkpoint", e))?;
         tx.commit().map_err(|e| self.storage("commit", e))
     }
+}
+
+/// Checkpoint rows `(partition, next position)` as the port's vector indexed by partition
+/// (partitions without a row are at 0).
+pub(crate) fn by_partition(rows: impl IntoIterator<Item = (u32, u64)>) -> Vec<u64> {
+    let mut checkpoints = Vec::new();
+    for (partition, position) in rows {
+        let index = partition as usize;
+        if checkpoints.len() <= index {
+            checkpoints.resize(index + 1, 0);
+        }
+        checkpoints[index] = position;
+    }
+    checkpoints
 }
 
 impl ProjectionStore for SqliteProjection {
@@ -160,22 +197,29 @@ impl ProjectionStore for SqliteProjection {
         &self.shared.name
     }
 
-    async fn checkpoint(&self) -> Result<u64, ProjectionError> {
+    async fn checkpoints(&self) -> Result<Vec<u64>, ProjectionError> {
         let name = self.shared.name.clone();
-        self.query(move |connection| {
-            connection
-                .query_row(schema::SELECT_CHECKPOINT, [name], |row| {
-                    row.get::<_, i64>(0)
-                })
-                .optional()
-                .map(|position| position.unwrap_or(0) as u64)
-        })
-        .await
+        let rows: Vec<(u32, i64)> = self
+            .query(move |connection| {
+                connection
+                    .prepare_cached(schema::SELECT_CHECKPOINTS)?
+                    .query_map([name], |row| Ok((row.get(0)?, row.get(1)?)))?
+                    .collect()
+            })
+            .await?;
+        Ok(by_partition(
+            rows.into_iter()
+                .map(|(partition, position)| (partition, position as u64)),
+        ))
     }
 
-    async fn apply(&self, events: Vec<RecordedEvent>) -> Result<u64, ProjectionError> {
+    async fn apply(
+        &self,
+        partition: u32,
+        events: Vec<RecordedEvent>,
+    ) -> Result<u64, ProjectionError> {
         let shared = self.shared.clone();
-        blocking(move || shared.apply_batch(&events)).await
+        blocking(move || shared.apply_batch(partition, &events)).await
     }
 
     async fn reset(&self) -> Result<(), ProjectionError> {
