@@ -50,6 +50,11 @@ pub(crate) struct ServeArgs {
     /// Log line format.
     #[arg(long, env = "KEEL_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     log_format: LogFormat,
+    /// Export spans over OTLP/HTTP to `$OTEL_EXPORTER_OTLP_ENDPOINT` [default:
+    /// http://localhost:4318] as service `$OTEL_SERVICE_NAME` [default: keel].
+    #[cfg(feature = "otel")]
+    #[arg(long, env = "KEEL_OTEL", value_name = "BOOL", num_args = 0..=1, default_missing_value = "true")]
+    otel: Option<bool>,
 }
 
 /// How log lines are written to stderr.
@@ -72,14 +77,16 @@ struct ConfigFile {
     kafka_fsync: Option<String>,
     kafka_auto_create_topics: Option<bool>,
     shutdown_grace_ms: Option<u64>,
+    /// OTLP span export (needs keel built with the `otel` feature).
+    otel: Option<bool>,
 }
 
 pub(crate) fn run(data_dir: &Path, args: ServeArgs) -> anyhow::Result<()> {
-    init_logging(args.log_format);
     let file = match &args.config {
         Some(path) => read_config_file(path)?,
         None => ConfigFile::default(),
     };
+    let otel = init_logging(args.log_format, otel_wanted(&args, &file)?)?;
     let mut config = ServerConfig::new(data_dir);
     if let Some(addr) = args.http_addr.or(file.http) {
         config.http_addr = addr;
@@ -153,6 +160,7 @@ pub(crate) fn run(data_dir: &Path, args: ServeArgs) -> anyhow::Result<()> {
     // The lock is released now; a stale file would only point at a dead address, but the
     // CLI reads it only while the lock is held, so removing it is tidiness, not safety.
     let _ = std::fs::remove_file(&addr_file);
+    otel.finish();
     served
 }
 
@@ -171,14 +179,95 @@ fn read_config_file(path: &Path) -> anyhow::Result<ConfigFile> {
     })
 }
 
-fn init_logging(format: LogFormat) {
+/// Whether spans are exported: the flag, else the config file's `otel`; refused when this
+/// binary was built without the `otel` feature.
+fn otel_wanted(args: &ServeArgs, file: &ConfigFile) -> anyhow::Result<bool> {
+    #[cfg(feature = "otel")]
+    let wanted = args.otel.or(file.otel).unwrap_or(false);
+    #[cfg(not(feature = "otel"))]
+    let wanted = {
+        let _ = args;
+        file.otel.unwrap_or(false)
+    };
+    if wanted && !cfg!(feature = "otel") {
+        anyhow::bail!("otel = true needs keel built with the `otel` feature");
+    }
+    Ok(wanted)
+}
+
+/// Installs the log subscriber, with the OTLP span export layer when `otel` is set.
+fn init_logging(format: LogFormat, otel: bool) -> anyhow::Result<SpanExport> {
+    use tracing_subscriber::Layer;
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
+
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    match format {
-        LogFormat::Text => builder.init(),
-        LogFormat::Json => builder.json().init(),
+    let export = SpanExport::start(otel)?;
+    let fmt = tracing_subscriber::fmt::layer().with_writer(std::io::stderr);
+    let fmt = match format {
+        LogFormat::Text => fmt.boxed(),
+        LogFormat::Json => fmt.json().boxed(),
+    };
+    tracing_subscriber::registry()
+        .with(filter)
+        .with(fmt)
+        .with(export.layer())
+        .init();
+    Ok(export)
+}
+
+/// The OTLP span export of `keel serve`, when built with the `otel` feature and asked for.
+struct SpanExport {
+    #[cfg(feature = "otel")]
+    otel: Option<keel_otel::Otel>,
+}
+
+impl SpanExport {
+    fn start(wanted: bool) -> anyhow::Result<SpanExport> {
+        #[cfg(feature = "otel")]
+        {
+            let otel = if wanted {
+                // The binary reads the environment: OTEL_SERVICE_NAME wins, else "keel"; the
+                // SDK reads the OTEL_EXPORTER_OTLP_* variables itself.
+                let name = std::env::var("OTEL_SERVICE_NAME").unwrap_or_else(|_| "keel".into());
+                let config = keel_otel::OtelConfig::default().with_service_name(name);
+                Some(keel_otel::init(&config)?)
+            } else {
+                None
+            };
+            Ok(SpanExport { otel })
+        }
+        #[cfg(not(feature = "otel"))]
+        {
+            debug_assert!(!wanted, "refused by otel_wanted");
+            Ok(SpanExport {})
+        }
+    }
+
+    fn layer<S>(&self) -> Option<Box<dyn tracing_subscriber::Layer<S> + Send + Sync>>
+    where
+        S: tracing::Subscriber
+            + for<'span> tracing_subscriber::registry::LookupSpan<'span>
+            + Send
+            + Sync,
+    {
+        #[cfg(feature = "otel")]
+        {
+            use tracing_subscriber::Layer;
+            self.otel.as_ref().map(|otel| otel.layer().boxed())
+        }
+        #[cfg(not(feature = "otel"))]
+        None
+    }
+
+    /// Exports the spans still buffered (blocks up to the exporter's timeout).
+    fn finish(self) {
+        #[cfg(feature = "otel")]
+        if let Some(otel) = self.otel
+            && let Err(error) = otel.shutdown()
+        {
+            tracing::warn!(%error, "could not export the last spans");
+        }
     }
 }
 

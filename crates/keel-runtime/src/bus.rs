@@ -22,6 +22,7 @@ use bytes::Bytes;
 use keel_core::{Event, TraceParent};
 use keel_log::{Clock, Header, Log, NewRecord, SystemClock, Topic};
 use tokio::sync::Notify;
+use tracing::Instrument;
 
 use crate::error::PublishError;
 use crate::group::Coordinator;
@@ -182,6 +183,12 @@ impl Publisher {
     /// even if this future is dropped, so a dropped publish may or may not be stored; publish
     /// again with the same event id and let consumers dedupe.
     pub async fn publish(&self, topic: &str, mut event: Event) -> Result<Published, PublishError> {
+        let span = crate::otel::send_span(topic, &mut event);
+        self.send(topic, event).instrument(span).await
+    }
+
+    /// [`Publisher::publish`] inside its `send` span (`otel.rs`).
+    async fn send(&self, topic: &str, mut event: Event) -> Result<Published, PublishError> {
         if event.traceparent.is_none() {
             event.traceparent = Some(TraceParent::new_root());
         }

@@ -134,6 +134,7 @@ mod histogram;
 mod lag;
 pub mod limits;
 mod metrics;
+mod otel;
 mod partition_worker;
 mod pipeline;
 mod policy;

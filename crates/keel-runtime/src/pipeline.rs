@@ -12,7 +12,7 @@ use std::sync::{Arc, Mutex};
 use std::task::Poll;
 use std::time::Duration;
 
-use keel_core::{Event, TraceParent};
+use keel_core::Event;
 use keel_log::Record;
 use tokio::sync::watch;
 use tokio::time::{Instant, Sleep};
@@ -120,6 +120,7 @@ pub(crate) async fn process(
         keel.handler = %route.handler.name(),
         trace_id = Empty,
     );
+    crate::otel::continue_trace(&span, &record.headers);
     let chain = Chain {
         route,
         partition,
@@ -191,7 +192,9 @@ impl Chain {
         };
         // Handling continues the producer's trace; an event without one starts a trace
         // here, so the handler's follow-up events can still be tied together.
-        let trace = *event.traceparent.get_or_insert_with(TraceParent::new_root);
+        let trace = *event
+            .traceparent
+            .get_or_insert_with(crate::otel::trace_root);
         let span = tracing::Span::current();
         span.record("messaging.message.id", event.id.as_str());
         span.record("cloudevents.event_type", event.ty.as_str());

@@ -10,12 +10,16 @@
 //! [`saga`] (orchestrated sagas as durable state machines) and [`schema`] (the schema
 //! registry: compatibility rules, publish-time validation, consumer contracts with
 //! upcasters, the event catalog). With the `kafka` feature,
-//! `kafka` is the Kafka transport (rdkafka), for `keel serve` or any Kafka cluster.
+//! `kafka` is the Kafka transport (rdkafka), for `keel serve` or any Kafka cluster. With the
+//! `otel` feature, `otel` exports Keel's spans over OTLP, one trace across the events a
+//! request caused.
 
 pub use keel_core as core;
 #[cfg(feature = "kafka")]
 pub use keel_kafka_client as kafka;
 pub use keel_log as log;
+#[cfg(feature = "otel")]
+pub use keel_otel as otel;
 pub use keel_projection as projection;
 pub use keel_runtime as runtime;
 pub use keel_saga as saga;
