@@ -43,6 +43,30 @@ pub(crate) struct ServeArgs {
     /// Whether a Metadata request for an unknown topic creates it [default: true].
     #[arg(long, env = "KEEL_KAFKA_AUTO_CREATE_TOPICS", value_name = "BOOL")]
     kafka_auto_create_topics: Option<bool>,
+    /// Shortest session timeout a Kafka group member may ask for, in milliseconds (Kafka's
+    /// `group.min.session.timeout.ms`) [default: 6000].
+    #[arg(
+        long,
+        env = "KEEL_KAFKA_GROUP_MIN_SESSION_TIMEOUT_MS",
+        value_name = "MS"
+    )]
+    kafka_group_min_session_timeout_ms: Option<i32>,
+    /// Longest session timeout a Kafka group member may ask for, in milliseconds
+    /// (`group.max.session.timeout.ms`) [default: 1800000].
+    #[arg(
+        long,
+        env = "KEEL_KAFKA_GROUP_MAX_SESSION_TIMEOUT_MS",
+        value_name = "MS"
+    )]
+    kafka_group_max_session_timeout_ms: Option<i32>,
+    /// How long the first rebalance of an empty Kafka group waits for more members, in
+    /// milliseconds (`group.initial.rebalance.delay.ms`) [default: 3000].
+    #[arg(
+        long,
+        env = "KEEL_KAFKA_GROUP_INITIAL_REBALANCE_DELAY_MS",
+        value_name = "MS"
+    )]
+    kafka_group_initial_rebalance_delay_ms: Option<i32>,
     /// Longest graceful shutdown waits for in-flight requests, in milliseconds
     /// [default: 10000].
     #[arg(long, env = "KEEL_SHUTDOWN_GRACE_MS", value_name = "MS")]
@@ -76,6 +100,9 @@ struct ConfigFile {
     kafka_partitions: Option<u32>,
     kafka_fsync: Option<String>,
     kafka_auto_create_topics: Option<bool>,
+    kafka_group_min_session_timeout_ms: Option<i32>,
+    kafka_group_max_session_timeout_ms: Option<i32>,
+    kafka_group_initial_rebalance_delay_ms: Option<i32>,
     shutdown_grace_ms: Option<u64>,
     /// OTLP span export (needs keel built with the `otel` feature).
     otel: Option<bool>,
@@ -120,6 +147,25 @@ pub(crate) fn run(data_dir: &Path, args: ServeArgs) -> anyhow::Result<()> {
         .or(file.kafka_auto_create_topics)
     {
         config.kafka.auto_create_topics = auto;
+    }
+    let groups = &mut config.groups;
+    if let Some(ms) = args
+        .kafka_group_min_session_timeout_ms
+        .or(file.kafka_group_min_session_timeout_ms)
+    {
+        groups.session_timeout_ms_min = ms;
+    }
+    if let Some(ms) = args
+        .kafka_group_max_session_timeout_ms
+        .or(file.kafka_group_max_session_timeout_ms)
+    {
+        groups.session_timeout_ms_max = ms;
+    }
+    if let Some(ms) = args
+        .kafka_group_initial_rebalance_delay_ms
+        .or(file.kafka_group_initial_rebalance_delay_ms)
+    {
+        groups.initial_rebalance_delay_ms = ms;
     }
     if let Some(ms) = args.shutdown_grace_ms.or(file.shutdown_grace_ms) {
         config.shutdown_grace_ms = ms;

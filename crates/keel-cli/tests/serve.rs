@@ -167,35 +167,83 @@ fn a_bad_config_file_is_one_line_naming_the_file() {
     );
 }
 
-/// Whether confluent-kafka imports; when it does not, the test prints that it did not run,
-/// unless clients are required (CI), where it fails.
-fn confluent_kafka_available() -> bool {
+/// Whether the Python `module` imports; when it does not, the test prints that it did not
+/// run, unless clients are required (CI), where it fails.
+fn python_module_available(module: &str) -> bool {
     let ok = Command::new("python3")
-        .args(["-c", "import confluent_kafka"])
+        .args(["-c", &format!("import {module}")])
         .output()
         .is_ok_and(|output| output.status.success());
     let required = std::env::var("KEEL_TEST_KAFKA_CLIENTS").is_ok_and(|v| v == "1")
         || std::env::var("CI").is_ok_and(|v| v == "true");
     assert!(
         ok || !required,
-        "python module confluent_kafka is required but missing"
+        "python module {module} is required but missing"
     );
     if !ok {
-        eprintln!("confluent_kafka not found: the kill -9 Kafka test did not run");
+        eprintln!("{module} not found: this Kafka client test did not run");
     }
     ok
 }
 
+fn client_script(name: &str) -> String {
+    format!("{}/tests/clients/{name}", env!("CARGO_MANIFEST_DIR"))
+}
+
 fn durability_script() -> String {
-    format!(
-        "{}/tests/clients/kafka_durability.py",
-        env!("CARGO_MANIFEST_DIR")
+    client_script("kafka_durability.py")
+}
+
+/// The group coordinator's session-timeout bounds reach it from the config file, and a flag
+/// overrides the file: kafka-python's join with a 10 s session is refused under a 20 s
+/// minimum and accepted once the flag lowers the minimum to 5 s.
+#[test]
+fn coordinator_session_bounds_come_from_the_config_file_and_flags() {
+    if !python_module_available("kafka") {
+        return;
+    }
+    let keel = Keel::new();
+    let config = keel.dir.path().join("keel.toml");
+    std::fs::write(
+        &config,
+        "kafka_group_min_session_timeout_ms = 20000\nkafka_group_initial_rebalance_delay_ms = 0\n",
     )
+    .unwrap();
+    let config = config.to_str().unwrap();
+    let join = |served: &Served| {
+        let output = Command::new("python3")
+            .args([
+                &client_script("kafka_group_join.py"),
+                &served.kafka.to_string(),
+                "orders",
+            ])
+            .output()
+            .expect("run the group member");
+        assert!(
+            output.status.success(),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        String::from_utf8(output.stdout).unwrap().trim().to_owned()
+    };
+
+    let served = keel.serve(&["--config", config]);
+    assert_eq!(join(&served), "refused InvalidSessionTimeoutError");
+    assert!(served.terminate());
+
+    let served = keel.serve(&[
+        "--config",
+        config,
+        "--kafka-group-min-session-timeout-ms",
+        "5000",
+    ]);
+    assert_eq!(join(&served), "joined");
+    assert!(served.terminate());
 }
 
 #[test]
 fn every_record_acknowledged_over_kafka_survives_kill_9() {
-    if !confluent_kafka_available() {
+    if !python_module_available("confluent_kafka") {
         return;
     }
     let keel = Keel::new();

@@ -13,6 +13,7 @@ use crate::api;
 use crate::codec::{DecodedRequest, Request, encode_response, finish_frame, response_frame};
 use crate::config::{BrokerConfig, NodeAddress};
 use crate::group_hook::{GROUP_API_KEYS, GroupHook, GroupHookError, GroupRequest};
+use crate::metrics::BrokerMetrics;
 use crate::producers::Producers;
 use kafka_protocol::messages::ApiKey;
 
@@ -22,6 +23,7 @@ pub struct Broker {
     pub(crate) config: BrokerConfig,
     pub(crate) node: NodeAddress,
     pub(crate) producers: Producers,
+    pub(crate) metrics: BrokerMetrics,
     /// Bumped after every append this broker makes, so long-polling fetches wake up without
     /// a blocked thread each. The broker is the only writer of user topics while it holds the
     /// data directory's lock, so its own appends are all the appends there are.
@@ -65,6 +67,7 @@ impl Broker {
             config,
             node,
             producers: Producers::new(),
+            metrics: BrokerMetrics::default(),
             appended: watch::Sender::new(0),
             closing: AtomicBool::new(false),
             group: None,
@@ -75,6 +78,17 @@ impl Broker {
     pub fn with_group_hook(mut self, hook: Arc<dyn GroupHook>) -> Broker {
         self.group = Some(hook);
         self
+    }
+
+    /// Counts into `metrics` (shared with whoever registered them) instead of a private set.
+    pub fn with_metrics(mut self, metrics: BrokerMetrics) -> Broker {
+        self.metrics = metrics;
+        self
+    }
+
+    /// What this broker counts; register it to serve it.
+    pub fn metrics(&self) -> &BrokerMetrics {
+        &self.metrics
     }
 
     /// The log served.

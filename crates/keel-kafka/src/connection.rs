@@ -18,6 +18,7 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Instant;
 
 use bytes::{Bytes, BytesMut};
 use kafka_protocol::messages::ApiKey;
@@ -64,6 +65,7 @@ pub(crate) async fn serve(
     peer: SocketAddr,
     mut shutdown: watch::Receiver<bool>,
 ) -> ConnectionEnd {
+    let _open = broker.metrics.open_connection();
     let _ = stream.set_nodelay(true);
     let (reader, writer) = stream.into_split();
     let mut reader = BufReader::with_capacity(64 * 1024, reader);
@@ -126,10 +128,13 @@ async fn answer(
     match decode_request(frame, &versions) {
         Ok(request) => {
             tracing::trace!(%peer, api_key = ?request.api_key, version = request.version, client_id = ?request.header.client_id, "request");
-            broker
+            let (api_key, started) = (request.api_key, Instant::now());
+            let response = broker
                 .handle(request, peer)
                 .await
-                .map_err(|error| ConnectionEnd::Malformed(error.to_string()))
+                .map_err(|error| ConnectionEnd::Malformed(error.to_string()))?;
+            broker.metrics.request(api_key, started.elapsed());
+            Ok(response)
         }
         Err(DecodeError::UnsupportedVersion {
             api_key: ApiKey::ApiVersions,

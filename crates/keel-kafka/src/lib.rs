@@ -11,6 +11,8 @@
 //! - [`Broker`] (`broker.rs`) dispatches a decoded request to one handler file per API key in
 //!   `api/`. The consumer-group APIs are routed to a [`GroupHook`] (`group_hook.rs`), the seam
 //!   where the group coordinator ([`group::GroupCoordinator`], `group/`) plugs in.
+//! - [`BrokerMetrics`] (`metrics.rs`) counts requests, bytes per topic, partition errors and
+//!   open connections for `/metrics`.
 //! - `producers.rs` keeps idempotent-producer state (producer id, epoch, last sequences per
 //!   partition) so a retried batch is never written twice.
 //!
@@ -26,6 +28,7 @@ mod connection;
 pub mod group;
 mod group_hook;
 pub mod limits;
+mod metrics;
 mod producers;
 mod request_shape;
 mod server;
@@ -34,5 +37,6 @@ mod topic_config;
 pub use broker::Broker;
 pub use config::{BrokerConfig, NodeAddress};
 pub use group_hook::{GROUP_API_KEYS, GroupHook, GroupHookError, GroupRequest, GroupResponse};
+pub use metrics::BrokerMetrics;
 pub use server::KafkaListener;
 pub use topic_config::{TopicConfigError, apply_kafka_config};

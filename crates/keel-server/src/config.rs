@@ -7,6 +7,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use keel_kafka::BrokerConfig;
+use keel_kafka::group::GroupConfig;
 
 /// Default Kafka listener, as in the design's port table (the binary's default; a
 /// [`ServerConfig`] built in code serves Kafka only when `kafka_addr` is set).
@@ -35,6 +36,9 @@ pub struct ServerConfig {
     pub registry_addr: Option<SocketAddr>,
     /// The Kafka broker's settings (auto-creation, topic defaults, request size limit).
     pub kafka: BrokerConfig,
+    /// The Kafka group coordinator's settings (session timeout bounds, initial rebalance
+    /// delay).
+    pub groups: GroupConfig,
     /// How long shutdown waits for in-flight requests before it closes them, in milliseconds.
     pub shutdown_grace_ms: u64,
 }
@@ -58,6 +62,7 @@ impl ServerConfig {
             kafka_addr: None,
             registry_addr: None,
             kafka: BrokerConfig::default(),
+            groups: GroupConfig::default(),
             shutdown_grace_ms: SHUTDOWN_GRACE_MS_DEFAULT,
         }
     }
@@ -77,6 +82,12 @@ impl ServerConfig {
             return Err(ConfigError {
                 key: "kafka topic defaults",
                 reason: error.to_string(),
+            });
+        }
+        if let Err(error) = self.groups.validate() {
+            return Err(ConfigError {
+                key: error.key,
+                reason: error.reason,
             });
         }
         Ok(())
@@ -99,5 +110,15 @@ mod tests {
         let mut config = ServerConfig::new("data");
         config.shutdown_grace_ms = SHUTDOWN_GRACE_MS_MAX + 1;
         assert_eq!(config.validate().unwrap_err().key, "shutdown_grace_ms");
+    }
+
+    #[test]
+    fn coordinator_settings_are_checked_by_their_kafka_names() {
+        let mut config = ServerConfig::new("data");
+        config.groups.session_timeout_ms_max = config.groups.session_timeout_ms_min - 1;
+        assert_eq!(
+            config.validate().unwrap_err().key,
+            "group.max.session.timeout.ms"
+        );
     }
 }

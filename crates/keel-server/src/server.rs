@@ -10,11 +10,12 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use keel_kafka::group::{GroupConfig, GroupCoordinator};
-use keel_kafka::{Broker, KafkaListener};
+use keel_kafka::group::GroupCoordinator;
+use keel_kafka::{Broker, BrokerMetrics, KafkaListener};
 use keel_log::{AppendError, Log, OpenError};
 use keel_runtime::EmbeddedBus;
 use keel_schema::{Registry, RegistryError};
+use prometheus_client::registry::Registry as MetricsRegistry;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
@@ -152,10 +153,16 @@ impl Server {
                 .map(|listener| local_addr("schema registry", listener))
                 .transpose()?,
         };
+        let kafka_metrics = BrokerMetrics::default();
+        let mut registry = MetricsRegistry::default();
+        self.bus.metrics().register(&mut registry);
+        if kafka_listener.is_some() {
+            kafka_metrics.register(&mut registry);
+        }
         let (stop_sender, stop) = watch::channel(false);
         let http_server = tokio::spawn(serve_http(
             http_listener,
-            http::router(self.bus.clone()),
+            http::router(self.bus.clone(), Arc::new(registry)),
             stop.clone(),
         ));
         let registry_server =
@@ -172,8 +179,15 @@ impl Server {
             let config = self.config.kafka.clone();
             let node = config.node_address(addr);
             let log = self.bus.log().clone();
-            let groups = Arc::new(GroupCoordinator::start(log.clone(), GroupConfig::default()));
-            let broker = Arc::new(Broker::new(log, config, node).with_group_hook(groups));
+            let groups = Arc::new(GroupCoordinator::start(
+                log.clone(),
+                self.config.groups.clone(),
+            ));
+            let broker = Arc::new(
+                Broker::new(log, config, node)
+                    .with_group_hook(groups)
+                    .with_metrics(kafka_metrics),
+            );
             let mut stop = stop.clone();
             tokio::spawn(listener.serve(broker, async move {
                 let _ = stop.wait_for(|stopped| *stopped).await;

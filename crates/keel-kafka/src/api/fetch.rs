@@ -17,7 +17,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use kafka_protocol::ResponseError;
 use kafka_protocol::messages::fetch_response::{FetchableTopicResponse, PartitionData};
-use kafka_protocol::messages::{FetchRequest, FetchResponse};
+use kafka_protocol::messages::{ApiKey, FetchRequest, FetchResponse};
 use keel_log::ReadError;
 use tokio::time::Instant;
 
@@ -50,13 +50,28 @@ pub(crate) async fn handle(
         appends.borrow_and_update();
         let (responses, bytes, failed) = read_all(broker, &request, max_bytes).await;
         if bytes >= min_bytes || failed || Instant::now() >= deadline || broker.closing() {
-            return FetchResponse::default().with_responses(responses);
+            return answer(broker, responses);
         }
         // Woken by an append, or by the deadline (then the next pass answers).
         if let Ok(Err(_closed)) = tokio::time::timeout_at(deadline, appends.changed()).await {
-            return FetchResponse::default().with_responses(responses);
+            return answer(broker, responses);
         }
     }
+}
+
+/// The response of the pass that answers, counted: bytes sent per topic, partition errors.
+/// Earlier passes of a long poll are not counted; nothing of them is sent.
+fn answer(broker: &Broker, responses: Vec<FetchableTopicResponse>) -> FetchResponse {
+    for topic in &responses {
+        for partition in &topic.partitions {
+            broker
+                .metrics
+                .partition_error(ApiKey::Fetch, partition.error_code);
+            let sent = partition.records.as_ref().map_or(0, Bytes::len);
+            broker.metrics.bytes_out(&topic.topic, sent);
+        }
+    }
+    FetchResponse::default().with_responses(responses)
 }
 
 /// Reads every requested partition once: the responses, the record bytes found, and whether

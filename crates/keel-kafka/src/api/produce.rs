@@ -15,7 +15,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 use kafka_protocol::ResponseError;
 use kafka_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
-use kafka_protocol::messages::{ProduceRequest, ProduceResponse};
+use kafka_protocol::messages::{ApiKey, ProduceRequest, ProduceResponse};
 use keel_log::{AppendError, BatchError, Topic, check_batches};
 use tokio::task::JoinSet;
 
@@ -83,6 +83,11 @@ pub(crate) async fn handle(
         };
         let slot = &mut responses[topic_slot].partition_responses[partition_slot];
         *slot = outcome.fill(std::mem::take(slot), version);
+    }
+    for partition in responses.iter().flat_map(|t| &t.partition_responses) {
+        broker
+            .metrics
+            .partition_error(ApiKey::Produce, partition.error_code);
     }
     (acks != 0).then(|| ProduceResponse::default().with_responses(responses))
 }
@@ -170,6 +175,7 @@ async fn append(
             "transactional batches are not supported".into(),
         );
     }
+    let size = records.len();
     let bytes = records.to_vec();
     let outcome = if producer.is_idempotent() {
         match broker
@@ -223,6 +229,7 @@ async fn append(
     match outcome {
         Ok(base_offset) => {
             broker.notify_appended();
+            broker.metrics.bytes_in(name, size);
             PartitionOutcome::stored(base_offset, partition.log_start_offset())
         }
         Err(error) => {

@@ -42,3 +42,75 @@ impl Default for GroupConfig {
         }
     }
 }
+
+/// A coordinator setting out of range, naming it by Kafka's name.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{key}: {reason}")]
+pub struct GroupConfigError {
+    /// Kafka's name of the setting, such as `group.min.session.timeout.ms`.
+    pub key: &'static str,
+    /// What is wrong with it.
+    pub reason: String,
+}
+
+impl GroupConfig {
+    /// Checks the settings an operator may change; the first one out of range is named.
+    pub fn validate(&self) -> Result<(), GroupConfigError> {
+        let error = |key, reason: String| Err(GroupConfigError { key, reason });
+        if self.session_timeout_ms_min <= 0 {
+            return error(
+                "group.min.session.timeout.ms",
+                format!("{} is not positive", self.session_timeout_ms_min),
+            );
+        }
+        if self.session_timeout_ms_max < self.session_timeout_ms_min {
+            return error(
+                "group.max.session.timeout.ms",
+                format!(
+                    "{} is below group.min.session.timeout.ms ({})",
+                    self.session_timeout_ms_max, self.session_timeout_ms_min
+                ),
+            );
+        }
+        if self.initial_rebalance_delay_ms < 0 {
+            return error(
+                "group.initial.rebalance.delay.ms",
+                format!("{} is negative", self.initial_rebalance_delay_ms),
+            );
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn check(change: impl FnOnce(&mut GroupConfig), expected: Result<(), &str>) {
+        let mut config = GroupConfig::default();
+        change(&mut config);
+        assert_eq!(config.validate().map_err(|e| e.key), expected);
+    }
+
+    #[test]
+    fn out_of_range_settings_are_named() {
+        check(|_| {}, Ok(()));
+        check(|c| c.initial_rebalance_delay_ms = 0, Ok(()));
+        check(
+            |c| c.session_timeout_ms_max = c.session_timeout_ms_min,
+            Ok(()),
+        );
+        check(
+            |c| c.session_timeout_ms_min = 0,
+            Err("group.min.session.timeout.ms"),
+        );
+        check(
+            |c| c.session_timeout_ms_max = 5_000,
+            Err("group.max.session.timeout.ms"),
+        );
+        check(
+            |c| c.initial_rebalance_delay_ms = -1,
+            Err("group.initial.rebalance.delay.ms"),
+        );
+    }
+}

@@ -24,5 +24,5 @@ mod state;
 #[cfg(test)]
 mod tests;
 
-pub use config::GroupConfig;
+pub use config::{GroupConfig, GroupConfigError};
 pub use coordinator::{GroupCoordinator, RequestContext};
