@@ -56,5 +56,8 @@ pub const CLEANUP_DELETE_MAX: i64 = 10_000;
 pub const DEAD_LETTER_BATCH_MAX: i64 = 100;
 /// Default size of the PostgreSQL connection pool.
 pub const PG_POOL_SIZE_DEFAULT: usize = 16;
+/// Most appends the PostgreSQL event store commits in one transaction (its group commit),
+/// and most appends waiting for it.
+pub const PG_APPEND_BATCH_MAX: usize = 256;
 /// Most connections a PostgreSQL pool may hold.
 pub const PG_POOL_SIZE_MAX: usize = 1024;

@@ -10,6 +10,9 @@ pub const STREAM_ID_BYTES_MAX: usize = 256;
 pub const APPEND_EVENTS_MAX: usize = 10_000;
 /// Most events one read returns; callers page with the returned versions or positions.
 pub const READ_EVENTS_MAX: usize = 10_000;
+/// Most appends the embedded store commits with one log write (one fsync); more waiting
+/// appends go in the next group.
+pub const APPEND_GROUP_MAX: usize = 256;
 /// Bytes asked of the log per read call when walking a stream's positions.
 pub const LOG_READ_BYTES: usize = 256 * 1024;
 /// Events a subscription fetches per page while catching up.

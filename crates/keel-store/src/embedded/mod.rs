@@ -7,11 +7,18 @@
 //!
 //! - **Position = offset.** All events live in one partition, so the log's offsets are the
 //!   global order, dense from 0, and a multi-event append is one RecordBatch: stored whole or
-//!   cut whole by recovery, never half.
+//!   cut whole by recovery, never half. Record timestamps are the wall clock at the group's
+//!   commit (the batches are encoded here, not by the log).
 //! - **Conflict detection.** Appends are serialised per store by one mutex held across
 //!   "read version from the index → append to the log → add to the index", so the check and
 //!   the write are one step. (One `EmbeddedStore` per topic per process: clone it to share.
 //!   The log's own directory lock already keeps other processes out.)
+//! - **Group commit.** An append queues itself, then takes that mutex; whoever holds it
+//!   commits every append queued (up to [`APPEND_GROUP_MAX`]): each version check against
+//!   the index and the appends before it in the group, one RecordBatch per admitted append,
+//!   all batches in one log write and so one fsync. Appends that waited for the mutex find
+//!   their outcome already there. A conflicting append is answered alone; a failed write
+//!   fails every append of its group (none was acknowledged).
 //! - **Crash safety of the index.** The index is never written to disk; [`EmbeddedStore::open`]
 //!   rebuilds it by scanning the topic after the log's recovery, so it holds exactly the
 //!   batches that survived. A read that finds the log ahead of the index (records appended
@@ -26,13 +33,14 @@ mod index;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, RwLock};
-use std::time::Duration;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use keel_core::Event;
-use keel_log::{CleanupPolicy, FsyncPolicy, Log, Partition, TopicConfig, TopicError};
+use keel_log::{CleanupPolicy, FsyncPolicy, Log, Partition, TopicConfig, TopicError, encode_batch};
 use tokio::sync::watch;
 
 use crate::error::{AppendError, ConcurrencyConflict, OpenError, ReadError, one_line};
+use crate::limits::APPEND_GROUP_MAX;
 use crate::store::{AllFilter, EventStore, check_append, version_range};
 use crate::stream::{
     Appended, Direction, ExpectedVersion, RecordedEvent, Snapshot, validate_stream_id,
@@ -67,12 +75,30 @@ pub struct EmbeddedStore {
     inner: Arc<Inner>,
 }
 
+/// One append waiting in the queue; the committing thread fills `outcome`.
+#[derive(Debug)]
+struct Request {
+    stream: String,
+    expected: ExpectedVersion,
+    events: Vec<Event>,
+    outcome: Mutex<Option<Result<Appended, AppendError>>>,
+}
+
+impl Request {
+    fn answer(&self, outcome: Result<Appended, AppendError>) {
+        *self.outcome.lock().expect("outcome lock") = Some(outcome);
+    }
+}
+
 #[derive(Debug)]
 struct Inner {
     events: Arc<Partition>,
     snapshots: Arc<Partition>,
     /// Serialises appends and index catch-up: the version check and the write are one step.
+    /// Its holder commits every queued append (group commit).
     append: Mutex<()>,
+    /// Appends waiting for the next group commit.
+    queue: Mutex<Vec<Arc<Request>>>,
     index: RwLock<Index>,
     /// Stream → offset of its latest snapshot record.
     snapshot_offsets: Mutex<HashMap<String, u64>>,
@@ -121,6 +147,7 @@ impl EmbeddedStore {
                 events,
                 snapshots,
                 append: Mutex::new(()),
+                queue: Mutex::new(Vec::new()),
                 index: RwLock::new(index),
                 snapshot_offsets: Mutex::new(snapshot_offsets),
                 head,
@@ -185,54 +212,131 @@ impl Inner {
         Ok(())
     }
 
+    /// Queues the append and waits for a group commit that holds it, committing the queue
+    /// itself when it gets the append lock first.
     fn append(
         &self,
         stream: &str,
         expected: ExpectedVersion,
-        events: &[Event],
+        events: Vec<Event>,
     ) -> Result<Appended, AppendError> {
-        let storage = |e: ReadError| AppendError::Storage {
-            operation: "index catch-up",
-            reason: one_line(e),
-        };
+        let request = Arc::new(Request {
+            stream: stream.to_owned(),
+            expected,
+            events,
+            outcome: Mutex::new(None),
+        });
+        self.queue.lock().expect("queue lock").push(request.clone());
         let _append = self.append.lock().expect("append lock");
-        let mut index = self.index.write().expect("index lock");
-        index.catch_up(&self.events).map_err(storage)?;
-        let actual = index.version(stream);
-        if !expected.admits(actual) {
-            return Err(ConcurrencyConflict {
-                stream: stream.to_owned(),
-                expected,
-                actual,
-            }
-            .into());
+        // A commit that took this request answered it before releasing the lock.
+        if let Some(outcome) = request.outcome.lock().expect("outcome lock").take() {
+            return outcome;
         }
-        let records: Vec<_> = (actual + 1..)
-            .zip(events)
-            .map(|(version, event)| codec::event_record(stream, version, event))
-            .collect();
-        let info = self
-            .events
-            .append(&records)
-            .map_err(|e| AppendError::Storage {
-                operation: "log append",
-                reason: one_line(e),
-            })?;
+        let group: Vec<Arc<Request>> = {
+            let mut queue = self.queue.lock().expect("queue lock");
+            let take = queue.len().min(APPEND_GROUP_MAX);
+            queue.drain(..take).collect()
+        };
+        self.commit(&group);
+        let outcome = request.outcome.lock().expect("outcome lock").take();
+        // The queue is first in, first out and this request was queued before the lock was
+        // taken, so the group (or an earlier one) held it.
+        outcome.expect("a queued append is answered by the commit that took it")
+    }
+
+    /// Commits `group` under the append lock: version checks, one log write, index update.
+    fn commit(&self, group: &[Arc<Request>]) {
+        let storage =
+            |operation: &'static str, reason: String| AppendError::Storage { operation, reason };
+        let mut index = self.index.write().expect("index lock");
+        if let Err(e) = index.catch_up(&self.events) {
+            let reason = one_line(e);
+            for request in group {
+                request.answer(Err(storage("index catch-up", reason.clone())));
+            }
+            return;
+        }
+        let now_ms = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as i64);
+        let max_batch_bytes = self.events.config().max_batch_bytes as usize;
+        let mut bytes = Vec::new();
+        // Admitted requests with the version their stream had before them.
+        let mut admitted: Vec<(&Request, u64)> = Vec::new();
+        let mut planned: HashMap<&str, u64> = HashMap::new();
+        for request in group {
+            let stream = request.stream.as_str();
+            let actual = planned
+                .get(stream)
+                .copied()
+                .unwrap_or_else(|| index.version(stream));
+            if !request.expected.admits(actual) {
+                request.answer(Err(ConcurrencyConflict {
+                    stream: stream.to_owned(),
+                    expected: request.expected,
+                    actual,
+                }
+                .into()));
+                continue;
+            }
+            let records: Vec<_> = (actual + 1..)
+                .zip(&request.events)
+                .map(|(version, event)| codec::event_record(stream, version, event))
+                .collect();
+            match encode_batch(&records, now_ms) {
+                Ok(batch) if batch.len() <= max_batch_bytes => bytes.extend_from_slice(&batch),
+                Ok(batch) => {
+                    let error = keel_log::AppendError::RecordTooLarge {
+                        size: batch.len(),
+                        max: max_batch_bytes as u32,
+                    };
+                    request.answer(Err(storage("log append", one_line(error))));
+                    continue;
+                }
+                Err(e) => {
+                    request.answer(Err(storage("log append", one_line(e))));
+                    continue;
+                }
+            }
+            planned.insert(stream, actual + request.events.len() as u64);
+            admitted.push((request, actual));
+        }
+        if admitted.is_empty() {
+            return;
+        }
+        let info = match self.events.append_batches(bytes) {
+            Ok(info) => info,
+            Err(e) => {
+                let reason = one_line(e);
+                for (request, _) in admitted {
+                    request.answer(Err(storage("log append", reason.clone())));
+                }
+                return;
+            }
+        };
         // The records are exactly the ones just encoded; index them without reading them
         // back, unless something else wrote to the topic in between.
-        if info.base_offset == index.next_position {
-            index.add_appended(stream, info.base_offset, info.last_offset);
-        } else {
-            index.catch_up(&self.events).map_err(storage)?;
+        let indexed_here = info.base_offset == index.next_position;
+        let mut first = info.base_offset;
+        for (request, actual) in admitted {
+            let count = request.events.len() as u64;
+            if indexed_here {
+                index.add_appended(&request.stream, first, first + count - 1);
+            }
+            request.answer(Ok(Appended {
+                version: actual + count,
+                first_position: first,
+                last_position: first + count - 1,
+            }));
+            first += count;
         }
-        debug_assert_eq!(index.version(stream), actual + events.len() as u64);
+        debug_assert_eq!(first, info.last_offset + 1, "one offset per event");
+        if !indexed_here && let Err(e) = index.catch_up(&self.events) {
+            // The write is durable and answered; the next append or read catches up again.
+            tracing::warn!(error = %one_line(e), "event store index catch-up after an append failed");
+        }
         drop(index);
         self.head.send_replace(info.last_offset + 1);
-        Ok(Appended {
-            version: actual + events.len() as u64,
-            first_position: info.base_offset,
-            last_position: info.last_offset,
-        })
     }
 
     fn read_stream(
@@ -356,7 +460,7 @@ impl EventStore for EmbeddedStore {
         check_append(stream, &events)?;
         let inner = self.inner.clone();
         let stream = stream.to_owned();
-        blocking(move || inner.append(&stream, expected, &events)).await
+        blocking(move || inner.append(&stream, expected, events)).await
     }
 
     async fn read_stream(
@@ -420,5 +524,76 @@ impl EventStore for EmbeddedStore {
         let inner = self.inner.clone();
         let stream = stream.to_owned();
         blocking(move || inner.load_snapshot(&stream)).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Appends queued while the append lock is held are committed by one log write (one
+    /// fsync), in queue order: versions follow each other within the group, a conflicting
+    /// append is answered alone, and the others still commit.
+    #[test]
+    fn queued_appends_share_one_commit() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = Log::open(dir.path()).unwrap();
+        let store = EmbeddedStore::open(&log).unwrap();
+        let inner = store.inner.clone();
+        let event = |n: u64| {
+            Event::new("/test", "test.happened").with_data("text/plain", n.to_string().into_bytes())
+        };
+        let syncs_before = inner.events.sync_stats().syncs;
+        let held = inner.append.lock().unwrap();
+        let appends = [
+            ("order-1", ExpectedVersion::NoStream),
+            ("order-2", ExpectedVersion::NoStream),
+            ("order-1", ExpectedVersion::Exact(1)),
+            ("order-2", ExpectedVersion::NoStream),
+            ("order-3", ExpectedVersion::Any),
+        ];
+        let threads: Vec<_> = appends
+            .iter()
+            .enumerate()
+            .map(|(n, &(stream, expected))| {
+                let thread = std::thread::spawn({
+                    let inner = inner.clone();
+                    move || inner.append(stream, expected, vec![event(n as u64)])
+                });
+                // Queue in this order: wait until this append is queued before the next.
+                while inner.queue.lock().unwrap().len() <= n {
+                    std::thread::yield_now();
+                }
+                thread
+            })
+            .collect();
+        drop(held);
+        let outcomes: Vec<_> = threads.into_iter().map(|t| t.join().unwrap()).collect();
+        assert_eq!(
+            inner.events.sync_stats().syncs,
+            syncs_before + 1,
+            "one fsync for the group"
+        );
+        let placed: Vec<Option<(u64, u64)>> = outcomes
+            .iter()
+            .map(|o| o.as_ref().ok().map(|a| (a.version, a.first_position)))
+            .collect();
+        assert_eq!(
+            placed,
+            [Some((1, 0)), Some((1, 1)), Some((2, 2)), None, Some((1, 3))]
+        );
+        assert!(
+            matches!(&outcomes[3], Err(AppendError::Conflict(c)) if c.actual == 1),
+            "{:?}",
+            outcomes[3]
+        );
+        let stored = inner
+            .read_stream("order-1", 1, Direction::Forward, 10)
+            .unwrap();
+        assert_eq!(
+            stored.iter().map(|e| e.position).collect::<Vec<_>>(),
+            [0, 2]
+        );
+        assert_eq!(inner.events.high_watermark(), 4);
     }
 }
