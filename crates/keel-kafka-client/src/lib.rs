@@ -8,6 +8,13 @@
 //!   to the embedded log are the same bytes. That publisher is also the outbox relay's
 //!   `PublishPort`; dead letters go to `<topic>.dlq`, created with the source's partition
 //!   count when missing.
+//! - [`KafkaTransport`] is the consuming half of the port (`keel_runtime::ConsumeTransport`):
+//!   `keel_runtime::Router::on_transport(KafkaTransport::connect(&config)?)` runs the same
+//!   routes as `Router::new(&bus)` — handlers, inbox, blocking and retry-topic retries, dead
+//!   letters to `<topic>.dlq` — on Kafka. Its metrics count handled, failed and dead-lettered
+//!   events and handler latency per topic and group; lag and dead-letter depth are not
+//!   reported (the cluster's tools show lag). The same checks run on both transports
+//!   (`tests/conformance.rs`, `keel_runtime::conformance`).
 //! - [`KafkaMember`] is one consumer-group member: assignments and revocations (acknowledged
 //!   after the drain and commit), per-partition fetch and commit.
 //! - [`KafkaConfig`] holds the cluster address and the client settings Keel fixes
@@ -20,9 +27,12 @@ mod limits;
 mod member;
 mod publisher;
 mod topics;
+mod transport;
 
 pub use config::KafkaConfig;
 pub use member::{
-    CommitError, JoinError, KafkaMember, KafkaPartition, MemberEvent, MemberOptions, Revocation,
+    CommitError, JoinError, KafkaMember, KafkaPartition, MemberEvent, MemberOptions,
+    PartitionOffsets, Revocation,
 };
 pub use publisher::{KafkaPublisher, ProducerError};
+pub use transport::KafkaTransport;

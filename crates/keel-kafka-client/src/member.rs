@@ -48,6 +48,7 @@ use rdkafka::{Offset, TopicPartitionList};
 use tokio::sync::{Notify, mpsc};
 
 use crate::config::KafkaConfig;
+use crate::limits::METADATA_TIMEOUT;
 
 /// How a member joins and how long it waits.
 #[derive(Debug, Clone)]
@@ -59,6 +60,9 @@ pub struct MemberOptions {
     pub revoke_timeout: Duration,
     /// The group session timeout (`session.timeout.ms`).
     pub session_timeout: Duration,
+    /// The interval between heartbeats (`heartbeat.interval.ms`); a rebalance is noticed at
+    /// the next one.
+    pub heartbeat_interval: Duration,
     /// librdkafka's prefetch limit per partition queue (`queued.max.messages.kbytes`).
     pub prefetch_kbytes_max: u32,
 }
@@ -69,6 +73,7 @@ impl Default for MemberOptions {
             start_earliest: true,
             revoke_timeout: Duration::from_secs(30),
             session_timeout: Duration::from_secs(10),
+            heartbeat_interval: Duration::from_secs(3),
             prefetch_kbytes_max: 4096,
         }
     }
@@ -241,6 +246,10 @@ impl KafkaMember {
                 options.session_timeout.as_millis().to_string(),
             )
             .set(
+                "heartbeat.interval.ms",
+                options.heartbeat_interval.as_millis().to_string(),
+            )
+            .set(
                 "queued.max.messages.kbytes",
                 options.prefetch_kbytes_max.to_string(),
             );
@@ -337,6 +346,73 @@ impl KafkaPartition {
         self.partition
     }
 
+    /// The topic.
+    pub fn topic(&self) -> &str {
+        &self.topic
+    }
+
+    /// Notified when the partition's queue turns non-empty.
+    pub fn ready(&self) -> Arc<Notify> {
+        self.ready.clone()
+    }
+
+    /// The next record if one is queued, without waiting.
+    pub fn try_next(&self) -> Option<Record> {
+        self.take(1).pop()
+    }
+
+    /// Where the group stands on this partition: its committed offset (if any) and the
+    /// partition's low and high watermarks, asked of the brokers.
+    ///
+    /// Cancel safety: cancel safe (reads only).
+    pub async fn offsets(&self) -> Result<PartitionOffsets, String> {
+        let consumer = self.consumer.clone();
+        let (topic, partition) = (self.topic.clone(), self.partition as i32);
+        tokio::task::spawn_blocking(move || {
+            let mut asked = TopicPartitionList::new();
+            asked.add_partition(&topic, partition);
+            let committed = consumer
+                .committed_offsets(asked, METADATA_TIMEOUT)
+                .map_err(|e| format!("committed offset of {topic}/{partition}: {e}"))?;
+            let committed = committed
+                .find_partition(&topic, partition)
+                .and_then(|element| match element.offset() {
+                    Offset::Offset(offset) if offset >= 0 => Some(offset as u64),
+                    _ => None,
+                });
+            let (low, high) = consumer
+                .fetch_watermarks(&topic, partition, METADATA_TIMEOUT)
+                .map_err(|e| format!("watermarks of {topic}/{partition}: {e}"))?;
+            Ok(PartitionOffsets {
+                committed,
+                low: low.max(0) as u64,
+                high: high.max(0) as u64,
+            })
+        })
+        .await
+        .map_err(|e| e.to_string())?
+    }
+
+    /// Makes the next records start at `offset` (a consumer restarting from its commit).
+    ///
+    /// Cancel safety: cancel safe; a dropped seek may or may not have moved the position.
+    pub async fn seek(&self, offset: u64) -> Result<(), String> {
+        let consumer = self.consumer.clone();
+        let (topic, partition) = (self.topic.clone(), self.partition as i32);
+        tokio::task::spawn_blocking(move || {
+            consumer
+                .seek(
+                    &topic,
+                    partition,
+                    Offset::Offset(offset as i64),
+                    METADATA_TIMEOUT,
+                )
+                .map_err(|e| format!("seeking {topic}/{partition} to {offset}: {e}"))
+        })
+        .await
+        .map_err(|e| e.to_string())?
+    }
+
     /// Up to `records_max` records in offset order, waiting up to `wait` for the first.
     /// Empty when none arrived in time.
     ///
@@ -393,6 +469,17 @@ impl KafkaPartition {
                 .map_err(|e| CommitError::Failed(e.to_string()))?;
         result.map_err(commit_error)
     }
+}
+
+/// A partition's committed offset and watermarks ([`KafkaPartition::offsets`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PartitionOffsets {
+    /// The group's committed offset, if it has one.
+    pub committed: Option<u64>,
+    /// The first stored offset.
+    pub low: u64,
+    /// One past the last stored offset.
+    pub high: u64,
 }
 
 /// Sorts librdkafka's commit errors: the ones that mean "not yours any more" fence.

@@ -125,6 +125,12 @@ impl KafkaPublisher {
         self.topics.ensure_dead_letter_topic(source).await
     }
 
+    /// The partition count of `name`, a companion topic of `source` (`.dlq`, `.retry`),
+    /// created with `source`'s partition count when missing.
+    pub(crate) async fn ensure_companion(&self, source: &str, name: &str) -> Result<u32, String> {
+        self.topics.ensure_companion(source, name).await
+    }
+
     /// The partition count of `topic`; `None` when the cluster does not have it.
     pub async fn partitions(&self, topic: &str) -> Result<Option<u32>, String> {
         self.topics.partitions(topic).await

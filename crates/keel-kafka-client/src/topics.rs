@@ -1,10 +1,10 @@
-//! Topic lookups and the dead-letter topic on a Kafka cluster: how many partitions a topic
-//! has (metadata), and `<topic>.dlq` created with the source topic's partition count when it
-//! is missing — what the embedded bus does in `keel-log`, done with the admin API.
+//! Topic lookups and the companion topics on a Kafka cluster: how many partitions a topic
+//! has (metadata), and `<topic>.dlq` or `<topic>.retry` created with the source topic's
+//! partition count when missing — what the embedded bus does in `keel-log`, done with the admin API.
 //!
 //! Not here: publishing records (`publisher.rs`).
 
-use std::collections::HashSet;
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use keel_runtime::dead_letter::dead_letter_topic;
@@ -18,15 +18,16 @@ use crate::limits::METADATA_TIMEOUT;
 /// The admin side of one cluster connection, shared by a publisher's clones.
 pub(crate) struct Topics {
     admin: AdminClient<DefaultClientContext>,
-    /// Dead-letter topics known to exist, so a dead letter costs no admin round trip.
-    known: Mutex<HashSet<String>>,
+    /// Companion topics (`.dlq`, `.retry`) known to exist, with their partition counts, so
+    /// a dead letter or redelivery costs no admin round trip.
+    known: Mutex<HashMap<String, u32>>,
 }
 
 impl Topics {
     pub(crate) fn new(config: &KafkaConfig) -> Result<Topics, rdkafka::error::KafkaError> {
         Ok(Topics {
             admin: config.admin().create()?,
-            known: Mutex::new(HashSet::new()),
+            known: Mutex::new(HashMap::new()),
         })
     }
 
@@ -58,35 +59,56 @@ impl Topics {
         source: &str,
     ) -> Result<String, String> {
         let name = dead_letter_topic(source);
-        if self.known().contains(&name) {
-            return Ok(name);
-        }
-        if self.partitions(&name).await?.is_none() {
-            let partitions = self
-                .partitions(source)
-                .await?
-                .ok_or_else(|| format!("topic '{source}' does not exist"))?;
-            let new = NewTopic::new(&name, partitions as i32, TopicReplication::Fixed(-1));
-            let options = AdminOptions::new().operation_timeout(Some(METADATA_TIMEOUT));
-            let results = self
-                .admin
-                .create_topics([&new], &options)
-                .await
-                .map_err(|e| format!("creating '{name}': {e}"))?;
-            for result in results {
-                match result {
-                    Ok(_) => {}
-                    // Another worker or process created it first.
-                    Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
-                    Err((_, code)) => return Err(format!("creating '{name}': {code}")),
-                }
-            }
-        }
-        self.known().insert(name.clone());
+        self.ensure_companion(source, &name).await?;
         Ok(name)
     }
 
-    fn known(&self) -> std::sync::MutexGuard<'_, HashSet<String>> {
+    /// The partition count of `name`, a companion of `source` (its `.dlq` or `.retry`),
+    /// created with `source`'s partition count (and the cluster's default replication) if
+    /// missing.
+    pub(crate) async fn ensure_companion(
+        self: &Arc<Self>,
+        source: &str,
+        name: &str,
+    ) -> Result<u32, String> {
+        if let Some(partitions) = self.known().get(name) {
+            return Ok(*partitions);
+        }
+        let partitions = match self.partitions(name).await? {
+            Some(partitions) => partitions,
+            None => {
+                let partitions = self
+                    .partitions(source)
+                    .await?
+                    .ok_or_else(|| format!("topic '{source}' does not exist"))?;
+                self.create(name, partitions).await?;
+                partitions
+            }
+        };
+        self.known().insert(name.to_string(), partitions);
+        Ok(partitions)
+    }
+
+    async fn create(&self, name: &str, partitions: u32) -> Result<(), String> {
+        let new = NewTopic::new(name, partitions as i32, TopicReplication::Fixed(-1));
+        let options = AdminOptions::new().operation_timeout(Some(METADATA_TIMEOUT));
+        let results = self
+            .admin
+            .create_topics([&new], &options)
+            .await
+            .map_err(|e| format!("creating '{name}': {e}"))?;
+        for result in results {
+            match result {
+                Ok(_) => {}
+                // Another worker or process created it first.
+                Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
+                Err((_, code)) => return Err(format!("creating '{name}': {code}")),
+            }
+        }
+        Ok(())
+    }
+
+    fn known(&self) -> std::sync::MutexGuard<'_, HashMap<String, u32>> {
         self.known.lock().unwrap_or_else(|p| p.into_inner())
     }
 }

@@ -24,6 +24,8 @@ use keel_log::{Clock, Header, Log, NewRecord, SystemClock, Topic};
 use tokio::sync::Notify;
 use tracing::Instrument;
 
+use crate::consume_transport::ConsumeTransport;
+use crate::embedded_transport::EmbeddedTransport;
 use crate::error::PublishError;
 use crate::group::Coordinator;
 use crate::metrics::Metrics;
@@ -120,6 +122,12 @@ impl EmbeddedBus {
     /// Wall-clock milliseconds since the Unix epoch, from the bus's clock.
     pub(crate) fn now_ms(&self) -> i64 {
         self.inner.clock.now_ms()
+    }
+
+    /// This bus as the router's consume transport: [`Router::new`](crate::Router::new) is
+    /// `Router::on_transport(bus.transport())`.
+    pub fn transport(&self) -> Arc<dyn ConsumeTransport> {
+        Arc::new(EmbeddedTransport::new(self.clone()))
     }
 
     /// A publisher on this bus.

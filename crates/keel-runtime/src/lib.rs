@@ -85,6 +85,23 @@
 //! attempts and committed) and released it, so no partition is handled by two members at
 //! once; a member whose session expired is fenced: its commits are refused from that moment.
 //!
+//! # Transports
+//!
+//! A router consumes through a [`ConsumeTransport`]: [`Router::new`] takes the embedded bus,
+//! [`Router::on_transport`] any other (Kafka: `keel_kafka_client::KafkaTransport`), and
+//! routes, handlers, inboxes, retries and dead letters behave the same on each — the
+//! `conformance` module (feature `conformance`) holds the checks every transport passes.
+//! Switching is one line:
+//!
+//! ```ignore
+//! let router = Router::new(&bus);                       // the embedded log
+//! let router = Router::on_transport(kafka.clone());     // Kafka, or keel serve
+//! ```
+//!
+//! On Kafka a group is Kafka's (its coordinator assigns, librdkafka rebalances eagerly), a
+//! revocation waits for the partition's drain and commit as on the embedded log, and a
+//! commit the group refuses fences the partition.
+//!
 //! # Dedupe window versus inbox
 //!
 //! [`MemoryDedupeWindow`] is a bounded, in-memory, per-process memory of recent event ids:
@@ -123,6 +140,8 @@
 
 pub mod admin;
 mod bus;
+#[cfg(feature = "conformance")]
+pub mod conformance;
 mod consume_transport;
 pub mod dead_letter;
 pub mod dedupe;

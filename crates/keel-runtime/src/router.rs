@@ -22,7 +22,6 @@ use crate::consume_transport::{
 };
 use crate::dead_letter::{DeadLetter, DeadLetterHook};
 use crate::dedupe::Inbox;
-use crate::embedded_transport::EmbeddedTransport;
 use crate::error::StartError;
 use crate::handler::Handler;
 use crate::limits::RETRY_SUFFIX;
@@ -161,7 +160,7 @@ pub struct RouterHandle {
 impl Router {
     /// A router with no routes on the embedded `bus`.
     pub fn new(bus: &EmbeddedBus) -> Router {
-        Router::on_transport(Arc::new(EmbeddedTransport::new(bus.clone())))
+        Router::on_transport(bus.transport())
     }
 
     /// A router with no routes on `transport` (Kafka: `keel_kafka_client::KafkaTransport`).

@@ -23,6 +23,21 @@ pub(crate) struct Serve {
 impl Serve {
     /// Starts the listener on the current runtime (call from a multi-thread tokio test).
     pub(crate) async fn start() -> Serve {
+        Serve::start_with(GroupConfig::default()).await
+    }
+
+    /// Starts the listener with fast group timing: sessions down to one second and no
+    /// initial rebalance delay, for tests whose members come and go.
+    pub(crate) async fn start_fast_groups() -> Serve {
+        Serve::start_with(GroupConfig {
+            session_timeout_ms_min: 1_000,
+            initial_rebalance_delay_ms: 0,
+            ..GroupConfig::default()
+        })
+        .await
+    }
+
+    async fn start_with(groups: GroupConfig) -> Serve {
         let dir = tempfile::tempdir().expect("temporary directory");
         let log = Arc::new(Log::open(dir.path()).expect("open log"));
         let listener = KafkaListener::bind("127.0.0.1:0".parse().expect("address"))
@@ -30,7 +45,7 @@ impl Serve {
             .expect("bind a free port");
         let address = listener.local_addr().expect("bound address");
         let config = BrokerConfig::default();
-        let groups = Arc::new(GroupCoordinator::start(log.clone(), GroupConfig::default()));
+        let groups = Arc::new(GroupCoordinator::start(log.clone(), groups));
         let broker = Broker::new(log.clone(), config.clone(), config.node_address(address))
             .with_group_hook(groups);
         let (stop, stopped) = oneshot::channel::<()>();

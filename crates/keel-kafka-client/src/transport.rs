@@ -1,0 +1,287 @@
+//! [`KafkaTransport`]: the runtime's consume port (`keel_runtime::ConsumeTransport`) on a
+//! Kafka cluster or `keel serve`, so a `keel_runtime::Router` runs the same routes —
+//! handlers, inbox, retries, retry topics, dead letters — on Kafka:
+//!
+//! ```no_run
+//! # use keel_kafka_client::{KafkaConfig, KafkaTransport};
+//! # use keel_runtime::{Handler, Route, Router};
+//! # fn routes(handler: Handler) -> Result<(), Box<dyn std::error::Error>> {
+//! let kafka = KafkaTransport::connect(&KafkaConfig::new("127.0.0.1:9092"))?;
+//! let router = Router::on_transport(kafka.clone()) // instead of Router::new(&bus)
+//!     .route(Route::new("orders", "billing", handler))
+//!     .start()?;
+//! # Ok(()) }
+//! ```
+//!
+//! Group membership is [`KafkaMember`] (a librdkafka group consumer per route and topic);
+//! a partition lease is a [`KafkaPartition`] plus the record it looked at last; redeliveries
+//! and dead letters are produced to `<topic>.retry` and `<topic>.dlq`, created with the
+//! topic's partition count when missing.
+//!
+//! Not here: the consumer runtime's logic (`keel-runtime`), rdkafka's group protocol
+//! (`member.rs`).
+
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use keel_log::{NewRecord, Record};
+use keel_runtime::dedupe::BoxFuture;
+use keel_runtime::{
+    CommitError, ConsumeTransport, FetchError, GroupPolicy, LeaseStart, Membership,
+    MembershipEvent, Metrics, PartitionLease, PublishError, Publisher, Revocation, StartError,
+    StartFrom,
+};
+use tokio::sync::Notify;
+
+use crate::config::KafkaConfig;
+use crate::member::{self, KafkaMember, KafkaPartition, MemberEvent, MemberOptions};
+use crate::publisher::{KafkaPublisher, ProducerError};
+
+/// A Kafka cluster as the router's transport. Holds one producer (redeliveries, dead
+/// letters, and the publisher handlers get) and the routes' metrics; each route's member
+/// is its own librdkafka consumer.
+pub struct KafkaTransport {
+    config: KafkaConfig,
+    publisher: KafkaPublisher,
+    metrics: Metrics,
+    prefetch_kbytes_max: u32,
+}
+
+impl std::fmt::Debug for KafkaTransport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KafkaTransport")
+            .field("bootstrap_servers", &self.config.bootstrap_servers())
+            .finish_non_exhaustive()
+    }
+}
+
+impl KafkaTransport {
+    /// A transport on the cluster `config` names. Connects lazily, like [`KafkaPublisher`].
+    pub fn connect(config: &KafkaConfig) -> Result<Arc<KafkaTransport>, ProducerError> {
+        Ok(Arc::new(KafkaTransport {
+            config: config.clone(),
+            publisher: KafkaPublisher::new(config)?,
+            metrics: Metrics::without_log(),
+            prefetch_kbytes_max: MemberOptions::default().prefetch_kbytes_max,
+        }))
+    }
+
+    /// The publisher service code holds (the same one handlers' contexts hand out).
+    pub fn publisher(&self) -> Publisher {
+        self.publisher.publisher()
+    }
+
+    /// The routes' metrics: handled, failed and dead-lettered events per topic and group,
+    /// handler latency. Lag and dead-letter depth are not included (see the crate docs).
+    pub fn metrics(&self) -> &Metrics {
+        &self.metrics
+    }
+}
+
+impl ConsumeTransport for KafkaTransport {
+    fn publisher(&self) -> Publisher {
+        self.publisher.publisher()
+    }
+
+    fn metrics(&self) -> &Metrics {
+        &self.metrics
+    }
+
+    fn now_ms(&self) -> i64 {
+        SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+    }
+
+    fn check_route(&self, _: &str, _: &str, _: &GroupPolicy) -> Result<(), StartError> {
+        // The cluster is asked when the member joins (`join`), off the caller's thread.
+        Ok(())
+    }
+
+    fn ensure_companion<'a>(
+        &'a self,
+        source: &'a str,
+        name: &'a str,
+    ) -> BoxFuture<'a, Result<u32, String>> {
+        Box::pin(self.publisher.ensure_companion(source, name))
+    }
+
+    fn send_to<'a>(
+        &'a self,
+        topic: &'a str,
+        partition: u32,
+        record: NewRecord,
+    ) -> BoxFuture<'a, Result<u64, PublishError>> {
+        Box::pin(async move {
+            let published = self.publisher.send(topic, &record, Some(partition)).await?;
+            Ok(published.offset)
+        })
+    }
+
+    fn join<'a>(
+        &'a self,
+        group: &'a str,
+        topic: &'a str,
+        policy: &'a GroupPolicy,
+        start_from: StartFrom,
+    ) -> BoxFuture<'a, Result<Box<dyn Membership>, String>> {
+        Box::pin(async move {
+            // Subscribing to a missing topic would wait for librdkafka's next metadata
+            // refresh (minutes) after the topic appears: say so now instead.
+            if self.publisher.partitions(topic).await?.is_none() {
+                return Err(format!("topic '{topic}' does not exist"));
+            }
+            let start_earliest = start_from == StartFrom::Earliest;
+            let options = MemberOptions {
+                start_earliest,
+                revoke_timeout: policy.rebalance_timeout,
+                session_timeout: policy.session_timeout,
+                heartbeat_interval: policy.heartbeat_interval,
+                prefetch_kbytes_max: self.prefetch_kbytes_max,
+            };
+            let member = KafkaMember::join(&self.config, group, topic, &options)
+                .map_err(|e| e.to_string())?;
+            Ok(Box::new(KafkaMembership {
+                member,
+                start_earliest,
+            }) as Box<dyn Membership>)
+        })
+    }
+}
+
+/// A route's group member on Kafka.
+struct KafkaMembership {
+    member: KafkaMember,
+    start_earliest: bool,
+}
+
+impl Membership for KafkaMembership {
+    fn next(&mut self) -> BoxFuture<'_, Option<MembershipEvent>> {
+        Box::pin(async move {
+            let event = self.member.next().await?;
+            Some(match event {
+                MemberEvent::Assigned(partition) => {
+                    MembershipEvent::Assigned(Arc::new(KafkaLease {
+                        signal: partition.ready(),
+                        partition,
+                        start_earliest: self.start_earliest,
+                        peeked: Mutex::new(VecDeque::new()),
+                        started: AtomicBool::new(false),
+                    }))
+                }
+                MemberEvent::Revoked(revocation) => {
+                    MembershipEvent::Revoked(Revocation::new(revocation.partition(), move || {
+                        revocation.done();
+                    }))
+                }
+            })
+        })
+    }
+
+    fn leave(&mut self) {
+        self.member.leave();
+    }
+}
+
+/// An assigned Kafka partition as the runtime's lease.
+struct KafkaLease {
+    partition: KafkaPartition,
+    signal: Arc<Notify>,
+    start_earliest: bool,
+    /// Records taken off the queue by `has_data` and not fetched yet.
+    peeked: Mutex<VecDeque<Record>>,
+    /// Whether a worker started on this lease before: a restart seeks back to the commit.
+    started: AtomicBool,
+}
+
+impl KafkaLease {
+    fn peeked(&self) -> std::sync::MutexGuard<'_, VecDeque<Record>> {
+        self.peeked.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+impl PartitionLease for KafkaLease {
+    fn partition(&self) -> u32 {
+        self.partition.partition()
+    }
+
+    fn start(&self) -> BoxFuture<'_, Result<LeaseStart, String>> {
+        Box::pin(async move {
+            let offsets = self.partition.offsets().await?;
+            let offset = match offsets.committed {
+                Some(committed) => committed.clamp(offsets.low, offsets.high),
+                None if self.start_earliest => offsets.low,
+                None => offsets.high,
+            };
+            if self.started.swap(true, Ordering::SeqCst) {
+                // A restarted worker: what the last one fetched and did not finish comes
+                // again from the commit.
+                self.peeked().clear();
+                self.partition.seek(offset).await?;
+            }
+            Ok(LeaseStart {
+                offset,
+                committed: offsets.committed,
+            })
+        })
+    }
+
+    fn has_data(&self, _next_offset: u64) -> bool {
+        let mut peeked = self.peeked();
+        if peeked.is_empty()
+            && let Some(record) = self.partition.try_next()
+        {
+            peeked.push_back(record);
+        }
+        !peeked.is_empty()
+    }
+
+    fn data_signal(&self) -> Arc<Notify> {
+        self.signal.clone()
+    }
+
+    fn fetch(
+        &self,
+        _offset: u64,
+        bytes_max: usize,
+    ) -> BoxFuture<'_, Result<Vec<Record>, FetchError>> {
+        // librdkafka keeps the position: records come in offset order from where the group
+        // stands (the worker skips any below the offset it asked for).
+        let mut records: Vec<Record> = self.peeked().drain(..).collect();
+        let mut bytes: usize = records.iter().map(record_bytes).sum();
+        while bytes < bytes_max {
+            let Some(record) = self.partition.try_next() else {
+                break;
+            };
+            bytes += record_bytes(&record);
+            records.push(record);
+        }
+        Box::pin(std::future::ready(Ok(records)))
+    }
+
+    fn commit(&self, offset: u64) -> BoxFuture<'_, Result<(), CommitError>> {
+        Box::pin(async move {
+            self.partition
+                .commit(offset)
+                .await
+                .map_err(|error| match error {
+                    member::CommitError::Fenced(_) => CommitError::Fenced,
+                    member::CommitError::Failed(reason) => CommitError::Failed(reason),
+                })
+        })
+    }
+}
+
+/// About what a record weighs in a fetch: key, value and headers.
+fn record_bytes(record: &Record) -> usize {
+    let headers: usize = record
+        .headers
+        .iter()
+        .map(|h| h.key.len() + h.value.as_ref().map_or(0, |v| v.len()))
+        .sum();
+    record.key.as_ref().map_or(0, |k| k.len())
+        + record.value.as_ref().map_or(0, |v| v.len())
+        + headers
+}

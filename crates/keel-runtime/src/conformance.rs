@@ -1,0 +1,503 @@
+//! The transport conformance suite: one set of router checks every [`ConsumeTransport`] must
+//! pass — the embedded log here (`tests/conformance.rs`), Kafka against `keel serve` in
+//! `keel-kafka-client`. Enabled by the `conformance` feature so transports in other crates
+//! run the same test bodies.
+//!
+//! Each check gets a fresh [`Harness`] (an empty log and a transport on it) from the
+//! caller's factory and panics with a message naming what differed. Every wait is for a
+//! condition with a deadline ([`WAIT`]), never a fixed sleep, and the checks run on the
+//! real clock, since a networked transport's broker does.
+//!
+//! The log a harness exposes is the store behind the transport (the embedded log itself, or
+//! the log `keel serve` keeps): checks create topics and read `.dlq`/`.retry` through it.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use keel_core::Event;
+use keel_log::{Log, Record, TopicConfig};
+
+use crate::bus::Publisher;
+use crate::consume_transport::ConsumeTransport;
+use crate::dead_letter::{DeadLetterHeaders, DeadLetterKind, dead_letter_topic};
+use crate::dedupe::MemoryDedupeWindow;
+use crate::error::HandlerError;
+use crate::handler::Handler;
+use crate::policy::{ConsumerPolicy, GroupPolicy, RetryMode, RetryPolicy};
+use crate::redelivery::{Redelivery, retry_topic};
+use crate::router::{Route, Router, RouterHandle};
+
+/// The longest any check waits for a condition.
+pub const WAIT: Duration = Duration::from_secs(60);
+
+/// What a check needs of a transport under test.
+pub trait Harness: Send + Sync + 'static {
+    /// The log behind the transport: topics are created and read back here.
+    fn log(&self) -> &Arc<Log>;
+
+    /// A transport for one router (a router restart asks again). Embedded transports return
+    /// the same bus every time: one bus per log.
+    fn transport(&self) -> Arc<dyn ConsumeTransport>;
+
+    /// The publisher events are published with (one for the whole check).
+    fn publisher(&self) -> Publisher;
+
+    /// Group timing short enough for tests and acceptable to the transport.
+    fn group_policy(&self) -> GroupPolicy;
+}
+
+/// One `#[tokio::test]` per check, each on a fresh harness from `$make` (an async
+/// expression): `keel_runtime::conformance_tests!(harness());` in a transport's tests.
+#[macro_export]
+macro_rules! conformance_tests {
+    ($make:expr) => {
+        $crate::conformance_tests!(@tests $make;
+            two_groups_each_see_every_event,
+            members_share_partitions_and_handle_each_event_once,
+            same_key_order_holds_under_retries,
+            poison_event_goes_to_the_dead_letter_topic_while_other_keys_flow,
+            inbox_drops_a_redelivered_event,
+            retry_topic_carries_the_next_attempt,
+            committed_offsets_resume_after_a_restart,
+        );
+    };
+    (@tests $make:expr; $($check:ident,)*) => {
+        $(
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $check() {
+                let harness = $make.await;
+                $crate::conformance::$check(&harness).await;
+            }
+        )*
+    };
+}
+
+/// What a handler saw: (router name, key, seq, attempt).
+type Seen = Arc<Mutex<Vec<(String, String, u32, u32)>>>;
+
+/// A test event: `key/seq` as its data, `key` as its partition key.
+pub fn event(key: &str, seq: u32) -> Event {
+    Event::new("/conformance", "conformance.step")
+        .with_partition_key(key)
+        .with_data("text/plain", format!("{key}/{seq}").into_bytes())
+}
+
+fn key_seq(event: &Event) -> (String, u32) {
+    let data = std::str::from_utf8(event.data.as_deref().expect("data")).expect("utf-8");
+    let (key, seq) = data.split_once('/').expect("key/seq");
+    (key.to_string(), seq.parse().expect("seq"))
+}
+
+/// A handler that records each attempt, then answers what `fail` says for (key, seq,
+/// attempt).
+fn recording(
+    name: &str,
+    seen: &Seen,
+    fail: impl Fn(&str, u32, u32) -> Option<HandlerError> + Send + Sync + 'static,
+) -> Handler {
+    let seen = seen.clone();
+    let fail = Arc::new(fail);
+    let router = name.to_string();
+    Handler::raw("record", move |event, ctx| {
+        let (key, seq) = key_seq(&event);
+        seen.lock()
+            .unwrap()
+            .push((router.clone(), key.clone(), seq, ctx.attempt()));
+        let result = match fail(&key, seq, ctx.attempt()) {
+            Some(error) => Err(error),
+            None => Ok(()),
+        };
+        async move { result }
+    })
+}
+
+fn quick_retry(attempts_max: u32) -> RetryPolicy {
+    RetryPolicy {
+        attempts_max,
+        delay_min: Duration::from_millis(10),
+        delay_max: Duration::from_millis(50),
+        multiplier: 2,
+        jitter_seed: Some(7),
+    }
+}
+
+fn quick_consumer() -> ConsumerPolicy {
+    ConsumerPolicy {
+        poll_interval: Duration::from_millis(20),
+        commit_interval: Duration::from_millis(20),
+        ..ConsumerPolicy::default()
+    }
+}
+
+fn route<H: Harness>(harness: &H, topic: &str, group: &str, handler: Handler) -> Route {
+    Route::new(topic, group, handler)
+        .with_consumer(quick_consumer())
+        .with_group_policy(harness.group_policy())
+}
+
+fn create_topic<H: Harness>(harness: &H, name: &str, partitions: u32) {
+    harness
+        .log()
+        .create_topic(name, TopicConfig::new(partitions))
+        .expect("create topic");
+}
+
+async fn publish<H: Harness>(harness: &H, topic: &str, events: impl IntoIterator<Item = Event>) {
+    let publisher = harness.publisher();
+    for event in events {
+        publisher.publish(topic, event).await.expect("publish");
+    }
+}
+
+fn start(router: Router) -> RouterHandle {
+    router.start().expect("router starts")
+}
+
+/// Waits until `done` holds, failing after [`WAIT`] with `what`.
+pub async fn until(what: &str, mut done: impl FnMut() -> bool) {
+    let deadline = Instant::now() + WAIT;
+    while !done() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+/// Every record stored in `topic` (none when it does not exist).
+fn stored(log: &Log, topic: &str) -> Vec<Record> {
+    let Some(topic) = log.topic(topic) else {
+        return Vec::new();
+    };
+    let mut records = Vec::new();
+    for partition in topic.partitions() {
+        let mut offset = partition.log_start_offset();
+        while offset < partition.high_watermark() {
+            let batch = partition.read_records(offset, 1 << 20).expect("read");
+            offset = batch.last().map_or(offset + 1, |r| r.offset + 1);
+            records.extend(batch);
+        }
+    }
+    records
+}
+
+/// The seqs router (or group) `name` handled, each once.
+fn distinct(seen: &Seen, name: &str) -> HashSet<u32> {
+    seen.lock()
+        .unwrap()
+        .iter()
+        .filter(|s| s.0 == name)
+        .map(|s| s.2)
+        .collect()
+}
+
+/// How many recorded attempts `f` accepts.
+fn count_by(seen: &Seen, f: impl Fn(&(String, String, u32, u32)) -> bool) -> usize {
+    seen.lock().unwrap().iter().filter(|s| f(s)).count()
+}
+
+/// One key per partition of `topic`, each `<prefix>-<n>`, in partition order.
+fn keys_per_partition<H: Harness>(harness: &H, topic: &str, prefix: &str) -> Vec<String> {
+    let topic = harness.log().topic(topic).expect("topic");
+    (0..topic.config().partitions)
+        .map(|p| {
+            (0..)
+                .map(|n| format!("{prefix}-{n}"))
+                .find(|key| topic.partition_for(Some(key.as_bytes())) == p)
+                .expect("a key for every partition")
+        })
+        .collect()
+}
+
+/// Pub/sub: two groups on one topic each handle every event.
+pub async fn two_groups_each_see_every_event<H: Harness>(harness: &H) {
+    create_topic(harness, "orders", 2);
+    let seen: Seen = Arc::default();
+    let router = Router::on_transport(harness.transport())
+        .route(route(
+            harness,
+            "orders",
+            "billing",
+            recording("billing", &seen, |_, _, _| None),
+        ))
+        .route(route(
+            harness,
+            "orders",
+            "shipping",
+            recording("shipping", &seen, |_, _, _| None),
+        ));
+    let handle = start(router);
+    publish(
+        harness,
+        "orders",
+        (0..20).map(|n| event(&format!("k{}", n % 5), n)),
+    )
+    .await;
+    until("both groups to handle 20 events", || {
+        distinct(&seen, "billing").len() == 20 && distinct(&seen, "shipping").len() == 20
+    })
+    .await;
+    handle.shutdown().await;
+    for group in ["billing", "shipping"] {
+        let mut seqs: Vec<u32> = seen
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|s| s.0 == group)
+            .map(|s| s.2)
+            .collect();
+        seqs.sort_unstable();
+        seqs.dedup();
+        assert_eq!(seqs, (0..20).collect::<Vec<_>>(), "{group} saw every event");
+    }
+}
+
+/// Competing consumers: two members of one group share the partitions and, once the group
+/// is settled, handle every event exactly once between them.
+pub async fn members_share_partitions_and_handle_each_event_once<H: Harness>(harness: &H) {
+    create_topic(harness, "orders", 4);
+    let seen: Seen = Arc::default();
+    let members: Vec<RouterHandle> = ["a", "b"]
+        .into_iter()
+        .map(|name| {
+            let handler = recording(name, &seen, |_, _, _| None);
+            start(
+                Router::on_transport(harness.transport())
+                    .route(route(harness, "orders", "billing", handler)),
+            )
+        })
+        .collect();
+    // Settle: probe every partition until both members have handled a probe, so the
+    // events below are published to a group that is not rebalancing.
+    let probe_keys = keys_per_partition(harness, "orders", "probe");
+    let deadline = Instant::now() + WAIT;
+    let mut round = 0;
+    while count_by(&seen, |s| s.0 == "a") == 0 || count_by(&seen, |s| s.0 == "b") == 0 {
+        assert!(Instant::now() < deadline, "both members to handle a probe");
+        publish(
+            harness,
+            "orders",
+            probe_keys.iter().map(|key| event(key, round)),
+        )
+        .await;
+        round += 1;
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let probes = round as usize * 4;
+    until("every probe to be handled", || {
+        count_by(&seen, |s| s.1.starts_with("probe")) >= probes
+    })
+    .await;
+    seen.lock().unwrap().clear();
+    // A key per partition again, so every member gets events.
+    let keys = keys_per_partition(harness, "orders", "key");
+    let events = (0..40).map(|n| event(&keys[n as usize % keys.len()], n));
+    publish(harness, "orders", events).await;
+    until("40 events handled", || count_by(&seen, |_| true) >= 40).await;
+    for member in members {
+        member.shutdown().await;
+    }
+    let seen = seen.lock().unwrap();
+    let mut seqs: Vec<u32> = seen.iter().map(|s| s.2).collect();
+    seqs.sort_unstable();
+    assert_eq!(seqs, (0..40).collect::<Vec<_>>(), "each event handled once");
+    let by_a = seen.iter().filter(|s| s.0 == "a").count();
+    assert!(
+        by_a > 0 && by_a < 40,
+        "both members handled events ({by_a} by a)"
+    );
+}
+
+/// Per-key order under retries: a key's events are handled in published order even while
+/// one of them is being retried (blocking retries).
+pub async fn same_key_order_holds_under_retries<H: Harness>(harness: &H) {
+    create_topic(harness, "orders", 2);
+    let seen: Seen = Arc::default();
+    // Every third event fails its first two attempts.
+    let handler = recording("r", &seen, |_, seq, attempt| {
+        (seq % 3 == 0 && attempt < 3).then(|| HandlerError::transient("not yet"))
+    });
+    let route = route(harness, "orders", "billing", handler).with_retry(quick_retry(5));
+    let handle = start(Router::on_transport(harness.transport()).route(route));
+    publish(
+        harness,
+        "orders",
+        (0..30).map(|n| event(&format!("k{}", n % 3), n)),
+    )
+    .await;
+    let ok = |s: &(String, String, u32, u32)| !s.2.is_multiple_of(3) || s.3 == 3;
+    until("30 events handled", || {
+        let seen = seen.lock().unwrap();
+        let handled: HashSet<u32> = seen.iter().filter(|s| ok(s)).map(|s| s.2).collect();
+        handled.len() == 30
+    })
+    .await;
+    handle.shutdown().await;
+    let mut per_key: BTreeMap<String, Vec<u32>> = BTreeMap::new();
+    for s in seen.lock().unwrap().iter().filter(|s| ok(s)) {
+        per_key.entry(s.1.clone()).or_default().push(s.2);
+    }
+    for (key, handled) in per_key {
+        let published: Vec<u32> = (0..30).filter(|n| format!("k{}", n % 3) == key).collect();
+        assert_in_order(&key, &published, &handled);
+    }
+}
+
+/// Checks one key's handled sequence against its published one, allowing what
+/// at-least-once delivery allows: a rebalance may deliver again the events after the last
+/// commit, so a run of events may repeat — but no event is handled before every earlier
+/// event of its key was, and every event is handled.
+fn assert_in_order(key: &str, published: &[u32], handled: &[u32]) {
+    for (at, seq) in handled.iter().enumerate() {
+        for earlier in published.iter().take_while(|p| *p < seq) {
+            assert!(
+                handled[..at].contains(earlier),
+                "key {key}: {seq} handled before {earlier} (handled: {handled:?})"
+            );
+        }
+    }
+    let mut distinct = handled.to_vec();
+    distinct.sort_unstable();
+    distinct.dedup();
+    assert_eq!(distinct, published, "key {key}: every event handled");
+}
+
+/// Poison event: one key always fails; after its attempts it is stored in `<topic>.dlq`
+/// with the dead-letter headers, and the other keys of its partition keep flowing.
+pub async fn poison_event_goes_to_the_dead_letter_topic_while_other_keys_flow<H: Harness>(
+    harness: &H,
+) {
+    create_topic(harness, "orders", 1);
+    let seen: Seen = Arc::default();
+    let handler = recording("r", &seen, |key, _, _| {
+        (key == "poison").then(|| HandlerError::transient("always fails"))
+    });
+    let route = route(harness, "orders", "billing", handler).with_retry(quick_retry(3));
+    let handle = start(Router::on_transport(harness.transport()).route(route));
+    let mut events = vec![event("poison", 0)];
+    events.extend((1..=10).map(|n| event(&format!("k{}", n % 2), n)));
+    publish(harness, "orders", events).await;
+    let dlq = dead_letter_topic("orders");
+    until("the poison event in the dead letters", || {
+        !stored(harness.log(), &dlq).is_empty()
+    })
+    .await;
+    until("the other keys handled", || {
+        count_by(&seen, |s| s.1 != "poison") >= 10
+    })
+    .await;
+    handle.shutdown().await;
+    let dead = stored(harness.log(), &dlq);
+    assert_eq!(dead.len(), 1, "one dead letter");
+    let headers = DeadLetterHeaders::decode(&dead[0].headers).expect("keel_dlq_* headers");
+    assert_eq!(headers.topic, "orders");
+    assert_eq!((headers.partition, headers.offset), (0, 0));
+    assert_eq!(headers.group, "billing");
+    assert_eq!(headers.handler, "record");
+    assert_eq!(headers.attempts, 3);
+    assert_eq!(headers.kind, DeadLetterKind::Transient);
+    assert_eq!(headers.error, "always fails");
+    assert!(headers.first_failure_ms <= headers.last_failure_ms);
+    assert_eq!(dead[0].key.as_deref(), Some(&b"poison"[..]), "key kept");
+    // At least: a rebalance (a member joining) may end a retry wait and start over.
+    assert!(count_by(&seen, |s| s.1 == "poison") >= 3, "three attempts");
+}
+
+/// Inbox: an event delivered again (same id) is dropped by the dedupe step.
+pub async fn inbox_drops_a_redelivered_event<H: Harness>(harness: &H) {
+    create_topic(harness, "orders", 1);
+    let seen: Seen = Arc::default();
+    let inbox = Arc::new(MemoryDedupeWindow::new(100).expect("window"));
+    let route = route(
+        harness,
+        "orders",
+        "billing",
+        recording("r", &seen, |_, _, _| None),
+    )
+    .with_inbox(inbox);
+    let handle = start(Router::on_transport(harness.transport()).route(route));
+    let first = event("k", 1);
+    // The same event twice, then another: once that one is handled, the duplicate (before
+    // it in the partition) was dropped.
+    publish(harness, "orders", [first.clone(), first, event("k", 2)]).await;
+    until("the last event handled", || {
+        count_by(&seen, |s| s.2 == 2) == 1
+    })
+    .await;
+    handle.shutdown().await;
+    assert_eq!(
+        count_by(&seen, |s| s.2 == 1),
+        1,
+        "the duplicate was dropped"
+    );
+}
+
+/// Retry topic: a failed attempt moves the event to `<topic>.retry`, where the same group
+/// makes the next attempt; the key's later events do not wait for it.
+pub async fn retry_topic_carries_the_next_attempt<H: Harness>(harness: &H) {
+    create_topic(harness, "orders", 2);
+    let seen: Seen = Arc::default();
+    let handler = recording("r", &seen, |_, seq, attempt| {
+        (seq == 0 && attempt == 1).then(|| HandlerError::transient("first try fails"))
+    });
+    let route = route(harness, "orders", "billing", handler)
+        .with_retry(quick_retry(3))
+        .with_retry_mode(RetryMode::Topic);
+    let handle = start(Router::on_transport(harness.transport()).route(route));
+    publish(harness, "orders", (0..5).map(|n| event("k", n))).await;
+    until("the second attempt through the retry topic", || {
+        count_by(&seen, |s| s.2 == 0 && s.3 == 2) >= 1
+    })
+    .await;
+    until("the other events handled", || {
+        count_by(&seen, |s| s.2 > 0) >= 4
+    })
+    .await;
+    handle.shutdown().await;
+    let redelivered = stored(harness.log(), &retry_topic("orders"));
+    assert!(!redelivered.is_empty(), "a redelivery record");
+    for record in &redelivered {
+        let redelivery = Redelivery::decode(&record.headers).expect("keel_retry_* headers");
+        assert_eq!(redelivery.group, "billing");
+        assert_eq!(redelivery.attempts, 1);
+        assert_eq!(
+            (redelivery.topic.as_str(), redelivery.offset),
+            ("orders", 0)
+        );
+        assert_eq!(record.key.as_deref(), Some(&b"k"[..]));
+    }
+    assert!(
+        stored(harness.log(), &dead_letter_topic("orders")).is_empty(),
+        "nothing dead-lettered"
+    );
+}
+
+/// Restart: a router that shut down gracefully committed what it handled; the next one in
+/// the group resumes after it, handling only the new events.
+pub async fn committed_offsets_resume_after_a_restart<H: Harness>(harness: &H) {
+    create_topic(harness, "orders", 2);
+    let seen: Seen = Arc::default();
+    for batch in 0..2u32 {
+        let name = format!("run{batch}");
+        let handler = recording(&name, &seen, |_, _, _| None);
+        let handle = start(
+            Router::on_transport(harness.transport())
+                .route(route(harness, "orders", "billing", handler)),
+        );
+        let events = (0..10).map(|n| event(&format!("k{}", n % 4), batch * 10 + n));
+        publish(harness, "orders", events).await;
+        until("the batch handled", || distinct(&seen, &name).len() == 10).await;
+        handle.shutdown().await;
+    }
+    let mut per_run: HashMap<String, Vec<u32>> = HashMap::new();
+    for s in seen.lock().unwrap().iter() {
+        per_run.entry(s.0.clone()).or_default().push(s.2);
+    }
+    let mut second = per_run.remove("run1").expect("second run handled events");
+    second.sort_unstable();
+    second.dedup();
+    assert_eq!(
+        second,
+        (10..20).collect::<Vec<_>>(),
+        "the second run handled only the new events"
+    );
+}
