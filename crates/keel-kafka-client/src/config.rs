@@ -17,6 +17,8 @@
 
 use rdkafka::ClientConfig;
 
+use crate::limits::LAG_STATISTICS_INTERVAL;
+
 /// Connection and client settings for one Kafka cluster (or `keel serve`).
 #[derive(Debug, Clone)]
 pub struct KafkaConfig {
@@ -102,7 +104,8 @@ impl KafkaConfig {
     }
 
     /// The consumer's settings for `group`: no automatic commits or offset stores (the
-    /// runtime commits its commit point), no partition-EOF events; `start_earliest` picks
+    /// runtime commits its commit point), no partition-EOF events, statistics (for lag)
+    /// every [`LAG_STATISTICS_INTERVAL`] unless `statistics.interval.ms` was set; `start_earliest` picks
     /// where a partition without a committed offset starts.
     pub(crate) fn consumer(&self, group: &str, start_earliest: bool) -> ClientConfig {
         let mut config = self.base();
@@ -115,6 +118,17 @@ impl KafkaConfig {
                 "auto.offset.reset",
                 if start_earliest { "earliest" } else { "latest" },
             );
+        // The statistics carry the consumer lag the runtime's metrics report.
+        if !self
+            .extra
+            .iter()
+            .any(|(key, _)| key == "statistics.interval.ms")
+        {
+            config.set(
+                "statistics.interval.ms",
+                LAG_STATISTICS_INTERVAL.as_millis().to_string(),
+            );
+        }
         config
     }
 }

@@ -12,8 +12,9 @@
 //!   `keel_runtime::Router::on_transport(KafkaTransport::connect(&config)?)` runs the same
 //!   routes as `Router::new(&bus)` — handlers, inbox, blocking and retry-topic retries, dead
 //!   letters to `<topic>.dlq` — on Kafka. Its metrics count handled, failed and dead-lettered
-//!   events and handler latency per topic and group; lag and dead-letter depth are not
-//!   reported (the cluster's tools show lag). The same checks run on both transports
+//!   events and handler latency per topic and group, and report consumer lag in events for
+//!   the partitions this process consumes (librdkafka's statistics, every 5 s unless
+//!   `statistics.interval.ms` is set); lag in seconds and dead-letter depth are not. The same checks run on both transports
 //!   (`tests/conformance.rs`, `keel_runtime::conformance`).
 //! - [`KafkaMember`] is one consumer-group member: assignments and revocations (acknowledged
 //!   after the drain and commit), per-partition fetch and commit.
@@ -31,7 +32,7 @@ mod transport;
 
 pub use config::KafkaConfig;
 pub use member::{
-    CommitError, JoinError, KafkaMember, KafkaPartition, MemberEvent, MemberOptions,
+    CommitError, JoinError, KafkaMember, KafkaPartition, MemberEvent, MemberOptions, PartitionLags,
     PartitionOffsets, Revocation,
 };
 pub use publisher::{KafkaPublisher, ProducerError};

@@ -8,3 +8,7 @@ pub(crate) const DELIVERY_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// How long a metadata request or a topic creation may take.
 pub(crate) const METADATA_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// How often a consumer's librdkafka statistics, and so the consumer-lag gauge, are
+/// refreshed, unless `statistics.interval.ms` is set on the [`KafkaConfig`](crate::KafkaConfig).
+pub(crate) const LAG_STATISTICS_INTERVAL: Duration = Duration::from_secs(5);

@@ -33,6 +33,7 @@
 //! group coordinator and every Kafka version speak: every rebalance revokes all of a member's
 //! partitions, waits for the drain, then assigns anew.
 
+use std::collections::BTreeMap;
 use std::sync::mpsc::RecvTimeoutError;
 use std::sync::{Arc, Mutex, OnceLock, Weak};
 use std::time::{Duration, Instant};
@@ -43,6 +44,7 @@ use rdkafka::client::ClientContext;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance};
 use rdkafka::error::KafkaError;
 use rdkafka::message::{BorrowedMessage, Headers, Message};
+use rdkafka::statistics::Statistics;
 use rdkafka::types::RDKafkaErrorCode;
 use rdkafka::{Offset, TopicPartitionList};
 use tokio::sync::{Notify, mpsc};
@@ -123,12 +125,16 @@ pub enum CommitError {
 
 type GroupConsumer = BaseConsumer<MemberContext>;
 
+/// A member's lag: events behind per assigned partition ([`KafkaMember::lag`]).
+pub type PartitionLags = Mutex<BTreeMap<u32, u64>>;
+
 /// One group member on one topic. Dropping it leaves the group (the poll thread unsubscribes,
 /// serves the final revocation, and closes the consumer, in the background).
 #[derive(Debug)]
 pub struct KafkaMember {
     events: mpsc::UnboundedReceiver<MemberEvent>,
     stop: Arc<std::sync::atomic::AtomicBool>,
+    lag: Arc<PartitionLags>,
 }
 
 /// Why a member could not join.
@@ -148,9 +154,26 @@ struct MemberContext {
     /// the consumer owns this context).
     consumer: OnceLock<Weak<GroupConsumer>>,
     revoke_timeout: Duration,
+    /// The latest lag per assigned partition, from librdkafka's statistics.
+    lag: Arc<PartitionLags>,
 }
 
-impl ClientContext for MemberContext {}
+impl ClientContext for MemberContext {
+    /// librdkafka's statistics (every `statistics.interval.ms`): keeps the lag of the
+    /// partitions this member is assigned (`desired`), as the group's commits left it.
+    fn stats(&self, statistics: Statistics) {
+        let Some(topic) = statistics.topics.get(&self.topic) else {
+            return;
+        };
+        let lag = topic
+            .partitions
+            .values()
+            .filter(|p| p.desired && p.partition >= 0 && p.consumer_lag >= 0)
+            .map(|p| (p.partition as u32, p.consumer_lag as u64))
+            .collect();
+        *self.lag.lock().unwrap_or_else(|p| p.into_inner()) = lag;
+    }
+}
 
 impl ConsumerContext for MemberContext {
     fn pre_rebalance(&self, _: &GroupConsumer, rebalance: &Rebalance<'_>) {
@@ -238,7 +261,9 @@ impl KafkaMember {
             events: sender,
             consumer: OnceLock::new(),
             revoke_timeout: options.revoke_timeout,
+            lag: Arc::default(),
         };
+        let lag = context.lag.clone();
         let mut client = config.consumer(group, options.start_earliest);
         client
             .set(
@@ -264,7 +289,7 @@ impl KafkaMember {
             .name(format!("keel-kafka-{group}"))
             .spawn(move || poll_loop(consumer, poll_stop))
             .expect("spawn the consumer's poll thread");
-        Ok(KafkaMember { events, stop })
+        Ok(KafkaMember { events, stop, lag })
     }
 
     /// The next change of this member's partitions; `None` once the member left.
@@ -272,6 +297,13 @@ impl KafkaMember {
     /// Cancel safety: cancel safe (a change not yet returned stays queued).
     pub async fn next(&mut self) -> Option<MemberEvent> {
         self.events.recv().await
+    }
+
+    /// Events behind per assigned partition (high watermark − committed offset), as
+    /// librdkafka's last statistics said; empty until the first (`statistics.interval.ms`,
+    /// see [`KafkaConfig`]). The handle stays valid while the member runs.
+    pub fn lag(&self) -> Weak<PartitionLags> {
+        Arc::downgrade(&self.lag)
     }
 
     /// Leaves the group: the final revocations still arrive through [`KafkaMember::next`]

@@ -23,20 +23,20 @@
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, Weak};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use keel_log::{NewRecord, Record};
 use keel_runtime::dedupe::BoxFuture;
 use keel_runtime::{
-    CommitError, ConsumeTransport, FetchError, GroupPolicy, LeaseStart, Membership,
-    MembershipEvent, Metrics, PartitionLease, PublishError, Publisher, Revocation, StartError,
-    StartFrom,
+    CommitError, ConsumeTransport, ConsumerLag, FetchError, GroupPolicy, LagSource, LeaseStart,
+    Membership, MembershipEvent, Metrics, PartitionLease, PublishError, Publisher, Revocation,
+    StartError, StartFrom,
 };
 use tokio::sync::Notify;
 
 use crate::config::KafkaConfig;
-use crate::member::{self, KafkaMember, KafkaPartition, MemberEvent, MemberOptions};
+use crate::member::{self, KafkaMember, KafkaPartition, MemberEvent, MemberOptions, PartitionLags};
 use crate::publisher::{KafkaPublisher, ProducerError};
 
 /// A Kafka cluster as the router's transport. Holds one producer (redeliveries, dead
@@ -46,6 +46,7 @@ pub struct KafkaTransport {
     config: KafkaConfig,
     publisher: KafkaPublisher,
     metrics: Metrics,
+    lags: Arc<MemberLags>,
     prefetch_kbytes_max: u32,
 }
 
@@ -60,10 +61,12 @@ impl std::fmt::Debug for KafkaTransport {
 impl KafkaTransport {
     /// A transport on the cluster `config` names. Connects lazily, like [`KafkaPublisher`].
     pub fn connect(config: &KafkaConfig) -> Result<Arc<KafkaTransport>, ProducerError> {
+        let lags = Arc::new(MemberLags::default());
         Ok(Arc::new(KafkaTransport {
             config: config.clone(),
             publisher: KafkaPublisher::new(config)?,
-            metrics: Metrics::without_log(),
+            metrics: Metrics::with_lag_source(lags.clone()),
+            lags,
             prefetch_kbytes_max: MemberOptions::default().prefetch_kbytes_max,
         }))
     }
@@ -74,7 +77,9 @@ impl KafkaTransport {
     }
 
     /// The routes' metrics: handled, failed and dead-lettered events per topic and group,
-    /// handler latency. Lag and dead-letter depth are not included (see the crate docs).
+    /// handler latency, and consumer lag in events per partition this process consumes
+    /// (from librdkafka's statistics). Lag in seconds and dead-letter depth are not
+    /// included (see the crate docs).
     pub fn metrics(&self) -> &Metrics {
         &self.metrics
     }
@@ -143,11 +148,47 @@ impl ConsumeTransport for KafkaTransport {
             };
             let member = KafkaMember::join(&self.config, group, topic, &options)
                 .map_err(|e| e.to_string())?;
+            self.lags.add(group, topic, member.lag());
             Ok(Box::new(KafkaMembership {
                 member,
                 start_earliest,
             }) as Box<dyn Membership>)
         })
+    }
+}
+
+/// The lag of every member this transport started, for the metrics.
+#[derive(Debug, Default)]
+struct MemberLags {
+    /// (group, topic, the member's lag per partition); gone once the member is.
+    members: Mutex<Vec<(String, String, Weak<PartitionLags>)>>,
+}
+
+impl MemberLags {
+    fn add(&self, group: &str, topic: &str, lag: Weak<PartitionLags>) {
+        let mut members = self.members.lock().unwrap_or_else(|p| p.into_inner());
+        members.retain(|(_, _, lag)| lag.strong_count() > 0);
+        members.push((group.to_string(), topic.to_string(), lag));
+    }
+}
+
+impl LagSource for MemberLags {
+    fn lags(&self) -> Vec<ConsumerLag> {
+        let members = self.members.lock().unwrap_or_else(|p| p.into_inner());
+        let mut lags = Vec::new();
+        for (group, topic, lag) in members.iter() {
+            let Some(lag) = lag.upgrade() else {
+                continue;
+            };
+            let lag = lag.lock().unwrap_or_else(|p| p.into_inner());
+            lags.extend(lag.iter().map(|(partition, events)| ConsumerLag {
+                topic: topic.clone(),
+                group: group.clone(),
+                partition: *partition,
+                events: *events,
+            }));
+        }
+        lags
     }
 }
 

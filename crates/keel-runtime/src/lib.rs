@@ -173,7 +173,7 @@ pub use dead_letter::{DeadLetter, DeadLetterHeaders, DeadLetterKind};
 pub use dedupe::{Inbox, InboxError, MemoryDedupeWindow};
 pub use error::{ErrorKind, HandlerError, PublishError, StartError};
 pub use handler::{Context, Handler, HandlerResult};
-pub use metrics::{METRICS_CONTENT_TYPE, Metrics};
+pub use metrics::{ConsumerLag, LagSource, METRICS_CONTENT_TYPE, Metrics};
 pub use policy::{
     ConsumerPolicy, GroupPolicy, PolicyError, RetryMode, RetryPolicy, StartFrom, TimeoutPolicy,
 };

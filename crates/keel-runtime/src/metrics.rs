@@ -47,7 +47,8 @@ use crate::limits::{DLQ_SUFFIX, LAG_PARTITIONS_MAX};
 /// The HTTP `Content-Type` of [`Metrics::encode`]'s output.
 pub const METRICS_CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
 
-/// The runtime's metrics. Get them from [`EmbeddedBus::metrics`](crate::EmbeddedBus::metrics).
+/// The runtime's metrics. Get them from [`EmbeddedBus::metrics`](crate::EmbeddedBus::metrics)
+/// (or a transport's: [`ConsumeTransport::metrics`](crate::ConsumeTransport::metrics)).
 ///
 /// | family | type | labels | what |
 /// |---|---|---|---|
@@ -60,6 +61,10 @@ pub const METRICS_CONTENT_TYPE: &str = "application/openmetrics-text; version=1.
 /// | `keel_consumer_lag_seconds` | gauge | `topic`, `group`, `partition` | age of the record at the committed offset (the oldest unhandled event); 0 when caught up |
 /// | `keel_dead_letters` | gauge | `topic` | records in `<topic>.dlq` |
 /// | `keel_dead_letter_oldest_age_seconds` | gauge | `topic` | age of the oldest record in `<topic>.dlq` |
+///
+/// On a transport without a local log ([`Metrics::with_lag_source`], Kafka) only
+/// `keel_consumer_lag_events` of the gauges is reported, for the partitions the process
+/// consumes, as the transport measures it.
 ///
 /// Lag covers every group with committed offsets in the log, whichever process or tool
 /// consumed; a route's partition appears once its first commit is written (a worker commits
@@ -107,6 +112,26 @@ struct PartitionLabels {
     partition: u32,
 }
 
+/// Consumer lag a transport measures itself (Kafka's client statistics), for
+/// [`Metrics::with_lag_source`]: asked at every scrape, so keep it cheap.
+pub trait LagSource: Send + Sync + fmt::Debug + 'static {
+    /// The lag of every partition this process consumes.
+    fn lags(&self) -> Vec<ConsumerLag>;
+}
+
+/// One partition's lag: high watermark − the group's committed offset.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConsumerLag {
+    /// The topic.
+    pub topic: String,
+    /// The consumer group.
+    pub group: String,
+    /// The partition.
+    pub partition: u32,
+    /// Events between the committed offset and the high watermark.
+    pub events: u64,
+}
+
 /// One route's series, resolved once when the router starts so the per-event cost is an
 /// atomic add (a short lock for the histogram), not a label lookup.
 #[derive(Debug, Clone)]
@@ -124,6 +149,8 @@ pub(crate) struct RouteMetrics {
 pub(crate) struct LogCollector {
     /// `None` for a transport whose offsets are not in a local log (Kafka).
     log: Option<Arc<Log>>,
+    /// Where lag comes from when there is no log: the transport reports it.
+    lag_source: Option<Arc<dyn LagSource>>,
     clock: Arc<dyn Clock>,
 }
 
@@ -132,15 +159,18 @@ impl Metrics {
     pub(crate) fn new(log: Arc<Log>, clock: Arc<dyn Clock>) -> Metrics {
         Metrics::with_collector(LogCollector {
             log: Some(log),
+            lag_source: None,
             clock,
         })
     }
 
-    /// Counters and histograms only, for a transport whose offsets and dead letters are not
-    /// in a local log (Kafka): the lag and dead-letter gauges are not reported.
-    pub fn without_log() -> Metrics {
+    /// Metrics of a transport whose offsets and dead letters are not in a local log (Kafka):
+    /// the counters and histograms, plus `keel_consumer_lag_events` as `lag` reports it at
+    /// each scrape. Lag in seconds and the dead-letter gauges are not reported.
+    pub fn with_lag_source(lag: Arc<dyn LagSource>) -> Metrics {
         Metrics::with_collector(LogCollector {
             log: None,
+            lag_source: Some(lag),
             clock: Arc::new(keel_log::SystemClock),
         })
     }
@@ -366,9 +396,10 @@ impl LogCollector {
 impl Collector for LogCollector {
     fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), fmt::Error> {
         let now_ms = self.clock.now_ms();
-        let (lags, dead_letters) = match &self.log {
-            Some(log) => (self.lags(log, now_ms), self.dead_letters(log, now_ms)),
-            None => (Vec::new(), Vec::new()),
+        let (lags, dead_letters) = match (&self.log, &self.lag_source) {
+            (Some(log), _) => (self.lags(log, now_ms), self.dead_letters(log, now_ms)),
+            (None, Some(source)) => (reported(source.as_ref()), Vec::new()),
+            (None, None) => (Vec::new(), Vec::new()),
         };
         let events = Unit::Other("events".to_string());
         let seconds = Unit::Seconds;
@@ -417,6 +448,23 @@ impl Collector for LogCollector {
         }
         Ok(())
     }
+}
+
+/// The lag a transport reports, as gauges without an age.
+fn reported(source: &dyn LagSource) -> Vec<PartitionGauges> {
+    let mut lags = source.lags();
+    lags.truncate(LAG_PARTITIONS_MAX);
+    lags.into_iter()
+        .map(|lag| PartitionGauges {
+            labels: PartitionLabels {
+                topic: lag.topic,
+                group: lag.group,
+                partition: lag.partition,
+            },
+            events: lag.events,
+            seconds: None,
+        })
+        .collect()
 }
 
 /// A value read from the log, or `None` when the read failed: the gauge is then left out of
