@@ -1,6 +1,9 @@
 //! `keel demo`: runs the order system (`keel-demo`) on the embedded defaults, prints a live
 //! timeline per order, rebuilds the order-summary projection with a progress bar, and ends
-//! with the self-checking summary (exit code 1 when an invariant is broken).
+//! with the self-checking summary (exit code 1 when an invariant is broken). With
+//! `--brokers` the services run against a Kafka cluster such as `keel serve`, as many
+//! processes as wanted: the one running the order service places the orders and checks;
+//! the others run until SIGTERM or Ctrl-C.
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -8,7 +11,8 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, bail};
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
-use keel_demo::{DemoConfig, Summary, Timeline};
+use keel_demo::{Backbone, DemoConfig, Entry, Service, Summary, Timeline};
+use tokio::sync::mpsc::UnboundedReceiver;
 
 /// Flags of `keel demo`.
 #[derive(Debug, Args)]
@@ -30,14 +34,36 @@ pub(crate) struct DemoArgs {
     #[arg(long, default_value_t = 25)]
     poison_every: usize,
     /// Directory for the run's log and databases (default: a fresh temporary directory).
+    /// With --brokers, the directory every process of the demo shares: each service keeps
+    /// its own database in it, and the ordering process reads them for the summary.
     #[arg(long, value_name = "DIR")]
     dir: Option<PathBuf>,
     /// Print only the summary, not the timeline.
     #[arg(long)]
     quiet: bool,
+    /// Run on a Kafka cluster instead of the embedded log: the Kafka listener of a running
+    /// `keel serve` (e.g. 127.0.0.1:9092), whose data directory has the demo's topics. Lets
+    /// the services run as separate processes (--service). Needs a keel built with
+    /// `--features kafka`.
+    #[arg(long, value_name = "ADDR", requires = "dir")]
+    brokers: Option<String>,
+    /// The services this process runs, comma-separated: orders, inventory, payment,
+    /// shipping, email, analytics, or all. The process with `orders` places the orders and
+    /// prints the summary; one without it runs until SIGTERM or Ctrl-C. Other than `all`
+    /// only with --brokers.
+    #[arg(long, value_name = "NAMES", value_delimiter = ',', default_value = "all", value_parser = parse_services)]
+    service: Vec<Vec<Service>>,
 }
 
 pub(crate) fn run(args: DemoArgs) -> anyhow::Result<()> {
+    let mut services: Vec<Service> = args.service.iter().flatten().copied().collect();
+    services.sort_by_key(|s| Service::ALL.iter().position(|all| all == s));
+    services.dedup();
+    if args.brokers.is_none() && services != Service::ALL {
+        bail!(
+            "--service: without --brokers every service runs in this process (the embedded log is not shared)"
+        );
+    }
     let temporary = tempfile::tempdir().context("create a temporary directory")?;
     let data_dir = args
         .dir
@@ -52,10 +78,63 @@ pub(crate) fn run(args: DemoArgs) -> anyhow::Result<()> {
         poison_every: args.poison_every,
     };
     config.validate()?;
+    if args.brokers.is_some() || std::env::var_os("RUST_LOG").is_some() {
+        init_logging();
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .context("start the async runtime")?;
+    runtime.block_on(async {
+        let backbone = match &args.brokers {
+            None => {
+                std::fs::create_dir_all(&config.data_dir)
+                    .with_context(|| format!("create {}", config.data_dir.display()))?;
+                Backbone::embedded(&config.data_dir.join("log"))?
+            }
+            Some(brokers) => kafka(brokers).await?,
+        };
+        if services.contains(&Service::Orders) {
+            place(&config, &backbone, &services, args.quiet).await
+        } else {
+            serve(&config, &backbone, &services, args.quiet).await
+        }
+    })
+}
+
+/// Logs warnings and errors to stderr (`RUST_LOG` overrides): on Kafka, a service that
+/// cannot join its group or reach the broker says so instead of waiting silently.
+fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+}
+
+/// The Kafka cluster at `brokers`, with the demo's topics checked.
+#[cfg(feature = "kafka")]
+async fn kafka(brokers: &str) -> anyhow::Result<Backbone> {
+    Backbone::kafka(brokers)
+        .await
+        .with_context(|| format!("the demo on Kafka at {brokers}"))
+}
+
+/// Without the `kafka` feature there is no Kafka client in this binary.
+#[cfg(not(feature = "kafka"))]
+async fn kafka(_: &str) -> anyhow::Result<Backbone> {
+    bail!("--brokers: this keel was built without Kafka; build it with `--features kafka`")
+}
+
+/// Runs the order service here: places the orders, prints the timeline and the summary,
+/// fails on a broken invariant.
+async fn place(
+    config: &DemoConfig,
+    backbone: &Backbone,
+    services: &[Service],
+    quiet: bool,
+) -> anyhow::Result<()> {
     println!(
         "keel demo: {} orders, payment outage {:?}, decline rate {}, data in {}",
         config.orders,
@@ -63,7 +142,7 @@ pub(crate) fn run(args: DemoArgs) -> anyhow::Result<()> {
         config.decline_rate,
         config.data_dir.display()
     );
-    let summary = runtime.block_on(demo(&config, args.quiet))?;
+    let summary = demo(config, backbone, services, quiet).await?;
     print_summary(&summary);
     let violations = summary.violations();
     if !violations.is_empty() {
@@ -76,8 +155,36 @@ pub(crate) fn run(args: DemoArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn demo(config: &DemoConfig, quiet: bool) -> anyhow::Result<Summary> {
-    let (timeline, mut entries) = Timeline::channel();
+/// Runs services other than the order service until SIGTERM or Ctrl-C, printing their
+/// timeline.
+async fn serve(
+    config: &DemoConfig,
+    backbone: &Backbone,
+    services: &[Service],
+    quiet: bool,
+) -> anyhow::Result<()> {
+    let names: Vec<&str> = services.iter().map(|s| s.name()).collect();
+    let stop = crate::serve::shutdown_signal()?;
+    let (timeline, entries) = Timeline::channel();
+    let started = Instant::now();
+    let printer = tokio::spawn(print_timeline(entries, started, quiet, None));
+    println!(
+        "keel demo: serving {} (data in {}); SIGTERM or Ctrl-C stops",
+        names.join(", "),
+        config.data_dir.display()
+    );
+    keel_demo::serve(config, backbone, services, timeline, stop).await?;
+    printer.await.ok();
+    Ok(())
+}
+
+async fn demo(
+    config: &DemoConfig,
+    backbone: &Backbone,
+    services: &[Service],
+    quiet: bool,
+) -> anyhow::Result<Summary> {
+    let (timeline, entries) = Timeline::channel();
     let bar = ProgressBar::new(config.orders as u64);
     bar.set_style(
         ProgressStyle::with_template(
@@ -87,35 +194,9 @@ async fn demo(config: &DemoConfig, quiet: bool) -> anyhow::Result<Summary> {
         .progress_chars("=> "),
     );
     let started = Instant::now();
-    let printer = {
-        let bar = bar.clone();
-        tokio::spawn(async move {
-            while let Some(entry) = entries.recv().await {
-                if entry.service == "orders"
-                    && (entry.what == "confirmed" || entry.what == "rejected")
-                {
-                    bar.inc(1);
-                }
-                if !quiet {
-                    let line = format!(
-                        "{:>8.3}s  order {:<5} {:<9} {}",
-                        started.elapsed().as_secs_f64(),
-                        entry.order_id,
-                        entry.service,
-                        entry.what
-                    );
-                    // A bar drawn nowhere (output not a terminal) prints nothing itself.
-                    if bar.is_hidden() {
-                        println!("{line}");
-                    } else {
-                        bar.println(line);
-                    }
-                }
-            }
-        })
-    };
+    let printer = tokio::spawn(print_timeline(entries, started, quiet, Some(bar.clone())));
     let rebuild_bar = ProgressBar::hidden();
-    let summary = keel_demo::run(config, timeline, |progress| {
+    let summary = keel_demo::drive(config, backbone, services, timeline, |progress| {
         if rebuild_bar.is_hidden() {
             rebuild_bar.set_draw_target(indicatif::ProgressDrawTarget::stderr());
             rebuild_bar.set_style(
@@ -133,6 +214,37 @@ async fn demo(config: &DemoConfig, quiet: bool) -> anyhow::Result<Summary> {
     bar.finish_with_message("");
     printer.await.ok();
     Ok(summary)
+}
+
+/// Prints timeline entries as they come (unless `quiet`), counting finished orders on
+/// `bar`, until every sender is gone.
+async fn print_timeline(
+    mut entries: UnboundedReceiver<Entry>,
+    started: Instant,
+    quiet: bool,
+    bar: Option<ProgressBar>,
+) {
+    let bar = bar.unwrap_or_else(ProgressBar::hidden);
+    while let Some(entry) = entries.recv().await {
+        if entry.service == "orders" && (entry.what == "confirmed" || entry.what == "rejected") {
+            bar.inc(1);
+        }
+        if !quiet {
+            let line = format!(
+                "{:>8.3}s  order {:<5} {:<9} {}",
+                started.elapsed().as_secs_f64(),
+                entry.order_id,
+                entry.service,
+                entry.what
+            );
+            // A bar drawn nowhere (output not a terminal) prints nothing itself.
+            if bar.is_hidden() {
+                println!("{line}");
+            } else {
+                bar.println(line);
+            }
+        }
+    }
 }
 
 fn print_summary(s: &Summary) {
@@ -162,6 +274,17 @@ fn print_summary(s: &Summary) {
         s.rebuilt.placed,
         s.rebuilt == o
     );
+}
+
+/// Parses `all` or one service name.
+fn parse_services(text: &str) -> Result<Vec<Service>, String> {
+    match text.trim() {
+        "all" => Ok(Service::ALL.to_vec()),
+        name => Service::parse(name).map(|s| vec![s]).ok_or_else(|| {
+            let names: Vec<&str> = Service::ALL.iter().map(|s| s.name()).collect();
+            format!("'{name}' is not a service ({} or all)", names.join(", "))
+        }),
+    }
 }
 
 /// Parses `500ms`, `30s`, `2m` (or a bare number of seconds).

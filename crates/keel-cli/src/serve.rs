@@ -320,7 +320,7 @@ impl SpanExport {
 /// Installs the SIGTERM (service managers) and SIGINT (Ctrl-C) handlers now — before the
 /// server reports it is ready, so a signal sent right after that line is never the default
 /// "terminate at once" — and returns a future that completes on the first of them.
-fn shutdown_signal() -> anyhow::Result<impl Future<Output = ()>> {
+pub(crate) fn shutdown_signal() -> anyhow::Result<impl Future<Output = ()>> {
     let mut terminate = signal(SignalKind::terminate()).context("cannot listen for SIGTERM")?;
     let mut interrupt = signal(SignalKind::interrupt()).context("cannot listen for SIGINT")?;
     Ok(async move {

@@ -1,5 +1,7 @@
 //! `keel serve` as an operator runs it: a real process, real sockets, real signals.
 
+#[path = "support/serve.rs"]
+mod server;
 mod support;
 
 use std::io::{BufRead, BufReader};
@@ -7,6 +9,7 @@ use std::net::SocketAddr;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
+use server::{address, terminate};
 use support::Keel;
 
 /// A running `keel serve` child and the addresses it reported.
@@ -19,32 +22,10 @@ struct Served {
 impl Keel {
     /// Starts `keel serve` on free ports and waits for its "listening" line.
     fn serve(&self, extra: &[&str]) -> Served {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_keel"))
-            .args(["serve", "--http", "127.0.0.1:0", "--kafka", "127.0.0.1:0"])
-            .args(["--registry", "127.0.0.1:0"])
-            .args(extra)
-            .env("KEEL_DATA", self.dir.path())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("spawn keel serve");
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .expect("read the listening line");
-        let address = |name: &str| -> SocketAddr {
-            line.trim()
-                .strip_prefix("keel serve listening ")
-                .unwrap_or_else(|| panic!("unexpected first line: {line:?}"))
-                .split(' ')
-                .find_map(|field| field.strip_prefix(name)?.strip_prefix('='))
-                .unwrap_or_else(|| panic!("no {name} address in {line:?}"))
-                .parse()
-                .expect("an address")
-        };
+        let (child, line) = self.start_server(extra);
         Served {
-            http: address("http"),
-            kafka: address("kafka"),
+            http: address(&line, "http"),
+            kafka: address(&line, "kafka"),
             child,
         }
     }
@@ -53,14 +34,10 @@ impl Keel {
 impl Served {
     /// Sends SIGTERM and returns whether the server exited with status 0.
     fn terminate(mut self) -> bool {
-        let pid = self.child.id().to_string();
-        let sent = Command::new("kill").args(["-TERM", &pid]).status().unwrap();
-        assert!(sent.success());
-        self.child.wait().expect("wait for keel serve").success()
+        terminate(&mut self.child)
     }
 }
 
-/// `GET path`; returns (status code, content type, body).
 fn http_get(addr: SocketAddr, path: &str) -> (u16, String, String) {
     let response = ureq::get(format!("http://{addr}{path}"))
         .config()

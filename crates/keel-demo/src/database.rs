@@ -28,12 +28,14 @@ pub(crate) struct ServiceDb {
 }
 
 impl ServiceDb {
-    /// Opens `<dir>/<name>.db`, runs `schema`, and starts the outbox relay onto `publisher`.
+    /// Opens `<dir>/<name>.db`, runs `schema`, and starts the outbox relay onto `publisher`
+    /// (registered in `relays`).
     pub(crate) fn open(
         dir: &Path,
         name: &str,
         schema: &str,
         publisher: &Publisher,
+        relays: &Relays,
     ) -> Result<ServiceDb, DemoError> {
         let path = dir.join(format!("{name}.db"));
         let outbox = SqliteOutbox::open(&path)?;
@@ -46,11 +48,10 @@ impl ServiceDb {
             name: format!("{name}-relay"),
             ..RelayOptions::default()
         };
-        // The relay runs until the runtime stops (a dropped handle does not stop it): a
-        // service publishes its facts for as long as it runs.
-        let _relay: RelayHandle = outbox
+        let relay = outbox
             .relay(Arc::new(publisher.clone()), options)
             .map_err(|e| DemoError::Setup(e.to_string()))?;
+        relays.0.lock().expect("relays").push(relay);
         Ok(ServiceDb {
             connection: Arc::new(Mutex::new(connection)),
             inbox,
@@ -67,6 +68,22 @@ impl ServiceDb {
             .await
             .expect("service query panicked")
             .map_err(DemoError::from)
+    }
+}
+
+/// The outbox relays of the services one process runs, stopped together between two
+/// batches when the process stops (left to the end of the runtime, a relay would see its
+/// database calls cancelled and retry them until it is gone). Cheap to clone.
+#[derive(Clone, Default)]
+pub(crate) struct Relays(Arc<Mutex<Vec<RelayHandle>>>);
+
+impl Relays {
+    /// Stops every relay after its current batch and waits for it.
+    pub(crate) async fn shutdown(&self) {
+        let relays = std::mem::take(&mut *self.0.lock().expect("relays"));
+        for relay in relays {
+            relay.shutdown().await;
+        }
     }
 }
 

@@ -8,9 +8,9 @@ use std::path::Path;
 use keel::core::{Event, EventType};
 use keel::runtime::{Handler, HandlerError, Publisher, Route};
 use keel::sql::SqliteTx;
-use rusqlite::OptionalExtension;
+use rusqlite::{Connection, OptionalExtension};
 
-use crate::database::{ServiceDb, announce, command, fact};
+use crate::database::{Relays, ServiceDb, announce, command, fact};
 use crate::error::DemoError;
 use crate::events::{
     INVENTORY_COMMANDS, INVENTORY_TOPIC, ReleaseStock, ReserveStock, SHIPPING_TOPIC,
@@ -25,6 +25,10 @@ CREATE TABLE IF NOT EXISTS reservations (
     state TEXT NOT NULL CHECK (state IN ('reserved', 'released', 'shipped')),
     reserve_command TEXT NOT NULL, release_command TEXT);
 ";
+
+/// Stock of each SKU when the inventory opens its database first: enough for the largest
+/// run, so a demo order is never refused for stock (the refusal path is still there).
+const STOCK_PER_SKU: i64 = crate::ORDERS_MAX as i64 * 2;
 
 /// Reservations by state, for the self-check.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -47,21 +51,21 @@ pub(crate) struct Inventory {
 }
 
 impl Inventory {
-    /// Opens `inventory.db` under `dir` and stocks each of `skus` with `stock` (once).
+    /// Opens `inventory.db` under `dir` and stocks each of `skus` (once).
     pub(crate) async fn open(
         dir: &Path,
         publisher: &Publisher,
+        relays: &Relays,
         skus: &[&str],
-        stock: i64,
         timeline: Timeline,
     ) -> Result<Inventory, DemoError> {
-        let db = ServiceDb::open(dir, "inventory", SCHEMA, publisher)?;
+        let db = ServiceDb::open(dir, "inventory", SCHEMA, publisher, relays)?;
         let skus: Vec<String> = skus.iter().map(|s| s.to_string()).collect();
         db.query(move |connection| {
             for sku in &skus {
                 connection.execute(
                     "INSERT INTO stock (sku, available) VALUES (?1, ?2) ON CONFLICT DO NOTHING",
-                    (sku, stock),
+                    (sku, STOCK_PER_SKU),
                 )?;
             }
             Ok(())
@@ -106,31 +110,27 @@ impl Inventory {
                 Ok(())
             })
     }
+}
 
-    /// Reservations by state.
-    pub(crate) async fn counts(&self) -> Result<ReservationCounts, DemoError> {
-        self.db
-            .query(|connection| {
-                let mut counts = ReservationCounts::default();
-                let mut statement = connection
-                    .prepare("SELECT state, COUNT(*) FROM reservations GROUP BY state")?;
-                let rows = statement.query_map([], |row| {
-                    Ok((row.get::<_, String>(0)?, row.get::<_, i64>(1)?))
-                })?;
-                for row in rows {
-                    let (state, n) = row?;
-                    let n = n as u64;
-                    counts.made += n;
-                    match state.as_str() {
-                        "reserved" => counts.held += n,
-                        "released" => counts.released += n,
-                        _ => counts.shipped += n,
-                    }
-                }
-                Ok(counts)
-            })
-            .await
+/// Reservations by state, read from the inventory database.
+pub(crate) fn reservations(connection: &Connection) -> rusqlite::Result<ReservationCounts> {
+    let mut counts = ReservationCounts::default();
+    let mut statement =
+        connection.prepare("SELECT state, COUNT(*) FROM reservations GROUP BY state")?;
+    let rows = statement.query_map([], |row| {
+        Ok((row.get::<_, String>(0)?, row.get::<_, i64>(1)?))
+    })?;
+    for row in rows {
+        let (state, n) = row?;
+        let n = n as u64;
+        counts.made += n;
+        match state.as_str() {
+            "reserved" => counts.held += n,
+            "released" => counts.released += n,
+            _ => counts.shipped += n,
+        }
     }
+    Ok(counts)
 }
 
 /// Sets stock aside, or refuses when there is not enough. An order's reservation is made

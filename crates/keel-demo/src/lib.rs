@@ -1,7 +1,10 @@
 //! `keel-demo`: the seeds' order system on Keel's public API (the `keel` facade) — what
 //! `keel demo` runs, and the proof that the pieces compose.
 //!
-//! Six services in one process on the embedded defaults, each with its own SQLite database:
+//! Six services, each with its own SQLite database under one data directory: all in one
+//! process on the embedded log ([`run`]), or split between processes on a Kafka cluster such
+//! as `keel serve` (feature `kafka`: `Backbone::kafka`, [`drive`] where the order service
+//! runs, [`serve`] for the others):
 //!
 //! | service | pattern |
 //! |---|---|
@@ -22,6 +25,7 @@
 //! email and analytics react to the same facts. [`run`] ends with a [`Summary`] whose
 //! [`Summary::violations`] are the self-check.
 
+mod backbone;
 mod database;
 mod error;
 pub mod events;
@@ -30,13 +34,17 @@ mod notify;
 mod order;
 mod payment;
 mod run;
+mod services;
 mod shipping;
 mod summary;
+mod tally;
 mod timeline;
 
+pub use backbone::Backbone;
 pub use error::DemoError;
 pub use inventory::ReservationCounts;
 pub use order::{Order, OrderCommand, OrderCounts, OrderData, OrderEvent, OrderStatus};
-pub use run::{DemoConfig, ORDERS_MAX, run};
+pub use run::{DemoConfig, ORDERS_MAX, drive, run, serve};
+pub use services::Service;
 pub use summary::Summary;
 pub use timeline::{Entry, Timeline};

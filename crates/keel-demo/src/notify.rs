@@ -8,6 +8,7 @@ use std::path::Path;
 use keel::core::{Event, EventType};
 use keel::runtime::{Handler, HandlerError, Route};
 use keel::sql::SqliteInbox;
+use rusqlite::Connection;
 
 use crate::error::DemoError;
 use crate::events::{
@@ -76,18 +77,13 @@ impl Email {
                 )
             })
     }
+}
 
-    /// Emails sent.
-    pub(crate) async fn sent(&self) -> Result<u64, DemoError> {
-        let count = self
-            .inbox
-            .with_connection(|c| {
-                c.query_row("SELECT COUNT(*) FROM emails", [], |r| r.get::<_, i64>(0))
-            })
-            .await
-            .map_err(|e| DemoError::Setup(e.to_string()))??;
-        Ok(count as u64)
-    }
+/// Emails sent, read from the email database.
+pub(crate) fn sent(connection: &Connection) -> rusqlite::Result<u64> {
+    connection
+        .query_row("SELECT COUNT(*) FROM emails", [], |r| r.get::<_, i64>(0))
+        .map(|n| n as u64)
 }
 
 fn send(
@@ -153,20 +149,15 @@ impl Analytics {
             Ok(())
         })
     }
+}
 
-    /// How many events of type `T` were counted.
-    pub(crate) async fn count<T: EventType>(&self) -> Result<u64, DemoError> {
-        let n = self
-            .inbox
-            .with_connection(|c| {
-                c.query_row(
-                    "SELECT COALESCE(SUM(n), 0) FROM counters WHERE kind = ?1",
-                    [T::TYPE],
-                    |r| r.get::<_, i64>(0),
-                )
-            })
-            .await
-            .map_err(|e| DemoError::Setup(e.to_string()))??;
-        Ok(n as u64)
-    }
+/// How many events of type `T` analytics counted, read from its database.
+pub(crate) fn counted<T: EventType>(connection: &Connection) -> rusqlite::Result<u64> {
+    connection
+        .query_row(
+            "SELECT COALESCE(SUM(n), 0) FROM counters WHERE kind = ?1",
+            [T::TYPE],
+            |r| r.get::<_, i64>(0),
+        )
+        .map(|n| n as u64)
 }

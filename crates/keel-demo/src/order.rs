@@ -11,13 +11,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use keel::core::{Event, EventType};
+use keel::log::Log;
 use keel::projection::Projector;
 use keel::runtime::{Handler, Publisher, Route};
 use keel::saga::{
     Replies, Reply, Saga, SagaRunner, SagaStatus, Step, StepContext, StepError, StepFuture,
 };
 use keel::sql::{SqliteProjection, SqliteSagaStore};
-use keel::store::{Aggregate, AllFilter, EmbeddedStore, Repository, decode_event};
+use keel::store::{Aggregate, AllFilter, EmbeddedStore, EventStore, Repository, decode_event};
 use serde::{Deserialize, Serialize};
 
 use crate::error::DemoError;
@@ -166,6 +167,7 @@ pub struct OrderCounts {
 
 /// The order service.
 pub(crate) struct Orders {
+    store: EmbeddedStore,
     pub(crate) repository: Repository<Order, EmbeddedStore>,
     pub(crate) saga: SagaRunner<OrderData, SqliteSagaStore>,
     pub(crate) summary: Arc<Projector<EmbeddedStore, SqliteProjection>>,
@@ -179,13 +181,17 @@ pub(crate) fn charge_timeout(outage: Duration) -> Duration {
 }
 
 impl Orders {
+    /// Opens the order service under `dir`: its event store (the embedded log in
+    /// `orders-events`, private to the service) and `orders.db` (saga state and the
+    /// order-summary read model).
     pub(crate) async fn open(
         dir: &Path,
-        store: EmbeddedStore,
         publisher: Publisher,
         outage: Duration,
         timeline: Timeline,
     ) -> Result<Orders, DemoError> {
+        let log = Arc::new(Log::open(dir.join("orders-events"))?);
+        let store = EmbeddedStore::open(&log)?;
         let repository = Repository::<Order, _>::new(store.clone())
             .with_snapshot_every(10)
             .with_conflict_retries(5);
@@ -198,9 +204,15 @@ impl Orders {
         let saga = SagaRunner::new(order_saga(&commands, outage), sagas);
         let model = summary_projection(&dir.join("orders.db"))?;
         let summary = Arc::new(
-            Projector::new(store, model, AllFilter::Category(Order::CATEGORY.into())).await?,
+            Projector::new(
+                store.clone(),
+                model,
+                AllFilter::Category(Order::CATEGORY.into()),
+            )
+            .await?,
         );
         Ok(Orders {
+            store,
             repository,
             saga,
             summary,
@@ -251,6 +263,20 @@ impl Orders {
         };
         self.timeline.note(id, "orders", what);
         Ok(done.state.status)
+    }
+
+    /// Waits (up to `timeout`) until the order-summary projection has every order event
+    /// stored so far.
+    pub(crate) async fn caught_up(&self, timeout: Duration) -> Result<(), DemoError> {
+        let head = self
+            .store
+            .head()
+            .await
+            .map_err(|e| DemoError::Service(e.to_string()))?;
+        self.summary
+            .wait_for(head.saturating_sub(1), timeout)
+            .await
+            .map_err(|e| DemoError::Service(e.to_string()))
     }
 
     /// Statuses from the order-summary read model.

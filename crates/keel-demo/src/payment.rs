@@ -10,9 +10,9 @@ use std::time::{Duration, Instant};
 use keel::core::{Event, EventType};
 use keel::runtime::{Handler, HandlerError, Publisher, Route};
 use keel::sql::SqliteTx;
-use rusqlite::OptionalExtension;
+use rusqlite::{Connection, OptionalExtension};
 
-use crate::database::{ServiceDb, announce, command, fact};
+use crate::database::{Relays, ServiceDb, announce, command, fact};
 use crate::error::DemoError;
 use crate::events::{
     ChargeCard, PAYMENTS_COMMANDS, PAYMENTS_TOPIC, PaymentCharged, PaymentDeclined,
@@ -45,12 +45,13 @@ impl Payment {
     pub(crate) fn open(
         dir: &Path,
         publisher: &Publisher,
+        relays: &Relays,
         outage: Duration,
         decline_rate: f64,
         timeline: Timeline,
     ) -> Result<Payment, DemoError> {
         Ok(Payment {
-            db: ServiceDb::open(dir, "payment", SCHEMA, publisher)?,
+            db: ServiceDb::open(dir, "payment", SCHEMA, publisher, relays)?,
             outage,
             outage_until: Arc::default(),
             decline_per_mille: (decline_rate * 1000.0).round() as u64,
@@ -186,20 +187,17 @@ impl Payment {
         let event = fact("/payment", &command_id, &asked.order_id, &refunded);
         announce(tx, PAYMENTS_TOPIC, event)
     }
+}
 
-    /// Orders charged and not refunded.
-    pub(crate) async fn charges(&self) -> Result<u64, DemoError> {
-        self.db
-            .query(|c| {
-                c.query_row(
-                    "SELECT COUNT(*) FROM payments WHERE status = 'charged'",
-                    [],
-                    |r| r.get::<_, i64>(0),
-                )
-            })
-            .await
-            .map(|n| n as u64)
-    }
+/// Orders charged and not refunded, read from the payment database.
+pub(crate) fn charges(connection: &Connection) -> rusqlite::Result<u64> {
+    connection
+        .query_row(
+            "SELECT COUNT(*) FROM payments WHERE status = 'charged'",
+            [],
+            |r| r.get::<_, i64>(0),
+        )
+        .map(|n| n as u64)
 }
 
 /// Whether the card of `order_id` is declined: a fixed function of the id (FNV-1a), so a
@@ -213,14 +211,11 @@ fn declines(order_id: &str, per_mille: u64) -> bool {
 
 #[cfg(test)]
 mod tests {
-    use std::sync::Arc;
-
-    use keel::log::{Log, TopicConfig};
-    use keel::runtime::{EmbeddedBus, Router, RouterHandle};
+    use keel::runtime::{Router, RouterHandle};
     use tokio::sync::mpsc;
 
     use super::*;
-    use crate::events::TOPICS;
+    use crate::backbone::Backbone;
 
     fn charge(request_id: &str) -> Event {
         let asked = ChargeCard {
@@ -232,24 +227,22 @@ mod tests {
         fact("/orders", request_id, "0001", &asked)
     }
 
-    /// The payment service on an embedded bus, its running routes, and the facts it
+    /// The payment service on an embedded log, its running routes, and the facts it
     /// announces as they come.
     async fn service(
         dir: &Path,
         outage: Duration,
-    ) -> (
-        EmbeddedBus,
-        Payment,
-        RouterHandle,
-        mpsc::UnboundedReceiver<Event>,
-    ) {
-        let log = Arc::new(Log::open(dir.join("log")).unwrap());
-        for topic in TOPICS {
-            log.create_topic(topic, TopicConfig::new(1)).unwrap();
-        }
-        let bus = EmbeddedBus::new(log);
-        let payment =
-            Payment::open(dir, &bus.publisher(), outage, 0.0, Timeline::silent()).unwrap();
+    ) -> (Backbone, RouterHandle, mpsc::UnboundedReceiver<Event>) {
+        let backbone = Backbone::embedded(&dir.join("log")).unwrap();
+        let payment = Payment::open(
+            dir,
+            &backbone.publisher(),
+            &Relays::default(),
+            outage,
+            0.0,
+            Timeline::silent(),
+        )
+        .unwrap();
         let (facts, received) = mpsc::unbounded_channel();
         let collect = Handler::raw("collect", move |event: Event, _| {
             facts.send(event).unwrap();
@@ -258,11 +251,11 @@ mod tests {
         let router = payment
             .routes()
             .into_iter()
-            .fold(Router::new(&bus), Router::route)
+            .fold(backbone.router(), Router::route)
             .route(Route::new(PAYMENTS_TOPIC, "test", collect))
             .start()
             .unwrap();
-        (bus, payment, router, received)
+        (backbone, router, received)
     }
 
     /// Sends the charge command of order 0001 twice (two requests of one command) to a
@@ -270,17 +263,19 @@ mod tests {
     /// the charges stored.
     async fn charge_twice(outage: Duration) -> (Vec<(String, String, String)>, u64) {
         let dir = tempfile::tempdir().unwrap();
-        let (bus, payment, _router, mut facts) = service(dir.path(), outage).await;
+        let (backbone, _router, mut facts) = service(dir.path(), outage).await;
         let mut answers = Vec::new();
         for request in ["0001/charge/do#1", "0001/charge/do#2"] {
-            bus.publisher()
+            backbone
+                .publisher()
                 .publish(PAYMENTS_COMMANDS, charge(request))
                 .await
                 .unwrap();
             let answer = facts.recv().await.unwrap();
             answers.push((answer.ty, answer.id, answer.causationid.unwrap()));
         }
-        (answers, payment.charges().await.unwrap())
+        let database = Connection::open(dir.path().join("payment.db")).unwrap();
+        (answers, charges(&database).unwrap())
     }
 
     fn answer(ty: &str, id: &str, request: &str) -> (String, String, String) {

@@ -1,29 +1,22 @@
-//! One demo run: opens the embedded log and the services' databases under a data
-//! directory, wires the routes, places the orders, waits until every consumer has caught
-//! up, and counts.
+//! One demo run: opens the services this process runs with their databases under a data
+//! directory, wires their routes, places the orders (the order service's process does),
+//! waits until every consumer has caught up, and counts; or, in a process without the
+//! order service, runs the services until told to stop.
 
+use std::future::Future;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use std::collections::HashSet;
-
-use keel::log::{Log, TopicConfig};
 use keel::projection::Progress;
-use keel::runtime::admin::dead_letters::{
-    DeadLetterFilter, LIST_LIMIT_MAX, dead_letter_topics, dead_letters,
-};
-use keel::runtime::{EmbeddedBus, Router};
-use keel::store::{EmbeddedStore, EventStore};
+use keel::runtime::{GroupPolicy, Route, RouterHandle};
 
+use crate::backbone::Backbone;
 use crate::error::DemoError;
-use crate::events::{PaymentDeclined, TOPICS};
-use crate::inventory::Inventory;
-use crate::notify::{Analytics, Email};
-use crate::order::{OrderData, OrderStatus, Orders};
-use crate::payment::Payment;
-use crate::shipping::Shipping;
+use crate::order::{OrderCounts, OrderData, OrderStatus, Orders};
+use crate::services::{self, SKUS, Service, Settings};
 use crate::summary::Summary;
+use crate::tally::{Counts, Tally};
 use crate::timeline::Timeline;
 
 /// Most orders one run may place.
@@ -67,7 +60,8 @@ impl DemoConfig {
     }
 }
 
-/// Runs the order system once and returns what each service counted. The self-check is
+/// Runs the whole order system once in this process, on the embedded log in
+/// `<data dir>/log`, and returns what each service counted. The self-check is
 /// [`Summary::violations`].
 ///
 /// After the count, the order-summary projection is rebuilt from the event store (reporting
@@ -79,54 +73,118 @@ pub async fn run(
 ) -> Result<Summary, DemoError> {
     config.validate()?;
     std::fs::create_dir_all(&config.data_dir).map_err(|e| DemoError::Setup(e.to_string()))?;
-    let dir = config.data_dir.as_path();
-    let log = Arc::new(Log::open(dir.join("log"))?);
-    for topic in TOPICS {
-        if log.topic(topic).is_none() {
-            log.create_topic(topic, TopicConfig::new(3))?;
-        }
+    let backbone = Backbone::embedded(&config.data_dir.join("log"))?;
+    drive(config, &backbone, &Service::ALL, timeline, on_rebuild).await
+}
+
+/// Runs `services`, the order service among them, on `backbone`, places the orders and
+/// returns the summary as [`run`] does. The other services may run in other processes
+/// ([`serve`]) on the same backbone, with the same data directory.
+pub async fn drive(
+    config: &DemoConfig,
+    backbone: &Backbone,
+    services: &[Service],
+    timeline: Timeline,
+    on_rebuild: impl FnMut(Progress),
+) -> Result<Summary, DemoError> {
+    config.validate()?;
+    if !services.contains(&Service::Orders) {
+        return Err(DemoError::Setup(
+            "the process that places the orders runs the order service".into(),
+        ));
     }
-    let bus = EmbeddedBus::new(log.clone());
-    let store = EmbeddedStore::open(&log)?;
+    let opened = open(config, backbone, services, &timeline).await?;
+    let orders = opened.orders.expect("the order service was opened");
+    let tally = Tally::new(&config.data_dir);
+    let routes = opened.routes.into_iter().chain(tally.routes());
+    let router = start(backbone, routes, &timeline)?;
+    let projector = {
+        let summary = orders.summary.clone();
+        tokio::spawn(async move { summary.run().await })
+    };
 
-    let publisher = bus.publisher();
-    let skus = ["keyboard", "mouse", "screen"];
-    let stock = config.orders as i64 * 3;
-    let inventory = Inventory::open(dir, &publisher, &skus, stock, timeline.clone()).await?;
-    let payment = Payment::open(
-        dir,
-        &publisher,
-        config.payment_outage,
-        config.decline_rate,
-        timeline.clone(),
-    )?;
-    let shipping = Shipping::open(dir, &publisher, timeline.clone())?;
-    let email = Email::open(dir, timeline.clone()).await?;
-    let analytics = Analytics::open(dir).await?;
-    let orders = Arc::new(
-        Orders::open(
-            dir,
-            store.clone(),
-            publisher,
-            config.payment_outage,
-            timeline.clone(),
-        )
-        .await?,
-    );
+    let (confirmed_aggregates, poison_orders) = place(config, &orders).await?;
+    let (counted_orders, counts) = settle(&orders, &tally).await?;
+    router.shutdown().await;
+    opened.relays.shutdown().await;
+    projector.abort();
+    orders.summary.rebuild(on_rebuild).await?;
+    let rebuilt = orders.counts().await?;
+    Ok(Summary {
+        orders: counted_orders,
+        confirmed_aggregates,
+        charges: counts.charges,
+        reservations: counts.reservations,
+        shipments: counts.shipments,
+        declines: counts.declines,
+        emails: counts.emails,
+        dead_letters: counts.dead_letters,
+        poison_orders,
+        requested: config.orders as u64,
+        rebuilt,
+    })
+}
 
+/// Runs `services` (not the order service: that one runs where orders are placed, see
+/// [`drive`]) on `backbone` until `stop` completes, then stops their routes gracefully.
+pub async fn serve(
+    config: &DemoConfig,
+    backbone: &Backbone,
+    services: &[Service],
+    timeline: Timeline,
+    stop: impl Future<Output = ()>,
+) -> Result<(), DemoError> {
+    if services.contains(&Service::Orders) || services.is_empty() {
+        return Err(DemoError::Setup(
+            "serve runs services other than the order service (which runs where orders are placed)"
+                .into(),
+        ));
+    }
+    let opened = open(config, backbone, services, &timeline).await?;
+    let router = start(backbone, opened.routes, &timeline)?;
+    stop.await;
+    router.shutdown().await;
+    opened.relays.shutdown().await;
+    Ok(())
+}
+
+/// Opens `services` with their databases under the data directory.
+async fn open(
+    config: &DemoConfig,
+    backbone: &Backbone,
+    services: &[Service],
+    timeline: &Timeline,
+) -> Result<services::Opened, DemoError> {
+    std::fs::create_dir_all(&config.data_dir).map_err(|e| DemoError::Setup(e.to_string()))?;
+    let settings = Settings {
+        payment_outage: config.payment_outage,
+        decline_rate: config.decline_rate,
+    };
+    services::open(services, &config.data_dir, backbone, &settings, timeline).await
+}
+
+/// How long a service process may be silent before its partitions go to another member
+/// (or to itself, restarted): Kafka's shortest by default (a broker's
+/// `group.min.session.timeout.ms`), so a service killed in the demo is replaced sooner than
+/// after the usual ten seconds.
+const SESSION_TIMEOUT: Duration = Duration::from_secs(6);
+
+/// Starts `routes` on `backbone`; dead letters are reported on the timeline.
+fn start(
+    backbone: &Backbone,
+    routes: impl IntoIterator<Item = Route>,
+    timeline: &Timeline,
+) -> Result<RouterHandle, DemoError> {
     let alerts = timeline.clone();
-    let routes = [
-        inventory.routes(),
-        payment.routes(),
-        shipping.routes(),
-        email.routes(),
-        analytics.routes(),
-        orders.routes(),
-    ];
     let router = routes
         .into_iter()
-        .flatten()
-        .fold(Router::new(&bus), Router::route)
+        .fold(backbone.router(), |router, route| {
+            router.route(route.with_group_policy(GroupPolicy {
+                session_timeout: SESSION_TIMEOUT,
+                heartbeat_interval: SESSION_TIMEOUT / 3,
+                ..GroupPolicy::default()
+            }))
+        })
         .on_dead_letter(move |dead| {
             let subject = dead.event_id.as_deref().unwrap_or("?");
             alerts.note(
@@ -139,12 +197,12 @@ pub async fn run(
             );
         })
         .start()?;
+    Ok(router)
+}
 
-    let projector = {
-        let summary = orders.summary.clone();
-        tokio::spawn(async move { summary.run().await })
-    };
-
+/// Places the orders, each on its own task, and waits for every saga to end. Returns the
+/// orders whose aggregate ended confirmed and the orders given an invalid address.
+async fn place(config: &DemoConfig, orders: &Arc<Orders>) -> Result<(u64, u64), DemoError> {
     let mut placing = Vec::new();
     let mut poison_orders = 0;
     for n in 1..=config.orders {
@@ -152,7 +210,7 @@ pub async fn run(
         poison_orders += u64::from(poisoned);
         let data = OrderData {
             order_id: format!("{n:04}"),
-            sku: skus[n % skus.len()].to_owned(),
+            sku: SKUS[n % SKUS.len()].to_owned(),
             qty: 1 + (n % 2) as i64,
             amount_cents: 1_000 + (n as i64 * 37) % 9_000,
             email: if poisoned {
@@ -172,80 +230,27 @@ pub async fn run(
             .map_err(|e| DemoError::Service(e.to_string()))??;
         confirmed_aggregates += u64::from(status == OrderStatus::Confirmed);
     }
-
-    let summary = settle(
-        &orders, &store, &inventory, &payment, &shipping, &email, &analytics, &log,
-    )
-    .await?;
-    router.shutdown().await;
-    projector.abort();
-    orders.summary.rebuild(on_rebuild).await?;
-    let rebuilt = orders.counts().await?;
-    Ok(Summary {
-        rebuilt,
-        confirmed_aggregates,
-        poison_orders,
-        requested: config.orders as u64,
-        ..summary
-    })
+    Ok((confirmed_aggregates, poison_orders))
 }
 
-/// Waits (bounded) until every reaction has caught up with the sagas, then counts.
-#[allow(clippy::too_many_arguments)]
-async fn settle(
-    orders: &Orders,
-    store: &EmbeddedStore,
-    inventory: &Inventory,
-    payment: &Payment,
-    shipping: &Shipping,
-    email: &Email,
-    analytics: &Analytics,
-    log: &Log,
-) -> Result<Summary, DemoError> {
-    let head = store
-        .head()
-        .await
-        .map_err(|e| DemoError::Service(e.to_string()))?;
-    orders
-        .summary
-        .wait_for(head.saturating_sub(1), SETTLE_TIMEOUT)
-        .await
-        .map_err(|e| DemoError::Service(e.to_string()))?;
+/// Waits (bounded) until every reaction has caught up with the sagas, then counts. A
+/// service whose database cannot be read yet (its process not started) counts as behind.
+async fn settle(orders: &Orders, tally: &Tally) -> Result<(OrderCounts, Counts), DemoError> {
+    orders.caught_up(SETTLE_TIMEOUT).await?;
     let deadline = Instant::now() + SETTLE_TIMEOUT;
     loop {
-        let summary = Summary {
-            orders: orders.counts().await?,
-            charges: payment.charges().await?,
-            reservations: inventory.counts().await?,
-            shipments: shipping.shipments().await?,
-            declines: analytics.count::<PaymentDeclined>().await?,
-            emails: email.sent().await?,
-            dead_letters: dead_letters_stored(log)?,
-            ..Summary::default()
-        };
-        let settled = summary.reservations.held == 0
-            && summary.emails + summary.dead_letters == summary.shipments + summary.declines
-            && summary.declines + summary.charges >= summary.orders.confirmed;
-        if settled || Instant::now() >= deadline {
-            return Ok(summary);
+        let counted = (orders.counts().await?, tally.read().await);
+        if let (order_counts, Ok(c)) = &counted {
+            let settled = c.reservations.held == 0
+                && c.emails + c.dead_letters == c.shipments + c.declines
+                && c.declines + c.charges >= order_counts.confirmed;
+            if settled {
+                return Ok((*order_counts, *c));
+            }
+        }
+        if Instant::now() >= deadline {
+            return Ok((counted.0, counted.1?));
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-}
-
-/// Events dead-lettered by the routes, counted once each however often they were stored (a
-/// fact announced again and refused again is one dead letter).
-fn dead_letters_stored(log: &Log) -> Result<u64, DemoError> {
-    let mut events = HashSet::new();
-    for topic in dead_letter_topics(log) {
-        let stored = dead_letters(
-            log,
-            topic.name(),
-            &DeadLetterFilter::default(),
-            LIST_LIMIT_MAX,
-        )
-        .map_err(|e| DemoError::Service(e.to_string()))?;
-        events.extend(stored.into_iter().map(|dead| dead.event_id));
-    }
-    Ok(events.len() as u64)
 }

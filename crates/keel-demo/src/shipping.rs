@@ -4,9 +4,9 @@
 use std::path::Path;
 
 use keel::runtime::{Handler, HandlerError, Publisher, Route};
-use rusqlite::OptionalExtension;
+use rusqlite::{Connection, OptionalExtension};
 
-use crate::database::{ServiceDb, announce, fact};
+use crate::database::{Relays, ServiceDb, announce, fact};
 use crate::error::DemoError;
 use crate::events::{CreateShipment, SHIPPING_COMMANDS, SHIPPING_TOPIC, ShipmentCreated};
 use crate::timeline::Timeline;
@@ -28,10 +28,11 @@ impl Shipping {
     pub(crate) fn open(
         dir: &Path,
         publisher: &Publisher,
+        relays: &Relays,
         timeline: Timeline,
     ) -> Result<Shipping, DemoError> {
         Ok(Shipping {
-            db: ServiceDb::open(dir, "shipping", SCHEMA, publisher)?,
+            db: ServiceDb::open(dir, "shipping", SCHEMA, publisher, relays)?,
             timeline,
         })
     }
@@ -75,12 +76,11 @@ impl Shipping {
             announce(tx, SHIPPING_TOPIC, event)
         })
     }
+}
 
-    /// Shipments created.
-    pub(crate) async fn shipments(&self) -> Result<u64, DemoError> {
-        self.db
-            .query(|c| c.query_row("SELECT COUNT(*) FROM shipments", [], |r| r.get::<_, i64>(0)))
-            .await
-            .map(|n| n as u64)
-    }
+/// Shipments created, read from the shipping database.
+pub(crate) fn shipments(connection: &Connection) -> rusqlite::Result<u64> {
+    connection
+        .query_row("SELECT COUNT(*) FROM shipments", [], |r| r.get::<_, i64>(0))
+        .map(|n| n as u64)
 }

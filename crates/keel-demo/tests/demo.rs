@@ -1,10 +1,11 @@
 //! The whole order system, end to end: with declines, poison addresses and a payment
-//! outage every order ends confirmed or rejected and the self-check holds; and the
-//! self-check does catch a broken invariant.
+//! outage every order ends confirmed or rejected and the self-check holds, with the services
+//! in one router or split between routers that share only the topics and the data
+//! directory; and the self-check does catch a broken invariant.
 
 use std::time::Duration;
 
-use keel_demo::{DemoConfig, Summary, Timeline, run};
+use keel_demo::{Backbone, DemoConfig, Service, Summary, Timeline, drive, run, serve};
 
 fn config(dir: &std::path::Path, outage: Duration, decline_rate: f64) -> DemoConfig {
     DemoConfig {
@@ -59,6 +60,37 @@ async fn without_outage_or_declines_every_order_is_confirmed() {
     .unwrap();
     assert_eq!(summary.violations(), Vec::<String>::new(), "{summary:#?}");
     assert_eq!((summary.orders.confirmed, summary.charges), (16, 16));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn services_behind_their_own_router_keep_every_invariant() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = config(dir.path(), Duration::from_millis(300), 0.3);
+    let backbone = Backbone::embedded(&dir.path().join("log")).unwrap();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let others = {
+        let (config, backbone) = (config.clone(), backbone.clone());
+        let services = &Service::ALL[1..];
+        tokio::spawn(async move {
+            let stop = async {
+                stopped.await.ok();
+            };
+            serve(&config, &backbone, services, Timeline::silent(), stop).await
+        })
+    };
+    let summary = drive(
+        &config,
+        &backbone,
+        &[Service::Orders],
+        Timeline::silent(),
+        |_| {},
+    )
+    .await
+    .unwrap();
+    stop.send(()).unwrap();
+    others.await.unwrap().unwrap();
+    assert_eq!(summary.violations(), Vec::<String>::new(), "{summary:#?}");
+    assert_eq!(summary.orders.placed, 16);
 }
 
 #[test]
