@@ -10,7 +10,10 @@
 //! [`saga`] (orchestrated sagas as durable state machines) and [`schema`] (the schema
 //! registry: compatibility rules, publish-time validation, consumer contracts with
 //! upcasters, the event catalog). With the `kafka` feature,
-//! `kafka` is the Kafka transport (rdkafka), for `keel serve` or any Kafka cluster. With the
+//! `kafka` is the Kafka transport (rdkafka), for `keel serve` or any Kafka cluster: the same
+//! routes run on it with one line changed,
+//! `runtime::Router::on_transport(kafka::KafkaTransport::connect(&config)?)` instead of
+//! `runtime::Router::new(&bus)`, and `KafkaTransport::publisher` is the `Publisher`. With the
 //! `otel` feature, `otel` exports Keel's spans over OTLP, one trace across the events a
 //! request caused.
 
