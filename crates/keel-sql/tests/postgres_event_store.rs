@@ -105,3 +105,39 @@ async fn two_stores_on_one_schema_commit_positions_in_order() {
         );
     }
 }
+
+/// A store written by the version-1 schema (appends under an advisory lock, no positions
+/// row) is migrated on open: the positions row starts after the stored events.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_version_1_store_continues_its_positions() {
+    let Some((url, _)) = support::fresh_schema("es_v1").await else {
+        return;
+    };
+    let db = PgDatabase::connect(&url).await.expect("connect");
+    let store = PgEventStore::open(&db).await.unwrap();
+    store
+        .append(
+            "order-1",
+            ExpectedVersion::NoStream,
+            vec![event(1), event(2)],
+        )
+        .await
+        .unwrap();
+    drop(store);
+    db.pool()
+        .get()
+        .await
+        .unwrap()
+        .batch_execute(
+            "DROP TABLE keel_event_positions;
+             DELETE FROM keel_event_store_migrations WHERE version = 2",
+        )
+        .await
+        .unwrap();
+    let store = PgEventStore::open(&db).await.unwrap();
+    let appended = store
+        .append("order-2", ExpectedVersion::NoStream, vec![event(3)])
+        .await
+        .unwrap();
+    assert_eq!(appended.first_position, 2, "after the two stored events");
+}

@@ -236,12 +236,22 @@ async fn commit_batch(
     let pg = |e: tokio_postgres::Error| one_line(&e);
     let mut client = db.client().await?;
     let tx = client.transaction().await.map_err(pg)?;
-    let first: i64 = tx.query_one(LOCK_POSITIONS, &[]).await.map_err(pg)?.get(0);
+    // Prepared once per pooled connection: a statement run by text is parsed each time, one
+    // more round trip while the lock is held.
+    let lock = tx.prepare_cached(LOCK_POSITIONS).await.map_err(pg)?;
+    let select_versions = tx
+        .prepare_cached(SELECT_STREAM_VERSIONS)
+        .await
+        .map_err(pg)?;
+    let insert = tx.prepare_cached(INSERT_EVENTS).await.map_err(pg)?;
+    // The lock is a statement of its own: the version read after it takes a new snapshot,
+    // which sees every append committed by the lock's previous holder.
+    let first: i64 = tx.query_one(&lock, &[]).await.map_err(pg)?.get(0);
     let mut streams: Vec<&str> = batch.iter().map(|p| p.stream.as_str()).collect();
     streams.sort_unstable();
     streams.dedup();
     let mut versions: HashMap<String, u64> = tx
-        .query(SELECT_STREAM_VERSIONS, &[&streams])
+        .query(&select_versions, &[&streams])
         .await
         .map_err(pg)?
         .iter()
@@ -274,7 +284,7 @@ async fn commit_batch(
     if next > first {
         let now_ms = crate::database::wall_clock_ms();
         tx.execute(
-            INSERT_EVENTS,
+            &insert,
             &[
                 &rows.positions,
                 &rows.streams,
