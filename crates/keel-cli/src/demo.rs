@@ -135,11 +135,18 @@ async fn place(
     services: &[Service],
     quiet: bool,
 ) -> anyhow::Result<()> {
+    // The outage and the decline rate are the payment service's: say them where it runs.
+    let payment = if services.contains(&Service::Payment) {
+        format!(
+            ", payment outage {:?}, decline rate {}",
+            config.payment_outage, config.decline_rate
+        )
+    } else {
+        String::new()
+    };
     println!(
-        "keel demo: {} orders, payment outage {:?}, decline rate {}, data in {}",
+        "keel demo: {} orders{payment}, data in {}",
         config.orders,
-        config.payment_outage,
-        config.decline_rate,
         config.data_dir.display()
     );
     let summary = demo(config, backbone, services, quiet).await?;

@@ -95,7 +95,7 @@ pub async fn drive(
     }
     let opened = open(config, backbone, services, &timeline).await?;
     let orders = opened.orders.expect("the order service was opened");
-    let tally = Tally::new(&config.data_dir);
+    let tally = Tally::open(&config.data_dir).await?;
     let routes = opened.routes.into_iter().chain(tally.routes());
     let router = start(backbone, routes, &timeline)?;
     let projector = {

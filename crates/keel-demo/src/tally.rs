@@ -1,25 +1,21 @@
 //! The numbers of the self-check as each service keeps them: read from the services' own
 //! databases under the data directory, and the dead letters counted from the dead-letter
-//! topics. Read by the process that places the orders, whichever processes the services
-//! run in.
+//! topics into `tally.db` (through an inbox, so a restarted ordering process neither loses
+//! nor doubles one). Read by the process that places the orders, whichever processes the
+//! services run in.
 
-use std::collections::HashSet;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
 
 use keel::core::Event;
 use keel::runtime::dead_letter::dead_letter_topic;
-use keel::runtime::{Handler, Route};
+use keel::runtime::{HandlerError, Route};
+use keel::sql::SqliteInbox;
 use rusqlite::{Connection, OpenFlags};
 
 use crate::error::DemoError;
 use crate::events::{PaymentDeclined, TOPICS};
 use crate::inventory::{self, ReservationCounts};
 use crate::{notify, payment, shipping};
-
-/// Distinct dead-lettered events one run remembers; more means something is badly wrong,
-/// and the count stops there (the self-check then fails).
-const DEAD_LETTERS_MAX: usize = 1_000_000;
 
 /// What the inventory, payment, shipping, email and analytics services counted.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -36,16 +32,25 @@ pub(crate) struct Counts {
 #[derive(Clone)]
 pub(crate) struct Tally {
     dir: PathBuf,
-    dead_letters: Arc<Mutex<HashSet<String>>>,
+    inbox: SqliteInbox,
 }
 
 impl Tally {
-    /// A tally of the databases in `dir`.
-    pub(crate) fn new(dir: &Path) -> Tally {
-        Tally {
+    /// A tally of the databases in `dir`, keeping its dead-letter count in `tally.db` there.
+    pub(crate) async fn open(dir: &Path) -> Result<Tally, DemoError> {
+        let inbox = SqliteInbox::open(dir.join("tally.db"))?;
+        inbox
+            .with_connection(|c| {
+                c.execute_batch(
+                    "CREATE TABLE IF NOT EXISTS dead_letters (event_id TEXT PRIMARY KEY)",
+                )
+            })
+            .await
+            .map_err(|e| DemoError::Setup(e.to_string()))??;
+        Ok(Tally {
             dir: dir.to_path_buf(),
-            dead_letters: Arc::default(),
-        }
+            inbox,
+        })
     }
 
     /// The routes that count dead letters: every dead-letter topic of the order system, each
@@ -55,13 +60,13 @@ impl Tally {
         TOPICS
             .into_iter()
             .map(|topic| {
-                let seen = self.dead_letters.clone();
-                let count = Handler::raw("count", move |event: Event, _| {
-                    let mut seen = seen.lock().expect("dead letters");
-                    if seen.len() < DEAD_LETTERS_MAX {
-                        seen.insert(event.id);
-                    }
-                    std::future::ready(Ok(()))
+                let count = self.inbox.handler_raw("count", |tx, event: Event| {
+                    tx.execute(
+                        "INSERT INTO dead_letters (event_id) VALUES (?1) ON CONFLICT DO NOTHING",
+                        [&event.id],
+                    )
+                    .map_err(HandlerError::transient)?;
+                    Ok(())
                 });
                 Route::new(dead_letter_topic(topic), "demo-tally", count)
             })
@@ -71,7 +76,6 @@ impl Tally {
     /// What the services counted so far.
     pub(crate) async fn read(&self) -> Result<Counts, DemoError> {
         let dir = self.dir.clone();
-        let dead_letters = self.dead_letters.lock().expect("dead letters").len() as u64;
         tokio::task::spawn_blocking(move || {
             let open = |name: &str| open(&dir, name);
             Ok(Counts {
@@ -80,7 +84,11 @@ impl Tally {
                 shipments: shipping::shipments(&open("shipping")?)?,
                 emails: notify::sent(&open("email")?)?,
                 declines: notify::counted::<PaymentDeclined>(&open("analytics")?)?,
-                dead_letters,
+                dead_letters: open("tally")?.query_row(
+                    "SELECT COUNT(*) FROM dead_letters",
+                    [],
+                    |r| r.get::<_, i64>(0).map(|n| n as u64),
+                )?,
             })
         })
         .await
