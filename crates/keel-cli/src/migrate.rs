@@ -1,4 +1,4 @@
-//! `keel migrate`: brings Keel's tables (outbox, inbox) in an application database to the
+//! `keel migrate`: brings Keel's tables (outbox, inbox, saga state, projection checkpoints) in an application database to the
 //! version this binary knows. Idempotent; libraries also migrate on start, so this is for
 //! deployments that migrate before rolling out.
 

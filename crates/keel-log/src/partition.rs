@@ -687,7 +687,10 @@ impl Partition {
         &self.dir
     }
 
-    pub(crate) fn now_ms(&self) -> i64 {
+    /// The time, in ms since the Unix epoch, that this partition stamps appends with: its
+    /// log's clock, so callers that encode their own batches (the embedded event store)
+    /// record the same time a test clock or the log would.
+    pub fn now_ms(&self) -> i64 {
         self.clock.now_ms()
     }
 

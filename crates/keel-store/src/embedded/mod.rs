@@ -7,7 +7,7 @@
 //!
 //! - **Position = offset.** All events live in one partition, so the log's offsets are the
 //!   global order, dense from 0, and a multi-event append is one RecordBatch: stored whole or
-//!   cut whole by recovery, never half. Record timestamps are the wall clock at the group's
+//!   cut whole by recovery, never half. Record timestamps are the log's clock at the group's
 //!   commit (the batches are encoded here, not by the log).
 //! - **Conflict detection.** Appends are serialised per store by one mutex held across
 //!   "read version from the index → append to the log → add to the index", so the check and
@@ -33,7 +33,7 @@ mod index;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, RwLock};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use keel_core::Event;
 use keel_log::{CleanupPolicy, FsyncPolicy, Log, Partition, TopicConfig, TopicError, encode_batch};
@@ -256,9 +256,7 @@ impl Inner {
             }
             return;
         }
-        let now_ms = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| d.as_millis() as i64);
+        let now_ms = self.events.now_ms();
         let max_batch_bytes = self.events.config().max_batch_bytes as usize;
         let mut bytes = Vec::new();
         // Admitted requests with the version their stream had before them.
