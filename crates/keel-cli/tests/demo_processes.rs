@@ -2,7 +2,8 @@
 //! ordering one, sharing only the broker and a data directory; the payment service and
 //! then the ordering process are killed with SIGKILL in the middle of the run and started
 //! again, and the ordering process's self-check still holds (nothing lost, nothing charged
-//! or shipped twice).
+//! or shipped twice). A server without the demo's topics is named in one line that says how
+//! to create them.
 //! Needs the `kafka` feature (`cargo nextest run -p keel-cli --features kafka`).
 #![cfg(feature = "kafka")]
 
@@ -129,5 +130,24 @@ fn services_as_processes_keep_every_invariant_through_kill_9s() {
     for service in services {
         assert!(terminate(service), "a service did not stop cleanly");
     }
+    assert!(terminate(server));
+}
+
+#[test]
+fn a_server_without_the_demo_topics_is_told_in_one_line_how_to_make_them() {
+    let keel = Keel::new();
+    let (server, kafka) = serve(&keel);
+    let demo_dir = tempfile::tempdir().unwrap();
+    let dir = demo_dir.path().to_str().unwrap();
+    let args = [
+        "demo",
+        "--brokers",
+        &kafka,
+        "--dir",
+        dir,
+        "--service",
+        "payment",
+    ];
+    keel.fails(&args, "", "create them with `keel topics create`");
     assert!(terminate(server));
 }

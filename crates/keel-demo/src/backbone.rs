@@ -67,7 +67,13 @@ impl Backbone {
             kafka
                 .ensure_companion(topic, &dead_letter_topic(topic))
                 .await
-                .map_err(DemoError::Setup)?;
+                .map_err(|e| {
+                    DemoError::Setup(format!(
+                        "{e} (the demo needs the topics {}: create them with `keel topics \
+                         create` in the server's data directory before it starts)",
+                        TOPICS.join(", ")
+                    ))
+                })?;
         }
         Ok(Backbone::Kafka(kafka))
     }
