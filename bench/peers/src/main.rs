@@ -16,6 +16,7 @@ use anyhow::{Context, ensure};
 use async_nats::jetstream;
 use bytes::Bytes;
 use clap::Parser;
+use futures_util::StreamExt;
 use hdrhistogram::Histogram;
 
 mod kafka;
@@ -57,6 +58,14 @@ enum Command {
         /// Then read the whole stream back through a pull consumer and time that too.
         #[arg(long)]
         consume: bool,
+    },
+    /// Deletes every JetStream stream a run of this tool created (`KEEL_BENCH_PEERS_*`): runs
+    /// delete their own, but a run that was killed leaves its stream (and its file storage)
+    /// behind. `scripts/bench-kafka compare` calls it before and after measuring.
+    NatsClean {
+        /// NATS server address.
+        #[arg(long, default_value = "127.0.0.1:4222")]
+        url: String,
     },
     /// Kafka produce (acks=all, librdkafka) of N events to a topic the broker auto-creates,
     /// then consume them all from the beginning.
@@ -169,6 +178,11 @@ async fn main() -> anyhow::Result<()> {
             inflight,
             consume,
         } => nats_js(&url, load, inflight, consume).await?,
+        Command::NatsClean { url } => {
+            let deleted = nats_clean(&url).await?;
+            println!("{{\"peer\":\"nats-js\",\"mode\":\"clean\",\"deleted\":{deleted}}}");
+            return Ok(());
+        }
         Command::Kafka {
             bootstrap,
             topic,
@@ -314,7 +328,7 @@ impl NatsStream {
             .with_context(|| format!("connecting to {url}"))?;
         let context = jetstream::new(client);
         let suffix = unique_suffix().replace('-', "_");
-        let name = format!("KEEL_BENCH_PEERS_{suffix}");
+        let name = format!("{NATS_STREAM_PREFIX}{suffix}");
         let subject: async_nats::Subject = format!("keel.bench.peers.{suffix}").into();
         context
             .create_stream(jetstream::stream::Config {
@@ -339,6 +353,32 @@ impl NatsStream {
             .context("deleting the bench stream")?;
         Ok(())
     }
+}
+
+/// The prefix of every stream [`NatsStream::create`] makes.
+const NATS_STREAM_PREFIX: &str = "KEEL_BENCH_PEERS_";
+
+/// Deletes every stream named with [`NATS_STREAM_PREFIX`]; returns how many there were.
+async fn nats_clean(url: &str) -> anyhow::Result<usize> {
+    let client = async_nats::connect(url)
+        .await
+        .with_context(|| format!("connecting to {url}"))?;
+    let context = jetstream::new(client);
+    let mut names = context.stream_names();
+    let mut ours = Vec::new();
+    while let Some(name) = names.next().await {
+        let name = name.context("listing JetStream streams")?;
+        if name.starts_with(NATS_STREAM_PREFIX) {
+            ours.push(name);
+        }
+    }
+    for name in &ours {
+        context
+            .delete_stream(name)
+            .await
+            .with_context(|| format!("deleting the leftover stream {name}"))?;
+    }
+    Ok(ours.len())
 }
 
 async fn nats_latency(url: &str, steady: Steady) -> anyhow::Result<latency::Latencies> {

@@ -192,10 +192,15 @@ impl Broker {
             Request::DeleteTopics(r) => {
                 answer!(api::delete_topics::handle(self, r, version).await)
             }
-            Request::Produce(r) => match api::produce::handle(self, r, version).await {
-                Some(response) => answer!(response),
-                None => Ok(None),
-            },
+            Request::Produce(r) => {
+                // The header's client id points into the request buffer; without it the
+                // record sets may own that buffer and be appended without a copy.
+                drop(header);
+                match api::produce::handle(self, r, version).await {
+                    Some(response) => answer!(response),
+                    None => Ok(None),
+                }
+            }
             Request::Fetch(r) => answer!(api::fetch::handle(self, r, version).await),
             Request::ListOffsets(r) => answer!(api::list_offsets::handle(self, r, version).await),
             Request::InitProducerId(r) => {

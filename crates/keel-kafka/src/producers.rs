@@ -22,7 +22,7 @@ use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Mutex};
 
-use keel_log::{AppendError, AppendInfo, BatchHeader, Partition, ReadError};
+use keel_log::{AppendError, AppendInfo, BatchHeader, CheckedBatches, Partition, ReadError};
 
 use crate::broker::blocking;
 use crate::limits::{
@@ -171,7 +171,7 @@ impl Producers {
         index: u32,
         partition: &Arc<Partition>,
         producer: BatchProducer,
-        bytes: Vec<u8>,
+        batches: CheckedBatches,
     ) -> Idempotent {
         let slot = self
             .partitions
@@ -206,7 +206,7 @@ impl Producers {
             },
             Check::Append => {
                 let appender = partition.clone();
-                match blocking(move || appender.append_batches(bytes)).await {
+                match blocking(move || appender.append_checked_batches(batches)).await {
                     Ok(info) => {
                         producers.record(&producer, info.base_offset);
                         Idempotent::Appended(info)

@@ -57,8 +57,8 @@ mod topic;
 
 pub use batch::layout as batch_layout;
 pub use batch::{
-    BATCH_HEADER_BYTES, BatchError, BatchHeader, LOG_OVERHEAD, check_batch, check_batches,
-    decode_records, encode_batch,
+    BATCH_HEADER_BYTES, BatchError, BatchHeader, CheckedBatches, LOG_OVERHEAD, check_batch,
+    check_batches, decode_records, encode_batch,
 };
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use compaction::{CompactionOutcome, compact};

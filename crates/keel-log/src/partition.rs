@@ -16,7 +16,8 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 
 use crate::batch::{
-    BatchHeader, check_batch, check_batches, decode_records, encode_batch, set_base_offset,
+    BatchHeader, CheckedBatches, check_batch, check_batches, decode_records, encode_batch,
+    set_base_offset,
 };
 use crate::clock::Clock;
 use crate::config::{CleanupPolicy, FsyncPolicy, TopicConfig};
@@ -199,6 +200,28 @@ impl Partition {
         self.append_checked(bytes, true)
     }
 
+    /// [`Partition::append_batches`] for batches already checked by
+    /// [`CheckedBatches::check`]: the same validation and writing, without a second CRC pass.
+    /// Their sizes are checked again against this partition's `max_batch_bytes`, which the
+    /// caller may have checked against a different limit.
+    pub fn append_checked_batches(
+        &self,
+        batches: CheckedBatches,
+    ) -> Result<AppendInfo, AppendError> {
+        let (mut bytes, headers) = batches.into_parts();
+        if bytes.is_empty() {
+            return Err(AppendError::Empty);
+        }
+        let max = self.config.max_batch_bytes;
+        if let Some(header) = headers.iter().find(|h| h.size() > max as usize) {
+            return Err(AppendError::RecordTooLarge {
+                size: header.size(),
+                max,
+            });
+        }
+        self.append_validated(&mut bytes, headers, true)
+    }
+
     fn append_checked(&self, mut bytes: Vec<u8>, foreign: bool) -> Result<AppendInfo, AppendError> {
         if bytes.is_empty() {
             return Err(AppendError::Empty);
@@ -213,6 +236,17 @@ impl Partition {
             });
         }
         let headers = check_batches(&bytes, max)?;
+        self.append_validated(&mut bytes, headers, foreign)
+    }
+
+    /// Appends batches whose framing and CRC were checked; `foreign` batches (from a client)
+    /// are also checked for a consistent record count and, on compacted topics, keys.
+    fn append_validated(
+        &self,
+        bytes: &mut [u8],
+        headers: Vec<BatchHeader>,
+        foreign: bool,
+    ) -> Result<AppendInfo, AppendError> {
         if foreign {
             for (header, start) in headers.iter().zip(batch_starts(&headers)) {
                 if header.record_count != header.last_offset_delta + 1 {
@@ -231,7 +265,7 @@ impl Partition {
                 }
             }
         }
-        let (info, target) = self.write(&mut bytes, &headers)?;
+        let (info, target) = self.write(bytes, &headers)?;
         if self.config.fsync == FsyncPolicy::Always {
             self.wait_durable(target)?;
         }

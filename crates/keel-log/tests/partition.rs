@@ -6,8 +6,8 @@ use std::time::Duration;
 use bytes::Bytes;
 use keel_log::sim::SimStorage;
 use keel_log::{
-    AppendError, CleanupPolicy, FsyncPolicy, Log, LogOptions, ManualClock, NewRecord, ReadError,
-    TopicConfig, compact,
+    AppendError, BatchError, CheckedBatches, CleanupPolicy, FsyncPolicy, Log, LogOptions,
+    ManualClock, NewRecord, ReadError, TopicConfig, compact,
 };
 
 fn sim_log(storage: &SimStorage, clock: Arc<ManualClock>) -> Log {
@@ -246,6 +246,44 @@ fn oversized_and_invalid_batches_are_refused_and_nothing_is_stored() {
     ));
     assert_eq!(p.high_watermark(), 0);
     assert_eq!(p.append(&[record("k", "v")]).unwrap().base_offset, 0);
+}
+
+#[test]
+fn checked_batches_are_checked_once_and_still_bounded_by_the_partition() {
+    let storage = SimStorage::new();
+    let log = sim_log(&storage, Arc::new(ManualClock::new(1_000)));
+    let mut config = TopicConfig::new(1);
+    config.max_batch_bytes = 1024;
+    let p = log
+        .create_topic("t", config)
+        .unwrap()
+        .partition(0)
+        .unwrap()
+        .clone();
+    let batch = |value: Vec<u8>| {
+        keel_log::encode_batch(&[NewRecord::new(None::<Bytes>, value)], 0).unwrap()
+    };
+    let mut damaged = batch(b"v".to_vec());
+    let last = damaged.len() - 1;
+    damaged[last] ^= 0xff;
+    assert!(matches!(
+        CheckedBatches::check(damaged, u32::MAX),
+        Err(BatchError::BadCrc { .. })
+    ));
+    // Checked against a looser limit than the partition's: the append still refuses it.
+    let big = CheckedBatches::check(batch(vec![7u8; 4096]), u32::MAX).unwrap();
+    assert!(matches!(
+        p.append_checked_batches(big),
+        Err(AppendError::RecordTooLarge { .. })
+    ));
+    assert_eq!(p.high_watermark(), 0);
+    let mut two = batch(b"a".to_vec());
+    two.extend_from_slice(&batch(b"b".to_vec()));
+    let checked = CheckedBatches::check(two, 1024).unwrap();
+    assert_eq!(checked.headers().len(), 2);
+    let info = p.append_checked_batches(checked).unwrap();
+    assert_eq!((info.base_offset, info.last_offset), (0, 1));
+    assert_eq!(values(&p.read_records(0, 1 << 20).unwrap()), ["a", "b"]);
 }
 
 #[test]

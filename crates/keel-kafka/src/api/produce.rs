@@ -1,7 +1,8 @@
 //! Produce (0): batches stored exactly as received, only their base offset rewritten.
 //!
 //! Each partition's record set must be one RecordBatch v2 (as Kafka requires from version 3
-//! on). It is checked (length, magic, CRC-32C, record count) before anything is written; a bad
+//! on). It is checked once (length, magic, CRC-32C, record count) before anything is decided
+//! or written, and appended without a second CRC pass; a bad
 //! batch is refused with `CORRUPT_MESSAGE` and nothing of it is stored. Compressed batches
 //! are stored compressed. Partitions of one request are appended concurrently, so they share
 //! fsyncs with each other and with other connections (group commit).
@@ -12,11 +13,13 @@
 
 use std::sync::Arc;
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use kafka_protocol::ResponseError;
+use kafka_protocol::messages::TopicName;
 use kafka_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
 use kafka_protocol::messages::{ApiKey, ProduceRequest, ProduceResponse};
-use keel_log::{AppendError, BatchError, Topic, check_batches};
+use kafka_protocol::protocol::StrBytes;
+use keel_log::{AppendError, BatchError, CheckedBatches, Topic};
 use tokio::task::JoinSet;
 
 use crate::api::text;
@@ -33,7 +36,10 @@ pub(crate) async fn handle(
     let valid_acks = matches!(acks, -1..=1);
     let mut pending = JoinSet::new();
     let mut responses = Vec::with_capacity(request.topic_data.len());
-    for (topic_slot, topic_data) in request.topic_data.into_iter().enumerate() {
+    for (topic_slot, mut topic_data) in request.topic_data.into_iter().enumerate() {
+        // The name the response echoes, in its own allocation: the decoded one points into
+        // the request buffer, which the record set can then take over without a copy.
+        topic_data.name = TopicName(StrBytes::from_string(topic_data.name.to_string()));
         let topic = broker.user_topic(&topic_data.name);
         let mut partitions = Vec::with_capacity(topic_data.partition_data.len());
         for (partition_slot, data) in topic_data.partition_data.into_iter().enumerate() {
@@ -149,8 +155,16 @@ async fn append(
         );
     };
     let max = partition.config().max_batch_bytes;
-    let headers = match check_batches(&records, max) {
-        Ok(headers) => headers,
+    let size = records.len();
+    // The request buffer itself when nothing else holds it (one partition per request, as
+    // librdkafka sends), so a megabyte batch is not copied before it is written; a copy when
+    // other partitions' record sets share the buffer.
+    let bytes = records
+        .try_into_mut()
+        .unwrap_or_else(|shared| BytesMut::from(&shared[..]));
+    // Checked once here, before anything is decided about the batch; the append trusts it.
+    let batches = match CheckedBatches::check(bytes, max) {
+        Ok(batches) => batches,
         Err(error) => {
             tracing::warn!(topic = name, partition = index, %error, "produce refused: invalid record batch");
             let kind = match error {
@@ -162,25 +176,26 @@ async fn append(
             return PartitionOutcome::refused(kind, format!("invalid record batch: {error}"));
         }
     };
-    let [header] = headers[..] else {
+    let [header] = batches.headers()[..] else {
         return PartitionOutcome::refused(
             ResponseError::InvalidRecord,
-            format!("expected exactly one record batch, got {}", headers.len()),
+            format!(
+                "expected exactly one record batch, got {}",
+                batches.headers().len()
+            ),
         );
     };
-    let producer = BatchProducer::read(&records, &header);
+    let producer = BatchProducer::read(batches.bytes(), &header);
     if producer.transactional {
         return PartitionOutcome::refused(
             ResponseError::InvalidRecord,
             "transactional batches are not supported".into(),
         );
     }
-    let size = records.len();
-    let bytes = records.to_vec();
     let outcome = if producer.is_idempotent() {
         match broker
             .producers
-            .append(name, index as u32, partition, producer, bytes)
+            .append(name, index as u32, partition, producer, batches)
             .await
         {
             Idempotent::Appended(info) => Ok(info.base_offset),
@@ -222,7 +237,7 @@ async fn append(
         }
     } else {
         let appender = partition.clone();
-        blocking(move || appender.append_batches(bytes))
+        blocking(move || appender.append_checked_batches(batches))
             .await
             .map(|info| info.base_offset)
     };
