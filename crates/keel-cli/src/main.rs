@@ -66,7 +66,8 @@ enum Command {
     Dlq(dlq::DlqArgs),
     /// Serve the data directory to other processes: HTTP health and metrics.
     Serve(serve::ServeArgs),
-    /// Bring Keel's tables (outbox, inbox, sagas, projection checkpoints) in an application database to the current version.
+    /// Bring Keel's tables (outbox, inbox, sagas, projection checkpoints) in an application
+    /// database to the current version.
     Migrate(migrate::MigrateArgs),
     /// Publish the outbox of an application database to a transport.
     Relay(relay::RelayArgs),

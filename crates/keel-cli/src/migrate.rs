@@ -1,6 +1,6 @@
-//! `keel migrate`: brings Keel's tables (outbox, inbox, saga state, projection checkpoints) in an application database to the
-//! version this binary knows. Idempotent; libraries also migrate on start, so this is for
-//! deployments that migrate before rolling out.
+//! `keel migrate`: brings Keel's tables (outbox, inbox, saga state, projection checkpoints)
+//! in an application database to the version this binary knows. Idempotent; libraries also
+//! migrate on start, so this is for deployments that migrate before rolling out.
 
 use anyhow::Context;
 use clap::Args;
