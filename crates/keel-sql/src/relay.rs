@@ -260,17 +260,29 @@ enum BatchEnd {
     Backoff(Duration),
 }
 
+/// Logs a batch's failures: one warning per batch for rows the transport refused (a broker
+/// outage fails every row of every batch alike, and a line per row flooded the log), one
+/// error per row that is not an event (poison, each worth finding).
 fn log_failures(relay: &str, rows: &[OutboxRow], outcomes: &[Outcome]) {
+    let mut failed = rows
+        .iter()
+        .zip(outcomes)
+        .filter_map(|(row, outcome)| match outcome {
+            Outcome::Failed(error) => Some((row, error)),
+            _ => None,
+        });
+    if let Some((first, error)) = failed.next() {
+        let others = failed.count();
+        tracing::warn!(
+            relay, id = first.id, topic = %first.topic, attempts = first.attempts + 1, %error,
+            rows = others + 1, "outbox rows not published (the first one's error shown)"
+        );
+    }
     for (row, outcome) in rows.iter().zip(outcomes) {
-        match outcome {
-            Outcome::Failed(error) => tracing::warn!(
-                relay, id = row.id, topic = %row.topic, attempts = row.attempts + 1, %error,
-                "outbox row not published"
-            ),
-            Outcome::Unreadable(reason) => tracing::error!(
+        if let Outcome::Unreadable(reason) = outcome {
+            tracing::error!(
                 relay, id = row.id, topic = %row.topic, %reason, "outbox row is not an event"
-            ),
-            Outcome::Published | Outcome::NotAttempted => {}
+            );
         }
     }
 }
