@@ -7,7 +7,7 @@ use bytes::Bytes;
 use keel_log::sim::SimStorage;
 use keel_log::{
     AppendError, BatchError, CheckedBatches, CleanupPolicy, FsyncPolicy, Log, LogOptions,
-    ManualClock, NewRecord, ReadError, TopicConfig, compact,
+    ManualClock, NewRecord, Partition, ReadError, TopicConfig, compact,
 };
 
 fn sim_log(storage: &SimStorage, clock: Arc<ManualClock>) -> Log {
@@ -214,18 +214,24 @@ fn failed_fsync_is_sticky() {
     assert_eq!(p.high_watermark(), 1);
 }
 
-#[test]
-fn oversized_and_invalid_batches_are_refused_and_nothing_is_stored() {
-    let storage = SimStorage::new();
-    let log = sim_log(&storage, Arc::new(ManualClock::new(1_000)));
+/// A log and the one partition of its topic that takes batches of at most 1,024 bytes.
+fn kilobyte_batches(storage: &SimStorage) -> (Log, Arc<Partition>) {
+    let log = sim_log(storage, Arc::new(ManualClock::new(1_000)));
     let mut config = TopicConfig::new(1);
     config.max_batch_bytes = 1024;
-    let p = log
+    let partition = log
         .create_topic("t", config)
         .unwrap()
         .partition(0)
         .unwrap()
         .clone();
+    (log, partition)
+}
+
+#[test]
+fn oversized_and_invalid_batches_are_refused_and_nothing_is_stored() {
+    let storage = SimStorage::new();
+    let (_log, p) = kilobyte_batches(&storage);
     let big = NewRecord::new(None::<Bytes>, vec![7u8; 4096]);
     assert!(matches!(
         p.append(&[big]),
@@ -251,15 +257,7 @@ fn oversized_and_invalid_batches_are_refused_and_nothing_is_stored() {
 #[test]
 fn checked_batches_are_checked_once_and_still_bounded_by_the_partition() {
     let storage = SimStorage::new();
-    let log = sim_log(&storage, Arc::new(ManualClock::new(1_000)));
-    let mut config = TopicConfig::new(1);
-    config.max_batch_bytes = 1024;
-    let p = log
-        .create_topic("t", config)
-        .unwrap()
-        .partition(0)
-        .unwrap()
-        .clone();
+    let (_log, p) = kilobyte_batches(&storage);
     let batch = |value: Vec<u8>| {
         keel_log::encode_batch(&[NewRecord::new(None::<Bytes>, value)], 0).unwrap()
     };

@@ -5,11 +5,14 @@
 //! Needs `kcat`. Set `KEEL_TEST_KAFKA_CLIENTS=1` (as `.ci/run` does) to make a missing kcat a
 //! failure; unset, the test says it did not run and returns.
 
+mod support;
+
 use std::io::Write;
 use std::net::SocketAddr;
 use std::process::{Command, Output, Stdio};
 
-use keel_server::{Server, ServerConfig};
+use keel_server::ServerConfig;
+use support::Running;
 
 fn kcat_available() -> bool {
     let ok = Command::new("kcat")
@@ -80,18 +83,8 @@ async fn a_real_clients_produce_fetch_and_group_commit_move_the_metrics() {
     config.kafka_addr = Some("127.0.0.1:0".parse().unwrap());
     // One member joins: no reason to wait for others.
     config.groups.initial_rebalance_delay_ms = 0;
-    let server = Server::open(config).unwrap();
-    let (ready_sender, ready) = tokio::sync::oneshot::channel();
-    let (stop_sender, stop) = tokio::sync::oneshot::channel::<()>();
-    let running = tokio::spawn(server.run(
-        async {
-            let _ = stop.await;
-        },
-        move |bound| {
-            let _ = ready_sender.send(bound);
-        },
-    ));
-    let bound = ready.await.expect("server ready");
+    let running = Running::start(config).await;
+    let bound = running.bound;
     let http = bound.http;
     let bootstrap = bound.kafka.expect("Kafka listener").to_string();
 
@@ -166,6 +159,5 @@ async fn a_real_clients_produce_fetch_and_group_commit_move_the_metrics() {
     // Whether kcat's closed connections are counted out yet is a race; the gauge is there.
     assert!(value(&text, "keel_kafka_connections").is_some(), "{text}");
 
-    stop_sender.send(()).unwrap();
-    running.await.unwrap().unwrap();
+    running.stop().await;
 }

@@ -7,10 +7,13 @@
 //! (as `.ci/run` does) to make a missing package a failure; unset, the test says it did not
 //! run and returns.
 
+mod support;
+
 use std::process::Command;
 
-use keel_server::{Server, ServerConfig};
+use keel_server::ServerConfig;
 use serde_json::{Value, json};
+use support::Running;
 
 const CLIENT_VAR: &str = "KEEL_TEST_SCHEMA_REGISTRY_CLIENT";
 
@@ -44,18 +47,8 @@ async fn confluent_python_client_round_trip() {
     let mut config = ServerConfig::new(dir.path());
     config.http_addr = "127.0.0.1:0".parse().unwrap();
     config.registry_addr = Some("127.0.0.1:0".parse().unwrap());
-    let server = Server::open(config).unwrap();
-    let (ready_sender, ready) = tokio::sync::oneshot::channel();
-    let (stop_sender, stop) = tokio::sync::oneshot::channel::<()>();
-    let running = tokio::spawn(server.run(
-        async {
-            let _ = stop.await;
-        },
-        move |bound| {
-            let _ = ready_sender.send(bound);
-        },
-    ));
-    let bound = ready.await.expect("server ready");
+    let running = Running::start(config).await;
+    let bound = running.bound;
     let url = format!("http://{}", bound.registry.expect("registry listener"));
     let script = concat!(
         env!("CARGO_MANIFEST_DIR"),
@@ -69,8 +62,7 @@ async fn confluent_python_client_round_trip() {
     })
     .await
     .unwrap();
-    let _ = stop_sender.send(());
-    running.await.unwrap().expect("clean shutdown");
+    running.stop().await;
     assert!(
         output.status.success(),
         "client script failed: {}\nstdout:\n{}\nstderr:\n{}",

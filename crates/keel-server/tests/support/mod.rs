@@ -1,0 +1,38 @@
+//! The harness the server's client tests share: [`Running`], a [`Server`] serving on a tokio
+//! task until the test stops it.
+
+use keel_server::{BoundAddrs, ServeError, Server, ServerConfig};
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+/// A server running on a task, with the addresses it bound.
+pub(crate) struct Running {
+    pub(crate) bound: BoundAddrs,
+    stop: oneshot::Sender<()>,
+    task: JoinHandle<Result<(), ServeError>>,
+}
+
+impl Running {
+    /// Opens `config`'s data directory and serves it; returns once every listener is bound.
+    pub(crate) async fn start(config: ServerConfig) -> Running {
+        let server = Server::open(config).unwrap();
+        let (ready_sender, ready) = oneshot::channel();
+        let (stop, stopped) = oneshot::channel::<()>();
+        let task = tokio::spawn(server.run(
+            async {
+                let _ = stopped.await;
+            },
+            move |bound| {
+                let _ = ready_sender.send(bound);
+            },
+        ));
+        let bound = ready.await.expect("server ready");
+        Running { bound, stop, task }
+    }
+
+    /// Shuts the server down and fails the test unless it stopped cleanly.
+    pub(crate) async fn stop(self) {
+        let _ = self.stop.send(());
+        self.task.await.unwrap().expect("clean shutdown");
+    }
+}
