@@ -2,8 +2,7 @@
 //! ordering one, sharing only the broker and a data directory; the payment service and
 //! then the ordering process are killed with SIGKILL in the middle of the run and started
 //! again, and the ordering process's self-check still holds (nothing lost, nothing charged
-//! or shipped twice). A server without the demo's topics is named in one line that says how
-//! to create them.
+//! or shipped twice). The server starts empty: the services create the demo's topics.
 //! Needs the `kafka` feature (`cargo nextest run -p keel-cli --features kafka`).
 #![cfg(feature = "kafka")]
 
@@ -90,9 +89,6 @@ fn payments(dir: &Path) -> i64 {
 fn services_as_processes_keep_every_invariant_through_kill_9s() {
     let keel = Keel::new();
     keel.fails(&["demo", "--service", "payment"], "", "without --brokers");
-    for topic in TOPICS {
-        keel.ok(&["topics", "create", topic, "--partitions", "3"], "");
-    }
     let (server, kafka) = serve(&keel);
     let demo_dir = tempfile::tempdir().unwrap();
     let dir = demo_dir.path();
@@ -131,23 +127,14 @@ fn services_as_processes_keep_every_invariant_through_kill_9s() {
         assert!(terminate(service), "a service did not stop cleanly");
     }
     assert!(terminate(server));
-}
-
-#[test]
-fn a_server_without_the_demo_topics_is_told_in_one_line_how_to_make_them() {
-    let keel = Keel::new();
-    let (server, kafka) = serve(&keel);
-    let demo_dir = tempfile::tempdir().unwrap();
-    let dir = demo_dir.path().to_str().unwrap();
-    let args = [
-        "demo",
-        "--brokers",
-        &kafka,
-        "--dir",
-        dir,
-        "--service",
-        "payment",
-    ];
-    keel.fails(&args, "", "create them with `keel topics create`");
-    assert!(terminate(server));
+    // The services created the demo's topics on the empty server, with the demo's
+    // partition count.
+    for topic in TOPICS {
+        let described = keel.ok(&["topics", "describe", topic], "");
+        let partitions = described
+            .lines()
+            .filter(|l| l.trim_start().starts_with(char::is_numeric))
+            .count();
+        assert_eq!(partitions, 3, "{topic}: {described}");
+    }
 }

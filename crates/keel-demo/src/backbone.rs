@@ -15,7 +15,7 @@ use keel::runtime::{EmbeddedBus, Publisher, Router};
 use crate::error::DemoError;
 use crate::events::TOPICS;
 
-/// Partitions of each topic the demo creates on the embedded log.
+/// Partitions of each topic the demo creates (on the embedded log or a Kafka cluster).
 const PARTITIONS: u32 = 3;
 
 /// The transport the services publish and consume on. Cheap to clone.
@@ -54,9 +54,8 @@ impl Backbone {
     }
 
     /// The Kafka cluster at `brokers` (bootstrap servers, e.g. `keel serve`'s Kafka
-    /// listener). Every topic of the order system must exist there (a Kafka client here
-    /// never creates topics by naming them); their dead-letter topics are created when
-    /// missing.
+    /// listener), with every topic of the order system and its dead-letter topic created
+    /// when missing.
     #[cfg(feature = "kafka")]
     pub async fn kafka(brokers: &str) -> Result<Backbone, DemoError> {
         use keel::runtime::ConsumeTransport;
@@ -65,15 +64,13 @@ impl Backbone {
             .map_err(|e| DemoError::Setup(e.to_string()))?;
         for topic in TOPICS {
             kafka
+                .ensure_topic(topic, PARTITIONS)
+                .await
+                .map_err(DemoError::Setup)?;
+            kafka
                 .ensure_companion(topic, &dead_letter_topic(topic))
                 .await
-                .map_err(|e| {
-                    DemoError::Setup(format!(
-                        "{e} (the demo needs the topics {}: create them with `keel topics \
-                         create` in the server's data directory before it starts)",
-                        TOPICS.join(", ")
-                    ))
-                })?;
+                .map_err(DemoError::Setup)?;
         }
         Ok(Backbone::Kafka(kafka))
     }

@@ -131,6 +131,13 @@ impl KafkaPublisher {
         self.topics.ensure_companion(source, name).await
     }
 
+    /// The partition count of `topic`, created with `partitions` when the cluster does not
+    /// have it (Keel's clients turn off creating topics by naming them, so a service creates
+    /// the topics it owns on purpose, with the partition count it chose).
+    pub async fn ensure_topic(&self, topic: &str, partitions: u32) -> Result<u32, String> {
+        self.topics.ensure_topic(topic, partitions).await
+    }
+
     /// The partition count of `topic`; `None` when the cluster does not have it.
     pub async fn partitions(&self, topic: &str) -> Result<Option<u32>, String> {
         self.topics.partitions(topic).await

@@ -1,6 +1,7 @@
-//! Topic lookups and the companion topics on a Kafka cluster: how many partitions a topic
-//! has (metadata), and `<topic>.dlq` or `<topic>.retry` created with the source topic's
-//! partition count when missing — what the embedded bus does in `keel-log`, done with the admin API.
+//! Topic lookups and creation on a Kafka cluster: how many partitions a topic has
+//! (metadata), a topic created when missing, and `<topic>.dlq` or `<topic>.retry` created
+//! with the source topic's partition count — what the embedded bus does in `keel-log`, done
+//! with the admin API.
 //!
 //! Not here: publishing records (`publisher.rs`).
 
@@ -87,6 +88,21 @@ impl Topics {
         };
         self.known().insert(name.to_string(), partitions);
         Ok(partitions)
+    }
+
+    /// The partition count of `name`, created with `partitions` (and the cluster's default
+    /// replication) if the cluster does not have it. Several processes may race to create
+    /// it; the count is then whichever creation won.
+    pub(crate) async fn ensure_topic(
+        self: &Arc<Self>,
+        name: &str,
+        partitions: u32,
+    ) -> Result<u32, String> {
+        if let Some(count) = self.partitions(name).await? {
+            return Ok(count);
+        }
+        self.create(name, partitions).await?;
+        Ok(self.partitions(name).await?.unwrap_or(partitions))
     }
 
     async fn create(&self, name: &str, partitions: u32) -> Result<(), String> {

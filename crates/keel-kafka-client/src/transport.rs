@@ -76,6 +76,12 @@ impl KafkaTransport {
         self.publisher.publisher()
     }
 
+    /// The partition count of `topic`, created with `partitions` when the cluster does not
+    /// have it; see [`KafkaPublisher::ensure_topic`].
+    pub async fn ensure_topic(&self, topic: &str, partitions: u32) -> Result<u32, String> {
+        self.publisher.ensure_topic(topic, partitions).await
+    }
+
     /// The routes' metrics: handled, failed and dead-lettered events per topic and group,
     /// handler latency, and consumer lag in events per partition this process consumes
     /// (from librdkafka's statistics). Lag in seconds and dead-letter depth are not
