@@ -67,6 +67,11 @@ pub(crate) struct ServeArgs {
         value_name = "MS"
     )]
     kafka_group_initial_rebalance_delay_ms: Option<i32>,
+    /// How long the committed offsets of a Kafka group without members are kept after its
+    /// newest commit, in milliseconds (Kafka's `offsets.retention.minutes`, 7 days there)
+    /// [default: kept forever].
+    #[arg(long, env = "KEEL_KAFKA_OFFSETS_RETENTION_MS", value_name = "MS")]
+    kafka_offsets_retention_ms: Option<u64>,
     /// Longest graceful shutdown waits for in-flight requests, in milliseconds
     /// [default: 10000].
     #[arg(long, env = "KEEL_SHUTDOWN_GRACE_MS", value_name = "MS")]
@@ -103,6 +108,7 @@ struct ConfigFile {
     kafka_group_min_session_timeout_ms: Option<i32>,
     kafka_group_max_session_timeout_ms: Option<i32>,
     kafka_group_initial_rebalance_delay_ms: Option<i32>,
+    kafka_offsets_retention_ms: Option<u64>,
     shutdown_grace_ms: Option<u64>,
     /// OTLP span export (needs keel built with the `otel` feature).
     otel: Option<bool>,
@@ -166,6 +172,12 @@ pub(crate) fn run(data_dir: &Path, args: ServeArgs) -> anyhow::Result<()> {
         .or(file.kafka_group_initial_rebalance_delay_ms)
     {
         groups.initial_rebalance_delay_ms = ms;
+    }
+    if let Some(ms) = args
+        .kafka_offsets_retention_ms
+        .or(file.kafka_offsets_retention_ms)
+    {
+        groups.offsets_retention_ms = Some(ms);
     }
     if let Some(ms) = args.shutdown_grace_ms.or(file.shutdown_grace_ms) {
         config.shutdown_grace_ms = ms;

@@ -24,7 +24,7 @@ use kafka_protocol::messages::{
 use kafka_protocol::protocol::{Encodable, StrBytes};
 use keel_kafka::NodeAddress;
 use keel_kafka::group::{GroupConfig, GroupCoordinator, RequestContext};
-use keel_log::{Log, TopicConfig};
+use keel_log::{Log, OffsetCommit, TopicConfig};
 use tokio::time::Instant;
 
 const SESSION_MS: i32 = 10_000;
@@ -240,6 +240,46 @@ async fn members_starting_together_share_one_generation_and_a_silent_one_expires
     assert_eq!(group.group_state.as_str(), "CompletingRebalance");
     assert_eq!(group.members.len(), 1);
     assert_eq!(group.members[0].client_id.as_str(), "test-client");
+}
+
+#[tokio::test(start_paused = true)]
+async fn offsets_of_groups_without_members_expire_after_the_retention() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = open_log(dir.path());
+    let entry = OffsetCommit {
+        topic: "orders".into(),
+        partition: 0,
+        offset: 3,
+        metadata: String::new(),
+    };
+    // Committed in 1970: older than an hour's retention by any wall clock.
+    log.group_offsets().commit("gone", &[entry], 1_000).unwrap();
+    let config = GroupConfig {
+        offsets_retention_ms: Some(3_600_000),
+        offsets_retention_check_interval_ms: 1_000,
+        ..GroupConfig::default()
+    };
+    let coordinator = GroupCoordinator::start(log.clone(), config);
+    let recent = coordinator
+        .offset_commit(
+            &context(8),
+            commit_request("recent", -1, "", "orders", &[(0, 5, "")]),
+        )
+        .await;
+    assert_eq!(commit_codes(&recent), ["NONE"]);
+    // Paused time: the checks run every virtual second; ten of them is plenty.
+    let give_up = Instant::now() + Duration::from_secs(10);
+    while !log.group_offsets().group("gone").is_empty() {
+        assert!(
+            Instant::now() < give_up,
+            "the expired offsets were never deleted"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(
+        fetch_all(&coordinator, "recent").await,
+        [("orders".to_string(), 0, 5, String::new())]
+    );
 }
 
 #[tokio::test(start_paused = true)]

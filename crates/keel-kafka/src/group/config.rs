@@ -13,6 +13,12 @@ pub struct GroupConfig {
     /// completes (`group.initial.rebalance.delay.ms`), so members starting together land in
     /// one generation instead of one rebalance each. Never longer than the rebalance timeout.
     pub initial_rebalance_delay_ms: i32,
+    /// How long the committed offsets of a group without members are kept after its newest
+    /// commit (Kafka's `offsets.retention.minutes`, in milliseconds; `retention.rs`). `None`
+    /// keeps them forever, Keel's default: Kafka's is 7 days.
+    pub offsets_retention_ms: Option<u64>,
+    /// How often expired offsets are looked for (`offsets.retention.check.interval.ms`).
+    pub offsets_retention_check_interval_ms: u64,
     /// Members (joined plus those holding a member id from the v4+ handshake) per group
     /// (`group.max.size`); a join beyond it gets `GROUP_MAX_SIZE_REACHED`.
     pub group_members_max: usize,
@@ -34,6 +40,8 @@ impl Default for GroupConfig {
             session_timeout_ms_min: 6_000,
             session_timeout_ms_max: 1_800_000,
             initial_rebalance_delay_ms: 3_000,
+            offsets_retention_ms: None,
+            offsets_retention_check_interval_ms: 600_000,
             group_members_max: 1_000,
             groups_max: 10_000,
             offset_metadata_bytes_max: 4_096,
@@ -78,6 +86,18 @@ impl GroupConfig {
                 format!("{} is negative", self.initial_rebalance_delay_ms),
             );
         }
+        if self.offsets_retention_ms == Some(0) {
+            return error(
+                "offsets.retention.minutes",
+                "0 would delete offsets as soon as they are committed".into(),
+            );
+        }
+        if self.offsets_retention_check_interval_ms == 0 {
+            return error(
+                "offsets.retention.check.interval.ms",
+                "0 is not a period".into(),
+            );
+        }
         Ok(())
     }
 }
@@ -111,6 +131,11 @@ mod tests {
         check(
             |c| c.initial_rebalance_delay_ms = -1,
             Err("group.initial.rebalance.delay.ms"),
+        );
+        check(|c| c.offsets_retention_ms = Some(60_000), Ok(()));
+        check(
+            |c| c.offsets_retention_ms = Some(0),
+            Err("offsets.retention.minutes"),
         );
     }
 }

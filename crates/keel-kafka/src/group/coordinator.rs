@@ -31,6 +31,7 @@ use crate::config::NodeAddress;
 use super::admin;
 use super::config::GroupConfig;
 use super::offsets;
+use super::retention;
 use super::state::{Group, Reply, join_error, sync_error};
 
 /// What the coordinator needs to know about the request besides its body.
@@ -52,6 +53,8 @@ pub struct RequestContext {
 pub struct GroupCoordinator {
     shared: Arc<Shared>,
     timers: JoinHandle<()>,
+    /// The offsets-retention check (`retention.rs`), when a retention is set.
+    expiry: Option<JoinHandle<()>>,
 }
 
 /// State shared with the timer task.
@@ -90,7 +93,19 @@ impl GroupCoordinator {
             shared.wake.clone(),
             shared.epoch,
         ));
-        GroupCoordinator { shared, timers }
+        let expiry = shared.config.offsets_retention_ms.map(|retention_ms| {
+            let interval = Duration::from_millis(shared.config.offsets_retention_check_interval_ms);
+            tokio::spawn(retention::run(
+                Arc::downgrade(&shared),
+                retention_ms,
+                interval,
+            ))
+        });
+        GroupCoordinator {
+            shared,
+            timers,
+            expiry,
+        }
     }
 
     /// The versions served for each group API key (what ApiVersions should advertise), or
@@ -282,6 +297,9 @@ impl GroupCoordinator {
 impl Drop for GroupCoordinator {
     fn drop(&mut self) {
         self.timers.abort();
+        if let Some(expiry) = &self.expiry {
+            expiry.abort();
+        }
     }
 }
 
@@ -331,6 +349,11 @@ impl Shared {
     }
 
     /// Fires every due deadline; returns when the next one is due.
+    /// Groups with members (or a rebalance in progress) in memory now.
+    pub(crate) fn live_groups(&self) -> std::collections::BTreeSet<String> {
+        self.groups().map.keys().cloned().collect()
+    }
+
     fn tick_all(&self) -> Option<u64> {
         let now_ms = self.now_ms();
         let mut groups = self.groups();

@@ -20,6 +20,7 @@ mod hook;
 mod member;
 mod offsets;
 mod protocol;
+mod retention;
 mod state;
 #[cfg(test)]
 mod tests;
