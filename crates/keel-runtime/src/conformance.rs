@@ -60,6 +60,7 @@ macro_rules! conformance_tests {
             inbox_drops_a_redelivered_event,
             retry_topic_carries_the_next_attempt,
             committed_offsets_resume_after_a_restart,
+            a_backlog_beyond_the_in_flight_window_is_handled_whole,
         );
     };
     (@tests $make:expr; $($check:ident,)*) => {
@@ -500,4 +501,34 @@ pub async fn committed_offsets_resume_after_a_restart<H: Harness>(harness: &H) {
         (10..20).collect::<Vec<_>>(),
         "the second run handled only the new events"
     );
+}
+
+/// Backpressure: a backlog many times the in-flight window is handled whole. The worker
+/// schedules only as much as the window has room for and keeps the rest of a fetch as its
+/// read-ahead; a transport whose fetch emptied its own buffer into that read-ahead has no
+/// new data to announce, so the worker must go on from the read-ahead unasked.
+pub async fn a_backlog_beyond_the_in_flight_window_is_handled_whole<H: Harness>(harness: &H) {
+    create_topic(harness, "orders", 1);
+    publish(
+        harness,
+        "orders",
+        (0..200).map(|n| event(&format!("k{}", n % 7), n)),
+    )
+    .await;
+    let seen: Seen = Arc::default();
+    let narrow = ConsumerPolicy {
+        concurrency: 2,
+        in_flight_max: 8,
+        ..quick_consumer()
+    };
+    let handler = recording("billing", &seen, |_, _, _| None);
+    let handle = start(
+        Router::on_transport(harness.transport())
+            .route(route(harness, "orders", "billing", handler).with_consumer(narrow)),
+    );
+    until("all 200 events handled", || {
+        distinct(&seen, "billing").len() == 200
+    })
+    .await;
+    handle.shutdown().await;
 }

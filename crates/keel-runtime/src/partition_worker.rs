@@ -169,7 +169,7 @@ impl Worker {
                 .in_flight_max
                 .saturating_sub(self.schedule.unfinished());
             let want_data = !draining && room > 0;
-            if want_data && self.lease.has_data(self.schedule.next_offset()) {
+            if want_data && self.has_data() {
                 self.fetch(room).await;
                 continue;
             }
@@ -189,7 +189,7 @@ impl Worker {
             tokio::pin!(notified);
             if want_data {
                 notified.as_mut().enable();
-                if self.lease.has_data(self.schedule.next_offset()) {
+                if self.has_data() {
                     continue;
                 }
             }
@@ -300,6 +300,13 @@ impl Worker {
                 }
             }
         }
+    }
+
+    /// Whether records wait to be scheduled: in the read-ahead, or at the lease. The
+    /// read-ahead comes first because a transport that hands out what it buffered (Kafka)
+    /// has nothing left to announce while the records sit here.
+    fn has_data(&self) -> bool {
+        !self.read_ahead.is_empty() || self.lease.has_data(self.schedule.next_offset())
     }
 
     /// Schedules up to `room` more records: from the read-ahead of the last log read, and
