@@ -5,12 +5,13 @@
 //!   `in_flight` publishes awaiting their acknowledgement at once (acks=all, idempotent);
 //! - consume: one `KafkaMember` of a fresh group, one task per assigned partition fetching
 //!   batches, decoding every record as a CloudEvent and committing after every batch;
-//! - embedded: the same publisher API on an `EmbeddedBus`, then a `Router` with a raw
-//!   handler that counts (the full middleware chain, which the Kafka side does not run yet).
+//! - kafka router: a `Router` on `KafkaTransport` (a new group) with a raw handler that
+//!   counts: the whole middleware chain per event, partition workers, commits;
+//! - embedded: the same publisher API on an `EmbeddedBus`, then the same `Router` route.
 //!
 //! Usage: `kafka_throughput [events] [partitions] [in_flight]` (defaults 100000 4 1000).
-//! Prints one line per phase: events, seconds, events/s; the Kafka consume is timed from
-//! its first record (the group join before it is printed on its own line).
+//! Prints one line per phase: events, seconds, events/s; consumes are timed from their first
+//! record (a group join before it is printed on its own line).
 
 #[path = "../tests/support/mod.rs"]
 mod support;
@@ -20,7 +21,9 @@ use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use keel_core::Event;
-use keel_kafka_client::{KafkaConfig, KafkaMember, KafkaPublisher, MemberEvent, MemberOptions};
+use keel_kafka_client::{
+    KafkaConfig, KafkaMember, KafkaPublisher, KafkaTransport, MemberEvent, MemberOptions,
+};
 use keel_log::{Log, TopicConfig};
 use keel_runtime::{EmbeddedBus, Handler, Publisher, Route, Router};
 use tokio::task::JoinSet;
@@ -103,8 +106,33 @@ async fn consume_kafka(bootstrap: &str, events: u64) -> (f64, f64) {
     )
 }
 
-/// The embedded bus: publish, then a router with a counting raw handler; returns seconds
-/// of (publish, consume).
+/// Runs `router` with one route of a counting raw handler on the topic until it handled
+/// `events` events; returns the seconds until the first was handled (joining the group) and
+/// from then to the last.
+async fn route_all(router: Router, group: &str, events: u64) -> (f64, f64) {
+    let handled = Arc::new(AtomicU64::new(0));
+    let first: Arc<OnceLock<Instant>> = Arc::default();
+    let (counter, first_seen) = (handled.clone(), first.clone());
+    let handler = Handler::raw("count", move |_event, _ctx| {
+        first_seen.get_or_init(Instant::now);
+        counter.fetch_add(1, Ordering::Relaxed);
+        async { Ok(()) }
+    });
+    let started = Instant::now();
+    let router = router
+        .route(Route::new("bench", group, handler))
+        .start()
+        .unwrap();
+    while handled.load(Ordering::Relaxed) < events {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let first = *first.get().expect("events were handled");
+    let consume = first.elapsed().as_secs_f64();
+    router.shutdown().await;
+    ((first - started).as_secs_f64(), consume)
+}
+
+/// The embedded bus: publish, then the router; returns seconds of (publish, consume).
 async fn embedded(events: u64, partitions: u32, in_flight: u64) -> (f64, f64) {
     let dir = tempfile::tempdir().unwrap();
     let log = Arc::new(Log::open(dir.path()).unwrap());
@@ -112,25 +140,7 @@ async fn embedded(events: u64, partitions: u32, in_flight: u64) -> (f64, f64) {
         .unwrap();
     let bus = EmbeddedBus::new(log);
     let publish = publish_all(&bus.publisher(), events, in_flight).await;
-    let handled = Arc::new(AtomicU64::new(0));
-    let counter = handled.clone();
-    let handler = Handler::raw("count", move |_event, _ctx| {
-        let counter = counter.clone();
-        async move {
-            counter.fetch_add(1, Ordering::Relaxed);
-            Ok(())
-        }
-    });
-    let started = Instant::now();
-    let router = Router::new(&bus)
-        .route(Route::new("bench", "bench", handler))
-        .start()
-        .unwrap();
-    while handled.load(Ordering::Relaxed) < events {
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
-    let consume = started.elapsed().as_secs_f64();
-    router.shutdown().await;
+    let (_, consume) = route_all(Router::new(&bus), "bench", events).await;
     (publish, consume)
 }
 
@@ -156,6 +166,11 @@ async fn main() {
     let (join, consume) = consume_kafka(&serve.bootstrap(), events).await;
     println!("kafka group join             {join:>25.2} s until the first record");
     report("kafka consume+decode+commit", events, consume);
+    let transport = KafkaTransport::connect(&KafkaConfig::new(serve.bootstrap())).unwrap();
+    let router = Router::on_transport(transport);
+    let (join, consume) = route_all(router, "bench-router", events).await;
+    println!("kafka router group join      {join:>25.2} s until the first event");
+    report("kafka router handled", events, consume);
 
     let (publish, consume) = embedded(events, partitions, in_flight).await;
     report("embedded publish", events, publish);
