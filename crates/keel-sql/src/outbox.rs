@@ -284,6 +284,16 @@ pub(crate) struct OutboxRow {
     pub(crate) attempts: u32,
 }
 
+impl OutboxRow {
+    /// What orders this row among the others: (topic, partition key), or `None` for a row
+    /// without a key, which is ordered with nothing.
+    fn ordering_key(&self) -> Option<(&str, &str)> {
+        self.partition_key
+            .as_deref()
+            .map(|key| (self.topic.as_str(), key))
+    }
+}
+
 /// What the relay writes back for one row.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Settlement {
@@ -325,10 +335,7 @@ pub(crate) async fn publish_rows(port: &dyn PublishPort, rows: &[OutboxRow]) -> 
     let mut failed: HashSet<(&str, &str)> = HashSet::new();
     let mut topics: BTreeMap<&str, (Vec<usize>, Vec<Event>)> = BTreeMap::new();
     for (index, row) in rows.iter().enumerate() {
-        let key = row
-            .partition_key
-            .as_deref()
-            .map(|k| (row.topic.as_str(), k));
+        let key = row.ordering_key();
         if key.is_some_and(|key| failed.contains(&key)) {
             continue;
         }
@@ -352,10 +359,7 @@ pub(crate) async fn publish_rows(port: &dyn PublishPort, rows: &[OutboxRow]) -> 
     for (indexes, results) in join_all(batches).await {
         for (index, result) in indexes.into_iter().zip(results) {
             let row = &rows[index];
-            let key = row
-                .partition_key
-                .as_deref()
-                .map(|k| (row.topic.as_str(), k));
+            let key = row.ordering_key();
             if key.is_some_and(|key| failed.contains(&key)) {
                 continue;
             }
