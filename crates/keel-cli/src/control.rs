@@ -9,12 +9,12 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
-use keel_log::{Log, OpenError};
-use keel_runtime::admin::audit::{self, AuditEntry};
-use keel_runtime::admin::dead_letters::{
+use keel_embedded::admin::audit::{self, AuditEntry};
+use keel_embedded::admin::dead_letters::{
     self, CanaryOutcome, DeadLetterFilter, DeadLetterSummary, PurgeReport, ReplayReport,
 };
-use keel_runtime::admin::groups::{self, GroupSummary, PartitionLag};
+use keel_embedded::admin::groups::{self, GroupSummary, PartitionLag};
+use keel_log::{Log, OpenError};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
@@ -41,6 +41,15 @@ pub(crate) enum Control {
     Local(Log),
     /// A server owns the log; requests go to its API at this base URL.
     Remote(String),
+}
+
+/// File in the data directory holding the schema registry address of the `keel serve` that
+/// owns it, for `keel schema` and `keel catalog`.
+pub(crate) const REGISTRY_ADDR_FILE: &str = "keel-serve.registry";
+
+/// The path of the registry address file in `data`.
+pub(crate) fn registry_addr_file(data: &Path) -> PathBuf {
+    data.join(REGISTRY_ADDR_FILE)
 }
 
 /// The path of the server address file in `data`.

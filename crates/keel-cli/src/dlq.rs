@@ -1,7 +1,7 @@
 //! `keel dlq`: list, show, replay and purge dead letters, check a replay canary, and show
 //! the audit log of replays and purges.
 //!
-//! Argument handling and printing only; the logic is `keel_runtime::admin::dead_letters`,
+//! Argument handling and printing only; the logic is `keel_embedded::admin::dead_letters`,
 //! run here or by the `keel serve` that owns the data directory (`control.rs`).
 //!
 //! The canary: with a running server (whose consumers handle the replayed event),
@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::bail;
 use chrono::Utc;
-use keel_runtime::admin::dead_letters::{CanaryOutcome, DeadLetterFilter, ReplayReport};
+use keel_embedded::admin::dead_letters::{CanaryOutcome, DeadLetterFilter, ReplayReport};
 use serde_json::Value;
 
 use crate::control::{Control, Replay};

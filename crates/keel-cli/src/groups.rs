@@ -1,6 +1,6 @@
 //! `keel groups`: list consumer groups, show their lag, reset their committed offsets.
 //!
-//! Argument handling and printing only; the logic is `keel_runtime::admin::groups`, run here
+//! Argument handling and printing only; the logic is `keel_embedded::admin::groups`, run here
 //! or (list and lag) by the `keel serve` that owns the data directory (`control.rs`). A reset
 //! needs the data directory itself: while this command holds it no consumer of another
 //! process can commit offsets there, so a reset never races a running consumer.
@@ -9,7 +9,7 @@ use std::path::Path;
 
 use anyhow::{Context, bail};
 use chrono::Utc;
-use keel_runtime::admin::groups::{self, PartitionLag, ResetTarget};
+use keel_embedded::admin::groups::{self, PartitionLag, ResetTarget};
 
 use crate::control::Control;
 use crate::time;

@@ -14,12 +14,14 @@ mod dlq;
 mod groups;
 mod migrate;
 mod produce;
+mod registry_client;
 mod relay;
 mod schema;
 mod serve;
 mod store;
 mod time;
 mod topics;
+mod users;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -65,7 +67,7 @@ enum Command {
     /// List, show, replay and purge dead letters; show the audit log.
     Dlq(dlq::DlqArgs),
     /// Serve the data directory to other processes: HTTP health and metrics.
-    Serve(serve::ServeArgs),
+    Serve(Box<serve::ServeArgs>),
     /// Bring Keel's tables (outbox, inbox, sagas, projection checkpoints) in an application
     /// database to the current version.
     Migrate(migrate::MigrateArgs),
@@ -75,6 +77,8 @@ enum Command {
     Schema(schema::SchemaArgs),
     /// Write the event catalog: an AsyncAPI 3.0 document and an HTML page.
     Catalog(catalog::CatalogArgs),
+    /// Add, list and remove the SASL users of the Kafka listener.
+    Users(users::UsersArgs),
 }
 
 fn main() -> ExitCode {
@@ -87,11 +91,12 @@ fn main() -> ExitCode {
         Command::Bench(args) => bench::run(&cli.data_dir, args),
         Command::Groups(args) => groups::run(&cli.data_dir, cli.server.as_deref(), args),
         Command::Dlq(args) => dlq::run(&cli.data_dir, cli.server.as_deref(), args),
-        Command::Serve(args) => serve::run(&cli.data_dir, args),
+        Command::Serve(args) => serve::run(&cli.data_dir, *args),
         Command::Migrate(args) => migrate::run(args),
         Command::Relay(args) => relay::run(&cli.data_dir, args),
         Command::Schema(args) => schema::run(&cli.data_dir, args),
         Command::Catalog(args) => catalog::run(&cli.data_dir, args),
+        Command::Users(args) => users::run(&cli.data_dir, args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use clap::{Args, ValueEnum};
-use keel_runtime::EmbeddedBus;
+use keel_embedded::EmbeddedBus;
 use keel_sql::{AfterPublish, OutboxMetrics, RelayOptions};
 use tokio::signal::unix::{SignalKind, signal};
 

@@ -1,6 +1,9 @@
-//! `keel schema register|check|list|diff`: the schema registry of the data directory from the
-//! command line. `check` is a CI gate: it exits non-zero when the schema would break its
-//! subject's compatibility level, printing every incompatibility with its path.
+//! `keel schema register|check|list|diff`: the schema registry from the command line — the
+//! data directory's, or a running registry's API (`--registry URL`, or found automatically
+//! when a local `keel serve` owns the data directory), so it works in CI against a shared
+//! registry. `check` is a CI gate: it exits non-zero when the schema would break its
+//! subject's compatibility level, printing every incompatibility with its path, and with
+//! `--against-events TOPIC` when a stored event of the subject's type cannot be read with it.
 //!
 //! All logic is `keel_schema`; this module parses, reads files and prints.
 
@@ -8,37 +11,76 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
 use clap::{Args, Subcommand};
+use keel_log::{Log, OpenError};
 use keel_schema::{
-    CompatibilityLevel, Registry, Schema, SchemaType, VersionSelector, check_compatibility, diff,
+    CompatibilityLevel, Reference, Registry, Schema, SchemaType, StoredCheck, VersionSelector,
+    check_compatibility, check_stored_events, diff,
 };
 
+use crate::control::registry_addr_file;
+use crate::registry_client::RegistryClient;
 use crate::store::open_log;
 
 /// Flags of `keel schema`.
 #[derive(Debug, Args)]
 pub(crate) struct SchemaArgs {
+    /// Base URL of a running schema registry to work against instead of the data directory
+    /// (found automatically when a local `keel serve` owns the data directory).
+    #[arg(long, global = true, env = "KEEL_REGISTRY", value_name = "URL")]
+    registry: Option<String>,
     #[command(subcommand)]
     command: SchemaCommand,
 }
 
+/// How a schema file is read: its type and the registered schemas it references.
+#[derive(Debug, Args)]
+struct SchemaFile {
+    /// The schema file: JSON Schema (`.json`), Avro (`.avsc`) or Protobuf (`.proto`).
+    file: PathBuf,
+    /// The schema type, when the file's extension does not say it (json, avro, protobuf).
+    #[arg(long = "type", value_name = "TYPE")]
+    schema_type: Option<SchemaType>,
+    /// A registered schema this one references, as NAME=SUBJECT@VERSION (NAME as the schema
+    /// uses it: a `$ref` URI, an Avro full name). Repeatable.
+    #[arg(long = "reference", value_name = "NAME=SUBJECT@VERSION", value_parser = parse_reference)]
+    references: Vec<Reference>,
+}
+
+/// `keel schema check --against-events`: the stored events to read with the new schema.
+#[derive(Debug, Args)]
+struct EventsArgs {
+    /// Also read the stored events of the subject's type on this topic with the new schema;
+    /// exits 1 at the first it cannot read, naming its partition, offset and path.
+    #[arg(long, value_name = "TOPIC")]
+    against_events: Option<String>,
+    /// Read only the newest N records of each partition.
+    #[arg(long, value_name = "N", requires = "against_events")]
+    sample: Option<u64>,
+    /// Report every unreadable event instead of stopping at the first.
+    #[arg(long, requires = "against_events")]
+    keep_going: bool,
+}
+
 #[derive(Debug, Subcommand)]
 enum SchemaCommand {
-    /// Register a JSON Schema file as the next version of a subject (an event type).
+    /// Register a schema file as the next version of a subject (an event type).
     Register {
         /// The subject, by default the event's CloudEvents type (`order.placed`).
         subject: String,
-        /// The JSON Schema file.
-        file: PathBuf,
+        #[command(flatten)]
+        file: SchemaFile,
     },
     /// Check a schema file against a subject without registering it; exits 1 on a breaking change.
     Check {
         /// The subject.
         subject: String,
-        /// The JSON Schema file.
-        file: PathBuf,
+        #[command(flatten)]
+        file: SchemaFile,
         /// Check under this level instead of the subject's own.
         #[arg(long, value_name = "LEVEL")]
         level: Option<CompatibilityLevel>,
+        #[command(flatten)]
+        events: EventsArgs,
     },
     /// List subjects, or the versions of one subject.
     List {
@@ -54,87 +96,60 @@ enum SchemaCommand {
     },
 }
 
-pub(crate) fn run(data_dir: &Path, args: SchemaArgs) -> anyhow::Result<()> {
-    let log = open_log(data_dir)?;
-    let registry = Registry::open(&log).context("cannot open the schema registry")?;
-    match args.command {
-        SchemaCommand::Register { subject, file } => {
-            let schema = read_schema(&file)?;
-            let before = registry.versions(&subject, true).unwrap_or_default();
-            let registered = registry.register(&subject, SchemaType::Json, schema)?;
-            let what = if before.contains(&registered.version) {
-                "already registered as"
-            } else {
-                "registered"
-            };
-            println!(
-                "{subject}: {what} version {} (id {})",
-                registered.version, registered.id
-            );
+/// Where `keel schema` works: the data directory's registry, or a running registry's API.
+/// One value per command, so the size difference of the variants costs nothing.
+#[allow(clippy::large_enum_variant)]
+enum Target {
+    /// This process opened the log.
+    Local { log: Log, registry: Registry },
+    /// A registry's REST API.
+    Remote(RegistryClient),
+}
+
+impl Target {
+    /// The registry at `url` if given; else the data directory's, or — when a running
+    /// `keel serve` owns the directory — that server's registry.
+    fn open(data_dir: &Path, url: Option<&str>) -> anyhow::Result<Target> {
+        if let Some(url) = url {
+            return Ok(Target::Remote(RegistryClient::new(url)));
         }
+        let log = match Log::open(data_dir) {
+            Ok(log) => log,
+            Err(OpenError::Locked { .. }) => {
+                match std::fs::read_to_string(registry_addr_file(data_dir)) {
+                    Ok(addr) => {
+                        let url = format!("http://{}", addr.trim());
+                        return Ok(Target::Remote(RegistryClient::new(&url)));
+                    }
+                    Err(_) => open_log(data_dir)?,
+                }
+            }
+            Err(_) => open_log(data_dir)?,
+        };
+        let registry = Registry::open(&log).context("cannot open the schema registry")?;
+        Ok(Target::Local { log, registry })
+    }
+}
+
+pub(crate) fn run(data_dir: &Path, args: SchemaArgs) -> anyhow::Result<()> {
+    let target = Target::open(data_dir, args.registry.as_deref())?;
+    match args.command {
+        SchemaCommand::Register { subject, file } => register(&target, &subject, &file),
         SchemaCommand::Check {
             subject,
             file,
             level,
+            events,
         } => {
-            let schema = read_schema(&file)?;
-            let level = level.unwrap_or_else(|| registry.effective_level(&subject));
-            let earlier: Vec<(u32, Schema)> = registry
-                .versions(&subject, false)
-                .unwrap_or_default()
-                .into_iter()
-                .map(|v| {
-                    let found = registry.version(&subject, VersionSelector::Number(v), false)?;
-                    Ok((v, found.schema))
-                })
-                .collect::<Result<_, keel_schema::RegistryError>>()?;
-            let earlier: Vec<(u32, &serde_json::Value)> =
-                earlier.iter().map(|(v, s)| (*v, s.document())).collect();
-            let found = check_compatibility(level, schema.document(), &earlier);
-            for incompatibility in &found {
-                println!("{incompatibility}");
-            }
-            if !found.is_empty() {
-                bail!(
-                    "{} breaks {subject} under {level}: {} incompatible change(s)",
-                    file.display(),
-                    found.len()
-                );
-            }
-            println!(
-                "{}: compatible with {subject} under {level} ({} earlier version(s))",
-                file.display(),
-                earlier.len()
-            );
-        }
-        SchemaCommand::List { subject: None } => {
-            for subject in registry.subjects(false) {
-                let latest = registry.version(&subject, VersionSelector::Latest, false)?;
-                println!(
-                    "{subject}\tversion {}\tid {}\t{}",
-                    latest.version,
-                    latest.id,
-                    registry.effective_level(&subject)
-                );
+            check(&target, &subject, &file, level)?;
+            match &events.against_events {
+                Some(topic) => check_events(&target, &subject, &file, topic, &events),
+                None => Ok(()),
             }
         }
-        SchemaCommand::List {
-            subject: Some(subject),
-        } => {
-            for version in registry.versions(&subject, true)? {
-                let found = registry.version(&subject, VersionSelector::Number(version), true)?;
-                let deleted = if found.deleted { "\tdeleted" } else { "" };
-                println!(
-                    "{subject}\tversion {version}\tid {}\t{}{deleted}",
-                    found.id,
-                    found.schema.canonical()
-                );
-            }
-        }
+        SchemaCommand::List { subject } => list(&target, subject.as_deref()),
         SchemaCommand::Diff { old, new } => {
-            let old = resolve(&registry, &old)?;
-            let new = resolve(&registry, &new)?;
-            let found = diff(old.document(), new.document());
+            let found = diff(&resolve(&target, &old)?, &resolve(&target, &new)?)?;
             let verdict = |ok: bool| if ok { "compatible" } else { "breaks" };
             println!(
                 "BACKWARD {} (new readers of old data), FORWARD {} (old readers of new data), FULL {}",
@@ -148,31 +163,270 @@ pub(crate) fn run(data_dir: &Path, args: SchemaArgs) -> anyhow::Result<()> {
             for difference in &found.forward {
                 println!("forward\t{difference}");
             }
+            Ok(())
+        }
+    }
+}
+
+fn register(target: &Target, subject: &str, file: &SchemaFile) -> anyhow::Result<()> {
+    let (version, id, already) = match target {
+        Target::Local { registry, .. } => {
+            let schema = file.read(target)?;
+            let before = registry.versions(subject, true).unwrap_or_default();
+            let registered = registry.register(subject, schema.schema_type(), schema)?;
+            let already = before.contains(&registered.version);
+            (registered.version, registered.id, already)
+        }
+        Target::Remote(client) => {
+            let (schema_type, text) = file.text()?;
+            client.register(subject, schema_type, &text, &file.references)?
+        }
+    };
+    let what = if already {
+        "already registered as"
+    } else {
+        "registered"
+    };
+    println!("{subject}: {what} version {version} (id {id})");
+    Ok(())
+}
+
+fn check(
+    target: &Target,
+    subject: &str,
+    file: &SchemaFile,
+    level: Option<CompatibilityLevel>,
+) -> anyhow::Result<()> {
+    let shown = file.file.display();
+    let (found, level, earlier): (Vec<String>, String, String) = match target {
+        Target::Local { registry, .. } => {
+            let schema = file.read(target)?;
+            let level = level.unwrap_or_else(|| registry.effective_level(subject));
+            let earlier: Vec<(u32, Schema)> = registry
+                .versions(subject, false)
+                .unwrap_or_default()
+                .into_iter()
+                .map(|v| {
+                    let found = registry.version(subject, VersionSelector::Number(v), false)?;
+                    Ok((v, found.schema))
+                })
+                .collect::<Result<_, keel_schema::RegistryError>>()?;
+            let compared: Vec<(u32, &Schema)> = earlier.iter().map(|(v, s)| (*v, s)).collect();
+            let found = check_compatibility(level, &schema, &compared)?;
+            let found = found.iter().map(ToString::to_string).collect();
+            (
+                found,
+                level.to_string(),
+                format!(" ({} earlier version(s))", earlier.len()),
+            )
+        }
+        Target::Remote(client) => {
+            if level.is_some() {
+                bail!(
+                    "--level needs the data directory; a registry checks under the subject's own level"
+                );
+            }
+            let (schema_type, text) = file.text()?;
+            let found = client.check(subject, schema_type, &text, &file.references)?;
+            (
+                found,
+                client.level(subject)?,
+                format!(" (registry {})", client.base()),
+            )
+        }
+    };
+    for incompatibility in &found {
+        println!("{incompatibility}");
+    }
+    if !found.is_empty() {
+        bail!(
+            "{shown} breaks {subject} under {level}: {} incompatible change(s)",
+            found.len()
+        );
+    }
+    println!("{shown}: compatible with {subject} under {level}{earlier}");
+    Ok(())
+}
+
+/// `--against-events`: the stored events of type `subject` on `topic`, read with the new
+/// schema, with a progress bar; the first unreadable one fails the check (all of them with
+/// `--keep-going`), named by partition, offset and path.
+fn check_events(
+    target: &Target,
+    subject: &str,
+    file: &SchemaFile,
+    topic: &str,
+    events: &EventsArgs,
+) -> anyhow::Result<()> {
+    let Target::Local { log, registry } = target else {
+        bail!(
+            "--against-events reads the data directory's log, which a running server owns; run it where the log is not served (stop the server or use a copy)"
+        );
+    };
+    let schema = file.read(target)?;
+    let bar = indicatif::ProgressBar::new(0).with_style(
+        indicatif::ProgressStyle::with_template("{msg} [{bar:40}] {pos}/{len} records")
+            .expect("a valid progress template"),
+    );
+    bar.set_message(format!("reading {topic}"));
+    let options = StoredCheck {
+        sample_per_partition: events.sample,
+        stop_at_first: !events.keep_going,
+        upcaster: None,
+    };
+    let report = check_stored_events(
+        log,
+        registry,
+        topic,
+        subject,
+        &schema,
+        options,
+        &mut |done, total| {
+            bar.set_length(total);
+            bar.set_position(done);
+        },
+    )?;
+    bar.finish_and_clear();
+    for unreadable in &report.unreadable {
+        println!("{topic}/{unreadable}");
+    }
+    let unreadable = report.unreadable.len() as u64 + report.unreadable_unlisted;
+    if let Some(first) = report.unreadable.first() {
+        bail!(
+            "{} cannot read {unreadable} stored {subject} event(s) on {topic}; the first at partition {} offset {}{}",
+            file.file.display(),
+            first.partition,
+            first.offset,
+            if first.path.is_empty() {
+                String::new()
+            } else {
+                format!(", path {}", first.path)
+            }
+        );
+    }
+    println!(
+        "{}: reads all {} stored {subject} event(s) on {topic} ({} record(s) read)",
+        file.file.display(),
+        report.checked,
+        report.read
+    );
+    Ok(())
+}
+
+fn list(target: &Target, subject: Option<&str>) -> anyhow::Result<()> {
+    match (target, subject) {
+        (Target::Local { registry, .. }, None) => {
+            for subject in registry.subjects(false) {
+                let latest = registry.version(&subject, VersionSelector::Latest, false)?;
+                let level = registry.effective_level(&subject);
+                println!(
+                    "{subject}\tversion {}\tid {}\t{level}",
+                    latest.version, latest.id
+                );
+            }
+        }
+        (Target::Local { registry, .. }, Some(subject)) => {
+            for version in registry.versions(subject, true)? {
+                let found = registry.version(subject, VersionSelector::Number(version), true)?;
+                let deleted = if found.deleted { "\tdeleted" } else { "" };
+                let text = found.schema.canonical();
+                println!(
+                    "{subject}\tversion {version}\tid {}\t{text}{deleted}",
+                    found.id
+                );
+            }
+        }
+        (Target::Remote(client), None) => {
+            for subject in client.subjects()? {
+                let latest = client.version(&subject, "latest")?;
+                let level = client.level(&subject)?;
+                println!(
+                    "{subject}\tversion {}\tid {}\t{level}",
+                    latest.version, latest.id
+                );
+            }
+        }
+        (Target::Remote(client), Some(subject)) => {
+            for version in client.versions(subject)? {
+                let found = client.version(subject, &version.to_string())?;
+                println!(
+                    "{subject}\tversion {version}\tid {}\t{}",
+                    found.id, found.schema
+                );
+            }
         }
     }
     Ok(())
 }
 
+impl SchemaFile {
+    /// The file's schema type and text.
+    fn text(&self) -> anyhow::Result<(SchemaType, String)> {
+        let file = &self.file;
+        let text = std::fs::read_to_string(file)
+            .with_context(|| format!("cannot read {}", file.display()))?;
+        Ok((self.schema_type.unwrap_or_else(|| type_of(file)), text))
+    }
+
+    /// Reads and parses the file, its references resolved in the target's registry.
+    fn read(&self, target: &Target) -> anyhow::Result<Schema> {
+        let (schema_type, text) = self.text()?;
+        let parsed = match target {
+            Target::Local { registry, .. } => registry
+                .parse(schema_type, &text, &self.references)
+                .map_err(anyhow::Error::from),
+            Target::Remote(client) => client.parse(schema_type, &text, &self.references),
+        };
+        parsed.with_context(|| self.file.display().to_string())
+    }
+}
+
+/// The schema type a file's extension names: `.avsc` Avro, `.proto` Protobuf, else JSON Schema.
+fn type_of(file: &Path) -> SchemaType {
+    match file.extension().and_then(|e| e.to_str()) {
+        Some("avsc") => SchemaType::Avro,
+        Some("proto") => SchemaType::Protobuf,
+        _ => SchemaType::Json,
+    }
+}
+
+fn parse_reference(text: &str) -> Result<Reference, String> {
+    let malformed = || format!("{text:?}: expected NAME=SUBJECT@VERSION");
+    let (name, target) = text.split_once('=').ok_or_else(malformed)?;
+    let (subject, version) = target.rsplit_once('@').ok_or_else(malformed)?;
+    Ok(Reference {
+        name: name.to_string(),
+        subject: subject.to_string(),
+        version: version.parse().map_err(|_| malformed())?,
+    })
+}
+
 fn read_schema(file: &Path) -> anyhow::Result<Schema> {
     let text =
         std::fs::read_to_string(file).with_context(|| format!("cannot read {}", file.display()))?;
-    Schema::parse(SchemaType::Json, &text).with_context(|| file.display().to_string())
+    Schema::parse(type_of(file), &text).with_context(|| file.display().to_string())
 }
 
 /// A schema named as `SUBJECT@VERSION`, `SUBJECT@latest`, or a file path.
-fn resolve(registry: &Registry, name: &str) -> anyhow::Result<Schema> {
+fn resolve(target: &Target, name: &str) -> anyhow::Result<Schema> {
     if let Some((subject, version)) = name.rsplit_once('@')
         && !Path::new(name).exists()
     {
-        let selector = match version {
-            "latest" => VersionSelector::Latest,
-            number => VersionSelector::Number(
-                number
-                    .parse()
-                    .with_context(|| format!("{name}: version must be a number or 'latest'"))?,
-            ),
+        return match target {
+            Target::Local { registry, .. } => {
+                let selector = match version {
+                    "latest" => VersionSelector::Latest,
+                    number => VersionSelector::Number(number.parse().with_context(|| {
+                        format!("{name}: version must be a number or 'latest'")
+                    })?),
+                };
+                Ok(registry.version(subject, selector, true)?.schema)
+            }
+            Target::Remote(client) => {
+                let found = client.version(subject, version)?;
+                client.parse(found.schema_type()?, &found.schema, &found.references)
+            }
         };
-        return Ok(registry.version(subject, selector, true)?.schema);
     }
     read_schema(Path::new(name))
 }

@@ -9,6 +9,8 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 use clap::{Args, ValueEnum};
+use keel_kafka::sasl::SaslMechanism;
+use keel_kafka::tls::TlsIdentity;
 use keel_log::FsyncPolicy;
 use keel_server::{KAFKA_ADDR_DEFAULT, REGISTRY_ADDR_DEFAULT, Server, ServerConfig};
 use serde::Deserialize;
@@ -72,10 +74,105 @@ pub(crate) struct ServeArgs {
     /// [default: kept forever].
     #[arg(long, env = "KEEL_KAFKA_OFFSETS_RETENTION_MS", value_name = "MS")]
     kafka_offsets_retention_ms: Option<u64>,
+    /// Most Kafka connections open at once; at the limit the idlest is closed for a newcomer
+    /// (Kafka's `max.connections`) [default: 8192].
+    #[arg(long, env = "KEEL_KAFKA_CONNECTIONS_MAX", value_name = "N")]
+    kafka_connections_max: Option<usize>,
+    /// Kafka connections with nothing sent for this long are closed, in milliseconds (Kafka's
+    /// `connections.max.idle.ms`) [default: 600000].
+    #[arg(long, env = "KEEL_KAFKA_CONNECTION_IDLE_MS", value_name = "MS")]
+    kafka_connection_idle_ms: Option<u64>,
+    /// A Kafka request frame must arrive whole, and its response be read, within this once
+    /// started, in milliseconds [default: 30000].
+    #[arg(long, env = "KEEL_KAFKA_REQUEST_TIMEOUT_MS", value_name = "MS")]
+    kafka_request_timeout_ms: Option<u64>,
+    /// Bytes of Kafka request frames and fetch responses held at once; past it connections
+    /// wait (Kafka's `queued.max.request.bytes`) [default: 536870912].
+    #[arg(long, env = "KEEL_KAFKA_IN_FLIGHT_BYTES_MAX", value_name = "BYTES")]
+    kafka_in_flight_bytes_max: Option<usize>,
+    /// Most topics Kafka clients may have created on this server [default: 1000].
+    #[arg(long, env = "KEEL_KAFKA_TOPICS_MAX", value_name = "N")]
+    kafka_topics_max: Option<usize>,
+    /// Most partitions over all topics Kafka clients may have created [default: 4000].
+    #[arg(long, env = "KEEL_KAFKA_PARTITIONS_MAX", value_name = "N")]
+    kafka_partitions_max: Option<usize>,
+    /// Most connections per HTTP listener (API, schema registry); the idlest is closed for a
+    /// newcomer [default: 1024].
+    #[arg(long, env = "KEEL_HTTP_CONNECTIONS_MAX", value_name = "N")]
+    http_connections_max: Option<usize>,
+    /// Most schema pairs one compatibility check of the registry may visit before the schema
+    /// is refused [default: 200000].
+    #[arg(long, env = "KEEL_REGISTRY_CHECK_STEPS_MAX", value_name = "N")]
+    registry_check_steps_max: Option<u64>,
+    /// Longest one compatibility check of the registry may run before the schema is refused,
+    /// in milliseconds [default: 500].
+    #[arg(long, env = "KEEL_REGISTRY_CHECK_TIME_MS", value_name = "MS")]
+    registry_check_time_ms: Option<u64>,
+    /// An HTTP request's headers must arrive within this, also the longest a kept-alive
+    /// connection waits for its next request, in milliseconds [default: 10000].
+    #[arg(long, env = "KEEL_HTTP_HEADER_READ_TIMEOUT_MS", value_name = "MS")]
+    http_header_read_timeout_ms: Option<u64>,
+    /// HTTP connections on which nothing moved for this long are closed, in milliseconds
+    /// [default: 60000].
+    #[arg(long, env = "KEEL_HTTP_IDLE_MS", value_name = "MS")]
+    http_idle_ms: Option<u64>,
+    /// The host:port clients are told to connect to (Kafka's `advertised.listeners`)
+    /// [default: the Kafka listener's address; an unspecified one such as 0.0.0.0 is
+    /// replaced by this machine's host name].
+    #[arg(long, env = "KEEL_KAFKA_ADVERTISED", value_name = "HOST:PORT")]
+    kafka_advertised: Option<String>,
+    /// PEM certificate chain of the Kafka listener: with --kafka-tls-key the listener speaks
+    /// TLS (Kafka's `SSL`, or `SASL_SSL` with --kafka-sasl-mechanisms) [default: plaintext].
+    #[arg(
+        long,
+        env = "KEEL_KAFKA_TLS_CERT",
+        value_name = "FILE",
+        requires = "kafka_tls_key"
+    )]
+    kafka_tls_cert: Option<PathBuf>,
+    /// PEM private key of the Kafka listener's certificate.
+    #[arg(
+        long,
+        env = "KEEL_KAFKA_TLS_KEY",
+        value_name = "FILE",
+        requires = "kafka_tls_cert"
+    )]
+    kafka_tls_key: Option<PathBuf>,
+    /// SASL mechanisms the Kafka listener requires, comma-separated: PLAIN, SCRAM-SHA-256,
+    /// SCRAM-SHA-512 (Kafka's `sasl.enabled.mechanisms`); users come from `keel users`
+    /// [default: none, every client unauthenticated].
+    #[arg(
+        long,
+        env = "KEEL_KAFKA_SASL_MECHANISMS",
+        value_name = "LIST",
+        value_delimiter = ','
+    )]
+    kafka_sasl_mechanisms: Option<Vec<String>>,
     /// Longest graceful shutdown waits for in-flight requests, in milliseconds
     /// [default: 10000].
     #[arg(long, env = "KEEL_SHUTDOWN_GRACE_MS", value_name = "MS")]
     shutdown_grace_ms: Option<u64>,
+    /// How often the console samples throughput and lag for its charts, in milliseconds
+    /// [default: 10000].
+    #[arg(long, env = "KEEL_CONSOLE_SAMPLE_MS", value_name = "MS")]
+    console_sample_ms: Option<u64>,
+    /// Lag above which the console raises an alert for a group, in milliseconds
+    /// [default: 60000].
+    #[arg(long, env = "KEEL_CONSOLE_LAG_ALERT_MS", value_name = "MS")]
+    console_lag_alert_ms: Option<u64>,
+    /// Trace viewer link for an event's trace, with {trace_id} where the id goes (e.g.
+    /// http://127.0.0.1:16686/trace/{trace_id} for Jaeger).
+    #[arg(long, env = "KEEL_CONSOLE_TRACE_URL", value_name = "URL")]
+    console_trace_url: Option<String>,
+    /// A SQLite application database whose sagas, event-sourced streams and outbox the
+    /// console shows, read-only (repeat for several; comma-separated in the environment).
+    #[arg(
+        long = "console-database",
+        env = "KEEL_CONSOLE_DATABASES",
+        value_name = "PATH",
+        value_delimiter = ','
+    )]
+    console_databases: Vec<PathBuf>,
     /// Log line format.
     #[arg(long, env = "KEEL_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     log_format: LogFormat,
@@ -109,9 +206,49 @@ struct ConfigFile {
     kafka_group_max_session_timeout_ms: Option<i32>,
     kafka_group_initial_rebalance_delay_ms: Option<i32>,
     kafka_offsets_retention_ms: Option<u64>,
+    kafka_connections_max: Option<usize>,
+    kafka_connection_idle_ms: Option<u64>,
+    kafka_request_timeout_ms: Option<u64>,
+    kafka_in_flight_bytes_max: Option<usize>,
+    kafka_topics_max: Option<usize>,
+    kafka_partitions_max: Option<usize>,
+    http_connections_max: Option<usize>,
+    http_header_read_timeout_ms: Option<u64>,
+    http_idle_ms: Option<u64>,
+    registry_check_steps_max: Option<u64>,
+    registry_check_time_ms: Option<u64>,
+    kafka_sasl_mechanisms: Option<Vec<String>>,
+    kafka_advertised: Option<String>,
+    kafka_tls_cert: Option<PathBuf>,
+    kafka_tls_key: Option<PathBuf>,
     shutdown_grace_ms: Option<u64>,
+    console_sample_ms: Option<u64>,
+    console_lag_alert_ms: Option<u64>,
+    console_trace_url: Option<String>,
+    console_databases: Option<Vec<PathBuf>>,
     /// OTLP span export (needs keel built with the `otel` feature).
     otel: Option<bool>,
+}
+
+/// `host:port` of `--kafka-advertised`.
+fn parse_advertised(text: &str) -> anyhow::Result<(String, u16)> {
+    let (host, port) = text
+        .rsplit_once(':')
+        .with_context(|| format!("kafka_advertised: '{text}' is not HOST:PORT"))?;
+    let port = port
+        .parse()
+        .with_context(|| format!("kafka_advertised: '{port}' is not a port"))?;
+    anyhow::ensure!(!host.is_empty(), "kafka_advertised: '{text}' has no host");
+    Ok((host.trim_matches(['[', ']']).to_string(), port))
+}
+
+/// This machine's host name (`/proc/sys/kernel/hostname`), or `localhost` when unreadable.
+fn host_name() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|name| name.trim().to_string())
+        .ok()
+        .filter(|name| !name.is_empty())
+        .unwrap_or_else(|| "localhost".into())
 }
 
 pub(crate) fn run(data_dir: &Path, args: ServeArgs) -> anyhow::Result<()> {
@@ -179,15 +316,88 @@ pub(crate) fn run(data_dir: &Path, args: ServeArgs) -> anyhow::Result<()> {
     {
         groups.offsets_retention_ms = Some(ms);
     }
+    // Limits: each flag, else the file, else the default already in `config`.
+    macro_rules! merge {
+        ($($field:ident => $target:expr),* $(,)?) => {
+            $(if let Some(value) = args.$field.or(file.$field) {
+                $target = value;
+            })*
+        };
+    }
+    merge! {
+        kafka_connections_max => config.kafka.connections_max,
+        kafka_connection_idle_ms => config.kafka.connection_idle_ms,
+        kafka_request_timeout_ms => config.kafka.request_timeout_ms,
+        kafka_in_flight_bytes_max => config.kafka.in_flight_bytes_max,
+        kafka_topics_max => config.kafka.topics_max,
+        kafka_partitions_max => config.kafka.partitions_max,
+        http_connections_max => config.http_limits.connections_max,
+        http_header_read_timeout_ms => config.http_limits.header_read_timeout_ms,
+        http_idle_ms => config.http_limits.idle_ms,
+        registry_check_steps_max => config.registry_checks.steps_max,
+        registry_check_time_ms => config.registry_checks.time_max_ms,
+    }
+    config.kafka.advertised = match args.kafka_advertised.or(file.kafka_advertised) {
+        Some(advertised) => Some(parse_advertised(&advertised)?),
+        // A listener on every interface advertising 0.0.0.0 sends remote clients nowhere:
+        // advertise this machine's name instead, as Kafka does for an empty host.
+        None => config
+            .kafka_addr
+            .filter(|addr| addr.ip().is_unspecified())
+            .map(|addr| (host_name(), addr.port())),
+    };
+    let tls_files = (
+        args.kafka_tls_cert.or(file.kafka_tls_cert),
+        args.kafka_tls_key.or(file.kafka_tls_key),
+    );
+    config.kafka_tls = match tls_files {
+        (Some(cert), Some(key)) => {
+            let read = |path: &Path| {
+                std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))
+            };
+            Some(TlsIdentity {
+                cert_pem: read(&cert)?,
+                key_pem: read(&key)?,
+            })
+        }
+        (None, None) => None,
+        _ => anyhow::bail!("kafka_tls_cert and kafka_tls_key go together"),
+    };
+    if let Some(names) = args.kafka_sasl_mechanisms.or(file.kafka_sasl_mechanisms) {
+        config.kafka_sasl = names
+            .iter()
+            .filter(|name| !name.trim().is_empty())
+            .map(|name| {
+                SaslMechanism::from_name(name.trim()).with_context(|| {
+                    format!("kafka_sasl_mechanisms: '{name}' is not PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512")
+                })
+            })
+            .collect::<anyhow::Result<_>>()?;
+    }
     if let Some(ms) = args.shutdown_grace_ms.or(file.shutdown_grace_ms) {
         config.shutdown_grace_ms = ms;
     }
+    if let Some(ms) = args.console_sample_ms.or(file.console_sample_ms) {
+        config.console.history.interval_ms = ms;
+    }
+    if let Some(ms) = args.console_lag_alert_ms.or(file.console_lag_alert_ms) {
+        config.console.lag_alert_ms = ms;
+    }
+    if let Some(url) = args.console_trace_url.or(file.console_trace_url) {
+        config.console.trace_url = Some(url);
+    }
+    config.console.databases = if args.console_databases.is_empty() {
+        file.console_databases.unwrap_or_default()
+    } else {
+        args.console_databases
+    };
     let server = Server::open(config)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .context("cannot start the async runtime")?;
     let addr_file = control::server_addr_file(data_dir);
+    let registry_file = control::registry_addr_file(data_dir);
     let served = runtime.block_on(async {
         let shutdown = shutdown_signal()?;
         server
@@ -209,6 +419,13 @@ pub(crate) fn run(data_dir: &Path, args: ServeArgs) -> anyhow::Result<()> {
                 }
                 if let Some(registry) = bound.registry {
                     line.push_str(&format!(" registry={registry}"));
+                    let mut reachable = registry;
+                    if reachable.ip().is_unspecified() {
+                        reachable.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
+                    }
+                    if let Err(error) = std::fs::write(&registry_file, reachable.to_string()) {
+                        tracing::warn!(%error, file = %registry_file.display(), "cannot write the registry address file; local `keel schema` needs --registry");
+                    }
                 }
                 println!("{line}");
             })
@@ -218,6 +435,7 @@ pub(crate) fn run(data_dir: &Path, args: ServeArgs) -> anyhow::Result<()> {
     // The lock is released now; a stale file would only point at a dead address, but the
     // CLI reads it only while the lock is held, so removing it is tidiness, not safety.
     let _ = std::fs::remove_file(&addr_file);
+    let _ = std::fs::remove_file(&registry_file);
     otel.finish();
     served
 }

@@ -112,6 +112,11 @@ fn bad_input_gets_one_clear_line_and_a_failing_exit_code() {
         ),
         (&["topics", "delete", "missing"], "", "missing"),
         (
+            &["topics", "delete", "_keel_schemas"],
+            "",
+            "topic '_keel_schemas' is internal to Keel and cannot be deleted",
+        ),
+        (
             &["produce", "missing"],
             "",
             "topic 'missing' does not exist",
@@ -257,4 +262,61 @@ fn start_positions_by_offset_and_time() {
         ids(keel.consume(&["clicks", "--offset", "6"])),
         Vec::<String>::new()
     );
+}
+
+#[test]
+fn users_are_added_listed_and_removed_without_storing_a_password() {
+    let keel = Keel::new();
+    let added = keel.ok(&["users", "add", "alice"], "s3cret-pw\n");
+    assert!(added.contains("SCRAM-SHA-512 set"), "{added}");
+    keel.ok(
+        &[
+            "users",
+            "add",
+            "bob",
+            "--password",
+            "other-pw",
+            "--mechanism",
+            "SCRAM-SHA-256",
+        ],
+        "",
+    );
+    let listed = keel.ok(&["users", "list"], "");
+    assert!(
+        listed.contains("alice\tSCRAM-SHA-256 (4096 iterations), SCRAM-SHA-512 (4096 iterations)"),
+        "{listed}"
+    );
+    assert!(
+        listed.contains("bob\tSCRAM-SHA-256 (4096 iterations)"),
+        "{listed}"
+    );
+    keel.ok(&["users", "remove", "alice"], "");
+    let listed = keel.ok(&["users", "list"], "");
+    assert!(!listed.contains("alice"), "{listed}");
+    // Only salted credentials reach the disk.
+    let mut stored = Vec::new();
+    for entry in walk(keel.dir.path()) {
+        stored.extend(std::fs::read(entry).unwrap());
+    }
+    assert!(
+        !stored.windows(9).any(|w| w == b"s3cret-pw"),
+        "a password was stored"
+    );
+    assert!(
+        !stored.windows(8).any(|w| w == b"other-pw"),
+        "a password was stored"
+    );
+}
+
+fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut files = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap().flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            files.extend(walk(&path));
+        } else {
+            files.push(path);
+        }
+    }
+    files
 }

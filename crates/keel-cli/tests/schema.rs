@@ -1,7 +1,10 @@
 //! `keel schema` and `keel catalog` as a user runs them: register versions from files, `check`
-//! as a CI gate (exit code and the path of each incompatibility), list, diff, and a catalog
-//! written to disk.
+//! as a CI gate (exit code and the path of each incompatibility, and against the stored
+//! events), list, diff, a catalog written to disk, and the same verbs against a running
+//! `keel serve`'s registry (found through the data directory, or `--registry`).
 
+#[path = "support/serve.rs"]
+mod server;
 mod support;
 
 use std::path::PathBuf;
@@ -131,4 +134,132 @@ fn catalog_writes_asyncapi_and_html() {
         page.contains("<h3 id=\"event-order.placed\">order.placed</h3>"),
         "{page}"
     );
+}
+
+#[test]
+fn check_against_events_names_the_partition_offset_and_path_of_an_unreadable_event() {
+    let keel = Keel::new();
+    keel.ok(&["topics", "create", "orders"], "");
+    let event = |id: &str, data: Value| {
+        json!({"specversion": "1.0", "id": id, "source": "/orders", "type": "order.placed", "data": data})
+            .to_string()
+            + "\n"
+    };
+    let stdin = [
+        event("1", json!({"order_id": "o-1", "total": 1})),
+        event("2", json!({"order_id": "o-2", "total": 2, "note": 5})),
+        event("3", json!({"order_id": "o-3", "total": 3, "note": "gift"})),
+    ]
+    .concat();
+    keel.ok(&["produce", "orders"], &stdin);
+    let open = json!({"type": "object", "properties": {"order_id": {"type": "string"}, "total": {"type": "integer"}}, "required": ["order_id"]});
+    keel.ok(
+        &[
+            "schema",
+            "register",
+            "order.placed",
+            &keel.schema_file("v1.json", open),
+        ],
+        "",
+    );
+    let noted = keel.schema_file("noted.json", json!({"type": "object", "properties": {"order_id": {"type": "string"}, "total": {"type": "integer"}, "note": {"type": "string"}}, "required": ["order_id"]}));
+    let args = [
+        "schema",
+        "check",
+        "order.placed",
+        &noted,
+        "--level",
+        "NONE",
+        "--against-events",
+        "orders",
+    ];
+    let stdout = keel.fails(&args, "", "the first at partition 0 offset 1, path /note");
+    assert!(
+        stdout.contains("orders/0@1: /note: 5 is not of type \"string\""),
+        "{stdout}"
+    );
+    let sampled = keel.ok(&[&args[..], &["--sample", "1"]].concat(), "");
+    assert!(
+        sampled
+            .ends_with("reads all 1 stored order.placed event(s) on orders (1 record(s) read)\n"),
+        "{sampled}"
+    );
+}
+
+#[test]
+fn schema_verbs_work_against_a_running_registry() {
+    let keel = Keel::new();
+    let (mut child, line) = keel.start_server(&[]);
+    let registry = format!("http://{}", server::address(&line, "registry"));
+    let v1 = keel.schema_file("v1.json", contract("integer", None));
+    let breaking = keel.schema_file("breaking.json", contract("string", None));
+    // The server owns the data directory: the verbs find its registry there.
+    assert_eq!(
+        keel.ok(&["schema", "register", "order.placed", &v1], ""),
+        "order.placed: registered version 1 (id 1)\n"
+    );
+    assert_eq!(
+        keel.ok(&["schema", "list"], ""),
+        "order.placed\tversion 1\tid 1\tBACKWARD\n"
+    );
+    let stdout = keel.fails(
+        &["schema", "check", "order.placed", &breaking],
+        "",
+        "incompatible change(s)",
+    );
+    assert!(
+        stdout.contains("#/properties/total/type: TYPE_NARROWED"),
+        "{stdout}"
+    );
+    keel.fails(
+        &[
+            "schema",
+            "check",
+            "order.placed",
+            &v1,
+            "--against-events",
+            "orders",
+        ],
+        "",
+        "which a running server owns",
+    );
+    // Named explicitly, from anywhere (another, empty data directory).
+    let elsewhere = Keel::new();
+    let diff = elsewhere.ok(
+        &[
+            "schema",
+            "diff",
+            "order.placed@1",
+            &breaking,
+            "--registry",
+            &registry,
+        ],
+        "",
+    );
+    assert!(diff.starts_with("BACKWARD breaks"), "{diff}");
+    assert_eq!(
+        elsewhere.ok(
+            &[
+                "schema",
+                "register",
+                "order.placed",
+                &v1,
+                "--registry",
+                &registry
+            ],
+            ""
+        ),
+        "order.placed: already registered as version 1 (id 1)\n"
+    );
+    // The catalog takes its schemas from the server's registry.
+    let out = keel.dir.path().join("catalog-served");
+    let written = keel.ok(&["catalog", "--out", &out.display().to_string()], "");
+    assert!(written.contains("1 registered subject(s)"), "{written}");
+    let document: Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("asyncapi.json")).unwrap()).unwrap();
+    assert_eq!(
+        document["components"]["messages"]["order.placed"]["x-keel-schema-version"], 1,
+        "{document:#}"
+    );
+    assert!(server::terminate(&mut child));
 }

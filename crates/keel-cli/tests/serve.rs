@@ -293,7 +293,8 @@ fn every_record_acknowledged_over_kafka_survives_kill_9() {
 /// handler refuses everything, then closes the log.
 fn make_dead_letters(keel: &Keel, count: usize) {
     use keel_core::Event;
-    use keel_runtime::{EmbeddedBus, Handler, HandlerError, RetryPolicy, Route, Router};
+    use keel_embedded::EmbeddedBus;
+    use keel_runtime::{Handler, HandlerError, RetryPolicy, Route, Router};
 
     let runtime = tokio::runtime::Runtime::new().unwrap();
     runtime.block_on(async {
@@ -315,7 +316,7 @@ fn make_dead_letters(keel: &Keel, count: usize) {
             bus.publisher().publish("orders", event).await.unwrap();
         }
         let deadline = std::time::Instant::now() + Duration::from_secs(20);
-        while keel_runtime::admin::dead_letters::summaries(&log, 0)
+        while keel_embedded::admin::dead_letters::summaries(&log, 0)
             .unwrap()
             .first()
             .is_none_or(|s| s.pending < count as u64)
@@ -415,4 +416,28 @@ fn operator_verbs_use_the_api_of_the_server_that_owns_the_data_directory() {
     );
     let list = keel.ok(&["dlq", "list"], "");
     assert!(list.contains("orders.dlq"), "{list}");
+}
+
+#[test]
+fn the_advertised_kafka_address_is_what_metadata_tells_clients() {
+    if std::process::Command::new("kcat")
+        .arg("-V")
+        .output()
+        .is_err()
+    {
+        eprintln!("kcat not found: the advertised-address test did not run");
+        return;
+    }
+    let keel = Keel::new();
+    let served = keel.serve(&["--kafka-advertised", "kafka.example.test:19092"]);
+    let listing = std::process::Command::new("kcat")
+        .args(["-L", "-b", &served.kafka.to_string(), "-m", "10"])
+        .output()
+        .expect("kcat");
+    let listing = String::from_utf8_lossy(&listing.stdout).to_string();
+    assert!(
+        listing.contains("broker 0 at kafka.example.test:19092"),
+        "{listing}"
+    );
+    assert!(served.terminate());
 }

@@ -13,15 +13,18 @@
 //!   version; [`Event::from_typed`] and [`Event::decode`] convert, refusing wrong types and
 //!   newer versions.
 //! - [`TraceParent`]: W3C Trace Context, so a consumer's work joins the producer's trace.
-//! - [`PublishPort`]: the port a forwarder (the outbox relay) publishes through, so it works
-//!   with any transport; transports implement it in their own crates.
+//! - The ports ([`port`]): the record shape every transport speaks ([`NewRecord`],
+//!   [`Record`], [`Header`]), the [`Clock`], and the traits a transport crate implements —
+//!   [`PublishTransport`], [`ConsumeTransport`] / [`Membership`] / [`PartitionLease`],
+//!   [`AdminTransport`] — with typed errors that say whether a retry can help; and
+//!   [`PublishPort`], what the outbox relay forwards events through.
 //!
 //! Every decoder validates what it returns: a malformed envelope (a missing required
 //! attribute, a `specversion` other than `1.0`, an unparsable `time`, ...) is an
 //! [`EnvelopeError`] whose message names the attribute.
 //!
-//! This crate does no I/O and has no async runtime: it works on values and bytes, and knows no
-//! Kafka client, topic or partition. The only outside input it reads is the system clock and
+//! This crate does no I/O and has no async runtime: it works on values and bytes, and the
+//! ports return boxed futures the caller's runtime drives. The only outside input it reads is the system clock and
 //! random generator, in [`Event::new`] and [`TraceParent::new_root`]; every value they fill in
 //! can also be set explicitly.
 //!
@@ -63,7 +66,7 @@ mod attribute;
 mod binary;
 mod error;
 mod event;
-mod port;
+pub mod port;
 mod structured;
 mod trace;
 mod typed;
@@ -72,7 +75,18 @@ pub use attribute::{ATTRIBUTE_NAME_LEN_RECOMMENDED, SPEC_VERSION};
 pub use binary::{ATTRIBUTE_HEADER_PREFIX, BinaryEvent, CONTENT_TYPE_HEADER};
 pub use error::EnvelopeError;
 pub use event::Event;
-pub use port::{PortError, PortErrorKind, PortFuture, PublishPort, publish_each};
+pub use port::BoxFuture;
+pub use port::admin::{AdminTransport, GroupOffset, PartitionOffsets, TopicInfo};
+pub use port::clock::{Clock, ManualClock, SystemClock};
+pub use port::consume::{
+    ConsumeTransport, LeaseStart, Membership, MembershipEvent, PartitionLease, Revocation,
+};
+pub use port::error::{CommitError, FetchError, SendError, TransportError};
+pub use port::forward::{PortError, PortErrorKind, PublishPort, publish_each};
+pub use port::group::{GroupPolicy, PolicyError, StartFrom};
+pub use port::partitioner::{murmur2, partition_for_key};
+pub use port::publish::{PublishTransport, Published, send_each};
+pub use port::record::{Header, NewRecord, Record, header_text};
 pub use structured::{STRUCTURED_CONTENT_TYPE, STRUCTURED_MEDIA_TYPE};
 pub use trace::{ParseTraceParentError, TraceParent};
 pub use typed::{EventType, SCHEMA_VERSION_ATTRIBUTE};

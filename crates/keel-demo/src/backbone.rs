@@ -8,9 +8,10 @@
 use std::path::Path;
 use std::sync::Arc;
 
+use keel::embedded::EmbeddedBus;
 use keel::log::{Log, TopicConfig};
 use keel::runtime::dead_letter::dead_letter_topic;
-use keel::runtime::{EmbeddedBus, Publisher, Router};
+use keel::runtime::{Publisher, Router, Transport};
 
 use crate::error::DemoError;
 use crate::events::TOPICS;
@@ -19,23 +20,9 @@ use crate::events::TOPICS;
 const PARTITIONS: u32 = 3;
 
 /// The transport the services publish and consume on. Cheap to clone.
-#[derive(Clone)]
-pub enum Backbone {
-    /// The embedded log of one process.
-    Embedded(EmbeddedBus),
-    /// A Kafka cluster (or `keel serve`), shared by any number of processes.
-    #[cfg(feature = "kafka")]
-    Kafka(Arc<keel::kafka::KafkaTransport>),
-}
-
-impl std::fmt::Debug for Backbone {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Backbone::Embedded(_) => f.write_str("Backbone::Embedded"),
-            #[cfg(feature = "kafka")]
-            Backbone::Kafka(kafka) => f.debug_tuple("Backbone::Kafka").field(kafka).finish(),
-        }
-    }
+#[derive(Clone, Debug)]
+pub struct Backbone {
+    transport: Transport,
 }
 
 impl Backbone {
@@ -50,46 +37,41 @@ impl Backbone {
                 }
             }
         }
-        Ok(Backbone::Embedded(EmbeddedBus::new(log)))
+        let bus = EmbeddedBus::new(log);
+        Ok(Backbone {
+            transport: bus.transport(),
+        })
     }
 
-    /// The Kafka cluster at `brokers` (bootstrap servers, e.g. `keel serve`'s Kafka
-    /// listener), with every topic of the order system and its dead-letter topic created
-    /// when missing.
+    /// The Kafka cluster at `brokers` (bootstrap servers: `keel serve`'s Kafka listener or
+    /// an Apache Kafka cluster), with every topic of the order system and its dead-letter
+    /// topic created when missing.
     #[cfg(feature = "kafka")]
     pub async fn kafka(brokers: &str) -> Result<Backbone, DemoError> {
-        use keel::runtime::ConsumeTransport;
+        let setup = |e: keel::core::TransportError| DemoError::Setup(e.to_string());
         let config = keel::kafka::KafkaConfig::new(brokers).with_client_id("keel-demo");
         let kafka = keel::kafka::KafkaTransport::connect(&config)
             .map_err(|e| DemoError::Setup(e.to_string()))?;
+        let transport = kafka.transport();
         for topic in TOPICS {
-            kafka
-                .ensure_topic(topic, PARTITIONS)
-                .await
-                .map_err(DemoError::Setup)?;
-            kafka
+            kafka.ensure_topic(topic, PARTITIONS).await.map_err(setup)?;
+            transport
+                .publisher()
+                .transport()
                 .ensure_companion(topic, &dead_letter_topic(topic))
                 .await
-                .map_err(DemoError::Setup)?;
+                .map_err(setup)?;
         }
-        Ok(Backbone::Kafka(kafka))
+        Ok(Backbone { transport })
     }
 
     /// The publisher services and the order saga publish with.
     pub(crate) fn publisher(&self) -> Publisher {
-        match self {
-            Backbone::Embedded(bus) => bus.publisher(),
-            #[cfg(feature = "kafka")]
-            Backbone::Kafka(kafka) => kafka.publisher(),
-        }
+        self.transport.publisher().clone()
     }
 
     /// A router with no routes on this transport.
     pub(crate) fn router(&self) -> Router {
-        match self {
-            Backbone::Embedded(bus) => Router::new(bus),
-            #[cfg(feature = "kafka")]
-            Backbone::Kafka(kafka) => Router::on_transport(kafka.clone()),
-        }
+        Router::new(self.transport.clone())
     }
 }

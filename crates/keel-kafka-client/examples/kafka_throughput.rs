@@ -21,11 +21,12 @@ use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use keel_core::Event;
+use keel_embedded::EmbeddedBus;
 use keel_kafka_client::{
     KafkaConfig, KafkaMember, KafkaPublisher, KafkaTransport, MemberEvent, MemberOptions,
 };
 use keel_log::{Log, TopicConfig};
-use keel_runtime::{EmbeddedBus, Handler, Publisher, Route, Router};
+use keel_runtime::{Handler, Publisher, Route, Router};
 use tokio::task::JoinSet;
 
 fn event(n: u64) -> Event {
@@ -167,7 +168,7 @@ async fn main() {
     println!("kafka group join             {join:>25.2} s until the first record");
     report("kafka consume+decode+commit", events, consume);
     let transport = KafkaTransport::connect(&KafkaConfig::new(serve.bootstrap())).unwrap();
-    let router = Router::on_transport(transport);
+    let router = Router::new(&transport);
     let (join, consume) = route_all(router, "bench-router", events).await;
     println!("kafka router group join      {join:>25.2} s until the first event");
     report("kafka router handled", events, consume);

@@ -1,20 +1,20 @@
 //! `keel-kafka-client`: Keel's Kafka transport on rdkafka (librdkafka). It talks to `keel
 //! serve`'s Kafka listener and, unchanged, to any Kafka-protocol cluster (Kafka, Redpanda).
 //!
-//! - [`KafkaPublisher`] is the publishing half of the transport port
-//!   (`keel_runtime::PublishTransport`); [`KafkaPublisher::publisher`] gives the
-//!   `keel_runtime::Publisher` service code holds, with the same record mapping as the
-//!   embedded bus (`keel_runtime::event_record`): an event published here and one published
-//!   to the embedded log are the same bytes. That publisher is also the outbox relay's
-//!   `PublishPort`; dead letters go to `<topic>.dlq`, created with the source's partition
-//!   count when missing.
-//! - [`KafkaTransport`] is the consuming half of the port (`keel_runtime::ConsumeTransport`):
-//!   `keel_runtime::Router::on_transport(KafkaTransport::connect(&config)?)` runs the same
-//!   routes as `Router::new(&bus)` — handlers, inbox, blocking and retry-topic retries, dead
-//!   letters to `<topic>.dlq` — on Kafka. Its metrics count handled, failed and dead-lettered
-//!   events and handler latency per topic and group, and report consumer lag in events for
-//!   the partitions this process consumes (librdkafka's statistics, every 5 s unless
-//!   `statistics.interval.ms` is set); lag in seconds and dead-letter depth are not. The same checks run on both transports
+//! - [`KafkaPublisher`] is the publishing half of the port (`keel_core::PublishTransport`)
+//!   on an idempotent producer, with the same record mapping as the embedded bus
+//!   (`keel_runtime::event_record`): an event published here and one published to the
+//!   embedded log are the same bytes. Dead letters go to `<topic>.dlq`, created with the
+//!   source's partition count when missing.
+//! - [`KafkaTransport`] is the consuming half of the port (`keel_core::ConsumeTransport`) and
+//!   the runtime's `Transport` on the cluster: `keel_runtime::Router::new(&kafka)` runs the
+//!   same routes as `Router::new(&bus)` — handlers, inbox, blocking and retry-topic retries,
+//!   dead letters to `<topic>.dlq` — on Kafka, and [`KafkaTransport::publisher`] is the
+//!   `keel_runtime::Publisher` service code and the outbox relay use. Its metrics count
+//!   published, handled, failed and dead-lettered events and handler latency per topic and
+//!   group, and report consumer lag in events for the partitions this process consumes
+//!   (librdkafka's statistics, every 5 s unless `statistics.interval.ms` is set); lag in
+//!   seconds and dead-letter depth are not. The same checks run on both transports
 //!   (`tests/conformance.rs`, `keel_runtime::conformance`).
 //! - [`KafkaMember`] is one consumer-group member: assignments and revocations (acknowledged
 //!   after the drain and commit), per-partition fetch and commit.

@@ -39,7 +39,7 @@ use std::sync::{Arc, Mutex, OnceLock, Weak};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use keel_log::{Header, Record};
+use keel_core::{FetchError, Header, Record};
 use rdkafka::client::ClientContext;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance};
 use rdkafka::error::KafkaError;
@@ -397,7 +397,7 @@ impl KafkaPartition {
     /// partition's low and high watermarks, asked of the brokers.
     ///
     /// Cancel safety: cancel safe (reads only).
-    pub async fn offsets(&self) -> Result<PartitionOffsets, String> {
+    pub async fn offsets(&self) -> Result<PartitionOffsets, FetchError> {
         let consumer = self.consumer.clone();
         let (topic, partition) = (self.topic.clone(), self.partition as i32);
         tokio::task::spawn_blocking(move || {
@@ -405,7 +405,9 @@ impl KafkaPartition {
             asked.add_partition(&topic, partition);
             let committed = consumer
                 .committed_offsets(asked, METADATA_TIMEOUT)
-                .map_err(|e| format!("committed offset of {topic}/{partition}: {e}"))?;
+                .map_err(|e| {
+                    unavailable(format!("committed offset of {topic}/{partition}: {e}"))
+                })?;
             let committed = committed
                 .find_partition(&topic, partition)
                 .and_then(|element| match element.offset() {
@@ -414,7 +416,7 @@ impl KafkaPartition {
                 });
             let (low, high) = consumer
                 .fetch_watermarks(&topic, partition, METADATA_TIMEOUT)
-                .map_err(|e| format!("watermarks of {topic}/{partition}: {e}"))?;
+                .map_err(|e| unavailable(format!("watermarks of {topic}/{partition}: {e}")))?;
             Ok(PartitionOffsets {
                 committed,
                 low: low.max(0) as u64,
@@ -422,13 +424,13 @@ impl KafkaPartition {
             })
         })
         .await
-        .map_err(|e| e.to_string())?
+        .map_err(unavailable)?
     }
 
     /// Makes the next records start at `offset` (a consumer restarting from its commit).
     ///
     /// Cancel safety: cancel safe; a dropped seek may or may not have moved the position.
-    pub async fn seek(&self, offset: u64) -> Result<(), String> {
+    pub async fn seek(&self, offset: u64) -> Result<(), FetchError> {
         let consumer = self.consumer.clone();
         let (topic, partition) = (self.topic.clone(), self.partition as i32);
         tokio::task::spawn_blocking(move || {
@@ -439,10 +441,10 @@ impl KafkaPartition {
                     Offset::Offset(offset as i64),
                     METADATA_TIMEOUT,
                 )
-                .map_err(|e| format!("seeking {topic}/{partition} to {offset}: {e}"))
+                .map_err(|e| unavailable(format!("seeking {topic}/{partition} to {offset}: {e}")))
         })
         .await
-        .map_err(|e| e.to_string())?
+        .map_err(unavailable)?
     }
 
     /// Up to `records_max` records in offset order, waiting up to `wait` for the first.
@@ -548,5 +550,12 @@ fn record(message: &BorrowedMessage<'_>) -> Record {
         key: message.key().map(Bytes::copy_from_slice),
         value: message.payload().map(Bytes::copy_from_slice),
         headers,
+    }
+}
+
+/// The port's error for a read the brokers could not answer.
+fn unavailable(reason: impl std::fmt::Display) -> FetchError {
+    FetchError::Unavailable {
+        reason: reason.to_string(),
     }
 }

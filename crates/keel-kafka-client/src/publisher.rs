@@ -3,10 +3,11 @@
 //!
 //! Not here: consuming, or building the record (that is `keel_runtime::event_record`, the
 //! one mapping every Keel writer uses, so a record written here and one written by the
-//! embedded [`keel_runtime::Publisher`] carry the same key, value and headers).
+//! embedded bus carry the same key, value and headers).
 //!
 //! Service code publishes through [`KafkaPublisher::publisher`], a `keel_runtime::Publisher`
-//! on this transport ([`PublishTransport`]), exactly as it does on the embedded bus.
+//! on this transport (the port's [`PublishTransport`]), exactly as it does on the embedded
+//! bus.
 //!
 //! The producer is idempotent with `acks=all` and partitions keys with murmur2, as the Java
 //! client and `keel-log` do (see [`KafkaConfig`]). `publish` returns once the broker
@@ -16,9 +17,8 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use keel_log::NewRecord;
-use keel_runtime::dead_letter::dead_letter_topic;
-use keel_runtime::{PublishError, PublishTransport, Published, Publisher};
+use keel_core::{BoxFuture, NewRecord, PublishTransport, Published, SendError, TransportError};
+use keel_runtime::{Metrics, Publisher};
 use rdkafka::error::KafkaError;
 use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
@@ -27,7 +27,6 @@ use rdkafka::types::RDKafkaErrorCode;
 use crate::config::KafkaConfig;
 use crate::limits::DELIVERY_TIMEOUT;
 use crate::topics::Topics;
-use keel_runtime::dedupe::BoxFuture;
 
 /// Publishes events to Kafka topics. Cheap to clone; clones share one producer (one set of
 /// broker connections, one idempotent producer id).
@@ -66,9 +65,11 @@ impl KafkaPublisher {
 
     /// A [`keel_runtime::Publisher`] on this producer: the publisher service code holds,
     /// the same type and behaviour (validation, root trace, record mapping) as on the
-    /// embedded bus. It also serves as the outbox relay's `PublishPort`.
+    /// embedded bus. It counts into metrics of its own ([`Publisher::metrics`]); a
+    /// [`KafkaTransport`](crate::KafkaTransport)'s publisher counts into the transport's.
+    /// It also serves as the outbox relay's `PublishPort`.
     pub fn publisher(&self) -> Publisher {
-        Publisher::on_transport(Arc::new(self.clone()))
+        Publisher::new(Arc::new(self.clone()), Metrics::new())
     }
 
     /// Sends one record to `topic`: to `partition`, or where its key maps when `None`.
@@ -79,7 +80,7 @@ impl KafkaPublisher {
         topic: &str,
         record: &NewRecord,
         partition: Option<u32>,
-    ) -> Result<Published, PublishError> {
+    ) -> Result<Published, SendError> {
         let headers = record.headers.iter().fold(
             OwnedHeaders::new_with_capacity(record.headers.len()),
             |headers, header| {
@@ -115,40 +116,28 @@ impl KafkaPublisher {
                 partition: delivery.partition as u32,
                 offset: delivery.offset as u64,
             }),
-            Err((error, _)) => Err(publish_error(topic, error)),
+            Err((error, _)) => Err(send_error(topic, error)),
         }
-    }
-
-    /// The name of `source`'s dead-letter topic (`<source>.dlq`), created with `source`'s
-    /// partition count when the cluster does not have it yet.
-    pub async fn dead_letter_topic(&self, source: &str) -> Result<String, String> {
-        self.topics.ensure_dead_letter_topic(source).await
-    }
-
-    /// The partition count of `name`, a companion topic of `source` (`.dlq`, `.retry`),
-    /// created with `source`'s partition count when missing.
-    pub(crate) async fn ensure_companion(&self, source: &str, name: &str) -> Result<u32, String> {
-        self.topics.ensure_companion(source, name).await
     }
 
     /// The partition count of `topic`, created with `partitions` when the cluster does not
     /// have it (Keel's clients turn off creating topics by naming them, so a service creates
     /// the topics it owns on purpose, with the partition count it chose).
-    pub async fn ensure_topic(&self, topic: &str, partitions: u32) -> Result<u32, String> {
+    pub async fn ensure_topic(&self, topic: &str, partitions: u32) -> Result<u32, TransportError> {
         self.topics.ensure_topic(topic, partitions).await
     }
 
     /// The partition count of `topic`; `None` when the cluster does not have it.
-    pub async fn partitions(&self, topic: &str) -> Result<Option<u32>, String> {
+    pub async fn partitions(&self, topic: &str) -> Result<Option<u32>, TransportError> {
         self.topics.partitions(topic).await
     }
 
     /// Waits up to `timeout` for every queued record to be acknowledged; call before
     /// dropping the last clone so nothing handed to librdkafka is left unsent.
-    pub fn flush(&self, timeout: Duration) -> Result<(), PublishError> {
+    pub fn flush(&self, timeout: Duration) -> Result<(), SendError> {
         self.producer
             .flush(timeout)
-            .map_err(|error| publish_error("*", error))
+            .map_err(|error| send_error("*", error))
     }
 }
 
@@ -157,46 +146,46 @@ impl PublishTransport for KafkaPublisher {
         &'a self,
         topic: &'a str,
         record: NewRecord,
-    ) -> BoxFuture<'a, Result<Published, PublishError>> {
+    ) -> BoxFuture<'a, Result<Published, SendError>> {
         Box::pin(async move { KafkaPublisher::send(self, topic, &record, None).await })
     }
 
-    fn send_dead_letter<'a>(
+    fn send_to<'a>(
+        &'a self,
+        topic: &'a str,
+        partition: u32,
+        record: NewRecord,
+    ) -> BoxFuture<'a, Result<Published, SendError>> {
+        Box::pin(async move { KafkaPublisher::send(self, topic, &record, Some(partition)).await })
+    }
+
+    fn ensure_companion<'a>(
         &'a self,
         source: &'a str,
-        record: NewRecord,
-    ) -> BoxFuture<'a, Result<Published, PublishError>> {
-        Box::pin(async move {
-            let topic =
-                self.dead_letter_topic(source)
-                    .await
-                    .map_err(|reason| PublishError::Transport {
-                        topic: dead_letter_topic(source),
-                        reason,
-                    })?;
-            KafkaPublisher::send(self, &topic, &record, None).await
-        })
+        name: &'a str,
+    ) -> BoxFuture<'a, Result<u32, TransportError>> {
+        Box::pin(self.topics.ensure_companion(source, name))
     }
 }
 
-/// The runtime's error for a failed Kafka publish, naming the topic and librdkafka's reason;
-/// [`PublishError::Rejected`] for what the same bytes will always fail with.
-fn publish_error(topic: &str, error: KafkaError) -> PublishError {
+/// The port's error for a failed Kafka send, naming the topic and librdkafka's reason;
+/// [`SendError::Rejected`] for what the same bytes will always fail with.
+fn send_error(topic: &str, error: KafkaError) -> SendError {
     let topic = topic.to_string();
     match error.rdkafka_error_code() {
         Some(RDKafkaErrorCode::UnknownTopicOrPartition | RDKafkaErrorCode::UnknownTopic) => {
-            PublishError::UnknownTopic(topic)
+            SendError::UnknownTopic { topic }
         }
         Some(
             code @ (RDKafkaErrorCode::MessageSizeTooLarge
             | RDKafkaErrorCode::InvalidRecord
             | RDKafkaErrorCode::MessageBatchTooLarge
             | RDKafkaErrorCode::InvalidMessage),
-        ) => PublishError::Rejected {
+        ) => SendError::Rejected {
             topic,
             reason: code.to_string(),
         },
-        _ => PublishError::Transport {
+        _ => SendError::Unavailable {
             topic,
             reason: error.to_string(),
         },

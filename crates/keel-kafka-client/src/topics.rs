@@ -1,6 +1,6 @@
 //! Topic lookups and creation on a Kafka cluster: how many partitions a topic has
 //! (metadata), a topic created when missing, and `<topic>.dlq` or `<topic>.retry` created
-//! with the source topic's partition count — what the embedded bus does in `keel-log`, done
+//! with the source topic's partition count — what the embedded bus does on its log, done
 //! with the admin API.
 //!
 //! Not here: publishing records (`publisher.rs`).
@@ -8,7 +8,7 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
-use keel_runtime::dead_letter::dead_letter_topic;
+use keel_core::TransportError;
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::types::RDKafkaErrorCode;
@@ -33,7 +33,10 @@ impl Topics {
     }
 
     /// The partition count of `topic`, `None` when the cluster does not have it.
-    pub(crate) async fn partitions(self: &Arc<Self>, topic: &str) -> Result<Option<u32>, String> {
+    pub(crate) async fn partitions(
+        self: &Arc<Self>,
+        topic: &str,
+    ) -> Result<Option<u32>, TransportError> {
         let topics = self.clone();
         let name = topic.to_string();
         tokio::task::spawn_blocking(move || {
@@ -41,7 +44,7 @@ impl Topics {
                 .admin
                 .inner()
                 .fetch_metadata(Some(&name), METADATA_TIMEOUT)
-                .map_err(|e| format!("metadata of topic '{name}': {e}"))?;
+                .map_err(|e| unavailable(format!("metadata of topic '{name}': {e}")))?;
             Ok(metadata
                 .topics()
                 .iter()
@@ -50,18 +53,7 @@ impl Topics {
                 .filter(|count| *count > 0))
         })
         .await
-        .map_err(|e| e.to_string())?
-    }
-
-    /// The name of `source`'s dead-letter topic, created with `source`'s partition count
-    /// (and the cluster's default replication) if missing.
-    pub(crate) async fn ensure_dead_letter_topic(
-        self: &Arc<Self>,
-        source: &str,
-    ) -> Result<String, String> {
-        let name = dead_letter_topic(source);
-        self.ensure_companion(source, &name).await?;
-        Ok(name)
+        .map_err(unavailable)?
     }
 
     /// The partition count of `name`, a companion of `source` (its `.dlq` or `.retry`),
@@ -71,17 +63,19 @@ impl Topics {
         self: &Arc<Self>,
         source: &str,
         name: &str,
-    ) -> Result<u32, String> {
+    ) -> Result<u32, TransportError> {
         if let Some(partitions) = self.known().get(name) {
             return Ok(*partitions);
         }
         let partitions = match self.partitions(name).await? {
             Some(partitions) => partitions,
             None => {
-                let partitions = self
-                    .partitions(source)
-                    .await?
-                    .ok_or_else(|| format!("topic '{source}' does not exist"))?;
+                let partitions =
+                    self.partitions(source)
+                        .await?
+                        .ok_or_else(|| TransportError::UnknownTopic {
+                            topic: source.to_string(),
+                        })?;
                 self.create(name, partitions).await?;
                 partitions
             }
@@ -97,7 +91,7 @@ impl Topics {
         self: &Arc<Self>,
         name: &str,
         partitions: u32,
-    ) -> Result<u32, String> {
+    ) -> Result<u32, TransportError> {
         if let Some(count) = self.partitions(name).await? {
             return Ok(count);
         }
@@ -105,20 +99,34 @@ impl Topics {
         Ok(self.partitions(name).await?.unwrap_or(partitions))
     }
 
-    async fn create(&self, name: &str, partitions: u32) -> Result<(), String> {
+    async fn create(&self, name: &str, partitions: u32) -> Result<(), TransportError> {
         let new = NewTopic::new(name, partitions as i32, TopicReplication::Fixed(-1));
         let options = AdminOptions::new().operation_timeout(Some(METADATA_TIMEOUT));
         let results = self
             .admin
             .create_topics([&new], &options)
             .await
-            .map_err(|e| format!("creating '{name}': {e}"))?;
+            .map_err(|e| unavailable(format!("creating '{name}': {e}")))?;
         for result in results {
             match result {
                 Ok(_) => {}
                 // Another worker or process created it first.
                 Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
-                Err((_, code)) => return Err(format!("creating '{name}': {code}")),
+                Err((_, code)) => {
+                    let reason = format!("creating '{name}': {code}");
+                    return Err(match code {
+                        RDKafkaErrorCode::InvalidTopic
+                        | RDKafkaErrorCode::InvalidPartitions
+                        | RDKafkaErrorCode::InvalidReplicationFactor
+                        | RDKafkaErrorCode::InvalidConfig
+                        | RDKafkaErrorCode::PolicyViolation
+                        | RDKafkaErrorCode::TopicAuthorizationFailed
+                        | RDKafkaErrorCode::ClusterAuthorizationFailed => {
+                            TransportError::Refused { reason }
+                        }
+                        _ => unavailable(reason),
+                    });
+                }
             }
         }
         Ok(())
@@ -126,5 +134,12 @@ impl Topics {
 
     fn known(&self) -> std::sync::MutexGuard<'_, HashMap<String, u32>> {
         self.known.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// The port's error for a cluster that could not answer.
+pub(crate) fn unavailable(reason: impl std::fmt::Display) -> TransportError {
+    TransportError::Unavailable {
+        reason: reason.to_string(),
     }
 }

@@ -1,13 +1,14 @@
-//! [`KafkaTransport`]: the runtime's consume port (`keel_runtime::ConsumeTransport`) on a
-//! Kafka cluster or `keel serve`, so a `keel_runtime::Router` runs the same routes —
-//! handlers, inbox, retries, retry topics, dead letters — on Kafka:
+//! [`KafkaTransport`]: the consuming half of the port (`keel_core::ConsumeTransport`) on a
+//! Kafka cluster or `keel serve`, and the runtime's [`Transport`] on it, so a
+//! `keel_runtime::Router` runs the same routes — handlers, inbox, retries, retry topics,
+//! dead letters — on Kafka:
 //!
 //! ```no_run
 //! # use keel_kafka_client::{KafkaConfig, KafkaTransport};
 //! # use keel_runtime::{Handler, Route, Router};
 //! # fn routes(handler: Handler) -> Result<(), Box<dyn std::error::Error>> {
 //! let kafka = KafkaTransport::connect(&KafkaConfig::new("127.0.0.1:9092"))?;
-//! let router = Router::on_transport(kafka.clone()) // instead of Router::new(&bus)
+//! let router = Router::new(&kafka) // as Router::new(&bus)
 //!     .route(Route::new("orders", "billing", handler))
 //!     .start()?;
 //! # Ok(()) }
@@ -24,25 +25,27 @@
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, Weak};
-use std::time::{SystemTime, UNIX_EPOCH};
 
-use keel_log::{NewRecord, Record};
-use keel_runtime::dedupe::BoxFuture;
-use keel_runtime::{
-    CommitError, ConsumeTransport, ConsumerLag, FetchError, GroupPolicy, LagSource, LeaseStart,
-    Membership, MembershipEvent, Metrics, PartitionLease, PublishError, Publisher, Revocation,
-    StartError, StartFrom,
+use keel_core::{
+    BoxFuture, Clock, CommitError, ConsumeTransport, FetchError, GroupPolicy, LeaseStart,
+    Membership, MembershipEvent, PartitionLease, Record, Revocation, StartFrom, SystemClock,
+    TransportError,
 };
-use tokio::sync::Notify;
+use keel_runtime::{ConsumerLag, GaugeSource, Metrics, Publisher, Transport, wait_for_signal};
 
 use crate::config::KafkaConfig;
 use crate::member::{self, KafkaMember, KafkaPartition, MemberEvent, MemberOptions, PartitionLags};
 use crate::publisher::{KafkaPublisher, ProducerError};
 
-/// A Kafka cluster as the router's transport. Holds one producer (redeliveries, dead
+/// A Kafka cluster as the runtime's transport. Holds one producer (redeliveries, dead
 /// letters, and the publisher handlers get) and the routes' metrics; each route's member
-/// is its own librdkafka consumer.
+/// is its own librdkafka consumer. Cheap to clone; clones share all of it.
+#[derive(Clone)]
 pub struct KafkaTransport {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
     config: KafkaConfig,
     publisher: KafkaPublisher,
     metrics: Metrics,
@@ -53,33 +56,45 @@ pub struct KafkaTransport {
 impl std::fmt::Debug for KafkaTransport {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("KafkaTransport")
-            .field("bootstrap_servers", &self.config.bootstrap_servers())
+            .field("bootstrap_servers", &self.inner.config.bootstrap_servers())
             .finish_non_exhaustive()
     }
 }
 
 impl KafkaTransport {
     /// A transport on the cluster `config` names. Connects lazily, like [`KafkaPublisher`].
-    pub fn connect(config: &KafkaConfig) -> Result<Arc<KafkaTransport>, ProducerError> {
+    pub fn connect(config: &KafkaConfig) -> Result<KafkaTransport, ProducerError> {
         let lags = Arc::new(MemberLags::default());
-        Ok(Arc::new(KafkaTransport {
-            config: config.clone(),
-            publisher: KafkaPublisher::new(config)?,
-            metrics: Metrics::with_lag_source(lags.clone()),
-            lags,
-            prefetch_kbytes_max: MemberOptions::default().prefetch_kbytes_max,
-        }))
+        Ok(KafkaTransport {
+            inner: Arc::new(Inner {
+                config: config.clone(),
+                publisher: KafkaPublisher::new(config)?,
+                metrics: Metrics::with_gauges(lags.clone()),
+                lags,
+                prefetch_kbytes_max: MemberOptions::default().prefetch_kbytes_max,
+            }),
+        })
     }
 
-    /// The publisher service code holds (the same one handlers' contexts hand out).
+    /// The publisher service code holds (the same one handlers' contexts hand out),
+    /// counting into this transport's metrics.
     pub fn publisher(&self) -> Publisher {
-        self.publisher.publisher()
+        Publisher::new(
+            Arc::new(self.inner.publisher.clone()),
+            self.inner.metrics.clone(),
+        )
+    }
+
+    /// This cluster as the runtime's transport: what `Router::new(&kafka)` consumes
+    /// through.
+    pub fn transport(&self) -> Transport {
+        Transport::new(Arc::new(self.clone()), self.publisher())
     }
 
     /// The partition count of `topic`, created with `partitions` when the cluster does not
     /// have it; see [`KafkaPublisher::ensure_topic`].
-    pub async fn ensure_topic(&self, topic: &str, partitions: u32) -> Result<u32, String> {
-        self.publisher.ensure_topic(topic, partitions).await
+    pub async fn ensure_topic(&self, topic: &str, partitions: u32) -> Result<u32, TransportError> {
+        self.inner.publisher.ensure_topic(topic, partitions).await
     }
 
     /// The routes' metrics: handled, failed and dead-lettered events per topic and group,
@@ -87,48 +102,24 @@ impl KafkaTransport {
     /// (from librdkafka's statistics). Lag in seconds and dead-letter depth are not
     /// included (see the crate docs).
     pub fn metrics(&self) -> &Metrics {
-        &self.metrics
+        &self.inner.metrics
+    }
+}
+
+impl From<&KafkaTransport> for Transport {
+    fn from(kafka: &KafkaTransport) -> Transport {
+        kafka.transport()
     }
 }
 
 impl ConsumeTransport for KafkaTransport {
-    fn publisher(&self) -> Publisher {
-        self.publisher.publisher()
-    }
-
-    fn metrics(&self) -> &Metrics {
-        &self.metrics
-    }
-
     fn now_ms(&self) -> i64 {
-        SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+        SystemClock.now_ms()
     }
 
-    fn check_route(&self, _: &str, _: &str, _: &GroupPolicy) -> Result<(), StartError> {
+    fn check_route(&self, _: &str, _: &str, _: &GroupPolicy) -> Result<(), TransportError> {
         // The cluster is asked when the member joins (`join`), off the caller's thread.
         Ok(())
-    }
-
-    fn ensure_companion<'a>(
-        &'a self,
-        source: &'a str,
-        name: &'a str,
-    ) -> BoxFuture<'a, Result<u32, String>> {
-        Box::pin(self.publisher.ensure_companion(source, name))
-    }
-
-    fn send_to<'a>(
-        &'a self,
-        topic: &'a str,
-        partition: u32,
-        record: NewRecord,
-    ) -> BoxFuture<'a, Result<u64, PublishError>> {
-        Box::pin(async move {
-            let published = self.publisher.send(topic, &record, Some(partition)).await?;
-            Ok(published.offset)
-        })
     }
 
     fn join<'a>(
@@ -137,12 +128,15 @@ impl ConsumeTransport for KafkaTransport {
         topic: &'a str,
         policy: &'a GroupPolicy,
         start_from: StartFrom,
-    ) -> BoxFuture<'a, Result<Box<dyn Membership>, String>> {
+    ) -> BoxFuture<'a, Result<Box<dyn Membership>, TransportError>> {
         Box::pin(async move {
+            let inner = &self.inner;
             // Subscribing to a missing topic would wait for librdkafka's next metadata
             // refresh (minutes) after the topic appears: say so now instead.
-            if self.publisher.partitions(topic).await?.is_none() {
-                return Err(format!("topic '{topic}' does not exist"));
+            if inner.publisher.partitions(topic).await?.is_none() {
+                return Err(TransportError::UnknownTopic {
+                    topic: topic.to_string(),
+                });
             }
             let start_earliest = start_from == StartFrom::Earliest;
             let options = MemberOptions {
@@ -150,11 +144,14 @@ impl ConsumeTransport for KafkaTransport {
                 revoke_timeout: policy.rebalance_timeout,
                 session_timeout: policy.session_timeout,
                 heartbeat_interval: policy.heartbeat_interval,
-                prefetch_kbytes_max: self.prefetch_kbytes_max,
+                prefetch_kbytes_max: inner.prefetch_kbytes_max,
             };
-            let member = KafkaMember::join(&self.config, group, topic, &options)
-                .map_err(|e| e.to_string())?;
-            self.lags.add(group, topic, member.lag());
+            let member = KafkaMember::join(&inner.config, group, topic, &options).map_err(|e| {
+                TransportError::Unavailable {
+                    reason: e.to_string(),
+                }
+            })?;
+            inner.lags.add(group, topic, member.lag());
             Ok(Box::new(KafkaMembership {
                 member,
                 start_earliest,
@@ -178,7 +175,7 @@ impl MemberLags {
     }
 }
 
-impl LagSource for MemberLags {
+impl GaugeSource for MemberLags {
     fn lags(&self) -> Vec<ConsumerLag> {
         let members = self.members.lock().unwrap_or_else(|p| p.into_inner());
         let mut lags = Vec::new();
@@ -192,6 +189,7 @@ impl LagSource for MemberLags {
                 group: group.clone(),
                 partition: *partition,
                 events: *events,
+                age_ms: None,
             }));
         }
         lags
@@ -211,7 +209,6 @@ impl Membership for KafkaMembership {
             Some(match event {
                 MemberEvent::Assigned(partition) => {
                     MembershipEvent::Assigned(Arc::new(KafkaLease {
-                        signal: partition.ready(),
                         partition,
                         start_earliest: self.start_earliest,
                         peeked: Mutex::new(VecDeque::new()),
@@ -235,7 +232,6 @@ impl Membership for KafkaMembership {
 /// An assigned Kafka partition as the runtime's lease.
 struct KafkaLease {
     partition: KafkaPartition,
-    signal: Arc<Notify>,
     start_earliest: bool,
     /// Records taken off the queue by `has_data` and not fetched yet.
     peeked: Mutex<VecDeque<Record>>,
@@ -254,7 +250,7 @@ impl PartitionLease for KafkaLease {
         self.partition.partition()
     }
 
-    fn start(&self) -> BoxFuture<'_, Result<LeaseStart, String>> {
+    fn start(&self) -> BoxFuture<'_, Result<LeaseStart, FetchError>> {
         Box::pin(async move {
             let offsets = self.partition.offsets().await?;
             let offset = match offsets.committed {
@@ -285,8 +281,11 @@ impl PartitionLease for KafkaLease {
         !peeked.is_empty()
     }
 
-    fn data_signal(&self) -> Arc<Notify> {
-        self.signal.clone()
+    fn wait_for_data(&self, next_offset: u64) -> BoxFuture<'_, ()> {
+        Box::pin(async move {
+            let ready = self.partition.ready();
+            wait_for_signal(&ready, || self.has_data(next_offset)).await;
+        })
     }
 
     fn fetch(
@@ -297,12 +296,12 @@ impl PartitionLease for KafkaLease {
         // librdkafka keeps the position: records come in offset order from where the group
         // stands (the worker skips any below the offset it asked for).
         let mut records: Vec<Record> = self.peeked().drain(..).collect();
-        let mut bytes: usize = records.iter().map(record_bytes).sum();
+        let mut bytes: usize = records.iter().map(Record::size_bytes).sum();
         while bytes < bytes_max {
             let Some(record) = self.partition.try_next() else {
                 break;
             };
-            bytes += record_bytes(&record);
+            bytes += record.size_bytes();
             records.push(record);
         }
         Box::pin(std::future::ready(Ok(records)))
@@ -315,20 +314,8 @@ impl PartitionLease for KafkaLease {
                 .await
                 .map_err(|error| match error {
                     member::CommitError::Fenced(_) => CommitError::Fenced,
-                    member::CommitError::Failed(reason) => CommitError::Failed(reason),
+                    member::CommitError::Failed(reason) => CommitError::Unavailable { reason },
                 })
         })
     }
-}
-
-/// About what a record weighs in a fetch: key, value and headers.
-fn record_bytes(record: &Record) -> usize {
-    let headers: usize = record
-        .headers
-        .iter()
-        .map(|h| h.key.len() + h.value.as_ref().map_or(0, |v| v.len()))
-        .sum();
-    record.key.as_ref().map_or(0, |k| k.len())
-        + record.value.as_ref().map_or(0, |v| v.len())
-        + headers
 }

@@ -8,10 +8,11 @@ mod support;
 use std::sync::Arc;
 use std::time::Duration;
 
+use keel_core::{AdminTransport, GroupPolicy};
+use keel_embedded::EmbeddedBus;
 use keel_kafka_client::{KafkaConfig, KafkaPublisher, KafkaTransport};
-use keel_log::Log;
 use keel_runtime::conformance::Harness;
-use keel_runtime::{ConsumeTransport, GroupPolicy, Publisher};
+use keel_runtime::{Publisher, Transport};
 use support::Serve;
 
 /// A fresh broker and a producer on it.
@@ -22,12 +23,15 @@ struct Kafka {
 }
 
 impl Harness for Kafka {
-    fn log(&self) -> &Arc<Log> {
-        &self.serve.log
+    fn transport(&self) -> Transport {
+        KafkaTransport::connect(&self.config)
+            .expect("Kafka transport")
+            .transport()
     }
 
-    fn transport(&self) -> Arc<dyn ConsumeTransport> {
-        KafkaTransport::connect(&self.config).expect("Kafka transport")
+    /// The broker's own log, administered in-process.
+    fn admin(&self) -> Arc<dyn AdminTransport> {
+        Arc::new(EmbeddedBus::new(self.serve.log.clone()))
     }
 
     fn publisher(&self) -> Publisher {

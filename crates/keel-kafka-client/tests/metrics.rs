@@ -28,7 +28,7 @@ async fn handled_events_and_consumer_lag_are_reported() {
         commit_interval: Duration::from_millis(20),
         ..ConsumerPolicy::default()
     };
-    let router = Router::on_transport(kafka.clone())
+    let router = Router::new(&kafka)
         .route(Route::new("orders", "billing", handler).with_consumer(consumer))
         .start()
         .unwrap();

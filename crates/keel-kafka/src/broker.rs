@@ -13,8 +13,13 @@ use crate::api;
 use crate::codec::{DecodedRequest, Request, encode_response, finish_frame, response_frame};
 use crate::config::{BrokerConfig, NodeAddress};
 use crate::group_hook::{GROUP_API_KEYS, GroupHook, GroupHookError, GroupRequest};
+use crate::memory::{MemoryBudget, MemoryPermit};
 use crate::metrics::BrokerMetrics;
 use crate::producers::Producers;
+use kafka_protocol::ResponseError;
+use kafka_protocol::messages::{SaslAuthenticateResponse, SaslHandshakeResponse};
+
+use crate::sasl::{SASL_AUTHENTICATION_FAILED, SaslConfig, Session, Step};
 use kafka_protocol::messages::ApiKey;
 
 /// A Kafka broker over one [`Log`]. Shared by every connection of a [`crate::KafkaListener`].
@@ -24,14 +29,22 @@ pub struct Broker {
     pub(crate) node: NodeAddress,
     pub(crate) producers: Producers,
     pub(crate) metrics: BrokerMetrics,
-    /// Bumped after every append this broker makes, so long-polling fetches wake up without
-    /// a blocked thread each. The broker is the only writer of user topics while it holds the
-    /// data directory's lock, so its own appends are all the appends there are.
-    appended: watch::Sender<u64>,
+    /// Request frames and fetch responses held at once (`in_flight_bytes_max`).
+    pub(crate) memory: MemoryBudget,
+    /// Held from the capacity check of a topic creation to its end, so concurrent creations
+    /// cannot together pass `topics_max` or `partitions_max`.
+    creating: tokio::sync::Mutex<()>,
+    /// Set to true when the listener stops, waking long-polling fetches. (Appends wake them
+    /// through their partitions' signals, `Partition::high_watermark_past`.)
+    shutdown: watch::Sender<bool>,
     /// Set when the listener stops: long-polling fetches answer at once instead of holding
     /// up the shutdown for their whole `max_wait_ms`.
     closing: AtomicBool,
     group: Option<Arc<dyn GroupHook>>,
+    /// SASL on the listener; `None` serves everyone as `User:ANONYMOUS`.
+    pub(crate) sasl: Option<SaslConfig>,
+    /// TLS on the listener (`SSL`, or `SASL_SSL` with SASL); `None` is plaintext.
+    pub(crate) tls: Option<tokio_rustls::TlsAcceptor>,
 }
 
 impl std::fmt::Debug for Broker {
@@ -57,20 +70,28 @@ pub(crate) enum HandleError {
     /// The group hook refused the request.
     #[error(transparent)]
     Group(#[from] GroupHookError),
+    /// A request other than ApiVersions or SASL came before authentication.
+    #[error("{0:?} request before SASL authentication")]
+    Unauthenticated(ApiKey),
 }
 
 impl Broker {
     /// A broker over `log`, advertising `node` to clients.
     pub fn new(log: Arc<Log>, config: BrokerConfig, node: NodeAddress) -> Broker {
+        let memory = budget(&config, &BrokerMetrics::default());
         Broker {
             log,
             config,
             node,
             producers: Producers::new(),
+            memory,
             metrics: BrokerMetrics::default(),
-            appended: watch::Sender::new(0),
+            creating: tokio::sync::Mutex::new(()),
+            shutdown: watch::Sender::new(false),
             closing: AtomicBool::new(false),
             group: None,
+            sasl: None,
+            tls: None,
         }
     }
 
@@ -80,10 +101,57 @@ impl Broker {
         self
     }
 
+    /// Requires SASL authentication with `sasl`'s mechanisms and users before any request
+    /// but ApiVersions.
+    pub fn with_sasl(mut self, sasl: SaslConfig) -> Broker {
+        self.sasl = Some(sasl);
+        self
+    }
+
+    /// Encrypts every connection with TLS (`config` from [`crate::tls::TlsIdentity`]).
+    pub fn with_tls(mut self, config: Arc<rustls::ServerConfig>) -> Broker {
+        self.tls = Some(tokio_rustls::TlsAcceptor::from(config));
+        self
+    }
+
     /// Counts into `metrics` (shared with whoever registered them) instead of a private set.
     pub fn with_metrics(mut self, metrics: BrokerMetrics) -> Broker {
+        self.memory = budget(&self.config, &metrics);
         self.metrics = metrics;
         self
+    }
+
+    /// Runs `create` (which creates topics of `partitions` partitions in all) if the server's
+    /// topic and partition limits leave room for `topics` more topics; otherwise refuses with
+    /// `POLICY_VIOLATION`, naming the limit, and counts the refusal.
+    pub(crate) async fn within_topic_limits<T>(
+        &self,
+        topics: usize,
+        partitions: usize,
+        create: impl Future<Output = T>,
+    ) -> Result<T, (ResponseError, String)> {
+        let _creating = self.creating.lock().await;
+        let existing = self.log.topics();
+        let existing_partitions: usize = existing.iter().map(|t| t.partitions().len()).sum();
+        let refused = |limit: &'static str, max: usize, have: usize, adding: usize| {
+            self.metrics.limit_refusal(limit);
+            Err((
+                ResponseError::PolicyViolation,
+                format!("the server holds {have} of its {limit} = {max}; {adding} more do not fit"),
+            ))
+        };
+        if existing.len() + topics > self.config.topics_max {
+            return refused("topics_max", self.config.topics_max, existing.len(), topics);
+        }
+        if existing_partitions + partitions > self.config.partitions_max {
+            return refused(
+                "partitions_max",
+                self.config.partitions_max,
+                existing_partitions,
+                partitions,
+            );
+        }
+        Ok(create.await)
     }
 
     /// What this broker counts; register it to serve it.
@@ -130,16 +198,10 @@ impl Broker {
         self.log.topic(name)
     }
 
-    /// Tells waiting fetches that something was appended.
-    pub(crate) fn notify_appended(&self) {
-        self.appended
-            .send_modify(|count| *count = count.wrapping_add(1));
-    }
-
     /// Tells waiting fetches to answer now: the listener is shutting down.
     pub(crate) fn begin_shutdown(&self) {
         self.closing.store(true, Ordering::SeqCst);
-        self.notify_appended();
+        self.shutdown.send_replace(true);
     }
 
     /// Whether the listener is shutting down.
@@ -147,31 +209,42 @@ impl Broker {
         self.closing.load(Ordering::SeqCst)
     }
 
-    /// A receiver that sees the next append.
-    pub(crate) fn watch_appends(&self) -> watch::Receiver<u64> {
-        self.appended.subscribe()
+    /// A receiver that sees the listener begin to shut down.
+    pub(crate) fn watch_shutdown(&self) -> watch::Receiver<bool> {
+        self.shutdown.subscribe()
     }
 
-    /// Handles one request; returns the response frame, or `None` when the protocol wants no
+    /// Handles one request; returns the response frame, or none when the protocol wants no
     /// answer (Produce with `acks = 0`).
     pub(crate) async fn handle(
         self: &Arc<Self>,
         request: DecodedRequest,
         peer: SocketAddr,
-    ) -> Result<Option<BytesMut>, HandleError> {
+        session: &mut Session,
+    ) -> Result<Handled, HandleError> {
         let DecodedRequest {
             api_key,
             version,
             header,
             request,
         } = request;
+        let sasl_step = matches!(
+            request,
+            Request::ApiVersions(_) | Request::SaslHandshake(_) | Request::SaslAuthenticate(_)
+        );
+        if session.principal().is_none() && !sasl_step {
+            tracing::warn!(target: "keel::audit", event = "unauthenticated_request", %peer, ?api_key, "request before SASL authentication; connection closed");
+            return Err(HandleError::Unauthenticated(api_key));
+        }
         let correlation_id = header.correlation_id;
         let encode = |result: anyhow::Result<BytesMut>| {
-            result.map(Some).map_err(|error| HandleError::Encode {
-                api_key,
-                version,
-                reason: format!("{error:#}"),
-            })
+            result
+                .map(Handled::frame)
+                .map_err(|error| HandleError::Encode {
+                    api_key,
+                    version,
+                    reason: format!("{error:#}"),
+                })
         };
         macro_rules! answer {
             ($response:expr) => {
@@ -198,10 +271,15 @@ impl Broker {
                 drop(header);
                 match api::produce::handle(self, r, version).await {
                     Some(response) => answer!(response),
-                    None => Ok(None),
+                    None => Ok(Handled::default()),
                 }
             }
-            Request::Fetch(r) => answer!(api::fetch::handle(self, r, version).await),
+            Request::Fetch(r) => {
+                let (response, budget) = api::fetch::handle(self, r, version).await;
+                let mut handled = answer!(response)?;
+                handled.budget = Some(budget);
+                Ok(handled)
+            }
             Request::ListOffsets(r) => answer!(api::list_offsets::handle(self, r, version).await),
             Request::InitProducerId(r) => {
                 answer!(api::init_producer_id::handle(self, r, version))
@@ -212,6 +290,41 @@ impl Broker {
             Request::DescribeCluster(r) => {
                 answer!(api::describe_cluster::handle(self, r, version))
             }
+            Request::CreatePartitions(r) => {
+                answer!(api::create_partitions::handle(self, r, version).await)
+            }
+            Request::DescribeLogDirs(r) => {
+                answer!(api::describe_log_dirs::handle(self, r, version))
+            }
+            Request::SaslHandshake(r) => {
+                let error_code = session.handshake(&r.mechanism);
+                let mechanisms = session.mechanisms().into_iter().map(api::text).collect();
+                answer!(
+                    SaslHandshakeResponse::default()
+                        .with_error_code(error_code)
+                        .with_mechanisms(mechanisms)
+                )
+            }
+            Request::SaslAuthenticate(r) => match session.authenticate(&r.auth_bytes, peer) {
+                Step::Answer { error_code, bytes } => answer!(
+                    SaslAuthenticateResponse::default()
+                        .with_error_code(error_code)
+                        .with_auth_bytes(bytes.into())
+                ),
+                Step::Failed => {
+                    // The client is told no more than this, whatever went wrong; the audit
+                    // line has the reason. Kafka closes the connection after it too.
+                    let mut handled = answer!(
+                        SaslAuthenticateResponse::default()
+                            .with_error_code(SASL_AUTHENTICATION_FAILED)
+                            .with_error_message(Some(api::text(
+                                "Authentication failed: invalid username or password"
+                            )))
+                    )?;
+                    handled.close = true;
+                    Ok(handled)
+                }
+            },
             Request::Group(body) => {
                 let hook = self
                     .group
@@ -227,13 +340,40 @@ impl Broker {
                         node: self.node.clone(),
                     })
                     .await?;
-                let mut frame =
-                    encode(response_frame(api_key, version, correlation_id))?.expect("a frame");
+                let mut frame = encode(response_frame(api_key, version, correlation_id))?
+                    .frame
+                    .expect("a frame");
                 frame.extend_from_slice(&body);
-                Ok(Some(finish_frame(frame)))
+                Ok(Handled::frame(finish_frame(frame)))
             }
         }
     }
+}
+
+/// A handled request: the response frame (none for Produce with `acks = 0`) and the
+/// in-flight budget it holds until written.
+#[derive(Debug, Default)]
+pub(crate) struct Handled {
+    pub(crate) frame: Option<BytesMut>,
+    pub(crate) budget: Option<MemoryPermit>,
+    /// Close the connection once the frame is written (a failed authentication).
+    pub(crate) close: bool,
+}
+
+impl Handled {
+    pub(crate) fn frame(frame: BytesMut) -> Handled {
+        Handled {
+            frame: Some(frame),
+            budget: None,
+            close: false,
+        }
+    }
+}
+
+/// The in-flight budget `config` asks for, counted in `metrics`.
+fn budget(config: &BrokerConfig, metrics: &BrokerMetrics) -> MemoryBudget {
+    let (held, waits) = metrics.in_flight();
+    MemoryBudget::new(config.in_flight_bytes_max, held, waits)
 }
 
 /// Runs blocking log work off the executor; a panic there panics the calling connection task

@@ -8,9 +8,10 @@
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 use kafka_protocol::messages::{
-    ApiKey, ApiVersionsRequest, CreateTopicsRequest, DeleteTopicsRequest, DescribeClusterRequest,
-    DescribeConfigsRequest, FetchRequest, InitProducerIdRequest, ListOffsetsRequest,
-    MetadataRequest, ProduceRequest, RequestHeader, ResponseHeader,
+    ApiKey, ApiVersionsRequest, CreatePartitionsRequest, CreateTopicsRequest, DeleteTopicsRequest,
+    DescribeClusterRequest, DescribeConfigsRequest, DescribeLogDirsRequest, FetchRequest,
+    InitProducerIdRequest, ListOffsetsRequest, MetadataRequest, ProduceRequest, RequestHeader,
+    ResponseHeader, SaslAuthenticateRequest, SaslHandshakeRequest,
 };
 use kafka_protocol::protocol::{Decodable, Encodable};
 
@@ -40,6 +41,14 @@ pub enum Request {
     DescribeConfigs(DescribeConfigsRequest),
     /// DescribeCluster (60).
     DescribeCluster(DescribeClusterRequest),
+    /// CreatePartitions (37).
+    CreatePartitions(CreatePartitionsRequest),
+    /// DescribeLogDirs (35).
+    DescribeLogDirs(DescribeLogDirsRequest),
+    /// SaslHandshake (17): answered by the connection's SASL session.
+    SaslHandshake(SaslHandshakeRequest),
+    /// SaslAuthenticate (36): answered by the connection's SASL session.
+    SaslAuthenticate(SaslAuthenticateRequest),
     /// A consumer-group API; the body is decoded by the [`crate::GroupHook`].
     Group(Bytes),
 }
@@ -172,6 +181,16 @@ fn decode_body(api_key: ApiKey, version: i16, body: &mut Bytes) -> anyhow::Resul
         }
         K::DescribeCluster => {
             Request::DescribeCluster(DescribeClusterRequest::decode(body, version)?)
+        }
+        K::CreatePartitions => {
+            Request::CreatePartitions(CreatePartitionsRequest::decode(body, version)?)
+        }
+        K::DescribeLogDirs => {
+            Request::DescribeLogDirs(DescribeLogDirsRequest::decode(body, version)?)
+        }
+        K::SaslHandshake => Request::SaslHandshake(SaslHandshakeRequest::decode(body, version)?),
+        K::SaslAuthenticate => {
+            Request::SaslAuthenticate(SaslAuthenticateRequest::decode(body, version)?)
         }
         _ => Request::Group(std::mem::take(body)),
     })

@@ -15,22 +15,39 @@
 //! | other key at an unserved version | header + `UNSUPPORTED_VERSION` | kept |
 //! | header or body that does not parse | none (logged) | closed |
 //! | served request | its response (none for Produce with `acks = 0`) | kept |
+//! | nothing sent for `connection_idle_ms` between requests | none | closed (`idle_timeout`) |
+//! | a frame not whole, or its response not taken, within `request_timeout_ms` | none | closed (`request_timeout`) |
+//! | the listener needs the slot of this idle connection | none | closed (`connections_max_evicted`) |
+//!
+//! A frame's buffer and a fetch's response take bytes from the broker's in-flight budget
+//! (`in_flight_bytes_max`) before they are allocated; when it is spent the connection waits,
+//! and its socket is not read meanwhile.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
 use kafka_protocol::messages::ApiKey;
+use keel_listener::{CloseReason, Connection, ConnectionGuard};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt, BufReader, BufWriter};
-use tokio::net::TcpStream;
-use tokio::sync::watch;
 
 use crate::api::api_versions;
-use crate::broker::Broker;
+use crate::broker::{Broker, Handled};
 use crate::codec::{
     DecodeError, UNSUPPORTED_VERSION, decode_request, encode_response, unsupported_api_key_response,
 };
+use crate::limits::FRAME_CHUNK_BYTES;
+use crate::memory::{MemoryBudget, MemoryPermit};
+use crate::sasl::Session;
+
+/// Read and write buffer of a connection. Small, because every open connection holds two
+/// whether it sends anything or not; frames larger than this bypass them.
+const SOCKET_BUFFER_BYTES: usize = 8 * 1024;
+
+/// How long a connection refused by authentication stays open after its answer (Kafka's
+/// `connection.failed.authentication.delay.ms` default).
+const FAILED_AUTHENTICATION_DELAY: Duration = Duration::from_millis(100);
 
 /// Why a connection ended.
 #[derive(Debug, thiserror::Error)]
@@ -49,6 +66,15 @@ pub(crate) enum ConnectionEnd {
         /// The limit.
         max: usize,
     },
+    /// The TLS handshake failed.
+    #[error("TLS handshake failed: {0}")]
+    Tls(String),
+    /// SASL authentication failed (answered, then closed; the audit log has the reason).
+    #[error("SASL authentication failed")]
+    AuthenticationFailed,
+    /// A connection limit closed it (idle, request timeout, evicted for a newcomer).
+    #[error("closed by a limit: {0:?}")]
+    Limit(CloseReason),
     /// The byte stream cannot be trusted any more.
     #[error("{0}")]
     Malformed(String),
@@ -57,24 +83,68 @@ pub(crate) enum ConnectionEnd {
     Io(#[from] std::io::Error),
 }
 
-/// Serves one connection until the client leaves, a frame is malformed, or `shutdown` turns
-/// true (the request in progress is finished and answered first).
-pub(crate) async fn serve(
-    broker: Arc<Broker>,
-    stream: TcpStream,
-    peer: SocketAddr,
-    mut shutdown: watch::Receiver<bool>,
-) -> ConnectionEnd {
-    let _open = broker.metrics.open_connection();
+/// Serves one connection until the client leaves, a frame is malformed, a limit closes it
+/// (idle for `connection_idle_ms`, a frame or response not moved within `request_timeout_ms`,
+/// evicted by the listener for a newcomer), or the listener stops (the request in progress is
+/// finished and answered first).
+pub(crate) async fn serve(broker: Arc<Broker>, connection: Connection) -> ConnectionEnd {
+    let Connection {
+        stream,
+        peer,
+        guard,
+        stopping,
+    } = connection;
     let _ = stream.set_nodelay(true);
-    let (reader, writer) = stream.into_split();
-    let mut reader = BufReader::with_capacity(64 * 1024, reader);
-    let mut writer = BufWriter::with_capacity(64 * 1024, writer);
+    let Some(tls) = broker.tls.clone() else {
+        let (reader, writer) = stream.into_split();
+        return serve_stream(broker, reader, writer, peer, guard, stopping).await;
+    };
+    // The handshake is bounded like a request: a client that opens a connection and sends
+    // nothing holds it no longer than one.
+    let handshake = Duration::from_millis(broker.config.request_timeout_ms);
+    match tokio::time::timeout(handshake, tls.accept(stream)).await {
+        Err(_elapsed) => {
+            guard.metrics().closed_by(CloseReason::RequestTimeout);
+            ConnectionEnd::Limit(CloseReason::RequestTimeout)
+        }
+        Ok(Err(error)) => ConnectionEnd::Tls(error.to_string()),
+        Ok(Ok(stream)) => {
+            let (reader, writer) = tokio::io::split(stream);
+            serve_stream(broker, reader, writer, peer, guard, stopping).await
+        }
+    }
+}
+
+/// The request loop over a connection's two halves (a socket's, or a TLS stream's).
+async fn serve_stream<R, W>(
+    broker: Arc<Broker>,
+    reader: R,
+    writer: W,
+    peer: SocketAddr,
+    guard: ConnectionGuard,
+    mut stopping: tokio::sync::watch::Receiver<bool>,
+) -> ConnectionEnd
+where
+    R: AsyncRead + Unpin,
+    W: tokio::io::AsyncWrite + Unpin,
+{
+    let mut reader = BufReader::with_capacity(SOCKET_BUFFER_BYTES, reader);
+    let mut writer = BufWriter::with_capacity(SOCKET_BUFFER_BYTES, writer);
     let max = broker.config.request_bytes_max;
+    let idle = Duration::from_millis(broker.config.connection_idle_ms);
+    let request_timeout = Duration::from_millis(broker.config.request_timeout_ms);
+    let limit = |reason| {
+        guard.metrics().closed_by(reason);
+        ConnectionEnd::Limit(reason)
+    };
+    let mut session = Session::new(broker.sasl.clone());
     loop {
         let length = tokio::select! {
             biased;
-            _ = shutdown.wait_for(|stop| *stop) => return ConnectionEnd::Shutdown,
+            _ = stopping.wait_for(|stop| *stop) => return ConnectionEnd::Shutdown,
+            // Counted by the listener, which chose this connection.
+            _ = guard.evicted() => return ConnectionEnd::Limit(CloseReason::Evicted),
+            _ = tokio::time::sleep(idle) => return limit(CloseReason::Idle),
             length = reader.read_i32() => length,
         };
         let length = match length {
@@ -84,74 +154,113 @@ pub(crate) async fn serve(
             }
             Err(error) => return error.into(),
         };
+        guard.touch();
         if length < 0 || length as usize > max {
             return ConnectionEnd::FrameSize {
                 length: i64::from(length),
                 max,
             };
         }
-        let frame = match read_frame(&mut reader, length as usize).await {
-            Ok(frame) => frame,
-            Err(error) if error.kind() == std::io::ErrorKind::UnexpectedEof => {
-                return ConnectionEnd::Malformed(format!(
-                    "frame of {length} bytes cut off by end of stream"
-                ));
-            }
-            Err(error) => return error.into(),
+        let deadline = tokio::time::Instant::now() + request_timeout;
+        let read = read_frame(&mut reader, length as usize, &broker.memory, &guard);
+        let (frame, _frame_budget) = tokio::select! {
+            _ = guard.evicted() => return ConnectionEnd::Limit(CloseReason::Evicted),
+            read = tokio::time::timeout_at(deadline, read) => match read {
+                Err(_elapsed) => return limit(CloseReason::RequestTimeout),
+                Ok(Ok(read)) => read,
+                Ok(Err(error)) if error.kind() == std::io::ErrorKind::UnexpectedEof => {
+                    return ConnectionEnd::Malformed(format!(
+                        "frame of {length} bytes cut off by end of stream"
+                    ));
+                }
+                Ok(Err(error)) => return error.into(),
+            },
         };
-        let response = match answer(&broker, frame.freeze(), peer).await {
-            Ok(response) => response,
+        let _busy = guard.busy();
+        let handled = match answer(&broker, frame.freeze(), peer, &mut session).await {
+            Ok(handled) => handled,
             Err(end) => return end,
         };
+        let (response, _response_budget) = (handled.frame, handled.budget);
         if let Some(response) = response {
-            if let Err(error) = writer.write_all(&response).await {
-                return error.into();
-            }
             // Flush once the client has nothing more queued: pipelined requests share writes.
-            if reader.buffer().is_empty()
-                && let Err(error) = writer.flush().await
-            {
-                return error.into();
+            let flush = reader.buffer().is_empty();
+            let write = async {
+                writer.write_all(&response).await?;
+                if flush {
+                    writer.flush().await?;
+                }
+                Ok::<_, std::io::Error>(())
+            };
+            match tokio::time::timeout(request_timeout, write).await {
+                Err(_elapsed) => return limit(CloseReason::RequestTimeout),
+                Ok(Err(error)) => return error.into(),
+                Ok(Ok(())) => guard.touch(),
             }
+        }
+        if handled.close {
+            // As Kafka (`connection.failed.authentication.delay.ms`): close only after a
+            // delay, draining what the client sends meanwhile. It slows password guessing,
+            // and a client that reads the answer and the end of the stream at once may drop
+            // the answer (kafka-python then reports a lost connection, not the refusal).
+            let mut sink = tokio::io::sink();
+            let drain = tokio::io::copy(&mut reader, &mut sink);
+            let _ = tokio::time::timeout(FAILED_AUTHENTICATION_DELAY, drain).await;
+            return ConnectionEnd::AuthenticationFailed;
         }
     }
 }
 
-/// Reads the `length` bytes of one frame into a fresh buffer. The buffer is filled straight
-/// from the socket, not zeroed first: under a producer sending 1 MB requests, zeroing every
-/// frame before overwriting it was 30% of the broker's instructions (callgrind, BENCHMARKS.md).
-/// `length` was checked against `request_bytes_max` before this allocates it.
+/// Reads the `length` bytes of one frame into a fresh buffer, taking its bytes from the
+/// in-flight budget as the buffer grows: it starts at [`FRAME_CHUNK_BYTES`] and doubles when
+/// full, so a client that announces a large frame and stalls holds only what it sent. The
+/// buffer is filled straight from the socket, not zeroed first: under a producer sending
+/// 1 MB requests, zeroing every frame before overwriting it was 30% of the broker's
+/// instructions (callgrind, BENCHMARKS.md). `length` was checked against
+/// `request_bytes_max`, and the budget is at least that large.
 async fn read_frame<R: AsyncRead + Unpin>(
     reader: &mut R,
     length: usize,
-) -> std::io::Result<BytesMut> {
-    let mut frame = BytesMut::with_capacity(length);
+    budget: &MemoryBudget,
+    guard: &ConnectionGuard,
+) -> std::io::Result<(BytesMut, MemoryPermit)> {
+    let first = length.min(FRAME_CHUNK_BYTES);
+    let mut permit = budget.take(first).await;
+    let mut frame = BytesMut::with_capacity(first);
     let mut body = reader.take(length as u64);
     while frame.len() < length {
+        if frame.len() == frame.capacity() {
+            let more = frame.capacity().min(length - frame.len());
+            budget.grow(&mut permit, more).await;
+            frame.reserve(more);
+        }
         if body.read_buf(&mut frame).await? == 0 {
             return Err(std::io::ErrorKind::UnexpectedEof.into());
         }
+        guard.touch();
     }
-    Ok(frame)
+    Ok((frame, permit))
 }
 
-/// The response frame to one request frame, if any; an error ends the connection.
+/// The response frame to one request frame, if any, with the in-flight budget its response
+/// holds until written; an error ends the connection.
 async fn answer(
     broker: &Arc<Broker>,
     frame: Bytes,
     peer: SocketAddr,
-) -> Result<Option<BytesMut>, ConnectionEnd> {
+    session: &mut Session,
+) -> Result<Handled, ConnectionEnd> {
     let versions = |key| broker.versions(key);
     match decode_request(frame, &versions) {
         Ok(request) => {
             tracing::trace!(%peer, api_key = ?request.api_key, version = request.version, client_id = ?request.header.client_id, "request");
             let (api_key, started) = (request.api_key, Instant::now());
-            let response = broker
-                .handle(request, peer)
+            let handled = broker
+                .handle(request, peer, session)
                 .await
                 .map_err(|error| ConnectionEnd::Malformed(error.to_string()))?;
             broker.metrics.request(api_key, started.elapsed());
-            Ok(response)
+            Ok(handled)
         }
         Err(DecodeError::UnsupportedVersion {
             api_key: ApiKey::ApiVersions,
@@ -161,7 +270,7 @@ async fn answer(
             tracing::debug!(%peer, version, "ApiVersions at an unserved version; answering v0");
             let body = api_versions::response(broker, UNSUPPORTED_VERSION);
             encode_response(ApiKey::ApiVersions, 0, correlation_id, &body)
-                .map(Some)
+                .map(Handled::frame)
                 .map_err(|error| ConnectionEnd::Malformed(format!("{error:#}")))
         }
         Err(
@@ -169,7 +278,7 @@ async fn answer(
             | DecodeError::UnsupportedVersion { correlation_id, .. }),
         ) => {
             tracing::warn!(%peer, %error, "request refused with UNSUPPORTED_VERSION");
-            Ok(Some(unsupported_api_key_response(correlation_id)))
+            Ok(Handled::frame(unsupported_api_key_response(correlation_id)))
         }
         Err(error) => Err(ConnectionEnd::Malformed(error.to_string())),
     }

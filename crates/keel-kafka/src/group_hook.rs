@@ -1,7 +1,7 @@
 //! The seam where the consumer-group APIs plug into the broker.
 //!
 //! FindCoordinator, JoinGroup, SyncGroup, Heartbeat, LeaveGroup, OffsetCommit, OffsetFetch,
-//! ListGroups and DescribeGroups are served by a [`GroupHook`] given to
+//! ListGroups, DescribeGroups, DeleteGroups and OffsetDelete are served by a [`GroupHook`] given to
 //! [`crate::Broker::with_group_hook`]. The broker decodes the request header, checks the
 //! version against [`GroupHook::versions`] (which is also what ApiVersions advertises), and
 //! hands over the body undecoded; the hook decodes it, does its work and returns the encoded
@@ -18,7 +18,7 @@ use kafka_protocol::messages::{ApiKey, RequestHeader};
 use crate::config::NodeAddress;
 
 /// The api keys routed to the group hook.
-pub const GROUP_API_KEYS: [ApiKey; 9] = [
+pub const GROUP_API_KEYS: [ApiKey; 11] = [
     ApiKey::FindCoordinator,
     ApiKey::JoinGroup,
     ApiKey::SyncGroup,
@@ -28,6 +28,8 @@ pub const GROUP_API_KEYS: [ApiKey; 9] = [
     ApiKey::OffsetFetch,
     ApiKey::ListGroups,
     ApiKey::DescribeGroups,
+    ApiKey::DeleteGroups,
+    ApiKey::OffsetDelete,
 ];
 
 /// One group request as received.

@@ -28,14 +28,17 @@ mod connection;
 pub mod group;
 mod group_hook;
 pub mod limits;
+mod memory;
 mod metrics;
 mod producers;
 mod request_shape;
+pub mod sasl;
 mod server;
+pub mod tls;
 mod topic_config;
 
 pub use broker::Broker;
-pub use config::{BrokerConfig, NodeAddress};
+pub use config::{BrokerConfig, BrokerConfigError, NodeAddress};
 pub use group_hook::{GROUP_API_KEYS, GroupHook, GroupHookError, GroupRequest, GroupResponse};
 pub use metrics::BrokerMetrics;
 pub use server::KafkaListener;

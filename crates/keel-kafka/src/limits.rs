@@ -1,6 +1,7 @@
 //! Every limit the Kafka listener enforces, in one place.
 //!
-//! A request path that grows without a limit written here is a bug.
+//! A request path that grows without a limit written here is a bug. Limits an operator tunes
+//! are fields of [`crate::BrokerConfig`] with their defaults here; the others are fixed.
 
 /// Largest request frame accepted by default: Kafka's `socket.request.max.bytes` (100 MiB). A
 /// larger length prefix closes the connection before any byte of the body is read.
@@ -21,5 +22,29 @@ pub const PRODUCER_BATCHES_REMEMBERED: usize = 5;
 pub const PRODUCERS_PER_PARTITION_MAX: usize = 10_000;
 /// Bytes read per call while rebuilding producer state from a partition's batch headers.
 pub const PRODUCER_SCAN_CHUNK_BYTES: usize = 4 * 1024 * 1024;
-/// Most connections served at once; further connections wait in the accept backlog.
-pub const CONNECTIONS_MAX: usize = 4096;
+/// Most connections open at once by default (`max.connections`); at the limit the idlest is
+/// evicted for a newcomer. Each is a descriptor: keep it well under `ulimit -n`.
+pub const CONNECTIONS_MAX_DEFAULT: usize = 8_192;
+/// A connection with no request in flight and no bytes for this long is closed (Kafka's
+/// `connections.max.idle.ms` and its default, 10 minutes).
+pub const CONNECTION_IDLE_MS_DEFAULT: u64 = 600_000;
+/// A request frame must arrive whole, and its response be taken by the client, within this
+/// once its first byte arrived (a half-sent frame or a client that stopped reading is
+/// dropped after it).
+pub const REQUEST_TIMEOUT_MS_DEFAULT: u64 = 30_000;
+/// Bytes of request frames and fetch responses held at once across all connections
+/// (Kafka's `queued.max.request.bytes`, unlimited there). A connection that would pass it
+/// waits (its socket is not read) until others finish: back-pressure, not allocation.
+pub const IN_FLIGHT_BYTES_MAX_DEFAULT: usize = 512 * 1024 * 1024;
+/// A request frame's buffer starts at this size (or the frame's, if smaller) and doubles as
+/// bytes arrive, so a client that announces a large frame and sends a few bytes holds a few
+/// kilobytes of the in-flight budget, not the size it announced.
+pub const FRAME_CHUNK_BYTES: usize = 16 * 1024;
+/// A fetch gets at least this much of the in-flight budget (waiting for it if need be), and
+/// at most what it asked for; its response is cut to what it got.
+pub const FETCH_BUDGET_BYTES_MIN: usize = 1024 * 1024;
+/// Most user topics a server holds by default; CreateTopics and auto-creation past it are
+/// refused with `POLICY_VIOLATION`. Every partition is a directory and open files.
+pub const TOPICS_MAX_DEFAULT: usize = 1_000;
+/// Most partitions over all user topics by default; past it creation is refused.
+pub const PARTITIONS_MAX_DEFAULT: usize = 4_000;

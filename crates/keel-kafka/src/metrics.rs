@@ -16,11 +16,17 @@
 //! | `keel_kafka_bytes_out_total` | counter | `topic` | record-batch bytes sent by Fetch |
 //! | `keel_kafka_partition_errors_total` | counter | `api`, `error` | Produce and Fetch partitions answered with an error code (`error` is Kafka's name, such as `CorruptMessage`) |
 //! | `keel_kafka_connections` | gauge | — | client connections open now |
+//! | `keel_kafka_connections_closed_by_limit_total` | counter | `reason` | connections closed or refused by a limit: `connections_max_evicted`, `connections_max_refused`, `idle_timeout`, `request_timeout` |
+//! | `keel_kafka_accept_errors_total` | counter | — | failed accepts (each followed by a backoff) |
+//! | `keel_kafka_in_flight_bytes` | gauge | — | bytes of request frames and fetch responses held now (`in_flight_bytes_max`) |
+//! | `keel_kafka_in_flight_waits_total` | counter | — | times a connection waited for the in-flight budget |
+//! | `keel_kafka_limit_refusals_total` | counter | `limit` | requests refused by a server limit (`topics_max`, `partitions_max`) |
 
 use std::time::Duration;
 
 use kafka_protocol::ResponseError;
 use kafka_protocol::messages::ApiKey;
+use keel_listener::ListenerMetrics;
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
@@ -42,7 +48,15 @@ pub struct BrokerMetrics {
     bytes_in: Family<TopicLabels, Counter>,
     bytes_out: Family<TopicLabels, Counter>,
     partition_errors: Family<ErrorLabels, Counter>,
-    connections: Gauge,
+    listener: ListenerMetrics,
+    in_flight_bytes: Gauge,
+    in_flight_waits: Counter,
+    limit_refusals: Family<LimitLabels, Counter>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct LimitLabels {
+    limit: &'static str,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
@@ -61,12 +75,6 @@ struct ErrorLabels {
     error: String,
 }
 
-/// Counts one open connection until dropped.
-#[derive(Debug)]
-pub(crate) struct OpenConnection {
-    connections: Gauge,
-}
-
 impl Default for BrokerMetrics {
     fn default() -> BrokerMetrics {
         BrokerMetrics {
@@ -75,7 +83,10 @@ impl Default for BrokerMetrics {
             bytes_in: Family::default(),
             bytes_out: Family::default(),
             partition_errors: Family::default(),
-            connections: Gauge::default(),
+            listener: ListenerMetrics::default(),
+            in_flight_bytes: Gauge::default(),
+            in_flight_waits: Counter::default(),
+            limit_refusals: Family::default(),
         }
     }
 }
@@ -109,11 +120,40 @@ impl BrokerMetrics {
             "Produce and Fetch partitions answered with a Kafka error code",
             self.partition_errors.clone(),
         );
+        self.listener
+            .register(registry, "keel_kafka", "Kafka client");
         registry.register(
-            "keel_kafka_connections",
-            "Kafka client connections open now",
-            self.connections.clone(),
+            "keel_kafka_in_flight_bytes",
+            "Bytes of Kafka request frames and fetch responses held now",
+            self.in_flight_bytes.clone(),
         );
+        registry.register(
+            "keel_kafka_in_flight_waits",
+            "Times a Kafka connection waited for the in-flight byte budget",
+            self.in_flight_waits.clone(),
+        );
+        registry.register(
+            "keel_kafka_limit_refusals",
+            "Kafka requests refused by a server limit, by limit",
+            self.limit_refusals.clone(),
+        );
+    }
+
+    /// The listener's connection metrics.
+    pub fn listener(&self) -> &ListenerMetrics {
+        &self.listener
+    }
+
+    /// The in-flight budget's gauge and wait counter.
+    pub(crate) fn in_flight(&self) -> (Gauge, Counter) {
+        (self.in_flight_bytes.clone(), self.in_flight_waits.clone())
+    }
+
+    /// Counts a request refused by the server limit `limit`.
+    pub(crate) fn limit_refusal(&self, limit: &'static str) {
+        self.limit_refusals
+            .get_or_create(&LimitLabels { limit })
+            .inc();
     }
 
     /// Counts one handled request of `api` that took `elapsed`.
@@ -148,20 +188,6 @@ impl BrokerMetrics {
             error: error.to_string(),
         };
         self.partition_errors.get_or_create(&labels).inc();
-    }
-
-    /// Counts a connection as open until the returned guard is dropped.
-    pub(crate) fn open_connection(&self) -> OpenConnection {
-        self.connections.inc();
-        OpenConnection {
-            connections: self.connections.clone(),
-        }
-    }
-}
-
-impl Drop for OpenConnection {
-    fn drop(&mut self) {
-        self.connections.dec();
     }
 }
 
@@ -203,24 +229,19 @@ mod tests {
         metrics.bytes_out("orders", 0);
         metrics.partition_error(ApiKey::Produce, ResponseError::CorruptMessage.code());
         metrics.partition_error(ApiKey::Fetch, 0);
-        let open = metrics.open_connection();
+        metrics.limit_refusal("topics_max");
         let text = text(&metrics);
         for line in [
             r#"keel_kafka_requests_total{api="Produce"} 1"#,
             r#"keel_kafka_request_duration_seconds_bucket{le="0.0002",api="Produce"} 1"#,
             r#"keel_kafka_bytes_in_total{topic="orders"} 1000"#,
             r#"keel_kafka_partition_errors_total{api="Produce",error="CorruptMessage"} 1"#,
-            "keel_kafka_connections 1",
+            "keel_kafka_connections 0",
+            r#"keel_kafka_limit_refusals_total{limit="topics_max"} 1"#,
         ] {
             assert!(text.contains(line), "{line} missing from\n{text}");
         }
         assert!(!text.contains("bytes_out_total{"), "{text}");
         assert!(!text.contains(r#"api="Fetch""#), "{text}");
-        drop(open);
-        assert!(text_contains(&metrics, "keel_kafka_connections 0"));
-    }
-
-    fn text_contains(metrics: &BrokerMetrics, line: &str) -> bool {
-        text(metrics).contains(line)
     }
 }

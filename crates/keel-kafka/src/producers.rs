@@ -130,11 +130,17 @@ struct StoredBatch {
     first_sequence: i32,
     last_sequence: i32,
     base_offset: u64,
+    /// One past the batch's last offset.
+    end: u64,
 }
 
 enum Check {
     Append,
-    Duplicate(u64),
+    /// A retry of a stored batch: its first offset and one past its last.
+    Duplicate {
+        base_offset: u64,
+        end: u64,
+    },
     OutOfOrder(i32),
     Fenced(i16),
 }
@@ -194,26 +200,49 @@ impl Producers {
             }
         }
         let producers = state.as_mut().expect("rebuilt above");
-        match producers.check(&producer) {
-            Check::Duplicate(base_offset) => Idempotent::Duplicate { base_offset },
-            Check::OutOfOrder(expected) => Idempotent::OutOfOrder {
-                expected,
-                got: producer.first_sequence,
-            },
-            Check::Fenced(current) => Idempotent::Fenced {
-                current,
-                got: producer.epoch,
-            },
+        // The check and the write happen under the partition's producer state, so batches of
+        // one producer are written in sequence order; the wait for durability happens after
+        // releasing it, so concurrent producers of the partition share one fdatasync instead
+        // of paying one each in turn. An answer of success (appended or duplicate) always
+        // waits until its records are durable: a retry that arrives while the first attempt
+        // is still being synced must not be acknowledged before it.
+        let (outcome, durable_end) = match producers.check(&producer) {
+            Check::Duplicate { base_offset, end } => {
+                (Idempotent::Duplicate { base_offset }, Some(end))
+            }
+            Check::OutOfOrder(expected) => (
+                Idempotent::OutOfOrder {
+                    expected,
+                    got: producer.first_sequence,
+                },
+                None,
+            ),
+            Check::Fenced(current) => (
+                Idempotent::Fenced {
+                    current,
+                    got: producer.epoch,
+                },
+                None,
+            ),
             Check::Append => {
-                let appender = partition.clone();
-                match blocking(move || appender.append_checked_batches(batches)).await {
+                let writer = partition.clone();
+                match blocking(move || writer.write_checked_batches(batches)).await {
                     Ok(info) => {
-                        producers.record(&producer, info.base_offset);
-                        Idempotent::Appended(info)
+                        producers.record(&producer, info);
+                        (Idempotent::Appended(info), Some(info.last_offset + 1))
                     }
-                    Err(error) => Idempotent::Failed(error),
+                    Err(error) => (Idempotent::Failed(error), None),
                 }
             }
+        };
+        drop(state);
+        let Some(end) = durable_end else {
+            return outcome;
+        };
+        let waiter = partition.clone();
+        match blocking(move || waiter.wait_durable(end)).await {
+            Ok(()) => outcome,
+            Err(error) => Idempotent::Failed(error),
         }
     }
 }
@@ -240,7 +269,10 @@ impl PartitionProducers {
         if let Some(stored) = entry.batches.iter().find(|b| {
             b.first_sequence == batch.first_sequence && b.last_sequence == batch.last_sequence
         }) {
-            return Check::Duplicate(stored.base_offset);
+            return Check::Duplicate {
+                base_offset: stored.base_offset,
+                end: stored.end,
+            };
         }
         let expected = entry
             .batches
@@ -253,7 +285,7 @@ impl PartitionProducers {
         }
     }
 
-    fn record(&mut self, batch: &BatchProducer, base_offset: u64) {
+    fn record(&mut self, batch: &BatchProducer, stored: AppendInfo) {
         self.appends += 1;
         if !self.by_id.contains_key(&batch.id) && self.by_id.len() >= PRODUCERS_PER_PARTITION_MAX {
             // Forget the least recent tenth at once, so eviction costs O(log n) per producer
@@ -279,7 +311,8 @@ impl PartitionProducers {
         entry.batches.push_back(StoredBatch {
             first_sequence: batch.first_sequence,
             last_sequence: batch.last_sequence,
-            base_offset,
+            base_offset: stored.base_offset,
+            end: stored.last_offset + 1,
         });
     }
 }
@@ -300,7 +333,11 @@ fn rebuild(partition: &Partition) -> Result<PartitionProducers, ReadError> {
                 .map_err(|error| ReadError::Corrupt(error.to_string()))?;
             let producer = BatchProducer::read(bytes, &header);
             if producer.is_idempotent() {
-                producers.record(&producer, header.base_offset);
+                let stored = AppendInfo {
+                    base_offset: header.base_offset,
+                    last_offset: header.next_offset() - 1,
+                };
+                producers.record(&producer, stored);
             }
             offset = offset.max(header.next_offset());
             position += header.size();
@@ -330,6 +367,14 @@ mod tests {
         }
     }
 
+    /// A one-record batch stored at `offset`.
+    fn stored_at(offset: u64) -> AppendInfo {
+        AppendInfo {
+            base_offset: offset,
+            last_offset: offset,
+        }
+    }
+
     /// Runs `(batch, expected)` steps through one partition's state, recording appends at
     /// increasing offsets.
     fn check(steps: &[(BatchProducer, &str)]) {
@@ -338,11 +383,11 @@ mod tests {
         for (i, (b, expected)) in steps.iter().enumerate() {
             let got = match state.check(b) {
                 Check::Append => {
-                    state.record(b, offset);
+                    state.record(b, stored_at(offset));
                     offset += 10;
                     "append".to_string()
                 }
-                Check::Duplicate(at) => format!("duplicate@{at}"),
+                Check::Duplicate { base_offset, .. } => format!("duplicate@{base_offset}"),
                 Check::OutOfOrder(want) => format!("out-of-order(want {want})"),
                 Check::Fenced(current) => format!("fenced(current {current})"),
             };
@@ -382,11 +427,11 @@ mod tests {
     fn the_least_recently_appending_producers_are_forgotten_past_the_limit() {
         let mut state = PartitionProducers::default();
         for id in 0..PRODUCERS_PER_PARTITION_MAX as i64 {
-            state.record(&batch(id, 0, 0, 1), id as u64);
+            state.record(&batch(id, 0, 0, 1), stored_at(id as u64));
         }
         // Producer 0 appends again, so producers 1.. are now the least recent.
-        state.record(&batch(0, 0, 1, 1), 99);
-        state.record(&batch(-7 + i64::MAX, 0, 0, 1), 100);
+        state.record(&batch(0, 0, 1, 1), stored_at(99));
+        state.record(&batch(-7 + i64::MAX, 0, 0, 1), stored_at(100));
         assert_eq!(
             state.by_id.len(),
             PRODUCERS_PER_PARTITION_MAX - PRODUCERS_PER_PARTITION_MAX / 10 + 1

@@ -52,6 +52,10 @@ pub(crate) fn check(api_key: ApiKey, version: i16, body: &[u8]) -> Shape {
         ApiKey::CreateTopics => create_topics(&mut w, version),
         ApiKey::DeleteTopics => delete_topics(&mut w, version),
         ApiKey::DescribeConfigs => describe_configs(&mut w, version),
+        ApiKey::DescribeLogDirs => describe_log_dirs(&mut w, version),
+        ApiKey::CreatePartitions => create_partitions(&mut w, version),
+        ApiKey::DeleteGroups => delete_groups(&mut w, version),
+        ApiKey::OffsetDelete => offset_delete(&mut w),
         _ => Ok(()),
     }
 }
@@ -197,6 +201,46 @@ fn describe_configs(w: &mut Walk, v: i16) -> Shape {
         w.skip(1)?; // include_documentation
     }
     w.tags()
+}
+
+fn create_partitions(w: &mut Walk, v: i16) -> Shape {
+    w.flexible = v >= 2;
+    w.array(|w| {
+        w.string()?; // name
+        w.skip(4)?; // count
+        w.array(|w| {
+            w.array(|w| w.skip(4))?; // broker_ids
+            w.tags()
+        })?; // assignments (nullable)
+        w.tags()
+    })?;
+    w.skip(4 + 1)?; // timeout_ms, validate_only
+    w.tags()
+}
+
+fn describe_log_dirs(w: &mut Walk, v: i16) -> Shape {
+    w.flexible = v >= 2;
+    w.array(|w| {
+        w.string()?; // topic
+        w.array(|w| w.skip(4))?; // partitions
+        w.tags()
+    })?; // topics (null: every topic)
+    w.tags()
+}
+
+fn delete_groups(w: &mut Walk, v: i16) -> Shape {
+    w.flexible = v >= 2;
+    w.array(|w| w.string())?; // groups_names
+    w.tags()
+}
+
+/// OffsetDelete has one version, 0, which is not flexible.
+fn offset_delete(w: &mut Walk) -> Shape {
+    w.string()?; // group_id
+    w.array(|w| {
+        w.string()?; // name
+        w.array(|w| w.skip(4)) // partitions: partition_index
+    })
 }
 
 fn find_coordinator(w: &mut Walk, v: i16) -> Shape {

@@ -121,6 +121,68 @@ fn idempotent_retries_are_stored_once_and_gaps_are_refused() {
     );
 }
 
+/// Idempotent producers writing one partition at once — their durability waits shared since
+/// the producer state is held only for the check and the write — keep the rules exactly: each
+/// producer's batches are stored in sequence order, a retry is answered with its first
+/// attempt's offset and stored once, and a gap is refused.
+#[test]
+fn concurrent_idempotent_producers_keep_order_and_refuse_gaps() {
+    const PRODUCERS: usize = 6;
+    const BATCHES: i32 = 15;
+    let dir = tempfile::tempdir().unwrap();
+    let broker = TestBroker::start(dir.path());
+    create_topic(&mut RawClient::connect(broker.address), "shared");
+    let address = broker.address;
+    let producers: Vec<_> = (0..PRODUCERS)
+        .map(|n| {
+            std::thread::spawn(move || {
+                let mut client = RawClient::connect(address);
+                let id = producer_id(&mut client);
+                let mut offsets = Vec::new();
+                for n_batch in 0..BATCHES {
+                    let records = || batch(&format!("p{n}-{n_batch}"), 2, id, 0, n_batch * 2);
+                    let (code, offset) = produce(&mut client, "shared", records());
+                    assert_eq!(code, OK, "producer {n} batch {n_batch}");
+                    if n_batch % 5 == 0 {
+                        assert_eq!(produce(&mut client, "shared", records()), (OK, offset));
+                    }
+                    if n_batch % 7 == 0 {
+                        let gap = batch("gap", 1, id, 0, n_batch * 2 + 3);
+                        assert_eq!(
+                            produce(&mut client, "shared", gap),
+                            (OUT_OF_ORDER_SEQUENCE_NUMBER, -1)
+                        );
+                    }
+                    offsets.push(offset);
+                }
+                offsets
+            })
+        })
+        .collect();
+    let mut all = Vec::new();
+    for producer in producers {
+        let offsets = producer.join().unwrap();
+        assert!(
+            offsets.windows(2).all(|w| w[0] < w[1]),
+            "a producer's batches in sequence order: {offsets:?}"
+        );
+        all.extend(offsets);
+    }
+    all.sort_unstable();
+    all.dedup();
+    assert_eq!(
+        all.len(),
+        PRODUCERS * BATCHES as usize,
+        "every batch stored once"
+    );
+    let topic = broker.log.topic("shared").unwrap();
+    assert_eq!(
+        topic.partitions()[0].high_watermark(),
+        (PRODUCERS * BATCHES as usize * 2) as u64,
+        "no retry and no gap stored"
+    );
+}
+
 #[test]
 fn producer_state_is_rebuilt_from_the_log_after_a_restart() {
     let dir = tempfile::tempdir().unwrap();
@@ -187,9 +249,9 @@ fn unknown_api_keys_and_versions_get_unsupported_version_and_the_connection_goes
     let dir = tempfile::tempdir().unwrap();
     let broker = TestBroker::start(dir.path());
     let mut client = RawClient::connect(broker.address);
-    // (api key, version): an unknown key, a key not served (SaslHandshake), a served key at a
+    // (api key, version): an unknown key, a key not served (DeleteRecords), a served key at a
     // version outside the advertised range, both too new and too old.
-    for (n, (api_key, version)) in [(999, 0), (17, 1), (0, 13), (1, 3)].into_iter().enumerate() {
+    for (n, (api_key, version)) in [(999, 0), (21, 0), (0, 13), (1, 3)].into_iter().enumerate() {
         let correlation_id = 100 + n as i32;
         client.send_frame(&raw_request(api_key, version, correlation_id, &[]));
         let frame = client
@@ -373,6 +435,31 @@ fn fetch_long_polls_until_data_arrives_or_max_wait_passes() {
     assert_eq!(response.responses[0].partitions[0].error_code, 1);
 }
 
+/// A long-polling fetch wakes for an append that did not come through Kafka (here straight
+/// into the log, as a dead-letter replay through the operator API or a registry write
+/// appends): it waits on its partition's own signal, not on the produce path.
+#[test]
+fn a_long_poll_wakes_for_an_append_made_outside_kafka() {
+    let dir = tempfile::tempdir().unwrap();
+    let broker = TestBroker::start(dir.path());
+    let mut client = RawClient::connect(broker.address);
+    create_topic(&mut client, "replayed");
+    let partition = broker.log.topic("replayed").unwrap().partitions()[0].clone();
+    let appender = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(200));
+        partition
+            .append(&[keel_log::NewRecord::new(None::<Vec<u8>>, "replayed")])
+            .unwrap()
+    });
+    let (response, waited) = fetch(&mut client, "replayed", 0, 20_000, 1);
+    assert_eq!(appender.join().unwrap().base_offset, 0);
+    assert!(records_of(&response) > 0, "answered with the record");
+    assert!(
+        waited < Duration::from_secs(10),
+        "answered after {waited:?}, not at max_wait"
+    );
+}
+
 #[test]
 fn list_offsets_by_time_describe_configs_and_delete_topics() {
     let dir = tempfile::tempdir().unwrap();
@@ -458,19 +545,36 @@ fn list_offsets_by_time_describe_configs_and_delete_topics() {
         Some("60000".into())
     );
 
-    let delete = |client: &mut RawClient| {
+    let committed = keel_log::OffsetCommit {
+        topic: "timed".into(),
+        partition: 0,
+        offset: 5,
+        metadata: String::new(),
+    };
+    let offsets = broker.log.group_offsets();
+    offsets.commit("billing", &[committed], 0).unwrap();
+    let delete = |client: &mut RawClient, name: &'static str| {
         client
             .call(
                 4,
                 &DeleteTopicsRequest::default()
-                    .with_topic_names(vec![TopicName(StrBytes::from_static_str("timed"))]),
+                    .with_topic_names(vec![TopicName(StrBytes::from_static_str(name))]),
             )
             .responses[0]
             .error_code
     };
-    assert_eq!(delete(&mut client), OK);
+    assert_eq!(delete(&mut client, "timed"), OK);
     assert!(broker.log.topic("timed").is_none());
-    assert_eq!(delete(&mut client), 3);
+    // Its groups' offsets went with it, as in Kafka: a topic created again starts empty.
+    assert_eq!(offsets.fetch("billing", "timed", 0), None);
+    assert_eq!(delete(&mut client, "timed"), 3);
+    // Keel's own topics are refused (INVALID_TOPIC_EXCEPTION), whatever a client asks.
+    broker
+        .log
+        .create_topic("_keel_schemas", keel_log::TopicConfig::new(1))
+        .unwrap();
+    assert_eq!(delete(&mut client, "_keel_schemas"), 17);
+    assert!(broker.log.topic("_keel_schemas").is_some());
 }
 
 #[test]

@@ -32,7 +32,7 @@ pub enum CleanupPolicy {
 /// A topic's settings. Build with [`TopicConfig::new`] and the `with_*` methods.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TopicConfig {
-    /// Number of partitions, fixed at creation.
+    /// Number of partitions; only ever raised (`Log::add_partitions`).
     pub partitions: u32,
     /// Durability policy of appends.
     pub fsync: FsyncPolicy,

@@ -85,6 +85,19 @@ pub enum TopicError {
     /// No topic with this name.
     #[error("topic '{0}' does not exist")]
     NotFound(String),
+    /// One of Keel's own topics, which is never deleted.
+    #[error("topic '{0}' is internal to Keel and cannot be deleted")]
+    Internal(String),
+    /// Partitions can only be added: the count asked for is not above the current one.
+    #[error("topic '{topic}' has {have} partitions; {asked} would not add any")]
+    PartitionsNotIncreased {
+        /// The topic.
+        topic: String,
+        /// Its partitions now.
+        have: u32,
+        /// The count asked for.
+        asked: u32,
+    },
     /// The configuration is invalid.
     #[error(transparent)]
     Config(#[from] ConfigError),

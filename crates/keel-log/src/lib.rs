@@ -38,7 +38,6 @@
 //! [`Partition::wait_for`] (block until an offset exists, without spinning) complete the API.
 
 mod batch;
-mod clock;
 mod compaction;
 mod compression;
 mod config;
@@ -48,9 +47,9 @@ pub mod limits;
 mod log;
 mod offsets;
 mod partition;
-mod partitioner;
 mod record;
 mod segment;
+mod signal;
 pub mod sim;
 mod storage;
 mod topic;
@@ -60,15 +59,18 @@ pub use batch::{
     BATCH_HEADER_BYTES, BatchError, BatchHeader, CheckedBatches, LOG_OVERHEAD, check_batch,
     check_batches, decode_records, encode_batch,
 };
-pub use clock::{Clock, ManualClock, SystemClock};
 pub use compaction::{CompactionOutcome, compact};
 pub use config::{CleanupPolicy, ConfigError, FsyncPolicy, TopicConfig};
 pub use error::{AppendError, OpenError, ReadError, TopicError};
 pub use log::{Log, LogOptions, RecoveryReport};
 pub use offsets::{CommittedOffset, GroupOffsets, OFFSETS_TOPIC, OffsetCommit};
 pub use partition::{AppendInfo, Partition, PartitionRecovery, ReadBatches, SyncStats};
-pub use partitioner::{murmur2, partition_for_key};
-pub use record::{Header, NewRecord, Record};
 pub use segment::CorruptBatch;
+pub use signal::HighWatermarkPast;
 pub use storage::{DirLock, DiskStorage, Storage, StorageFile, read_exact_at};
-pub use topic::{Topic, validate_topic_name};
+pub use topic::{Topic, is_internal_topic, validate_topic_name};
+
+// The record shape and the clock are the ports' (`keel-core`), shared with every transport.
+pub use keel_core::{
+    Clock, Header, ManualClock, NewRecord, Record, SystemClock, murmur2, partition_for_key,
+};

@@ -8,8 +8,14 @@
 pub const BATCH_BYTES_MAX_DEFAULT: u32 = 1024 * 1024;
 /// Ceiling for a topic's `max_batch_bytes`: batch lengths are 32-bit and index positions too.
 pub const BATCH_BYTES_MAX_CEILING: u32 = 64 * 1024 * 1024;
-/// Largest records section a compressed batch may expand to.
-pub const DECOMPRESSED_BATCH_BYTES_MAX: usize = 256 * 1024 * 1024;
+/// Largest records section a compressed batch may expand to. Producers bound a batch's
+/// uncompressed size (librdkafka's `batch.size`, 1 MB by default), so 64 MiB leaves room for
+/// any real batch while a decompression bomb costs at most this much, once, per read.
+pub const DECOMPRESSED_BATCH_BYTES_MAX: usize = 64 * 1024 * 1024;
+/// Most a snappy block can expand: its best case is a 3-byte copy of 64 bytes (21.3x), so a
+/// block announcing more than this many times its own size is lying and is refused before
+/// its announced length is allocated.
+pub const SNAPPY_EXPANSION_MAX: usize = 22;
 /// Default size at which the active segment is sealed and a new one started.
 pub const SEGMENT_BYTES_DEFAULT: u64 = 128 * 1024 * 1024;
 /// Segments must stay addressable by the index's 32-bit positions.

@@ -3,18 +3,19 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, RwLock};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use crate::clock::{Clock, SystemClock};
 use crate::compaction::compact;
 use crate::config::{CleanupPolicy, FsyncPolicy, TopicConfig};
 use crate::error::{OpenError, TopicError};
 use crate::offsets::{GroupOffsets, OFFSETS_TOPIC};
 use crate::partition::{Partition, PartitionRecovery};
 use crate::storage::{DirLock, DiskStorage, Storage};
-use crate::topic::{Topic, validate_topic_name};
+use crate::topic::{Topic, is_internal_topic, validate_topic_name};
+use keel_core::{Clock, SystemClock};
 
 /// How to open a log.
 #[derive(Debug, Clone)]
@@ -66,11 +67,18 @@ struct Shared {
     topics: RwLock<BTreeMap<String, Arc<Topic>>>,
     stop: Mutex<bool>,
     stop_changed: Condvar,
+    /// Numbers the directories of topics being deleted, so two deletions in one millisecond
+    /// never meet in [`DELETING_DIR`].
+    deletions: AtomicU64,
 }
 
 const TOPICS_DIR: &str = "topics";
+/// Where a deleted topic's directory is moved before it is removed. A sibling of
+/// [`TOPICS_DIR`], never a name pattern inside it: every name in `topics/` is a user's topic,
+/// and any legal topic name (`user.deleted-events`) must survive a restart. Whatever is left
+/// here by a crash mid-deletion is removed at the next open.
+const DELETING_DIR: &str = "deleting";
 const CONFIG_FILE: &str = "topic.conf";
-const DELETED_MARK: &str = ".deleted-";
 /// Lock file in the data directory's root; see [`Storage::lock_exclusive`].
 const LOCK_FILE: &str = "keel.lock";
 
@@ -85,13 +93,14 @@ impl Log {
         let root = root.as_ref().to_path_buf();
         let storage = options.storage.clone();
         let topics_dir = root.join(TOPICS_DIR);
+        let deleting_dir = root.join(DELETING_DIR);
         let io_error = |path: &Path| {
             let path = path.display().to_string();
             move |source| OpenError::Io { path, source }
         };
-        storage
-            .create_dir_all(&topics_dir)
-            .map_err(io_error(&topics_dir))?;
+        for dir in [&topics_dir, &deleting_dir] {
+            storage.create_dir_all(dir).map_err(io_error(dir))?;
+        }
         let lock_path = root.join(LOCK_FILE);
         let lock = storage.lock_exclusive(&lock_path).map_err(|source| {
             let path = lock_path.display().to_string();
@@ -107,17 +116,23 @@ impl Log {
             topics: RwLock::new(BTreeMap::new()),
             stop: Mutex::new(false),
             stop_changed: Condvar::new(),
+            deletions: AtomicU64::new(0),
         });
+        // Deletions a crash interrupted: their directories left `topics/` before anything else
+        // happened to them, so finishing them here touches no topic.
+        for name in storage
+            .list_dir(&deleting_dir)
+            .map_err(io_error(&deleting_dir))?
+        {
+            let dir = deleting_dir.join(&name);
+            storage.remove_dir_all(&dir).map_err(io_error(&dir))?;
+        }
         let mut recovery = RecoveryReport::default();
         for name in storage
             .list_dir(&topics_dir)
             .map_err(io_error(&topics_dir))?
         {
             let dir = topics_dir.join(&name);
-            if name.contains(DELETED_MARK) {
-                storage.remove_dir_all(&dir).map_err(io_error(&dir))?;
-                continue;
-            }
             let conf_path = dir.join(CONFIG_FILE);
             if !storage.exists(&conf_path) {
                 // A topic whose creation never completed: its config rename is the commit point.
@@ -182,31 +197,73 @@ impl Log {
         self.shared.create_topic(name, config)
     }
 
-    /// Deletes a topic and its data.
-    pub fn delete_topic(&self, name: &str) -> Result<(), TopicError> {
-        if name.starts_with("__") {
+    /// Creates one of Keel's internal topics: its name starts with `__`, so no Kafka client
+    /// reaches it (`create_topic` refuses such names; brokers hide them). For components that
+    /// keep their state in the log, such as the users of SASL/SCRAM.
+    pub fn create_internal_topic(
+        &self,
+        name: &str,
+        config: TopicConfig,
+    ) -> Result<Arc<Topic>, TopicError> {
+        validate_topic_name(name)?;
+        if !name.starts_with("__") {
             return Err(TopicError::InvalidName {
                 name: name.into(),
-                reason: "internal topics cannot be deleted",
+                reason: "internal topic names start with '__'",
             });
         }
-        let topic = self
-            .shared
-            .topics
-            .write()
-            .expect("topics lock")
-            .remove(name);
-        let Some(_topic) = topic else {
+        self.shared.create_topic(name, config)
+    }
+
+    /// Raises a user topic's partition count to `partitions` (Kafka's CreatePartitions): the
+    /// new partitions start empty and existing ones are untouched. The returned topic (and
+    /// [`Log::topic`] from now on) has them all; a `Topic` fetched before keeps the old count,
+    /// as a Kafka client keeps its metadata until it refreshes. `docs/log-format.md` has the
+    /// crash analysis.
+    pub fn add_partitions(&self, name: &str, partitions: u32) -> Result<Arc<Topic>, TopicError> {
+        if is_internal_topic(name) {
+            return Err(TopicError::InvalidName {
+                name: name.into(),
+                reason: "internal topics keep their partitions",
+            });
+        }
+        self.shared.add_partitions(name, partitions)
+    }
+
+    /// Deletes a topic, its data and every group's committed offsets in it. Keel's own
+    /// topics ([`is_internal_topic`]) are refused. The offsets go first (tombstones): after
+    /// a crash between the two steps the topic is still there, its groups start over, and
+    /// nothing of a topic created again later is ever skipped. Then the topic's directory is
+    /// renamed out of `topics/` (the commit point: after a crash the topic is gone, and the
+    /// next open removes the rest), so the name can be created again at once.
+    pub fn delete_topic(&self, name: &str) -> Result<(), TopicError> {
+        if is_internal_topic(name) {
+            return Err(TopicError::Internal(name.into()));
+        }
+        let mut topics = self.shared.topics.write().expect("topics lock");
+        if !topics.contains_key(name) {
             return Err(TopicError::NotFound(name.into()));
-        };
+        }
+        self.offsets.delete_topic(name).map_err(|error| {
+            TopicError::Io(std::io::Error::other(format!(
+                "cannot forget the committed offsets of topic '{name}': {error}"
+            )))
+        })?;
+        topics.remove(name);
+        drop(topics);
         let storage = &self.shared.options.storage;
         let topics_dir = self.shared.root.join(TOPICS_DIR);
-        let doomed = topics_dir.join(format!(
-            "{name}{DELETED_MARK}{}",
-            self.shared.options.clock.now_ms()
+        let deleting_dir = self.shared.root.join(DELETING_DIR);
+        // Named by time and a counter, never by the topic: a 249-character name plus any
+        // suffix would not fit a 255-byte directory entry.
+        let doomed = deleting_dir.join(format!(
+            "{}-{}",
+            self.shared.options.clock.now_ms(),
+            self.shared.deletions.fetch_add(1, Ordering::Relaxed)
         ));
         storage.rename(&topics_dir.join(name), &doomed)?;
         storage.sync_dir(&topics_dir)?;
+        storage.sync_dir(&deleting_dir)?;
         storage.remove_dir_all(&doomed)?;
         Ok(())
     }
@@ -249,6 +306,20 @@ impl Log {
             }
         }
         Ok(())
+    }
+
+    /// Partitions that refuse writes after a failed fsync, as `(topic, partition, reason)`;
+    /// empty while every partition is healthy. Internal topics included.
+    pub fn failed_partitions(&self) -> Vec<(String, u32, String)> {
+        let mut failed = Vec::new();
+        for topic in self.shared.all_topics() {
+            for (index, partition) in topic.partitions().iter().enumerate() {
+                if let Some(reason) = partition.failure() {
+                    failed.push((topic.name().to_string(), index as u32, reason));
+                }
+            }
+        }
+        failed
     }
 
     /// The data directory.
@@ -298,6 +369,59 @@ impl Shared {
         storage.create_dir_all(&dir)?;
         let mut ignored = RecoveryReport::default();
         let topic = self.open_topic(name, config.clone(), &mut ignored)?;
+        self.write_config(&dir, &config)?;
+        storage.sync_dir(&topics_dir)?;
+        topics.insert(name.to_string(), topic.clone());
+        Ok(topic)
+    }
+
+    fn add_partitions(&self, name: &str, partitions: u32) -> Result<Arc<Topic>, TopicError> {
+        let mut topics = self.topics.write().expect("topics lock");
+        let old = topics
+            .get(name)
+            .cloned()
+            .ok_or_else(|| TopicError::NotFound(name.into()))?;
+        let have = old.partitions().len() as u32;
+        if partitions <= have {
+            return Err(TopicError::PartitionsNotIncreased {
+                topic: name.into(),
+                have,
+                asked: partitions,
+            });
+        }
+        let config = TopicConfig {
+            partitions,
+            ..old.config().clone()
+        };
+        config.validate()?;
+        let storage = &self.options.storage;
+        let dir = self.root.join(TOPICS_DIR).join(name);
+        let mut all = old.partitions().to_vec();
+        for index in have..partitions {
+            let partition_dir = dir.join(index.to_string());
+            // A leftover of an addition cut by a crash before its commit: never served.
+            if storage.exists(&partition_dir) {
+                storage.remove_dir_all(&partition_dir)?;
+            }
+            let (partition, _) = Partition::open(
+                storage.clone(),
+                self.options.clock.clone(),
+                &partition_dir,
+                config.clone(),
+            )?;
+            all.push(Arc::new(partition));
+        }
+        storage.sync_dir(&dir)?;
+        self.write_config(&dir, &config)?;
+        let topic = Arc::new(Topic::new(name.to_string(), config, all));
+        topics.insert(name.to_string(), topic.clone());
+        Ok(topic)
+    }
+
+    /// Commits `config` as the topic's `topic.conf`: written beside it, fsynced, renamed over
+    /// it, and the directory fsynced.
+    fn write_config(&self, dir: &Path, config: &TopicConfig) -> std::io::Result<()> {
+        let storage = &self.options.storage;
         let tmp = dir.join(format!("{CONFIG_FILE}.tmp"));
         let file = storage.open(&tmp, true)?;
         let text = config.to_conf();
@@ -305,10 +429,7 @@ impl Shared {
         file.write_all_at(text.as_bytes(), 0)?;
         file.sync_data()?;
         storage.rename(&tmp, &dir.join(CONFIG_FILE))?;
-        storage.sync_dir(&dir)?;
-        storage.sync_dir(&topics_dir)?;
-        topics.insert(name.to_string(), topic.clone());
-        Ok(topic)
+        storage.sync_dir(dir)
     }
 
     fn open_topic(

@@ -3,7 +3,8 @@
 //!
 //! Each commit is one record per (group, topic, partition) — all records of one call in one
 //! batch, so a multi-partition commit is atomic. On open the topic is replayed into memory;
-//! compaction keeps it from growing. A group is deleted with tombstones.
+//! compaction keeps it from growing. A group, or every group's offsets in a deleted topic,
+//! is forgotten with tombstones.
 //!
 //! Record layout (big-endian): key `1u8, group: str16, topic: str16, partition: u32`;
 //! value `1u8, offset: u64, commit_time_ms: i64, metadata: str16`, where `str16` is a `u16`
@@ -17,7 +18,7 @@ use bytes::{Buf, BufMut, Bytes, BytesMut};
 use crate::config::{CleanupPolicy, FsyncPolicy, TopicConfig};
 use crate::error::{AppendError, ReadError};
 use crate::partition::Partition;
-use crate::record::NewRecord;
+use keel_core::NewRecord;
 
 /// The internal topic holding committed offsets.
 pub const OFFSETS_TOPIC: &str = "__consumer_offsets";
@@ -144,12 +145,35 @@ impl GroupOffsets {
 
     /// Forgets a group (tombstones for each of its offsets).
     pub fn delete_group(&self, group: &str) -> Result<(), AppendError> {
+        self.forget(|(g, _, _)| g == group)
+    }
+
+    /// Forgets every group's offsets in `topic` (tombstones), as Kafka does when a topic is
+    /// deleted: a topic created again under the name starts empty, and a group that kept its
+    /// old offsets would skip the new topic's first events.
+    pub(crate) fn delete_topic(&self, topic: &str) -> Result<(), AppendError> {
+        self.forget(|(_, t, _)| t == topic)
+    }
+
+    /// Forgets `group`'s offsets in `partitions` (topic, partition) with tombstones, in one
+    /// batch; partitions without a committed offset are skipped.
+    pub fn delete_offsets(
+        &self,
+        group: &str,
+        partitions: &[(String, u32)],
+    ) -> Result<(), AppendError> {
+        self.forget(|(g, t, p)| {
+            g == group
+                && partitions
+                    .iter()
+                    .any(|(topic, index)| topic == t && index == p)
+        })
+    }
+
+    /// Tombstones every committed offset whose key `doomed` picks, in one batch.
+    fn forget(&self, doomed: impl Fn(&Key) -> bool) -> Result<(), AppendError> {
         let mut committed = self.committed();
-        let keys: Vec<Key> = committed
-            .keys()
-            .filter(|(g, _, _)| g == group)
-            .cloned()
-            .collect();
+        let keys: Vec<Key> = committed.keys().filter(|k| doomed(k)).cloned().collect();
         if keys.is_empty() {
             return Ok(());
         }

@@ -19,13 +19,14 @@ use crate::batch::{
     BatchHeader, CheckedBatches, check_batch, check_batches, decode_records, encode_batch,
     set_base_offset,
 };
-use crate::clock::Clock;
 use crate::config::{CleanupPolicy, FsyncPolicy, TopicConfig};
 use crate::error::{AppendError, ReadError};
 use crate::limits::READ_BYTES_MAX;
-use crate::record::{NewRecord, Record};
 use crate::segment::{Segment, corrupt, parse_segment_name, segment_file};
+use crate::signal::{AppendSignal, HighWatermarkPast};
 use crate::storage::{Storage, read_exact_at};
+use keel_core::Clock;
+use keel_core::{NewRecord, Record};
 
 /// Offsets assigned to an append.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -79,6 +80,8 @@ pub struct Partition {
     durability_changed: Condvar,
     visible: Mutex<Visible>,
     visible_changed: Condvar,
+    /// Wakes async waiters when the high watermark moves (`signal.rs`).
+    appended: AppendSignal,
     /// Serialises retention and compaction, which both replace segments.
     pub(crate) maintenance: Mutex<()>,
     appends: AtomicU64,
@@ -173,6 +176,7 @@ impl Partition {
             durability_changed: Condvar::new(),
             visible: Mutex::new(visible),
             visible_changed: Condvar::new(),
+            appended: AppendSignal::default(),
             maintenance: Mutex::new(()),
             appends: AtomicU64::new(0),
             syncs: AtomicU64::new(0),
@@ -208,6 +212,21 @@ impl Partition {
         &self,
         batches: CheckedBatches,
     ) -> Result<AppendInfo, AppendError> {
+        let info = self.write_checked_batches(batches)?;
+        self.wait_durable(info.last_offset + 1)?;
+        Ok(info)
+    }
+
+    /// The first half of [`Partition::append_checked_batches`]: validates, assigns offsets
+    /// and writes, and returns without waiting for durability — the records are not visible
+    /// to readers or acknowledged under `fsync = always` until [`Partition::wait_durable`]
+    /// covered them. For a caller that must order writes under its own lock (the broker's
+    /// idempotent producer state) and wait outside it, so that concurrent writers still share
+    /// one `fdatasync`.
+    pub fn write_checked_batches(
+        &self,
+        batches: CheckedBatches,
+    ) -> Result<AppendInfo, AppendError> {
         let (mut bytes, headers) = batches.into_parts();
         if bytes.is_empty() {
             return Err(AppendError::Empty);
@@ -219,7 +238,22 @@ impl Partition {
                 max,
             });
         }
-        self.append_validated(&mut bytes, headers, true)
+        self.write_validated(&mut bytes, headers, true)
+    }
+
+    /// Returns once every offset below `end` is durable under the topic's policy: under
+    /// `fsync = always` after an `fdatasync` covered it (group commit: concurrent waiters
+    /// share one), under the other policies at once. A partition poisoned by a failed fsync
+    /// answers `Poisoned`, so nothing written before the failure is acknowledged after it.
+    pub fn wait_durable(&self, end: u64) -> Result<(), AppendError> {
+        if self.config.fsync == FsyncPolicy::Always {
+            self.group_commit(end)
+        } else {
+            match &self.durability().failure {
+                Some(failure) => Err(AppendError::Poisoned(failure.clone())),
+                None => Ok(()),
+            }
+        }
     }
 
     fn append_checked(&self, mut bytes: Vec<u8>, foreign: bool) -> Result<AppendInfo, AppendError> {
@@ -239,9 +273,21 @@ impl Partition {
         self.append_validated(&mut bytes, headers, foreign)
     }
 
-    /// Appends batches whose framing and CRC were checked; `foreign` batches (from a client)
-    /// are also checked for a consistent record count and, on compacted topics, keys.
+    /// Appends batches whose framing and CRC were checked, and waits for durability.
     fn append_validated(
+        &self,
+        bytes: &mut [u8],
+        headers: Vec<BatchHeader>,
+        foreign: bool,
+    ) -> Result<AppendInfo, AppendError> {
+        let info = self.write_validated(bytes, headers, foreign)?;
+        self.wait_durable(info.last_offset + 1)?;
+        Ok(info)
+    }
+
+    /// Writes batches whose framing and CRC were checked; `foreign` batches (from a client)
+    /// are also checked for a consistent record count and, on compacted topics, keys.
+    fn write_validated(
         &self,
         bytes: &mut [u8],
         headers: Vec<BatchHeader>,
@@ -265,21 +311,14 @@ impl Partition {
                 }
             }
         }
-        let (info, target) = self.write(bytes, &headers)?;
-        if self.config.fsync == FsyncPolicy::Always {
-            self.wait_durable(target)?;
-        }
+        let info = self.write(bytes, &headers)?;
         self.appends.fetch_add(1, Ordering::Relaxed);
         Ok(info)
     }
 
-    /// Assigns offsets and writes, under the writer lock. Returns the offsets and the offset
-    /// that must be durable before acknowledging.
-    fn write(
-        &self,
-        bytes: &mut [u8],
-        headers: &[BatchHeader],
-    ) -> Result<(AppendInfo, u64), AppendError> {
+    /// Assigns offsets and writes, under the writer lock. Everything below
+    /// `last_offset + 1` must be durable before the append is acknowledged.
+    fn write(&self, bytes: &mut [u8], headers: &[BatchHeader]) -> Result<AppendInfo, AppendError> {
         let now_ms = self.clock.now_ms();
         let mut writer = self.writer();
         if let Some(failure) = &self.durability().failure {
@@ -312,13 +351,10 @@ impl Partition {
         if self.config.fsync != FsyncPolicy::Always {
             self.publish(&writer.segments, next, active.base_offset, end_position);
         }
-        Ok((
-            AppendInfo {
-                base_offset,
-                last_offset: next - 1,
-            },
-            next,
-        ))
+        Ok(AppendInfo {
+            base_offset,
+            last_offset: next - 1,
+        })
     }
 
     fn roll_if_needed(
@@ -348,15 +384,18 @@ impl Partition {
         // open, so it must not be able to lose a tail to a power cut while a later segment
         // keeps its data — that would be a hole, not a lost suffix. It costs one fsync per
         // segment. The directory sync makes the new segment's entry durable for the same reason.
-        active.seal()?;
-        self.syncs.fetch_add(1, Ordering::Relaxed);
-        active.sync()?;
-        let segment = Arc::new(Segment::create(
-            &*self.storage,
-            &self.dir,
-            writer.next_offset,
-        )?);
-        self.storage.sync_dir(&self.dir)?;
+        // Any failure here poisons the partition: after a failed fsync the kernel may have
+        // dropped the pages it could not write, and a later roll's successful fsync would
+        // otherwise count them as durable.
+        let sealed = (|| {
+            active.seal()?;
+            self.syncs.fetch_add(1, Ordering::Relaxed);
+            active.sync()?;
+            let segment = Segment::create(&*self.storage, &self.dir, writer.next_offset)?;
+            self.storage.sync_dir(&self.dir)?;
+            Ok(Arc::new(segment))
+        })();
+        let segment = sealed.map_err(|error: io::Error| self.poison(error))?;
         {
             // The seal's sync covered everything written so far.
             let mut durability = self.durability();
@@ -374,7 +413,7 @@ impl Partition {
     }
 
     /// Group commit: the first waiter syncs everything written so far; the others wait for it.
-    fn wait_durable(&self, target: u64) -> Result<(), AppendError> {
+    fn group_commit(&self, target: u64) -> Result<(), AppendError> {
         let mut durability = self.durability();
         loop {
             if let Some(failure) = &durability.failure {
@@ -398,6 +437,7 @@ impl Partition {
             if let Err(error) = result {
                 durability.failure = Some(error.to_string());
             }
+            // Waiters see the failure, or the progress, on their next look.
             self.durability_changed.notify_all();
         }
     }
@@ -423,18 +463,36 @@ impl Partition {
         Ok(())
     }
 
-    /// Syncs unsynced bytes now (the interval flusher and shutdown call this).
+    /// Syncs unsynced bytes now (the interval flusher and shutdown call this). A partition
+    /// poisoned by an earlier failed fsync reports it here every time, whether or not bytes
+    /// were written since: a shutdown must not report a clean sync of data the kernel may
+    /// have dropped.
     pub fn flush(&self) -> Result<(), AppendError> {
+        if let Some(failure) = self.failure() {
+            return Err(AppendError::Poisoned(failure));
+        }
         if !self.writer().unsynced {
             return Ok(());
         }
-        if let Some(failure) = &self.durability().failure {
-            return Err(AppendError::Poisoned(failure.clone()));
-        }
         self.sync_written().map_err(|error| {
-            self.durability().failure = Some(error.to_string());
+            self.poison(io::Error::new(error.kind(), error.to_string()));
             AppendError::Io(error)
         })
+    }
+
+    /// Why the partition refuses writes, when an fsync (or a roll's sync) failed since it was
+    /// opened; `None` while it is healthy. A server reports this in its health check.
+    pub fn failure(&self) -> Option<String> {
+        self.durability().failure.clone()
+    }
+
+    /// Records `error` as the partition's sticky failure (the first one is kept) and wakes
+    /// waiting appenders, which then fail; returns the error for the caller.
+    fn poison(&self, error: io::Error) -> io::Error {
+        let mut durability = self.durability();
+        durability.failure.get_or_insert_with(|| error.to_string());
+        self.durability_changed.notify_all();
+        error
     }
 
     /// Makes `next_offset` (up to a batch end at `position` of segment `end_segment`) visible.
@@ -462,6 +520,13 @@ impl Partition {
         visible.end_segment = end_segment;
         visible.end_position = position;
         self.visible_changed.notify_all();
+        drop(visible);
+        self.appended.wake_all();
+    }
+
+    /// The signal `publish` wakes.
+    pub(crate) fn append_signal(&self) -> &AppendSignal {
+        &self.appended
     }
 
     /// Reads whole batches starting with the one that holds `offset`, up to about `max_bytes`
@@ -616,6 +681,24 @@ impl Partition {
         decode_batches(batches.bytes, offset)
     }
 
+    /// Calls `apply` with every record from the log start to the high watermark, in order,
+    /// reading `chunk_bytes` at a time: how a component rebuilds its state from the topic it
+    /// keeps it in.
+    pub fn replay(
+        &self,
+        chunk_bytes: usize,
+        mut apply: impl FnMut(Record),
+    ) -> Result<(), ReadError> {
+        let mut offset = self.log_start_offset();
+        while offset < self.high_watermark() {
+            let records = self.read_records(offset, chunk_bytes)?;
+            let Some(last) = records.last() else { break };
+            offset = last.offset + 1;
+            records.into_iter().for_each(&mut apply);
+        }
+        Ok(())
+    }
+
     /// The earliest offset whose record timestamp is at least `timestamp_ms`, or `None` when
     /// every stored record is older.
     pub fn offset_for_timestamp(&self, timestamp_ms: i64) -> Result<Option<u64>, ReadError> {
@@ -657,6 +740,13 @@ impl Partition {
     /// The first offset still stored.
     pub fn log_start_offset(&self) -> u64 {
         self.visible().segments.first().map_or(0, |s| s.base_offset)
+    }
+
+    /// A future that resolves with the new high watermark once it is above `seen` — for async
+    /// callers (a long-polling fetch) what [`Partition::wait_for`] is for threads. Woken by
+    /// every writer of this partition and by no other partition.
+    pub fn high_watermark_past(self: &Arc<Self>, seen: u64) -> HighWatermarkPast {
+        HighWatermarkPast::new(self.clone(), seen)
     }
 
     /// Blocks until the high watermark passes `offset` (a record at `offset` is readable) or

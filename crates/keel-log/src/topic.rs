@@ -7,7 +7,7 @@ use crate::config::TopicConfig;
 use crate::error::TopicError;
 use crate::limits::TOPIC_NAME_BYTES_MAX;
 use crate::partition::Partition;
-use crate::partitioner::partition_for_key;
+use keel_core::partition_for_key;
 
 /// A topic with its partitions.
 #[derive(Debug)]
@@ -57,6 +57,18 @@ impl Topic {
             None => self.round_robin.fetch_add(1, Ordering::Relaxed) % count,
         }
     }
+}
+
+/// The dead-letter audit log (`keel_runtime`'s admin tools write it): which dead letters
+/// were replayed and purged, so a replay happens once.
+const AUDIT_TOPIC: &str = "keel.dlq.audit";
+
+/// Whether `name` is one of Keel's own topics, which no client deletes: names starting with
+/// `__` (committed offsets, SASL users) or `_keel` (the schema registry's, as Confluent's
+/// `_schemas`), and the dead-letter audit log. Deleting one would lose every group's
+/// progress, the users, the registered schemas or the record of replays.
+pub fn is_internal_topic(name: &str) -> bool {
+    name.starts_with("__") || name.starts_with("_keel") || name == AUDIT_TOPIC
 }
 
 /// Checks a topic name against Kafka's rules, so any Kafka client can use it.

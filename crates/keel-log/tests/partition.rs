@@ -192,13 +192,7 @@ fn power_cut_keeps_every_acknowledged_append_under_fsync_always() {
 #[test]
 fn failed_fsync_is_sticky() {
     let storage = SimStorage::new();
-    let log = sim_log(&storage, Arc::new(ManualClock::new(1_000)));
-    let p = log
-        .create_topic("t", TopicConfig::new(1))
-        .unwrap()
-        .partition(0)
-        .unwrap()
-        .clone();
+    let (_log, p) = one_partition(&storage);
     p.append(&[record("k", "ok")]).unwrap();
     storage.fail_next_syncs(1);
     assert!(matches!(
@@ -214,7 +208,76 @@ fn failed_fsync_is_sticky() {
     assert_eq!(p.high_watermark(), 1);
 }
 
+/// A failed fsync poisons the partition on every path that syncs: a segment roll (which
+/// syncs under every policy) and the interval flusher or a shutdown's flush, whatever
+/// succeeds afterwards; the log names the partition for a health check.
+#[test]
+fn a_failed_fsync_is_sticky_on_rolls_and_flushes() {
+    let check = |what: &str, fsync: FsyncPolicy, fail: &dyn Fn(&Partition)| {
+        let storage = SimStorage::new();
+        let log = sim_log(&storage, Arc::new(ManualClock::new(1_000)));
+        let mut config = TopicConfig::new(1).with_fsync(fsync);
+        config.segment_bytes = 1024;
+        let p = log
+            .create_topic("t", config)
+            .unwrap()
+            .partition(0)
+            .unwrap()
+            .clone();
+        p.append(&[record("k", "ok")]).unwrap();
+        assert!(log.failed_partitions().is_empty());
+        storage.fail_next_syncs(1);
+        fail(&p);
+        // Every later sync would succeed; the partition stays read-only all the same.
+        for _ in 0..3 {
+            let refused = p.append(&[record("k", &"x".repeat(600))]);
+            assert!(
+                matches!(refused, Err(AppendError::Poisoned(_))),
+                "{what}: {refused:?}"
+            );
+            assert!(matches!(p.flush(), Err(AppendError::Poisoned(_))), "{what}");
+        }
+        let failed = log.failed_partitions();
+        assert_eq!(failed.len(), 1, "{what}: {failed:?}");
+        assert_eq!((failed[0].0.as_str(), failed[0].1), ("t", 0), "{what}");
+        assert!(
+            failed[0].2.contains("simulated fdatasync failure"),
+            "{what}: {failed:?}"
+        );
+        assert!(
+            log.flush().is_err(),
+            "{what}: a shutdown's flush reports it"
+        );
+    };
+    // The roll's sync fails: the append that needed the roll fails.
+    check("roll", FsyncPolicy::Never, &|p| {
+        p.append(&[record("k", &"x".repeat(600))]).unwrap();
+        assert!(p.append(&[record("k", &"x".repeat(600))]).is_err());
+    });
+    // The interval flusher's sync fails.
+    check(
+        "interval flush",
+        FsyncPolicy::Interval(Duration::from_millis(10)),
+        &|p| {
+            p.append(&[record("k", "unsynced")]).unwrap();
+            assert!(matches!(p.flush(), Err(AppendError::Io(_))));
+        },
+    );
+}
+
 /// A log and the one partition of its topic that takes batches of at most 1,024 bytes.
+/// Topic `t` of one partition with default settings (`fsync = always`) on the simulated disk.
+fn one_partition(storage: &SimStorage) -> (Log, Arc<Partition>) {
+    let log = sim_log(storage, Arc::new(ManualClock::new(1_000)));
+    let partition = log
+        .create_topic("t", TopicConfig::new(1))
+        .unwrap()
+        .partition(0)
+        .unwrap()
+        .clone();
+    (log, partition)
+}
+
 fn kilobyte_batches(storage: &SimStorage) -> (Log, Arc<Partition>) {
     let log = sim_log(storage, Arc::new(ManualClock::new(1_000)));
     let mut config = TopicConfig::new(1);
@@ -387,12 +450,73 @@ fn committed_offsets_survive_reopen() {
             .commit("audit", &[commit(0, 1)], 7)
             .unwrap();
         log.group_offsets().delete_group("audit").unwrap();
+        log.group_offsets()
+            .commit("billing", &[commit(2, 30), commit(3, 40)], 8)
+            .unwrap();
+        // Partition 9 has no offset: skipped, not a tombstone for nothing.
+        log.group_offsets()
+            .delete_offsets("billing", &[("orders".into(), 2), ("orders".into(), 9)])
+            .unwrap();
     }
     let log = sim_log(&storage, clock);
     let offsets = log.group_offsets();
     assert_eq!(offsets.fetch("billing", "orders", 0).unwrap().offset, 11);
     assert_eq!(offsets.fetch("billing", "orders", 1).unwrap().offset, 20);
+    assert_eq!(
+        offsets.fetch("billing", "orders", 2),
+        None,
+        "deleted by delete_offsets"
+    );
+    assert_eq!(offsets.fetch("billing", "orders", 3).unwrap().offset, 40);
     assert_eq!(offsets.groups(), ["billing"]);
+}
+
+#[test]
+fn deleting_a_topic_forgets_its_committed_offsets_so_a_new_topic_of_that_name_starts_empty() {
+    let storage = SimStorage::new();
+    let clock = Arc::new(ManualClock::new(5));
+    let commit = |topic: &str, offset| keel_log::OffsetCommit {
+        topic: topic.into(),
+        partition: 0,
+        offset,
+        metadata: String::new(),
+    };
+    {
+        let log = sim_log(&storage, clock.clone());
+        for name in ["orders", "payments"] {
+            log.create_topic(name, TopicConfig::new(1)).unwrap();
+        }
+        let offsets = log.group_offsets();
+        offsets
+            .commit("billing", &[commit("orders", 7), commit("payments", 3)], 5)
+            .unwrap();
+        offsets.commit("audit", &[commit("orders", 2)], 5).unwrap();
+        log.delete_topic("orders").unwrap();
+        assert_eq!(offsets.fetch("billing", "orders", 0), None);
+        assert_eq!(offsets.groups(), ["billing"], "audit had only orders");
+        log.create_topic("orders", TopicConfig::new(1)).unwrap();
+    }
+    // The tombstones are stored: a reopened log does not bring the old offsets back.
+    let log = sim_log(&storage, clock);
+    let offsets = log.group_offsets();
+    assert_eq!(offsets.fetch("billing", "orders", 0), None);
+    assert_eq!(offsets.fetch("audit", "orders", 0), None);
+    assert_eq!(offsets.fetch("billing", "payments", 0).unwrap().offset, 3);
+}
+
+#[test]
+fn keel_s_own_topics_cannot_be_deleted() {
+    let storage = SimStorage::new();
+    let log = sim_log(&storage, Arc::new(ManualClock::new(0)));
+    log.create_topic("_keel_schemas", TopicConfig::new(1))
+        .unwrap();
+    log.create_topic("keel.dlq.audit", TopicConfig::new(1))
+        .unwrap();
+    for name in ["__consumer_offsets", "_keel_schemas", "keel.dlq.audit"] {
+        let error = log.delete_topic(name).unwrap_err().to_string();
+        assert!(error.contains("internal to Keel"), "{name}: {error}");
+    }
+    assert!(log.topic("_keel_schemas").is_some());
 }
 
 #[test]
@@ -576,4 +700,102 @@ fn a_data_directory_has_one_owning_process_at_a_time() {
     );
     drop(first);
     Log::open(dir.path()).expect("the lock is released when the log is dropped");
+}
+
+/// Writes of two producers followed by their waits share one fdatasync (the broker writes
+/// idempotent batches under its producer state and waits outside it); nothing is visible or
+/// acknowledged before the wait, and a failed sync fails every wait it would have covered.
+#[test]
+fn written_batches_share_one_sync_and_are_seen_only_once_durable() {
+    let storage = SimStorage::new();
+    let (_log, p) = one_partition(&storage);
+    let checked = |value: &str| {
+        let bytes = keel_log::encode_batch(&[record("k", value)], 1_000).unwrap();
+        CheckedBatches::check(bytes, u32::MAX).unwrap()
+    };
+    let syncs = p.sync_stats().syncs;
+    let first = p.write_checked_batches(checked("a")).unwrap();
+    let second = p.write_checked_batches(checked("b")).unwrap();
+    assert_eq!((first.base_offset, second.base_offset), (0, 1));
+    assert_eq!(p.high_watermark(), 0, "not visible before a sync covers it");
+    p.wait_durable(first.last_offset + 1).unwrap();
+    p.wait_durable(second.last_offset + 1).unwrap();
+    assert_eq!(p.sync_stats().syncs, syncs + 1, "one sync for both writers");
+    assert_eq!(values(&p.read_records(0, 1 << 20).unwrap()), ["a", "b"]);
+
+    let third = p.write_checked_batches(checked("c")).unwrap();
+    storage.fail_next_syncs(1);
+    assert!(matches!(
+        p.wait_durable(third.last_offset + 1),
+        Err(AppendError::Poisoned(_))
+    ));
+    assert!(matches!(
+        p.wait_durable(third.last_offset + 1),
+        Err(AppendError::Poisoned(_))
+    ));
+    assert_eq!(
+        p.high_watermark(),
+        2,
+        "the unsynced batch never became visible"
+    );
+}
+
+#[test]
+fn added_partitions_start_empty_and_survive_reopen() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let log = Log::open(dir.path()).unwrap();
+        let topic = log.create_topic("grow", TopicConfig::new(2)).unwrap();
+        topic
+            .partition(1)
+            .unwrap()
+            .append(&[record("k", "old")])
+            .unwrap();
+        // What an addition cut by a crash before its commit leaves: never served.
+        let leftover = dir.path().join("topics/grow/2");
+        std::fs::create_dir_all(&leftover).unwrap();
+        std::fs::write(leftover.join("00000000000000000000.log"), b"not a batch").unwrap();
+
+        assert!(matches!(
+            log.add_partitions("grow", 2),
+            Err(keel_log::TopicError::PartitionsNotIncreased {
+                have: 2,
+                asked: 2,
+                ..
+            })
+        ));
+        let grown = log.add_partitions("grow", 4).unwrap();
+        assert_eq!(grown.partitions().len(), 4);
+        assert_eq!(
+            topic.partitions().len(),
+            2,
+            "a topic fetched before keeps its count"
+        );
+        assert_eq!(grown.partition(2).unwrap().high_watermark(), 0);
+        grown
+            .partition(3)
+            .unwrap()
+            .append(&[record("k", "new")])
+            .unwrap();
+        assert_eq!(log.topic("grow").unwrap().partitions().len(), 4);
+        assert!(matches!(
+            log.add_partitions("missing", 3),
+            Err(keel_log::TopicError::NotFound(_))
+        ));
+    }
+    let log = Log::open(dir.path()).unwrap();
+    let topic = log.topic("grow").unwrap();
+    assert_eq!(topic.config().partitions, 4);
+    let values = |p: u32| -> Vec<Option<Bytes>> {
+        let partition = topic.partition(p).unwrap();
+        partition
+            .read_records(0, 1 << 20)
+            .unwrap()
+            .into_iter()
+            .map(|r| r.value)
+            .collect()
+    };
+    assert_eq!(values(1), [Some(Bytes::from("old"))]);
+    assert!(values(2).is_empty());
+    assert_eq!(values(3), [Some(Bytes::from("new"))]);
 }

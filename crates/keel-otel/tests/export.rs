@@ -9,9 +9,10 @@ use std::time::{Duration, Instant};
 use axum::body::Bytes;
 use axum::routing::post;
 use keel_core::{Event, TraceParent};
+use keel_embedded::EmbeddedBus;
 use keel_log::{FsyncPolicy, Log, LogOptions, TopicConfig};
 use keel_otel::{OtelConfig, TRACES_PATH};
-use keel_runtime::{Context, EmbeddedBus, Handler, HandlerError, Route, Router};
+use keel_runtime::{Context, Handler, HandlerError, Route, Router};
 use opentelemetry_proto::tonic::collector::trace::v1::{
     ExportTraceServiceRequest, ExportTraceServiceResponse,
 };

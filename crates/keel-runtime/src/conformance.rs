@@ -1,44 +1,41 @@
-//! The transport conformance suite: one set of router checks every [`ConsumeTransport`] must
-//! pass — the embedded log here (`tests/conformance.rs`), Kafka against `keel serve` in
-//! `keel-kafka-client`. Enabled by the `conformance` feature so transports in other crates
-//! run the same test bodies.
+//! The transport conformance suite: one set of router checks every transport must pass —
+//! the embedded log (`keel-embedded`), Kafka against `keel serve` and against Apache Kafka
+//! (`keel-kafka-client`). Enabled by the `conformance` feature so each transport crate runs
+//! the same test bodies.
 //!
-//! Each check gets a fresh [`Harness`] (an empty log and a transport on it) from the
-//! caller's factory and panics with a message naming what differed. Every wait is for a
-//! condition with a deadline ([`WAIT`]), never a fixed sleep, and the checks run on the
-//! real clock, since a networked transport's broker does.
-//!
-//! The log a harness exposes is the store behind the transport (the embedded log itself, or
-//! the log `keel serve` keeps): checks create topics and read `.dlq`/`.retry` through it.
+//! Each check gets a fresh [`Harness`] (a transport and the administrative port of the same
+//! broker, never a log) from the caller's factory and panics with a message naming what
+//! differed. Checks create their topics and read `.dlq`/`.retry` back through the admin
+//! port; every wait is for a condition with a deadline ([`WAIT`]), never a fixed sleep, and
+//! the checks run on the real clock, since a networked transport's broker does.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use keel_core::Event;
-use keel_log::{Log, Record, TopicConfig};
+use keel_core::{AdminTransport, Event, GroupPolicy, Record, partition_for_key};
 
-use crate::bus::Publisher;
-use crate::consume_transport::ConsumeTransport;
 use crate::dead_letter::{DeadLetterHeaders, DeadLetterKind, dead_letter_topic};
 use crate::dedupe::MemoryDedupeWindow;
 use crate::error::HandlerError;
 use crate::handler::Handler;
-use crate::policy::{ConsumerPolicy, GroupPolicy, RetryMode, RetryPolicy};
+use crate::policy::{ConsumerPolicy, RetryMode, RetryPolicy};
+use crate::publisher::Publisher;
 use crate::redelivery::{Redelivery, retry_topic};
 use crate::router::{Route, Router, RouterHandle};
+use crate::transport::Transport;
 
 /// The longest any check waits for a condition.
 pub const WAIT: Duration = Duration::from_secs(60);
 
 /// What a check needs of a transport under test.
 pub trait Harness: Send + Sync + 'static {
-    /// The log behind the transport: topics are created and read back here.
-    fn log(&self) -> &Arc<Log>;
-
     /// A transport for one router (a router restart asks again). Embedded transports return
     /// the same bus every time: one bus per log.
-    fn transport(&self) -> Arc<dyn ConsumeTransport>;
+    fn transport(&self) -> Transport;
+
+    /// The administrative port of the same broker: topics are created and read back here.
+    fn admin(&self) -> Arc<dyn AdminTransport>;
 
     /// The publisher events are published with (one for the whole check).
     fn publisher(&self) -> Publisher;
@@ -137,11 +134,13 @@ fn route<H: Harness>(harness: &H, topic: &str, group: &str, handler: Handler) ->
         .with_group_policy(harness.group_policy())
 }
 
-fn create_topic<H: Harness>(harness: &H, name: &str, partitions: u32) {
-    harness
-        .log()
-        .create_topic(name, TopicConfig::new(partitions))
+async fn create_topic<H: Harness>(harness: &H, name: &str, partitions: u32) {
+    let created = harness
+        .admin()
+        .create_topic(name, partitions)
+        .await
         .expect("create topic");
+    assert_eq!(created, partitions, "topic '{name}' already existed");
 }
 
 async fn publish<H: Harness>(harness: &H, topic: &str, events: impl IntoIterator<Item = Event>) {
@@ -164,17 +163,23 @@ pub async fn until(what: &str, mut done: impl FnMut() -> bool) {
     }
 }
 
-/// Every record stored in `topic` (none when it does not exist).
-fn stored(log: &Log, topic: &str) -> Vec<Record> {
-    let Some(topic) = log.topic(topic) else {
+/// Every record stored in `topic` (none when it does not exist), read through the admin
+/// port.
+async fn stored<H: Harness>(harness: &H, topic: &str) -> Vec<Record> {
+    let admin = harness.admin();
+    let Ok(partitions) = admin.partition_offsets(topic).await else {
         return Vec::new();
     };
     let mut records = Vec::new();
-    for partition in topic.partitions() {
-        let mut offset = partition.log_start_offset();
-        while offset < partition.high_watermark() {
-            let batch = partition.read_records(offset, 1 << 20).expect("read");
-            offset = batch.last().map_or(offset + 1, |r| r.offset + 1);
+    for range in partitions {
+        let mut offset = range.log_start;
+        while offset < range.high_watermark {
+            let batch = admin
+                .read(topic, range.partition, offset, 1 << 20)
+                .await
+                .expect("read");
+            let batch: Vec<Record> = batch.into_iter().filter(|r| r.offset >= offset).collect();
+            offset = batch.last().map_or(range.high_watermark, |r| r.offset + 1);
             records.extend(batch);
         }
     }
@@ -196,14 +201,14 @@ fn count_by(seen: &Seen, f: impl Fn(&(String, String, u32, u32)) -> bool) -> usi
     seen.lock().unwrap().iter().filter(|s| f(s)).count()
 }
 
-/// One key per partition of `topic`, each `<prefix>-<n>`, in partition order.
-fn keys_per_partition<H: Harness>(harness: &H, topic: &str, prefix: &str) -> Vec<String> {
-    let topic = harness.log().topic(topic).expect("topic");
-    (0..topic.config().partitions)
+/// One key per partition of a topic of `partitions`, each `<prefix>-<n>`, in partition
+/// order (every transport maps keys with murmur2).
+fn keys_per_partition(partitions: u32, prefix: &str) -> Vec<String> {
+    (0..partitions)
         .map(|p| {
             (0..)
                 .map(|n| format!("{prefix}-{n}"))
-                .find(|key| topic.partition_for(Some(key.as_bytes())) == p)
+                .find(|key| partition_for_key(key.as_bytes(), partitions) == p)
                 .expect("a key for every partition")
         })
         .collect()
@@ -211,9 +216,9 @@ fn keys_per_partition<H: Harness>(harness: &H, topic: &str, prefix: &str) -> Vec
 
 /// Pub/sub: two groups on one topic each handle every event.
 pub async fn two_groups_each_see_every_event<H: Harness>(harness: &H) {
-    create_topic(harness, "orders", 2);
+    create_topic(harness, "orders", 2).await;
     let seen: Seen = Arc::default();
-    let router = Router::on_transport(harness.transport())
+    let router = Router::new(harness.transport())
         .route(route(
             harness,
             "orders",
@@ -255,21 +260,21 @@ pub async fn two_groups_each_see_every_event<H: Harness>(harness: &H) {
 /// Competing consumers: two members of one group share the partitions and, once the group
 /// is settled, handle every event exactly once between them.
 pub async fn members_share_partitions_and_handle_each_event_once<H: Harness>(harness: &H) {
-    create_topic(harness, "orders", 4);
+    create_topic(harness, "orders", 4).await;
     let seen: Seen = Arc::default();
     let members: Vec<RouterHandle> = ["a", "b"]
         .into_iter()
         .map(|name| {
             let handler = recording(name, &seen, |_, _, _| None);
             start(
-                Router::on_transport(harness.transport())
+                Router::new(harness.transport())
                     .route(route(harness, "orders", "billing", handler)),
             )
         })
         .collect();
     // Settle: probe every partition until both members have handled a probe, so the
     // events below are published to a group that is not rebalancing.
-    let probe_keys = keys_per_partition(harness, "orders", "probe");
+    let probe_keys = keys_per_partition(4, "probe");
     let deadline = Instant::now() + WAIT;
     let mut round = 0;
     while count_by(&seen, |s| s.0 == "a") == 0 || count_by(&seen, |s| s.0 == "b") == 0 {
@@ -290,7 +295,7 @@ pub async fn members_share_partitions_and_handle_each_event_once<H: Harness>(har
     .await;
     seen.lock().unwrap().clear();
     // A key per partition again, so every member gets events.
-    let keys = keys_per_partition(harness, "orders", "key");
+    let keys = keys_per_partition(4, "key");
     let events = (0..40).map(|n| event(&keys[n as usize % keys.len()], n));
     publish(harness, "orders", events).await;
     until("40 events handled", || count_by(&seen, |_| true) >= 40).await;
@@ -311,14 +316,14 @@ pub async fn members_share_partitions_and_handle_each_event_once<H: Harness>(har
 /// Per-key order under retries: a key's events are handled in published order even while
 /// one of them is being retried (blocking retries).
 pub async fn same_key_order_holds_under_retries<H: Harness>(harness: &H) {
-    create_topic(harness, "orders", 2);
+    create_topic(harness, "orders", 2).await;
     let seen: Seen = Arc::default();
     // Every third event fails its first two attempts.
     let handler = recording("r", &seen, |_, seq, attempt| {
         (seq % 3 == 0 && attempt < 3).then(|| HandlerError::transient("not yet"))
     });
     let route = route(harness, "orders", "billing", handler).with_retry(quick_retry(5));
-    let handle = start(Router::on_transport(harness.transport()).route(route));
+    let handle = start(Router::new(harness.transport()).route(route));
     publish(
         harness,
         "orders",
@@ -367,27 +372,31 @@ fn assert_in_order(key: &str, published: &[u32], handled: &[u32]) {
 pub async fn poison_event_goes_to_the_dead_letter_topic_while_other_keys_flow<H: Harness>(
     harness: &H,
 ) {
-    create_topic(harness, "orders", 1);
+    create_topic(harness, "orders", 1).await;
     let seen: Seen = Arc::default();
     let handler = recording("r", &seen, |key, _, _| {
         (key == "poison").then(|| HandlerError::transient("always fails"))
     });
     let route = route(harness, "orders", "billing", handler).with_retry(quick_retry(3));
-    let handle = start(Router::on_transport(harness.transport()).route(route));
+    let handle = start(Router::new(harness.transport()).route(route));
     let mut events = vec![event("poison", 0)];
     events.extend((1..=10).map(|n| event(&format!("k{}", n % 2), n)));
     publish(harness, "orders", events).await;
     let dlq = dead_letter_topic("orders");
-    until("the poison event in the dead letters", || {
-        !stored(harness.log(), &dlq).is_empty()
-    })
-    .await;
+    let deadline = Instant::now() + WAIT;
+    while stored(harness, &dlq).await.is_empty() {
+        assert!(
+            Instant::now() < deadline,
+            "timed out waiting for the poison event in the dead letters"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
     until("the other keys handled", || {
         count_by(&seen, |s| s.1 != "poison") >= 10
     })
     .await;
     handle.shutdown().await;
-    let dead = stored(harness.log(), &dlq);
+    let dead = stored(harness, &dlq).await;
     assert_eq!(dead.len(), 1, "one dead letter");
     let headers = DeadLetterHeaders::decode(&dead[0].headers).expect("keel_dlq_* headers");
     assert_eq!(headers.topic, "orders");
@@ -405,7 +414,7 @@ pub async fn poison_event_goes_to_the_dead_letter_topic_while_other_keys_flow<H:
 
 /// Inbox: an event delivered again (same id) is dropped by the dedupe step.
 pub async fn inbox_drops_a_redelivered_event<H: Harness>(harness: &H) {
-    create_topic(harness, "orders", 1);
+    create_topic(harness, "orders", 1).await;
     let seen: Seen = Arc::default();
     let inbox = Arc::new(MemoryDedupeWindow::new(100).expect("window"));
     let route = route(
@@ -415,7 +424,7 @@ pub async fn inbox_drops_a_redelivered_event<H: Harness>(harness: &H) {
         recording("r", &seen, |_, _, _| None),
     )
     .with_inbox(inbox);
-    let handle = start(Router::on_transport(harness.transport()).route(route));
+    let handle = start(Router::new(harness.transport()).route(route));
     let first = event("k", 1);
     // The same event twice, then another: once that one is handled, the duplicate (before
     // it in the partition) was dropped.
@@ -435,7 +444,7 @@ pub async fn inbox_drops_a_redelivered_event<H: Harness>(harness: &H) {
 /// Retry topic: a failed attempt moves the event to `<topic>.retry`, where the same group
 /// makes the next attempt; the key's later events do not wait for it.
 pub async fn retry_topic_carries_the_next_attempt<H: Harness>(harness: &H) {
-    create_topic(harness, "orders", 2);
+    create_topic(harness, "orders", 2).await;
     let seen: Seen = Arc::default();
     let handler = recording("r", &seen, |_, seq, attempt| {
         (seq == 0 && attempt == 1).then(|| HandlerError::transient("first try fails"))
@@ -443,7 +452,7 @@ pub async fn retry_topic_carries_the_next_attempt<H: Harness>(harness: &H) {
     let route = route(harness, "orders", "billing", handler)
         .with_retry(quick_retry(3))
         .with_retry_mode(RetryMode::Topic);
-    let handle = start(Router::on_transport(harness.transport()).route(route));
+    let handle = start(Router::new(harness.transport()).route(route));
     publish(harness, "orders", (0..5).map(|n| event("k", n))).await;
     until("the second attempt through the retry topic", || {
         count_by(&seen, |s| s.2 == 0 && s.3 == 2) >= 1
@@ -454,7 +463,7 @@ pub async fn retry_topic_carries_the_next_attempt<H: Harness>(harness: &H) {
     })
     .await;
     handle.shutdown().await;
-    let redelivered = stored(harness.log(), &retry_topic("orders"));
+    let redelivered = stored(harness, &retry_topic("orders")).await;
     assert!(!redelivered.is_empty(), "a redelivery record");
     for record in &redelivered {
         let redelivery = Redelivery::decode(&record.headers).expect("keel_retry_* headers");
@@ -467,7 +476,9 @@ pub async fn retry_topic_carries_the_next_attempt<H: Harness>(harness: &H) {
         assert_eq!(record.key.as_deref(), Some(&b"k"[..]));
     }
     assert!(
-        stored(harness.log(), &dead_letter_topic("orders")).is_empty(),
+        stored(harness, &dead_letter_topic("orders"))
+            .await
+            .is_empty(),
         "nothing dead-lettered"
     );
 }
@@ -475,14 +486,13 @@ pub async fn retry_topic_carries_the_next_attempt<H: Harness>(harness: &H) {
 /// Restart: a router that shut down gracefully committed what it handled; the next one in
 /// the group resumes after it, handling only the new events.
 pub async fn committed_offsets_resume_after_a_restart<H: Harness>(harness: &H) {
-    create_topic(harness, "orders", 2);
+    create_topic(harness, "orders", 2).await;
     let seen: Seen = Arc::default();
     for batch in 0..2u32 {
         let name = format!("run{batch}");
         let handler = recording(&name, &seen, |_, _, _| None);
         let handle = start(
-            Router::on_transport(harness.transport())
-                .route(route(harness, "orders", "billing", handler)),
+            Router::new(harness.transport()).route(route(harness, "orders", "billing", handler)),
         );
         let events = (0..10).map(|n| event(&format!("k{}", n % 4), batch * 10 + n));
         publish(harness, "orders", events).await;
@@ -508,7 +518,7 @@ pub async fn committed_offsets_resume_after_a_restart<H: Harness>(harness: &H) {
 /// read-ahead; a transport whose fetch emptied its own buffer into that read-ahead has no
 /// new data to announce, so the worker must go on from the read-ahead unasked.
 pub async fn a_backlog_beyond_the_in_flight_window_is_handled_whole<H: Harness>(harness: &H) {
-    create_topic(harness, "orders", 1);
+    create_topic(harness, "orders", 1).await;
     publish(
         harness,
         "orders",
@@ -523,7 +533,7 @@ pub async fn a_backlog_beyond_the_in_flight_window_is_handled_whole<H: Harness>(
     };
     let handler = recording("billing", &seen, |_, _, _| None);
     let handle = start(
-        Router::on_transport(harness.transport())
+        Router::new(harness.transport())
             .route(route(harness, "orders", "billing", handler).with_consumer(narrow)),
     );
     until("all 200 events handled", || {

@@ -7,18 +7,17 @@
 //! the event already carried (from an earlier dead-lettering) are replaced, not repeated.
 //!
 //! Not here: the decision to dead-letter (`pipeline.rs`), or replay and purge tooling
-//! ([`admin::dead_letters`](crate::admin::dead_letters), which reads the headers with
+//! (`keel dlq`, `keel_embedded::admin::dead_letters`, which reads the headers with
 //! [`DeadLetterHeaders::decode`]).
 
 use std::sync::Arc;
 
 use bytes::Bytes;
-use keel_core::{Event, TraceParent};
-use keel_log::{Header, Log, NewRecord, Record, Topic, TopicConfig, TopicError};
+use keel_core::{Event, Header, NewRecord, Record, TraceParent, header_text};
 use serde::Serialize;
 
-use crate::bus::event_record;
 use crate::limits::{DLQ_ERROR_BYTES_MAX, DLQ_SUFFIX};
+use crate::publisher::event_record;
 use crate::redelivery::is_redelivery_header;
 
 /// Header: the topic the event was read from.
@@ -180,33 +179,6 @@ pub struct DeadLetter {
 /// short (hand work to a channel). A panic in it is caught and logged.
 pub type DeadLetterHook = Arc<dyn Fn(&DeadLetter) + Send + Sync>;
 
-/// The dead-letter topic of `source`, created with the source's partition count and fsync
-/// policy if it does not exist yet.
-pub(crate) fn ensure_topic(log: &Log, source: &Topic) -> Result<Arc<Topic>, TopicError> {
-    ensure_companion_topic(log, source, &dead_letter_topic(source.name()))
-}
-
-/// The topic `name` beside `source` (its `.dlq` or `.retry` topic), created with the
-/// source's partition count and fsync policy if it does not exist yet.
-pub(crate) fn ensure_companion_topic(
-    log: &Log,
-    source: &Topic,
-    name: &str,
-) -> Result<Arc<Topic>, TopicError> {
-    if let Some(topic) = log.topic(name) {
-        return Ok(topic);
-    }
-    let config = TopicConfig::new(source.config().partitions).with_fsync(source.config().fsync);
-    match log.create_topic(name, config) {
-        Ok(topic) => Ok(topic),
-        // Another worker (or router) created it first.
-        Err(TopicError::AlreadyExists(_)) => log
-            .topic(name)
-            .ok_or_else(|| TopicError::NotFound(name.to_string())),
-        Err(error) => Err(error),
-    }
-}
-
 /// Headers with text values, from (name, value) pairs: how every `keel_*` header set is
 /// encoded.
 pub(crate) fn text_headers<'a>(fields: impl IntoIterator<Item = (&'a str, String)>) -> Vec<Header> {
@@ -217,15 +189,6 @@ pub(crate) fn text_headers<'a>(fields: impl IntoIterator<Item = (&'a str, String
             value: Some(Bytes::from(value)),
         })
         .collect()
-}
-
-/// The value of the header `name` among `headers` as UTF-8 text, if present.
-pub(crate) fn header_text<'a>(headers: &'a [Header], name: &str) -> Option<&'a str> {
-    headers
-        .iter()
-        .find(|h| h.key == name)
-        .and_then(|h| h.value.as_deref())
-        .and_then(|v| std::str::from_utf8(v).ok())
 }
 
 /// The dead-letter record of `record`: its key, value and headers unchanged except for the

@@ -23,15 +23,11 @@
 //! [`Context`]: crate::Context
 
 use std::collections::{HashSet, VecDeque};
-use std::future::Future;
-use std::pin::Pin;
 use std::sync::Mutex;
 
-use crate::limits::DEDUPE_WINDOW_MAX;
-use crate::policy::PolicyError;
+use keel_core::{BoxFuture, PolicyError};
 
-/// A boxed, sendable future, the return type of the object-safe async traits here.
-pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+use crate::limits::DEDUPE_WINDOW_MAX;
 
 /// Why an inbox could not answer. The router treats it as a transient failure of the event:
 /// it retries, and the event is never handled without an answer.

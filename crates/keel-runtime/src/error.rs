@@ -1,12 +1,13 @@
 //! Error types of the runtime, per operation and in domain words: what a handler returns
 //! ([`HandlerError`]), why a publish failed ([`PublishError`]), why a router would not start
-//! ([`StartError`]).
+//! ([`StartError`]). The transport's own errors are the ports' (`keel_core::SendError`, ...).
 //!
-//! Not here: policy validation errors (`policy.rs`) and inbox errors (`dedupe.rs`).
+//! Not here: policy validation errors (`keel_core::PolicyError`) and inbox errors
+//! (`dedupe.rs`).
 
 use std::fmt;
 
-use crate::policy::PolicyError;
+use keel_core::{PolicyError, SendError, TransportError};
 
 /// How the router treats a failed handler attempt.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -88,49 +89,27 @@ impl<E: std::error::Error> From<E> for HandlerError {
     }
 }
 
-/// Why a publish failed. Nothing was stored when this is returned, except for
-/// [`PublishError::Cancelled`], where the outcome is unknown.
+/// Why a publish failed. Nothing was stored, except where the transport's
+/// [`SendError`] says the outcome is unknown (a timeout, a cancelled send).
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum PublishError {
-    /// The event breaks a CloudEvents rule.
+    /// The event breaks a CloudEvents rule. Never retriable.
     #[error("invalid event: {0}")]
     InvalidEvent(#[from] keel_core::EnvelopeError),
-    /// No topic by that name.
-    #[error("topic '{0}' does not exist")]
-    UnknownTopic(String),
-    /// The log refused the append.
-    #[error("append to {topic}/{partition} failed: {source}")]
-    Append {
-        /// The topic.
-        topic: String,
-        /// The partition.
-        partition: u32,
-        /// The log's reason.
-        source: keel_log::AppendError,
-    },
-    /// A networked transport (Kafka) refused or failed the publish: the broker's error, or
-    /// no acknowledgement within the transport's delivery timeout. Whether the event was
-    /// stored is unknown when the delivery timed out; publish again with the same event id.
-    #[error("publish to topic '{topic}' failed: {reason}")]
-    Transport {
-        /// The topic.
-        topic: String,
-        /// The transport's reason, one line.
-        reason: String,
-    },
-    /// A networked transport refused the event for what it is (too large, an invalid
-    /// record) and will refuse it again the same way. Nothing was stored.
-    #[error("topic '{topic}' refused the event: {reason}")]
-    Rejected {
-        /// The topic.
-        topic: String,
-        /// The transport's reason, one line.
-        reason: String,
-    },
-    /// The blocking append task did not finish (the runtime is shutting down).
-    #[error("publish was cancelled before the log answered; the event may or may not be stored")]
-    Cancelled,
+    /// The transport did not store the record.
+    #[error(transparent)]
+    Send(#[from] SendError),
+}
+
+impl PublishError {
+    /// Whether publishing the same event again may succeed.
+    pub fn is_retriable(&self) -> bool {
+        match self {
+            PublishError::InvalidEvent(_) => false,
+            PublishError::Send(error) => error.is_retriable(),
+        }
+    }
 }
 
 /// Why a router would not start.
@@ -140,14 +119,6 @@ pub enum StartError {
     /// A policy is out of range.
     #[error(transparent)]
     Policy(#[from] PolicyError),
-    /// A route names a topic that does not exist.
-    #[error("route '{group}' subscribes to topic '{topic}', which does not exist")]
-    UnknownTopic {
-        /// The topic.
-        topic: String,
-        /// The group of the route.
-        group: String,
-    },
     /// Two routes of one router use the same topic and group.
     #[error("two routes subscribe group '{group}' to topic '{topic}'")]
     DuplicateRoute {
@@ -159,20 +130,15 @@ pub enum StartError {
     /// The router has no routes.
     #[error("the router has no routes")]
     NoRoutes,
-    /// The group already has its maximum number of members.
-    #[error("group '{group}' on topic '{topic}' already has the maximum number of members")]
-    GroupFull {
+    /// The transport refused a route (an unknown topic, a full group, a redelivery topic it
+    /// could not create).
+    #[error("route '{group}' on topic '{topic}': {source}")]
+    Route {
         /// The topic.
         topic: String,
         /// The group.
         group: String,
-    },
-    /// The redelivery topic `<topic>.retry` of a route could not be created.
-    #[error("cannot create the redelivery topic '{topic}': {source}")]
-    RedeliveryTopic {
-        /// The redelivery topic.
-        topic: String,
-        /// Why.
-        source: keel_log::TopicError,
+        /// The transport's reason.
+        source: TransportError,
     },
 }

@@ -8,12 +8,11 @@
 use std::future::Future;
 use std::sync::Arc;
 
-use keel_core::{EnvelopeError, Event, EventType};
+use keel_core::{BoxFuture, EnvelopeError, Event, EventType, Published};
 
-use crate::bus::{Published, Publisher};
-use crate::dedupe::BoxFuture;
 use crate::error::{HandlerError, PublishError};
 use crate::pipeline::RouteShared;
+use crate::publisher::Publisher;
 
 /// What a handler attempt returns.
 pub type HandlerResult = Result<(), HandlerError>;
@@ -199,7 +198,7 @@ impl Context {
         self.delivery.route.publisher.publish(topic, event).await
     }
 
-    /// A plain publisher of the same bus, for events that are not caused by this one.
+    /// A plain publisher of the same transport, for events that are not caused by this one.
     pub fn publisher(&self) -> &Publisher {
         &self.delivery.route.publisher
     }

@@ -1,15 +1,17 @@
-//! `keel-runtime`: Keel's consumer runtime over the embedded log — a [`Publisher`], handlers
-//! of typed events, a [`Router`] that applies middleware in a fixed order, consumer groups,
-//! retries and dead letters.
+//! `keel-runtime`: Keel's engine-neutral consumer runtime — a [`Publisher`], handlers of
+//! typed events, a [`Router`] that applies middleware in a fixed order, retries, dead
+//! letters, key scheduling, metrics — written once against the ports of `keel-core`, so the
+//! same routes run on every transport.
 //!
-//! It is not a transport for other brokers (those come as their own crates behind the same
-//! shapes), holds no SQL (the transactional inbox lives in `keel-sql`) and opens no socket.
+//! It is no transport itself (the embedded log is `keel-embedded`, Kafka is
+//! `keel-kafka-client`), never imports the storage engine (`keel-log`), holds no SQL (the
+//! transactional inbox lives in `keel-sql`) and opens no socket.
 //!
 //! ```text
-//! EmbeddedBus (Log + wake-ups + group coordinator)
+//! Transport (a ConsumeTransport + a Publisher on its PublishTransport, from a transport crate)
 //!   ├─ Publisher::publish(topic, Event)           binary mode: ce_* headers, key = partitionkey
 //!   └─ Router::new(&bus).route(Route::new(topic, group, Handler::typed(name, f))).start()
-//!        └─ one group member per route → one worker task per claimed partition, which polls
+//!        └─ one group member per route → one worker task per assigned partition, which polls
 //!           the middleware chains of its running events (up to `concurrency`, different keys)
 //! ```
 //!
@@ -70,7 +72,7 @@
 //! Every route also consumes `<topic>.retry` (created when the router starts) as its group.
 //! Records there are addressed to one group by a `keel_retry_group` header: retry-topic
 //! retries, and dead letters replayed to the group that gave up on them
-//! ([`admin::dead_letters::ReplayPlan::to_group`], `keel dlq replay --to-group`). The
+//! (`keel dlq replay --to-group`). The
 //! addressed group handles such a record when it is due, with the attempts it has left;
 //! every other group finishes it without handling it. A record waiting for its due time
 //! takes none of the partition's [`ConsumerPolicy::concurrency`] (it counts against
@@ -79,28 +81,25 @@
 //! # Consumer groups
 //!
 //! Every group sees every event of its topic. Members of one group (routes with the same
-//! group and topic, in one or several routers on one [`EmbeddedBus`]) share the partitions:
-//! on every join, leave or missed session ([`GroupPolicy`]) the partitions are reassigned in
-//! a new generation. A partition moves only after its old owner drained it (finished running
-//! attempts and committed) and released it, so no partition is handled by two members at
-//! once; a member whose session expired is fenced: its commits are refused from that moment.
+//! group and topic, in one or several routers and processes) share the partitions: the
+//! transport assigns them ([`GroupPolicy`] sets the session and rebalance timing every
+//! transport honours). A partition moves only after its old owner drained it (finished
+//! running attempts and committed) and gave it back, so no partition is handled by two
+//! members at once; a member whose commit is refused (fenced) stops the partition at once.
 //!
 //! # Transports
 //!
-//! A router consumes through a [`ConsumeTransport`]: [`Router::new`] takes the embedded bus,
-//! [`Router::on_transport`] any other (Kafka: `keel_kafka_client::KafkaTransport`), and
-//! routes, handlers, inboxes, retries and dead letters behave the same on each — the
-//! `conformance` module (feature `conformance`) holds the checks every transport passes.
-//! Switching is one line:
+//! A router consumes through a [`Transport`]: the consuming half of the port
+//! (`keel_core::ConsumeTransport`) and a [`Publisher`] on its publishing half. Each
+//! transport crate hands one out — `keel_embedded::EmbeddedBus`,
+//! `keel_kafka_client::KafkaTransport` — and routes, handlers, inboxes, retries and dead
+//! letters behave the same on each: the `conformance` module (feature `conformance`) holds
+//! the checks every transport passes. Switching is one line:
 //!
 //! ```ignore
-//! let router = Router::new(&bus);                       // the embedded log
-//! let router = Router::on_transport(kafka.clone());     // Kafka, or keel serve
+//! let router = Router::new(&bus);     // the embedded log
+//! let router = Router::new(&kafka);   // Kafka, or keel serve
 //! ```
-//!
-//! On Kafka a group is Kafka's (its coordinator assigns, librdkafka rebalances eagerly), a
-//! revocation waits for the partition's drain and commit as on the embedded log, and a
-//! commit the group refuses fences the partition.
 //!
 //! # Dedupe window versus inbox
 //!
@@ -112,8 +111,8 @@
 //!
 //! # Metrics
 //!
-//! [`EmbeddedBus::metrics`] holds a Prometheus registry; [`EmbeddedBus::metrics_text`]
-//! encodes it in the OpenMetrics text format (served with [`METRICS_CONTENT_TYPE`]).
+//! [`Transport::metrics`] holds a Prometheus registry; [`Metrics::encode`] encodes it in the
+//! OpenMetrics text format (served with [`METRICS_CONTENT_TYPE`]).
 //!
 //! - `keel_events_published_total{topic}`, `keel_events_handled_total{topic,group}`,
 //!   `keel_events_failed_total{topic,group,kind}` (failed attempts: `transient`,
@@ -123,34 +122,27 @@
 //! - `keel_consumer_lag_events{topic,group,partition}` (high watermark − committed offset),
 //!   `keel_consumer_lag_seconds{topic,group,partition}` (age of the oldest unhandled event,
 //!   0 when caught up), `keel_dead_letters{topic}` (records in `<topic>.dlq`) and
-//!   `keel_dead_letter_oldest_age_seconds{topic}`: gauges computed from the log at each
-//!   scrape, so they cover every group that committed offsets, running or not.
-//!
-//! Ages use the bus's clock ([`EmbeddedBus::with_clock`]); see [`Metrics`] for the details.
+//!   `keel_dead_letter_oldest_age_seconds{topic}`: gauges the transport's [`GaugeSource`]
+//!   reports at each scrape, so they cover every group that committed offsets, running or
+//!   not; see [`Metrics`] for the details.
 //!
 //! # Cancel safety
 //!
 //! Each async public method says what dropping its future does. In short:
-//! [`Publisher::publish`] and [`Context::publish`] are not cancel safe (the append completes
-//! on a blocking thread; a dropped publish may or may not be stored);
+//! [`Publisher::publish`] and [`Context::publish`] are not cancel safe (a dropped publish
+//! may or may not be stored);
 //! [`RouterHandle::shutdown`] loses nothing when dropped (what still runs is aborted
 //! uncommitted and redelivered). Inside the runtime, handler futures are dropped at an await
 //! point when their attempt times out or a fenced member abandons its partitions, so handler
 //! code must tolerate being cancelled between awaits.
 
-pub mod admin;
-mod bus;
 #[cfg(feature = "conformance")]
 pub mod conformance;
-mod consume_transport;
 pub mod dead_letter;
 pub mod dedupe;
-mod embedded_transport;
 mod error;
-mod group;
 mod handler;
 mod histogram;
-mod lag;
 pub mod limits;
 mod metrics;
 mod otel;
@@ -158,25 +150,23 @@ mod partition_worker;
 mod pipeline;
 mod policy;
 mod publish_port;
+mod publisher;
 pub mod redelivery;
 mod router;
 mod schedule;
 mod transport;
 mod unwind;
 
-pub use bus::{EmbeddedBus, Published, Publisher, event_record};
-pub use consume_transport::{
-    CommitError, ConsumeTransport, FetchError, LeaseStart, Membership, MembershipEvent,
-    PartitionLease, Revocation,
-};
 pub use dead_letter::{DeadLetter, DeadLetterHeaders, DeadLetterKind};
 pub use dedupe::{Inbox, InboxError, MemoryDedupeWindow};
 pub use error::{ErrorKind, HandlerError, PublishError, StartError};
 pub use handler::{Context, Handler, HandlerResult};
-pub use metrics::{ConsumerLag, LagSource, METRICS_CONTENT_TYPE, Metrics};
-pub use policy::{
-    ConsumerPolicy, GroupPolicy, PolicyError, RetryMode, RetryPolicy, StartFrom, TimeoutPolicy,
-};
+// The group settings are the ports' (every transport honours them); re-exported so a route's
+// policies come from one place.
+pub use keel_core::{GroupPolicy, PolicyError, StartFrom};
+pub use metrics::{ConsumerLag, DeadLetterDepth, GaugeSource, METRICS_CONTENT_TYPE, Metrics};
+pub use policy::{ConsumerPolicy, RetryMode, RetryPolicy, TimeoutPolicy};
+pub use publisher::{Publisher, event_record};
 pub use redelivery::Redelivery;
 pub use router::{Route, Router, RouterHandle};
-pub use transport::PublishTransport;
+pub use transport::{Transport, wait_for_signal};

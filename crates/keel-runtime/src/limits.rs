@@ -2,7 +2,8 @@
 //! against and the defaults they start from.
 //!
 //! A limit that is not written here does not exist. This file holds numbers only; the policy
-//! structs that use them are in `policy.rs`.
+//! structs that use them are in `policy.rs`. Group timing limits belong to `GroupPolicy` in
+//! `keel-core`; each transport's own limits (group sizes, batch sizes) are in its crate.
 
 use std::time::Duration;
 
@@ -46,17 +47,6 @@ pub const POLL_INTERVAL_DEFAULT: Duration = Duration::from_millis(100);
 pub const COMMIT_INTERVAL_DEFAULT: Duration = Duration::from_secs(1);
 /// Longest poll or commit interval a policy may ask for.
 pub const INTERVAL_MAX: Duration = Duration::from_secs(600);
-
-/// Default time after its last heartbeat at which a group member is presumed dead.
-pub const SESSION_TIMEOUT_DEFAULT: Duration = Duration::from_secs(10);
-/// Default interval between a member's heartbeats.
-pub const HEARTBEAT_INTERVAL_DEFAULT: Duration = Duration::from_secs(1);
-/// Default time a revoked member gets to release a partition before it is taken from it.
-pub const REBALANCE_TIMEOUT_DEFAULT: Duration = Duration::from_secs(30);
-/// Longest session or rebalance timeout a policy may ask for.
-pub const GROUP_TIMEOUT_MAX: Duration = Duration::from_secs(3600);
-/// Most members one group may have.
-pub const MEMBERS_MAX: usize = 1024;
 
 /// Default number of event ids an in-memory dedupe window remembers.
 pub const DEDUPE_WINDOW_DEFAULT: usize = 100_000;

@@ -1,6 +1,7 @@
-//! The runtime's Prometheus metrics: [`Metrics`], one per [`EmbeddedBus`](crate::EmbeddedBus),
-//! owning a `prometheus-client` [`Registry`] and encoding it in the OpenMetrics text format
-//! (which Prometheus scrapes; serve it with [`METRICS_CONTENT_TYPE`]).
+//! The runtime's Prometheus metrics: [`Metrics`], one per transport (its publisher and every
+//! router on it count into the same one), owning a `prometheus-client` [`Registry`] and
+//! encoding it in the OpenMetrics text format (which Prometheus scrapes; serve it with
+//! [`METRICS_CONTENT_TYPE`]).
 //!
 //! Not here: serving them over HTTP (the `keel` binary's job), OTLP export.
 //!
@@ -11,25 +12,19 @@
 //! failed attempts and stored dead letters, and times every attempt. They count what *this
 //! process* did since it started, per series, as Prometheus counters should.
 //!
-//! *Lag and dead-letter gauges* are computed at scrape time from the log by a collector,
-//! not kept up to date by workers. The log already holds the truth (high
+//! *Lag and dead-letter gauges* are asked of the transport's [`GaugeSource`] at scrape
+//! time, not kept up to date by workers. The broker already holds the truth (high
 //! watermarks, committed offsets, record timestamps, the `<topic>.dlq` topics), so a scrape
 //! cannot disagree with `keel groups lag`, a stopped group still shows its growing backlog
-//! (a worker that is not running could not report it), and nothing is paid per event. The
-//! cost is a few small reads per scrape: one record per lagging partition and one per
-//! dead-letter partition, at most [`LAG_PARTITIONS_MAX`] lagging partitions per scrape.
-//! Encoding may therefore touch the disk: call [`Metrics::encode`] off the async executor
+//! (a worker that is not running could not report it), and nothing is paid per event. At
+//! most [`LAG_PARTITIONS_MAX`] lagging partitions are reported per scrape. A source may
+//! read the disk or ask the broker: call [`Metrics::encode`] off the async executor
 //! (`spawn_blocking`).
-//!
-//! Ages are measured against the bus's clock
-//! ([`EmbeddedBus::with_clock`](crate::EmbeddedBus::with_clock)); give it the log's clock so
-//! both sides agree.
 
 use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
-use keel_log::{Clock, Log, ReadError};
 use prometheus_client::collector::Collector;
 use prometheus_client::encoding::{DescriptorEncoder, EncodeLabelSet, EncodeMetric};
 use prometheus_client::metrics::MetricType;
@@ -41,18 +36,18 @@ use prometheus_client::registry::{Registry, Unit};
 use crate::dead_letter::DeadLetterKind;
 use crate::error::ErrorKind;
 use crate::histogram::DurationHistogram;
-use crate::lag::{Lag, age_ms, oldest_timestamp_ms};
-use crate::limits::{DLQ_SUFFIX, LAG_PARTITIONS_MAX};
+use crate::limits::LAG_PARTITIONS_MAX;
 
 /// The HTTP `Content-Type` of [`Metrics::encode`]'s output.
 pub const METRICS_CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
 
-/// The runtime's metrics. Get them from [`EmbeddedBus::metrics`](crate::EmbeddedBus::metrics)
-/// (or a transport's: [`ConsumeTransport::metrics`](crate::ConsumeTransport::metrics)).
+/// The runtime's metrics. Get them from a transport ([`Transport::metrics`](crate::Transport::metrics),
+/// [`Publisher::metrics`](crate::Publisher::metrics)). Cheap to clone; clones share every
+/// value.
 ///
 /// | family | type | labels | what |
 /// |---|---|---|---|
-/// | `keel_events_published_total` | counter | `topic` | events stored by a [`Publisher`](crate::Publisher) of this bus (handlers' follow-ups included, dead letters not) |
+/// | `keel_events_published_total` | counter | `topic` | events stored by a [`Publisher`](crate::Publisher) of this transport (handlers' follow-ups included, dead letters not) |
 /// | `keel_events_handled_total` | counter | `topic`, `group` | events whose handler succeeded |
 /// | `keel_events_failed_total` | counter | `topic`, `group`, `kind` | failed handler attempts, `kind` = `transient` (timeouts and panics included) or `permanent`; `decode` counts events that never reached the handler |
 /// | `keel_events_dead_lettered_total` | counter | `topic`, `group` | dead letters stored |
@@ -62,19 +57,20 @@ pub const METRICS_CONTENT_TYPE: &str = "application/openmetrics-text; version=1.
 /// | `keel_dead_letters` | gauge | `topic` | records in `<topic>.dlq` |
 /// | `keel_dead_letter_oldest_age_seconds` | gauge | `topic` | age of the oldest record in `<topic>.dlq` |
 ///
-/// On a transport without a local log ([`Metrics::with_lag_source`], Kafka) only
-/// `keel_consumer_lag_events` of the gauges is reported, for the partitions the process
-/// consumes, as the transport measures it.
-///
-/// Lag covers every group with committed offsets in the log, whichever process or tool
-/// consumed; a route's partition appears once its first commit is written (a worker commits
-/// its start offset one commit interval after it claims the partition). Ages come from record
-/// timestamps: the event's `time` when the publisher set one, otherwise the log's append time.
-#[derive(Debug)]
+/// The gauges are what the transport's [`GaugeSource`] reports ([`Metrics::with_gauges`]);
+/// without one ([`Metrics::new`]) only the counters and the histogram are kept. Ages come
+/// from record timestamps: the event's `time` when the publisher set one, otherwise the
+/// broker's append time.
+#[derive(Debug, Clone)]
 pub struct Metrics {
+    inner: Arc<MetricsInner>,
+}
+
+#[derive(Debug)]
+struct MetricsInner {
     registry: Registry,
     families: Families,
-    collector: Arc<LogCollector>,
+    collector: Arc<GaugeCollector>,
 }
 
 /// The families updated in place; clones share their values.
@@ -112,14 +108,21 @@ struct PartitionLabels {
     partition: u32,
 }
 
-/// Consumer lag a transport measures itself (Kafka's client statistics), for
-/// [`Metrics::with_lag_source`]: asked at every scrape, so keep it cheap.
-pub trait LagSource: Send + Sync + fmt::Debug + 'static {
-    /// The lag of every partition this process consumes.
+/// Where a transport's lag and dead-letter gauges come from, for
+/// [`Metrics::with_gauges`]: asked at every scrape, off the async executor.
+pub trait GaugeSource: Send + Sync + fmt::Debug + 'static {
+    /// The lag of every (group, partition) the transport reports, at most
+    /// [`LAG_PARTITIONS_MAX`] of them (more are cut).
     fn lags(&self) -> Vec<ConsumerLag>;
+
+    /// The dead letters stored per source topic; none by default.
+    fn dead_letters(&self) -> Vec<DeadLetterDepth> {
+        Vec::new()
+    }
 }
 
-/// One partition's lag: high watermark − the group's committed offset.
+/// One partition's lag: high watermark − the group's committed offset, and the age of the
+/// oldest unconsumed event.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ConsumerLag {
     /// The topic.
@@ -130,6 +133,20 @@ pub struct ConsumerLag {
     pub partition: u32,
     /// Events between the committed offset and the high watermark.
     pub events: u64,
+    /// Age of the record at the committed offset in ms, 0 when caught up; `None` when it
+    /// could not be read (the gauge is left out of the scrape rather than reported wrong).
+    pub age_ms: Option<u64>,
+}
+
+/// The dead letters of one topic (the records of `<topic>.dlq`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeadLetterDepth {
+    /// The source topic (not its `.dlq`).
+    pub topic: String,
+    /// Records stored in `<topic>.dlq`.
+    pub depth: u64,
+    /// Age of the oldest of them in ms; `None` when there is none or it could not be read.
+    pub oldest_age_ms: Option<u64>,
 }
 
 /// One route's series, resolved once when the router starts so the per-event cost is an
@@ -144,38 +161,34 @@ pub(crate) struct RouteMetrics {
     handler_duration: DurationHistogram,
 }
 
-/// Computes the lag and dead-letter gauges from the log at each scrape.
+/// Encodes the gauges its source reports at each scrape.
 #[derive(Debug)]
-pub(crate) struct LogCollector {
-    /// `None` for a transport whose offsets are not in a local log (Kafka).
-    log: Option<Arc<Log>>,
-    /// Where lag comes from when there is no log: the transport reports it.
-    lag_source: Option<Arc<dyn LagSource>>,
-    clock: Arc<dyn Clock>,
+struct GaugeCollector {
+    source: Option<Arc<dyn GaugeSource>>,
+}
+
+impl Default for Metrics {
+    fn default() -> Metrics {
+        Metrics::new()
+    }
 }
 
 impl Metrics {
-    /// Metrics over `log`, with ages measured against `clock`.
-    pub(crate) fn new(log: Arc<Log>, clock: Arc<dyn Clock>) -> Metrics {
-        Metrics::with_collector(LogCollector {
-            log: Some(log),
-            lag_source: None,
-            clock,
+    /// The counters and the histogram, without lag or dead-letter gauges (a publisher with
+    /// no transport to ask).
+    pub fn new() -> Metrics {
+        Metrics::with_collector(GaugeCollector { source: None })
+    }
+
+    /// The counters and the histogram, plus the lag and dead-letter gauges `source` reports
+    /// at each scrape.
+    pub fn with_gauges(source: Arc<dyn GaugeSource>) -> Metrics {
+        Metrics::with_collector(GaugeCollector {
+            source: Some(source),
         })
     }
 
-    /// Metrics of a transport whose offsets and dead letters are not in a local log (Kafka):
-    /// the counters and histograms, plus `keel_consumer_lag_events` as `lag` reports it at
-    /// each scrape. Lag in seconds and the dead-letter gauges are not reported.
-    pub fn with_lag_source(lag: Arc<dyn LagSource>) -> Metrics {
-        Metrics::with_collector(LogCollector {
-            log: None,
-            lag_source: Some(lag),
-            clock: Arc::new(keel_log::SystemClock),
-        })
-    }
-
-    fn with_collector(collector: LogCollector) -> Metrics {
+    fn with_collector(collector: GaugeCollector) -> Metrics {
         let families = Families {
             published: Family::default(),
             handled: Family::default(),
@@ -187,30 +200,34 @@ impl Metrics {
         let mut registry = Registry::default();
         families.register(&mut registry, &collector);
         Metrics {
-            registry,
-            families,
-            collector,
+            inner: Arc::new(MetricsInner {
+                registry,
+                families,
+                collector,
+            }),
         }
     }
 
     /// The registry holding every family.
     pub fn registry(&self) -> &Registry {
-        &self.registry
+        &self.inner.registry
     }
 
     /// Registers the same families (same values) and the lag collector into `registry`, for
     /// an application that serves one registry of its own; use a sub-registry there if the
     /// `keel_` names need a further prefix.
     pub fn register(&self, registry: &mut Registry) {
-        self.families.register(registry, &self.collector);
+        self.inner
+            .families
+            .register(registry, &self.inner.collector);
     }
 
     /// Every family in the OpenMetrics text format, ending in `# EOF`; serve it with
-    /// [`METRICS_CONTENT_TYPE`]. Reads the log (see the module docs): call it off the async
-    /// executor.
+    /// [`METRICS_CONTENT_TYPE`]. Asks the gauge source (see the module docs): call it off
+    /// the async executor.
     pub fn encode(&self) -> String {
         let mut text = String::new();
-        prometheus_client::encoding::text::encode(&mut text, &self.registry)
+        prometheus_client::encoding::text::encode(&mut text, &self.inner.registry)
             .expect("writing to a String cannot fail");
         text
     }
@@ -220,7 +237,7 @@ impl Metrics {
         let labels = TopicLabels {
             topic: topic.to_string(),
         };
-        self.families.published.get_or_create(&labels).inc();
+        self.inner.families.published.get_or_create(&labels).inc();
     }
 
     /// The series of the route `group` on `topic`, created at zero.
@@ -235,24 +252,25 @@ impl Metrics {
                 group: group.to_string(),
                 kind: kind.to_string(),
             };
-            self.families.failed.get_or_create_owned(&labels)
+            self.inner.families.failed.get_or_create_owned(&labels)
         };
+        let families = &self.inner.families;
         RouteMetrics {
-            handled: self.families.handled.get_or_create_owned(&route),
+            handled: families.handled.get_or_create_owned(&route),
             failed_transient: failed(ErrorKind::Transient.as_str()),
             failed_permanent: failed(ErrorKind::Permanent.as_str()),
             failed_decode: failed(DeadLetterKind::Decode.as_str()),
-            dead_lettered: self.families.dead_lettered.get_or_create_owned(&route),
-            handler_duration: self.families.handler_duration.get_or_create_owned(&route),
+            dead_lettered: families.dead_lettered.get_or_create_owned(&route),
+            handler_duration: families.handler_duration.get_or_create_owned(&route),
         }
     }
 }
 
 impl Families {
-    fn register(&self, registry: &mut Registry, collector: &Arc<LogCollector>) {
+    fn register(&self, registry: &mut Registry, collector: &Arc<GaugeCollector>) {
         registry.register(
             "keel_events_published",
-            "Events stored by publishers of this bus",
+            "Events stored by publishers of this transport",
             self.published.clone(),
         );
         registry.register(
@@ -325,82 +343,40 @@ struct DeadLetters {
     oldest_age_seconds: Option<f64>,
 }
 
-impl LogCollector {
-    fn lags(&self, log: &Log, now_ms: i64) -> Vec<PartitionGauges> {
-        let offsets = log.group_offsets();
-        let mut lags = Vec::new();
-        'groups: for group in offsets.groups() {
-            for (topic, partition, committed) in offsets.group(&group) {
-                if lags.len() == LAG_PARTITIONS_MAX {
-                    tracing::warn!(
-                        limit = LAG_PARTITIONS_MAX,
-                        "more lagging partitions than one scrape reports; the rest are left out"
-                    );
-                    break 'groups;
-                }
-                let Some(log_partition) = log
-                    .topic(&topic)
-                    .and_then(|t| t.partition(partition).cloned())
-                else {
-                    continue;
-                };
-                // Only partitions with a commit are measured: see `lag.rs` for why this
-                // differs from `keel groups lag`.
-                let lag = Lag::of(&log_partition, Some(committed.offset));
-                let seconds = unread_as_none(lag.age_ms(&log_partition, now_ms)).map(ms_to_seconds);
-                let labels = PartitionLabels {
-                    topic,
-                    group: group.clone(),
-                    partition,
-                };
-                lags.push(PartitionGauges {
-                    labels,
-                    events: lag.events(),
-                    seconds,
-                });
-            }
-        }
-        lags
-    }
-
-    fn dead_letters(&self, log: &Log, now_ms: i64) -> Vec<DeadLetters> {
-        let mut out = Vec::new();
-        for topic in log.topics() {
-            let Some(source) = topic.name().strip_suffix(DLQ_SUFFIX) else {
-                continue;
-            };
-            let mut depth = 0;
-            let mut oldest_ms: Option<i64> = None;
-            for partition in topic.partitions() {
-                let start = partition.log_start_offset();
-                let stored = partition.high_watermark().saturating_sub(start);
-                depth += stored;
-                if stored > 0
-                    && let Some(ts) = unread_as_none(oldest_timestamp_ms(partition, start))
-                {
-                    oldest_ms = Some(oldest_ms.map_or(ts, |o| o.min(ts)));
-                }
-            }
-            out.push(DeadLetters {
-                labels: TopicLabels {
-                    topic: source.to_string(),
-                },
-                depth,
-                oldest_age_seconds: oldest_ms.map(|ts| ms_to_seconds(age_ms(now_ms, ts))),
-            });
-        }
-        out
-    }
-}
-
-impl Collector for LogCollector {
+impl Collector for GaugeCollector {
     fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), fmt::Error> {
-        let now_ms = self.clock.now_ms();
-        let (lags, dead_letters) = match (&self.log, &self.lag_source) {
-            (Some(log), _) => (self.lags(log, now_ms), self.dead_letters(log, now_ms)),
-            (None, Some(source)) => (reported(source.as_ref()), Vec::new()),
-            (None, None) => (Vec::new(), Vec::new()),
+        let Some(source) = &self.source else {
+            return Ok(());
         };
+        let mut reported = source.lags();
+        if reported.len() > LAG_PARTITIONS_MAX {
+            tracing::warn!(
+                limit = LAG_PARTITIONS_MAX,
+                "more lagging partitions than one scrape reports; the rest are left out"
+            );
+            reported.truncate(LAG_PARTITIONS_MAX);
+        }
+        let lags: Vec<PartitionGauges> = reported
+            .into_iter()
+            .map(|lag| PartitionGauges {
+                labels: PartitionLabels {
+                    topic: lag.topic,
+                    group: lag.group,
+                    partition: lag.partition,
+                },
+                events: lag.events,
+                seconds: lag.age_ms.map(ms_to_seconds),
+            })
+            .collect();
+        let dead_letters: Vec<DeadLetters> = source
+            .dead_letters()
+            .into_iter()
+            .map(|topic| DeadLetters {
+                labels: TopicLabels { topic: topic.topic },
+                depth: topic.depth,
+                oldest_age_seconds: topic.oldest_age_ms.map(ms_to_seconds),
+            })
+            .collect();
         let events = Unit::Other("events".to_string());
         let seconds = Unit::Seconds;
 
@@ -448,32 +424,6 @@ impl Collector for LogCollector {
         }
         Ok(())
     }
-}
-
-/// The lag a transport reports, as gauges without an age.
-fn reported(source: &dyn LagSource) -> Vec<PartitionGauges> {
-    let mut lags = source.lags();
-    lags.truncate(LAG_PARTITIONS_MAX);
-    lags.into_iter()
-        .map(|lag| PartitionGauges {
-            labels: PartitionLabels {
-                topic: lag.topic,
-                group: lag.group,
-                partition: lag.partition,
-            },
-            events: lag.events,
-            seconds: None,
-        })
-        .collect()
-}
-
-/// A value read from the log, or `None` when the read failed: the gauge is then left out of
-/// this scrape rather than reported wrong.
-fn unread_as_none<T>(read: Result<Option<T>, ReadError>) -> Option<T> {
-    read.unwrap_or_else(|error| {
-        tracing::debug!(%error, "metrics could not read a record timestamp");
-        None
-    })
 }
 
 fn ms_to_seconds(ms: u64) -> f64 {

@@ -19,8 +19,8 @@
 //!
 //! Not here: exporting (`keel-otel`: OTLP over HTTP, the SDK, `init`).
 
+use keel_core::Header;
 use keel_core::{Event, TraceParent};
-use keel_log::Header;
 use tracing::Span;
 
 pub(crate) use imp::{continue_trace, send_span, trace_root};

@@ -32,11 +32,10 @@ use std::sync::Arc;
 
 use futures_util::stream::FuturesUnordered;
 use futures_util::{FutureExt, StreamExt};
-use keel_log::Record;
+use keel_core::{CommitError, FetchError, PartitionLease, Record};
 use tokio::sync::watch;
 use tokio::time::Instant;
 
-use crate::consume_transport::{CommitError, FetchError, PartitionLease};
 use crate::pipeline::{Outcome, RouteShared, process};
 use crate::redelivery::NotDue;
 use crate::schedule::Schedule;
@@ -136,7 +135,6 @@ struct Worker {
 
 impl Worker {
     async fn run(&mut self, control: &mut watch::Receiver<Command>) -> Ended {
-        let waker = self.lease.data_signal();
         let consumer = self.route.consumer.clone();
         loop {
             let command = *control.borrow_and_update();
@@ -181,25 +179,19 @@ impl Worker {
                 }
                 continue;
             }
-            // Register for the wake-up before looking at the high watermark again, so an
-            // append between the look and the wait is not missed. Only an idle partition
-            // gets here with `want_data`, so the busy path never touches the shared `Notify`.
+            // Only an idle partition gets here with `want_data`, so the busy path never
+            // touches the transport's wake-up; the lease registers for it before it looks
+            // again, so a record arriving in between is not missed.
             let next_due = self.not_due.next_due().filter(|_| !draining);
-            let notified = waker.notified();
-            tokio::pin!(notified);
-            if want_data {
-                notified.as_mut().enable();
-                if self.has_data() {
-                    continue;
-                }
-            }
+            let lease = self.lease.clone();
+            let data = want_data.then(|| lease.wait_for_data(self.schedule.next_offset()));
             tokio::select! {
                 Some(done) = self.jobs.next(), if !self.jobs.is_empty() => {
                     self.finished(done);
                     self.collect_finished();
                 }
                 _ = control.changed() => {}
-                () = &mut notified, if want_data => {}
+                () = wait_opt(data) => {}
                 () = tokio::time::sleep(consumer.poll_interval), if want_data => {}
                 () = tokio::time::sleep_until(commit_at), if dirty => {}
                 () = tokio::time::sleep_until(next_due.unwrap_or(commit_at)), if next_due.is_some() => {}
@@ -216,7 +208,7 @@ impl Worker {
         {
             self.start(offset, record);
         }
-        let now_ms = self.route.redelivery.then(|| self.route.transport.now_ms());
+        let now_ms = self.route.redelivery.then(|| self.route.consume.now_ms());
         while let Some((offset, record)) =
             self.schedule.start_next(concurrency + self.not_due.len())
         {
@@ -389,5 +381,13 @@ impl Worker {
                 true
             }
         }
+    }
+}
+
+/// Waits for `wait`, or forever when there is nothing to wait for.
+async fn wait_opt(wait: Option<keel_core::BoxFuture<'_, ()>>) {
+    match wait {
+        Some(wait) => wait.await,
+        None => std::future::pending().await,
     }
 }

@@ -12,15 +12,12 @@ use std::sync::{Arc, Mutex};
 use std::task::Poll;
 use std::time::Duration;
 
-use keel_core::Event;
-use keel_log::Record;
+use keel_core::{ConsumeTransport, Event, Record, TransportError};
 use tokio::sync::watch;
 use tokio::time::{Instant, Sleep};
 use tracing::Instrument;
 use tracing::field::Empty;
 
-use crate::bus::Publisher;
-use crate::consume_transport::ConsumeTransport;
 use crate::dead_letter::{
     DeadLetter, DeadLetterHeaders, DeadLetterHook, DeadLetterKind, dead_letter_record,
     dead_letter_topic,
@@ -30,14 +27,16 @@ use crate::error::{ErrorKind, HandlerError};
 use crate::handler::{Context, Delivery, Handler};
 use crate::metrics::RouteMetrics;
 use crate::policy::{ConsumerPolicy, Jitter, RetryMode, RetryPolicy, TimeoutPolicy};
+use crate::publisher::Publisher;
 use crate::redelivery::{Redelivery, redelivery_record};
 use crate::unwind::CatchUnwind;
 
 /// Everything a route's events share: the handler, the policies, the hooks.
 pub(crate) struct RouteShared {
-    /// Where the route consumes; redeliveries and dead letters are sent through it too.
-    pub(crate) transport: Arc<dyn ConsumeTransport>,
-    /// The transport's publisher, which every delivery's [`Context`] hands out.
+    /// Where the route consumes, and whose clock it reads.
+    pub(crate) consume: Arc<dyn ConsumeTransport>,
+    /// The transport's publisher, which every delivery's [`Context`] hands out;
+    /// redeliveries and dead letters are sent through its transport.
     pub(crate) publisher: Publisher,
     /// The topic this route reads: its own, or its redelivery topic.
     pub(crate) topic: String,
@@ -161,7 +160,7 @@ impl Chain {
             self.first_failure_ms = redelivered.first_failure_ms;
             let wait_ms = redelivered
                 .due_ms
-                .saturating_sub(self.route.transport.now_ms());
+                .saturating_sub(self.route.consume.now_ms());
             self.redelivered = Some(redelivered);
             if wait_ms > 0 {
                 let wait = Duration::from_millis(wait_ms.unsigned_abs());
@@ -286,7 +285,7 @@ impl Chain {
                 }
                 Err(error) => error,
             };
-            let now = self.route.transport.now_ms();
+            let now = self.route.consume.now_ms();
             self.first_failure_ms.get_or_insert(now);
             // 4. Retry transient failures with backoff; 5. dead-letter the rest.
             let id = Some(event.id.clone());
@@ -349,7 +348,7 @@ impl Chain {
     /// partition drains. The event is finished here: the key is free.
     async fn redeliver(&mut self, topic: String, attempt: u32) -> Outcome {
         let (origin_topic, partition, offset) = self.origin();
-        let now = self.route.transport.now_ms();
+        let now = self.route.consume.now_ms();
         let delay_ms =
             i64::try_from(self.route.retry_delay(attempt).as_millis()).unwrap_or(i64::MAX);
         let redelivery = Redelivery {
@@ -383,17 +382,14 @@ impl Chain {
         topic: &str,
         partition: u32,
         redelivery: &Redelivery,
-    ) -> Result<(), String> {
-        let transport = &self.route.transport;
+    ) -> Result<(), SendFailure> {
+        let transport = self.route.publisher.transport();
         let partitions = transport
             .ensure_companion(&self.route.origin, topic)
             .await?;
         let record = redelivery_record(&self.record, redelivery);
         let target = partition.min(partitions.saturating_sub(1));
-        transport
-            .send_to(topic, target, record)
-            .await
-            .map_err(|e| e.to_string())?;
+        transport.send_to(topic, target, record).await?;
         Ok(())
     }
 
@@ -406,7 +402,7 @@ impl Chain {
         error: String,
         kind: DeadLetterKind,
     ) -> Outcome {
-        let now = self.route.transport.now_ms();
+        let now = self.route.consume.now_ms();
         let (topic, partition, offset) = self.origin();
         let mut report = DeadLetter {
             event_id,
@@ -467,20 +463,27 @@ impl Chain {
         Outcome::DeadLettered
     }
 
-    async fn store(&self, report: &DeadLetter, now: i64) -> Result<(String, u64), String> {
-        let transport = &self.route.transport;
+    async fn store(&self, report: &DeadLetter, now: i64) -> Result<(String, u64), SendFailure> {
+        let transport = self.route.publisher.transport();
         let name = dead_letter_topic(&self.route.origin);
         let partitions = transport
             .ensure_companion(&self.route.origin, &name)
             .await?;
         let record = dead_letter_record(&self.record, &report.headers, now);
         let partition = report.headers.partition.min(partitions.saturating_sub(1));
-        let offset = transport
-            .send_to(&name, partition, record)
-            .await
-            .map_err(|e| e.to_string())?;
-        Ok((name, offset))
+        let published = transport.send_to(&name, partition, record).await?;
+        Ok((name, published.offset))
     }
+}
+
+/// Why a redelivery or dead letter was not stored: its companion topic could not be set up,
+/// or the send failed. Either way the chain logs it and tries again.
+#[derive(Debug, thiserror::Error)]
+enum SendFailure {
+    #[error("cannot set up the companion topic: {0}")]
+    Companion(#[from] TransportError),
+    #[error(transparent)]
+    Send(#[from] keel_core::SendError),
 }
 
 /// Runs `call` until it finishes (`Some`) or `deadline` passes (`None`, the call dropped).

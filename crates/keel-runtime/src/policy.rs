@@ -1,44 +1,21 @@
 //! The tunable policies of the runtime — retry, timeout, consumer (concurrency, backpressure,
-//! commits) and group membership — each with defaults and a `validate()`.
+//! commits) — each with defaults and a `validate()`. Group membership timing
+//! (`GroupPolicy`, `StartFrom`) is the ports' (`keel-core`): every transport honours it.
 //!
-//! Policies are plain data; the code that applies them is in `pipeline.rs` (retry, timeout),
-//! `partition_worker.rs` (consumer) and `group.rs` (group). Ceilings live in `limits.rs`.
+//! Policies are plain data; the code that applies them is in `pipeline.rs` (retry, timeout)
+//! and `partition_worker.rs` (consumer). Ceilings live in `limits.rs`.
 
 use std::time::Duration;
+
+use keel_core::{PolicyError, StartFrom};
 
 use crate::limits::{
     ATTEMPT_TIMEOUT_DEFAULT, ATTEMPT_TIMEOUT_MAX, ATTEMPTS_DEFAULT, ATTEMPTS_MAX,
     COMMIT_INTERVAL_DEFAULT, CONCURRENCY_DEFAULT, CONCURRENCY_MAX, FETCH_BYTES_DEFAULT,
-    FETCH_BYTES_MAX, GROUP_TIMEOUT_MAX, HEARTBEAT_INTERVAL_DEFAULT, IN_FLIGHT_DEFAULT,
-    IN_FLIGHT_MAX, INTERVAL_MAX, POLL_INTERVAL_DEFAULT, REBALANCE_TIMEOUT_DEFAULT,
+    FETCH_BYTES_MAX, IN_FLIGHT_DEFAULT, IN_FLIGHT_MAX, INTERVAL_MAX, POLL_INTERVAL_DEFAULT,
     RETRY_DELAY_MAX_CEILING, RETRY_DELAY_MAX_DEFAULT, RETRY_DELAY_MIN_DEFAULT,
-    RETRY_MULTIPLIER_DEFAULT, RETRY_MULTIPLIER_MAX, SESSION_TIMEOUT_DEFAULT,
+    RETRY_MULTIPLIER_DEFAULT, RETRY_MULTIPLIER_MAX,
 };
-
-/// A policy value that is out of range, naming the setting. Its `Display` is one line.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("invalid runtime setting '{setting}': {reason}")]
-pub struct PolicyError {
-    /// The setting, as `policy.field`.
-    pub setting: &'static str,
-    /// What is wrong with it.
-    pub reason: String,
-}
-
-fn check(
-    ok: bool,
-    setting: &'static str,
-    reason: impl FnOnce() -> String,
-) -> Result<(), PolicyError> {
-    if ok {
-        Ok(())
-    } else {
-        Err(PolicyError {
-            setting,
-            reason: reason(),
-        })
-    }
-}
 
 /// How often and how patiently a failing handler is retried before its event is
 /// dead-lettered. By default retries are *blocking*: the event's key waits (its later events
@@ -78,23 +55,23 @@ impl Default for RetryPolicy {
 impl RetryPolicy {
     /// Checks every field against its range.
     pub fn validate(&self) -> Result<(), PolicyError> {
-        check(
+        PolicyError::check(
             (1..=ATTEMPTS_MAX).contains(&self.attempts_max),
             "retry.attempts_max",
             || format!("{} is not in 1..={ATTEMPTS_MAX}", self.attempts_max),
         )?;
-        check(self.delay_min <= self.delay_max, "retry.delay_min", || {
+        PolicyError::check(self.delay_min <= self.delay_max, "retry.delay_min", || {
             format!(
                 "{:?} is above delay_max {:?}",
                 self.delay_min, self.delay_max
             )
         })?;
-        check(
+        PolicyError::check(
             self.delay_max <= RETRY_DELAY_MAX_CEILING,
             "retry.delay_max",
             || format!("{:?} is above {RETRY_DELAY_MAX_CEILING:?}", self.delay_max),
         )?;
-        check(
+        PolicyError::check(
             (1..=RETRY_MULTIPLIER_MAX).contains(&self.multiplier),
             "retry.multiplier",
             || format!("{} is not in 1..={RETRY_MULTIPLIER_MAX}", self.multiplier),
@@ -151,7 +128,7 @@ impl Default for TimeoutPolicy {
 impl TimeoutPolicy {
     /// Checks the timeout against its range.
     pub fn validate(&self) -> Result<(), PolicyError> {
-        check(
+        PolicyError::check(
             !self.attempt_timeout.is_zero() && self.attempt_timeout <= ATTEMPT_TIMEOUT_MAX,
             "timeout.attempt_timeout",
             || {
@@ -162,16 +139,6 @@ impl TimeoutPolicy {
             },
         )
     }
-}
-
-/// Where a group starts in a partition it has never committed an offset for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum StartFrom {
-    /// The first stored event (the default: a new group sees the history).
-    #[default]
-    Earliest,
-    /// The high watermark when the partition is first assigned: only new events.
-    Latest,
 }
 
 /// How one partition is consumed: parallelism, backpressure, fetch size and commits.
@@ -187,7 +154,8 @@ pub struct ConsumerPolicy {
     /// Bytes asked of the log per fetch.
     pub fetch_bytes_max: usize,
     /// How often an idle partition looks for events appended by something other than a
-    /// [`Publisher`](crate::Publisher) of the same [`EmbeddedBus`](crate::EmbeddedBus).
+    /// [`Publisher`](crate::Publisher) of the same transport (those wake consumers at once
+    /// where the transport can).
     pub poll_interval: Duration,
     /// How often progress is committed while events are handled; `Duration::ZERO` commits
     /// after every completion. Progress is always committed on revocation and shutdown.
@@ -212,12 +180,12 @@ impl Default for ConsumerPolicy {
 impl ConsumerPolicy {
     /// Checks every field against its range.
     pub fn validate(&self) -> Result<(), PolicyError> {
-        check(
+        PolicyError::check(
             (1..=CONCURRENCY_MAX).contains(&self.concurrency),
             "consumer.concurrency",
             || format!("{} is not in 1..={CONCURRENCY_MAX}", self.concurrency),
         )?;
-        check(
+        PolicyError::check(
             (self.concurrency..=IN_FLIGHT_MAX).contains(&self.in_flight_max),
             "consumer.in_flight_max",
             || {
@@ -227,80 +195,20 @@ impl ConsumerPolicy {
                 )
             },
         )?;
-        check(
+        PolicyError::check(
             (1..=FETCH_BYTES_MAX).contains(&self.fetch_bytes_max),
             "consumer.fetch_bytes_max",
             || format!("{} is not in 1..={FETCH_BYTES_MAX}", self.fetch_bytes_max),
         )?;
-        check(
+        PolicyError::check(
             !self.poll_interval.is_zero() && self.poll_interval <= INTERVAL_MAX,
             "consumer.poll_interval",
             || format!("{:?} is not in (0, {INTERVAL_MAX:?}]", self.poll_interval),
         )?;
-        check(
+        PolicyError::check(
             self.commit_interval <= INTERVAL_MAX,
             "consumer.commit_interval",
             || format!("{:?} is above {INTERVAL_MAX:?}", self.commit_interval),
-        )
-    }
-}
-
-/// Membership timing of a consumer group. A group takes the policy of the route that
-/// created it (its first member in this process); later members' policies are not applied.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct GroupPolicy {
-    /// A member silent for this long is presumed dead and its partitions are reassigned.
-    pub session_timeout: Duration,
-    /// How often a member heartbeats; at most a third of the session timeout.
-    pub heartbeat_interval: Duration,
-    /// How long a member whose session expired may keep a partition before it is taken from
-    /// it anyway. A live member that is asked to give a partition up always drains it first.
-    pub rebalance_timeout: Duration,
-}
-
-impl Default for GroupPolicy {
-    fn default() -> GroupPolicy {
-        GroupPolicy {
-            session_timeout: SESSION_TIMEOUT_DEFAULT,
-            heartbeat_interval: HEARTBEAT_INTERVAL_DEFAULT,
-            rebalance_timeout: REBALANCE_TIMEOUT_DEFAULT,
-        }
-    }
-}
-
-impl GroupPolicy {
-    /// Checks every field against its range.
-    pub fn validate(&self) -> Result<(), PolicyError> {
-        check(
-            !self.session_timeout.is_zero() && self.session_timeout <= GROUP_TIMEOUT_MAX,
-            "group.session_timeout",
-            || {
-                format!(
-                    "{:?} is not in (0, {GROUP_TIMEOUT_MAX:?}]",
-                    self.session_timeout
-                )
-            },
-        )?;
-        check(
-            !self.heartbeat_interval.is_zero()
-                && self.heartbeat_interval * 3 <= self.session_timeout,
-            "group.heartbeat_interval",
-            || {
-                format!(
-                    "{:?} is zero or above a third of the session timeout",
-                    self.heartbeat_interval
-                )
-            },
-        )?;
-        check(
-            self.rebalance_timeout <= GROUP_TIMEOUT_MAX,
-            "group.rebalance_timeout",
-            || {
-                format!(
-                    "{:?} is above {GROUP_TIMEOUT_MAX:?}",
-                    self.rebalance_timeout
-                )
-            },
         )
     }
 }
@@ -350,7 +258,6 @@ mod tests {
         RetryPolicy::default().validate().unwrap();
         TimeoutPolicy::default().validate().unwrap();
         ConsumerPolicy::default().validate().unwrap();
-        GroupPolicy::default().validate().unwrap();
     }
 
     #[test]
@@ -383,19 +290,6 @@ mod tests {
         check(
             consumer(|p| p.poll_interval = Duration::ZERO),
             "consumer.poll_interval",
-        );
-        let group = |f: fn(&mut GroupPolicy)| {
-            let mut policy = GroupPolicy::default();
-            f(&mut policy);
-            policy.validate()
-        };
-        check(
-            group(|p| p.heartbeat_interval = Duration::from_secs(4)),
-            "group.heartbeat_interval",
-        );
-        check(
-            group(|p| p.session_timeout = Duration::ZERO),
-            "group.session_timeout",
         );
         let timeout = TimeoutPolicy {
             attempt_timeout: Duration::ZERO,

@@ -1,25 +1,21 @@
 //! [`PublishPort`] for [`Publisher`], so the outbox relay (and any other forwarder) can
-//! publish into the embedded log or through any other transport the publisher is on.
+//! publish through any transport: batches go to the transport's
+//! [`send_batch`](keel_core::PublishTransport::send_batch), dead letters to `<topic>.dlq`
+//! (created like the router creates it), and every error is sorted into transient and
+//! rejected by [`PublishError::is_retriable`].
 //!
-//! Not here: the publish itself (`bus.rs`) or the dead-letter format (`dead_letter.rs`);
-//! this file only maps them onto the port and sorts errors into transient and rejected.
+//! Not here: the publish itself (`publisher.rs`) or the dead-letter format (`dead_letter.rs`).
 
-use std::collections::{BTreeMap, HashSet};
-use std::sync::Arc;
+use std::collections::HashSet;
 
-use keel_core::{Event, PortError, PortErrorKind, PortFuture, PublishPort, TraceParent};
-use keel_log::{AppendError, NewRecord, Topic};
+use keel_core::{BoxFuture, Event, PortError, PublishPort, SendError, TransportError};
 
-use crate::bus::{EmbeddedBus, Publisher, Target, event_record};
-use crate::dead_letter::{DLQ_GROUP_HEADER, ensure_topic, unpublished_dead_letter_record};
+use crate::dead_letter::{DLQ_GROUP_HEADER, dead_letter_topic, unpublished_dead_letter_record};
 use crate::error::PublishError;
+use crate::publisher::{Publisher, prepared_record};
 
 impl PublishPort for Publisher {
-    fn publish<'a>(
-        &'a self,
-        topic: &'a str,
-        event: Event,
-    ) -> PortFuture<'a, Result<(), PortError>> {
+    fn publish<'a>(&'a self, topic: &'a str, event: Event) -> BoxFuture<'a, Result<(), PortError>> {
         Box::pin(async move {
             Publisher::publish(self, topic, event)
                 .await
@@ -28,83 +24,60 @@ impl PublishPort for Publisher {
         })
     }
 
-    /// On the embedded bus: one append per partition (in chunks of
-    /// [`BATCH_APPEND_RECORDS_MAX`]), the partitions' appends running at once. A chunk the
-    /// log rejects (too large as a whole, or holding one bad record) is retried one record
-    /// at a time, so only the bad events fail; after any failure the partition's later
-    /// events of that key are not attempted, and a transient failure stops the partition
-    /// (the port's contract). On another transport: one event at a time.
+    /// Every event is validated and mapped first; an invalid one fails alone and stops its
+    /// key. The rest go to the transport's `send_batch` in one call (on the embedded log:
+    /// one append per partition, the partitions' appends running at once), which keeps the
+    /// per-key stop rule.
     fn publish_batch<'a>(
         &'a self,
         topic: &'a str,
         events: Vec<Event>,
-    ) -> PortFuture<'a, Vec<Result<(), PortError>>> {
-        let bus = match self.target() {
-            Target::Embedded(bus) => bus.clone(),
-            Target::Transport(_) => return keel_core::publish_each(self, topic, events),
-        };
+    ) -> BoxFuture<'a, Vec<Result<(), PortError>>> {
         Box::pin(async move {
-            let count = events.len();
-            let Some(log_topic) = bus.log().topic(topic) else {
-                let error = port_error(PublishError::UnknownTopic(topic.to_string()));
-                return vec![Err(error); count];
-            };
-            let mut results: Vec<Option<Result<(), PortError>>> = vec![None; count];
+            let mut results: Vec<Option<Result<(), PortError>>> = vec![None; events.len()];
             let mut invalid_keys: HashSet<String> = HashSet::new();
-            let mut partitions: BTreeMap<u32, Vec<Item>> = BTreeMap::new();
-            for (index, mut event) in events.into_iter().enumerate() {
+            let (mut indexes, mut records) = (Vec::new(), Vec::new());
+            for (index, event) in events.into_iter().enumerate() {
                 let key = event.partitionkey.clone();
                 if key.as_ref().is_some_and(|k| invalid_keys.contains(k)) {
                     results[index] = Some(Err(PortError::not_attempted()));
                     continue;
                 }
-                if event.traceparent.is_none() {
-                    event.traceparent = Some(TraceParent::new_root());
+                match prepared_record(event) {
+                    Ok(record) => {
+                        indexes.push(index);
+                        records.push(record);
+                    }
+                    Err(error) => {
+                        results[index] = Some(Err(port_error(error)));
+                        invalid_keys.extend(key);
+                    }
                 }
-                if let Err(error) = event.validate() {
-                    results[index] = Some(Err(port_error(error.into())));
-                    invalid_keys.extend(key);
-                    continue;
-                }
-                let record = event_record(&event);
-                let partition = log_topic.partition_for(record.key.as_deref());
-                partitions
-                    .entry(partition)
-                    .or_default()
-                    .push(Item { index, key, record });
             }
-            let mut appends = tokio::task::JoinSet::new();
-            for (partition, items) in partitions {
-                appends.spawn(append_partition(
-                    bus.clone(),
-                    log_topic.clone(),
-                    partition,
-                    items,
-                ));
-            }
-            while let Some(done) = appends.join_next().await {
-                let Ok(done) = done else { continue };
-                for (index, result) in done {
-                    results[index] = Some(result);
+            let sent = self.transport().send_batch(topic, records).await;
+            for (index, result) in indexes.into_iter().zip(sent) {
+                if result.is_ok() {
+                    self.metrics().published(topic);
                 }
+                results[index] = Some(result.map(|_| ()).map_err(|e| port_error(e.into())));
             }
             results
                 .into_iter()
-                .map(|r| r.unwrap_or_else(|| Err(port_error(PublishError::Cancelled))))
+                .map(|r| r.unwrap_or_else(|| Err(port_error(SendError::Cancelled.into()))))
                 .collect()
         })
     }
 
-    /// Appends the event's record plus `headers` to `<topic>.dlq` (created like the router
-    /// creates it: the source topic's partition count and fsync policy), where `keel dlq`
-    /// and the dead-letter gauges find it, and counts it in
-    /// `keel_events_dead_lettered_total` under the group its `keel_dlq_group` header names.
+    /// Stores the event's record plus `headers` in `<topic>.dlq` (created with the topic's
+    /// partition count when missing), where `keel dlq` and the dead-letter gauges find it,
+    /// and counts it in `keel_events_dead_lettered_total` under the group its
+    /// `keel_dlq_group` header names.
     fn publish_dead_letter<'a>(
         &'a self,
         topic: &'a str,
         event: Event,
         headers: Vec<(String, Vec<u8>)>,
-    ) -> PortFuture<'a, Result<(), PortError>> {
+    ) -> BoxFuture<'a, Result<(), PortError>> {
         Box::pin(async move {
             let group = headers
                 .iter()
@@ -112,123 +85,37 @@ impl PublishPort for Publisher {
                 .map(|(_, value)| String::from_utf8_lossy(value).into_owned())
                 .unwrap_or_default();
             let record = unpublished_dead_letter_record(event, headers);
-            let bus = match self.target() {
-                Target::Embedded(bus) => bus,
-                Target::Transport(transport) => {
-                    return transport
-                        .send_dead_letter(topic, record)
-                        .await
-                        .map(|_| ())
-                        .map_err(port_error);
-                }
-            };
-            let source = bus
-                .log()
-                .topic(topic)
-                .ok_or_else(|| port_error(PublishError::UnknownTopic(topic.to_string())))?;
-            let dead_letters = ensure_topic(bus.log(), &source).map_err(|e| {
-                PortError::transient(format!("dead-letter topic of '{topic}': {e}"))
-            })?;
-            let partition = dead_letters.partition_for(record.key.as_deref());
-            bus.append(dead_letters, partition, vec![record])
+            let dead_letters = dead_letter_topic(topic);
+            let transport = self.transport();
+            transport
+                .ensure_companion(topic, &dead_letters)
                 .await
-                .map_err(port_error)?;
-            bus.metrics().route(topic, &group).dead_lettered();
+                .map_err(|error| {
+                    let message = format!("dead-letter topic of '{topic}': {error}");
+                    // A missing source topic may still be created: the relay keeps the row.
+                    let unknown = matches!(error, TransportError::UnknownTopic { .. });
+                    if unknown || error.is_retriable() {
+                        PortError::transient(message)
+                    } else {
+                        PortError::rejected(message)
+                    }
+                })?;
+            transport
+                .send(&dead_letters, record)
+                .await
+                .map_err(|e| port_error(e.into()))?;
+            self.metrics().route(topic, &group).dead_lettered();
             Ok(())
         })
     }
 }
 
-/// Most records one append of [`PublishPort::publish_batch`] carries.
-const BATCH_APPEND_RECORDS_MAX: usize = 512;
-
-/// One event of a batch, ready to append.
-struct Item {
-    index: usize,
-    key: Option<String>,
-    record: NewRecord,
-}
-
-/// Appends one partition's share of a batch; returns a result per item.
-async fn append_partition(
-    bus: EmbeddedBus,
-    topic: Arc<Topic>,
-    partition: u32,
-    items: Vec<Item>,
-) -> Vec<(usize, Result<(), PortError>)> {
-    let name = topic.name().to_string();
-    let mut out = Vec::with_capacity(items.len());
-    let mut failed_keys: HashSet<String> = HashSet::new();
-    let mut stopped: Option<PortError> = None;
-    let mut items = items.into_iter().peekable();
-    while items.peek().is_some() {
-        let chunk: Vec<Item> = items.by_ref().take(BATCH_APPEND_RECORDS_MAX).collect();
-        if let Some(error) = &stopped {
-            out.extend(
-                chunk
-                    .into_iter()
-                    .map(|item| (item.index, Err(error.clone()))),
-            );
-            continue;
-        }
-        let records: Vec<NewRecord> = chunk.iter().map(|item| item.record.clone()).collect();
-        match bus.append(topic.clone(), partition, records).await {
-            Ok(_) => {
-                for item in chunk {
-                    bus.metrics().published(&name);
-                    out.push((item.index, Ok(())));
-                }
-            }
-            Err(error) => {
-                let error = port_error(error);
-                if error.kind() != PortErrorKind::Rejected {
-                    out.extend(
-                        chunk
-                            .into_iter()
-                            .map(|item| (item.index, Err(error.clone()))),
-                    );
-                    stopped = Some(error);
-                    continue;
-                }
-                // One bad record (or a chunk too large as a whole): one record at a time.
-                for item in chunk {
-                    if item.key.as_ref().is_some_and(|k| failed_keys.contains(k)) {
-                        out.push((item.index, Err(PortError::not_attempted())));
-                        continue;
-                    }
-                    let result = bus
-                        .append(topic.clone(), partition, vec![item.record])
-                        .await
-                        .map(|_| bus.metrics().published(&name))
-                        .map_err(port_error);
-                    if result.is_err() {
-                        failed_keys.extend(item.key);
-                    }
-                    out.push((item.index, result));
-                }
-            }
-        }
-    }
-    out
-}
-
 /// Rejected: what the same bytes will always fail with. Transient: everything that depends
-/// on the log's state (a missing topic may be created, a poisoned partition reopened).
+/// on the transport's state (a missing topic may be created, a broker come back).
 fn port_error(error: PublishError) -> PortError {
-    let rejected = match &error {
-        PublishError::InvalidEvent(_) | PublishError::Rejected { .. } => true,
-        PublishError::Append { source, .. } => matches!(
-            source,
-            AppendError::RecordTooLarge { .. }
-                | AppendError::InvalidBatch(_)
-                | AppendError::KeyRequired
-                | AppendError::Empty
-        ),
-        _ => false,
-    };
-    if rejected {
-        PortError::rejected(error)
-    } else {
+    if error.is_retriable() {
         PortError::transient(error)
+    } else {
+        PortError::rejected(error)
     }
 }

@@ -15,16 +15,16 @@
 //! the whole backoff, so a few long waits would starve due redeliveries behind them.
 //!
 //! Not here: when to redeliver (`pipeline.rs`) and the replay tool
-//! ([`admin::dead_letters`](crate::admin::dead_letters)).
+//! (`keel dlq replay --to-group`).
 
 use std::cmp::{Ordering, Reverse};
 use std::collections::BinaryHeap;
 use std::time::Duration;
 
-use keel_log::{Header, NewRecord, Record};
+use keel_core::{Header, NewRecord, Record, header_text};
 use tokio::time::Instant;
 
-use crate::dead_letter::{header_text, text_headers};
+use crate::dead_letter::text_headers;
 use crate::limits::RETRY_SUFFIX;
 
 /// Header: the consumer group the record is addressed to; no other group handles it.
@@ -131,7 +131,7 @@ pub(crate) fn redelivery_record(record: &Record, redelivery: &Redelivery) -> New
 /// the partition's `in_flight_max`, as every fetched event is.
 ///
 /// Due times are measured on tokio's clock from the moment a record is read (`due_ms` minus
-/// the bus clock's now), as the chain's own wait does, so paused-time tests stay exact.
+/// the transport clock's now), as the chain's own wait does, so paused-time tests stay exact.
 #[derive(Debug, Default)]
 pub(crate) struct NotDue {
     by_due: BinaryHeap<Reverse<Held>>,
@@ -146,7 +146,7 @@ struct Held {
 }
 
 impl NotDue {
-    /// Holds `record` if it is a redelivery for `group` not due at `now_ms` (bus clock);
+    /// Holds `record` if it is a redelivery for `group` not due at `now_ms` (the transport's clock);
     /// otherwise gives it back to be started now. Records for other groups and undecodable
     /// ones are given back: their chain finishes them at once.
     pub(crate) fn hold(
@@ -224,7 +224,7 @@ impl Ord for Held {
 
 /// Whether `name` is a header only a redelivery record carries, so a dead letter made of a
 /// redelivered event drops it.
-pub(crate) fn is_redelivery_header(name: &str) -> bool {
+pub fn is_redelivery_header(name: &str) -> bool {
     name.starts_with(RETRY_HEADER_PREFIX)
 }
 

@@ -3,23 +3,19 @@
 //! task follows its [`Membership`] (the transport's assignments and revocations) and starts
 //! and stops one partition worker per assigned partition.
 //!
-//! Not here: group membership itself (the transport: `embedded_transport.rs` and `group.rs`
-//! on the embedded log), the per-partition consumer (`partition_worker.rs`), the per-event
-//! chain (`pipeline.rs`).
+//! Not here: group membership itself (the transport's, through `keel_core::Membership`),
+//! the per-partition consumer (`partition_worker.rs`), the per-event chain (`pipeline.rs`).
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use keel_core::{GroupPolicy, Membership, MembershipEvent, PartitionLease, Revocation, StartFrom};
 use tokio::sync::watch;
 use tokio::task::{Id, JoinSet};
 use tokio::time::Instant;
 
-use crate::bus::EmbeddedBus;
-use crate::consume_transport::{
-    ConsumeTransport, Membership, MembershipEvent, PartitionLease, Revocation,
-};
 use crate::dead_letter::{DeadLetter, DeadLetterHook};
 use crate::dedupe::Inbox;
 use crate::error::StartError;
@@ -27,10 +23,9 @@ use crate::handler::Handler;
 use crate::limits::RETRY_SUFFIX;
 use crate::partition_worker::{self, Command, Ended};
 use crate::pipeline::RouteShared;
-use crate::policy::{
-    ConsumerPolicy, GroupPolicy, Jitter, RetryMode, RetryPolicy, StartFrom, TimeoutPolicy,
-};
+use crate::policy::{ConsumerPolicy, Jitter, RetryMode, RetryPolicy, TimeoutPolicy};
 use crate::redelivery::retry_topic;
+use crate::transport::Transport;
 
 /// A subscription: `group` handles every event of `topic` with `handler`, under the given
 /// policies (each has a default).
@@ -134,7 +129,7 @@ impl Route {
 
 /// Routes events of a transport to handlers. Build, add routes, [`start`](Router::start).
 pub struct Router {
-    transport: Arc<dyn ConsumeTransport>,
+    transport: Transport,
     routes: Vec<Route>,
     on_dead_letter: Option<DeadLetterHook>,
 }
@@ -158,16 +153,12 @@ pub struct RouterHandle {
 }
 
 impl Router {
-    /// A router with no routes on the embedded `bus`.
-    pub fn new(bus: &EmbeddedBus) -> Router {
-        Router::on_transport(bus.transport())
-    }
-
-    /// A router with no routes on `transport` (Kafka: `keel_kafka_client::KafkaTransport`).
-    /// Routes, handlers, inboxes, retries and dead letters work the same on every transport.
-    pub fn on_transport(transport: Arc<dyn ConsumeTransport>) -> Router {
+    /// A router with no routes on `transport`: the embedded bus (`Router::new(&bus)`),
+    /// Kafka (`Router::new(&kafka)`), or any [`Transport`]. Routes, handlers, inboxes,
+    /// retries and dead letters work the same on every transport.
+    pub fn new(transport: impl Into<Transport>) -> Router {
         Router {
-            transport,
+            transport: transport.into(),
             routes: Vec::new(),
             on_dead_letter: None,
         }
@@ -216,7 +207,13 @@ impl Router {
         }
         for route in &self.routes {
             self.transport
-                .check_route(&route.topic, &route.group, &route.group_policy)?;
+                .consume()
+                .check_route(&route.topic, &route.group, &route.group_policy)
+                .map_err(|source| StartError::Route {
+                    topic: route.topic.clone(),
+                    group: route.group.clone(),
+                    source,
+                })?;
         }
         let (stop, _) = watch::channel(false);
         let mut members = JoinSet::new();
@@ -237,8 +234,8 @@ impl Router {
                     consumer.start_from = StartFrom::Earliest;
                 }
                 let shared = Arc::new(RouteShared {
-                    transport: self.transport.clone(),
-                    publisher: self.transport.publisher(),
+                    consume: self.transport.consume().clone(),
+                    publisher: self.transport.publisher().clone(),
                     metrics: self.transport.metrics().route(&topic, &route.group),
                     topic,
                     origin: route.topic.clone(),
@@ -292,9 +289,10 @@ struct Slot {
 /// Joins the route's group on its topic (for a redelivery topic, once it exists), then runs
 /// the member.
 async fn join_and_run(route: Arc<RouteShared>, policy: GroupPolicy, stop: watch::Receiver<bool>) {
-    let transport = route.transport.clone();
     if route.redelivery
-        && let Err(error) = transport
+        && let Err(error) = route
+            .publisher
+            .transport()
             .ensure_companion(&route.origin, &route.topic)
             .await
     {
@@ -302,7 +300,8 @@ async fn join_and_run(route: Arc<RouteShared>, policy: GroupPolicy, stop: watch:
         return;
     }
     let start_from = route.consumer.start_from;
-    match transport
+    match route
+        .consume
         .join(&route.group, &route.topic, &policy, start_from)
         .await
     {

@@ -1,48 +1,61 @@
-//! The transport port, publishing half: [`PublishTransport`], what [`Publisher`] needs of a
-//! broker other than the embedded log (Kafka, through `keel-kafka-client`), so service code
-//! that publishes holds one type, [`Publisher`], whichever transport is configured.
+//! [`Transport`]: a broker as the runtime drives it — the consuming half of the port
+//! (`keel_core::ConsumeTransport`) and a [`Publisher`] on its publishing half, which carries
+//! the [`Metrics`] both count into. A router is built on one
+//! ([`Router::new`](crate::Router::new)); each transport crate hands one out (the embedded
+//! bus, `keel_kafka_client::KafkaTransport`), so service code names no engine type but the
+//! one it starts with.
 //!
-//! Not here: the embedded transport (`bus.rs`, which [`Publisher`] reaches directly, keeping
-//! its wake-ups and metrics), and consuming (`consume_transport.rs`, the port's other half) —
-//! see ARCHITECTURE.md, "the transport seam".
+//! Also here: [`wait_for_signal`], the one way a transport built on a `tokio::sync::Notify`
+//! implements `PartitionLease::wait_for_data` without losing a wake-up.
+//!
+//! Not here: the ports themselves (`keel-core`), any engine.
 
 use std::sync::Arc;
 
-use keel_log::NewRecord;
+use keel_core::ConsumeTransport;
+use tokio::sync::Notify;
 
-use crate::bus::{Published, Publisher};
-use crate::dedupe::BoxFuture;
-use crate::error::PublishError;
+use crate::metrics::Metrics;
+use crate::publisher::Publisher;
 
-/// A networked transport's publishing side. Implementations send the record as it is (it is
-/// `event_record`'s CloudEvents binary mapping, validated and traced by [`Publisher`]) and
-/// pick the partition from its key the way `keel-log` does (murmur2), so an event lands
-/// where the embedded bus would put it.
-pub trait PublishTransport: Send + Sync + std::fmt::Debug + 'static {
-    /// Sends `record` to `topic`; `Ok` once the broker acknowledged it.
-    ///
-    /// Cancel safety: not cancel safe; a dropped send may or may not be stored.
-    fn send<'a>(
-        &'a self,
-        topic: &'a str,
-        record: NewRecord,
-    ) -> BoxFuture<'a, Result<Published, PublishError>>;
-
-    /// Sends `record` to `source`'s dead-letter topic (`<source>.dlq`), creating it with
-    /// `source`'s partition count when missing.
-    ///
-    /// Cancel safety: as [`PublishTransport::send`].
-    fn send_dead_letter<'a>(
-        &'a self,
-        source: &'a str,
-        record: NewRecord,
-    ) -> BoxFuture<'a, Result<Published, PublishError>>;
+/// Both halves of one transport, as routers and publishers use them. Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct Transport {
+    consume: Arc<dyn ConsumeTransport>,
+    publisher: Publisher,
 }
 
-impl Publisher {
-    /// A publisher on `transport` instead of an embedded bus: the same validation, trace and
-    /// record mapping, and the same type for service code.
-    pub fn on_transport(transport: Arc<dyn PublishTransport>) -> Publisher {
-        Publisher::from_target(crate::bus::Target::Transport(transport))
+impl Transport {
+    /// The transport consuming through `consume` and publishing through `publisher` (whose
+    /// metrics the routers count into too).
+    pub fn new(consume: Arc<dyn ConsumeTransport>, publisher: Publisher) -> Transport {
+        Transport { consume, publisher }
+    }
+
+    /// The consuming half.
+    pub fn consume(&self) -> &Arc<dyn ConsumeTransport> {
+        &self.consume
+    }
+
+    /// The publisher service code holds, the one every handler's context hands out.
+    pub fn publisher(&self) -> &Publisher {
+        &self.publisher
+    }
+
+    /// The metrics of everything on this transport.
+    pub fn metrics(&self) -> &Metrics {
+        self.publisher.metrics()
+    }
+}
+
+/// Completes when `signal` is notified, or at once when `ready()` says records are there:
+/// registers for the signal *before* asking, so a notification between the two is not
+/// lost. Cancel safe.
+pub async fn wait_for_signal(signal: &Notify, ready: impl FnOnce() -> bool) {
+    let notified = signal.notified();
+    tokio::pin!(notified);
+    notified.as_mut().enable();
+    if !ready() {
+        notified.await;
     }
 }

@@ -12,14 +12,34 @@ use std::collections::BTreeSet;
 use serde_json::{Map, Value, json};
 
 use crate::catalog::Catalog;
-use crate::registry::{Registry, VersionSelector};
+use crate::registry::{Registry, SubjectVersion, VersionSelector};
+use crate::schema::SchemaType;
 
 /// The `schemaFormat` of Keel's payload schemas.
 pub const SCHEMA_FORMAT: &str = "application/schema+json;version=2020-12";
 
+/// Where the catalog's schemas come from: a [`Registry`] here, or a registry's REST API (the
+/// CLI's client).
+pub trait SchemaSource {
+    /// Live subject names.
+    fn subjects(&self) -> Vec<String>;
+    /// The latest live version of `subject`, if any.
+    fn latest(&self, subject: &str) -> Option<SubjectVersion>;
+}
+
+impl SchemaSource for Registry {
+    fn subjects(&self) -> Vec<String> {
+        Registry::subjects(self, false)
+    }
+
+    fn latest(&self, subject: &str) -> Option<SubjectVersion> {
+        self.version(subject, VersionSelector::Latest, false).ok()
+    }
+}
+
 /// Builds the AsyncAPI 3.0 document of `catalog`, with schemas from `registry`. Event types
 /// registered but not seen on any topic appear as component messages without a channel.
-pub fn asyncapi(catalog: &Catalog, registry: &Registry, title: &str) -> Value {
+pub fn asyncapi(catalog: &Catalog, registry: &dyn SchemaSource, title: &str) -> Value {
     let mut channels = Map::new();
     let mut operations = Map::new();
     let mut messages = Map::new();
@@ -87,7 +107,7 @@ pub fn asyncapi(catalog: &Catalog, registry: &Registry, title: &str) -> Value {
             }),
         );
     }
-    for subject in registry.subjects(false) {
+    for subject in registry.subjects() {
         if !seen_types.contains(&subject) {
             messages
                 .entry(key(&subject))
@@ -109,16 +129,21 @@ pub fn asyncapi(catalog: &Catalog, registry: &Registry, title: &str) -> Value {
 }
 
 /// One message: the event type, its latest registered schema, an example.
-fn message(registry: &Registry, ty: &str, example: Option<&Value>) -> Value {
+fn message(registry: &dyn SchemaSource, ty: &str, example: Option<&Value>) -> Value {
     let mut message = json!({
         "name": ty,
         "title": ty,
         "contentType": "application/json",
     });
-    match registry.version(ty, VersionSelector::Latest, false) {
-        Ok(latest) => {
+    match registry.latest(ty) {
+        Some(latest) => {
+            // AsyncAPI 3.0's Multi Format Schema Object names Avro by its media type.
+            let format = match latest.schema_type {
+                SchemaType::Avro => "application/vnd.apache.avro+json;version=1.9.0",
+                _ => SCHEMA_FORMAT,
+            };
             message["payload"] = json!({
-                "schemaFormat": SCHEMA_FORMAT,
+                "schemaFormat": format,
                 "schema": latest.schema.document(),
             });
             message["summary"] = json!(format!(
@@ -128,7 +153,7 @@ fn message(registry: &Registry, ty: &str, example: Option<&Value>) -> Value {
             message["x-keel-schema-version"] = json!(latest.version);
             message["x-keel-schema-id"] = json!(latest.id);
         }
-        Err(_) => {
+        None => {
             message["summary"] = json!("No schema is registered for this event type.");
         }
     }

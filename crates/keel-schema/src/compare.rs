@@ -31,22 +31,53 @@
 //!   recursion through references is assumed compatible on the second visit.
 //! - annotations (`title`, `description`, `$id`, `examples`, `default`, `format`, ...) are
 //!   ignored.
+//!
+//! The walk is bounded: pairs holding a `$ref` are memoised (each distinct pair is compared
+//! once), and every visited pair spends from a [`Budget`] of steps, depth and time, so no
+//! schema makes a check run for ever.
 
 use std::borrow::Cow;
-use std::collections::{BTreeSet, HashSet};
+use std::collections::BTreeSet;
 
 use serde_json::{Map, Value};
 
-use crate::difference::{Difference, DifferenceKind};
-use crate::limits::SCHEMA_DEPTH_MAX;
+use crate::budget::{Budget, ComparisonError};
+use crate::difference::{Difference, DifferenceKind, push};
+use crate::limits::{DIFFERENCES_PER_PAIR_MAX, SCHEMA_DEPTH_MAX};
+use crate::memo::Memo;
 
 /// The differences that stop `reader` from reading everything `writer` allows; empty when the
 /// reader can. Both are whole schema documents (their `$ref`s resolve inside themselves).
-pub fn reader_differences(writer: &Value, reader: &Value) -> Vec<Difference> {
+/// Spends from the registry's default [`Budget`].
+pub fn reader_differences(
+    writer: &Value,
+    reader: &Value,
+) -> Result<Vec<Difference>, ComparisonError> {
+    reader_differences_within(writer, reader, &mut Budget::default())
+}
+
+/// [`reader_differences`] spending from a budget of the caller's.
+pub fn reader_differences_within(
+    writer: &Value,
+    reader: &Value,
+    budget: &mut Budget,
+) -> Result<Vec<Difference>, ComparisonError> {
+    let found = json_reader_differences(writer, reader, budget);
+    budget.settle(found)
+}
+
+/// [`reader_differences`] spending from `budget`; what it returns is incomplete once the
+/// budget is exhausted (the caller settles it).
+pub(crate) fn json_reader_differences(
+    writer: &Value,
+    reader: &Value,
+    budget: &mut Budget,
+) -> Vec<Difference> {
     let mut comparer = Comparer {
         writer_root: writer,
         reader_root: reader,
-        visiting: HashSet::new(),
+        memo: Memo::default(),
+        budget,
         depth: 0,
     };
     let mut out = Vec::new();
@@ -82,11 +113,17 @@ const COMBINERS: &[&str] = &["allOf", "anyOf", "oneOf"];
 struct Comparer<'a> {
     writer_root: &'a Value,
     reader_root: &'a Value,
-    /// `$ref` pairs being compared further up the stack: a second visit is assumed compatible,
-    /// which ends recursion through self-referencing schemas.
-    visiting: HashSet<(String, String)>,
+    /// Pairs holding a `$ref`. Only references make a finite document unfold into
+    /// exponentially many pairs (an `anyOf` of two `$ref`s to the next level, 40 levels deep,
+    /// is 2^40 pairs); remembering them makes the walk polynomial in the distinct pairs.
+    memo: Memo<MemoKey>,
+    budget: &'a mut Budget,
     depth: usize,
 }
+
+/// A pair of schema nodes by their text: both documents are fixed for one comparison, so the
+/// same text means the same schema (references resolve against the same roots).
+type MemoKey = (String, String);
 
 /// A schema seen through its combiners.
 enum Shape<'v> {
@@ -98,40 +135,32 @@ enum Shape<'v> {
     Any(&'static str, Vec<Cow<'v, Value>>),
 }
 
-fn push(out: &mut Vec<Difference>, path: &str, kind: DifferenceKind, detail: String) {
-    out.push(Difference {
-        path: path.to_string(),
-        kind,
-        detail,
-    });
-}
-
 impl Comparer<'_> {
     fn compare(&mut self, writer: &Value, reader: &Value, path: &str, out: &mut Vec<Difference>) {
-        if self.depth >= SCHEMA_DEPTH_MAX {
-            // Schemas are checked for depth when parsed; this guards synthesized shapes.
+        if !self.budget.step(self.depth) {
             return;
         }
-        let writer_ref = ref_of(writer);
-        let reader_ref = ref_of(reader);
-        let guard = (writer_ref.is_some() || reader_ref.is_some()).then(|| {
-            (
-                writer_ref.unwrap_or_default().to_string(),
-                reader_ref.unwrap_or_default().to_string(),
-            )
-        });
-        if let Some(key) = &guard
-            && !self.visiting.insert(key.clone())
+        let key = (ref_of(writer).is_some() || ref_of(reader).is_some())
+            .then(|| (writer.to_string(), reader.to_string()));
+        if let Some(key) = &key
+            && !self.memo.enter(key, path, out)
         {
             return;
         }
         let writer = resolve(self.writer_root, writer);
         let reader = resolve(self.reader_root, reader);
+        let start = out.len();
         self.depth += 1;
         self.compare_resolved(&writer, &reader, path, out);
         self.depth -= 1;
-        if let Some(key) = guard {
-            self.visiting.remove(&key);
+        match key {
+            Some(key) => {
+                let complete = !self.budget.is_exhausted();
+                self.memo.leave(key, path, out, start, complete);
+            }
+            // Every alternative of a writer's `anyOf` adds its own differences, so without a
+            // cap the report of a reference bomb doubles per level even when its walk does not.
+            None => out.truncate(start + DIFFERENCES_PER_PAIR_MAX),
         }
     }
 

@@ -13,8 +13,12 @@ use std::str::FromStr;
 
 use serde_json::Value;
 
-use crate::compare::reader_differences;
+use crate::budget::{Budget, ComparisonError};
+use crate::compare::json_reader_differences;
 use crate::difference::Difference;
+use crate::difference::DifferenceKind;
+use crate::schema::{Form, Schema};
+use crate::{avro, protobuf};
 
 /// A subject's (or the registry's default) compatibility rule.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
@@ -148,13 +152,67 @@ impl FromStr for CompatibilityLevel {
     }
 }
 
+/// Something a compatibility check compares: a JSON Schema document, or a [`Schema`] of any
+/// type (two versions of different types never read each other).
+pub trait Comparable {
+    /// The differences that stop `reader` from reading what `writer` allows, spending from
+    /// `budget` (incomplete once it is exhausted; the caller settles it).
+    fn reader_differences(writer: &Self, reader: &Self, budget: &mut Budget) -> Vec<Difference>;
+}
+
+impl Comparable for Value {
+    fn reader_differences(writer: &Value, reader: &Value, budget: &mut Budget) -> Vec<Difference> {
+        json_reader_differences(writer, reader, budget)
+    }
+}
+
+impl Comparable for Schema {
+    fn reader_differences(
+        writer: &Schema,
+        reader: &Schema,
+        budget: &mut Budget,
+    ) -> Vec<Difference> {
+        match (writer.form(), reader.form()) {
+            (Form::Json { bundled: w, .. }, Form::Json { bundled: r, .. }) => {
+                json_reader_differences(w, r, budget)
+            }
+            (Form::Avro { schema: w, .. }, Form::Avro { schema: r, .. }) => {
+                avro::reader_differences(w, r, budget)
+            }
+            (Form::Protobuf { pool: w, .. }, Form::Protobuf { pool: r, .. }) => {
+                protobuf::reader_differences(w, r, budget)
+            }
+            _ => vec![Difference {
+                path: "#".into(),
+                kind: DifferenceKind::SchemaTypeChanged,
+                detail: format!(
+                    "the writer's schema is {}, the reader's {}",
+                    writer.schema_type(),
+                    reader.schema_type()
+                ),
+            }],
+        }
+    }
+}
+
 /// Checks `new` against the earlier live versions of a subject (`(version, schema)`, oldest
-/// first) under `level`. Empty when the new schema may be registered.
-pub fn check_compatibility(
+/// first) under `level`. `Ok` and empty when the new schema may be registered; `Err` when the
+/// check spent the registry's whole [`Budget`] before reaching a verdict.
+pub fn check_compatibility<S: Comparable>(
     level: CompatibilityLevel,
-    new: &Value,
-    earlier: &[(u32, &Value)],
-) -> Vec<Incompatibility> {
+    new: &S,
+    earlier: &[(u32, &S)],
+) -> Result<Vec<Incompatibility>, ComparisonError> {
+    check_compatibility_within(level, new, earlier, Budget::default())
+}
+
+/// [`check_compatibility`] spending from `budget`.
+pub fn check_compatibility_within<S: Comparable>(
+    level: CompatibilityLevel,
+    new: &S,
+    earlier: &[(u32, &S)],
+    mut budget: Budget,
+) -> Result<Vec<Incompatibility>, ComparisonError> {
     let compared = if level.transitive() {
         earlier
     } else {
@@ -164,8 +222,8 @@ pub fn check_compatibility(
     for (version, old) in compared.iter().rev() {
         for direction in level.directions() {
             let differences = match direction {
-                Direction::Backward => reader_differences(old, new),
-                Direction::Forward => reader_differences(new, old),
+                Direction::Backward => S::reader_differences(old, new, &mut budget),
+                Direction::Forward => S::reader_differences(new, old, &mut budget),
             };
             found.extend(differences.into_iter().map(|difference| Incompatibility {
                 version: *version,
@@ -174,7 +232,7 @@ pub fn check_compatibility(
             }));
         }
     }
-    found
+    budget.settle(found)
 }
 
 /// Both directions between two schemas, for `keel schema diff`: what stops the new one from
@@ -187,10 +245,12 @@ pub struct SchemaDiff {
     pub forward: Vec<Difference>,
 }
 
-/// Compares an old and a new schema in both directions.
-pub fn diff(old: &Value, new: &Value) -> SchemaDiff {
-    SchemaDiff {
-        backward: reader_differences(old, new),
-        forward: reader_differences(new, old),
-    }
+/// Compares an old and a new schema in both directions, within one [`Budget`].
+pub fn diff<S: Comparable>(old: &S, new: &S) -> Result<SchemaDiff, ComparisonError> {
+    let mut budget = Budget::default();
+    let found = SchemaDiff {
+        backward: S::reader_differences(old, new, &mut budget),
+        forward: S::reader_differences(new, old, &mut budget),
+    };
+    budget.settle(found)
 }

@@ -20,6 +20,7 @@ use keel_core::{EnvelopeError, Event, EventType, SCHEMA_VERSION_ATTRIBUTE};
 use keel_runtime::{Context, Handler, HandlerResult};
 use serde_json::Value;
 
+use crate::codec::data_value;
 use crate::registry::{Registry, VersionSelector};
 
 /// Turns the data of version `n` into the data of version `n + 1`.
@@ -176,8 +177,15 @@ impl<T: EventType> Contract<T> {
         let data = event.data.as_deref().ok_or(EnvelopeError::MissingData {
             ty: T::TYPE.to_string(),
         })?;
-        let mut value: Value =
-            serde_json::from_slice(data).map_err(|e| data_error(e.to_string()))?;
+        let mut value: Value = match &self.registry {
+            // Framed Avro or Protobuf data is decoded with the schema its id names.
+            Some(registry) => {
+                data_value(registry, data)
+                    .map_err(|e| data_error(e.to_string()))?
+                    .1
+            }
+            None => serde_json::from_slice(data).map_err(|e| data_error(e.to_string()))?,
+        };
         if let Some(registry) = &self.registry {
             let registered = registry
                 .version(T::TYPE, VersionSelector::Number(version), false)

@@ -9,7 +9,9 @@ use std::fmt;
 /// What kind of change makes a reader unable to read everything a writer may write.
 ///
 /// The names ([`DifferenceKind::as_str`]) follow Confluent Schema Registry's JSON Schema
-/// difference types where one exists, so operators who know those messages recognise them.
+/// difference types, Avro Java's `SchemaIncompatibilityType`s and Confluent's Protobuf
+/// `Difference.Type`s where one exists, so
+/// operators who know those messages recognise them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum DifferenceKind {
@@ -57,6 +59,43 @@ pub enum DifferenceKind {
     ConditionalChanged,
     /// The reader changed `contains`/`minContains`/`maxContains` in a narrowing way.
     ContainsNarrowed,
+    /// The two versions are of different schema types (`JSON` and `AVRO`).
+    SchemaTypeChanged,
+    /// Avro: a named type's name changed and no reader alias names the writer's.
+    NameMismatch,
+    /// Avro: a fixed type's size changed.
+    FixedSizeMismatch,
+    /// Avro: the reader's enum lacks writer symbols and has no default.
+    MissingEnumSymbols,
+    /// Avro: a reader field the writer does not have, without a default.
+    ReaderFieldMissingDefaultValue,
+    /// Avro: the reader's type cannot read the writer's (no promotion applies).
+    TypeMismatch,
+    /// Avro: no branch of the reader's union reads the writer's type.
+    MissingUnionBranch,
+    /// Protobuf: the file's package changed.
+    PackageChanged,
+    /// Protobuf: a numeric field's explicit label changed (`optional` ↔ `repeated`).
+    FieldNumericLabelChanged,
+    /// Protobuf: a message of the writer is gone.
+    MessageRemoved,
+    /// Protobuf: a `required` field was added.
+    RequiredFieldAdded,
+    /// Protobuf: a `required` field was removed.
+    RequiredFieldRemoved,
+    /// Protobuf: a field changed between scalar, message and map.
+    FieldKindChanged,
+    /// Protobuf: a scalar changed to one of another wire group.
+    FieldScalarKindChanged,
+    /// Protobuf: a message-typed field names another message, or its message changed
+    /// incompatibly.
+    FieldNamedTypeChanged,
+    /// Protobuf: a field left a oneof that is still there.
+    OneofFieldRemoved,
+    /// Protobuf: more than one existing field moved into one oneof.
+    MultipleFieldsMovedToOneof,
+    /// Protobuf: an existing field moved into a oneof that already had fields.
+    FieldMovedToExistingOneof,
 }
 
 impl DifferenceKind {
@@ -91,6 +130,24 @@ impl DifferenceKind {
             DifferenceKind::DependencyAdded => "DEPENDENCY_ADDED",
             DifferenceKind::ConditionalChanged => "CONDITIONAL_CHANGED",
             DifferenceKind::ContainsNarrowed => "CONTAINS_NARROWED",
+            DifferenceKind::SchemaTypeChanged => "SCHEMA_TYPE_CHANGED",
+            DifferenceKind::NameMismatch => "NAME_MISMATCH",
+            DifferenceKind::FixedSizeMismatch => "FIXED_SIZE_MISMATCH",
+            DifferenceKind::MissingEnumSymbols => "MISSING_ENUM_SYMBOLS",
+            DifferenceKind::ReaderFieldMissingDefaultValue => "READER_FIELD_MISSING_DEFAULT_VALUE",
+            DifferenceKind::TypeMismatch => "TYPE_MISMATCH",
+            DifferenceKind::MissingUnionBranch => "MISSING_UNION_BRANCH",
+            DifferenceKind::PackageChanged => "PACKAGE_CHANGED",
+            DifferenceKind::FieldNumericLabelChanged => "FIELD_NUMERIC_LABEL_CHANGED",
+            DifferenceKind::MessageRemoved => "MESSAGE_REMOVED",
+            DifferenceKind::RequiredFieldAdded => "REQUIRED_FIELD_ADDED",
+            DifferenceKind::RequiredFieldRemoved => "REQUIRED_FIELD_REMOVED",
+            DifferenceKind::FieldKindChanged => "FIELD_KIND_CHANGED",
+            DifferenceKind::FieldScalarKindChanged => "FIELD_SCALAR_KIND_CHANGED",
+            DifferenceKind::FieldNamedTypeChanged => "FIELD_NAMED_TYPE_CHANGED",
+            DifferenceKind::OneofFieldRemoved => "ONEOF_FIELD_REMOVED",
+            DifferenceKind::MultipleFieldsMovedToOneof => "MULTIPLE_FIELDS_MOVED_TO_ONEOF",
+            DifferenceKind::FieldMovedToExistingOneof => "FIELD_MOVED_TO_EXISTING_ONEOF",
         }
     }
 }
@@ -117,4 +174,36 @@ impl fmt::Display for Difference {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}: {}: {}", self.path, self.kind, self.detail)
     }
+}
+
+impl Difference {
+    /// The same difference with its path made relative to `base` (a prefix of it), for a
+    /// comparison remembered at one place and reused at another.
+    pub(crate) fn relative_to(&self, base: &str) -> Difference {
+        Difference {
+            path: self
+                .path
+                .strip_prefix(base)
+                .unwrap_or(&self.path)
+                .to_string(),
+            ..self.clone()
+        }
+    }
+
+    /// A difference remembered by [`Difference::relative_to`], placed under `base`.
+    pub(crate) fn under(&self, base: &str) -> Difference {
+        Difference {
+            path: format!("{base}{}", self.path),
+            ..self.clone()
+        }
+    }
+}
+
+/// Adds a difference at `path` to `out`.
+pub(crate) fn push(out: &mut Vec<Difference>, path: &str, kind: DifferenceKind, detail: String) {
+    out.push(Difference {
+        path: path.to_string(),
+        kind,
+        detail,
+    });
 }

@@ -1,6 +1,7 @@
 //! Why a registry operation failed, in the registry's words. Each variant maps to one of
 //! Confluent Schema Registry's error codes in `keel-server`; the messages are one line.
 
+use crate::budget::ComparisonError;
 use crate::compatibility::{CompatibilityLevel, Incompatibility};
 use crate::schema::SchemaError;
 
@@ -57,6 +58,31 @@ pub enum RegistryError {
         level: CompatibilityLevel,
         /// Every reason, each with its path.
         incompatibilities: Vec<Incompatibility>,
+    },
+    /// The compatibility check spent its whole budget (steps, depth or time) before reaching
+    /// a verdict; the schema is refused rather than compared for ever.
+    #[error("schema being registered is too complex to check against subject {subject:?}: {error}")]
+    TooComplex {
+        /// The subject.
+        subject: String,
+        /// The limit crossed.
+        error: ComparisonError,
+    },
+    /// The subject changed under every attempt at a registration (other registrations won
+    /// each race); retrying later succeeds.
+    #[error("subject {0:?} changed while the schema was being checked; retry")]
+    Conflict(String),
+    /// A version cannot be deleted while live schemas reference it.
+    #[error(
+        "one or more references exist to version {version} of subject {subject:?} (schema ids {ids:?}); delete those first"
+    )]
+    ReferenceExists {
+        /// The subject.
+        subject: String,
+        /// The referenced version.
+        version: u32,
+        /// Ids of the schemas that reference it.
+        ids: Vec<u32>,
     },
     /// The schema text is not an acceptable schema.
     #[error(transparent)]

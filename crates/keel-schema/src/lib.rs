@@ -1,6 +1,7 @@
 //! `keel-schema`: Keel's schema registry — event contracts as versioned JSON Schemas
-//! (draft 2020-12), the compatibility rules that guard their evolution, validation of
-//! payloads, upcasting of old versions, and the event catalog.
+//! (draft 2020-12), Avro or Protobuf schemas, with references between them, the compatibility rules
+//! that guard their evolution (bounded by a [`Budget`]), validation of payloads, the Avro
+//! codec, upcasting of old versions, and the event catalog.
 //!
 //! - [`reader_differences`] is the compatibility engine: whether a reader schema reads
 //!   everything a writer schema allows, with every [`Difference`] named by its JSON path and
@@ -24,7 +25,10 @@
 //! This crate speaks no HTTP: `keel-server` serves the registry in Confluent's REST shape.
 
 mod asyncapi;
+mod avro;
+mod budget;
 mod catalog;
+mod codec;
 mod compare;
 mod compatibility;
 mod contract;
@@ -32,25 +36,36 @@ mod difference;
 mod error;
 mod html;
 pub mod limits;
+mod memo;
+mod protobuf;
 mod publish;
 mod registry;
 mod schema;
 mod store;
+mod stored;
 mod validation;
+pub mod wire;
 
-pub use asyncapi::{SCHEMA_FORMAT, asyncapi};
+pub use asyncapi::{SCHEMA_FORMAT, SchemaSource, asyncapi};
+pub use avro::{CodecError, decode_avro, encode_avro};
+pub use budget::{Budget, CheckLimits, ComparisonError};
 pub use catalog::{Catalog, EventFacts, TopicFacts, is_catalogued, scan};
-pub use compare::reader_differences;
+pub use codec::{SchemaCodec, media_type};
+pub use compare::{reader_differences, reader_differences_within};
 pub use compatibility::{
-    CompatibilityLevel, Direction, Incompatibility, SchemaDiff, UnknownLevel, check_compatibility,
-    diff,
+    Comparable, CompatibilityLevel, Direction, Incompatibility, SchemaDiff, UnknownLevel,
+    check_compatibility, check_compatibility_within, diff,
 };
 pub use contract::{Contract, ContractError};
 pub use difference::{Difference, DifferenceKind};
 pub use error::RegistryError;
 pub use html::html;
+pub use protobuf::{decode_protobuf, encode_protobuf};
 pub use publish::{SchemaPublishError, SchemaPublisher};
 pub use registry::{Mode, Registry, SubjectVersion, VersionSelector};
-pub use schema::{Schema, SchemaError, SchemaType};
+pub use schema::{Reference, Schema, SchemaError, SchemaType};
 pub use store::SCHEMAS_TOPIC;
+pub use stored::{
+    StoredCheck, StoredCheckError, StoredReport, Unreadable, Upcaster, check_stored_events,
+};
 pub use validation::{PayloadError, PayloadValidator};

@@ -10,10 +10,10 @@
 
 use std::sync::Arc;
 
-use keel_core::{Event, SCHEMA_VERSION_ATTRIBUTE};
-use keel_runtime::{PublishError, Published, Publisher};
-use serde_json::Value;
+use keel_core::{Event, Published, SCHEMA_VERSION_ATTRIBUTE};
+use keel_runtime::{PublishError, Publisher};
 
+use crate::codec::data_value;
 use crate::error::RegistryError;
 use crate::registry::{Registry, VersionSelector};
 use crate::validation::PayloadError;
@@ -52,8 +52,9 @@ pub enum SchemaPublishError {
         /// The attribute as given.
         text: String,
     },
-    /// The event has no data, or its data is not JSON.
-    #[error("refused event of type {ty:?}: its data is not a JSON document: {reason}")]
+    /// The event has no data, or its data is neither JSON nor framed data of a registered
+    /// schema (or framed with another schema than its version's).
+    #[error("refused event of type {ty:?}: its data cannot be read: {reason}")]
     NotJson {
         /// The CloudEvents `type`.
         ty: String,
@@ -128,15 +129,25 @@ impl SchemaPublisher {
                 },
                 other => SchemaPublishError::Registry(other),
             })?;
-        let payload: Value = event
+        let (framed_id, payload) = event
             .data
             .as_deref()
             .ok_or_else(|| "the event carries no data".to_string())
-            .and_then(|data| serde_json::from_slice(data).map_err(|e| e.to_string()))
+            .and_then(|data| data_value(&self.registry, data).map_err(|e| e.to_string()))
             .map_err(|reason| SchemaPublishError::NotJson {
                 ty: ty.clone(),
                 reason,
             })?;
+        // Framed data names its schema: it must be the one registered for this version.
+        if let Some(id) = framed_id.filter(|id| *id != registered.id) {
+            return Err(SchemaPublishError::NotJson {
+                ty: ty.clone(),
+                reason: format!(
+                    "the data is framed with schema id {id}, version {version} of {ty:?} is id {}",
+                    registered.id
+                ),
+            });
+        }
         let validator = self
             .registry
             .validator(registered.id)

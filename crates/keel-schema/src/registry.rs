@@ -15,19 +15,22 @@
 //!
 //! Every change is appended to the topic, durably (`fsync = always`), *before* memory changes,
 //! under one lock: an acknowledged registration survives `kill -9`, and a failed append
-//! changes nothing.
+//! changes nothing. Compatibility checks and validator compilation, the only work whose cost a
+//! client chooses, run outside that lock on a snapshot, so no request waits for another's.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use keel_log::{CleanupPolicy, FsyncPolicy, Log, NewRecord, Partition, TopicConfig};
 
-use crate::compatibility::{CompatibilityLevel, Incompatibility, check_compatibility};
+use crate::budget::CheckLimits;
+use crate::compatibility::{CompatibilityLevel, Incompatibility, check_compatibility_within};
 use crate::error::RegistryError;
 use crate::limits::{
-    REPLAY_CHUNK_BYTES, SUBJECT_BYTES_MAX, SUBJECTS_MAX, VERSIONS_PER_SUBJECT_MAX,
+    REGISTER_ATTEMPTS_MAX, REPLAY_CHUNK_BYTES, SUBJECT_BYTES_MAX, SUBJECTS_MAX,
+    VERSIONS_PER_SUBJECT_MAX,
 };
-use crate::schema::{Schema, SchemaType};
+use crate::schema::{Reference, Schema, SchemaError, SchemaType};
 use crate::store::{ConfigValue, ModeValue, RecordKey, SCHEMAS_TOPIC, SchemaValue, encode_value};
 use crate::validation::PayloadValidator;
 
@@ -92,6 +95,7 @@ pub struct SubjectVersion {
 pub struct Registry {
     partition: Arc<Partition>,
     state: Mutex<State>,
+    check_limits: CheckLimits,
 }
 
 #[derive(Debug, Default)]
@@ -141,7 +145,16 @@ impl Registry {
         Ok(Registry {
             partition,
             state: Mutex::new(state),
+            check_limits: CheckLimits::default(),
         })
+    }
+
+    /// The registry with every compatibility check bounded by `limits` instead of the
+    /// defaults.
+    #[must_use]
+    pub fn with_check_limits(mut self, limits: CheckLimits) -> Registry {
+        self.check_limits = limits;
+        self
     }
 
     /// Records of the schemas topic that replay could not read (written by something else);
@@ -152,6 +165,11 @@ impl Registry {
 
     /// Registers `schema` under `subject`: the existing version when the schema is already
     /// live there, else a new version once it passes the compatibility check.
+    ///
+    /// The check runs outside the registry's lock, on a snapshot of what it depends on (the
+    /// level and the compared versions); the new version is appended only if that snapshot
+    /// still holds, else the check runs again, at most [`REGISTER_ATTEMPTS_MAX`] times. A slow
+    /// check therefore delays no other request.
     pub fn register(
         &self,
         subject: &str,
@@ -159,21 +177,42 @@ impl Registry {
         schema: Schema,
     ) -> Result<SubjectVersion, RegistryError> {
         validate_subject(subject)?;
-        let mut state = self.lock();
-        if state.mode(subject) == Mode::ReadOnly {
-            return Err(RegistryError::ReadOnly(subject.to_string()));
+        for _ in 0..REGISTER_ATTEMPTS_MAX {
+            let checked = {
+                let state = self.lock();
+                if let Some(found) = state.registrable(subject, &schema)? {
+                    return Ok(found);
+                }
+                state.snapshot(subject, None)
+            };
+            let incompatibilities = checked.check(subject, &schema, self.check_limits)?;
+            let mut state = self.lock();
+            if let Some(found) = state.registrable(subject, &schema)? {
+                return Ok(found);
+            }
+            if state.snapshot(subject, None).depends != checked.depends {
+                continue;
+            }
+            if !incompatibilities.is_empty() {
+                return Err(RegistryError::Incompatible {
+                    subject: subject.to_string(),
+                    level: checked.depends.level,
+                    incompatibilities,
+                });
+            }
+            return self.add_version(&mut state, subject, schema_type, schema);
         }
-        if let Some(found) = state.live_with(subject, &schema) {
-            return Ok(found);
-        }
-        let incompatibilities = state.incompatibilities(subject, &schema, None);
-        if !incompatibilities.is_empty() {
-            return Err(RegistryError::Incompatible {
-                subject: subject.to_string(),
-                level: state.level(subject),
-                incompatibilities,
-            });
-        }
+        Err(RegistryError::Conflict(subject.to_string()))
+    }
+
+    /// Appends `schema` as the next version of `subject`, under the lock.
+    fn add_version(
+        &self,
+        state: &mut State,
+        subject: &str,
+        schema_type: SchemaType,
+        schema: Schema,
+    ) -> Result<SubjectVersion, RegistryError> {
         let versions = state.subjects.get(subject);
         if versions.is_none() && state.subjects.len() >= SUBJECTS_MAX {
             return Err(RegistryError::LimitReached(format!(
@@ -188,7 +227,7 @@ impl Registry {
         let version = versions
             .and_then(|v| v.last())
             .map_or(1, |last| last.version + 1);
-        let id = match state.ids.get(schema.canonical()) {
+        let id = match state.ids.get(&schema.identity()) {
             Some(id) => *id,
             None => state.schemas.keys().next_back().map_or(1, |max| max + 1),
         };
@@ -198,10 +237,11 @@ impl Registry {
             id,
             schema_type: schema_type.as_str().to_string(),
             schema: schema.canonical().to_string(),
+            references: schema.references().to_vec(),
             deleted: false,
         };
         self.write(
-            &mut state,
+            state,
             RecordKey::schema(subject, version),
             Some(encode_value(&value)),
         )?;
@@ -213,6 +253,29 @@ impl Registry {
             schema,
             deleted: false,
         })
+    }
+
+    /// Parses a schema text whose `references` name versions registered here.
+    pub fn parse(
+        &self,
+        schema_type: SchemaType,
+        text: &str,
+        references: &[Reference],
+    ) -> Result<Schema, RegistryError> {
+        let resolved = self.lock().resolve(references)?;
+        Ok(Schema::parse_with_references(schema_type, text, &resolved)?)
+    }
+
+    /// Ids of the live schemas that reference version `selector` of `subject` (Confluent's
+    /// `GET /subjects/{subject}/versions/{version}/referencedby`).
+    pub fn referenced_by(
+        &self,
+        subject: &str,
+        selector: VersionSelector,
+    ) -> Result<Vec<u32>, RegistryError> {
+        let state = self.lock();
+        let found = state.version(subject, selector, false)?;
+        Ok(state.referenced_by(subject, found.version))
     }
 
     /// The live version of `subject` holding `schema` (Confluent's "check if registered").
@@ -228,19 +291,23 @@ impl Registry {
 
     /// Checks `schema` against `subject` without registering it: against the version
     /// selected under the subject's level, or against every live version the level asks for
-    /// when `version` is `None`. An unknown subject accepts anything.
+    /// when `version` is `None`. An unknown subject accepts anything. The comparison runs
+    /// outside the registry's lock.
     pub fn check(
         &self,
         subject: &str,
         version: Option<VersionSelector>,
         schema: &Schema,
     ) -> Result<Vec<Incompatibility>, RegistryError> {
-        let state = self.lock();
-        let only = match version {
-            None => None,
-            Some(selector) => Some(state.version(subject, selector, false)?.version),
+        let checked = {
+            let state = self.lock();
+            let only = match version {
+                None => None,
+                Some(selector) => Some(state.version(subject, selector, false)?.version),
+            };
+            state.snapshot(subject, only)
         };
-        Ok(state.incompatibilities(subject, schema, only))
+        checked.check(subject, schema, self.check_limits)
     }
 
     /// Subject names, sorted; soft-deleted ones too when `deleted`.
@@ -319,6 +386,8 @@ impl Registry {
             return Err(RegistryError::SubjectNotFound(subject.to_string()));
         };
         let live: Vec<VersionEntry> = versions.iter().filter(|v| !v.deleted).copied().collect();
+        let numbers: Vec<u32> = versions.iter().map(|v| v.version).collect();
+        state.unreferenced(subject, &numbers)?;
         if permanent {
             if !live.is_empty() {
                 return Err(RegistryError::SubjectNotSoftDeleted(subject.to_string()));
@@ -362,6 +431,7 @@ impl Registry {
             id: found.id,
             deleted: found.deleted,
         };
+        state.unreferenced(subject, &[entry.version])?;
         let record = match (permanent, entry.deleted) {
             (true, true) => (RecordKey::schema(subject, entry.version), None),
             (true, false) => {
@@ -433,19 +503,27 @@ impl Registry {
         self.write(&mut state, RecordKey::mode(subject), value)
     }
 
-    /// The compiled validator of a schema id, cached.
+    /// The compiled validator of a schema id, cached. Compiled outside the lock; two callers
+    /// racing on the first use compile twice and keep one.
     pub fn validator(&self, id: u32) -> Result<Arc<PayloadValidator>, RegistryError> {
-        let mut state = self.lock();
-        if let Some(validator) = state.validators.get(&id) {
-            return Ok(validator.clone());
-        }
-        let (_, schema) = state
-            .schemas
-            .get(&id)
-            .ok_or_else(|| RegistryError::SchemaNotFound(format!("no schema with id {id}")))?;
-        let validator = Arc::new(PayloadValidator::new(schema));
-        state.validators.insert(id, validator.clone());
-        Ok(validator)
+        let schema = {
+            let state = self.lock();
+            if let Some(validator) = state.validators.get(&id) {
+                return Ok(validator.clone());
+            }
+            let (_, schema) = state
+                .schemas
+                .get(&id)
+                .ok_or_else(|| RegistryError::SchemaNotFound(format!("no schema with id {id}")))?;
+            schema.clone()
+        };
+        let validator = Arc::new(PayloadValidator::new(&schema));
+        Ok(self
+            .lock()
+            .validators
+            .entry(id)
+            .or_insert(validator)
+            .clone())
     }
 
     fn lock(&self) -> MutexGuard<'_, State> {
@@ -535,14 +613,16 @@ impl State {
             .ok()
             .and_then(|v| {
                 let schema_type: SchemaType = v.schema_type.parse().ok()?;
-                let schema = Schema::parse(schema_type, &v.schema).ok()?;
+                let references = self.resolve(&v.references).ok()?;
+                let schema =
+                    Schema::parse_with_references(schema_type, &v.schema, &references).ok()?;
                 Some((v, schema_type, schema))
             });
         let Some((value, schema_type, schema)) = parsed else {
             self.skipped_records += 1;
             return;
         };
-        self.ids.insert(schema.canonical().to_string(), value.id);
+        self.ids.insert(schema.identity(), value.id);
         self.schemas.insert(value.id, (schema_type, schema));
         let versions = self.subjects.entry(subject).or_default();
         let entry = VersionEntry {
@@ -579,7 +659,7 @@ impl State {
     }
 
     fn live_with(&self, subject: &str, schema: &Schema) -> Option<SubjectVersion> {
-        let id = *self.ids.get(schema.canonical())?;
+        let id = *self.ids.get(&schema.identity())?;
         let entry = self
             .subjects
             .get(subject)?
@@ -628,26 +708,106 @@ impl State {
         self.subject_version(subject, entry).ok_or_else(not_found)
     }
 
-    /// What stops `schema` from joining `subject` under its level: compared with the live
-    /// versions (or only version `only`).
-    fn incompatibilities(
+    /// The schemas `references` name, each by subject and version (a soft-deleted version
+    /// still resolves: its schema stays readable).
+    fn resolve(&self, references: &[Reference]) -> Result<Vec<(Reference, Schema)>, RegistryError> {
+        references
+            .iter()
+            .map(|reference| {
+                let found = self
+                    .subjects
+                    .get(&reference.subject)
+                    .and_then(|versions| versions.iter().find(|v| v.version == reference.version))
+                    .and_then(|entry| self.schemas.get(&entry.id))
+                    .ok_or_else(|| {
+                        RegistryError::InvalidSchema(SchemaError(format!(
+                            "reference {:?} names version {} of subject {:?}, which is not registered",
+                            reference.name, reference.version, reference.subject
+                        )))
+                    })?;
+                Ok((reference.clone(), found.1.clone()))
+            })
+            .collect()
+    }
+
+    /// Ids of the live schemas whose references name `subject` version `version`.
+    fn referenced_by(&self, subject: &str, version: u32) -> Vec<u32> {
+        let mut ids: Vec<u32> = self
+            .subjects
+            .values()
+            .flatten()
+            .filter(|entry| !entry.deleted)
+            .filter(|entry| {
+                self.schemas.get(&entry.id).is_some_and(|(_, schema)| {
+                    schema
+                        .references()
+                        .iter()
+                        .any(|r| r.subject == subject && r.version == version)
+                })
+            })
+            .map(|entry| entry.id)
+            .collect();
+        ids.sort_unstable();
+        ids.dedup();
+        ids
+    }
+
+    /// `Err` when a live schema references one of `versions` of `subject`: Confluent refuses
+    /// to delete a referenced version.
+    fn unreferenced(&self, subject: &str, versions: &[u32]) -> Result<(), RegistryError> {
+        for version in versions {
+            let ids = self.referenced_by(subject, *version);
+            if !ids.is_empty() {
+                return Err(RegistryError::ReferenceExists {
+                    subject: subject.to_string(),
+                    version: *version,
+                    ids,
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// `Ok(Some)` when `schema` is already live in `subject`, `Ok(None)` when it may be
+    /// checked for registration, `Err` when the subject is read-only.
+    fn registrable(
         &self,
         subject: &str,
         schema: &Schema,
-        only: Option<u32>,
-    ) -> Vec<Incompatibility> {
-        let live: Vec<(u32, &serde_json::Value)> = self
+    ) -> Result<Option<SubjectVersion>, RegistryError> {
+        if self.mode(subject) == Mode::ReadOnly {
+            return Err(RegistryError::ReadOnly(subject.to_string()));
+        }
+        Ok(self.live_with(subject, schema))
+    }
+
+    /// What a compatibility check of `subject` needs, copied out of the lock: its level and
+    /// its live versions (or only version `only`).
+    fn snapshot(&self, subject: &str, only: Option<u32>) -> Checked {
+        let earlier: Vec<(u32, u32, Schema)> = self
             .subjects
             .get(subject)
             .map(|versions| {
                 versions
                     .iter()
                     .filter(|v| !v.deleted && only.is_none_or(|only| v.version == only))
-                    .filter_map(|v| Some((v.version, self.schemas.get(&v.id)?.1.document())))
+                    .filter_map(|v| Some((v.version, v.id, self.schemas.get(&v.id)?.1.clone())))
                     .collect()
             })
             .unwrap_or_default();
-        check_compatibility(self.level(subject), schema.document(), &live)
+        Checked {
+            depends: Depends {
+                level: self.level(subject),
+                compared: earlier
+                    .iter()
+                    .map(|(version, id, _)| (*version, *id))
+                    .collect(),
+            },
+            earlier: earlier
+                .into_iter()
+                .map(|(version, _, schema)| (version, schema))
+                .collect(),
+        }
     }
 
     fn deleted_record(&self, subject: &str, entry: &VersionEntry) -> (RecordKey, Option<Vec<u8>>) {
@@ -658,11 +818,49 @@ impl State {
             id: entry.id,
             schema_type: schema_type.as_str().to_string(),
             schema: schema.canonical().to_string(),
+            references: schema.references().to_vec(),
             deleted: true,
         };
         (
             RecordKey::schema(subject, entry.version),
             Some(encode_value(&value)),
+        )
+    }
+}
+
+/// What a compatibility check depends on: when it is unchanged after the check, the verdict
+/// still holds.
+#[derive(Debug, PartialEq, Eq)]
+struct Depends {
+    level: CompatibilityLevel,
+    /// `(version, id)` of each compared version.
+    compared: Vec<(u32, u32)>,
+}
+
+/// A compatibility check's inputs, taken under the lock and used outside it.
+struct Checked {
+    depends: Depends,
+    earlier: Vec<(u32, Schema)>,
+}
+
+impl Checked {
+    /// What stops `schema` from joining `subject`; `Err` when the check ran out of budget.
+    fn check(
+        &self,
+        subject: &str,
+        schema: &Schema,
+        limits: CheckLimits,
+    ) -> Result<Vec<Incompatibility>, RegistryError> {
+        let earlier: Vec<(u32, &Schema)> = self
+            .earlier
+            .iter()
+            .map(|(version, schema)| (*version, schema))
+            .collect();
+        check_compatibility_within(self.depends.level, schema, &earlier, limits.budget()).map_err(
+            |error| RegistryError::TooComplex {
+                subject: subject.to_string(),
+                error,
+            },
         )
     }
 }

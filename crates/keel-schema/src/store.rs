@@ -6,7 +6,7 @@
 //!
 //! | key | value |
 //! |---|---|
-//! | `{"keytype":"SCHEMA","subject":S,"version":V,"magic":1}` | `{"subject","version","id","schemaType","schema","deleted"}` |
+//! | `{"keytype":"SCHEMA","subject":S,"version":V,"magic":1}` | `{"subject","version","id","schemaType","schema","references","deleted"}` |
 //! | `{"keytype":"CONFIG","subject":S or null,"magic":0}` | `{"compatibilityLevel":L}` |
 //! | `{"keytype":"MODE","subject":S or null,"magic":0}` | `{"mode":M}` |
 //!
@@ -15,6 +15,8 @@
 //! the latest record per key *bytes*, keeps the latest state of each.
 
 use serde::{Deserialize, Serialize};
+
+use crate::schema::Reference;
 
 /// The internal topic holding the registry (one partition, `fsync = always`, compacted).
 pub const SCHEMAS_TOPIC: &str = "_keel_schemas";
@@ -44,6 +46,9 @@ pub(crate) struct SchemaValue {
     pub(crate) id: u32,
     pub(crate) schema_type: String,
     pub(crate) schema: String,
+    /// The schemas this one references (Confluent's `references`), absent when none.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub(crate) references: Vec<Reference>,
     pub(crate) deleted: bool,
 }
 

@@ -28,7 +28,7 @@ fn check(name: &str, old: Value, new: Value, backward: bool, forward: bool) {
         CompatibilityLevel::Full | CompatibilityLevel::FullTransitive => backward && forward,
     };
     for level in CompatibilityLevel::ALL {
-        let found = check_compatibility(level, &new, &[(1, &old)]);
+        let found = check_compatibility(level, &new, &[(1, &old)]).expect("within budget");
         let lines: Vec<String> = found.iter().map(ToString::to_string).collect();
         assert_eq!(
             found.is_empty(),
@@ -985,8 +985,12 @@ fn transitive_levels_compare_with_every_earlier_version() {
     let v2 = json!({"type": "integer"});
     let v3 = json!({"type": "integer"});
     let earlier = [(1, &v1), (2, &v2)];
-    assert!(check_compatibility(CompatibilityLevel::Backward, &v3, &earlier).is_empty());
-    let found = check_compatibility(CompatibilityLevel::BackwardTransitive, &v3, &earlier);
+    assert!(
+        check_compatibility(CompatibilityLevel::Backward, &v3, &earlier)
+            .unwrap()
+            .is_empty()
+    );
+    let found = check_compatibility(CompatibilityLevel::BackwardTransitive, &v3, &earlier).unwrap();
     assert_eq!(found.len(), 1, "{found:?}");
     assert_eq!(found[0].version, 1);
     assert_eq!(found[0].direction, Direction::Backward);
@@ -996,14 +1000,19 @@ fn transitive_levels_compare_with_every_earlier_version() {
     );
     // Forward: the earlier readers read the new data; only the integer reader of v2 cannot.
     let forward_earlier = [(1, &v2), (2, &v1)];
-    assert!(check_compatibility(CompatibilityLevel::Forward, &v1, &forward_earlier).is_empty());
-    let found = check_compatibility(CompatibilityLevel::ForwardTransitive, &v1, &forward_earlier);
+    assert!(
+        check_compatibility(CompatibilityLevel::Forward, &v1, &forward_earlier)
+            .unwrap()
+            .is_empty()
+    );
+    let found =
+        check_compatibility(CompatibilityLevel::ForwardTransitive, &v1, &forward_earlier).unwrap();
     assert_eq!(found.len(), 1, "{found:?}");
     assert_eq!(
         (found[0].version, found[0].direction),
         (1, Direction::Forward)
     );
-    let found = check_compatibility(CompatibilityLevel::FullTransitive, &v3, &earlier);
+    let found = check_compatibility(CompatibilityLevel::FullTransitive, &v3, &earlier).unwrap();
     assert_eq!(found.len(), 1, "only v1 → v3 backward fails: {found:?}");
 }
 
@@ -1017,7 +1026,7 @@ fn differences_name_the_path_and_the_change() {
         json!({"order_id": {"type": "string"}, "total": {"type": "integer"}, "coupon": {"type": "string"}}),
         &["order_id", "coupon"],
     );
-    let found = diff(&old, &new);
+    let found = diff(&old, &new).unwrap();
     let backward: Vec<String> = found.backward.iter().map(ToString::to_string).collect();
     assert_eq!(
         backward,
@@ -1031,5 +1040,77 @@ fn differences_name_the_path_and_the_change() {
     assert!(
         forward[0].starts_with("#/properties/coupon: PROPERTY_REMOVED_NOT_COVERED_BY_PARTIALLY_OPEN_CONTENT_MODEL: property 'coupon' removed"),
         "{forward:?}"
+    );
+}
+
+/// An `anyOf` of two `$ref`s to the next level, `levels` deep, ending in `leaf`: a few
+/// kilobytes that an unmemoised walk unfolds into 2^levels pairs.
+fn bomb(levels: usize, leaf: &str) -> Value {
+    let mut defs = serde_json::Map::new();
+    for level in 0..levels {
+        let next = json!({"$ref": format!("#/$defs/l{}", level + 1)});
+        defs.insert(format!("l{level}"), json!({"anyOf": [next.clone(), next]}));
+    }
+    defs.insert(format!("l{levels}"), json!({"type": leaf}));
+    json!({"$defs": defs, "$ref": "#/$defs/l0"})
+}
+
+#[test]
+fn a_reference_bomb_gets_its_verdict_from_the_memoised_walk() {
+    let started = std::time::Instant::now();
+    let found = check_compatibility(
+        CompatibilityLevel::Full,
+        &bomb(40, "integer"),
+        &[(1, &bomb(40, "number"))],
+    )
+    .expect("memoised: well within the budget");
+    // Integer readers cannot read numbers (backward); number readers read integers.
+    assert!(!found.is_empty());
+    assert!(
+        found.iter().all(|i| i.direction == Direction::Backward),
+        "{found:?}"
+    );
+    let same = check_compatibility(
+        CompatibilityLevel::Full,
+        &bomb(40, "string"),
+        &[(1, &bomb(40, "string"))],
+    )
+    .unwrap();
+    assert!(same.is_empty(), "{same:?}");
+    // Not a timing claim: 2^40 pairs would take hours, the memoised walk visits ~100.
+    assert!(started.elapsed() < std::time::Duration::from_secs(5));
+}
+
+#[test]
+fn a_check_beyond_its_budget_is_an_error_not_a_verdict() {
+    use keel_schema::{Budget, ComparisonError};
+    // A reference chain deeper than the comparison may nest.
+    let deep = |leaf: &str| {
+        let mut defs = serde_json::Map::new();
+        for level in 0..200 {
+            defs.insert(format!("l{level}"), json!({"type": "object", "properties": {"x": {"$ref": format!("#/$defs/l{}", level + 1)}}}));
+        }
+        defs.insert("l200".into(), json!({"type": leaf}));
+        json!({"$defs": defs, "$ref": "#/$defs/l0"})
+    };
+    let error = check_compatibility(
+        CompatibilityLevel::Backward,
+        &deep("integer"),
+        &[(1, &deep("number"))],
+    )
+    .unwrap_err();
+    assert!(matches!(error, ComparisonError::TooDeep(_)), "{error}");
+    // A step budget smaller than the walk.
+    let mut budget = Budget::new(10, std::time::Duration::from_secs(60));
+    let error = keel_schema::reader_differences_within(
+        &bomb(8, "number"),
+        &bomb(8, "integer"),
+        &mut budget,
+    )
+    .unwrap_err();
+    assert_eq!(error, ComparisonError::TooManySteps(10));
+    assert!(
+        error.to_string().contains("more than 10 schema pairs"),
+        "{error}"
     );
 }

@@ -7,8 +7,9 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use keel_core::{Event, EventType, SCHEMA_VERSION_ATTRIBUTE};
+use keel_embedded::EmbeddedBus;
 use keel_log::{Log, TopicConfig};
-use keel_runtime::{Context, DeadLetterHeaders, EmbeddedBus, HandlerResult, Route, Router};
+use keel_runtime::{Context, DeadLetterHeaders, HandlerResult, Route, Router};
 use keel_schema::{Contract, Registry, Schema, SchemaPublishError, SchemaPublisher, SchemaType};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
@@ -231,4 +232,60 @@ fn a_contract_with_a_gap_in_its_upcasters_is_refused() {
         "contract for \"order.placed\" is incomplete: accepted version 1 has no upcaster from version 1 to 2"
     );
     assert!(Contract::<OrderPlaced>::new().accept(3).validate().is_err());
+}
+
+/// An Avro contract end to end without a bus: `SchemaCodec` frames the event, the publisher's
+/// check decodes and accepts it (and refuses framing with another version's schema), and a
+/// consumer's contract decodes the framed data into its type.
+#[test]
+fn avro_events_pass_the_publisher_and_the_contract() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = Log::open(dir.path()).unwrap();
+    let registry = Arc::new(Registry::open(&log).unwrap());
+    let avro = |fields: &str| {
+        let text = format!(r#"{{"type":"record","name":"OrderPlaced","fields":[{fields}]}}"#);
+        let schema = registry.parse(SchemaType::Avro, &text, &[]).unwrap();
+        registry
+            .register("order.placed", SchemaType::Avro, schema)
+            .unwrap()
+    };
+    avro(r#"{"name":"order_id","type":"string"},{"name":"total_cents","type":"long"}"#);
+    let v2 = avro(
+        r#"{"name":"order_id","type":"string"},{"name":"total_cents","type":"long"},{"name":"coupon","type":["null","string"],"default":null}"#,
+    );
+    let codec = keel_schema::SchemaCodec::new(registry.clone(), "http://127.0.0.1:8081");
+    let value = json!({"order_id": "o-1", "total_cents": 1200, "coupon": null});
+    let framed = codec
+        .event(
+            Event::new("/orders", "order.placed"),
+            "order.placed",
+            &value,
+        )
+        .unwrap()
+        .with_extension(SCHEMA_VERSION_ATTRIBUTE, "2");
+    assert_eq!(
+        framed.data.as_deref().map(|d| d[0]),
+        Some(0),
+        "Confluent's magic byte"
+    );
+
+    let bus = EmbeddedBus::new(Arc::new(log));
+    let publisher = SchemaPublisher::new(bus.publisher(), registry.clone());
+    assert_eq!(publisher.check(&framed).unwrap(), v2.id);
+    let as_v1 = framed.clone().with_extension(SCHEMA_VERSION_ATTRIBUTE, "1");
+    let refused = publisher.check(&as_v1).unwrap_err().to_string();
+    assert!(
+        refused.contains("framed with schema id 2, version 1"),
+        "{refused}"
+    );
+
+    let contract = Contract::<OrderPlaced>::new().validated_by(registry.clone());
+    assert_eq!(
+        contract.decode(&framed).unwrap(),
+        OrderPlaced {
+            order_id: "o-1".into(),
+            total_cents: 1200,
+            coupon: None
+        }
+    );
 }

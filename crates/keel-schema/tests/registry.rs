@@ -255,7 +255,7 @@ fn bad_schemas_and_subjects_are_refused_with_one_line() {
     );
     assert_eq!(
         refused(r#"{"$ref": "https://example.com/x.json"}"#),
-        "invalid schema: #/$ref \"https://example.com/x.json\" points outside the document; only local references (#/$defs/...) are supported"
+        "invalid schema: #/$ref \"https://example.com/x.json\" points outside the document; reference another schema by listing it in the request's references"
     );
     assert_eq!(
         refused(r##"{"properties": {"a": {"$ref": "#/$defs/missing"}}}"##),
@@ -263,11 +263,23 @@ fn bad_schemas_and_subjects_are_refused_with_one_line() {
     );
     assert!(refused(r#"{"type": "strnig"}"#).starts_with("invalid schema: "));
     assert!(!refused(r#"{"type": "strnig"}"#).contains('\n'));
-    assert_eq!(
+    assert!(
         Schema::parse(SchemaType::Avro, "{}")
             .unwrap_err()
+            .to_string()
+            .starts_with("invalid schema: not an Avro schema: ")
+    );
+    assert_eq!(
+        Schema::parse(SchemaType::Protobuf, "syntax = \"proto3\";")
+            .unwrap_err()
             .to_string(),
-        "invalid schema: schema type AVRO is not supported; Keel registers JSON Schema (JSON)"
+        "invalid schema: a Protobuf schema defines at least one message"
+    );
+    assert!(
+        Schema::parse(SchemaType::Protobuf, "message {")
+            .unwrap_err()
+            .to_string()
+            .starts_with("invalid schema: not a Protobuf schema: ")
     );
     let dir = tempfile::tempdir().unwrap();
     let log = Log::open(dir.path()).unwrap();

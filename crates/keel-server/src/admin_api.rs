@@ -1,73 +1,76 @@
 //! The operator API under `/api`: the same views and actions as `keel groups` and `keel dlq`,
 //! for a data directory that a running server owns (the CLI cannot open it then: one process
-//! owns a data directory) and for the dashboard.
+//! owns a data directory) and for the console.
 //!
 //! | method and path | answer |
 //! |---|---|
 //! | `GET /api/topics` | every topic with partitions, log start and high watermark |
 //! | `GET /api/groups` | every group that committed offsets, with total lag |
 //! | `GET /api/groups/{group}` | the group's lag per partition, in events and ms |
+//! | `POST /api/groups/{group}/reset` (JSON target + `dry_run`) | the offsets moved (or, dry, that would move) |
 //! | `GET /api/dead-letters` | per dead-letter topic: pending, replayed, purged, oldest age, causes |
 //! | `GET /api/dead-letters/{topic}?group=&kind=&type=&key=&event_id=&partition=&offset=&limit=` | the dead letters, each with its CloudEvent |
-//! | `POST /api/dead-letters/{topic}/replay` (JSON filter + `canary`, `force`) | the replay report |
+//! | `POST /api/dead-letters/{topic}/replay` (JSON filter + `canary`, `force`, `to_group`) | the replay report |
 //! | `GET /api/dead-letters/canary/{id}` | pending, handled or dead-lettered again |
 //! | `POST /api/dead-letters/{topic}/purge` (JSON filter + `confirm`) | what was (or would be) purged |
 //! | `GET /api/audit?topic=` | the audit log of replays and purges |
 //!
-//! The logic is `keel_runtime::admin`; this file maps HTTP to it and its errors to status
+//! (Topics and events are `topics_api.rs`; `GET /api/openapi.json` describes them all.)
+//!
+//! The logic is `keel_embedded::admin`; this file maps HTTP to it and its errors to status
 //! codes with a one-line JSON `{"error": ...}`. Every call reads the log on a blocking
 //! thread. Replays and purges are recorded in the audit log with the request line and the
-//! caller's address as the command.
+//! caller's address as the command. State-changing routes sit behind
+//! [`require_admin`](crate::access::require_admin).
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::{SystemTime, UNIX_EPOCH};
 
-use axum::Router;
 use axum::extract::{ConnectInfo, Path, Query, State};
 use axum::http::StatusCode;
-use axum::response::{IntoResponse, Json, Response};
-use axum::routing::{get, post};
+use axum::response::Json;
+use keel_embedded::EmbeddedBus;
+use keel_embedded::admin::audit::AuditError;
+use keel_embedded::admin::dead_letters::{self, DeadLetterError, DeadLetterFilter};
+use keel_embedded::admin::groups::{GroupsError, ResetTarget};
+use keel_embedded::admin::{audit, groups};
 use keel_log::Log;
-use keel_runtime::EmbeddedBus;
-use keel_runtime::admin::audit::AuditError;
-use keel_runtime::admin::dead_letters::{self, DeadLetterError, DeadLetterFilter};
-use keel_runtime::admin::groups::GroupsError;
-use keel_runtime::admin::{audit, groups};
 use serde::{Deserialize, Serialize};
-use serde_json::json;
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use crate::access::require_admin;
+use crate::app::{ApiError, App, ErrorBody, blocking_log, now_ms};
 
 /// Most dead letters one list answer holds unless the caller asks for fewer.
 const LIST_LIMIT_DEFAULT: usize = 100;
 
-/// The `/api` routes over the bus's log.
-pub(crate) fn router(bus: Arc<EmbeddedBus>) -> Router {
-    Router::new()
-        .route("/api/topics", get(topics))
-        .route("/api/groups", get(list_groups))
-        .route("/api/groups/{group}", get(group_lag))
-        .route("/api/dead-letters", get(dead_letter_summaries))
-        .route("/api/dead-letters/canary/{id}", get(canary))
-        .route("/api/dead-letters/{topic}", get(list_dead_letters))
-        .route("/api/dead-letters/{topic}/replay", post(replay))
-        .route("/api/dead-letters/{topic}/purge", post(purge))
-        .route("/api/audit", get(audit_log))
-        .with_state(bus)
-}
-
-/// An error answer: a status and one line naming the problem.
-struct ApiError(StatusCode, String);
-
-impl IntoResponse for ApiError {
-    fn into_response(self) -> Response {
-        (self.0, Json(json!({ "error": self.1 }))).into_response()
-    }
+/// The `/api` routes of groups, dead letters and the audit log; the state-changing ones
+/// need the admin role.
+pub(crate) fn routes() -> OpenApiRouter<App> {
+    let changes = OpenApiRouter::new()
+        .routes(routes!(reset_group))
+        .routes(routes!(replay))
+        .routes(routes!(purge))
+        .route_layer(axum::middleware::from_fn(require_admin));
+    OpenApiRouter::new()
+        .routes(routes!(list_groups))
+        .routes(routes!(group_lag))
+        .routes(routes!(group_members))
+        .routes(routes!(dead_letter_summaries))
+        .routes(routes!(canary))
+        .routes(routes!(list_dead_letters))
+        .routes(routes!(audit_log))
+        .merge(changes)
 }
 
 impl From<DeadLetterError> for ApiError {
     fn from(error: DeadLetterError) -> ApiError {
         let status = match error {
-            DeadLetterError::TopicNotFound(_) => StatusCode::NOT_FOUND,
+            DeadLetterError::TopicNotFound(_) | DeadLetterError::CanaryNotFound(_) => {
+                StatusCode::NOT_FOUND
+            }
             _ => StatusCode::INTERNAL_SERVER_ERROR,
         };
         ApiError(status, error.to_string())
@@ -101,64 +104,27 @@ where
     T: Serialize + Send + 'static,
     E: Into<ApiError> + Send + 'static,
 {
-    let log = bus.log().clone();
-    match tokio::task::spawn_blocking(move || f(&log)).await {
-        Ok(result) => result.map(Json).map_err(Into::into),
-        Err(_) => Err(ApiError(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "the request panicked; see the server log".into(),
-        )),
-    }
+    blocking_log(bus, f).await.map(Json)
 }
 
-fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
-}
-
-/// One topic as `GET /api/topics` lists it.
-#[derive(Serialize)]
-struct TopicView {
-    name: String,
-    partitions: Vec<PartitionView>,
-}
-
-#[derive(Serialize)]
-struct PartitionView {
-    partition: u32,
-    log_start_offset: u64,
-    high_watermark: u64,
-}
-
-async fn topics(State(bus): State<Arc<EmbeddedBus>>) -> Result<Json<Vec<TopicView>>, ApiError> {
-    with_log(&bus, |log| {
-        Ok::<_, ApiError>(
-            log.topics()
-                .iter()
-                .map(|topic| TopicView {
-                    name: topic.name().to_string(),
-                    partitions: (0u32..)
-                        .zip(topic.partitions())
-                        .map(|(partition, p)| PartitionView {
-                            partition,
-                            log_start_offset: p.log_start_offset(),
-                            high_watermark: p.high_watermark(),
-                        })
-                        .collect(),
-                })
-                .collect(),
-        )
-    })
-    .await
-}
-
+#[utoipa::path(
+    get, path = "/api/groups", tag = "groups",
+    responses((status = 200, description = "Every group that committed offsets, with its total lag", body = Vec<groups::GroupSummary>))
+)]
 async fn list_groups(
     State(bus): State<Arc<EmbeddedBus>>,
 ) -> Result<Json<Vec<groups::GroupSummary>>, ApiError> {
     with_log(&bus, |log| groups::list_groups(log, now_ms())).await
 }
 
+#[utoipa::path(
+    get, path = "/api/groups/{group}", tag = "groups",
+    params(("group" = String, Path, description = "The consumer group")),
+    responses(
+        (status = 200, description = "The group's lag per partition of every topic it committed in", body = Vec<groups::PartitionLag>),
+        (status = 404, description = "No such group", body = ErrorBody)
+    )
+)]
 async fn group_lag(
     State(bus): State<Arc<EmbeddedBus>>,
     Path(group): Path<String>,
@@ -166,6 +132,202 @@ async fn group_lag(
     with_log(&bus, move |log| groups::group_lag(log, &group, now_ms())).await
 }
 
+/// Where `POST /api/groups/{group}/reset` moves a group's committed offsets.
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case", tag = "to")]
+pub(crate) enum ResetTo {
+    /// The first stored offset: everything stored is read again.
+    Earliest,
+    /// The high watermark: everything stored is skipped.
+    Latest,
+    /// This offset, clamped to the stored range.
+    Offset {
+        /// The offset.
+        offset: u64,
+    },
+    /// The first event at or after this time.
+    Time {
+        /// Ms since the epoch.
+        time_ms: i64,
+    },
+}
+
+/// `POST /api/groups/{group}/reset` body.
+#[derive(Debug, Deserialize, ToSchema)]
+struct ResetBody {
+    /// The topic whose offsets move.
+    topic: String,
+    /// One partition; every partition of the topic when absent.
+    partition: Option<u32>,
+    /// Where to.
+    #[serde(flatten)]
+    target: ResetTo,
+    /// Only answer what would move (and how many events each partition would re-read or
+    /// skip); nothing is committed.
+    #[serde(default)]
+    dry_run: bool,
+}
+
+/// One partition's move in a reset, with what it means for the group.
+#[derive(Debug, Serialize, ToSchema)]
+struct ResetMove {
+    #[serde(flatten)]
+    reset: groups::OffsetReset,
+    /// Events the group will read again (the offset moves back) — positive — or skip (it
+    /// moves forward) — negative.
+    reread_events: i64,
+}
+
+/// A reset's answer.
+#[derive(Debug, Serialize, ToSchema)]
+struct ResetReport {
+    /// The group.
+    group: String,
+    /// Whether offsets were committed (false for a dry run).
+    applied: bool,
+    /// One move per partition.
+    moves: Vec<ResetMove>,
+}
+
+/// Moves a group's committed offsets in one topic, or with `dry_run` shows the moves first.
+///
+/// Refused (409) while members of the group are connected to the Kafka listener, as Kafka
+/// refuses resets of non-empty groups: a running member's next commit would overwrite it.
+/// Embedded consumers in other processes cannot exist (the server owns the log).
+#[utoipa::path(
+    post, path = "/api/groups/{group}/reset", tag = "groups",
+    params(("group" = String, Path, description = "The consumer group")),
+    request_body = ResetBody,
+    responses(
+        (status = 200, description = "The moves made, or with `dry_run` the moves a reset would make", body = ResetReport),
+        (status = 403, description = "The caller is read-only", body = ErrorBody),
+        (status = 404, description = "No such topic or partition", body = ErrorBody),
+        (status = 409, description = "Members of the group are connected", body = ErrorBody)
+    )
+)]
+async fn reset_group(
+    State(app): State<App>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    Path(group): Path<String>,
+    Json(body): Json<ResetBody>,
+) -> Result<Json<ResetReport>, ApiError> {
+    let live = members_of(&app, &group).map_or(0, |view| view.members.len());
+    if live > 0 && !body.dry_run {
+        return Err(ApiError(
+            StatusCode::CONFLICT,
+            format!(
+                "group '{group}' has {live} member(s) connected to the Kafka listener; stop them first (their next commit would overwrite the reset)"
+            ),
+        ));
+    }
+    let bus = app.bus.clone();
+    let target = match body.target {
+        ResetTo::Earliest => ResetTarget::Earliest,
+        ResetTo::Latest => ResetTarget::Latest,
+        ResetTo::Offset { offset } => ResetTarget::Offset(offset),
+        ResetTo::Time { time_ms } => ResetTarget::Time(time_ms),
+    };
+    with_log(&bus, move |log| {
+        let plan = groups::plan_reset(log, &group, &body.topic, body.partition, target)?;
+        if !body.dry_run {
+            groups::apply_reset(log, &group, &plan, now_ms())?;
+            tracing::info!(%group, topic = %body.topic, %peer, partitions = plan.len(), "offsets reset over HTTP");
+        }
+        let moves = plan
+            .into_iter()
+            .map(|reset| {
+                let partition = log
+                    .topic(&reset.topic)
+                    .and_then(|t| t.partition(reset.partition).cloned());
+                // Without a commit the group would start at the log start.
+                let before = reset
+                    .offset_before
+                    .or_else(|| partition.map(|p| p.log_start_offset()))
+                    .unwrap_or(0);
+                let reread_events = before as i64 - reset.offset_after as i64;
+                ResetMove {
+                    reset,
+                    reread_events,
+                }
+            })
+            .collect();
+        Ok::<_, GroupsError>(ResetReport {
+            group,
+            applied: !body.dry_run,
+            moves,
+        })
+    })
+    .await
+}
+
+/// One live member of a group.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct Member {
+    /// The id the coordinator gave it.
+    pub(crate) member_id: String,
+    /// `group.instance.id` of a static member.
+    pub(crate) instance_id: Option<String>,
+    /// The client id it sent.
+    pub(crate) client_id: String,
+    /// Where it connects from.
+    pub(crate) client_host: String,
+    /// Its partitions as `topic/partition`.
+    pub(crate) partitions: Vec<String>,
+}
+
+/// A group's live membership.
+#[derive(Debug, Default, Serialize, ToSchema)]
+pub(crate) struct Members {
+    /// Kafka's state name; `Empty` when no member is connected.
+    pub(crate) state: String,
+    /// The assignor, once stable.
+    pub(crate) protocol: String,
+    /// The members.
+    pub(crate) members: Vec<Member>,
+}
+
+/// The live membership of `group` on the Kafka listener (empty without one).
+pub(crate) fn members_of(app: &App, group: &str) -> Option<Members> {
+    let view = app.groups.as_ref()?.group_view(group)?;
+    Some(Members {
+        state: view.state.to_string(),
+        protocol: view.protocol,
+        members: view
+            .members
+            .into_iter()
+            .map(|m| Member {
+                partitions: m
+                    .partitions
+                    .iter()
+                    .flat_map(|(topic, partitions)| {
+                        partitions.iter().map(move |p| format!("{topic}/{p}"))
+                    })
+                    .collect(),
+                member_id: m.member_id,
+                instance_id: m.instance_id,
+                client_id: m.client_id,
+                client_host: m.client_host,
+            })
+            .collect(),
+    })
+}
+
+#[utoipa::path(
+    get, path = "/api/groups/{group}/members", tag = "groups",
+    params(("group" = String, Path, description = "The consumer group")),
+    responses((status = 200, description = "Members connected to the Kafka listener and their partitions (none: state Empty)", body = Members))
+)]
+async fn group_members(State(app): State<App>, Path(group): Path<String>) -> Json<Members> {
+    Json(members_of(&app, &group).unwrap_or_else(|| Members {
+        state: "Empty".into(),
+        ..Members::default()
+    }))
+}
+
+#[utoipa::path(
+    get, path = "/api/dead-letters", tag = "dead letters",
+    responses((status = 200, description = "Per dead-letter topic: pending, replayed, purged, oldest pending age, causes", body = Vec<dead_letters::DeadLetterSummary>))
+)]
 async fn dead_letter_summaries(
     State(bus): State<Arc<EmbeddedBus>>,
 ) -> Result<Json<Vec<dead_letters::DeadLetterSummary>>, ApiError> {
@@ -174,15 +336,25 @@ async fn dead_letter_summaries(
 
 /// Which dead letters, as query parameters or JSON fields; every field set must match.
 /// Unknown fields are ignored (serde cannot refuse them through `flatten`).
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, ToSchema, IntoParams)]
+#[into_params(parameter_in = Query)]
 struct FilterParams {
+    /// Partition of the dead-letter topic.
     partition: Option<u32>,
+    /// Offset in the dead-letter topic.
     offset: Option<u64>,
+    /// The CloudEvent id.
     event_id: Option<String>,
+    /// The CloudEvent type.
     #[serde(rename = "type")]
+    #[param(rename = "type")]
+    #[schema(rename = "type")]
     event_type: Option<String>,
+    /// The group that gave up.
     group: Option<String>,
+    /// The error kind: transient, permanent or decode.
     kind: Option<String>,
+    /// The record key.
     key: Option<String>,
 }
 
@@ -201,11 +373,21 @@ impl From<FilterParams> for DeadLetterFilter {
 }
 
 /// `?limit=`, beside the filter (a separate extractor: flattened query numbers do not parse).
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 struct LimitParam {
+    /// Most dead letters answered (default 100, at most 10,000).
     limit: Option<usize>,
 }
 
+#[utoipa::path(
+    get, path = "/api/dead-letters/{topic}", tag = "dead letters",
+    params(("topic" = String, Path, description = "A dead-letter topic or the topic it belongs to"), FilterParams, LimitParam),
+    responses(
+        (status = 200, description = "The matching dead letters, each with its decoded `keel_dlq_*` headers and CloudEvent", body = Vec<Object>),
+        (status = 404, description = "No such dead-letter topic", body = ErrorBody)
+    )
+)]
 async fn list_dead_letters(
     State(bus): State<Arc<EmbeddedBus>>,
     Path(topic): Path<String>,
@@ -222,19 +404,34 @@ async fn list_dead_letters(
 }
 
 /// `POST …/replay` body.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, ToSchema)]
 struct ReplayBody {
+    /// Replay only the first matching dead letter, as a canary.
     #[serde(default)]
     canary: bool,
     /// The caller's own description for the audit log (the `keel` CLI sends its command
     /// line); the request line and peer address are recorded either way.
     command: Option<String>,
+    /// Replay dead letters that were replayed before, too.
     #[serde(default)]
     force: bool,
+    /// Replay to this group only (through `<topic>.retry`), not to every group of the
+    /// original topic; only that group's dead letters are selected.
+    to_group: Option<String>,
     #[serde(default, flatten)]
     filter: FilterParams,
 }
 
+#[utoipa::path(
+    post, path = "/api/dead-letters/{topic}/replay", tag = "dead letters",
+    params(("topic" = String, Path, description = "A dead-letter topic or the topic it belongs to")),
+    request_body = ReplayBody,
+    responses(
+        (status = 200, description = "What was replayed and where it went", body = dead_letters::ReplayReport),
+        (status = 403, description = "The caller is read-only", body = ErrorBody),
+        (status = 404, description = "No such dead-letter topic", body = ErrorBody)
+    )
+)]
 async fn replay(
     State(bus): State<Arc<EmbeddedBus>>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
@@ -244,13 +441,24 @@ async fn replay(
     let command = audit_command(&body.command, "replay", &topic, peer);
     with_log(&bus, move |log| {
         let filter = DeadLetterFilter::from(body.filter);
-        let plan =
+        let mut plan =
             dead_letters::plan_replay(log, &topic, filter, body.force, body.canary, command)?;
+        if let Some(group) = body.to_group.filter(|g| !g.is_empty()) {
+            plan = plan.to_group(group);
+        }
         dead_letters::replay(log, &plan, now_ms())
     })
     .await
 }
 
+#[utoipa::path(
+    get, path = "/api/dead-letters/canary/{id}", tag = "dead letters",
+    params(("id" = String, Path, description = "The canary replay's id")),
+    responses(
+        (status = 200, description = "Pending, handled, or dead-lettered again", body = dead_letters::CanaryOutcome),
+        (status = 404, description = "No canary with that id", body = ErrorBody)
+    )
+)]
 async fn canary(
     State(bus): State<Arc<EmbeddedBus>>,
     Path(id): Path<String>,
@@ -260,8 +468,9 @@ async fn canary(
 
 /// `POST …/purge` body: without `"confirm": true` nothing is written and the answer lists
 /// what would be purged.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, ToSchema)]
 struct PurgeBody {
+    /// Write the purge; without it the answer is a preview.
     #[serde(default)]
     confirm: bool,
     /// As [`ReplayBody::command`].
@@ -270,6 +479,16 @@ struct PurgeBody {
     filter: FilterParams,
 }
 
+#[utoipa::path(
+    post, path = "/api/dead-letters/{topic}/purge", tag = "dead letters",
+    params(("topic" = String, Path, description = "A dead-letter topic or the topic it belongs to")),
+    request_body = PurgeBody,
+    responses(
+        (status = 200, description = "What was purged, or without `confirm` what would be", body = dead_letters::PurgeReport),
+        (status = 403, description = "The caller is read-only", body = ErrorBody),
+        (status = 404, description = "No such dead-letter topic", body = ErrorBody)
+    )
+)]
 async fn purge(
     State(bus): State<Arc<EmbeddedBus>>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
@@ -297,11 +516,18 @@ fn audit_command(caller: &Option<String>, action: &str, topic: &str, peer: Socke
     }
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 struct AuditParams {
+    /// Only entries about this dead-letter topic.
     topic: Option<String>,
 }
 
+#[utoipa::path(
+    get, path = "/api/audit", tag = "dead letters",
+    params(AuditParams),
+    responses((status = 200, description = "Every replay, canary and purge, oldest first", body = Vec<audit::AuditEntry>))
+)]
 async fn audit_log(
     State(bus): State<Arc<EmbeddedBus>>,
     Query(params): Query<AuditParams>,

@@ -8,6 +8,11 @@ use std::path::PathBuf;
 
 use keel_kafka::BrokerConfig;
 use keel_kafka::group::GroupConfig;
+use keel_kafka::sasl::SaslMechanism;
+use keel_kafka::tls::TlsIdentity;
+
+use crate::history::{HISTORY_INTERVAL_MS_MIN, HistoryConfig};
+use crate::http_listener::HttpLimits;
 
 /// Default Kafka listener, as in the design's port table (the binary's default; a
 /// [`ServerConfig`] built in code serves Kafka only when `kafka_addr` is set).
@@ -41,6 +46,52 @@ pub struct ServerConfig {
     pub groups: GroupConfig,
     /// How long shutdown waits for in-flight requests before it closes them, in milliseconds.
     pub shutdown_grace_ms: u64,
+    /// Limits of each HTTP listener (the API and the schema registry).
+    pub http_limits: HttpLimits,
+    /// The budget of each schema compatibility check (visited pairs, time).
+    pub registry_checks: keel_schema::CheckLimits,
+    /// The web console's settings.
+    pub console: ConsoleConfig,
+    /// SASL mechanisms the Kafka listener requires (Kafka's `sasl.enabled.mechanisms`);
+    /// empty serves every client unauthenticated. Users are managed with `keel users`.
+    pub kafka_sasl: Vec<SaslMechanism>,
+    /// TLS on the Kafka listener (`SSL`, or `SASL_SSL` with [`ServerConfig::kafka_sasl`]);
+    /// `None` is plaintext.
+    pub kafka_tls: Option<TlsIdentity>,
+}
+
+/// The web console's settings: how often its charts sample the log, when it raises an
+/// alert, and where it links a trace.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConsoleConfig {
+    /// How often throughput and lag are sampled for the charts.
+    pub history: HistoryConfig,
+    /// A group lagging more than this many ms behind raises an alert.
+    pub lag_alert_ms: u64,
+    /// A link to a trace viewer with `{trace_id}` where the 32-hex trace id goes (Jaeger:
+    /// `http://127.0.0.1:16686/trace/{trace_id}`); `None` shows trace ids without a link.
+    pub trace_url: Option<String>,
+    /// SQLite application databases whose sagas, event-sourced streams and outbox the
+    /// console shows (read-only).
+    pub databases: Vec<PathBuf>,
+}
+
+/// Lag above which the console raises an alert by default: one minute.
+pub const LAG_ALERT_MS_DEFAULT: u64 = 60_000;
+/// Most application databases the console reads ([`ConsoleConfig::databases`]).
+pub const CONSOLE_DATABASES_MAX: usize = 32;
+/// Where [`ConsoleConfig::trace_url`] puts the trace id.
+pub const TRACE_ID_PLACEHOLDER: &str = "{trace_id}";
+
+impl Default for ConsoleConfig {
+    fn default() -> ConsoleConfig {
+        ConsoleConfig {
+            history: HistoryConfig::default(),
+            lag_alert_ms: LAG_ALERT_MS_DEFAULT,
+            trace_url: None,
+            databases: Vec::new(),
+        }
+    }
 }
 
 /// A configuration value out of range, naming the setting.
@@ -64,6 +115,11 @@ impl ServerConfig {
             kafka: BrokerConfig::default(),
             groups: GroupConfig::default(),
             shutdown_grace_ms: SHUTDOWN_GRACE_MS_DEFAULT,
+            http_limits: HttpLimits::default(),
+            registry_checks: keel_schema::CheckLimits::default(),
+            console: ConsoleConfig::default(),
+            kafka_sasl: Vec::new(),
+            kafka_tls: None,
         }
     }
 
@@ -82,6 +138,62 @@ impl ServerConfig {
             return Err(ConfigError {
                 key: "kafka topic defaults",
                 reason: error.to_string(),
+            });
+        }
+        if let Err(error) = self.kafka.validate() {
+            return Err(ConfigError {
+                key: error.key,
+                reason: error.reason,
+            });
+        }
+        let http = &self.http_limits;
+        if let Err(error) = (keel_listener::ListenerLimits {
+            connections_max: http.connections_max,
+        })
+        .validate()
+        {
+            return Err(ConfigError {
+                key: "http_connections_max",
+                reason: error.reason,
+            });
+        }
+        for (key, ms) in [
+            ("http_header_read_timeout_ms", http.header_read_timeout_ms),
+            ("http_idle_ms", http.idle_ms),
+            ("registry_check_steps_max", self.registry_checks.steps_max),
+            ("registry_check_time_ms", self.registry_checks.time_max_ms),
+        ] {
+            if ms == 0 {
+                return Err(ConfigError {
+                    key,
+                    reason: "must be above 0".into(),
+                });
+            }
+        }
+        if self.console.history.interval_ms < HISTORY_INTERVAL_MS_MIN {
+            return Err(ConfigError {
+                key: "console_sample_ms",
+                reason: format!(
+                    "{} is below the minimum of {HISTORY_INTERVAL_MS_MIN}",
+                    self.console.history.interval_ms
+                ),
+            });
+        }
+        if self.console.databases.len() > CONSOLE_DATABASES_MAX {
+            return Err(ConfigError {
+                key: "console_database",
+                reason: format!(
+                    "{} databases named, at most {CONSOLE_DATABASES_MAX}",
+                    self.console.databases.len()
+                ),
+            });
+        }
+        if let Some(url) = &self.console.trace_url
+            && !url.contains(TRACE_ID_PLACEHOLDER)
+        {
+            return Err(ConfigError {
+                key: "console_trace_url",
+                reason: format!("'{url}' has no {TRACE_ID_PLACEHOLDER} for the trace id"),
             });
         }
         if let Err(error) = self.groups.validate() {
@@ -110,6 +222,16 @@ mod tests {
         let mut config = ServerConfig::new("data");
         config.shutdown_grace_ms = SHUTDOWN_GRACE_MS_MAX + 1;
         assert_eq!(config.validate().unwrap_err().key, "shutdown_grace_ms");
+    }
+
+    #[test]
+    fn console_settings_are_checked_by_their_keys() {
+        let mut config = ServerConfig::new("data");
+        config.console.history.interval_ms = HISTORY_INTERVAL_MS_MIN - 1;
+        assert_eq!(config.validate().unwrap_err().key, "console_sample_ms");
+        let mut config = ServerConfig::new("data");
+        config.console.trace_url = Some("http://jaeger/trace/".into());
+        assert_eq!(config.validate().unwrap_err().key, "console_trace_url");
     }
 
     #[test]

@@ -10,8 +10,10 @@
 //! - HTTP ([`ServerConfig::http_addr`]): `GET /health` and `GET /metrics` (Prometheus /
 //!   OpenMetrics text: the runtime's counters and the lag and dead-letter gauges computed
 //!   from the log at each scrape), and the operator API under `/api` (topics, group lag,
-//!   dead letters with replay and purge, the audit log) for a data directory the server
-//!   owns — see `admin_api.rs` for the routes.
+//!   dead letters with replay and purge, the audit log, topics and events) for a data
+//!   directory the server owns — see `admin_api.rs` and `topics_api.rs` for the routes and
+//!   `GET /api/openapi.json` for their description — and the web console at `/`
+//!   (`console/`), server-rendered pages over the same functions.
 //! - Kafka ([`ServerConfig::kafka_addr`]): the Kafka wire protocol (`keel-kafka`) over the
 //!   same log, for unmodified Kafka clients.
 //! - Schema registry ([`ServerConfig::registry_addr`]): Confluent Schema Registry's REST API
@@ -21,13 +23,27 @@
 //! `keel-kafka` and `keel-schema`), and it reads no environment variables or files — the
 //! `keel` binary turns flags, environment and the config file into a [`ServerConfig`].
 
+mod access;
 mod admin_api;
+mod app;
 mod config;
+mod console;
+mod events;
+mod history;
 mod http;
+mod http_listener;
 mod schema_registry;
+mod schemas_api;
 mod server;
+mod topics_api;
 
 pub use config::{
-    ConfigError, HTTP_ADDR_DEFAULT, KAFKA_ADDR_DEFAULT, REGISTRY_ADDR_DEFAULT, ServerConfig,
+    CONSOLE_DATABASES_MAX, ConfigError, ConsoleConfig, HTTP_ADDR_DEFAULT, KAFKA_ADDR_DEFAULT,
+    LAG_ALERT_MS_DEFAULT, REGISTRY_ADDR_DEFAULT, ServerConfig, TRACE_ID_PLACEHOLDER,
+};
+pub use history::HistoryConfig;
+pub use http_listener::{
+    HTTP_CONNECTIONS_MAX_DEFAULT, HTTP_HEADER_READ_TIMEOUT_MS_DEFAULT, HTTP_IDLE_MS_DEFAULT,
+    HttpLimits,
 };
 pub use server::{BoundAddrs, ServeError, Server};

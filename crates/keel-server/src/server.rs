@@ -10,17 +10,20 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use keel_embedded::EmbeddedBus;
 use keel_kafka::group::GroupCoordinator;
+use keel_kafka::sasl::{SaslConfig, Users};
 use keel_kafka::{Broker, BrokerMetrics, KafkaListener};
+use keel_listener::{Listener, ListenerMetrics};
 use keel_log::{AppendError, Log, OpenError};
-use keel_runtime::EmbeddedBus;
 use keel_schema::{Registry, RegistryError};
 use prometheus_client::registry::Registry as MetricsRegistry;
-use tokio::net::TcpListener;
 use tokio::sync::watch;
 
+use crate::app::{App, now_ms};
 use crate::config::{ConfigError, ServerConfig};
-use crate::{http, schema_registry};
+use crate::history::History;
+use crate::{http, http_listener, schema_registry};
 
 /// Why the server could not start or stop cleanly.
 #[derive(Debug, thiserror::Error)]
@@ -58,6 +61,12 @@ pub enum ServeError {
     /// The schema registry's topic could not be opened or replayed.
     #[error("cannot open the schema registry: {0}")]
     Registry(#[from] RegistryError),
+    /// The Kafka listener's certificate or key cannot be used.
+    #[error("cannot use the Kafka listener's TLS certificate: {0}")]
+    Tls(keel_kafka::tls::TlsError),
+    /// The SASL user database could not be opened.
+    #[error("cannot open the SASL users: {0}")]
+    Users(keel_kafka::sasl::UsersError),
     /// The final sync of the log failed: recently appended records may not be durable.
     #[error("final sync of the log failed: {0}")]
     Flush(#[from] AppendError),
@@ -90,11 +99,21 @@ impl Server {
             path: config.data_dir.display().to_string(),
             source,
         })?;
+        Server::with_log(config, Arc::new(log))
+    }
+
+    /// Validates the configuration and serves a log the caller opened (`config.data_dir` is
+    /// then only reported). For tests that put the log on a fault-injecting storage, such as
+    /// the power-cut test on `keel_log::sim::SimStorage`.
+    pub fn with_log(config: ServerConfig, log: Arc<Log>) -> Result<Server, ServeError> {
+        config.validate()?;
         let registry = match config.registry_addr {
-            Some(_) => Some(Arc::new(Registry::open(&log)?)),
+            Some(_) => Some(Arc::new(
+                Registry::open(&log)?.with_check_limits(config.registry_checks),
+            )),
             None => None,
         };
-        let bus = Arc::new(EmbeddedBus::new(Arc::new(log)));
+        let bus = Arc::new(EmbeddedBus::new(log));
         Ok(Server {
             config,
             bus,
@@ -154,40 +173,103 @@ impl Server {
                 .transpose()?,
         };
         let kafka_metrics = BrokerMetrics::default();
+        let http_metrics = ListenerMetrics::default();
+        let registry_metrics = ListenerMetrics::default();
+        let schema_metrics = schema_registry::SchemaMetrics::default();
+        let history = Arc::new(History::default());
         let mut registry = MetricsRegistry::default();
         self.bus.metrics().register(&mut registry);
+        http_metrics.register(&mut registry, "keel_http", "HTTP API");
+        registry.register(
+            "keel_console_history_series_dropped",
+            "Series the console's charts do not keep because their limit is reached",
+            history.dropped.clone(),
+        );
         if kafka_listener.is_some() {
             kafka_metrics.register(&mut registry);
         }
+        if registry_listener.is_some() {
+            registry_metrics.register(&mut registry, "keel_registry", "Schema registry");
+            schema_metrics.register(&mut registry);
+        }
+        // The Kafka listener's group coordinator, shared with the console (members, and
+        // refusing offset resets of groups whose members run).
+        let groups = kafka_listener.as_ref().map(|_| {
+            Arc::new(GroupCoordinator::start(
+                self.bus.log().clone(),
+                self.config.groups.clone(),
+            ))
+        });
+        let app = App {
+            groups: groups.clone(),
+            bus: self.bus.clone(),
+            registry: self.registry.clone(),
+            history: history.clone(),
+            console: Arc::new(self.config.console.clone()),
+            listeners: bound,
+        };
         let (stop_sender, stop) = watch::channel(false);
-        let http_server = tokio::spawn(serve_http(
+        let http_limits = self.config.http_limits;
+        let http_server = tokio::spawn(http_listener::serve(
             http_listener,
-            http::router(self.bus.clone(), Arc::new(registry)),
+            http_limits,
+            http_metrics,
+            http::router(app, Arc::new(registry)),
             stop.clone(),
+        ));
+        let sampler = tokio::spawn(sample_history(
+            self.bus.log().clone(),
+            history,
+            Duration::from_millis(self.config.console.history.interval_ms),
         ));
         let registry_server =
             registry_listener
                 .zip(self.registry.clone())
                 .map(|(listener, registry)| {
-                    tokio::spawn(serve_http(
+                    tokio::spawn(http_listener::serve(
                         listener,
-                        schema_registry::router(registry),
+                        http_limits,
+                        registry_metrics,
+                        schema_registry::router(
+                            registry,
+                            self.bus.log().clone(),
+                            schema_metrics.clone(),
+                        ),
                         stop.clone(),
                     ))
                 });
+        let sasl = match (&kafka_listener, self.config.kafka_sasl.is_empty()) {
+            (Some(_), false) => Some(SaslConfig {
+                mechanisms: self.config.kafka_sasl.clone(),
+                users: Arc::new(Users::open(self.bus.log()).map_err(ServeError::Users)?),
+            }),
+            _ => None,
+        };
+        let tls = self
+            .config
+            .kafka_tls
+            .as_ref()
+            .filter(|_| kafka_listener.is_some())
+            .map(|identity| identity.server_config().map_err(ServeError::Tls))
+            .transpose()?;
+        warn_if_exposed(&bound, sasl.is_some());
         let kafka_server = kafka_listener.zip(kafka_addr).map(|(listener, addr)| {
             let config = self.config.kafka.clone();
             let node = config.node_address(addr);
             let log = self.bus.log().clone();
-            let groups = Arc::new(GroupCoordinator::start(
-                log.clone(),
-                self.config.groups.clone(),
-            ));
-            let broker = Arc::new(
-                Broker::new(log, config, node)
-                    .with_group_hook(groups)
-                    .with_metrics(kafka_metrics),
-            );
+            let groups = groups
+                .clone()
+                .expect("a coordinator runs with the Kafka listener");
+            let mut broker = Broker::new(log, config, node)
+                .with_group_hook(groups)
+                .with_metrics(kafka_metrics);
+            if let Some(sasl) = sasl {
+                broker = broker.with_sasl(sasl);
+            }
+            if let Some(tls) = tls {
+                broker = broker.with_tls(tls);
+            }
+            let broker = Arc::new(broker);
             let mut stop = stop.clone();
             tokio::spawn(listener.serve(broker, async move {
                 let _ = stop.wait_for(|stopped| *stopped).await;
@@ -198,6 +280,7 @@ impl Server {
 
         shutdown.await;
         tracing::info!("shutdown requested: no new connections; finishing in-flight requests");
+        sampler.abort();
         let _ = stop_sender.send(true);
         let grace = Duration::from_millis(self.config.shutdown_grace_ms);
         let deadline = tokio::time::Instant::now() + grace;
@@ -222,17 +305,16 @@ impl Server {
             tracing::warn!("grace period over: closing open schema registry connections");
             registry_server.abort();
         }
-        let served = match tokio::time::timeout_at(deadline, http_server).await {
-            Ok(joined) => joined.unwrap_or_else(|panic| {
-                Err(std::io::Error::other(format!(
-                    "HTTP server panicked: {panic}"
-                )))
-            }),
+        let mut http_server = http_server;
+        let served = match tokio::time::timeout_at(deadline, &mut http_server).await {
+            Ok(joined) => joined
+                .map_err(|panic| std::io::Error::other(format!("HTTP server panicked: {panic}"))),
             Err(_) => {
                 tracing::warn!(
                     grace_ms = self.config.shutdown_grace_ms,
                     "grace period over: closing open HTTP connections"
                 );
+                http_server.abort();
                 Ok(())
             }
         };
@@ -250,29 +332,46 @@ impl Server {
     }
 }
 
-async fn bind(what: &'static str, addr: SocketAddr) -> Result<TcpListener, ServeError> {
-    TcpListener::bind(addr)
+/// Logs a loud warning for every listener reachable beyond this machine that lets anyone in:
+/// the Kafka listener without SASL; the HTTP listeners, which have no authentication yet.
+fn warn_if_exposed(bound: &BoundAddrs, kafka_authenticated: bool) {
+    let exposed = |addr: &SocketAddr| !addr.ip().is_loopback();
+    let open = [
+        ("Kafka", bound.kafka.filter(|_| !kafka_authenticated)),
+        ("HTTP API", Some(bound.http)),
+        ("schema registry", bound.registry),
+    ];
+    for (what, addr) in open {
+        if let Some(addr) = addr.filter(exposed) {
+            tracing::warn!(listener = what, %addr, "SECURITY: the {what} listener on {addr} is reachable from other machines and asks nobody who they are; bind it to 127.0.0.1 or turn authentication on (docs/security.md)");
+        }
+    }
+}
+
+async fn bind(what: &'static str, addr: SocketAddr) -> Result<Listener, ServeError> {
+    Listener::bind(addr)
         .await
         .map_err(|source| ServeError::Bind { what, addr, source })
 }
 
-fn local_addr(what: &'static str, listener: &TcpListener) -> Result<SocketAddr, ServeError> {
+fn local_addr(what: &'static str, listener: &Listener) -> Result<SocketAddr, ServeError> {
     listener
         .local_addr()
         .map_err(|source| ServeError::Serve { what, source })
 }
 
-/// Serves HTTP until `stop` turns true, then waits for open requests (axum's graceful mode).
-async fn serve_http(
-    listener: TcpListener,
-    routes: axum::Router,
-    mut stop: watch::Receiver<bool>,
-) -> std::io::Result<()> {
-    // Connection info lets the audit log name who replayed or purged.
-    let app = routes.into_make_service_with_connect_info::<SocketAddr>();
-    axum::serve(listener, app)
-        .with_graceful_shutdown(async move {
-            let _ = stop.wait_for(|stopped| *stopped).await;
-        })
-        .await
+/// Samples the console's history every `interval`, each sample on a blocking thread, until
+/// aborted. A sample that panics is logged and the next one goes on.
+async fn sample_history(log: Arc<Log>, history: Arc<History>, interval: Duration) {
+    let mut ticks = tokio::time::interval(interval);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        ticks.tick().await;
+        let (log, history) = (log.clone(), history.clone());
+        if let Err(panic) =
+            tokio::task::spawn_blocking(move || history.sample(&log, now_ms())).await
+        {
+            tracing::error!(%panic, "console history sample panicked");
+        }
+    }
 }

@@ -1,4 +1,4 @@
-//! The operator API and dashboard over a real listener: dead letters made by a real router,
+//! The operator API and console over a real listener: dead letters made by a real router,
 //! inspected, replayed as a canary, purged, and audited over HTTP.
 
 use std::net::SocketAddr;
@@ -78,7 +78,7 @@ async fn dead_letters_are_listed_replayed_purged_and_audited_over_http() {
         attempts_max: 1,
         ..RetryPolicy::default()
     });
-    let router = Router::new(&bus).route(route).start().unwrap();
+    let router = Router::new(bus.as_ref()).route(route).start().unwrap();
     for key in ["order-1", "order-2"] {
         let event = Event::new("/test", "order.placed").with_partition_key(key);
         bus.publisher().publish("orders", event).await.unwrap();
@@ -186,7 +186,11 @@ async fn dead_letters_are_listed_replayed_purged_and_audited_over_http() {
         .into_body()
         .read_to_string()
         .unwrap();
-    assert!(page.contains("<title>Keel</title>") && page.contains("/api/dead-letters"));
+    assert!(page.contains("<title>Overview · Keel</title>"), "{page}");
+    assert!(
+        page.contains("/dead-letters/orders.dlq"),
+        "the console links the dead letters"
+    );
 
     router.shutdown().await;
     stop.send(()).unwrap();

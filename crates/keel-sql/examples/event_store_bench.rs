@@ -1,12 +1,15 @@
 //! Event store, aggregate and projection throughput on this machine, for `BENCHMARKS.md`:
-//! appends with an expected version per second (embedded store over keel-log with
-//! `fsync = always`, and SQLite with `synchronous = FULL`), reading all events back, loading
-//! an aggregate of 10,000 events with and without a snapshot, and rebuilding a SQLite
-//! projection from the store.
+//! appends with an expected version per second by 1, 8 and 16 writers (embedded store over
+//! keel-log with `fsync = always`, and SQLite with `synchronous = FULL`), reading all events
+//! back, loading an aggregate of 10,000 events with and without a snapshot, and rebuilding a
+//! SQLite projection from the store. On PostgreSQL the floor is measured in the same run:
+//! the server's own one-row commits (`INSERT` of one row, autocommit) by 1, 8 and 16
+//! clients, each on its own connection.
 //!
 //! `cargo run --release -p keel-sql --features postgres --example event_store_bench [events]`
 //! (PostgreSQL is measured when `KEEL_BENCH_POSTGRES_URL` names a server; a fresh schema
-//! `keel_bench_<pid>` is created in it).
+//! `keel_bench_<pid>` is created in it). With `KEEL_BENCH_JSON=FILE` each number is also
+//! appended to FILE as a JSON line (what `scripts/bench-store` keeps in the history).
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -165,21 +168,73 @@ async fn rebuild<S: EventStore + Clone>(store: &S, dir: &std::path::Path) -> (u6
     (applied, started.elapsed())
 }
 
+/// Appends one result to the file `KEEL_BENCH_JSON` names, if it names one.
+fn record(backend: &str, label: &str, fields: serde_json::Value) {
+    let Ok(path) = std::env::var("KEEL_BENCH_JSON") else {
+        return;
+    };
+    let mut result =
+        serde_json::json!({"group": "event store", "backend": backend, "label": label});
+    result
+        .as_object_mut()
+        .unwrap()
+        .extend(fields.as_object().unwrap().clone());
+    let mut file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .expect("KEEL_BENCH_JSON writable");
+    std::io::Write::write_all(&mut file, format!("{result}\n").as_bytes()).unwrap();
+}
+
+fn per_s(count: u64, elapsed: Duration) -> f64 {
+    count as f64 / elapsed.as_secs_f64()
+}
+
+/// Concurrent writers the append rows are measured with.
+const WRITERS: [u64; 3] = [1, 8, 16];
+
 async fn bench<S: EventStore + Clone>(name: &str, store: S, dir: &std::path::Path, events: u64) {
-    let one = appends(&store, 1, events).await;
-    let eight = appends(&store, 8, events).await;
+    let mut append_times = Vec::new();
+    for writers in WRITERS {
+        append_times.push((writers, appends(&store, writers, events).await));
+    }
     let (read, read_time) = read_all(&store).await;
     let (plain, snapshot) = aggregate_loads(&store).await;
     let (applied, rebuild_time) = rebuild(&store, dir).await;
     println!("{name}");
-    println!(
-        "  appends, 1 writer, expected version   {}  ({events} appends)",
-        rate(events, one)
+    let backend = name.split(' ').next().unwrap_or(name);
+    for &(writers, time) in &append_times {
+        record(
+            backend,
+            "appends with an expected version",
+            serde_json::json!({"writers": writers, "events": events, "appends_per_s": per_s(events, time)}),
+        );
+    }
+    record(
+        backend,
+        "read all, pages of 1000",
+        serde_json::json!({"events_per_s": per_s(read, read_time)}),
     );
-    println!(
-        "  appends, 8 writers, expected version  {}  ({events} appends)",
-        rate(events, eight)
+    record(
+        backend,
+        "load a 10,000-event aggregate",
+        serde_json::json!({
+            "replay_ms": plain.as_secs_f64() * 1e3,
+            "snapshot_ms": snapshot.as_secs_f64() * 1e3,
+        }),
     );
+    record(
+        backend,
+        "projection rebuild (SQLite model)",
+        serde_json::json!({"events_per_s": per_s(applied, rebuild_time)}),
+    );
+    for (writers, time) in append_times {
+        println!(
+            "  appends, {writers:>2} writers, expected version {}  ({events} appends)",
+            rate(events, time)
+        );
+    }
     println!(
         "  read all, pages of 1000               {}  ({read} events)",
         rate(read, read_time)
@@ -228,14 +283,27 @@ async fn main() {
     #[cfg(feature = "postgres")]
     if let Ok(base) = std::env::var("KEEL_BENCH_POSTGRES_URL") {
         std::fs::create_dir_all(dir.path().join("p")).unwrap();
-        let store = postgres_store(&base).await;
+        let (url, store) = postgres_store(&base).await;
         bench("postgresql", store, &dir.path().join("p"), events).await;
+        println!("postgresql one-row commits (the floor)");
+        for clients in WRITERS {
+            let time = postgres_commits(&url, clients, events).await;
+            record(
+                "postgresql",
+                "one-row commits (the floor)",
+                serde_json::json!({"clients": clients, "events": events, "commits_per_s": per_s(events, time)}),
+            );
+            println!(
+                "  one-row commits, {clients:>2} clients        {}  ({events} commits)",
+                rate(events, time)
+            );
+        }
     }
 }
 
-/// A `PgEventStore` in a fresh schema of the server at `base`.
+/// A `PgEventStore` in a fresh schema of the server at `base`, and the URL of that schema.
 #[cfg(feature = "postgres")]
-async fn postgres_store(base: &str) -> keel_sql::PgEventStore {
+async fn postgres_store(base: &str) -> (String, keel_sql::PgEventStore) {
     let schema = format!("keel_bench_{}", std::process::id());
     let (client, connection) = tokio_postgres::connect(base, tokio_postgres::NoTls)
         .await
@@ -250,5 +318,43 @@ async fn postgres_store(base: &str) -> keel_sql::PgEventStore {
     let separator = if base.contains('?') { '&' } else { '?' };
     let url = format!("{base}{separator}options=-c%20search_path%3D{schema}");
     let db = keel_sql::PgDatabase::connect(&url).await.unwrap();
-    keel_sql::PgEventStore::open(&db).await.unwrap()
+    let store = keel_sql::PgEventStore::open(&db).await.unwrap();
+    (url, store)
+}
+
+/// The server's own commit rate: `total` one-row `INSERT`s in autocommit, spread over
+/// `clients` connections, each waiting for its commit before the next.
+#[cfg(feature = "postgres")]
+async fn postgres_commits(url: &str, clients: u64, total: u64) -> Duration {
+    let mut connections = Vec::new();
+    for _ in 0..clients {
+        let (client, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls)
+            .await
+            .unwrap();
+        tokio::spawn(connection);
+        connections.push(client);
+    }
+    connections[0]
+        .batch_execute("CREATE TABLE IF NOT EXISTS commit_floor (n BIGINT NOT NULL)")
+        .await
+        .unwrap();
+    let started = Instant::now();
+    let tasks: Vec<_> = connections
+        .into_iter()
+        .map(|client| {
+            tokio::spawn(async move {
+                let insert = client
+                    .prepare("INSERT INTO commit_floor VALUES ($1)")
+                    .await
+                    .unwrap();
+                for n in 0..total / clients {
+                    client.execute(&insert, &[&(n as i64)]).await.unwrap();
+                }
+            })
+        })
+        .collect();
+    for task in tasks {
+        task.await.unwrap();
+    }
+    started.elapsed()
 }

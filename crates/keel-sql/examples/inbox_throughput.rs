@@ -12,8 +12,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use keel_core::{Event, EventType};
+use keel_embedded::EmbeddedBus;
 use keel_log::{FsyncPolicy, Log, LogOptions, TopicConfig};
-use keel_runtime::{ConsumerPolicy, EmbeddedBus, Route, Router};
+use keel_runtime::{ConsumerPolicy, Route, Router};
 use keel_sql::{SqliteInbox, SqliteInboxOptions};
 use serde::{Deserialize, Serialize};
 

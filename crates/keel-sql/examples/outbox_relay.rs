@@ -22,9 +22,10 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use hdrhistogram::Histogram;
-use keel_core::{Event, PortError, PortFuture, PublishPort};
+use keel_core::{BoxFuture, Event, PortError, PublishPort};
+use keel_embedded::EmbeddedBus;
 use keel_log::{FsyncPolicy, Log, LogOptions, TopicConfig};
-use keel_runtime::{EmbeddedBus, Publisher};
+use keel_runtime::Publisher;
 use keel_sql::{AfterPublish, PgDatabase, RelayOptions};
 
 const EVENTS: usize = 100_000;
@@ -212,7 +213,7 @@ impl PublishPort for Acknowledge {
         &'a self,
         _topic: &'a str,
         _event: Event,
-    ) -> PortFuture<'a, Result<(), PortError>> {
+    ) -> BoxFuture<'a, Result<(), PortError>> {
         Box::pin(async { Ok(()) })
     }
 
@@ -221,7 +222,7 @@ impl PublishPort for Acknowledge {
         _topic: &'a str,
         _event: Event,
         _headers: Vec<(String, Vec<u8>)>,
-    ) -> PortFuture<'a, Result<(), PortError>> {
+    ) -> BoxFuture<'a, Result<(), PortError>> {
         Box::pin(async { Ok(()) })
     }
 }
@@ -234,11 +235,7 @@ struct Timed {
 }
 
 impl PublishPort for Timed {
-    fn publish<'a>(
-        &'a self,
-        topic: &'a str,
-        event: Event,
-    ) -> PortFuture<'a, Result<(), PortError>> {
+    fn publish<'a>(&'a self, topic: &'a str, event: Event) -> BoxFuture<'a, Result<(), PortError>> {
         Box::pin(async move {
             let id = event.id.clone();
             PublishPort::publish(&self.inner, topic, event).await?;
@@ -260,7 +257,7 @@ impl PublishPort for Timed {
         topic: &'a str,
         event: Event,
         headers: Vec<(String, Vec<u8>)>,
-    ) -> PortFuture<'a, Result<(), PortError>> {
+    ) -> BoxFuture<'a, Result<(), PortError>> {
         self.inner.publish_dead_letter(topic, event, headers)
     }
 }

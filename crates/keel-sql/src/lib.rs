@@ -21,7 +21,8 @@
 //!
 //! ```no_run
 //! # use keel_core::EventType;
-//! # use keel_runtime::{EmbeddedBus, Route, Router};
+//! # use keel_runtime::{Route, Router};
+//! # use keel_embedded::EmbeddedBus;
 //! # #[derive(serde::Deserialize, serde::Serialize)]
 //! # struct Deposited { account: String, amount: i64 }
 //! # impl EventType for Deposited { const TYPE: &'static str = "bank.deposited"; const VERSION: u32 = 1; }
@@ -103,6 +104,7 @@
 mod database;
 mod error;
 mod event_store;
+mod inspect;
 pub mod limits;
 mod outbox;
 #[cfg(feature = "postgres")]
@@ -116,6 +118,10 @@ mod sqlite_outbox;
 
 pub use error::OpenError;
 pub use event_store::SqliteEventStore;
+pub use inspect::{
+    INSPECT_ROWS_MAX, InspectError, Inspection, OutboxOverview, SagaCount, SagaInstance,
+    SagaOverview, StreamCategory, StreamOverview, inspect_sqlite,
+};
 pub use outbox::{
     AfterPublish, Backlog, EnqueueError, OUTBOX_DEAD_LETTER_GROUP, OutboxMetrics, RelayOptionError,
     RelayOptions,

@@ -3,6 +3,17 @@
 //! then refresh the metrics, delete old published rows and copy dead rows to the
 //! dead-letter topic. [`RelayHandle`] is the running relay.
 //!
+//! # Pipelining
+//!
+//! Where the database's claims exclude each other ([`OutboxStore::CLAIMS_OVERLAP`]:
+//! PostgreSQL, whose claim holds its keys' locks until its write-back commits), a full batch
+//! is published and written back while the next batch is claimed, so the claim's round
+//! trips overlap the transport's acknowledgement and the write-back's commit instead of
+//! following them. The claim ahead is exactly what a second relay would claim at that
+//! moment — keys the batch in flight holds are skipped — so per-key order holds for the
+//! reasons it holds across relays. A claim ahead is never held across a pause: when the
+//! relay backs off, fails or stops, it releases the claim (writes nothing, commits) first.
+//!
 //! Not here: how rows are claimed, locked and written (the database's [`OutboxStore`]), or
 //! what to write back (`outbox.rs`).
 //!
@@ -17,7 +28,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use keel_runtime::dedupe::BoxFuture;
+use keel_core::BoxFuture;
 use tokio::sync::{Notify, watch};
 use tokio::task::JoinHandle;
 
@@ -39,6 +50,10 @@ pub(crate) type Claimed<C> = (C, Vec<OutboxRow>);
 pub(crate) trait OutboxStore: Send + Sync + 'static {
     /// A claimed batch: whatever holds the claim (an open transaction) until `finish`.
     type Claim: Send;
+
+    /// Whether a second claim made before the first one's `finish` skips the first one's
+    /// rows and keys (as another relay's would). Only then does the relay claim ahead.
+    const CLAIMS_OVERLAP: bool;
 
     /// Claims up to `limit` publishable rows in id order such that no earlier row of the
     /// same partition key is unpublished and unclaimed by this batch (see the database's
@@ -143,12 +158,14 @@ impl<S: OutboxStore> Relay<S> {
     async fn run(mut self) {
         let wake = self.store.wake_signal();
         let mut housekeeping_due = Instant::now();
+        // A batch claimed while the previous one was published (module docs, Pipelining).
+        let mut ahead = None;
         while !*self.stopped.borrow() {
             if Instant::now() >= housekeeping_due {
                 self.housekeeping().await;
                 housekeeping_due = Instant::now() + self.options.housekeeping_interval;
             }
-            let pause = match self.batch().await {
+            let pause = match self.batch(&mut ahead).await {
                 Ok(BatchEnd::Full) => None,
                 Ok(BatchEnd::Idle) => Some(self.options.poll_interval),
                 Ok(BatchEnd::Backoff(delay)) => Some(delay),
@@ -160,6 +177,7 @@ impl<S: OutboxStore> Relay<S> {
                 }
             };
             if let Some(pause) = pause {
+                self.release(ahead.take()).await;
                 let pause = pause.min(housekeeping_due.saturating_duration_since(Instant::now()));
                 tokio::select! {
                     _ = wake.notified() => {}
@@ -168,12 +186,20 @@ impl<S: OutboxStore> Relay<S> {
                 }
             }
         }
+        self.release(ahead.take()).await;
     }
 
-    /// One claim → publish → write back.
-    async fn batch(&mut self) -> Result<BatchEnd, StoreError> {
+    /// One claim → publish → write back, starting from the batch claimed ahead if there is
+    /// one; a full batch has the next one claimed into `ahead` meanwhile.
+    async fn batch(
+        &mut self,
+        ahead: &mut Option<Claimed<S::Claim>>,
+    ) -> Result<BatchEnd, StoreError> {
         let limit = self.options.batch_rows_max;
-        let (claim, rows) = self.store.claim(limit).await?;
+        let (claim, rows) = match ahead.take() {
+            Some(claimed) => claimed,
+            None => self.store.claim(limit).await?,
+        };
         self.failures = 0;
         if rows.is_empty() {
             self.store
@@ -181,28 +207,60 @@ impl<S: OutboxStore> Relay<S> {
                 .await?;
             return Ok(BatchEnd::Idle);
         }
-        let outcomes = publish_rows(self.port.as_ref(), &rows).await;
+        let full = rows.len() >= limit;
+        let this = &*self;
+        let claim_next = async {
+            if S::CLAIMS_OVERLAP && full {
+                Some(this.store.claim(limit).await)
+            } else {
+                None
+            }
+        };
+        let (published, next) = tokio::join!(this.publish(claim, &rows), claim_next);
+        match next {
+            Some(Ok(claimed)) => *ahead = Some(claimed),
+            Some(Err(error)) => {
+                published?;
+                return Err(error);
+            }
+            None => {}
+        }
+        if !published? {
+            // Nothing went through: the transport is likely down. Do not spin.
+            let attempts = rows.iter().map(|r| r.attempts + 1).min().unwrap_or(1);
+            return Ok(BatchEnd::Backoff(self.options.retry_delay(attempts)));
+        }
+        Ok(if full { BatchEnd::Full } else { BatchEnd::Idle })
+    }
+
+    /// Publishes a claimed batch and writes back what happened; whether any row went through.
+    async fn publish(&self, claim: S::Claim, rows: &[OutboxRow]) -> Result<bool, StoreError> {
+        let outcomes = publish_rows(self.port.as_ref(), rows).await;
         let settlements: Vec<Settlement> = rows
             .iter()
             .zip(&outcomes)
             .filter_map(|(row, outcome)| settle(row, outcome, &self.options))
             .collect();
-        log_failures(&self.options.name, &rows, &outcomes);
-        let any_published = outcomes.contains(&Outcome::Published);
+        log_failures(&self.options.name, rows, &outcomes);
         self.store
             .finish(claim, settlements.clone(), self.options.after_publish)
             .await?;
         self.metrics.count(&settlements);
-        if !any_published {
-            // Nothing went through: the transport is likely down. Do not spin.
-            let attempts = rows.iter().map(|r| r.attempts + 1).min().unwrap_or(1);
-            return Ok(BatchEnd::Backoff(self.options.retry_delay(attempts)));
+        Ok(outcomes.contains(&Outcome::Published))
+    }
+
+    /// Gives a claim made ahead back unpublished (nothing written), so its keys are not held
+    /// while the relay pauses or after it stops. A failure is logged: the database drops the
+    /// claim with its connection anyway.
+    async fn release(&self, ahead: Option<Claimed<S::Claim>>) {
+        if let Some((claim, _)) = ahead
+            && let Err(error) = self
+                .store
+                .finish(claim, Vec::new(), self.options.after_publish)
+                .await
+        {
+            tracing::warn!(relay = %self.options.name, %error, "outbox claim made ahead not released cleanly");
         }
-        Ok(if rows.len() >= limit {
-            BatchEnd::Full
-        } else {
-            BatchEnd::Idle
-        })
     }
 
     /// Metrics, cleanup of published rows, copies of dead rows. Failures are logged and

@@ -51,8 +51,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use keel_core::BoxFuture;
 use keel_core::{Event, EventType};
-use keel_runtime::dedupe::BoxFuture;
 use keel_runtime::{Context, Handler, HandlerError, HandlerResult, Inbox, InboxError};
 use rusqlite::{Connection, params};
 use tokio::sync::oneshot;

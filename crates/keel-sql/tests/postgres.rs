@@ -8,7 +8,7 @@ mod support;
 use std::sync::Arc;
 use std::time::Duration;
 
-use keel_core::{Event, PortError, PortFuture, PublishPort};
+use keel_core::{BoxFuture, Event, PortError, PublishPort};
 use keel_runtime::{ConsumerPolicy, HandlerError, Route, Router};
 use keel_sql::{AfterPublish, PG_SCHEMA_VERSION, PgDatabase, RelayOptions};
 use support::{Step, check_per_key_order, embedded, fresh_schema, step, steps, until};
@@ -244,20 +244,20 @@ async fn several_relays_publish_everything_once_in_key_order() {
     assert_eq!(published, total as u64);
 }
 
-/// A port that holds each publish for a while, so a batch is in flight long enough to cut
-/// the database connection under it.
-struct SlowPort<P> {
+/// A port that holds each publish until its gate is open and then for `delay`, so a batch
+/// stays in flight long enough to cut the database connection under it, or for as long as a
+/// test keeps the gate shut.
+struct HeldPort<P> {
     inner: P,
+    open: tokio::sync::watch::Receiver<bool>,
     delay: Duration,
 }
 
-impl<P: PublishPort> PublishPort for SlowPort<P> {
-    fn publish<'a>(
-        &'a self,
-        topic: &'a str,
-        event: Event,
-    ) -> PortFuture<'a, Result<(), PortError>> {
+impl<P: PublishPort> PublishPort for HeldPort<P> {
+    fn publish<'a>(&'a self, topic: &'a str, event: Event) -> BoxFuture<'a, Result<(), PortError>> {
         Box::pin(async move {
+            // A closed gate (its sender gone) counts as open.
+            let _ = self.open.clone().wait_for(|open| *open).await;
             tokio::time::sleep(self.delay).await;
             self.inner.publish(topic, event).await
         })
@@ -268,9 +268,70 @@ impl<P: PublishPort> PublishPort for SlowPort<P> {
         topic: &'a str,
         event: Event,
         headers: Vec<(String, Vec<u8>)>,
-    ) -> PortFuture<'a, Result<(), PortError>> {
+    ) -> BoxFuture<'a, Result<(), PortError>> {
         self.inner.publish_dead_letter(topic, event, headers)
     }
+}
+
+/// While a full batch is being published, one relay already holds the next batch's claim
+/// (a second transaction holding key locks), and the claims together still publish every
+/// event once, in key order.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_relay_claims_the_next_batch_while_the_current_one_publishes() {
+    let Some((url, schema)) = fresh_schema("pipelined").await else {
+        return;
+    };
+    let db = connect(&url).await;
+    let dir = tempfile::tempdir().unwrap();
+    let (bus, publisher) = embedded(dir.path(), "orders", 4, None);
+    // More keys than a claim takes, so the claim ahead finds keys the first one left.
+    let keys: Vec<String> = (0..100).map(|k| format!("key-{k}")).collect();
+    let per_key = 3;
+    enqueue_steps(&db, "orders", &keys, per_key).await;
+    let (gate, open) = tokio::sync::watch::channel(false);
+    let port = HeldPort {
+        inner: publisher,
+        open,
+        delay: Duration::ZERO,
+    };
+    let relay = db
+        .outbox()
+        .relay(
+            Arc::new(port),
+            quick(RelayOptions {
+                batch_rows_max: 30,
+                ..RelayOptions::default()
+            }),
+        )
+        .unwrap();
+    let claims_held = format!(
+        "SELECT count(DISTINCT l.pid) FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
+         WHERE l.locktype = 'advisory' AND a.application_name = '{schema}'"
+    );
+    until(
+        "a second claim while the first batch is held",
+        WAIT,
+        || async { scalar(&db, &claims_held).await >= 2 },
+    )
+    .await;
+    assert!(
+        steps(bus.log(), "orders").is_empty(),
+        "the gate held the first batch"
+    );
+    gate.send_replace(true);
+    let total = keys.len() * per_key as usize;
+    until("every event published", WAIT, || async {
+        steps(bus.log(), "orders").len() >= total
+    })
+    .await;
+    relay.shutdown().await;
+    let seen = steps(bus.log(), "orders");
+    assert_eq!(
+        check_per_key_order(&seen, &keys, per_key),
+        0,
+        "no duplicates"
+    );
+    assert_eq!(scalar(&db, &claims_held).await, 0, "no claim left held");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -284,8 +345,10 @@ async fn the_relay_recovers_when_its_connections_are_terminated_mid_batch() {
     let keys: Vec<String> = (0..5).map(|k| format!("key-{k}")).collect();
     let per_key = 40;
     enqueue_steps(&db, "orders", &keys, per_key).await;
-    let port = SlowPort {
+    let (_gate, open) = tokio::sync::watch::channel(true);
+    let port = HeldPort {
         inner: publisher,
+        open,
         delay: Duration::from_millis(2),
     };
     let relay = db
@@ -396,7 +459,7 @@ async fn a_row_the_transport_rejects_is_moved_aside_without_blocking_its_key() {
             ("other".to_string(), 0)
         ]
     );
-    let dead = keel_runtime::admin::dead_letters::dead_letters(
+    let dead = keel_embedded::admin::dead_letters::dead_letters(
         bus.log(),
         "orders",
         &Default::default(),

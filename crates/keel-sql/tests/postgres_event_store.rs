@@ -141,3 +141,66 @@ async fn a_version_1_store_continues_its_positions() {
         .unwrap();
     assert_eq!(appended.first_position, 2, "after the two stored events");
 }
+
+/// One batch is one call of `keel_append_events`: each append is checked against the stream
+/// as the appends before it in the batch left it, a conflicting append is refused alone with
+/// the version it found, and the others take the next positions in order.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_batch_checks_each_append_against_the_ones_before_it() {
+    let Some((url, _)) = support::fresh_schema("es_batch").await else {
+        return;
+    };
+    let db = PgDatabase::connect(&url).await.expect("connect");
+    let store = PgEventStore::open(&db).await.unwrap();
+    // (stream, expected: -1 any, else exact) — as the committer encodes a batch.
+    let batch = [
+        ("order-1", 0i64),
+        ("order-2", 0),
+        ("order-1", 1),
+        ("order-2", 0),
+        ("order-3", -1),
+    ];
+    let streams: Vec<&str> = batch.iter().map(|(stream, _)| *stream).collect();
+    let categories = vec!["order"; batch.len()];
+    let expected: Vec<i64> = batch.iter().map(|(_, expected)| *expected).collect();
+    let counts = vec![1i32; batch.len()];
+    let events: Vec<_> = (0..batch.len() as u64).map(event).collect();
+    let ids: Vec<&str> = events.iter().map(|e| e.id.as_str()).collect();
+    let envelopes: Vec<String> = events
+        .iter()
+        .map(|e| e.to_structured_json().to_string())
+        .collect();
+    let rows = db
+        .pool()
+        .get()
+        .await
+        .unwrap()
+        .query(
+            "SELECT actual, first_position FROM keel_append_events($1, $2, $3, $4, $5, $6, 0)",
+            &[&streams, &categories, &expected, &counts, &ids, &envelopes],
+        )
+        .await
+        .unwrap();
+    let outcomes: Vec<(i64, Option<i64>)> = rows.iter().map(|r| (r.get(0), r.get(1))).collect();
+    assert_eq!(
+        outcomes,
+        [
+            (0, Some(0)),
+            (0, Some(1)),
+            (1, Some(2)),
+            (1, None),
+            (0, Some(3))
+        ]
+    );
+    assert_eq!(store.stream_version("order-1").await.unwrap(), 2);
+    assert_eq!(store.stream_version("order-2").await.unwrap(), 1);
+    let next = store
+        .append("order-3", ExpectedVersion::Exact(1), vec![event(9)])
+        .await
+        .unwrap();
+    assert_eq!(
+        (next.version, next.first_position),
+        (2, 4),
+        "positions continue after the batch, none taken by the refused append"
+    );
+}

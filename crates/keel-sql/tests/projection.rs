@@ -18,9 +18,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use keel_core::Event;
+use keel_embedded::EmbeddedBus;
 use keel_log::{FsyncPolicy, Log, LogOptions, TopicConfig};
 use keel_projection::{ProjectionError, ProjectionStore, Projector, TopicSource};
-use keel_runtime::EmbeddedBus;
 use keel_sql::{SqliteEventStore, SqliteProjection};
 use keel_store::{AllFilter, EventStore, ExpectedVersion, RecordedEvent};
 

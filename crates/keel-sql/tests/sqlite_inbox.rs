@@ -14,10 +14,9 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, SystemTime};
 
 use keel_core::{Event, EventType};
+use keel_embedded::EmbeddedBus;
 use keel_log::{FsyncPolicy, Log, LogOptions, TopicConfig};
-use keel_runtime::{
-    EmbeddedBus, Handler, HandlerError, Inbox, RetryPolicy, Route, Router, RouterHandle,
-};
+use keel_runtime::{Handler, HandlerError, Inbox, RetryPolicy, Route, Router, RouterHandle};
 use keel_sql::{OpenError, SqliteInbox, SqliteInboxOptions};
 use rusqlite::Connection;
 use serde::{Deserialize, Serialize};

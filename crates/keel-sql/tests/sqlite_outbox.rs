@@ -204,7 +204,7 @@ impl keel_core::PublishPort for Down {
         &'a self,
         _topic: &'a str,
         _event: Event,
-    ) -> keel_core::PortFuture<'a, Result<(), keel_core::PortError>> {
+    ) -> keel_core::BoxFuture<'a, Result<(), keel_core::PortError>> {
         Box::pin(async { Err(keel_core::PortError::transient("broker unreachable")) })
     }
 
@@ -213,7 +213,7 @@ impl keel_core::PublishPort for Down {
         _topic: &'a str,
         _event: Event,
         _headers: Vec<(String, Vec<u8>)>,
-    ) -> keel_core::PortFuture<'a, Result<(), keel_core::PortError>> {
+    ) -> keel_core::BoxFuture<'a, Result<(), keel_core::PortError>> {
         Box::pin(async { Err(keel_core::PortError::transient("broker unreachable")) })
     }
 }

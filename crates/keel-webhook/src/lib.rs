@@ -6,7 +6,7 @@
 //! It plugs into the one alert seam the runtime has, [`Router::on_dead_letter`]:
 //!
 //! ```no_run
-//! # fn demo(bus: &keel_runtime::EmbeddedBus, route: keel_runtime::Route) -> Result<(), Box<dyn std::error::Error>> {
+//! # fn demo(bus: &keel_embedded::EmbeddedBus, route: keel_runtime::Route) -> Result<(), Box<dyn std::error::Error>> {
 //! use keel_webhook::{DeadLetterWebhook, WebhookConfig};
 //!
 //! let webhook = DeadLetterWebhook::start(WebhookConfig::new("http://127.0.0.1:9000/alerts")?)?;

@@ -10,8 +10,9 @@ use std::sync::mpsc;
 use std::time::Duration;
 
 use keel_core::Event;
+use keel_embedded::EmbeddedBus;
 use keel_log::{FsyncPolicy, Log, TopicConfig};
-use keel_runtime::{EmbeddedBus, Handler, HandlerError, RetryPolicy, Route, Router};
+use keel_runtime::{Handler, HandlerError, RetryPolicy, Route, Router};
 use keel_webhook::{DeadLetterWebhook, WebhookConfig};
 use serde_json::Value;
 

@@ -7,8 +7,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use keel::core::{Event, EventType};
+use keel::embedded::EmbeddedBus;
 use keel::log::{Log, TopicConfig};
-use keel::runtime::{Context, EmbeddedBus, Handler, HandlerError, Route, Router};
+use keel::runtime::{Context, Handler, HandlerError, Route, Router};
 use serde::{Deserialize, Serialize};
 
 /// A fact: the order exists. It carries what consumers need, so nobody calls back.

@@ -1,7 +1,9 @@
 //! CreateTopics (19): topics with a partition count and Kafka config settings.
 //!
 //! Replication factor must be 1 or -1 (the default): one node holds every partition. A
-//! manual assignment is accepted when it places every partition on this node.
+//! manual assignment is accepted when it places every partition on this node. A topic that
+//! would pass the server's `topics_max` or `partitions_max` is refused with
+//! `POLICY_VIOLATION`.
 
 use std::sync::Arc;
 
@@ -32,7 +34,17 @@ pub(crate) async fn handle(
                 .with_error_code(code(error))
                 .with_error_message(Some(text(message))),
             Ok(config) if request.validate_only => described(&config, version),
-            Ok(config) => create(broker, &name, config, version).await,
+            Ok(config) => {
+                let partitions = config.partitions as usize;
+                broker
+                    .within_topic_limits(1, partitions, create(broker, &name, config, version))
+                    .await
+                    .unwrap_or_else(|(error, message)| {
+                        CreatableTopicResult::default()
+                            .with_error_code(code(error))
+                            .with_error_message(Some(text(message)))
+                    })
+            }
         };
         results.push(result.with_name(name));
     }

@@ -1,4 +1,5 @@
-//! DeleteTopics (20): removes topics and their data, and forgets their producer state.
+//! DeleteTopics (20): removes topics, their data and their groups' committed offsets, and
+//! forgets their producer state; Keel's own topics are refused.
 
 use std::sync::Arc;
 
@@ -31,7 +32,11 @@ pub(crate) async fn handle(
             Err(error) => {
                 let kind = match &error {
                     TopicError::NotFound(_) => ResponseError::UnknownTopicOrPartition,
-                    TopicError::InvalidName { .. } => ResponseError::InvalidTopicException,
+                    // Kafka's brokers delete even `__consumer_offsets` when asked (only its
+                    // command-line tool refuses); Keel refuses its own topics here too.
+                    TopicError::InvalidName { .. } | TopicError::Internal(_) => {
+                        ResponseError::InvalidTopicException
+                    }
                     _ => ResponseError::UnknownServerError,
                 };
                 result

@@ -1,11 +1,13 @@
 //! Fetch (1): stored batches served as they are on disk, with long polling.
 //!
 //! A fetch answers at once when it has at least `min_bytes`, when a partition has an error, or
-//! when `max_wait_ms` (capped at [`FETCH_WAIT_MS_MAX`]) has passed; otherwise it waits for the
-//! broker's next append and reads again. A shutdown of the listener also ends the wait, so
-//! the fetch is answered (with what there is) before its connection closes. The wait is a `tokio::sync::watch` the produce path
-//! bumps, not a blocked thread per waiting consumer; keel-log's `Partition::wait_for` is the
-//! same promise for synchronous callers.
+//! when `max_wait_ms` (capped at [`FETCH_WAIT_MS_MAX`]) has passed; otherwise it waits for an
+//! append to one of the partitions it asked for and reads again. A shutdown of the listener
+//! also ends the wait, so the fetch is answered (with what there is) before its connection
+//! closes. The wait is on the partitions' own append signals
+//! (`Partition::high_watermark_past`), not a blocked thread per waiting consumer: every
+//! writer of a partition wakes it (a produce, but also a dead-letter replay through the
+//! operator API or a registry write), and a produce to another partition does not.
 //!
 //! Fetch sessions (KIP-227) are not kept: every response has session id 0, which tells the
 //! client to send full fetch requests. Without transactions the last stable offset is the
@@ -18,19 +20,20 @@ use bytes::Bytes;
 use kafka_protocol::ResponseError;
 use kafka_protocol::messages::fetch_response::{FetchableTopicResponse, PartitionData};
 use kafka_protocol::messages::{ApiKey, FetchRequest, FetchResponse};
-use keel_log::ReadError;
+use keel_log::{HighWatermarkPast, ReadError};
 use tokio::time::Instant;
 
 use crate::api::code;
 use crate::broker::{Broker, blocking};
-use crate::limits::{FETCH_RESPONSE_BYTES_MAX, FETCH_WAIT_MS_MAX};
+use crate::limits::{FETCH_BUDGET_BYTES_MIN, FETCH_RESPONSE_BYTES_MAX, FETCH_WAIT_MS_MAX};
+use crate::memory::MemoryPermit;
 
-/// Answers Fetch.
+/// Answers Fetch, with the in-flight budget its records hold until the response is written.
 pub(crate) async fn handle(
     broker: &Arc<Broker>,
     request: FetchRequest,
     version: i16,
-) -> FetchResponse {
+) -> (FetchResponse, MemoryPermit) {
     let wait = Duration::from_millis(
         u64::try_from(request.max_wait_ms)
             .unwrap_or(0)
@@ -45,16 +48,39 @@ pub(crate) async fn handle(
     }
     .min(FETCH_RESPONSE_BYTES_MAX);
     let request = Arc::new(request);
-    let mut appends = broker.watch_appends();
+    let mut shutdown = broker.watch_shutdown();
+    let mut last_pass = false;
     loop {
-        appends.borrow_and_update();
-        let (responses, bytes, failed) = read_all(broker, &request, max_bytes).await;
-        if bytes >= min_bytes || failed || Instant::now() >= deadline || broker.closing() {
-            return answer(broker, responses);
+        // Each pass reads within a share of the in-flight budget (waiting for one when it is
+        // spent) and keeps only what it read; a long poll holds none while it waits.
+        let mut budget = broker
+            .memory
+            .take_up_to(max_bytes, FETCH_BUDGET_BYTES_MIN)
+            .await;
+        let (responses, bytes, failed, mut appends) =
+            read_all(broker, &request, budget.bytes()).await;
+        budget.shrink_to(bytes);
+        let done = bytes >= min_bytes || failed || Instant::now() >= deadline;
+        if done || last_pass || broker.closing() {
+            return (answer(broker, responses), budget);
         }
-        // Woken by an append, or by the deadline (then the next pass answers).
-        if let Ok(Err(_closed)) = tokio::time::timeout_at(deadline, appends.changed()).await {
-            return answer(broker, responses);
+        drop((responses, budget));
+        // Woken by an append to a partition read, by the deadline or by the shutdown; the
+        // next pass answers after the last two.
+        let any_append = std::future::poll_fn(|cx| {
+            if appends
+                .iter_mut()
+                .any(|append| std::pin::Pin::new(append).poll(cx).is_ready())
+            {
+                std::task::Poll::Ready(())
+            } else {
+                std::task::Poll::Pending
+            }
+        });
+        tokio::select! {
+            _ = any_append => {}
+            _ = tokio::time::sleep_until(deadline) => last_pass = true,
+            _ = shutdown.wait_for(|stopping| *stopping) => last_pass = true,
         }
     }
 }
@@ -74,15 +100,22 @@ fn answer(broker: &Broker, responses: Vec<FetchableTopicResponse>) -> FetchRespo
     FetchResponse::default().with_responses(responses)
 }
 
-/// Reads every requested partition once: the responses, the record bytes found, and whether
-/// any partition had an error.
+/// Reads every requested partition once: the responses, the record bytes found, whether any
+/// partition had an error, and for each partition found a future that resolves on its next
+/// append (after the high watermark seen before reading it).
 async fn read_all(
     broker: &Arc<Broker>,
     request: &Arc<FetchRequest>,
     max_bytes: usize,
-) -> (Vec<FetchableTopicResponse>, usize, bool) {
+) -> (
+    Vec<FetchableTopicResponse>,
+    usize,
+    bool,
+    Vec<HighWatermarkPast>,
+) {
     let mut total = 0usize;
     let mut failed = false;
+    let mut appends = Vec::new();
     let mut responses = Vec::with_capacity(request.topics.len());
     for wanted in &request.topics {
         let topic = broker.user_topic(&wanted.topic);
@@ -102,6 +135,7 @@ async fn read_all(
                 );
                 continue;
             };
+            appends.push(partition.high_watermark_past(partition.high_watermark()));
             let offset = fetch.fetch_offset;
             // The first partition with data always gets at least one batch, so a consumer
             // can make progress past a batch larger than its limits; later ones only fit.
@@ -152,5 +186,5 @@ async fn read_all(
                 .with_partitions(partitions),
         );
     }
-    (responses, total, failed)
+    (responses, total, failed, appends)
 }

@@ -92,8 +92,23 @@ async fn lookup(
     }
     let log = broker.log.clone();
     let config = broker.config.topic_defaults.clone();
+    let partitions = config.partitions as usize;
     let owned = name.to_string();
-    match blocking(move || log.create_topic(&owned, config)).await {
+    let created = broker
+        .within_topic_limits(
+            1,
+            partitions,
+            blocking(move || log.create_topic(&owned, config)),
+        )
+        .await;
+    let created = match created {
+        Ok(created) => created,
+        Err((_, message)) => {
+            tracing::warn!(topic = &**name, reason = message, "topic not auto-created");
+            return failed(ResponseError::UnknownTopicOrPartition);
+        }
+    };
+    match created {
         Ok(topic) => {
             tracing::info!(topic = &**name, "topic auto-created");
             describe(&topic, broker.node.node_id)

@@ -243,7 +243,6 @@ async fn append(
     };
     match outcome {
         Ok(base_offset) => {
-            broker.notify_appended();
             broker.metrics.bytes_in(name, size);
             PartitionOutcome::stored(base_offset, partition.log_start_offset())
         }

@@ -15,11 +15,12 @@ use std::time::Duration;
 use kafka_protocol::ResponseError;
 use kafka_protocol::messages::leave_group_response::MemberResponse;
 use kafka_protocol::messages::{
-    ApiKey, DescribeGroupsRequest, DescribeGroupsResponse, FindCoordinatorRequest,
-    FindCoordinatorResponse, HeartbeatRequest, HeartbeatResponse, JoinGroupRequest,
-    JoinGroupResponse, LeaveGroupRequest, LeaveGroupResponse, ListGroupsRequest,
-    ListGroupsResponse, OffsetCommitRequest, OffsetCommitResponse, OffsetFetchRequest,
-    OffsetFetchResponse, SyncGroupRequest, SyncGroupResponse,
+    ApiKey, DeleteGroupsRequest, DeleteGroupsResponse, DescribeGroupsRequest,
+    DescribeGroupsResponse, FindCoordinatorRequest, FindCoordinatorResponse, HeartbeatRequest,
+    HeartbeatResponse, JoinGroupRequest, JoinGroupResponse, LeaveGroupRequest, LeaveGroupResponse,
+    ListGroupsRequest, ListGroupsResponse, OffsetCommitRequest, OffsetCommitResponse,
+    OffsetDeleteRequest, OffsetDeleteResponse, OffsetFetchRequest, OffsetFetchResponse,
+    SyncGroupRequest, SyncGroupResponse,
 };
 use keel_log::Log;
 use tokio::sync::Notify;
@@ -30,6 +31,7 @@ use crate::config::NodeAddress;
 
 use super::admin;
 use super::config::GroupConfig;
+use super::delete;
 use super::offsets;
 use super::retention;
 use super::state::{Group, Reply, join_error, sync_error};
@@ -122,6 +124,8 @@ impl GroupCoordinator {
             ApiKey::OffsetFetch => (1, 9),
             ApiKey::ListGroups => (0, 5),
             ApiKey::DescribeGroups => (0, 6),
+            ApiKey::DeleteGroups => (0, 2),
+            ApiKey::OffsetDelete => (0, 0),
             _ => return None,
         };
         Some(range)
@@ -284,6 +288,12 @@ impl GroupCoordinator {
         admin::list_groups(&self.shared, context.api_version, &request)
     }
 
+    /// The live membership of `group` (members and their assigned partitions), `None` when
+    /// no member of it is known; for operators (the console, refusing resets).
+    pub fn group_view(&self, group: &str) -> Option<super::GroupView> {
+        super::view::group_view(&self.shared, group)
+    }
+
     /// DescribeGroups: state, protocol and members of each named group.
     pub async fn describe_groups(
         &self,
@@ -291,6 +301,27 @@ impl GroupCoordinator {
         request: DescribeGroupsRequest,
     ) -> DescribeGroupsResponse {
         admin::describe_groups(&self.shared, context.api_version, &request)
+    }
+
+    /// DeleteGroups: each group without live members loses its committed offsets.
+    /// Cancel safety: a deletion handed to the blocking thread completes even if the future
+    /// is dropped.
+    pub async fn delete_groups(
+        &self,
+        _context: &RequestContext,
+        request: DeleteGroupsRequest,
+    ) -> DeleteGroupsResponse {
+        delete::delete_groups(&self.shared, request).await
+    }
+
+    /// OffsetDelete: one group's offsets in some partitions, except for topics its live
+    /// members consume. Cancel safety: as [`GroupCoordinator::delete_groups`].
+    pub async fn offset_delete(
+        &self,
+        _context: &RequestContext,
+        request: OffsetDeleteRequest,
+    ) -> OffsetDeleteResponse {
+        delete::offset_delete(&self.shared, request).await
     }
 }
 

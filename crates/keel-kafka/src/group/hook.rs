@@ -4,9 +4,9 @@
 
 use bytes::{Bytes, BytesMut};
 use kafka_protocol::messages::{
-    ApiKey, DescribeGroupsRequest, FindCoordinatorRequest, HeartbeatRequest, JoinGroupRequest,
-    LeaveGroupRequest, ListGroupsRequest, OffsetCommitRequest, OffsetFetchRequest,
-    SyncGroupRequest,
+    ApiKey, DeleteGroupsRequest, DescribeGroupsRequest, FindCoordinatorRequest, HeartbeatRequest,
+    JoinGroupRequest, LeaveGroupRequest, ListGroupsRequest, OffsetCommitRequest,
+    OffsetDeleteRequest, OffsetFetchRequest, SyncGroupRequest,
 };
 use kafka_protocol::protocol::{Decodable, Encodable};
 
@@ -62,6 +62,12 @@ impl GroupHook for GroupCoordinator {
                 ApiKey::ListGroups => serve!(ListGroupsRequest, |r| self.list_groups(&context, r)),
                 ApiKey::DescribeGroups => {
                     serve!(DescribeGroupsRequest, |r| self.describe_groups(&context, r))
+                }
+                ApiKey::DeleteGroups => {
+                    serve!(DeleteGroupsRequest, |r| self.delete_groups(&context, r))
+                }
+                ApiKey::OffsetDelete => {
+                    serve!(OffsetDeleteRequest, |r| self.offset_delete(&context, r))
                 }
                 other => Err(GroupHookError(format!("{other:?} is not a group api key"))),
             }

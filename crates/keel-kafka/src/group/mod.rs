@@ -1,6 +1,6 @@
 //! The group coordinator of `keel serve`: Kafka's classic consumer-group protocol
 //! (FindCoordinator, JoinGroup, SyncGroup, Heartbeat, LeaveGroup, OffsetCommit, OffsetFetch,
-//! ListGroups, DescribeGroups) over `keel-log`'s committed offsets.
+//! ListGroups, DescribeGroups, DeleteGroups, OffsetDelete) over `keel-log`'s committed offsets.
 //!
 //! - `state.rs`: one group's membership state machine, pure, with time passed in.
 //! - `coordinator.rs`: [`GroupCoordinator`], the async entry point the connection handler
@@ -8,6 +8,8 @@
 //! - `hook.rs`: the coordinator as the broker's [`crate::GroupHook`] (decode, route, encode).
 //! - `offsets.rs`: OffsetCommit/OffsetFetch through `keel_log::GroupOffsets`.
 //! - `admin.rs`: FindCoordinator, ListGroups, DescribeGroups.
+//! - `delete.rs`: DeleteGroups, OffsetDelete.
+//! - `view.rs`: a group's live membership for operators ([`GroupView`]).
 //! - `member.rs`, `protocol.rs`, `config.rs`: a member, protocol selection, limits.
 //!
 //! Not here: the KIP-848 consumer protocol (ConsumerGroupHeartbeat), transactions, and
@@ -16,6 +18,7 @@
 mod admin;
 mod config;
 mod coordinator;
+mod delete;
 mod hook;
 mod member;
 mod offsets;
@@ -24,6 +27,8 @@ mod retention;
 mod state;
 #[cfg(test)]
 mod tests;
+mod view;
 
 pub use config::{GroupConfig, GroupConfigError};
 pub use coordinator::{GroupCoordinator, RequestContext};
+pub use view::{GroupView, MemberView};

@@ -9,7 +9,7 @@ use std::process::{Command, Output};
 use std::sync::Arc;
 
 use keel_kafka::group::{GroupConfig, GroupCoordinator};
-use keel_kafka::{Broker, BrokerConfig, KafkaListener};
+use keel_kafka::{Broker, BrokerConfig, BrokerMetrics, KafkaListener};
 use keel_log::Log;
 use tokio::sync::oneshot;
 
@@ -17,6 +17,7 @@ use tokio::sync::oneshot;
 pub(crate) struct TestBroker {
     pub(crate) address: SocketAddr,
     pub(crate) log: Arc<Log>,
+    pub(crate) metrics: BrokerMetrics,
     stop: Option<oneshot::Sender<()>>,
     thread: Option<std::thread::JoinHandle<()>>,
 }
@@ -27,6 +28,16 @@ impl TestBroker {
     }
 
     pub(crate) fn start_with(dir: &Path, config: BrokerConfig) -> TestBroker {
+        TestBroker::start_configured(dir, config, |_, broker| broker)
+    }
+
+    /// A broker that `configure` finishes with the opened log at hand (SASL users live
+    /// there) — SASL, TLS.
+    pub(crate) fn start_configured(
+        dir: &Path,
+        config: BrokerConfig,
+        configure: impl FnOnce(&Log, Broker) -> Broker,
+    ) -> TestBroker {
         let log = Arc::new(Log::open(dir).expect("open log"));
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
@@ -42,10 +53,11 @@ impl TestBroker {
             let _runtime = runtime.enter();
             Arc::new(GroupCoordinator::start(log.clone(), GroupConfig::default()))
         };
-        let broker = Arc::new(
-            Broker::new(log.clone(), config.clone(), config.node_address(address))
-                .with_group_hook(groups),
-        );
+        let metrics = BrokerMetrics::default();
+        let broker = Broker::new(log.clone(), config.clone(), config.node_address(address))
+            .with_group_hook(groups)
+            .with_metrics(metrics.clone());
+        let broker = Arc::new(configure(&log, broker));
         let (stop, stopped) = oneshot::channel::<()>();
         let thread = std::thread::spawn(move || {
             runtime.block_on(listener.serve(broker, async {
@@ -55,6 +67,7 @@ impl TestBroker {
         TestBroker {
             address,
             log,
+            metrics,
             stop: Some(stop),
             thread: Some(thread),
         }

@@ -1,5 +1,13 @@
 //! The harness the server's client tests share: [`Running`], a [`Server`] serving on a tokio
-//! task until the test stops it.
+//! task until the test stops it, and [`http_get`], a blocking HTTP/1.1 request over a raw
+//! socket (the limit tests need exactly what is sent).
+
+// Each test binary uses its own part of the harness.
+#![allow(dead_code)]
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::time::Duration;
 
 use keel_server::{BoundAddrs, ServeError, Server, ServerConfig};
 use tokio::sync::oneshot;
@@ -35,4 +43,20 @@ impl Running {
         let _ = self.stop.send(());
         self.task.await.unwrap().expect("clean shutdown");
     }
+}
+
+/// `GET path` with `Connection: close`: the whole response (head and body) as text.
+pub(crate) fn http_get(addr: SocketAddr, path: &str) -> String {
+    let mut stream = TcpStream::connect(addr).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    response
 }

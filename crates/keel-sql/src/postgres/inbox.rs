@@ -23,8 +23,8 @@
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use keel_core::BoxFuture;
 use keel_core::{Event, EventType};
-use keel_runtime::dedupe::BoxFuture;
 use keel_runtime::{Context, Handler, HandlerError, HandlerResult, Inbox, InboxError};
 
 use super::outbox::insert;

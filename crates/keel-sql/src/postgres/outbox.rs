@@ -43,8 +43,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use deadpool_postgres::Object;
+use keel_core::BoxFuture;
 use keel_core::{Event, PublishPort};
-use keel_runtime::dedupe::BoxFuture;
 use tokio::sync::Notify;
 
 use super::listen::Listener;
@@ -213,6 +213,9 @@ fn store_error(step: &str, error: &dyn std::error::Error) -> StoreError {
 
 impl OutboxStore for PgStore {
     type Claim = PgClaim;
+
+    /// A claim holds its keys' locks and its keyless rows' row locks until it commits.
+    const CLAIMS_OVERLAP: bool = true;
 
     fn claim(&self, limit: usize) -> BoxFuture<'_, Result<Claimed<PgClaim>, StoreError>> {
         Box::pin(async move {

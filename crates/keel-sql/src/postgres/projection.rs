@@ -21,8 +21,8 @@
 
 use std::sync::Arc;
 
+use keel_core::BoxFuture;
 use keel_projection::{ProjectionError, ProjectionStore};
-use keel_runtime::dedupe::BoxFuture;
 use keel_store::RecordedEvent;
 use tokio_postgres::Transaction;
 

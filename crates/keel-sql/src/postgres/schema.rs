@@ -188,19 +188,28 @@ ORDER BY n";
 /// The head test runs on this statement's snapshot and may be stale (a head published a
 /// moment ago still looks unpublished); that only makes a key look busier, and step 2
 /// reads afresh.
+///
+/// The heads are found first and materialised in id order, and the lock is tried on them
+/// one by one under the `LIMIT`, so a claim locks only the keys it returns. With the lock
+/// in the same `WHERE` as the head test, the planner tried it on every row of the window
+/// before the anti-join and the sort (`EXPLAIN` on this machine): a claim of 30 keys held
+/// the locks of all 100 keys in a 120-row window, and a second relay, or the relay's own
+/// claim ahead, found nothing to claim.
 pub(crate) const CLAIM_KEYS: &str = "
 WITH w AS (
     SELECT id, partition_key, retry_at FROM keel_outbox
     WHERE published_at IS NULL AND partition_key IS NOT NULL
-    ORDER BY id LIMIT $3)
-SELECT o.partition_key, (SELECT max(id) FROM w)
-FROM w AS o
-WHERE (o.retry_at IS NULL OR o.retry_at <= clock_timestamp())
-  AND NOT EXISTS (
-      SELECT 1 FROM keel_outbox b
-      WHERE b.partition_key = o.partition_key AND b.id < o.id AND b.published_at IS NULL)
-  AND pg_try_advisory_xact_lock($2, hashtext(o.partition_key))
-ORDER BY o.id
+    ORDER BY id LIMIT $3),
+heads AS MATERIALIZED (
+    SELECT o.id, o.partition_key FROM w AS o
+    WHERE (o.retry_at IS NULL OR o.retry_at <= clock_timestamp())
+      AND NOT EXISTS (
+          SELECT 1 FROM keel_outbox b
+          WHERE b.partition_key = o.partition_key AND b.id < o.id AND b.published_at IS NULL)
+    ORDER BY o.id)
+SELECT h.partition_key, (SELECT max(id) FROM w)
+FROM heads AS h
+WHERE pg_try_advisory_xact_lock($2, hashtext(h.partition_key))
 LIMIT $1";
 
 /// Claim, step 2: the unpublished rows of the keys locked in step 1, oldest first. A new

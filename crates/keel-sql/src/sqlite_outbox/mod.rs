@@ -16,8 +16,8 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
+use keel_core::BoxFuture;
 use keel_core::{Event, PublishPort};
-use keel_runtime::dedupe::BoxFuture;
 use rusqlite::{Connection, params};
 use tokio::sync::Notify;
 
@@ -205,6 +205,9 @@ struct SqliteStore {
 impl OutboxStore for SqliteStore {
     /// Nothing is held between claim and write-back (module docs).
     type Claim = ();
+
+    /// Nothing marks a claimed row, so a second claim would take the same rows again.
+    const CLAIMS_OVERLAP: bool = false;
 
     fn claim(&self, limit: usize) -> BoxFuture<'_, Result<Claimed<()>, StoreError>> {
         Box::pin(async move {

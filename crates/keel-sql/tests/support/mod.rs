@@ -11,8 +11,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use keel_core::{Event, EventType};
+use keel_embedded::EmbeddedBus;
 use keel_log::{FsyncPolicy, Log, LogOptions, TopicConfig};
-use keel_runtime::{EmbeddedBus, Publisher};
+use keel_runtime::Publisher;
 use serde::{Deserialize, Serialize};
 
 /// The typed test event: a key and a sequence number within the key.

@@ -1,0 +1,108 @@
+//! The transport port, administrative half: [`AdminTransport`], the few primitive requests
+//! the operator tools (`keel groups`, `keel dlq`), the lag and dead-letter gauges and the
+//! conformance suite need of a broker — topics and their partitions, each partition's
+//! stored range, the offset at a time, reading records, and a group's committed offsets
+//! (read and, for a stopped group, set).
+//!
+//! The tools' logic (lag in events and seconds, replay with a canary, once-only through the
+//! audit log, purge, history) is written once over these primitives in the runtime, so it
+//! behaves the same on every transport. Appends (a replay, an audit record) go through the
+//! publishing half ([`PublishTransport`](crate::PublishTransport)).
+//!
+//! Not here: group membership (`consume.rs`), anything a running consumer does.
+
+use super::BoxFuture;
+use super::error::TransportError;
+use super::record::Record;
+
+/// A topic and its partition count.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TopicInfo {
+    /// The topic.
+    pub name: String,
+    /// Its partition count.
+    pub partitions: u32,
+}
+
+/// The stored range of one partition.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PartitionOffsets {
+    /// The partition.
+    pub partition: u32,
+    /// The first offset still stored.
+    pub log_start: u64,
+    /// One past the last readable offset.
+    pub high_watermark: u64,
+}
+
+/// A group's committed offset in one partition: the next record it handles there.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GroupOffset {
+    /// The topic.
+    pub topic: String,
+    /// The partition.
+    pub partition: u32,
+    /// The committed offset.
+    pub offset: u64,
+}
+
+/// A broker's administrative side. Object safe: tools hold an `Arc<dyn AdminTransport>`.
+///
+/// Every method is cancel safe except [`AdminTransport::create_topic`] and
+/// [`AdminTransport::commit`], whose effect may or may not happen when dropped.
+pub trait AdminTransport: Send + Sync + std::fmt::Debug + 'static {
+    /// Every topic the caller may see (the engine's internal ones left out), by name.
+    fn topics(&self) -> BoxFuture<'_, Result<Vec<TopicInfo>, TransportError>>;
+
+    /// The partition count of `name`, created with `partitions` when missing.
+    fn create_topic<'a>(
+        &'a self,
+        name: &'a str,
+        partitions: u32,
+    ) -> BoxFuture<'a, Result<u32, TransportError>>;
+
+    /// The stored range of every partition of `topic`, by partition.
+    fn partition_offsets<'a>(
+        &'a self,
+        topic: &'a str,
+    ) -> BoxFuture<'a, Result<Vec<PartitionOffsets>, TransportError>>;
+
+    /// The first offset of `partition` whose record timestamp is at or after `time_ms`;
+    /// `None` when every stored record is older.
+    fn offset_for_time<'a>(
+        &'a self,
+        topic: &'a str,
+        partition: u32,
+        time_ms: i64,
+    ) -> BoxFuture<'a, Result<Option<u64>, TransportError>>;
+
+    /// Records of `partition` from `offset` on (clamped to the stored range), up to about
+    /// `bytes_max`, in offset order; empty at the high watermark. Records below `offset`
+    /// may come too.
+    fn read<'a>(
+        &'a self,
+        topic: &'a str,
+        partition: u32,
+        offset: u64,
+        bytes_max: usize,
+    ) -> BoxFuture<'a, Result<Vec<Record>, TransportError>>;
+
+    /// Every consumer group with committed offsets, by name.
+    fn groups(&self) -> BoxFuture<'_, Result<Vec<String>, TransportError>>;
+
+    /// The committed offsets of `group`, by topic and partition; empty for an unknown group.
+    fn committed<'a>(
+        &'a self,
+        group: &'a str,
+    ) -> BoxFuture<'a, Result<Vec<GroupOffset>, TransportError>>;
+
+    /// Sets committed offsets of `group`, all or none. Refused with
+    /// [`TransportError::GroupActive`] where the engine can tell that members run (their
+    /// next commit would overwrite the change); on the embedded log, stopping the group's
+    /// routes of this process is the caller's duty.
+    fn commit<'a>(
+        &'a self,
+        group: &'a str,
+        offsets: &'a [GroupOffset],
+    ) -> BoxFuture<'a, Result<(), TransportError>>;
+}

@@ -1,0 +1,61 @@
+//! The embedded `Publisher` publishing one event per call with many calls in flight, for
+//! `BENCHMARKS.md` (issue 16's row "embedded Publisher, one event per publish, 1,000 in
+//! flight"): events/s and appends per event, for `fsync = never` and `fsync = always`, as
+//! one JSON line each. A measurement, not a test.
+//!
+//! `cargo run --release -p keel-embedded --example publish_throughput -- [EVENTS] [IN_FLIGHT]`
+//! (defaults 200,000 and 1,000; 100 data bytes, 4 partitions, 1,024 keys).
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use futures_util::StreamExt;
+use keel_core::Event;
+use keel_embedded::EmbeddedBus;
+use keel_log::{FsyncPolicy, Log, TopicConfig};
+
+const TOPIC: &str = "publish";
+const PARTITIONS: u32 = 4;
+const KEYS: u64 = 1024;
+
+#[tokio::main(flavor = "multi_thread")]
+async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let mut args = std::env::args().skip(1).map(|a| a.parse::<u64>());
+    let events = args.next().transpose()?.unwrap_or(200_000);
+    let in_flight = args.next().transpose()?.unwrap_or(1_000) as usize;
+    for fsync in [FsyncPolicy::Never, FsyncPolicy::Always] {
+        let dir = tempfile::tempdir()?;
+        let log = Arc::new(Log::open(dir.path())?);
+        let topic = log.create_topic(TOPIC, TopicConfig::new(PARTITIONS).with_fsync(fsync))?;
+        let publisher = EmbeddedBus::new(log.clone()).publisher();
+        let data = vec![b'x'; 100];
+        let started = Instant::now();
+        futures_util::stream::iter(0..events)
+            .map(|n| {
+                let event = Event::new("/bench", "bench.published")
+                    .with_partition_key(format!("key-{}", n % KEYS))
+                    .with_data("application/octet-stream", data.clone());
+                let publisher = &publisher;
+                async move { publisher.publish(TOPIC, event).await }
+            })
+            .buffer_unordered(in_flight)
+            .for_each(|published| async move {
+                published.expect("published");
+            })
+            .await;
+        let elapsed = started.elapsed().as_secs_f64();
+        let appends: u64 = topic
+            .partitions()
+            .iter()
+            .map(|p| p.sync_stats().appends)
+            .sum();
+        println!(
+            "{{\"label\": \"embedded Publisher, one event per publish\", \"fsync\": \"{fsync}\", \
+             \"events\": {events}, \"in_flight\": {in_flight}, \"events_per_s\": {:.0}, \
+             \"events_per_append\": {:.1}}}",
+            events as f64 / elapsed,
+            events as f64 / appends as f64
+        );
+    }
+    Ok(())
+}

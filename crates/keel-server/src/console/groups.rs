@@ -1,0 +1,161 @@
+//! The consumer-group pages: every group with its lag and lag history, and one group's page
+//! — its live members and their partitions (on the Kafka listener), its lag over time, each
+//! partition's committed offset and lag in events and time, and the
+//! offset reset, which shows what each partition would re-read or skip (a dry run) before
+//! its apply button unlocks.
+
+use axum::Router;
+use axum::extract::{Path, State};
+use axum::routing::get;
+use keel_embedded::admin::groups;
+use maud::{Markup, html};
+
+use super::{
+    PageResult, chart, duration, encode, number, page, result_area, shows_changes, sparkline,
+};
+use crate::access::CallerRole;
+use crate::admin_api::members_of;
+use crate::app::{App, now_ms};
+
+pub(super) fn routes() -> Router<App> {
+    Router::new()
+        .route("/groups", get(list_page))
+        .route("/groups/{group}", get(group_page))
+}
+
+fn as_f64(values: &[u64]) -> Vec<f64> {
+    values.iter().map(|v| *v as f64).collect()
+}
+
+async fn list_page(State(app): State<App>, CallerRole(role): CallerRole) -> PageResult {
+    let list = app
+        .with_log(|log| groups::list_groups(log, now_ms()))
+        .await?;
+    let alert_ms = app.console.lag_alert_ms;
+    let body = html! {
+        section #group-list data-live {
+            @if list.is_empty() {
+                p.muted { "No consumer group has committed offsets yet." }
+            } @else {
+                table data-figure="group-table" {
+                    thead { tr { th { "group" } th { "topics" } th.num { "lag (events)" } th.num { "lag (time)" } th { "lag, last hour" } } }
+                    tbody {
+                        @for g in &list {
+                            @let history = app.history.lag(&g.group);
+                            tr data-group=(g.group) {
+                                td { a href=(format!("/groups/{}", encode(&g.group))) { (g.group) } }
+                                td { (g.topics.join(", ")) }
+                                td.num data-figure="lag-events" class=[(g.lag_events > 0).then_some("warn")] { (number(g.lag_events)) }
+                                td.num data-figure="lag-ms" class=[(g.lag_ms > alert_ms).then_some("bad")] { (duration(g.lag_ms)) }
+                                td { (sparkline(&as_f64(&history.lag_events), "lag")) }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    };
+    Ok(page("Consumer groups", "/groups", role, body))
+}
+
+async fn group_page(
+    State(app): State<App>,
+    CallerRole(role): CallerRole,
+    Path(group): Path<String>,
+) -> PageResult {
+    let members = members_of(&app, &group);
+    let connected = members.as_ref().is_some_and(|m| !m.members.is_empty());
+    let lags = {
+        let group = group.clone();
+        app.with_log(move |log| match groups::group_lag(log, &group, now_ms()) {
+            // A group whose members joined but never committed has no lag to show yet.
+            Err(groups::GroupsError::GroupNotFound(_)) if connected => Ok(Vec::new()),
+            other => other,
+        })
+        .await?
+    };
+    let history = app.history.lag(&group);
+    let mut topics: Vec<String> = lags.iter().map(|l| l.topic.clone()).collect();
+    topics.dedup();
+    let total: u64 = lags.iter().map(|l| l.lag_events).sum();
+    let oldest = lags.iter().map(|l| l.lag_ms).max().unwrap_or(0);
+    let body = html! {
+        section #group-figures.figures data-live {
+            div.figure { span.label { "Topics" } span.value { (topics.len()) } }
+            div.figure { span.label { "Partitions" } span.value data-figure="partitions" { (lags.len()) } }
+            div.figure class=[(total > 0).then_some("warn")] { span.label { "Lag" } span.value data-figure="lag-events" { (number(total)) " events" } }
+            div.figure { span.label { "Oldest unhandled" } span.value data-figure="lag-ms" { (duration(oldest)) } }
+        }
+        section #group-chart data-live {
+            h2 { "Lag, last hour" }
+            div.chart-box {
+                (chart(&as_f64(&history.lag_events), &[], "lag"))
+                p.legend { "events behind, one point per sample" }
+            }
+        }
+        section #members data-live {
+            h2 { "Members" }
+            @match &members {
+                Some(m) if !m.members.is_empty() => {
+                    p { "State " strong data-figure="state" { (m.state) } @if !m.protocol.is_empty() { ", assignor " (m.protocol) } }
+                    table data-figure="members" {
+                        thead { tr { th { "member" } th { "client" } th { "host" } th { "partitions" } } }
+                        tbody { @for member in &m.members {
+                            tr { td.mono { (member.member_id) } td { (member.client_id) } td { (member.client_host) } td.mono { (member.partitions.join(", ")) } }
+                        } }
+                    }
+                },
+                _ => { p.muted data-figure="state" { "No member connected to the Kafka listener (state Empty); offsets and lag are read from the log." } },
+            }
+        }
+        section #partition-lag data-live {
+            h2 { "Partitions" }
+            table data-figure="partition-lag" {
+                thead { tr { th { "topic" } th.num { "partition" } th.num { "committed" } th.num { "high watermark" } th.num { "lag (events)" } th.num { "lag (time)" } th { "lag, last hour" } } }
+                tbody {
+                    @for l in &lags {
+                        @let series = history.partitions.get(&format!("{}/{}", l.topic, l.partition)).cloned().unwrap_or_default();
+                        tr data-topic=(l.topic) data-partition=(l.partition) {
+                            td { a href=(format!("/topics/{}", encode(&l.topic))) { (l.topic) } }
+                            td.num { (l.partition) }
+                            td.num data-figure="committed" { (l.committed_offset.map_or_else(|| "-".to_string(), number)) }
+                            td.num { (number(l.high_watermark)) }
+                            td.num data-figure="lag-events" { (number(l.lag_events)) }
+                            td.num { (duration(l.lag_ms)) }
+                            td { (sparkline(&as_f64(&series), "lag")) }
+                        }
+                    }
+                }
+            }
+        }
+        @if shows_changes(role) {
+            (reset_form(&group, &topics))
+        }
+    };
+    Ok(page(&format!("Group {group}"), "/groups", role, body))
+}
+
+fn reset_form(group: &str, topics: &[String]) -> Markup {
+    html! {
+        form.panel #reset data-api=(format!("/api/groups/{}/reset", encode(group))) data-method="POST"
+            data-render="table:moves" data-done="{moves} partition(s)" data-then="reload" {
+            h2 { "Reset offsets" }
+            p.muted { "Stop the group's consumers first: a running member's next commit overwrites a reset. Preview shows, per partition, the events the group will read again (positive) or skip (negative); apply unlocks after a preview of the same values." }
+            div.toolbar {
+                label { "Topic" select name="topic" { @for t in topics { option value=(t) { (t) } } } }
+                label { "Partition" input name="partition" type="number" min="0" placeholder="all" data-type="number"; }
+                label { "To" select name="to" {
+                    option value="earliest" { "earliest" }
+                    option value="latest" { "latest" }
+                    option value="offset" { "offset" }
+                    option value="time" { "time (ms since epoch)" }
+                } }
+                label { "Offset" input name="offset" type="number" min="0" data-type="number"; }
+                label { "Time (ms)" input name="time_ms" type="number" data-type="number"; }
+                button.secondary type="submit" name="dry_run" value="true" data-type="bool" data-preview { "Preview" }
+                button.danger type="submit" name="dry_run" value="false" data-type="bool" data-needs-preview disabled { "Apply reset" }
+            }
+            (result_area())
+        }
+    }
+}

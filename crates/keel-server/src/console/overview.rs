@@ -1,0 +1,352 @@
+//! The overview: the backbone at a glance — size, throughput over the last hour, groups and
+//! their lag, dead-letter depth, alerts, and the health of listeners and partitions — as a
+//! page (`/`) and as `GET /api/overview`, both from [`overview`].
+
+use std::cmp::Ordering;
+
+use axum::Router;
+use axum::extract::State;
+use axum::response::Json;
+use axum::routing::get;
+use keel_embedded::admin::dead_letters::{self, DeadLetterSummary};
+use keel_embedded::admin::groups::{self, GroupSummary};
+use keel_log::Log;
+use maud::html;
+use serde::Serialize;
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use super::{PageResult, bytes, chart, duration, encode, number, page, rate, sparkline};
+use crate::access::CallerRole;
+use crate::app::{ApiError, App, now_ms};
+use crate::config::ConsoleConfig;
+use crate::history::{History, Throughput};
+use crate::server::BoundAddrs;
+
+/// Topics listed as the busiest.
+const BUSIEST_TOPICS: usize = 10;
+
+pub(super) fn routes() -> Router<App> {
+    Router::new().route("/", get(overview_page))
+}
+
+pub(super) fn api_routes() -> OpenApiRouter<App> {
+    OpenApiRouter::new().routes(routes!(overview_api))
+}
+
+/// The backbone at a glance.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct Overview {
+    /// Topics (internal `__` ones left out).
+    pub(crate) topics: usize,
+    /// Partitions of those topics.
+    pub(crate) partitions: usize,
+    /// Events stored.
+    pub(crate) events: u64,
+    /// Bytes on disk.
+    pub(crate) bytes: u64,
+    /// Events in and out per second over the last hour, all topics together.
+    pub(crate) throughput: Throughput,
+    /// The topics with the most events in over the last sample interval (idle ones left
+    /// out).
+    pub(crate) busiest: Vec<TopicRate>,
+    /// Consumer groups with their lag.
+    pub(crate) groups: Vec<GroupSummary>,
+    /// Dead-letter topics with their depth.
+    pub(crate) dead_letters: Vec<DeadLetterSummary>,
+    /// What needs an operator now.
+    pub(crate) alerts: Vec<Alert>,
+    /// Where each listener serves.
+    pub(crate) listeners: Vec<Listener>,
+    /// Partitions whose tail recovery repaired when the server opened the log.
+    pub(crate) repaired: Vec<String>,
+    /// Partitions that refuse writes after a failed fsync (until the server restarts).
+    pub(crate) failed: Vec<String>,
+}
+
+/// One topic's rates.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct TopicRate {
+    /// The topic.
+    pub(crate) topic: String,
+    /// Events appended per second.
+    pub(crate) in_per_s: f64,
+    /// Events consumed per second.
+    pub(crate) out_per_s: f64,
+}
+
+/// Something that needs an operator.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct Alert {
+    /// `dead_letters` (a group gave up on events) or `lag` (a group is behind more than the
+    /// threshold).
+    pub(crate) kind: String,
+    /// The group.
+    pub(crate) group: String,
+    /// What is wrong, in one line.
+    pub(crate) message: String,
+    /// Where to look.
+    pub(crate) link: String,
+}
+
+/// A listener and its address.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct Listener {
+    /// HTTP, Kafka or schema registry.
+    pub(crate) name: String,
+    /// The bound address, or `null` when not served.
+    pub(crate) address: Option<String>,
+}
+
+/// Computes the overview. Blocking: reads lag ages and scans dead-letter topics.
+pub(crate) fn overview(
+    log: &Log,
+    history: &History,
+    config: &ConsoleConfig,
+    listeners: &BoundAddrs,
+) -> Result<Overview, ApiError> {
+    let now = now_ms();
+    let topics = log.topics();
+    let groups = groups::list_groups(log, now)?;
+    let dead_letters = dead_letters::summaries(log, now)?;
+    let mut alerts = Vec::new();
+    for summary in &dead_letters {
+        for cause in summary.causes.iter().filter(|c| c.pending > 0) {
+            alerts.push(Alert {
+                kind: "dead_letters".into(),
+                group: cause.group.clone(),
+                message: format!(
+                    "{} dead letter(s) in {} from group '{}' (handler '{}', {}), the oldest {} old",
+                    cause.pending,
+                    summary.dead_letter_topic,
+                    cause.group,
+                    cause.handler,
+                    cause.kind,
+                    duration(summary.oldest_pending_age_ms)
+                ),
+                link: format!("/dead-letters/{}", encode(&summary.dead_letter_topic)),
+            });
+        }
+    }
+    for group in groups.iter().filter(|g| g.lag_ms > config.lag_alert_ms) {
+        alerts.push(Alert {
+            kind: "lag".into(),
+            group: group.group.clone(),
+            message: format!(
+                "group '{}' is {} behind ({} events), above the alert threshold of {}",
+                group.group,
+                duration(group.lag_ms),
+                group.lag_events,
+                duration(config.lag_alert_ms)
+            ),
+            link: format!("/groups/{}", encode(&group.group)),
+        });
+    }
+    let mut busiest: Vec<TopicRate> = history
+        .latest_rates()
+        .into_iter()
+        .filter(|(_, (in_per_s, out_per_s))| *in_per_s > 0.0 || *out_per_s > 0.0)
+        .map(|(topic, (in_per_s, out_per_s))| TopicRate {
+            topic,
+            in_per_s,
+            out_per_s,
+        })
+        .collect();
+    busiest.sort_by(|a, b| {
+        b.in_per_s
+            .partial_cmp(&a.in_per_s)
+            .unwrap_or(Ordering::Equal)
+            .then_with(|| a.topic.cmp(&b.topic))
+    });
+    busiest.truncate(BUSIEST_TOPICS);
+    let address = |addr: Option<std::net::SocketAddr>| addr.map(|a| a.to_string());
+    Ok(Overview {
+        topics: topics.len(),
+        partitions: topics.iter().map(|t| t.partitions().len()).sum(),
+        events: topics
+            .iter()
+            .flat_map(|t| t.partitions())
+            .map(|p| p.high_watermark() - p.log_start_offset())
+            .sum(),
+        bytes: topics
+            .iter()
+            .flat_map(|t| t.partitions())
+            .map(|p| p.size_bytes())
+            .sum(),
+        throughput: history.throughput(None),
+        busiest,
+        groups,
+        dead_letters,
+        alerts,
+        listeners: vec![
+            Listener {
+                name: "HTTP (API, console, metrics)".into(),
+                address: address(Some(listeners.http)),
+            },
+            Listener {
+                name: "Kafka protocol".into(),
+                address: address(listeners.kafka),
+            },
+            Listener {
+                name: "Schema registry".into(),
+                address: address(listeners.registry),
+            },
+        ],
+        failed: log
+            .failed_partitions()
+            .into_iter()
+            .map(|(topic, partition, error)| format!("{topic}/{partition}: {error}"))
+            .collect(),
+        repaired: log
+            .recovery_report()
+            .repaired
+            .iter()
+            .map(|(topic, partition, recovery)| {
+                format!(
+                    "{topic}/{partition}: {} bytes cut ({}), {} leftover file(s) removed",
+                    recovery.truncated_bytes,
+                    recovery
+                        .truncation_reason
+                        .as_deref()
+                        .unwrap_or("no reason recorded"),
+                    recovery.removed_files.len()
+                )
+            })
+            .collect(),
+    })
+}
+
+async fn load(app: &App) -> Result<Overview, ApiError> {
+    let (history, config, listeners) = (app.history.clone(), app.console.clone(), app.listeners);
+    app.with_log(move |log| overview(log, &history, &config, &listeners))
+        .await
+}
+
+#[utoipa::path(
+    get, path = "/api/overview", tag = "overview",
+    responses((status = 200, description = "The backbone at a glance", body = Overview))
+)]
+async fn overview_api(State(app): State<App>) -> Result<Json<Overview>, ApiError> {
+    load(&app).await.map(Json)
+}
+
+async fn overview_page(State(app): State<App>, CallerRole(role): CallerRole) -> PageResult {
+    let o = load(&app).await?;
+    let lag_events: u64 = o.groups.iter().map(|g| g.lag_events).sum();
+    let pending: u64 = o.dead_letters.iter().map(|d| d.pending).sum();
+    let last = |values: &[f64]| values.last().copied().unwrap_or(0.0);
+    let body = html! {
+        section #figures.figures data-live {
+            div.figure { span.label { "Topics" } span.value data-figure="topics" { (number(o.topics as u64)) } }
+            div.figure { span.label { "Partitions" } span.value data-figure="partitions" { (number(o.partitions as u64)) } }
+            div.figure { span.label { "Events stored" } span.value data-figure="events" { (number(o.events)) } }
+            div.figure { span.label { "Storage" } span.value data-figure="bytes" { (bytes(o.bytes)) } }
+            div.figure { span.label { "In" } span.value data-figure="in" { (rate(last(&o.throughput.in_per_s))) } }
+            div.figure { span.label { "Out" } span.value data-figure="out" { (rate(last(&o.throughput.out_per_s))) } }
+            div.figure { span.label { "Groups" } span.value data-figure="groups" { (o.groups.len()) } }
+            div.figure class=[(lag_events > 0).then_some("warn")] { span.label { "Lag" } span.value data-figure="lag" { (number(lag_events)) " events" } }
+            div.figure class=[(pending > 0).then_some("bad")] { span.label { "Dead letters" } span.value data-figure="dead-letters" { (number(pending)) } }
+        }
+        section #alerts data-live {
+            h2 { "Alerts" }
+            @if o.alerts.is_empty() {
+                p.ok data-figure="alerts" { "No alerts: no pending dead letters, no group beyond the lag threshold." }
+            } @else {
+                ul.alerts data-figure="alerts" {
+                    @for alert in &o.alerts {
+                        li class=(alert.kind) { a href=(alert.link) { (alert.message) } }
+                    }
+                }
+            }
+        }
+        section #throughput data-live {
+            h2 { "Throughput, last hour" }
+            div.chart-box {
+                (chart(&o.throughput.in_per_s, &o.throughput.out_per_s, "throughput"))
+                p.legend { span.in { "— in" } " " span.out { "- - out (committed by groups)" } " · events per second, one point per sample" }
+            }
+            @if !o.busiest.is_empty() {
+                table {
+                    thead { tr { th { "Busiest topics" } th.num { "in" } th.num { "out" } } }
+                    tbody {
+                        @for t in &o.busiest {
+                            tr { td { a href=(format!("/topics/{}", encode(&t.topic))) { (t.topic) } } td.num { (rate(t.in_per_s)) } td.num { (rate(t.out_per_s)) } }
+                        }
+                    }
+                }
+            }
+        }
+        section #groups data-live {
+            h2 { "Consumer groups" }
+            @if o.groups.is_empty() {
+                p.muted { "No consumer group has committed offsets yet." }
+            } @else {
+                table data-figure="group-table" {
+                    thead { tr { th { "group" } th { "topics" } th.num { "lag (events)" } th.num { "lag (time)" } th { "last hour" } } }
+                    tbody {
+                        @for g in &o.groups {
+                            @let history = app.history.lag(&g.group);
+                            tr data-group=(g.group) {
+                                td { a href=(format!("/groups/{}", encode(&g.group))) { (g.group) } }
+                                td { (g.topics.join(", ")) }
+                                td.num class=[(g.lag_events > 0).then_some("warn")] data-figure="lag-events" { (number(g.lag_events)) }
+                                td.num data-figure="lag-ms" data-ms=(g.lag_ms) { (duration(g.lag_ms)) }
+                                td { (sparkline(&history.lag_events.iter().map(|v| *v as f64).collect::<Vec<_>>(), "lag")) }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        section #dead-letters data-live {
+            h2 { "Dead letters" }
+            @if o.dead_letters.is_empty() {
+                p.muted { "No dead-letter topic yet." }
+            } @else {
+                table {
+                    thead { tr { th { "dead-letter topic" } th.num { "pending" } th.num { "oldest pending" } th.num { "replayed" } th.num { "purged" } } }
+                    tbody {
+                        @for d in &o.dead_letters {
+                            tr data-dlq=(d.dead_letter_topic) {
+                                td { a href=(format!("/dead-letters/{}", encode(&d.dead_letter_topic))) { (d.dead_letter_topic) } }
+                                td.num class=[(d.pending > 0).then_some("bad")] data-figure="pending" { (number(d.pending)) }
+                                td.num { @if d.pending > 0 { (duration(d.oldest_pending_age_ms)) } @else { "-" } }
+                                td.num { (number(d.replayed)) }
+                                td.num { (number(d.purged)) }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        section #health data-live {
+            h2 { "Health" }
+            table {
+                thead { tr { th { "listener" } th { "address" } th { "state" } } }
+                tbody {
+                    @for l in &o.listeners {
+                        tr {
+                            td { (l.name) }
+                            td { (l.address.as_deref().unwrap_or("-")) }
+                            td { @if l.address.is_some() { span.ok { "serving" } } @else { span.muted { "not configured" } } }
+                        }
+                    }
+                }
+            }
+            @if o.failed.is_empty() {
+                p.ok data-figure="failed-partitions" { "Every partition takes writes." }
+            } @else {
+                p.bad data-figure="failed-partitions" { (o.failed.len()) " partition(s) refuse writes after a failed fsync (until keel serve restarts):" }
+                ul { @for f in &o.failed { li { code { (f) } } } }
+            }
+            @if o.repaired.is_empty() {
+                p.ok { "All " (number(o.partitions as u64)) " partitions opened cleanly: recovery repaired nothing." }
+            } @else {
+                p.warn { "Recovery repaired these partitions when the server opened the log:" }
+                ul { @for r in &o.repaired { li { code { (r) } } } }
+            }
+        }
+    };
+    Ok(page("Overview", "/", role, body))
+}

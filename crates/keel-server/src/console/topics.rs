@@ -1,0 +1,269 @@
+//! The topics pages: the list (filtered by name, paginated, with sizes, settings and rates)
+//! with the form that creates a topic, and one topic's page (settings, throughput, its
+//! partitions paginated, the groups reading it, and its deletion behind a typed
+//! confirmation).
+
+use axum::Router;
+use axum::extract::{Path, Query, State};
+use axum::routing::get;
+use maud::{Markup, html};
+use serde::Deserialize;
+
+use super::{
+    PageResult, ROWS_PER_PAGE, bytes, chart, encode, not_found, number, page, pager, rate,
+    result_area, shows_changes,
+};
+use crate::access::CallerRole;
+use crate::app::{ApiError, App, now_ms};
+use crate::topics_api::{TopicView, is_keel_owned, topic_view};
+
+pub(super) fn routes() -> Router<App> {
+    Router::new()
+        .route("/topics", get(list_page))
+        .route("/topics/{topic}", get(topic_page))
+}
+
+/// `?q=&page=` of the list.
+#[derive(Debug, Default, Deserialize)]
+struct ListParams {
+    q: Option<String>,
+    page: Option<usize>,
+}
+
+/// One page of the topic list: the total of names matching, and the views of this page's.
+fn list(log: &keel_log::Log, filter: &str, page: usize) -> (usize, Vec<TopicView>) {
+    // Views cost a look at every partition; names cost nothing. Filter and page by name
+    // first, so a page of 50 costs the same whatever the topic count.
+    let topics = log.topics();
+    let matching: Vec<_> = topics
+        .iter()
+        .filter(|t| filter.is_empty() || t.name().contains(filter))
+        .collect();
+    let views = matching
+        .iter()
+        .skip((page - 1) * ROWS_PER_PAGE)
+        .take(ROWS_PER_PAGE)
+        .map(|t| topic_view(t))
+        .collect();
+    (matching.len(), views)
+}
+
+async fn list_page(
+    State(app): State<App>,
+    CallerRole(role): CallerRole,
+    Query(params): Query<ListParams>,
+) -> PageResult {
+    let filter = params.q.clone().unwrap_or_default();
+    let page_number = params.page.unwrap_or(1).max(1);
+    let (total, views) = {
+        let filter = filter.clone();
+        app.with_log(move |log| Ok::<_, ApiError>(list(log, &filter, page_number)))
+            .await?
+    };
+    let rates = app.history.latest_rates();
+    let query = if filter.is_empty() {
+        String::new()
+    } else {
+        format!("q={}", encode(&filter))
+    };
+    let body = html! {
+        form.inline method="get" action="/topics" {
+            label { "Name contains" input type="search" name="q" value=(filter) placeholder="orders"; }
+            button.secondary type="submit" { "Filter" }
+        }
+        section #topic-list data-live {
+            (pager("/topics", &query, page_number, total))
+            table data-figure="topic-table" {
+                thead { tr {
+                    th { "topic" } th.num { "partitions" } th.num { "events" } th.num { "size" }
+                    th { "retention" } th { "cleanup" } th { "fsync" } th.num { "in" } th.num { "out" }
+                } }
+                tbody {
+                    @for t in &views {
+                        @let (in_rate, out_rate) = rates.get(&t.name).copied().unwrap_or((0.0, 0.0));
+                        tr data-topic=(t.name) {
+                            td { a href=(format!("/topics/{}", encode(&t.name))) { (t.name) } }
+                            td.num data-figure="partitions" { (t.partitions.len()) }
+                            td.num data-figure="events" { (number(t.events)) }
+                            td.num { (bytes(t.bytes)) }
+                            td { (retention(t)) }
+                            td { (setting(t, "cleanup")) }
+                            td { (setting(t, "fsync")) }
+                            td.num { (rate(in_rate)) }
+                            td.num { (rate(out_rate)) }
+                        }
+                    }
+                }
+            }
+        }
+        @if shows_changes(role) {
+            (create_form())
+        }
+    };
+    Ok(page("Topics", "/topics", role, body))
+}
+
+fn setting<'a>(topic: &'a TopicView, key: &str) -> &'a str {
+    topic.config.get(key).map_or("-", String::as_str)
+}
+
+/// Retention in words: by time and size, or kept forever.
+fn retention(topic: &TopicView) -> String {
+    let time = setting(topic, "retention_ms");
+    let size = setting(topic, "retention_bytes");
+    match (time, size) {
+        ("none", "none") => "forever".into(),
+        (time, "none") => format!("{} ms", number(time.parse().unwrap_or(0))),
+        ("none", size) => bytes(size.parse().unwrap_or(0)),
+        (time, size) => format!(
+            "{} ms or {}",
+            number(time.parse().unwrap_or(0)),
+            bytes(size.parse().unwrap_or(0))
+        ),
+    }
+}
+
+fn create_form() -> Markup {
+    html! {
+        form.panel data-api="/api/topics" data-method="POST" data-then="reload"
+            data-done="created topic {name}" #create-topic {
+            h2 { "Create a topic" }
+            div.toolbar {
+                label { "Name" input name="name" required placeholder="orders" pattern="[A-Za-z0-9._-]+"; }
+                label { "Partitions" input name="partitions" type="number" min="1" value="3" data-type="number"; }
+                label { "fsync" select name="config.fsync" {
+                    option value="always" { "always (durable on ack)" }
+                    option value="interval(100)" { "every 100 ms" }
+                    option value="never" { "never" }
+                } }
+                label { "Retention (ms, empty = forever)" input name="config.retention_ms" type="number" min="1"; }
+                label { "Cleanup" select name="config.cleanup" {
+                    option value="delete" { "delete" } option value="compact" { "compact" }
+                } }
+                button type="submit" { "Create" }
+            }
+            (result_area())
+        }
+    }
+}
+
+/// `?page=` of a topic's partitions.
+#[derive(Debug, Default, Deserialize)]
+struct TopicParams {
+    page: Option<usize>,
+}
+
+async fn topic_page(
+    State(app): State<App>,
+    CallerRole(role): CallerRole,
+    Path(name): Path<String>,
+    Query(params): Query<TopicParams>,
+) -> PageResult {
+    let (view, consumers) = {
+        let name = name.clone();
+        app.with_log(move |log| {
+            let view = log.topic(&name).map(|t| topic_view(&t));
+            let consumers = consumers_of(log, &name);
+            Ok::<_, ApiError>((view, consumers))
+        })
+        .await?
+    };
+    let view = view.ok_or_else(|| not_found(format!("topic '{name}' does not exist")))?;
+    let throughput = app.history.throughput(Some(&name));
+    let page_number = params.page.unwrap_or(1).max(1);
+    let encoded = encode(&name);
+    let body = html! {
+        p.toolbar {
+            a href=(format!("/topics/{encoded}/events")) { "Browse events →" }
+            @if shows_changes(role) { a href=(format!("/topics/{encoded}/events#produce")) { "Produce an event →" } }
+        }
+        section #topic-figures.figures data-live {
+            div.figure { span.label { "Partitions" } span.value data-figure="partitions" { (view.partitions.len()) } }
+            div.figure { span.label { "Events stored" } span.value data-figure="events" { (number(view.events)) } }
+            div.figure { span.label { "Size" } span.value data-figure="bytes" { (bytes(view.bytes)) } }
+            div.figure { span.label { "Retention" } span.value { (retention(&view)) } }
+        }
+        section #topic-throughput data-live {
+            h2 { "Throughput, last hour" }
+            div.chart-box {
+                (chart(&throughput.in_per_s, &throughput.out_per_s, "throughput"))
+                p.legend { span.in { "— in" } " " span.out { "- - out" } " · events per second" }
+            }
+        }
+        h2 { "Settings" }
+        table.settings {
+            tbody { @for (key, value) in &view.config { tr { th { (key) } td.mono data-setting=(key) { (value) } } } }
+        }
+        p.muted { "Settings are fixed at creation today; the partition count always is." }
+        h2 { "Consumer groups" }
+        @if consumers.is_empty() {
+            p.muted { "No group has committed offsets in this topic." }
+        } @else {
+            table {
+                thead { tr { th { "group" } th.num { "lag (events)" } th.num { "lag (time)" } } }
+                tbody { @for (group, events, ms) in &consumers {
+                    tr { td { a href=(format!("/groups/{}", encode(group))) { (group) } } td.num { (number(*events)) } td.num { (super::duration(*ms)) } }
+                } }
+            }
+        }
+        section #partitions data-live {
+            h2 { "Partitions" }
+            (pager(&format!("/topics/{encoded}"), "", page_number, view.partitions.len()))
+            table data-figure="partition-table" {
+                thead { tr { th.num { "partition" } th.num { "log start" } th.num { "high watermark" } th.num { "events" } th.num { "size" } th.num { "segments" } th {} } }
+                tbody {
+                    @for p in view.partitions.iter().skip((page_number - 1) * ROWS_PER_PAGE).take(ROWS_PER_PAGE) {
+                        tr {
+                            td.num { (p.partition) }
+                            td.num { (number(p.log_start_offset)) }
+                            td.num data-figure="high-watermark" { (number(p.high_watermark)) }
+                            td.num { (number(p.high_watermark - p.log_start_offset)) }
+                            td.num { (bytes(p.bytes)) }
+                            td.num { (p.segments) }
+                            td { a href=(format!("/topics/{encoded}/events?partition={}", p.partition)) { "events" } }
+                        }
+                    }
+                }
+            }
+        }
+        @if shows_changes(role) && !is_keel_owned(&name) {
+            (delete_form(&name))
+        }
+    };
+    Ok(page(&format!("Topic {name}"), "/topics", role, body))
+}
+
+/// Groups with commits in `topic`: (group, lag in events, lag in ms).
+fn consumers_of(log: &keel_log::Log, topic: &str) -> Vec<(String, u64, u64)> {
+    let now = now_ms();
+    log.group_offsets()
+        .groups()
+        .into_iter()
+        .filter_map(|group| {
+            let lags = keel_embedded::admin::groups::group_lag(log, &group, now).ok()?;
+            let lags: Vec<_> = lags.into_iter().filter(|l| l.topic == topic).collect();
+            if lags.is_empty() {
+                return None;
+            }
+            let events = lags.iter().map(|l| l.lag_events).sum();
+            let ms = lags.iter().map(|l| l.lag_ms).max().unwrap_or(0);
+            Some((group, events, ms))
+        })
+        .collect()
+}
+
+fn delete_form(name: &str) -> Markup {
+    html! {
+        form.panel.danger #delete-topic data-api=(format!("/api/topics/{}", encode(name))) data-method="DELETE"
+            data-confirm-field="confirm_name" data-confirm-value=(name) data-then="goto:/topics"
+            data-done="deleted topic {deleted}" {
+            h2 { "Delete this topic" }
+            p { "Deleting removes every partition and event of " code { (name) } " at once. Groups keep their committed offsets but have nothing to read." }
+            div.toolbar {
+                label { "Type the topic name to confirm" input name="confirm_name" data-skip autocomplete="off"; }
+                button.danger type="submit" { "Delete topic" }
+            }
+            (result_area())
+        }
+    }
+}

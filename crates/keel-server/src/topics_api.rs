@@ -1,0 +1,474 @@
+//! The operator API's topics and events: list, describe, create and delete topics; browse,
+//! show and produce events; an event's journey across topics.
+//!
+//! | method and path | answer |
+//! |---|---|
+//! | `GET /api/topics` | every topic with its settings, size and partitions |
+//! | `GET /api/topics/{topic}` | one topic |
+//! | `POST /api/topics` (JSON name, partitions, config) | the created topic |
+//! | `DELETE /api/topics/{topic}` | the deleted topic's name |
+//! | `GET /api/topics/{topic}/events?…` | a page of events (`events.rs` for the search) |
+//! | `GET /api/topics/{topic}/events/{partition}/{offset}` | one event |
+//! | `GET /api/topics/{topic}/events/{partition}/{offset}/journey` | its conversation |
+//! | `POST /api/topics/{topic}/events` (JSON CloudEvent fields) | where it was stored |
+//! | `GET /api/throughput[?topic=]` | events in and out per second over the last hour |
+//!
+//! Topics Keel keeps for itself (the schema registry's, the audit log) cannot be deleted
+//! here. A produced event is checked against the schema registered for its type when the
+//! server runs a registry; an event of a type without a schema is stored unchecked and the
+//! answer says so.
+
+use std::collections::BTreeMap;
+
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::Json;
+use keel_core::{Event, SendError};
+use keel_log::{Log, TopicConfig, TopicError};
+use keel_runtime::PublishError;
+use keel_schema::{SchemaPublishError, SchemaPublisher};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use crate::access::require_admin;
+use crate::app::{ApiError, App, ErrorBody};
+use crate::events::{self, EventPage, EventQuery, FoundEvent, Journey, SearchError};
+use crate::history::Throughput;
+
+/// The `/api` routes of topics and events; creating, deleting and producing need the admin
+/// role.
+pub(crate) fn routes() -> OpenApiRouter<App> {
+    let changes = OpenApiRouter::new()
+        .routes(routes!(create_topic))
+        .routes(routes!(delete_topic))
+        .routes(routes!(produce))
+        .route_layer(axum::middleware::from_fn(require_admin));
+    OpenApiRouter::new()
+        .routes(routes!(list_topics))
+        .routes(routes!(describe_topic))
+        .routes(routes!(search_events))
+        .routes(routes!(get_event))
+        .routes(routes!(event_journey))
+        .routes(routes!(throughput))
+        .merge(changes)
+}
+
+/// One topic: settings, size and partitions.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub(crate) struct TopicView {
+    /// The topic.
+    pub(crate) name: String,
+    /// Events stored (high watermark − log start, summed over partitions).
+    pub(crate) events: u64,
+    /// Bytes on disk.
+    pub(crate) bytes: u64,
+    /// Settings, as `topic.conf` names them (`keel topics create --config` takes the same).
+    pub(crate) config: BTreeMap<String, String>,
+    /// Its partitions.
+    pub(crate) partitions: Vec<PartitionView>,
+}
+
+/// One partition of a topic.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub(crate) struct PartitionView {
+    /// The partition.
+    pub(crate) partition: u32,
+    /// The first offset still stored.
+    pub(crate) log_start_offset: u64,
+    /// One past the last readable offset.
+    pub(crate) high_watermark: u64,
+    /// Bytes on disk.
+    pub(crate) bytes: u64,
+    /// Segment files.
+    pub(crate) segments: usize,
+}
+
+/// The view of `topic`.
+pub(crate) fn topic_view(topic: &keel_log::Topic) -> TopicView {
+    let partitions: Vec<PartitionView> = (0u32..)
+        .zip(topic.partitions())
+        .map(|(partition, p)| PartitionView {
+            partition,
+            log_start_offset: p.log_start_offset(),
+            high_watermark: p.high_watermark(),
+            bytes: p.size_bytes(),
+            segments: p.segment_count(),
+        })
+        .collect();
+    TopicView {
+        name: topic.name().to_string(),
+        events: partitions
+            .iter()
+            .map(|p| p.high_watermark - p.log_start_offset)
+            .sum(),
+        bytes: partitions.iter().map(|p| p.bytes).sum(),
+        config: topic
+            .config()
+            .to_conf()
+            .lines()
+            .filter_map(|line| line.split_once('='))
+            .map(|(key, value)| (key.trim().to_string(), value.trim().to_string()))
+            .collect(),
+        partitions,
+    }
+}
+
+/// Whether the console and the API keep their hands off `name`: one of Keel's own topics,
+/// which the log refuses to delete.
+pub(crate) fn is_keel_owned(name: &str) -> bool {
+    keel_log::is_internal_topic(name)
+}
+
+impl From<TopicError> for ApiError {
+    fn from(error: TopicError) -> ApiError {
+        let status = match error {
+            TopicError::NotFound(_) => StatusCode::NOT_FOUND,
+            TopicError::AlreadyExists(_) => StatusCode::CONFLICT,
+            TopicError::InvalidName { .. } | TopicError::Config(_) | TopicError::Internal(_) => {
+                StatusCode::BAD_REQUEST
+            }
+            _ => StatusCode::INTERNAL_SERVER_ERROR,
+        };
+        ApiError(status, error.to_string())
+    }
+}
+
+impl From<SearchError> for ApiError {
+    fn from(error: SearchError) -> ApiError {
+        let status = match error {
+            SearchError::TopicNotFound(_)
+            | SearchError::PartitionNotFound { .. }
+            | SearchError::NoEvent { .. } => StatusCode::NOT_FOUND,
+            SearchError::BadQuery(_) => StatusCode::BAD_REQUEST,
+            _ => StatusCode::INTERNAL_SERVER_ERROR,
+        };
+        ApiError(status, error.to_string())
+    }
+}
+
+#[utoipa::path(
+    get, path = "/api/topics", tag = "topics",
+    responses((status = 200, description = "Every topic, by name", body = Vec<TopicView>))
+)]
+async fn list_topics(State(app): State<App>) -> Result<Json<Vec<TopicView>>, ApiError> {
+    app.with_log(|log| Ok::<_, ApiError>(log.topics().iter().map(|t| topic_view(t)).collect()))
+        .await
+        .map(Json)
+}
+
+#[utoipa::path(
+    get, path = "/api/topics/{topic}", tag = "topics",
+    params(("topic" = String, Path, description = "The topic")),
+    responses(
+        (status = 200, description = "The topic", body = TopicView),
+        (status = 404, description = "No such topic", body = ErrorBody)
+    )
+)]
+async fn describe_topic(
+    State(app): State<App>,
+    Path(topic): Path<String>,
+) -> Result<Json<TopicView>, ApiError> {
+    app.with_log(move |log| {
+        log.topic(&topic)
+            .map(|t| topic_view(&t))
+            .ok_or(TopicError::NotFound(topic))
+    })
+    .await
+    .map(Json)
+}
+
+/// `POST /api/topics` body.
+#[derive(Debug, Deserialize, ToSchema)]
+struct NewTopic {
+    /// The name (letters, digits, `.`, `_`, `-`).
+    name: String,
+    /// Partitions, fixed for the topic's life.
+    partitions: u32,
+    /// Settings by their `topic.conf` names (`fsync`, `retention_ms`, `retention_bytes`,
+    /// `cleanup`, `segment_bytes`, …); the defaults for the rest.
+    #[serde(default)]
+    config: BTreeMap<String, String>,
+}
+
+#[utoipa::path(
+    post, path = "/api/topics", tag = "topics",
+    request_body = NewTopic,
+    responses(
+        (status = 201, description = "The created topic", body = TopicView),
+        (status = 400, description = "A bad name or setting, named", body = ErrorBody),
+        (status = 403, description = "The caller is read-only", body = ErrorBody),
+        (status = 409, description = "The topic exists", body = ErrorBody)
+    )
+)]
+async fn create_topic(
+    State(app): State<App>,
+    Json(body): Json<NewTopic>,
+) -> Result<(StatusCode, Json<TopicView>), ApiError> {
+    let view = app
+        .with_log(move |log| {
+            let mut config = TopicConfig::new(body.partitions);
+            for (key, value) in &body.config {
+                config.set(key, value)?;
+            }
+            config.validate()?;
+            let topic = log.create_topic(&body.name, config)?;
+            tracing::info!(topic = %body.name, partitions = body.partitions, "topic created over HTTP");
+            Ok::<_, TopicError>(topic_view(&topic))
+        })
+        .await?;
+    Ok((StatusCode::CREATED, Json(view)))
+}
+
+/// What a delete answers.
+#[derive(Debug, Serialize, ToSchema)]
+struct Deleted {
+    /// The deleted topic.
+    deleted: String,
+}
+
+#[utoipa::path(
+    delete, path = "/api/topics/{topic}", tag = "topics",
+    params(("topic" = String, Path, description = "The topic")),
+    responses(
+        (status = 200, description = "The topic and its data are gone", body = Deleted),
+        (status = 400, description = "A topic Keel keeps for itself", body = ErrorBody),
+        (status = 403, description = "The caller is read-only", body = ErrorBody),
+        (status = 404, description = "No such topic", body = ErrorBody)
+    )
+)]
+async fn delete_topic(
+    State(app): State<App>,
+    Path(topic): Path<String>,
+) -> Result<Json<Deleted>, ApiError> {
+    app.with_log(move |log| {
+        log.delete_topic(&topic)?;
+        tracing::info!(%topic, "topic deleted over HTTP");
+        Ok::<_, TopicError>(Deleted { deleted: topic })
+    })
+    .await
+    .map(Json)
+}
+
+#[utoipa::path(
+    get, path = "/api/topics/{topic}/events", tag = "events",
+    params(("topic" = String, Path, description = "The topic"), EventQuery),
+    responses(
+        (status = 200, description = "A page of matching events", body = EventPage),
+        (status = 400, description = "A malformed query, named", body = ErrorBody),
+        (status = 404, description = "No such topic or partition", body = ErrorBody)
+    )
+)]
+async fn search_events(
+    State(app): State<App>,
+    Path(topic): Path<String>,
+    Query(query): Query<EventQuery>,
+) -> Result<Json<EventPage>, ApiError> {
+    app.with_log(move |log| events::search(log, &topic, &query))
+        .await
+        .map(Json)
+}
+
+#[utoipa::path(
+    get, path = "/api/topics/{topic}/events/{partition}/{offset}", tag = "events",
+    params(
+        ("topic" = String, Path, description = "The topic"),
+        ("partition" = u32, Path, description = "The partition"),
+        ("offset" = u64, Path, description = "The offset")
+    ),
+    responses(
+        (status = 200, description = "The event", body = FoundEvent),
+        (status = 404, description = "No event there", body = ErrorBody)
+    )
+)]
+async fn get_event(
+    State(app): State<App>,
+    Path((topic, partition, offset)): Path<(String, u32, u64)>,
+) -> Result<Json<FoundEvent>, ApiError> {
+    app.with_log(move |log| events::event_at(log, &topic, partition, offset))
+        .await
+        .map(Json)
+}
+
+#[utoipa::path(
+    get, path = "/api/topics/{topic}/events/{partition}/{offset}/journey", tag = "events",
+    params(
+        ("topic" = String, Path, description = "The topic"),
+        ("partition" = u32, Path, description = "The partition"),
+        ("offset" = u64, Path, description = "The offset")
+    ),
+    responses(
+        (status = 200, description = "The events of its conversation across topics, by time", body = Journey),
+        (status = 404, description = "No event there", body = ErrorBody)
+    )
+)]
+async fn event_journey(
+    State(app): State<App>,
+    Path((topic, partition, offset)): Path<(String, u32, u64)>,
+) -> Result<Json<Journey>, ApiError> {
+    app.with_log(move |log| journey_at(log, &topic, partition, offset))
+        .await
+        .map(Json)
+}
+
+/// The journey of the event at `topic/partition/offset`.
+pub(crate) fn journey_at(
+    log: &Log,
+    topic: &str,
+    partition: u32,
+    offset: u64,
+) -> Result<Journey, SearchError> {
+    let event = events::event_at(log, topic, partition, offset)?;
+    events::journey(log, &event)
+}
+
+/// `POST /api/topics/{topic}/events` body: the CloudEvent to produce.
+#[derive(Debug, Deserialize, ToSchema)]
+pub(crate) struct NewEvent {
+    /// `type`.
+    #[serde(rename = "type")]
+    #[schema(rename = "type")]
+    pub(crate) ty: String,
+    /// `source` (default `/keel-console`).
+    pub(crate) source: Option<String>,
+    /// The partition key (the record key).
+    pub(crate) key: Option<String>,
+    /// `subject`.
+    pub(crate) subject: Option<String>,
+    /// `correlationid`.
+    pub(crate) correlationid: Option<String>,
+    /// The schema version the data follows (`schemaversion`; 1 when absent).
+    pub(crate) schemaversion: Option<u32>,
+    /// The JSON data.
+    #[schema(value_type = Object)]
+    pub(crate) data: Value,
+}
+
+/// Where a produced event went.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct Produced {
+    /// The event id.
+    pub(crate) id: String,
+    /// The partition its key mapped to.
+    pub(crate) partition: u32,
+    /// Its offset.
+    pub(crate) offset: u64,
+    /// The id of the schema it was checked against; `null` when its type has no schema (or
+    /// the server runs no registry) and it was stored unchecked.
+    pub(crate) schema_id: Option<u32>,
+}
+
+#[utoipa::path(
+    post, path = "/api/topics/{topic}/events", tag = "events",
+    params(("topic" = String, Path, description = "The topic")),
+    request_body = NewEvent,
+    responses(
+        (status = 201, description = "Stored", body = Produced),
+        (status = 400, description = "An invalid CloudEvent, or data that breaks its type's schema (the path and rule named)", body = ErrorBody),
+        (status = 403, description = "The caller is read-only", body = ErrorBody),
+        (status = 404, description = "No such topic", body = ErrorBody)
+    )
+)]
+async fn produce(
+    State(app): State<App>,
+    Path(topic): Path<String>,
+    Json(body): Json<NewEvent>,
+) -> Result<(StatusCode, Json<Produced>), ApiError> {
+    let mut event = Event::new(
+        body.source.unwrap_or_else(|| "/keel-console".into()),
+        body.ty,
+    )
+    .with_data_json(&body.data);
+    if let Some(key) = body.key.filter(|k| !k.is_empty()) {
+        event = event.with_partition_key(key);
+    }
+    if let Some(subject) = body.subject.filter(|s| !s.is_empty()) {
+        event = event.with_subject(subject);
+    }
+    if let Some(correlation) = body.correlationid.filter(|c| !c.is_empty()) {
+        event = event.with_correlation_id(correlation);
+    }
+    if let Some(version) = body.schemaversion {
+        event = event.with_extension("schemaversion", version.to_string());
+    }
+    let schema_id = match &app.registry {
+        None => None,
+        Some(registry) => {
+            let checker = SchemaPublisher::new(app.bus.publisher(), registry.clone());
+            let checked = event.clone();
+            let outcome = tokio::task::spawn_blocking(move || checker.check(&checked))
+                .await
+                .map_err(|_| {
+                    ApiError(StatusCode::INTERNAL_SERVER_ERROR, "check panicked".into())
+                })?;
+            match outcome {
+                Ok(id) => Some(id),
+                Err(SchemaPublishError::UnknownType { .. }) => None,
+                Err(error) => return Err(ApiError::bad_request(error.to_string())),
+            }
+        }
+    };
+    let id = event.id.clone();
+    let published =
+        app.bus
+            .publisher()
+            .publish(&topic, event)
+            .await
+            .map_err(|error| match error {
+                PublishError::Send(SendError::UnknownTopic { .. }) => {
+                    ApiError::not_found(error.to_string())
+                }
+                PublishError::InvalidEvent(_) => ApiError::bad_request(error.to_string()),
+                _ => ApiError(StatusCode::INTERNAL_SERVER_ERROR, error.to_string()),
+            })?;
+    tracing::info!(%topic, %id, "event produced over HTTP");
+    Ok((
+        StatusCode::CREATED,
+        Json(Produced {
+            id,
+            partition: published.partition,
+            offset: published.offset,
+            schema_id,
+        }),
+    ))
+}
+
+/// `?topic=` of the throughput history.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+struct ThroughputParams {
+    /// One topic; every topic together when absent.
+    topic: Option<String>,
+}
+
+#[utoipa::path(
+    get, path = "/api/throughput", tag = "topics",
+    params(ThroughputParams),
+    responses((status = 200, description = "Events in and out per second, one point per sample interval of the last hour", body = Throughput))
+)]
+async fn throughput(
+    State(app): State<App>,
+    Query(params): Query<ThroughputParams>,
+) -> Json<Throughput> {
+    Json(app.history.throughput(params.topic.as_deref()))
+}
+
+#[cfg(test)]
+mod tests {
+    /// The names the log refuses to delete cover every topic Keel's components keep their
+    /// state in, whichever crate names it.
+    #[test]
+    fn the_topics_keel_keeps_its_state_in_are_internal() {
+        for name in [
+            keel_log::OFFSETS_TOPIC,
+            keel_kafka::sasl::USERS_TOPIC,
+            keel_schema::SCHEMAS_TOPIC,
+            keel_embedded::admin::audit::AUDIT_TOPIC,
+        ] {
+            assert!(super::is_keel_owned(name), "{name}");
+        }
+        assert!(!super::is_keel_owned("orders.dlq"));
+    }
+}
