@@ -1,8 +1,10 @@
 //! `keel consume`: print a topic's events as JSON lines, alone or as a consumer group.
 //!
 //! Without `--group` nothing is remembered; with it, the group's committed offset is where
-//! reading starts and it is committed after each pass of printed events (at-least-once: an
-//! interrupted pass prints its events again next time). `--follow` keeps polling; between
+//! reading starts (the oldest stored event where it has none, as Keel's router starts and as
+//! `keel groups lag` counts, so a topic deleted and created again is read whole) and it is
+//! committed after each pass of printed events (at-least-once: an interrupted pass prints
+//! its events again next time). `--follow` keeps polling; between
 //! polls the data directory is released so `keel produce` in another terminal can append.
 
 use std::io::{self, Write};
@@ -29,7 +31,8 @@ const READ_BYTES_MAX: usize = 1024 * 1024;
 pub(crate) struct ConsumeArgs {
     /// Topic to read.
     topic: String,
-    /// Start at the oldest stored event (default: the group's committed offset, else the end).
+    /// Start at the oldest stored event (default: the group's committed offset, else with
+    /// --group the oldest stored event, else the end).
     #[arg(long, conflicts_with_all = ["offset", "from_time"])]
     from_beginning: bool,
     /// Start at this offset in every partition read.
@@ -155,8 +158,10 @@ fn start_cursors(log: &Log, topic: &Topic, args: &ConsumeArgs) -> anyhow::Result
             offset.max(start)
         } else if let Some(time_ms) = from_time {
             partition.offset_for_timestamp(time_ms)?.unwrap_or(end)
+        } else if args.group.is_some() {
+            committed.unwrap_or(start).clamp(start, end)
         } else {
-            committed.unwrap_or(end).clamp(start, end)
+            end
         };
         cursors.push(Cursor {
             partition: index,

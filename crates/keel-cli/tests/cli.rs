@@ -228,10 +228,35 @@ fn a_group_resumes_where_it_committed() {
         .map(|e| e["event"]["data"]["seq"].as_u64().unwrap())
         .collect();
     assert_eq!(seqs, (10..13).collect());
-    assert!(
-        keel.consume(&["orders", "--group", "other"]).is_empty(),
-        "a new group starts at the end"
+    assert_eq!(
+        keel.consume(&["orders", "--group", "other"]).len(),
+        13,
+        "a new group starts at the oldest event, as Keel's router and rpk do"
     );
+    assert!(
+        keel.consume(&["orders"]).is_empty(),
+        "without a group, reading starts at the end"
+    );
+}
+
+/// Kafka forgets a deleted topic's committed offsets: a group reads a topic created again
+/// under the same name from its first event, instead of skipping as many events as it had
+/// read of the old one.
+#[test]
+fn a_recreated_topic_is_read_whole_by_an_old_group() {
+    let keel = Keel::new();
+    keel.ok(&["topics", "create", "orders", "--partitions", "2"], "");
+    keel.ok(&["produce", "orders"], &order_lines(0..10));
+    assert_eq!(keel.consume(&["orders", "--group", "billing"]).len(), 10);
+    keel.ok(&["topics", "delete", "orders"], "");
+    keel.ok(&["topics", "create", "orders", "--partitions", "2"], "");
+    keel.ok(&["produce", "orders"], &order_lines(20..23));
+    let seqs: Vec<u64> = keel
+        .consume(&["orders", "--group", "billing"])
+        .iter()
+        .map(|e| e["event"]["data"]["seq"].as_u64().unwrap())
+        .collect();
+    assert_eq!(seqs.len(), 3, "{seqs:?}");
 }
 
 #[test]
