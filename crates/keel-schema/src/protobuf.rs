@@ -16,7 +16,7 @@
 //! | field kind changed between scalar (enums included), message and map (`FIELD_KIND_CHANGED`) | no |
 //! | a numeric field's explicit label changed (`optional` ↔ `repeated`: `FIELD_NUMERIC_LABEL_CHANGED`); a string or bytes field's is compatible | no |
 //! | scalar changed across wire groups (`FIELD_SCALAR_KIND_CHANGED`): `int32 int64 uint32 uint64 bool` and enums; `sint32 sint64`; `string bytes`; `fixed32 sfixed32`; `fixed64 sfixed64`; `float`; `double` | no |
-//! | message type renamed, or changed incompatibly (`FIELD_NAMED_TYPE_CHANGED`) | no |
+//! | message type's name within its package changed (`Parcel.Size` → `Size`), or the message changed incompatibly (`FIELD_NAMED_TYPE_CHANGED`) | no |
 //! | a oneof member removed while its oneof (or a renamed one) lives on (`ONEOF_FIELD_REMOVED`); fields from more than one place (plain fields, other oneofs) gathered into one oneof (`MULTIPLE_FIELDS_MOVED_TO_ONEOF`, `FIELD_MOVED_TO_EXISTING_ONEOF`) | no |
 //! | a oneof member moved to the top level | yes |
 //!
@@ -303,6 +303,16 @@ fn label(field: &FieldDescriptor) -> Option<&'static str> {
     }
 }
 
+/// A message's name within its package (`Parcel.Size`), as Confluent compares message-typed
+/// fields: the same name under a renamed package is the same type (the package change is
+/// reported once, for the file), but another nesting (`Size` for `Parcel.Size`) is not.
+fn local_name(message: &MessageDescriptor) -> &str {
+    let full = message.full_name();
+    full.strip_prefix(message.package_name())
+        .and_then(|name| name.strip_prefix('.'))
+        .unwrap_or(full)
+}
+
 /// Fields that belong to a real oneof (proto3 `optional` makes synthetic ones, which are
 /// plain fields for this purpose).
 fn oneof_of(field: &FieldDescriptor) -> Option<String> {
@@ -536,7 +546,7 @@ impl Differ<'_> {
                 let (Kind::Message(w), Kind::Message(r)) = (writer.kind(), reader.kind()) else {
                     unreachable!("a message field's kind is its message")
                 };
-                if w.name() != r.name() {
+                if local_name(&w) != local_name(&r) {
                     push(
                         out,
                         path,

@@ -161,6 +161,12 @@ fn packages_and_message_names() {
             &["#/Invoice/1: FIELD_NAMED_TYPE_CHANGED"],
         ),
         (
+            "a field's type moved from a nested message to a top-level one of the same name",
+            "message Parcel { Size size = 1; message Size { uint32 grams = 1; } } message Size { uint32 grams = 1; }",
+            "message Parcel { .Size size = 1; message Size { uint32 grams = 1; } } message Size { uint32 grams = 1; }",
+            &["#/Parcel/1: FIELD_NAMED_TYPE_CHANGED"],
+        ),
+        (
             "a field's message type kept while the package is renamed",
             "package billing.v1; message Invoice { Money total = 1; } message Money { int64 cents = 1; }",
             "package billing.v2; message Invoice { Money total = 1; } message Money { int64 cents = 1; }",
