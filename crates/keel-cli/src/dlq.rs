@@ -242,18 +242,23 @@ pub(crate) fn run(data: &Path, server: Option<&str>, args: DlqArgs) -> anyhow::R
             };
             let report = replay(canary)?;
             print_replay(&report, json)?;
-            match canary_wait {
-                Some(_) if report.replayed.is_empty() => {}
-                Some(seconds) => {
+            let last = match canary_wait {
+                Some(seconds) if !report.replayed.is_empty() => {
                     wait_for_canary(&control, &report.id, Duration::from_secs(seconds))?;
-                    print_replay(&replay(false)?, json)?;
+                    let rest = replay(false)?;
+                    print_replay(&rest, json)?;
+                    rest
                 }
-                None if report.canary && !report.replayed.is_empty() && !json => println!(
-                    "canary: run the consumers, then `keel dlq canary {}`; go on with `keel dlq replay {} ... --after-canary {}`",
-                    report.id, report.dead_letter_topic, report.id
-                ),
-                None => {}
-            }
+                None if report.canary && !report.replayed.is_empty() && !json => {
+                    println!(
+                        "canary: run the consumers, then `keel dlq canary {}`; go on with `keel dlq replay {} ... --after-canary {}`",
+                        report.id, report.dead_letter_topic, report.id
+                    );
+                    report
+                }
+                _ => report,
+            };
+            refuse_incomplete(&last)?;
         }
         DlqCommand::Canary { id, json } => {
             let outcome = control.canary_outcome(&id)?;
@@ -366,6 +371,17 @@ fn print_replay(report: &ReplayReport, json: bool) -> anyhow::Result<()> {
         println!("{}", serde_json::to_string_pretty(report)?);
         return Ok(());
     }
+    for refused in &report.refused {
+        println!(
+            "refused {}/{}/{} (event {}): payload {}, the original is in {}",
+            report.dead_letter_topic,
+            refused.partition,
+            refused.offset,
+            refused.event_id.as_deref().unwrap_or("-"),
+            refused.loss,
+            refused.original
+        );
+    }
     for item in &report.replayed {
         let (topic, partition, offset) = item.target.clone().unwrap_or_default();
         println!(
@@ -377,14 +393,32 @@ fn print_replay(report: &ReplayReport, json: bool) -> anyhow::Result<()> {
         );
     }
     println!(
-        "{}: {} replayed, {} skipped as replayed before (--force replays them), {} purged, {} malformed",
+        "{}: {} replayed, {} refused (payload incomplete), {} skipped as replayed before (--force replays them), {} purged, {} malformed",
         report.id,
         report.replayed.len(),
+        report.refused.len(),
         report.skipped_replayed,
         report.skipped_purged,
         report.skipped_malformed
     );
     Ok(())
+}
+
+/// Fails when the replay refused dead letters that do not hold their whole event, naming
+/// where each original is kept: the replay did not do all it was asked.
+fn refuse_incomplete(report: &ReplayReport) -> anyhow::Result<()> {
+    let Some(first) = report.refused.first() else {
+        return Ok(());
+    };
+    bail!(
+        "refused {} dead letter(s) of {} that do not hold their whole event (first: {}/{}, payload {}; the original is in {}): publish the originals again from where they are kept, then purge these",
+        report.refused.len(),
+        report.dead_letter_topic,
+        first.partition,
+        first.offset,
+        first.loss,
+        first.original
+    )
 }
 
 /// Polls the canary's outcome until it is handled (`Ok`), failed again or `wait` is over.
@@ -438,6 +472,13 @@ fn print_dead_letter(d: &Value) {
         println!("  error:           {}", text(&h["error"]));
     } else {
         println!("  headers:         keel_dlq_* headers missing or malformed");
+    }
+    if d["incomplete"].is_object() {
+        println!(
+            "  payload:         {} (never replayed; the original is in {})",
+            text(&d["incomplete"]["loss"]),
+            text(&d["incomplete"]["original"])
+        );
     }
     if d["replay_of"].is_string() {
         println!("  replay of:       {}", text(&d["replay_of"]));

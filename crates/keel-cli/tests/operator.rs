@@ -5,7 +5,7 @@
 //! runs no router); `keel_runtime`'s own tests produce them with a real router.
 
 use keel_log::{Log, NewRecord, TopicConfig};
-use keel_runtime::{DeadLetterHeaders, DeadLetterKind};
+use keel_runtime::{DeadLetterHeaders, DeadLetterKind, IncompletePayload, PayloadLoss};
 use serde_json::Value;
 
 mod support;
@@ -33,6 +33,12 @@ impl Keel {
 
     /// Writes the `poison` events of `orders` to `orders.dlq` as the router would.
     fn dead_letter_poison(&self) {
+        self.dead_letter_poison_marked(|_| None);
+    }
+
+    /// As [`Keel::dead_letter_poison`], adding the mark `incomplete` gives the dead letter
+    /// of the event at an offset of `orders`, as the outbox relay writes it.
+    fn dead_letter_poison_marked(&self, incomplete: impl Fn(u64) -> Option<IncompletePayload>) {
         let log = Log::open(self.dir.path()).expect("open log");
         let dlq = log
             .create_topic("orders.dlq", TopicConfig::new(1))
@@ -57,6 +63,7 @@ impl Keel {
                 kind: DeadLetterKind::Permanent,
             };
             headers.extend(dead_letter.encode());
+            headers.extend(incomplete(record.offset).iter().flat_map(|i| i.encode()));
             dlq.partitions()[0]
                 .append(&[NewRecord {
                     key: record.key,
@@ -377,4 +384,58 @@ fn dead_letters_are_listed_shown_replayed_once_purged_and_audited() {
             .contains("dlq purge orders --kind permanent --yes")
     );
     assert!(keel.ok(&["dlq", "history"], "").contains("purge"));
+}
+
+/// A dead letter whose data was dropped, or that stands in for unreadable bytes, is not the
+/// event that failed: replay refuses it, counts it, names where the original is kept and
+/// exits non-zero, while the whole dead letters beside it are replayed.
+#[test]
+fn a_replay_refuses_dead_letters_that_do_not_hold_their_event() {
+    let keel = Keel::new();
+    keel.orders();
+    keel.dead_letter_poison_marked(|offset| {
+        let loss = match offset {
+            0 => PayloadLoss::Dropped,
+            2 => PayloadLoss::Unreadable,
+            _ => return None,
+        };
+        Some(IncompletePayload {
+            loss,
+            original: format!("keel_outbox_dead row {offset} of the application database"),
+        })
+    });
+    let shown = keel.ok(&["dlq", "show", "orders", "--offset", "0"], "");
+    assert!(shown.contains("payload:         dropped"), "{shown}");
+    let output = keel.run(&["dlq", "replay", "orders", "--all", "--json"], "");
+    assert!(
+        !output.status.success(),
+        "a replay that refused some succeeded"
+    );
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("refused 2 dead letter(s)")
+            && stderr.contains("keel_outbox_dead row 0 of the application database"),
+        "{stderr}"
+    );
+    let report: Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(report["replayed"].as_array().unwrap().len(), 1);
+    let refused: Vec<&str> = report["refused"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["loss"].as_str().unwrap())
+        .collect();
+    assert_eq!(refused, ["dropped", "unreadable"]);
+    let replayed = keel.ok(&["consume", "orders", "--offset", "5"], "");
+    assert_eq!(
+        replayed.lines().count(),
+        1,
+        "only the whole dead letter: {replayed}"
+    );
+    // Asked again, they are refused again: never replayed, never counted as replayed.
+    keel.fails(
+        &["dlq", "replay", "orders", "--all"],
+        "",
+        "refused 2 dead letter(s)",
+    );
 }

@@ -42,6 +42,15 @@ pub const DLQ_ERROR_HEADER: &str = "keel_dlq_error";
 /// (not a CloudEvent, or not the event type the handler reads).
 pub const DLQ_ERROR_KIND_HEADER: &str = "keel_dlq_error_kind";
 
+/// Header: set when the dead letter does not hold its event whole, so a replay would
+/// publish something else than what failed: `dropped` (its data was removed so the dead
+/// letter would fit) or `unreadable` (the stored bytes were no CloudEvent and are kept as
+/// the data of a stand-in event). See [`IncompletePayload`].
+pub const DLQ_PAYLOAD_HEADER: &str = "keel_dlq_payload";
+/// Header: where the whole original is kept when [`DLQ_PAYLOAD_HEADER`] is set, in words an
+/// operator can act on (`keel_outbox_dead row 12`).
+pub const DLQ_ORIGINAL_HEADER: &str = "keel_dlq_original";
+
 /// The dead-letter topic of `topic`: `<topic>.dlq`.
 pub fn dead_letter_topic(topic: &str) -> String {
     format!("{topic}{DLQ_SUFFIX}")
@@ -79,6 +88,68 @@ impl DeadLetterKind {
             "decode" => Some(DeadLetterKind::Decode),
             _ => None,
         }
+    }
+}
+
+/// How a dead letter's event differs from the one that failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+#[non_exhaustive]
+pub enum PayloadLoss {
+    /// The event's data was removed (the whole event did not fit the dead-letter topic).
+    Dropped,
+    /// The stored bytes were not a CloudEvent; a stand-in event carries them as its data.
+    Unreadable,
+}
+
+impl PayloadLoss {
+    /// The value of the `keel_dlq_payload` header.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            PayloadLoss::Dropped => "dropped",
+            PayloadLoss::Unreadable => "unreadable",
+        }
+    }
+
+    fn parse(text: &str) -> Option<PayloadLoss> {
+        match text {
+            "dropped" => Some(PayloadLoss::Dropped),
+            "unreadable" => Some(PayloadLoss::Unreadable),
+            _ => None,
+        }
+    }
+}
+
+/// A dead letter that must not be replayed as it is: what it lost and where the whole
+/// original is kept. Stored as the `keel_dlq_payload` and `keel_dlq_original` headers; the
+/// replay tools refuse such a dead letter and point to the original instead.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct IncompletePayload {
+    /// What the dead letter lost.
+    pub loss: PayloadLoss,
+    /// Where the whole original is kept.
+    pub original: String,
+}
+
+impl IncompletePayload {
+    /// The two headers.
+    pub fn encode(&self) -> Vec<Header> {
+        text_headers([
+            (DLQ_PAYLOAD_HEADER, self.loss.as_str().to_string()),
+            (DLQ_ORIGINAL_HEADER, self.original.clone()),
+        ])
+    }
+
+    /// The mark among `headers`, if the dead letter carries one. An unknown loss is read as
+    /// [`PayloadLoss::Dropped`]: a dead letter marked incomplete is never replayed.
+    pub fn decode(headers: &[Header]) -> Option<IncompletePayload> {
+        let loss = header_text(headers, DLQ_PAYLOAD_HEADER)?;
+        Some(IncompletePayload {
+            loss: PayloadLoss::parse(loss).unwrap_or(PayloadLoss::Dropped),
+            original: header_text(headers, DLQ_ORIGINAL_HEADER)
+                .unwrap_or("unknown")
+                .to_string(),
+        })
     }
 }
 

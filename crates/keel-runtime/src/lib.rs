@@ -157,7 +157,9 @@ mod schedule;
 mod transport;
 mod unwind;
 
-pub use dead_letter::{DeadLetter, DeadLetterHeaders, DeadLetterKind};
+pub use dead_letter::{
+    DeadLetter, DeadLetterHeaders, DeadLetterKind, IncompletePayload, PayloadLoss,
+};
 pub use dedupe::{Inbox, InboxError, MemoryDedupeWindow};
 pub use error::{ErrorKind, HandlerError, PublishError, StartError};
 pub use handler::{Context, Handler, HandlerResult};

@@ -25,7 +25,7 @@ use std::time::Duration;
 
 use futures_util::future::join_all;
 use keel_core::{Event, PortError, PortErrorKind, PublishPort};
-use keel_runtime::{DeadLetterHeaders, DeadLetterKind};
+use keel_runtime::{DeadLetterHeaders, DeadLetterKind, IncompletePayload, PayloadLoss};
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
@@ -425,19 +425,29 @@ pub(crate) struct DeadRow {
 /// group is [`OUTBOX_DEAD_LETTER_GROUP`], the handler the relay's name, the partition 0 and
 /// the offset the outbox row id (the row never reached a partition). If the transport
 /// rejects the full event (the usual reason a row is dead: it is too large), the event is
-/// stored without its data, and the error says where the data still is.
+/// stored without its data, and the error says where the data still is. A dead letter
+/// without its data, or standing in for an unreadable row, is marked
+/// ([`IncompletePayload`]) so `keel dlq replay` refuses it and names the dead row.
 pub(crate) async fn copy_dead_letter(
     port: &dyn PublishPort,
     row: &DeadRow,
     relay: &str,
 ) -> Result<(), PortError> {
-    let event = Event::from_structured_json(&row.envelope).unwrap_or_else(|_| {
-        Event::new("keel-outbox", "keel.outbox.unreadable")
-            .with_id(row.event_id.clone())
-            .with_data("application/octet-stream", row.envelope.clone())
-    });
-    let headers = |error: String| {
-        DeadLetterHeaders {
+    let original = format!(
+        "keel_outbox_dead row {} of the application database",
+        row.id
+    );
+    let (event, unreadable) = match Event::from_structured_json(&row.envelope) {
+        Ok(event) => (event, None),
+        Err(_) => (
+            Event::new("keel-outbox", "keel.outbox.unreadable")
+                .with_id(row.event_id.clone())
+                .with_data("application/octet-stream", row.envelope.clone()),
+            Some(PayloadLoss::Unreadable),
+        ),
+    };
+    let headers = |error: String, loss: Option<PayloadLoss>| {
+        let mut headers = DeadLetterHeaders {
             topic: row.topic.clone(),
             partition: 0,
             offset: row.id as u64,
@@ -449,18 +459,32 @@ pub(crate) async fn copy_dead_letter(
             error,
             kind: DeadLetterKind::Permanent,
         }
-        .encode()
-        .into_iter()
-        .map(|header| {
-            (
-                header.key,
-                header.value.map(|v| v.to_vec()).unwrap_or_default(),
-            )
-        })
-        .collect::<Vec<_>>()
+        .encode();
+        if let Some(loss) = loss {
+            headers.extend(
+                IncompletePayload {
+                    loss,
+                    original: original.clone(),
+                }
+                .encode(),
+            );
+        }
+        headers
+            .into_iter()
+            .map(|header| {
+                (
+                    header.key,
+                    header.value.map(|v| v.to_vec()).unwrap_or_default(),
+                )
+            })
+            .collect::<Vec<_>>()
     };
     let full = port
-        .publish_dead_letter(&row.topic, event.clone(), headers(row.error.clone()))
+        .publish_dead_letter(
+            &row.topic,
+            event.clone(),
+            headers(row.error.clone(), unreadable),
+        )
         .await;
     match full {
         Err(error) if error.kind() == PortErrorKind::Rejected && event.data.is_some() => {
@@ -470,7 +494,7 @@ pub(crate) async fn copy_dead_letter(
                 "{} (data dropped from this dead letter: {error}; it is kept in the outbox's dead rows, id {})",
                 row.error, row.id
             );
-            port.publish_dead_letter(&row.topic, bare, headers(error))
+            port.publish_dead_letter(&row.topic, bare, headers(error, Some(PayloadLoss::Dropped)))
                 .await
         }
         other => other,

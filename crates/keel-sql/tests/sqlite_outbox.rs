@@ -85,6 +85,10 @@ async fn a_row_the_transport_rejects_is_moved_aside_without_blocking_its_key() {
     let path = dir.path().join("app.db");
     let outbox = SqliteOutbox::open(&path).unwrap();
     let (bus, publisher) = embedded(&dir.path().join("log"), "orders", 1, Some(4096));
+    // The dead-letter topic has the same limit: the dead letter is stored without its data.
+    let mut dlq_config = keel_log::TopicConfig::new(1);
+    dlq_config.max_batch_bytes = 4096;
+    bus.log().create_topic("orders.dlq", dlq_config).unwrap();
     let mut connection = rusqlite::Connection::open(&path).unwrap();
     let tx = connection.transaction().unwrap();
     let big = Event::new("/test", "test.big")
@@ -122,6 +126,17 @@ async fn a_row_the_transport_rejects_is_moved_aside_without_blocking_its_key() {
     .await;
     assert_eq!(relay.metrics().dead_lettered(), 1);
     relay.shutdown().await;
+    let dead_letter = &bus.log().topic("orders.dlq").unwrap().partitions()[0]
+        .read_records(0, 1 << 20)
+        .unwrap()[0];
+    assert_eq!(dead_letter.value, None, "the data was dropped");
+    let incomplete = keel_runtime::IncompletePayload::decode(&dead_letter.headers)
+        .expect("a dead letter without its data is marked, so replay refuses it");
+    assert_eq!(incomplete.loss, keel_runtime::PayloadLoss::Dropped);
+    assert!(
+        incomplete.original.contains("keel_outbox_dead row"),
+        "{incomplete:?}"
+    );
     let (attempts, error): (i64, String) = connection
         .query_row("SELECT attempts, error FROM keel_outbox_dead", [], |r| {
             Ok((r.get(0)?, r.get(1)?))

@@ -17,6 +17,9 @@
 //!   unread.
 //! - **Bounded.** [`plan_replay`] takes each dead-letter partition's high watermark; the
 //!   replay never reads past it, so events that fail again while it runs do not loop.
+//! - **Whole events only.** A dead letter marked [`IncompletePayload`] (its data was dropped
+//!   to fit, or it stands in for unreadable bytes) is refused and counted, with where the
+//!   original is kept: replaying it would publish an event that is not the one that failed.
 //! - **Once.** Every replayed dead letter is named in the audit log ([`super::audit`]) and
 //!   skipped by later replays unless forced. The replayed record is appended before its
 //!   audit record: a crash between the two can replay a dead letter twice, which the kept
@@ -40,10 +43,10 @@ use serde::{Deserialize, Serialize};
 use super::audit::{self, AuditAction, AuditEntry, AuditError, AuditItem, AuditState};
 use super::scan;
 use keel_core::header_text;
-use keel_runtime::DeadLetterHeaders;
 use keel_runtime::dead_letter::dead_letter_topic;
 use keel_runtime::limits::{DLQ_SUFFIX, RETRY_SUFFIX};
 use keel_runtime::redelivery::{Redelivery, is_redelivery_header, retry_topic};
+use keel_runtime::{DeadLetterHeaders, IncompletePayload};
 
 use crate::lag::age_ms;
 use crate::publish::ensure_companion_topic;
@@ -96,6 +99,8 @@ pub struct StoredDeadLetter {
     /// The `keel_replay_of` header, when this dead letter is a replayed event that failed
     /// again.
     pub replay_of: Option<String>,
+    /// Set when the dead letter does not hold the whole event (never replayed).
+    pub incomplete: Option<IncompletePayload>,
     /// The stored record: key, value and every header.
     #[serde(skip)]
     pub record: Record,
@@ -219,6 +224,25 @@ pub struct ReplayReport {
     pub skipped_purged: u64,
     /// Matching records skipped because their `keel_dlq_*` headers are missing.
     pub skipped_malformed: u64,
+    /// Matching dead letters refused because they do not hold the whole event.
+    #[serde(default)]
+    pub refused: Vec<RefusedDeadLetter>,
+}
+
+/// A dead letter a replay refused: it does not hold the event that failed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct RefusedDeadLetter {
+    /// Partition of the dead-letter topic.
+    pub partition: u32,
+    /// Offset there.
+    pub offset: u64,
+    /// The CloudEvent id, when readable.
+    pub event_id: Option<String>,
+    /// What the dead letter lost: `dropped` (its data) or `unreadable` (the event).
+    pub loss: String,
+    /// Where the whole original is kept.
+    pub original: String,
 }
 
 /// What a purge did (or, unconfirmed, would do).
@@ -441,6 +465,7 @@ pub fn replay(log: &Log, plan: &ReplayPlan, now_ms: i64) -> Result<ReplayReport,
         skipped_replayed: 0,
         skipped_purged: 0,
         skipped_malformed: 0,
+        refused: Vec::new(),
     };
     let mut pending_audit: Vec<AuditItem> = Vec::new();
     let entry = |items: Vec<AuditItem>| AuditEntry {
@@ -471,6 +496,16 @@ pub fn replay(log: &Log, plan: &ReplayPlan, now_ms: i64) -> Result<ReplayReport,
             report.skipped_malformed += 1;
             return Ok(true);
         };
+        if let Some(incomplete) = &dead_letter.incomplete {
+            report.refused.push(RefusedDeadLetter {
+                partition: dead_letter.partition,
+                offset: dead_letter.offset,
+                event_id: dead_letter.event_id.clone(),
+                loss: incomplete.loss.as_str().to_string(),
+                original: incomplete.original.clone(),
+            });
+            return Ok(true);
+        }
         let target_group = plan.target_group.as_deref();
         let item = replay_one(
             log,
@@ -781,6 +816,7 @@ fn stored(topic: &str, partition: u32, record: Record, state: &AuditState) -> St
         event,
         event_error,
         replay_of: header_text(&record.headers, REPLAY_OF_HEADER).map(str::to_string),
+        incomplete: IncompletePayload::decode(&record.headers),
         record,
     }
 }
