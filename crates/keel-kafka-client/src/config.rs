@@ -27,6 +27,9 @@ pub struct KafkaConfig {
     extra: Vec<(String, String)>,
 }
 
+/// The group id of the admin side's reading consumer, which never joins or commits.
+const READER_GROUP: &str = "keel-admin-reader";
+
 /// The properties [`KafkaConfig::set`] refuses, because Keel's guarantees depend on them.
 const FIXED: [&str; 5] = [
     "partitioner",
@@ -90,6 +93,31 @@ impl KafkaConfig {
     pub(crate) fn admin(&self) -> ClientConfig {
         let mut config = self.base();
         config.set("allow.auto.create.topics", "false");
+        config
+    }
+
+    /// The settings of the admin side's reading consumer: assigned the partition it reads
+    /// at the offset it reads from, so it never joins or commits as its group (librdkafka
+    /// wants a group id to assign all the same), nothing created by naming it, and an
+    /// end-of-partition event so a read stops where the stored records do.
+    pub(crate) fn reader(&self) -> ClientConfig {
+        let mut config = self.group_client(READER_GROUP);
+        config
+            .set("enable.auto.commit", "false")
+            .set("enable.auto.offset.store", "false")
+            .set("enable.partition.eof", "true")
+            .set("auto.offset.reset", "earliest");
+        config
+    }
+
+    /// The settings of a client acting as `group` to read or set its committed offsets:
+    /// it never joins the group or commits on its own.
+    pub(crate) fn group_client(&self, group: &str) -> ClientConfig {
+        let mut config = self.admin();
+        config
+            .set("group.id", group)
+            .set("enable.auto.commit", "false")
+            .set("enable.auto.offset.store", "false");
         config
     }
 

@@ -18,11 +18,16 @@
 //!   (`tests/conformance.rs`, `keel_runtime::conformance`).
 //! - [`KafkaMember`] is one consumer-group member: assignments and revocations (acknowledged
 //!   after the drain and commit), per-partition fetch and commit.
+//! - [`KafkaAdmin`] is the administrative half of the port (`keel_core::AdminTransport`):
+//!   topics, stored ranges, offsets by time, reading records, groups and their committed
+//!   offsets (set only while the group is empty), for the operator tools and the
+//!   conformance suite.
 //! - [`KafkaConfig`] holds the cluster address and the client settings Keel fixes
 //!   (idempotence, `acks=all`, murmur2 keys, manual commits).
 //!
 //! Not here: the broker (`keel-kafka`), the wire protocol, or any storage.
 
+mod admin;
 mod config;
 mod limits;
 mod member;
@@ -30,6 +35,7 @@ mod publisher;
 mod topics;
 mod transport;
 
+pub use admin::{AdminError, KafkaAdmin};
 pub use config::KafkaConfig;
 pub use member::{
     CommitError, JoinError, KafkaMember, KafkaPartition, MemberEvent, MemberOptions, PartitionLags,

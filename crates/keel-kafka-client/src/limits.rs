@@ -12,3 +12,6 @@ pub(crate) const METADATA_TIMEOUT: Duration = Duration::from_secs(10);
 /// How often a consumer's librdkafka statistics, and so the consumer-lag gauge, are
 /// refreshed, unless `statistics.interval.ms` is set on the [`KafkaConfig`](crate::KafkaConfig).
 pub(crate) const LAG_STATISTICS_INTERVAL: Duration = Duration::from_secs(5);
+
+/// How often a topic just created is looked for in the metadata until it shows.
+pub(crate) const TOPIC_VISIBLE_POLL: Duration = Duration::from_millis(20);

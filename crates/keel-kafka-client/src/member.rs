@@ -531,7 +531,7 @@ fn commit_error(error: KafkaError) -> CommitError {
 }
 
 /// A Kafka message as the runtime's record type.
-fn record(message: &BorrowedMessage<'_>) -> Record {
+pub(crate) fn record(message: &BorrowedMessage<'_>) -> Record {
     let headers = message
         .headers()
         .map(|headers| {

@@ -1,20 +1,20 @@
 //! Topic lookups and creation on a Kafka cluster: how many partitions a topic has
 //! (metadata), a topic created when missing, and `<topic>.dlq` or `<topic>.retry` created
 //! with the source topic's partition count — what the embedded bus does on its log, done
-//! with the admin API.
+//! with the admin API; the metadata and watermarks `KafkaAdmin` reports.
 //!
 //! Not here: publishing records (`publisher.rs`).
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
-use keel_core::TransportError;
+use keel_core::{TopicInfo, TransportError};
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::types::RDKafkaErrorCode;
 
 use crate::config::KafkaConfig;
-use crate::limits::METADATA_TIMEOUT;
+use crate::limits::{METADATA_TIMEOUT, TOPIC_VISIBLE_POLL};
 
 /// The admin side of one cluster connection, shared by a publisher's clones.
 pub(crate) struct Topics {
@@ -39,21 +39,67 @@ impl Topics {
     ) -> Result<Option<u32>, TransportError> {
         let topics = self.clone();
         let name = topic.to_string();
-        tokio::task::spawn_blocking(move || {
-            let metadata = topics
-                .admin
-                .inner()
-                .fetch_metadata(Some(&name), METADATA_TIMEOUT)
-                .map_err(|e| unavailable(format!("metadata of topic '{name}': {e}")))?;
-            Ok(metadata
-                .topics()
-                .iter()
-                .find(|t| t.name() == name && t.error().is_none())
-                .map(|t| t.partitions().len() as u32)
-                .filter(|count| *count > 0))
-        })
-        .await
-        .map_err(unavailable)?
+        tokio::task::spawn_blocking(move || topics.partitions_blocking(&name))
+            .await
+            .map_err(unavailable)?
+    }
+
+    /// [`Topics::partitions`] on the calling thread.
+    pub(crate) fn partitions_blocking(&self, name: &str) -> Result<Option<u32>, TransportError> {
+        let metadata = self
+            .admin
+            .inner()
+            .fetch_metadata(Some(name), METADATA_TIMEOUT)
+            .map_err(|e| unavailable(format!("metadata of topic '{name}': {e}")))?;
+        Ok(metadata
+            .topics()
+            .iter()
+            .find(|t| t.name() == name && t.error().is_none())
+            .map(|t| t.partitions().len() as u32)
+            .filter(|count| *count > 0))
+    }
+
+    /// Every topic of the cluster but Kafka's internal ones (`__consumer_offsets`,
+    /// `__transaction_state`, any `__` name), with its partition count, by name. Blocks.
+    pub(crate) fn all(&self) -> Result<Vec<TopicInfo>, TransportError> {
+        let metadata = self
+            .admin
+            .inner()
+            .fetch_metadata(None, METADATA_TIMEOUT)
+            .map_err(|e| unavailable(format!("metadata of every topic: {e}")))?;
+        let mut topics: Vec<TopicInfo> = metadata
+            .topics()
+            .iter()
+            .filter(|t| t.error().is_none() && !t.name().starts_with("__"))
+            .map(|t| TopicInfo {
+                name: t.name().to_string(),
+                partitions: t.partitions().len() as u32,
+            })
+            .collect();
+        topics.sort_by(|a, b| a.name.cmp(&b.name));
+        Ok(topics)
+    }
+
+    /// The first stored offset and the high watermark of `topic`/`partition`. Blocks.
+    pub(crate) fn watermarks(
+        &self,
+        topic: &str,
+        partition: u32,
+    ) -> Result<(u64, u64), TransportError> {
+        let (low, high) = self
+            .admin
+            .inner()
+            .fetch_watermarks(topic, partition as i32, METADATA_TIMEOUT)
+            .map_err(|e| match e.rdkafka_error_code() {
+                Some(
+                    RDKafkaErrorCode::UnknownTopicOrPartition | RDKafkaErrorCode::UnknownTopic,
+                ) => TransportError::UnknownPartition {
+                    topic: topic.to_string(),
+                    partition,
+                },
+                _ => unavailable(format!("watermarks of {topic}/{partition}: {e}")),
+            })?;
+        Ok((low.max(0) as u64, high.max(0) as u64))
     }
 
     /// The partition count of `name`, a companion of `source` (its `.dlq` or `.retry`),
@@ -99,7 +145,24 @@ impl Topics {
         Ok(self.partitions(name).await?.unwrap_or(partitions))
     }
 
-    async fn create(&self, name: &str, partitions: u32) -> Result<(), TransportError> {
+    /// Creates `name` and waits until the cluster's metadata shows it: on Kafka a broker
+    /// learns of a new topic from the controller a moment after CreateTopics answers, and a
+    /// consumer that subscribed in that moment found no such topic.
+    async fn create(self: &Arc<Self>, name: &str, partitions: u32) -> Result<(), TransportError> {
+        self.create_request(name, partitions).await?;
+        let deadline = tokio::time::Instant::now() + METADATA_TIMEOUT;
+        while self.partitions(name).await?.is_none() {
+            if tokio::time::Instant::now() >= deadline {
+                return Err(unavailable(format!(
+                    "topic '{name}' was created but does not show in the metadata after {METADATA_TIMEOUT:?}"
+                )));
+            }
+            tokio::time::sleep(TOPIC_VISIBLE_POLL).await;
+        }
+        Ok(())
+    }
+
+    async fn create_request(&self, name: &str, partitions: u32) -> Result<(), TransportError> {
         let new = NewTopic::new(name, partitions as i32, TopicReplication::Fixed(-1));
         let options = AdminOptions::new().operation_timeout(Some(METADATA_TIMEOUT));
         let results = self

@@ -4,6 +4,8 @@
 
 #![allow(dead_code)]
 
+pub(crate) mod harness;
+
 use std::net::SocketAddr;
 use std::sync::Arc;
 

@@ -1,0 +1,346 @@
+//! [`KafkaAdmin`]: the administrative half of the port (`keel_core::AdminTransport`) on a
+//! Kafka cluster or `keel serve` — what the operator tools, the conformance suite and the
+//! lag and dead-letter reports ask of a broker, mapped onto Kafka requests:
+//!
+//! | port | Kafka |
+//! |---|---|
+//! | `topics`, `create_topic` | Metadata, CreateTopics (the admin client) |
+//! | `partition_offsets` | ListOffsets earliest and latest (watermarks) |
+//! | `offset_for_time` | ListOffsets by timestamp |
+//! | `read` | Fetch, through a consumer assigned the one partition (no group) |
+//! | `groups` | ListGroups |
+//! | `committed` | OffsetFetch of every partition of every topic, as the group |
+//! | `commit` | OffsetCommit as the group with no generation — the broker takes it only from an empty group, so a reset never races a running member |
+//!
+//! Every call runs on a blocking thread (librdkafka's calls block) and waits at most
+//! [`METADATA_TIMEOUT`] for the cluster.
+//!
+//! Not here: publishing (`publisher.rs`) or consuming as a group member (`member.rs`).
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use keel_core::{
+    AdminTransport, BoxFuture, GroupOffset, PartitionOffsets, Record, TopicInfo, TransportError,
+};
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
+use rdkafka::error::KafkaError;
+use rdkafka::types::RDKafkaErrorCode;
+use rdkafka::{Message, Offset, TopicPartitionList};
+
+use crate::config::KafkaConfig;
+use crate::limits::METADATA_TIMEOUT;
+use crate::member::record;
+use crate::topics::{Topics, unavailable};
+
+/// A Kafka cluster's administrative side. Cheap to clone; clones share one admin client
+/// and one reading consumer. A group's committed offsets are read and set by a short-lived
+/// consumer carrying that group's id.
+#[derive(Clone)]
+pub struct KafkaAdmin {
+    config: KafkaConfig,
+    topics: Arc<Topics>,
+    /// Reads partitions for [`AdminTransport::read`]; one read at a time, since a read
+    /// assigns the consumer the partition it reads.
+    reader: Arc<Mutex<BaseConsumer>>,
+}
+
+/// Why the admin clients could not be created (a bad property, most often).
+#[derive(Debug, thiserror::Error)]
+#[error("cannot create the Kafka admin client: {0}")]
+pub struct AdminError(#[from] KafkaError);
+
+impl std::fmt::Debug for KafkaAdmin {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KafkaAdmin")
+            .field("bootstrap_servers", &self.config.bootstrap_servers())
+            .finish_non_exhaustive()
+    }
+}
+
+impl KafkaAdmin {
+    /// The administrative side of the cluster `config` names. Connects lazily: a wrong
+    /// address shows as [`TransportError::Unavailable`] on the first call.
+    pub fn connect(config: &KafkaConfig) -> Result<KafkaAdmin, AdminError> {
+        Ok(KafkaAdmin {
+            config: config.clone(),
+            topics: Arc::new(Topics::new(config)?),
+            reader: Arc::new(Mutex::new(config.reader().create()?)),
+        })
+    }
+
+    /// Runs `f` on a blocking thread.
+    fn blocking<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&KafkaAdmin) -> Result<T, TransportError> + Send + 'static,
+    ) -> BoxFuture<'static, Result<T, TransportError>> {
+        let admin = self.clone();
+        Box::pin(async move {
+            tokio::task::spawn_blocking(move || f(&admin))
+                .await
+                .map_err(unavailable)?
+        })
+    }
+
+    /// A consumer acting as `group` for its committed offsets (never joining it).
+    fn group_client(&self, group: &str) -> Result<BaseConsumer, TransportError> {
+        self.config
+            .group_client(group)
+            .create()
+            .map_err(|e| unavailable(format!("a client for group '{group}': {e}")))
+    }
+
+    /// Every partition of every topic the caller may see, as one list to ask about.
+    fn every_partition(&self) -> Result<TopicPartitionList, TransportError> {
+        let mut list = TopicPartitionList::new();
+        for topic in self.topics.all()? {
+            for partition in 0..topic.partitions {
+                list.add_partition(&topic.name, partition as i32);
+            }
+        }
+        Ok(list)
+    }
+}
+
+impl AdminTransport for KafkaAdmin {
+    fn topics(&self) -> BoxFuture<'_, Result<Vec<TopicInfo>, TransportError>> {
+        self.blocking(|admin| admin.topics.all())
+    }
+
+    fn create_topic<'a>(
+        &'a self,
+        name: &'a str,
+        partitions: u32,
+    ) -> BoxFuture<'a, Result<u32, TransportError>> {
+        Box::pin(self.topics.ensure_topic(name, partitions))
+    }
+
+    fn partition_offsets<'a>(
+        &'a self,
+        topic: &'a str,
+    ) -> BoxFuture<'a, Result<Vec<PartitionOffsets>, TransportError>> {
+        let topic = topic.to_string();
+        self.blocking(move |admin| {
+            let count = admin.topics.partitions_blocking(&topic)?.ok_or_else(|| {
+                TransportError::UnknownTopic {
+                    topic: topic.clone(),
+                }
+            })?;
+            (0..count)
+                .map(|partition| {
+                    let (low, high) = admin.topics.watermarks(&topic, partition)?;
+                    Ok(PartitionOffsets {
+                        partition,
+                        log_start: low,
+                        high_watermark: high,
+                    })
+                })
+                .collect()
+        })
+    }
+
+    fn offset_for_time<'a>(
+        &'a self,
+        topic: &'a str,
+        partition: u32,
+        time_ms: i64,
+    ) -> BoxFuture<'a, Result<Option<u64>, TransportError>> {
+        let topic = topic.to_string();
+        self.blocking(move |admin| {
+            let mut asked = TopicPartitionList::new();
+            asked
+                .add_partition_offset(&topic, partition as i32, Offset::Offset(time_ms))
+                .map_err(unavailable)?;
+            let reader = admin.reader();
+            let answer = reader
+                .offsets_for_times(asked, METADATA_TIMEOUT)
+                .map_err(|e| partition_error(&topic, partition, "offset for time", e))?;
+            let element = answer
+                .find_partition(&topic, partition as i32)
+                .ok_or_else(|| unavailable(format!("no offset for time of {topic}/{partition}")))?;
+            if let Some(error) = element.error().err() {
+                return Err(partition_error(&topic, partition, "offset for time", error));
+            }
+            // Kafka answers "the end" (-1) when every stored record is older.
+            Ok(match element.offset() {
+                Offset::Offset(offset) if offset >= 0 => Some(offset as u64),
+                _ => None,
+            })
+        })
+    }
+
+    fn read<'a>(
+        &'a self,
+        topic: &'a str,
+        partition: u32,
+        offset: u64,
+        bytes_max: usize,
+    ) -> BoxFuture<'a, Result<Vec<Record>, TransportError>> {
+        let topic = topic.to_string();
+        self.blocking(move |admin| admin.read_blocking(&topic, partition, offset, bytes_max))
+    }
+
+    fn groups(&self) -> BoxFuture<'_, Result<Vec<String>, TransportError>> {
+        self.blocking(|admin| {
+            let list = admin
+                .reader()
+                .fetch_group_list(None, METADATA_TIMEOUT)
+                .map_err(|e| unavailable(format!("listing groups: {e}")))?;
+            let mut groups: Vec<String> = list
+                .groups()
+                .iter()
+                // Connect-style and other non-consumer groups hold no offsets Keel reads.
+                .filter(|g| matches!(g.protocol_type(), "consumer" | ""))
+                .map(|g| g.name().to_string())
+                .collect();
+            groups.sort_unstable();
+            groups.dedup();
+            Ok(groups)
+        })
+    }
+
+    fn committed<'a>(
+        &'a self,
+        group: &'a str,
+    ) -> BoxFuture<'a, Result<Vec<GroupOffset>, TransportError>> {
+        let group = group.to_string();
+        self.blocking(move |admin| {
+            let asked = admin.every_partition()?;
+            if asked.count() == 0 {
+                return Ok(Vec::new());
+            }
+            let answer = admin
+                .group_client(&group)?
+                .committed_offsets(asked, METADATA_TIMEOUT)
+                .map_err(|e| unavailable(format!("committed offsets of group '{group}': {e}")))?;
+            let mut offsets: Vec<GroupOffset> = answer
+                .elements()
+                .iter()
+                .filter_map(|element| match element.offset() {
+                    Offset::Offset(offset) if offset >= 0 => Some(GroupOffset {
+                        topic: element.topic().to_string(),
+                        partition: element.partition() as u32,
+                        offset: offset as u64,
+                    }),
+                    _ => None,
+                })
+                .collect();
+            offsets.sort_by(|a, b| (&a.topic, a.partition).cmp(&(&b.topic, b.partition)));
+            Ok(offsets)
+        })
+    }
+
+    fn commit<'a>(
+        &'a self,
+        group: &'a str,
+        offsets: &'a [GroupOffset],
+    ) -> BoxFuture<'a, Result<(), TransportError>> {
+        let group = group.to_string();
+        let offsets = offsets.to_vec();
+        self.blocking(move |admin| {
+            if offsets.is_empty() {
+                return Ok(());
+            }
+            let mut list = TopicPartitionList::new();
+            for o in &offsets {
+                list.add_partition_offset(
+                    &o.topic,
+                    o.partition as i32,
+                    Offset::Offset(o.offset as i64),
+                )
+                .map_err(unavailable)?;
+            }
+            // No generation and no member id: Kafka (and keel serve) store this only while
+            // the group is empty, and answer "unknown member" while members run.
+            admin
+                .group_client(&group)?
+                .commit(&list, CommitMode::Sync)
+                .map_err(|error| match error.rdkafka_error_code() {
+                    Some(
+                        RDKafkaErrorCode::UnknownMemberId
+                        | RDKafkaErrorCode::IllegalGeneration
+                        | RDKafkaErrorCode::RebalanceInProgress,
+                    ) => TransportError::GroupActive {
+                        group: group.clone(),
+                    },
+                    Some(RDKafkaErrorCode::UnknownTopicOrPartition) => TransportError::Refused {
+                        reason: format!("committing offsets of group '{group}': {error}"),
+                    },
+                    _ => unavailable(format!("committing offsets of group '{group}': {error}")),
+                })
+        })
+    }
+}
+
+impl KafkaAdmin {
+    fn reader(&self) -> std::sync::MutexGuard<'_, BaseConsumer> {
+        self.reader.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// [`AdminTransport::read`] on the calling thread: assigns the reader `partition` at
+    /// `offset` (clamped to the stored range) and polls until `bytes_max`, the end of the
+    /// partition or the timeout.
+    fn read_blocking(
+        &self,
+        topic: &str,
+        partition: u32,
+        offset: u64,
+        bytes_max: usize,
+    ) -> Result<Vec<Record>, TransportError> {
+        let (low, high) = self.topics.watermarks(topic, partition)?;
+        let offset = offset.max(low);
+        if offset >= high {
+            return Ok(Vec::new());
+        }
+        let reader = self.reader();
+        let mut assignment = TopicPartitionList::new();
+        assignment
+            .add_partition_offset(topic, partition as i32, Offset::Offset(offset as i64))
+            .map_err(unavailable)?;
+        reader
+            .assign(&assignment)
+            .map_err(|e| partition_error(topic, partition, "assigning", e))?;
+        let deadline = Instant::now() + METADATA_TIMEOUT;
+        let mut records = Vec::new();
+        let mut bytes = 0;
+        let outcome = loop {
+            let Some(wait) = deadline.checked_duration_since(Instant::now()) else {
+                break Err(unavailable(format!(
+                    "reading {topic}/{partition} from {offset}: timed out"
+                )));
+            };
+            match reader.poll(wait.min(Duration::from_millis(100))) {
+                None => continue,
+                // The end of what is stored (control records of transactions included,
+                // which never come as messages).
+                Some(Err(KafkaError::PartitionEOF(_))) => break Ok(()),
+                Some(Err(error)) => break Err(partition_error(topic, partition, "reading", error)),
+                Some(Ok(message)) => {
+                    let record = record(&message);
+                    let last = message.offset() as u64 + 1 >= high;
+                    bytes += record.size_bytes();
+                    records.push(record);
+                    if last || bytes >= bytes_max {
+                        break Ok(());
+                    }
+                }
+            }
+        };
+        // Fetching stops with the assignment; the next read assigns what it needs.
+        let _ = reader.unassign();
+        outcome.map(|()| records)
+    }
+}
+
+/// The port's error for a partition request the cluster refused or could not answer.
+fn partition_error(topic: &str, partition: u32, what: &str, error: KafkaError) -> TransportError {
+    match error.rdkafka_error_code() {
+        Some(RDKafkaErrorCode::UnknownTopicOrPartition | RDKafkaErrorCode::UnknownTopic) => {
+            TransportError::UnknownPartition {
+                topic: topic.to_string(),
+                partition,
+            }
+        }
+        _ => unavailable(format!("{what} {topic}/{partition}: {error}")),
+    }
+}
