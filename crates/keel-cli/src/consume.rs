@@ -20,7 +20,7 @@ use keel_core::{CONTENT_TYPE_HEADER, Event, STRUCTURED_MEDIA_TYPE};
 use keel_log::{Log, OffsetCommit, Record, Topic};
 use serde_json::{Value, json};
 
-use crate::store::{existing_topic, open_log};
+use crate::store::{existing_topic, open_existing_log};
 use crate::time;
 
 /// Bytes read from a partition per call.
@@ -76,7 +76,7 @@ pub(crate) fn run(data: &Path, args: ConsumeArgs) -> anyhow::Result<()> {
     let stdout = io::stdout();
     let mut out = io::BufWriter::new(stdout.lock());
     loop {
-        let log = open_log(data)?;
+        let log = open_existing_log(data)?;
         let topic = existing_topic(&log, &args.topic)?;
         let cursors = match &mut cursors {
             Some(cursors) => cursors,

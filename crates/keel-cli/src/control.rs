@@ -13,13 +13,13 @@ use keel_embedded::admin::audit::{self, AuditEntry};
 use keel_embedded::admin::dead_letters::{
     self, CanaryOutcome, DeadLetterFilter, DeadLetterSummary, PurgeReport, ReplayReport,
 };
-use keel_embedded::admin::groups::{self, GroupSummary, PartitionLag};
+use keel_embedded::admin::groups::{self, GroupSummary, OffsetReset, PartitionLag, ResetTarget};
 use keel_log::{Log, OpenError};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 
-use crate::store::open_log;
+use crate::store::{open_log, require_data_dir};
 
 /// File in the data directory holding the HTTP address of the `keel serve` that owns it.
 pub(crate) const SERVER_ADDR_FILE: &str = "keel-serve.http";
@@ -64,6 +64,7 @@ impl Control {
         if let Some(url) = server {
             return Ok(Control::Remote(url.trim_end_matches('/').to_string()));
         }
+        require_data_dir(data)?;
         match Log::open(data) {
             Ok(log) => return Ok(Control::Local(log)),
             Err(OpenError::Locked { .. }) => {
@@ -216,6 +217,46 @@ impl Control {
         match self {
             Control::Local(log) => Ok(groups::list_groups(log, now_ms)?),
             Control::Remote(url) => get(url, "/api/groups"),
+        }
+    }
+
+    /// Moves `group`'s committed offsets (or with `dry_run` only plans the moves). A server
+    /// refuses while members of the group are connected, unless `force`; here no member of
+    /// another process can run, since this process owns the log.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn reset_group(
+        &self,
+        group: &str,
+        topic: &str,
+        partition: Option<u32>,
+        target: ResetTarget,
+        dry_run: bool,
+        force: bool,
+        now_ms: i64,
+    ) -> anyhow::Result<Vec<OffsetReset>> {
+        match self {
+            Control::Local(log) => {
+                let plan = groups::plan_reset(log, group, topic, partition, target)?;
+                if !dry_run {
+                    groups::apply_reset(log, group, &plan, now_ms)?;
+                }
+                Ok(plan)
+            }
+            Control::Remote(url) => {
+                let mut body = match target {
+                    ResetTarget::Earliest => json!({ "to": "earliest" }),
+                    ResetTarget::Latest => json!({ "to": "latest" }),
+                    ResetTarget::Offset(offset) => json!({ "to": "offset", "offset": offset }),
+                    ResetTarget::Time(time_ms) => json!({ "to": "time", "time_ms": time_ms }),
+                };
+                body["topic"] = json!(topic);
+                body["partition"] = json!(partition);
+                body["dry_run"] = json!(dry_run);
+                body["force"] = json!(force);
+                let answer: Value = post(url, &format!("/api/groups/{group}/reset"), &body)?;
+                serde_json::from_value(answer["moves"].clone())
+                    .with_context(|| format!("unexpected answer from {url} to a reset"))
+            }
         }
     }
 

@@ -51,7 +51,7 @@ struct Selection {
     #[arg(long)]
     group: Option<String>,
     /// Error kind: transient, permanent or decode.
-    #[arg(long)]
+    #[arg(long, value_parser = ["transient", "permanent", "decode"])]
     kind: Option<String>,
     /// Record key (the event's partition key).
     #[arg(long)]
@@ -207,6 +207,11 @@ pub(crate) fn run(data: &Path, server: Option<&str>, args: DlqArgs) -> anyhow::R
             json,
         } => {
             selection.check()?;
+            let mut wanted = selection.filter();
+            if to_group.is_some() {
+                wanted.group = to_group.clone();
+            }
+            selection.check_matches(&control, &topic, &wanted)?;
             if canary_wait.is_some() && !control.is_remote() {
                 bail!(
                     "--canary-wait needs a running keel serve whose consumers handle the canary; without one, replay with --canary and go on with --after-canary"
@@ -285,6 +290,7 @@ pub(crate) fn run(data: &Path, server: Option<&str>, args: DlqArgs) -> anyhow::R
         } => {
             selection.check()?;
             let filter = selection.filter();
+            selection.check_matches(&control, &topic, &filter)?;
             let report = control.purge(&topic, &filter, yes, command_line, now_ms)?;
             if json {
                 println!("{}", serde_json::to_string_pretty(&report)?);
@@ -348,6 +354,31 @@ impl Selection {
             bail!(
                 "select dead letters with --all or with filters (--offset, --id, --type, --group, --kind, --key), not both and not neither"
             );
+        }
+        Ok(())
+    }
+
+    /// A selection by filters must match at least one dead letter (replayed or purged ones
+    /// count): one that matches none is a typo, not a replay of nothing. `--all` may match
+    /// none.
+    fn check_matches(
+        &self,
+        control: &Control,
+        topic: &str,
+        wanted: &DeadLetterFilter,
+    ) -> anyhow::Result<()> {
+        if *wanted == DeadLetterFilter::default() {
+            return Ok(());
+        }
+        if control.dead_letters_json(topic, wanted, 1)?.is_empty() {
+            match (&wanted.group, self.group.is_none()) {
+                (Some(group), true) => bail!(
+                    "group '{group}' gave up on no dead letter in '{topic}' (`keel dlq list` names the groups)"
+                ),
+                _ => bail!(
+                    "no dead letter in '{topic}' matches the selection (`keel dlq show {topic} --all` lists them)"
+                ),
+            }
         }
         Ok(())
     }

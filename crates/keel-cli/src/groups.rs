@@ -1,9 +1,12 @@
-//! `keel groups`: list consumer groups, show their lag, reset their committed offsets.
+//! `keel groups`: list consumer groups, show their lag, reset and delete their committed
+//! offsets.
 //!
 //! Argument handling and printing only; the logic is `keel_embedded::admin::groups`, run here
-//! or (list and lag) by the `keel serve` that owns the data directory (`control.rs`). A reset
-//! needs the data directory itself: while this command holds it no consumer of another
-//! process can commit offsets there, so a reset never races a running consumer.
+//! or (list, lag and reset) by the `keel serve` that owns the data directory (`control.rs`).
+//! A reset through a server is refused while members of the group are connected, as Kafka
+//! refuses it, unless forced; here, while this command holds the data directory, no consumer
+//! of another process can commit offsets, so a reset never races one. A delete needs the data
+//! directory itself (with a server, Kafka's DeleteGroups does it).
 
 use std::path::Path;
 
@@ -37,7 +40,9 @@ enum GroupsCommand {
         #[arg(long)]
         json: bool,
     },
-    /// Move a group's committed offsets. Stop the group's consumers first.
+    /// Move a group's committed offsets. Refused while members are connected to the server
+    /// that owns the data directory, unless --force; a group without committed offsets is an
+    /// error.
     Reset {
         /// The group.
         group: String,
@@ -62,9 +67,18 @@ enum GroupsCommand {
         /// Print the moves without committing them.
         #[arg(long)]
         dry_run: bool,
+        /// Reset even while members of the group are connected to the server (their next
+        /// commit may overwrite the reset).
+        #[arg(long)]
+        force: bool,
         /// Print JSON instead of a table.
         #[arg(long)]
         json: bool,
+    },
+    /// Delete a group: forget all its committed offsets. Stop its consumers first.
+    Delete {
+        /// The group.
+        group: String,
     },
 }
 
@@ -140,6 +154,7 @@ pub(crate) fn run(data: &Path, server: Option<&str>, args: GroupsArgs) -> anyhow
             to_offset,
             to_time,
             dry_run,
+            force,
             json,
         } => {
             let target = if to_earliest {
@@ -153,13 +168,9 @@ pub(crate) fn run(data: &Path, server: Option<&str>, args: GroupsArgs) -> anyhow
             } else {
                 bail!("say where to: --to-earliest, --to-latest, --to-offset or --to-time");
             };
-            let log = control.local("keel groups reset")?;
-            let plan = groups::plan_reset(log, &group, &topic, partition, target)
+            let plan = control
+                .reset_group(&group, &topic, partition, target, dry_run, force, now_ms)
                 .with_context(|| format!("cannot reset group '{group}'"))?;
-            if !dry_run {
-                groups::apply_reset(log, &group, &plan, now_ms)
-                    .with_context(|| format!("cannot reset group '{group}'"))?;
-            }
             if json {
                 println!("{}", serde_json::to_string_pretty(&plan)?);
                 return Ok(());
@@ -178,6 +189,12 @@ pub(crate) fn run(data: &Path, server: Option<&str>, args: GroupsArgs) -> anyhow
             if dry_run {
                 println!("dry run: nothing committed");
             }
+        }
+        GroupsCommand::Delete { group } => {
+            let log = control.local("keel groups delete")?;
+            let partitions = groups::delete_group(log, &group)
+                .with_context(|| format!("cannot delete group '{group}'"))?;
+            println!("deleted group '{group}' (committed offsets of {partitions} partition(s))");
         }
     }
     Ok(())

@@ -15,7 +15,7 @@ use keel_log::{NewRecord, Topic};
 use keel_runtime::event_record;
 use serde_json::Value;
 
-use crate::store::{existing_topic, open_log};
+use crate::store::{existing_topic, open_existing_log};
 
 /// Lines parsed and appended together; bounds memory and the work a bad line discards.
 const CHUNK_LINES_MAX: usize = 1000;
@@ -50,7 +50,7 @@ pub(crate) struct ProduceArgs {
 
 /// Runs `keel produce`.
 pub(crate) fn run(data_dir: &Path, args: ProduceArgs) -> anyhow::Result<()> {
-    let log = open_log(data_dir)?;
+    let log = open_existing_log(data_dir)?;
     let topic = existing_topic(&log, &args.topic)?;
     if let Some(event_type) = &args.event_type {
         let data = args.data.as_deref().unwrap_or("null");

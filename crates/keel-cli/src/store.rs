@@ -16,6 +16,25 @@ const LOCK_WAIT_MAX: Duration = Duration::from_secs(10);
 /// Pause between two attempts to take the lock.
 const LOCK_RETRY_DELAY: Duration = Duration::from_millis(50);
 
+/// Opens the log in `data` as [`open_log`] does, but only if the directory exists: a verb
+/// that reads or changes what is stored must not create an empty directory for a mistyped
+/// `--data-dir` and then report nothing.
+pub(crate) fn open_existing_log(data: &Path) -> anyhow::Result<Log> {
+    require_data_dir(data)?;
+    open_log(data)
+}
+
+/// Fails unless `data` is an existing directory, naming it and where the name came from.
+pub(crate) fn require_data_dir(data: &Path) -> anyhow::Result<()> {
+    if !data.is_dir() {
+        anyhow::bail!(
+            "data directory {} does not exist (set by --data-dir or $KEEL_DATA; `keel topics create` makes one)",
+            data.display()
+        );
+    }
+    Ok(())
+}
+
 /// Opens (recovering) the log in `data`, waiting up to [`LOCK_WAIT_MAX`] for its lock.
 pub(crate) fn open_log(data: &Path) -> anyhow::Result<Log> {
     let deadline = Instant::now() + LOCK_WAIT_MAX;

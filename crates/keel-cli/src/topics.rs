@@ -6,7 +6,7 @@ use std::sync::Arc;
 use anyhow::Context;
 use keel_log::{Log, Topic, TopicConfig};
 
-use crate::store::{existing_topic, open_log};
+use crate::store::{existing_topic, open_existing_log, open_log};
 
 /// Flags of `keel topics`.
 #[derive(Debug, clap::Args)]
@@ -49,7 +49,11 @@ enum TopicsCommand {
 
 /// Runs `keel topics`.
 pub(crate) fn run(data: &Path, args: TopicsArgs) -> anyhow::Result<()> {
-    let log = open_log(data)?;
+    // Only `create` may make the data directory; the other verbs need one to exist.
+    let log = match args.command {
+        TopicsCommand::Create { .. } => open_log(data)?,
+        _ => open_existing_log(data)?,
+    };
     match args.command {
         TopicsCommand::Create {
             name,

@@ -84,6 +84,7 @@ fn operator_verbs_have_help() {
         &["groups", "list", "--help"],
         &["groups", "lag", "--help"],
         &["groups", "reset", "--help"],
+        &["groups", "delete", "--help"],
         &["dlq", "--help"],
         &["dlq", "list", "--help"],
         &["dlq", "show", "--help"],
@@ -207,19 +208,10 @@ fn a_replay_to_a_group_goes_to_the_redelivery_topic_addressed_to_it() {
         "",
         "--to-group shipping replays only dead letters of group shipping",
     );
-    let other = keel.json(&[
-        "dlq",
-        "replay",
-        "orders",
-        "--all",
-        "--to-group",
-        "billing",
-        "--json",
-    ]);
-    assert_eq!(
-        other["replayed"].as_array().unwrap().len(),
-        0,
-        "no dead letter of billing"
+    keel.fails(
+        &["dlq", "replay", "orders", "--all", "--to-group", "billing"],
+        "",
+        "group 'billing' gave up on no dead letter in 'orders'",
     );
     let report = keel.json(&[
         "dlq",
@@ -437,5 +429,90 @@ fn a_replay_refuses_dead_letters_that_do_not_hold_their_event() {
         &["dlq", "replay", "orders", "--all"],
         "",
         "refused 2 dead letter(s)",
+    );
+}
+
+/// A mistyped name is an error that names it, never a success that did nothing (or made an
+/// empty directory, or a group that shows lag forever).
+#[test]
+fn typos_are_errors_not_silent_successes() {
+    let keel = Keel::new();
+    keel.orders();
+    keel.dead_letter_poison();
+    keel.ok(&["consume", "orders", "--group", "g"], "");
+    let missing = keel.dir.path().join("no-such-dir");
+    let missing = missing.to_str().unwrap();
+    for verb in [
+        &["topics", "list"][..],
+        &["topics", "describe", "orders"],
+        &["consume", "orders"],
+        &["produce", "orders", "--type", "order.placed"],
+        &["groups", "list"],
+        &["dlq", "list"],
+    ] {
+        let mut args = vec!["--data-dir", missing];
+        args.extend_from_slice(verb);
+        keel.fails(&args, "", "does not exist");
+    }
+    assert!(
+        !std::path::Path::new(missing).exists(),
+        "a read created the directory"
+    );
+    keel.fails(
+        &[
+            "groups",
+            "reset",
+            "nosuchgroup",
+            "--topic",
+            "orders",
+            "--to-earliest",
+        ],
+        "",
+        "group 'nosuchgroup' has no committed offsets",
+    );
+    assert!(!keel.ok(&["groups", "list"], "").contains("nosuchgroup"));
+    keel.fails(
+        &[
+            "dlq",
+            "replay",
+            "orders",
+            "--all",
+            "--to-group",
+            "nosuchgroup",
+        ],
+        "",
+        "group 'nosuchgroup' gave up on no dead letter in 'orders'",
+    );
+    keel.fails(
+        &["dlq", "replay", "orders", "--type", "order.shipped"],
+        "",
+        "no dead letter in 'orders' matches the selection",
+    );
+    keel.fails(
+        &["dlq", "purge", "orders", "--group", "nosuchgroup", "--yes"],
+        "",
+        "no dead letter in 'orders' matches the selection",
+    );
+    let bogus = keel.run(&["dlq", "replay", "orders", "--kind", "bogus"], "");
+    assert!(!bogus.status.success());
+    assert!(
+        String::from_utf8_lossy(&bogus.stderr).contains("invalid value 'bogus' for '--kind"),
+        "{bogus:?}"
+    );
+    for internal in ["_keel_schemas", "keel.dlq.audit", "__consumer_offsets"] {
+        let output = keel.run(&["topics", "delete", internal], "");
+        assert!(!output.status.success(), "deleted {internal}");
+    }
+    // groups delete forgets the group; a second delete names it as unknown.
+    keel.ok(&["groups", "delete", "g"], "");
+    keel.fails(
+        &["groups", "lag", "g"],
+        "",
+        "group 'g' has no committed offsets",
+    );
+    keel.fails(
+        &["groups", "delete", "g"],
+        "",
+        "group 'g' has no committed offsets",
     );
 }

@@ -387,7 +387,8 @@ fn operator_verbs_use_the_api_of_the_server_that_owns_the_data_directory() {
     assert!(groups.contains("billing"), "{groups}");
     let lag = keel.ok(&["groups", "lag", "billing"], "");
     assert!(lag.contains("orders"), "{lag}");
-    keel.fails(
+    // A reset goes to the server (no member is connected); a delete needs the directory.
+    let reset = keel.ok(
         &[
             "groups",
             "reset",
@@ -396,6 +397,11 @@ fn operator_verbs_use_the_api_of_the_server_that_owns_the_data_directory() {
             "orders",
             "--to-earliest",
         ],
+        "",
+    );
+    assert!(reset.contains("orders"), "{reset}");
+    keel.fails(
+        &["groups", "delete", "billing"],
         "",
         "needs the data directory itself",
     );
@@ -439,5 +445,60 @@ fn the_advertised_kafka_address_is_what_metadata_tells_clients() {
         listing.contains("broker 0 at kafka.example.test:19092"),
         "{listing}"
     );
+    assert!(served.terminate());
+}
+
+/// Kafka refuses to move the offsets of a group whose members are connected (their next
+/// commit would undo it); so does `keel groups reset` through the server that owns the data
+/// directory, unless --force.
+#[test]
+fn a_group_with_connected_members_is_reset_only_when_forced() {
+    if Command::new("kcat").arg("-V").output().is_err() {
+        eprintln!("kcat not found: the active-group reset test did not run");
+        return;
+    }
+    let keel = Keel::new();
+    keel.ok(&["topics", "create", "orders"], "");
+    keel.ok(
+        &["produce", "orders"],
+        "{\"type\":\"order.placed\"}\n{\"type\":\"order.placed\"}\n",
+    );
+    let served = keel.serve(&[]);
+    let mut member = Command::new("kcat")
+        .args(["-b", &served.kafka.to_string(), "-G", "live", "orders"])
+        .args([
+            "-X",
+            "auto.offset.reset=earliest",
+            "-X",
+            "auto.commit.interval.ms=100",
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn kcat");
+    let reset = [
+        "groups",
+        "reset",
+        "live",
+        "--topic",
+        "orders",
+        "--to-earliest",
+    ];
+    // The member has joined once it committed what it read.
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while !keel.run(&["groups", "lag", "live"], "").status.success() {
+        assert!(std::time::Instant::now() < deadline, "kcat never committed");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    keel.fails(
+        &reset,
+        "",
+        "has 1 member(s) connected to the Kafka listener",
+    );
+    let mut forced = reset.to_vec();
+    forced.push("--force");
+    keel.ok(&forced, "");
+    member.kill().expect("stop kcat");
+    member.wait().expect("kcat exits");
     assert!(served.terminate());
 }

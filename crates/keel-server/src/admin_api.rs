@@ -166,6 +166,10 @@ struct ResetBody {
     /// skip); nothing is committed.
     #[serde(default)]
     dry_run: bool,
+    /// Reset even while members of the group are connected (their next commit may
+    /// overwrite it).
+    #[serde(default)]
+    force: bool,
 }
 
 /// One partition's move in a reset, with what it means for the group.
@@ -192,7 +196,8 @@ struct ResetReport {
 /// Moves a group's committed offsets in one topic, or with `dry_run` shows the moves first.
 ///
 /// Refused (409) while members of the group are connected to the Kafka listener, as Kafka
-/// refuses resets of non-empty groups: a running member's next commit would overwrite it.
+/// refuses resets of non-empty groups: a running member's next commit would overwrite it
+/// (`force` resets anyway). A group without committed offsets is not found (404).
 /// Embedded consumers in other processes cannot exist (the server owns the log).
 #[utoipa::path(
     post, path = "/api/groups/{group}/reset", tag = "groups",
@@ -212,11 +217,11 @@ async fn reset_group(
     Json(body): Json<ResetBody>,
 ) -> Result<Json<ResetReport>, ApiError> {
     let live = members_of(&app, &group).map_or(0, |view| view.members.len());
-    if live > 0 && !body.dry_run {
+    if live > 0 && !body.dry_run && !body.force {
         return Err(ApiError(
             StatusCode::CONFLICT,
             format!(
-                "group '{group}' has {live} member(s) connected to the Kafka listener; stop them first (their next commit would overwrite the reset)"
+                "group '{group}' has {live} member(s) connected to the Kafka listener; stop them first (their next commit would overwrite the reset), or force the reset"
             ),
         ));
     }

@@ -64,7 +64,7 @@ pub enum ResetTarget {
 }
 
 /// One partition's move in a reset.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct OffsetReset {
     /// The topic.
@@ -158,7 +158,8 @@ pub fn group_lag(log: &Log, group: &str, now_ms: i64) -> Result<Vec<PartitionLag
 }
 
 /// The moves a reset of `group` in `topic` (one partition, or all) to `target` would make.
-/// Nothing is written; pass the result to [`apply_reset`].
+/// Nothing is written; pass the result to [`apply_reset`]. A group without committed offsets
+/// is refused: a mistyped name would otherwise create a group that shows lag forever.
 pub fn plan_reset(
     log: &Log,
     group: &str,
@@ -169,6 +170,9 @@ pub fn plan_reset(
     let handle = log
         .topic(topic)
         .ok_or_else(|| GroupsError::TopicNotFound(topic.to_string()))?;
+    if log.group_offsets().group(group).is_empty() {
+        return Err(GroupsError::GroupNotFound(group.to_string()));
+    }
     let count = handle.partitions().len() as u32;
     let indexes: Vec<u32> = match partition {
         Some(index) if index >= count => {
@@ -201,6 +205,22 @@ pub fn plan_reset(
         });
     }
     Ok(plan)
+}
+
+/// Deletes `group`: tombstones every committed offset it has, in one batch, and returns how
+/// many partitions it had offsets in. Same duty as [`apply_reset`]: no member may run.
+pub fn delete_group(log: &Log, group: &str) -> Result<usize, GroupsError> {
+    let partitions: Vec<(String, u32)> = log
+        .group_offsets()
+        .group(group)
+        .into_iter()
+        .map(|(topic, partition, _)| (topic, partition))
+        .collect();
+    if partitions.is_empty() {
+        return Err(GroupsError::GroupNotFound(group.to_string()));
+    }
+    log.group_offsets().delete_offsets(group, &partitions)?;
+    Ok(partitions.len())
 }
 
 /// Commits a planned reset as one atomic batch.
