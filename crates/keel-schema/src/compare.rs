@@ -3,8 +3,9 @@
 //!
 //! Deciding JSON Schema inclusion exactly is undecidable in general (patterns are regular
 //! languages, `if`/`then`/`else` and `not` compose freely), so this is a structural diff, with
-//! the verdicts Confluent Schema Registry gives for the same pairs (its published test cases
-//! are the reference; `tests/compatibility.rs` holds them). The rules, reader against writer:
+//! the verdicts Confluent Schema Registry's rules give (its documentation and published pairs
+//! are the reference; `tests/compatibility.rs` holds Keel's own cases of every rule). The
+//! rules, reader against writer:
 //!
 //! - `true`/`{}` accepts everything; a writer of `false` writes nothing; a reader of `false`
 //!   accepts nothing.

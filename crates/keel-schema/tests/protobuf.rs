@@ -20,6 +20,8 @@ use keel_schema::{
 };
 use serde_json::json;
 
+mod support;
+
 /// Parses a `.proto` text; one without a `syntax` line is proto3.
 fn proto(text: &str) -> Schema {
     let text = if text.starts_with("syntax") {
@@ -55,27 +57,12 @@ fn check_all(cases: &[Case]) {
 /// is added to `failed`.
 fn check(failed: &mut Vec<String>, change: &str, writer: &str, reader: &str, breaks: &[&str]) {
     let (writer, reader) = (proto(writer), proto(reader));
-    let mut expected: Vec<&str> = breaks.to_vec();
-    expected.sort_unstable();
     for (level, old, new) in [
         (CompatibilityLevel::Backward, &writer, &reader),
         (CompatibilityLevel::Forward, &reader, &writer),
     ] {
         let found = check_compatibility(level, new, &[(1, old)]).expect("within budget");
-        let mut differences: Vec<String> = found
-            .iter()
-            .map(|i| format!("{}: {}", i.difference.path, i.difference.kind))
-            .collect();
-        differences.sort_unstable();
-        if differences != expected {
-            let found: Vec<String> = found.iter().map(ToString::to_string).collect();
-            failed.push(format!(
-                "{change}: {level} expected {expected:?}, found {found:#?}"
-            ));
-        }
-        if let Some(vague) = found.iter().find(|i| i.difference.detail.len() < 10) {
-            failed.push(format!("{change}: {level} says too little: {vague}"));
-        }
+        failed.extend(support::mismatches(change, level, &found, breaks));
     }
 }
 
