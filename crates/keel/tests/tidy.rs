@@ -90,6 +90,10 @@ fn lower_layers_stay_free_of_runtime_network_and_sql() {
         // SQL lives in keel-sql alone; the binary and the facade reach it only through it.
         // The Kafka transport is a client of the ports; SQL stays in keel-sql.
         ("keel-kafka-client", [&sql[..], &["anyhow"]].concat()),
+        (
+            "keel-nats",
+            [&sql[..], &["anyhow", "rdkafka", "redis", "lapin"]].concat(),
+        ),
         ("keel-cli", sql.to_vec()),
         ("keel", sql.to_vec()),
     ];

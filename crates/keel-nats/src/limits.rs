@@ -1,0 +1,31 @@
+//! Every limit of the NATS transport, in one place.
+
+use std::time::Duration;
+
+/// Most partitions a topic may have (subjects of one stream).
+pub(crate) const PARTITIONS_MAX: u32 = 1024;
+
+/// How long the stream remembers a `Nats-Msg-Id`: an event published again within it is
+/// stored once (JetStream's default).
+pub(crate) const DUPLICATE_WINDOW: Duration = Duration::from_secs(120);
+
+/// Most messages a partition's consumer delivers ahead of the group's commit: the bound of
+/// a lease's read-ahead.
+pub(crate) const ACK_PENDING_MAX: i64 = 10_000;
+
+/// Most messages one pull asks for.
+pub(crate) const PULL_MESSAGES_MAX: usize = 500;
+
+/// How long one pull waits on the server for messages before asking again.
+pub(crate) const PULL_EXPIRES: Duration = Duration::from_secs(5);
+
+/// How long a delivered message may stay unacknowledged before JetStream delivers it again.
+/// Long: a new owner recreates the consumer at the group's commit instead of waiting for
+/// redeliveries (see `lease.rs`), so this only matters for a handler stuck that long.
+pub(crate) const ACK_WAIT: Duration = Duration::from_secs(3600);
+
+/// Records buffered by a lease between its pulls and the worker's fetches.
+pub(crate) const BUFFERED_MAX: usize = 2 * PULL_MESSAGES_MAX;
+
+/// Most records one administrative read returns (each is a request to the server).
+pub(crate) const READ_RECORDS_MAX: usize = 1_000;
