@@ -330,6 +330,17 @@ fn kind<'s>(schema: &'s AvroSchema, names: &HashMap<String, &'s AvroSchema>) -> 
     }
 }
 
+/// The named type a `Ref` stands for; any other node is itself.
+fn definition<'s>(
+    schema: &'s AvroSchema,
+    names: &HashMap<String, &'s AvroSchema>,
+) -> &'s AvroSchema {
+    match schema {
+        AvroSchema::Ref { name } => names.get(&name.fullname(None)).copied().unwrap_or(schema),
+        _ => schema,
+    }
+}
+
 /// A pair of nodes by address: both schemas are borrowed for the whole check, so an address
 /// names one node.
 type PairKey = (usize, usize);
@@ -355,9 +366,11 @@ impl<'s> Checker<'s, '_> {
         if !self.budget.step(self.depth) {
             return;
         }
+        // By the nodes a `Ref` stands for: a recursive type met again through its name is
+        // the pair already being compared, which Avro Java takes as compatible.
         let key = (
-            std::ptr::from_ref(writer) as usize,
-            std::ptr::from_ref(reader) as usize,
+            std::ptr::from_ref(definition(writer, &self.writer_names)) as usize,
+            std::ptr::from_ref(definition(reader, &self.reader_names)) as usize,
         );
         if !self.memo.enter(&key, path, out) {
             return;
@@ -408,7 +421,10 @@ impl<'s> Checker<'s, '_> {
                         out,
                         &format!("{path}/symbols"),
                         DifferenceKind::MissingEnumSymbols,
-                        format!("[{}]", missing.join(", ")),
+                        format!(
+                            "the reader's enum lacks the writer's symbols [{}] and has no default",
+                            missing.join(", ")
+                        ),
                     );
                 }
             }

@@ -15,6 +15,7 @@ use keel_schema::{CompatibilityLevel, Direction, check_compatibility, diff};
 use serde_json::{Value, json};
 
 mod support;
+use support::{NOTHING, check_each};
 
 /// One change: what it is, the old schema, the new one, what breaks `BACKWARD`, what breaks
 /// `FORWARD`.
@@ -26,16 +27,11 @@ type Case = (
     &'static [&'static str],
 );
 
-/// Compatible: nothing breaks.
-const NOTHING: &[&str] = &[];
-
-/// Checks every case and names all those that fail in one panic.
+/// Checks every case of a table, naming all those that fail in one panic.
 fn check_all(cases: Vec<Case>) {
-    let failed = &mut Vec::new();
-    for (change, old, new, backward, forward) in &cases {
+    check_each(&cases, |failed, (change, old, new, backward, forward)| {
         check(failed, change, old, new, backward, forward);
-    }
-    assert!(failed.is_empty(), "{failed:#?}");
+    });
 }
 
 /// `new` registered after `old` under every level must find exactly the differences of the

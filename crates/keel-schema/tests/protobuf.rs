@@ -21,6 +21,7 @@ use keel_schema::{
 use serde_json::json;
 
 mod support;
+use support::{NOTHING, check_each};
 
 /// Parses a `.proto` text; one without a `syntax` line is proto3.
 fn proto(text: &str) -> Schema {
@@ -40,16 +41,11 @@ type Case = (
     &'static [&'static str],
 );
 
-/// Compatible: nothing breaks.
-const NOTHING: &[&str] = &[];
-
-/// Checks every case and names all those that fail in one panic.
+/// Checks every case of a table, naming all those that fail in one panic.
 fn check_all(cases: &[Case]) {
-    let failed = &mut Vec::new();
-    for (change, writer, reader, breaks) in cases {
+    check_each(cases, |failed, (change, writer, reader, breaks)| {
         check(failed, change, writer, reader, breaks);
-    }
-    assert!(failed.is_empty(), "{failed:#?}");
+    });
 }
 
 /// `reader` registered after `writer` under `BACKWARD`, and `writer` after `reader` under
