@@ -9,6 +9,12 @@ pub(crate) const DELIVERY_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long a metadata request or a topic creation may take.
 pub(crate) const METADATA_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// How long a partition's commit waits for the group coordinator's answer before the
+/// runtime goes on handling (the commit itself goes on; see `KafkaPartition::commit`).
+/// Healthy commits take milliseconds; a coordinator that moves takes the cluster's broker
+/// session timeout (9 s by default).
+pub(crate) const COMMIT_WAIT: Duration = Duration::from_secs(2);
+
 /// How often a consumer's librdkafka statistics, and so the consumer-lag gauge, are
 /// refreshed, unless `statistics.interval.ms` is set on the [`KafkaConfig`](crate::KafkaConfig).
 pub(crate) const LAG_STATISTICS_INTERVAL: Duration = Duration::from_secs(5);

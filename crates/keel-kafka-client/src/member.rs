@@ -50,7 +50,7 @@ use rdkafka::{Offset, TopicPartitionList};
 use tokio::sync::{Notify, mpsc};
 
 use crate::config::KafkaConfig;
-use crate::limits::METADATA_TIMEOUT;
+use crate::limits::{COMMIT_WAIT, METADATA_TIMEOUT};
 
 /// How a member joins and how long it waits.
 #[derive(Debug, Clone)]
@@ -229,6 +229,7 @@ impl ConsumerContext for MemberContext {
                         queue: Mutex::new(queue),
                         ready,
                         consumer: consumer.clone(),
+                        pending_commit: tokio::sync::Mutex::new(None),
                     };
                     let _ = self.events.send(MemberEvent::Assigned(assigned));
                 }
@@ -361,7 +362,13 @@ pub struct KafkaPartition {
     queue: Mutex<rdkafka::consumer::base_consumer::PartitionQueue<MemberContext>>,
     ready: Arc<Notify>,
     consumer: Arc<GroupConsumer>,
+    /// A commit still waiting for the group coordinator after [`COMMIT_WAIT`]; the next
+    /// commit waits for it instead of queueing another behind it.
+    pending_commit: tokio::sync::Mutex<Option<PendingCommit>>,
 }
+
+/// A synchronous commit running on a blocking thread.
+type PendingCommit = tokio::task::JoinHandle<Result<(), KafkaError>>;
 
 impl std::fmt::Debug for KafkaPartition {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -483,11 +490,32 @@ impl KafkaPartition {
     }
 
     /// Commits `offset` (the next record to consume) for the group, synchronously with the
-    /// coordinator.
+    /// coordinator, waiting at most [`COMMIT_WAIT`] for its answer.
+    ///
+    /// librdkafka holds a commit while the group has no coordinator (a broker died and the
+    /// group's coordinator moves, which takes the cluster's broker session timeout) for up
+    /// to the consumer's session timeout. The runtime starts no new records while it waits
+    /// for a commit, so an unbounded wait would stop every partition of the group for as
+    /// long as the coordinator is gone, although only the dead broker's partitions have to
+    /// wait. Past [`COMMIT_WAIT`] this returns [`CommitError::Failed`] (the runtime goes on
+    /// and commits again later) while the commit goes on in the background; the next call
+    /// waits for that one first and never queues a second behind it, so commits stay in
+    /// order and at most one per partition is outstanding.
     ///
     /// Cancel safety: not cancel safe: the commit runs on a blocking thread and may be
     /// stored even if this future is dropped.
     pub async fn commit(&self, offset: u64) -> Result<(), CommitError> {
+        let mut pending = self.pending_commit.lock().await;
+        if let Some(earlier) = pending.as_mut() {
+            let answer = tokio::time::timeout(COMMIT_WAIT, earlier)
+                .await
+                .map_err(|_| coordinator_silent())?;
+            *pending = None;
+            // An earlier commit refused as fenced says this one would be too.
+            if let Err(CommitError::Fenced(reason)) = joined(answer) {
+                return Err(CommitError::Fenced(reason));
+            }
+        }
         let consumer = self.consumer.clone();
         let mut offsets = TopicPartitionList::new();
         offsets
@@ -497,12 +525,31 @@ impl KafkaPartition {
                 Offset::Offset(offset as i64),
             )
             .map_err(|e| CommitError::Failed(e.to_string()))?;
-        let result =
-            tokio::task::spawn_blocking(move || consumer.commit(&offsets, CommitMode::Sync))
-                .await
-                .map_err(|e| CommitError::Failed(e.to_string()))?;
-        result.map_err(commit_error)
+        let commit = pending.insert(tokio::task::spawn_blocking(move || {
+            consumer.commit(&offsets, CommitMode::Sync)
+        }));
+        let answer = tokio::time::timeout(COMMIT_WAIT, commit)
+            .await
+            .map_err(|_| coordinator_silent())?;
+        *pending = None;
+        joined(answer)
     }
+}
+
+/// The answer of a commit's blocking thread as the port's error.
+fn joined(
+    answer: Result<Result<(), KafkaError>, tokio::task::JoinError>,
+) -> Result<(), CommitError> {
+    answer
+        .map_err(|e| CommitError::Failed(e.to_string()))?
+        .map_err(commit_error)
+}
+
+/// The error of a commit not answered within [`COMMIT_WAIT`].
+fn coordinator_silent() -> CommitError {
+    CommitError::Failed(format!(
+        "the group coordinator did not answer within {COMMIT_WAIT:?}; the commit goes on in the background"
+    ))
 }
 
 /// A partition's committed offset and watermarks ([`KafkaPartition::offsets`]).
