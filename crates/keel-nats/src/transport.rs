@@ -93,15 +93,14 @@ impl ConsumeTransport for NatsTransport {
         start_from: StartFrom,
     ) -> BoxFuture<'a, Result<Box<dyn Membership>, TransportError>> {
         Box::pin(async move {
-            let membership = member::join(Join {
+            member::join(Join {
                 connection: self.connection().clone(),
                 group,
                 topic,
                 policy,
                 start_from,
             })
-            .await?;
-            Ok(Box::new(membership) as Box<dyn Membership>)
+            .await
         })
     }
 }

@@ -143,6 +143,7 @@ pub mod dedupe;
 mod error;
 mod handler;
 mod histogram;
+pub mod lease_group;
 pub mod limits;
 mod metrics;
 mod otel;
