@@ -148,6 +148,20 @@ pub(crate) struct ServeArgs {
         value_delimiter = ','
     )]
     kafka_sasl_mechanisms: Option<Vec<String>>,
+    /// Principals allowed everything by the Kafka listener's ACLs, comma-separated
+    /// `User:<name>` (Kafka's `super.users`) [default: none].
+    #[arg(
+        long,
+        env = "KEEL_KAFKA_SUPER_USERS",
+        value_name = "LIST",
+        value_delimiter = ','
+    )]
+    kafka_super_users: Option<Vec<String>>,
+    /// Whether a topic, group or cluster no ACL covers is open to every principal (Kafka's
+    /// `allow.everyone.if.no.acl.found`) [default: false with --kafka-sasl-mechanisms, true
+    /// without, where every client is User:ANONYMOUS].
+    #[arg(long, env = "KEEL_KAFKA_ALLOW_IF_NO_ACL", value_name = "BOOL")]
+    kafka_allow_if_no_acl: Option<bool>,
     /// Longest graceful shutdown waits for in-flight requests, in milliseconds
     /// [default: 10000].
     #[arg(long, env = "KEEL_SHUTDOWN_GRACE_MS", value_name = "MS")]
@@ -218,6 +232,8 @@ struct ConfigFile {
     registry_check_steps_max: Option<u64>,
     registry_check_time_ms: Option<u64>,
     kafka_sasl_mechanisms: Option<Vec<String>>,
+    kafka_super_users: Option<Vec<String>>,
+    kafka_allow_if_no_acl: Option<bool>,
     kafka_advertised: Option<String>,
     kafka_tls_cert: Option<PathBuf>,
     kafka_tls_key: Option<PathBuf>,
@@ -374,6 +390,18 @@ pub(crate) fn run(data_dir: &Path, args: ServeArgs) -> anyhow::Result<()> {
             })
             .collect::<anyhow::Result<_>>()?;
     }
+    if let Some(users) = args.kafka_super_users.or(file.kafka_super_users) {
+        config.kafka_super_users = users
+            .iter()
+            .map(|user| user.trim())
+            .filter(|user| !user.is_empty())
+            .map(|user| match user.strip_prefix("User:") {
+                Some(name) if !name.is_empty() => Ok(user.to_string()),
+                _ => anyhow::bail!("kafka_super_users: '{user}' is not User:<name>"),
+            })
+            .collect::<anyhow::Result<_>>()?;
+    }
+    config.kafka_allow_if_no_acl = args.kafka_allow_if_no_acl.or(file.kafka_allow_if_no_acl);
     if let Some(ms) = args.shutdown_grace_ms.or(file.shutdown_grace_ms) {
         config.shutdown_grace_ms = ms;
     }

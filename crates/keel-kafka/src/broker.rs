@@ -9,6 +9,7 @@ use bytes::BytesMut;
 use keel_log::{Log, Topic};
 use tokio::sync::watch;
 
+use crate::acl::{Access, Authorizer, Caller, Operation, ResourceType};
 use crate::api;
 use crate::codec::{DecodedRequest, Request, encode_response, finish_frame, response_frame};
 use crate::config::{BrokerConfig, NodeAddress};
@@ -45,6 +46,8 @@ pub struct Broker {
     pub(crate) sasl: Option<SaslConfig>,
     /// TLS on the listener (`SSL`, or `SASL_SSL` with SASL); `None` is plaintext.
     pub(crate) tls: Option<tokio_rustls::TlsAcceptor>,
+    /// ACLs; off by default (every principal may do everything but touch Keel's topics).
+    pub(crate) authorizer: Arc<Authorizer>,
 }
 
 impl std::fmt::Debug for Broker {
@@ -92,6 +95,7 @@ impl Broker {
             group: None,
             sasl: None,
             tls: None,
+            authorizer: Arc::default(),
         }
     }
 
@@ -111,6 +115,12 @@ impl Broker {
     /// Encrypts every connection with TLS (`config` from [`crate::tls::TlsIdentity`]).
     pub fn with_tls(mut self, config: Arc<rustls::ServerConfig>) -> Broker {
         self.tls = Some(tokio_rustls::TlsAcceptor::from(config));
+        self
+    }
+
+    /// Authorizes every request with `authorizer` (Kafka ACLs).
+    pub fn with_authorizer(mut self, authorizer: Authorizer) -> Broker {
+        self.authorizer = Arc::new(authorizer);
         self
     }
 
@@ -198,6 +208,93 @@ impl Broker {
         self.log.topic(name)
     }
 
+    /// Whether `caller` may do `operation` to the topic `name`: the error code and message
+    /// refusing it, with an audit line, when not. Keel's own topics
+    /// ([`keel_log::is_internal_topic`]) are never written, created, deleted or altered
+    /// through the protocol, whoever asks (`INVALID_TOPIC_EXCEPTION`, as Kafka answers a
+    /// client's write to an internal topic): Keel itself is their only writer. Otherwise the
+    /// ACLs decide (`TOPIC_AUTHORIZATION_FAILED`).
+    pub(crate) fn topic_access(
+        &self,
+        caller: &Caller,
+        operation: Operation,
+        name: &str,
+    ) -> Result<(), (ResponseError, String)> {
+        let reads = matches!(
+            operation,
+            Operation::Read | Operation::Describe | Operation::DescribeConfigs
+        );
+        if keel_log::is_internal_topic(name) && !reads {
+            tracing::warn!(target: "keel::audit", event = "authorization_denied", principal = %caller.principal, peer = %caller.peer, ?operation, resource_type = "Topic", resource = name, "Keel's own topic: only Keel writes it");
+            return Err((
+                ResponseError::InvalidTopicException,
+                format!("topic '{name}' is Keel's own: only Keel writes it"),
+            ));
+        }
+        if self
+            .authorizer
+            .authorize(caller, operation, ResourceType::Topic, name)
+        {
+            return Ok(());
+        }
+        Err((
+            ResponseError::TopicAuthorizationFailed,
+            format!("no {operation:?} permission on topic '{name}'"),
+        ))
+    }
+
+    /// Whether `caller` may create the topic `name`: Create on the cluster (not audited when
+    /// missing) or on the topic, as Kafka; refused as [`Broker::topic_access`].
+    pub(crate) fn create_access(
+        &self,
+        caller: &Caller,
+        name: &str,
+    ) -> Result<(), (ResponseError, String)> {
+        let cluster = self.authorizer.allows(
+            caller,
+            Operation::Create,
+            ResourceType::Cluster,
+            crate::acl::CLUSTER_NAME,
+        );
+        if cluster && !keel_log::is_internal_topic(name) {
+            return Ok(());
+        }
+        self.topic_access(caller, Operation::Create, name)
+    }
+
+    /// Whether `caller` may do `operation` to the cluster, with an audit line when not.
+    pub(crate) fn cluster_allowed(&self, caller: &Caller, operation: Operation) -> bool {
+        self.authorizer.authorize(
+            caller,
+            operation,
+            ResourceType::Cluster,
+            crate::acl::CLUSTER_NAME,
+        )
+    }
+
+    /// The ACL store for an ACL request needing `operation` on the cluster, or the error
+    /// answering it: `SECURITY_DISABLED` when authorization is off (as Kafka without an
+    /// authorizer), `CLUSTER_AUTHORIZATION_FAILED` when the caller lacks the permission.
+    pub(crate) fn acls_for(
+        &self,
+        caller: &Caller,
+        operation: Operation,
+    ) -> Result<&Arc<crate::acl::Acls>, (ResponseError, String)> {
+        let Some(acls) = self.authorizer.acls() else {
+            return Err((
+                ResponseError::SecurityDisabled,
+                "ACLs are off on this server".into(),
+            ));
+        };
+        if !self.cluster_allowed(caller, operation) {
+            return Err((
+                ResponseError::ClusterAuthorizationFailed,
+                format!("no {operation:?} permission on the cluster"),
+            ));
+        }
+        Ok(acls)
+    }
+
     /// Tells waiting fetches to answer now: the listener is shutting down.
     pub(crate) fn begin_shutdown(&self) {
         self.closing.store(true, Ordering::SeqCst);
@@ -236,6 +333,14 @@ impl Broker {
             tracing::warn!(target: "keel::audit", event = "unauthenticated_request", %peer, ?api_key, "request before SASL authentication; connection closed");
             return Err(HandleError::Unauthenticated(api_key));
         }
+        let caller = Caller {
+            principal: session
+                .principal()
+                .cloned()
+                .unwrap_or(crate::sasl::Principal::Anonymous),
+            peer,
+        };
+        let caller = &caller;
         let correlation_id = header.correlation_id;
         let encode = |result: anyhow::Result<BytesMut>| {
             result
@@ -258,43 +363,54 @@ impl Broker {
         }
         match request {
             Request::ApiVersions(_) => answer!(api::api_versions::handle(self, version)),
-            Request::Metadata(r) => answer!(api::metadata::handle(self, r, version).await),
+            Request::Metadata(r) => answer!(api::metadata::handle(self, caller, r, version).await),
             Request::CreateTopics(r) => {
-                answer!(api::create_topics::handle(self, r, version).await)
+                answer!(api::create_topics::handle(self, caller, r, version).await)
             }
             Request::DeleteTopics(r) => {
-                answer!(api::delete_topics::handle(self, r, version).await)
+                answer!(api::delete_topics::handle(self, caller, r, version).await)
             }
             Request::Produce(r) => {
                 // The header's client id points into the request buffer; without it the
                 // record sets may own that buffer and be appended without a copy.
                 drop(header);
-                match api::produce::handle(self, r, version).await {
+                match api::produce::handle(self, caller, r, version).await {
                     Some(response) => answer!(response),
                     None => Ok(Handled::default()),
                 }
             }
             Request::Fetch(r) => {
-                let (response, budget) = api::fetch::handle(self, r, version).await;
+                let (response, budget) = api::fetch::handle(self, caller, r, version).await;
                 let mut handled = answer!(response)?;
                 handled.budget = Some(budget);
                 Ok(handled)
             }
-            Request::ListOffsets(r) => answer!(api::list_offsets::handle(self, r, version).await),
+            Request::ListOffsets(r) => {
+                answer!(api::list_offsets::handle(self, caller, r, version).await)
+            }
             Request::InitProducerId(r) => {
-                answer!(api::init_producer_id::handle(self, r, version))
+                answer!(api::init_producer_id::handle(self, caller, r, version))
             }
             Request::DescribeConfigs(r) => {
-                answer!(api::describe_configs::handle(self, r, version))
+                answer!(api::describe_configs::handle(self, caller, r, version))
             }
             Request::DescribeCluster(r) => {
                 answer!(api::describe_cluster::handle(self, r, version))
             }
             Request::CreatePartitions(r) => {
-                answer!(api::create_partitions::handle(self, r, version).await)
+                answer!(api::create_partitions::handle(self, caller, r, version).await)
             }
             Request::DescribeLogDirs(r) => {
-                answer!(api::describe_log_dirs::handle(self, r, version))
+                answer!(api::describe_log_dirs::handle(self, caller, r, version))
+            }
+            Request::DescribeAcls(r) => {
+                answer!(api::describe_acls::handle(self, caller, r, version))
+            }
+            Request::CreateAcls(r) => {
+                answer!(api::create_acls::handle(self, caller, r, version).await)
+            }
+            Request::DeleteAcls(r) => {
+                answer!(api::delete_acls::handle(self, caller, r, version).await)
             }
             Request::SaslHandshake(r) => {
                 let error_code = session.handshake(&r.mechanism);
@@ -338,6 +454,10 @@ impl Broker {
                         body,
                         peer,
                         node: self.node.clone(),
+                        access: Access {
+                            caller: caller.clone(),
+                            authorizer: self.authorizer.clone(),
+                        },
                     })
                     .await?;
                 let mut frame = encode(response_frame(api_key, version, correlation_id))?

@@ -8,10 +8,11 @@
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 use kafka_protocol::messages::{
-    ApiKey, ApiVersionsRequest, CreatePartitionsRequest, CreateTopicsRequest, DeleteTopicsRequest,
-    DescribeClusterRequest, DescribeConfigsRequest, DescribeLogDirsRequest, FetchRequest,
-    InitProducerIdRequest, ListOffsetsRequest, MetadataRequest, ProduceRequest, RequestHeader,
-    ResponseHeader, SaslAuthenticateRequest, SaslHandshakeRequest,
+    ApiKey, ApiVersionsRequest, CreateAclsRequest, CreatePartitionsRequest, CreateTopicsRequest,
+    DeleteAclsRequest, DeleteTopicsRequest, DescribeAclsRequest, DescribeClusterRequest,
+    DescribeConfigsRequest, DescribeLogDirsRequest, FetchRequest, InitProducerIdRequest,
+    ListOffsetsRequest, MetadataRequest, ProduceRequest, RequestHeader, ResponseHeader,
+    SaslAuthenticateRequest, SaslHandshakeRequest,
 };
 use kafka_protocol::protocol::{Decodable, Encodable};
 
@@ -45,6 +46,12 @@ pub enum Request {
     CreatePartitions(CreatePartitionsRequest),
     /// DescribeLogDirs (35).
     DescribeLogDirs(DescribeLogDirsRequest),
+    /// DescribeAcls (29).
+    DescribeAcls(DescribeAclsRequest),
+    /// CreateAcls (30).
+    CreateAcls(CreateAclsRequest),
+    /// DeleteAcls (31).
+    DeleteAcls(DeleteAclsRequest),
     /// SaslHandshake (17): answered by the connection's SASL session.
     SaslHandshake(SaslHandshakeRequest),
     /// SaslAuthenticate (36): answered by the connection's SASL session.
@@ -188,6 +195,9 @@ fn decode_body(api_key: ApiKey, version: i16, body: &mut Bytes) -> anyhow::Resul
         K::DescribeLogDirs => {
             Request::DescribeLogDirs(DescribeLogDirsRequest::decode(body, version)?)
         }
+        K::DescribeAcls => Request::DescribeAcls(DescribeAclsRequest::decode(body, version)?),
+        K::CreateAcls => Request::CreateAcls(CreateAclsRequest::decode(body, version)?),
+        K::DeleteAcls => Request::DeleteAcls(DeleteAclsRequest::decode(body, version)?),
         K::SaslHandshake => Request::SaslHandshake(SaslHandshakeRequest::decode(body, version)?),
         K::SaslAuthenticate => {
             Request::SaslAuthenticate(SaslAuthenticateRequest::decode(body, version)?)

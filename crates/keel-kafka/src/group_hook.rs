@@ -15,6 +15,7 @@ use std::pin::Pin;
 use bytes::{Bytes, BytesMut};
 use kafka_protocol::messages::{ApiKey, RequestHeader};
 
+use crate::acl::Access;
 use crate::config::NodeAddress;
 
 /// The api keys routed to the group hook.
@@ -47,6 +48,9 @@ pub struct GroupRequest {
     pub peer: SocketAddr,
     /// This broker, the coordinator of every group (FindCoordinator answers with it).
     pub node: NodeAddress,
+    /// Who sent it and what they may do; the hook authorizes with it (Kafka's ACLs on
+    /// groups, and on the topics of offset requests).
+    pub access: Access,
 }
 
 /// Why a group request could not be answered; the connection is closed with this logged.

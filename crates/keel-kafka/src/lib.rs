@@ -20,6 +20,7 @@
 //! is `keel-server`'s job). Supported API keys and versions are listed in
 //! `docs/kafka-compatibility.md`.
 
+pub mod acl;
 mod api;
 mod broker;
 pub mod codec;
@@ -27,6 +28,7 @@ mod config;
 mod connection;
 pub mod group;
 mod group_hook;
+mod internal_topic;
 pub mod limits;
 mod memory;
 mod metrics;

@@ -56,6 +56,8 @@ pub(crate) fn check(api_key: ApiKey, version: i16, body: &[u8]) -> Shape {
         ApiKey::CreatePartitions => create_partitions(&mut w, version),
         ApiKey::DeleteGroups => delete_groups(&mut w, version),
         ApiKey::OffsetDelete => offset_delete(&mut w),
+        ApiKey::CreateAcls => create_acls(&mut w, version),
+        ApiKey::DeleteAcls => delete_acls(&mut w, version),
         _ => Ok(()),
     }
 }
@@ -215,6 +217,34 @@ fn create_partitions(w: &mut Walk, v: i16) -> Shape {
         w.tags()
     })?;
     w.skip(4 + 1)?; // timeout_ms, validate_only
+    w.tags()
+}
+
+fn create_acls(w: &mut Walk, v: i16) -> Shape {
+    w.flexible = v >= 2;
+    w.array(|w| {
+        w.skip(1)?; // resource_type
+        w.string()?; // resource_name
+        w.skip(1)?; // resource_pattern_type (v1+, the oldest served)
+        w.string()?; // principal
+        w.string()?; // host
+        w.skip(1 + 1)?; // operation, permission_type
+        w.tags()
+    })?;
+    w.tags()
+}
+
+fn delete_acls(w: &mut Walk, v: i16) -> Shape {
+    w.flexible = v >= 2;
+    w.array(|w| {
+        w.skip(1)?; // resource_type_filter
+        w.string()?; // resource_name_filter (nullable)
+        w.skip(1)?; // pattern_type_filter (v1+, the oldest served)
+        w.string()?; // principal_filter (nullable)
+        w.string()?; // host_filter (nullable)
+        w.skip(1 + 1)?; // operation, permission_type
+        w.tags()
+    })?;
     w.tags()
 }
 

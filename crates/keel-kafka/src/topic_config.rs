@@ -17,6 +17,9 @@ pub struct TopicConfigError {
     pub reason: String,
 }
 
+/// Keel's own setting of a topic's fsync policy, whose change needs AlterConfigs.
+pub(crate) const KEEL_FSYNC: &str = "keel.fsync";
+
 /// Settings accepted and ignored: replication settings meaningless on one node.
 const IGNORED: &[&str] = &["min.insync.replicas", "unclean.leader.election.enable"];
 
@@ -65,7 +68,7 @@ pub fn apply_kafka_config(
                 u32::try_from(number()?).map_err(|_| error("out of range".into()))?
         }
         "delete.retention.ms" => config.delete_retention_ms = number()?,
-        "keel.fsync" => {
+        KEEL_FSYNC => {
             config.fsync = value.parse::<FsyncPolicy>().map_err(error)?;
         }
         _ => return Err(error("not supported by Keel".into())),
@@ -95,7 +98,7 @@ pub(crate) fn kafka_configs(config: &TopicConfig) -> Vec<(&'static str, String)>
             "delete.retention.ms",
             config.delete_retention_ms.to_string(),
         ),
-        ("keel.fsync", config.fsync.to_string()),
+        (KEEL_FSYNC, config.fsync.to_string()),
     ]
 }
 

@@ -58,6 +58,14 @@ pub struct ServerConfig {
     /// TLS on the Kafka listener (`SSL`, or `SASL_SSL` with [`ServerConfig::kafka_sasl`]);
     /// `None` is plaintext.
     pub kafka_tls: Option<TlsIdentity>,
+    /// Principals (`User:<name>`) the Kafka listener's ACLs allow everything (Kafka's
+    /// `super.users`).
+    pub kafka_super_users: Vec<String>,
+    /// Whether a resource no ACL covers is open to every principal (Kafka's
+    /// `allow.everyone.if.no.acl.found`); `None` chooses: closed when SASL is on (a new user
+    /// may do nothing until granted), open without SASL (every client is `User:ANONYMOUS`,
+    /// so ACLs could not tell clients apart and closing would only lock everyone out).
+    pub kafka_allow_if_no_acl: Option<bool>,
 }
 
 /// The web console's settings: how often its charts sample the log, when it raises an
@@ -120,6 +128,8 @@ impl ServerConfig {
             console: ConsoleConfig::default(),
             kafka_sasl: Vec::new(),
             kafka_tls: None,
+            kafka_super_users: Vec::new(),
+            kafka_allow_if_no_acl: None,
         }
     }
 

@@ -11,6 +11,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use keel_embedded::EmbeddedBus;
+use keel_kafka::acl::{AclFilter, Acls, Authorizer};
 use keel_kafka::group::GroupCoordinator;
 use keel_kafka::sasl::{SaslConfig, Users};
 use keel_kafka::{Broker, BrokerMetrics, KafkaListener};
@@ -67,6 +68,9 @@ pub enum ServeError {
     /// The SASL user database could not be opened.
     #[error("cannot open the SASL users: {0}")]
     Users(keel_kafka::sasl::UsersError),
+    /// The ACL store could not be opened.
+    #[error("cannot open the Kafka ACLs: {0}")]
+    Acls(keel_kafka::acl::AclsError),
     /// The final sync of the log failed: recently appended records may not be durable.
     #[error("final sync of the log failed: {0}")]
     Flush(#[from] AppendError),
@@ -253,6 +257,10 @@ impl Server {
             .map(|identity| identity.server_config().map_err(ServeError::Tls))
             .transpose()?;
         warn_if_exposed(&bound, sasl.is_some());
+        let authorizer = match &kafka_listener {
+            Some(_) => Some(self.authorizer(sasl.is_some())?),
+            None => None,
+        };
         let kafka_server = kafka_listener.zip(kafka_addr).map(|(listener, addr)| {
             let config = self.config.kafka.clone();
             let node = config.node_address(addr);
@@ -268,6 +276,9 @@ impl Server {
             }
             if let Some(tls) = tls {
                 broker = broker.with_tls(tls);
+            }
+            if let Some(authorizer) = authorizer {
+                broker = broker.with_authorizer(authorizer);
             }
             let broker = Arc::new(broker);
             let mut stop = stop.clone();
@@ -329,6 +340,27 @@ impl Server {
         })?;
         tracing::info!("keel serve stopped: log synced");
         Ok(())
+    }
+}
+
+impl Server {
+    /// The Kafka listener's ACLs over this data directory, with the configured super users
+    /// and the default for resources no ACL covers (see
+    /// [`ServerConfig::kafka_allow_if_no_acl`]).
+    fn authorizer(&self, sasl: bool) -> Result<Authorizer, ServeError> {
+        let acls = Acls::open(self.bus.log()).map_err(ServeError::Acls)?;
+        let allow_if_no_acl = self.config.kafka_allow_if_no_acl.unwrap_or(!sasl);
+        let super_users = &self.config.kafka_super_users;
+        if !allow_if_no_acl && super_users.is_empty() && acls.matching(&AclFilter::ANY).is_empty() {
+            tracing::warn!(
+                "SECURITY: the Kafka listener denies every request: no ACL exists, none is open by default and no super user is set (--kafka-super-users User:<name>)"
+            );
+        }
+        Ok(Authorizer::new(
+            Arc::new(acls),
+            super_users.iter().cloned(),
+            allow_if_no_acl,
+        ))
     }
 }
 

@@ -464,6 +464,7 @@ mod tests {
         for name in [
             keel_log::OFFSETS_TOPIC,
             keel_kafka::sasl::USERS_TOPIC,
+            keel_kafka::acl::ACLS_TOPIC,
             keel_schema::SCHEMAS_TOPIC,
             keel_embedded::admin::audit::AUDIT_TOPIC,
         ] {

@@ -5,7 +5,8 @@
 //! As Kafka: an unknown topic is `UNKNOWN_TOPIC_OR_PARTITION`, a count not above the current
 //! one `INVALID_PARTITIONS`, a manual assignment naming another broker
 //! `INVALID_REPLICA_ASSIGNMENT`; `validate_only` checks without adding. The server's
-//! `partitions_max` refuses with `POLICY_VIOLATION`, as for CreateTopics.
+//! `partitions_max` refuses with `POLICY_VIOLATION`, as for CreateTopics. Needs Alter on the
+//! topic (`TOPIC_AUTHORIZATION_FAILED`).
 
 use std::sync::Arc;
 
@@ -16,18 +17,21 @@ use kafka_protocol::messages::{CreatePartitionsRequest, CreatePartitionsResponse
 use keel_log::TopicError;
 use keel_log::limits::PARTITIONS_MAX;
 
+use crate::acl::{Caller, Operation};
 use crate::api::{code, text};
 use crate::broker::{Broker, blocking};
 
 /// Answers CreatePartitions.
 pub(crate) async fn handle(
     broker: &Arc<Broker>,
+    caller: &Caller,
     request: CreatePartitionsRequest,
     _version: i16,
 ) -> CreatePartitionsResponse {
     let mut results = Vec::with_capacity(request.topics.len());
     for topic in request.topics {
-        let outcome = match plan(broker, &topic) {
+        let access = broker.topic_access(caller, Operation::Alter, &topic.name);
+        let outcome = match access.and_then(|()| plan(broker, &topic)) {
             Err(refusal) => Err(refusal),
             Ok(_) if request.validate_only => Ok(()),
             Ok(adding) => broker

@@ -4,6 +4,10 @@
 //! manual assignment is accepted when it places every partition on this node. A topic that
 //! would pass the server's `topics_max` or `partitions_max` is refused with
 //! `POLICY_VIOLATION`.
+//!
+//! Needs Create on the cluster or the topic, as Kafka; setting `keel.fsync` at creation also
+//! needs AlterConfigs on the topic, since it can trade the topic's durability away (Kafka's
+//! own settings need Create alone, as in Kafka).
 
 use std::sync::Arc;
 
@@ -16,20 +20,22 @@ use kafka_protocol::messages::{CreateTopicsRequest, CreateTopicsResponse};
 use keel_log::limits::PARTITIONS_MAX;
 use keel_log::{TopicConfig, TopicError, validate_topic_name};
 
+use crate::acl::{Caller, Operation};
 use crate::api::{code, text};
 use crate::broker::{Broker, blocking};
-use crate::topic_config::{apply_kafka_config, kafka_configs};
+use crate::topic_config::{KEEL_FSYNC, apply_kafka_config, kafka_configs};
 
 /// Answers CreateTopics.
 pub(crate) async fn handle(
     broker: &Arc<Broker>,
+    caller: &Caller,
     request: CreateTopicsRequest,
     version: i16,
 ) -> CreateTopicsResponse {
     let mut results = Vec::with_capacity(request.topics.len());
     for topic in request.topics {
         let name = topic.name.clone();
-        let result = match plan(broker, &topic) {
+        let result = match authorize(broker, caller, &topic).and_then(|()| plan(broker, &topic)) {
             Err((error, message)) => CreatableTopicResult::default()
                 .with_error_code(code(error))
                 .with_error_message(Some(text(message))),
@@ -49,6 +55,22 @@ pub(crate) async fn handle(
         results.push(result.with_name(name));
     }
     CreateTopicsResponse::default().with_topics(results)
+}
+
+/// Whether `caller` may create `topic` with the settings it asks for.
+fn authorize(
+    broker: &Broker,
+    caller: &Caller,
+    topic: &CreatableTopic,
+) -> Result<(), (ResponseError, String)> {
+    let name = &*topic.name;
+    broker.create_access(caller, name)?;
+    if topic.configs.iter().any(|c| &*c.name == KEEL_FSYNC) {
+        broker
+            .topic_access(caller, Operation::AlterConfigs, name)
+            .map_err(|(error, message)| (error, format!("{message} (needed to set keel.fsync)")))?;
+    }
+    Ok(())
 }
 
 /// The configuration a CreatableTopic asks for, or the error and message refusing it.

@@ -1,4 +1,6 @@
 //! DescribeConfigs (32): a topic's settings under their Kafka names, and the broker's few.
+//! Needs DescribeConfigs on the topic (`TOPIC_AUTHORIZATION_FAILED`) or on the cluster for
+//! the broker (`CLUSTER_AUTHORIZATION_FAILED`).
 
 use kafka_protocol::ResponseError;
 use kafka_protocol::messages::describe_configs_response::{
@@ -6,6 +8,7 @@ use kafka_protocol::messages::describe_configs_response::{
 };
 use kafka_protocol::messages::{DescribeConfigsRequest, DescribeConfigsResponse};
 
+use crate::acl::{Caller, Operation};
 use crate::api::{code, text};
 use crate::broker::Broker;
 use crate::topic_config::kafka_configs;
@@ -22,6 +25,7 @@ const SOURCE_STATIC_BROKER: i8 = 4;
 /// Answers DescribeConfigs.
 pub(crate) fn handle(
     broker: &Broker,
+    caller: &Caller,
     request: DescribeConfigsRequest,
     _version: i16,
 ) -> DescribeConfigsResponse {
@@ -32,6 +36,18 @@ pub(crate) fn handle(
             let result = DescribeConfigsResult::default()
                 .with_resource_type(resource.resource_type)
                 .with_resource_name(resource.resource_name.clone());
+            let denied = match resource.resource_type {
+                RESOURCE_TOPIC => broker
+                    .topic_access(caller, Operation::DescribeConfigs, &resource.resource_name)
+                    .err()
+                    .map(|(error, _)| error),
+                RESOURCE_BROKER => (!broker.cluster_allowed(caller, Operation::DescribeConfigs))
+                    .then_some(ResponseError::ClusterAuthorizationFailed),
+                _ => None,
+            };
+            if let Some(error) = denied {
+                return result.with_error_code(code(error));
+            }
             let (configs, source): (Vec<(&str, String)>, i8) = match resource.resource_type {
                 RESOURCE_TOPIC => match broker.user_topic(&resource.resource_name) {
                     Some(topic) => (kafka_configs(topic.config()), SOURCE_TOPIC),

@@ -1,13 +1,15 @@
 //! DescribeLogDirs (35): the one log directory (the data directory's `topics/`) with each
 //! partition's size on disk, for admin tools. Keel has no replicas moving between
-//! directories, so every partition's `offset_lag` is 0 and none is a future replica.
+//! directories, so every partition's `offset_lag` is 0 and none is a future replica. Needs
+//! Describe on the cluster (`CLUSTER_AUTHORIZATION_FAILED`), as Kafka.
 
 use kafka_protocol::messages::describe_log_dirs_response::{
     DescribeLogDirsPartition, DescribeLogDirsResult, DescribeLogDirsTopic,
 };
 use kafka_protocol::messages::{DescribeLogDirsRequest, DescribeLogDirsResponse, TopicName};
 
-use crate::api::text;
+use crate::acl::{Caller, Operation};
+use crate::api::{code, text};
 use crate::broker::Broker;
 
 /// Kafka's "volume size not known" for `total_bytes` and `usable_bytes` (v4+).
@@ -17,9 +19,15 @@ const VOLUME_BYTES_UNKNOWN: i64 = -1;
 /// named partitions that exist (Kafka leaves out what it does not host).
 pub(crate) fn handle(
     broker: &Broker,
+    caller: &Caller,
     request: DescribeLogDirsRequest,
     _version: i16,
 ) -> DescribeLogDirsResponse {
+    if !broker.cluster_allowed(caller, Operation::Describe) {
+        return DescribeLogDirsResponse::default().with_error_code(code(
+            kafka_protocol::ResponseError::ClusterAuthorizationFailed,
+        ));
+    }
     let wanted: Option<Vec<(String, Vec<i32>)>> = request.topics.map(|topics| {
         topics
             .into_iter()

@@ -9,6 +9,9 @@
 //! writer of a partition wakes it (a produce, but also a dead-letter replay through the
 //! operator API or a registry write), and a produce to another partition does not.
 //!
+//! A topic the caller may not Read is answered `TOPIC_AUTHORIZATION_FAILED` for each of its
+//! partitions (decided, and audited, once per request, not per pass of a long poll).
+//!
 //! Fetch sessions (KIP-227) are not kept: every response has session id 0, which tells the
 //! client to send full fetch requests. Without transactions the last stable offset is the
 //! high watermark and no transaction is ever aborted.
@@ -23,6 +26,7 @@ use kafka_protocol::messages::{ApiKey, FetchRequest, FetchResponse};
 use keel_log::{HighWatermarkPast, ReadError};
 use tokio::time::Instant;
 
+use crate::acl::{Caller, Operation};
 use crate::api::code;
 use crate::broker::{Broker, blocking};
 use crate::limits::{FETCH_BUDGET_BYTES_MIN, FETCH_RESPONSE_BYTES_MAX, FETCH_WAIT_MS_MAX};
@@ -31,9 +35,19 @@ use crate::memory::MemoryPermit;
 /// Answers Fetch, with the in-flight budget its records hold until the response is written.
 pub(crate) async fn handle(
     broker: &Arc<Broker>,
+    caller: &Caller,
     request: FetchRequest,
     version: i16,
 ) -> (FetchResponse, MemoryPermit) {
+    let denied: Vec<bool> = request
+        .topics
+        .iter()
+        .map(|wanted| {
+            broker
+                .topic_access(caller, Operation::Read, &wanted.topic)
+                .is_err()
+        })
+        .collect();
     let wait = Duration::from_millis(
         u64::try_from(request.max_wait_ms)
             .unwrap_or(0)
@@ -58,7 +72,7 @@ pub(crate) async fn handle(
             .take_up_to(max_bytes, FETCH_BUDGET_BYTES_MIN)
             .await;
         let (responses, bytes, failed, mut appends) =
-            read_all(broker, &request, budget.bytes()).await;
+            read_all(broker, &request, &denied, budget.bytes()).await;
         budget.shrink_to(bytes);
         let done = bytes >= min_bytes || failed || Instant::now() >= deadline;
         if done || last_pass || broker.closing() {
@@ -106,6 +120,7 @@ fn answer(broker: &Broker, responses: Vec<FetchableTopicResponse>) -> FetchRespo
 async fn read_all(
     broker: &Arc<Broker>,
     request: &Arc<FetchRequest>,
+    denied: &[bool],
     max_bytes: usize,
 ) -> (
     Vec<FetchableTopicResponse>,
@@ -117,11 +132,19 @@ async fn read_all(
     let mut failed = false;
     let mut appends = Vec::new();
     let mut responses = Vec::with_capacity(request.topics.len());
-    for wanted in &request.topics {
+    for (wanted, &denied) in request.topics.iter().zip(denied) {
         let topic = broker.user_topic(&wanted.topic);
         let mut partitions = Vec::with_capacity(wanted.partitions.len());
         for fetch in &wanted.partitions {
             let data = PartitionData::default().with_partition_index(fetch.partition);
+            if denied {
+                failed = true;
+                partitions.push(
+                    data.with_error_code(code(ResponseError::TopicAuthorizationFailed))
+                        .with_high_watermark(-1),
+                );
+                continue;
+            }
             let partition = topic.as_ref().and_then(|t| {
                 u32::try_from(fetch.partition)
                     .ok()

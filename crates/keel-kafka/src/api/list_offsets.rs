@@ -1,5 +1,5 @@
 //! ListOffsets (2): the earliest offset (-2), the latest (-1, the high watermark), or the
-//! first offset whose record timestamp is at or after a time.
+//! first offset whose record timestamp is at or after a time. Needs Describe on the topic.
 
 use std::sync::Arc;
 
@@ -10,6 +10,7 @@ use kafka_protocol::messages::list_offsets_response::{
 use kafka_protocol::messages::{ListOffsetsRequest, ListOffsetsResponse};
 use keel_log::{Partition, ReadError};
 
+use crate::acl::{Caller, Operation};
 use crate::api::code;
 use crate::broker::{Broker, blocking};
 
@@ -21,16 +22,22 @@ const EARLIEST: i64 = -2;
 /// Answers ListOffsets.
 pub(crate) async fn handle(
     broker: &Arc<Broker>,
+    caller: &Caller,
     request: ListOffsetsRequest,
     version: i16,
 ) -> ListOffsetsResponse {
     let mut topics = Vec::with_capacity(request.topics.len());
     for wanted in request.topics {
+        let access = broker.topic_access(caller, Operation::Describe, &wanted.name);
         let topic = broker.user_topic(&wanted.name);
         let mut partitions = Vec::with_capacity(wanted.partitions.len());
         for asked in wanted.partitions {
             let response =
                 ListOffsetsPartitionResponse::default().with_partition_index(asked.partition_index);
+            if let Err((error, _)) = &access {
+                partitions.push(response.with_error_code(code(*error)));
+                continue;
+            }
             let partition = topic.as_ref().and_then(|t| {
                 u32::try_from(asked.partition_index)
                     .ok()

@@ -3,6 +3,10 @@
 //! An unknown topic named in the request is created with the broker's topic defaults when
 //! auto-creation is on and the client allows it (Kafka's `auto.create.topics.enable`);
 //! creation is synchronous, so the answer already describes the new topic.
+//!
+//! Authorization as Kafka's: a listing of every topic shows those the caller may Describe; a
+//! named topic the caller may not Describe is `TOPIC_AUTHORIZATION_FAILED` whether it exists
+//! or not, and auto-creation needs Create on the cluster or the topic.
 
 use std::sync::Arc;
 
@@ -13,12 +17,14 @@ use kafka_protocol::messages::metadata_response::{
 use kafka_protocol::messages::{BrokerId, MetadataRequest, MetadataResponse, TopicName};
 use keel_log::{Topic, TopicError, validate_topic_name};
 
+use crate::acl::{Caller, Operation, ResourceType};
 use crate::api::{code, text};
 use crate::broker::{Broker, blocking};
 
 /// Answers Metadata.
 pub(crate) async fn handle(
     broker: &Arc<Broker>,
+    caller: &Caller,
     request: MetadataRequest,
     version: i16,
 ) -> MetadataResponse {
@@ -34,6 +40,14 @@ pub(crate) async fn handle(
             .log
             .topics()
             .iter()
+            .filter(|topic| {
+                broker.authorizer.allows(
+                    caller,
+                    Operation::Describe,
+                    ResourceType::Topic,
+                    topic.name(),
+                )
+            })
             .map(|topic| describe(topic, node.node_id))
             .collect(),
         Some(requested) => {
@@ -48,7 +62,7 @@ pub(crate) async fn handle(
                     );
                     continue;
                 };
-                topics.push(lookup(broker, name, allow_create).await);
+                topics.push(lookup(broker, caller, name, allow_create).await);
             }
             topics
         }
@@ -73,6 +87,7 @@ pub(crate) async fn handle(
 /// One requested topic: described, created, or an error.
 async fn lookup(
     broker: &Arc<Broker>,
+    caller: &Caller,
     name: TopicName,
     allow_create: bool,
 ) -> MetadataResponseTopic {
@@ -81,6 +96,9 @@ async fn lookup(
             .with_name(Some(name.clone()))
             .with_error_code(code(error))
     };
+    if let Err((error, _)) = broker.topic_access(caller, Operation::Describe, &name) {
+        return failed(error);
+    }
     if let Some(topic) = broker.user_topic(&name) {
         return describe(&topic, broker.node.node_id);
     }
@@ -89,6 +107,9 @@ async fn lookup(
     }
     if !(allow_create && broker.config.auto_create_topics) {
         return failed(ResponseError::UnknownTopicOrPartition);
+    }
+    if let Err((error, _)) = broker.create_access(caller, &name) {
+        return failed(error);
     }
     let log = broker.log.clone();
     let config = broker.config.topic_defaults.clone();

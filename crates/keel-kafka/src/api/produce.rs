@@ -22,6 +22,7 @@ use kafka_protocol::protocol::StrBytes;
 use keel_log::{AppendError, BatchError, CheckedBatches, Topic};
 use tokio::task::JoinSet;
 
+use crate::acl::{Caller, Operation};
 use crate::api::text;
 use crate::broker::{Broker, blocking};
 use crate::producers::{BatchProducer, Idempotent};
@@ -29,6 +30,7 @@ use crate::producers::{BatchProducer, Idempotent};
 /// Answers Produce; `None` for `acks = 0`.
 pub(crate) async fn handle(
     broker: &Arc<Broker>,
+    caller: &Caller,
     request: ProduceRequest,
     version: i16,
 ) -> Option<ProduceResponse> {
@@ -40,6 +42,7 @@ pub(crate) async fn handle(
         // The name the response echoes, in its own allocation: the decoded one points into
         // the request buffer, which the record set can then take over without a copy.
         topic_data.name = TopicName(StrBytes::from_string(topic_data.name.to_string()));
+        let access = broker.topic_access(caller, Operation::Write, &topic_data.name);
         let topic = broker.user_topic(&topic_data.name);
         let mut partitions = Vec::with_capacity(topic_data.partition_data.len());
         for (partition_slot, data) in topic_data.partition_data.into_iter().enumerate() {
@@ -56,6 +59,7 @@ pub(crate) async fn handle(
                     ResponseError::TransactionalIdAuthorizationFailed,
                     "transactions are not supported".into(),
                 )),
+                _ if access.is_err() => access.clone().err().map(|(e, m)| refused(e, m)),
                 (None, _, _) => Some(refused(
                     ResponseError::UnknownTopicOrPartition,
                     format!("topic '{}' does not exist", &*topic_data.name),

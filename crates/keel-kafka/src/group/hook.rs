@@ -1,18 +1,22 @@
 //! The coordinator as the broker's [`GroupHook`]: the broker hands over the undecoded body of
 //! a group request; this decodes it at the request's version, routes it to the
-//! [`GroupCoordinator`] method for its api key, and encodes the answer at the same version.
+//! [`GroupCoordinator`] method for its api key (through `authorize.rs`, which applies the
+//! caller's ACLs), and encodes the answer at the same version.
 
 use bytes::{Bytes, BytesMut};
+use kafka_protocol::ResponseError;
 use kafka_protocol::messages::{
     ApiKey, DeleteGroupsRequest, DescribeGroupsRequest, FindCoordinatorRequest, HeartbeatRequest,
-    JoinGroupRequest, LeaveGroupRequest, ListGroupsRequest, OffsetCommitRequest,
-    OffsetDeleteRequest, OffsetFetchRequest, SyncGroupRequest,
+    HeartbeatResponse, JoinGroupRequest, LeaveGroupRequest, LeaveGroupResponse, ListGroupsRequest,
+    OffsetCommitRequest, OffsetDeleteRequest, OffsetFetchRequest, SyncGroupRequest,
 };
 use kafka_protocol::protocol::{Decodable, Encodable};
 
 use crate::group_hook::{GroupHook, GroupHookError, GroupRequest, GroupResponse};
 
+use super::authorize;
 use super::coordinator::{GroupCoordinator, RequestContext};
+use super::state::{join_error, sync_error};
 
 impl GroupHook for GroupCoordinator {
     fn versions(&self, api_key: ApiKey) -> Option<(i16, i16)> {
@@ -28,7 +32,10 @@ impl GroupHook for GroupCoordinator {
                 mut body,
                 peer,
                 node,
+                access,
             } = request;
+            let access = &access;
+            let denied = ResponseError::GroupAuthorizationFailed;
             let context = RequestContext {
                 api_version: version,
                 client_id: header
@@ -47,28 +54,51 @@ impl GroupHook for GroupCoordinator {
                 }};
             }
             match api_key {
-                ApiKey::FindCoordinator => serve!(FindCoordinatorRequest, |r| self
-                    .find_coordinator(&context, &node, r)),
-                ApiKey::JoinGroup => serve!(JoinGroupRequest, |r| self.join_group(&context, r)),
-                ApiKey::SyncGroup => serve!(SyncGroupRequest, |r| self.sync_group(&context, r)),
-                ApiKey::Heartbeat => serve!(HeartbeatRequest, |r| self.heartbeat(&context, r)),
-                ApiKey::LeaveGroup => serve!(LeaveGroupRequest, |r| self.leave_group(&context, r)),
-                ApiKey::OffsetCommit => {
-                    serve!(OffsetCommitRequest, |r| self.offset_commit(&context, r))
-                }
-                ApiKey::OffsetFetch => {
-                    serve!(OffsetFetchRequest, |r| self.offset_fetch(&context, r))
-                }
-                ApiKey::ListGroups => serve!(ListGroupsRequest, |r| self.list_groups(&context, r)),
-                ApiKey::DescribeGroups => {
-                    serve!(DescribeGroupsRequest, |r| self.describe_groups(&context, r))
-                }
-                ApiKey::DeleteGroups => {
-                    serve!(DeleteGroupsRequest, |r| self.delete_groups(&context, r))
-                }
-                ApiKey::OffsetDelete => {
-                    serve!(OffsetDeleteRequest, |r| self.offset_delete(&context, r))
-                }
+                ApiKey::FindCoordinator => serve!(FindCoordinatorRequest, |r| {
+                    authorize::find_coordinator(self, &context, access, &node, r)
+                }),
+                ApiKey::JoinGroup => serve!(JoinGroupRequest, |r: JoinGroupRequest| async {
+                    if !authorize::member(access, &r.group_id) {
+                        return join_error(denied, &r.member_id);
+                    }
+                    self.join_group(&context, r).await
+                }),
+                ApiKey::SyncGroup => serve!(SyncGroupRequest, |r: SyncGroupRequest| async {
+                    if !authorize::member(access, &r.group_id) {
+                        return sync_error(denied);
+                    }
+                    self.sync_group(&context, r).await
+                }),
+                ApiKey::Heartbeat => serve!(HeartbeatRequest, |r: HeartbeatRequest| async {
+                    if !authorize::member(access, &r.group_id) {
+                        return HeartbeatResponse::default().with_error_code(denied.code());
+                    }
+                    self.heartbeat(&context, r).await
+                }),
+                ApiKey::LeaveGroup => serve!(LeaveGroupRequest, |r: LeaveGroupRequest| async {
+                    if !authorize::member(access, &r.group_id) {
+                        return LeaveGroupResponse::default().with_error_code(denied.code());
+                    }
+                    self.leave_group(&context, r).await
+                }),
+                ApiKey::OffsetCommit => serve!(OffsetCommitRequest, |r| {
+                    authorize::offset_commit(self, &context, access, r)
+                }),
+                ApiKey::OffsetFetch => serve!(OffsetFetchRequest, |r| {
+                    authorize::offset_fetch(self, &context, access, r)
+                }),
+                ApiKey::ListGroups => serve!(ListGroupsRequest, |r| {
+                    authorize::list_groups(self, &context, access, r)
+                }),
+                ApiKey::DescribeGroups => serve!(DescribeGroupsRequest, |r| {
+                    authorize::describe_groups(self, &context, access, r)
+                }),
+                ApiKey::DeleteGroups => serve!(DeleteGroupsRequest, |r| {
+                    authorize::delete_groups(self, &context, access, r)
+                }),
+                ApiKey::OffsetDelete => serve!(OffsetDeleteRequest, |r| {
+                    authorize::offset_delete(self, &context, access, r)
+                }),
                 other => Err(GroupHookError(format!("{other:?} is not a group api key"))),
             }
         })

@@ -16,6 +16,7 @@
 //! persisting membership (only offsets survive a restart; members rejoin).
 
 mod admin;
+mod authorize;
 mod config;
 mod coordinator;
 mod delete;

@@ -13,7 +13,7 @@ use std::sync::{Arc, Mutex};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use bytes::Bytes;
-use keel_log::{CleanupPolicy, FsyncPolicy, Log, NewRecord, Partition, TopicConfig};
+use keel_log::{Log, NewRecord, Partition};
 use serde::{Deserialize, Serialize};
 
 use crate::sasl::scram::{ScramCredential, ScramMechanism};
@@ -68,17 +68,8 @@ struct StoredCredential {
 impl Users {
     /// Opens the users of `log`, creating the topic if missing and replaying it.
     pub fn open(log: &Log) -> Result<Users, UsersError> {
-        let topic = match log.topic(USERS_TOPIC) {
-            Some(topic) => topic,
-            None => {
-                let config = TopicConfig::new(1)
-                    .with_fsync(FsyncPolicy::Always)
-                    .with_cleanup(CleanupPolicy::Compact);
-                log.create_internal_topic(USERS_TOPIC, config)
-                    .map_err(|e| UsersError::Storage(e.to_string()))?
-            }
-        };
-        let partition = topic.partitions()[0].clone();
+        let partition = crate::internal_topic::open_state_partition(log, USERS_TOPIC)
+            .map_err(UsersError::Storage)?;
         let mut users = BTreeMap::new();
         let mut corrupt = None;
         partition
