@@ -1503,3 +1503,24 @@ fn a_check_beyond_its_budget_is_an_error_not_a_verdict() {
         "{error}"
     );
 }
+
+#[test]
+fn a_report_keeps_the_first_differences_of_a_pair_up_to_its_limit() {
+    use keel_schema::limits::DIFFERENCES_PER_PAIR_MAX;
+    // A sensor record of 40 readings, each retyped from number to string: 40 differences
+    // found at one pair of schemas, of which the report keeps the first.
+    let readings = |ty: &str| {
+        let properties: serde_json::Map<String, Value> = (0..40)
+            .map(|index| (format!("r{index:02}"), json!({"type": ty})))
+            .collect();
+        json!({"type": "object", "properties": properties})
+    };
+    let found = diff(&readings("number"), &readings("string")).unwrap();
+    assert_eq!(found.backward.len(), DIFFERENCES_PER_PAIR_MAX);
+    assert_eq!(found.forward.len(), DIFFERENCES_PER_PAIR_MAX);
+    assert_eq!(found.backward[0].path, "#/properties/r00/type");
+    assert_eq!(
+        found.backward[DIFFERENCES_PER_PAIR_MAX - 1].path,
+        format!("#/properties/r{:02}/type", DIFFERENCES_PER_PAIR_MAX - 1)
+    );
+}
