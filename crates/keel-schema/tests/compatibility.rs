@@ -5,11 +5,13 @@
 //! The rules are Confluent Schema Registry's for JSON Schema: which changes its JSON Schema
 //! diff counts as compatible, as its documentation and its published pairs show (summed up in
 //! `src/compare.rs`). The cases — their names, domains and schema texts — are Keel's own, and
-//! reach every rule those pairs cover plus each branch of Keel's engine. Each case is an old
-//! schema, a new one, and the differences as `path: KIND` that break `BACKWARD` (the new
-//! schema reads data written with the old) and `FORWARD` (readers of the old schema read data
-//! written with the new); none means compatible. Every level is checked: `FULL` finds both
-//! lists, `NONE` nothing, and a transitive level with one earlier version its plain form.
+//! reach every rule those pairs cover plus each branch of Keel's engine; where Confluent's
+//! pairs say nothing (`propertyNames`, `contains`, draft-07 forms, a `false` writer), the
+//! verdict is the one JSON Schema's meaning gives. Each case is an old schema, a new one, and
+//! the differences as `path: KIND` that break `BACKWARD` (the new schema reads data written
+//! with the old) and `FORWARD` (readers of the old schema read data written with the new);
+//! none means compatible. Every level is checked: `FULL` finds both lists, `NONE` nothing,
+//! and a transitive level with one earlier version its plain form.
 
 use keel_schema::{CompatibilityLevel, Direction, check_compatibility, diff};
 use serde_json::{Value, json};
