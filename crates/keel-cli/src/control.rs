@@ -1,11 +1,12 @@
-//! Where the operator verbs (`keel groups`, `keel dlq`) run: on the data directory itself,
-//! or through the API of the `keel serve` that owns it.
+//! Where the operator verbs (`keel topics`, `keel groups`, `keel dlq`) run: on the data
+//! directory itself, or through the API of the `keel serve` that owns it.
 //!
 //! A data directory has one owning process. While `keel serve` runs, the CLI cannot open it,
 //! so the server writes its HTTP address to [`SERVER_ADDR_FILE`] in the data directory and the
 //! verbs use its `/api` instead — the same functions run, in the server. `--server URL`
 //! (or `$KEEL_SERVER`) picks a server explicitly, for example on another host.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
@@ -14,12 +15,13 @@ use keel_embedded::admin::dead_letters::{
     self, CanaryOutcome, DeadLetterFilter, DeadLetterSummary, PurgeReport, ReplayReport,
 };
 use keel_embedded::admin::groups::{self, GroupSummary, OffsetReset, PartitionLag, ResetTarget};
-use keel_log::{Log, OpenError};
+use keel_embedded::admin::topics::{TopicView, topic_view};
+use keel_log::{Log, OpenError, TopicConfig};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 
-use crate::store::{open_log, require_data_dir};
+use crate::store::{existing_topic, open_log, require_data_dir};
 
 /// File in the data directory holding the HTTP address of the `keel serve` that owns it.
 pub(crate) const SERVER_ADDR_FILE: &str = "keel-serve.http";
@@ -91,6 +93,60 @@ impl Control {
     /// Whether requests go to a server.
     pub(crate) fn is_remote(&self) -> bool {
         matches!(self, Control::Remote(_))
+    }
+
+    /// Every user topic, by name.
+    pub(crate) fn topics(&self) -> anyhow::Result<Vec<TopicView>> {
+        match self {
+            Control::Local(log) => Ok(log.topics().iter().map(|t| topic_view(t)).collect()),
+            Control::Remote(url) => get(url, "/api/topics"),
+        }
+    }
+
+    /// The topic `name`, or an error that says how to create it.
+    pub(crate) fn topic(&self, name: &str) -> anyhow::Result<TopicView> {
+        match self {
+            Control::Local(log) => Ok(topic_view(&*existing_topic(log, name)?)),
+            Control::Remote(url) => get(url, &format!("/api/topics/{name}")),
+        }
+    }
+
+    /// Creates `name` with `partitions` and `settings` by their `topic.conf` names.
+    pub(crate) fn create_topic(
+        &self,
+        name: &str,
+        partitions: u32,
+        settings: &BTreeMap<String, String>,
+    ) -> anyhow::Result<()> {
+        match self {
+            Control::Local(log) => {
+                let mut config = TopicConfig::new(partitions);
+                for (key, value) in settings {
+                    config.set(key, value)?;
+                }
+                log.create_topic(name, config)?;
+                Ok(())
+            }
+            Control::Remote(url) => {
+                let body = json!({ "name": name, "partitions": partitions, "config": settings });
+                post::<Value, _>(url, "/api/topics", &body).map(drop)
+            }
+        }
+    }
+
+    /// Deletes `name`, its data and its groups' committed offsets.
+    pub(crate) fn delete_topic(&self, name: &str) -> anyhow::Result<()> {
+        match self {
+            Control::Local(log) => Ok(log.delete_topic(name)?),
+            Control::Remote(url) => {
+                let path = format!("/api/topics/{name}");
+                let request = ureq::delete(format!("{url}{path}"))
+                    .config()
+                    .http_status_as_error(false)
+                    .build();
+                answer::<Value>(url, &path, request.call()).map(drop)
+            }
+        }
     }
 
     pub(crate) fn dead_letter_summaries(

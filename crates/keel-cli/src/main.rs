@@ -41,8 +41,9 @@ struct Cli {
         value_name = "DIR"
     )]
     data_dir: PathBuf,
-    /// Base URL of a `keel serve` whose API `groups` and `dlq` use instead of the data
-    /// directory (found automatically when a local server owns the data directory).
+    /// Base URL of a `keel serve` whose API `topics`, `groups` and `dlq` use instead of the
+    /// data directory (found automatically when a local server owns the data directory); the
+    /// other verbs refuse it.
     #[arg(long, global = true, env = "KEEL_SERVER", value_name = "URL")]
     server: Option<String>,
     #[command(subcommand)]
@@ -83,8 +84,40 @@ enum Command {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let result = match cli.command {
-        Command::Topics(args) => topics::run(&cli.data_dir, args),
+    match refuse_server(&cli).and_then(|()| run(cli)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            // `{:#}` joins the anyhow context chain into one line: "what failed: why".
+            eprintln!("keel: error: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// `--server` (or `$KEEL_SERVER`) with a verb that cannot work through a server is an error:
+/// ignoring it would run the verb on the local data directory instead, silently.
+fn refuse_server(cli: &Cli) -> anyhow::Result<()> {
+    let verb = match (&cli.server, &cli.command) {
+        (None, _) | (_, Command::Topics(_) | Command::Groups(_) | Command::Dlq(_)) => return Ok(()),
+        (_, Command::Produce(_)) => "produce",
+        (_, Command::Consume(_)) => "consume",
+        (_, Command::Demo(_)) => "demo",
+        (_, Command::Bench(_)) => "bench",
+        (_, Command::Serve(_)) => "serve",
+        (_, Command::Migrate(_)) => "migrate",
+        (_, Command::Relay(_)) => "relay",
+        (_, Command::Schema(_)) => "schema",
+        (_, Command::Catalog(_)) => "catalog",
+        (_, Command::Users(_)) => "users",
+    };
+    anyhow::bail!(
+        "`keel {verb}` does not work through a server's API, so --server (or $KEEL_SERVER) cannot be honoured: unset it (Kafka clients reach the server's Kafka listener; `schema` and `catalog` take --registry)"
+    )
+}
+
+fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Command::Topics(args) => topics::run(&cli.data_dir, cli.server.as_deref(), args),
         Command::Produce(args) => produce::run(&cli.data_dir, args),
         Command::Consume(args) => consume::run(&cli.data_dir, args),
         Command::Demo(args) => demo::run(args),
@@ -97,13 +130,5 @@ fn main() -> ExitCode {
         Command::Schema(args) => schema::run(&cli.data_dir, args),
         Command::Catalog(args) => catalog::run(&cli.data_dir, args),
         Command::Users(args) => users::run(&cli.data_dir, args),
-    };
-    match result {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(error) => {
-            // `{:#}` joins the anyhow context chain into one line: "what failed: why".
-            eprintln!("keel: error: {error:#}");
-            ExitCode::FAILURE
-        }
     }
 }

@@ -2,14 +2,18 @@
 //!
 //! The embedded log has one owning process at a time (its lock file). Commands hold it only
 //! for as long as they work, so a second command waits a little instead of failing at once;
-//! `keel consume --follow` releases it between polls so producers can get in.
+//! `keel consume --follow` releases it between polls so producers can get in. A `keel serve`
+//! holds it for as long as it runs, so a command that finds the server's address file there
+//! fails at once, naming the server, instead of waiting for nothing.
 
 use std::path::Path;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use anyhow::Context;
+use anyhow::{Context, bail};
 use keel_log::{Log, OpenError, Topic};
+
+use crate::control::server_addr_file;
 
 /// How long a command waits for another `keel` process to release the data directory.
 const LOCK_WAIT_MAX: Duration = Duration::from_secs(10);
@@ -40,7 +44,21 @@ pub(crate) fn open_log(data: &Path) -> anyhow::Result<Log> {
     let deadline = Instant::now() + LOCK_WAIT_MAX;
     loop {
         match Log::open(data) {
-            Err(OpenError::Locked { .. }) if Instant::now() < deadline => {
+            Err(OpenError::Locked { .. }) => {
+                if let Ok(addr) = std::fs::read_to_string(server_addr_file(data)) {
+                    bail!(
+                        "data directory {} is owned by the keel serve at http://{}: stop it to use the directory, or use its Kafka listener or API",
+                        data.display(),
+                        addr.trim()
+                    );
+                }
+                if Instant::now() >= deadline {
+                    bail!(
+                        "data directory {} is in use by another process (waited {} s)",
+                        data.display(),
+                        LOCK_WAIT_MAX.as_secs()
+                    );
+                }
                 thread::sleep(LOCK_RETRY_DELAY)
             }
             result => {

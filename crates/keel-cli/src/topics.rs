@@ -1,12 +1,14 @@
-//! `keel topics`: create, list, describe and delete topics of the embedded log.
+//! `keel topics`: create, list, describe and delete topics, in the data directory or through
+//! the `keel serve` that owns it (`control.rs`).
 
+use std::collections::BTreeMap;
 use std::path::Path;
-use std::sync::Arc;
 
 use anyhow::Context;
-use keel_log::{Log, Topic, TopicConfig};
+use keel_embedded::admin::topics::TopicView;
 
-use crate::store::{existing_topic, open_existing_log, open_log};
+use crate::control::Control;
+use crate::store::open_log;
 
 /// Flags of `keel topics`.
 #[derive(Debug, clap::Args)]
@@ -47,12 +49,12 @@ enum TopicsCommand {
     },
 }
 
-/// Runs `keel topics`.
-pub(crate) fn run(data: &Path, args: TopicsArgs) -> anyhow::Result<()> {
+/// Runs `keel topics`: on the data directory, or through the `keel serve` that owns it.
+pub(crate) fn run(data: &Path, server: Option<&str>, args: TopicsArgs) -> anyhow::Result<()> {
     // Only `create` may make the data directory; the other verbs need one to exist.
-    let log = match args.command {
-        TopicsCommand::Create { .. } => open_log(data)?,
-        _ => open_existing_log(data)?,
+    let control = match (&args.command, server) {
+        (TopicsCommand::Create { .. }, None) if !data.is_dir() => Control::Local(open_log(data)?),
+        _ => Control::open(data, server)?,
     };
     match args.command {
         TopicsCommand::Create {
@@ -61,68 +63,60 @@ pub(crate) fn run(data: &Path, args: TopicsArgs) -> anyhow::Result<()> {
             fsync,
             config,
         } => {
-            let mut settings = TopicConfig::new(partitions);
-            settings.set("fsync", &fsync)?;
+            let mut settings = BTreeMap::from([("fsync".to_string(), fsync)]);
             for pair in &config {
                 let (key, value) = pair
                     .split_once('=')
                     .with_context(|| format!("--config '{pair}': expected KEY=VALUE"))?;
-                settings.set(key.trim(), value.trim())?;
+                settings.insert(key.trim().to_string(), value.trim().to_string());
             }
-            log.create_topic(&name, settings)?;
+            control.create_topic(&name, partitions, &settings)?;
             println!("created topic '{name}' with {partitions} partition(s)");
         }
-        TopicsCommand::List => print_list(&log),
-        TopicsCommand::Describe { name } => print_description(&existing_topic(&log, &name)?),
+        TopicsCommand::List => print_list(&control.topics()?),
+        TopicsCommand::Describe { name } => print_description(&control.topic(&name)?),
         TopicsCommand::Delete { name } => {
-            log.delete_topic(&name)?;
+            control.delete_topic(&name)?;
             println!("deleted topic '{name}'");
         }
     }
     Ok(())
 }
 
-fn print_list(log: &Log) {
+fn print_list(topics: &[TopicView]) {
     println!(
         "{:<32} {:>10} {:>14} {:>12}",
         "TOPIC", "PARTITIONS", "RECORDS", "BYTES"
     );
-    for topic in log.topics() {
-        let partitions = topic.partitions();
-        let records: u64 = partitions
-            .iter()
-            .map(|p| p.high_watermark() - p.log_start_offset())
-            .sum();
-        let bytes: u64 = partitions.iter().map(|p| p.size_bytes()).sum();
+    for topic in topics {
         println!(
             "{:<32} {:>10} {:>14} {:>12}",
-            topic.name(),
-            partitions.len(),
-            records,
-            bytes
+            topic.name,
+            topic.partitions.len(),
+            topic.events,
+            topic.bytes
         );
     }
 }
 
-fn print_description(topic: &Arc<Topic>) {
-    println!("topic: {}", topic.name());
-    for line in topic.config().to_conf().lines() {
-        println!("  {line}");
+fn print_description(topic: &TopicView) {
+    println!("topic: {}", topic.name);
+    for (key, value) in &topic.config {
+        println!("  {key} = {value}");
     }
     println!(
         "{:>9} {:>14} {:>14} {:>14} {:>9} {:>12}",
         "PARTITION", "START", "END", "RECORDS", "SEGMENTS", "BYTES"
     );
-    for (index, partition) in topic.partitions().iter().enumerate() {
-        let (start, end) = (partition.log_start_offset(), partition.high_watermark());
+    for p in &topic.partitions {
         println!(
             "{:>9} {:>14} {:>14} {:>14} {:>9} {:>12}",
-            index,
-            start,
-            end,
-            end - start,
-            partition.segment_count(),
-            partition.size_bytes()
+            p.partition,
+            p.log_start_offset,
+            p.high_watermark,
+            p.high_watermark - p.log_start_offset,
+            p.segments,
+            p.bytes
         );
     }
 }

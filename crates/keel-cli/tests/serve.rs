@@ -502,3 +502,48 @@ fn a_group_with_connected_members_is_reset_only_when_forced() {
     member.wait().expect("kcat exits");
     assert!(served.terminate());
 }
+
+/// While `keel serve` owns the data directory, `keel topics` goes to its API, and a verb
+/// that cannot fails at once naming the server instead of waiting for the lock; `--server`
+/// with a verb that cannot honour it is an error, not a run on the local directory.
+#[test]
+fn verbs_go_to_the_server_that_owns_the_directory_or_refuse_at_once() {
+    let keel = Keel::new();
+    keel.ok(&["topics", "create", "orders"], "");
+    let served = keel.serve(&[]);
+    let url = format!("http://{}", served.http);
+    let list = keel.ok(&["topics", "list"], "");
+    assert!(list.contains("orders"), "{list}");
+    keel.ok(&["topics", "create", "extra", "--partitions", "2"], "");
+    let described = keel.ok(&["--server", &url, "topics", "describe", "extra"], "");
+    assert!(described.contains("partitions = 2"), "{described}");
+    keel.fails(
+        &["topics", "delete", "_keel_schemas"],
+        "",
+        "internal to Keel",
+    );
+    keel.ok(&["topics", "delete", "extra"], "");
+    keel.fails(&["topics", "describe", "extra"], "", "extra");
+    for verb in [
+        &["produce", "orders", "--type", "order.placed"][..],
+        &["consume", "orders"],
+    ] {
+        let started = std::time::Instant::now();
+        keel.fails(verb, "", &format!("owned by the keel serve at {url}"));
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "{verb:?} waited for the lock"
+        );
+    }
+    keel.fails(
+        &["--server", &url, "consume", "orders"],
+        "",
+        "`keel consume` does not work through a server's API",
+    );
+    keel.fails(
+        &["--server", "http://127.0.0.1:9", "topics", "list"],
+        "",
+        "cannot reach the server at http://127.0.0.1:9",
+    );
+    assert!(served.terminate());
+}

@@ -24,6 +24,7 @@ use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::Json;
 use keel_core::{Event, SendError};
+pub(crate) use keel_embedded::admin::topics::{TopicView, topic_view};
 use keel_log::{Log, TopicConfig, TopicError};
 use keel_runtime::PublishError;
 use keel_schema::{SchemaPublishError, SchemaPublisher};
@@ -54,66 +55,6 @@ pub(crate) fn routes() -> OpenApiRouter<App> {
         .routes(routes!(event_journey))
         .routes(routes!(throughput))
         .merge(changes)
-}
-
-/// One topic: settings, size and partitions.
-#[derive(Debug, Clone, Serialize, ToSchema)]
-pub(crate) struct TopicView {
-    /// The topic.
-    pub(crate) name: String,
-    /// Events stored (high watermark − log start, summed over partitions).
-    pub(crate) events: u64,
-    /// Bytes on disk.
-    pub(crate) bytes: u64,
-    /// Settings, as `topic.conf` names them (`keel topics create --config` takes the same).
-    pub(crate) config: BTreeMap<String, String>,
-    /// Its partitions.
-    pub(crate) partitions: Vec<PartitionView>,
-}
-
-/// One partition of a topic.
-#[derive(Debug, Clone, Serialize, ToSchema)]
-pub(crate) struct PartitionView {
-    /// The partition.
-    pub(crate) partition: u32,
-    /// The first offset still stored.
-    pub(crate) log_start_offset: u64,
-    /// One past the last readable offset.
-    pub(crate) high_watermark: u64,
-    /// Bytes on disk.
-    pub(crate) bytes: u64,
-    /// Segment files.
-    pub(crate) segments: usize,
-}
-
-/// The view of `topic`.
-pub(crate) fn topic_view(topic: &keel_log::Topic) -> TopicView {
-    let partitions: Vec<PartitionView> = (0u32..)
-        .zip(topic.partitions())
-        .map(|(partition, p)| PartitionView {
-            partition,
-            log_start_offset: p.log_start_offset(),
-            high_watermark: p.high_watermark(),
-            bytes: p.size_bytes(),
-            segments: p.segment_count(),
-        })
-        .collect();
-    TopicView {
-        name: topic.name().to_string(),
-        events: partitions
-            .iter()
-            .map(|p| p.high_watermark - p.log_start_offset)
-            .sum(),
-        bytes: partitions.iter().map(|p| p.bytes).sum(),
-        config: topic
-            .config()
-            .to_conf()
-            .lines()
-            .filter_map(|line| line.split_once('='))
-            .map(|(key, value)| (key.trim().to_string(), value.trim().to_string()))
-            .collect(),
-        partitions,
-    }
 }
 
 /// Whether the console and the API keep their hands off `name`: one of Keel's own topics,

@@ -1,5 +1,5 @@
-//! Operator tools over the embedded log: consumer-group lag and offset resets
-//! ([`groups`]), and dead-letter inspection, replay and purge with an audit log
+//! Operator tools over the embedded log: topics at a glance ([`topics`]), consumer-group lag
+//! and offset resets ([`groups`]), and dead-letter inspection, replay and purge with an audit log
 //! ([`dead_letters`], [`audit`]). The `keel groups` and `keel dlq` verbs are thin wrappers
 //! over these functions; a service can call them too. `port.rs` is the administrative half
 //! of the transport port (`keel_core::AdminTransport`) on the same log.
@@ -30,6 +30,7 @@ pub mod audit;
 pub mod dead_letters;
 pub mod groups;
 mod port;
+pub mod topics;
 
 use keel_log::{Partition, ReadError, Record};
 
