@@ -1,0 +1,119 @@
+//! [`RabbitTransport`]: the consuming half of the port (`keel_core::ConsumeTransport`) on
+//! RabbitMQ, and the runtime's `Transport` on it, so a `keel_runtime::Router` runs the same
+//! routes on RabbitMQ as on the embedded log or Kafka. Each route's member has its own
+//! connection (`member.rs`), so a member's death frees exactly its partitions.
+//!
+//! Not here: the group protocol (`member.rs`), reading (`lease.rs`).
+
+use std::sync::Arc;
+
+use keel_core::{BoxFuture, ConsumeTransport, GroupPolicy, Membership, StartFrom, TransportError};
+use keel_runtime::{Metrics, Publisher, Transport};
+
+use crate::admin::RabbitAdmin;
+use crate::broker::Broker;
+use crate::client::Client;
+use crate::config::RabbitConfig;
+use crate::member::{JoinSpec, Member};
+use crate::names::Names;
+use crate::publisher::{RabbitPublisher, transport_error};
+
+/// A RabbitMQ as the runtime's transport. Cheap to clone; clones share the publishing
+/// connection and the metrics.
+#[derive(Debug, Clone)]
+pub struct RabbitTransport {
+    config: RabbitConfig,
+    publisher: RabbitPublisher,
+    metrics: Metrics,
+}
+
+impl RabbitTransport {
+    /// A transport on the RabbitMQ `config` names. Connects on first use.
+    pub fn connect(config: &RabbitConfig) -> Result<RabbitTransport, TransportError> {
+        let client = Client::new(&config.url, "keel", None).map_err(transport_error)?;
+        let broker = Arc::new(Broker::new(client, Names::new(&config.prefix)));
+        Ok(RabbitTransport {
+            config: config.clone(),
+            publisher: RabbitPublisher::new(broker),
+            metrics: Metrics::new(),
+        })
+    }
+
+    /// The publisher service code holds, counting into this transport's metrics.
+    pub fn publisher(&self) -> Publisher {
+        Publisher::new(Arc::new(self.publisher.clone()), self.metrics.clone())
+    }
+
+    /// The publishing half of the port itself.
+    pub fn publish_transport(&self) -> &RabbitPublisher {
+        &self.publisher
+    }
+
+    /// The administrative port on the same RabbitMQ.
+    pub fn admin(&self) -> RabbitAdmin {
+        RabbitAdmin::new(self.publisher.broker.clone())
+    }
+
+    /// This RabbitMQ as the runtime's transport: what `Router::new(&rabbit)` consumes
+    /// through.
+    pub fn transport(&self) -> Transport {
+        Transport::new(Arc::new(self.clone()), self.publisher())
+    }
+
+    /// The routes' metrics.
+    pub fn metrics(&self) -> &Metrics {
+        &self.metrics
+    }
+}
+
+impl From<&RabbitTransport> for Transport {
+    fn from(rabbit: &RabbitTransport) -> Transport {
+        rabbit.transport()
+    }
+}
+
+impl ConsumeTransport for RabbitTransport {
+    fn now_ms(&self) -> i64 {
+        self.publisher.broker.now_ms()
+    }
+
+    fn check_route(&self, _: &str, _: &str, _: &GroupPolicy) -> Result<(), TransportError> {
+        // RabbitMQ is asked when the member joins (`join`), off the caller's thread.
+        Ok(())
+    }
+
+    fn join<'a>(
+        &'a self,
+        group: &'a str,
+        topic: &'a str,
+        policy: &'a GroupPolicy,
+        start_from: StartFrom,
+    ) -> BoxFuture<'a, Result<Box<dyn Membership>, TransportError>> {
+        Box::pin(async move {
+            let broker = &self.publisher.broker;
+            if broker.partitions(topic).await.map_err(transport_error)? == 0 {
+                return Err(TransportError::UnknownTopic {
+                    topic: topic.to_string(),
+                });
+            }
+            broker
+                .register_group(group, topic)
+                .await
+                .map_err(transport_error)?;
+            // AMQP heartbeats at half the session timeout: a hung member is dropped by
+            // RabbitMQ (and its partitions freed) within about the session timeout.
+            let heartbeat = policy.session_timeout / 2;
+            let name = format!("keel member {group}/{topic}");
+            let client =
+                Client::new(&self.config.url, &name, Some(heartbeat)).map_err(transport_error)?;
+            let spec = JoinSpec {
+                group: group.to_string(),
+                topic: topic.to_string(),
+                policy: policy.clone(),
+                start_from,
+                client: Arc::new(client),
+            };
+            Ok(Box::new(Member::join(broker.clone(), spec)) as Box<dyn Membership>)
+        })
+    }
+}
