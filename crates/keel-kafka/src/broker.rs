@@ -295,6 +295,29 @@ impl Broker {
         Ok(acls)
     }
 
+    /// The user database for a SCRAM-credentials request needing `operation` on the
+    /// cluster, or the error answering it: `CLUSTER_AUTHORIZATION_FAILED` when the caller
+    /// lacks the permission, `SECURITY_DISABLED` on a listener without SASL (whose users
+    /// `keel users` manages while no server runs).
+    pub(crate) fn users_for(
+        &self,
+        caller: &Caller,
+        operation: Operation,
+    ) -> Result<&Arc<crate::sasl::Users>, (ResponseError, String)> {
+        if !self.cluster_allowed(caller, operation) {
+            return Err((
+                ResponseError::ClusterAuthorizationFailed,
+                format!("no {operation:?} permission on the cluster"),
+            ));
+        }
+        self.sasl.as_ref().map(|sasl| &sasl.users).ok_or_else(|| {
+            (
+                ResponseError::SecurityDisabled,
+                "SASL is off on this listener".into(),
+            )
+        })
+    }
+
     /// Tells waiting fetches to answer now: the listener is shutting down.
     pub(crate) fn begin_shutdown(&self) {
         self.closing.store(true, Ordering::SeqCst);
@@ -411,6 +434,14 @@ impl Broker {
             }
             Request::DeleteAcls(r) => {
                 answer!(api::delete_acls::handle(self, caller, r, version).await)
+            }
+            Request::DescribeUserScramCredentials(r) => {
+                answer!(api::describe_user_scram_credentials::handle(
+                    self, caller, r, version
+                ))
+            }
+            Request::AlterUserScramCredentials(r) => {
+                answer!(api::alter_user_scram_credentials::handle(self, caller, r, version).await)
             }
             Request::SaslHandshake(r) => {
                 let error_code = session.handshake(&r.mechanism);

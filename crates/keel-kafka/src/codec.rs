@@ -8,11 +8,12 @@
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 use kafka_protocol::messages::{
-    ApiKey, ApiVersionsRequest, CreateAclsRequest, CreatePartitionsRequest, CreateTopicsRequest,
-    DeleteAclsRequest, DeleteTopicsRequest, DescribeAclsRequest, DescribeClusterRequest,
-    DescribeConfigsRequest, DescribeLogDirsRequest, FetchRequest, InitProducerIdRequest,
-    ListOffsetsRequest, MetadataRequest, ProduceRequest, RequestHeader, ResponseHeader,
-    SaslAuthenticateRequest, SaslHandshakeRequest,
+    AlterUserScramCredentialsRequest, ApiKey, ApiVersionsRequest, CreateAclsRequest,
+    CreatePartitionsRequest, CreateTopicsRequest, DeleteAclsRequest, DeleteTopicsRequest,
+    DescribeAclsRequest, DescribeClusterRequest, DescribeConfigsRequest, DescribeLogDirsRequest,
+    DescribeUserScramCredentialsRequest, FetchRequest, InitProducerIdRequest, ListOffsetsRequest,
+    MetadataRequest, ProduceRequest, RequestHeader, ResponseHeader, SaslAuthenticateRequest,
+    SaslHandshakeRequest,
 };
 use kafka_protocol::protocol::{Decodable, Encodable};
 
@@ -52,6 +53,10 @@ pub enum Request {
     CreateAcls(CreateAclsRequest),
     /// DeleteAcls (31).
     DeleteAcls(DeleteAclsRequest),
+    /// DescribeUserScramCredentials (50).
+    DescribeUserScramCredentials(DescribeUserScramCredentialsRequest),
+    /// AlterUserScramCredentials (51).
+    AlterUserScramCredentials(AlterUserScramCredentialsRequest),
     /// SaslHandshake (17): answered by the connection's SASL session.
     SaslHandshake(SaslHandshakeRequest),
     /// SaslAuthenticate (36): answered by the connection's SASL session.
@@ -198,6 +203,12 @@ fn decode_body(api_key: ApiKey, version: i16, body: &mut Bytes) -> anyhow::Resul
         K::DescribeAcls => Request::DescribeAcls(DescribeAclsRequest::decode(body, version)?),
         K::CreateAcls => Request::CreateAcls(CreateAclsRequest::decode(body, version)?),
         K::DeleteAcls => Request::DeleteAcls(DeleteAclsRequest::decode(body, version)?),
+        K::DescribeUserScramCredentials => Request::DescribeUserScramCredentials(
+            DescribeUserScramCredentialsRequest::decode(body, version)?,
+        ),
+        K::AlterUserScramCredentials => Request::AlterUserScramCredentials(
+            AlterUserScramCredentialsRequest::decode(body, version)?,
+        ),
         K::SaslHandshake => Request::SaslHandshake(SaslHandshakeRequest::decode(body, version)?),
         K::SaslAuthenticate => {
             Request::SaslAuthenticate(SaslAuthenticateRequest::decode(body, version)?)

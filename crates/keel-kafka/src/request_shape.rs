@@ -57,6 +57,8 @@ pub(crate) fn check(api_key: ApiKey, version: i16, body: &[u8]) -> Shape {
         ApiKey::DeleteGroups => delete_groups(&mut w, version),
         ApiKey::OffsetDelete => offset_delete(&mut w),
         ApiKey::CreateAcls => create_acls(&mut w, version),
+        ApiKey::DescribeUserScramCredentials => describe_user_scram_credentials(&mut w),
+        ApiKey::AlterUserScramCredentials => alter_user_scram_credentials(&mut w),
         ApiKey::DeleteAcls => delete_acls(&mut w, version),
         _ => Ok(()),
     }
@@ -245,6 +247,32 @@ fn delete_acls(w: &mut Walk, v: i16) -> Shape {
         w.skip(1 + 1)?; // operation, permission_type
         w.tags()
     })?;
+    w.tags()
+}
+
+fn describe_user_scram_credentials(w: &mut Walk) -> Shape {
+    w.flexible = true;
+    w.array(|w| {
+        w.string()?; // name
+        w.tags()
+    })?; // users (nullable)
+    w.tags()
+}
+
+fn alter_user_scram_credentials(w: &mut Walk) -> Shape {
+    w.flexible = true;
+    w.array(|w| {
+        w.string()?; // name
+        w.skip(1)?; // mechanism
+        w.tags()
+    })?; // deletions
+    w.array(|w| {
+        w.string()?; // name
+        w.skip(1 + 4)?; // mechanism, iterations
+        w.bytes()?; // salt
+        w.bytes()?; // salted_password
+        w.tags()
+    })?; // upsertions
     w.tags()
 }
 

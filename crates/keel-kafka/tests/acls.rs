@@ -4,7 +4,9 @@
 //! it produces and consumes in its group; DeleteAcls takes the grant back. Raw requests check
 //! what the clients do not show: Keel's own topics stay closed to a super user
 //! (`INVALID_TOPIC_EXCEPTION`, as Kafka's internal topics), ACL requests
-//! need the cluster permission, and a restart keeps the ACLs.
+//! need the cluster permission, and a restart keeps the ACLs. The AdminClient also manages
+//! SCRAM users (AlterUserScramCredentials, DescribeUserScramCredentials), which the listener's
+//! next authentication sees.
 
 mod support;
 
@@ -55,6 +57,17 @@ fn broker_with_acls(dir: &std::path::Path) -> TestBroker {
 }
 
 fn step(broker: &TestBroker, step: &str, topic: &str, user: &str) -> serde_json::Value {
+    step_on(broker, step, topic, user, "-")
+}
+
+/// A step that acts on `target` (a user whose credentials the step changes).
+fn step_on(
+    broker: &TestBroker,
+    step: &str,
+    topic: &str,
+    user: &str,
+    target: &str,
+) -> serde_json::Value {
     let output = run(Command::new("python3").args([
         &script("acl_client.py"),
         step,
@@ -62,6 +75,7 @@ fn step(broker: &TestBroker, step: &str, topic: &str, user: &str) -> serde_json:
         topic,
         user,
         &format!("{user}-secret"),
+        target,
     ]));
     serde_json::from_slice(&output.stdout).unwrap()
 }
@@ -116,6 +130,48 @@ fn a_principal_without_an_acl_is_refused_until_a_super_user_grants_it() {
         refused["error"], "TOPIC_AUTHORIZATION_FAILED",
         "after the revoke: {refused}"
     );
+}
+
+#[test]
+fn the_admin_client_manages_scram_users_on_the_listener() {
+    if !python_module("confluent_kafka") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let broker = broker_with_acls(dir.path());
+    broker
+        .log
+        .create_topic("ledger", TopicConfig::new(1))
+        .unwrap();
+    let unknown = step(&broker, "produce-confluent", "ledger", "dave");
+    assert_eq!(unknown["error"], "authentication failed", "{unknown}");
+    let refused = step_on(&broker, "scram-add", "ledger", "bob", "dave");
+    assert_eq!(
+        refused["error"], "CLUSTER_AUTHORIZATION_FAILED",
+        "{refused}"
+    );
+
+    let added = step_on(&broker, "scram-add", "ledger", "admin", "dave");
+    assert_eq!(added["ok"], true, "{added}");
+    let described = step_on(&broker, "scram-describe", "ledger", "admin", "dave");
+    assert_eq!(
+        described["credentials"],
+        serde_json::json!(["SCRAM_SHA_512 4096"]),
+        "{described}"
+    );
+    // Dave authenticates now; with no ACL of his own the produce is refused by authorization.
+    let authenticated = step(&broker, "produce-confluent", "ledger", "dave");
+    assert_eq!(
+        authenticated["error"], "TOPIC_AUTHORIZATION_FAILED",
+        "{authenticated}"
+    );
+
+    let deleted = step_on(&broker, "scram-delete", "ledger", "admin", "dave");
+    assert_eq!(deleted["ok"], true, "{deleted}");
+    let gone = step_on(&broker, "scram-describe", "ledger", "admin", "dave");
+    assert_eq!(gone["error"], "RESOURCE_NOT_FOUND", "{gone}");
+    let unknown = step(&broker, "produce-confluent", "ledger", "dave");
+    assert_eq!(unknown["error"], "authentication failed", "{unknown}");
 }
 
 /// A raw client authenticated with SASL/PLAIN (the exchange is one message).

@@ -1,6 +1,6 @@
 """Kafka ACLs with real clients over SASL/SCRAM-SHA-512, printing one JSON object per step.
 
-Usage: acl_client.py STEP bootstrap topic user password
+Usage: acl_client.py STEP bootstrap topic user password [target user]
 
 Steps:
   produce-confluent   confluent-kafka produces one record; {"error": code name} or {"ok": true}
@@ -11,6 +11,13 @@ Steps:
                       "bob" Write and Read on the topic and Read on group "bob-readers", then
                       lists the ACLs on the topic; {"described": [...]}
   revoke              the AdminClient deletes bob's ACLs on the topic; {"deleted": n}
+  scram-add           the AdminClient gives the target user a SCRAM-SHA-512 credential with
+                      password "<target>-secret" (AlterUserScramCredentials); {"ok": true} or
+                      {"error": code name}
+  scram-describe      the AdminClient lists the target user's credentials
+                      (DescribeUserScramCredentials); {"credentials": ["SCRAM_SHA_512 4096"]}
+                      or {"error": code name}
+  scram-delete        the AdminClient deletes the target's SCRAM-SHA-512 credential
 """
 
 import json
@@ -18,19 +25,23 @@ import sys
 import time
 
 step, bootstrap, topic, user, password = sys.argv[1:6]
+target = sys.argv[6] if len(sys.argv) > 6 else None
 common = {"bootstrap.servers": bootstrap, "security.protocol": "SASL_PLAINTEXT",
           "sasl.mechanisms": "SCRAM-SHA-512", "sasl.username": user, "sasl.password": password}
 
 
 def produce_confluent():
     from confluent_kafka import Producer
-    delivered = []
-    producer = Producer({**common, "acks": "all", "message.timeout.ms": 10000})
+    delivered, errors = [], []
+    producer = Producer({**common, "acks": "all", "message.timeout.ms": 10000,
+                         "error_cb": errors.append})
     producer.produce(topic, value=f"{user}-value".encode(), partition=0,
                      on_delivery=lambda error, _m: delivered.append(error))
     deadline = time.monotonic() + 15
     while not delivered and time.monotonic() < deadline:
         producer.poll(0.1)
+        if any("Authentication" in e.str() for e in errors):
+            return {"error": "authentication failed"}
     if not delivered:
         return {"error": "no delivery report"}
     error = delivered[0]
@@ -108,6 +119,43 @@ def revoke():
     return {"deleted": sum(len(future.result()) for future in deleted.values())}
 
 
+def scram(alteration):
+    from confluent_kafka import KafkaException
+    client = admin()
+    try:
+        for future in client.alter_user_scram_credentials([alteration],
+                                                          request_timeout=15).values():
+            future.result()
+        return {"ok": True}
+    except KafkaException as error:
+        return {"error": error.args[0].name()}
+
+
+def scram_add():
+    from confluent_kafka.admin import (ScramCredentialInfo, ScramMechanism,
+                                       UserScramCredentialUpsertion)
+    info = ScramCredentialInfo(ScramMechanism.SCRAM_SHA_512, 4096)
+    return scram(UserScramCredentialUpsertion(target, info, f"{target}-secret".encode()))
+
+
+def scram_delete():
+    from confluent_kafka.admin import ScramMechanism, UserScramCredentialDeletion
+    return scram(UserScramCredentialDeletion(target, ScramMechanism.SCRAM_SHA_512))
+
+
+def scram_describe():
+    from confluent_kafka import KafkaException
+    client = admin()
+    try:
+        described = client.describe_user_scram_credentials([target], request_timeout=15)
+        result = described[target].result()
+        return {"credentials": [f"{c.mechanism.name} {c.iterations}"
+                                for c in result.scram_credential_infos]}
+    except KafkaException as error:
+        return {"error": error.args[0].name()}
+
+
 steps = {"produce-confluent": produce_confluent, "produce-python": produce_python,
-         "consume-confluent": consume_confluent, "grant": grant, "revoke": revoke}
+         "consume-confluent": consume_confluent, "grant": grant, "revoke": revoke,
+         "scram-add": scram_add, "scram-describe": scram_describe, "scram-delete": scram_delete}
 print(json.dumps(steps[step]()))
