@@ -6,7 +6,6 @@
 //! verbs use its `/api` instead — the same functions run, in the server. `--server URL`
 //! (or `$KEEL_SERVER`) picks a server explicitly, for example on another host.
 
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
@@ -15,7 +14,7 @@ use keel_embedded::admin::dead_letters::{
     self, CanaryOutcome, DeadLetterFilter, DeadLetterSummary, PurgeReport, ReplayReport,
 };
 use keel_embedded::admin::groups::{self, GroupSummary, OffsetReset, PartitionLag, ResetTarget};
-use keel_embedded::admin::topics::{TopicView, topic_view};
+use keel_embedded::admin::topics::{self, TopicView, topic_view};
 use keel_log::{Log, OpenError, TopicConfig};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -111,24 +110,18 @@ impl Control {
         }
     }
 
-    /// Creates `name` with `partitions` and `settings` by their `topic.conf` names.
-    pub(crate) fn create_topic(
-        &self,
-        name: &str,
-        partitions: u32,
-        settings: &BTreeMap<String, String>,
-    ) -> anyhow::Result<()> {
+    /// Creates `name` with `config`.
+    pub(crate) fn create_topic(&self, name: &str, config: TopicConfig) -> anyhow::Result<()> {
         match self {
             Control::Local(log) => {
-                let mut config = TopicConfig::new(partitions);
-                for (key, value) in settings {
-                    config.set(key, value)?;
-                }
                 log.create_topic(name, config)?;
                 Ok(())
             }
             Control::Remote(url) => {
-                let body = json!({ "name": name, "partitions": partitions, "config": settings });
+                let mut settings = topics::settings(&config);
+                settings.remove("partitions");
+                let body =
+                    json!({ "name": name, "partitions": config.partitions, "config": settings });
                 post::<Value, _>(url, "/api/topics", &body).map(drop)
             }
         }

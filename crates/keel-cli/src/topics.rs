@@ -1,11 +1,11 @@
 //! `keel topics`: create, list, describe and delete topics, in the data directory or through
 //! the `keel serve` that owns it (`control.rs`).
 
-use std::collections::BTreeMap;
 use std::path::Path;
 
 use anyhow::Context;
 use keel_embedded::admin::topics::TopicView;
+use keel_log::TopicConfig;
 
 use crate::control::Control;
 use crate::store::open_log;
@@ -29,9 +29,10 @@ enum TopicsCommand {
         /// Durability of appends: always (fsync before acknowledging), interval:<ms>, never.
         #[arg(long, default_value = "always")]
         fsync: String,
-        /// Any other topic setting, as KEY=VALUE (repeatable): segment_bytes, segment_ms,
-        /// retention_ms, retention_bytes, cleanup (delete|compact), delete_retention_ms,
-        /// max_batch_bytes.
+        /// Any other topic setting, as KEY=VALUE (repeatable), by Kafka's name: retention.ms,
+        /// retention.bytes (-1: no limit), cleanup.policy (delete|compact), max.message.bytes,
+        /// segment.bytes, segment.ms, delete.retention.ms, keel.fsync; or by Keel's
+        /// topic.conf name (retention_ms, cleanup, max_batch_bytes, ...).
         #[arg(long = "config", value_name = "KEY=VALUE")]
         config: Vec<String>,
     },
@@ -63,14 +64,15 @@ pub(crate) fn run(data: &Path, server: Option<&str>, args: TopicsArgs) -> anyhow
             fsync,
             config,
         } => {
-            let mut settings = BTreeMap::from([("fsync".to_string(), fsync)]);
+            let mut settings = TopicConfig::new(partitions);
+            settings.set("fsync", &fsync)?;
             for pair in &config {
                 let (key, value) = pair
                     .split_once('=')
                     .with_context(|| format!("--config '{pair}': expected KEY=VALUE"))?;
-                settings.insert(key.trim().to_string(), value.trim().to_string());
+                apply_setting(&mut settings, key.trim(), value.trim())?;
             }
-            control.create_topic(&name, partitions, &settings)?;
+            control.create_topic(&name, settings)?;
             println!("created topic '{name}' with {partitions} partition(s)");
         }
         TopicsCommand::List => print_list(&control.topics()?),
@@ -79,6 +81,17 @@ pub(crate) fn run(data: &Path, server: Option<&str>, args: TopicsArgs) -> anyhow
             control.delete_topic(&name)?;
             println!("deleted topic '{name}'");
         }
+    }
+    Ok(())
+}
+
+/// Applies one setting named as Kafka names it (the names have dots) or as `topic.conf`
+/// does, so `--config` takes what `kafka-topics --config` and the Kafka listener take.
+fn apply_setting(config: &mut TopicConfig, key: &str, value: &str) -> anyhow::Result<()> {
+    if key.contains('.') {
+        keel_kafka::apply_kafka_config(config, key, Some(value))?;
+    } else {
+        config.set(key, value)?;
     }
     Ok(())
 }

@@ -83,6 +83,40 @@ fn topics_are_created_listed_described_and_deleted() {
     assert!(!keel.ok(&["topics", "list"], "").contains("audit"));
 }
 
+/// `--config` takes Kafka's names, as `kafka-topics --config` and the Kafka listener do.
+#[test]
+fn topic_settings_by_their_kafka_names() {
+    let keel = Keel::new();
+    let mut args = vec!["topics", "create", "compacted"];
+    for setting in [
+        "retention.ms=60000",
+        "retention.bytes=-1",
+        "cleanup.policy=compact",
+        "max.message.bytes=2048",
+        "segment.bytes=1048576",
+        "keel.fsync=never",
+    ] {
+        args.extend(["--config", setting]);
+    }
+    keel.ok(&args, "");
+    let described = keel.ok(&["topics", "describe", "compacted"], "");
+    for line in [
+        "retention_ms = 60000",
+        "retention_bytes = none",
+        "cleanup = compact",
+        "max_batch_bytes = 2048",
+        "segment_bytes = 1048576",
+        "fsync = never",
+    ] {
+        assert!(described.contains(line), "{line}: {described}");
+    }
+    keel.fails(
+        &["topics", "create", "typo", "--config", "retention.msec=1"],
+        "",
+        "config 'retention.msec': not supported by Keel",
+    );
+}
+
 #[test]
 fn bad_input_gets_one_clear_line_and_a_failing_exit_code() {
     let keel = Keel::new();

@@ -514,9 +514,21 @@ fn verbs_go_to_the_server_that_owns_the_directory_or_refuse_at_once() {
     let url = format!("http://{}", served.http);
     let list = keel.ok(&["topics", "list"], "");
     assert!(list.contains("orders"), "{list}");
-    keel.ok(&["topics", "create", "extra", "--partitions", "2"], "");
+    keel.ok(
+        &[
+            "topics",
+            "create",
+            "extra",
+            "--partitions",
+            "2",
+            "--config",
+            "retention.ms=60000",
+        ],
+        "",
+    );
     let described = keel.ok(&["--server", &url, "topics", "describe", "extra"], "");
     assert!(described.contains("partitions = 2"), "{described}");
+    assert!(described.contains("retention_ms = 60000"), "{described}");
     keel.fails(
         &["topics", "delete", "_keel_schemas"],
         "",

@@ -5,6 +5,7 @@
 
 use std::collections::BTreeMap;
 
+use keel_log::TopicConfig;
 use serde::{Deserialize, Serialize};
 
 /// One topic: settings, size and partitions.
@@ -39,6 +40,17 @@ pub struct PartitionView {
     pub segments: usize,
 }
 
+/// `config` by its `topic.conf` names (`partitions` included), as `TopicConfig::set` takes
+/// them back.
+pub fn settings(config: &TopicConfig) -> BTreeMap<String, String> {
+    config
+        .to_conf()
+        .lines()
+        .filter_map(|line| line.split_once('='))
+        .map(|(key, value)| (key.trim().to_string(), value.trim().to_string()))
+        .collect()
+}
+
 /// The view of `topic`.
 pub fn topic_view(topic: &keel_log::Topic) -> TopicView {
     let partitions: Vec<PartitionView> = (0u32..)
@@ -58,13 +70,7 @@ pub fn topic_view(topic: &keel_log::Topic) -> TopicView {
             .map(|p| p.high_watermark - p.log_start_offset)
             .sum(),
         bytes: partitions.iter().map(|p| p.bytes).sum(),
-        config: topic
-            .config()
-            .to_conf()
-            .lines()
-            .filter_map(|line| line.split_once('='))
-            .map(|(key, value)| (key.trim().to_string(), value.trim().to_string()))
-            .collect(),
+        config: settings(topic.config()),
         partitions,
     }
 }
