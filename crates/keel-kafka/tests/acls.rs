@@ -11,7 +11,6 @@
 mod support;
 
 use std::process::Command;
-use std::sync::Arc;
 
 use kafka_protocol::messages::create_acls_request::AclCreation;
 use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
@@ -20,9 +19,7 @@ use kafka_protocol::messages::{
     ProduceRequest, ProduceResponse, TopicName,
 };
 use kafka_protocol::protocol::StrBytes;
-use keel_kafka::acl::{Acls, Authorizer};
-use keel_kafka::sasl::scram::{ScramCredential, ScramMechanism};
-use keel_kafka::sasl::{SaslConfig, SaslMechanism, Users};
+use keel_kafka::acl::Acls;
 use keel_log::TopicConfig;
 use support::{TestBroker, python_module, run, script};
 
@@ -31,30 +28,6 @@ const TOPIC_AUTHORIZATION_FAILED: i64 = 29;
 
 /// Kafka's INVALID_TOPIC_EXCEPTION, its answer to a client writing an internal topic.
 const INVALID_TOPIC_EXCEPTION: i16 = 17;
-
-/// A broker requiring SCRAM-SHA-512 or PLAIN with users `admin` (a super user), `bob` and `carol`,
-/// and ACLs closed by default.
-fn broker_with_acls(dir: &std::path::Path) -> TestBroker {
-    TestBroker::start_configured(dir, keel_kafka::BrokerConfig::default(), |log, broker| {
-        let users = Users::open(log).unwrap();
-        for user in ["admin", "bob", "carol"] {
-            let credential =
-                ScramCredential::new(ScramMechanism::Sha512, &format!("{user}-secret"), 4096)
-                    .unwrap();
-            users.upsert(user, credential).unwrap();
-        }
-        let acls = Arc::new(Acls::open(log).unwrap());
-        broker
-            .with_sasl(SaslConfig {
-                mechanisms: vec![
-                    SaslMechanism::Scram(ScramMechanism::Sha512),
-                    SaslMechanism::Plain,
-                ],
-                users: Arc::new(users),
-            })
-            .with_authorizer(Authorizer::new(acls, ["User:admin".to_string()], false))
-    })
-}
 
 fn step(broker: &TestBroker, step: &str, topic: &str, user: &str) -> serde_json::Value {
     step_on(broker, step, topic, user, "-")
@@ -86,7 +59,7 @@ fn a_principal_without_an_acl_is_refused_until_a_super_user_grants_it() {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
-    let broker = broker_with_acls(dir.path());
+    let broker = TestBroker::start_secured(dir.path());
     broker
         .log
         .create_topic("orders", TopicConfig::new(1))
@@ -138,7 +111,7 @@ fn the_admin_client_manages_scram_users_on_the_listener() {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
-    let broker = broker_with_acls(dir.path());
+    let broker = TestBroker::start_secured(dir.path());
     broker
         .log
         .create_topic("ledger", TopicConfig::new(1))
@@ -195,7 +168,7 @@ fn authenticated(broker: &TestBroker, user: &str) -> support::RawClient {
 fn keels_own_topics_stay_closed_and_acls_need_the_cluster_permission_and_survive_a_restart() {
     let dir = tempfile::tempdir().unwrap();
     {
-        let broker = broker_with_acls(dir.path());
+        let broker = TestBroker::start_secured(dir.path());
         let mut admin = authenticated(&broker, "admin");
         for internal in ["_keel_schemas", "keel.dlq.audit"] {
             broker.log.create_topic(internal, TopicConfig::new(1)).ok();

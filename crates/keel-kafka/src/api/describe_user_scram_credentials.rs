@@ -1,5 +1,6 @@
 //! DescribeUserScramCredentials (50): each user's SCRAM mechanisms and iteration counts
-//! (never salts or keys), as `kafka-configs --describe --entity-type users` shows them. Needs
+//! (never salts or keys) — every user's when none is named — as `kafka-configs --describe
+//! --entity-type users` shows them. Needs
 //! Describe on the cluster. A named user without credentials is `RESOURCE_NOT_FOUND`, a user
 //! named twice `DUPLICATE_RESOURCE`, as Kafka.
 
@@ -33,9 +34,10 @@ pub(crate) fn handle(
         }
     };
     let all: BTreeMap<String, _> = users.list().into_iter().collect();
+    // No list and an empty list both ask for every user, as Kafka's controller reads them.
     let named: Vec<String> = match request.users {
-        None => all.keys().cloned().collect(),
-        Some(names) => names.into_iter().map(|u| u.name.to_string()).collect(),
+        Some(names) if !names.is_empty() => names.into_iter().map(|u| u.name.to_string()).collect(),
+        _ => all.keys().cloned().collect(),
     };
     let results = named
         .iter()

@@ -73,6 +73,33 @@ impl TestBroker {
         }
     }
 
+    /// A broker requiring SCRAM-SHA-512 or PLAIN, with users `admin` (a super user), `bob`
+    /// and `carol` (each with the password `<name>-secret`), and ACLs closed by default.
+    pub(crate) fn start_secured(dir: &Path) -> TestBroker {
+        use keel_kafka::acl::{Acls, Authorizer};
+        use keel_kafka::sasl::scram::{ScramCredential, ScramMechanism};
+        use keel_kafka::sasl::{SaslConfig, SaslMechanism, Users};
+        TestBroker::start_configured(dir, BrokerConfig::default(), |log, broker| {
+            let users = Users::open(log).unwrap();
+            for user in ["admin", "bob", "carol"] {
+                let password = format!("{user}-secret");
+                let credential =
+                    ScramCredential::new(ScramMechanism::Sha512, &password, 4096).unwrap();
+                users.upsert(user, credential).unwrap();
+            }
+            let acls = Arc::new(Acls::open(log).unwrap());
+            broker
+                .with_sasl(SaslConfig {
+                    mechanisms: vec![
+                        SaslMechanism::Scram(ScramMechanism::Sha512),
+                        SaslMechanism::Plain,
+                    ],
+                    users: Arc::new(users),
+                })
+                .with_authorizer(Authorizer::new(acls, ["User:admin".to_string()], false))
+        })
+    }
+
     pub(crate) fn bootstrap(&self) -> String {
         self.address.to_string()
     }
