@@ -1,7 +1,7 @@
-//! Consumer lag of one partition: how many events a group has not consumed yet, and how old
-//! the oldest of them is. This is the one place that computes it; `keel groups lag`
-//! ([`admin::groups`](crate::admin::groups)) and the `keel_consumer_lag_*` gauges
-//! (`gauges.rs`) both call it, so an operator never sees two answers.
+//! Consumer lag of one partition on the log, for the `keel_consumer_lag_*` gauges
+//! (`gauges.rs`): how many events a group has not consumed yet, and how old the oldest of
+//! them is. The formula (`next_offset`, `age_ms`) is `keel_runtime::admin::groups`', the
+//! one `keel groups lag` uses on every transport, so an operator never sees two answers.
 //!
 //! Not here: which partitions to measure, which is where the two callers honestly differ.
 //!
@@ -16,6 +16,8 @@
 //! partitions the topics have; a partition nobody consumes is not an alert.
 
 use keel_log::{Partition, ReadError};
+pub(crate) use keel_runtime::admin::groups::age_ms;
+use keel_runtime::admin::groups::next_offset;
 
 /// Where a consumer stands in one partition.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -36,13 +38,10 @@ impl Lag {
     pub(crate) fn of(partition: &Partition, committed: Option<u64>) -> Lag {
         let log_start_offset = partition.log_start_offset();
         let high_watermark = partition.high_watermark();
-        let next_offset = committed
-            .unwrap_or(log_start_offset)
-            .clamp(log_start_offset, high_watermark);
         Lag {
             log_start_offset,
             high_watermark,
-            next_offset,
+            next_offset: next_offset(log_start_offset, high_watermark, committed),
         }
     }
 
@@ -79,10 +78,4 @@ pub(crate) fn oldest_timestamp_ms(
         .iter()
         .find(|r| r.offset >= offset)
         .map(|r| r.timestamp_ms))
-}
-
-/// Milliseconds from `timestamp_ms` to `now_ms`, never negative (a timestamp from a clock
-/// ahead of ours is age 0).
-pub(crate) fn age_ms(now_ms: i64, timestamp_ms: i64) -> u64 {
-    now_ms.saturating_sub(timestamp_ms).max(0) as u64
 }

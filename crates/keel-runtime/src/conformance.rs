@@ -15,6 +15,7 @@ use std::time::{Duration, Instant};
 
 use keel_core::{AdminTransport, Event, GroupPolicy, Record, partition_for_key};
 
+use crate::admin::groups::{self, ResetTarget};
 use crate::dead_letter::{DeadLetterHeaders, DeadLetterKind, dead_letter_topic};
 use crate::dedupe::MemoryDedupeWindow;
 use crate::error::HandlerError;
@@ -85,6 +86,7 @@ macro_rules! conformance_tests {
             retry_topic_carries_the_next_attempt,
             committed_offsets_resume_after_a_restart,
             a_backlog_beyond_the_in_flight_window_is_handled_whole,
+            lag_in_events_and_seconds_and_a_reset_through_the_admin_port,
         );
     };
     (optional $make:expr) => {
@@ -568,4 +570,102 @@ pub async fn a_backlog_beyond_the_in_flight_window_is_handled_whole<H: Harness>(
     })
     .await;
     handle.shutdown().await;
+}
+
+/// Operator tools through the admin port: a stopped group's lag per partition in events and
+/// in age of its oldest unconsumed event (`keel groups lag`), then a reset to the earliest
+/// offset (`keel groups reset`) after which the group handles everything again.
+pub async fn lag_in_events_and_seconds_and_a_reset_through_the_admin_port<H: Harness>(harness: &H) {
+    create_topic(harness, "orders", 2).await;
+    let keys = keys_per_partition(2, "key");
+    let seen: Seen = Arc::default();
+    let group = name(harness, "billing");
+    let admin = harness.admin();
+    let publish_keyed = |seqs: std::ops::Range<u32>| {
+        publish(
+            harness,
+            "orders",
+            seqs.map(|n| event(&keys[n as usize % 2], n))
+                .collect::<Vec<_>>(),
+        )
+    };
+    publish_keyed(0..6).await;
+    let handler = recording("run0", &seen, |_, _, _| None);
+    let handle =
+        start(Router::new(harness.transport()).route(route(harness, "orders", "billing", handler)));
+    until("the first six handled", || {
+        distinct(&seen, "run0").len() == 6
+    })
+    .await;
+    handle.shutdown().await;
+    // Four more, unconsumed: two behind in each partition.
+    publish_keyed(6..10).await;
+    let records = stored(harness, "orders").await;
+    let now_ms = records
+        .iter()
+        .map(|r| r.timestamp_ms)
+        .max()
+        .expect("records")
+        + 5_000;
+    let lags = groups::group_lag(admin.as_ref(), &group, now_ms)
+        .await
+        .expect("lag of the group");
+    assert_eq!(lags.len(), 2, "both partitions measured: {lags:?}");
+    for lag in &lags {
+        // Three handled and committed, two behind in each partition.
+        assert_eq!(
+            (lag.committed_offset, lag.high_watermark, lag.lag_events),
+            (Some(3), 5, 2),
+            "{lag:?}"
+        );
+        let oldest = stored_at(harness, "orders", lag.partition, 3).await;
+        assert_eq!(lag.lag_ms, (now_ms - oldest.timestamp_ms) as u64, "{lag:?}");
+    }
+    let summary = groups::list_groups(admin.as_ref(), now_ms)
+        .await
+        .expect("groups")
+        .into_iter()
+        .find(|g| g.group == group)
+        .expect("the group is listed");
+    assert_eq!(summary.lag_events, 4);
+    // Reset the stopped group to the start: it handles all ten again.
+    let topic = name(harness, "orders");
+    let plan = groups::plan_reset(admin.as_ref(), &group, &topic, None, ResetTarget::Earliest)
+        .await
+        .expect("plan");
+    assert!(
+        plan.iter()
+            .all(|r| r.offset_before == Some(3) && r.offset_after == 0),
+        "{plan:?}"
+    );
+    groups::apply_reset(admin.as_ref(), &group, &plan)
+        .await
+        .expect("reset a stopped group");
+    let handler = recording("run2", &seen, |_, _, _| None);
+    let handle =
+        start(Router::new(harness.transport()).route(route(harness, "orders", "billing", handler)));
+    until("all ten handled after the reset", || {
+        distinct(&seen, "run2").len() == 10
+    })
+    .await;
+    handle.shutdown().await;
+    let lags = groups::group_lag(admin.as_ref(), &group, now_ms)
+        .await
+        .expect("lag after");
+    assert!(
+        lags.iter().all(|l| l.lag_events == 0 && l.lag_ms == 0),
+        "caught up: {lags:?}"
+    );
+}
+
+/// The record at `offset` of `topic`'s `partition`.
+async fn stored_at<H: Harness>(harness: &H, topic: &str, partition: u32, offset: u64) -> Record {
+    harness
+        .admin()
+        .read(&name(harness, topic), partition, offset, 1)
+        .await
+        .expect("read")
+        .into_iter()
+        .find(|r| r.offset == offset)
+        .expect("the record at the offset")
 }

@@ -136,6 +136,7 @@
 //! point when their attempt times out or a fenced member abandons its partitions, so handler
 //! code must tolerate being cancelled between awaits.
 
+pub mod admin;
 #[cfg(feature = "conformance")]
 pub mod conformance;
 pub mod dead_letter;

@@ -4,10 +4,10 @@
 //! stored range, the offset at a time, reading records, and a group's committed offsets
 //! (read and, for a stopped group, set).
 //!
-//! The tools' logic (lag in events and seconds, replay with a canary, once-only through the
-//! audit log, purge, history) is written once over these primitives in the runtime, so it
-//! behaves the same on every transport. Appends (a replay, an audit record) go through the
-//! publishing half ([`PublishTransport`](crate::PublishTransport)).
+//! The tools' logic (lag in events and seconds, offset resets: `keel_runtime::admin`) is
+//! written once over these primitives, so it behaves the same on every transport. Appends
+//! (a replay, an audit record) go through the publishing half
+//! ([`PublishTransport`](crate::PublishTransport)).
 //!
 //! Not here: group membership (`consume.rs`), anything a running consumer does.
 
@@ -46,11 +46,12 @@ pub struct GroupOffset {
     pub offset: u64,
 }
 
-/// A broker's administrative side. Object safe: tools hold an `Arc<dyn AdminTransport>`.
+/// A broker's administrative side. Object safe: tools hold an `Arc<dyn AdminTransport>`,
+/// or borrow one (`&dyn AdminTransport`) for the length of an operation.
 ///
 /// Every method is cancel safe except [`AdminTransport::create_topic`] and
 /// [`AdminTransport::commit`], whose effect may or may not happen when dropped.
-pub trait AdminTransport: Send + Sync + std::fmt::Debug + 'static {
+pub trait AdminTransport: Send + Sync + std::fmt::Debug {
     /// Every topic the caller may see (the engine's internal ones left out), by name.
     fn topics(&self) -> BoxFuture<'_, Result<Vec<TopicInfo>, TransportError>>;
 

@@ -1,5 +1,6 @@
 //! Operator tools over the embedded log: topics at a glance ([`topics`]), consumer-group lag
-//! and offset resets ([`groups`]), and dead-letter inspection, replay and purge with an audit log
+//! and offset resets ([`groups`], the engine-neutral `keel_runtime::admin::groups` run on the
+//! log through [`LogAdmin`]), and dead-letter inspection, replay and purge with an audit log
 //! ([`dead_letters`], [`audit`]). The `keel groups` and `keel dlq` verbs are thin wrappers
 //! over these functions; a service can call them too. `port.rs` is the administrative half
 //! of the transport port (`keel_core::AdminTransport`) on the same log.
@@ -31,6 +32,8 @@ pub mod dead_letters;
 pub mod groups;
 mod port;
 pub mod topics;
+
+pub use port::{LogAdmin, at_once};
 
 use keel_log::{Partition, ReadError, Record};
 

@@ -1,11 +1,12 @@
-//! The administrative half of the port on the embedded log: `AdminTransport for
-//! EmbeddedBus` — topics, stored ranges, reads, the offset at a time and committed offsets,
-//! straight from the log (each call on a blocking thread, since it may read the disk or wait
-//! for an `fdatasync`).
+//! The administrative half of the port on the embedded log — topics, stored ranges, reads,
+//! the offset at a time and committed offsets, straight from the log: [`LogAdmin`] answers
+//! on the caller's thread (for the synchronous tools), `AdminTransport for EmbeddedBus` on
+//! a blocking thread (it may read the disk or wait for an `fdatasync`).
 //!
 //! Not here: the operator tools built on such primitives (the rest of `admin/`).
 
 use std::sync::Arc;
+use std::task::{Context, Poll, Waker};
 
 use keel_core::{
     AdminTransport, BoxFuture, GroupOffset, PartitionOffsets, Record, TopicInfo, TransportError,
@@ -15,118 +16,98 @@ use keel_log::{Log, OffsetCommit, Partition, Topic, TopicConfig, TopicError};
 use crate::bus::EmbeddedBus;
 use crate::publish::transport_error;
 
-impl AdminTransport for EmbeddedBus {
-    fn topics(&self) -> BoxFuture<'_, Result<Vec<TopicInfo>, TransportError>> {
-        self.blocking(|log| {
-            Ok(log
-                .topics()
-                .iter()
-                .map(|topic| TopicInfo {
-                    name: topic.name().to_string(),
-                    partitions: topic.config().partitions,
-                })
-                .collect())
-        })
+/// The log itself as the administrative port, answering on the caller's thread: every
+/// future it returns is ready at once, so the synchronous tools (`admin::groups`) run the
+/// engine-neutral logic (`keel_runtime::admin`) on it with [`at_once`]. Async code uses
+/// `EmbeddedBus`, which runs the same answers on a blocking thread.
+#[derive(Debug, Clone, Copy)]
+pub struct LogAdmin<'a> {
+    log: &'a Log,
+    now_ms: i64,
+}
+
+impl<'a> LogAdmin<'a> {
+    /// The port on `log`; commits are stamped `now_ms`.
+    pub fn new(log: &'a Log, now_ms: i64) -> LogAdmin<'a> {
+        LogAdmin { log, now_ms }
     }
 
-    fn create_topic<'a>(
-        &'a self,
-        name: &'a str,
-        partitions: u32,
-    ) -> BoxFuture<'a, Result<u32, TransportError>> {
-        let name = name.to_string();
-        self.blocking(move |log| {
-            let topic = match log.create_topic(&name, TopicConfig::new(partitions)) {
-                Ok(topic) => topic,
-                Err(TopicError::AlreadyExists(_)) => find_topic(log, &name)?,
-                Err(error) => return Err(transport_error(error)),
-            };
-            Ok(topic.config().partitions)
-        })
+    fn topics_now(&self) -> Result<Vec<TopicInfo>, TransportError> {
+        Ok(self
+            .log
+            .topics()
+            .iter()
+            .map(|topic| TopicInfo {
+                name: topic.name().to_string(),
+                partitions: topic.config().partitions,
+            })
+            .collect())
     }
 
-    fn partition_offsets<'a>(
-        &'a self,
-        topic: &'a str,
-    ) -> BoxFuture<'a, Result<Vec<PartitionOffsets>, TransportError>> {
-        let name = topic.to_string();
-        self.blocking(move |log| {
-            Ok(find_topic(log, &name)?
-                .partitions()
-                .iter()
-                .zip(0..)
-                .map(|(partition, index)| PartitionOffsets {
-                    partition: index,
-                    log_start: partition.log_start_offset(),
-                    high_watermark: partition.high_watermark(),
-                })
-                .collect())
-        })
+    fn create_topic_now(&self, name: &str, partitions: u32) -> Result<u32, TransportError> {
+        let topic = match self.log.create_topic(name, TopicConfig::new(partitions)) {
+            Ok(topic) => topic,
+            Err(TopicError::AlreadyExists(_)) => find_topic(self.log, name)?,
+            Err(error) => return Err(transport_error(error)),
+        };
+        Ok(topic.config().partitions)
     }
 
-    fn offset_for_time<'a>(
-        &'a self,
-        topic: &'a str,
+    fn partition_offsets_now(&self, topic: &str) -> Result<Vec<PartitionOffsets>, TransportError> {
+        Ok(find_topic(self.log, topic)?
+            .partitions()
+            .iter()
+            .zip(0..)
+            .map(|(partition, index)| PartitionOffsets {
+                partition: index,
+                log_start: partition.log_start_offset(),
+                high_watermark: partition.high_watermark(),
+            })
+            .collect())
+    }
+
+    fn offset_for_time_now(
+        &self,
+        topic: &str,
         partition: u32,
         time_ms: i64,
-    ) -> BoxFuture<'a, Result<Option<u64>, TransportError>> {
-        let name = topic.to_string();
-        self.blocking(move |log| {
-            partition_of(log, &name, partition)?
-                .offset_for_timestamp(time_ms)
-                .map_err(unavailable)
-        })
+    ) -> Result<Option<u64>, TransportError> {
+        partition_of(self.log, topic, partition)?
+            .offset_for_timestamp(time_ms)
+            .map_err(unavailable)
     }
 
-    fn read<'a>(
-        &'a self,
-        topic: &'a str,
+    fn read_now(
+        &self,
+        topic: &str,
         partition: u32,
         offset: u64,
         bytes_max: usize,
-    ) -> BoxFuture<'a, Result<Vec<Record>, TransportError>> {
-        let name = topic.to_string();
-        self.blocking(move |log| {
-            let partition = partition_of(log, &name, partition)?;
-            let offset = offset.max(partition.log_start_offset());
-            if offset >= partition.high_watermark() {
-                return Ok(Vec::new());
-            }
-            partition
-                .read_records(offset, bytes_max)
-                .map_err(unavailable)
-        })
+    ) -> Result<Vec<Record>, TransportError> {
+        let partition = partition_of(self.log, topic, partition)?;
+        let offset = offset.max(partition.log_start_offset());
+        if offset >= partition.high_watermark() {
+            return Ok(Vec::new());
+        }
+        partition
+            .read_records(offset, bytes_max)
+            .map_err(unavailable)
     }
 
-    fn groups(&self) -> BoxFuture<'_, Result<Vec<String>, TransportError>> {
-        self.blocking(|log| Ok(log.group_offsets().groups()))
+    fn committed_now(&self, group: &str) -> Vec<GroupOffset> {
+        self.log
+            .group_offsets()
+            .group(group)
+            .into_iter()
+            .map(|(topic, partition, committed)| GroupOffset {
+                topic,
+                partition,
+                offset: committed.offset,
+            })
+            .collect()
     }
 
-    fn committed<'a>(
-        &'a self,
-        group: &'a str,
-    ) -> BoxFuture<'a, Result<Vec<GroupOffset>, TransportError>> {
-        let group = group.to_string();
-        self.blocking(move |log| {
-            Ok(log
-                .group_offsets()
-                .group(&group)
-                .into_iter()
-                .map(|(topic, partition, committed)| GroupOffset {
-                    topic,
-                    partition,
-                    offset: committed.offset,
-                })
-                .collect())
-        })
-    }
-
-    fn commit<'a>(
-        &'a self,
-        group: &'a str,
-        offsets: &'a [GroupOffset],
-    ) -> BoxFuture<'a, Result<(), TransportError>> {
-        let group = group.to_string();
+    fn commit_now(&self, group: &str, offsets: &[GroupOffset]) -> Result<(), TransportError> {
         let commits: Vec<OffsetCommit> = offsets
             .iter()
             .map(|o| OffsetCommit {
@@ -136,28 +117,167 @@ impl AdminTransport for EmbeddedBus {
                 metadata: "reset".to_string(),
             })
             .collect();
-        let now_ms = self.now_ms();
-        self.blocking(move |log| {
-            log.group_offsets()
-                .commit(&group, &commits, now_ms)
-                .map_err(unavailable)
-        })
+        self.log
+            .group_offsets()
+            .commit(group, &commits, self.now_ms)
+            .map_err(unavailable)
+    }
+}
+
+impl AdminTransport for LogAdmin<'_> {
+    fn topics(&self) -> BoxFuture<'_, Result<Vec<TopicInfo>, TransportError>> {
+        ready(self.topics_now())
+    }
+
+    fn create_topic<'a>(
+        &'a self,
+        name: &'a str,
+        partitions: u32,
+    ) -> BoxFuture<'a, Result<u32, TransportError>> {
+        ready(self.create_topic_now(name, partitions))
+    }
+
+    fn partition_offsets<'a>(
+        &'a self,
+        topic: &'a str,
+    ) -> BoxFuture<'a, Result<Vec<PartitionOffsets>, TransportError>> {
+        ready(self.partition_offsets_now(topic))
+    }
+
+    fn offset_for_time<'a>(
+        &'a self,
+        topic: &'a str,
+        partition: u32,
+        time_ms: i64,
+    ) -> BoxFuture<'a, Result<Option<u64>, TransportError>> {
+        ready(self.offset_for_time_now(topic, partition, time_ms))
+    }
+
+    fn read<'a>(
+        &'a self,
+        topic: &'a str,
+        partition: u32,
+        offset: u64,
+        bytes_max: usize,
+    ) -> BoxFuture<'a, Result<Vec<Record>, TransportError>> {
+        ready(self.read_now(topic, partition, offset, bytes_max))
+    }
+
+    fn groups(&self) -> BoxFuture<'_, Result<Vec<String>, TransportError>> {
+        ready(Ok(self.log.group_offsets().groups()))
+    }
+
+    fn committed<'a>(
+        &'a self,
+        group: &'a str,
+    ) -> BoxFuture<'a, Result<Vec<GroupOffset>, TransportError>> {
+        ready(Ok(self.committed_now(group)))
+    }
+
+    fn commit<'a>(
+        &'a self,
+        group: &'a str,
+        offsets: &'a [GroupOffset],
+    ) -> BoxFuture<'a, Result<(), TransportError>> {
+        ready(self.commit_now(group, offsets))
+    }
+}
+
+impl AdminTransport for EmbeddedBus {
+    fn topics(&self) -> BoxFuture<'_, Result<Vec<TopicInfo>, TransportError>> {
+        self.blocking(|admin| admin.topics_now())
+    }
+
+    fn create_topic<'a>(
+        &'a self,
+        name: &'a str,
+        partitions: u32,
+    ) -> BoxFuture<'a, Result<u32, TransportError>> {
+        let name = name.to_string();
+        self.blocking(move |admin| admin.create_topic_now(&name, partitions))
+    }
+
+    fn partition_offsets<'a>(
+        &'a self,
+        topic: &'a str,
+    ) -> BoxFuture<'a, Result<Vec<PartitionOffsets>, TransportError>> {
+        let topic = topic.to_string();
+        self.blocking(move |admin| admin.partition_offsets_now(&topic))
+    }
+
+    fn offset_for_time<'a>(
+        &'a self,
+        topic: &'a str,
+        partition: u32,
+        time_ms: i64,
+    ) -> BoxFuture<'a, Result<Option<u64>, TransportError>> {
+        let topic = topic.to_string();
+        self.blocking(move |admin| admin.offset_for_time_now(&topic, partition, time_ms))
+    }
+
+    fn read<'a>(
+        &'a self,
+        topic: &'a str,
+        partition: u32,
+        offset: u64,
+        bytes_max: usize,
+    ) -> BoxFuture<'a, Result<Vec<Record>, TransportError>> {
+        let topic = topic.to_string();
+        self.blocking(move |admin| admin.read_now(&topic, partition, offset, bytes_max))
+    }
+
+    fn groups(&self) -> BoxFuture<'_, Result<Vec<String>, TransportError>> {
+        self.blocking(|admin| Ok(admin.log.group_offsets().groups()))
+    }
+
+    fn committed<'a>(
+        &'a self,
+        group: &'a str,
+    ) -> BoxFuture<'a, Result<Vec<GroupOffset>, TransportError>> {
+        let group = group.to_string();
+        self.blocking(move |admin| Ok(admin.committed_now(&group)))
+    }
+
+    fn commit<'a>(
+        &'a self,
+        group: &'a str,
+        offsets: &'a [GroupOffset],
+    ) -> BoxFuture<'a, Result<(), TransportError>> {
+        let group = group.to_string();
+        let offsets = offsets.to_vec();
+        self.blocking(move |admin| admin.commit_now(&group, &offsets))
     }
 }
 
 impl EmbeddedBus {
-    /// Runs `f` on the log on a blocking thread.
+    /// Runs `f` on the log, as a [`LogAdmin`] stamped with the bus's clock, on a blocking
+    /// thread.
     fn blocking<T: Send + 'static>(
         &self,
-        f: impl FnOnce(&Log) -> Result<T, TransportError> + Send + 'static,
+        f: impl FnOnce(&LogAdmin<'_>) -> Result<T, TransportError> + Send + 'static,
     ) -> BoxFuture<'static, Result<T, TransportError>> {
         let log = self.log().clone();
+        let now_ms = self.now_ms();
         Box::pin(async move {
-            tokio::task::spawn_blocking(move || f(&log))
+            tokio::task::spawn_blocking(move || f(&LogAdmin::new(&log, now_ms)))
                 .await
                 .map_err(unavailable)?
         })
     }
+}
+
+/// The output of a future that is ready at once, as every [`LogAdmin`] future (and so the
+/// engine-neutral logic run on one) is. Panics otherwise: that is a programmer error.
+pub fn at_once<T>(future: impl Future<Output = T>) -> T {
+    let mut context = Context::from_waker(Waker::noop());
+    match std::pin::pin!(future).poll(&mut context) {
+        Poll::Ready(output) => output,
+        Poll::Pending => panic!("a LogAdmin operation waited; the log answers at once"),
+    }
+}
+
+fn ready<'a, T: Send + 'a>(value: T) -> BoxFuture<'a, T> {
+    Box::pin(std::future::ready(value))
 }
 
 fn find_topic(log: &Log, name: &str) -> Result<Arc<Topic>, TransportError> {

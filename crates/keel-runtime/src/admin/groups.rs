@@ -1,0 +1,293 @@
+//! Consumer groups as an operator sees them: which groups exist, how far behind each one is
+//! per partition (in events and in age of the oldest unconsumed event), and moving a
+//! group's committed offsets (reset to earliest, latest, an offset or a time).
+//!
+//! A group exists once it has committed an offset. Lag is measured against the committed
+//! offset, which is the lowest unfinished offset of the partition (the runtime's commit
+//! point), so a partition with events in flight shows them as lag. Every partition of each
+//! topic the group committed in is measured, one without a commit from its first stored
+//! offset, as a new group starting at the earliest event would read: the answer is "what
+//! would this group still read". Not here: live membership.
+
+use keel_core::{AdminTransport, GroupOffset, TransportError};
+use serde::{Deserialize, Serialize};
+
+/// How far one group is behind in one partition.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct PartitionLag {
+    /// The group.
+    pub group: String,
+    /// The topic.
+    pub topic: String,
+    /// The partition.
+    pub partition: u32,
+    /// The first offset still stored.
+    pub log_start_offset: u64,
+    /// One past the last readable offset.
+    pub high_watermark: u64,
+    /// The group's committed offset (the next it reads), if it committed one here.
+    pub committed_offset: Option<u64>,
+    /// Events not yet consumed: high watermark − committed offset (from the log start when
+    /// nothing is committed, as a new group starting at the earliest event would read).
+    pub lag_events: u64,
+    /// Age of the oldest unconsumed event: now − its timestamp, in ms; 0 when caught up.
+    pub lag_ms: u64,
+}
+
+/// One group's totals over its partitions.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct GroupSummary {
+    /// The group.
+    pub group: String,
+    /// Topics it committed offsets in.
+    pub topics: Vec<String>,
+    /// Sum of lag over its partitions.
+    pub lag_events: u64,
+    /// The largest per-partition lag in ms.
+    pub lag_ms: u64,
+}
+
+/// Where to move a group's offsets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ResetTarget {
+    /// The first stored offset of each partition: everything is read again.
+    Earliest,
+    /// The high watermark: everything stored is skipped.
+    Latest,
+    /// This offset in every selected partition, clamped to the stored range.
+    Offset(u64),
+    /// The first event at or after this time (ms since the epoch); the high watermark when
+    /// every event is older.
+    Time(i64),
+}
+
+/// One partition's move in a reset.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct OffsetReset {
+    /// The topic.
+    pub topic: String,
+    /// The partition.
+    pub partition: u32,
+    /// The committed offset before, if any.
+    pub offset_before: Option<u64>,
+    /// The committed offset after.
+    pub offset_after: u64,
+}
+
+/// Why a groups operation failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum GroupsError {
+    /// The topic does not exist.
+    #[error("topic '{0}' does not exist")]
+    TopicNotFound(String),
+    /// The group has no committed offsets.
+    #[error("group '{0}' has no committed offsets")]
+    GroupNotFound(String),
+    /// The partition does not exist.
+    #[error("topic '{topic}' has no partition {partition}")]
+    PartitionNotFound {
+        /// The topic.
+        topic: String,
+        /// The partition asked for.
+        partition: u32,
+    },
+    /// The transport refused or could not answer (a running group's reset is
+    /// [`TransportError::GroupActive`]).
+    #[error(transparent)]
+    Transport(#[from] TransportError),
+}
+
+/// Every group with committed offsets, with its totals, by name.
+pub async fn list_groups(
+    admin: &dyn AdminTransport,
+    now_ms: i64,
+) -> Result<Vec<GroupSummary>, GroupsError> {
+    let mut out = Vec::new();
+    for group in admin.groups().await? {
+        let lags = match group_lag(admin, &group, now_ms).await {
+            Ok(lags) => lags,
+            // An engine may list a group whose members never committed (Kafka does).
+            Err(GroupsError::GroupNotFound(_)) => continue,
+            Err(error) => return Err(error),
+        };
+        let mut topics: Vec<String> = lags.iter().map(|l| l.topic.clone()).collect();
+        topics.dedup();
+        out.push(GroupSummary {
+            lag_events: lags.iter().map(|l| l.lag_events).sum(),
+            lag_ms: lags.iter().map(|l| l.lag_ms).max().unwrap_or(0),
+            group,
+            topics,
+        });
+    }
+    Ok(out)
+}
+
+/// The lag of `group` in every partition of every topic it committed offsets in, by topic
+/// and partition. Topics deleted since are left out.
+pub async fn group_lag(
+    admin: &dyn AdminTransport,
+    group: &str,
+    now_ms: i64,
+) -> Result<Vec<PartitionLag>, GroupsError> {
+    let committed = admin.committed(group).await?;
+    if committed.is_empty() {
+        return Err(GroupsError::GroupNotFound(group.to_string()));
+    }
+    let mut topics: Vec<String> = committed.iter().map(|c| c.topic.clone()).collect();
+    topics.sort_unstable();
+    topics.dedup();
+    let mut out = Vec::new();
+    for topic in topics {
+        let ranges = match admin.partition_offsets(&topic).await {
+            Ok(ranges) => ranges,
+            Err(TransportError::UnknownTopic { .. }) => continue,
+            Err(error) => return Err(error.into()),
+        };
+        for range in ranges {
+            let committed_offset = committed_offset(&committed, &topic, range.partition);
+            let next_offset = next_offset(range.log_start, range.high_watermark, committed_offset);
+            let lag_events = range.high_watermark - next_offset;
+            let lag_ms = if lag_events == 0 {
+                0
+            } else {
+                oldest_timestamp_ms(admin, &topic, range.partition, next_offset)
+                    .await?
+                    .map_or(0, |ts| age_ms(now_ms, ts))
+            };
+            out.push(PartitionLag {
+                group: group.to_string(),
+                topic: topic.clone(),
+                partition: range.partition,
+                log_start_offset: range.log_start,
+                high_watermark: range.high_watermark,
+                committed_offset,
+                lag_events,
+                lag_ms,
+            });
+        }
+    }
+    Ok(out)
+}
+
+/// The moves a reset of `group` in `topic` (one partition, or all) to `target` would make.
+/// Nothing is written; pass the result to [`apply_reset`]. A group without committed offsets
+/// is refused: a mistyped name would otherwise create a group that shows lag forever.
+pub async fn plan_reset(
+    admin: &dyn AdminTransport,
+    group: &str,
+    topic: &str,
+    partition: Option<u32>,
+    target: ResetTarget,
+) -> Result<Vec<OffsetReset>, GroupsError> {
+    let ranges = match admin.partition_offsets(topic).await {
+        Ok(ranges) => ranges,
+        Err(TransportError::UnknownTopic { .. }) => {
+            return Err(GroupsError::TopicNotFound(topic.to_string()));
+        }
+        Err(error) => return Err(error.into()),
+    };
+    if let Some(index) = partition
+        && !ranges.iter().any(|r| r.partition == index)
+    {
+        return Err(GroupsError::PartitionNotFound {
+            topic: topic.to_string(),
+            partition: index,
+        });
+    }
+    let committed = admin.committed(group).await?;
+    if committed.is_empty() {
+        return Err(GroupsError::GroupNotFound(group.to_string()));
+    }
+    let mut plan = Vec::new();
+    for range in ranges
+        .into_iter()
+        .filter(|r| partition.is_none_or(|p| p == r.partition))
+    {
+        let (start, end) = (range.log_start, range.high_watermark);
+        let offset_after = match target {
+            ResetTarget::Earliest => start,
+            ResetTarget::Latest => end,
+            ResetTarget::Offset(offset) => offset.clamp(start, end),
+            ResetTarget::Time(time_ms) => admin
+                .offset_for_time(topic, range.partition, time_ms)
+                .await?
+                .unwrap_or(end),
+        };
+        plan.push(OffsetReset {
+            topic: topic.to_string(),
+            partition: range.partition,
+            offset_before: committed_offset(&committed, topic, range.partition),
+            offset_after,
+        });
+    }
+    Ok(plan)
+}
+
+/// Commits a planned reset, all or none.
+///
+/// Only while no member of `group` runs: where the engine can tell (Kafka, `keel serve`)
+/// a running group is refused with [`TransportError::GroupActive`]; on the embedded log in
+/// this process it is the caller's duty (a running member's next commit would overwrite
+/// the reset).
+pub async fn apply_reset(
+    admin: &dyn AdminTransport,
+    group: &str,
+    plan: &[OffsetReset],
+) -> Result<(), GroupsError> {
+    if plan.is_empty() {
+        return Ok(());
+    }
+    let offsets: Vec<GroupOffset> = plan
+        .iter()
+        .map(|r| GroupOffset {
+            topic: r.topic.clone(),
+            partition: r.partition,
+            offset: r.offset_after,
+        })
+        .collect();
+    admin.commit(group, &offsets).await?;
+    Ok(())
+}
+
+/// The next offset a consumer whose committed offset is `committed` reads (`None`: nothing
+/// committed, from the log start), clamped to the stored range: events retention removed
+/// cannot be consumed any more, so they are not lag. The one formula the lag reports and
+/// the embedded log's lag gauges share.
+pub fn next_offset(log_start: u64, high_watermark: u64, committed: Option<u64>) -> u64 {
+    committed
+        .unwrap_or(log_start)
+        .clamp(log_start, high_watermark)
+}
+
+/// Milliseconds from `timestamp_ms` to `now_ms`, never negative (a timestamp from a clock
+/// ahead of ours is age 0).
+pub fn age_ms(now_ms: i64, timestamp_ms: i64) -> u64 {
+    now_ms.saturating_sub(timestamp_ms).max(0) as u64
+}
+
+fn committed_offset(committed: &[GroupOffset], topic: &str, partition: u32) -> Option<u64> {
+    committed
+        .iter()
+        .find(|c| c.topic == topic && c.partition == partition)
+        .map(|c| c.offset)
+}
+
+/// The timestamp of the record at `offset`, or of the first one after it that the read
+/// returns; `None` when there is none (compaction removed it).
+async fn oldest_timestamp_ms(
+    admin: &dyn AdminTransport,
+    topic: &str,
+    partition: u32,
+    offset: u64,
+) -> Result<Option<i64>, TransportError> {
+    // The smallest read: one record (or one batch) is enough for its timestamp.
+    let records = admin.read(topic, partition, offset, 1).await?;
+    Ok(records
+        .iter()
+        .find(|r| r.offset >= offset)
+        .map(|r| r.timestamp_ms))
+}
