@@ -6,6 +6,7 @@
 //! line stops the command with nothing of its chunk written.
 
 use std::collections::BTreeMap;
+use std::hash::{BuildHasher, Hasher};
 use std::io::{BufRead, BufReader};
 use std::path::Path;
 
@@ -27,7 +28,9 @@ const SOURCE_DEFAULT: &str = "/keel/cli";
 #[command(after_help = "\
 Each stdin line is either a structured CloudEvent (it has \"specversion\") or the short form
   {\"key\": \"order-1\", \"type\": \"order.placed\", \"data\": {...}, \"subject\": \"...\", \"source\": \"...\"}
-where only \"type\" is required. The key picks the partition (murmur2, as Kafka's Java client).")]
+where only \"type\" is required. The key picks the partition (murmur2, as Kafka's Java client);
+events without a key go to one partition per 1000 lines, picked at random (Kafka's sticky
+partitioner).")]
 pub(crate) struct ProduceArgs {
     /// Topic to publish to.
     topic: String,
@@ -94,6 +97,14 @@ pub(crate) fn run(data_dir: &Path, args: ProduceArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// A random number from the standard library's randomly keyed hasher (no generator crate
+/// for one number per chunk).
+fn random_u32() -> u32 {
+    std::collections::hash_map::RandomState::new()
+        .build_hasher()
+        .finish() as u32
+}
+
 /// One input line as an event: a structured CloudEvent, or the short form.
 fn parse_line(line: &str, source: &str) -> anyhow::Result<Event> {
     let value: Value = serde_json::from_str(line).context("not valid JSON")?;
@@ -134,13 +145,21 @@ fn event_from_short_form(
     Ok(event)
 }
 
-/// Appends `events`, one batch per partition, and returns how many were appended.
+/// Appends `events`, one batch per partition, and returns how many were appended. Keyed
+/// events go where the key maps (as Kafka's Java client maps it); keyless events of one
+/// chunk all go to one partition picked at random per chunk, as Kafka's sticky partitioner
+/// fills one batch at a time, so keyless events of many runs spread over the partitions
+/// instead of all landing in partition 0.
 fn append_chunk(topic: &Topic, events: Vec<Event>) -> anyhow::Result<usize> {
     let count = events.len();
+    let sticky = random_u32() % topic.partitions().len() as u32;
     let mut by_partition: BTreeMap<u32, Vec<NewRecord>> = BTreeMap::new();
     for event in events {
         let record = event_record(&event);
-        let partition = topic.partition_for(record.key.as_deref());
+        let partition = match record.key.as_deref() {
+            Some(key) => topic.partition_for(Some(key)),
+            None => sticky,
+        };
         by_partition.entry(partition).or_default().push(record);
     }
     for (partition, records) in by_partition {

@@ -379,3 +379,39 @@ fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
     }
     files
 }
+
+/// Keyless events spread over the partitions as Kafka's sticky partitioner spreads them (one
+/// partition per batch), instead of all landing in partition 0.
+#[test]
+fn keyless_events_spread_over_partitions() {
+    let keel = Keel::new();
+    keel.ok(&["topics", "create", "loose", "--partitions", "4"], "");
+    for _ in 0..20 {
+        keel.ok(&["produce", "loose", "--type", "note.taken"], "");
+    }
+    keel.ok(
+        &["produce", "loose"],
+        &"{\"type\":\"note.batched\"}\n".repeat(10),
+    );
+    let events = keel.consume(&["loose", "--from-beginning"]);
+    assert_eq!(events.len(), 30);
+    let partitions: std::collections::BTreeSet<u64> = events
+        .iter()
+        .map(|e| e["partition"].as_u64().unwrap())
+        .collect();
+    // All in one partition has a chance of (1/4)^20 with random picks.
+    assert!(
+        partitions.len() > 1,
+        "every keyless event in {partitions:?}"
+    );
+    let batch: std::collections::BTreeSet<u64> = events
+        .iter()
+        .filter(|e| e["event"]["type"] == "note.batched")
+        .map(|e| e["partition"].as_u64().unwrap())
+        .collect();
+    assert_eq!(
+        batch.len(),
+        1,
+        "one batch sticks to one partition: {batch:?}"
+    );
+}
