@@ -3,15 +3,16 @@
 //! empty. Prints a progress line every `--progress-interval-ms`: published so far, rate,
 //! backlog, age of the oldest unpublished row, dead rows.
 //!
-//! Transports: `embedded` (the log in `--data-dir`, held for the relay's life). Other
-//! transports join through `keel_core::PublishPort`.
+//! Transports: `embedded` (the log in `--data-dir`, held for the relay's life) and, with the
+//! `rabbitmq` feature, a RabbitMQ at `amqp://…` (its topics must exist). Other transports
+//! join through `keel_core::PublishPort`.
 
 use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use clap::{Args, ValueEnum};
+use clap::Args;
 use keel_embedded::EmbeddedBus;
 use keel_sql::{AfterPublish, OutboxMetrics, RelayOptions};
 use tokio::signal::unix::{SignalKind, signal};
@@ -25,9 +26,10 @@ pub(crate) struct RelayArgs {
     /// The application database: postgres://… or sqlite:PATH (see `keel migrate --help`).
     #[arg(long, env = "KEEL_DATABASE_URL", value_name = "URL")]
     database_url: String,
-    /// Where to publish.
-    #[arg(long, value_enum, default_value_t = Transport::Embedded)]
-    to: Transport,
+    /// Where to publish: `embedded` (the log in the data directory) or `amqp://…` (a
+    /// RabbitMQ; needs keel built with the `rabbitmq` feature).
+    #[arg(long, default_value = "embedded", value_parser = destination, value_name = "WHERE")]
+    to: Destination,
     /// Rows claimed per transaction.
     #[arg(long, default_value_t = 256)]
     batch: usize,
@@ -50,10 +52,33 @@ pub(crate) struct RelayArgs {
 }
 
 /// The transports `keel relay` can publish to.
-#[derive(Debug, Clone, Copy, ValueEnum)]
-enum Transport {
+#[derive(Debug, Clone)]
+enum Destination {
     /// The embedded log in the data directory.
     Embedded,
+    /// The RabbitMQ at this `amqp://` URL.
+    Rabbit(String),
+}
+
+impl Destination {
+    /// What the progress lines call it (no credentials).
+    fn describe(&self) -> &'static str {
+        match self {
+            Destination::Embedded => "the embedded log",
+            Destination::Rabbit(_) => "RabbitMQ",
+        }
+    }
+}
+
+/// Parses `--to`.
+fn destination(text: &str) -> Result<Destination, String> {
+    if text == "embedded" {
+        Ok(Destination::Embedded)
+    } else if text.starts_with("amqp://") {
+        Ok(Destination::Rabbit(text.to_string()))
+    } else {
+        Err(format!("'{text}' is neither 'embedded' nor an amqp:// URL"))
+    }
 }
 
 /// Runs `keel relay`.
@@ -80,11 +105,12 @@ async fn relay(data: &Path, args: RelayArgs) -> anyhow::Result<()> {
     };
     options.validate()?;
     let db = AppDatabase::open(&args.database_url).await?;
-    let port = match args.to {
-        Transport::Embedded => {
+    let port = match &args.to {
+        Destination::Embedded => {
             let log = open_log(data)?;
             Arc::new(EmbeddedBus::new(Arc::new(log)).publisher())
         }
+        Destination::Rabbit(url) => Arc::new(rabbit_publisher(url)?),
     };
     if args.relays == 0 || (args.relays > 1 && matches!(db, AppDatabase::Sqlite(_))) {
         anyhow::bail!(
@@ -98,9 +124,9 @@ async fn relay(data: &Path, args: RelayArgs) -> anyhow::Result<()> {
         .map(|_| db.relay(port.clone(), options.clone(), metrics.clone()))
         .collect::<anyhow::Result<Vec<_>>>()?;
     eprintln!(
-        "keel relay: publishing the outbox of {} to {:?}",
+        "keel relay: publishing the outbox of {} to {}",
         db.describe(),
-        args.to
+        args.to.describe()
     );
     let mut terminate =
         signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
@@ -138,4 +164,19 @@ async fn relay(data: &Path, args: RelayArgs) -> anyhow::Result<()> {
         metrics.dead_lettered()
     );
     Ok(())
+}
+
+/// The publisher on the RabbitMQ at `url`.
+#[cfg(feature = "rabbitmq")]
+fn rabbit_publisher(url: &str) -> anyhow::Result<keel_runtime::Publisher> {
+    let config = keel_rabbitmq::RabbitConfig::new(url);
+    Ok(keel_rabbitmq::RabbitTransport::connect(&config)?.publisher())
+}
+
+/// Without the `rabbitmq` feature there is no RabbitMQ client in the binary.
+#[cfg(not(feature = "rabbitmq"))]
+fn rabbit_publisher(_: &str) -> anyhow::Result<keel_runtime::Publisher> {
+    anyhow::bail!(
+        "--to amqp://… needs keel built with the rabbitmq feature (cargo build -p keel-cli --features rabbitmq)"
+    )
 }
