@@ -22,3 +22,9 @@ pub(crate) const DECLARE_ATTEMPTS_MAX: u32 = 5;
 
 /// The pause between two tries of a stream declaration.
 pub(crate) const DECLARE_RETRY_DELAY: Duration = Duration::from_millis(100);
+
+/// How often a member tries to join before its route gives up (`RabbitTransport::join`).
+pub(crate) const JOIN_ATTEMPTS_MAX: u32 = 5;
+
+/// The pause between two tries of a join.
+pub(crate) const JOIN_RETRY_DELAY: Duration = Duration::from_millis(200);

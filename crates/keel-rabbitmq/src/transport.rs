@@ -14,6 +14,7 @@ use crate::admin::RabbitAdmin;
 use crate::broker::Broker;
 use crate::client::Client;
 use crate::config::RabbitConfig;
+use crate::limits::{JOIN_ATTEMPTS_MAX, JOIN_RETRY_DELAY};
 use crate::member::{JoinSpec, Member};
 use crate::names::Names;
 use crate::publisher::{RabbitPublisher, transport_error};
@@ -64,6 +65,40 @@ impl RabbitTransport {
     pub fn metrics(&self) -> &Metrics {
         &self.metrics
     }
+
+    /// One try of [`ConsumeTransport::join`].
+    async fn join_once(
+        &self,
+        group: &str,
+        topic: &str,
+        policy: &GroupPolicy,
+        start_from: StartFrom,
+    ) -> Result<Box<dyn Membership>, TransportError> {
+        let broker = &self.publisher.broker;
+        if broker.partitions(topic).await.map_err(transport_error)? == 0 {
+            return Err(TransportError::UnknownTopic {
+                topic: topic.to_string(),
+            });
+        }
+        broker
+            .register_group(group, topic)
+            .await
+            .map_err(transport_error)?;
+        // AMQP heartbeats at half the session timeout: a hung member is dropped by
+        // RabbitMQ (and its partitions freed) within about the session timeout.
+        let heartbeat = policy.session_timeout / 2;
+        let name = format!("keel member {group}/{topic}");
+        let client =
+            Client::new(&self.config.url, &name, Some(heartbeat)).map_err(transport_error)?;
+        let spec = JoinSpec {
+            group: group.to_string(),
+            topic: topic.to_string(),
+            policy: policy.clone(),
+            start_from,
+            client: Arc::new(client),
+        };
+        Ok(Box::new(Member::join(broker.clone(), spec)) as Box<dyn Membership>)
+    }
 }
 
 impl From<&RabbitTransport> for Transport {
@@ -90,30 +125,20 @@ impl ConsumeTransport for RabbitTransport {
         start_from: StartFrom,
     ) -> BoxFuture<'a, Result<Box<dyn Membership>, TransportError>> {
         Box::pin(async move {
-            let broker = &self.publisher.broker;
-            if broker.partitions(topic).await.map_err(transport_error)? == 0 {
-                return Err(TransportError::UnknownTopic {
-                    topic: topic.to_string(),
-                });
+            // The router does not join again after a failure, and RabbitMQ 3.10 closes a
+            // connection whose stream declaration raced another one (`Client::declare_stream`),
+            // failing whatever else was in flight on it: a failure that may pass is tried
+            // again a few times before the route gives up.
+            let mut attempt = 1;
+            loop {
+                match self.join_once(group, topic, policy, start_from).await {
+                    Err(error) if error.is_retriable() && attempt < JOIN_ATTEMPTS_MAX => {
+                        attempt += 1;
+                        tokio::time::sleep(JOIN_RETRY_DELAY).await;
+                    }
+                    result => return result,
+                }
             }
-            broker
-                .register_group(group, topic)
-                .await
-                .map_err(transport_error)?;
-            // AMQP heartbeats at half the session timeout: a hung member is dropped by
-            // RabbitMQ (and its partitions freed) within about the session timeout.
-            let heartbeat = policy.session_timeout / 2;
-            let name = format!("keel member {group}/{topic}");
-            let client =
-                Client::new(&self.config.url, &name, Some(heartbeat)).map_err(transport_error)?;
-            let spec = JoinSpec {
-                group: group.to_string(),
-                topic: topic.to_string(),
-                policy: policy.clone(),
-                start_from,
-                client: Arc::new(client),
-            };
-            Ok(Box::new(Member::join(broker.clone(), spec)) as Box<dyn Membership>)
         })
     }
 }
