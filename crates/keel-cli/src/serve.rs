@@ -12,7 +12,7 @@ use clap::{Args, ValueEnum};
 use keel_kafka::sasl::SaslMechanism;
 use keel_kafka::tls::TlsIdentity;
 use keel_log::FsyncPolicy;
-use keel_server::{KAFKA_ADDR_DEFAULT, REGISTRY_ADDR_DEFAULT, Server, ServerConfig};
+use keel_server::{HttpToken, KAFKA_ADDR_DEFAULT, REGISTRY_ADDR_DEFAULT, Server, ServerConfig};
 use serde::Deserialize;
 use tokio::signal::unix::{SignalKind, signal};
 use tracing_subscriber::EnvFilter;
@@ -162,6 +162,17 @@ pub(crate) struct ServeArgs {
     /// without, where every client is User:ANONYMOUS].
     #[arg(long, env = "KEEL_KAFKA_ALLOW_IF_NO_ACL", value_name = "BOOL")]
     kafka_allow_if_no_acl: Option<bool>,
+    /// Tokens the HTTP listeners (API, console, schema registry) accept, comma-separated
+    /// `name:role:sha256` (role `admin` or `read-only`; the SHA-256 of the token in hex, e.g.
+    /// from `printf %s "$TOKEN" | sha256sum`); clients send `Authorization: Bearer <token>`
+    /// or Basic with the token as password [default: none, every caller is admin].
+    #[arg(
+        long,
+        env = "KEEL_HTTP_TOKENS",
+        value_name = "LIST",
+        value_delimiter = ','
+    )]
+    http_tokens: Option<Vec<String>>,
     /// Longest graceful shutdown waits for in-flight requests, in milliseconds
     /// [default: 10000].
     #[arg(long, env = "KEEL_SHUTDOWN_GRACE_MS", value_name = "MS")]
@@ -234,6 +245,7 @@ struct ConfigFile {
     kafka_sasl_mechanisms: Option<Vec<String>>,
     kafka_super_users: Option<Vec<String>>,
     kafka_allow_if_no_acl: Option<bool>,
+    http_tokens: Option<Vec<String>>,
     kafka_advertised: Option<String>,
     kafka_tls_cert: Option<PathBuf>,
     kafka_tls_key: Option<PathBuf>,
@@ -402,6 +414,13 @@ pub(crate) fn run(data_dir: &Path, args: ServeArgs) -> anyhow::Result<()> {
             .collect::<anyhow::Result<_>>()?;
     }
     config.kafka_allow_if_no_acl = args.kafka_allow_if_no_acl.or(file.kafka_allow_if_no_acl);
+    if let Some(tokens) = args.http_tokens.or(file.http_tokens) {
+        config.http_tokens = tokens
+            .iter()
+            .filter(|token| !token.trim().is_empty())
+            .map(|token| HttpToken::parse(token).map_err(|e| anyhow::anyhow!("http_tokens: {e}")))
+            .collect::<anyhow::Result<_>>()?;
+    }
     if let Some(ms) = args.shutdown_grace_ms.or(file.shutdown_grace_ms) {
         config.shutdown_grace_ms = ms;
     }

@@ -66,6 +66,9 @@ pub struct ServerConfig {
     /// may do nothing until granted), open without SASL (every client is `User:ANONYMOUS`,
     /// so ACLs could not tell clients apart and closing would only lock everyone out).
     pub kafka_allow_if_no_acl: Option<bool>,
+    /// Tokens the HTTP listeners (API, console, schema registry) accept, by their SHA-256;
+    /// empty asks nobody (every caller is admin).
+    pub http_tokens: Vec<crate::HttpToken>,
 }
 
 /// The web console's settings: how often its charts sample the log, when it raises an
@@ -130,6 +133,7 @@ impl ServerConfig {
             kafka_tls: None,
             kafka_super_users: Vec::new(),
             kafka_allow_if_no_acl: None,
+            http_tokens: Vec::new(),
         }
     }
 

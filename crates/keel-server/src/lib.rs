@@ -26,6 +26,7 @@
 mod access;
 mod admin_api;
 mod app;
+mod authentication;
 mod config;
 mod console;
 mod events;
@@ -37,6 +38,7 @@ mod schemas_api;
 mod server;
 mod topics_api;
 
+pub use authentication::HttpToken;
 pub use config::{
     CONSOLE_DATABASES_MAX, ConfigError, ConsoleConfig, HTTP_ADDR_DEFAULT, KAFKA_ADDR_DEFAULT,
     LAG_ALERT_MS_DEFAULT, REGISTRY_ADDR_DEFAULT, ServerConfig, TRACE_ID_PLACEHOLDER,

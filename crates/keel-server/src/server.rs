@@ -12,6 +12,8 @@ use std::time::Duration;
 
 use keel_embedded::EmbeddedBus;
 use keel_kafka::acl::{AclFilter, Acls, Authorizer};
+
+use crate::authentication::Tokens;
 use keel_kafka::group::GroupCoordinator;
 use keel_kafka::sasl::{SaslConfig, Users};
 use keel_kafka::{Broker, BrokerMetrics, KafkaListener};
@@ -214,11 +216,12 @@ impl Server {
         };
         let (stop_sender, stop) = watch::channel(false);
         let http_limits = self.config.http_limits;
+        let tokens = Tokens(Arc::new(self.config.http_tokens.clone()));
         let http_server = tokio::spawn(http_listener::serve(
             http_listener,
             http_limits,
             http_metrics,
-            http::router(app, Arc::new(registry)),
+            authenticated(http::router(app, Arc::new(registry)), &tokens),
             stop.clone(),
         ));
         let sampler = tokio::spawn(sample_history(
@@ -234,10 +237,16 @@ impl Server {
                         listener,
                         http_limits,
                         registry_metrics,
-                        schema_registry::router(
-                            registry,
-                            self.bus.log().clone(),
-                            schema_metrics.clone(),
+                        authenticated(
+                            schema_registry::router(
+                                registry,
+                                self.bus.log().clone(),
+                                schema_metrics.clone(),
+                            )
+                            .layer(axum::middleware::from_fn(
+                                crate::access::require_admin_to_change,
+                            )),
+                            &tokens,
                         ),
                         stop.clone(),
                     ))
@@ -256,7 +265,7 @@ impl Server {
             .filter(|_| kafka_listener.is_some())
             .map(|identity| identity.server_config().map_err(ServeError::Tls))
             .transpose()?;
-        warn_if_exposed(&bound, sasl.is_some());
+        warn_if_exposed(&bound, sasl.is_some(), !tokens.0.is_empty());
         let authorizer = match &kafka_listener {
             Some(_) => Some(self.authorizer(sasl.is_some())?),
             None => None,
@@ -364,14 +373,25 @@ impl Server {
     }
 }
 
+/// `router` behind the token check and the cross-origin check (`authentication.rs`).
+fn authenticated(router: axum::Router, tokens: &Tokens) -> axum::Router {
+    router.layer(axum::middleware::from_fn_with_state(
+        tokens.clone(),
+        crate::authentication::authenticate,
+    ))
+}
+
 /// Logs a loud warning for every listener reachable beyond this machine that lets anyone in:
-/// the Kafka listener without SASL; the HTTP listeners, which have no authentication yet.
-fn warn_if_exposed(bound: &BoundAddrs, kafka_authenticated: bool) {
+/// the Kafka listener without SASL; the HTTP listeners without tokens.
+fn warn_if_exposed(bound: &BoundAddrs, kafka_authenticated: bool, http_authenticated: bool) {
     let exposed = |addr: &SocketAddr| !addr.ip().is_loopback();
     let open = [
         ("Kafka", bound.kafka.filter(|_| !kafka_authenticated)),
-        ("HTTP API", Some(bound.http)),
-        ("schema registry", bound.registry),
+        ("HTTP API", Some(bound.http).filter(|_| !http_authenticated)),
+        (
+            "schema registry",
+            bound.registry.filter(|_| !http_authenticated),
+        ),
     ];
     for (what, addr) in open {
         if let Some(addr) = addr.filter(exposed) {
