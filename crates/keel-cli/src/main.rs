@@ -7,6 +7,8 @@
 mod app_database;
 mod bench;
 mod catalog;
+#[cfg(feature = "kafka")]
+mod cluster;
 mod consume;
 mod control;
 mod demo;
