@@ -444,7 +444,12 @@ impl Broker {
                 answer!(api::alter_user_scram_credentials::handle(self, caller, r, version).await)
             }
             Request::SaslHandshake(r) => {
-                let error_code = session.handshake(&r.mechanism);
+                // A v0 handshake would be followed by raw SASL frames, which Keel does not
+                // read: refused with the mechanisms, the session unchanged.
+                let error_code = match version {
+                    0 => crate::sasl::UNSUPPORTED_SASL_MECHANISM,
+                    _ => session.handshake(&r.mechanism),
+                };
                 let mechanisms = session.mechanisms().into_iter().map(api::text).collect();
                 answer!(
                     SaslHandshakeResponse::default()

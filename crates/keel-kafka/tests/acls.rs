@@ -59,7 +59,7 @@ fn a_principal_without_an_acl_is_refused_until_a_super_user_grants_it() {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
-    let broker = TestBroker::start_secured(dir.path());
+    let broker = TestBroker::start_secured(dir.path(), None);
     broker
         .log
         .create_topic("orders", TopicConfig::new(1))
@@ -111,7 +111,7 @@ fn the_admin_client_manages_scram_users_on_the_listener() {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
-    let broker = TestBroker::start_secured(dir.path());
+    let broker = TestBroker::start_secured(dir.path(), None);
     broker
         .log
         .create_topic("ledger", TopicConfig::new(1))
@@ -168,7 +168,7 @@ fn authenticated(broker: &TestBroker, user: &str) -> support::RawClient {
 fn keels_own_topics_stay_closed_and_acls_need_the_cluster_permission_and_survive_a_restart() {
     let dir = tempfile::tempdir().unwrap();
     {
-        let broker = TestBroker::start_secured(dir.path());
+        let broker = TestBroker::start_secured(dir.path(), None);
         let mut admin = authenticated(&broker, "admin");
         for internal in ["_keel_schemas", "keel.dlq.audit"] {
             broker.log.create_topic(internal, TopicConfig::new(1)).ok();

@@ -195,7 +195,7 @@ fn java_admin_client_manages_acls_and_scram_users_over_sasl() {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
-    let broker = TestBroker::start_secured(dir.path());
+    let broker = TestBroker::start_secured(dir.path(), None);
     let outcome = run_tests(
         &broker.bootstrap(),
         "keel-sasl",

@@ -1,11 +1,12 @@
-//! kcat (librdkafka) against the broker: metadata, produce with keys and headers, consume.
+//! kcat (librdkafka) against the broker: metadata, produce with keys and headers, consume;
+//! and the same over `SASL_SSL` with PLAIN (a wrong password refused).
 
 mod support;
 
 use std::io::Write;
 use std::process::{Command, Stdio};
 
-use support::{TestBroker, client_available, python_module, run};
+use support::{TestBroker, client_available, python_module, run, self_signed};
 
 #[test]
 fn kcat_produces_consumes_and_lists_metadata() {
@@ -175,4 +176,85 @@ fn batches_compressed_by_confluent_kafka_are_stored_as_sent_and_read_by_kcat() {
             "{codec}"
         );
     }
+}
+
+/// kcat over SASL_SSL as `user`.
+///
+/// With PLAIN: Debian's kcat (librdkafka 2.0.2) fails SCRAM against Keel — its
+/// client-final-message echoes a 96-character nonce (its own 32 and the server's 64) where
+/// Keel's is 64, and Keel refuses it ("nonce differs"); confluent-kafka's newer librdkafka,
+/// kafka-python and the Java client authenticate with SCRAM-SHA-512 (sasl.rs, acls.rs,
+/// java_clients.rs). Not yet understood; see the report of issue 14.
+fn secured_kcat(bootstrap: &str, ca: &std::path::Path, user: &str, password: &str) -> Command {
+    let mut kcat = Command::new("kcat");
+    kcat.args(["-b", bootstrap]);
+    for setting in [
+        "security.protocol=SASL_SSL".to_string(),
+        "sasl.mechanisms=PLAIN".to_string(),
+        format!("sasl.username={user}"),
+        format!("sasl.password={password}"),
+        format!("ssl.ca.location={}", ca.display()),
+    ] {
+        kcat.args(["-X", &setting]);
+    }
+    kcat
+}
+
+#[test]
+fn kcat_produces_and_consumes_over_sasl_ssl() {
+    if !client_available("kcat", "kcat", &["-V"]) {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let (identity, ca) = self_signed(dir.path());
+    let broker = TestBroker::start_secured(&dir.path().join("data"), Some(&identity));
+    let bootstrap = broker.bootstrap();
+    let mut producer = secured_kcat(&bootstrap, &ca, "admin", "admin-secret")
+        .args(["-t", "secured", "-P", "-X", "acks=all"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let lines: String = (0..10).map(|i| format!("value-{i}\n")).collect();
+    producer
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(lines.as_bytes())
+        .unwrap();
+    let output = producer.wait_with_output().unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let stored = broker.log.topic("secured").expect("created by kcat");
+    assert_eq!(stored.partitions()[0].high_watermark(), 10);
+
+    let consumed = run(
+        secured_kcat(&bootstrap, &ca, "admin", "admin-secret").args([
+            "-t",
+            "secured",
+            "-C",
+            "-o",
+            "beginning",
+            "-e",
+            "-c",
+            "10",
+            "-f",
+            "%s\n",
+        ]),
+    );
+    assert_eq!(String::from_utf8_lossy(&consumed.stdout), lines);
+
+    let refused = secured_kcat(&bootstrap, &ca, "admin", "wrong")
+        .args(["-L", "-m", "5"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(
+        !refused.status.success() && stderr.contains("Authentication failed"),
+        "a wrong password: {stderr}"
+    );
 }

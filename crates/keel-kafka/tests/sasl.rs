@@ -13,7 +13,7 @@ use kafka_protocol::messages::MetadataRequest;
 use keel_kafka::sasl::scram::{ScramCredential, ScramMechanism};
 use keel_kafka::sasl::{SaslConfig, SaslMechanism, Users};
 use keel_kafka::tls::TlsIdentity;
-use support::{RawClient, TestBroker, python_module, run, script};
+use support::{RawClient, TestBroker, python_module, run, script, self_signed};
 
 /// A broker requiring SASL (user `alice`, every mechanism), with TLS when `tls` is given.
 fn broker_with_users(dir: &std::path::Path, tls: Option<&TlsIdentity>) -> TestBroker {
@@ -37,34 +37,6 @@ fn broker_with_users(dir: &std::path::Path, tls: Option<&TlsIdentity>) -> TestBr
             None => broker,
         }
     })
-}
-
-/// A self-signed certificate for 127.0.0.1 and localhost, made by the openssl command (the
-/// clients' CA file is the certificate itself).
-fn self_signed(dir: &std::path::Path) -> (TlsIdentity, std::path::PathBuf) {
-    let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
-    run(Command::new("openssl").args([
-        "req",
-        "-x509",
-        "-newkey",
-        "rsa:2048",
-        "-nodes",
-        "-days",
-        "2",
-        "-subj",
-        "/CN=localhost",
-        "-addext",
-        "subjectAltName=DNS:localhost,IP:127.0.0.1",
-        "-keyout",
-        key.to_str().unwrap(),
-        "-out",
-        cert.to_str().unwrap(),
-    ]));
-    let identity = TlsIdentity {
-        cert_pem: std::fs::read(&cert).unwrap(),
-        key_pem: std::fs::read(&key).unwrap(),
-    };
-    (identity, cert)
 }
 
 fn client(

@@ -46,8 +46,10 @@ pub(crate) const VERSIONS: &[(ApiKey, i16, i16)] = &[
     (ApiKey::DescribeUserScramCredentials, 0, 0),
     (ApiKey::AlterUserScramCredentials, 0, 0),
     // v0 of SaslHandshake sends the mechanism's bytes as raw frames; clients that speak v1
-    // wrap them in SaslAuthenticate, which is all Keel serves.
-    (ApiKey::SaslHandshake, 1, 1),
+    // wrap them in SaslAuthenticate, which is all Keel serves. v0 is still advertised:
+    // librdkafka before 2.1 (Debian's kcat) turns SASL off unless the broker lists v0, then
+    // speaks v1; a v0 handshake itself is refused (broker.rs).
+    (ApiKey::SaslHandshake, 0, 1),
     (ApiKey::SaslAuthenticate, 0, 2),
 ];
 

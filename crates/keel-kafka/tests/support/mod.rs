@@ -74,8 +74,13 @@ impl TestBroker {
     }
 
     /// A broker requiring SCRAM-SHA-512 or PLAIN, with users `admin` (a super user), `bob`
-    /// and `carol` (each with the password `<name>-secret`), and ACLs closed by default.
-    pub(crate) fn start_secured(dir: &Path) -> TestBroker {
+    /// and `carol` (each with the password `<name>-secret`), and ACLs closed by default;
+    /// over TLS with `tls` (`SASL_SSL`).
+    pub(crate) fn start_secured(
+        dir: &Path,
+        tls: Option<&keel_kafka::tls::TlsIdentity>,
+    ) -> TestBroker {
+        let tls = tls.map(|identity| identity.server_config().unwrap());
         use keel_kafka::acl::{Acls, Authorizer};
         use keel_kafka::sasl::scram::{ScramCredential, ScramMechanism};
         use keel_kafka::sasl::{SaslConfig, SaslMechanism, Users};
@@ -88,7 +93,7 @@ impl TestBroker {
                 users.upsert(user, credential).unwrap();
             }
             let acls = Arc::new(Acls::open(log).unwrap());
-            broker
+            let broker = broker
                 .with_sasl(SaslConfig {
                     mechanisms: vec![
                         SaslMechanism::Scram(ScramMechanism::Sha512),
@@ -96,7 +101,11 @@ impl TestBroker {
                     ],
                     users: Arc::new(users),
                 })
-                .with_authorizer(Authorizer::new(acls, ["User:admin".to_string()], false))
+                .with_authorizer(Authorizer::new(acls, ["User:admin".to_string()], false));
+            match tls {
+                Some(tls) => broker.with_tls(tls),
+                None => broker,
+            }
         })
     }
 
@@ -164,6 +173,36 @@ pub(crate) fn run(command: &mut Command) -> Output {
 /// A Python client script shipped beside the tests.
 pub(crate) fn script(name: &str) -> String {
     format!("{}/tests/clients/{name}", env!("CARGO_MANIFEST_DIR"))
+}
+
+/// A self-signed certificate for 127.0.0.1 and localhost, made by the openssl command (the
+/// clients' CA file is the certificate itself).
+pub(crate) fn self_signed(
+    dir: &std::path::Path,
+) -> (keel_kafka::tls::TlsIdentity, std::path::PathBuf) {
+    let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
+    run(Command::new("openssl").args([
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-days",
+        "2",
+        "-subj",
+        "/CN=localhost",
+        "-addext",
+        "subjectAltName=DNS:localhost,IP:127.0.0.1",
+        "-keyout",
+        key.to_str().unwrap(),
+        "-out",
+        cert.to_str().unwrap(),
+    ]));
+    let identity = keel_kafka::tls::TlsIdentity {
+        cert_pem: std::fs::read(&cert).unwrap(),
+        key_pem: std::fs::read(&key).unwrap(),
+    };
+    (identity, cert)
 }
 
 /// A minimal Kafka client over kafka-protocol's message types, for tests that need exact
