@@ -26,3 +26,4 @@ async fn kafka() -> KafkaHarness<Serve> {
 }
 
 keel_runtime::conformance_tests!(kafka());
+keel_runtime::admin_conformance_tests!(kafka());

@@ -52,3 +52,4 @@ fn fresh_namespace() -> String {
 }
 
 keel_runtime::conformance_tests!(optional apache_kafka());
+keel_runtime::admin_conformance_tests!(optional apache_kafka());
