@@ -1,0 +1,134 @@
+//! [`Connection`]: one multiplexed Redis connection shared by the publisher, the consumers
+//! and the admin port of a [`RedisTransport`](crate::RedisTransport), with the topic
+//! registry (a hash, topic → partition count) and a cache of partition counts, which never
+//! change once a topic exists.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+use keel_core::TransportError;
+use redis::aio::MultiplexedConnection;
+
+use crate::config::RedisConfig;
+use crate::keys::Keys;
+use crate::limits::PARTITIONS_MAX;
+
+/// A connection to one Redis server under one namespace.
+pub(crate) struct Connection {
+    pub(crate) redis: MultiplexedConnection,
+    pub(crate) keys: Keys,
+    partitions: Mutex<HashMap<String, u32>>,
+}
+
+impl std::fmt::Debug for Connection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Connection")
+            .field("keys", &self.keys)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Connection {
+    /// Connects to the server `config` names.
+    pub(crate) async fn connect(config: &RedisConfig) -> Result<Connection, TransportError> {
+        let client = redis::Client::open(config.url())
+            .map_err(|e| unavailable(format!("Redis URL '{}': {e}", config.url())))?;
+        let redis = client
+            .get_multiplexed_async_connection()
+            .await
+            .map_err(|e| unavailable(format!("cannot connect to {}: {e}", config.url())))?;
+        Ok(Connection {
+            redis,
+            keys: Keys::new(config.namespace()),
+            partitions: Mutex::new(HashMap::new()),
+        })
+    }
+
+    /// A handle for one request or one lease (clones share the connection).
+    pub(crate) fn redis(&self) -> MultiplexedConnection {
+        self.redis.clone()
+    }
+
+    /// The partition count of `topic` (cached); `None` when the topic does not exist.
+    pub(crate) async fn partitions(&self, topic: &str) -> Result<Option<u32>, TransportError> {
+        if let Some(partitions) = self.cache().get(topic) {
+            return Ok(Some(*partitions));
+        }
+        let partitions: Option<u32> = redis::cmd("HGET")
+            .arg(self.keys.topics())
+            .arg(topic)
+            .query_async(&mut self.redis())
+            .await
+            .map_err(|e| unavailable(format!("topic '{topic}': {e}")))?;
+        if let Some(partitions) = partitions {
+            self.cache().insert(topic.to_string(), partitions);
+        }
+        Ok(partitions)
+    }
+
+    /// Every topic, by name, with its partition count.
+    pub(crate) async fn topics(&self) -> Result<Vec<(String, u32)>, TransportError> {
+        let mut topics: Vec<(String, u32)> = redis::cmd("HGETALL")
+            .arg(self.keys.topics())
+            .query_async(&mut self.redis())
+            .await
+            .map_err(|e| unavailable(format!("topics: {e}")))?;
+        topics.sort();
+        Ok(topics)
+    }
+
+    /// The partition count of `topic`, registered with `partitions` when missing (its
+    /// streams appear with their first entry or group).
+    pub(crate) async fn create_topic(
+        &self,
+        topic: &str,
+        partitions: u32,
+    ) -> Result<u32, TransportError> {
+        if partitions == 0 || partitions > PARTITIONS_MAX {
+            return Err(TransportError::Refused {
+                reason: format!(
+                    "topic '{topic}': {partitions} partitions is not in 1..={PARTITIONS_MAX}"
+                ),
+            });
+        }
+        let _: bool = redis::cmd("HSETNX")
+            .arg(self.keys.topics())
+            .arg(topic)
+            .arg(partitions)
+            .query_async(&mut self.redis())
+            .await
+            .map_err(|e| unavailable(format!("creating topic '{topic}': {e}")))?;
+        self.partitions(topic)
+            .await?
+            .ok_or_else(|| unavailable(format!("topic '{topic}' vanished after its creation")))
+    }
+
+    /// The stream of `partition` of `topic`, checked against its partition count.
+    pub(crate) async fn stream(
+        &self,
+        topic: &str,
+        partition: u32,
+    ) -> Result<String, TransportError> {
+        match self.partitions(topic).await? {
+            None => Err(TransportError::UnknownTopic {
+                topic: topic.to_string(),
+            }),
+            Some(partitions) if partition >= partitions => Err(TransportError::UnknownPartition {
+                topic: topic.to_string(),
+                partition,
+            }),
+            Some(_) => Ok(self.keys.stream(topic, partition)),
+        }
+    }
+
+    fn cache(&self) -> std::sync::MutexGuard<'_, HashMap<String, u32>> {
+        self.partitions.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// A [`TransportError::Unavailable`] with `reason`.
+pub(crate) fn unavailable(reason: impl Into<String>) -> TransportError {
+    TransportError::Unavailable {
+        reason: reason.into(),
+    }
+}

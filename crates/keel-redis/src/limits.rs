@@ -1,0 +1,20 @@
+//! Every limit of the Redis transport, in one place.
+
+use std::time::Duration;
+
+/// Most partitions a topic may have (streams per topic).
+pub(crate) const PARTITIONS_MAX: u32 = 1024;
+
+/// Most entries one read (`XREADGROUP`, `XRANGE`) asks for.
+pub(crate) const READ_COUNT_MAX: usize = 500;
+
+/// How often an idle lease looks for new entries (the worker also looks every poll
+/// interval).
+pub(crate) const WAIT_POLL: Duration = Duration::from_millis(20);
+
+/// Most entries one `XACK` or `XAUTOCLAIM` names.
+pub(crate) const ACK_BATCH_MAX: usize = 1_000;
+
+/// Most entries an offset-by-time search reads (it scans: Redis has no time index on
+/// Keel's ids).
+pub(crate) const TIME_SCAN_MAX: usize = 1_000_000;

@@ -1,0 +1,59 @@
+//! The Redis transport against the transport conformance suite (`keel_runtime::conformance`)
+//! on the real server at `KEEL_TEST_REDIS_URL` (`scripts/services start redis`;
+//! `scripts/services env` prints the variable): unset, each check says it did not run;
+//! set, an unreachable server fails it. Each check gets a namespace of its own, so checks
+//! and parallel runs share the server without meeting.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use keel_core::{AdminTransport, GroupPolicy};
+use keel_redis::{RedisConfig, RedisTransport};
+use keel_runtime::conformance::Harness;
+use keel_runtime::{Publisher, Transport};
+
+const URL_VAR: &str = "KEEL_TEST_REDIS_URL";
+
+/// A fresh namespace on the server.
+struct Redis {
+    transport: RedisTransport,
+}
+
+impl Harness for Redis {
+    fn transport(&self) -> Transport {
+        self.transport.transport()
+    }
+
+    fn admin(&self) -> Arc<dyn AdminTransport> {
+        Arc::new(self.transport.clone())
+    }
+
+    fn publisher(&self) -> Publisher {
+        self.transport.publisher()
+    }
+
+    fn group_policy(&self) -> GroupPolicy {
+        GroupPolicy {
+            session_timeout: Duration::from_secs(3),
+            heartbeat_interval: Duration::from_millis(200),
+            rebalance_timeout: Duration::from_secs(20),
+        }
+    }
+}
+
+async fn redis() -> Option<Redis> {
+    let Ok(url) = std::env::var(URL_VAR) else {
+        eprintln!("redis conformance: not run, {URL_VAR} is unset");
+        return None;
+    };
+    let namespace = format!("t{}", uuid::Uuid::now_v7().simple());
+    let config = RedisConfig::new(url)
+        .with_namespace(&namespace[..32])
+        .expect("namespace");
+    let transport = RedisTransport::connect(&config)
+        .await
+        .unwrap_or_else(|e| panic!("{URL_VAR} is set but Redis is unreachable: {e}"));
+    Some(Redis { transport })
+}
+
+keel_runtime::conformance_tests!(optional redis());
