@@ -57,3 +57,5 @@ async fn redis() -> Option<Redis> {
 }
 
 keel_runtime::conformance_tests!(optional redis());
+// Offsets are dense on Redis (entry 0-n is offset n − 1), so the operator checks apply.
+keel_runtime::admin_conformance_tests!(optional redis());
