@@ -110,6 +110,7 @@ fn init_logging() {
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        .with_ansi(crate::terminal::stderr_colours())
         .init();
 }
 

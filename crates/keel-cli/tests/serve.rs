@@ -559,3 +559,20 @@ fn verbs_go_to_the_server_that_owns_the_directory_or_refuse_at_once() {
     );
     assert!(served.terminate());
 }
+
+/// Logs that go to a pipe (a file, a log collector) hold no ANSI colour codes, and no Rust
+/// debug forms.
+#[test]
+fn logs_to_a_pipe_are_plain_text() {
+    let keel = Keel::new();
+    let (mut child, _) = keel.start_server_logging(&[], Stdio::piped());
+    assert!(terminate(&mut child));
+    let mut logs = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut logs).unwrap();
+    assert!(logs.contains("INFO"), "{logs}");
+    assert!(
+        !logs.contains('\u{1b}'),
+        "colour codes in piped logs: {logs:?}"
+    );
+    assert!(!logs.contains("Some("), "Rust's Option in the logs: {logs}");
+}

@@ -295,7 +295,10 @@ impl Server {
                 let _ = stop.wait_for(|stopped| *stopped).await;
             }))
         });
-        tracing::info!(http = %bound.http, kafka = ?bound.kafka, data_dir = %self.config.data_dir.display(), "keel serve ready");
+        let kafka = bound
+            .kafka
+            .map_or_else(|| "off".to_string(), |addr| addr.to_string());
+        tracing::info!(http = %bound.http, %kafka, data_dir = %self.config.data_dir.display(), "keel serve ready");
         on_ready(bound);
 
         shutdown.await;

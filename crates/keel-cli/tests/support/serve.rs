@@ -11,13 +11,19 @@ impl Keel {
     /// Starts `keel serve EXTRA` on free ports with this data directory and waits for its
     /// "listening" line; returns the child and that line.
     pub(crate) fn start_server(&self, extra: &[&str]) -> (Child, String) {
+        self.start_server_logging(extra, Stdio::null())
+    }
+
+    /// As [`Keel::start_server`], its logs (stderr) going to `logs`.
+    pub(crate) fn start_server_logging(&self, extra: &[&str], logs: Stdio) -> (Child, String) {
         let mut child = Command::new(env!("CARGO_BIN_EXE_keel"))
             .args(["serve", "--http", "127.0.0.1:0", "--kafka", "127.0.0.1:0"])
             .args(["--registry", "127.0.0.1:0"])
             .args(extra)
             .env("KEEL_DATA", self.dir.path())
+            .env_remove("NO_COLOR")
             .stdout(Stdio::piped())
-            .stderr(Stdio::null())
+            .stderr(logs)
             .spawn()
             .expect("spawn keel serve");
         let mut line = String::new();
