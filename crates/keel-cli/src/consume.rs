@@ -35,7 +35,8 @@ pub(crate) struct ConsumeArgs {
     /// --group the oldest stored event, else the end).
     #[arg(long, conflicts_with_all = ["offset", "from_time"])]
     from_beginning: bool,
-    /// Start at this offset in every partition read.
+    /// Start at this offset in every partition read (a shorter partition from its end, as
+    /// Kafka resets an offset out of range); past the end of all of them is an error.
     #[arg(long, conflicts_with = "from_time")]
     offset: Option<u64>,
     /// Start at the first event at or after this time (RFC 3339, or ms since the epoch).
@@ -152,10 +153,8 @@ fn start_cursors(log: &Log, topic: &Topic, args: &ConsumeArgs) -> anyhow::Result
         let next_offset = if args.from_beginning {
             start
         } else if let Some(offset) = args.offset {
-            if offset > end {
-                bail!("--offset {offset} is past the end of partition {index} (its end is {end})");
-            }
-            offset.max(start)
+            // Kafka's reset: a partition shorter than the offset is read from its end.
+            offset.clamp(start, end)
         } else if let Some(time_ms) = from_time {
             partition.offset_for_timestamp(time_ms)?.unwrap_or(end)
         } else if args.group.is_some() {
@@ -168,6 +167,19 @@ fn start_cursors(log: &Log, topic: &Topic, args: &ConsumeArgs) -> anyhow::Result
             next_offset,
             committed,
         });
+    }
+    if let Some(offset) = args.offset {
+        let longest = topic
+            .partitions()
+            .iter()
+            .map(|p| p.high_watermark())
+            .max()
+            .unwrap_or(0);
+        if offset > longest {
+            bail!(
+                "--offset {offset} is past the end of every partition read (the longest ends at {longest})"
+            );
+        }
     }
     Ok(cursors)
 }

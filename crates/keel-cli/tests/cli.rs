@@ -380,6 +380,24 @@ fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
     files
 }
 
+/// `--offset` applies to every partition read; a partition shorter than it is read from its
+/// end (Kafka's reset of an out-of-range offset) instead of failing the whole command.
+#[test]
+fn an_offset_past_a_short_partition_reads_the_longer_ones() {
+    let keel = Keel::new();
+    keel.ok(&["topics", "create", "uneven", "--partitions", "2"], "");
+    let line = |key: &str| format!("{{\"type\":\"t\",\"key\":\"{key}\"}}\n");
+    // Keys "a" and "d" map to partitions 0 and 1 of two (murmur2).
+    keel.ok(&["produce", "uneven"], &(line("a").repeat(5) + &line("d")));
+    let events = keel.consume(&["uneven", "--offset", "2"]);
+    assert_eq!(events.len(), 3, "{events:?}");
+    keel.fails(
+        &["consume", "uneven", "--offset", "9"],
+        "",
+        "past the end of every partition",
+    );
+}
+
 /// Keyless events spread over the partitions as Kafka's sticky partitioner spreads them (one
 /// partition per batch), instead of all landing in partition 0.
 #[test]
