@@ -17,7 +17,7 @@ use async_nats::jetstream::kv::Store;
 use async_nats::jetstream::stream::{Config as StreamConfig, DiscardPolicy};
 use bytes::Bytes;
 use keel_core::{BoxFuture, GroupPolicy, Membership, PartitionLease, StartFrom, TransportError};
-use keel_runtime::lease_group::{LeaseKeys, LeaseStore, lease_group};
+use keel_runtime::lease_group::{LeaseKeys, LeaseStore, lease_group, member_id};
 
 use crate::connection::{Connection, unavailable};
 use crate::lease::NatsLease;
@@ -116,19 +116,6 @@ async fn lease_bucket(
             let reason = created.map_or(e.to_string(), |c| c.to_string());
             unavailable(format!("lease bucket '{bucket}': {reason}"))
         })
-}
-
-/// A member id unique across processes: the process id, the time and a counter.
-fn member_id() -> String {
-    static COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_nanos());
-    format!(
-        "{}-{nanos}-{}",
-        std::process::id(),
-        COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
-    )
 }
 
 /// The key-value keys of one group on one topic.

@@ -11,12 +11,12 @@
 //! Not here: the record's NATS form (`record.rs`), streams (`connection.rs`).
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::AtomicU32;
 
 use async_nats::jetstream::context::PublishErrorKind;
 use keel_core::{
     BoxFuture, Clock, NewRecord, PublishTransport, Published, SendError, SystemClock,
-    TransportError, header_text, partition_for_key,
+    TransportError, choose_partition, header_text,
 };
 use keel_runtime::{Metrics, Publisher};
 
@@ -78,17 +78,13 @@ impl NatsPublisher {
             }
             Err(e) => return Err(unavailable(e.to_string())),
         };
-        let partition = match (partition, &record.key) {
-            (Some(partition), _) if partition < partitions => partition,
-            (Some(partition), _) => {
-                return Err(SendError::Rejected {
-                    topic: topic.to_string(),
-                    reason: format!("no partition {partition} (the topic has {partitions})"),
-                });
-            }
-            (None, Some(key)) => partition_for_key(key, partitions),
-            (None, None) => self.round_robin.fetch_add(1, Ordering::Relaxed) % partitions,
-        };
+        let partition = choose_partition(
+            topic,
+            partition,
+            record.key.as_deref(),
+            partitions,
+            &self.round_robin,
+        )?;
         let (mut headers, payload) =
             record::encode(&record, SystemClock.now_ms()).map_err(|e| SendError::Rejected {
                 topic: topic.to_string(),

@@ -11,7 +11,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64};
 use std::time::Duration;
 
 use keel_core::{BoxFuture, GroupPolicy, Membership, PartitionLease, StartFrom, TransportError};
-use keel_runtime::lease_group::{LeaseKeys, LeaseStore, lease_group};
+use keel_runtime::lease_group::{LeaseKeys, LeaseStore, lease_group, member_id};
 
 use crate::connection::{Connection, unavailable};
 use crate::keys::Keys;
@@ -91,19 +91,6 @@ pub(crate) async fn join(join: Join<'_>) -> Result<Box<dyn Membership>, Transpor
         policy.heartbeat_interval,
         Box::new(new_lease),
     ))
-}
-
-/// A member id unique across processes: the process id, the time and a counter.
-fn member_id() -> String {
-    static COUNTER: AtomicU64 = AtomicU64::new(0);
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_nanos());
-    format!(
-        "{}-{nanos}-{}",
-        std::process::id(),
-        COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
-    )
 }
 
 /// The lease keys of one group on one topic.

@@ -10,11 +10,11 @@
 //! consumer's inbox drops the second.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::AtomicU32;
 
 use keel_core::{
     BoxFuture, Clock, NewRecord, PublishTransport, Published, SendError, SystemClock,
-    TransportError, partition_for_key,
+    TransportError, choose_partition,
 };
 use keel_runtime::{Metrics, Publisher};
 
@@ -69,17 +69,13 @@ impl RedisPublisher {
             }
             Err(e) => return Err(unavailable(e.to_string())),
         };
-        let partition = match (partition, &record.key) {
-            (Some(partition), _) if partition < partitions => partition,
-            (Some(partition), _) => {
-                return Err(SendError::Rejected {
-                    topic: topic.to_string(),
-                    reason: format!("no partition {partition} (the topic has {partitions})"),
-                });
-            }
-            (None, Some(key)) => partition_for_key(key, partitions),
-            (None, None) => self.round_robin.fetch_add(1, Ordering::Relaxed) % partitions,
-        };
+        let partition = choose_partition(
+            topic,
+            partition,
+            record.key.as_deref(),
+            partitions,
+            &self.round_robin,
+        )?;
         let mut add = redis::cmd("XADD");
         add.arg(self.connection.keys.stream(topic, partition))
             .arg(record::NEXT_ID);

@@ -88,6 +88,20 @@ pub fn lease_group(
     })
 }
 
+/// A member id unique across processes and members: the process id, the time and a
+/// counter — what a [`LeaseStore`] writes into the keys it holds.
+pub fn member_id() -> String {
+    static COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
+    format!(
+        "{}-{nanos}-{}",
+        std::process::id(),
+        COUNTER.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
 struct LeaseMembership {
     events: mpsc::UnboundedReceiver<MembershipEvent>,
     leave: watch::Sender<bool>,
