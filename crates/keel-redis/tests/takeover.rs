@@ -63,6 +63,8 @@ async fn a_dead_members_pending_entries_are_claimed_and_handled_in_order() {
         .query_async(&mut raw)
         .await
         .expect("the dead member's read");
+    // Taken after this instant, the lease ages out no earlier than 1.5 s after it.
+    let dead_until = Instant::now() + Duration::from_millis(1_500);
     let taken: Option<String> = redis::cmd("SET")
         .arg(&lease)
         .arg("dead")
@@ -73,7 +75,6 @@ async fn a_dead_members_pending_entries_are_claimed_and_handled_in_order() {
         .await
         .expect("the dead member's lease");
     assert!(taken.is_some());
-    let dead_until = Instant::now() + Duration::from_millis(1_500);
 
     let seen: Arc<Mutex<Vec<(u32, Instant)>>> = Arc::default();
     let record = seen.clone();
