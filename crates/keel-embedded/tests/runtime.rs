@@ -12,7 +12,10 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::Bytes;
-use keel_core::{Event, EventType, TraceParent};
+use keel_core::{
+    BoxFuture, ConsumeTransport, Event, EventType, GroupPolicy, Membership, StartFrom, TraceParent,
+    TransportError,
+};
 use keel_embedded::EmbeddedBus;
 use keel_log::NewRecord;
 use keel_runtime::dead_letter::{
@@ -21,8 +24,8 @@ use keel_runtime::dead_letter::{
     DLQ_PARTITION_HEADER, DLQ_TOPIC_HEADER,
 };
 use keel_runtime::{
-    ConsumerPolicy, Context, DeadLetter, DeadLetterHeaders, DeadLetterKind, GroupPolicy, Handler,
-    HandlerError, MemoryDedupeWindow, Route, Router, TimeoutPolicy,
+    ConsumerPolicy, Context, DeadLetter, DeadLetterHeaders, DeadLetterKind, Handler, HandlerError,
+    MemoryDedupeWindow, Route, Router, TimeoutPolicy, Transport,
 };
 use proptest::prelude::*;
 use tokio::time::Instant;
@@ -789,4 +792,87 @@ async fn in_flight_events_are_bounded_per_partition() {
         "nothing beyond the bound was fetched"
     );
     assert_eq!(roomy, (8..14).collect::<Vec<u32>>());
+}
+
+/// The embedded bus behind a transport whose first joins fail as a broker's do while it is
+/// unreachable.
+#[derive(Debug)]
+struct UnreachableAtFirst {
+    bus: EmbeddedBus,
+    failed_joins_left: AtomicUsize,
+}
+
+impl ConsumeTransport for UnreachableAtFirst {
+    fn now_ms(&self) -> i64 {
+        ConsumeTransport::now_ms(&self.bus)
+    }
+
+    fn check_route(
+        &self,
+        topic: &str,
+        group: &str,
+        policy: &GroupPolicy,
+    ) -> Result<(), TransportError> {
+        self.bus.check_route(topic, group, policy)
+    }
+
+    fn join<'a>(
+        &'a self,
+        group: &'a str,
+        topic: &'a str,
+        policy: &'a GroupPolicy,
+        start_from: StartFrom,
+    ) -> BoxFuture<'a, Result<Box<dyn Membership>, TransportError>> {
+        let fail = self
+            .failed_joins_left
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |left| {
+                left.checked_sub(1)
+            })
+            .is_ok();
+        if fail {
+            return Box::pin(async {
+                Err(TransportError::Unavailable {
+                    reason: "broker unreachable".to_string(),
+                })
+            });
+        }
+        self.bus.join(group, topic, policy, start_from)
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_route_asks_again_to_join_while_the_transport_is_unreachable() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = open_log(dir.path());
+    create_topic(&log, "in", 2);
+    let bus = EmbeddedBus::new(log.clone());
+    let publisher = bus.publisher();
+    for seq in 0..4 {
+        publisher.publish("in", step("k", seq)).await.unwrap();
+    }
+    let transport = Arc::new(UnreachableAtFirst {
+        bus: bus.clone(),
+        failed_joins_left: AtomicUsize::new(3),
+    });
+    let handled = Arc::new(AtomicUsize::new(0));
+    let handler = {
+        let handled = handled.clone();
+        Handler::typed("count", move |_: Step, _ctx: Context| {
+            let handled = handled.clone();
+            async move {
+                handled.fetch_add(1, Ordering::SeqCst);
+                Ok(())
+            }
+        })
+    };
+    let router = Router::new(Transport::new(transport.clone(), publisher))
+        .route(Route::new("in", "g", handler))
+        .start()
+        .unwrap();
+    until("the events handled after the failed joins", || {
+        handled.load(Ordering::SeqCst) == 4
+    })
+    .await;
+    router.shutdown().await;
+    assert_eq!(transport.failed_joins_left.load(Ordering::SeqCst), 0);
 }

@@ -22,6 +22,12 @@ pub const RETRY_MULTIPLIER_DEFAULT: u32 = 2;
 /// Largest factor between successive retry delay bounds.
 pub const RETRY_MULTIPLIER_MAX: u32 = 16;
 
+/// First pause before a route asks again to join its group after the transport answered
+/// that it cannot now (unreachable, a coordinator moving); doubled per failure.
+pub const JOIN_RETRY_FIRST: Duration = Duration::from_millis(200);
+/// Longest pause between two join attempts of one route.
+pub const JOIN_RETRY_MAX: Duration = Duration::from_secs(10);
+
 /// Default time one handler attempt may take before it counts as a transient failure.
 pub const ATTEMPT_TIMEOUT_DEFAULT: Duration = Duration::from_secs(30);
 /// Longest attempt timeout a policy may ask for.

@@ -20,7 +20,7 @@ use crate::dead_letter::{DeadLetter, DeadLetterHook};
 use crate::dedupe::Inbox;
 use crate::error::StartError;
 use crate::handler::Handler;
-use crate::limits::RETRY_SUFFIX;
+use crate::limits::{JOIN_RETRY_FIRST, JOIN_RETRY_MAX, RETRY_SUFFIX};
 use crate::partition_worker::{self, Command, Ended};
 use crate::pipeline::RouteShared;
 use crate::policy::{ConsumerPolicy, Jitter, RetryMode, RetryPolicy, TimeoutPolicy};
@@ -287,8 +287,13 @@ struct Slot {
 }
 
 /// Joins the route's group on its topic (for a redelivery topic, once it exists), then runs
-/// the member.
-async fn join_and_run(route: Arc<RouteShared>, policy: GroupPolicy, stop: watch::Receiver<bool>) {
+/// the member. A join the transport may grant later (unreachable, a coordinator moving) is
+/// asked again with a doubling pause until the router stops; a refusal ends the route.
+async fn join_and_run(
+    route: Arc<RouteShared>,
+    policy: GroupPolicy,
+    mut stop: watch::Receiver<bool>,
+) {
     if route.redelivery
         && let Err(error) = route
             .publisher
@@ -300,14 +305,29 @@ async fn join_and_run(route: Arc<RouteShared>, policy: GroupPolicy, stop: watch:
         return;
     }
     let start_from = route.consumer.start_from;
-    match route
-        .consume
-        .join(&route.group, &route.topic, &policy, start_from)
-        .await
-    {
-        Ok(membership) => run_member(route, membership, stop).await,
-        Err(error) => {
-            tracing::error!(topic = %route.topic, group = %route.group, %error, "cannot join the group; this route does not consume the topic");
+    let mut pause = JOIN_RETRY_FIRST;
+    loop {
+        if *stop.borrow() {
+            return;
+        }
+        let joined = tokio::select! {
+            joined = route.consume.join(&route.group, &route.topic, &policy, start_from) => joined,
+            _ = stop.changed() => return,
+        };
+        match joined {
+            Ok(membership) => return run_member(route, membership, stop).await,
+            Err(error) if error.is_retriable() => {
+                tracing::warn!(topic = %route.topic, group = %route.group, %error, retry_in_ms = pause.as_millis() as u64, "cannot join the group yet; asking again");
+                tokio::select! {
+                    _ = tokio::time::sleep(pause) => {}
+                    _ = stop.changed() => return,
+                }
+                pause = (pause * 2).min(JOIN_RETRY_MAX);
+            }
+            Err(error) => {
+                tracing::error!(topic = %route.topic, group = %route.group, %error, "cannot join the group; this route does not consume the topic");
+                return;
+            }
         }
     }
 }
