@@ -244,7 +244,7 @@ impl Control {
         match self {
             Control::Local(log) => {
                 let topic = match topic {
-                    Some(name) => Some(dead_letters::resolve_topic(log, name)?.name().to_string()),
+                    Some(name) => Some(dead_letters::resolve_topic(log, name)?.name),
                     None => None,
                 };
                 Ok(audit::history(log, topic.as_deref())?)

@@ -158,7 +158,7 @@ impl From<&EmbeddedBus> for Transport {
 
 /// The port's error for a refused append: rejected for what the same bytes will always fail
 /// with, unavailable for what depends on the partition's state (a failed fsync, the disk).
-fn send_error(topic: &str, error: AppendError) -> SendError {
+pub(crate) fn send_error(topic: &str, error: AppendError) -> SendError {
     let topic = topic.to_string();
     let reason = error.to_string();
     match error {

@@ -23,13 +23,14 @@ pub struct Published {
 }
 
 /// A broker's publishing side. Object safe: the runtime holds an
-/// `Arc<dyn PublishTransport>`.
+/// `Arc<dyn PublishTransport>`; a tool borrows one (`&dyn PublishTransport`, which may be a
+/// short-lived view such as the embedded log's synchronous port) for one operation.
 ///
 /// A record without an explicit partition goes where its key maps — murmur2 of the key,
 /// positive, modulo the partition count, as the Java Kafka client and `keel-log` do — so a
 /// key lands in the same partition whichever transport or client writes it; records
 /// without a key may go anywhere and have no order.
-pub trait PublishTransport: Send + Sync + std::fmt::Debug + 'static {
+pub trait PublishTransport: Send + Sync + std::fmt::Debug {
     /// Stores `record` in `topic`, in the partition its key maps to; `Ok` once the broker
     /// acknowledged it as stored.
     ///

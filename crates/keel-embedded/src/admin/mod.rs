@@ -1,9 +1,11 @@
 //! Operator tools over the embedded log: topics at a glance ([`topics`]), consumer-group lag
 //! and offset resets ([`groups`], the engine-neutral `keel_runtime::admin::groups` run on the
 //! log through [`LogAdmin`]), and dead-letter inspection, replay and purge with an audit log
-//! ([`dead_letters`], [`audit`]). The `keel groups` and `keel dlq` verbs are thin wrappers
+//! ([`dead_letters`], [`audit`]: `keel_runtime::admin`'s dead-letter tools, run the same
+//! way). The `keel groups` and `keel dlq` verbs are thin wrappers
 //! over these functions; a service can call them too. `port.rs` is the administrative half
-//! of the transport port (`keel_core::AdminTransport`) on the same log.
+//! of the transport port (`keel_core::AdminTransport`) on the same log, and `LogAdmin` the
+//! publishing half the dead-letter tools append through.
 //!
 //! Everything here is synchronous and works on a [`keel_log::Log`] the caller opened. Time
 //! comes in as `now_ms` arguments, so tests are exact.
@@ -34,42 +36,3 @@ mod port;
 pub mod topics;
 
 pub use port::{LogAdmin, at_once};
-
-use keel_log::{Partition, ReadError, Record};
-
-/// Bytes asked of the log per read while scanning a partition.
-const SCAN_READ_BYTES: usize = 1024 * 1024;
-
-/// Calls `f` with every record of `partition` in `from..to` (clamped to what is stored), in
-/// offset order, until `f` returns `Ok(false)`.
-fn scan<E: From<ReadError>>(
-    partition: &Partition,
-    from: u64,
-    to: u64,
-    mut f: impl FnMut(Record) -> Result<bool, E>,
-) -> Result<(), E> {
-    let mut offset = from.max(partition.log_start_offset());
-    let to = to.min(partition.high_watermark());
-    while offset < to {
-        let records = partition.read_records(offset, SCAN_READ_BYTES)?;
-        let mut advanced = false;
-        for record in records {
-            if record.offset < offset {
-                continue;
-            }
-            if record.offset >= to {
-                return Ok(());
-            }
-            offset = record.offset + 1;
-            advanced = true;
-            if !f(record)? {
-                return Ok(());
-            }
-        }
-        if !advanced {
-            // Compaction can leave a batch whose records all lie below `offset`.
-            break;
-        }
-    }
-    Ok(())
-}

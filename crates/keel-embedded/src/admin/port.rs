@@ -1,7 +1,9 @@
 //! The administrative half of the port on the embedded log — topics, stored ranges, reads,
 //! the offset at a time and committed offsets, straight from the log: [`LogAdmin`] answers
 //! on the caller's thread (for the synchronous tools), `AdminTransport for EmbeddedBus` on
-//! a blocking thread (it may read the disk or wait for an `fdatasync`).
+//! a blocking thread (it may read the disk or wait for an `fdatasync`). [`LogAdmin`] is the
+//! publishing half too, for the appends the dead-letter tools make (a replay, an audit
+//! record).
 //!
 //! Not here: the operator tools built on such primitives (the rest of `admin/`).
 
@@ -9,12 +11,13 @@ use std::sync::Arc;
 use std::task::{Context, Poll, Waker};
 
 use keel_core::{
-    AdminTransport, BoxFuture, GroupOffset, PartitionOffsets, Record, TopicInfo, TransportError,
+    AdminTransport, BoxFuture, GroupOffset, NewRecord, PartitionOffsets, PublishTransport,
+    Published, Record, SendError, TopicInfo, TransportError,
 };
 use keel_log::{Log, OffsetCommit, Partition, Topic, TopicConfig, TopicError};
 
-use crate::bus::EmbeddedBus;
-use crate::publish::transport_error;
+use crate::bus::{EmbeddedBus, send_error};
+use crate::publish::{ensure_companion_topic, transport_error};
 
 /// The log itself as the administrative port, answering on the caller's thread: every
 /// future it returns is ready at once, so the synchronous tools (`admin::groups`) run the
@@ -180,6 +183,62 @@ impl AdminTransport for LogAdmin<'_> {
         offsets: &'a [GroupOffset],
     ) -> BoxFuture<'a, Result<(), TransportError>> {
         ready(self.commit_now(group, offsets))
+    }
+}
+
+/// Appends straight to the log on the caller's thread, like the administrative answers:
+/// what the synchronous dead-letter tools (`admin::dead_letters`) append through. A running
+/// router of this process finds the records at its next read, as it finds any append.
+impl PublishTransport for LogAdmin<'_> {
+    fn send<'a>(
+        &'a self,
+        topic: &'a str,
+        record: NewRecord,
+    ) -> BoxFuture<'a, Result<Published, SendError>> {
+        let partition = self
+            .log
+            .topic(topic)
+            .map(|t| t.partition_for(record.key.as_deref()));
+        match partition {
+            Some(partition) => self.send_to(topic, partition, record),
+            None => ready(Err(SendError::UnknownTopic {
+                topic: topic.to_string(),
+            })),
+        }
+    }
+
+    fn send_to<'a>(
+        &'a self,
+        topic: &'a str,
+        partition: u32,
+        record: NewRecord,
+    ) -> BoxFuture<'a, Result<Published, SendError>> {
+        let appended = partition_of(self.log, topic, partition)
+            .map_err(|error| match error {
+                TransportError::UnknownTopic { topic } => SendError::UnknownTopic { topic },
+                other => SendError::Rejected {
+                    topic: topic.to_string(),
+                    reason: other.to_string(),
+                },
+            })
+            .and_then(|p| p.append(&[record]).map_err(|e| send_error(topic, e)))
+            .map(|info| Published {
+                topic: topic.to_string(),
+                partition,
+                offset: info.base_offset,
+            });
+        ready(appended)
+    }
+
+    fn ensure_companion<'a>(
+        &'a self,
+        source: &'a str,
+        name: &'a str,
+    ) -> BoxFuture<'a, Result<u32, TransportError>> {
+        let companion = find_topic(self.log, source).and_then(|source| {
+            ensure_companion_topic(self.log, &source, name).map_err(transport_error)
+        });
+        ready(companion.map(|topic| topic.config().partitions))
     }
 }
 
