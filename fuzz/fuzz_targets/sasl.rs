@@ -7,7 +7,7 @@
 use std::sync::OnceLock;
 
 use keel_kafka::sasl::scram::{ScramCredential, ScramMechanism, ScramServer};
-use keel_kafka::tls::TlsIdentity;
+use keel_listener::tls::TlsIdentity;
 use libfuzzer_sys::fuzz_target;
 
 fn credentials() -> &'static [ScramCredential; 2] {

@@ -10,8 +10,8 @@ use std::path::{Path, PathBuf};
 use anyhow::Context;
 use clap::{Args, ValueEnum};
 use keel_kafka::sasl::SaslMechanism;
-use keel_kafka::tls::TlsIdentity;
 use keel_log::FsyncPolicy;
+use keel_server::TlsIdentity;
 use keel_server::{HttpToken, KAFKA_ADDR_DEFAULT, REGISTRY_ADDR_DEFAULT, Server, ServerConfig};
 use serde::Deserialize;
 use tokio::signal::unix::{SignalKind, signal};
@@ -138,6 +138,23 @@ pub(crate) struct ServeArgs {
         requires = "kafka_tls_cert"
     )]
     kafka_tls_key: Option<PathBuf>,
+    /// PEM certificate chain of the HTTP listeners (API and console, schema registry): with
+    /// --http-tls-key they speak HTTPS only [default: plain HTTP].
+    #[arg(
+        long,
+        env = "KEEL_HTTP_TLS_CERT",
+        value_name = "FILE",
+        requires = "http_tls_key"
+    )]
+    http_tls_cert: Option<PathBuf>,
+    /// PEM private key of the HTTP listeners' certificate.
+    #[arg(
+        long,
+        env = "KEEL_HTTP_TLS_KEY",
+        value_name = "FILE",
+        requires = "http_tls_cert"
+    )]
+    http_tls_key: Option<PathBuf>,
     /// SASL mechanisms the Kafka listener requires, comma-separated: PLAIN, SCRAM-SHA-256,
     /// SCRAM-SHA-512 (Kafka's `sasl.enabled.mechanisms`); users come from `keel users`
     /// [default: none, every client unauthenticated].
@@ -249,6 +266,8 @@ struct ConfigFile {
     kafka_advertised: Option<String>,
     kafka_tls_cert: Option<PathBuf>,
     kafka_tls_key: Option<PathBuf>,
+    http_tls_cert: Option<PathBuf>,
+    http_tls_key: Option<PathBuf>,
     shutdown_grace_ms: Option<u64>,
     console_sample_ms: Option<u64>,
     console_lag_alert_ms: Option<u64>,
@@ -268,6 +287,26 @@ fn parse_advertised(text: &str) -> anyhow::Result<(String, u16)> {
         .with_context(|| format!("kafka_advertised: '{port}' is not a port"))?;
     anyhow::ensure!(!host.is_empty(), "kafka_advertised: '{text}' has no host");
     Ok((host.trim_matches(['[', ']']).to_string(), port))
+}
+
+/// The certificate and key files of one listener's TLS setting (`<setting>_cert`,
+/// `<setting>_key`), read; `None` when neither is set.
+fn tls_identity(
+    setting: &str,
+    cert: Option<PathBuf>,
+    key: Option<PathBuf>,
+) -> anyhow::Result<Option<TlsIdentity>> {
+    let read = |path: &Path| {
+        std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))
+    };
+    match (cert, key) {
+        (Some(cert), Some(key)) => Ok(Some(TlsIdentity {
+            cert_pem: read(&cert)?,
+            key_pem: read(&key)?,
+        })),
+        (None, None) => Ok(None),
+        _ => anyhow::bail!("{setting}_cert and {setting}_key go together"),
+    }
 }
 
 /// This machine's host name (`/proc/sys/kernel/hostname`), or `localhost` when unreadable.
@@ -374,23 +413,16 @@ pub(crate) fn run(data_dir: &Path, args: ServeArgs) -> anyhow::Result<()> {
             .filter(|addr| addr.ip().is_unspecified())
             .map(|addr| (host_name(), addr.port())),
     };
-    let tls_files = (
+    config.kafka_tls = tls_identity(
+        "kafka_tls",
         args.kafka_tls_cert.or(file.kafka_tls_cert),
         args.kafka_tls_key.or(file.kafka_tls_key),
-    );
-    config.kafka_tls = match tls_files {
-        (Some(cert), Some(key)) => {
-            let read = |path: &Path| {
-                std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))
-            };
-            Some(TlsIdentity {
-                cert_pem: read(&cert)?,
-                key_pem: read(&key)?,
-            })
-        }
-        (None, None) => None,
-        _ => anyhow::bail!("kafka_tls_cert and kafka_tls_key go together"),
-    };
+    )?;
+    config.http_tls = tls_identity(
+        "http_tls",
+        args.http_tls_cert.or(file.http_tls_cert),
+        args.http_tls_key.or(file.http_tls_key),
+    )?;
     if let Some(names) = args.kafka_sasl_mechanisms.or(file.kafka_sasl_mechanisms) {
         config.kafka_sasl = names
             .iter()

@@ -112,7 +112,7 @@ impl Broker {
         self
     }
 
-    /// Encrypts every connection with TLS (`config` from [`crate::tls::TlsIdentity`]).
+    /// Encrypts every connection with TLS (`config` from [`keel_listener::tls::TlsIdentity`]).
     pub fn with_tls(mut self, config: Arc<rustls::ServerConfig>) -> Broker {
         self.tls = Some(tokio_rustls::TlsAcceptor::from(config));
         self

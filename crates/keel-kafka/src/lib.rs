@@ -36,7 +36,6 @@ mod producers;
 mod request_shape;
 pub mod sasl;
 mod server;
-pub mod tls;
 mod topic_config;
 
 pub use broker::Broker;

@@ -12,7 +12,7 @@ use std::sync::Arc;
 use kafka_protocol::messages::MetadataRequest;
 use keel_kafka::sasl::scram::{ScramCredential, ScramMechanism};
 use keel_kafka::sasl::{SaslConfig, SaslMechanism, Users};
-use keel_kafka::tls::TlsIdentity;
+use keel_listener::tls::TlsIdentity;
 use support::{RawClient, TestBroker, python_module, run, script, self_signed};
 
 /// A broker requiring SASL (user `alice`, every mechanism), with TLS when `tls` is given.

@@ -15,11 +15,16 @@
 //! - [`ListenerMetrics`] counts open connections, connections closed by a limit (by reason)
 //!   and accept errors, under a prefix per listener (`keel_kafka_connections`, ...).
 //!
-//! Not here: protocols, TLS and authentication (the handlers' and `keel-server`'s).
+//! - [`tls`] loads a listener's certificate and key into a rustls configuration (the `ring`
+//!   provider) and tells a TLS client from a plaintext one, for every listener that encrypts.
+//!
+//! Not here: protocols, the TLS handshake itself and authentication (the handlers' and
+//! `keel-server`'s).
 
 mod connections;
 mod listener;
 mod metrics;
+pub mod tls;
 
 pub use connections::{Activity, Busy, ConnectionGuard};
 pub use listener::{

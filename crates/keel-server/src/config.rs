@@ -9,7 +9,7 @@ use std::path::PathBuf;
 use keel_kafka::BrokerConfig;
 use keel_kafka::group::GroupConfig;
 use keel_kafka::sasl::SaslMechanism;
-use keel_kafka::tls::TlsIdentity;
+use keel_listener::tls::TlsIdentity;
 
 use crate::history::{HISTORY_INTERVAL_MS_MIN, HistoryConfig};
 use crate::http_listener::HttpLimits;
@@ -66,6 +66,9 @@ pub struct ServerConfig {
     /// may do nothing until granted), open without SASL (every client is `User:ANONYMOUS`,
     /// so ACLs could not tell clients apart and closing would only lock everyone out).
     pub kafka_allow_if_no_acl: Option<bool>,
+    /// TLS on the HTTP listeners (the API with the console, and the schema registry): they
+    /// speak HTTPS only; `None` is plain HTTP.
+    pub http_tls: Option<TlsIdentity>,
     /// Tokens the HTTP listeners (API, console, schema registry) accept, by their SHA-256;
     /// empty asks nobody (every caller is admin).
     pub http_tokens: Vec<crate::HttpToken>,
@@ -133,6 +136,7 @@ impl ServerConfig {
             kafka_tls: None,
             kafka_super_users: Vec::new(),
             kafka_allow_if_no_acl: None,
+            http_tls: None,
             http_tokens: Vec::new(),
         }
     }

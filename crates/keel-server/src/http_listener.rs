@@ -5,6 +5,10 @@
 //!
 //! `axum::serve` has none of these; hyper's connection builder has the header timeout, the
 //! rest is `keel-listener`'s.
+//!
+//! With a TLS configuration the listener speaks HTTPS only: the handshake must finish within
+//! the header-read timeout, and a client that speaks plain HTTP to it gets a plain-text
+//! `400` saying so (as nginx does) instead of a reset it cannot explain.
 
 use std::net::SocketAddr;
 use std::pin::Pin;
@@ -15,9 +19,10 @@ use axum::extract::ConnectInfo;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::service::TowerToHyperService;
 use keel_listener::{Activity, CloseReason, Connection, Listener, ListenerLimits, ListenerMetrics};
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::net::TcpStream;
 use tokio::sync::watch;
+use tokio_rustls::TlsAcceptor;
 
 /// The limits of one HTTP listener.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -48,20 +53,25 @@ impl Default for HttpLimits {
     }
 }
 
-/// Serves `routes` on `listener` until `stop` turns true, then lets open requests finish
-/// (the caller bounds how long).
+/// The answer to a plain-HTTP request on an HTTPS listener.
+const PLAINTEXT_REFUSAL: &[u8] = b"HTTP/1.1 400 Bad Request\r\nContent-Type: text/plain\r\nConnection: close\r\nContent-Length: 54\r\n\r\nthis listener speaks HTTPS only: use an https:// URL.\n";
+
+/// Serves `routes` on `listener` (over TLS when `tls` is set) until `stop` turns true, then
+/// lets open requests finish (the caller bounds how long).
 pub(crate) async fn serve(
     listener: Listener,
     limits: HttpLimits,
     metrics: ListenerMetrics,
+    tls: Option<TlsAcceptor>,
     routes: axum::Router,
     mut stop: watch::Receiver<bool>,
 ) {
     let listener_limits = ListenerLimits {
         connections_max: limits.connections_max,
     };
-    let handler =
-        move |connection: Connection| serve_connection(connection, limits, routes.clone());
+    let handler = move |connection: Connection| {
+        serve_connection(connection, limits, tls.clone(), routes.clone())
+    };
     let shutdown = async move {
         let _ = stop.wait_for(|stopped| *stopped).await;
     };
@@ -70,19 +80,58 @@ pub(crate) async fn serve(
         .await;
 }
 
-async fn serve_connection(connection: Connection, limits: HttpLimits, routes: axum::Router) {
+async fn serve_connection(
+    connection: Connection,
+    limits: HttpLimits,
+    tls: Option<TlsAcceptor>,
+    routes: axum::Router,
+) {
     let Connection {
         stream,
         peer,
         guard,
-        mut stopping,
+        stopping,
     } = connection;
-    // Connection info lets the audit log name who replayed or purged.
-    let app = routes.layer(axum::Extension(ConnectInfo::<SocketAddr>(peer)));
-    let io = TokioIo::new(Tracked {
+    let header_read_timeout = Duration::from_millis(limits.header_read_timeout_ms);
+    let tracked = Tracked {
         stream,
         activity: guard.activity(),
-    });
+    };
+    // Connection info lets the audit log name who replayed or purged.
+    let app = routes.layer(axum::Extension(ConnectInfo::<SocketAddr>(peer)));
+    let Some(tls) = tls else {
+        return serve_http(tracked, peer, app, limits, guard, stopping).await;
+    };
+    let handshake = async {
+        if !keel_listener::tls::starts_with_handshake(&tracked.stream).await? {
+            let mut stream = tracked.stream;
+            stream.write_all(PLAINTEXT_REFUSAL).await?;
+            stream.shutdown().await?;
+            return Ok(None);
+        }
+        tls.accept(tracked).await.map(Some)
+    };
+    match tokio::time::timeout(header_read_timeout, handshake).await {
+        Ok(Ok(Some(stream))) => serve_http(stream, peer, app, limits, guard, stopping).await,
+        Ok(Ok(None)) => tracing::debug!(%peer, "plain HTTP on the HTTPS listener refused"),
+        Ok(Err(error)) => tracing::debug!(%peer, %error, "TLS handshake failed"),
+        Err(_) => guard.metrics().closed_by(CloseReason::RequestTimeout),
+    }
+}
+
+/// HTTP/1.1 over one connection's byte stream (the socket, or TLS over it) until the client
+/// leaves, a limit closes it or the listener stops.
+async fn serve_http<S>(
+    stream: S,
+    peer: SocketAddr,
+    app: axum::Router,
+    limits: HttpLimits,
+    guard: keel_listener::ConnectionGuard,
+    mut stopping: watch::Receiver<bool>,
+) where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let io = TokioIo::new(stream);
     let mut builder = hyper::server::conn::http1::Builder::new();
     builder
         .timer(TokioTimer::new())

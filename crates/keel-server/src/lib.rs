@@ -48,4 +48,5 @@ pub use http_listener::{
     HTTP_CONNECTIONS_MAX_DEFAULT, HTTP_HEADER_READ_TIMEOUT_MS_DEFAULT, HTTP_IDLE_MS_DEFAULT,
     HttpLimits,
 };
+pub use keel_listener::tls::TlsIdentity;
 pub use server::{BoundAddrs, ServeError, Server};

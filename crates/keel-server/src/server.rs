@@ -17,11 +17,13 @@ use crate::authentication::Tokens;
 use keel_kafka::group::GroupCoordinator;
 use keel_kafka::sasl::{SaslConfig, Users};
 use keel_kafka::{Broker, BrokerMetrics, KafkaListener};
+use keel_listener::tls::TlsIdentity;
 use keel_listener::{Listener, ListenerMetrics};
 use keel_log::{AppendError, Log, OpenError};
 use keel_schema::{Registry, RegistryError};
 use prometheus_client::registry::Registry as MetricsRegistry;
 use tokio::sync::watch;
+use tokio_rustls::TlsAcceptor;
 
 use crate::app::{App, now_ms};
 use crate::config::{ConfigError, ServerConfig};
@@ -64,9 +66,14 @@ pub enum ServeError {
     /// The schema registry's topic could not be opened or replayed.
     #[error("cannot open the schema registry: {0}")]
     Registry(#[from] RegistryError),
-    /// The Kafka listener's certificate or key cannot be used.
-    #[error("cannot use the Kafka listener's TLS certificate: {0}")]
-    Tls(keel_kafka::tls::TlsError),
+    /// A listener's certificate or key cannot be used.
+    #[error("cannot use the {what} listener's TLS certificate: {source}")]
+    Tls {
+        /// Which listener.
+        what: &'static str,
+        /// Why.
+        source: keel_listener::tls::TlsError,
+    },
     /// The SASL user database could not be opened.
     #[error("cannot open the SASL users: {0}")]
     Users(keel_kafka::sasl::UsersError),
@@ -217,10 +224,17 @@ impl Server {
         let (stop_sender, stop) = watch::channel(false);
         let http_limits = self.config.http_limits;
         let tokens = Tokens(Arc::new(self.config.http_tokens.clone()));
+        let http_tls = self
+            .config
+            .http_tls
+            .as_ref()
+            .map(|identity| server_tls("HTTP", identity).map(TlsAcceptor::from))
+            .transpose()?;
         let http_server = tokio::spawn(http_listener::serve(
             http_listener,
             http_limits,
             http_metrics,
+            http_tls.clone(),
             authenticated(http::router(app, Arc::new(registry)), &tokens),
             stop.clone(),
         ));
@@ -237,6 +251,7 @@ impl Server {
                         listener,
                         http_limits,
                         registry_metrics,
+                        http_tls.clone(),
                         authenticated(
                             schema_registry::router(
                                 registry,
@@ -263,7 +278,7 @@ impl Server {
             .kafka_tls
             .as_ref()
             .filter(|_| kafka_listener.is_some())
-            .map(|identity| identity.server_config().map_err(ServeError::Tls))
+            .map(|identity| server_tls("Kafka", identity))
             .transpose()?;
         warn_if_exposed(&bound, sasl.is_some(), !tokens.0.is_empty());
         let authorizer = match &kafka_listener {
@@ -401,6 +416,16 @@ fn warn_if_exposed(bound: &BoundAddrs, kafka_authenticated: bool, http_authentic
             tracing::warn!(listener = what, %addr, "SECURITY: the {what} listener on {addr} is reachable from other machines and asks nobody who they are; bind it to 127.0.0.1 or turn authentication on (docs/security.md)");
         }
     }
+}
+
+/// The rustls configuration of one listener's certificate, or which listener's is unusable.
+fn server_tls(
+    what: &'static str,
+    identity: &TlsIdentity,
+) -> Result<Arc<rustls::ServerConfig>, ServeError> {
+    identity
+        .server_config()
+        .map_err(|source| ServeError::Tls { what, source })
 }
 
 async fn bind(what: &'static str, addr: SocketAddr) -> Result<Listener, ServeError> {

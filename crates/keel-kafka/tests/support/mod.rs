@@ -78,7 +78,7 @@ impl TestBroker {
     /// over TLS with `tls` (`SASL_SSL`).
     pub(crate) fn start_secured(
         dir: &Path,
-        tls: Option<&keel_kafka::tls::TlsIdentity>,
+        tls: Option<&keel_listener::tls::TlsIdentity>,
     ) -> TestBroker {
         let tls = tls.map(|identity| identity.server_config().unwrap());
         use keel_kafka::acl::{Acls, Authorizer};
@@ -179,7 +179,7 @@ pub(crate) fn script(name: &str) -> String {
 /// clients' CA file is the certificate itself).
 pub(crate) fn self_signed(
     dir: &std::path::Path,
-) -> (keel_kafka::tls::TlsIdentity, std::path::PathBuf) {
+) -> (keel_listener::tls::TlsIdentity, std::path::PathBuf) {
     let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
     run(Command::new("openssl").args([
         "req",
@@ -198,7 +198,7 @@ pub(crate) fn self_signed(
         "-out",
         cert.to_str().unwrap(),
     ]));
-    let identity = keel_kafka::tls::TlsIdentity {
+    let identity = keel_listener::tls::TlsIdentity {
         cert_pem: std::fs::read(&cert).unwrap(),
         key_pem: std::fs::read(&key).unwrap(),
     };

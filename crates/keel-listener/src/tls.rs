@@ -1,14 +1,18 @@
-//! TLS for the Kafka listener (Kafka's `SSL` and `SASL_SSL` security protocols) on rustls with
-//! the `ring` provider — never aws-lc, whose C build this project keeps out.
+//! TLS for every listener of `keel serve` (Kafka's `SSL` and `SASL_SSL`, HTTPS for the API,
+//! the console and the schema registry) on rustls with the `ring` provider — never aws-lc,
+//! whose C build this project keeps out.
 //!
-//! [`TlsIdentity`] is the listener's certificate chain and private key as PEM bytes (the
+//! [`TlsIdentity`] is a listener's certificate chain and private key as PEM bytes (the
 //! binary reads the files; this crate reads no files). Client certificates are not asked for:
-//! clients authenticate with SASL over the encrypted connection.
+//! clients authenticate with SASL or a token over the encrypted connection.
+//! [`starts_with_handshake`] tells a TLS client from a plaintext one before the handshake,
+//! so a listener can answer the plaintext one in words it understands.
 
 use std::sync::Arc;
 
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use tokio::net::TcpStream;
 
 /// A certificate chain and its private key, PEM-encoded.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -66,4 +70,17 @@ impl TlsIdentity {
             .with_single_cert(certs, key)?;
         Ok(Arc::new(config))
     }
+}
+
+/// The first byte of every TLS connection: a handshake record (RFC 8446 §5.1).
+const HANDSHAKE_RECORD: u8 = 0x16;
+
+/// Waits for the client's first byte without consuming it and says whether it opens a TLS
+/// handshake; `false` also for a client that closed without sending anything.
+///
+/// Cancel safety: safe; peeking takes nothing from the socket.
+pub async fn starts_with_handshake(stream: &TcpStream) -> std::io::Result<bool> {
+    let mut first = [0u8; 1];
+    let read = stream.peek(&mut first).await?;
+    Ok(read == 1 && first[0] == HANDSHAKE_RECORD)
 }

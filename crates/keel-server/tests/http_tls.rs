@@ -1,0 +1,126 @@
+//! HTTPS on both HTTP listeners of a running server, driven by curl (a client nobody here
+//! wrote): a request over TLS that trusts the server's certificate is served; a plain-HTTP
+//! request to the same port gets a 400 that says to use https://; a certificate that does not
+//! parse stops the server from starting, naming the listener.
+
+mod support;
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use keel_server::{ServeError, Server, ServerConfig, TlsIdentity};
+use support::Running;
+
+/// A self-signed P-256 certificate for 127.0.0.1 made by the openssl command; curl trusts it
+/// as its own CA.
+fn certificate(dir: &Path) -> (TlsIdentity, PathBuf) {
+    let (cert, key) = (dir.join("http-cert.pem"), dir.join("http-key.pem"));
+    let made = Command::new("openssl")
+        .args([
+            "req",
+            "-x509",
+            "-nodes",
+            "-days",
+            "1",
+            "-subj",
+            "/CN=keel-test",
+        ])
+        .args(["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256"])
+        .args(["-addext", "subjectAltName=IP:127.0.0.1"])
+        .arg("-keyout")
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .output()
+        .expect("the openssl command runs");
+    assert!(made.status.success(), "{made:?}");
+    let identity = TlsIdentity {
+        cert_pem: std::fs::read(&cert).unwrap(),
+        key_pem: std::fs::read(&key).unwrap(),
+    };
+    (identity, cert)
+}
+
+/// `curl` of `url` (with `args` first): its exit code, and the status line's code and the
+/// body when it got an answer.
+fn curl(args: &[&str], url: &str) -> (i32, String) {
+    let output = Command::new("curl")
+        .args(["--silent", "--show-error", "--max-time", "10"])
+        .args(["--write-out", "\n%{http_code}"])
+        .args(args)
+        .arg(url)
+        .output()
+        .expect("curl runs");
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+    (output.status.code().unwrap_or(-1), stdout)
+}
+
+fn url(scheme: &str, addr: SocketAddr, path: &str) -> String {
+    format!("{scheme}://{addr}{path}")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn both_http_listeners_speak_https_and_refuse_plain_http_in_words() {
+    let dir = tempfile::tempdir().unwrap();
+    let (identity, ca) = certificate(dir.path());
+    let mut config = ServerConfig::new(dir.path().join("data"));
+    config.http_addr = "127.0.0.1:0".parse().unwrap();
+    config.registry_addr = Some("127.0.0.1:0".parse().unwrap());
+    config.http_tls = Some(identity);
+    let running = Running::start(config).await;
+    let (api, registry) = (running.bound.http, running.bound.registry.unwrap());
+    let ca = ca.to_str().unwrap().to_owned();
+    tokio::task::spawn_blocking(move || {
+        let trust = ["--cacert", ca.as_str()];
+        let (code, out) = curl(&trust, &url("https", api, "/health"));
+        assert_eq!(code, 0, "{out}");
+        assert!(out.ends_with("\n200"), "{out}");
+        let (code, out) = curl(&trust, &url("https", api, "/api/topics"));
+        assert_eq!((code, out.ends_with("\n200")), (0, true), "{out}");
+        let (code, out) = curl(&trust, &url("https", registry, "/subjects"));
+        assert_eq!(code, 0, "{out}");
+        assert!(out.starts_with("[]") && out.ends_with("\n200"), "{out}");
+        // Without the certificate as a trust anchor curl refuses the server (exit 60).
+        assert_eq!(curl(&[], &url("https", api, "/health")).0, 60);
+        for addr in [api, registry] {
+            let (code, out) = curl(&[], &url("http", addr, "/health"));
+            assert_eq!(code, 0, "{out}");
+            assert!(
+                out.contains("this listener speaks HTTPS only: use an https:// URL.")
+                    && out.ends_with("\n400"),
+                "{out}"
+            );
+        }
+    })
+    .await
+    .unwrap();
+    running.stop().await;
+}
+
+#[test]
+fn a_certificate_that_does_not_parse_is_refused_by_listener() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = ServerConfig::new(dir.path());
+    config.http_addr = "127.0.0.1:0".parse().unwrap();
+    config.registry_addr = None;
+    config.kafka_addr = None;
+    config.http_tls = Some(TlsIdentity {
+        cert_pem: b"not a certificate".to_vec(),
+        key_pem: b"not a key".to_vec(),
+    });
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let error = runtime
+        .block_on(Server::open(config).unwrap().run(async {}, |_| {}))
+        .unwrap_err();
+    assert!(
+        matches!(error, ServeError::Tls { what: "HTTP", .. }),
+        "{error}"
+    );
+    assert!(
+        error
+            .to_string()
+            .starts_with("cannot use the HTTP listener's TLS certificate"),
+        "{error}"
+    );
+}
