@@ -151,6 +151,17 @@ pub enum TransportError {
         /// The transport's reason, one line.
         reason: String,
     },
+    /// The engine has nothing to carry the operation, and faking it would lie (SQS keeps no
+    /// offsets: no stored range, no replay, no offset reset). Never retriable.
+    #[error("{engine} cannot {operation}: {reason}")]
+    Unsupported {
+        /// The engine, as users name it ("Amazon SQS").
+        engine: &'static str,
+        /// What was asked, as a verb phrase ("read a topic's stored records").
+        operation: &'static str,
+        /// Why the engine cannot, one line.
+        reason: &'static str,
+    },
 }
 
 impl TransportError {

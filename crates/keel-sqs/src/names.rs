@@ -1,0 +1,125 @@
+//! Physical names: a Keel topic is the SNS FIFO topic `<namespace>-<topic>.fifo`, a group on
+//! it the SQS FIFO queue `<namespace>-<topic>-<group>.fifo`. AWS allows only letters,
+//! digits, `-` and `_` there, so every other byte of a Keel name (`.` in `orders.dlq`) is
+//! written `_XX` (hex), `_` itself included; `-` is then only the separator, and no two
+//! Keel names meet.
+
+use keel_core::TransportError;
+
+use crate::limits::{QUEUE_NAME_BYTES_MAX, TOPIC_NAME_BYTES_MAX};
+
+/// The names of one namespace.
+#[derive(Debug, Clone)]
+pub(crate) struct Names {
+    namespace: String,
+}
+
+impl Names {
+    pub(crate) fn new(namespace: &str) -> Names {
+        Names {
+            namespace: namespace.to_string(),
+        }
+    }
+
+    /// The SNS topic of `topic`; refused when AWS would refuse it.
+    pub(crate) fn topic(&self, topic: &str) -> Result<String, TransportError> {
+        let name = format!("{}-{}.fifo", self.namespace, escape(topic));
+        within(name, TOPIC_NAME_BYTES_MAX, || format!("topic '{topic}'"))
+    }
+
+    /// The SQS queue of `group` on `topic`; refused when AWS would refuse it.
+    pub(crate) fn queue(&self, topic: &str, group: &str) -> Result<String, TransportError> {
+        let name = format!(
+            "{}-{}-{}.fifo",
+            self.namespace,
+            escape(topic),
+            escape(group)
+        );
+        within(name, QUEUE_NAME_BYTES_MAX, || {
+            format!("group '{group}' on topic '{topic}'")
+        })
+    }
+
+    /// The Keel topic an SNS topic name stands for, if it is one of this namespace's.
+    pub(crate) fn topic_of(&self, physical: &str) -> Option<String> {
+        let escaped = physical
+            .strip_prefix(&self.namespace)?
+            .strip_prefix('-')?
+            .strip_suffix(".fifo")?;
+        unescape(escaped)
+    }
+}
+
+fn within(
+    name: String,
+    bytes_max: usize,
+    what: impl FnOnce() -> String,
+) -> Result<String, TransportError> {
+    if name.len() > bytes_max {
+        return Err(TransportError::Refused {
+            reason: format!(
+                "{} makes the AWS name '{name}', longer than {bytes_max} bytes; use shorter names",
+                what()
+            ),
+        });
+    }
+    Ok(name)
+}
+
+fn escape(name: &str) -> String {
+    let mut escaped = String::with_capacity(name.len());
+    for byte in name.bytes() {
+        if byte.is_ascii_alphanumeric() {
+            escaped.push(byte as char);
+        } else {
+            escaped.push_str(&format!("_{byte:02X}"));
+        }
+    }
+    escaped
+}
+
+fn unescape(escaped: &str) -> Option<String> {
+    let mut bytes = Vec::with_capacity(escaped.len());
+    let mut rest = escaped.as_bytes();
+    while let Some((&first, tail)) = rest.split_first() {
+        if first == b'_' {
+            let hex = std::str::from_utf8(tail.get(..2)?).ok()?;
+            bytes.push(u8::from_str_radix(hex, 16).ok()?);
+            rest = &tail[2..];
+        } else if first.is_ascii_alphanumeric() {
+            bytes.push(first);
+            rest = tail;
+        } else {
+            return None;
+        }
+    }
+    String::from_utf8(bytes).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_are_escaped_and_read_back() {
+        let names = Names::new("keel");
+        let check = |topic: &str, physical: &str| {
+            assert_eq!(names.topic(topic).unwrap(), physical);
+            assert_eq!(names.topic_of(physical).as_deref(), Some(topic));
+        };
+        check("orders", "keel-orders.fifo");
+        check("orders.dlq", "keel-orders_2Edlq.fifo");
+        check("a_b-c", "keel-a_5Fb_2Dc.fifo");
+        assert_eq!(
+            names.queue("orders.retry", "billing").unwrap(),
+            "keel-orders_2Eretry-billing.fifo"
+        );
+        assert_eq!(names.topic_of("other-orders.fifo"), None);
+        assert_eq!(names.topic_of("keel-a-b.fifo"), None, "not an escaped name");
+        let refused = names.queue(&"t".repeat(40), &"g".repeat(40)).unwrap_err();
+        assert!(
+            refused.to_string().contains("longer than 80 bytes"),
+            "{refused}"
+        );
+    }
+}
