@@ -10,19 +10,28 @@ use std::time::Duration;
 
 use keel_core::GroupPolicy;
 use keel_kafka_client::KafkaConfig;
+use keel_runtime::conformance::inherited_broker;
 use support::Serve;
 use support::harness::KafkaHarness;
 
-/// A fresh broker (every check has its own, so names need no prefix).
-async fn kafka() -> KafkaHarness<Serve> {
-    let serve = Serve::start_fast_groups().await;
-    let config = KafkaConfig::new(serve.bootstrap());
+/// A fresh broker (every check has its own, so names need no prefix); in a child process of
+/// a check (a member killed there), the parent's broker.
+async fn kafka() -> KafkaHarness<Option<Serve>> {
+    let (serve, bootstrap) = match inherited_broker() {
+        Some(bootstrap) => (None, bootstrap),
+        None => {
+            let serve = Serve::start_fast_groups().await;
+            let bootstrap = serve.bootstrap();
+            (Some(serve), bootstrap)
+        }
+    };
+    let config = KafkaConfig::new(&bootstrap);
     let policy = GroupPolicy {
         session_timeout: Duration::from_secs(3),
         heartbeat_interval: Duration::from_millis(200),
         rebalance_timeout: Duration::from_secs(20),
     };
-    KafkaHarness::new(serve, config, policy, String::new())
+    KafkaHarness::new(serve, config, policy, String::new(), bootstrap)
 }
 
 keel_runtime::conformance_tests!(kafka());

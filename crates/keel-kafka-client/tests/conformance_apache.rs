@@ -15,6 +15,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use keel_core::{AdminTransport, GroupPolicy};
 use keel_kafka_client::{KafkaAdmin, KafkaConfig};
+use keel_runtime::conformance::inherited_broker;
 use support::harness::KafkaHarness;
 
 const BROKERS_VAR: &str = "KEEL_TEST_KAFKA_BROKERS";
@@ -37,7 +38,15 @@ async fn apache_kafka() -> Option<KafkaHarness<()>> {
         heartbeat_interval: Duration::from_millis(500),
         rebalance_timeout: Duration::from_secs(20),
     };
-    Some(KafkaHarness::new((), config, policy, fresh_namespace()))
+    // A child process of a check (a member killed there) works in its parent's namespace.
+    let namespace = inherited_broker().unwrap_or_else(fresh_namespace);
+    Some(KafkaHarness::new(
+        (),
+        config,
+        policy,
+        namespace.clone(),
+        namespace,
+    ))
 }
 
 /// A prefix no other check of this run, nor any earlier run, uses.

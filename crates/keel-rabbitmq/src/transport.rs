@@ -8,7 +8,6 @@
 use std::sync::Arc;
 
 use keel_core::{BoxFuture, ConsumeTransport, GroupPolicy, Membership, StartFrom, TransportError};
-use keel_runtime::admin::gauges::AdminGauges;
 use keel_runtime::{Metrics, Publisher, Transport};
 
 use crate::admin::RabbitAdmin;
@@ -30,16 +29,14 @@ pub struct RabbitTransport {
 }
 
 impl RabbitTransport {
-    /// A transport on the RabbitMQ `config` names. Connects on first use. Call it inside a
-    /// tokio runtime: the lag gauges ask the admin port on it.
+    /// A transport on the RabbitMQ `config` names. Connects on first use.
     pub fn connect(config: &RabbitConfig) -> Result<RabbitTransport, TransportError> {
         let client = Client::new(&config.url, "keel", None).map_err(transport_error)?;
         let broker = Arc::new(Broker::new(client, Names::new(&config.prefix)));
-        let gauges = AdminGauges::new(Arc::new(RabbitAdmin::new(broker.clone())));
         Ok(RabbitTransport {
             config: config.clone(),
             publisher: RabbitPublisher::new(broker),
-            metrics: Metrics::with_gauges(Arc::new(gauges)),
+            metrics: Metrics::new(),
         })
     }
 
@@ -64,8 +61,7 @@ impl RabbitTransport {
         Transport::new(Arc::new(self.clone()), self.publisher())
     }
 
-    /// The routes' metrics, with the lag and dead-letter gauges of every group on the
-    /// server (asked of the admin port at each scrape: encode them off the executor).
+    /// The routes' metrics.
     pub fn metrics(&self) -> &Metrics {
         &self.metrics
     }

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use keel_core::{AdminTransport, GroupPolicy};
 use keel_rabbitmq::{RabbitConfig, RabbitTransport};
-use keel_runtime::conformance::Harness;
+use keel_runtime::conformance::{Harness, inherited_broker};
 use keel_runtime::{Publisher, Transport};
 
 const URL_VAR: &str = "KEEL_TEST_RABBITMQ_URL";
@@ -18,6 +18,7 @@ const URL_VAR: &str = "KEEL_TEST_RABBITMQ_URL";
 struct Rabbit {
     config: RabbitConfig,
     rabbit: RabbitTransport,
+    prefix: String,
 }
 
 impl Harness for Rabbit {
@@ -42,6 +43,10 @@ impl Harness for Rabbit {
             rebalance_timeout: Duration::from_secs(20),
         }
     }
+
+    fn broker_for_child(&self) -> Option<String> {
+        Some(self.prefix.clone())
+    }
 }
 
 async fn rabbit() -> Option<Rabbit> {
@@ -49,7 +54,9 @@ async fn rabbit() -> Option<Rabbit> {
         eprintln!("rabbitmq conformance: not run, {URL_VAR} is unset");
         return None;
     };
-    let prefix = format!("conformance-{}.", uuid::Uuid::now_v7());
+    // A child process of a check (a member killed there) works in its parent's namespace.
+    let prefix =
+        inherited_broker().unwrap_or_else(|| format!("conformance-{}.", uuid::Uuid::now_v7()));
     let config = RabbitConfig::new(&url).with_prefix(&prefix);
     let rabbit = RabbitTransport::connect(&config).expect("RabbitMQ transport");
     rabbit
@@ -57,9 +64,11 @@ async fn rabbit() -> Option<Rabbit> {
         .topics()
         .await
         .unwrap_or_else(|e| panic!("RabbitMQ at {URL_VAR}={url} is unreachable: {e}"));
-    Some(Rabbit { config, rabbit })
+    Some(Rabbit {
+        config,
+        rabbit,
+        prefix,
+    })
 }
 
 keel_runtime::conformance_tests!(optional rabbit());
-keel_runtime::admin_conformance_tests!(optional rabbit());
-keel_runtime::gauge_conformance_tests!(optional rabbit());

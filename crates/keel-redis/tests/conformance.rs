@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use keel_core::{AdminTransport, GroupPolicy};
 use keel_redis::{RedisConfig, RedisTransport};
-use keel_runtime::conformance::Harness;
+use keel_runtime::conformance::{Harness, inherited_broker};
 use keel_runtime::{Publisher, Transport};
 
 const URL_VAR: &str = "KEEL_TEST_REDIS_URL";
@@ -17,6 +17,7 @@ const URL_VAR: &str = "KEEL_TEST_REDIS_URL";
 /// A fresh namespace on the server.
 struct Redis {
     transport: RedisTransport,
+    namespace: String,
 }
 
 impl Harness for Redis {
@@ -39,6 +40,10 @@ impl Harness for Redis {
             rebalance_timeout: Duration::from_secs(20),
         }
     }
+
+    fn broker_for_child(&self) -> Option<String> {
+        Some(self.namespace.clone())
+    }
 }
 
 async fn redis() -> Option<Redis> {
@@ -46,17 +51,21 @@ async fn redis() -> Option<Redis> {
         eprintln!("redis conformance: not run, {URL_VAR} is unset");
         return None;
     };
-    let namespace = format!("t{}", uuid::Uuid::now_v7().simple());
+    // A child process of a check (a member killed there) works in its parent's namespace.
+    let namespace = inherited_broker()
+        .unwrap_or_else(|| format!("t{}", uuid::Uuid::now_v7().simple())[..32].to_string());
     let config = RedisConfig::new(url)
-        .with_namespace(&namespace[..32])
+        .with_namespace(&namespace)
         .expect("namespace");
     let transport = RedisTransport::connect(&config)
         .await
         .unwrap_or_else(|e| panic!("{URL_VAR} is set but Redis is unreachable: {e}"));
-    Some(Redis { transport })
+    Some(Redis {
+        transport,
+        namespace,
+    })
 }
 
 keel_runtime::conformance_tests!(optional redis());
 // Offsets are dense on Redis (entry 0-n is offset n − 1), so the operator checks apply.
 keel_runtime::admin_conformance_tests!(optional redis());
-keel_runtime::gauge_conformance_tests!(optional redis());

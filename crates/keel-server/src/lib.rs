@@ -25,7 +25,6 @@
 
 mod access;
 mod admin_api;
-mod allowed_hosts;
 mod app;
 mod authentication;
 mod config;

@@ -13,7 +13,6 @@ use std::time::Duration;
 use keel_embedded::EmbeddedBus;
 use keel_kafka::acl::{AclFilter, Acls, Authorizer};
 
-use crate::allowed_hosts::AllowedHosts;
 use crate::authentication::Tokens;
 use keel_kafka::group::GroupCoordinator;
 use keel_kafka::sasl::{SaslConfig, Users};
@@ -236,11 +235,7 @@ impl Server {
             http_limits,
             http_metrics,
             http_tls.clone(),
-            guarded(
-                http::router(app, Arc::new(registry)),
-                &tokens,
-                AllowedHosts::new(bound.http, &self.config.http_allowed_hosts),
-            ),
+            authenticated(http::router(app, Arc::new(registry)), &tokens),
             stop.clone(),
         ));
         let sampler = tokio::spawn(sample_history(
@@ -257,7 +252,7 @@ impl Server {
                         http_limits,
                         registry_metrics,
                         http_tls.clone(),
-                        guarded(
+                        authenticated(
                             schema_registry::router(
                                 registry,
                                 self.bus.log().clone(),
@@ -267,10 +262,6 @@ impl Server {
                                 crate::access::require_admin_to_change,
                             )),
                             &tokens,
-                            AllowedHosts::new(
-                                bound.registry.expect("bound with its listener"),
-                                &self.config.http_allowed_hosts,
-                            ),
                         ),
                         stop.clone(),
                     ))
@@ -400,18 +391,12 @@ impl Server {
     }
 }
 
-/// `router` behind the `Host` allow-list (`allowed_hosts.rs`), then the token check and the
-/// cross-origin check (`authentication.rs`).
-fn guarded(router: axum::Router, tokens: &Tokens, hosts: AllowedHosts) -> axum::Router {
-    router
-        .layer(axum::middleware::from_fn_with_state(
-            tokens.clone(),
-            crate::authentication::authenticate,
-        ))
-        .layer(axum::middleware::from_fn_with_state(
-            hosts,
-            crate::allowed_hosts::check_host,
-        ))
+/// `router` behind the token check and the cross-origin check (`authentication.rs`).
+fn authenticated(router: axum::Router, tokens: &Tokens) -> axum::Router {
+    router.layer(axum::middleware::from_fn_with_state(
+        tokens.clone(),
+        crate::authentication::authenticate,
+    ))
 }
 
 /// Logs a loud warning for every listener reachable beyond this machine that lets anyone in:

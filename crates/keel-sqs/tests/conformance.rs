@@ -6,8 +6,9 @@
 //!
 //! The checks that need what SQS does not keep are left out (docs/engines.md): reading a
 //! topic back (the dead-letter and retry-topic checks read `.dlq`/`.retry` through the
-//! admin port), a backlog published before the group existed, and the operator checks
-//! (`admin_conformance_tests!`: lag in events, an offset reset). The test
+//! admin port), a backlog published before the group existed (also in the check of a killed
+//! member's takeover, which commits at offsets; `tests/takeover.rs` is SQS's own), and the
+//! operator checks (`admin_conformance_tests!`: lag in events, an offset reset). The test
 //! `what_sqs_cannot_keep_is_refused` shows each is refused, not faked.
 
 use std::sync::Arc;
@@ -23,6 +24,7 @@ const URL_VAR: &str = "KEEL_TEST_SQS_URL";
 /// A fresh namespace on the server.
 struct Sqs {
     transport: SqsTransport,
+    namespace: String,
 }
 
 impl Harness for Sqs {
@@ -47,6 +49,10 @@ impl Harness for Sqs {
             rebalance_timeout: Duration::from_secs(20),
         }
     }
+
+    fn broker_for_child(&self) -> Option<String> {
+        Some(self.namespace.clone())
+    }
 }
 
 async fn sqs() -> Option<Sqs> {
@@ -54,14 +60,17 @@ async fn sqs() -> Option<Sqs> {
         eprintln!("sqs conformance: not run, {URL_VAR} is unset");
         return None;
     };
-    let namespace = format!("t{}", uuid::Uuid::now_v7().simple());
+    let namespace = format!("t{}", uuid::Uuid::now_v7().simple())[..14].to_string();
     let config = SqsConfig::local(url)
-        .with_namespace(&namespace[..14])
+        .with_namespace(&namespace)
         .expect("namespace");
     let transport = SqsTransport::connect(&config)
         .await
         .unwrap_or_else(|e| panic!("{URL_VAR} is set but the SQS/SNS server is unreachable: {e}"));
-    Some(Sqs { transport })
+    Some(Sqs {
+        transport,
+        namespace,
+    })
 }
 
 macro_rules! checks {

@@ -18,6 +18,8 @@ pub(crate) struct KafkaHarness<B> {
     pub(crate) admin: Arc<KafkaAdmin>,
     pub(crate) group_policy: GroupPolicy,
     pub(crate) namespace: String,
+    /// What a member in a child process needs to reach the broker (`broker_for_child`).
+    pub(crate) for_child: String,
 }
 
 impl<B> KafkaHarness<B> {
@@ -27,6 +29,7 @@ impl<B> KafkaHarness<B> {
         config: KafkaConfig,
         group_policy: GroupPolicy,
         namespace: String,
+        for_child: String,
     ) -> KafkaHarness<B> {
         KafkaHarness {
             _broker: broker,
@@ -35,6 +38,7 @@ impl<B> KafkaHarness<B> {
             config,
             group_policy,
             namespace,
+            for_child,
         }
     }
 }
@@ -60,5 +64,9 @@ impl<B: Send + Sync + 'static> Harness for KafkaHarness<B> {
 
     fn namespace(&self) -> String {
         self.namespace.clone()
+    }
+
+    fn broker_for_child(&self) -> Option<String> {
+        Some(self.for_child.clone())
     }
 }
