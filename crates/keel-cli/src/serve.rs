@@ -190,6 +190,18 @@ pub(crate) struct ServeArgs {
         value_delimiter = ','
     )]
     http_tokens: Option<Vec<String>>,
+    /// Names (host names or addresses) the HTTP listeners answer to beyond localhost,
+    /// 127.0.0.1, ::1 and their bound address, comma-separated; a request whose Host header
+    /// names anything else is refused with 421 (DNS rebinding); `*` turns the check off
+    /// [default: none; a listener on every interface also answers to any IP address and to
+    /// this machine's host name].
+    #[arg(
+        long,
+        env = "KEEL_HTTP_ALLOWED_HOSTS",
+        value_name = "LIST",
+        value_delimiter = ','
+    )]
+    http_allowed_hosts: Option<Vec<String>>,
     /// Longest graceful shutdown waits for in-flight requests, in milliseconds
     /// [default: 10000].
     #[arg(long, env = "KEEL_SHUTDOWN_GRACE_MS", value_name = "MS")]
@@ -263,6 +275,7 @@ struct ConfigFile {
     kafka_super_users: Option<Vec<String>>,
     kafka_allow_if_no_acl: Option<bool>,
     http_tokens: Option<Vec<String>>,
+    http_allowed_hosts: Option<Vec<String>>,
     kafka_advertised: Option<String>,
     kafka_tls_cert: Option<PathBuf>,
     kafka_tls_key: Option<PathBuf>,
@@ -452,6 +465,16 @@ pub(crate) fn run(data_dir: &Path, args: ServeArgs) -> anyhow::Result<()> {
             .filter(|token| !token.trim().is_empty())
             .map(|token| HttpToken::parse(token).map_err(|e| anyhow::anyhow!("http_tokens: {e}")))
             .collect::<anyhow::Result<_>>()?;
+    }
+    config.http_allowed_hosts = args
+        .http_allowed_hosts
+        .or(file.http_allowed_hosts)
+        .unwrap_or_default();
+    // A listener on every interface is reached by this machine's name too, as the Kafka
+    // listener advertises it.
+    let everywhere = |addr: Option<SocketAddr>| addr.is_some_and(|a| a.ip().is_unspecified());
+    if everywhere(Some(config.http_addr)) || everywhere(config.registry_addr) {
+        config.http_allowed_hosts.push(host_name());
     }
     if let Some(ms) = args.shutdown_grace_ms.or(file.shutdown_grace_ms) {
         config.shutdown_grace_ms = ms;

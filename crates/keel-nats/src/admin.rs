@@ -5,10 +5,11 @@
 //!
 //! Offsets are stream sequences minus one (`lease.rs`): a partition's range is
 //! `[first − 1, last]` of its subject, and an empty partition reports the stream's last
-//! sequence as both ends.
+//! sequence as both ends. Offsets skip the other partitions' sequences, so the records
+//! between two of them are counted by JetStream (`records_between`), which keeps lag exact.
 
-use async_nats::jetstream::consumer::DeliverPolicy;
 use async_nats::jetstream::consumer::pull::Config as PullConfig;
+use async_nats::jetstream::consumer::{AckPolicy, DeliverPolicy};
 use async_nats::jetstream::stream::{RawMessageErrorKind, Stream};
 use futures_util::{StreamExt, TryStreamExt};
 use keel_core::{
@@ -17,7 +18,7 @@ use keel_core::{
 
 use crate::connection::{millis, unavailable};
 use crate::consumers::{Place, generations, latest};
-use crate::limits::READ_RECORDS_MAX;
+use crate::limits::{EPHEMERAL_INACTIVE, READ_RECORDS_MAX};
 use crate::record;
 use crate::transport::NatsTransport;
 
@@ -149,6 +150,43 @@ impl AdminTransport for NatsTransport {
         })
     }
 
+    /// A partition's offsets skip the other partitions' sequences, so its records are
+    /// counted by JetStream: an ephemeral consumer filtered to the partition's subject,
+    /// starting at `offset`, says how many it has pending. That count runs to the
+    /// stream's end, so records stored since `high_watermark` was read count too.
+    fn records_between<'a>(
+        &'a self,
+        topic: &'a str,
+        partition: u32,
+        offset: u64,
+        high_watermark: u64,
+    ) -> BoxFuture<'a, Result<u64, TransportError>> {
+        Box::pin(async move {
+            if high_watermark <= offset {
+                return Ok(0);
+            }
+            let stream = self.existing(topic).await?;
+            let subject = self.subject_checked(&stream, topic, partition)?;
+            let consumer = stream
+                .create_consumer(PullConfig {
+                    deliver_policy: DeliverPolicy::ByStartSequence {
+                        start_sequence: offset + 1,
+                    },
+                    ack_policy: AckPolicy::None,
+                    filter_subject: subject,
+                    inactive_threshold: EPHEMERAL_INACTIVE,
+                    ..PullConfig::default()
+                })
+                .await
+                .map_err(|e| unavailable(e.to_string()))?;
+            let info = consumer.cached_info();
+            let pending = info.num_pending;
+            // Left behind, it goes by itself after `EPHEMERAL_INACTIVE`.
+            let _ = stream.delete_consumer(&info.name).await;
+            Ok(pending)
+        })
+    }
+
     fn offset_for_time<'a>(
         &'a self,
         topic: &'a str,
@@ -167,7 +205,7 @@ impl AdminTransport for NatsTransport {
                 .create_consumer(PullConfig {
                     deliver_policy: DeliverPolicy::ByStartTime { start_time },
                     filter_subject: subject,
-                    inactive_threshold: std::time::Duration::from_secs(10),
+                    inactive_threshold: EPHEMERAL_INACTIVE,
                     ..PullConfig::default()
                 })
                 .await

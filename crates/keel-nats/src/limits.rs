@@ -29,3 +29,7 @@ pub(crate) const BUFFERED_MAX: usize = 2 * PULL_MESSAGES_MAX;
 
 /// Most records one administrative read returns (each is a request to the server).
 pub(crate) const READ_RECORDS_MAX: usize = 1_000;
+
+/// How long an administrative question's ephemeral consumer (an offset by time, a count of
+/// a partition's records) outlives its asker when it could not delete it.
+pub(crate) const EPHEMERAL_INACTIVE: Duration = Duration::from_secs(10);

@@ -67,3 +67,6 @@ async fn nats() -> Option<Nats> {
 }
 
 keel_runtime::conformance_tests!(optional nats());
+// Offsets skip the other partitions' sequences; the admin port counts a partition's records.
+keel_runtime::admin_conformance_tests!(optional nats());
+keel_runtime::gauge_conformance_tests!(optional nats());

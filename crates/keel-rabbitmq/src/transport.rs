@@ -8,6 +8,7 @@
 use std::sync::Arc;
 
 use keel_core::{BoxFuture, ConsumeTransport, GroupPolicy, Membership, StartFrom, TransportError};
+use keel_runtime::admin::gauges::AdminGauges;
 use keel_runtime::{Metrics, Publisher, Transport};
 
 use crate::admin::RabbitAdmin;
@@ -29,14 +30,16 @@ pub struct RabbitTransport {
 }
 
 impl RabbitTransport {
-    /// A transport on the RabbitMQ `config` names. Connects on first use.
+    /// A transport on the RabbitMQ `config` names. Connects on first use. Call it inside a
+    /// tokio runtime: the lag gauges ask the admin port on it.
     pub fn connect(config: &RabbitConfig) -> Result<RabbitTransport, TransportError> {
         let client = Client::new(&config.url, "keel", None).map_err(transport_error)?;
         let broker = Arc::new(Broker::new(client, Names::new(&config.prefix)));
+        let gauges = AdminGauges::new(Arc::new(RabbitAdmin::new(broker.clone())));
         Ok(RabbitTransport {
             config: config.clone(),
             publisher: RabbitPublisher::new(broker),
-            metrics: Metrics::new(),
+            metrics: Metrics::with_gauges(Arc::new(gauges)),
         })
     }
 
@@ -61,7 +64,8 @@ impl RabbitTransport {
         Transport::new(Arc::new(self.clone()), self.publisher())
     }
 
-    /// The routes' metrics.
+    /// The routes' metrics, with the lag and dead-letter gauges of every group on the
+    /// server (asked of the admin port at each scrape: encode them off the executor).
     pub fn metrics(&self) -> &Metrics {
         &self.metrics
     }

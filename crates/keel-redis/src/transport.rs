@@ -20,6 +20,7 @@ use keel_core::{
     BoxFuture, Clock, ConsumeTransport, GroupPolicy, Membership, StartFrom, SystemClock,
     TransportError,
 };
+use keel_runtime::admin::gauges::AdminGauges;
 use keel_runtime::{Metrics, Publisher, Transport};
 
 use crate::config::RedisConfig;
@@ -38,9 +39,15 @@ pub struct RedisTransport {
 impl RedisTransport {
     /// Connects to the server `config` names.
     pub async fn connect(config: &RedisConfig) -> Result<RedisTransport, TransportError> {
-        Ok(RedisTransport {
-            publisher: RedisPublisher::connect(config).await?,
+        let publisher = RedisPublisher::connect(config).await?;
+        // The gauges ask a copy without gauges of its own, so no Arc cycle keeps it alive.
+        let admin = RedisTransport {
+            publisher: publisher.clone(),
             metrics: Metrics::new(),
+        };
+        Ok(RedisTransport {
+            publisher,
+            metrics: Metrics::with_gauges(Arc::new(AdminGauges::new(Arc::new(admin)))),
         })
     }
 
@@ -63,7 +70,8 @@ impl RedisTransport {
         self.publisher.ensure_topic(topic, partitions).await
     }
 
-    /// The routes' metrics.
+    /// The routes' metrics, with the lag and dead-letter gauges of every group on the
+    /// server (asked of the admin port at each scrape: encode them off the executor).
     pub fn metrics(&self) -> &Metrics {
         &self.metrics
     }

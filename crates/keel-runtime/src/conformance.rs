@@ -16,7 +16,7 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use keel_core::{AdminTransport, Event, GroupPolicy, Record, partition_for_key};
+use keel_core::{AdminTransport, Event, GroupPolicy, PartitionOffsets, Record, partition_for_key};
 
 use crate::admin::groups::{self, ResetTarget};
 use crate::dead_letter::{DeadLetterHeaders, DeadLetterKind, dead_letter_topic};
@@ -114,11 +114,9 @@ macro_rules! conformance_tests {
 }
 
 /// The operator checks through the admin port, one `#[tokio::test]` each, as
-/// [`conformance_tests!`] makes them (`admin_conformance_tests!(optional …)` too). A
-/// transport opts in once its admin port passes them: they assume each partition's offsets
-/// are dense (the next record's offset is one more), as Kafka's and the embedded log's are;
-/// NATS JetStream's stream sequences, shared by a stream's partitions, are not yet mapped so
-/// (its lag in events counted other partitions' events).
+/// [`conformance_tests!`] makes them (`admin_conformance_tests!(optional …)` too). Offsets
+/// may skip numbers (NATS's stream sequences are shared by a stream's partitions): the
+/// checks compare with the offsets the records were stored at.
 #[macro_export]
 macro_rules! admin_conformance_tests {
     (optional $make:expr) => {
@@ -129,6 +127,25 @@ macro_rules! admin_conformance_tests {
     ($make:expr) => {
         $crate::conformance_tests!(@tests [$make] always;
             lag_in_events_and_seconds_and_a_reset_through_the_admin_port,
+        );
+    };
+}
+
+/// The metrics check, one `#[tokio::test]`, as [`conformance_tests!`] makes them
+/// (`gauge_conformance_tests!(optional …)` too), for transports whose lag gauges cover every
+/// group with commits, running or not, in events and seconds (the embedded log and the
+/// engines measuring through their admin port; Kafka's come from its live members'
+/// statistics).
+#[macro_export]
+macro_rules! gauge_conformance_tests {
+    (optional $make:expr) => {
+        $crate::conformance_tests!(@tests [$make] optional;
+            lag_and_dead_letter_gauges_of_a_stopped_group,
+        );
+    };
+    ($make:expr) => {
+        $crate::conformance_tests!(@tests [$make] always;
+            lag_and_dead_letter_gauges_of_a_stopped_group,
         );
     };
 }
@@ -237,16 +254,28 @@ async fn stored<H: Harness>(harness: &H, topic: &str) -> Vec<Record> {
     };
     let mut records = Vec::new();
     for range in partitions {
-        let mut offset = range.log_start;
-        while offset < range.high_watermark {
-            let batch = admin
-                .read(topic, range.partition, offset, 1 << 20)
-                .await
-                .expect("read");
-            let batch: Vec<Record> = batch.into_iter().filter(|r| r.offset >= offset).collect();
-            offset = batch.last().map_or(range.high_watermark, |r| r.offset + 1);
-            records.extend(batch);
-        }
+        records.extend(stored_in(admin.as_ref(), topic, range).await);
+    }
+    records
+}
+
+/// Every record stored in one partition (`range`) of `topic` (the broker's name), in offset
+/// order.
+async fn stored_in(
+    admin: &dyn AdminTransport,
+    topic: &str,
+    range: PartitionOffsets,
+) -> Vec<Record> {
+    let mut records = Vec::new();
+    let mut offset = range.log_start;
+    while offset < range.high_watermark {
+        let batch = admin
+            .read(topic, range.partition, offset, 1 << 20)
+            .await
+            .expect("read");
+        let batch: Vec<Record> = batch.into_iter().filter(|r| r.offset >= offset).collect();
+        offset = batch.last().map_or(range.high_watermark, |r| r.offset + 1);
+        records.extend(batch);
     }
     records
 }
@@ -652,15 +681,30 @@ pub async fn lag_in_events_and_seconds_and_a_reset_through_the_admin_port<H: Har
         .filter(|l| l.topic == topic)
         .collect();
     assert_eq!(lags.len(), 2, "both partitions measured: {lags:?}");
+    let mut starts = Vec::new();
     for lag in &lags {
-        // Three handled and committed, two behind in each partition.
+        // Three handled and committed, two behind in each partition: the commit is past
+        // the third record's offset and at most the fourth's (the same where offsets are
+        // dense), the high watermark one past the fifth's.
+        let records = partition_records(harness, "orders", lag.partition).await;
+        let offsets: Vec<u64> = records.iter().map(|r| r.offset).collect();
+        assert_eq!(records.len(), 5, "{offsets:?}");
+        let committed = lag.committed_offset.expect("a commit");
+        assert!(
+            offsets[2] < committed && committed <= offsets[3],
+            "{lag:?}, offsets {offsets:?}"
+        );
         assert_eq!(
-            (lag.committed_offset, lag.high_watermark, lag.lag_events),
-            (Some(3), 5, 2),
+            (lag.high_watermark, lag.lag_events),
+            (offsets[4] + 1, 2),
+            "{lag:?}, offsets {offsets:?}"
+        );
+        assert_eq!(
+            lag.lag_ms,
+            (now_ms - records[3].timestamp_ms) as u64,
             "{lag:?}"
         );
-        let oldest = stored_at(harness, "orders", lag.partition, 3).await;
-        assert_eq!(lag.lag_ms, (now_ms - oldest.timestamp_ms) as u64, "{lag:?}");
+        starts.push((lag.partition, committed, lag.log_start_offset));
     }
     let summary = groups::list_groups(admin.as_ref(), now_ms)
         .await
@@ -673,11 +717,17 @@ pub async fn lag_in_events_and_seconds_and_a_reset_through_the_admin_port<H: Har
     let plan = groups::plan_reset(admin.as_ref(), &group, &topic, None, ResetTarget::Earliest)
         .await
         .expect("plan");
-    assert!(
-        plan.iter()
-            .all(|r| r.offset_before == Some(3) && r.offset_after == 0),
-        "{plan:?}"
-    );
+    for reset in &plan {
+        let (_, committed, log_start) = starts
+            .iter()
+            .find(|s| s.0 == reset.partition)
+            .expect("a measured partition");
+        assert_eq!(
+            (reset.offset_before, reset.offset_after),
+            (Some(*committed), *log_start),
+            "{plan:?}"
+        );
+    }
     groups::apply_reset(admin.as_ref(), &group, &plan)
         .await
         .expect("reset a stopped group");
@@ -699,14 +749,99 @@ pub async fn lag_in_events_and_seconds_and_a_reset_through_the_admin_port<H: Har
     );
 }
 
-/// The record at `offset` of `topic`'s `partition`.
-async fn stored_at<H: Harness>(harness: &H, topic: &str, partition: u32, offset: u64) -> Record {
-    harness
-        .admin()
-        .read(&name(harness, topic), partition, offset, 1)
+/// Every record of `topic`'s `partition`, in offset order.
+async fn partition_records<H: Harness>(harness: &H, topic: &str, partition: u32) -> Vec<Record> {
+    let topic = name(harness, topic);
+    let admin = harness.admin();
+    let range = admin
+        .partition_offsets(&topic)
         .await
-        .expect("read")
+        .expect("partition offsets")
         .into_iter()
-        .find(|r| r.offset == offset)
-        .expect("the record at the offset")
+        .find(|r| r.partition == partition)
+        .expect("the partition");
+    stored_in(admin.as_ref(), &topic, range).await
+}
+
+/// Metrics: a scrape reports a stopped group's lag per partition in events and seconds, and
+/// its topic's dead letters, as `keel groups lag` and `keel dlq` would count them.
+pub async fn lag_and_dead_letter_gauges_of_a_stopped_group<H: Harness>(harness: &H) {
+    create_topic(harness, "orders", 2).await;
+    let keys = keys_per_partition(2, "key");
+    let keyed = |seqs: std::ops::Range<u32>| -> Vec<Event> {
+        seqs.map(|n| event(&keys[n as usize % 2], n)).collect()
+    };
+    publish(harness, "orders", keyed(0..6)).await;
+    let seen: Seen = Arc::default();
+    let handler = recording("run0", &seen, |_, seq, _| {
+        (seq == 0).then(|| HandlerError::permanent("poison"))
+    });
+    let handle =
+        start(Router::new(harness.transport()).route(route(harness, "orders", "billing", handler)));
+    until("the first six handled", || {
+        distinct(&seen, "run0").len() == 6
+    })
+    .await;
+    let dlq = dead_letter_topic("orders");
+    let deadline = Instant::now() + WAIT;
+    while stored(harness, &dlq).await.is_empty() {
+        assert!(
+            Instant::now() < deadline,
+            "timed out waiting for the dead letter"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    handle.shutdown().await;
+    // Four more, unconsumed: two behind in each partition.
+    publish(harness, "orders", keyed(6..10)).await;
+    let (topic, group) = (name(harness, "orders"), name(harness, "billing"));
+    let metrics = harness.transport().metrics().clone();
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let scrape = metrics.clone();
+        let text = tokio::task::spawn_blocking(move || scrape.encode())
+            .await
+            .expect("scrape");
+        let lag = |unit: &str, partition: u32| {
+            let partition = partition.to_string();
+            let labels = [
+                ("topic", topic.as_str()),
+                ("group", group.as_str()),
+                ("partition", partition.as_str()),
+            ];
+            gauge(&text, &format!("keel_consumer_lag_{unit}"), &labels)
+        };
+        let topic_labels = [("topic", topic.as_str())];
+        let events = [lag("events", 0), lag("events", 1)];
+        let dead = gauge(&text, "keel_dead_letters", &topic_labels);
+        if events == [Some(2.0), Some(2.0)] && dead == Some(1.0) {
+            for partition in 0..2 {
+                let seconds = lag("seconds", partition).expect("lag in seconds");
+                assert!((0.0..WAIT.as_secs_f64()).contains(&seconds), "{text}");
+            }
+            let oldest = gauge(&text, "keel_dead_letter_oldest_age_seconds", &topic_labels)
+                .expect("the dead letter's age");
+            assert!((0.0..WAIT.as_secs_f64()).contains(&oldest), "{text}");
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "timed out waiting for the gauges: lag {events:?}, dead letters {dead:?}\n{text}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// The value of the series `family{labels}` in an OpenMetrics scrape, if reported.
+fn gauge(text: &str, family: &str, labels: &[(&str, &str)]) -> Option<f64> {
+    let wanted: Vec<String> = labels.iter().map(|(k, v)| format!("{k}=\"{v}\"")).collect();
+    text.lines().find_map(|line| {
+        let (series, value) = line.rsplit_once(' ')?;
+        let (name, set) = series.split_once('{')?;
+        let set: Vec<&str> = set.trim_end_matches('}').split(',').collect();
+        let matches = name == family
+            && set.len() == wanted.len()
+            && wanted.iter().all(|w| set.contains(&w.as_str()));
+        matches.then(|| value.parse().ok()).flatten()
+    })
 }

@@ -69,3 +69,8 @@ pub const RETRY_SUFFIX: &str = ".retry";
 /// Most (group, partition) pairs whose lag one metrics scrape reports; each costs a small read
 /// of the log when the group is behind.
 pub const LAG_PARTITIONS_MAX: usize = 10_000;
+
+/// Longest a scrape waits for a networked engine's administrative port to answer the lag
+/// and dead-letter questions (`admin::gauges`); past it the gauges are left out of that
+/// scrape rather than hold the scraper.
+pub const GAUGE_SCRAPE_TIMEOUT: Duration = Duration::from_secs(5);

@@ -69,6 +69,10 @@ pub struct ServerConfig {
     /// TLS on the HTTP listeners (the API with the console, and the schema registry): they
     /// speak HTTPS only; `None` is plain HTTP.
     pub http_tls: Option<TlsIdentity>,
+    /// Names the HTTP listeners answer to beyond `localhost`, `127.0.0.1`, `::1` and their
+    /// bound address (any IP address too when bound to every interface); a request for
+    /// another `Host` is refused (DNS rebinding). `*` turns the check off.
+    pub http_allowed_hosts: Vec<String>,
     /// Tokens the HTTP listeners (API, console, schema registry) accept, by their SHA-256;
     /// empty asks nobody (every caller is admin).
     pub http_tokens: Vec<crate::HttpToken>,
@@ -137,6 +141,7 @@ impl ServerConfig {
             kafka_super_users: Vec::new(),
             kafka_allow_if_no_acl: None,
             http_tls: None,
+            http_allowed_hosts: Vec::new(),
             http_tokens: Vec::new(),
         }
     }

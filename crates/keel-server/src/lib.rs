@@ -25,6 +25,7 @@
 
 mod access;
 mod admin_api;
+mod allowed_hosts;
 mod app;
 mod authentication;
 mod config;

@@ -13,6 +13,7 @@ use std::time::Duration;
 use keel_embedded::EmbeddedBus;
 use keel_kafka::acl::{AclFilter, Acls, Authorizer};
 
+use crate::allowed_hosts::AllowedHosts;
 use crate::authentication::Tokens;
 use keel_kafka::group::GroupCoordinator;
 use keel_kafka::sasl::{SaslConfig, Users};
@@ -235,7 +236,11 @@ impl Server {
             http_limits,
             http_metrics,
             http_tls.clone(),
-            authenticated(http::router(app, Arc::new(registry)), &tokens),
+            guarded(
+                http::router(app, Arc::new(registry)),
+                &tokens,
+                AllowedHosts::new(bound.http, &self.config.http_allowed_hosts),
+            ),
             stop.clone(),
         ));
         let sampler = tokio::spawn(sample_history(
@@ -252,7 +257,7 @@ impl Server {
                         http_limits,
                         registry_metrics,
                         http_tls.clone(),
-                        authenticated(
+                        guarded(
                             schema_registry::router(
                                 registry,
                                 self.bus.log().clone(),
@@ -262,6 +267,10 @@ impl Server {
                                 crate::access::require_admin_to_change,
                             )),
                             &tokens,
+                            AllowedHosts::new(
+                                bound.registry.expect("bound with its listener"),
+                                &self.config.http_allowed_hosts,
+                            ),
                         ),
                         stop.clone(),
                     ))
@@ -391,12 +400,18 @@ impl Server {
     }
 }
 
-/// `router` behind the token check and the cross-origin check (`authentication.rs`).
-fn authenticated(router: axum::Router, tokens: &Tokens) -> axum::Router {
-    router.layer(axum::middleware::from_fn_with_state(
-        tokens.clone(),
-        crate::authentication::authenticate,
-    ))
+/// `router` behind the `Host` allow-list (`allowed_hosts.rs`), then the token check and the
+/// cross-origin check (`authentication.rs`).
+fn guarded(router: axum::Router, tokens: &Tokens, hosts: AllowedHosts) -> axum::Router {
+    router
+        .layer(axum::middleware::from_fn_with_state(
+            tokens.clone(),
+            crate::authentication::authenticate,
+        ))
+        .layer(axum::middleware::from_fn_with_state(
+            hosts,
+            crate::allowed_hosts::check_host,
+        ))
 }
 
 /// Logs a loud warning for every listener reachable beyond this machine that lets anyone in:

@@ -68,6 +68,24 @@ pub trait AdminTransport: Send + Sync + std::fmt::Debug {
         topic: &'a str,
     ) -> BoxFuture<'a, Result<Vec<PartitionOffsets>, TransportError>>;
 
+    /// How many records of `partition` are stored from `offset` up to `high_watermark`
+    /// (both from [`AdminTransport::partition_offsets`]). Where offsets are dense, as on
+    /// Kafka and the embedded log, that is the difference (the default); an engine whose
+    /// offsets skip numbers (NATS: stream sequences shared by a topic's partitions)
+    /// counts them, so lag is exact there too.
+    fn records_between<'a>(
+        &'a self,
+        topic: &'a str,
+        partition: u32,
+        offset: u64,
+        high_watermark: u64,
+    ) -> BoxFuture<'a, Result<u64, TransportError>> {
+        let _ = (topic, partition);
+        Box::pin(std::future::ready(
+            Ok(high_watermark.saturating_sub(offset)),
+        ))
+    }
+
     /// The first offset of `partition` whose record timestamp is at or after `time_ms`;
     /// `None` when every stored record is older.
     fn offset_for_time<'a>(

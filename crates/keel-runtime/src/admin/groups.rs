@@ -28,8 +28,9 @@ pub struct PartitionLag {
     pub high_watermark: u64,
     /// The group's committed offset (the next it reads), if it committed one here.
     pub committed_offset: Option<u64>,
-    /// Events not yet consumed: high watermark − committed offset (from the log start when
-    /// nothing is committed, as a new group starting at the earliest event would read).
+    /// Events not yet consumed: those from the committed offset to the high watermark (from
+    /// the log start when nothing is committed, as a new group starting at the earliest
+    /// event would read).
     pub lag_events: u64,
     /// Age of the oldest unconsumed event: now − its timestamp, in ms; 0 when caught up.
     pub lag_ms: u64,
@@ -150,7 +151,13 @@ pub async fn group_lag(
         for range in ranges {
             let committed_offset = committed_offset(&committed, &topic, range.partition);
             let next_offset = next_offset(range.log_start, range.high_watermark, committed_offset);
-            let lag_events = range.high_watermark - next_offset;
+            let lag_events = if next_offset == range.high_watermark {
+                0
+            } else {
+                admin
+                    .records_between(&topic, range.partition, next_offset, range.high_watermark)
+                    .await?
+            };
             let lag_ms = if lag_events == 0 {
                 0
             } else {
@@ -278,7 +285,7 @@ fn committed_offset(committed: &[GroupOffset], topic: &str, partition: u32) -> O
 
 /// The timestamp of the record at `offset`, or of the first one after it that the read
 /// returns; `None` when there is none (compaction removed it).
-async fn oldest_timestamp_ms(
+pub(crate) async fn oldest_timestamp_ms(
     admin: &dyn AdminTransport,
     topic: &str,
     partition: u32,

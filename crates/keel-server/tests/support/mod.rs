@@ -1,5 +1,5 @@
 //! The harness the server's client tests share: [`Running`], a [`Server`] serving on a tokio
-//! task until the test stops it, and [`http_get`], a blocking HTTP/1.1 request over a raw
+//! task until the test stops it, and [`http_get`] / [`http_get_from`], a blocking HTTP/1.1 request over a raw
 //! socket (the limit tests need exactly what is sent).
 
 // Each test binary uses its own part of the harness.
@@ -47,13 +47,18 @@ impl Running {
 
 /// `GET path` with `Connection: close`: the whole response (head and body) as text.
 pub(crate) fn http_get(addr: SocketAddr, path: &str) -> String {
+    http_get_from(addr, "localhost", path)
+}
+
+/// [`http_get`] with the `Host` header a browser would send for `host`.
+pub(crate) fn http_get_from(addr: SocketAddr, host: &str, path: &str) -> String {
     let mut stream = TcpStream::connect(addr).unwrap();
     stream
         .set_read_timeout(Some(Duration::from_secs(10)))
         .unwrap();
     write!(
         stream,
-        "GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
+        "GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n"
     )
     .unwrap();
     let mut response = String::new();
