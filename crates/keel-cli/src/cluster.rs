@@ -1,18 +1,31 @@
 //! `--brokers`: the operator verbs on a Kafka cluster (Apache Kafka, Redpanda, another
 //! `keel serve`) instead of a data directory — the engine-neutral logic of
-//! `keel_runtime::admin` run through `KafkaAdmin`, so `keel groups lag|reset` answers the
-//! same on Kafka as on the embedded log.
+//! `keel_runtime::admin` run through `KafkaAdmin` (reads, commits) and `KafkaPublisher`
+//! (a replay's events and the dead-letter audit log's records), so `keel groups lag|reset`
+//! and `keel dlq` answer the same on Kafka as on the embedded log.
 //!
-//! Not here: printing (`groups.rs`), or the logic itself.
+//! A `keel serve` keeps its dead-letter audit log `keel.dlq.audit` as its own topic, which
+//! no Kafka client may write: there `keel dlq replay|purge --brokers` fails at the audit
+//! record; `keel dlq --server` (its HTTP API) replays and purges.
+//!
+//! Not here: printing (`groups.rs`, `dlq.rs`), or the logic itself.
 
 use anyhow::Context;
-use keel_kafka_client::{KafkaAdmin, KafkaConfig};
+use keel_kafka_client::{KafkaAdmin, KafkaConfig, KafkaPublisher};
+use keel_runtime::admin::audit::{self, AuditEntry};
+use keel_runtime::admin::dead_letters::{self, DeadLetterFilter, DeadLetterSummary, PurgeReport};
 use keel_runtime::admin::groups::{self, GroupSummary, OffsetReset, PartitionLag, ResetTarget};
+use keel_runtime::admin::replay::{self, CanaryOutcome, ReplayReport};
+use serde_json::Value;
 
-/// A Kafka cluster's administrative side, with the runtime its calls run on.
+use crate::control::Replay;
+
+/// A Kafka cluster's administrative and publishing sides, with the runtime their calls run
+/// on.
 pub(crate) struct Cluster {
     runtime: tokio::runtime::Runtime,
     admin: KafkaAdmin,
+    publisher: KafkaPublisher,
 }
 
 impl Cluster {
@@ -24,9 +37,14 @@ impl Cluster {
             .build()
             .context("cannot start the async runtime")?;
         let config = KafkaConfig::new(brokers).with_client_id("keel-cli");
+        let publisher = {
+            let _inside = runtime.enter();
+            KafkaPublisher::new(&config)?
+        };
         Ok(Cluster {
-            runtime,
             admin: KafkaAdmin::connect(&config)?,
+            publisher,
+            runtime,
         })
     }
 
@@ -58,6 +76,94 @@ impl Cluster {
                 groups::apply_reset(&self.admin, group, &plan).await?;
             }
             Ok(plan)
+        })
+    }
+
+    pub(crate) fn dead_letter_summaries(
+        &self,
+        now_ms: i64,
+    ) -> anyhow::Result<Vec<DeadLetterSummary>> {
+        Ok(self
+            .runtime
+            .block_on(dead_letters::summaries(&self.admin, now_ms))?)
+    }
+
+    pub(crate) fn dead_letters_json(
+        &self,
+        topic: &str,
+        filter: &DeadLetterFilter,
+        limit: usize,
+    ) -> anyhow::Result<Vec<Value>> {
+        let found = self.runtime.block_on(dead_letters::dead_letters(
+            &self.admin,
+            topic,
+            filter,
+            limit,
+        ))?;
+        Ok(found.iter().map(|d| d.to_json()).collect())
+    }
+
+    pub(crate) fn replay(
+        &self,
+        topic: &str,
+        filter: DeadLetterFilter,
+        how: &Replay,
+        command: String,
+        now_ms: i64,
+    ) -> anyhow::Result<ReplayReport> {
+        self.runtime.block_on(async {
+            let plan =
+                replay::plan_replay(&self.admin, topic, filter, how.force, how.canary, command)
+                    .await?;
+            let plan = match &how.to_group {
+                Some(group) => plan.to_group(group.clone()),
+                None => plan,
+            };
+            Ok(replay::replay(&self.admin, &self.publisher, &plan, now_ms).await?)
+        })
+    }
+
+    pub(crate) fn canary_outcome(&self, id: &str) -> anyhow::Result<CanaryOutcome> {
+        Ok(self
+            .runtime
+            .block_on(replay::canary_outcome(&self.admin, id))?)
+    }
+
+    /// Purges when `confirmed`; otherwise reports what would be purged and writes nothing.
+    pub(crate) fn purge(
+        &self,
+        topic: &str,
+        filter: &DeadLetterFilter,
+        confirmed: bool,
+        command: String,
+        now_ms: i64,
+    ) -> anyhow::Result<PurgeReport> {
+        self.runtime.block_on(async {
+            Ok(if confirmed {
+                dead_letters::purge(
+                    &self.admin,
+                    &self.publisher,
+                    topic,
+                    filter,
+                    true,
+                    command,
+                    now_ms,
+                )
+                .await?
+            } else {
+                dead_letters::plan_purge(&self.admin, topic, filter).await?
+            })
+        })
+    }
+
+    /// The audit log; only the dead-letter topic of `topic` (it or its source) when given.
+    pub(crate) fn history(&self, topic: Option<&str>) -> anyhow::Result<Vec<AuditEntry>> {
+        self.runtime.block_on(async {
+            let topic = match topic {
+                Some(name) => Some(dead_letters::resolve_topic(&self.admin, name).await?.name),
+                None => None,
+            };
+            Ok(audit::history(&self.admin, topic.as_deref()).await?)
         })
     }
 }

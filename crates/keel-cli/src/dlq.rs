@@ -1,15 +1,17 @@
 //! `keel dlq`: list, show, replay and purge dead letters, check a replay canary, and show
 //! the audit log of replays and purges.
 //!
-//! Argument handling and printing only; the logic is `keel_embedded::admin::dead_letters`,
-//! run here or by the `keel serve` that owns the data directory (`control.rs`).
+//! Argument handling and printing only; the logic is `keel_runtime::admin`'s dead-letter
+//! tools, run here on the data directory, by the `keel serve` that owns it (`control.rs`),
+//! or with `--brokers` (or `KEEL_BROKERS`) on a Kafka cluster (`cluster.rs`).
 //!
 //! The canary: with a running server (whose consumers handle the replayed event),
 //! `keel dlq replay --canary --canary-wait 60` replays one event, waits for its outcome and
 //! replays the rest only if it was handled. Without a server, this process owns the log and
 //! no consumer can run meanwhile, so the canary is two steps: `keel dlq replay --canary`
 //! replays one event and exits; once the consumers ran, `keel dlq canary <id>` reports the
-//! outcome and `keel dlq replay --after-canary <id>` continues only if it was handled.
+//! outcome and `keel dlq replay --after-canary <id>` continues only if it was handled. On a
+//! cluster the consumers run elsewhere, so `--canary-wait` works as with a server.
 
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -19,12 +21,15 @@ use chrono::Utc;
 use keel_embedded::admin::dead_letters::{CanaryOutcome, DeadLetterFilter, ReplayReport};
 use serde_json::Value;
 
-use crate::control::{Control, Replay};
+use crate::control::Replay;
+use crate::target::{Brokers, Target};
 use crate::time;
 
 /// Flags of `keel dlq`.
 #[derive(Debug, clap::Args)]
 pub(crate) struct DlqArgs {
+    #[command(flatten)]
+    brokers: Brokers,
     #[command(subcommand)]
     command: DlqCommand,
 }
@@ -147,7 +152,7 @@ const CANARY_POLL: Duration = Duration::from_millis(200);
 
 /// Runs `keel dlq`.
 pub(crate) fn run(data: &Path, server: Option<&str>, args: DlqArgs) -> anyhow::Result<()> {
-    let control = Control::open(data, server)?;
+    let control = Target::open(data, server, &args.brokers)?;
     let now_ms = Utc::now().timestamp_millis();
     let command_line = std::env::args().collect::<Vec<_>>().join(" ");
     match args.command {
@@ -363,7 +368,7 @@ impl Selection {
     /// none.
     fn check_matches(
         &self,
-        control: &Control,
+        control: &Target,
         topic: &str,
         wanted: &DeadLetterFilter,
     ) -> anyhow::Result<()> {
@@ -453,7 +458,7 @@ fn refuse_incomplete(report: &ReplayReport) -> anyhow::Result<()> {
 }
 
 /// Polls the canary's outcome until it is handled (`Ok`), failed again or `wait` is over.
-fn wait_for_canary(control: &Control, id: &str, wait: Duration) -> anyhow::Result<()> {
+fn wait_for_canary(control: &Target, id: &str, wait: Duration) -> anyhow::Result<()> {
     let deadline = Instant::now() + wait;
     loop {
         match control.canary_outcome(id)? {

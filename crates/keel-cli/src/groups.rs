@@ -14,93 +14,18 @@ use std::path::Path;
 
 use anyhow::{Context, bail};
 use chrono::Utc;
-use keel_embedded::admin::groups::{self, GroupSummary, OffsetReset, PartitionLag, ResetTarget};
+use keel_embedded::admin::groups::{self, PartitionLag, ResetTarget};
 
-use crate::control::Control;
+use crate::target::{Brokers, Target};
 use crate::time;
 
 /// Flags of `keel groups`.
 #[derive(Debug, clap::Args)]
 pub(crate) struct GroupsArgs {
-    /// Act on the Kafka cluster at these brokers (host:port[,host:port…]) instead of a data
-    /// directory (needs a keel built with the `kafka` feature).
-    #[arg(
-        long,
-        global = true,
-        env = "KEEL_BROKERS",
-        value_name = "HOST:PORT[,…]"
-    )]
-    brokers: Option<String>,
+    #[command(flatten)]
+    brokers: Brokers,
     #[command(subcommand)]
     command: GroupsCommand,
-}
-
-/// Where `keel groups` acts: a data directory or its server, or a Kafka cluster.
-enum Target {
-    Keel(Control),
-    #[cfg(feature = "kafka")]
-    Cluster(crate::cluster::Cluster),
-}
-
-impl Target {
-    fn open(data: &Path, server: Option<&str>, brokers: Option<&str>) -> anyhow::Result<Target> {
-        match brokers {
-            None => Ok(Target::Keel(Control::open(data, server)?)),
-            #[cfg(feature = "kafka")]
-            Some(brokers) => Ok(Target::Cluster(crate::cluster::Cluster::connect(brokers)?)),
-            #[cfg(not(feature = "kafka"))]
-            Some(_) => bail!("--brokers needs a keel built with the `kafka` feature"),
-        }
-    }
-
-    fn list_groups(&self, now_ms: i64) -> anyhow::Result<Vec<GroupSummary>> {
-        match self {
-            Target::Keel(control) => control.list_groups(now_ms),
-            #[cfg(feature = "kafka")]
-            Target::Cluster(cluster) => cluster.list_groups(now_ms),
-        }
-    }
-
-    fn group_lag(&self, group: &str, now_ms: i64) -> anyhow::Result<Vec<PartitionLag>> {
-        match self {
-            Target::Keel(control) => control.group_lag(group, now_ms),
-            #[cfg(feature = "kafka")]
-            Target::Cluster(cluster) => cluster.group_lag(group, now_ms),
-        }
-    }
-
-    /// See `Control::reset_group`; a cluster refuses a group whose members run, `force`
-    /// or not.
-    #[allow(clippy::too_many_arguments)]
-    fn reset_group(
-        &self,
-        group: &str,
-        topic: &str,
-        partition: Option<u32>,
-        target: ResetTarget,
-        dry_run: bool,
-        force: bool,
-        now_ms: i64,
-    ) -> anyhow::Result<Vec<OffsetReset>> {
-        match self {
-            Target::Keel(control) => {
-                control.reset_group(group, topic, partition, target, dry_run, force, now_ms)
-            }
-            #[cfg(feature = "kafka")]
-            Target::Cluster(cluster) => {
-                cluster.reset_group(group, topic, partition, target, dry_run)
-            }
-        }
-    }
-
-    /// The data directory or its server, for the verbs a cluster does not offer.
-    fn control(&self) -> anyhow::Result<&Control> {
-        match self {
-            Target::Keel(control) => Ok(control),
-            #[cfg(feature = "kafka")]
-            Target::Cluster(_) => bail!("`keel groups delete` is not available with --brokers"),
-        }
-    }
 }
 
 #[derive(Debug, clap::Subcommand)]
@@ -163,7 +88,7 @@ enum GroupsCommand {
 
 /// Runs `keel groups`.
 pub(crate) fn run(data: &Path, server: Option<&str>, args: GroupsArgs) -> anyhow::Result<()> {
-    let control = Target::open(data, server, args.brokers.as_deref())?;
+    let control = Target::open(data, server, &args.brokers)?;
     let now_ms = Utc::now().timestamp_millis();
     match args.command {
         GroupsCommand::List { json } => {
@@ -270,7 +195,10 @@ pub(crate) fn run(data: &Path, server: Option<&str>, args: GroupsArgs) -> anyhow
             }
         }
         GroupsCommand::Delete { group } => {
-            let log = control.control()?.local("keel groups delete")?;
+            let log = control
+                .control()
+                .context("`keel groups delete` is not available with --brokers")?
+                .local("keel groups delete")?;
             let partitions = groups::delete_group(log, &group)
                 .with_context(|| format!("cannot delete group '{group}'"))?;
             println!("deleted group '{group}' (committed offsets of {partitions} partition(s))");

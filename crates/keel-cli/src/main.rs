@@ -21,6 +21,7 @@ mod relay;
 mod schema;
 mod serve;
 mod store;
+mod target;
 mod terminal;
 mod time;
 mod topics;

@@ -136,11 +136,17 @@ pub async fn history(
     admin: &dyn AdminTransport,
     dead_letter_topic: Option<&str>,
 ) -> Result<Vec<AuditEntry>, AuditError> {
-    if !exists(admin).await? {
-        return Ok(Vec::new());
-    }
+    let stored = match admin.partition_offsets(AUDIT_TOPIC).await {
+        Ok(stored) => stored,
+        // Nothing was ever replayed or purged.
+        Err(TransportError::UnknownTopic { .. }) => return Ok(Vec::new()),
+        Err(error) => return Err(error.into()),
+    };
     let mut entries = Vec::new();
-    scan::<AuditError>(admin, AUDIT_TOPIC, 0, 0, u64::MAX, |record| {
+    let Some(stored) = stored.first() else {
+        return Ok(Vec::new());
+    };
+    scan::<AuditError>(admin, AUDIT_TOPIC, stored, 0, u64::MAX, |record| {
         let value = record.value.unwrap_or_default();
         let entry: AuditEntry =
             serde_json::from_slice(&value).map_err(|e| AuditError::Corrupt {
@@ -228,13 +234,4 @@ pub async fn record(
         publish.send_to(AUDIT_TOPIC, 0, record).await?;
     }
     Ok(())
-}
-
-/// Whether the audit topic exists (nothing was ever replayed or purged when it does not).
-async fn exists(admin: &dyn AdminTransport) -> Result<bool, TransportError> {
-    match admin.partition_offsets(AUDIT_TOPIC).await {
-        Ok(_) => Ok(true),
-        Err(TransportError::UnknownTopic { .. }) => Ok(false),
-        Err(error) => Err(error),
-    }
 }

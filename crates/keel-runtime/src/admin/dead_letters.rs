@@ -388,14 +388,15 @@ pub(crate) async fn each_dead_letter(
     mut f: impl FnMut(StoredDeadLetter) -> Result<bool, DeadLetterError>,
 ) -> Result<(), DeadLetterError> {
     let mut stopped = false;
-    for partition in 0..topic.partitions {
+    for stored_range in admin.partition_offsets(&topic.name).await? {
         if stopped {
             break;
         }
+        let partition = stored_range.partition;
         let end = bound.map_or(u64::MAX, |b| {
             b.get(partition as usize).copied().unwrap_or(0)
         });
-        scan::<DeadLetterError>(admin, &topic.name, partition, 0, end, |record| {
+        scan::<DeadLetterError>(admin, &topic.name, &stored_range, 0, end, |record| {
             let dead_letter = stored(&topic.name, partition, record, state);
             let go_on = f(dead_letter)?;
             stopped = !go_on;

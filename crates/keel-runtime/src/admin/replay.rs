@@ -314,8 +314,9 @@ async fn last_of_replay(
     id: &str,
 ) -> Result<Option<(String, u32, u64)>, DeadLetterError> {
     let mut last: Option<(String, u32, u64)> = None;
-    for partition in 0..topic.partitions {
-        scan::<DeadLetterError>(admin, &topic.name, partition, 0, u64::MAX, |record| {
+    for stored in admin.partition_offsets(&topic.name).await? {
+        let partition = stored.partition;
+        scan::<DeadLetterError>(admin, &topic.name, &stored, 0, u64::MAX, |record| {
             if header_text(&record.headers, REPLAY_ID_HEADER) == Some(id) {
                 last = Some((topic.name.clone(), partition, record.offset));
             }

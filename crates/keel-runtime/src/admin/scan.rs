@@ -4,30 +4,23 @@
 //!
 //! Not here: what a record means (the callers decide, record by record).
 
-use keel_core::{AdminTransport, Record, TransportError};
+use keel_core::{AdminTransport, PartitionOffsets, Record, TransportError};
 
 /// Bytes asked of the transport per read while scanning a partition.
 const SCAN_READ_BYTES: usize = 1024 * 1024;
 
-/// Calls `f` with every record of `partition` of `topic` in `from..to` (clamped to what
-/// is stored), in offset order, until `f` returns `Ok(false)`.
+/// Calls `f` with every record of `stored.partition` of `topic` in `from..to` (clamped to
+/// the stored range, as `AdminTransport::partition_offsets` gave it), in offset order, until
+/// `f` returns `Ok(false)`.
 pub(crate) async fn scan<E: From<TransportError>>(
     admin: &dyn AdminTransport,
     topic: &str,
-    partition: u32,
+    stored: &PartitionOffsets,
     from: u64,
     to: u64,
     mut f: impl FnMut(Record) -> Result<bool, E>,
 ) -> Result<(), E> {
-    let stored = admin
-        .partition_offsets(topic)
-        .await?
-        .into_iter()
-        .find(|p| p.partition == partition)
-        .ok_or_else(|| TransportError::UnknownPartition {
-            topic: topic.to_string(),
-            partition,
-        })?;
+    let partition = stored.partition;
     let mut offset = from.max(stored.log_start);
     let to = to.min(stored.high_watermark);
     while offset < to {

@@ -1,0 +1,167 @@
+//! Where the operator verbs `keel groups` and `keel dlq` act: the data directory (opened
+//! here, or reached through the `keel serve` that owns it: `control.rs`), or with
+//! `--brokers` (or `KEEL_BROKERS`) a Kafka cluster (`cluster.rs`, the `kafka` feature). One
+//! dispatch for both verbs, so a verb answers the same whichever target it has.
+//!
+//! Not here: printing, or the logic (`keel_runtime::admin`, run by either target).
+
+use std::path::Path;
+
+use keel_embedded::admin::audit::AuditEntry;
+use keel_embedded::admin::dead_letters::{
+    CanaryOutcome, DeadLetterFilter, DeadLetterSummary, PurgeReport, ReplayReport,
+};
+use keel_embedded::admin::groups::{GroupSummary, OffsetReset, PartitionLag, ResetTarget};
+use serde_json::Value;
+
+use crate::control::{Control, Replay};
+
+/// The `--brokers` flag of the operator verbs.
+#[derive(Debug, Clone, clap::Args)]
+pub(crate) struct Brokers {
+    /// Act on the Kafka cluster at these brokers (host:port[,host:port…]) instead of a data
+    /// directory (needs a keel built with the `kafka` feature).
+    #[arg(
+        long = "brokers",
+        global = true,
+        env = "KEEL_BROKERS",
+        value_name = "HOST:PORT[,…]"
+    )]
+    list: Option<String>,
+}
+
+/// Where an operator verb acts: a data directory or its server, or a Kafka cluster.
+pub(crate) enum Target {
+    Keel(Control),
+    #[cfg(feature = "kafka")]
+    Cluster(crate::cluster::Cluster),
+}
+
+/// Calls `$call` on the target's data directory (or server) or on its cluster: every verb
+/// both offer, with the same arguments.
+macro_rules! dispatch {
+    ($target:expr, $target_var:ident => $call:expr) => {
+        match $target {
+            Target::Keel($target_var) => $call,
+            #[cfg(feature = "kafka")]
+            Target::Cluster($target_var) => $call,
+        }
+    };
+}
+
+impl Target {
+    pub(crate) fn open(
+        data: &Path,
+        server: Option<&str>,
+        brokers: &Brokers,
+    ) -> anyhow::Result<Target> {
+        match &brokers.list {
+            None => Ok(Target::Keel(Control::open(data, server)?)),
+            #[cfg(feature = "kafka")]
+            Some(brokers) => Ok(Target::Cluster(crate::cluster::Cluster::connect(brokers)?)),
+            #[cfg(not(feature = "kafka"))]
+            Some(_) => anyhow::bail!("--brokers needs a keel built with the `kafka` feature"),
+        }
+    }
+
+    /// The data directory or its server, for the verbs a cluster does not offer; `None`
+    /// for a cluster.
+    pub(crate) fn control(&self) -> Option<&Control> {
+        match self {
+            Target::Keel(control) => Some(control),
+            #[cfg(feature = "kafka")]
+            Target::Cluster(_) => None,
+        }
+    }
+
+    /// Whether the consumers run elsewhere while this command runs (a server or a
+    /// cluster), so waiting for a canary's outcome can see it change.
+    pub(crate) fn is_remote(&self) -> bool {
+        match self {
+            Target::Keel(control) => control.is_remote(),
+            #[cfg(feature = "kafka")]
+            Target::Cluster(_) => true,
+        }
+    }
+
+    pub(crate) fn list_groups(&self, now_ms: i64) -> anyhow::Result<Vec<GroupSummary>> {
+        dispatch!(self, t => t.list_groups(now_ms))
+    }
+
+    pub(crate) fn group_lag(&self, group: &str, now_ms: i64) -> anyhow::Result<Vec<PartitionLag>> {
+        dispatch!(self, t => t.group_lag(group, now_ms))
+    }
+
+    /// See `Control::reset_group`; a cluster refuses a group whose members run, `force`
+    /// or not.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn reset_group(
+        &self,
+        group: &str,
+        topic: &str,
+        partition: Option<u32>,
+        target: ResetTarget,
+        dry_run: bool,
+        force: bool,
+        now_ms: i64,
+    ) -> anyhow::Result<Vec<OffsetReset>> {
+        match self {
+            Target::Keel(control) => {
+                control.reset_group(group, topic, partition, target, dry_run, force, now_ms)
+            }
+            #[cfg(feature = "kafka")]
+            Target::Cluster(cluster) => {
+                cluster.reset_group(group, topic, partition, target, dry_run)
+            }
+        }
+    }
+
+    pub(crate) fn dead_letter_summaries(
+        &self,
+        now_ms: i64,
+    ) -> anyhow::Result<Vec<DeadLetterSummary>> {
+        dispatch!(self, t => t.dead_letter_summaries(now_ms))
+    }
+
+    /// Dead letters as the JSON the CLI prints (see `StoredDeadLetter::to_json`).
+    pub(crate) fn dead_letters_json(
+        &self,
+        topic: &str,
+        filter: &DeadLetterFilter,
+        limit: usize,
+    ) -> anyhow::Result<Vec<Value>> {
+        dispatch!(self, t => t.dead_letters_json(topic, filter, limit))
+    }
+
+    pub(crate) fn replay(
+        &self,
+        topic: &str,
+        filter: DeadLetterFilter,
+        how: &Replay,
+        command: String,
+        now_ms: i64,
+    ) -> anyhow::Result<ReplayReport> {
+        dispatch!(self, t => t.replay(topic, filter, how, command, now_ms))
+    }
+
+    pub(crate) fn canary_outcome(&self, id: &str) -> anyhow::Result<CanaryOutcome> {
+        dispatch!(self, t => t.canary_outcome(id))
+    }
+
+    /// Purges when `confirmed`; otherwise reports what would be purged and writes nothing.
+    pub(crate) fn purge(
+        &self,
+        topic: &str,
+        filter: &DeadLetterFilter,
+        confirmed: bool,
+        command: String,
+        now_ms: i64,
+    ) -> anyhow::Result<PurgeReport> {
+        dispatch!(self, t => t.purge(topic, filter, confirmed, command, now_ms))
+    }
+
+    /// The audit log; only the dead-letter topic of `topic` (it or its source) when given.
+    pub(crate) fn history(&self, topic: Option<&str>) -> anyhow::Result<Vec<AuditEntry>> {
+        dispatch!(self, t => t.history(topic))
+    }
+}
