@@ -8,7 +8,8 @@
 //! topic back (the dead-letter and retry-topic checks read `.dlq`/`.retry` through the
 //! admin port), a backlog published before the group existed (also in the check of a killed
 //! member's takeover, which commits at offsets; `tests/takeover.rs` is SQS's own), and the
-//! operator checks (`admin_conformance_tests!`: lag in events, an offset reset). The test
+//! operator and gauge checks (`admin_conformance_tests!`, `gauge_conformance_tests!`: lag
+//! in events, an offset reset). The test
 //! `what_sqs_cannot_keep_is_refused` shows each is refused, not faked.
 
 use std::sync::Arc;
