@@ -8,6 +8,8 @@
 //! ([`escape`]: letters, digits and `-` kept, any other byte as `_XX`), which is injective,
 //! so two names never share a stream. Pure string work; no I/O.
 
+use keel_core::{escape_name, unescape_name};
+
 /// The names of one namespace.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Names {
@@ -101,40 +103,19 @@ pub(crate) fn valid_namespace(namespace: &str) -> bool {
     (1..=32).contains(&namespace.len()) && namespace.bytes().all(|b| b.is_ascii_alphanumeric())
 }
 
-/// `name` with every byte but ASCII letters, digits and `-` written as `_` and two
-/// upper-case hex digits.
+/// The bytes NATS names keep as they are: ASCII letters, digits and `-`.
+fn kept(byte: u8) -> bool {
+    byte.is_ascii_alphanumeric() || byte == b'-'
+}
+
+/// `name` with every byte but ASCII letters, digits and `-` written as `_XX`.
 pub(crate) fn escape(name: &str) -> String {
-    let mut escaped = String::with_capacity(name.len());
-    for byte in name.bytes() {
-        if byte.is_ascii_alphanumeric() || byte == b'-' {
-            escaped.push(char::from(byte));
-        } else {
-            escaped.push_str(&format!("_{byte:02X}"));
-        }
-    }
-    escaped
+    escape_name(name, kept)
 }
 
 /// The name [`escape`] wrote; `None` when `escaped` is not such a name.
 pub(crate) fn unescape(escaped: &str) -> Option<String> {
-    let mut bytes = Vec::with_capacity(escaped.len());
-    let mut rest = escaped.as_bytes();
-    while let Some((&byte, tail)) = rest.split_first() {
-        if byte == b'_' {
-            let hex = std::str::from_utf8(tail.get(..2)?).ok()?;
-            if hex.bytes().any(|b| b.is_ascii_lowercase()) {
-                return None;
-            }
-            bytes.push(u8::from_str_radix(hex, 16).ok()?);
-            rest = &tail[2..];
-        } else if byte.is_ascii_alphanumeric() || byte == b'-' {
-            bytes.push(byte);
-            rest = tail;
-        } else {
-            return None;
-        }
-    }
-    String::from_utf8(bytes).ok()
+    unescape_name(escaped, kept)
 }
 
 #[cfg(test)]

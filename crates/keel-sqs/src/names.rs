@@ -4,7 +4,7 @@
 //! written `_XX` (hex), `_` itself included; `-` is then only the separator, and no two
 //! Keel names meet.
 
-use keel_core::TransportError;
+use keel_core::{TransportError, escape_name, unescape_name};
 
 use crate::limits::{QUEUE_NAME_BYTES_MAX, TOPIC_NAME_BYTES_MAX};
 
@@ -66,34 +66,18 @@ fn within(
     Ok(name)
 }
 
+/// SQS and SNS names allow letters, digits, `-` and `_`; `-` is the separator here, so
+/// only letters and digits are kept.
+fn kept(byte: u8) -> bool {
+    byte.is_ascii_alphanumeric()
+}
+
 fn escape(name: &str) -> String {
-    let mut escaped = String::with_capacity(name.len());
-    for byte in name.bytes() {
-        if byte.is_ascii_alphanumeric() {
-            escaped.push(byte as char);
-        } else {
-            escaped.push_str(&format!("_{byte:02X}"));
-        }
-    }
-    escaped
+    escape_name(name, kept)
 }
 
 fn unescape(escaped: &str) -> Option<String> {
-    let mut bytes = Vec::with_capacity(escaped.len());
-    let mut rest = escaped.as_bytes();
-    while let Some((&first, tail)) = rest.split_first() {
-        if first == b'_' {
-            let hex = std::str::from_utf8(tail.get(..2)?).ok()?;
-            bytes.push(u8::from_str_radix(hex, 16).ok()?);
-            rest = &tail[2..];
-        } else if first.is_ascii_alphanumeric() {
-            bytes.push(first);
-            rest = tail;
-        } else {
-            return None;
-        }
-    }
-    String::from_utf8(bytes).ok()
+    unescape_name(escaped, kept)
 }
 
 #[cfg(test)]

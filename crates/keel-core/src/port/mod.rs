@@ -14,6 +14,7 @@
 //! | `consume.rs` | [`ConsumeTransport`], [`Membership`], [`PartitionLease`]: groups, reads, commits |
 //! | `partitioner.rs` | [`partition_for_key`]: murmur2, the Java client's key → partition mapping |
 //! | `group.rs` | [`GroupPolicy`], [`StartFrom`]: the membership settings every transport honours |
+//! | `name_escape.rs` | [`escape_name`]: Keel's names in an engine's narrower alphabet |
 //! | `admin.rs` | [`AdminTransport`]: topics, stored ranges, reads, committed offsets |
 //! | `forward.rs` | [`PublishPort`]: events forwarded by the outbox relay, implemented once by the runtime |
 //!
@@ -26,6 +27,7 @@ pub(crate) mod consume;
 pub(crate) mod error;
 pub(crate) mod forward;
 pub mod group;
+pub(crate) mod name_escape;
 pub(crate) mod partitioner;
 pub(crate) mod publish;
 pub(crate) mod record;
