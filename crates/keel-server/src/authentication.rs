@@ -1,17 +1,19 @@
 //! Who is calling the HTTP listeners: bearer tokens (or HTTP Basic with the token as the
-//! password, which is how a browser asks for a login) checked against SHA-256 hashes from
-//! the configuration, each with a [`Role`]; and the cross-origin check that keeps a page on
-//! another site from driving the operator API with the user's browser.
+//! password) checked against SHA-256 hashes from the configuration, each with a [`Role`], or
+//! the session cookie the console's login page gave a browser (`sessions.rs`,
+//! `console/login.rs`); and the cross-origin check that keeps a page on another site from
+//! driving the operator API with the user's browser.
 //!
 //! Decision table for a request (the layer runs before every route of both listeners):
 //!
 //! | request | tokens configured | answer |
 //! |---|---|---|
 //! | POST, PUT, PATCH, DELETE whose `Origin` is not this `Host`, or `Sec-Fetch-Site: cross-site` | either | `403`, audit line |
-//! | `GET /health` | either | served (load balancers carry no token) |
+//! | `GET /health`, the login page and the console's stylesheet and script | either | served (load balancers and the login page carry no token) |
 //! | any | none | served as admin (the listener's default is 127.0.0.1) |
-//! | a known token (bearer, or Basic password) | yes | served with its role |
-//! | no token or an unknown one | yes | `401` with `WWW-Authenticate: Basic` (a browser asks for a login), audit line |
+//! | a known token (bearer, or Basic password), or a live session cookie | yes | served with its role |
+//! | none of those, a browser navigating (GET accepting `text/html`) | yes | `303` to the login page, audit line |
+//! | none of those, any other request | yes | `401` with `WWW-Authenticate: Basic`, audit line |
 //!
 //! Tokens are never stored: only their SHA-256, compared in constant time.
 
@@ -20,12 +22,14 @@ use std::sync::Arc;
 use axum::extract::{Request, State};
 use axum::http::{HeaderMap, Method, StatusCode, header};
 use axum::middleware::Next;
-use axum::response::{IntoResponse, Json, Response};
+use axum::response::{IntoResponse, Json, Redirect, Response};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use serde_json::json;
 
 use crate::access::Role;
+use crate::app::now_ms;
+use sessions::Sessions;
 
 /// One accepted token: a name for the audit log, its SHA-256 and its role.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -71,9 +75,63 @@ impl HttpToken {
     }
 }
 
-/// The tokens one listener accepts; empty accepts everyone as admin.
+mod sessions;
+
+pub(crate) use sessions::{SESSION_COOKIE, SESSION_TTL_MS};
+
+/// The tokens the listeners accept (empty accepts everyone as admin) and the login sessions
+/// opened with them.
 #[derive(Debug, Clone, Default)]
-pub(crate) struct Tokens(pub(crate) Arc<Vec<HttpToken>>);
+pub(crate) struct Tokens {
+    tokens: Arc<Vec<HttpToken>>,
+    sessions: Arc<Sessions>,
+    /// Whether the listener speaks HTTPS, so the session cookie is marked `Secure`.
+    pub(crate) https: bool,
+}
+
+/// Paths served without credentials even when tokens are configured.
+const OPEN_PATHS: &[&str] = &[
+    "/health",
+    crate::console::LOGIN_PATH,
+    "/console/console.css",
+    "/console/console.js",
+];
+
+impl Tokens {
+    /// `tokens`, with no session open yet.
+    pub(crate) fn new(tokens: Vec<HttpToken>, https: bool) -> Tokens {
+        Tokens {
+            tokens: Arc::new(tokens),
+            sessions: Arc::default(),
+            https,
+        }
+    }
+
+    /// Whether no token is configured (everyone is admin).
+    pub(crate) fn is_empty(&self) -> bool {
+        self.tokens.is_empty()
+    }
+
+    /// The configured token `token` is, if any.
+    pub(crate) fn find(&self, token: &[u8]) -> Option<&HttpToken> {
+        find(&self.tokens, token)
+    }
+
+    /// Opens a login session for `token`; returns its id for the cookie.
+    pub(crate) fn open_session(&self, token: &HttpToken) -> String {
+        self.sessions.open(token, now_ms())
+    }
+
+    /// The role of the request's credentials: a token in `Authorization`, else the session
+    /// cookie.
+    fn role(&self, headers: &HeaderMap) -> Option<Role> {
+        let admin = match token(headers) {
+            Some(token) => self.find(&token)?.admin,
+            None => self.sessions.find(&session_id(headers)?, now_ms())?.admin,
+        };
+        Some(if admin { Role::Admin } else { Role::ReadOnly })
+    }
+}
 
 /// The layer: the cross-origin check, then authentication; puts the caller's [`Role`] in the
 /// request's extensions for [`crate::access`].
@@ -93,18 +151,18 @@ pub(crate) async fn authenticate(
         let error = "a request from another origin may not change state";
         return (StatusCode::FORBIDDEN, Json(json!({ "error": error }))).into_response();
     }
-    if tokens.0.is_empty() || (request.method() == Method::GET && path == "/health") {
+    if tokens.is_empty() || OPEN_PATHS.contains(&path.as_str()) {
         return next.run(request).await;
     }
-    match token(request.headers()).and_then(|token| find(&tokens.0, &token)) {
-        Some(found) => {
-            let role = if found.admin {
-                Role::Admin
-            } else {
-                Role::ReadOnly
-            };
+    match tokens.role(request.headers()) {
+        Some(role) => {
             request.extensions_mut().insert(role);
             next.run(request).await
+        }
+        None if request.method() == Method::GET && wants_html(request.headers()) => {
+            tracing::info!(target: "keel::audit", event = "http_login_required", %peer, path, "a browser without a session is sent to the login page");
+            let back = request.uri().path_and_query().map_or("/", |p| p.as_str());
+            Redirect::to(&crate::console::login_url(back)).into_response()
         }
         None => {
             tracing::warn!(target: "keel::audit", event = "http_authentication_failed", %peer, path, "no valid token");
@@ -141,6 +199,27 @@ fn cross_origin(headers: &HeaderMap) -> bool {
         (Some(_), None) => true,
         _ => false,
     }
+}
+
+/// Whether the client is a browser asking for a page.
+fn wants_html(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|accept| accept.contains("text/html"))
+}
+
+/// The session id of the request's `Cookie` header.
+fn session_id(headers: &HeaderMap) -> Option<String> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(|value| value.split(';'))
+        .find_map(|pair| {
+            let (name, value) = pair.trim().split_once('=')?;
+            (name == SESSION_COOKIE).then(|| value.to_owned())
+        })
 }
 
 /// The token of `Authorization: Bearer <token>` or `Basic base64(user:<token>)`.

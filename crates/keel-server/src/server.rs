@@ -224,20 +224,21 @@ impl Server {
         };
         let (stop_sender, stop) = watch::channel(false);
         let http_limits = self.config.http_limits;
-        let tokens = Tokens(Arc::new(self.config.http_tokens.clone()));
         let http_tls = self
             .config
             .http_tls
             .as_ref()
             .map(|identity| server_tls("HTTP", identity).map(TlsAcceptor::from))
             .transpose()?;
+        let tokens = Tokens::new(self.config.http_tokens.clone(), http_tls.is_some());
         let http_server = tokio::spawn(http_listener::serve(
             http_listener,
             http_limits,
             http_metrics,
             http_tls.clone(),
             guarded(
-                http::router(app, Arc::new(registry)),
+                http::router(app, Arc::new(registry))
+                    .merge(crate::console::login_routes(tokens.clone())),
                 &tokens,
                 AllowedHosts::new(bound.http, &self.config.http_allowed_hosts),
             ),
@@ -289,7 +290,7 @@ impl Server {
             .filter(|_| kafka_listener.is_some())
             .map(|identity| server_tls("Kafka", identity))
             .transpose()?;
-        warn_if_exposed(&bound, sasl.is_some(), !tokens.0.is_empty());
+        warn_if_exposed(&bound, sasl.is_some(), !tokens.is_empty());
         let authorizer = match &kafka_listener {
             Some(_) => Some(self.authorizer(sasl.is_some())?),
             None => None,

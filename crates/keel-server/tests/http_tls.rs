@@ -1,7 +1,8 @@
 //! HTTPS on both HTTP listeners of a running server, driven by curl (a client nobody here
 //! wrote): a request over TLS that trusts the server's certificate is served; a plain-HTTP
-//! request to the same port gets a 400 that says to use https://; a certificate that does not
-//! parse stops the server from starting, naming the listener.
+//! request to the same port gets a 400 that says to use https://; the console's login
+//! cookie is `Secure` there; a certificate that does not parse stops the server from
+//! starting, naming the listener.
 
 mod support;
 
@@ -9,7 +10,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use keel_server::{ServeError, Server, ServerConfig, TlsIdentity};
+use keel_server::{HttpToken, ServeError, Server, ServerConfig, TlsIdentity};
 use support::Running;
 
 /// A self-signed P-256 certificate for 127.0.0.1 made by the openssl command; curl trusts it
@@ -92,6 +93,44 @@ async fn both_http_listeners_speak_https_and_refuse_plain_http_in_words() {
                 "{out}"
             );
         }
+    })
+    .await
+    .unwrap();
+    running.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_login_cookie_is_secure_over_https() {
+    let dir = tempfile::tempdir().unwrap();
+    let (identity, ca) = certificate(dir.path());
+    let mut config = ServerConfig::new(dir.path().join("data"));
+    config.http_addr = "127.0.0.1:0".parse().unwrap();
+    config.registry_addr = None;
+    config.http_tls = Some(identity);
+    let digest = ring::digest::digest(&ring::digest::SHA256, b"admin-token");
+    let hex: String = digest.as_ref().iter().map(|b| format!("{b:02x}")).collect();
+    config.http_tokens = vec![HttpToken::parse(&format!("ops:admin:{hex}")).unwrap()];
+    let running = Running::start(config).await;
+    let api = running.bound.http;
+    let ca = ca.to_str().unwrap().to_owned();
+    tokio::task::spawn_blocking(move || {
+        let login = [
+            "--cacert",
+            ca.as_str(),
+            "--include",
+            "--data",
+            "token=admin-token",
+        ];
+        let (code, out) = curl(&login, &url("https", api, "/login"));
+        assert_eq!(code, 0, "{out}");
+        let cookie = out
+            .lines()
+            .find(|line| line.to_ascii_lowercase().starts_with("set-cookie:"))
+            .unwrap_or_else(|| panic!("no cookie: {out}"));
+        for attribute in ["keel_session=", "HttpOnly", "SameSite=Strict", "Secure"] {
+            assert!(cookie.contains(attribute), "{cookie}");
+        }
+        assert!(out.ends_with("\n303"), "{out}");
     })
     .await
     .unwrap();

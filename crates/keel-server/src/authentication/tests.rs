@@ -21,7 +21,7 @@ fn tokens() -> Tokens {
     };
     let admin = HttpToken::parse(&format!("ops:admin:{}", hash("admin-token"))).unwrap();
     let reader = HttpToken::parse(&format!("grafana:read-only:{}", hash("reader-token"))).unwrap();
-    Tokens(Arc::new(vec![admin, reader]))
+    Tokens::new(vec![admin, reader], false)
 }
 
 fn app(tokens: Tokens) -> Router {
@@ -141,6 +141,33 @@ async fn requests_are_decided_as_the_table_says() {
         (200, "admin"),
     )
     .await;
+}
+
+#[tokio::test]
+async fn a_login_session_carries_its_token_s_role_and_a_browser_without_one_is_sent_to_log_in() {
+    let tokens = tokens();
+    let reader = tokens.find(b"reader-token").unwrap().clone();
+    let cookie = format!("theme=dark; keel_session={}", tokens.open_session(&reader));
+    let html = ("accept", "text/html,application/xhtml+xml");
+    check(
+        tokens.clone(),
+        "GET",
+        "/api/x",
+        &[("cookie", &cookie)],
+        (200, "read-only"),
+    )
+    .await;
+    check(
+        tokens.clone(),
+        "GET",
+        "/api/x",
+        &[("cookie", "keel_session=forged")],
+        (401, "valid token"),
+    )
+    .await;
+    check(tokens.clone(), "GET", "/api/x", &[html], (303, "")).await;
+    check(tokens.clone(), "GET", "/login", &[html], (404, "")).await;
+    check(tokens, "GET", "/console/console.css", &[], (404, "")).await;
 }
 
 #[test]

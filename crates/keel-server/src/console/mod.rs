@@ -18,6 +18,7 @@ mod applications;
 mod dead_letters;
 mod events;
 mod groups;
+mod login;
 mod overview;
 mod schemas;
 mod topics;
@@ -32,6 +33,8 @@ use utoipa_axum::router::OpenApiRouter;
 
 use crate::access::Role;
 use crate::app::{ApiError, App};
+
+pub(crate) use login::{LOGIN_PATH, login_url, routes as login_routes};
 
 /// The stylesheet, compiled in.
 const CSS: &str = include_str!("../../assets/console.css");

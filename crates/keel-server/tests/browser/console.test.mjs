@@ -5,6 +5,7 @@
 // 10,000 partitions is measured (printed as one `console-render` JSON line for
 // BENCHMARKS.md). Run with `node --test` (scripts/test does, when Chromium is installed).
 import assert from "node:assert/strict";
+import { createHash } from "node:crypto";
 import { rmSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { after, before, test } from "node:test";
@@ -338,6 +339,67 @@ test("what the console changed is what the CLI sees once the server stopped", as
     .find(d => d.dead_letter_topic === "shipping.dlq");
   assert.equal(shipping.pending, 0, JSON.stringify(shipping));
   assert.ok(shipping.purged > 0, JSON.stringify(shipping));
+});
+
+test("a login: a read-only token sees no form that changes state and its API calls are refused; an admin's are served", async () => {
+  const tokens = { admin: "console-admin-token", reader: "console-reader-token" };
+  const sha256 = token => createHash("sha256").update(token).digest("hex");
+  const securedDir = tempDir("keel-console-login-");
+  const secured = await startServer(securedDir, ["--http-tokens",
+    `ops:admin:${sha256(tokens.admin)},grafana:read-only:${sha256(tokens.reader)}`]);
+  // A browser of its own: the login cookie must not leak into the other tests' pages.
+  const own = await launchBrowser();
+  try {
+    const login = await own.context.newPage();
+    login.setDefaultTimeout(WAIT_MS);
+    await login.goto(secured.url + "/topics");
+    assert.equal(new URL(login.url()).pathname, "/login", "a browser without a session is sent to log in");
+    await login.locator('input[name="token"]').fill("not-a-token");
+    await login.locator('button[type="submit"]').click();
+    assert.match(await login.locator(".alert").innerText(), /not valid/);
+
+    const loginAs = async token => {
+      await own.context.clearCookies();
+      await login.goto(secured.url + "/topics");
+      await login.locator('input[name="token"]').fill(token);
+      await login.locator('button[type="submit"]').click();
+      await login.waitForURL(secured.url + "/topics");
+      const [cookie] = await own.context.cookies(secured.url);
+      assert.equal(cookie.name, "keel_session");
+      assert.equal(cookie.httpOnly, true);
+      assert.equal(cookie.sameSite, "Strict");
+      assert.ok(!cookie.value.includes(token), "the cookie holds a session id, not the token");
+    };
+    // The page's own credentials (its session cookie) on a state-changing API call.
+    const createTopic = name => login.evaluate(async name => {
+      const response = await fetch("/api/topics", {
+        method: "POST", headers: { "content-type": "application/json" },
+        body: JSON.stringify({ name, partitions: 1 }),
+      });
+      return { status: response.status, body: await response.text() };
+    }, name);
+
+    await loginAs(tokens.reader);
+    assert.match(await login.locator(".role").innerText(), /read-only/);
+    assert.equal(await login.locator("form[data-api]").count(), 0, "no form that changes state");
+    assert.equal(await login.locator("#create-topic").count(), 0);
+    const refused = await createTopic("reader-made");
+    assert.equal(refused.status, 403, refused.body);
+    assert.match(refused.body, /needs the admin role/);
+
+    await loginAs(tokens.admin);
+    assert.match(await login.locator(".role").innerText(), /admin/);
+    assert.equal(await login.locator("#create-topic").count(), 1);
+    const created = await createTopic("admin-made");
+    assert.equal(created.status, 201, created.body);
+  } finally {
+    await own.close();
+    await secured.stop();
+  }
+  const topics = keel(["--data-dir", securedDir, "topics", "list"]);
+  assert.match(topics, /admin-made/);
+  assert.doesNotMatch(topics, /reader-made/);
+  rmSync(securedDir, { recursive: true, force: true });
 });
 
 // keel-log keeps three files open per partition (the active segment and its two indexes), so

@@ -1,0 +1,133 @@
+//! The console's login page: a browser enters its token once and gets a session cookie
+//! (`HttpOnly`, `SameSite=Strict`, `Secure` over HTTPS) instead of sending the token with
+//! every request. The token is checked as an `Authorization` header would be
+//! (`authentication.rs`); the session keeps the token's role, so a read-only login sees
+//! the console without the forms that change state, and the API refuses it those calls.
+//!
+//! Not here: sessions themselves (`authentication/sessions.rs`).
+
+use axum::extract::{Query, State};
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::routing::get;
+use axum::{Form, Router};
+use maud::{DOCTYPE, Markup, html};
+use serde::Deserialize;
+
+use crate::authentication::{SESSION_COOKIE, SESSION_TTL_MS, Tokens};
+
+/// Where the login page is.
+pub(crate) const LOGIN_PATH: &str = "/login";
+
+/// The login page's URL that returns to `back` (a path of this server) after the login.
+pub(crate) fn login_url(back: &str) -> String {
+    let query = serde_urlencoded::to_string([("next", back)]).unwrap_or_default();
+    format!("{LOGIN_PATH}?{query}")
+}
+
+/// The login page and its form's target.
+pub(crate) fn routes(tokens: Tokens) -> Router {
+    Router::new()
+        .route(LOGIN_PATH, get(login_page).post(log_in))
+        .with_state(tokens)
+}
+
+#[derive(Deserialize)]
+struct Next {
+    next: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct Login {
+    token: String,
+    next: Option<String>,
+}
+
+async fn login_page(State(tokens): State<Tokens>, Query(query): Query<Next>) -> Response {
+    let next = local_path(query.next.as_deref());
+    if tokens.is_empty() {
+        // Nobody is asked who they are: there is nothing to log in to.
+        return Redirect::to(next).into_response();
+    }
+    form(next, None).into_response()
+}
+
+async fn log_in(State(tokens): State<Tokens>, Form(login): Form<Login>) -> Response {
+    let next = local_path(login.next.as_deref());
+    let Some(token) = tokens.find(login.token.trim().as_bytes()) else {
+        tracing::warn!(target: "keel::audit", event = "http_authentication_failed", path = LOGIN_PATH, "login with an unknown token");
+        return (
+            StatusCode::UNAUTHORIZED,
+            form(next, Some("That token is not valid.")),
+        )
+            .into_response();
+    };
+    tracing::info!(target: "keel::audit", event = "http_login", name = token.name, admin = token.admin, "console login");
+    let session = tokens.open_session(token);
+    let secure = if tokens.https { "; Secure" } else { "" };
+    let cookie = format!(
+        "{SESSION_COOKIE}={session}; Path=/; HttpOnly; SameSite=Strict; Max-Age={}{secure}",
+        SESSION_TTL_MS / 1000
+    );
+    ([(header::SET_COOKIE, cookie)], Redirect::to(next)).into_response()
+}
+
+/// `next` when it is a path of this server, else the overview: a login link must not send
+/// the browser to another site afterwards.
+fn local_path(next: Option<&str>) -> &str {
+    match next {
+        Some(path) if path.starts_with('/') && !path.starts_with("//") && !path.contains('\\') => {
+            path
+        }
+        _ => "/",
+    }
+}
+
+fn form(next: &str, error: Option<&str>) -> Markup {
+    html! {
+        (DOCTYPE)
+        html lang="en" {
+            head {
+                meta charset="utf-8";
+                meta name="viewport" content="width=device-width, initial-scale=1";
+                title { "Log in · Keel" }
+                link rel="stylesheet" href="/console/console.css";
+            }
+            body.login {
+                main {
+                    h1 { "Keel" }
+                    @if let Some(error) = error {
+                        p.alert role="alert" { (error) }
+                    }
+                    form.panel method="post" action=(LOGIN_PATH) {
+                        label {
+                            "Token"
+                            input type="password" name="token" autocomplete="current-password" required autofocus;
+                        }
+                        input type="hidden" name="next" value=(next);
+                        button type="submit" { "Log in" }
+                    }
+                    p.muted { "The token an operator gave you (admin or read-only)." }
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_local_paths_are_followed_after_a_login() {
+        assert_eq!(local_path(Some("/topics?page=2")), "/topics?page=2");
+        assert_eq!(local_path(Some("//evil.example/")), "/");
+        assert_eq!(local_path(Some("/\\evil.example")), "/");
+        assert_eq!(local_path(Some("https://evil.example/")), "/");
+        assert_eq!(local_path(None), "/");
+        assert_eq!(
+            login_url("/groups?x=1&y"),
+            "/login?next=%2Fgroups%3Fx%3D1%26y"
+        );
+    }
+}
