@@ -6,6 +6,7 @@
 //! verbs use its `/api` instead — the same functions run, in the server. `--server URL`
 //! (or `$KEEL_SERVER`) picks a server explicitly, for example on another host.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
@@ -123,6 +124,25 @@ impl Control {
                 let body =
                     json!({ "name": name, "partitions": config.partitions, "config": settings });
                 post::<Value, _>(url, "/api/topics", &body).map(drop)
+            }
+        }
+    }
+
+    /// Changes the settings `changes` names (`topic.conf` names) of `name`, keeping the rest.
+    pub(crate) fn alter_topic(
+        &self,
+        name: &str,
+        changes: &BTreeMap<String, String>,
+    ) -> anyhow::Result<TopicView> {
+        match self {
+            Control::Local(log) => Ok(topics::alter_settings(log, name, changes)?),
+            Control::Remote(url) => {
+                let path = format!("/api/topics/{name}/config");
+                let request = ureq::patch(format!("{url}{path}"))
+                    .config()
+                    .http_status_as_error(false)
+                    .build();
+                answer(url, &path, request.send_json(json!({ "config": changes })))
             }
         }
     }

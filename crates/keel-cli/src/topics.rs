@@ -1,10 +1,11 @@
-//! `keel topics`: create, list, describe and delete topics, in the data directory or through
-//! the `keel serve` that owns it (`control.rs`).
+//! `keel topics`: create, list, describe, alter and delete topics, in the data directory or
+//! through the `keel serve` that owns it (`control.rs`).
 
+use std::collections::BTreeMap;
 use std::path::Path;
 
 use anyhow::Context;
-use keel_embedded::admin::topics::TopicView;
+use keel_embedded::admin::topics::{TopicView, settings};
 use keel_log::TopicConfig;
 
 use crate::control::Control;
@@ -43,6 +44,19 @@ enum TopicsCommand {
         /// Topic name.
         name: String,
     },
+    /// Change settings of an existing topic while it runs (as kafka-configs --alter): the
+    /// settings named change, the others keep their values; appends, reads and retention
+    /// follow the new values at once, and a restart keeps them.
+    Alter {
+        /// Topic name.
+        name: String,
+        /// A setting to change, as KEY=VALUE (repeatable), by the names `create --config`
+        /// takes: retention.ms, retention.bytes (-1: no limit), cleanup.policy,
+        /// max.message.bytes, segment.bytes, segment.ms, delete.retention.ms, keel.fsync, or
+        /// their topic.conf names. A lowered max.message.bytes applies to new events only.
+        #[arg(long = "config", value_name = "KEY=VALUE", required = true)]
+        config: Vec<String>,
+    },
     /// Delete a topic and all its data.
     Delete {
         /// Topic name.
@@ -66,21 +80,56 @@ pub(crate) fn run(data: &Path, server: Option<&str>, args: TopicsArgs) -> anyhow
         } => {
             let mut settings = TopicConfig::new(partitions);
             settings.set("fsync", &fsync)?;
-            for pair in &config {
-                let (key, value) = pair
-                    .split_once('=')
-                    .with_context(|| format!("--config '{pair}': expected KEY=VALUE"))?;
-                apply_setting(&mut settings, key.trim(), value.trim())?;
-            }
+            apply_settings(&mut settings, &config)?;
             control.create_topic(&name, settings)?;
             println!("created topic '{name}' with {partitions} partition(s)");
         }
         TopicsCommand::List => print_list(&control.topics()?),
         TopicsCommand::Describe { name } => print_description(&control.topic(&name)?),
+        TopicsCommand::Alter { name, config } => alter(&control, &name, &config)?,
         TopicsCommand::Delete { name } => {
             control.delete_topic(&name)?;
             println!("deleted topic '{name}'");
         }
+    }
+    Ok(())
+}
+
+/// Changes the settings `pairs` name: applied to the topic's settings as they are, and only
+/// those that differ sent (by `topic.conf` name), so the Kafka names and Keel's both work
+/// whether the log is here or behind a server.
+fn alter(control: &Control, name: &str, pairs: &[String]) -> anyhow::Result<()> {
+    let current = control.topic(name)?.config;
+    let mut config = TopicConfig::new(1);
+    for (key, value) in &current {
+        config.set(key, value)?;
+    }
+    apply_settings(&mut config, pairs)?;
+    let changes: BTreeMap<String, String> = settings(&config)
+        .into_iter()
+        .filter(|(key, value)| current.get(key) != Some(value))
+        .collect();
+    if changes.is_empty() {
+        println!("topic '{name}' already has these settings; nothing changed");
+        return Ok(());
+    }
+    let altered = control.alter_topic(name, &changes)?;
+    println!("altered topic '{name}':");
+    for key in changes.keys() {
+        let before = current.get(key).map_or("?", String::as_str);
+        let after = altered.config.get(key).map_or("?", String::as_str);
+        println!("  {key} = {after} (was {before})");
+    }
+    Ok(())
+}
+
+/// Applies `--config KEY=VALUE` pairs in order.
+fn apply_settings(config: &mut TopicConfig, pairs: &[String]) -> anyhow::Result<()> {
+    for pair in pairs {
+        let (key, value) = pair
+            .split_once('=')
+            .with_context(|| format!("--config '{pair}': expected KEY=VALUE"))?;
+        apply_setting(config, key.trim(), value.trim())?;
     }
     Ok(())
 }

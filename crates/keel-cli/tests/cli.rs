@@ -118,6 +118,99 @@ fn topic_settings_by_their_kafka_names() {
 }
 
 #[test]
+fn topics_alter_changes_the_named_settings_and_keeps_the_rest_and_the_events() {
+    let keel = Keel::new();
+    keel.ok(
+        &[
+            "topics",
+            "create",
+            "orders",
+            "--partitions",
+            "2",
+            "--config",
+            "retention.ms=60000",
+            "--config",
+            "segment.bytes=1048576",
+        ],
+        "",
+    );
+    keel.ok(
+        &["produce", "orders", "--type", "order.placed"],
+        r#"{"id":1}"#,
+    );
+    let altered = keel.ok(
+        &[
+            "topics",
+            "alter",
+            "orders",
+            "--config",
+            "retention.ms=120000",
+            "--config",
+            "max_batch_bytes=4096",
+            "--config",
+            "keel.fsync=interval:100",
+        ],
+        "",
+    );
+    for line in [
+        "retention_ms = 120000 (was 60000)",
+        "max_batch_bytes = 4096 (was 1048576)",
+        "fsync = interval(100) (was always)",
+    ] {
+        assert!(altered.contains(line), "{line}: {altered}");
+    }
+    let described = keel.ok(&["topics", "describe", "orders"], "");
+    for line in [
+        "partitions = 2",
+        "retention_ms = 120000",
+        "segment_bytes = 1048576",
+        "max_batch_bytes = 4096",
+        "fsync = interval(100)",
+    ] {
+        assert!(described.contains(line), "{line}: {described}");
+    }
+    let listed = keel.ok(&["topics", "list"], "");
+    let row = listed.lines().find(|l| l.starts_with("orders")).unwrap();
+    assert_eq!(row.split_whitespace().nth(2), Some("1"), "{listed}");
+    let same = keel.ok(
+        &[
+            "topics",
+            "alter",
+            "orders",
+            "--config",
+            "retention.ms=120000",
+        ],
+        "",
+    );
+    assert!(same.contains("nothing changed"), "{same}");
+    for (args, error) in [
+        (
+            &["topics", "alter", "orders", "--config", "partitions=3"][..],
+            "partitions are added (CreatePartitions), not altered",
+        ),
+        (
+            &["topics", "alter", "orders", "--config", "retention.msec=1"],
+            "config 'retention.msec': not supported by Keel",
+        ),
+        (
+            &["topics", "alter", "orders", "--config", "segment.bytes=10"],
+            "config 'segment.bytes'",
+        ),
+        (
+            &["topics", "alter", "missing", "--config", "retention.ms=1"],
+            "topic 'missing' does not exist",
+        ),
+    ] {
+        keel.fails(args, "", error);
+    }
+    let described_again = keel.ok(&["topics", "describe", "orders"], "");
+    assert_eq!(
+        described_again, described,
+        "a refused change changes nothing"
+    );
+}
+
+#[test]
 fn bad_input_gets_one_clear_line_and_a_failing_exit_code() {
     let keel = Keel::new();
     keel.ok(&["topics", "create", "orders"], "");
@@ -148,7 +241,7 @@ fn bad_input_gets_one_clear_line_and_a_failing_exit_code() {
         (
             &["topics", "delete", "_keel_schemas"],
             "",
-            "topic '_keel_schemas' is internal to Keel and cannot be deleted",
+            "topic '_keel_schemas' is internal to Keel and cannot be deleted or altered",
         ),
         (
             &["produce", "missing"],

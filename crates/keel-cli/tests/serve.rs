@@ -529,6 +529,27 @@ fn verbs_go_to_the_server_that_owns_the_directory_or_refuse_at_once() {
     let described = keel.ok(&["--server", &url, "topics", "describe", "extra"], "");
     assert!(described.contains("partitions = 2"), "{described}");
     assert!(described.contains("retention_ms = 60000"), "{described}");
+    let altered = keel.ok(
+        &[
+            "topics",
+            "alter",
+            "extra",
+            "--config",
+            "retention.ms=120000",
+        ],
+        "",
+    );
+    assert!(
+        altered.contains("retention_ms = 120000 (was 60000)"),
+        "{altered}"
+    );
+    let described = keel.ok(&["--server", &url, "topics", "describe", "extra"], "");
+    assert!(described.contains("retention_ms = 120000"), "{described}");
+    keel.fails(
+        &["topics", "alter", "extra", "--config", "cleanup=forever"],
+        "",
+        "invalid topic setting 'cleanup'",
+    );
     keel.fails(
         &["topics", "delete", "_keel_schemas"],
         "",

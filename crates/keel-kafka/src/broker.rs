@@ -417,6 +417,12 @@ impl Broker {
             Request::DescribeConfigs(r) => {
                 answer!(api::describe_configs::handle(self, caller, r, version))
             }
+            Request::AlterConfigs(r) => {
+                answer!(api::alter_configs::handle(self, caller, r, version).await)
+            }
+            Request::IncrementalAlterConfigs(r) => {
+                answer!(api::incremental_alter_configs::handle(self, caller, r, version).await)
+            }
             Request::DescribeCluster(r) => {
                 answer!(api::describe_cluster::handle(self, r, version))
             }

@@ -8,12 +8,12 @@
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 use kafka_protocol::messages::{
-    AlterUserScramCredentialsRequest, ApiKey, ApiVersionsRequest, CreateAclsRequest,
-    CreatePartitionsRequest, CreateTopicsRequest, DeleteAclsRequest, DeleteTopicsRequest,
-    DescribeAclsRequest, DescribeClusterRequest, DescribeConfigsRequest, DescribeLogDirsRequest,
-    DescribeUserScramCredentialsRequest, FetchRequest, InitProducerIdRequest, ListOffsetsRequest,
-    MetadataRequest, ProduceRequest, RequestHeader, ResponseHeader, SaslAuthenticateRequest,
-    SaslHandshakeRequest,
+    AlterConfigsRequest, AlterUserScramCredentialsRequest, ApiKey, ApiVersionsRequest,
+    CreateAclsRequest, CreatePartitionsRequest, CreateTopicsRequest, DeleteAclsRequest,
+    DeleteTopicsRequest, DescribeAclsRequest, DescribeClusterRequest, DescribeConfigsRequest,
+    DescribeLogDirsRequest, DescribeUserScramCredentialsRequest, FetchRequest,
+    IncrementalAlterConfigsRequest, InitProducerIdRequest, ListOffsetsRequest, MetadataRequest,
+    ProduceRequest, RequestHeader, ResponseHeader, SaslAuthenticateRequest, SaslHandshakeRequest,
 };
 use kafka_protocol::protocol::{Decodable, Encodable};
 
@@ -41,6 +41,10 @@ pub enum Request {
     InitProducerId(InitProducerIdRequest),
     /// DescribeConfigs (32).
     DescribeConfigs(DescribeConfigsRequest),
+    /// AlterConfigs (33).
+    AlterConfigs(AlterConfigsRequest),
+    /// IncrementalAlterConfigs (44).
+    IncrementalAlterConfigs(IncrementalAlterConfigsRequest),
     /// DescribeCluster (60).
     DescribeCluster(DescribeClusterRequest),
     /// CreatePartitions (37).
@@ -190,6 +194,10 @@ fn decode_body(api_key: ApiKey, version: i16, body: &mut Bytes) -> anyhow::Resul
         K::InitProducerId => Request::InitProducerId(InitProducerIdRequest::decode(body, version)?),
         K::DescribeConfigs => {
             Request::DescribeConfigs(DescribeConfigsRequest::decode(body, version)?)
+        }
+        K::AlterConfigs => Request::AlterConfigs(AlterConfigsRequest::decode(body, version)?),
+        K::IncrementalAlterConfigs => {
+            Request::IncrementalAlterConfigs(IncrementalAlterConfigsRequest::decode(body, version)?)
         }
         K::DescribeCluster => {
             Request::DescribeCluster(DescribeClusterRequest::decode(body, version)?)

@@ -52,6 +52,8 @@ pub(crate) fn check(api_key: ApiKey, version: i16, body: &[u8]) -> Shape {
         ApiKey::CreateTopics => create_topics(&mut w, version),
         ApiKey::DeleteTopics => delete_topics(&mut w, version),
         ApiKey::DescribeConfigs => describe_configs(&mut w, version),
+        ApiKey::AlterConfigs => alter_configs(&mut w, version, false),
+        ApiKey::IncrementalAlterConfigs => alter_configs(&mut w, version, true),
         ApiKey::DescribeLogDirs => describe_log_dirs(&mut w, version),
         ApiKey::CreatePartitions => create_partitions(&mut w, version),
         ApiKey::DeleteGroups => delete_groups(&mut w, version),
@@ -204,6 +206,27 @@ fn describe_configs(w: &mut Walk, v: i16) -> Shape {
     if v >= 3 {
         w.skip(1)?; // include_documentation
     }
+    w.tags()
+}
+
+/// AlterConfigs (flexible from v2) and IncrementalAlterConfigs (from v1, with an operation
+/// byte per setting): the same shape otherwise.
+fn alter_configs(w: &mut Walk, v: i16, incremental: bool) -> Shape {
+    w.flexible = if incremental { v >= 1 } else { v >= 2 };
+    w.array(|w| {
+        w.skip(1)?; // resource_type
+        w.string()?; // resource_name
+        w.array(|w| {
+            w.string()?; // name
+            if incremental {
+                w.skip(1)?; // config_operation
+            }
+            w.string()?; // value (nullable)
+            w.tags()
+        })?;
+        w.tags()
+    })?;
+    w.skip(1)?; // validate_only
     w.tags()
 }
 
@@ -622,6 +645,18 @@ mod tests {
             &[0xff, 0xff, 0xff, 0x7f],
             Err(ShapeError::ArrayTooLong {
                 count: (1 << 28) - 2,
+                left: 0,
+            }),
+        );
+        // IncrementalAlterConfigs v0: one topic "t" whose settings array claims 2^31 - 1.
+        let mut alter = vec![0, 0, 0, 1, 2, 0, 1, b't'];
+        alter.extend_from_slice(&[0x7f, 0xff, 0xff, 0xff]);
+        check_case(
+            ApiKey::IncrementalAlterConfigs,
+            0,
+            &alter,
+            Err(ShapeError::ArrayTooLong {
+                count: i32::MAX as u64,
                 left: 0,
             }),
         );

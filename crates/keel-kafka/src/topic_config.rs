@@ -1,4 +1,5 @@
-//! Kafka topic config names mapped onto [`TopicConfig`], for CreateTopics and DescribeConfigs.
+//! Kafka topic config names mapped onto [`TopicConfig`], for CreateTopics, DescribeConfigs,
+//! AlterConfigs and IncrementalAlterConfigs.
 //!
 //! Only settings Keel honours are accepted; a few Kafka settings that mean nothing on one node
 //! (`min.insync.replicas`, `unclean.leader.election.enable`) are accepted and ignored so
@@ -78,6 +79,43 @@ pub fn apply_kafka_config(
         .map_err(|e| error(format!("'{value}': {}", e.reason)))
 }
 
+/// One change AlterConfigs or IncrementalAlterConfigs asks of a topic setting.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum ConfigChange<'a> {
+    /// The setting takes this value (`None` is refused, as for CreateTopics).
+    Set(&'a str, Option<&'a str>),
+    /// The setting goes back to the broker's default for topics (IncrementalAlterConfigs'
+    /// DELETE).
+    Reset(&'a str),
+}
+
+/// `base` with `changes` applied in order, each checked as CreateTopics checks it; a reset
+/// takes its value from `defaults`. Nothing is written: the caller commits the result.
+pub(crate) fn altered_config<'a>(
+    base: &TopicConfig,
+    defaults: &TopicConfig,
+    changes: impl IntoIterator<Item = ConfigChange<'a>>,
+) -> Result<TopicConfig, TopicConfigError> {
+    let mut config = base.clone();
+    let default_values = kafka_configs(defaults);
+    for change in changes {
+        match change {
+            ConfigChange::Set(name, value) => apply_kafka_config(&mut config, name, value)?,
+            ConfigChange::Reset(name) if IGNORED.contains(&name) => {}
+            ConfigChange::Reset(name) => {
+                let Some((_, value)) = default_values.iter().find(|(key, _)| *key == name) else {
+                    return Err(TopicConfigError {
+                        name: name.into(),
+                        reason: "not supported by Keel".into(),
+                    });
+                };
+                apply_kafka_config(&mut config, name, Some(value))?;
+            }
+        }
+    }
+    Ok(config)
+}
+
 /// A topic's settings under their Kafka names, for DescribeConfigs.
 pub(crate) fn kafka_configs(config: &TopicConfig) -> Vec<(&'static str, String)> {
     let or_unlimited = |value: Option<String>| value.unwrap_or_else(|| "-1".into());
@@ -150,6 +188,33 @@ mod tests {
             Err("not supported by Keel"),
         );
         check("retention.ms", None, Err("a value is required"));
+    }
+
+    #[test]
+    fn changes_apply_in_order_and_resets_take_the_defaults() {
+        let defaults = TopicConfig::new(1).with_segment_bytes(4096);
+        let mut base = TopicConfig::new(3);
+        base.retention_ms = Some(1_000);
+        let altered = altered_config(
+            &base,
+            &defaults,
+            [
+                ConfigChange::Set("retention.bytes", Some("2048")),
+                ConfigChange::Reset("retention.ms"),
+                ConfigChange::Reset("segment.bytes"),
+                ConfigChange::Reset("min.insync.replicas"),
+            ],
+        )
+        .unwrap();
+        assert_eq!(altered.partitions, 3);
+        assert_eq!(altered.retention_bytes, Some(2048));
+        assert_eq!(altered.retention_ms, None);
+        assert_eq!(altered.segment_bytes, 4096);
+        let refused = altered_config(&base, &defaults, [ConfigChange::Reset("flush.ms")]);
+        assert_eq!(
+            refused.unwrap_err().to_string(),
+            "config 'flush.ms': not supported by Keel"
+        );
     }
 
     #[test]

@@ -1,22 +1,30 @@
 //! The broker against hand-made requests: idempotent retries and sequence gaps, producer
 //! state after a restart, and bad input (truncated, oversized and malformed frames, unknown
 //! api keys and versions, bad CRC and magic) — each answered with the right error code or a
-//! closed connection, while other clients keep being served and nothing is stored.
+//! closed connection, while other clients keep being served and nothing is stored; topic
+//! settings changed while the broker runs (AlterConfigs, IncrementalAlterConfigs).
 
 mod support;
 
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
+use kafka_protocol::messages::alter_configs_request::{
+    AlterConfigsResource, AlterableConfig as ReplacedConfig,
+};
 use kafka_protocol::messages::create_topics_request::{CreatableTopic, CreatableTopicConfig};
 use kafka_protocol::messages::describe_configs_request::DescribeConfigsResource;
 use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
+use kafka_protocol::messages::incremental_alter_configs_request::{
+    AlterConfigsResource as IncrementalResource, AlterableConfig,
+};
 use kafka_protocol::messages::list_offsets_request::{ListOffsetsPartition, ListOffsetsTopic};
 use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
 use kafka_protocol::messages::{
-    ApiVersionsRequest, BrokerId, CreateTopicsRequest, DeleteTopicsRequest, DescribeConfigsRequest,
-    FetchRequest, FetchResponse, InitProducerIdRequest, ListOffsetsRequest, MetadataRequest,
-    ProduceRequest, ProduceResponse, TopicName,
+    AlterConfigsRequest, ApiVersionsRequest, BrokerId, CreateTopicsRequest, DeleteTopicsRequest,
+    DescribeConfigsRequest, FetchRequest, FetchResponse, IncrementalAlterConfigsRequest,
+    InitProducerIdRequest, ListOffsetsRequest, MetadataRequest, ProduceRequest, ProduceResponse,
+    TopicName,
 };
 use kafka_protocol::protocol::StrBytes;
 use keel_kafka::BrokerConfig;
@@ -607,4 +615,158 @@ fn shutdown_answers_a_waiting_fetch_instead_of_waiting_for_it() {
         "the fetch ended after {waited:?}"
     );
     eprintln!("fetch answered before the shutdown closed its connection: {answered}");
+}
+
+/// IncrementalAlterConfigs v1 on one resource: (error code, message).
+fn alter_incrementally(
+    client: &mut RawClient,
+    (resource_type, name): (i8, &str),
+    changes: &[(&str, i8, Option<&str>)],
+    validate_only: bool,
+) -> (i16, String) {
+    let configs = changes
+        .iter()
+        .map(|(key, operation, value)| {
+            AlterableConfig::default()
+                .with_name(StrBytes::from_string(key.to_string()))
+                .with_config_operation(*operation)
+                .with_value(value.map(|v| StrBytes::from_string(v.into())))
+        })
+        .collect();
+    let response = client.call(
+        1,
+        &IncrementalAlterConfigsRequest::default()
+            .with_validate_only(validate_only)
+            .with_resources(vec![
+                IncrementalResource::default()
+                    .with_resource_type(resource_type)
+                    .with_resource_name(StrBytes::from_string(name.into()))
+                    .with_configs(configs),
+            ]),
+    );
+    let answer = &response.responses[0];
+    let message = answer.error_message.as_deref().unwrap_or_default();
+    (answer.error_code, message.to_string())
+}
+
+#[test]
+fn topic_settings_change_while_the_broker_runs() {
+    const SET: i8 = 0;
+    const DELETE: i8 = 1;
+    const APPEND: i8 = 2;
+    let dir = tempfile::tempdir().unwrap();
+    let broker = TestBroker::start(dir.path());
+    let mut client = RawClient::connect(broker.address);
+    create_topic(&mut client, "tuned");
+    let topic = ("tuned", 2);
+    let config = || broker.log.topic("tuned").unwrap().config();
+    let mut changed = config();
+    changed.retention_ms = Some(60_000);
+    changed.segment_bytes = 1 << 20;
+    broker.log.alter_topic_config("tuned", changed).unwrap();
+    // 100 records make a batch of about 3 KiB, within the default limit.
+    let big = || batch("big", 100, -1, -1, -1);
+    assert!(big().len() > 2048);
+    assert_eq!(produce(&mut client, "tuned", big()), (OK, 0));
+
+    // SET and DELETE change what they name and keep the rest.
+    let (code, message) = alter_incrementally(
+        &mut client,
+        (topic.1, topic.0),
+        &[
+            ("max.message.bytes", SET, Some("2048")),
+            ("retention.ms", DELETE, None),
+        ],
+        false,
+    );
+    assert_eq!((code, message.as_str()), (OK, ""));
+    let now = config();
+    assert_eq!(
+        (now.max_batch_bytes, now.retention_ms, now.segment_bytes),
+        (2048, None, 1 << 20)
+    );
+    // In force for the next produce.
+    let (code, _) = produce(&mut client, "tuned", big());
+    assert_eq!(code, 10, "MESSAGE_TOO_LARGE");
+
+    // Refusals name the problem and change nothing.
+    let before = config();
+    for (resource, changes, expected) in [
+        (
+            (2, "tuned"),
+            vec![("cleanup.policy", APPEND, Some("compact"))],
+            (40, "operation 2 (APPEND or SUBTRACT)"),
+        ),
+        (
+            (2, "tuned"),
+            vec![("retention.msec", SET, Some("1"))],
+            (40, "config 'retention.msec': not supported by Keel"),
+        ),
+        (
+            (2, "tuned"),
+            vec![("segment.bytes", SET, Some("10"))],
+            (40, "config 'segment.bytes'"),
+        ),
+        (
+            (2, "missing"),
+            vec![("retention.ms", SET, Some("1"))],
+            (3, "topic 'missing' does not exist"),
+        ),
+        (
+            (4, "1"),
+            vec![("log.retention.ms", SET, Some("1"))],
+            (42, "resource type 4 is not altered by Keel"),
+        ),
+        (
+            (2, "_keel_schemas"),
+            vec![("retention.ms", SET, Some("1"))],
+            (17, "Keel's own"),
+        ),
+    ] {
+        let (code, message) = alter_incrementally(&mut client, resource, &changes, false);
+        assert_eq!(code, expected.0, "{changes:?}: {message}");
+        assert!(message.contains(expected.1), "{changes:?}: {message}");
+    }
+    let (code, _) = alter_incrementally(
+        &mut client,
+        (2, "tuned"),
+        &[("retention.ms", SET, Some("5000"))],
+        true,
+    );
+    assert_eq!(code, OK);
+    assert_eq!(config(), before, "validate_only changes nothing");
+
+    // AlterConfigs replaces the whole set: what it does not name goes back to the default.
+    let response = client.call(
+        2,
+        &AlterConfigsRequest::default().with_resources(vec![
+            AlterConfigsResource::default()
+                .with_resource_type(2)
+                .with_resource_name(StrBytes::from_static_str("tuned"))
+                .with_configs(vec![
+                    ReplacedConfig::default()
+                        .with_name(StrBytes::from_static_str("cleanup.policy"))
+                        .with_value(Some(StrBytes::from_static_str("compact"))),
+                ]),
+        ]),
+    );
+    assert_eq!(response.responses[0].error_code, OK, "{response:?}");
+    let defaults = keel_log::TopicConfig::new(1);
+    let now = config();
+    assert_eq!(now.cleanup, keel_log::CleanupPolicy::Compact);
+    assert_eq!(
+        (now.max_batch_bytes, now.segment_bytes),
+        (defaults.max_batch_bytes, defaults.segment_bytes)
+    );
+    let described = client.call(
+        4,
+        &DescribeConfigsRequest::default().with_resources(vec![
+            DescribeConfigsResource::default()
+                .with_resource_type(2)
+                .with_resource_name(StrBytes::from_static_str("tuned"))
+                .with_configuration_keys(Some(vec![StrBytes::from_static_str("cleanup.policy")])),
+        ]),
+    );
+    let value = described.results[0].configs[0].value.as_deref();
+    assert_eq!(value.map(|v| v.to_string()).as_deref(), Some("compact"));
 }

@@ -13,7 +13,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 
 use crate::batch::{check_batch, decode_wire, encode_wire};
-use crate::limits::COMPACTION_KEYS_MAX;
+use crate::limits::{COMPACTION_KEYS_MAX, STORED_BATCH_BYTES_MAX};
 use crate::partition::Partition;
 use crate::segment::{Segment, segment_file};
 use crate::storage::read_exact_at;
@@ -37,7 +37,7 @@ pub fn compact(partition: &Partition) -> io::Result<CompactionOutcome> {
     if segments.len() < 2 {
         return Ok(outcome);
     }
-    let max_batch_bytes = partition.config().max_batch_bytes;
+    let max_batch_bytes = STORED_BATCH_BYTES_MAX;
     let mut latest: HashMap<Bytes, u64> = HashMap::new();
     for segment in &segments {
         for batch in read_segment_batches(segment, max_batch_bytes)? {
@@ -128,7 +128,7 @@ fn rewrite(partition: &Partition, segment: &Segment, bytes: &[u8]) -> io::Result
         dir,
         segment.base_offset,
         false,
-        partition.config().max_batch_bytes,
+        STORED_BATCH_BYTES_MAX,
     )?;
     new_segment.seal()?;
     new_segment.sync()?;

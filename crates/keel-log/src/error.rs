@@ -85,8 +85,8 @@ pub enum TopicError {
     /// No topic with this name.
     #[error("topic '{0}' does not exist")]
     NotFound(String),
-    /// One of Keel's own topics, which is never deleted.
-    #[error("topic '{0}' is internal to Keel and cannot be deleted")]
+    /// One of Keel's own topics, which is never deleted and keeps its settings.
+    #[error("topic '{0}' is internal to Keel and cannot be deleted or altered")]
     Internal(String),
     /// Partitions can only be added: the count asked for is not above the current one.
     #[error("topic '{topic}' has {have} partitions; {asked} would not add any")]

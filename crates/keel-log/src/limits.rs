@@ -8,6 +8,10 @@
 pub const BATCH_BYTES_MAX_DEFAULT: u32 = 1024 * 1024;
 /// Ceiling for a topic's `max_batch_bytes`: batch lengths are 32-bit and index positions too.
 pub const BATCH_BYTES_MAX_CEILING: u32 = 64 * 1024 * 1024;
+/// Largest batch a read, recovery or compaction accepts from disk: the ceiling, never the
+/// topic's `max_batch_bytes`, which limits appends only — a topic whose limit was lowered
+/// (`Log::alter_topic_config`) still reads and recovers the larger batches it stored before.
+pub const STORED_BATCH_BYTES_MAX: u32 = BATCH_BYTES_MAX_CEILING;
 /// Largest records section a compressed batch may expand to. Producers bound a batch's
 /// uncompressed size (librdkafka's `batch.size`, 1 MB by default), so 64 MiB leaves room for
 /// any real batch while a decompression bomb costs at most this much, once, per read.

@@ -230,6 +230,44 @@ impl Log {
         self.shared.add_partitions(name, partitions)
     }
 
+    /// Changes a user topic's settings while it runs (Kafka's AlterConfigs): retention,
+    /// cleanup, segment size and age, the largest batch, the fsync policy. `config` is the
+    /// whole new configuration; its partition count must be the topic's own
+    /// ([`Log::add_partitions`] raises it). The new `topic.conf` is committed first (written
+    /// beside, fsynced, renamed over, directory fsynced — after a crash the topic has either
+    /// the old or the new settings, never a mix), then appends, reads and maintenance follow
+    /// it. A lowered `max_batch_bytes` applies to new appends only: stored batches stay
+    /// readable. Keel's own topics ([`is_internal_topic`]) keep their settings.
+    pub fn alter_topic_config(
+        &self,
+        name: &str,
+        config: TopicConfig,
+    ) -> Result<Arc<Topic>, TopicError> {
+        if is_internal_topic(name) {
+            return Err(TopicError::Internal(name.into()));
+        }
+        config.validate()?;
+        let topics = self.shared.topics.write().expect("topics lock");
+        let topic = topics
+            .get(name)
+            .cloned()
+            .ok_or_else(|| TopicError::NotFound(name.into()))?;
+        let have = topic.partitions().len() as u32;
+        if config.partitions != have {
+            return Err(crate::ConfigError {
+                key: "partitions".into(),
+                reason: format!(
+                    "the topic has {have}; partitions are added, not altered (add_partitions)"
+                ),
+            }
+            .into());
+        }
+        let dir = self.shared.root.join(TOPICS_DIR).join(name);
+        self.shared.write_config(&dir, &config)?;
+        topic.set_config(config);
+        Ok(topic)
+    }
+
     /// Deletes a topic, its data and every group's committed offsets in it. Keel's own
     /// topics ([`is_internal_topic`]) are refused. The offsets go first (tombstones): after
     /// a crash between the two steps the topic is still there, its groups start over, and
@@ -391,7 +429,7 @@ impl Shared {
         }
         let config = TopicConfig {
             partitions,
-            ..old.config().clone()
+            ..old.config()
         };
         config.validate()?;
         let storage = &self.options.storage;

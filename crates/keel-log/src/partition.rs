@@ -10,7 +10,7 @@
 use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, RwLock};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -21,7 +21,7 @@ use crate::batch::{
 };
 use crate::config::{CleanupPolicy, FsyncPolicy, TopicConfig};
 use crate::error::{AppendError, ReadError};
-use crate::limits::READ_BYTES_MAX;
+use crate::limits::{READ_BYTES_MAX, STORED_BATCH_BYTES_MAX};
 use crate::segment::{Segment, corrupt, parse_segment_name, segment_file};
 use crate::signal::{AppendSignal, HighWatermarkPast};
 use crate::storage::{Storage, read_exact_at};
@@ -74,7 +74,8 @@ pub struct Partition {
     dir: PathBuf,
     storage: Arc<dyn Storage>,
     clock: Arc<dyn Clock>,
-    config: TopicConfig,
+    /// Replaced whole by [`Partition::set_config`] when the topic's settings change.
+    config: RwLock<TopicConfig>,
     writer: Mutex<Writer>,
     durability: Mutex<Durability>,
     durability_changed: Condvar,
@@ -136,7 +137,7 @@ impl Partition {
         for (i, &base) in bases.iter().enumerate() {
             let active = i + 1 == bases.len();
             let (segment, truncated) =
-                Segment::open(&*storage, dir, base, active, config.max_batch_bytes)?;
+                Segment::open(&*storage, dir, base, active, STORED_BATCH_BYTES_MAX)?;
             if let Some((bytes, reason)) = truncated {
                 recovery.truncated_bytes += bytes;
                 recovery.truncation_reason = Some(reason);
@@ -162,7 +163,7 @@ impl Partition {
             dir: dir.to_path_buf(),
             storage,
             clock,
-            config,
+            config: RwLock::new(config),
             writer: Mutex::new(Writer {
                 segments,
                 next_offset,
@@ -189,7 +190,8 @@ impl Partition {
         if records.is_empty() {
             return Err(AppendError::Empty);
         }
-        if self.config.cleanup == CleanupPolicy::Compact && records.iter().any(|r| r.key.is_none())
+        if self.config().cleanup == CleanupPolicy::Compact
+            && records.iter().any(|r| r.key.is_none())
         {
             return Err(AppendError::KeyRequired);
         }
@@ -231,7 +233,7 @@ impl Partition {
         if bytes.is_empty() {
             return Err(AppendError::Empty);
         }
-        let max = self.config.max_batch_bytes;
+        let max = self.config().max_batch_bytes;
         if let Some(header) = headers.iter().find(|h| h.size() > max as usize) {
             return Err(AppendError::RecordTooLarge {
                 size: header.size(),
@@ -246,7 +248,7 @@ impl Partition {
     /// share one), under the other policies at once. A partition poisoned by a failed fsync
     /// answers `Poisoned`, so nothing written before the failure is acknowledged after it.
     pub fn wait_durable(&self, end: u64) -> Result<(), AppendError> {
-        if self.config.fsync == FsyncPolicy::Always {
+        if self.config().fsync == FsyncPolicy::Always {
             self.group_commit(end)
         } else {
             match &self.durability().failure {
@@ -260,7 +262,7 @@ impl Partition {
         if bytes.is_empty() {
             return Err(AppendError::Empty);
         }
-        let max = self.config.max_batch_bytes;
+        let max = self.config().max_batch_bytes;
         if let Ok(header) = BatchHeader::parse(&bytes, u32::MAX)
             && header.size() > max as usize
         {
@@ -301,7 +303,7 @@ impl Partition {
                     )
                     .into());
                 }
-                if self.config.cleanup == CleanupPolicy::Compact {
+                if self.config().cleanup == CleanupPolicy::Compact {
                     let records = decode_records(Bytes::copy_from_slice(
                         &bytes[start..start + header.size()],
                     ))?;
@@ -348,7 +350,7 @@ impl Partition {
         let end_position = active.append(bytes, &assigned, now_ms)?;
         writer.next_offset = next;
         writer.unsynced = true;
-        if self.config.fsync != FsyncPolicy::Always {
+        if self.config().fsync != FsyncPolicy::Always {
             self.publish(&writer.segments, next, active.base_offset, end_position);
         }
         Ok(AppendInfo {
@@ -375,8 +377,8 @@ impl Partition {
         // damaged `baseOffset` (not covered by the CRC) jumped ahead in a valid batch.
         let last_base = writer.next_offset + incoming_offsets.saturating_sub(1);
         let offsets_full = last_base - active.base_offset > u64::from(u32::MAX);
-        let full = size > 0 && (size + incoming > self.config.segment_bytes || offsets_full);
-        let old = first_append_ms.is_some_and(|t| now_ms - t >= self.config.segment_ms);
+        let full = size > 0 && (size + incoming > self.config().segment_bytes || offsets_full);
+        let old = first_append_ms.is_some_and(|t| now_ms - t >= self.config().segment_ms);
         if !(full || old) {
             return Ok(());
         }
@@ -456,7 +458,7 @@ impl Partition {
         let mut durability = self.durability();
         if next_offset > durability.durable_offset {
             durability.durable_offset = next_offset;
-            if self.config.fsync == FsyncPolicy::Always {
+            if self.config().fsync == FsyncPolicy::Always {
                 self.publish(&segments, next_offset, active.base_offset, size);
             }
         }
@@ -564,7 +566,7 @@ impl Partition {
             } else {
                 segment.state().size
             };
-            let max = self.config.max_batch_bytes;
+            let max = STORED_BATCH_BYTES_MAX;
             let found = segment
                 .position_for_offset(offset, limit, max)
                 .map_err(|error| self.read_context(error.into(), offset))?;
@@ -617,7 +619,7 @@ impl Partition {
         let mut next_offset = segment.base_offset;
         loop {
             let at = position + end as u64;
-            let header = match BatchHeader::parse(&bytes[end..], self.config.max_batch_bytes) {
+            let header = match BatchHeader::parse(&bytes[end..], STORED_BATCH_BYTES_MAX) {
                 Ok(header) => header,
                 Err(crate::batch::BatchError::Truncated { .. }) if end > 0 => break,
                 Err(crate::batch::BatchError::Truncated { .. }) => {
@@ -649,7 +651,7 @@ impl Partition {
                 bytes.resize(header.size(), 0);
                 read_exact_at(&*segment.log, &mut bytes, position)?;
             }
-            let checked = check_batch(&bytes[end..], self.config.max_batch_bytes).and_then(|h| {
+            let checked = check_batch(&bytes[end..], STORED_BATCH_BYTES_MAX).and_then(|h| {
                 if h.base_offset < next_offset || h.last_offset() >= high_watermark {
                     Err(crate::batch::BatchError::Inconsistent(
                         "batch offsets out of order or past the high watermark",
@@ -719,7 +721,7 @@ impl Partition {
             if max_ts < timestamp_ms {
                 continue;
             }
-            let max = self.config.max_batch_bytes;
+            let max = STORED_BATCH_BYTES_MAX;
             let Some(position) = segment.position_for_timestamp(timestamp_ms, limit, max)? else {
                 continue;
             };
@@ -786,9 +788,15 @@ impl Partition {
         self.writer().segments.len()
     }
 
-    /// The topic configuration this partition follows.
-    pub fn config(&self) -> &TopicConfig {
-        &self.config
+    /// The topic configuration this partition follows now (a copy: the settings may change
+    /// while the log runs, see `Log::alter_topic_config`).
+    pub fn config(&self) -> TopicConfig {
+        self.config.read().expect("config lock poisoned").clone()
+    }
+
+    /// Follows `config` from the next append, read or maintenance pass on.
+    pub(crate) fn set_config(&self, config: TopicConfig) {
+        *self.config.write().expect("config lock poisoned") = config;
     }
 
     pub(crate) fn writer(&self) -> MutexGuard<'_, Writer> {
@@ -829,7 +837,7 @@ impl Partition {
     /// Deletes sealed segments past the retention limits; returns how many were deleted.
     pub fn enforce_retention(&self) -> io::Result<usize> {
         let (retention_ms, retention_bytes) =
-            (self.config.retention_ms, self.config.retention_bytes);
+            (self.config().retention_ms, self.config().retention_bytes);
         if retention_ms.is_none() && retention_bytes.is_none() {
             return Ok(0);
         }

@@ -1,7 +1,7 @@
 //! A topic: a name, a configuration and its partitions, plus the record-to-partition mapping.
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, RwLock};
 
 use crate::config::TopicConfig;
 use crate::error::TopicError;
@@ -13,7 +13,8 @@ use keel_core::partition_for_key;
 #[derive(Debug)]
 pub struct Topic {
     name: String,
-    config: TopicConfig,
+    /// Replaced whole by [`Topic::set_config`]; each partition holds the same copy.
+    config: RwLock<TopicConfig>,
     partitions: Vec<Arc<Partition>>,
     round_robin: AtomicU32,
 }
@@ -22,7 +23,7 @@ impl Topic {
     pub(crate) fn new(name: String, config: TopicConfig, partitions: Vec<Arc<Partition>>) -> Topic {
         Topic {
             name,
-            config,
+            config: RwLock::new(config),
             partitions,
             round_robin: AtomicU32::new(0),
         }
@@ -33,9 +34,18 @@ impl Topic {
         &self.name
     }
 
-    /// The topic's configuration.
-    pub fn config(&self) -> &TopicConfig {
-        &self.config
+    /// The topic's configuration now (a copy: `Log::alter_topic_config` may change it).
+    pub fn config(&self) -> TopicConfig {
+        self.config.read().expect("config lock poisoned").clone()
+    }
+
+    /// Makes the topic and every partition follow `config`. The caller has committed it to
+    /// `topic.conf` first, so what runs is never ahead of what a restart would read.
+    pub(crate) fn set_config(&self, config: TopicConfig) {
+        for partition in &self.partitions {
+            partition.set_config(config.clone());
+        }
+        *self.config.write().expect("config lock poisoned") = config;
     }
 
     /// All partitions, by number.

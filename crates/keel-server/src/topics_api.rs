@@ -7,6 +7,7 @@
 //! | `GET /api/topics/{topic}` | one topic |
 //! | `POST /api/topics` (JSON name, partitions, config) | the created topic |
 //! | `DELETE /api/topics/{topic}` | the deleted topic's name |
+//! | `PATCH /api/topics/{topic}/config` (JSON config) | the topic with its settings changed |
 //! | `GET /api/topics/{topic}/events?…` | a page of events (`events.rs` for the search) |
 //! | `GET /api/topics/{topic}/events/{partition}/{offset}` | one event |
 //! | `GET /api/topics/{topic}/events/{partition}/{offset}/journey` | its conversation |
@@ -24,7 +25,7 @@ use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::Json;
 use keel_core::{Event, SendError};
-pub(crate) use keel_embedded::admin::topics::{TopicView, topic_view};
+pub(crate) use keel_embedded::admin::topics::{TopicView, alter_settings, topic_view};
 use keel_log::{Log, TopicConfig, TopicError};
 use keel_runtime::PublishError;
 use keel_schema::{SchemaPublishError, SchemaPublisher};
@@ -45,6 +46,7 @@ pub(crate) fn routes() -> OpenApiRouter<App> {
     let changes = OpenApiRouter::new()
         .routes(routes!(create_topic))
         .routes(routes!(delete_topic))
+        .routes(routes!(alter_topic_config))
         .routes(routes!(produce))
         .route_layer(axum::middleware::from_fn(require_admin));
     OpenApiRouter::new()
@@ -161,6 +163,39 @@ async fn create_topic(
         })
         .await?;
     Ok((StatusCode::CREATED, Json(view)))
+}
+
+/// `PATCH /api/topics/{topic}/config` body.
+#[derive(Debug, Deserialize, ToSchema)]
+struct ConfigChanges {
+    /// The settings to change, by their `topic.conf` names (`retention_ms`, `cleanup`,
+    /// `max_batch_bytes`, `fsync`, …); the others keep their values.
+    config: BTreeMap<String, String>,
+}
+
+#[utoipa::path(
+    patch, path = "/api/topics/{topic}/config", tag = "topics",
+    params(("topic" = String, Path, description = "The topic")),
+    request_body = ConfigChanges,
+    responses(
+        (status = 200, description = "The topic with its new settings, in force at once", body = TopicView),
+        (status = 400, description = "A bad setting, named, or a topic Keel keeps for itself", body = ErrorBody),
+        (status = 403, description = "The caller is read-only", body = ErrorBody),
+        (status = 404, description = "No such topic", body = ErrorBody)
+    )
+)]
+async fn alter_topic_config(
+    State(app): State<App>,
+    Path(topic): Path<String>,
+    Json(body): Json<ConfigChanges>,
+) -> Result<Json<TopicView>, ApiError> {
+    app.with_log(move |log| {
+        let view = alter_settings(log, &topic, &body.config)?;
+        tracing::info!(%topic, changes = ?body.config, "topic settings changed over HTTP");
+        Ok::<_, TopicError>(view)
+    })
+    .await
+    .map(Json)
 }
 
 /// What a delete answers.

@@ -1,11 +1,11 @@
 //! Topics as an operator sees them: settings by their `topic.conf` names, size, and each
 //! partition's offsets and segments — the one view `keel topics`, the server's API and its
-//! console show, so they cannot disagree. Not here: creating or deleting topics (the log does
-//! that) or printing.
+//! console show, so they cannot disagree — and the one way they change a topic's settings.
+//! Not here: creating or deleting topics (the log does that) or printing.
 
 use std::collections::BTreeMap;
 
-use keel_log::TopicConfig;
+use keel_log::{Log, TopicConfig, TopicError};
 use serde::{Deserialize, Serialize};
 
 /// One topic: settings, size and partitions.
@@ -70,7 +70,32 @@ pub fn topic_view(topic: &keel_log::Topic) -> TopicView {
             .map(|p| p.high_watermark - p.log_start_offset)
             .sum(),
         bytes: partitions.iter().map(|p| p.bytes).sum(),
-        config: settings(topic.config()),
+        config: settings(&topic.config()),
         partitions,
     }
+}
+
+/// Changes the settings `changes` names (by `topic.conf` names) of the topic `name` and keeps
+/// the others, committed through [`Log::alter_topic_config`]: what `keel topics alter` and the
+/// server's `PATCH /api/topics/{topic}/config` do. The partition count is not a setting here.
+pub fn alter_settings(
+    log: &Log,
+    name: &str,
+    changes: &BTreeMap<String, String>,
+) -> Result<TopicView, TopicError> {
+    let topic = log
+        .topic(name)
+        .ok_or_else(|| TopicError::NotFound(name.into()))?;
+    let mut config = topic.config();
+    for (key, value) in changes {
+        if key == "partitions" {
+            return Err(keel_log::ConfigError {
+                key: key.clone(),
+                reason: "partitions are added (CreatePartitions), not altered".into(),
+            }
+            .into());
+        }
+        config.set(key, value)?;
+    }
+    Ok(topic_view(&*log.alter_topic_config(name, config)?))
 }

@@ -14,7 +14,7 @@ use crate::broker::Broker;
 use crate::topic_config::kafka_configs;
 
 /// Kafka's resource type of a topic.
-const RESOURCE_TOPIC: i8 = 2;
+pub(crate) const RESOURCE_TOPIC: i8 = 2;
 /// Kafka's resource type of a broker.
 const RESOURCE_BROKER: i8 = 4;
 /// Config source: a per-topic setting.
@@ -50,7 +50,7 @@ pub(crate) fn handle(
             }
             let (configs, source): (Vec<(&str, String)>, i8) = match resource.resource_type {
                 RESOURCE_TOPIC => match broker.user_topic(&resource.resource_name) {
-                    Some(topic) => (kafka_configs(topic.config()), SOURCE_TOPIC),
+                    Some(topic) => (kafka_configs(&topic.config()), SOURCE_TOPIC),
                     None => {
                         return result
                             .with_error_code(code(ResponseError::UnknownTopicOrPartition))
