@@ -53,5 +53,6 @@ async fn embedded() -> Embedded {
 }
 
 keel_runtime::conformance_tests!(embedded());
+keel_sql::relay_conformance_tests!(embedded());
 keel_runtime::admin_conformance_tests!(embedded());
 keel_runtime::gauge_conformance_tests!(embedded());

@@ -35,4 +35,5 @@ async fn kafka() -> KafkaHarness<Option<Serve>> {
 }
 
 keel_runtime::conformance_tests!(kafka());
+keel_sql::relay_conformance_tests!(kafka());
 keel_runtime::admin_conformance_tests!(kafka());

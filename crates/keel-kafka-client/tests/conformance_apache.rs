@@ -61,4 +61,5 @@ fn fresh_namespace() -> String {
 }
 
 keel_runtime::conformance_tests!(optional apache_kafka());
+keel_sql::relay_conformance_tests!(optional apache_kafka());
 keel_runtime::admin_conformance_tests!(optional apache_kafka());

@@ -67,6 +67,7 @@ async fn nats() -> Option<Nats> {
 }
 
 keel_runtime::conformance_tests!(optional nats());
+keel_sql::relay_conformance_tests!(optional nats());
 // Offsets skip the other partitions' sequences; the admin port counts a partition's records.
 keel_runtime::admin_conformance_tests!(optional nats());
 keel_runtime::gauge_conformance_tests!(optional nats());

@@ -69,7 +69,7 @@ pub trait Harness: Send + Sync + 'static {
 }
 
 /// The name topic or group `base` of a check has on the harness's broker.
-fn name<H: Harness>(harness: &H, base: &str) -> String {
+pub fn name<H: Harness>(harness: &H, base: &str) -> String {
     format!("{}{base}", harness.namespace())
 }
 
@@ -213,7 +213,8 @@ fn route<H: Harness>(harness: &H, topic: &str, group: &str, handler: Handler) ->
         .with_group_policy(harness.group_policy())
 }
 
-async fn create_topic<H: Harness>(harness: &H, topic: &str, partitions: u32) {
+/// Creates the check's topic `topic` with `partitions`, failing when it existed.
+pub async fn create_topic<H: Harness>(harness: &H, topic: &str, partitions: u32) {
     let topic = name(harness, topic);
     let created = harness
         .admin()
@@ -246,7 +247,7 @@ pub async fn until(what: &str, mut done: impl FnMut() -> bool) {
 
 /// Every record stored in `topic` (none when it does not exist), read through the admin
 /// port.
-async fn stored<H: Harness>(harness: &H, topic: &str) -> Vec<Record> {
+pub async fn stored<H: Harness>(harness: &H, topic: &str) -> Vec<Record> {
     let topic = &name(harness, topic);
     let admin = harness.admin();
     let Ok(partitions) = admin.partition_offsets(topic).await else {

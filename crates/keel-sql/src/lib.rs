@@ -101,6 +101,8 @@
 //! (PostgreSQL shares WAL flushes between concurrent commits, so events run concurrently
 //! on the pool), and the closure is async.
 
+#[cfg(feature = "conformance")]
+pub mod conformance;
 mod database;
 mod error;
 mod event_store;

@@ -7,7 +7,8 @@
 //! The checks that need what SQS does not keep are left out (docs/engines.md): reading a
 //! topic back (the dead-letter and retry-topic checks read `.dlq`/`.retry` through the
 //! admin port), a backlog published before the group existed (also in the check of a killed
-//! member's takeover, which commits at offsets; `tests/takeover.rs` is SQS's own), and the
+//! member's takeover, which commits at offsets; `tests/takeover.rs` is SQS's own), reading
+//! back what the outbox relay stored (`keel_sql::relay_conformance_tests!`), and the
 //! operator and gauge checks (`admin_conformance_tests!`, `gauge_conformance_tests!`: lag
 //! in events, an offset reset). The test
 //! `what_sqs_cannot_keep_is_refused` shows each is refused, not faked.
