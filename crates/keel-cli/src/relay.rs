@@ -3,9 +3,11 @@
 //! empty. Prints a progress line every `--progress-interval-ms`: published so far, rate,
 //! backlog, age of the oldest unpublished row, dead rows.
 //!
-//! Transports: `embedded` (the log in `--data-dir`, held for the relay's life) and, with the
-//! `rabbitmq` feature, a RabbitMQ at `amqp://…` (its topics must exist). Other transports
-//! join through `keel_core::PublishPort`.
+//! Transports: `embedded` (the log in `--data-dir`, held for the relay's life); with the
+//! `rabbitmq` feature, a RabbitMQ at `amqp://…`; with the `sqs` feature, SNS/SQS at
+//! `sqs://HOST:PORT` (an API-compatible server over HTTP, such as moto) or `sqs://aws/REGION`
+//! (Amazon's endpoints, signed with `AWS_ACCESS_KEY_ID` / `AWS_SECRET_ACCESS_KEY`). Their
+//! topics must exist. Other transports join through `keel_core::PublishPort`.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -26,8 +28,9 @@ pub(crate) struct RelayArgs {
     /// The application database: postgres://… or sqlite:PATH (see `keel migrate --help`).
     #[arg(long, env = "KEEL_DATABASE_URL", value_name = "URL")]
     database_url: String,
-    /// Where to publish: `embedded` (the log in the data directory) or `amqp://…` (a
-    /// RabbitMQ; needs keel built with the `rabbitmq` feature).
+    /// Where to publish: `embedded` (the log in the data directory), `amqp://…` (a
+    /// RabbitMQ; the `rabbitmq` feature) or `sqs://HOST:PORT` / `sqs://aws/REGION` (SNS/SQS;
+    /// the `sqs` feature).
     #[arg(long, default_value = "embedded", value_parser = destination, value_name = "WHERE")]
     to: Destination,
     /// Rows claimed per transaction.
@@ -58,6 +61,8 @@ enum Destination {
     Embedded,
     /// The RabbitMQ at this `amqp://` URL.
     Rabbit(String),
+    /// SNS/SQS at this `sqs://` URL.
+    Sqs(String),
 }
 
 impl Destination {
@@ -66,6 +71,7 @@ impl Destination {
         match self {
             Destination::Embedded => "the embedded log",
             Destination::Rabbit(_) => "RabbitMQ",
+            Destination::Sqs(_) => "SNS/SQS",
         }
     }
 }
@@ -76,8 +82,12 @@ fn destination(text: &str) -> Result<Destination, String> {
         Ok(Destination::Embedded)
     } else if text.starts_with("amqp://") {
         Ok(Destination::Rabbit(text.to_string()))
+    } else if text.starts_with("sqs://") {
+        Ok(Destination::Sqs(text.to_string()))
     } else {
-        Err(format!("'{text}' is neither 'embedded' nor an amqp:// URL"))
+        Err(format!(
+            "'{text}' is neither 'embedded' nor an amqp:// or sqs:// URL"
+        ))
     }
 }
 
@@ -111,6 +121,7 @@ async fn relay(data: &Path, args: RelayArgs) -> anyhow::Result<()> {
             Arc::new(EmbeddedBus::new(Arc::new(log)).publisher())
         }
         Destination::Rabbit(url) => Arc::new(rabbit_publisher(url)?),
+        Destination::Sqs(url) => Arc::new(sqs_publisher(url).await?),
     };
     if args.relays == 0 || (args.relays > 1 && matches!(db, AppDatabase::Sqlite(_))) {
         anyhow::bail!(
@@ -178,5 +189,35 @@ fn rabbit_publisher(url: &str) -> anyhow::Result<keel_runtime::Publisher> {
 fn rabbit_publisher(_: &str) -> anyhow::Result<keel_runtime::Publisher> {
     anyhow::bail!(
         "--to amqp://… needs keel built with the rabbitmq feature (cargo build -p keel-cli --features rabbitmq)"
+    )
+}
+
+/// The publisher on SNS/SQS at `url`: `sqs://HOST:PORT` is an API-compatible server over
+/// HTTP (no credentials checked), `sqs://aws/REGION` Amazon's endpoints with the key in
+/// `AWS_ACCESS_KEY_ID` / `AWS_SECRET_ACCESS_KEY`.
+#[cfg(feature = "sqs")]
+async fn sqs_publisher(url: &str) -> anyhow::Result<keel_runtime::Publisher> {
+    let rest = url.strip_prefix("sqs://").unwrap_or(url);
+    let config = match rest.strip_prefix("aws/") {
+        Some(region) => {
+            let key = |name: &str| {
+                std::env::var(name).with_context(|| format!("--to {url} needs {name} set"))
+            };
+            keel_sqs::SqsConfig::aws(
+                region,
+                key("AWS_ACCESS_KEY_ID")?,
+                key("AWS_SECRET_ACCESS_KEY")?,
+            )
+        }
+        None => keel_sqs::SqsConfig::local(format!("http://{rest}")),
+    };
+    Ok(keel_sqs::SqsPublisher::connect(&config).await?.publisher())
+}
+
+/// Without the `sqs` feature there is no AWS SDK in the binary.
+#[cfg(not(feature = "sqs"))]
+async fn sqs_publisher(_: &str) -> anyhow::Result<keel_runtime::Publisher> {
+    anyhow::bail!(
+        "--to sqs://… needs keel built with the sqs feature (cargo build -p keel-cli --features sqs)"
     )
 }
