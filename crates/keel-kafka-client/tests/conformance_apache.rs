@@ -63,3 +63,4 @@ fn fresh_namespace() -> String {
 keel_runtime::conformance_tests!(optional apache_kafka());
 keel_sql::relay_conformance_tests!(optional apache_kafka());
 keel_runtime::admin_conformance_tests!(optional apache_kafka());
+keel_runtime::dead_letter_conformance_tests!(optional apache_kafka());

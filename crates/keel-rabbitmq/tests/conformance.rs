@@ -74,4 +74,5 @@ async fn rabbit() -> Option<Rabbit> {
 keel_runtime::conformance_tests!(optional rabbit());
 keel_sql::relay_conformance_tests!(optional rabbit());
 keel_runtime::admin_conformance_tests!(optional rabbit());
+keel_runtime::dead_letter_conformance_tests!(optional rabbit());
 keel_runtime::gauge_conformance_tests!(optional rabbit());

@@ -29,8 +29,10 @@ use crate::redelivery::{Redelivery, retry_topic};
 use crate::router::{Route, Router, RouterHandle};
 use crate::transport::Transport;
 
+mod dead_letters;
 mod takeover;
 
+pub use dead_letters::dead_letter_replay_with_a_canary_through_the_ports;
 pub use takeover::{
     BROKER_VAR, MEMBER_VAR, a_killed_members_partitions_are_taken_over, inherited_broker,
 };
@@ -110,6 +112,25 @@ macro_rules! conformance_tests {
     };
     ($make:expr) => {
         $crate::conformance_tests!(@checks [$make] always);
+    };
+}
+
+/// The dead-letter replay check (`conformance/dead_letters.rs`), one `#[tokio::test]`, as
+/// [`conformance_tests!`] makes them (`dead_letter_conformance_tests!(optional …)` too): the
+/// operator's replay with a canary through the admin port and the publisher's transport. A
+/// transport opts in once its ports let a client write the audit log (`keel.dlq.audit`):
+/// `keel serve` keeps that topic as its own, written only by the server itself.
+#[macro_export]
+macro_rules! dead_letter_conformance_tests {
+    (optional $make:expr) => {
+        $crate::conformance_tests!(@tests [$make] optional;
+            dead_letter_replay_with_a_canary_through_the_ports,
+        );
+    };
+    ($make:expr) => {
+        $crate::conformance_tests!(@tests [$make] always;
+            dead_letter_replay_with_a_canary_through_the_ports,
+        );
     };
 }
 

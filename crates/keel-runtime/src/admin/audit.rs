@@ -210,10 +210,7 @@ pub async fn record(
     publish: &dyn PublishTransport,
     entry: &AuditEntry,
 ) -> Result<(), AuditError> {
-    admin
-        .create_topic(AUDIT_TOPIC, 1)
-        .await
-        .map_err(AuditError::Topic)?;
+    ensure_topic(admin).await?;
     let chunks: Vec<&[AuditItem]> = if entry.items.is_empty() {
         vec![&[]]
     } else {
@@ -234,4 +231,14 @@ pub async fn record(
         publish.send_to(AUDIT_TOPIC, 0, record).await?;
     }
     Ok(())
+}
+
+/// Creates the audit topic (one partition) when missing. A replay calls it before it
+/// appends anything, so a transport that refuses the audit log refuses the replay whole.
+pub async fn ensure_topic(admin: &dyn AdminTransport) -> Result<(), AuditError> {
+    admin
+        .create_topic(AUDIT_TOPIC, 1)
+        .await
+        .map(drop)
+        .map_err(AuditError::Topic)
 }

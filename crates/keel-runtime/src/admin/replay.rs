@@ -235,6 +235,7 @@ pub async fn replay(
         items,
         command: plan.command.clone(),
     };
+    audit::ensure_topic(admin).await?;
     let topics = admin.topics().await?;
     let mut pending_audit: Vec<AuditItem> = Vec::new();
     let mut recorded_any = false;
