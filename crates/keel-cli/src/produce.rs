@@ -3,7 +3,10 @@
 //! Events are stored in CloudEvents' Kafka binary mode (`ce_*` headers, the data as the
 //! value, `partitionkey` as the key), the same bytes any Kafka client would produce. Input
 //! is read in chunks; each chunk is parsed completely before any of it is appended, so a bad
-//! line stops the command with nothing of its chunk written.
+//! line stops the command with nothing of its chunk written. An event whose type has a schema
+//! in the data directory's registry must match it (as `keel serve` checks its API's
+//! produces): a violation is a bad line, named by its path and rule; `--no-validate` skips
+//! the check, and types without a schema are stored unchecked.
 
 use std::collections::BTreeMap;
 use std::hash::{BuildHasher, Hasher};
@@ -14,6 +17,7 @@ use anyhow::{Context, bail};
 use keel_core::Event;
 use keel_log::{NewRecord, Topic};
 use keel_runtime::event_record;
+use keel_schema::{Registry, SCHEMAS_TOPIC, SchemaPublishError, check_event};
 use serde_json::Value;
 
 use crate::store::{existing_topic, open_existing_log};
@@ -49,12 +53,32 @@ pub(crate) struct ProduceArgs {
     /// CloudEvents `source` of events that do not name one.
     #[arg(long, default_value = SOURCE_DEFAULT)]
     source: String,
+    /// Store events without checking their data against the schema registered for their
+    /// type (by default a violation refuses the event, naming the path that failed).
+    #[arg(long)]
+    no_validate: bool,
 }
 
 /// Runs `keel produce`.
 pub(crate) fn run(data_dir: &Path, args: ProduceArgs) -> anyhow::Result<()> {
     let log = open_existing_log(data_dir)?;
     let topic = existing_topic(&log, &args.topic)?;
+    // Opened only where schemas were registered: opening creates the registry's topic.
+    let registry = match log.topic(SCHEMAS_TOPIC) {
+        Some(_) if !args.no_validate => {
+            Some(Registry::open(&log).context("cannot open the schema registry")?)
+        }
+        _ => None,
+    };
+    let check = |event: Event| -> anyhow::Result<Event> {
+        if let Some(registry) = &registry {
+            match check_event(registry, &event) {
+                Ok(_) | Err(SchemaPublishError::UnknownType { .. }) => {}
+                Err(error) => bail!("{error} (--no-validate stores it unchecked)"),
+            }
+        }
+        Ok(event)
+    };
     if let Some(event_type) = &args.event_type {
         let data = args.data.as_deref().unwrap_or("null");
         let data: Value =
@@ -68,7 +92,7 @@ pub(crate) fn run(data_dir: &Path, args: ProduceArgs) -> anyhow::Result<()> {
         if let Some(subject) = &args.subject {
             short.insert("subject".into(), subject.clone().into());
         }
-        let event = event_from_short_form(short, &args.source)?;
+        let event = check(event_from_short_form(short, &args.source)?)?;
         append_chunk(&topic, vec![event])?;
         println!("produced 1 event to '{}'", args.topic);
         return Ok(());
@@ -81,12 +105,14 @@ pub(crate) fn run(data_dir: &Path, args: ProduceArgs) -> anyhow::Result<()> {
         if line.trim().is_empty() {
             continue;
         }
-        let event = parse_line(&line, &args.source).with_context(|| {
-            format!(
-                "line {}: {produced} earlier event(s) were produced, none after",
-                index + 1
-            )
-        })?;
+        let event = parse_line(&line, &args.source)
+            .and_then(&check)
+            .with_context(|| {
+                format!(
+                    "line {}: {produced} earlier event(s) were produced, none after",
+                    index + 1
+                )
+            })?;
         chunk.push(event);
         if chunk.len() == CHUNK_LINES_MAX {
             produced += append_chunk(&topic, std::mem::take(&mut chunk))?;

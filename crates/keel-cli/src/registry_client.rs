@@ -54,16 +54,19 @@ impl RegistryClient {
         &self.base
     }
 
-    /// `GET path`, or `POST path` with `body`; the answer's JSON.
+    /// `GET path`, or `method` (`POST`, `PUT`) with `body`; the answer's JSON.
     fn call(&self, method: &str, path: &str, body: Option<&Value>) -> anyhow::Result<Value> {
         let url = format!("{}{path}", self.base);
         let response = match body {
-            Some(body) => ureq::post(&url)
-                .header("content-type", MEDIA_TYPE)
-                .config()
-                .http_status_as_error(false)
-                .build()
-                .send(serde_json::to_vec(body)?.as_slice()),
+            Some(body) => match method {
+                "PUT" => ureq::put(&url),
+                _ => ureq::post(&url),
+            }
+            .header("content-type", MEDIA_TYPE)
+            .config()
+            .http_status_as_error(false)
+            .build()
+            .send(serde_json::to_vec(body)?.as_slice()),
             None => ureq::get(&url)
                 .config()
                 .http_status_as_error(false)
@@ -175,6 +178,37 @@ impl RegistryClient {
             .as_str()
             .unwrap_or("BACKWARD")
             .to_string())
+    }
+
+    /// The compatibility level set for `subject` (`None`: the global one), else the level
+    /// that applies to it, and whether it is the subject's own.
+    pub(crate) fn configured_level(&self, subject: Option<&str>) -> anyhow::Result<(String, bool)> {
+        let Some(subject) = subject else {
+            let answer = self.call("GET", "/config", None)?;
+            let level = answer["compatibilityLevel"].as_str().unwrap_or("BACKWARD");
+            return Ok((level.to_string(), true));
+        };
+        let own = self.call("GET", &format!("/config/{}", encode(subject)), None);
+        match own {
+            Ok(answer) => Ok((
+                answer["compatibilityLevel"]
+                    .as_str()
+                    .unwrap_or("BACKWARD")
+                    .to_string(),
+                true,
+            )),
+            Err(_) => Ok((self.level(subject)?, false)),
+        }
+    }
+
+    /// Sets the compatibility level of `subject` (`None`: the global one).
+    pub(crate) fn set_level(&self, subject: Option<&str>, level: &str) -> anyhow::Result<()> {
+        let path = match subject {
+            Some(subject) => format!("/config/{}", encode(subject)),
+            None => "/config".into(),
+        };
+        self.call("PUT", &path, Some(&json!({ "compatibility": level })))?;
+        Ok(())
     }
 
     /// A schema text parsed here, its references fetched from the registry.

@@ -1,4 +1,4 @@
-//! `keel schema register|check|list|diff`: the schema registry from the command line — the
+//! `keel schema register|config|check|list|diff`: the schema registry from the command line — the
 //! data directory's, or a running registry's API (`--registry URL`, or found automatically
 //! when a local `keel serve` owns the data directory), so it works in CI against a shared
 //! registry. `check` is a CI gate: it exits non-zero when the schema would break its
@@ -69,6 +69,18 @@ enum SchemaCommand {
         subject: String,
         #[command(flatten)]
         file: SchemaFile,
+        /// Set the subject's compatibility level first (BACKWARD, FORWARD, FULL, NONE, or a
+        /// _TRANSITIVE one), so this version is checked under it.
+        #[arg(long, value_name = "LEVEL")]
+        compatibility: Option<CompatibilityLevel>,
+    },
+    /// Show the compatibility level of a subject (or the global one), or set it with --set.
+    Config {
+        /// The subject; without it, the registry's global level.
+        subject: Option<String>,
+        /// The level to set (BACKWARD, FORWARD, FULL, NONE, or a _TRANSITIVE one).
+        #[arg(long, value_name = "LEVEL")]
+        set: Option<CompatibilityLevel>,
     },
     /// Check a schema file against a subject without registering it; exits 1 on a breaking change.
     Check {
@@ -134,7 +146,20 @@ impl Target {
 pub(crate) fn run(data_dir: &Path, args: SchemaArgs) -> anyhow::Result<()> {
     let target = Target::open(data_dir, args.registry.as_deref())?;
     match args.command {
-        SchemaCommand::Register { subject, file } => register(&target, &subject, &file),
+        SchemaCommand::Register {
+            subject,
+            file,
+            compatibility,
+        } => {
+            if let Some(level) = compatibility {
+                set_level(&target, Some(&subject), level)?;
+            }
+            register(&target, &subject, &file)
+        }
+        SchemaCommand::Config { subject, set } => match set {
+            Some(level) => set_level(&target, subject.as_deref(), level),
+            None => show_level(&target, subject.as_deref()),
+        },
         SchemaCommand::Check {
             subject,
             file,
@@ -188,6 +213,49 @@ fn register(target: &Target, subject: &str, file: &SchemaFile) -> anyhow::Result
         "registered"
     };
     println!("{subject}: {what} version {version} (id {id})");
+    Ok(())
+}
+
+/// Sets the level of `subject` (`None`: the global one) and says so.
+fn set_level(
+    target: &Target,
+    subject: Option<&str>,
+    level: CompatibilityLevel,
+) -> anyhow::Result<()> {
+    match target {
+        Target::Local { registry, .. } => registry.set_level(subject, Some(level))?,
+        Target::Remote(client) => client.set_level(subject, level.as_str())?,
+    }
+    println!(
+        "{}: compatibility {}",
+        subject.unwrap_or("(global)"),
+        level.as_str()
+    );
+    Ok(())
+}
+
+/// Prints the level of `subject` (`None`: the global one), and where it comes from.
+fn show_level(target: &Target, subject: Option<&str>) -> anyhow::Result<()> {
+    let (level, own) = match target {
+        Target::Local { registry, .. } => match (subject, registry.level(subject)) {
+            (_, Some(level)) => (level.as_str().to_string(), true),
+            (Some(subject), None) => (
+                registry.effective_level(subject).as_str().to_string(),
+                false,
+            ),
+            (None, None) => (CompatibilityLevel::default().as_str().to_string(), false),
+        },
+        Target::Remote(client) => client.configured_level(subject)?,
+    };
+    let from = if own {
+        ""
+    } else {
+        " (inherited: global or default)"
+    };
+    println!(
+        "{}: compatibility {level}{from}",
+        subject.unwrap_or("(global)")
+    );
     Ok(())
 }
 

@@ -1,7 +1,8 @@
 //! `keel schema` and `keel catalog` as a user runs them: register versions from files, `check`
 //! as a CI gate (exit code and the path of each incompatibility, and against the stored
-//! events), list, diff, a catalog written to disk, and the same verbs against a running
-//! `keel serve`'s registry (found through the data directory, or `--registry`).
+//! events), list, diff, a catalog written to disk, the same verbs against a running
+//! `keel serve`'s registry (found through the data directory, or `--registry`), and
+//! `keel produce` refusing data that breaks its type's schema.
 
 #[path = "support/serve.rs"]
 mod server;
@@ -98,6 +99,95 @@ fn register_check_list_and_diff() {
         "",
         "cannot read /nonexistent.json",
     );
+}
+
+#[test]
+fn produce_refuses_data_that_breaks_its_types_schema_unless_told_not_to_check() {
+    let keel = Keel::new();
+    keel.ok(&["topics", "create", "orders", "--partitions", "2"], "");
+    // Before any schema is registered, nothing is checked (and no registry is created).
+    keel.ok(
+        &[
+            "produce",
+            "orders",
+            "--type",
+            "order.placed",
+            "--data",
+            "{}",
+        ],
+        "",
+    );
+    let v1 = keel.schema_file("v1.json", contract("integer", None));
+    keel.ok(&["schema", "register", "order.placed", &v1], "");
+
+    let good = r#"{"key":"o-1","type":"order.placed","data":{"order_id":"o-1","total":3}}"#;
+    let bad = r#"{"key":"o-2","type":"order.placed","data":{"order_id":"o-2","total":"3"}}"#;
+    let other = r#"{"key":"o-3","type":"order.shipped","data":{"anything":true}}"#;
+    keel.fails(
+        &["produce", "orders"],
+        &format!("{good}\n{other}\n{bad}\n"),
+        "line 3: 0 earlier event(s) were produced, none after: refused event of type \"order.placed\" version 1: ",
+    );
+    let error = keel.fails(
+        &[
+            "produce",
+            "orders",
+            "--type",
+            "order.placed",
+            "--data",
+            r#"{"total":1}"#,
+        ],
+        "",
+        "(--no-validate stores it unchecked)",
+    );
+    assert!(error.is_empty(), "nothing printed on stdout: {error}");
+    let stored = keel.ok(&["consume", "orders", "--from-beginning"], "");
+    assert_eq!(
+        stored.lines().count(),
+        1,
+        "only the unchecked first event: {stored}"
+    );
+
+    keel.ok(&["produce", "orders", "--no-validate"], &format!("{bad}\n"));
+    keel.ok(&["produce", "orders"], &format!("{good}\n{other}\n"));
+    let stored = keel.ok(&["consume", "orders", "--from-beginning"], "");
+    assert_eq!(stored.lines().count(), 4, "{stored}");
+}
+
+#[test]
+fn compatibility_levels_are_set_per_subject_or_globally() {
+    let keel = Keel::new();
+    let v1 = keel.schema_file("v1.json", contract("integer", None));
+    let breaking = keel.schema_file("breaking.json", contract("string", None));
+    assert_eq!(
+        keel.ok(&["schema", "config"], ""),
+        "(global): compatibility BACKWARD (inherited: global or default)\n"
+    );
+    assert_eq!(
+        keel.ok(&["schema", "config", "--set", "FULL"], ""),
+        "(global): compatibility FULL\n"
+    );
+    assert_eq!(
+        keel.ok(&["schema", "config", "order.placed"], ""),
+        "order.placed: compatibility FULL (inherited: global or default)\n"
+    );
+    let registered = keel.ok(
+        &[
+            "schema",
+            "register",
+            "order.placed",
+            &v1,
+            "--compatibility",
+            "NONE",
+        ],
+        "",
+    );
+    assert_eq!(
+        registered,
+        "order.placed: compatibility NONE\norder.placed: registered version 1 (id 1)\n"
+    );
+    // Under NONE a breaking version registers; under the global FULL it would not.
+    keel.ok(&["schema", "register", "order.placed", &breaking], "");
 }
 
 #[test]
@@ -222,6 +312,21 @@ fn schema_verbs_work_against_a_running_registry() {
         ],
         "",
         "which a running server owns",
+    );
+    // Compatibility levels through the server's registry: a subject's own, then inherited.
+    assert_eq!(
+        keel.ok(&["schema", "config", "order.placed"], ""),
+        "order.placed: compatibility BACKWARD (inherited: global or default)\n"
+    );
+    keel.ok(&["schema", "config", "order.placed", "--set", "NONE"], "");
+    assert_eq!(
+        keel.ok(&["schema", "config", "order.placed"], ""),
+        "order.placed: compatibility NONE\n"
+    );
+    keel.ok(&["schema", "check", "order.placed", &breaking], "");
+    keel.ok(
+        &["schema", "config", "order.placed", "--set", "BACKWARD"],
+        "",
     );
     // Named explicitly, from anywhere (another, empty data directory).
     let elsewhere = Keel::new();

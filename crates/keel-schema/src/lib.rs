@@ -61,7 +61,7 @@ pub use difference::{Difference, DifferenceKind};
 pub use error::RegistryError;
 pub use html::html;
 pub use protobuf::{decode_protobuf, encode_protobuf};
-pub use publish::{SchemaPublishError, SchemaPublisher};
+pub use publish::{SchemaPublishError, SchemaPublisher, check_event};
 pub use registry::{Mode, Registry, SubjectVersion, VersionSelector};
 pub use schema::{Reference, Schema, SchemaError, SchemaType};
 pub use store::SCHEMAS_TOPIC;

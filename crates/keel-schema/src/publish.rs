@@ -104,61 +104,62 @@ impl SchemaPublisher {
     /// Validates `event` against its registered schema without publishing; returns the
     /// schema's global id.
     pub fn check(&self, event: &Event) -> Result<u32, SchemaPublishError> {
-        let ty = &event.ty;
-        let version = match event.extensions.get(SCHEMA_VERSION_ATTRIBUTE) {
-            None => 1,
-            Some(text) => {
-                event
-                    .schema_version()
-                    .ok_or_else(|| SchemaPublishError::InvalidVersion {
-                        ty: ty.clone(),
-                        text: text.clone(),
-                    })?
-            }
-        };
-        let registered = self
-            .registry
-            .version(ty, VersionSelector::Number(version), false)
-            .map_err(|error| match error {
-                RegistryError::SubjectNotFound(_) => {
-                    SchemaPublishError::UnknownType { ty: ty.clone() }
-                }
-                RegistryError::VersionNotFound { .. } => SchemaPublishError::UnknownVersion {
-                    ty: ty.clone(),
-                    version,
-                },
-                other => SchemaPublishError::Registry(other),
-            })?;
-        let (framed_id, payload) = event
-            .data
-            .as_deref()
-            .ok_or_else(|| "the event carries no data".to_string())
-            .and_then(|data| data_value(&self.registry, data).map_err(|e| e.to_string()))
-            .map_err(|reason| SchemaPublishError::NotJson {
+        check_event(&self.registry, event)
+    }
+}
+
+/// Validates `event` against the schema `registry` holds for its type and version, as
+/// [`SchemaPublisher`] does before publishing; returns the schema's global id. For writers
+/// that append without a [`Publisher`] (`keel produce` on a data directory).
+pub fn check_event(registry: &Registry, event: &Event) -> Result<u32, SchemaPublishError> {
+    let ty = &event.ty;
+    let version = match event.extensions.get(SCHEMA_VERSION_ATTRIBUTE) {
+        None => 1,
+        Some(text) => event
+            .schema_version()
+            .ok_or_else(|| SchemaPublishError::InvalidVersion {
                 ty: ty.clone(),
-                reason,
-            })?;
-        // Framed data names its schema: it must be the one registered for this version.
-        if let Some(id) = framed_id.filter(|id| *id != registered.id) {
-            return Err(SchemaPublishError::NotJson {
-                ty: ty.clone(),
-                reason: format!(
-                    "the data is framed with schema id {id}, version {version} of {ty:?} is id {}",
-                    registered.id
-                ),
-            });
-        }
-        let validator = self
-            .registry
-            .validator(registered.id)
-            .map_err(SchemaPublishError::Registry)?;
-        validator
-            .validate(&payload)
-            .map_err(|error| SchemaPublishError::Invalid {
+                text: text.clone(),
+            })?,
+    };
+    let registered = registry
+        .version(ty, VersionSelector::Number(version), false)
+        .map_err(|error| match error {
+            RegistryError::SubjectNotFound(_) => SchemaPublishError::UnknownType { ty: ty.clone() },
+            RegistryError::VersionNotFound { .. } => SchemaPublishError::UnknownVersion {
                 ty: ty.clone(),
                 version,
-                error,
-            })?;
-        Ok(registered.id)
+            },
+            other => SchemaPublishError::Registry(other),
+        })?;
+    let (framed_id, payload) = event
+        .data
+        .as_deref()
+        .ok_or_else(|| "the event carries no data".to_string())
+        .and_then(|data| data_value(registry, data).map_err(|e| e.to_string()))
+        .map_err(|reason| SchemaPublishError::NotJson {
+            ty: ty.clone(),
+            reason,
+        })?;
+    // Framed data names its schema: it must be the one registered for this version.
+    if let Some(id) = framed_id.filter(|id| *id != registered.id) {
+        return Err(SchemaPublishError::NotJson {
+            ty: ty.clone(),
+            reason: format!(
+                "the data is framed with schema id {id}, version {version} of {ty:?} is id {}",
+                registered.id
+            ),
+        });
     }
+    let validator = registry
+        .validator(registered.id)
+        .map_err(SchemaPublishError::Registry)?;
+    validator
+        .validate(&payload)
+        .map_err(|error| SchemaPublishError::Invalid {
+            ty: ty.clone(),
+            version,
+            error,
+        })?;
+    Ok(registered.id)
 }
