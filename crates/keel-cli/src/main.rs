@@ -9,6 +9,7 @@ mod bench;
 mod catalog;
 #[cfg(feature = "kafka")]
 mod cluster;
+mod config_file;
 mod consume;
 mod control;
 mod demo;

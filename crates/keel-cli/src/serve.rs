@@ -250,6 +250,9 @@ enum LogFormat {
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct ConfigFile {
+    /// The operator verbs' Kafka cluster (`config_file.rs`); `keel serve` has no use for it.
+    #[serde(rename = "brokers")]
+    _brokers: Option<String>,
     http: Option<SocketAddr>,
     kafka: Option<SocketAddr>,
     registry: Option<SocketAddr>,
@@ -333,7 +336,7 @@ fn host_name() -> String {
 
 pub(crate) fn run(data_dir: &Path, args: ServeArgs) -> anyhow::Result<()> {
     let file = match &args.config {
-        Some(path) => read_config_file(path)?,
+        Some(path) => crate::config_file::read(path)?,
         None => ConfigFile::default(),
     };
     let otel = init_logging(args.log_format, otel_wanted(&args, &file)?)?;
@@ -540,21 +543,6 @@ pub(crate) fn run(data_dir: &Path, args: ServeArgs) -> anyhow::Result<()> {
     let _ = std::fs::remove_file(&registry_file);
     otel.finish();
     served
-}
-
-fn read_config_file(path: &Path) -> anyhow::Result<ConfigFile> {
-    let text = std::fs::read_to_string(path)
-        .with_context(|| format!("cannot read config file {}", path.display()))?;
-    toml::from_str(&text).map_err(|error| {
-        // toml's message spans several lines (it quotes the source); keep the first.
-        let first = error
-            .message()
-            .lines()
-            .next()
-            .unwrap_or("invalid TOML")
-            .to_owned();
-        anyhow::anyhow!("invalid config file {}: {first}", path.display())
-    })
 }
 
 /// Whether spans are exported: the flag, else the config file's `otel`; refused when this

@@ -516,3 +516,46 @@ fn typos_are_errors_not_silent_successes() {
         "group 'g' has no committed offsets",
     );
 }
+
+/// The config file's `brokers` entry stands in for --brokers (and `KEEL_BROKERS`, the same
+/// clap argument), which win over it; a file with only `keel serve`'s keys leaves the
+/// verbs on the data directory.
+#[test]
+fn the_config_files_brokers_entry_stands_in_for_the_flag() {
+    let keel = Keel::new();
+    keel.orders();
+    let path = keel.dir.path().join("keel.toml");
+    let config = path.to_str().unwrap();
+    std::fs::write(&path, "kafka = \"127.0.0.1:9092\"\n").unwrap();
+    keel.ok(&["groups", "list", "--config", config], "");
+    std::fs::write(&path, "brokers = 5\n").unwrap();
+    for verb in ["groups", "dlq"] {
+        keel.fails(
+            &[verb, "list", "--config", config],
+            "",
+            "invalid config file",
+        );
+    }
+    #[cfg(not(feature = "kafka"))]
+    {
+        // The flag wins: the broken file is not read.
+        keel.fails(
+            &[
+                "groups",
+                "list",
+                "--config",
+                config,
+                "--brokers",
+                "127.0.0.1:1",
+            ],
+            "",
+            "--brokers needs a keel built with the `kafka` feature",
+        );
+        std::fs::write(&path, "brokers = \"127.0.0.1:1\"\n").unwrap();
+        keel.fails(
+            &["groups", "list", "--config", config],
+            "",
+            "--brokers needs a keel built with the `kafka` feature",
+        );
+    }
+}

@@ -1,0 +1,36 @@
+//! The TOML config file (`--config` / `$KEEL_CONFIG`): reading it with a one-line error, and
+//! the entry the operator verbs take from it (`brokers`). `keel serve`'s keys are its own
+//! (`serve.rs`); one file holds both, so a deployment names its cluster once.
+//!
+//! Not here: precedence beyond "flag, then environment, then file" (clap gives the first
+//! two), or any default.
+
+use std::path::Path;
+
+use anyhow::Context;
+use serde::Deserialize;
+use serde::de::DeserializeOwned;
+
+/// Reads the file at `path` as `T`; a broken file is one line naming the file and the
+/// first line of the parser's complaint.
+pub(crate) fn read<T: DeserializeOwned>(path: &Path) -> anyhow::Result<T> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("cannot read config file {}", path.display()))?;
+    toml::from_str(&text).map_err(|error| {
+        // toml's message spans several lines (it quotes the source); keep the first.
+        let first = error
+            .message()
+            .lines()
+            .next()
+            .unwrap_or("invalid TOML")
+            .to_owned();
+        anyhow::anyhow!("invalid config file {}: {first}", path.display())
+    })
+}
+
+/// What the operator verbs read of the file; `keel serve`'s keys are ignored here.
+#[derive(Debug, Default, Deserialize)]
+pub(crate) struct OperatorEntries {
+    /// The Kafka cluster `--brokers` names when neither the flag nor `KEEL_BROKERS` does.
+    pub(crate) brokers: Option<String>,
+}
