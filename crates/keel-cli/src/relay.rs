@@ -4,7 +4,9 @@
 //! backlog, age of the oldest unpublished row, dead rows.
 //!
 //! Transports: `embedded` (the log in `--data-dir`, held for the relay's life); with the
-//! `rabbitmq` feature, a RabbitMQ at `amqp://…`; with the `sqs` feature, SNS/SQS at
+//! `rabbitmq` feature, a RabbitMQ at `amqp://…`; with the `nats` feature, NATS JetStream at
+//! `nats://…`; with the `redis` feature, Redis Streams at `redis://…`; with the `sqs`
+//! feature, SNS/SQS at
 //! `sqs://HOST:PORT` (an API-compatible server over HTTP, such as moto) or `sqs://aws/REGION`
 //! (Amazon's endpoints, signed with `AWS_ACCESS_KEY_ID` / `AWS_SECRET_ACCESS_KEY`). Their
 //! topics must exist. Other transports join through `keel_core::PublishPort`.
@@ -29,8 +31,9 @@ pub(crate) struct RelayArgs {
     #[arg(long, env = "KEEL_DATABASE_URL", value_name = "URL")]
     database_url: String,
     /// Where to publish: `embedded` (the log in the data directory), `amqp://…` (a
-    /// RabbitMQ; the `rabbitmq` feature) or `sqs://HOST:PORT` / `sqs://aws/REGION` (SNS/SQS;
-    /// the `sqs` feature).
+    /// RabbitMQ; the `rabbitmq` feature), `nats://…` (NATS JetStream; the `nats` feature),
+    /// `redis://…` (Redis Streams; the `redis` feature) or `sqs://HOST:PORT` /
+    /// `sqs://aws/REGION` (SNS/SQS; the `sqs` feature).
     #[arg(long, default_value = "embedded", value_parser = destination, value_name = "WHERE")]
     to: Destination,
     /// Rows claimed per transaction.
@@ -59,10 +62,15 @@ pub(crate) struct RelayArgs {
 enum Destination {
     /// The embedded log in the data directory.
     Embedded,
-    /// The RabbitMQ at this `amqp://` URL.
-    Rabbit(String),
-    /// SNS/SQS at this `sqs://` URL.
-    Sqs(String),
+    /// The RabbitMQ at this `amqp://` URL (read only with the `rabbitmq` feature; without
+    /// it `--to` is refused in words).
+    Rabbit(#[cfg_attr(not(feature = "rabbitmq"), allow(dead_code))] String),
+    /// The NATS server at this `nats://` URL (read only with the `nats` feature).
+    Nats(#[cfg_attr(not(feature = "nats"), allow(dead_code))] String),
+    /// The Redis at this `redis://` URL (read only with the `redis` feature).
+    Redis(#[cfg_attr(not(feature = "redis"), allow(dead_code))] String),
+    /// SNS/SQS at this `sqs://` URL (read only with the `sqs` feature).
+    Sqs(#[cfg_attr(not(feature = "sqs"), allow(dead_code))] String),
 }
 
 impl Destination {
@@ -71,23 +79,36 @@ impl Destination {
         match self {
             Destination::Embedded => "the embedded log",
             Destination::Rabbit(_) => "RabbitMQ",
+            Destination::Nats(_) => "NATS JetStream",
+            Destination::Redis(_) => "Redis",
             Destination::Sqs(_) => "SNS/SQS",
+        }
+    }
+
+    /// The cargo feature that builds this destination's client into keel.
+    fn feature(&self) -> &'static str {
+        match self {
+            Destination::Embedded => "default",
+            Destination::Rabbit(_) => "rabbitmq",
+            Destination::Nats(_) => "nats",
+            Destination::Redis(_) => "redis",
+            Destination::Sqs(_) => "sqs",
         }
     }
 }
 
 /// Parses `--to`.
 fn destination(text: &str) -> Result<Destination, String> {
-    if text == "embedded" {
-        Ok(Destination::Embedded)
-    } else if text.starts_with("amqp://") {
-        Ok(Destination::Rabbit(text.to_string()))
-    } else if text.starts_with("sqs://") {
-        Ok(Destination::Sqs(text.to_string()))
-    } else {
-        Err(format!(
-            "'{text}' is neither 'embedded' nor an amqp:// or sqs:// URL"
-        ))
+    let url = text.to_string();
+    match text.split_once("://").map(|(scheme, _)| scheme) {
+        _ if text == "embedded" => Ok(Destination::Embedded),
+        Some("amqp") => Ok(Destination::Rabbit(url)),
+        Some("nats") => Ok(Destination::Nats(url)),
+        Some("redis") => Ok(Destination::Redis(url)),
+        Some("sqs") => Ok(Destination::Sqs(url)),
+        _ => Err(format!(
+            "'{text}' is not 'embedded' nor an amqp://, nats://, redis:// or sqs:// URL"
+        )),
     }
 }
 
@@ -120,8 +141,7 @@ async fn relay(data: &Path, args: RelayArgs) -> anyhow::Result<()> {
             let log = open_log(data)?;
             Arc::new(EmbeddedBus::new(Arc::new(log)).publisher())
         }
-        Destination::Rabbit(url) => Arc::new(rabbit_publisher(url)?),
-        Destination::Sqs(url) => Arc::new(sqs_publisher(url).await?),
+        engine => Arc::new(engine_publisher(engine).await?),
     };
     if args.relays == 0 || (args.relays > 1 && matches!(db, AppDatabase::Sqlite(_))) {
         anyhow::bail!(
@@ -177,18 +197,36 @@ async fn relay(data: &Path, args: RelayArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The publisher on the RabbitMQ at `url`.
-#[cfg(feature = "rabbitmq")]
-fn rabbit_publisher(url: &str) -> anyhow::Result<keel_runtime::Publisher> {
-    let config = keel_rabbitmq::RabbitConfig::new(url);
-    Ok(keel_rabbitmq::RabbitTransport::connect(&config)?.publisher())
-}
-
-/// Without the `rabbitmq` feature there is no RabbitMQ client in the binary.
-#[cfg(not(feature = "rabbitmq"))]
-fn rabbit_publisher(_: &str) -> anyhow::Result<keel_runtime::Publisher> {
+/// The publisher on a networked engine, or a one-line error naming the feature that builds
+/// its client in when this binary was built without it.
+async fn engine_publisher(to: &Destination) -> anyhow::Result<keel_runtime::Publisher> {
+    #[cfg(feature = "rabbitmq")]
+    if let Destination::Rabbit(url) = to {
+        let config = keel_rabbitmq::RabbitConfig::new(url);
+        return Ok(keel_rabbitmq::RabbitTransport::connect(&config)?.publisher());
+    }
+    #[cfg(feature = "nats")]
+    if let Destination::Nats(url) = to {
+        let config = keel_nats::NatsConfig::new(url);
+        return Ok(keel_nats::NatsTransport::connect(&config)
+            .await?
+            .publisher());
+    }
+    #[cfg(feature = "redis")]
+    if let Destination::Redis(url) = to {
+        let config = keel_redis::RedisConfig::new(url);
+        return Ok(keel_redis::RedisTransport::connect(&config)
+            .await?
+            .publisher());
+    }
+    #[cfg(feature = "sqs")]
+    if let Destination::Sqs(url) = to {
+        return sqs_publisher(url).await;
+    }
+    let feature = to.feature();
     anyhow::bail!(
-        "--to amqp://… needs keel built with the rabbitmq feature (cargo build -p keel-cli --features rabbitmq)"
+        "--to {} needs keel built with the {feature} feature (cargo build -p keel-cli --features {feature})",
+        to.describe()
     )
 }
 
@@ -212,12 +250,4 @@ async fn sqs_publisher(url: &str) -> anyhow::Result<keel_runtime::Publisher> {
         None => keel_sqs::SqsConfig::local(format!("http://{rest}")),
     };
     Ok(keel_sqs::SqsPublisher::connect(&config).await?.publisher())
-}
-
-/// Without the `sqs` feature there is no AWS SDK in the binary.
-#[cfg(not(feature = "sqs"))]
-async fn sqs_publisher(_: &str) -> anyhow::Result<keel_runtime::Publisher> {
-    anyhow::bail!(
-        "--to sqs://… needs keel built with the sqs feature (cargo build -p keel-cli --features sqs)"
-    )
 }

@@ -1,17 +1,17 @@
-//! `keel relay --to amqp://…` against the RabbitMQ at `KEEL_TEST_RABBITMQ_URL` (keel-cli's
-//! `rabbitmq` feature): a SQLite outbox relayed to RabbitMQ by a process SIGKILLed twice
-//! mid-run and then run to the end; every event is stored, each key's events in order (a
-//! republished event may repeat, never go missing or jump ahead). Unset, the test says it
-//! did not run.
+//! `keel relay --to …` against the real engines (keel-cli's `rabbitmq`, `nats` and `redis`
+//! features): RabbitMQ at `KEEL_TEST_RABBITMQ_URL`, NATS JetStream at `KEEL_TEST_NATS_URL`,
+//! Redis at `KEEL_TEST_REDIS_URL`. Each test relays a SQLite outbox with a process
+//! SIGKILLed twice mid-run and then run to the end; every event is stored, each key's
+//! events in order (a republished event may repeat, never go missing or jump ahead). A
+//! test whose variable is unset says it did not run.
 
-#![cfg(feature = "rabbitmq")]
+#![cfg(any(feature = "rabbitmq", feature = "nats", feature = "redis"))]
 
 use std::collections::BTreeMap;
 use std::process::{Command, Stdio};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use keel_core::{AdminTransport, Event};
-use keel_rabbitmq::{RabbitConfig, RabbitTransport};
 
 const KEYS: usize = 10;
 const PER_KEY: u32 = 60;
@@ -22,24 +22,74 @@ fn step(key: &str, seq: u32) -> Event {
         .with_data("text/plain", format!("{key}/{seq}").into_bytes())
 }
 
+#[cfg(feature = "rabbitmq")]
 #[test]
 fn a_relay_to_rabbitmq_killed_mid_run_loses_nothing_and_keeps_key_order() {
-    let Ok(url) = std::env::var("KEEL_TEST_RABBITMQ_URL") else {
-        eprintln!("relay to rabbitmq: not run, KEEL_TEST_RABBITMQ_URL is unset");
+    let Some(url) = url("KEEL_TEST_RABBITMQ_URL") else {
         return;
     };
+    let config = keel_rabbitmq::RabbitConfig::new(&url);
     let runtime = tokio::runtime::Runtime::new().unwrap();
+    let admin = runtime.block_on(async {
+        keel_rabbitmq::RabbitTransport::connect(&config)
+            .unwrap()
+            .admin()
+    });
+    killed_relay_loses_nothing(&runtime, &admin, &url);
+}
+
+#[cfg(feature = "nats")]
+#[test]
+fn a_relay_to_nats_killed_mid_run_loses_nothing_and_keeps_key_order() {
+    let Some(url) = url("KEEL_TEST_NATS_URL") else {
+        return;
+    };
+    let config = keel_nats::NatsConfig::new(&url);
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let admin = runtime
+        .block_on(keel_nats::NatsTransport::connect(&config))
+        .unwrap_or_else(|e| panic!("KEEL_TEST_NATS_URL={url} is unreachable: {e}"));
+    killed_relay_loses_nothing(&runtime, &admin, &url);
+}
+
+#[cfg(feature = "redis")]
+#[test]
+fn a_relay_to_redis_killed_mid_run_loses_nothing_and_keeps_key_order() {
+    let Some(url) = url("KEEL_TEST_REDIS_URL") else {
+        return;
+    };
+    let config = keel_redis::RedisConfig::new(&url);
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let admin = runtime
+        .block_on(keel_redis::RedisTransport::connect(&config))
+        .unwrap_or_else(|e| panic!("KEEL_TEST_REDIS_URL={url} is unreachable: {e}"));
+    killed_relay_loses_nothing(&runtime, &admin, &url);
+}
+
+/// The server URL in `var`, or `None` after saying the test did not run.
+fn url(var: &str) -> Option<String> {
+    let url = std::env::var(var).ok();
+    if url.is_none() {
+        eprintln!("relay: not run, {var} is unset");
+    }
+    url
+}
+
+/// Relays 600 events of 10 keys to a fresh topic through `admin`'s engine at `url`, with
+/// two relays SIGKILLed mid-run, and reads the topic back.
+fn killed_relay_loses_nothing(
+    runtime: &tokio::runtime::Runtime,
+    admin: &dyn AdminTransport,
+    url: &str,
+) {
     let nanos = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .unwrap()
         .as_nanos();
     let topic = format!("relay-test-{}-{nanos}", std::process::id());
-    let admin = RabbitTransport::connect(&RabbitConfig::new(&url))
-        .unwrap()
-        .admin();
     runtime
         .block_on(admin.create_topic(&topic, 3))
-        .unwrap_or_else(|e| panic!("KEEL_TEST_RABBITMQ_URL={url} is unreachable: {e}"));
+        .unwrap_or_else(|e| panic!("{url} is unreachable: {e}"));
 
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("app.db");
@@ -56,7 +106,7 @@ fn a_relay_to_rabbitmq_killed_mid_run_loses_nothing_and_keeps_key_order() {
     let database = format!("sqlite:{}", path.display());
     let relay = |extra: &[&str]| {
         Command::new(env!("CARGO_BIN_EXE_keel"))
-            .args(["relay", "--database-url", &database, "--to", &url])
+            .args(["relay", "--database-url", &database, "--to", url])
             .args(["--batch", "5", "--progress-interval-ms", "100"])
             .args(extra)
             .env("KEEL_DATA", dir.path())
@@ -110,7 +160,11 @@ fn a_relay_to_rabbitmq_killed_mid_run_loses_nothing_and_keeps_key_order() {
             }
         }
     }
-    assert_eq!(next.len(), KEYS, "every key relayed");
+    assert_eq!(
+        next.len(),
+        KEYS,
+        "every key relayed: {next:?}, {stored} records"
+    );
     assert!(
         next.values().all(|&n| n == PER_KEY),
         "every event relayed: {next:?}"
