@@ -87,12 +87,7 @@ fn form(next: &str, error: Option<&str>) -> Markup {
     html! {
         (DOCTYPE)
         html lang="en" {
-            head {
-                meta charset="utf-8";
-                meta name="viewport" content="width=device-width, initial-scale=1";
-                title { "Log in · Keel" }
-                link rel="stylesheet" href="/console/console.css";
-            }
+            head { (super::head_of("Log in")) }
             body.login {
                 main {
                     h1 { "Keel" }

@@ -94,10 +94,7 @@ pub(crate) fn page(title: &str, section: &str, role: Role, body: Markup) -> Mark
         (DOCTYPE)
         html lang="en" {
             head {
-                meta charset="utf-8";
-                meta name="viewport" content="width=device-width, initial-scale=1";
-                title { (title) " · Keel" }
-                link rel="stylesheet" href="/console/console.css";
+                (head_of(title))
                 script src="/console/console.js" defer {}
             }
             body data-live-ms=(LIVE_REFRESH_MS) data-role=(role.as_str()) {
@@ -119,6 +116,16 @@ pub(crate) fn page(title: &str, section: &str, role: Role, body: Markup) -> Mark
                 }
             }
         }
+    }
+}
+
+/// What every page's `<head>` holds: the title and the stylesheet.
+pub(crate) fn head_of(title: &str) -> Markup {
+    html! {
+        meta charset="utf-8";
+        meta name="viewport" content="width=device-width, initial-scale=1";
+        title { (title) " · Keel" }
+        link rel="stylesheet" href="/console/console.css";
     }
 }
 
