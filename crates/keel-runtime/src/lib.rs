@@ -156,6 +156,8 @@ mod publisher;
 pub mod redelivery;
 mod router;
 mod schedule;
+#[cfg(feature = "conformance")]
+pub mod throughput;
 mod transport;
 mod unwind;
 

@@ -1,0 +1,88 @@
+//! The router on NATS JetStream next to async-nats's own pull consumers, in one run: a fresh
+//! topic of 4 partitions gets `KEEL_BENCH_EVENTS` (default 20,000) 100-byte events over
+//! 10,000 keys, then async-nats reads every partition subject from the start (no Keel: the
+//! engine's client at full speed), then a router with a no-op handler handles them all
+//! (`keel_runtime::throughput`). Prints events per second for both and their ratio.
+//!
+//! `cargo run --release -p keel-nats --example nats_throughput` with `KEEL_TEST_NATS_URL` set
+//! (`scripts/services env`).
+
+use std::time::{Duration, Instant};
+
+use async_nats::jetstream::consumer::pull::Config as PullConfig;
+use async_nats::jetstream::consumer::{AckPolicy, DeliverPolicy};
+use futures_util::StreamExt;
+use keel_core::AdminTransport;
+use keel_nats::{NatsConfig, NatsTransport};
+use keel_runtime::throughput;
+
+const PARTITIONS: u32 = 4;
+/// Messages one pull asks for (keel-nats's own pulls ask for 500).
+const BATCH: usize = 500;
+
+#[tokio::main]
+async fn main() {
+    let url = std::env::var("KEEL_TEST_NATS_URL").expect("KEEL_TEST_NATS_URL");
+    let events = throughput::events();
+    let namespace = format!("bench{}", std::process::id());
+    let config = NatsConfig::new(&url)
+        .with_namespace(&namespace)
+        .expect("namespace");
+    let nats = NatsTransport::connect(&config).await.expect("transport");
+    nats.create_topic("bench", PARTITIONS).await.expect("topic");
+    let publish = throughput::publish(&nats.publisher(), "bench", events).await;
+    let raw = raw_consume(&url, &namespace, events).await;
+    let router = throughput::router_no_op(nats.transport(), "bench", "bench", events).await;
+    throughput::report(events, publish, "async-nats", raw, router);
+}
+
+/// async-nats alone: one pull consumer per partition subject from the first message
+/// (`AckAll`, acknowledging the last message of every pull, as Keel's commits do), until
+/// every event arrived.
+async fn raw_consume(url: &str, namespace: &str, events: u64) -> Duration {
+    let started = Instant::now();
+    let jetstream = async_nats::jetstream::new(async_nats::connect(url).await.expect("connect"));
+    let stream = jetstream
+        .get_stream(format!("{namespace}_bench"))
+        .await
+        .expect("stream");
+    let mut tasks = Vec::new();
+    for partition in 0..PARTITIONS {
+        let consumer = stream
+            .create_consumer(PullConfig {
+                deliver_policy: DeliverPolicy::All,
+                ack_policy: AckPolicy::All,
+                filter_subject: format!("{namespace}.bench.{partition}"),
+                ..PullConfig::default()
+            })
+            .await
+            .expect("consumer");
+        let pending = consumer.cached_info().num_pending;
+        tasks.push(tokio::spawn(async move {
+            let mut seen = 0;
+            while seen < pending {
+                let mut batch = consumer
+                    .fetch()
+                    .max_messages(BATCH)
+                    .messages()
+                    .await
+                    .expect("fetch");
+                let mut last = None;
+                while let Some(message) = batch.next().await {
+                    seen += 1;
+                    last = Some(message.expect("message"));
+                }
+                if let Some(message) = last {
+                    message.ack().await.expect("ack");
+                }
+            }
+            seen
+        }));
+    }
+    let mut seen = 0;
+    for task in tasks {
+        seen += task.await.expect("consumer task");
+    }
+    assert_eq!(seen, events, "every event read");
+    started.elapsed()
+}
