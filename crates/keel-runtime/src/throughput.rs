@@ -1,5 +1,5 @@
 //! The router's half of the engine benchmarks (each engine crate's
-//! `examples/throughput.rs`), written once: issue 15's workload — 100-byte events over
+//! `examples/<engine>_throughput.rs`), written once: issue 15's workload — 100-byte events over
 //! 10,000 keys — published through the runtime's [`Publisher`], and a router with a no-op
 //! handler timed from its start until it handled them all. The engine's own client, the
 //! other half of each comparison, stays in its example. Enabled by the `conformance`

@@ -144,6 +144,8 @@ impl Run {
 /// A fresh run per backend: SQLite, and PostgreSQL when `KEEL_TEST_POSTGRES_URL` is set.
 /// The directories live as long as `dirs`.
 async fn runs(name: &str, dirs: &mut Vec<tempfile::TempDir>) -> Vec<Run> {
+    // Only the PostgreSQL feature adds a backend.
+    #[cfg_attr(not(feature = "postgres"), allow(unused_mut))]
     let mut backends = vec![Backend::Sqlite];
     #[cfg(feature = "postgres")]
     if let Some((url, _)) = support::fresh_schema(name).await {

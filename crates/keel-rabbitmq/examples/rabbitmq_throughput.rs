@@ -4,8 +4,8 @@
 //! full speed), then a router with a no-op handler handles them all
 //! (`keel_runtime::throughput`). Prints events per second for both and their ratio.
 //!
-//! `cargo run --release -p keel-rabbitmq --example throughput` with `KEEL_TEST_RABBITMQ_URL`
-//! set (`scripts/services env`).
+//! `cargo run --release -p keel-rabbitmq --example rabbitmq_throughput` with
+//! `KEEL_TEST_RABBITMQ_URL` set (`scripts/services env`).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};

@@ -9,7 +9,7 @@
 //! the API, not SQS: the numbers say what Keel adds over the SDK on the same server, not
 //! what AWS would do.
 //!
-//! `cargo run --release -p keel-sqs --example throughput`.
+//! `cargo run --release -p keel-sqs --example sqs_throughput`.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
