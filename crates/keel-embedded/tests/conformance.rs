@@ -57,3 +57,4 @@ keel_sql::relay_conformance_tests!(embedded());
 keel_runtime::admin_conformance_tests!(embedded());
 keel_runtime::dead_letter_conformance_tests!(embedded());
 keel_runtime::gauge_conformance_tests!(embedded());
+keel_runtime::live_lag_conformance_tests!(embedded());

@@ -12,9 +12,10 @@
 //!   dead letters to `<topic>.dlq` — on Kafka, and [`KafkaTransport::publisher`] is the
 //!   `keel_runtime::Publisher` service code and the outbox relay use. Its metrics count
 //!   published, handled, failed and dead-lettered events and handler latency per topic and
-//!   group, and report consumer lag in events for the partitions this process consumes
-//!   (librdkafka's statistics, every 5 s unless `statistics.interval.ms` is set); lag in
-//!   seconds and dead-letter depth are not. The same checks run on both transports
+//!   group, and report consumer lag for the partitions this process consumes: in events
+//!   (librdkafka's statistics, every 5 s unless `statistics.interval.ms` is set) and in
+//!   seconds (the age of the oldest record a member fetched and has not committed, at the
+//!   scrape); dead-letter depth is not. The same checks run on both transports
 //!   (`tests/conformance.rs`, `keel_runtime::conformance`).
 //! - [`KafkaMember`] is one consumer-group member: assignments and revocations (acknowledged
 //!   after the drain and commit), per-partition fetch and commit.
@@ -34,6 +35,7 @@ mod member;
 mod publisher;
 mod topics;
 mod transport;
+mod uncommitted;
 
 pub use admin::{AdminError, KafkaAdmin};
 pub use config::KafkaConfig;

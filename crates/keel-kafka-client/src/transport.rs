@@ -19,6 +19,10 @@
 //! and dead letters are produced to `<topic>.retry` and `<topic>.dlq`, created with the
 //! topic's partition count when missing.
 //!
+//! Lag gauges: events per partition a member is assigned come from librdkafka's statistics
+//! (refreshed every `statistics.interval.ms`), seconds from the records the member holds
+//! uncommitted (`uncommitted.rs`), measured at the scrape.
+//!
 //! Not here: the consumer runtime's logic (`keel-runtime`), rdkafka's group protocol
 //! (`member.rs`).
 
@@ -36,6 +40,7 @@ use keel_runtime::{ConsumerLag, GaugeSource, Metrics, Publisher, Transport, wait
 use crate::config::KafkaConfig;
 use crate::member::{self, KafkaMember, KafkaPartition, MemberEvent, MemberOptions, PartitionLags};
 use crate::publisher::{KafkaPublisher, ProducerError};
+use crate::uncommitted::Uncommitted;
 
 /// A Kafka cluster as the runtime's transport. Holds one producer (redeliveries, dead
 /// letters, and the publisher handlers get) and the routes' metrics; each route's member
@@ -98,9 +103,9 @@ impl KafkaTransport {
     }
 
     /// The routes' metrics: handled, failed and dead-lettered events per topic and group,
-    /// handler latency, and consumer lag in events per partition this process consumes
-    /// (from librdkafka's statistics). Lag in seconds and dead-letter depth are not
-    /// included (see the crate docs).
+    /// handler latency, and consumer lag per partition this process consumes — in events
+    /// from librdkafka's statistics, in seconds from the records its members hold
+    /// uncommitted (see the crate docs). Dead-letter depth is not included.
     pub fn metrics(&self) -> &Metrics {
         &self.inner.metrics
     }
@@ -151,10 +156,14 @@ impl ConsumeTransport for KafkaTransport {
                     reason: e.to_string(),
                 }
             })?;
-            inner.lags.add(group, topic, member.lag());
+            let uncommitted = Arc::new(Uncommitted::default());
+            inner
+                .lags
+                .add(group, topic, member.lag(), Arc::downgrade(&uncommitted));
             Ok(Box::new(KafkaMembership {
                 member,
                 start_earliest,
+                uncommitted,
             }) as Box<dyn Membership>)
         })
     }
@@ -163,33 +172,60 @@ impl ConsumeTransport for KafkaTransport {
 /// The lag of every member this transport started, for the metrics.
 #[derive(Debug, Default)]
 struct MemberLags {
-    /// (group, topic, the member's lag per partition); gone once the member is.
-    members: Mutex<Vec<(String, String, Weak<PartitionLags>)>>,
+    /// Gone once the member is.
+    members: Mutex<Vec<MemberLag>>,
+}
+
+/// What one member reports its lag from.
+#[derive(Debug)]
+struct MemberLag {
+    group: String,
+    topic: String,
+    /// Events behind per assigned partition, from librdkafka's statistics.
+    events: Weak<PartitionLags>,
+    /// The records it holds uncommitted, for the age of the oldest.
+    uncommitted: Weak<Uncommitted>,
 }
 
 impl MemberLags {
-    fn add(&self, group: &str, topic: &str, lag: Weak<PartitionLags>) {
+    fn add(
+        &self,
+        group: &str,
+        topic: &str,
+        events: Weak<PartitionLags>,
+        uncommitted: Weak<Uncommitted>,
+    ) {
         let mut members = self.members.lock().unwrap_or_else(|p| p.into_inner());
-        members.retain(|(_, _, lag)| lag.strong_count() > 0);
-        members.push((group.to_string(), topic.to_string(), lag));
+        members.retain(|member| member.events.strong_count() > 0);
+        members.push(MemberLag {
+            group: group.to_string(),
+            topic: topic.to_string(),
+            events,
+            uncommitted,
+        });
     }
 }
 
 impl GaugeSource for MemberLags {
+    /// The partitions librdkafka's last statistics list as assigned, each with the age of
+    /// the oldest record its member holds uncommitted (see [`Uncommitted::age_ms`]).
     fn lags(&self) -> Vec<ConsumerLag> {
+        let now_ms = SystemClock.now_ms();
         let members = self.members.lock().unwrap_or_else(|p| p.into_inner());
         let mut lags = Vec::new();
-        for (group, topic, lag) in members.iter() {
-            let Some(lag) = lag.upgrade() else {
+        for member in members.iter() {
+            let (Some(events), Some(uncommitted)) =
+                (member.events.upgrade(), member.uncommitted.upgrade())
+            else {
                 continue;
             };
-            let lag = lag.lock().unwrap_or_else(|p| p.into_inner());
-            lags.extend(lag.iter().map(|(partition, events)| ConsumerLag {
-                topic: topic.clone(),
-                group: group.clone(),
+            let events = events.lock().unwrap_or_else(|p| p.into_inner());
+            lags.extend(events.iter().map(|(partition, events)| ConsumerLag {
+                topic: member.topic.clone(),
+                group: member.group.clone(),
                 partition: *partition,
                 events: *events,
-                age_ms: None,
+                age_ms: Some(uncommitted.age_ms(*partition, now_ms)),
             }));
         }
         lags
@@ -200,6 +236,7 @@ impl GaugeSource for MemberLags {
 struct KafkaMembership {
     member: KafkaMember,
     start_earliest: bool,
+    uncommitted: Arc<Uncommitted>,
 }
 
 impl Membership for KafkaMembership {
@@ -208,11 +245,13 @@ impl Membership for KafkaMembership {
             let event = self.member.next().await?;
             Some(match event {
                 MemberEvent::Assigned(partition) => {
+                    self.uncommitted.reset(partition.partition());
                     MembershipEvent::Assigned(Arc::new(KafkaLease {
                         partition,
                         start_earliest: self.start_earliest,
                         peeked: Mutex::new(VecDeque::new()),
                         started: AtomicBool::new(false),
+                        uncommitted: self.uncommitted.clone(),
                     }))
                 }
                 MemberEvent::Revoked(revocation) => {
@@ -237,6 +276,8 @@ struct KafkaLease {
     peeked: Mutex<VecDeque<Record>>,
     /// Whether a worker started on this lease before: a restart seeks back to the commit.
     started: AtomicBool,
+    /// What the member holds uncommitted, noted at each fetch and commit.
+    uncommitted: Arc<Uncommitted>,
 }
 
 impl KafkaLease {
@@ -262,6 +303,7 @@ impl PartitionLease for KafkaLease {
                 // A restarted worker: what the last one fetched and did not finish comes
                 // again from the commit.
                 self.peeked().clear();
+                self.uncommitted.reset(self.partition());
                 self.partition.seek(offset).await?;
             }
             Ok(LeaseStart {
@@ -290,7 +332,7 @@ impl PartitionLease for KafkaLease {
 
     fn fetch(
         &self,
-        _offset: u64,
+        offset: u64,
         bytes_max: usize,
     ) -> BoxFuture<'_, Result<Vec<Record>, FetchError>> {
         // librdkafka keeps the position: records come in offset order from where the group
@@ -304,6 +346,7 @@ impl PartitionLease for KafkaLease {
             bytes += record.size_bytes();
             records.push(record);
         }
+        self.uncommitted.fetched(self.partition(), &records, offset);
         Box::pin(std::future::ready(Ok(records)))
     }
 
@@ -315,7 +358,9 @@ impl PartitionLease for KafkaLease {
                 .map_err(|error| match error {
                     member::CommitError::Fenced(_) => CommitError::Fenced,
                     member::CommitError::Failed(reason) => CommitError::Unavailable { reason },
-                })
+                })?;
+            self.uncommitted.committed(self.partition(), offset);
+            Ok(())
         })
     }
 }

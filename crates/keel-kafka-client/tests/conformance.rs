@@ -37,3 +37,4 @@ async fn kafka() -> KafkaHarness<Option<Serve>> {
 keel_runtime::conformance_tests!(kafka());
 keel_sql::relay_conformance_tests!(kafka());
 keel_runtime::admin_conformance_tests!(kafka());
+keel_runtime::live_lag_conformance_tests!(kafka());

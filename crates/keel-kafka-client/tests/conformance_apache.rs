@@ -64,3 +64,4 @@ keel_runtime::conformance_tests!(optional apache_kafka());
 keel_sql::relay_conformance_tests!(optional apache_kafka());
 keel_runtime::admin_conformance_tests!(optional apache_kafka());
 keel_runtime::dead_letter_conformance_tests!(optional apache_kafka());
+keel_runtime::live_lag_conformance_tests!(optional apache_kafka());

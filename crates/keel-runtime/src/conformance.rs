@@ -23,6 +23,7 @@ use crate::dead_letter::{DeadLetterHeaders, DeadLetterKind, dead_letter_topic};
 use crate::dedupe::MemoryDedupeWindow;
 use crate::error::HandlerError;
 use crate::handler::Handler;
+use crate::metrics::Metrics;
 use crate::policy::{ConsumerPolicy, RetryMode, RetryPolicy};
 use crate::publisher::Publisher;
 use crate::redelivery::{Redelivery, retry_topic};
@@ -30,9 +31,11 @@ use crate::router::{Route, Router, RouterHandle};
 use crate::transport::Transport;
 
 mod dead_letters;
+mod live_lag;
 mod takeover;
 
 pub use dead_letters::dead_letter_replay_with_a_canary_through_the_ports;
+pub use live_lag::lag_in_seconds_grows_while_a_running_group_is_held;
 pub use takeover::{
     BROKER_VAR, MEMBER_VAR, a_killed_members_partitions_are_taken_over, inherited_broker,
 };
@@ -167,6 +170,24 @@ macro_rules! gauge_conformance_tests {
     ($make:expr) => {
         $crate::conformance_tests!(@tests [$make] always;
             lag_and_dead_letter_gauges_of_a_stopped_group,
+        );
+    };
+}
+
+/// The lag check of a running group (`conformance/live_lag.rs`), one `#[tokio::test]`, as
+/// [`conformance_tests!`] makes them (`live_lag_conformance_tests!(optional …)` too): the
+/// transport's own metrics report lag in seconds that grows while the group is held and
+/// drops to 0 once it caught up.
+#[macro_export]
+macro_rules! live_lag_conformance_tests {
+    (optional $make:expr) => {
+        $crate::conformance_tests!(@tests [$make] optional;
+            lag_in_seconds_grows_while_a_running_group_is_held,
+        );
+    };
+    ($make:expr) => {
+        $crate::conformance_tests!(@tests [$make] always;
+            lag_in_seconds_grows_while_a_running_group_is_held,
         );
     };
 }
@@ -820,19 +841,8 @@ pub async fn lag_and_dead_letter_gauges_of_a_stopped_group<H: Harness>(harness: 
     let metrics = harness.transport().metrics().clone();
     let deadline = Instant::now() + WAIT;
     loop {
-        let scrape = metrics.clone();
-        let text = tokio::task::spawn_blocking(move || scrape.encode())
-            .await
-            .expect("scrape");
-        let lag = |unit: &str, partition: u32| {
-            let partition = partition.to_string();
-            let labels = [
-                ("topic", topic.as_str()),
-                ("group", group.as_str()),
-                ("partition", partition.as_str()),
-            ];
-            gauge(&text, &format!("keel_consumer_lag_{unit}"), &labels)
-        };
+        let text = scrape(&metrics).await;
+        let lag = |unit: &str, partition: u32| lag_gauge(&text, unit, &topic, &group, partition);
         let topic_labels = [("topic", topic.as_str())];
         let events = [lag("events", 0), lag("events", 1)];
         let dead = gauge(&text, "keel_dead_letters", &topic_labels);
@@ -852,6 +862,26 @@ pub async fn lag_and_dead_letter_gauges_of_a_stopped_group<H: Harness>(harness: 
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+}
+
+/// One scrape of `metrics`, off the async executor (gauge sources may block on a broker).
+async fn scrape(metrics: &Metrics) -> String {
+    let metrics = metrics.clone();
+    tokio::task::spawn_blocking(move || metrics.encode())
+        .await
+        .expect("scrape")
+}
+
+/// The `keel_consumer_lag_<unit>` series of `group` in `topic`/`partition` (broker names)
+/// in a scrape, if reported.
+fn lag_gauge(text: &str, unit: &str, topic: &str, group: &str, partition: u32) -> Option<f64> {
+    let partition = partition.to_string();
+    let labels = [
+        ("topic", topic),
+        ("group", group),
+        ("partition", partition.as_str()),
+    ];
+    gauge(text, &format!("keel_consumer_lag_{unit}"), &labels)
 }
 
 /// The value of the series `family{labels}` in an OpenMetrics scrape, if reported.

@@ -45,7 +45,10 @@ impl<B> KafkaHarness<B> {
 
 impl<B: Send + Sync + 'static> Harness for KafkaHarness<B> {
     fn transport(&self) -> Transport {
-        KafkaTransport::connect(&self.config)
+        // Lag in events comes from librdkafka's statistics: every 5 s by default, too slow
+        // for a check waiting on it.
+        let config = self.config.clone().set("statistics.interval.ms", "200");
+        KafkaTransport::connect(&config)
             .expect("Kafka transport")
             .transport()
     }
