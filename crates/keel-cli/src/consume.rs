@@ -4,8 +4,15 @@
 //! reading starts (the oldest stored event where it has none, as Keel's router starts and as
 //! `keel groups lag` counts, so a topic deleted and created again is read whole) and it is
 //! committed after each pass of printed events (at-least-once: an interrupted pass prints
-//! its events again next time). `--follow` keeps polling; between
-//! polls the data directory is released so `keel produce` in another terminal can append.
+//! its events again next time). `--follow` keeps polling; between polls the data directory
+//! is released so `keel produce` in another terminal can append.
+//!
+//! A group shared by several processes needs a group coordinator: with `--brokers` (or
+//! `KEEL_BROKERS`), or while a `keel serve` owns the data directory, `--group` joins the
+//! group through that Kafka listener (`group_member.rs`), so members split the partitions
+//! as Kafka consumers do. On a bare data directory a `--group` reader holds the directory
+//! for its whole run, so a second one fails at once, naming it, instead of reading the same
+//! events beside it.
 
 use std::io::{self, Write};
 use std::path::Path;
@@ -20,7 +27,9 @@ use keel_core::{CONTENT_TYPE_HEADER, Event, STRUCTURED_MEDIA_TYPE};
 use keel_log::{Log, OffsetCommit, Record, Topic};
 use serde_json::{Value, json};
 
-use crate::store::{existing_topic, open_existing_log};
+use crate::control::kafka_addr_file;
+use crate::store::{existing_topic, hold_log, open_existing_log};
+use crate::target::Brokers;
 use crate::time;
 
 /// Bytes read from a partition per call.
@@ -30,33 +39,37 @@ const READ_BYTES_MAX: usize = 1024 * 1024;
 #[derive(Debug, clap::Args)]
 pub(crate) struct ConsumeArgs {
     /// Topic to read.
-    topic: String,
+    pub(crate) topic: String,
     /// Start at the oldest stored event (default: the group's committed offset, else with
     /// --group the oldest stored event, else the end).
     #[arg(long, conflicts_with_all = ["offset", "from_time"])]
-    from_beginning: bool,
+    pub(crate) from_beginning: bool,
     /// Start at this offset in every partition read (a shorter partition from its end, as
     /// Kafka resets an offset out of range); past the end of all of them is an error.
     #[arg(long, conflicts_with = "from_time")]
-    offset: Option<u64>,
+    pub(crate) offset: Option<u64>,
     /// Start at the first event at or after this time (RFC 3339, or ms since the epoch).
     #[arg(long, value_name = "TIME")]
-    from_time: Option<String>,
+    pub(crate) from_time: Option<String>,
     /// Read only this partition.
     #[arg(long)]
-    partition: Option<u32>,
-    /// Read as this consumer group: start at its committed offsets and commit progress.
+    pub(crate) partition: Option<u32>,
+    /// Read as this consumer group: start at its committed offsets and commit progress;
+    /// through a server's or cluster's Kafka listener, share the partitions with the
+    /// group's other members.
     #[arg(long)]
-    group: Option<String>,
+    pub(crate) group: Option<String>,
     /// Keep waiting for new events until Ctrl-C.
     #[arg(long)]
-    follow: bool,
+    pub(crate) follow: bool,
     /// Stop after this many events.
     #[arg(long)]
-    max: Option<u64>,
+    pub(crate) max: Option<u64>,
     /// How often `--follow` looks for new events, in milliseconds.
     #[arg(long, default_value_t = 250, value_name = "MS")]
-    poll_ms: u64,
+    pub(crate) poll_ms: u64,
+    #[command(flatten)]
+    brokers: Brokers,
 }
 
 /// Where one partition's reading stands.
@@ -72,16 +85,77 @@ pub(crate) fn run(data: &Path, args: ConsumeArgs) -> anyhow::Result<()> {
     let flag = interrupted.clone();
     ctrlc::set_handler(move || flag.store(true, Ordering::SeqCst))
         .context("cannot install the Ctrl-C handler")?;
+    let Some(group) = &args.group else {
+        if args.brokers.resolve()?.is_some() {
+            bail!(
+                "without --group, `keel consume` reads a data directory: --brokers (or $KEEL_BROKERS, or the config file's brokers entry) needs --group, to read the cluster as a member of that group"
+            );
+        }
+        return read(data, None, &args, &interrupted);
+    };
+    if let Some(brokers) = args.brokers.resolve()? {
+        return join_group(&brokers, group, &args, &interrupted);
+    }
+    if let Some(brokers) = served_kafka(data) {
+        return join_group(&brokers, group, &args, &interrupted);
+    }
+    let command = format!("keel consume {} --group {group}", args.topic);
+    let held = hold_log(data, &command)?;
+    read(data, Some(&held), &args, &interrupted)
+}
+
+/// The Kafka listener of the `keel serve` that owns `data`, if one does.
+fn served_kafka(data: &Path) -> Option<String> {
+    let addr = std::fs::read_to_string(kafka_addr_file(data)).ok()?;
+    // The file outlives a killed server; only a held lock says a server runs.
+    match Log::open(data) {
+        Err(keel_log::OpenError::Locked { .. }) => Some(addr.trim().to_string()),
+        _ => None,
+    }
+}
+
+/// Reads as a member of `group` through the Kafka listener at `brokers`.
+#[cfg(feature = "kafka")]
+fn join_group(
+    brokers: &str,
+    group: &str,
+    args: &ConsumeArgs,
+    interrupted: &AtomicBool,
+) -> anyhow::Result<()> {
+    crate::group_member::run(brokers, group, args, interrupted)
+}
+
+#[cfg(not(feature = "kafka"))]
+fn join_group(_: &str, _: &str, _: &ConsumeArgs, _: &AtomicBool) -> anyhow::Result<()> {
+    bail!(
+        "`keel consume --group` through a Kafka listener (a running keel serve, or --brokers) needs a keel built with the `kafka` feature"
+    )
+}
+
+/// Reads the data directory: `held` for the whole run (a group), else opened for each pass.
+fn read(
+    data: &Path,
+    held: Option<&Log>,
+    args: &ConsumeArgs,
+    interrupted: &AtomicBool,
+) -> anyhow::Result<()> {
     let mut cursors: Option<Vec<Cursor>> = None;
     let mut printed = 0u64;
     let stdout = io::stdout();
     let mut out = io::BufWriter::new(stdout.lock());
     loop {
-        let log = open_existing_log(data)?;
-        let topic = existing_topic(&log, &args.topic)?;
+        let opened;
+        let log = match held {
+            Some(log) => log,
+            None => {
+                opened = open_existing_log(data)?;
+                &opened
+            }
+        };
+        let topic = existing_topic(log, &args.topic)?;
         let cursors = match &mut cursors {
             Some(cursors) => cursors,
-            None => cursors.insert(start_cursors(&log, &topic, &args)?),
+            None => cursors.insert(start_cursors(log, &topic, args)?),
         };
         for cursor in cursors.iter_mut() {
             let partition = topic.partition(cursor.partition).expect("cursor partition");
@@ -98,7 +172,7 @@ pub(crate) fn run(data: &Path, args: ConsumeArgs) -> anyhow::Result<()> {
                         break;
                     }
                     if !print_record(&mut out, cursor.partition, record)? {
-                        return commit(&log, &args, cursors);
+                        return commit(log, args, cursors);
                     }
                     cursor.next_offset = record.offset + 1;
                     printed += 1;
@@ -111,8 +185,7 @@ pub(crate) fn run(data: &Path, args: ConsumeArgs) -> anyhow::Result<()> {
             }
         }
         out.flush().ok();
-        commit(&log, &args, cursors)?;
-        drop(log);
+        commit(log, args, cursors)?;
         let done = args.max.is_some_and(|max| printed >= max);
         if !args.follow || done || interrupted.load(Ordering::SeqCst) {
             return Ok(());
@@ -185,7 +258,11 @@ fn start_cursors(log: &Log, topic: &Topic, args: &ConsumeArgs) -> anyhow::Result
 }
 
 /// Writes one record as a JSON line; `false` when stdout is closed (say, `| head`).
-fn print_record(out: &mut impl Write, partition: u32, record: &Record) -> anyhow::Result<bool> {
+pub(crate) fn print_record(
+    out: &mut impl Write,
+    partition: u32,
+    record: &Record,
+) -> anyhow::Result<bool> {
     let mut line = json!({
         "partition": partition,
         "offset": record.offset,

@@ -49,6 +49,15 @@ pub(crate) enum Control {
 /// owns it, for `keel schema` and `keel catalog`.
 pub(crate) const REGISTRY_ADDR_FILE: &str = "keel-serve.registry";
 
+/// File in the data directory holding the Kafka listener address of the `keel serve` that
+/// owns it, for `keel consume --group`.
+pub(crate) const KAFKA_ADDR_FILE: &str = "keel-serve.kafka";
+
+/// The path of the Kafka address file in `data`.
+pub(crate) fn kafka_addr_file(data: &Path) -> PathBuf {
+    data.join(KAFKA_ADDR_FILE)
+}
+
 /// The path of the registry address file in `data`.
 pub(crate) fn registry_addr_file(data: &Path) -> PathBuf {
     data.join(REGISTRY_ADDR_FILE)

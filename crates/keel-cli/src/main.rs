@@ -14,6 +14,8 @@ mod consume;
 mod control;
 mod demo;
 mod dlq;
+#[cfg(feature = "kafka")]
+mod group_member;
 mod groups;
 mod migrate;
 mod produce;

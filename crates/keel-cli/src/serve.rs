@@ -503,6 +503,7 @@ pub(crate) fn run(data_dir: &Path, args: ServeArgs) -> anyhow::Result<()> {
         .context("cannot start the async runtime")?;
     let addr_file = control::server_addr_file(data_dir);
     let registry_file = control::registry_addr_file(data_dir);
+    let kafka_file = control::kafka_addr_file(data_dir);
     let served = runtime.block_on(async {
         let shutdown = shutdown_signal()?;
         server
@@ -510,25 +511,21 @@ pub(crate) fn run(data_dir: &Path, args: ServeArgs) -> anyhow::Result<()> {
                 // Tell local `keel groups` / `keel dlq` where the API of this data directory
                 // is (they cannot open it while the server owns it). An unspecified listen
                 // address is reached through loopback.
-                let mut api = bound.http;
-                if api.ip().is_unspecified() {
-                    api.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
-                }
-                if let Err(error) = std::fs::write(&addr_file, api.to_string()) {
+                if let Err(error) = std::fs::write(&addr_file, reachable(bound.http).to_string()) {
                     tracing::warn!(%error, file = %addr_file.display(), "cannot write the server address file; local `keel dlq` and `keel groups` need --server");
                 }
                 // One machine-readable line on stdout so scripts and tests learn the ports.
                 let mut line = format!("keel serve listening http={}", bound.http);
                 if let Some(kafka) = bound.kafka {
                     line.push_str(&format!(" kafka={kafka}"));
+                    // `keel consume --group` joins its groups through this listener.
+                    if let Err(error) = std::fs::write(&kafka_file, reachable(kafka).to_string()) {
+                        tracing::warn!(%error, file = %kafka_file.display(), "cannot write the Kafka address file; local `keel consume --group` needs --brokers");
+                    }
                 }
                 if let Some(registry) = bound.registry {
                     line.push_str(&format!(" registry={registry}"));
-                    let mut reachable = registry;
-                    if reachable.ip().is_unspecified() {
-                        reachable.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
-                    }
-                    if let Err(error) = std::fs::write(&registry_file, reachable.to_string()) {
+                    if let Err(error) = std::fs::write(&registry_file, reachable(registry).to_string()) {
                         tracing::warn!(%error, file = %registry_file.display(), "cannot write the registry address file; local `keel schema` needs --registry");
                     }
                 }
@@ -541,8 +538,17 @@ pub(crate) fn run(data_dir: &Path, args: ServeArgs) -> anyhow::Result<()> {
     // CLI reads it only while the lock is held, so removing it is tidiness, not safety.
     let _ = std::fs::remove_file(&addr_file);
     let _ = std::fs::remove_file(&registry_file);
+    let _ = std::fs::remove_file(&kafka_file);
     otel.finish();
     served
+}
+
+/// `addr` as a local client reaches it: an unspecified listen address through loopback.
+fn reachable(mut addr: SocketAddr) -> SocketAddr {
+    if addr.ip().is_unspecified() {
+        addr.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
+    }
+    addr
 }
 
 /// Whether spans are exported: the flag, else the config file's `otel`; refused when this

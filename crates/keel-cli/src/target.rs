@@ -41,7 +41,7 @@ pub(crate) struct Brokers {
 impl Brokers {
     /// The cluster to act on: the flag, else `KEEL_BROKERS`, else the config file's entry;
     /// `None` for the data directory.
-    fn resolve(&self) -> anyhow::Result<Option<String>> {
+    pub(crate) fn resolve(&self) -> anyhow::Result<Option<String>> {
         if self.list.is_some() {
             return Ok(self.list.clone());
         }
