@@ -2,20 +2,27 @@
 //! and the admin port of a [`RedisTransport`](crate::RedisTransport), with the topic
 //! registry (a hash, topic → partition count) and a cache of partition counts, which never
 //! change once a topic exists.
+//!
+//! The connection is the `redis` crate's `ConnectionManager`: a request that finds the
+//! connection broken (the server restarted) fails, and the manager connects again in the
+//! background with exponential backoff, so the next request goes to the new server. Nothing
+//! is resent on its own: a failed `XADD` is reported to the publisher (which may publish the
+//! event again; the inbox drops a copy), a failed read or commit to the router's worker,
+//! which tries again.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
 
 use keel_core::TransportError;
-use redis::aio::MultiplexedConnection;
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 
 use crate::config::RedisConfig;
 use crate::keys::Keys;
-use crate::limits::PARTITIONS_MAX;
+use crate::limits::{PARTITIONS_MAX, RECONNECT_ATTEMPTS, RECONNECT_DELAY_MAX, RECONNECT_DELAY_MIN};
 
 /// A connection to one Redis server under one namespace.
 pub(crate) struct Connection {
-    pub(crate) redis: MultiplexedConnection,
+    pub(crate) redis: ConnectionManager,
     pub(crate) keys: Keys,
     partitions: Mutex<HashMap<String, u32>>,
 }
@@ -33,8 +40,12 @@ impl Connection {
     pub(crate) async fn connect(config: &RedisConfig) -> Result<Connection, TransportError> {
         let client = redis::Client::open(config.url())
             .map_err(|e| unavailable(format!("Redis URL '{}': {e}", config.url())))?;
+        let reconnect = ConnectionManagerConfig::new()
+            .set_min_delay(RECONNECT_DELAY_MIN)
+            .set_max_delay(RECONNECT_DELAY_MAX)
+            .set_number_of_retries(RECONNECT_ATTEMPTS);
         let redis = client
-            .get_multiplexed_async_connection()
+            .get_connection_manager_with_config(reconnect)
             .await
             .map_err(|e| unavailable(format!("cannot connect to {}: {e}", config.url())))?;
         Ok(Connection {
@@ -45,7 +56,7 @@ impl Connection {
     }
 
     /// A handle for one request or one lease (clones share the connection).
-    pub(crate) fn redis(&self) -> MultiplexedConnection {
+    pub(crate) fn redis(&self) -> ConnectionManager {
         self.redis.clone()
     }
 

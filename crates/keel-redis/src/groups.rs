@@ -4,14 +4,14 @@
 //! to the commit, so everything below the oldest pending entry is handled.
 
 use redis::Value;
-use redis::aio::MultiplexedConnection;
+use redis::aio::ConnectionManager;
 
 use crate::record::{offset_of, text};
 
 /// The group's committed offset on `stream`; `None` when the group does not exist there or
 /// never had an entry delivered.
 pub(crate) async fn committed(
-    redis: &mut MultiplexedConnection,
+    redis: &mut ConnectionManager,
     stream: &str,
     group: &str,
 ) -> redis::RedisResult<Option<u64>> {
@@ -37,7 +37,7 @@ pub(crate) async fn committed(
 /// does not exist, or the group never had an entry delivered (its id is `0-0`): like a
 /// Kafka group that never committed there, it has no committed offset.
 async fn last_delivered(
-    redis: &mut MultiplexedConnection,
+    redis: &mut ConnectionManager,
     stream: &str,
     group: &str,
 ) -> redis::RedisResult<Option<u64>> {
@@ -94,7 +94,7 @@ fn map_info(pairs: &[(Value, Value)]) -> Option<(String, String)> {
 /// Creates `group` on `stream` (and the stream) starting after `offset` entries; an
 /// existing group is left as it is.
 pub(crate) async fn create(
-    redis: &mut MultiplexedConnection,
+    redis: &mut ConnectionManager,
     stream: &str,
     group: &str,
     start: GroupStart,

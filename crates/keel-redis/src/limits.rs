@@ -18,3 +18,12 @@ pub(crate) const ACK_BATCH_MAX: usize = 1_000;
 /// Most entries an offset-by-time search reads (it scans: Redis has no time index on
 /// Keel's ids).
 pub(crate) const TIME_SCAN_MAX: usize = 1_000_000;
+
+/// The first wait before connecting again to a server that went away; each failed attempt
+/// doubles it, up to [`RECONNECT_DELAY_MAX`].
+pub(crate) const RECONNECT_DELAY_MIN: Duration = Duration::from_millis(50);
+pub(crate) const RECONNECT_DELAY_MAX: Duration = Duration::from_secs(1);
+
+/// Attempts of one reconnection before the request that started it fails; the next request
+/// starts another.
+pub(crate) const RECONNECT_ATTEMPTS: usize = 10;

@@ -3,16 +3,22 @@
 //! `scripts/services env` prints the variable): unset, each check says it did not run;
 //! set, an unreachable server fails it. Each check gets a namespace of its own, so checks
 //! and parallel runs share the server without meeting.
+//!
+//! The server-restart check runs on a Redis of its own (`KEEL_TEST_REDIS_SERVER_BIN`, the
+//! `redis-server` binary; unset, it says it did not run), with `appendfsync always`, killed
+//! with SIGKILL mid-run: the durability that setting promises is what the check holds it to.
 
+use std::process::Command;
 use std::sync::Arc;
 use std::time::Duration;
 
 use keel_core::{AdminTransport, GroupPolicy};
 use keel_redis::{RedisConfig, RedisTransport};
-use keel_runtime::conformance::{Harness, inherited_broker};
+use keel_runtime::conformance::{Harness, PrivateServer, Stop, free_port, inherited_broker};
 use keel_runtime::{Publisher, Transport};
 
 const URL_VAR: &str = "KEEL_TEST_REDIS_URL";
+const SERVER_BIN_VAR: &str = "KEEL_TEST_REDIS_SERVER_BIN";
 
 /// A fresh namespace on the server.
 struct Redis {
@@ -52,6 +58,10 @@ async fn redis() -> Option<Redis> {
         return None;
     };
     // A child process of a check (a member killed there) works in its parent's namespace.
+    Some(redis_at(&url).await)
+}
+
+async fn redis_at(url: &str) -> Redis {
     let namespace = inherited_broker()
         .unwrap_or_else(|| format!("t{}", uuid::Uuid::now_v7().simple())[..32].to_string());
     let config = RedisConfig::new(url)
@@ -59,11 +69,52 @@ async fn redis() -> Option<Redis> {
         .expect("namespace");
     let transport = RedisTransport::connect(&config)
         .await
-        .unwrap_or_else(|e| panic!("{URL_VAR} is set but Redis is unreachable: {e}"));
-    Some(Redis {
+        .unwrap_or_else(|e| panic!("Redis at {url} is unreachable: {e}"));
+    Redis {
         transport,
         namespace,
-    })
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_server_killed_mid_run_loses_nothing_acknowledged() {
+    let Ok(bin) = std::env::var(SERVER_BIN_VAR) else {
+        eprintln!("redis restart: not run, {SERVER_BIN_VAR} is unset");
+        return;
+    };
+    let dir = tempfile::tempdir().expect("the server's directory");
+    let port = free_port();
+    let data = dir.path().to_path_buf();
+    let mut server = PrivateServer::start(
+        "redis-server",
+        port,
+        dir.path().join("redis.log"),
+        Box::new(move || {
+            let mut command = Command::new(&bin);
+            command
+                .args(["--bind", "127.0.0.1", "--port", &port.to_string()])
+                .arg("--dir")
+                .arg(&data)
+                .args([
+                    "--appendonly",
+                    "yes",
+                    "--appendfsync",
+                    "always",
+                    "--save",
+                    "",
+                ]);
+            command
+        }),
+    )
+    .await;
+    let redis = redis_at(&format!("redis://127.0.0.1:{port}")).await;
+    let report =
+        keel_sql::conformance::restart::the_server_restarted_mid_run_loses_nothing_acknowledged(
+            &redis,
+            server.restart(Stop::Kill),
+        )
+        .await;
+    eprintln!("redis restart (SIGKILL, appendfsync always): {report:?}");
 }
 
 keel_runtime::conformance_tests!(optional redis());

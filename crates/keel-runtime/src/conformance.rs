@@ -11,6 +11,8 @@
 //!
 //! The check of a member killed without leaving is in `conformance/takeover.rs`: it runs
 //! the dead member in a child process where the broker lives outside the test process.
+//! `conformance/server.rs` runs a private broker process a check may restart (the restart
+//! check itself, with the SQLite inbox, is `keel_sql::conformance::restart`).
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::{Arc, Mutex};
@@ -32,10 +34,12 @@ use crate::transport::Transport;
 
 mod dead_letters;
 mod live_lag;
+mod server;
 mod takeover;
 
 pub use dead_letters::dead_letter_replay_with_a_canary_through_the_ports;
 pub use live_lag::lag_in_seconds_grows_while_a_running_group_is_held;
+pub use server::{Launch, PrivateServer, STOP_WAIT, Stop, free_port};
 pub use takeover::{
     BROKER_VAR, MEMBER_VAR, a_killed_members_partitions_are_taken_over, inherited_broker,
 };
@@ -202,7 +206,8 @@ pub fn event(key: &str, seq: u32) -> Event {
         .with_data("text/plain", format!("{key}/{seq}").into_bytes())
 }
 
-fn key_seq(event: &Event) -> (String, u32) {
+/// The key and seq of an [`event`].
+pub fn key_seq(event: &Event) -> (String, u32) {
     let data = std::str::from_utf8(event.data.as_deref().expect("data")).expect("utf-8");
     let (key, seq) = data.split_once('/').expect("key/seq");
     (key.to_string(), seq.parse().expect("seq"))
@@ -241,7 +246,8 @@ fn quick_retry(attempts_max: u32) -> RetryPolicy {
     }
 }
 
-fn quick_consumer() -> ConsumerPolicy {
+/// A consumer that polls and commits every 20 ms, as checks want.
+pub fn quick_consumer() -> ConsumerPolicy {
     ConsumerPolicy {
         poll_interval: Duration::from_millis(20),
         commit_interval: Duration::from_millis(20),
