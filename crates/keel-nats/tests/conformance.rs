@@ -3,16 +3,22 @@
 //! `scripts/services env` prints the variable): unset, each check says it did not run;
 //! set, an unreachable server fails it. Each check gets a namespace of its own, so checks
 //! and parallel runs share the server without meeting.
+//!
+//! The server-restart check runs on a NATS server of its own (`KEEL_TEST_NATS_SERVER_BIN`,
+//! the `nats-server` binary; unset, it says it did not run) with JetStream's file storage,
+//! killed with SIGKILL mid-run.
 
+use std::process::Command;
 use std::sync::Arc;
 use std::time::Duration;
 
 use keel_core::{AdminTransport, GroupPolicy};
 use keel_nats::{NatsConfig, NatsTransport};
-use keel_runtime::conformance::{Harness, inherited_broker};
+use keel_runtime::conformance::{Harness, PrivateServer, Stop, free_port, inherited_broker};
 use keel_runtime::{Publisher, Transport};
 
 const URL_VAR: &str = "KEEL_TEST_NATS_URL";
+const SERVER_BIN_VAR: &str = "KEEL_TEST_NATS_SERVER_BIN";
 
 /// A fresh namespace on the server.
 struct Nats {
@@ -51,6 +57,10 @@ async fn nats() -> Option<Nats> {
         eprintln!("nats conformance: not run, {URL_VAR} is unset");
         return None;
     };
+    Some(nats_at(&url).await)
+}
+
+async fn nats_at(url: &str) -> Nats {
     // A child process of a check (a member killed there) works in its parent's namespace.
     let namespace = inherited_broker()
         .unwrap_or_else(|| format!("t{}", uuid::Uuid::now_v7().simple())[..32].to_string());
@@ -59,11 +69,43 @@ async fn nats() -> Option<Nats> {
         .expect("namespace");
     let transport = NatsTransport::connect(&config)
         .await
-        .unwrap_or_else(|e| panic!("{URL_VAR} is set but NATS is unreachable: {e}"));
-    Some(Nats {
+        .unwrap_or_else(|e| panic!("NATS at {url} is unreachable: {e}"));
+    Nats {
         transport,
         namespace,
-    })
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_server_killed_mid_run_loses_nothing_acknowledged() {
+    let Ok(bin) = std::env::var(SERVER_BIN_VAR) else {
+        eprintln!("nats restart: not run, {SERVER_BIN_VAR} is unset");
+        return;
+    };
+    let dir = tempfile::tempdir().expect("the server's directory");
+    let port = free_port();
+    let store = dir.path().join("jetstream");
+    let mut server = PrivateServer::start(
+        "nats-server",
+        port,
+        dir.path().join("nats.log"),
+        Box::new(move || {
+            let mut command = Command::new(&bin);
+            command
+                .args(["-a", "127.0.0.1", "-p", &port.to_string(), "-js", "-sd"])
+                .arg(&store);
+            command
+        }),
+    )
+    .await;
+    let nats = nats_at(&format!("nats://127.0.0.1:{port}")).await;
+    let report =
+        keel_sql::conformance::restart::the_server_restarted_mid_run_loses_nothing_acknowledged(
+            &nats,
+            server.restart(Stop::Kill),
+        )
+        .await;
+    eprintln!("nats restart (SIGKILL, file storage): {report:?}");
 }
 
 keel_runtime::conformance_tests!(optional nats());
