@@ -11,8 +11,8 @@ use anyhow::Context;
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
 
-/// Reads the file at `path` as `T`; a broken file is one line naming the file and the
-/// first line of the parser's complaint.
+/// Reads the file at `path` as `T`; a broken file is one line naming the file, the line and
+/// key at fault, and the first line of the parser's complaint.
 pub(crate) fn read<T: DeserializeOwned>(path: &Path) -> anyhow::Result<T> {
     let text = std::fs::read_to_string(path)
         .with_context(|| format!("cannot read config file {}", path.display()))?;
@@ -24,8 +24,26 @@ pub(crate) fn read<T: DeserializeOwned>(path: &Path) -> anyhow::Result<T> {
             .next()
             .unwrap_or("invalid TOML")
             .to_owned();
-        anyhow::anyhow!("invalid config file {}: {first}", path.display())
+        let place = error
+            .span()
+            .map(|span| place(&text, span.start))
+            .unwrap_or_default();
+        anyhow::anyhow!("invalid config file {}{place}: {first}", path.display())
     })
+}
+
+/// ", line N, key `K`" for the byte `at` of `text` (the key of the `key = value` line it
+/// falls on; toml's type errors point at the value and do not say whose it is).
+fn place(text: &str, at: usize) -> String {
+    let before = &text[..at.min(text.len())];
+    let number = before.matches('\n').count() + 1;
+    let line = text.lines().nth(number - 1).unwrap_or_default();
+    match line.split_once('=') {
+        Some((key, _)) if !key.trim().is_empty() => {
+            format!(", line {number}, key `{}`", key.trim())
+        }
+        _ => format!(", line {number}"),
+    }
 }
 
 /// What the operator verbs read of the file; `keel serve`'s keys are ignored here.

@@ -102,6 +102,32 @@ fn register_check_list_and_diff() {
 }
 
 #[test]
+fn a_property_added_to_an_open_content_model_is_refused_saying_how_to_close_it() {
+    let keel = Keel::new();
+    let open = |extra: Option<&str>| {
+        let mut schema = contract("integer", extra);
+        schema
+            .as_object_mut()
+            .unwrap()
+            .remove("additionalProperties");
+        schema
+    };
+    let v1 = keel.schema_file("open1.json", open(None));
+    let v2 = keel.schema_file("open2.json", open(Some("note")));
+    keel.ok(&["schema", "register", "order.placed", &v1], "");
+    keel.fails(
+        &["schema", "register", "order.placed", &v2],
+        "",
+        "#/properties/note: PROPERTY_ADDED_TO_OPEN_CONTENT_MODEL: property 'note' added",
+    );
+    keel.fails(
+        &["schema", "register", "order.placed", &v2],
+        "",
+        "close the content model (\"additionalProperties\": false, from the subject's first version on)",
+    );
+}
+
+#[test]
 fn produce_refuses_data_that_breaks_its_types_schema_unless_told_not_to_check() {
     let keel = Keel::new();
     keel.ok(&["topics", "create", "orders", "--partitions", "2"], "");

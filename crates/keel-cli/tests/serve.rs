@@ -144,6 +144,22 @@ fn a_bad_config_file_is_one_line_naming_the_file() {
     );
 }
 
+#[test]
+fn a_config_value_of_the_wrong_type_names_its_line_and_key() {
+    let keel = Keel::new();
+    let config = keel.dir.path().join("bad.toml");
+    std::fs::write(
+        &config,
+        "http = \"127.0.0.1:0\"\nkafka_partitions = \"three\"\n",
+    )
+    .unwrap();
+    keel.fails(
+        &["serve", "--config", config.to_str().unwrap()],
+        "",
+        "bad.toml, line 2, key `kafka_partitions`: invalid type: string \"three\"",
+    );
+}
+
 /// Whether the Python `module` imports; when it does not, the test prints that it did not
 /// run, unless clients are required (CI), where it fails.
 fn python_module_available(module: &str) -> bool {

@@ -353,7 +353,7 @@ impl Comparer<'_> {
                             (
                                 DifferenceKind::PropertyAddedToOpenContentModel,
                                 format!(
-                                    "property '{name}' added; the writer's open content model may already carry it with any value ({first})"
+                                    "property '{name}' added; the writer's open content model may already carry it with any value ({first}); close the content model (\"additionalProperties\": false, from the subject's first version on) to add properties compatibly"
                                 ),
                             )
                         } else {
