@@ -5,11 +5,11 @@
 //! | port | Kafka |
 //! |---|---|
 //! | `topics`, `create_topic` | Metadata, CreateTopics (the admin client) |
-//! | `partition_offsets` | ListOffsets earliest and latest (watermarks) |
+//! | `partition_offsets` | ListOffsets earliest and latest (watermarks), all of the topic's partitions in one request per leader |
 //! | `offset_for_time` | ListOffsets by timestamp |
 //! | `read` | Fetch, through a consumer assigned the one partition (no group) |
 //! | `groups` | ListGroups |
-//! | `committed` | OffsetFetch of every partition of every topic, as the group |
+//! | `committed` | OffsetFetch of every partition of every topic, as the group, in one request |
 //! | `commit` | OffsetCommit as the group with no generation — the broker takes it only from an empty group, so a reset never races a running member |
 //!
 //! Every call runs on a blocking thread (librdkafka's calls block) and waits at most
@@ -29,13 +29,14 @@ use rdkafka::types::RDKafkaErrorCode;
 use rdkafka::{Message, Offset, TopicPartitionList};
 
 use crate::config::KafkaConfig;
+use crate::group_clients::GroupClients;
 use crate::limits::METADATA_TIMEOUT;
 use crate::member::record;
 use crate::topics::{Topics, unavailable};
 
-/// A Kafka cluster's administrative side. Cheap to clone; clones share one admin client
-/// and one reading consumer. A group's committed offsets are read and set by a short-lived
-/// consumer carrying that group's id.
+/// A Kafka cluster's administrative side. Cheap to clone; clones share one admin client,
+/// one reading consumer, and the consumers carrying a group's id that read and set its
+/// committed offsets (`group_clients.rs`).
 #[derive(Clone)]
 pub struct KafkaAdmin {
     config: KafkaConfig,
@@ -43,6 +44,7 @@ pub struct KafkaAdmin {
     /// Reads partitions for [`AdminTransport::read`]; one read at a time, since a read
     /// assigns the consumer the partition it reads.
     reader: Arc<Mutex<BaseConsumer>>,
+    groups: Arc<GroupClients>,
 }
 
 /// Why the admin clients could not be created (a bad property, most often).
@@ -66,6 +68,7 @@ impl KafkaAdmin {
             config: config.clone(),
             topics: Arc::new(Topics::new(config)?),
             reader: Arc::new(Mutex::new(config.reader().create()?)),
+            groups: Arc::default(),
         })
     }
 
@@ -83,10 +86,9 @@ impl KafkaAdmin {
     }
 
     /// A consumer acting as `group` for its committed offsets (never joining it).
-    fn group_client(&self, group: &str) -> Result<BaseConsumer, TransportError> {
-        self.config
-            .group_client(group)
-            .create()
+    fn group_client(&self, group: &str) -> Result<Arc<BaseConsumer>, TransportError> {
+        self.groups
+            .get(&self.config, group)
             .map_err(|e| unavailable(format!("a client for group '{group}': {e}")))
     }
 
@@ -126,14 +128,19 @@ impl AdminTransport for KafkaAdmin {
                     topic: topic.clone(),
                 }
             })?;
+            let lows = admin.list_offsets(&topic, 0..count, Offset::Beginning)?;
+            let highs = admin.list_offsets(&topic, 0..count, Offset::End)?;
             (0..count)
-                .map(|partition| {
-                    let (low, high) = admin.topics.watermarks(&topic, partition)?;
-                    Ok(PartitionOffsets {
+                .zip(lows.into_iter().zip(highs))
+                .map(|(partition, range)| match range {
+                    (Some(log_start), Some(high_watermark)) => Ok(PartitionOffsets {
                         partition,
-                        log_start: low,
-                        high_watermark: high,
-                    })
+                        log_start,
+                        high_watermark,
+                    }),
+                    _ => Err(unavailable(format!(
+                        "no stored range of {topic}/{partition} in the answer"
+                    ))),
                 })
                 .collect()
         })
@@ -147,25 +154,9 @@ impl AdminTransport for KafkaAdmin {
     ) -> BoxFuture<'a, Result<Option<u64>, TransportError>> {
         let topic = topic.to_string();
         self.blocking(move |admin| {
-            let mut asked = TopicPartitionList::new();
-            asked
-                .add_partition_offset(&topic, partition as i32, Offset::Offset(time_ms))
-                .map_err(unavailable)?;
-            let reader = admin.reader();
-            let answer = reader
-                .offsets_for_times(asked, METADATA_TIMEOUT)
-                .map_err(|e| partition_error(&topic, partition, "offset for time", e))?;
-            let element = answer
-                .find_partition(&topic, partition as i32)
-                .ok_or_else(|| unavailable(format!("no offset for time of {topic}/{partition}")))?;
-            if let Some(error) = element.error().err() {
-                return Err(partition_error(&topic, partition, "offset for time", error));
-            }
-            // Kafka answers "the end" (-1) when every stored record is older.
-            Ok(match element.offset() {
-                Offset::Offset(offset) if offset >= 0 => Some(offset as u64),
-                _ => None,
-            })
+            let offsets =
+                admin.list_offsets(&topic, partition..partition + 1, Offset::Offset(time_ms))?;
+            Ok(offsets.into_iter().next().flatten())
         })
     }
 
@@ -275,6 +266,43 @@ impl AdminTransport for KafkaAdmin {
 impl KafkaAdmin {
     fn reader(&self) -> std::sync::MutexGuard<'_, BaseConsumer> {
         self.reader.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// One ListOffsets of `partitions` of `topic` at `at` — a time in ms, or
+    /// [`Offset::Beginning`] / [`Offset::End`] for the first stored offset and the high
+    /// watermark — in one request per partition leader, not one per partition: the offset
+    /// of each, in order, `None` where Kafka answers "the end" (every stored record is
+    /// older than the time asked).
+    fn list_offsets(
+        &self,
+        topic: &str,
+        partitions: std::ops::Range<u32>,
+        at: Offset,
+    ) -> Result<Vec<Option<u64>>, TransportError> {
+        let mut asked = TopicPartitionList::new();
+        for partition in partitions.clone() {
+            asked
+                .add_partition_offset(topic, partition as i32, at)
+                .map_err(unavailable)?;
+        }
+        let answer = self
+            .reader()
+            .offsets_for_times(asked, METADATA_TIMEOUT)
+            .map_err(|e| unavailable(format!("ListOffsets of {topic}: {e}")))?;
+        partitions
+            .map(|partition| {
+                let element = answer
+                    .find_partition(topic, partition as i32)
+                    .ok_or_else(|| unavailable(format!("no offset of {topic}/{partition}")))?;
+                if let Some(error) = element.error().err() {
+                    return Err(partition_error(topic, partition, "ListOffsets of", error));
+                }
+                Ok(match element.offset() {
+                    Offset::Offset(offset) if offset >= 0 => Some(offset as u64),
+                    _ => None,
+                })
+            })
+            .collect()
     }
 
     /// [`AdminTransport::read`] on the calling thread: assigns the reader `partition` at

@@ -17,7 +17,7 @@
 
 use rdkafka::ClientConfig;
 
-use crate::limits::LAG_STATISTICS_INTERVAL;
+use crate::limits::{LAG_STATISTICS_INTERVAL, READER_FETCH_WAIT};
 
 /// Connection and client settings for one Kafka cluster (or `keel serve`).
 #[derive(Debug, Clone)]
@@ -99,14 +99,21 @@ impl KafkaConfig {
     /// The settings of the admin side's reading consumer: assigned the partition it reads
     /// at the offset it reads from, so it never joins or commits as its group (librdkafka
     /// wants a group id to assign all the same), nothing created by naming it, and an
-    /// end-of-partition event so a read stops where the stored records do.
+    /// end-of-partition event so a read stops where the stored records do. A fetch at the
+    /// end of a partition answers at once instead of waiting for new records: librdkafka
+    /// sends one fetch at a time per broker, so the next read's fetch would queue behind
+    /// that wait (500 ms by default).
     pub(crate) fn reader(&self) -> ClientConfig {
         let mut config = self.group_client(READER_GROUP);
         config
             .set("enable.auto.commit", "false")
             .set("enable.auto.offset.store", "false")
             .set("enable.partition.eof", "true")
-            .set("auto.offset.reset", "earliest");
+            .set("auto.offset.reset", "earliest")
+            .set(
+                "fetch.wait.max.ms",
+                READER_FETCH_WAIT.as_millis().to_string(),
+            );
         config
     }
 

@@ -19,5 +19,13 @@ pub(crate) const COMMIT_WAIT: Duration = Duration::from_secs(2);
 /// refreshed, unless `statistics.interval.ms` is set on the [`KafkaConfig`](crate::KafkaConfig).
 pub(crate) const LAG_STATISTICS_INTERVAL: Duration = Duration::from_secs(5);
 
+/// How long the broker may hold the admin side's reading consumer's fetch at the end of a
+/// partition (librdkafka's `fetch.wait.max.ms`, 500 ms by default).
+pub(crate) const READER_FETCH_WAIT: Duration = Duration::from_millis(10);
+
+/// How many clients acting as a consumer group the admin side keeps for reuse (each holds
+/// a connection and a few librdkafka threads).
+pub(crate) const GROUP_CLIENTS_MAX: usize = 16;
+
 /// How often a topic just created is looked for in the metadata until it shows.
 pub(crate) const TOPIC_VISIBLE_POLL: Duration = Duration::from_millis(20);
