@@ -129,18 +129,7 @@ fn apply_settings(config: &mut TopicConfig, pairs: &[String]) -> anyhow::Result<
         let (key, value) = pair
             .split_once('=')
             .with_context(|| format!("--config '{pair}': expected KEY=VALUE"))?;
-        apply_setting(config, key.trim(), value.trim())?;
-    }
-    Ok(())
-}
-
-/// Applies one setting named as Kafka names it (the names have dots) or as `topic.conf`
-/// does, so `--config` takes what `kafka-topics --config` and the Kafka listener take.
-fn apply_setting(config: &mut TopicConfig, key: &str, value: &str) -> anyhow::Result<()> {
-    if key.contains('.') {
-        keel_kafka::apply_kafka_config(config, key, Some(value))?;
-    } else {
-        config.set(key, value)?;
+        keel_kafka::apply_named_config(config, key.trim(), value.trim())?;
     }
     Ok(())
 }

@@ -43,4 +43,6 @@ pub use config::{BrokerConfig, BrokerConfigError, NodeAddress};
 pub use group_hook::{GROUP_API_KEYS, GroupHook, GroupHookError, GroupRequest, GroupResponse};
 pub use metrics::BrokerMetrics;
 pub use server::KafkaListener;
-pub use topic_config::{TopicConfigError, apply_kafka_config};
+pub use topic_config::{
+    NamedConfigError, TopicConfigError, apply_kafka_config, apply_named_config, kafka_configs,
+};

@@ -6,7 +6,7 @@
 //! ordinary admin tools work; anything else is refused with a message naming the setting,
 //! rather than silently ignored.
 
-use keel_log::{CleanupPolicy, FsyncPolicy, TopicConfig};
+use keel_log::{CleanupPolicy, ConfigError, FsyncPolicy, TopicConfig};
 
 /// A Kafka config setting that cannot be applied, naming it.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -79,6 +79,45 @@ pub fn apply_kafka_config(
         .map_err(|e| error(format!("'{value}': {}", e.reason)))
 }
 
+/// A setting refused by [`apply_named_config`], in the words of the naming it was given.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum NamedConfigError {
+    /// A setting by its Kafka name.
+    #[error(transparent)]
+    Kafka(#[from] TopicConfigError),
+    /// A setting by its `topic.conf` name.
+    #[error(transparent)]
+    Keel(#[from] ConfigError),
+}
+
+impl From<NamedConfigError> for ConfigError {
+    fn from(error: NamedConfigError) -> ConfigError {
+        match error {
+            NamedConfigError::Kafka(e) => ConfigError {
+                key: e.name,
+                reason: e.reason,
+            },
+            NamedConfigError::Keel(e) => e,
+        }
+    }
+}
+
+/// Applies one setting named as Kafka names it (the names have dots: `retention.ms`) or as
+/// `topic.conf` does (`retention_ms`), so `keel topics alter --config` and the operator API's
+/// `PATCH /api/topics/{topic}/config` take what `kafka-configs` and the Kafka listener take.
+pub fn apply_named_config(
+    config: &mut TopicConfig,
+    name: &str,
+    value: &str,
+) -> Result<(), NamedConfigError> {
+    if name.contains('.') {
+        apply_kafka_config(config, name, Some(value))?;
+    } else {
+        config.set(name, value)?;
+    }
+    Ok(())
+}
+
 /// One change AlterConfigs or IncrementalAlterConfigs asks of a topic setting.
 #[derive(Debug, Clone, Copy)]
 pub(crate) enum ConfigChange<'a> {
@@ -116,8 +155,8 @@ pub(crate) fn altered_config<'a>(
     Ok(config)
 }
 
-/// A topic's settings under their Kafka names, for DescribeConfigs.
-pub(crate) fn kafka_configs(config: &TopicConfig) -> Vec<(&'static str, String)> {
+/// A topic's settings under their Kafka names, for DescribeConfigs and the console.
+pub fn kafka_configs(config: &TopicConfig) -> Vec<(&'static str, String)> {
     let or_unlimited = |value: Option<String>| value.unwrap_or_else(|| "-1".into());
     vec![
         ("cleanup.policy", config.cleanup.to_string()),

@@ -33,8 +33,11 @@
   }
   if (liveMs > 0) setInterval(refreshLive, liveMs);
 
+  // `a.b` sets target.a.b; `a[b.c]` sets target.a["b.c"] (a key with dots, as Kafka's
+  // setting names have).
   function setPath(target, path, value) {
-    const parts = path.split(".");
+    const keyed = path.match(/^([^[]*)\[(.*)\]$/);
+    const parts = keyed ? [...keyed[1].split("."), keyed[2]] : path.split(".");
     let at = target;
     for (const part of parts.slice(0, -1)) at = at[part] = at[part] || {};
     at[parts[parts.length - 1]] = value;

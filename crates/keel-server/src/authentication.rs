@@ -9,10 +9,10 @@
 //! | request | tokens configured | answer |
 //! |---|---|---|
 //! | POST, PUT, PATCH, DELETE whose `Origin` is not this `Host`, or `Sec-Fetch-Site: cross-site` | either | `403`, audit line |
-//! | `GET /health`, the login page and the console's stylesheet and script | either | served (load balancers and the login page carry no token) |
+//! | `GET /health`, the login page, the logout and the console's stylesheet and script | either | served (load balancers and the login page carry no token) |
 //! | any | none | served as admin (the listener's default is 127.0.0.1) |
 //! | a known token (bearer, or Basic password), or a live session cookie | yes | served with its role |
-//! | none of those, a browser navigating (GET accepting `text/html`) | yes | `303` to the login page, audit line |
+//! | none of those, a browser navigating (GET accepting `text/html`) | yes | `303` to the login page (saying the session ended when it sent a session cookie), audit line |
 //! | none of those, any other request | yes | `401` with `WWW-Authenticate: Basic`, audit line |
 //!
 //! Tokens are never stored: only their SHA-256, compared in constant time.
@@ -93,6 +93,7 @@ pub(crate) struct Tokens {
 const OPEN_PATHS: &[&str] = &[
     "/health",
     crate::console::LOGIN_PATH,
+    crate::console::LOGOUT_PATH,
     "/console/console.css",
     "/console/console.js",
 ];
@@ -122,14 +123,22 @@ impl Tokens {
         self.sessions.open(token, now_ms())
     }
 
-    /// The role of the request's credentials: a token in `Authorization`, else the session
-    /// cookie.
-    fn role(&self, headers: &HeaderMap) -> Option<Role> {
-        let admin = match token(headers) {
-            Some(token) => self.find(&token)?.admin,
-            None => self.sessions.find(&session_id(headers)?, now_ms())?.admin,
+    /// Ends the login session `id` (a logout); whether it was open.
+    pub(crate) fn close_session(&self, id: &str) -> bool {
+        self.sessions.close(id)
+    }
+
+    /// The role of the request's credentials (a token in `Authorization`, else the session
+    /// cookie), and whether it came from a login session.
+    fn role(&self, headers: &HeaderMap) -> Option<(Role, bool)> {
+        let (admin, session) = match token(headers) {
+            Some(token) => (self.find(&token)?.admin, false),
+            None => (
+                self.sessions.find(&session_id(headers)?, now_ms())?.admin,
+                true,
+            ),
         };
-        Some(if admin { Role::Admin } else { Role::ReadOnly })
+        Some((if admin { Role::Admin } else { Role::ReadOnly }, session))
     }
 }
 
@@ -155,14 +164,24 @@ pub(crate) async fn authenticate(
         return next.run(request).await;
     }
     match tokens.role(request.headers()) {
-        Some(role) => {
+        Some((role, session)) => {
             request.extensions_mut().insert(role);
+            if session {
+                request.extensions_mut().insert(LoginSession);
+            }
             next.run(request).await
         }
         None if request.method() == Method::GET && wants_html(request.headers()) => {
             tracing::info!(target: "keel::audit", event = "http_login_required", %peer, path, "a browser without a session is sent to the login page");
             let back = request.uri().path_and_query().map_or("/", |p| p.as_str());
-            Redirect::to(&crate::console::login_url(back)).into_response()
+            // A cookie that no longer opens a session: it expired, was logged out, or the
+            // server restarted. The login page says so.
+            let ended = session_id(request.headers()).is_some();
+            Redirect::to(&crate::console::login_url(
+                back,
+                ended.then_some(SESSION_ENDED),
+            ))
+            .into_response()
         }
         None => {
             tracing::warn!(target: "keel::audit", event = "http_authentication_failed", %peer, path, "no valid token");
@@ -209,8 +228,16 @@ fn wants_html(headers: &HeaderMap) -> bool {
         .is_some_and(|accept| accept.contains("text/html"))
 }
 
+/// In a request's extensions when its caller logged in on the console's login page (so the
+/// console offers a logout).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct LoginSession;
+
+/// Why a browser is sent to the login page when its session cookie no longer works.
+pub(crate) const SESSION_ENDED: &str = "ended";
+
 /// The session id of the request's `Cookie` header.
-fn session_id(headers: &HeaderMap) -> Option<String> {
+pub(crate) fn session_id(headers: &HeaderMap) -> Option<String> {
     headers
         .get_all(header::COOKIE)
         .iter()

@@ -37,6 +37,7 @@ mod http_listener;
 mod schema_registry;
 mod schemas_api;
 mod server;
+mod topic_settings;
 mod topics_api;
 
 pub use authentication::HttpToken;

@@ -7,7 +7,7 @@
 //! | `GET /api/topics/{topic}` | one topic |
 //! | `POST /api/topics` (JSON name, partitions, config) | the created topic |
 //! | `DELETE /api/topics/{topic}` | the deleted topic's name |
-//! | `PATCH /api/topics/{topic}/config` (JSON config) | the topic with its settings changed |
+//! | `PATCH /api/topics/{topic}/config` (JSON config, dry_run) | the topic with its settings changed, and the changes old → new |
 //! | `GET /api/topics/{topic}/events?…` | a page of events (`events.rs` for the search) |
 //! | `GET /api/topics/{topic}/events/{partition}/{offset}` | one event |
 //! | `GET /api/topics/{topic}/events/{partition}/{offset}/journey` | its conversation |
@@ -25,7 +25,7 @@ use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::Json;
 use keel_core::{Event, SendError};
-pub(crate) use keel_embedded::admin::topics::{TopicView, alter_settings, topic_view};
+pub(crate) use keel_embedded::admin::topics::{TopicView, topic_view};
 use keel_log::{Log, TopicConfig, TopicError};
 use keel_runtime::PublishError;
 use keel_schema::{SchemaPublishError, SchemaPublisher};
@@ -39,6 +39,7 @@ use crate::access::require_admin;
 use crate::app::{ApiError, App, ErrorBody};
 use crate::events::{self, EventPage, EventQuery, FoundEvent, Journey, SearchError};
 use crate::history::Throughput;
+use crate::topic_settings::{self, SettingChange};
 
 /// The `/api` routes of topics and events; creating, deleting and producing need the admin
 /// role.
@@ -168,9 +169,25 @@ async fn create_topic(
 /// `PATCH /api/topics/{topic}/config` body.
 #[derive(Debug, Deserialize, ToSchema)]
 struct ConfigChanges {
-    /// The settings to change, by their `topic.conf` names (`retention_ms`, `cleanup`,
+    /// The settings to change, by Kafka's names (`retention.ms`, `cleanup.policy`,
+    /// `max.message.bytes`, `keel.fsync`, …) or `topic.conf`'s (`retention_ms`, `cleanup`,
     /// `max_batch_bytes`, `fsync`, …); the others keep their values.
     config: BTreeMap<String, String>,
+    /// Check the changes and list them, but change nothing.
+    #[serde(default)]
+    dry_run: bool,
+}
+
+/// What a settings change answers: the topic (with its new settings, unless a dry run) and
+/// what changed or would change.
+#[derive(Debug, Serialize, ToSchema)]
+struct ConfigChanged {
+    #[serde(flatten)]
+    topic: TopicView,
+    /// The settings that differ, old → new, by Kafka's names.
+    changes: Vec<SettingChange>,
+    /// Whether the new settings are in force (false for a dry run).
+    applied: bool,
 }
 
 #[utoipa::path(
@@ -178,7 +195,7 @@ struct ConfigChanges {
     params(("topic" = String, Path, description = "The topic")),
     request_body = ConfigChanges,
     responses(
-        (status = 200, description = "The topic with its new settings, in force at once", body = TopicView),
+        (status = 200, description = "The topic with its new settings, in force at once (or, for a dry run, as they are) and the settings that change", body = ConfigChanged),
         (status = 400, description = "A bad setting, named, or a topic Keel keeps for itself", body = ErrorBody),
         (status = 403, description = "The caller is read-only", body = ErrorBody),
         (status = 404, description = "No such topic", body = ErrorBody)
@@ -186,13 +203,28 @@ struct ConfigChanges {
 )]
 async fn alter_topic_config(
     State(app): State<App>,
-    Path(topic): Path<String>,
+    Path(name): Path<String>,
     Json(body): Json<ConfigChanges>,
-) -> Result<Json<TopicView>, ApiError> {
+) -> Result<Json<ConfigChanged>, ApiError> {
     app.with_log(move |log| {
-        let view = alter_settings(log, &topic, &body.config)?;
-        tracing::info!(%topic, changes = ?body.config, "topic settings changed over HTTP");
-        Ok::<_, TopicError>(view)
+        let topic = log
+            .topic(&name)
+            .ok_or_else(|| TopicError::NotFound(name.clone()))?;
+        let (config, changes) = topic_settings::plan(&name, &topic.config(), &body.config)?;
+        if body.dry_run || changes.is_empty() {
+            return Ok(ConfigChanged {
+                topic: topic_view(&topic),
+                changes,
+                applied: false,
+            });
+        }
+        let topic = log.alter_topic_config(&name, config)?;
+        tracing::info!(topic = %name, ?changes, "topic settings changed over HTTP");
+        Ok::<_, TopicError>(ConfigChanged {
+            topic: topic_view(&topic),
+            changes,
+            applied: true,
+        })
     })
     .await
     .map(Json)

@@ -2,7 +2,7 @@
 //! a random session id in a cookie instead of keeping the token; the id maps to the token's
 //! role, in memory, until it expires.
 //!
-//! Sessions end with the process (a restart asks for the token again) and are bounded:
+//! A logout closes its session at once. Sessions end with the process (a restart asks for the token again) and are bounded:
 //! at [`SESSIONS_MAX`] the session closest to expiry makes room for a new one.
 
 use std::collections::HashMap;
@@ -61,6 +61,16 @@ impl Sessions {
         id
     }
 
+    /// Ends the session with this id (a logout): the cookie no longer works anywhere.
+    /// Whether there was one.
+    pub(crate) fn close(&self, id: &str) -> bool {
+        self.by_id
+            .lock()
+            .expect("sessions lock")
+            .remove(id)
+            .is_some()
+    }
+
     /// The live session with this id, if any.
     pub(crate) fn find(&self, id: &str, now_ms: i64) -> Option<Session> {
         let by_id = self.by_id.lock().expect("sessions lock");
@@ -93,6 +103,13 @@ mod tests {
         );
         assert!(sessions.find(&id, 1_000 + SESSION_TTL_MS).is_none());
         assert!(sessions.find("not-a-session", 1_000).is_none());
+        let other = sessions.open(&token, 1_000);
+        assert!(sessions.close(&other));
+        assert!(
+            sessions.find(&other, 1_001).is_none(),
+            "a closed session is gone"
+        );
+        assert!(!sessions.close(&other));
         for n in 0..SESSIONS_MAX {
             sessions.open(&token, 2_000 + n as i64);
         }

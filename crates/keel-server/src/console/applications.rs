@@ -16,8 +16,7 @@ use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::{PageResult, duration, encode, number, page, time};
-use crate::access::CallerRole;
+use super::{PageResult, Viewer, duration, encode, number, page, time};
 use crate::app::{ApiError, App, now_ms};
 use crate::events::{self, StoreStreams};
 
@@ -72,7 +71,7 @@ async fn applications_api(State(app): State<App>) -> Result<Json<Vec<Application
     load(&app).await.map(Json)
 }
 
-async fn applications_page(State(app): State<App>, CallerRole(role): CallerRole) -> PageResult {
+async fn applications_page(State(app): State<App>, viewer: Viewer) -> PageResult {
     let applications = load(&app).await?;
     let store = EmbeddedStoreOptions::default();
     let streams = app
@@ -102,7 +101,7 @@ async fn applications_page(State(app): State<App>, CallerRole(role): CallerRole)
     Ok(page(
         "Sagas, streams and outbox",
         "/applications",
-        role,
+        viewer,
         body,
     ))
 }

@@ -13,9 +13,9 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use super::{
-    PageResult, duration, encode, json_block, number, page, result_area, shows_changes, time,
+    PageResult, Viewer, duration, encode, json_block, number, page, result_area, shows_changes,
+    time,
 };
-use crate::access::CallerRole;
 use crate::app::{App, now_ms};
 
 /// Dead letters listed on one page.
@@ -28,7 +28,7 @@ pub(super) fn routes() -> Router<App> {
         .route("/audit", get(audit_page))
 }
 
-async fn list_page(State(app): State<App>, CallerRole(role): CallerRole) -> PageResult {
+async fn list_page(State(app): State<App>, viewer: Viewer) -> PageResult {
     let summaries = app
         .with_log(|log| dead_letters::summaries(log, now_ms()))
         .await?;
@@ -58,7 +58,7 @@ async fn list_page(State(app): State<App>, CallerRole(role): CallerRole) -> Page
             }
         }
     };
-    Ok(page("Dead letters", "/dead-letters", role, body))
+    Ok(page("Dead letters", "/dead-letters", viewer, body))
 }
 
 /// The filter of a topic's dead letters (as `keel dlq list`).
@@ -88,7 +88,7 @@ impl Filter {
 
 async fn topic_page(
     State(app): State<App>,
-    CallerRole(role): CallerRole,
+    viewer: Viewer,
     Path(topic): Path<String>,
     Query(filter): Query<Filter>,
 ) -> PageResult {
@@ -126,7 +126,7 @@ async fn topic_page(
             label { "Event id" input name="event_id" value=(text(&filter.event_id)); }
             button.secondary type="submit" { "Filter" }
         }
-        @if shows_changes(role) {
+        @if shows_changes(viewer) {
             (bulk_forms(&api, &filter, &groups))
         }
         section #letters data-live {
@@ -158,7 +158,7 @@ async fn topic_page(
                                 }
                             }
                             td {
-                                @if shows_changes(role) && l.status != dead_letters::DeadLetterStatus::Purged {
+                                @if shows_changes(viewer) && l.status != dead_letters::DeadLetterStatus::Purged {
                                     (replay_one_form(&api, l.partition, l.offset))
                                 }
                             }
@@ -171,7 +171,7 @@ async fn topic_page(
     Ok(page(
         &format!("Dead letters of {topic}"),
         "/dead-letters",
-        role,
+        viewer,
         body,
     ))
 }
@@ -253,7 +253,7 @@ struct AuditParams {
 
 async fn audit_page(
     State(app): State<App>,
-    CallerRole(role): CallerRole,
+    viewer: Viewer,
     Query(params): Query<AuditParams>,
 ) -> PageResult {
     let entries = {
@@ -281,5 +281,5 @@ async fn audit_page(
             }
         }
     };
-    Ok(page("Audit log", "/dead-letters", role, body))
+    Ok(page("Audit log", "/dead-letters", viewer, body))
 }

@@ -15,8 +15,7 @@ use maud::{Markup, html};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::{PageResult, encode, json_block, page, result_area, shows_changes, time};
-use crate::access::CallerRole;
+use super::{PageResult, Viewer, encode, json_block, page, result_area, shows_changes, time};
 use crate::app::{ApiError, App};
 use crate::config::TRACE_ID_PLACEHOLDER;
 use crate::events::{self, EventQuery, FoundEvent, Start, attribute};
@@ -43,7 +42,7 @@ struct TimeParam {
 
 async fn browser_page(
     State(app): State<App>,
-    CallerRole(role): CallerRole,
+    viewer: Viewer,
     Path(topic): Path<String>,
     Query(mut query): Query<EventQuery>,
     Query(time_param): Query<TimeParam>,
@@ -60,7 +59,7 @@ async fn browser_page(
         app.with_log(move |log| events::search(log, &topic, &query))
             .await?
     };
-    let templates = if shows_changes(role) {
+    let templates = if shows_changes(viewer) {
         schema_templates(&app).await
     } else {
         Vec::new()
@@ -124,11 +123,11 @@ async fn browser_page(
                 nav.pager { a href=(link) rel="next" { @if start == Start::Newest { "older →" } @else { "newer →" } } }
             }
         }
-        @if shows_changes(role) {
+        @if shows_changes(viewer) {
             (produce_form(&topic, &templates))
         }
     };
-    Ok(page(&format!("Events of {topic}"), "/topics", role, body))
+    Ok(page(&format!("Events of {topic}"), "/topics", viewer, body))
 }
 
 /// The query of an [`EventQuery`] for a link.
@@ -259,7 +258,7 @@ fn produce_form(topic: &str, templates: &[(String, String)]) -> Markup {
 
 async fn event_page(
     State(app): State<App>,
-    CallerRole(role): CallerRole,
+    viewer: Viewer,
     Path((topic, partition, offset)): Path<(String, u32, u64)>,
 ) -> PageResult {
     let (found, journey) = {
@@ -372,7 +371,7 @@ async fn event_page(
     Ok(page(
         &format!("Event {topic}/{partition}/{offset}"),
         "/topics",
-        role,
+        viewer,
         body,
     ))
 }

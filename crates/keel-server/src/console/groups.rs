@@ -11,9 +11,9 @@ use keel_embedded::admin::groups;
 use maud::{Markup, html};
 
 use super::{
-    PageResult, chart, duration, encode, number, page, result_area, shows_changes, sparkline,
+    PageResult, Viewer, chart, duration, encode, number, page, result_area, shows_changes,
+    sparkline,
 };
-use crate::access::CallerRole;
 use crate::admin_api::members_of;
 use crate::app::{App, now_ms};
 
@@ -27,7 +27,7 @@ fn as_f64(values: &[u64]) -> Vec<f64> {
     values.iter().map(|v| *v as f64).collect()
 }
 
-async fn list_page(State(app): State<App>, CallerRole(role): CallerRole) -> PageResult {
+async fn list_page(State(app): State<App>, viewer: Viewer) -> PageResult {
     let list = app
         .with_log(|log| groups::list_groups(log, now_ms()))
         .await?;
@@ -55,12 +55,12 @@ async fn list_page(State(app): State<App>, CallerRole(role): CallerRole) -> Page
             }
         }
     };
-    Ok(page("Consumer groups", "/groups", role, body))
+    Ok(page("Consumer groups", "/groups", viewer, body))
 }
 
 async fn group_page(
     State(app): State<App>,
-    CallerRole(role): CallerRole,
+    viewer: Viewer,
     Path(group): Path<String>,
 ) -> PageResult {
     let members = members_of(&app, &group);
@@ -128,11 +128,11 @@ async fn group_page(
                 }
             }
         }
-        @if shows_changes(role) {
+        @if shows_changes(viewer) {
             (reset_form(&group, &topics))
         }
     };
-    Ok(page(&format!("Group {group}"), "/groups", role, body))
+    Ok(page(&format!("Group {group}"), "/groups", viewer, body))
 }
 
 fn reset_form(group: &str, topics: &[String]) -> Markup {

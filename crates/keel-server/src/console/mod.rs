@@ -23,7 +23,11 @@ mod overview;
 mod schemas;
 mod topics;
 
+use std::convert::Infallible;
+
 use axum::Router;
+use axum::extract::FromRequestParts;
+use axum::http::request::Parts;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -31,10 +35,11 @@ use chrono::{DateTime, SecondsFormat, Utc};
 use maud::{DOCTYPE, Markup, html};
 use utoipa_axum::router::OpenApiRouter;
 
-use crate::access::Role;
+use crate::access::{CallerRole, Role};
 use crate::app::{ApiError, App};
+use crate::authentication::LoginSession;
 
-pub(crate) use login::{LOGIN_PATH, login_url, routes as login_routes};
+pub(crate) use login::{LOGIN_PATH, LOGOUT_PATH, login_url, routes as login_routes};
 
 /// The stylesheet, compiled in.
 const CSS: &str = include_str!("../../assets/console.css");
@@ -88,8 +93,27 @@ const SECTIONS: &[(&str, &str)] = &[
     ("/applications", "Sagas & outbox"),
 ];
 
-/// A whole page: navigation, title, the caller's role, and `body`.
-pub(crate) fn page(title: &str, section: &str, role: Role, body: Markup) -> Markup {
+/// Who is looking at a page: the caller's role, and whether a login session (so the page
+/// offers a logout).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Viewer {
+    role: Role,
+    session: bool,
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for Viewer {
+    type Rejection = Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        let CallerRole(role) = CallerRole::from_request_parts(parts, state).await?;
+        let session = parts.extensions.get::<LoginSession>().is_some();
+        Ok(Viewer { role, session })
+    }
+}
+
+/// A whole page: navigation, title, who is looking, and `body`.
+pub(crate) fn page(title: &str, section: &str, viewer: Viewer, body: Markup) -> Markup {
+    let role = viewer.role;
     html! {
         (DOCTYPE)
         html lang="en" {
@@ -107,6 +131,11 @@ pub(crate) fn page(title: &str, section: &str, role: Role, body: Markup) -> Mark
                         a href="/api/openapi.json" { "API (OpenAPI)" }
                         a href="/metrics" { "Metrics" }
                         span.role title="What this caller may do" { "role: " (role.as_str()) }
+                        @if viewer.session {
+                            form.logout method="post" action=(LOGOUT_PATH) {
+                                button #logout type="submit" title="Close this session on the server" { "Log out" }
+                            }
+                        }
                         span #live-status.muted { "live" }
                     }
                 }
@@ -144,7 +173,10 @@ impl IntoResponse for PageError {
         let body = page(
             status.canonical_reason().unwrap_or("Error"),
             "",
-            Role::ReadOnly,
+            Viewer {
+                role: Role::ReadOnly,
+                session: false,
+            },
             html! { p.alert { (message) } p { a href="/" { "Back to the overview" } } },
         );
         (status, body).into_response()
@@ -303,8 +335,8 @@ pub(crate) fn result_area() -> Markup {
 }
 
 /// Whether the page shows state-changing forms to this caller.
-pub(crate) fn shows_changes(role: Role) -> bool {
-    role.may_change()
+pub(crate) fn shows_changes(viewer: Viewer) -> bool {
+    viewer.role.may_change()
 }
 
 /// A 404 page for something that is not there.

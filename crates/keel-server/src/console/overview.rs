@@ -17,8 +17,7 @@ use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::{PageResult, bytes, chart, duration, encode, number, page, rate, sparkline};
-use crate::access::CallerRole;
+use super::{PageResult, Viewer, bytes, chart, duration, encode, number, page, rate, sparkline};
 use crate::app::{ApiError, App, now_ms};
 use crate::config::ConsoleConfig;
 use crate::history::{History, Throughput};
@@ -231,7 +230,7 @@ async fn overview_api(State(app): State<App>) -> Result<Json<Overview>, ApiError
     load(&app).await.map(Json)
 }
 
-async fn overview_page(State(app): State<App>, CallerRole(role): CallerRole) -> PageResult {
+async fn overview_page(State(app): State<App>, viewer: Viewer) -> PageResult {
     let o = load(&app).await?;
     let lag_events: u64 = o.groups.iter().map(|g| g.lag_events).sum();
     let pending: u64 = o.dead_letters.iter().map(|d| d.pending).sum();
@@ -348,5 +347,5 @@ async fn overview_page(State(app): State<App>, CallerRole(role): CallerRole) -> 
             }
         }
     };
-    Ok(page("Overview", "/", role, body))
+    Ok(page("Overview", "/", viewer, body))
 }

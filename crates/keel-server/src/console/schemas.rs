@@ -10,8 +10,7 @@ use axum::routing::get;
 use maud::{Markup, html};
 use serde::Deserialize;
 
-use super::{PageResult, encode, page, result_area, shows_changes};
-use crate::access::CallerRole;
+use super::{PageResult, Viewer, encode, page, result_area, shows_changes};
 use crate::app::{ApiError, App};
 use crate::schemas_api::{
     Comparison, Verdict, comparison, subject_views, version_view, with_registry,
@@ -24,7 +23,7 @@ pub(super) fn routes() -> Router<App> {
         .route("/catalog", get(catalog_page))
 }
 
-async fn list_page(State(app): State<App>, CallerRole(role): CallerRole) -> PageResult {
+async fn list_page(State(app): State<App>, viewer: Viewer) -> PageResult {
     let subjects = with_registry(&app, subject_views).await?;
     let body = html! {
         table data-figure="subjects" {
@@ -41,11 +40,11 @@ async fn list_page(State(app): State<App>, CallerRole(role): CallerRole) -> Page
             }
         }
         @if subjects.is_empty() { p.muted { "No schema registered yet." } }
-        @if shows_changes(role) {
+        @if shows_changes(viewer) {
             (candidate_form(None))
         }
     };
-    Ok(page("Schemas", "/schemas", role, body))
+    Ok(page("Schemas", "/schemas", viewer, body))
 }
 
 /// `?old=&new=` of the comparison.
@@ -57,7 +56,7 @@ struct Versions {
 
 async fn subject_page(
     State(app): State<App>,
-    CallerRole(role): CallerRole,
+    viewer: Viewer,
     Path(subject): Path<String>,
     Query(wanted): Query<Versions>,
 ) -> PageResult {
@@ -96,11 +95,11 @@ async fn subject_page(
         (diff_view(&compared))
         h2 { "Verdicts: could version " (compared.new.version) " be registered after version " (compared.old.version) "?" }
         (verdict_table(&compared.verdicts))
-        @if shows_changes(role) {
+        @if shows_changes(viewer) {
             (candidate_form(Some((&subject, &serde_json::to_string_pretty(&latest.schema).unwrap_or_default()))))
         }
     };
-    Ok(page(&format!("Schema {subject}"), "/schemas", role, body))
+    Ok(page(&format!("Schema {subject}"), "/schemas", viewer, body))
 }
 
 /// The two schemas' pretty-printed lines side by side, lines only one side has marked.
@@ -198,7 +197,7 @@ fn candidate_form(subject: Option<(&str, &str)>) -> Markup {
     }
 }
 
-async fn catalog_page(State(app): State<App>, CallerRole(role): CallerRole) -> PageResult {
+async fn catalog_page(State(app): State<App>, viewer: Viewer) -> PageResult {
     let (catalog, errors) = app
         .with_log(|log| Ok::<_, ApiError>(keel_schema::scan(log)))
         .await?;
@@ -223,7 +222,7 @@ async fn catalog_page(State(app): State<App>, CallerRole(role): CallerRole) -> P
             }
         }
     };
-    Ok(page("Catalog", "/catalog", role, body))
+    Ok(page("Catalog", "/catalog", viewer, body))
 }
 
 #[cfg(test)]

@@ -1,7 +1,7 @@
 //! The topics pages: the list (filtered by name, paginated, with sizes, settings and rates)
 //! with the form that creates a topic, and one topic's page (settings, throughput, its
-//! partitions paginated, the groups reading it, and its deletion behind a typed
-//! confirmation).
+//! partitions paginated, the groups reading it, its settings changed after a preview of
+//! old → new, and its deletion behind a typed confirmation).
 
 use axum::Router;
 use axum::extract::{Path, Query, State};
@@ -10,10 +10,9 @@ use maud::{Markup, html};
 use serde::Deserialize;
 
 use super::{
-    PageResult, ROWS_PER_PAGE, bytes, chart, encode, not_found, number, page, pager, rate,
+    PageResult, ROWS_PER_PAGE, Viewer, bytes, chart, encode, not_found, number, page, pager, rate,
     result_area, shows_changes,
 };
-use crate::access::CallerRole;
 use crate::app::{ApiError, App, now_ms};
 use crate::topics_api::{TopicView, is_keel_owned, topic_view};
 
@@ -50,7 +49,7 @@ fn list(log: &keel_log::Log, filter: &str, page: usize) -> (usize, Vec<TopicView
 
 async fn list_page(
     State(app): State<App>,
-    CallerRole(role): CallerRole,
+    viewer: Viewer,
     Query(params): Query<ListParams>,
 ) -> PageResult {
     let filter = params.q.clone().unwrap_or_default();
@@ -96,11 +95,11 @@ async fn list_page(
                 }
             }
         }
-        @if shows_changes(role) {
+        @if shows_changes(viewer) {
             (create_form())
         }
     };
-    Ok(page("Topics", "/topics", role, body))
+    Ok(page("Topics", "/topics", viewer, body))
 }
 
 fn setting<'a>(topic: &'a TopicView, key: &str) -> &'a str {
@@ -155,27 +154,30 @@ struct TopicParams {
 
 async fn topic_page(
     State(app): State<App>,
-    CallerRole(role): CallerRole,
+    viewer: Viewer,
     Path(name): Path<String>,
     Query(params): Query<TopicParams>,
 ) -> PageResult {
-    let (view, consumers) = {
+    let (found, consumers) = {
         let name = name.clone();
         app.with_log(move |log| {
-            let view = log.topic(&name).map(|t| topic_view(&t));
+            let found = log
+                .topic(&name)
+                .map(|t| (topic_view(&t), keel_kafka::kafka_configs(&t.config())));
             let consumers = consumers_of(log, &name);
-            Ok::<_, ApiError>((view, consumers))
+            Ok::<_, ApiError>((found, consumers))
         })
         .await?
     };
-    let view = view.ok_or_else(|| not_found(format!("topic '{name}' does not exist")))?;
+    let (view, settings) =
+        found.ok_or_else(|| not_found(format!("topic '{name}' does not exist")))?;
     let throughput = app.history.throughput(Some(&name));
     let page_number = params.page.unwrap_or(1).max(1);
     let encoded = encode(&name);
     let body = html! {
         p.toolbar {
             a href=(format!("/topics/{encoded}/events")) { "Browse events →" }
-            @if shows_changes(role) { a href=(format!("/topics/{encoded}/events#produce")) { "Produce an event →" } }
+            @if shows_changes(viewer) { a href=(format!("/topics/{encoded}/events#produce")) { "Produce an event →" } }
         }
         section #topic-figures.figures data-live {
             div.figure { span.label { "Partitions" } span.value data-figure="partitions" { (view.partitions.len()) } }
@@ -191,10 +193,11 @@ async fn topic_page(
             }
         }
         h2 { "Settings" }
-        table.settings {
-            tbody { @for (key, value) in &view.config { tr { th { (key) } td.mono data-setting=(key) { (value) } } } }
+        @if shows_changes(viewer) && !is_keel_owned(&name) {
+            (settings_form(&name, &settings))
+        } @else {
+            (settings_table(&settings, false))
         }
-        p.muted { "Settings are fixed at creation today; the partition count always is." }
         h2 { "Consumer groups" }
         @if consumers.is_empty() {
             p.muted { "No group has committed offsets in this topic." }
@@ -226,11 +229,11 @@ async fn topic_page(
                 }
             }
         }
-        @if shows_changes(role) && !is_keel_owned(&name) {
+        @if shows_changes(viewer) && !is_keel_owned(&name) {
             (delete_form(&name))
         }
     };
-    Ok(page(&format!("Topic {name}"), "/topics", role, body))
+    Ok(page(&format!("Topic {name}"), "/topics", viewer, body))
 }
 
 /// Groups with commits in `topic`: (group, lag in events, lag in ms).
@@ -250,6 +253,42 @@ fn consumers_of(log: &keel_log::Log, topic: &str) -> Vec<(String, u64, u64)> {
             Some((group, events, ms))
         })
         .collect()
+}
+
+/// The settings by Kafka's names; `editable`, with an input holding each value.
+fn settings_table(settings: &[(&str, String)], editable: bool) -> Markup {
+    html! {
+        table.settings data-figure="settings" {
+            tbody { @for (key, value) in settings {
+                tr {
+                    th { (key) }
+                    td.mono data-setting=(key) { (value) }
+                    @if editable {
+                        td { input name=(format!("config[{key}]")) value=(value) aria-label=(key) autocomplete="off"; }
+                    }
+                }
+            } }
+        }
+    }
+}
+
+/// The form that changes the settings: every setting with its value in an input; a preview
+/// lists what differs (old → new) and opens the button that applies it.
+fn settings_form(name: &str, settings: &[(&str, String)]) -> Markup {
+    html! {
+        form.panel #topic-settings data-api=(format!("/api/topics/{}/config", encode(name)))
+            data-method="PATCH" data-render="table:changes" data-then="reload" {
+            (settings_table(settings, true))
+            p.muted { "Kafka's names and units: -1 is no limit. keel.fsync is always, never or interval(ms). In force at once for every partition; the partition count is fixed." }
+            div.toolbar {
+                button.secondary type="submit" name="dry_run" value="true" data-type="bool" data-preview
+                    data-done="{changes} setting(s) would change" { "Preview changes" }
+                button type="submit" name="dry_run" value="false" data-type="bool" data-needs-preview disabled
+                    data-done="changed {changes} setting(s)" { "Apply" }
+            }
+            (result_area())
+        }
+    }
 }
 
 fn delete_form(name: &str) -> Markup {

@@ -112,6 +112,42 @@ test("a topic is created from the list and deleted behind a typed confirmation",
   assert.equal((await api(server, "/api/topics/console-made")).status, 404);
 });
 
+test("a topic's settings change after a preview of old → new, as the CLI then describes", async () => {
+  const created = await api(server, "/api/topics", "POST", { name: "console-settings", partitions: 2 });
+  assert.equal(created.status, 201, JSON.stringify(created.body));
+  await page.goto(server.url + "/topics/console-settings");
+  const form = page.locator("#topic-settings");
+  const retention = form.locator('input[name="config[retention.ms]"]');
+  assert.equal(await retention.inputValue(), "-1", "the current value, Kafka's -1 for no limit");
+  assert.equal(await form.locator('[data-setting="cleanup.policy"]').innerText(), "delete");
+  const apply = form.locator("button[data-needs-preview]");
+  const preview = form.locator("button[data-preview]");
+
+  await retention.fill("soon");
+  await preview.click();
+  assert.match(await form.locator(".error").innerText(), /retention\.ms.*soon/, "the bad value is named");
+  assert.ok(await apply.isDisabled(), "nothing to apply after a refused preview");
+
+  await retention.fill("3600000");
+  await form.locator('input[name="config[keel.fsync]"]').fill("interval(250)");
+  await preview.click();
+  await form.locator(".done").waitFor();
+  assert.match(await form.locator(".done").innerText(), /2 setting\(s\) would change/);
+  const rows = await form.locator("[data-result] tbody tr").allInnerTexts();
+  assert.deepEqual(rows.map(row => row.split("\t")), [["retention.ms", "-1", "3600000"], ["keel.fsync", "always", "interval(250)"]]);
+  assert.equal((await api(server, "/api/topics/console-settings")).body.config.retention_ms, "none", "a preview changes nothing");
+
+  await apply.click();
+  await form.locator(".done", { hasText: "changed 2 setting(s)" }).waitFor();
+  const settings = (await api(server, "/api/topics/console-settings")).body.config;
+  assert.equal(settings.retention_ms, "3600000");
+  assert.equal(settings.fsync, "interval(250)");
+  const described = keel(["--data-dir", server.dataDir, "topics", "describe", "console-settings"]);
+  assert.match(described, /retention_ms = 3600000/);
+  assert.match(described, /fsync = interval\(250\)/);
+  await page.waitForFunction(() => document.querySelector('[data-setting="retention.ms"]').innerText === "3600000");
+});
+
 test("the event browser filters by type and shows an event's causation and journey", async () => {
   const newest = (await api(server, "/api/topics/payments/events?type=payment.charged&limit=1")).body.events[0];
   assert.ok(newest, "the seed charged payments");
@@ -328,6 +364,9 @@ test("the OpenAPI document describes the API the console calls", async () => {
     assert.ok(document.paths[path], path);
   }
   assert.ok(document.paths["/api/topics/{topic}"].delete, "topic deletion is described");
+  const alter = document.paths["/api/topics/{topic}/config"].patch;
+  const body = alter.requestBody.content["application/json"].schema.$ref.split("/").pop();
+  assert.ok(document.components.schemas[body].properties.dry_run, "the settings preview is described");
 });
 
 test("what the console changed is what the CLI sees once the server stopped", async () => {
@@ -341,7 +380,7 @@ test("what the console changed is what the CLI sees once the server stopped", as
   assert.ok(shipping.purged > 0, JSON.stringify(shipping));
 });
 
-test("a login: a read-only token sees no form that changes state and its API calls are refused; an admin's are served", async () => {
+test("a login: a read-only token sees no form that changes state and its API calls are refused; an admin's are served; a logout ends the session on the server", async () => {
   const tokens = { admin: "console-admin-token", reader: "console-reader-token" };
   const sha256 = token => createHash("sha256").update(token).digest("hex");
   const securedDir = tempDir("keel-console-login-");
@@ -392,6 +431,36 @@ test("a login: a read-only token sees no form that changes state and its API cal
     assert.equal(await login.locator("#create-topic").count(), 1);
     const created = await createTopic("admin-made");
     assert.equal(created.status, 201, created.body);
+    await login.goto(secured.url + "/topics/admin-made");
+    assert.equal(await login.locator("#topic-settings").count(), 1, "an admin changes settings");
+
+    await loginAs(tokens.reader);
+    await login.goto(secured.url + "/topics/admin-made");
+    assert.equal(await login.locator("#topic-settings").count(), 0, "a reader sees no settings form");
+    assert.equal(await login.locator('[data-setting="retention.ms"]').innerText(), "-1", "but the settings");
+    const patched = await login.evaluate(async () => {
+      const response = await fetch("/api/topics/admin-made/config", {
+        method: "PATCH", headers: { "content-type": "application/json" },
+        body: JSON.stringify({ config: { "retention.ms": "1000" } }),
+      });
+      return { status: response.status, body: await response.text() };
+    });
+    assert.equal(patched.status, 403, patched.body);
+
+    // The logout closes the session on the server: the same cookie, sent by a plain HTTP
+    // client, no longer works, and a browser that still has it is told its session ended.
+    const [session] = await own.context.cookies(secured.url);
+    const asSession = path => fetch(secured.url + path, { headers: { cookie: `keel_session=${session.value}` }, redirect: "manual" });
+    assert.equal((await asSession("/api/topics")).status, 200, "the session works before the logout");
+    await login.locator("#logout").click();
+    await login.waitForURL(url => url.pathname === "/login");
+    assert.match(await login.locator(".notice").innerText(), /logged out/);
+    assert.deepEqual(await own.context.cookies(secured.url), [], "the browser dropped the cookie");
+    assert.equal((await asSession("/api/topics")).status, 401, "the cookie no longer works");
+    await own.context.addCookies([{ ...session }]);
+    await login.goto(secured.url + "/groups");
+    assert.equal(new URL(login.url()).pathname, "/login");
+    assert.match(await login.locator(".notice").innerText(), /session has ended/);
   } finally {
     await own.close();
     await secured.stop();
