@@ -44,6 +44,14 @@ impl AppDatabase {
         }
     }
 
+    /// The migration steps opening applied, as (version, name); empty when already current.
+    pub(crate) fn applied_migrations(&self) -> &[(u32, &'static str)] {
+        match self {
+            AppDatabase::Postgres(db) => db.applied_migrations(),
+            AppDatabase::Sqlite(outbox) => outbox.applied_migrations(),
+        }
+    }
+
     /// Starts a relay of this database's outbox through `port`.
     pub(crate) fn relay(
         &self,

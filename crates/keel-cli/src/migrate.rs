@@ -1,6 +1,7 @@
 //! `keel migrate`: brings Keel's tables (outbox, inbox, saga state, projection checkpoints)
 //! in an application database to the version this binary knows. Idempotent; libraries also
-//! migrate on start, so this is for deployments that migrate before rolling out.
+//! migrate on start, so this is for deployments that migrate before rolling out. It prints
+//! each step it applied, or that the tables were already current.
 
 use anyhow::Context;
 use clap::Args;
@@ -23,9 +24,18 @@ pub(crate) fn run(args: MigrateArgs) -> anyhow::Result<()> {
         .build()
         .context("starting the async runtime")?;
     let db = runtime.block_on(AppDatabase::open(&args.database_url))?;
+    let applied = db.applied_migrations();
+    let Some((newest, _)) = applied.last() else {
+        println!("keel tables in {} are already current", db.describe());
+        return Ok(());
+    };
+    for (version, name) in applied {
+        println!("applied version {version}: {name}");
+    }
     println!(
-        "keel tables in {} are at the current version",
-        db.describe()
+        "keel tables in {} migrated to version {newest} ({} step(s))",
+        db.describe(),
+        applied.len()
     );
     Ok(())
 }

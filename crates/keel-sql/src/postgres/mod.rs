@@ -41,6 +41,8 @@ pub struct PgDatabase {
     pool: Pool,
     config: tokio_postgres::Config,
     schema: String,
+    /// The steps connecting applied, as (version, name).
+    applied: Vec<(u32, &'static str)>,
 }
 
 /// Settings of [`PgDatabase::connect_with`].
@@ -199,16 +201,28 @@ impl PgDatabase {
             tracing::info!(%target, %schema, from = found, to = PG_SCHEMA_VERSION, "migrated the keel schema");
         }
         drop(client);
+        let applied = schema::MIGRATIONS
+            .iter()
+            .filter(|m| m.version > found)
+            .map(|m| (m.version as u32, m.name))
+            .collect();
         Ok(PgDatabase {
             pool,
             config,
             schema,
+            applied,
         })
     }
 
     /// The pool: take connections from it for the transactions that enqueue.
     pub fn pool(&self) -> &Pool {
         &self.pool
+    }
+
+    /// The migration steps connecting applied, as (version, name), oldest first; empty
+    /// when the schema was already current.
+    pub fn applied_migrations(&self) -> &[(u32, &'static str)] {
+        &self.applied
     }
 
     /// The schema holding Keel's tables.

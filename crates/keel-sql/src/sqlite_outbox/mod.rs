@@ -54,6 +54,8 @@ use crate::database::{self, wall_clock_ms};
 pub struct SqliteOutbox {
     path: PathBuf,
     connection: Arc<Mutex<Connection>>,
+    /// The steps opening applied, as (version, name).
+    applied: Arc<[(u32, &'static str)]>,
 }
 
 impl std::fmt::Debug for SqliteOutbox {
@@ -70,11 +72,25 @@ impl SqliteOutbox {
     pub fn open(path: impl AsRef<Path>) -> Result<SqliteOutbox, OpenError> {
         let path = path.as_ref().to_path_buf();
         let mut connection = database::open(&path, BUSY_TIMEOUT_DEFAULT)?;
-        database::migrate_on_open(&mut connection, &path, &schema::TRACK, wall_clock_ms())?;
+        let found =
+            database::migrate_on_open(&mut connection, &path, &schema::TRACK, wall_clock_ms())?;
+        let applied = schema::TRACK
+            .migrations
+            .iter()
+            .filter(|m| m.version > found)
+            .map(|m| (m.version, m.name))
+            .collect();
         Ok(SqliteOutbox {
             path,
             connection: Arc::new(Mutex::new(connection)),
+            applied,
         })
+    }
+
+    /// The migration steps opening applied, as (version, name), oldest first; empty when
+    /// the tables were already current.
+    pub fn applied_migrations(&self) -> &[(u32, &'static str)] {
+        &self.applied
     }
 
     /// The database file.
