@@ -1,5 +1,6 @@
 //! The TOML config file (`--config` / `$KEEL_CONFIG`): reading it with a one-line error, and
-//! the entry the operator verbs take from it (`brokers`). `keel serve`'s keys are its own
+//! the entry `keel groups`, `keel dlq` and `keel demo` take from it (`brokers`, see
+//! `brokers.rs`). `keel serve`'s keys are its own
 //! (`serve.rs`); one file holds both, so a deployment names its cluster once.
 //!
 //! Not here: precedence beyond "flag, then environment, then file" (clap gives the first

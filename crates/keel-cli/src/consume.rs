@@ -27,9 +27,9 @@ use keel_core::{CONTENT_TYPE_HEADER, Event, STRUCTURED_MEDIA_TYPE};
 use keel_log::{Log, OffsetCommit, Record, Topic};
 use serde_json::{Value, json};
 
+use crate::brokers::Brokers;
 use crate::control::kafka_addr_file;
 use crate::store::{existing_topic, hold_log, open_existing_log};
-use crate::target::Brokers;
 use crate::time;
 
 /// Bytes read from a partition per call.

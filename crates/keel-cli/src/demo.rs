@@ -1,11 +1,12 @@
 //! `keel demo`: runs the order system (`keel-demo`) on the embedded defaults, prints a live
 //! timeline per order, rebuilds the order-summary projection with a progress bar, and ends
 //! with the self-checking summary (exit code 1 when an invariant is broken). With
-//! `--brokers` the services run against a Kafka cluster such as `keel serve`, as many
-//! processes as wanted: the one running the order service places the orders and checks;
-//! the others run until SIGTERM or Ctrl-C.
+//! `--brokers` (or `KEEL_BROKERS`, or the config file's `brokers` entry) the services run
+//! against a Kafka cluster such as `keel serve`, with `--engine URL` on NATS, Redis,
+//! RabbitMQ or SNS/SQS (`engine.rs`), as many processes as wanted: the one running the
+//! order service places the orders and checks; the others run until SIGTERM or Ctrl-C.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
@@ -13,6 +14,9 @@ use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
 use keel_demo::{Backbone, DemoConfig, Entry, Service, Summary, Timeline};
 use tokio::sync::mpsc::UnboundedReceiver;
+
+use crate::brokers::Brokers;
+use crate::engine::Engine;
 
 /// Flags of `keel demo`.
 #[derive(Debug, Args)]
@@ -34,35 +38,91 @@ pub(crate) struct DemoArgs {
     #[arg(long, default_value_t = 25)]
     poison_every: usize,
     /// Directory for the run's log and databases (default: a fresh temporary directory).
-    /// With --brokers, the directory every process of the demo shares: each service keeps
+    /// With --brokers or --engine, the directory every process of the demo shares: each service keeps
     /// its own database in it, and the ordering process reads them for the summary.
     #[arg(long, value_name = "DIR")]
     dir: Option<PathBuf>,
     /// Print only the summary, not the timeline.
     #[arg(long)]
     quiet: bool,
-    /// Run on a Kafka cluster instead of the embedded log: the Kafka listener of a running
-    /// `keel serve` (e.g. 127.0.0.1:9092), whose data directory has the demo's topics. Lets
-    /// the services run as separate processes (--service). Needs a keel built with
-    /// `--features kafka`.
-    #[arg(long, value_name = "ADDR", requires = "dir")]
-    brokers: Option<String>,
+    // --brokers: run on a Kafka cluster instead of the embedded log (e.g. the Kafka listener
+    // of a running `keel serve`), with --dir; lets the services run as separate processes.
+    #[command(flatten)]
+    brokers: Brokers,
+    /// Run on another engine instead of the embedded log: `nats://HOST:PORT`,
+    /// `redis://HOST:PORT`, `amqp://USER:PASS@HOST:PORT/VHOST` or `sqs://HOST:PORT` /
+    /// `sqs://aws/REGION`, as `keel relay --to` (each needs keel built with its feature:
+    /// nats, redis, rabbitmq, sqs). The demo's topics are created when missing. Lets the
+    /// services run as separate processes (--service, with --dir).
+    #[arg(long, value_name = "URL", value_parser = Engine::parse)]
+    engine: Option<Engine>,
     /// The services this process runs, comma-separated: orders, inventory, payment,
     /// shipping, email, analytics, or all. The process with `orders` places the orders and
     /// prints the summary; one without it runs until SIGTERM or Ctrl-C. Other than `all`
-    /// only with --brokers.
+    /// only with --brokers or --engine.
     #[arg(long, value_name = "NAMES", value_delimiter = ',', default_value = "all", value_parser = parse_services)]
     service: Vec<Vec<Service>>,
+}
+
+/// Where the demo's topics live.
+enum Backend {
+    Embedded,
+    Kafka(String),
+    Engine(Engine),
+}
+
+impl Backend {
+    /// `--engine`, else the Kafka cluster of `--brokers` / `KEEL_BROKERS` / the config
+    /// file, else the embedded log. The engine and a named cluster together are refused
+    /// (the config file's entry gives way: it names the operators' cluster).
+    fn of(args: &DemoArgs) -> anyhow::Result<Backend> {
+        match (&args.engine, &args.brokers.list) {
+            (Some(_), Some(_)) => {
+                bail!("--engine and --brokers (or KEEL_BROKERS) both say where to run: give one")
+            }
+            (Some(engine), None) => Ok(Backend::Engine(engine.clone())),
+            (None, _) => Ok(match args.brokers.resolve()? {
+                Some(brokers) => Backend::Kafka(brokers),
+                None => Backend::Embedded,
+            }),
+        }
+    }
+
+    /// Opens it (the embedded log in `data_dir`), the demo's topics created when missing.
+    async fn open(&self, data_dir: &Path) -> anyhow::Result<Backbone> {
+        match self {
+            Backend::Embedded => {
+                std::fs::create_dir_all(data_dir)
+                    .with_context(|| format!("create {}", data_dir.display()))?;
+                Ok(Backbone::embedded(&data_dir.join("log"))?)
+            }
+            Backend::Kafka(brokers) => kafka(brokers).await,
+            Backend::Engine(engine) => {
+                let connected = engine.connect().await?;
+                Backbone::on(connected.transport, connected.admin.as_ref())
+                    .await
+                    .with_context(|| format!("the demo on {}", engine.describe()))
+            }
+        }
+    }
 }
 
 pub(crate) fn run(args: DemoArgs) -> anyhow::Result<()> {
     let mut services: Vec<Service> = args.service.iter().flatten().copied().collect();
     services.sort_by_key(|s| Service::ALL.iter().position(|all| all == s));
     services.dedup();
-    if args.brokers.is_none() && services != Service::ALL {
-        bail!(
-            "--service: without --brokers every service runs in this process (the embedded log is not shared)"
-        );
+    let backend = Backend::of(&args)?;
+    match backend {
+        Backend::Embedded if services != Service::ALL => bail!(
+            "--service: without --brokers or --engine every service runs in this process (the embedded log is not shared)"
+        ),
+        Backend::Kafka(_) if args.dir.is_none() => {
+            bail!("--brokers needs --dir: the directory every process of the demo shares")
+        }
+        Backend::Engine(_) if services != Service::ALL && args.dir.is_none() => {
+            bail!("--service needs --dir: the directory every process of the demo shares")
+        }
+        _ => {}
     }
     let temporary = tempfile::tempdir().context("create a temporary directory")?;
     let data_dir = args
@@ -78,7 +138,7 @@ pub(crate) fn run(args: DemoArgs) -> anyhow::Result<()> {
         poison_every: args.poison_every,
     };
     config.validate()?;
-    if args.brokers.is_some() || std::env::var_os("RUST_LOG").is_some() {
+    if !matches!(backend, Backend::Embedded) || std::env::var_os("RUST_LOG").is_some() {
         init_logging();
     }
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -86,14 +146,7 @@ pub(crate) fn run(args: DemoArgs) -> anyhow::Result<()> {
         .build()
         .context("start the async runtime")?;
     runtime.block_on(async {
-        let backbone = match &args.brokers {
-            None => {
-                std::fs::create_dir_all(&config.data_dir)
-                    .with_context(|| format!("create {}", config.data_dir.display()))?;
-                Backbone::embedded(&config.data_dir.join("log"))?
-            }
-            Some(brokers) => kafka(brokers).await?,
-        };
+        let backbone = backend.open(&config.data_dir).await?;
         if services.contains(&Service::Orders) {
             place(&config, &backbone, &services, args.quiet).await
         } else {
@@ -102,7 +155,7 @@ pub(crate) fn run(args: DemoArgs) -> anyhow::Result<()> {
     })
 }
 
-/// Logs warnings and errors to stderr (`RUST_LOG` overrides): on Kafka, a service that
+/// Logs warnings and errors to stderr (`RUST_LOG` overrides): on an engine, a service that
 /// cannot join its group or reach the broker says so instead of waiting silently.
 fn init_logging() {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()

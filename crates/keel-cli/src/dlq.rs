@@ -21,8 +21,9 @@ use chrono::Utc;
 use keel_embedded::admin::dead_letters::{CanaryOutcome, DeadLetterFilter, ReplayReport};
 use serde_json::Value;
 
+use crate::brokers::Brokers;
 use crate::control::Replay;
-use crate::target::{Brokers, Target};
+use crate::target::Target;
 use crate::time;
 
 /// Flags of `keel dlq`.

@@ -16,7 +16,8 @@ use anyhow::{Context, bail};
 use chrono::Utc;
 use keel_embedded::admin::groups::{self, PartitionLag, ResetTarget};
 
-use crate::target::{Brokers, Target};
+use crate::brokers::Brokers;
+use crate::target::Target;
 use crate::time;
 
 /// Flags of `keel groups`.

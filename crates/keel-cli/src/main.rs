@@ -6,6 +6,7 @@
 
 mod app_database;
 mod bench;
+mod brokers;
 mod catalog;
 #[cfg(feature = "kafka")]
 mod cluster;
@@ -14,6 +15,7 @@ mod consume;
 mod control;
 mod demo;
 mod dlq;
+mod engine;
 #[cfg(feature = "kafka")]
 mod group_member;
 mod groups;

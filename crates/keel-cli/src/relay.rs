@@ -3,13 +3,10 @@
 //! empty. Prints a progress line every `--progress-interval-ms`: published so far, rate,
 //! backlog, age of the oldest unpublished row, dead rows.
 //!
-//! Transports: `embedded` (the log in `--data-dir`, held for the relay's life); with the
-//! `rabbitmq` feature, a RabbitMQ at `amqp://…`; with the `nats` feature, NATS JetStream at
-//! `nats://…`; with the `redis` feature, Redis Streams at `redis://…`; with the `sqs`
-//! feature, SNS/SQS at
-//! `sqs://HOST:PORT` (an API-compatible server over HTTP, such as moto) or `sqs://aws/REGION`
-//! (Amazon's endpoints, signed with `AWS_ACCESS_KEY_ID` / `AWS_SECRET_ACCESS_KEY`). Their
-//! topics must exist. Other transports join through `keel_core::PublishPort`.
+//! Transports: `embedded` (the log in `--data-dir`, held for the relay's life), or an
+//! engine's URL (`amqp://`, `nats://`, `redis://`, `sqs://`: `engine.rs`, each behind its
+//! feature). Their topics must exist. Other transports join through
+//! `keel_core::PublishPort`.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -22,6 +19,7 @@ use keel_sql::{AfterPublish, OutboxMetrics, RelayOptions};
 use tokio::signal::unix::{SignalKind, signal};
 
 use crate::app_database::AppDatabase;
+use crate::engine::Engine;
 use crate::store::open_log;
 
 /// Flags of `keel relay`.
@@ -62,15 +60,8 @@ pub(crate) struct RelayArgs {
 enum Destination {
     /// The embedded log in the data directory.
     Embedded,
-    /// The RabbitMQ at this `amqp://` URL (read only with the `rabbitmq` feature; without
-    /// it `--to` is refused in words).
-    Rabbit(#[cfg_attr(not(feature = "rabbitmq"), allow(dead_code))] String),
-    /// The NATS server at this `nats://` URL (read only with the `nats` feature).
-    Nats(#[cfg_attr(not(feature = "nats"), allow(dead_code))] String),
-    /// The Redis at this `redis://` URL (read only with the `redis` feature).
-    Redis(#[cfg_attr(not(feature = "redis"), allow(dead_code))] String),
-    /// SNS/SQS at this `sqs://` URL (read only with the `sqs` feature).
-    Sqs(#[cfg_attr(not(feature = "sqs"), allow(dead_code))] String),
+    /// A networked engine (`engine.rs`).
+    Engine(Engine),
 }
 
 impl Destination {
@@ -78,38 +69,19 @@ impl Destination {
     fn describe(&self) -> &'static str {
         match self {
             Destination::Embedded => "the embedded log",
-            Destination::Rabbit(_) => "RabbitMQ",
-            Destination::Nats(_) => "NATS JetStream",
-            Destination::Redis(_) => "Redis",
-            Destination::Sqs(_) => "SNS/SQS",
-        }
-    }
-
-    /// The cargo feature that builds this destination's client into keel.
-    fn feature(&self) -> &'static str {
-        match self {
-            Destination::Embedded => "default",
-            Destination::Rabbit(_) => "rabbitmq",
-            Destination::Nats(_) => "nats",
-            Destination::Redis(_) => "redis",
-            Destination::Sqs(_) => "sqs",
+            Destination::Engine(engine) => engine.describe(),
         }
     }
 }
 
 /// Parses `--to`.
 fn destination(text: &str) -> Result<Destination, String> {
-    let url = text.to_string();
-    match text.split_once("://").map(|(scheme, _)| scheme) {
-        _ if text == "embedded" => Ok(Destination::Embedded),
-        Some("amqp") => Ok(Destination::Rabbit(url)),
-        Some("nats") => Ok(Destination::Nats(url)),
-        Some("redis") => Ok(Destination::Redis(url)),
-        Some("sqs") => Ok(Destination::Sqs(url)),
-        _ => Err(format!(
-            "'{text}' is not 'embedded' nor an amqp://, nats://, redis:// or sqs:// URL"
-        )),
+    if text == "embedded" {
+        return Ok(Destination::Embedded);
     }
+    Engine::parse(text)
+        .map(Destination::Engine)
+        .map_err(|e| format!("{e}, nor 'embedded'"))
 }
 
 /// Runs `keel relay`.
@@ -141,7 +113,9 @@ async fn relay(data: &Path, args: RelayArgs) -> anyhow::Result<()> {
             let log = open_log(data)?;
             Arc::new(EmbeddedBus::new(Arc::new(log)).publisher())
         }
-        engine => Arc::new(engine_publisher(engine).await?),
+        Destination::Engine(engine) => {
+            Arc::new(engine.connect().await?.transport.publisher().clone())
+        }
     };
     if args.relays == 0 || (args.relays > 1 && matches!(db, AppDatabase::Sqlite(_))) {
         anyhow::bail!(
@@ -195,59 +169,4 @@ async fn relay(data: &Path, args: RelayArgs) -> anyhow::Result<()> {
         metrics.dead_lettered()
     );
     Ok(())
-}
-
-/// The publisher on a networked engine, or a one-line error naming the feature that builds
-/// its client in when this binary was built without it.
-async fn engine_publisher(to: &Destination) -> anyhow::Result<keel_runtime::Publisher> {
-    #[cfg(feature = "rabbitmq")]
-    if let Destination::Rabbit(url) = to {
-        let config = keel_rabbitmq::RabbitConfig::new(url);
-        return Ok(keel_rabbitmq::RabbitTransport::connect(&config)?.publisher());
-    }
-    #[cfg(feature = "nats")]
-    if let Destination::Nats(url) = to {
-        let config = keel_nats::NatsConfig::new(url);
-        return Ok(keel_nats::NatsTransport::connect(&config)
-            .await?
-            .publisher());
-    }
-    #[cfg(feature = "redis")]
-    if let Destination::Redis(url) = to {
-        let config = keel_redis::RedisConfig::new(url);
-        return Ok(keel_redis::RedisTransport::connect(&config)
-            .await?
-            .publisher());
-    }
-    #[cfg(feature = "sqs")]
-    if let Destination::Sqs(url) = to {
-        return sqs_publisher(url).await;
-    }
-    let feature = to.feature();
-    anyhow::bail!(
-        "--to {} needs keel built with the {feature} feature (cargo build -p keel-cli --features {feature})",
-        to.describe()
-    )
-}
-
-/// The publisher on SNS/SQS at `url`: `sqs://HOST:PORT` is an API-compatible server over
-/// HTTP (no credentials checked), `sqs://aws/REGION` Amazon's endpoints with the key in
-/// `AWS_ACCESS_KEY_ID` / `AWS_SECRET_ACCESS_KEY`.
-#[cfg(feature = "sqs")]
-async fn sqs_publisher(url: &str) -> anyhow::Result<keel_runtime::Publisher> {
-    let rest = url.strip_prefix("sqs://").unwrap_or(url);
-    let config = match rest.strip_prefix("aws/") {
-        Some(region) => {
-            let key = |name: &str| {
-                std::env::var(name).with_context(|| format!("--to {url} needs {name} set"))
-            };
-            keel_sqs::SqsConfig::aws(
-                region,
-                key("AWS_ACCESS_KEY_ID")?,
-                key("AWS_SECRET_ACCESS_KEY")?,
-            )
-        }
-        None => keel_sqs::SqsConfig::local(format!("http://{rest}")),
-    };
-    Ok(keel_sqs::SqsPublisher::connect(&config).await?.publisher())
 }

@@ -1,12 +1,12 @@
 //! Where the operator verbs `keel groups` and `keel dlq` act: the data directory (opened
 //! here, or reached through the `keel serve` that owns it: `control.rs`), or with
-//! `--brokers` (or `KEEL_BROKERS`, or the config file's `brokers` entry) a Kafka cluster
-//! (`cluster.rs`, the `kafka` feature). One
+//! `--brokers` (or `KEEL_BROKERS`, or the config file's `brokers` entry: `brokers.rs`) a
+//! Kafka cluster (`cluster.rs`, the `kafka` feature). One
 //! dispatch for both verbs, so a verb answers the same whichever target it has.
 //!
 //! Not here: printing, or the logic (`keel_runtime::admin`, run by either target).
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use keel_embedded::admin::audit::AuditEntry;
 use keel_embedded::admin::dead_letters::{
@@ -15,43 +15,8 @@ use keel_embedded::admin::dead_letters::{
 use keel_embedded::admin::groups::{GroupSummary, OffsetReset, PartitionLag, ResetTarget};
 use serde_json::Value;
 
-use crate::config_file::{self, OperatorEntries};
+use crate::brokers::Brokers;
 use crate::control::{Control, Replay};
-
-/// The `--brokers` flag of the operator verbs, and the config file whose `brokers` entry
-/// stands in for it.
-#[derive(Debug, Clone, clap::Args)]
-pub(crate) struct Brokers {
-    /// Act on the Kafka cluster at these brokers (host:port[,host:port…]) instead of a data
-    /// directory (needs a keel built with the `kafka` feature); else the config file's
-    /// `brokers` entry.
-    #[arg(
-        long = "brokers",
-        global = true,
-        env = "KEEL_BROKERS",
-        value_name = "HOST:PORT[,…]"
-    )]
-    list: Option<String>,
-    /// TOML config file (as `keel serve --config`) whose `brokers` entry is used when
-    /// neither --brokers nor KEEL_BROKERS is given.
-    #[arg(long, global = true, env = "KEEL_CONFIG", value_name = "FILE")]
-    config: Option<PathBuf>,
-}
-
-impl Brokers {
-    /// The cluster to act on: the flag, else `KEEL_BROKERS`, else the config file's entry;
-    /// `None` for the data directory.
-    pub(crate) fn resolve(&self) -> anyhow::Result<Option<String>> {
-        if self.list.is_some() {
-            return Ok(self.list.clone());
-        }
-        let Some(path) = &self.config else {
-            return Ok(None);
-        };
-        let entries: OperatorEntries = config_file::read(path)?;
-        Ok(entries.brokers)
-    }
-}
 
 /// Where an operator verb acts: a data directory or its server, or a Kafka cluster.
 pub(crate) enum Target {

@@ -17,9 +17,12 @@ mod server;
 #[allow(dead_code)]
 mod support;
 
-use std::fs::File;
+#[path = "support/demo.rs"]
+mod demo;
+
 use std::process::{Command, Stdio};
 
+use demo::{ORDERS, PAYMENT, assert_summary, take_turn};
 use support::Keel;
 
 const BROKERS_VAR: &str = "KEEL_TEST_KAFKA_BROKERS";
@@ -35,40 +38,12 @@ fn brokers() -> Option<String> {
     }
 }
 
-/// Holds the demo's topics and groups on `brokers` for this test: two demos at once on one
-/// broker would share the groups and take each other's events.
-fn take_turn(brokers: &str) -> File {
-    let name: String = brokers
-        .chars()
-        .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
-        .collect();
-    let lock = File::create(std::env::temp_dir().join(format!("keel-demo-{name}.lock")))
-        .expect("lock file");
-    lock.lock().expect("take the lock");
-    lock
-}
-
-/// The self-checking summary of 40 orders with every 9th a poison event: 4 dead letters.
-fn assert_summary(stdout: &str) {
-    assert!(stdout.contains("all checks passed"), "{stdout}");
-    assert!(stdout.contains("orders placed          40"), "{stdout}");
-    assert!(stdout.contains("dead letters: 4"), "{stdout}");
-}
-
 #[test]
 fn the_order_system_keeps_every_invariant_on_apache_kafka() {
     let Some(brokers) = brokers() else { return };
     let _turn = take_turn(&brokers);
     let keel = Keel::new();
-    let orders = [
-        "--orders",
-        "40",
-        "--poison-every",
-        "9",
-        "--place-interval",
-        "20ms",
-    ];
-    let payment = ["--payment-outage", "2s", "--decline-rate", "0.2"];
+    let (orders, payment) = (ORDERS, PAYMENT);
 
     // One process, every service.
     let dir = tempfile::tempdir().unwrap();

@@ -536,6 +536,7 @@ fn the_config_files_brokers_entry_stands_in_for_the_flag() {
             "invalid config file",
         );
     }
+    keel.fails(&["demo", "--config", config], "", "invalid config file");
     #[cfg(not(feature = "kafka"))]
     {
         // The flag wins: the broken file is not read.
@@ -558,4 +559,19 @@ fn the_config_files_brokers_entry_stands_in_for_the_flag() {
             "--brokers needs a keel built with the `kafka` feature",
         );
     }
+    // `keel demo` finds the same cluster (and asks for the directory its processes share);
+    // --engine and a named cluster together are refused.
+    std::fs::write(&path, "brokers = \"127.0.0.1:1\"\n").unwrap();
+    keel.fails(&["demo", "--config", config], "", "--brokers needs --dir");
+    keel.fails(
+        &[
+            "demo",
+            "--engine",
+            "nats://127.0.0.1:1",
+            "--brokers",
+            "127.0.0.1:1",
+        ],
+        "",
+        "both say where to run",
+    );
 }

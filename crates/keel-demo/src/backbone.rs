@@ -1,13 +1,15 @@
-//! Where the order system's topics live: the embedded log (every service in one process) or
-//! a Kafka cluster such as `keel serve` (feature `kafka`; services in separate processes).
-//! Services only see the [`Publisher`] and the [`Router`] it hands out, so their code is the
-//! same on both.
+//! Where the order system's topics live: the embedded log (every service in one process), a
+//! Kafka cluster such as `keel serve` (feature `kafka`), or any other engine's transport
+//! with its admin port (NATS, Redis, RabbitMQ, SQS/SNS: [`Backbone::on`]); on a networked
+//! engine the services may run in separate processes. Services only see the [`Publisher`]
+//! and the [`Router`] it hands out, so their code is the same on every engine.
 //!
 //! Not here: any service, or the order saga's event store (a service's private storage).
 
 use std::path::Path;
 use std::sync::Arc;
 
+use keel::core::AdminTransport;
 use keel::embedded::EmbeddedBus;
 use keel::log::{Log, TopicConfig};
 use keel::runtime::dead_letter::dead_letter_topic;
@@ -48,13 +50,23 @@ impl Backbone {
     /// topic created when missing.
     #[cfg(feature = "kafka")]
     pub async fn kafka(brokers: &str) -> Result<Backbone, DemoError> {
-        let setup = |e: keel::core::TransportError| DemoError::Setup(e.to_string());
         let config = keel::kafka::KafkaConfig::new(brokers).with_client_id("keel-demo");
         let kafka = keel::kafka::KafkaTransport::connect(&config)
             .map_err(|e| DemoError::Setup(e.to_string()))?;
-        let transport = kafka.transport();
+        let admin = keel::kafka::KafkaAdmin::connect(&config)
+            .map_err(|e| DemoError::Setup(e.to_string()))?;
+        Backbone::on(kafka.transport(), &admin).await
+    }
+
+    /// The engine behind `transport` and `admin` (the same broker), with every topic of the
+    /// order system created through `admin` and its dead-letter topic beside it, when missing.
+    pub async fn on(
+        transport: Transport,
+        admin: &dyn AdminTransport,
+    ) -> Result<Backbone, DemoError> {
+        let setup = |e: keel::core::TransportError| DemoError::Setup(e.to_string());
         for topic in TOPICS {
-            kafka.ensure_topic(topic, PARTITIONS).await.map_err(setup)?;
+            admin.create_topic(topic, PARTITIONS).await.map_err(setup)?;
             transport
                 .publisher()
                 .transport()

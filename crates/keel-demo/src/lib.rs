@@ -3,8 +3,9 @@
 //!
 //! Six services, each with its own SQLite database under one data directory: all in one
 //! process on the embedded log ([`run`]), or split between processes on a Kafka cluster such
-//! as `keel serve` (feature `kafka`: `Backbone::kafka`, [`drive`] where the order service
-//! runs, [`serve`] for the others):
+//! as `keel serve` (feature `kafka`: `Backbone::kafka`) or any other engine's transport
+//! ([`Backbone::on`]: NATS, Redis, RabbitMQ, SNS/SQS), [`drive`] where the order service
+//! runs, [`serve`] for the others:
 //!
 //! | service | pattern |
 //! |---|---|
