@@ -171,6 +171,16 @@ impl Control {
         }
     }
 
+    /// Sends `event` to the server's produce API, which checks it against its type's schema
+    /// and stores it as given; only for a server (a local log is appended to in chunks).
+    pub(crate) fn produce_one(&self, topic: &str, event: &keel_core::Event) -> anyhow::Result<()> {
+        let Control::Remote(url) = self else {
+            bail!("produce_one is for a server; the local log is appended to in chunks")
+        };
+        let path = format!("/api/topics/{topic}/events");
+        post::<Value, _>(url, &path, &event.to_structured_json()).map(drop)
+    }
+
     pub(crate) fn dead_letter_summaries(
         &self,
         now_ms: i64,

@@ -50,8 +50,8 @@ struct Cli {
         value_name = "DIR"
     )]
     data_dir: PathBuf,
-    /// Base URL of a `keel serve` whose API `topics`, `groups` and `dlq` use instead of the
-    /// data directory (found automatically when a local server owns the data directory); the
+    /// Base URL of a `keel serve` whose API `topics`, `groups`, `dlq` and `produce` use
+    /// instead of the data directory (found automatically when a local server owns the data directory); the
     /// other verbs refuse it.
     #[arg(long, global = true, env = "KEEL_SERVER", value_name = "URL")]
     server: Option<String>,
@@ -107,8 +107,10 @@ fn main() -> ExitCode {
 /// ignoring it would run the verb on the local data directory instead, silently.
 fn refuse_server(cli: &Cli) -> anyhow::Result<()> {
     let verb = match (&cli.server, &cli.command) {
-        (None, _) | (_, Command::Topics(_) | Command::Groups(_) | Command::Dlq(_)) => return Ok(()),
-        (_, Command::Produce(_)) => "produce",
+        (None, _)
+        | (_, Command::Topics(_) | Command::Groups(_) | Command::Dlq(_) | Command::Produce(_)) => {
+            return Ok(());
+        }
         (_, Command::Consume(_)) => "consume",
         (_, Command::Demo(_)) => "demo",
         (_, Command::Bench(_)) => "bench",
@@ -127,7 +129,7 @@ fn refuse_server(cli: &Cli) -> anyhow::Result<()> {
 fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Topics(args) => topics::run(&cli.data_dir, cli.server.as_deref(), args),
-        Command::Produce(args) => produce::run(&cli.data_dir, args),
+        Command::Produce(args) => produce::run(&cli.data_dir, cli.server.as_deref(), args),
         Command::Consume(args) => consume::run(&cli.data_dir, args),
         Command::Demo(args) => demo::run(args),
         Command::Bench(args) => bench::run(&cli.data_dir, args),

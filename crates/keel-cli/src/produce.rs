@@ -7,6 +7,12 @@
 //! in the data directory's registry must match it (as `keel serve` checks its API's
 //! produces): a violation is a bad line, named by its path and rule; `--no-validate` skips
 //! the check, and types without a schema are stored unchecked.
+//!
+//! While a `keel serve` owns the data directory (or with `--server`), each event goes to
+//! the server's produce API as a structured CloudEvent, one request per line as it is read:
+//! the server checks it against its type's schema and stores it as given, so a bad line
+//! stops the command after the lines before it were stored (the error counts them), and
+//! `--no-validate` is refused (the server always checks).
 
 use std::collections::BTreeMap;
 use std::hash::{BuildHasher, Hasher};
@@ -20,7 +26,7 @@ use keel_runtime::event_record;
 use keel_schema::{Registry, SCHEMAS_TOPIC, SchemaPublishError, check_event};
 use serde_json::Value;
 
-use crate::store::{existing_topic, open_existing_log};
+use crate::control::Control;
 
 /// Lines parsed and appended together; bounds memory and the work a bad line discards.
 const CHUNK_LINES_MAX: usize = 1000;
@@ -60,15 +66,27 @@ pub(crate) struct ProduceArgs {
 }
 
 /// Runs `keel produce`.
-pub(crate) fn run(data_dir: &Path, args: ProduceArgs) -> anyhow::Result<()> {
-    let log = open_existing_log(data_dir)?;
-    let topic = existing_topic(&log, &args.topic)?;
-    // Opened only where schemas were registered: opening creates the registry's topic.
-    let registry = match log.topic(SCHEMAS_TOPIC) {
-        Some(_) if !args.no_validate => {
-            Some(Registry::open(&log).context("cannot open the schema registry")?)
+pub(crate) fn run(data_dir: &Path, server: Option<&str>, args: ProduceArgs) -> anyhow::Result<()> {
+    let control = Control::open(data_dir, server)?;
+    let topic = control.topic(&args.topic)?.name;
+    let (mut sink, registry) = match &control {
+        Control::Local(log) => {
+            // Opened only where schemas were registered: opening creates the registry's topic.
+            let registry = match log.topic(SCHEMAS_TOPIC) {
+                Some(_) if !args.no_validate => {
+                    Some(Registry::open(log).context("cannot open the schema registry")?)
+                }
+                _ => None,
+            };
+            let topic = log
+                .topic(&topic)
+                .context("the topic was deleted meanwhile")?;
+            (Sink::Log(topic, Vec::new()), registry)
         }
-        _ => None,
+        Control::Remote(url) if args.no_validate => bail!(
+            "--no-validate cannot be honoured through the server at {url}: its produce API checks every event against its type's schema"
+        ),
+        Control::Remote(_) => (Sink::Server(&control, &topic), None),
     };
     let check = |event: Event| -> anyhow::Result<Event> {
         if let Some(registry) = &registry {
@@ -93,12 +111,12 @@ pub(crate) fn run(data_dir: &Path, args: ProduceArgs) -> anyhow::Result<()> {
             short.insert("subject".into(), subject.clone().into());
         }
         let event = check(event_from_short_form(short, &args.source)?)?;
-        append_chunk(&topic, vec![event])?;
+        sink.add(event)?;
+        sink.flush()?;
         println!("produced 1 event to '{}'", args.topic);
         return Ok(());
     }
     let mut produced = 0usize;
-    let mut chunk = Vec::with_capacity(CHUNK_LINES_MAX);
     let stdin = BufReader::new(std::io::stdin().lock());
     for (index, line) in stdin.lines().enumerate() {
         let line = line.context("cannot read stdin")?;
@@ -113,14 +131,42 @@ pub(crate) fn run(data_dir: &Path, args: ProduceArgs) -> anyhow::Result<()> {
                     index + 1
                 )
             })?;
-        chunk.push(event);
-        if chunk.len() == CHUNK_LINES_MAX {
-            produced += append_chunk(&topic, std::mem::take(&mut chunk))?;
-        }
+        produced += sink.add(event)?;
     }
-    produced += append_chunk(&topic, chunk)?;
+    produced += sink.flush()?;
     eprintln!("produced {produced} event(s) to '{}'", args.topic);
     Ok(())
+}
+
+/// Where the events go: the topic of the log this process opened, in chunks of
+/// [`CHUNK_LINES_MAX`] events, or the produce API of the server that owns it, one by one.
+enum Sink<'a> {
+    Log(std::sync::Arc<Topic>, Vec<Event>),
+    Server(&'a Control, &'a str),
+}
+
+impl Sink<'_> {
+    /// Takes `event`; returns how many events were stored by this call.
+    fn add(&mut self, event: Event) -> anyhow::Result<usize> {
+        match self {
+            Sink::Log(topic, chunk) => {
+                chunk.push(event);
+                if chunk.len() < CHUNK_LINES_MAX {
+                    return Ok(0);
+                }
+                append_chunk(topic, std::mem::take(chunk))
+            }
+            Sink::Server(control, topic) => control.produce_one(topic, &event).map(|()| 1),
+        }
+    }
+
+    /// Stores what is still held; returns how many events that was.
+    fn flush(&mut self) -> anyhow::Result<usize> {
+        match self {
+            Sink::Log(topic, chunk) => append_chunk(topic, std::mem::take(chunk)),
+            Sink::Server(..) => Ok(0),
+        }
+    }
 }
 
 /// A random number from the standard library's randomly keyed hasher (no generator crate

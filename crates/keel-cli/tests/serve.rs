@@ -573,17 +573,53 @@ fn verbs_go_to_the_server_that_owns_the_directory_or_refuse_at_once() {
     );
     keel.ok(&["topics", "delete", "extra"], "");
     keel.fails(&["topics", "describe", "extra"], "", "extra");
-    for verb in [
-        &["produce", "orders", "--type", "order.placed"][..],
+    // keel produce goes through the server's produce API, structured events as given.
+    assert_eq!(
+        keel.ok(
+            &[
+                "produce",
+                "orders",
+                "--type",
+                "order.placed",
+                "--key",
+                "o-1"
+            ],
+            ""
+        ),
+        "produced 1 event to 'orders'\n"
+    );
+    let structured = r#"{"specversion":"1.0","id":"kept-id","source":"/test","type":"order.paid","partitionkey":"o-1","traceid":"t-1","data":{"n":2}}"#;
+    keel.ok(
+        &["--server", &url, "produce", "orders"],
+        &format!("{structured}\n{{\"type\":\"order.shipped\"}}\n"),
+    );
+    keel.fails(
+        &["produce", "orders"],
+        "{\"type\":\"a\"}\nnot json\n",
+        "line 2: 1 earlier event(s) were produced, none after",
+    );
+    keel.fails(
+        &[
+            "produce",
+            "orders",
+            "--type",
+            "order.placed",
+            "--no-validate",
+        ],
+        "",
+        &format!("--no-validate cannot be honoured through the server at {url}"),
+    );
+    keel.fails(&["produce", "nosuch", "--type", "x"], "", "nosuch");
+    let started = std::time::Instant::now();
+    keel.fails(
         &["consume", "orders"],
-    ] {
-        let started = std::time::Instant::now();
-        keel.fails(verb, "", &format!("owned by the keel serve at {url}"));
-        assert!(
-            started.elapsed() < Duration::from_secs(5),
-            "{verb:?} waited for the lock"
-        );
-    }
+        "",
+        &format!("owned by the keel serve at {url}"),
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "consume waited for the lock"
+    );
     keel.fails(
         &["--server", &url, "consume", "orders"],
         "",
@@ -595,6 +631,23 @@ fn verbs_go_to_the_server_that_owns_the_directory_or_refuse_at_once() {
         "cannot reach the server at http://127.0.0.1:9",
     );
     assert!(served.terminate());
+    // What the server stored: three events (not the refused line's), the structured one
+    // as given.
+    let stored = keel.ok(&["consume", "orders", "--from-beginning"], "");
+    let events: Vec<serde_json::Value> = stored
+        .lines()
+        .map(|line| serde_json::from_str::<serde_json::Value>(line).unwrap()["event"].clone())
+        .collect();
+    let types: Vec<&str> = events.iter().map(|e| e["type"].as_str().unwrap()).collect();
+    assert_eq!(types.len(), 4, "{stored}");
+    assert_eq!(types.iter().filter(|t| **t == "a").count(), 1, "{stored}");
+    let paid = events
+        .iter()
+        .find(|e| e["type"] == "order.paid")
+        .expect("order.paid");
+    assert_eq!(paid["id"], "kept-id");
+    assert_eq!(paid["traceid"], "t-1");
+    assert_eq!(paid["data"]["n"], 2);
 }
 
 /// Logs that go to a pipe (a file, a log collector) hold no ANSI colour codes, and no Rust

@@ -332,7 +332,8 @@ pub(crate) fn journey_at(
     events::journey(log, &event)
 }
 
-/// `POST /api/topics/{topic}/events` body: the CloudEvent to produce.
+/// `POST /api/topics/{topic}/events` body: the CloudEvent to produce (or, with
+/// `specversion`, a structured CloudEvent, stored as given).
 #[derive(Debug, Deserialize, ToSchema)]
 pub(crate) struct NewEvent {
     /// `type`.
@@ -352,6 +353,30 @@ pub(crate) struct NewEvent {
     /// The JSON data.
     #[schema(value_type = Object)]
     pub(crate) data: Value,
+}
+
+impl NewEvent {
+    /// The CloudEvent this form describes, with a new id and the current time.
+    fn into_event(self) -> Event {
+        let mut event = Event::new(
+            self.source.unwrap_or_else(|| "/keel-console".into()),
+            self.ty,
+        )
+        .with_data_json(&self.data);
+        if let Some(key) = self.key.filter(|k| !k.is_empty()) {
+            event = event.with_partition_key(key);
+        }
+        if let Some(subject) = self.subject.filter(|s| !s.is_empty()) {
+            event = event.with_subject(subject);
+        }
+        if let Some(correlation) = self.correlationid.filter(|c| !c.is_empty()) {
+            event = event.with_correlation_id(correlation);
+        }
+        if let Some(version) = self.schemaversion {
+            event = event.with_extension("schemaversion", version.to_string());
+        }
+        event
+    }
 }
 
 /// Where a produced event went.
@@ -382,25 +407,17 @@ pub(crate) struct Produced {
 async fn produce(
     State(app): State<App>,
     Path(topic): Path<String>,
-    Json(body): Json<NewEvent>,
+    Json(body): Json<Value>,
 ) -> Result<(StatusCode, Json<Produced>), ApiError> {
-    let mut event = Event::new(
-        body.source.unwrap_or_else(|| "/keel-console".into()),
-        body.ty,
-    )
-    .with_data_json(&body.data);
-    if let Some(key) = body.key.filter(|k| !k.is_empty()) {
-        event = event.with_partition_key(key);
-    }
-    if let Some(subject) = body.subject.filter(|s| !s.is_empty()) {
-        event = event.with_subject(subject);
-    }
-    if let Some(correlation) = body.correlationid.filter(|c| !c.is_empty()) {
-        event = event.with_correlation_id(correlation);
-    }
-    if let Some(version) = body.schemaversion {
-        event = event.with_extension("schemaversion", version.to_string());
-    }
+    let event = match body.get("specversion") {
+        // A structured CloudEvent (`keel produce` through the server) is stored as given:
+        // its id, time and extensions too.
+        Some(_) => Event::from_structured_json(body.to_string().as_bytes())
+            .map_err(|error| ApiError::bad_request(error.to_string()))?,
+        None => serde_json::from_value::<NewEvent>(body)
+            .map_err(|error| ApiError::bad_request(format!("invalid event: {error}")))?
+            .into_event(),
+    };
     let schema_id = match &app.registry {
         None => None,
         Some(registry) => {
