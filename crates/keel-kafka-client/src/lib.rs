@@ -30,6 +30,7 @@
 
 mod admin;
 mod config;
+mod gauges;
 mod group_clients;
 mod limits;
 mod member;

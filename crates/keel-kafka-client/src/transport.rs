@@ -19,26 +19,25 @@
 //! and dead letters are produced to `<topic>.retry` and `<topic>.dlq`, created with the
 //! topic's partition count when missing.
 //!
-//! Lag gauges: events per partition a member is assigned come from librdkafka's statistics
-//! (refreshed every `statistics.interval.ms`), seconds from the records the member holds
-//! uncommitted (`uncommitted.rs`), measured at the scrape.
+//! Lag and dead-letter gauges: `gauges.rs`.
 //!
 //! Not here: the consumer runtime's logic (`keel-runtime`), rdkafka's group protocol
 //! (`member.rs`).
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, Weak};
+use std::sync::{Arc, Mutex};
 
 use keel_core::{
     BoxFuture, Clock, CommitError, ConsumeTransport, FetchError, GroupPolicy, LeaseStart,
     Membership, MembershipEvent, PartitionLease, Record, Revocation, StartFrom, SystemClock,
     TransportError,
 };
-use keel_runtime::{ConsumerLag, GaugeSource, Metrics, Publisher, Transport, wait_for_signal};
+use keel_runtime::{Metrics, Publisher, Transport, wait_for_signal};
 
 use crate::config::KafkaConfig;
-use crate::member::{self, KafkaMember, KafkaPartition, MemberEvent, MemberOptions, PartitionLags};
+use crate::gauges::KafkaGauges;
+use crate::member::{self, KafkaMember, KafkaPartition, MemberEvent, MemberOptions};
 use crate::publisher::{KafkaPublisher, ProducerError};
 use crate::uncommitted::Uncommitted;
 
@@ -54,7 +53,7 @@ struct Inner {
     config: KafkaConfig,
     publisher: KafkaPublisher,
     metrics: Metrics,
-    lags: Arc<MemberLags>,
+    gauges: Arc<KafkaGauges>,
     prefetch_kbytes_max: u32,
 }
 
@@ -69,13 +68,13 @@ impl std::fmt::Debug for KafkaTransport {
 impl KafkaTransport {
     /// A transport on the cluster `config` names. Connects lazily, like [`KafkaPublisher`].
     pub fn connect(config: &KafkaConfig) -> Result<KafkaTransport, ProducerError> {
-        let lags = Arc::new(MemberLags::default());
+        let gauges = Arc::new(KafkaGauges::new(config));
         Ok(KafkaTransport {
             inner: Arc::new(Inner {
                 config: config.clone(),
                 publisher: KafkaPublisher::new(config)?,
-                metrics: Metrics::with_gauges(lags.clone()),
-                lags,
+                metrics: Metrics::with_gauges(gauges.clone()),
+                gauges,
                 prefetch_kbytes_max: MemberOptions::default().prefetch_kbytes_max,
             }),
         })
@@ -103,9 +102,9 @@ impl KafkaTransport {
     }
 
     /// The routes' metrics: handled, failed and dead-lettered events per topic and group,
-    /// handler latency, and consumer lag per partition this process consumes — in events
-    /// from librdkafka's statistics, in seconds from the records its members hold
-    /// uncommitted (see the crate docs). Dead-letter depth is not included.
+    /// handler latency, consumer lag of the groups its routes joined (running or stopped
+    /// since) and the dead letters of their topics — see `gauges.rs` and the crate docs.
+    /// Encode it off the async executor: the gauges ask the cluster at each scrape.
     pub fn metrics(&self) -> &Metrics {
         &self.inner.metrics
     }
@@ -158,7 +157,7 @@ impl ConsumeTransport for KafkaTransport {
             })?;
             let uncommitted = Arc::new(Uncommitted::default());
             inner
-                .lags
+                .gauges
                 .add(group, topic, member.lag(), Arc::downgrade(&uncommitted));
             Ok(Box::new(KafkaMembership {
                 member,
@@ -166,69 +165,6 @@ impl ConsumeTransport for KafkaTransport {
                 uncommitted,
             }) as Box<dyn Membership>)
         })
-    }
-}
-
-/// The lag of every member this transport started, for the metrics.
-#[derive(Debug, Default)]
-struct MemberLags {
-    /// Gone once the member is.
-    members: Mutex<Vec<MemberLag>>,
-}
-
-/// What one member reports its lag from.
-#[derive(Debug)]
-struct MemberLag {
-    group: String,
-    topic: String,
-    /// Events behind per assigned partition, from librdkafka's statistics.
-    events: Weak<PartitionLags>,
-    /// The records it holds uncommitted, for the age of the oldest.
-    uncommitted: Weak<Uncommitted>,
-}
-
-impl MemberLags {
-    fn add(
-        &self,
-        group: &str,
-        topic: &str,
-        events: Weak<PartitionLags>,
-        uncommitted: Weak<Uncommitted>,
-    ) {
-        let mut members = self.members.lock().unwrap_or_else(|p| p.into_inner());
-        members.retain(|member| member.events.strong_count() > 0);
-        members.push(MemberLag {
-            group: group.to_string(),
-            topic: topic.to_string(),
-            events,
-            uncommitted,
-        });
-    }
-}
-
-impl GaugeSource for MemberLags {
-    /// The partitions librdkafka's last statistics list as assigned, each with the age of
-    /// the oldest record its member holds uncommitted (see [`Uncommitted::age_ms`]).
-    fn lags(&self) -> Vec<ConsumerLag> {
-        let now_ms = SystemClock.now_ms();
-        let members = self.members.lock().unwrap_or_else(|p| p.into_inner());
-        let mut lags = Vec::new();
-        for member in members.iter() {
-            let (Some(events), Some(uncommitted)) =
-                (member.events.upgrade(), member.uncommitted.upgrade())
-            else {
-                continue;
-            };
-            let events = events.lock().unwrap_or_else(|p| p.into_inner());
-            lags.extend(events.iter().map(|(partition, events)| ConsumerLag {
-                topic: member.topic.clone(),
-                group: member.group.clone(),
-                partition: *partition,
-                events: *events,
-                age_ms: Some(uncommitted.age_ms(*partition, now_ms)),
-            }));
-        }
-        lags
     }
 }
 

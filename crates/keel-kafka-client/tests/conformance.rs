@@ -38,3 +38,4 @@ keel_runtime::conformance_tests!(kafka());
 keel_sql::relay_conformance_tests!(kafka());
 keel_runtime::admin_conformance_tests!(kafka());
 keel_runtime::live_lag_conformance_tests!(kafka());
+keel_runtime::gauge_conformance_tests!(kafka());

@@ -1,21 +1,25 @@
 //! [`AdminGauges`]: the lag and dead-letter gauges of a networked engine (NATS, Redis,
-//! RabbitMQ), asked of its administrative port at each scrape — the lag `keel groups lag`
-//! computes (`groups.rs`) for every partition a group committed in, and the depth and
+//! RabbitMQ, Kafka), asked of its administrative port at each scrape — the lag `keel groups
+//! lag` computes (`groups.rs`) for every partition a group committed in, and the depth and
 //! oldest age of every `<topic>.dlq`. The same series, by the same formulas, as the
-//! embedded log's gauges, so a dashboard does not change with the engine.
+//! embedded log's gauges, so a dashboard does not change with the engine. A
+//! [`GaugeScope`] narrows both to the groups and topics a process consumes, where asking
+//! every group of the cluster at each scrape would not fit in one (Kafka).
 //!
-//! Not here: engines that read their own storage (the embedded log) or their client's
-//! statistics (Kafka), and encoding (`Metrics`).
+//! Not here: engines that read their own storage (the embedded log) or a client's
+//! statistics (Kafka's live members), and encoding (`Metrics`).
 
+use std::collections::BTreeSet;
 use std::fmt;
 use std::future::Future;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use keel_core::{AdminTransport, Clock, SystemClock, TransportError};
 use tokio::runtime::Handle;
 
 use crate::admin::dead_letters::{self, DeadLetterError};
 use crate::admin::groups::{self, GroupsError, age_ms};
+use crate::dead_letter::dead_letter_topic;
 use crate::limits::{DLQ_SUFFIX, GAUGE_SCRAPE_TIMEOUT, LAG_PARTITIONS_MAX};
 use crate::metrics::{ConsumerLag, DeadLetterDepth, GaugeSource};
 
@@ -26,7 +30,14 @@ use crate::metrics::{ConsumerLag, DeadLetterDepth, GaugeSource};
 pub struct AdminGauges {
     admin: Arc<dyn AdminTransport>,
     runtime: Handle,
+    /// What is reported: everything the port lists, or only this.
+    scope: Option<Arc<GaugeScope>>,
 }
+
+/// The (group, topic) pairs a scoped [`AdminGauges`] reports, filled by a transport as its
+/// routes join: the lag of those groups in every topic they committed in, and the dead
+/// letters of those topics.
+pub type GaugeScope = Mutex<BTreeSet<(String, String)>>;
 
 impl AdminGauges {
     /// The gauges of the broker behind `admin`. Call it inside a tokio runtime (a
@@ -35,7 +46,27 @@ impl AdminGauges {
         AdminGauges {
             admin,
             runtime: Handle::current(),
+            scope: None,
         }
+    }
+
+    /// The gauges of the groups and topics in `scope` only, as [`AdminGauges::new`]
+    /// otherwise.
+    pub fn scoped(admin: Arc<dyn AdminTransport>, scope: Arc<GaugeScope>) -> AdminGauges {
+        AdminGauges {
+            scope: Some(scope),
+            ..AdminGauges::new(admin)
+        }
+    }
+
+    /// The groups and the topics in scope, `None` when everything is.
+    fn in_scope(&self) -> Option<(BTreeSet<String>, BTreeSet<String>)> {
+        let scope = self.scope.as_ref()?;
+        let pairs = scope.lock().unwrap_or_else(|p| p.into_inner());
+        Some((
+            pairs.iter().map(|(group, _)| group.clone()).collect(),
+            pairs.iter().map(|(_, topic)| topic.clone()).collect(),
+        ))
     }
 
     /// The answer of `question`, or `None` (logged) when the port failed or took longer
@@ -71,9 +102,14 @@ impl GaugeSource for AdminGauges {
     fn lags(&self) -> Vec<ConsumerLag> {
         let admin = self.admin.as_ref();
         let now_ms = SystemClock.now_ms();
+        let scope = self.in_scope();
         self.ask("lag", async move {
             let mut out = Vec::new();
-            for group in admin.groups().await? {
+            let groups = match scope {
+                Some((groups, _)) => groups.into_iter().collect(),
+                None => admin.groups().await?,
+            };
+            for group in groups {
                 let lags = match groups::group_lag(admin, &group, now_ms).await {
                     Ok(lags) => lags,
                     Err(GroupsError::GroupNotFound(_)) => continue,
@@ -100,9 +136,17 @@ impl GaugeSource for AdminGauges {
     fn dead_letters(&self) -> Vec<DeadLetterDepth> {
         let admin = self.admin.as_ref();
         let now_ms = SystemClock.now_ms();
+        let scope = self.in_scope().map(|(_, topics)| {
+            topics
+                .iter()
+                .map(|topic| dead_letter_topic(topic))
+                .collect::<BTreeSet<String>>()
+        });
         self.ask("dead-letter", async move {
             let mut out = Vec::new();
-            for topic in dead_letters::dead_letter_topics(admin).await? {
+            let topics = dead_letters::dead_letter_topics(admin).await?;
+            let in_scope = |name: &str| scope.as_ref().is_none_or(|s| s.contains(name));
+            for topic in topics.into_iter().filter(|t| in_scope(&t.name)) {
                 let Some(source) = topic.name.strip_suffix(DLQ_SUFFIX) else {
                     continue;
                 };
