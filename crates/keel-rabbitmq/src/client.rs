@@ -14,7 +14,7 @@ use lapin::uri::AMQPUri;
 use lapin::{BasicProperties, Channel, Confirmation, Connection, ConnectionProperties, ErrorKind};
 use tokio::sync::Mutex;
 
-use crate::limits::{DECLARE_ATTEMPTS_MAX, DECLARE_RETRY_DELAY, PARTITIONS_MAX};
+use crate::limits::{CONFIRM_WAIT, DECLARE_ATTEMPTS_MAX, DECLARE_RETRY_DELAY, PARTITIONS_MAX};
 use crate::names::Names;
 
 /// Why a request to RabbitMQ failed, in the terms the transport acts on.
@@ -191,10 +191,22 @@ impl Client {
             mandatory: true,
             ..BasicPublishOptions::default()
         };
-        let confirm = channel
-            .basic_publish("".into(), queue.into(), options, body, properties)
-            .await?;
-        match confirm.await? {
+        let confirmed = async {
+            let confirm = channel
+                .basic_publish("".into(), queue.into(), options, body, properties)
+                .await?;
+            confirm.await
+        };
+        // A channel opened while the node was still starting (or one whose connection died
+        // unnoticed) may never confirm: the publish fails after CONFIRM_WAIT, so the caller
+        // publishes again, and the next publish opens a fresh channel.
+        let Ok(confirmation) = tokio::time::timeout(CONFIRM_WAIT, confirmed).await else {
+            self.state.lock().await.publishing = None;
+            return Err(ClientError::Unavailable(format!(
+                "no confirm from RabbitMQ for a message to '{queue}' within {CONFIRM_WAIT:?}"
+            )));
+        };
+        match confirmation? {
             Confirmation::Ack(None) => Ok(()),
             Confirmation::Ack(Some(_)) => Err(ClientError::Unroutable(queue.to_string())),
             Confirmation::Nack(_) => Err(ClientError::Unavailable(format!(

@@ -28,3 +28,7 @@ pub(crate) const JOIN_ATTEMPTS_MAX: u32 = 5;
 
 /// The pause between two tries of a join.
 pub(crate) const JOIN_RETRY_DELAY: Duration = Duration::from_millis(200);
+
+/// The longest a confirmed publish waits for RabbitMQ's confirm before it fails (and the
+/// publishing channel is opened afresh): after a node restart a channel may never get one.
+pub(crate) const CONFIRM_WAIT: Duration = Duration::from_secs(5);

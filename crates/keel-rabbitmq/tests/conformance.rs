@@ -3,16 +3,23 @@
 //! (`scripts/services start rabbitmq`; `scripts/services env` prints the variable): unset,
 //! each check says it did not run; set, an unreachable server fails it. Every check works
 //! in a namespace of its own, so runs and checks never see each other's topics.
+//!
+//! The server-restart check runs on a RabbitMQ node of its own (`KEEL_TEST_RABBITMQ_SERVER_BIN`,
+//! the `rabbitmq-server` script; unset, it says it did not run): its own node name, data
+//! directory and free ports, killed with SIGKILL mid-run (streams and the durable offset
+//! queues keep what they confirmed).
 
+use std::process::Command;
 use std::sync::Arc;
 use std::time::Duration;
 
 use keel_core::{AdminTransport, GroupPolicy};
 use keel_rabbitmq::{RabbitConfig, RabbitTransport};
-use keel_runtime::conformance::{Harness, inherited_broker};
+use keel_runtime::conformance::{Harness, PrivateServer, Stop, free_port, inherited_broker};
 use keel_runtime::{Publisher, Transport};
 
 const URL_VAR: &str = "KEEL_TEST_RABBITMQ_URL";
+const SERVER_BIN_VAR: &str = "KEEL_TEST_RABBITMQ_SERVER_BIN";
 
 /// One namespace on the shared RabbitMQ and a transport in it.
 struct Rabbit {
@@ -54,21 +61,86 @@ async fn rabbit() -> Option<Rabbit> {
         eprintln!("rabbitmq conformance: not run, {URL_VAR} is unset");
         return None;
     };
+    Some(rabbit_at(&url).await)
+}
+
+async fn rabbit_at(url: &str) -> Rabbit {
     // A child process of a check (a member killed there) works in its parent's namespace.
     let prefix =
         inherited_broker().unwrap_or_else(|| format!("conformance-{}.", uuid::Uuid::now_v7()));
-    let config = RabbitConfig::new(&url).with_prefix(&prefix);
+    let config = RabbitConfig::new(url).with_prefix(&prefix);
     let rabbit = RabbitTransport::connect(&config).expect("RabbitMQ transport");
     rabbit
         .admin()
         .topics()
         .await
-        .unwrap_or_else(|e| panic!("RabbitMQ at {URL_VAR}={url} is unreachable: {e}"));
-    Some(Rabbit {
+        .unwrap_or_else(|e| panic!("RabbitMQ at {url} is unreachable: {e}"));
+    Rabbit {
         config,
         rabbit,
         prefix,
-    })
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_server_killed_mid_run_loses_nothing_acknowledged() {
+    let Ok(bin) = std::env::var(SERVER_BIN_VAR) else {
+        eprintln!("rabbitmq restart: not run, {SERVER_BIN_VAR} is unset");
+        return;
+    };
+    let dir = tempfile::tempdir().expect("the node's directory");
+    let (amqp, stream, dist) = (free_port(), free_port(), free_port());
+    let home = dir.path().to_path_buf();
+    std::fs::write(
+        home.join("rabbitmq.conf"),
+        format!(
+            "listeners.tcp.1 = 127.0.0.1:{amqp}\nstream.listeners.tcp.1 = 127.0.0.1:{stream}\n\
+             stream.advertised_host = 127.0.0.1\nloopback_users.guest = true\n"
+        ),
+    )
+    .expect("rabbitmq.conf");
+    std::fs::write(
+        home.join("enabled_plugins"),
+        "[rabbitmq_stream,rabbitmq_consistent_hash_exchange].",
+    )
+    .expect("enabled_plugins");
+    let node = format!("keel-restart-{amqp}@localhost");
+    let mut server = PrivateServer::start(
+        "rabbitmq-server",
+        amqp,
+        home.join("rabbitmq.log"),
+        Box::new(move || {
+            let mut command = Command::new(&bin);
+            command
+                .env("RABBITMQ_NODENAME", &node)
+                .env("RABBITMQ_MNESIA_BASE", home.join("mnesia"))
+                .env("RABBITMQ_LOG_BASE", home.join("log"))
+                .env("RABBITMQ_PID_FILE", home.join("rabbitmq.pid"))
+                .env("RABBITMQ_CONFIG_FILE", home.join("rabbitmq"))
+                .env(
+                    "RABBITMQ_ENABLED_PLUGINS_FILE",
+                    home.join("enabled_plugins"),
+                )
+                .env("RABBITMQ_NODE_IP_ADDRESS", "127.0.0.1")
+                .env("RABBITMQ_DIST_PORT", dist.to_string())
+                .env("ERL_EPMD_ADDRESS", "127.0.0.1")
+                .env(
+                    "RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS",
+                    "-kernel inet_dist_use_interface {127,0,0,1}",
+                )
+                .env("HOME", &home);
+            command
+        }),
+    )
+    .await;
+    let rabbit = rabbit_at(&format!("amqp://guest:guest@127.0.0.1:{amqp}/%2f")).await;
+    let report =
+        keel_sql::conformance::restart::the_server_restarted_mid_run_loses_nothing_acknowledged(
+            &rabbit,
+            server.restart(Stop::Kill),
+        )
+        .await;
+    eprintln!("rabbitmq restart (SIGKILL, streams): {report:?}");
 }
 
 keel_runtime::conformance_tests!(optional rabbit());

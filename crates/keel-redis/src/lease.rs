@@ -8,7 +8,9 @@
 //! again at once and in order, then reads them back from its own pending list before
 //! asking for new entries (`>`). A commit is a Lua script that acknowledges the entries
 //! below the offset only while this member still holds the partition's lease, so a member
-//! that lost it cannot acknowledge what its successor is handling.
+//! that lost it cannot acknowledge what its successor is handling. A read of new entries
+//! that failed sends the lease back to its pending list too: the server may have delivered
+//! entries whose reply was lost with the connection.
 //!
 //! Not here: who holds the partition (`member.rs`), the committed offset (`groups.rs`).
 
@@ -198,7 +200,16 @@ impl RedisLease {
             }
             self.replaying.store(false, Ordering::SeqCst);
         }
-        let records = self.read_group(">").await?;
+        let records = match self.read_group(">").await {
+            Ok(records) => records,
+            Err(error) => {
+                // The server may have delivered entries whose reply never came (the
+                // connection broke: a restart): they are in this consumer's pending list,
+                // which `>` never returns, so the next read starts there.
+                self.replaying.store(true, Ordering::SeqCst);
+                return Err(error);
+            }
+        };
         self.note(&records);
         Ok(records)
     }

@@ -178,6 +178,7 @@ async fn wait_for_stored<H: Harness>(harness: &H, count: usize) {
     }
 }
 
+/// The event a stored record carries.
 fn decode(record: &Record) -> Event {
     let headers = record
         .headers

@@ -3,10 +3,14 @@
 //! test's — so a check may stop and start the server mid-run without touching the shared
 //! servers other tests use.
 //!
+//! The server runs in a process group of its own and a kill reaches the whole group:
+//! `rabbitmq-server` is a script that starts the Erlang VM as its child.
+//!
 //! Not here: what a server's command line is (each transport's test builds it), the checks
 //! run against it (`keel_sql::conformance::restart`).
 
 use std::net::{Ipv4Addr, TcpListener, TcpStream};
+use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -14,9 +18,10 @@ use std::time::{Duration, Instant};
 /// How a check stops its server before starting it again.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Stop {
-    /// SIGTERM, waiting for the server's own shutdown (at most [`STOP_WAIT`]).
+    /// SIGTERM to the server's process, waiting for its own shutdown (at most
+    /// [`STOP_WAIT`]).
     Graceful,
-    /// SIGKILL: what the server wrote to disk before is all it has.
+    /// SIGKILL to the server's process group: what it wrote before is all it has.
     Kill,
 }
 
@@ -85,14 +90,8 @@ impl PrivateServer {
             return;
         };
         match stop {
-            Stop::Kill => child.kill().expect("SIGKILL the server"),
-            Stop::Graceful => {
-                let status = Command::new("kill")
-                    .args(["-TERM", &child.id().to_string()])
-                    .status()
-                    .expect("run kill");
-                assert!(status.success(), "SIGTERM {}: {status}", self.name);
-            }
+            Stop::Kill => signal(&child, "-KILL", true),
+            Stop::Graceful => signal(&child, "-TERM", false),
         }
         let deadline = Instant::now() + STOP_WAIT;
         loop {
@@ -100,7 +99,7 @@ impl PrivateServer {
                 break;
             }
             if Instant::now() >= deadline {
-                let _ = child.kill();
+                signal(&child, "-KILL", true);
                 panic!("{} did not stop within {STOP_WAIT:?} of SIGTERM", self.name);
             }
             tokio::time::sleep(Duration::from_millis(20)).await;
@@ -110,12 +109,14 @@ impl PrivateServer {
     }
 
     async fn spawn(&mut self) {
+        let started = Instant::now();
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
             .open(&self.log)
             .expect("the server's log");
         let child = (self.launch)()
+            .process_group(0)
             .stdin(Stdio::null())
             .stdout(log.try_clone().expect("log handle"))
             .stderr(log)
@@ -123,16 +124,36 @@ impl PrivateServer {
             .unwrap_or_else(|e| panic!("start {}: {e}", self.name));
         self.child = Some(child);
         until_port(self.port, true, &self.name, &self.log).await;
+        eprintln!(
+            "{}: answering on port {} {:?} after its start",
+            self.name,
+            self.port,
+            started.elapsed()
+        );
     }
 }
 
 impl Drop for PrivateServer {
     fn drop(&mut self) {
         if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
+            signal(&child, "-KILL", true);
             let _ = child.wait();
         }
     }
+}
+
+/// Sends `signal` (`-KILL`, `-TERM`) to `child`, or to its whole process group.
+fn signal(child: &Child, signal: &str, group: bool) {
+    let target = if group {
+        format!("-{}", child.id())
+    } else {
+        child.id().to_string()
+    };
+    // The process may have exited already: nothing to report then.
+    let _ = Command::new("kill")
+        .args([signal, "--", &target])
+        .stderr(Stdio::null())
+        .status();
 }
 
 /// Waits until `port` accepts connections (`open`) or refuses them, failing after
