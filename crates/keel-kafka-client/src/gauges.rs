@@ -17,11 +17,12 @@
 //! (`keel_runtime::Metrics`).
 
 use std::collections::HashSet;
-use std::sync::{Arc, Mutex, Weak};
+use std::sync::{Arc, Mutex, OnceLock, Weak};
 
 use keel_core::{Clock, SystemClock};
 use keel_runtime::admin::gauges::{AdminGauges, GaugeScope};
 use keel_runtime::{ConsumerLag, DeadLetterDepth, GaugeSource};
+use tokio::runtime::Handle;
 
 use crate::admin::KafkaAdmin;
 use crate::config::KafkaConfig;
@@ -35,9 +36,13 @@ pub(crate) struct KafkaGauges {
     members: Mutex<Vec<MemberLag>>,
     /// The (group, topic) pairs its routes joined, for `cluster`.
     scope: Arc<GaugeScope>,
-    /// The cluster's answers; `None` where the transport was made outside a tokio runtime
-    /// (the questions run on one) or the admin clients could not be made.
-    cluster: Option<AdminGauges>,
+    config: KafkaConfig,
+    /// The runtime the transport was made on, where the cluster's questions run; `None`
+    /// when it was made outside one.
+    runtime: Option<Handle>,
+    /// The cluster's answers, made at the first scrape (a transport never scraped opens no
+    /// admin clients); `None` when they cannot be asked (no runtime, no admin clients).
+    cluster: OnceLock<Option<AdminGauges>>,
 }
 
 /// What one member reports its lag from.
@@ -53,28 +58,33 @@ struct MemberLag {
 
 impl KafkaGauges {
     pub(crate) fn new(config: &KafkaConfig) -> KafkaGauges {
-        let scope = Arc::new(GaugeScope::default());
-        let cluster = match (
-            tokio::runtime::Handle::try_current(),
-            KafkaAdmin::connect(config),
-        ) {
-            (Ok(_), Ok(admin)) => Some(AdminGauges::scoped(Arc::new(admin), scope.clone())),
-            (Err(_), _) => {
-                tracing::warn!(
-                    "Kafka transport made outside a tokio runtime: lag gauges only from its running members, no dead-letter gauges"
-                );
-                None
-            }
-            (_, Err(error)) => {
-                tracing::warn!(%error, "lag gauges only from running members, no dead-letter gauges");
-                None
-            }
-        };
         KafkaGauges {
             members: Mutex::default(),
-            scope,
-            cluster,
+            scope: Arc::default(),
+            config: config.clone(),
+            runtime: Handle::try_current().ok(),
+            cluster: OnceLock::new(),
         }
+    }
+
+    /// The cluster's side of the gauges, made on first use.
+    fn cluster(&self) -> Option<&AdminGauges> {
+        self.cluster
+            .get_or_init(|| {
+                let Some(runtime) = &self.runtime else {
+                    tracing::warn!("a Kafka transport made outside a tokio runtime reports lag from its running members only, and no dead letters");
+                    return None;
+                };
+                let _on_runtime = runtime.enter();
+                match KafkaAdmin::connect(&self.config) {
+                    Ok(admin) => Some(AdminGauges::scoped(Arc::new(admin), self.scope.clone())),
+                    Err(error) => {
+                        tracing::warn!(%error, "lag gauges from running members only, no dead-letter gauges");
+                        None
+                    }
+                }
+            })
+            .as_ref()
     }
 
     /// A member of `group` on `topic` joined: report it, and its group and topic from now
@@ -130,7 +140,7 @@ impl GaugeSource for KafkaGauges {
     /// partition the scope's groups committed in.
     fn lags(&self) -> Vec<ConsumerLag> {
         let mut lags = self.member_lags();
-        let Some(cluster) = &self.cluster else {
+        let Some(cluster) = self.cluster() else {
             return lags;
         };
         let held: HashSet<(String, String, u32)> = lags
@@ -147,8 +157,7 @@ impl GaugeSource for KafkaGauges {
     }
 
     fn dead_letters(&self) -> Vec<DeadLetterDepth> {
-        self.cluster
-            .as_ref()
+        self.cluster()
             .map(GaugeSource::dead_letters)
             .unwrap_or_default()
     }
