@@ -12,7 +12,8 @@
 //! group through that Kafka listener (`group_member.rs`), so members split the partitions
 //! as Kafka consumers do. On a bare data directory a `--group` reader holds the directory
 //! for its whole run, so a second one fails at once, naming it, instead of reading the same
-//! events beside it.
+//! events beside it. Without `--group`, a directory a server owns is read through its event
+//! API (`served_consume.rs`).
 
 use std::io::{self, Write};
 use std::path::Path;
@@ -28,7 +29,7 @@ use keel_log::{Log, OffsetCommit, Record, Topic};
 use serde_json::{Value, json};
 
 use crate::brokers::Brokers;
-use crate::control::kafka_addr_file;
+use crate::control::{Control, kafka_addr_file};
 use crate::store::{existing_topic, hold_log, open_existing_log};
 use crate::time;
 
@@ -80,7 +81,7 @@ struct Cursor {
 }
 
 /// Runs `keel consume`.
-pub(crate) fn run(data: &Path, args: ConsumeArgs) -> anyhow::Result<()> {
+pub(crate) fn run(data: &Path, server: Option<&str>, args: ConsumeArgs) -> anyhow::Result<()> {
     let interrupted = Arc::new(AtomicBool::new(false));
     let flag = interrupted.clone();
     ctrlc::set_handler(move || flag.store(true, Ordering::SeqCst))
@@ -88,11 +89,24 @@ pub(crate) fn run(data: &Path, args: ConsumeArgs) -> anyhow::Result<()> {
     let Some(group) = &args.group else {
         if args.brokers.resolve()?.is_some() {
             bail!(
-                "without --group, `keel consume` reads a data directory: --brokers (or $KEEL_BROKERS, or the config file's brokers entry) needs --group, to read the cluster as a member of that group"
+                "without --group, `keel consume` reads a data directory or its server: --brokers (or $KEEL_BROKERS, or the config file's brokers entry) needs --group, to read the cluster as a member of that group"
             );
         }
-        return read(data, None, &args, &interrupted);
+        return match Control::open(data, server)? {
+            control @ Control::Remote(_) => {
+                crate::served_consume::run(&control, &args, &interrupted)
+            }
+            Control::Local(log) => {
+                drop(log);
+                read(data, None, &args, &interrupted)
+            }
+        };
     };
+    if let Some(url) = server {
+        bail!(
+            "--group through --server {url} cannot be honoured: a group joins through a Kafka listener (--brokers HOST:PORT names the server's)"
+        );
+    }
     if let Some(brokers) = args.brokers.resolve()? {
         return join_group(&brokers, group, &args, &interrupted);
     }
@@ -186,15 +200,21 @@ fn read(
         }
         out.flush().ok();
         commit(log, args, cursors)?;
-        let done = args.max.is_some_and(|max| printed >= max);
-        if !args.follow || done || interrupted.load(Ordering::SeqCst) {
-            return Ok(());
-        }
-        thread::sleep(Duration::from_millis(args.poll_ms));
-        if interrupted.load(Ordering::SeqCst) {
+        if stop_after_pass(args, printed, interrupted) {
             return Ok(());
         }
     }
+}
+
+/// Whether reading ends after a pass (no `--follow`, `--max` reached, Ctrl-C); else waits
+/// the poll interval first.
+pub(crate) fn stop_after_pass(args: &ConsumeArgs, printed: u64, interrupted: &AtomicBool) -> bool {
+    let done = args.max.is_some_and(|max| printed >= max);
+    if !args.follow || done || interrupted.load(Ordering::SeqCst) {
+        return true;
+    }
+    thread::sleep(Duration::from_millis(args.poll_ms));
+    interrupted.load(Ordering::SeqCst)
 }
 
 fn start_cursors(log: &Log, topic: &Topic, args: &ConsumeArgs) -> anyhow::Result<Vec<Cursor>> {
@@ -295,16 +315,24 @@ pub(crate) fn print_record(
         line["value"] = record
             .value
             .as_ref()
-            .map(|v| {
-                serde_json::from_slice(v).unwrap_or_else(|_| String::from_utf8_lossy(v).into())
-            })
+            .map(|v| value_json(v))
             .unwrap_or(Value::Null);
     }
+    write_line(out, &line)
+}
+
+/// Writes one output line; `false` when stdout is closed (say, `| head`).
+pub(crate) fn write_line(out: &mut impl Write, line: &Value) -> anyhow::Result<bool> {
     match writeln!(out, "{line}") {
         Ok(()) => Ok(true),
         Err(error) if error.kind() == io::ErrorKind::BrokenPipe => Ok(false),
         Err(error) => Err(error).context("cannot write to stdout"),
     }
+}
+
+/// A stored value as printed: JSON when it parses, else (lossy) text.
+pub(crate) fn value_json(bytes: &[u8]) -> Value {
+    serde_json::from_slice(bytes).unwrap_or_else(|_| String::from_utf8_lossy(bytes).into())
 }
 
 /// Commits every cursor that moved, as one atomic batch, when reading as a group.

@@ -181,6 +181,25 @@ impl Control {
         post::<Value, _>(url, &path, &event.to_structured_json()).map(drop)
     }
 
+    /// Up to `limit` records of `topic`'s `partition` from `offset` on, as the server's
+    /// event API answers (`FoundEvent`s); only for a server.
+    pub(crate) fn events_from(
+        &self,
+        topic: &str,
+        partition: u32,
+        offset: u64,
+        limit: usize,
+    ) -> anyhow::Result<Vec<Value>> {
+        let Control::Remote(url) = self else {
+            bail!("events_from is for a server; the local log is read directly")
+        };
+        let query =
+            json!({ "partition": partition, "start": "offset", "offset": offset, "limit": limit });
+        let page: Value = get_query(url, &format!("/api/topics/{topic}/events"), &query)?;
+        serde_json::from_value(page["events"].clone())
+            .with_context(|| format!("unexpected answer from {url} to an events query"))
+    }
+
     pub(crate) fn dead_letter_summaries(
         &self,
         now_ms: i64,

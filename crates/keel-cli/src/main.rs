@@ -25,6 +25,7 @@ mod registry_client;
 mod relay;
 mod schema;
 mod serve;
+mod served_consume;
 mod store;
 mod target;
 mod terminal;
@@ -50,8 +51,8 @@ struct Cli {
         value_name = "DIR"
     )]
     data_dir: PathBuf,
-    /// Base URL of a `keel serve` whose API `topics`, `groups`, `dlq` and `produce` use
-    /// instead of the data directory (found automatically when a local server owns the data directory); the
+    /// Base URL of a `keel serve` whose API `topics`, `groups`, `dlq`, `produce` and
+    /// `consume` (without --group) use instead of the data directory (found automatically when a local server owns the data directory); the
     /// other verbs refuse it.
     #[arg(long, global = true, env = "KEEL_SERVER", value_name = "URL")]
     server: Option<String>,
@@ -108,10 +109,16 @@ fn main() -> ExitCode {
 fn refuse_server(cli: &Cli) -> anyhow::Result<()> {
     let verb = match (&cli.server, &cli.command) {
         (None, _)
-        | (_, Command::Topics(_) | Command::Groups(_) | Command::Dlq(_) | Command::Produce(_)) => {
+        | (
+            _,
+            Command::Topics(_)
+            | Command::Groups(_)
+            | Command::Dlq(_)
+            | Command::Produce(_)
+            | Command::Consume(_),
+        ) => {
             return Ok(());
         }
-        (_, Command::Consume(_)) => "consume",
         (_, Command::Demo(_)) => "demo",
         (_, Command::Bench(_)) => "bench",
         (_, Command::Serve(_)) => "serve",
@@ -130,7 +137,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Topics(args) => topics::run(&cli.data_dir, cli.server.as_deref(), args),
         Command::Produce(args) => produce::run(&cli.data_dir, cli.server.as_deref(), args),
-        Command::Consume(args) => consume::run(&cli.data_dir, args),
+        Command::Consume(args) => consume::run(&cli.data_dir, cli.server.as_deref(), args),
         Command::Demo(args) => demo::run(args),
         Command::Bench(args) => bench::run(&cli.data_dir, args),
         Command::Groups(args) => groups::run(&cli.data_dir, cli.server.as_deref(), args),

@@ -610,20 +610,37 @@ fn verbs_go_to_the_server_that_owns_the_directory_or_refuse_at_once() {
         &format!("--no-validate cannot be honoured through the server at {url}"),
     );
     keel.fails(&["produce", "nosuch", "--type", "x"], "", "nosuch");
-    let started = std::time::Instant::now();
-    keel.fails(
-        &["consume", "orders"],
+    // keel consume reads through the server's event API: the same lines as from the
+    // directory (compared below, once the server stopped).
+    let served_lines = keel.ok(&["consume", "orders", "--from-beginning"], "");
+    assert_eq!(served_lines.lines().count(), 4, "{served_lines}");
+    let some = keel.ok(
+        &[
+            "--server", &url, "consume", "orders", "--offset", "1", "--max", "2",
+        ],
         "",
-        &format!("owned by the keel serve at {url}"),
     );
-    assert!(
-        started.elapsed() < Duration::from_secs(5),
-        "consume waited for the lock"
+    assert_eq!(some.lines().count(), 2, "{some}");
+    assert!(some.contains("\"offset\":1,\"partition\":0,"), "{some}");
+    assert_eq!(
+        keel.ok(&["consume", "orders"], ""),
+        "",
+        "nothing after the end"
     );
     keel.fails(
-        &["--server", &url, "consume", "orders"],
+        &["consume", "orders", "--partition", "3"],
         "",
-        "`keel consume` does not work through a server's API",
+        "has no partition 3",
+    );
+    keel.fails(
+        &["consume", "orders", "--offset", "9"],
+        "",
+        "--offset 9 is past the end",
+    );
+    keel.fails(
+        &["--server", &url, "consume", "orders", "--group", "g"],
+        "",
+        "--group through --server",
     );
     keel.fails(
         &["--server", "http://127.0.0.1:9", "topics", "list"],
@@ -634,6 +651,10 @@ fn verbs_go_to_the_server_that_owns_the_directory_or_refuse_at_once() {
     // What the server stored: three events (not the refused line's), the structured one
     // as given.
     let stored = keel.ok(&["consume", "orders", "--from-beginning"], "");
+    assert_eq!(
+        stored, served_lines,
+        "the server's lines are the directory's"
+    );
     let events: Vec<serde_json::Value> = stored
         .lines()
         .map(|line| serde_json::from_str::<serde_json::Value>(line).unwrap()["event"].clone())
