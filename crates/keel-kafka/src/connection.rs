@@ -8,6 +8,8 @@
 //!
 //! | frame | answer | connection |
 //! |---|---|---|
+//! | a TLS listener's first bytes are not a TLS handshake (a plaintext client) | none (one line naming the peer, `security_mismatches` metric) | closed |
+//! | a plaintext listener's first length prefix is a TLS record header (a TLS client) | none (one line naming the peer, `security_mismatches` metric) | closed |
 //! | length prefix negative or over `request_bytes_max` | none (logged) | closed before reading the body |
 //! | shorter than a request header, or cut off by EOF | none (logged) | closed |
 //! | unknown or unserved api key | header + `UNSUPPORTED_VERSION` | kept |
@@ -29,7 +31,8 @@ use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
 use kafka_protocol::messages::ApiKey;
-use keel_listener::{CloseReason, Connection, ConnectionGuard};
+use keel_listener::tls::{self, Opening};
+use keel_listener::{CloseReason, Connection, ConnectionGuard, SecurityMismatch};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt, BufReader, BufWriter};
 
 use crate::api::api_versions;
@@ -69,6 +72,16 @@ pub(crate) enum ConnectionEnd {
     /// The TLS handshake failed.
     #[error("TLS handshake failed: {0}")]
     Tls(String),
+    /// A client speaking in the clear to a TLS listener: the first bytes say what it sent.
+    #[error(
+        "plaintext client on a TLS listener ({0}, not a TLS ClientHello): the client's security.protocol must be SSL or SASL_SSL"
+    )]
+    PlaintextOnTls(String),
+    /// A TLS client on a plaintext listener.
+    #[error(
+        "TLS client on a plaintext listener (its first bytes are a TLS handshake record): the client's security.protocol must be PLAINTEXT or SASL_PLAINTEXT"
+    )]
+    TlsOnPlaintext,
     /// SASL authentication failed (answered, then closed; the audit log has the reason).
     #[error("SASL authentication failed")]
     AuthenticationFailed,
@@ -95,24 +108,47 @@ pub(crate) async fn serve(broker: Arc<Broker>, connection: Connection) -> Connec
         stopping,
     } = connection;
     let _ = stream.set_nodelay(true);
-    let Some(tls) = broker.tls.clone() else {
+    let Some(acceptor) = broker.tls.clone() else {
         let (reader, writer) = stream.into_split();
         return serve_stream(broker, reader, writer, peer, guard, stopping).await;
     };
     // The handshake is bounded like a request: a client that opens a connection and sends
     // nothing holds it no longer than one.
     let handshake = Duration::from_millis(broker.config.request_timeout_ms);
-    match tokio::time::timeout(handshake, tls.accept(stream)).await {
+    let accept = async {
+        match tls::opening(&stream).await? {
+            Opening::Handshake => acceptor.accept(stream).await.map(Ok),
+            Opening::Plaintext { bytes, len } => Ok(Err(plaintext_on_tls(&bytes[..len], &guard))),
+            Opening::Closed => Ok(Err(ConnectionEnd::Closed)),
+        }
+    };
+    match tokio::time::timeout(handshake, accept).await {
         Err(_elapsed) => {
             guard.metrics().closed_by(CloseReason::RequestTimeout);
             ConnectionEnd::Limit(CloseReason::RequestTimeout)
         }
         Ok(Err(error)) => ConnectionEnd::Tls(error.to_string()),
-        Ok(Ok(stream)) => {
+        Ok(Ok(Err(end))) => end,
+        Ok(Ok(Ok(stream))) => {
             let (reader, writer) = tokio::io::split(stream);
             serve_stream(broker, reader, writer, peer, guard, stopping).await
         }
     }
+}
+
+/// The end of a TLS listener's connection whose first bytes are not a TLS handshake, counted;
+/// names the Kafka request when the bytes hold one (a length prefix, then a known api key).
+fn plaintext_on_tls(first: &[u8], guard: &ConnectionGuard) -> ConnectionEnd {
+    guard
+        .metrics()
+        .security_mismatch(SecurityMismatch::PlaintextOnTls);
+    let api_key = first
+        .get(4..6)
+        .and_then(|key| ApiKey::try_from(i16::from_be_bytes([key[0], key[1]])).ok());
+    ConnectionEnd::PlaintextOnTls(match api_key {
+        Some(key) => format!("its first bytes are a Kafka {key:?} request"),
+        None => format!("its first bytes are {first:02x?}"),
+    })
 }
 
 /// The request loop over a connection's two halves (a socket's, or a TLS stream's).
@@ -138,6 +174,8 @@ where
         ConnectionEnd::Limit(reason)
     };
     let mut session = Session::new(broker.sasl.clone());
+    // Only the first bytes on a plaintext socket can be a TLS client's ClientHello.
+    let mut first_on_plaintext = broker.tls.is_none();
     loop {
         let length = tokio::select! {
             biased;
@@ -155,6 +193,14 @@ where
             Err(error) => return error.into(),
         };
         guard.touch();
+        if std::mem::take(&mut first_on_plaintext)
+            && tls::is_handshake_record(&length.to_be_bytes())
+        {
+            guard
+                .metrics()
+                .security_mismatch(SecurityMismatch::TlsOnPlaintext);
+            return ConnectionEnd::TlsOnPlaintext;
+        }
         if length < 0 || length as usize > max {
             return ConnectionEnd::FrameSize {
                 length: i64::from(length),

@@ -13,7 +13,8 @@
 //!   wants the connection back ([`ConnectionGuard::evicted`]). Idle and request timeouts are
 //!   the handler's to enforce, because only the protocol knows where a request starts.
 //! - [`ListenerMetrics`] counts open connections, connections closed by a limit (by reason)
-//!   and accept errors, under a prefix per listener (`keel_kafka_connections`, ...).
+//!   accept errors and clients whose security does not match the listener's
+//!   ([`SecurityMismatch`]), under a prefix per listener (`keel_kafka_connections`, ...).
 //!
 //! - [`tls`] loads a listener's certificate and key into a rustls configuration (the `ring`
 //!   provider) and tells a TLS client from a plaintext one, for every listener that encrypts.
@@ -30,4 +31,4 @@ pub use connections::{Activity, Busy, ConnectionGuard};
 pub use listener::{
     ACCEPT_BACKOFF_MS_MAX, ACCEPT_BACKOFF_MS_MIN, Connection, LimitsError, Listener, ListenerLimits,
 };
-pub use metrics::{CloseReason, ListenerMetrics};
+pub use metrics::{CloseReason, ListenerMetrics, SecurityMismatch};

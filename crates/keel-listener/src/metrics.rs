@@ -6,6 +6,7 @@
 //! | `<prefix>_connections` | gauge | — | connections open now |
 //! | `<prefix>_connections_closed_by_limit_total` | counter | `reason` | connections the server closed or refused because a limit bit ([`CloseReason`]) |
 //! | `<prefix>_accept_errors_total` | counter | — | failed `accept` calls (each followed by a backoff) |
+//! | `<prefix>_security_mismatches_total` | counter | `client` | connections closed because the client speaks TLS to a plaintext listener or in the clear to a TLS one ([`SecurityMismatch`]) |
 
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
@@ -41,6 +42,33 @@ impl CloseReason {
     }
 }
 
+/// A client whose security does not match the listener's: a misconfigured client (Kafka's
+/// `security.protocol`, an `http://` URL), answered by closing the connection — counted, so an
+/// operator sees clients failing for a reason their own logs explain poorly.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum SecurityMismatch {
+    /// A client speaking in the clear to a TLS listener.
+    PlaintextOnTls,
+    /// A TLS client on a plaintext listener.
+    TlsOnPlaintext,
+}
+
+impl SecurityMismatch {
+    /// The metric label: what the client spoke.
+    pub fn label(self) -> &'static str {
+        match self {
+            SecurityMismatch::PlaintextOnTls => "plaintext_on_tls",
+            SecurityMismatch::TlsOnPlaintext => "tls_on_plaintext",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct ClientLabels {
+    client: &'static str,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
 struct ReasonLabels {
     reason: &'static str,
@@ -52,6 +80,7 @@ pub struct ListenerMetrics {
     connections: Gauge,
     closed_by_limit: Family<ReasonLabels, Counter>,
     accept_errors: Counter,
+    security_mismatches: Family<ClientLabels, Counter>,
 }
 
 impl ListenerMetrics {
@@ -72,6 +101,31 @@ impl ListenerMetrics {
             format!("Failed accepts on the {what} listener, each followed by a backoff"),
             self.accept_errors.clone(),
         );
+        registry.register(
+            format!("{prefix}_security_mismatches"),
+            format!(
+                "Connections to the {what} listener closed because the client spoke TLS to a plaintext listener or in the clear to a TLS one"
+            ),
+            self.security_mismatches.clone(),
+        );
+    }
+
+    /// Counts a connection closed because its client's security does not match the listener's.
+    pub fn security_mismatch(&self, mismatch: SecurityMismatch) {
+        self.security_mismatches
+            .get_or_create(&ClientLabels {
+                client: mismatch.label(),
+            })
+            .inc();
+    }
+
+    /// How many connections `mismatch` closed so far.
+    pub fn security_mismatch_count(&self, mismatch: SecurityMismatch) -> u64 {
+        self.security_mismatches
+            .get_or_create(&ClientLabels {
+                client: mismatch.label(),
+            })
+            .get()
     }
 
     /// Counts a connection closed or refused because of `reason`.

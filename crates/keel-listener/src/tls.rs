@@ -5,8 +5,9 @@
 //! [`TlsIdentity`] is a listener's certificate chain and private key as PEM bytes (the
 //! binary reads the files; this crate reads no files). Client certificates are not asked for:
 //! clients authenticate with SASL or a token over the encrypted connection.
-//! [`starts_with_handshake`] tells a TLS client from a plaintext one before the handshake,
-//! so a listener can answer the plaintext one in words it understands.
+//! [`opening`] tells a TLS client from a plaintext one before the handshake, so a listener
+//! can answer the plaintext one in words it understands, or name it in its log;
+//! [`is_handshake_record`] recognizes a TLS client on a plaintext listener.
 
 use std::sync::Arc;
 
@@ -75,12 +76,88 @@ impl TlsIdentity {
 /// The first byte of every TLS connection: a handshake record (RFC 8446 §5.1).
 const HANDSHAKE_RECORD: u8 = 0x16;
 
-/// Waits for the client's first byte without consuming it and says whether it opens a TLS
-/// handshake; `false` also for a client that closed without sending anything.
+/// The first byte of a record's protocol version: 3 for SSL 3.0 and every TLS version.
+const RECORD_VERSION_MAJOR: u8 = 3;
+
+/// How a connection opens, from its first bytes, before anything is read from it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Opening {
+    /// A TLS handshake record: a TLS client.
+    Handshake,
+    /// Bytes that are not a TLS handshake: a client speaking the listener's protocol in the
+    /// clear. Up to [`OPENING_PEEK_BYTES`] of them, so the listener can name what it got.
+    Plaintext {
+        /// The first bytes, as peeked.
+        bytes: [u8; OPENING_PEEK_BYTES],
+        /// How many of `bytes` arrived.
+        len: usize,
+    },
+    /// The client closed without sending anything.
+    Closed,
+}
+
+/// How many first bytes [`opening`] looks at: a Kafka frame's length prefix and the request
+/// header's api key and version.
+pub const OPENING_PEEK_BYTES: usize = 8;
+
+/// Waits for the client's first bytes without consuming them and says how the connection
+/// opens. One peek: `Plaintext` may hold fewer than [`OPENING_PEEK_BYTES`] bytes.
 ///
 /// Cancel safety: safe; peeking takes nothing from the socket.
-pub async fn starts_with_handshake(stream: &TcpStream) -> std::io::Result<bool> {
-    let mut first = [0u8; 1];
-    let read = stream.peek(&mut first).await?;
-    Ok(read == 1 && first[0] == HANDSHAKE_RECORD)
+pub async fn opening(stream: &TcpStream) -> std::io::Result<Opening> {
+    let mut bytes = [0u8; OPENING_PEEK_BYTES];
+    let len = stream.peek(&mut bytes).await?;
+    Ok(match len {
+        0 => Opening::Closed,
+        _ if bytes[0] == HANDSHAKE_RECORD => Opening::Handshake,
+        len => Opening::Plaintext { bytes, len },
+    })
+}
+
+/// Whether `bytes` (at least 2 of them) open a TLS handshake record — a TLS client's first
+/// bytes, read by a listener that expected plaintext (a Kafka length prefix of `0x1603....`
+/// would announce a frame of over 369 MB, beyond any `request_bytes_max`).
+pub fn is_handshake_record(bytes: &[u8]) -> bool {
+    matches!(bytes, [HANDSHAKE_RECORD, RECORD_VERSION_MAJOR, ..])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_client_hello_is_a_handshake_record_and_a_kafka_frame_is_not() {
+        // The record header rustls and OpenSSL send first: handshake, TLS 1.0 record version.
+        assert!(is_handshake_record(&[0x16, 0x03, 0x01, 0x00, 0xc8]));
+        // An ApiVersions request's length prefix.
+        assert!(!is_handshake_record(&[0, 0, 0, 12]));
+        assert!(!is_handshake_record(&[0x16]));
+    }
+
+    /// How a connection that sent `sent`, then closed its side, opens.
+    async fn opened(sent: &[u8]) -> Opening {
+        use tokio::io::AsyncWriteExt;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let mut client = tokio::net::TcpStream::connect(listener.local_addr().unwrap())
+            .await
+            .unwrap();
+        let (server, _) = listener.accept().await.unwrap();
+        client.write_all(sent).await.unwrap();
+        client.shutdown().await.unwrap();
+        opening(&server).await.unwrap()
+    }
+
+    #[tokio::test]
+    async fn opening_tells_a_handshake_from_plaintext_and_from_nothing() {
+        assert_eq!(opened(&[0x16, 0x03, 0x01]).await, Opening::Handshake);
+        let request = [0, 0, 0, 10, 0, 18, 0, 0, 0, 0];
+        match opened(&request).await {
+            Opening::Plaintext { bytes, len } => {
+                assert!((1..=OPENING_PEEK_BYTES).contains(&len));
+                assert_eq!(bytes[..len], request[..len]);
+            }
+            other => panic!("a Kafka request opened as {other:?}"),
+        }
+        assert_eq!(opened(&[]).await, Opening::Closed);
+    }
 }

@@ -18,7 +18,10 @@ use std::time::Duration;
 use axum::extract::ConnectInfo;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::service::TowerToHyperService;
-use keel_listener::{Activity, CloseReason, Connection, Listener, ListenerLimits, ListenerMetrics};
+use keel_listener::tls::Opening;
+use keel_listener::{
+    Activity, CloseReason, Connection, Listener, ListenerLimits, ListenerMetrics, SecurityMismatch,
+};
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::net::TcpStream;
 use tokio::sync::watch;
@@ -103,17 +106,25 @@ async fn serve_connection(
         return serve_http(tracked, peer, app, limits, guard, stopping).await;
     };
     let handshake = async {
-        if !keel_listener::tls::starts_with_handshake(&tracked.stream).await? {
-            let mut stream = tracked.stream;
-            stream.write_all(PLAINTEXT_REFUSAL).await?;
-            stream.shutdown().await?;
-            return Ok(None);
+        match keel_listener::tls::opening(&tracked.stream).await? {
+            Opening::Handshake => tls.accept(tracked).await.map(Some),
+            Opening::Closed => Ok(None),
+            Opening::Plaintext { .. } => {
+                guard
+                    .metrics()
+                    .security_mismatch(SecurityMismatch::PlaintextOnTls);
+                let mut stream = tracked.stream;
+                stream.write_all(PLAINTEXT_REFUSAL).await?;
+                stream.shutdown().await?;
+                Ok(None)
+            }
         }
-        tls.accept(tracked).await.map(Some)
     };
     match tokio::time::timeout(header_read_timeout, handshake).await {
         Ok(Ok(Some(stream))) => serve_http(stream, peer, app, limits, guard, stopping).await,
-        Ok(Ok(None)) => tracing::debug!(%peer, "plain HTTP on the HTTPS listener refused"),
+        Ok(Ok(None)) => {
+            tracing::debug!(%peer, "plain HTTP on the HTTPS listener refused, or nothing sent")
+        }
         Ok(Err(error)) => tracing::debug!(%peer, %error, "TLS handshake failed"),
         Err(_) => guard.metrics().closed_by(CloseReason::RequestTimeout),
     }
