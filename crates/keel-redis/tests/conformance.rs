@@ -123,3 +123,4 @@ keel_sql::relay_conformance_tests!(optional redis());
 keel_runtime::admin_conformance_tests!(optional redis());
 keel_runtime::dead_letter_conformance_tests!(optional redis());
 keel_runtime::gauge_conformance_tests!(optional redis());
+keel_runtime::live_lag_conformance_tests!(optional redis());
