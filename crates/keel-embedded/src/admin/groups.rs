@@ -29,6 +29,21 @@ pub fn group_lag(log: &Log, group: &str, now_ms: i64) -> Result<Vec<PartitionLag
     ))
 }
 
+/// The lag of `group` in `topic` only (empty when it committed nothing there).
+pub fn group_lag_in_topic(
+    log: &Log,
+    group: &str,
+    topic: &str,
+    now_ms: i64,
+) -> Result<Vec<PartitionLag>, GroupsError> {
+    at_once(neutral::group_lag_in_topic(
+        &LogAdmin::new(log, now_ms),
+        group,
+        topic,
+        now_ms,
+    ))
+}
+
 /// The moves a reset of `group` in `topic` (one partition, or all) to `target` would make.
 /// Nothing is written; pass the result to [`apply_reset`]. A group without committed
 /// offsets is refused (see `keel_runtime::admin::groups::plan_reset`).

@@ -9,6 +9,8 @@
 //! offset, as a new group starting at the earliest event would read: the answer is "what
 //! would this group still read". Not here: live membership.
 
+use std::collections::{BTreeMap, HashMap};
+
 use keel_core::{AdminTransport, GroupOffset, TransportError};
 use serde::{Deserialize, Serialize};
 
@@ -134,40 +136,69 @@ pub async fn group_lag(
     group: &str,
     now_ms: i64,
 ) -> Result<Vec<PartitionLag>, GroupsError> {
+    lag_in(admin, group, None, now_ms).await
+}
+
+/// [`group_lag`] in `topic` only: empty when the group committed nothing there. What a
+/// topic's page shows of each group, without measuring the group's other topics.
+pub async fn group_lag_in_topic(
+    admin: &dyn AdminTransport,
+    group: &str,
+    topic: &str,
+    now_ms: i64,
+) -> Result<Vec<PartitionLag>, GroupsError> {
+    lag_in(admin, group, Some(topic), now_ms).await
+}
+
+async fn lag_in(
+    admin: &dyn AdminTransport,
+    group: &str,
+    only_topic: Option<&str>,
+    now_ms: i64,
+) -> Result<Vec<PartitionLag>, GroupsError> {
     let committed = admin.committed(group).await?;
     if committed.is_empty() {
         return Err(GroupsError::GroupNotFound(group.to_string()));
     }
-    let mut topics: Vec<String> = committed.iter().map(|c| c.topic.clone()).collect();
-    topics.sort_unstable();
-    topics.dedup();
+    // By topic, then partition: a group may commit in thousands of partitions, and each
+    // is looked up once per measure.
+    let mut by_topic: BTreeMap<&str, HashMap<u32, u64>> = BTreeMap::new();
+    for c in committed
+        .iter()
+        .filter(|c| only_topic.is_none_or(|t| t == c.topic))
+    {
+        by_topic
+            .entry(c.topic.as_str())
+            .or_default()
+            .insert(c.partition, c.offset);
+    }
     let mut out = Vec::new();
-    for topic in topics {
-        let ranges = match admin.partition_offsets(&topic).await {
+    for (topic, offsets) in by_topic {
+        let ranges = match admin.partition_offsets(topic).await {
             Ok(ranges) => ranges,
             Err(TransportError::UnknownTopic { .. }) => continue,
             Err(error) => return Err(error.into()),
         };
         for range in ranges {
-            let committed_offset = committed_offset(&committed, &topic, range.partition);
+            let committed_offset = offsets.get(&range.partition).copied();
             let next_offset = next_offset(range.log_start, range.high_watermark, committed_offset);
             let lag_events = if next_offset == range.high_watermark {
                 0
             } else {
                 admin
-                    .records_between(&topic, range.partition, next_offset, range.high_watermark)
+                    .records_between(topic, range.partition, next_offset, range.high_watermark)
                     .await?
             };
             let lag_ms = if lag_events == 0 {
                 0
             } else {
-                oldest_timestamp_ms(admin, &topic, range.partition, next_offset)
+                oldest_timestamp_ms(admin, topic, range.partition, next_offset)
                     .await?
                     .map_or(0, |ts| age_ms(now_ms, ts))
             };
             out.push(PartitionLag {
                 group: group.to_string(),
-                topic: topic.clone(),
+                topic: topic.to_string(),
                 partition: range.partition,
                 log_start_offset: range.log_start,
                 high_watermark: range.high_watermark,

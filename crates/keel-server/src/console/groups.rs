@@ -1,18 +1,20 @@
 //! The consumer-group pages: every group with its lag and lag history, and one group's page
 //! — its live members and their partitions (on the Kafka listener), its lag over time, each
-//! partition's committed offset and lag in events and time, and the
+//! partition's committed offset and lag in events and time (paginated: a group may read
+//! thousands of partitions), and the
 //! offset reset, which shows what each partition would re-read or skip (a dry run) before
 //! its apply button unlocks.
 
 use axum::Router;
-use axum::extract::{Path, State};
+use axum::extract::{Path, Query, State};
 use axum::routing::get;
 use keel_embedded::admin::groups;
 use maud::{Markup, html};
+use serde::Deserialize;
 
 use super::{
-    PageResult, Viewer, chart, duration, encode, number, page, result_area, shows_changes,
-    sparkline,
+    PageResult, ROWS_PER_PAGE, Viewer, chart, duration, encode, number, page, pager, result_area,
+    shows_changes, sparkline,
 };
 use crate::admin_api::members_of;
 use crate::app::{App, now_ms};
@@ -58,11 +60,19 @@ async fn list_page(State(app): State<App>, viewer: Viewer) -> PageResult {
     Ok(page("Consumer groups", "/groups", viewer, body))
 }
 
+/// `?page=` of a group's partitions.
+#[derive(Debug, Default, Deserialize)]
+struct GroupParams {
+    page: Option<usize>,
+}
+
 async fn group_page(
     State(app): State<App>,
     viewer: Viewer,
     Path(group): Path<String>,
+    Query(params): Query<GroupParams>,
 ) -> PageResult {
+    let page_number = params.page.unwrap_or(1).max(1);
     let members = members_of(&app, &group);
     let connected = members.as_ref().is_some_and(|m| !m.members.is_empty());
     let lags = {
@@ -110,10 +120,11 @@ async fn group_page(
         }
         section #partition-lag data-live {
             h2 { "Partitions" }
+            (pager(&format!("/groups/{}", encode(&group)), "", page_number, lags.len()))
             table data-figure="partition-lag" {
                 thead { tr { th { "topic" } th.num { "partition" } th.num { "committed" } th.num { "high watermark" } th.num { "lag (events)" } th.num { "lag (time)" } th { "lag, last hour" } } }
                 tbody {
-                    @for l in &lags {
+                    @for l in lags.iter().skip((page_number - 1) * ROWS_PER_PAGE).take(ROWS_PER_PAGE) {
                         @let series = history.partitions.get(&format!("{}/{}", l.topic, l.partition)).cloned().unwrap_or_default();
                         tr data-topic=(l.topic) data-partition=(l.partition) {
                             td { a href=(format!("/topics/{}", encode(&l.topic))) { (l.topic) } }

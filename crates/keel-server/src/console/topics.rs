@@ -243,8 +243,8 @@ fn consumers_of(log: &keel_log::Log, topic: &str) -> Vec<(String, u64, u64)> {
         .groups()
         .into_iter()
         .filter_map(|group| {
-            let lags = keel_embedded::admin::groups::group_lag(log, &group, now).ok()?;
-            let lags: Vec<_> = lags.into_iter().filter(|l| l.topic == topic).collect();
+            let lags =
+                keel_embedded::admin::groups::group_lag_in_topic(log, &group, topic, now).ok()?;
             if lags.is_empty() {
                 return None;
             }

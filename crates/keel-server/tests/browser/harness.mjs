@@ -46,8 +46,10 @@ export function seedDemo() {
 
 /** Starts `keel serve` over `dataDir` on free ports; resolves once it listens. */
 export async function startServer(dataDir, extra = []) {
+  // Charts sample every 200 ms unless `extra` says otherwise, so a test sees them move.
+  const sampling = extra.includes("--console-sample-ms") ? [] : ["--console-sample-ms", "200"];
   const args = ["--data-dir", dataDir, "serve", "--http", "127.0.0.1:0", "--kafka", "127.0.0.1:0",
-    "--registry", "127.0.0.1:0", "--console-sample-ms", "200", ...extra];
+    "--registry", "127.0.0.1:0", ...sampling, ...extra];
   const child = spawn(KEEL, args,
     { stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, RUST_LOG: "warn" } });
   let stderr = "";
