@@ -2,10 +2,11 @@
 // against `keel serve` over the order system's data directory (the browser tests' seed),
 // with a few seconds of produced events so the charts have something to show.
 // Run: scripts/console-screenshots (builds keel first).
+import { createHash } from "node:crypto";
 import { mkdirSync, rmSync } from "node:fs";
 import { dirname, join } from "node:path";
 
-import { REPO, api, launchBrowser, seedDemo, startServer } from "./harness.mjs";
+import { REPO, api, launchBrowser, seedDemo, startServer, tempDir } from "./harness.mjs";
 
 const OUT = join(REPO, "docs", "console");
 /** Seconds of produced events before the first screenshot. */
@@ -46,10 +47,34 @@ try {
   ];
   mkdirSync(OUT, { recursive: true });
   const page = await browser.context.newPage();
+  const shoot = async (name, what) => {
+    await page.screenshot({ path: join(OUT, `${name}.png`) });
+    console.log(`docs/console/${name}.png  ${what}`);
+  };
   for (const [name, path] of pages) {
     await page.goto(server.url + path);
-    await page.screenshot({ path: join(OUT, `${name}.png`) });
-    console.log(`docs/console/${name}.png  ${path}`);
+    await shoot(name, path);
+  }
+  // A topic's settings form with the preview of a change, before it is applied.
+  await page.goto(server.url + "/topics/payments");
+  const settings = page.locator("#topic-settings");
+  await settings.locator('input[name="config[retention.ms]"]').fill("604800000");
+  await settings.locator('input[name="config[keel.fsync]"]').fill("interval(100)");
+  await settings.locator("button[data-preview]").click();
+  await settings.locator(".done").waitFor();
+  await settings.evaluate(form => form.scrollIntoView({ block: "end" }));
+  await shoot("topic-settings", "/topics/payments, settings previewed");
+
+  // The login page as a browser sees it after a logout, on a server that asks for a token.
+  const sha256 = createHash("sha256").update("screenshot-token").digest("hex");
+  const loginDir = tempDir("keel-console-login-");
+  const secured = await startServer(loginDir, ["--http-tokens", `ops:admin:${sha256}`]);
+  try {
+    await page.goto(secured.url + "/login?next=%2F&reason=logged-out");
+    await shoot("login", "/login after a logout");
+  } finally {
+    await secured.stop();
+    rmSync(loginDir, { recursive: true, force: true });
   }
 } finally {
   await browser.close();
