@@ -16,7 +16,7 @@ use std::sync::atomic::AtomicU32;
 use async_nats::jetstream::context::PublishErrorKind;
 use keel_core::{
     BoxFuture, Clock, NewRecord, PublishTransport, Published, SendError, SystemClock,
-    TransportError, choose_partition, header_text,
+    TransportError, choose_partition, header_text, topic_for_send,
 };
 use keel_runtime::{Metrics, Publisher};
 
@@ -69,15 +69,7 @@ impl NatsPublisher {
             topic: topic.to_string(),
             reason,
         };
-        let partitions = match self.connection.partitions(topic).await {
-            Ok(Some(partitions)) => partitions,
-            Ok(None) => {
-                return Err(SendError::UnknownTopic {
-                    topic: topic.to_string(),
-                });
-            }
-            Err(e) => return Err(unavailable(e.to_string())),
-        };
+        let partitions = topic_for_send(topic, self.connection.partitions(topic).await)?;
         let partition = choose_partition(
             topic,
             partition,

@@ -14,7 +14,7 @@ use std::sync::atomic::AtomicU32;
 
 use keel_core::{
     BoxFuture, Clock, NewRecord, PublishTransport, Published, SendError, SystemClock,
-    TransportError, choose_partition,
+    TransportError, choose_partition, topic_for_send,
 };
 use keel_runtime::{Metrics, Publisher};
 
@@ -60,15 +60,7 @@ impl RedisPublisher {
             topic: topic.to_string(),
             reason,
         };
-        let partitions = match self.connection.partitions(topic).await {
-            Ok(Some(partitions)) => partitions,
-            Ok(None) => {
-                return Err(SendError::UnknownTopic {
-                    topic: topic.to_string(),
-                });
-            }
-            Err(e) => return Err(unavailable(e.to_string())),
-        };
+        let partitions = topic_for_send(topic, self.connection.partitions(topic).await)?;
         let partition = choose_partition(
             topic,
             partition,

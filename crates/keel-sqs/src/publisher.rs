@@ -20,7 +20,7 @@ use std::sync::atomic::AtomicU32;
 
 use keel_core::{
     BoxFuture, Clock, NewRecord, PublishTransport, Published, SendError, SystemClock,
-    TransportError, choose_partition, header_text, murmur2,
+    TransportError, choose_partition, header_text, murmur2, topic_for_send,
 };
 use keel_runtime::{Metrics, Publisher};
 
@@ -67,15 +67,7 @@ impl SqsPublisher {
             topic: topic.to_string(),
             reason,
         };
-        let entry = match self.connection.topic(topic).await {
-            Ok(Some(entry)) => entry,
-            Ok(None) => {
-                return Err(SendError::UnknownTopic {
-                    topic: topic.to_string(),
-                });
-            }
-            Err(e) => return Err(unavailable_send(e.to_string())),
-        };
+        let entry = topic_for_send(topic, self.connection.topic(topic).await)?;
         let partition = choose_partition(
             topic,
             partition,

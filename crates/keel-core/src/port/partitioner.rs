@@ -7,7 +7,7 @@
 
 use std::sync::atomic::{AtomicU32, Ordering};
 
-use super::error::SendError;
+use super::error::{SendError, TransportError};
 
 /// The partition of `topic` (of `partitions`) a record goes to: `partition` when the sender
 /// names one (refused when the topic has no such partition), else its key's
@@ -28,6 +28,26 @@ pub fn choose_partition(
         }),
         (None, Some(key)) => Ok(partition_for_key(key, partitions)),
         (None, None) => Ok(round_robin.fetch_add(1, Ordering::Relaxed) % partitions),
+    }
+}
+
+/// What a transport's lookup of `topic` before a send found, as the send reports it: the
+/// topic's entry (its partition count, or more), [`SendError::UnknownTopic`] when the topic
+/// does not exist, [`SendError::Unavailable`] when the lookup failed (the send may be tried
+/// again).
+pub fn topic_for_send<T>(
+    topic: &str,
+    found: Result<Option<T>, TransportError>,
+) -> Result<T, SendError> {
+    match found {
+        Ok(Some(entry)) => Ok(entry),
+        Ok(None) => Err(SendError::UnknownTopic {
+            topic: topic.to_string(),
+        }),
+        Err(e) => Err(SendError::Unavailable {
+            topic: topic.to_string(),
+            reason: e.to_string(),
+        }),
     }
 }
 
@@ -87,6 +107,22 @@ mod tests {
             refused.to_string(),
             "topic 't' refused the record: no partition 4 (the topic has 4)"
         );
+    }
+
+    #[test]
+    fn a_topic_lookup_becomes_the_send_s_answer() {
+        assert_eq!(topic_for_send("t", Ok(Some(3))), Ok(3));
+        assert_eq!(
+            topic_for_send::<u32>("t", Ok(None)),
+            Err(SendError::UnknownTopic { topic: "t".into() })
+        );
+        let down = TransportError::Unavailable {
+            reason: "connection refused".into(),
+        };
+        assert!(matches!(
+            topic_for_send::<u32>("t", Err(down)),
+            Err(SendError::Unavailable { topic, reason }) if topic == "t" && reason.contains("connection refused")
+        ));
     }
 
     /// Hashes computed by the Java client's `Utils.murmur2` (published with kafkajs's
