@@ -871,7 +871,7 @@ pub async fn lag_and_dead_letter_gauges_of_a_stopped_group<H: Harness>(harness: 
 }
 
 /// One scrape of `metrics`, off the async executor (gauge sources may block on a broker).
-async fn scrape(metrics: &Metrics) -> String {
+pub async fn scrape(metrics: &Metrics) -> String {
     let metrics = metrics.clone();
     tokio::task::spawn_blocking(move || metrics.encode())
         .await
@@ -891,7 +891,7 @@ fn lag_gauge(text: &str, unit: &str, topic: &str, group: &str, partition: u32) -
 }
 
 /// The value of the series `family{labels}` in an OpenMetrics scrape, if reported.
-fn gauge(text: &str, family: &str, labels: &[(&str, &str)]) -> Option<f64> {
+pub fn gauge(text: &str, family: &str, labels: &[(&str, &str)]) -> Option<f64> {
     let wanted: Vec<String> = labels.iter().map(|(k, v)| format!("{k}=\"{v}\"")).collect();
     text.lines().find_map(|line| {
         let (series, value) = line.rsplit_once(' ')?;

@@ -18,7 +18,8 @@
 //! | dead letters | Keel's `<topic>.dlq` topic, kept by its queue for the group [`DEAD_LETTER_KEEPER`] |
 //!
 //! What SQS cannot carry is refused, not faked: no stored offsets, so no replay, no offset
-//! reset, no lag in events and no reading a topic back (`admin.rs`).
+//! reset and no reading a topic back (`admin.rs`). Lag and dead-letter depth come from the
+//! queues' own counts (`gauges.rs`), under the embedded log's metric names.
 //!
 //! Not here: anything of the embedded log (`keel-log`); the router's logic (`keel-runtime`).
 
@@ -26,6 +27,7 @@ mod admin;
 mod config;
 mod connection;
 mod envelope;
+mod gauges;
 mod lease;
 mod limits;
 mod member;

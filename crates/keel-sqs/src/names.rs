@@ -48,6 +48,22 @@ impl Names {
             .strip_suffix(".fifo")?;
         unescape(escaped)
     }
+
+    /// What every queue name of this namespace starts with.
+    pub(crate) fn queue_prefix(&self) -> String {
+        format!("{}-", self.namespace)
+    }
+
+    /// The Keel topic and group an SQS queue name stands for, if it is one of this
+    /// namespace's group queues.
+    pub(crate) fn queue_of(&self, physical: &str) -> Option<(String, String)> {
+        let (topic, group) = physical
+            .strip_prefix(&self.namespace)?
+            .strip_prefix('-')?
+            .strip_suffix(".fifo")?
+            .split_once('-')?;
+        Some((unescape(topic)?, unescape(group)?))
+    }
 }
 
 fn within(
@@ -98,6 +114,12 @@ mod tests {
             names.queue("orders.retry", "billing").unwrap(),
             "keel-orders_2Eretry-billing.fifo"
         );
+        assert_eq!(
+            names.queue_of("keel-orders_2Eretry-billing.fifo"),
+            Some(("orders.retry".to_string(), "billing".to_string()))
+        );
+        assert_eq!(names.queue_of("keel-orders.fifo"), None, "a topic's name");
+        assert_eq!(names.queue_of("other-orders-billing.fifo"), None);
         assert_eq!(names.topic_of("other-orders.fifo"), None);
         assert_eq!(names.topic_of("keel-a-b.fifo"), None, "not an escaped name");
         let refused = names.queue(&"t".repeat(40), &"g".repeat(40)).unwrap_err();

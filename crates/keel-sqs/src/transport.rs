@@ -33,6 +33,7 @@ use tokio::runtime::{Handle, RuntimeFlavor};
 
 use crate::config::SqsConfig;
 use crate::connection::Connection;
+use crate::gauges::SqsGauges;
 use crate::member::{self, Join};
 use crate::publisher::SqsPublisher;
 
@@ -45,11 +46,14 @@ pub struct SqsTransport {
 }
 
 impl SqsTransport {
-    /// Clients for the account `config` names, checked with one call.
+    /// Clients for the account `config` names, checked with one call. Call it inside a
+    /// tokio runtime: the gauges ask SQS on it.
     pub async fn connect(config: &SqsConfig) -> Result<SqsTransport, TransportError> {
+        let publisher = SqsPublisher::connect(config).await?;
+        let gauges = SqsGauges::new(publisher.connection.clone());
         Ok(SqsTransport {
-            publisher: SqsPublisher::connect(config).await?,
-            metrics: Metrics::new(),
+            publisher,
+            metrics: Metrics::with_gauges(Arc::new(gauges)),
         })
     }
 
@@ -96,7 +100,9 @@ impl SqsTransport {
         &self.connection().sqs
     }
 
-    /// The routes' metrics.
+    /// The routes' metrics, with the lag and dead-letter gauges of every group queue of
+    /// the namespace (`gauges.rs`; asked of SQS at each scrape: encode them off the
+    /// executor).
     pub fn metrics(&self) -> &Metrics {
         &self.metrics
     }

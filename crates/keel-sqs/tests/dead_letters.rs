@@ -15,9 +15,9 @@ use keel_runtime::{
     DeadLetterHeaders, Handler, HandlerError, RetryPolicy, Route, Router,
     dead_letter::dead_letter_topic,
 };
-use keel_sqs::{DEAD_LETTER_KEEPER, SqsConfig, SqsTransport};
+use keel_sqs::DEAD_LETTER_KEEPER;
 
-const URL_VAR: &str = "KEEL_TEST_SQS_URL";
+mod support;
 
 /// The headers of a message body Keel wrote (`"h": [[name, base64 or null], …]`).
 fn headers_of(body: &str) -> Vec<Header> {
@@ -36,17 +36,9 @@ fn headers_of(body: &str) -> Vec<Header> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_poison_event_is_kept_in_the_dead_letter_queue_with_its_headers() {
-    let Ok(url) = std::env::var(URL_VAR) else {
-        eprintln!("sqs dead letters: not run, {URL_VAR} is unset");
+    let Some(sqs) = support::connect("dead letters").await else {
         return;
     };
-    let namespace = format!("t{}", uuid::Uuid::now_v7().simple());
-    let config = SqsConfig::local(url)
-        .with_namespace(&namespace[..14])
-        .expect("namespace");
-    let sqs = SqsTransport::connect(&config)
-        .await
-        .unwrap_or_else(|e| panic!("{URL_VAR} is set but the server is unreachable: {e}"));
     sqs.ensure_topic("orders", 1).await.expect("topic");
     let handler = Handler::raw("record", |_, _| async {
         Err(HandlerError::transient("always fails"))

@@ -16,32 +16,17 @@ use std::time::{Duration, Instant};
 use keel_core::GroupPolicy;
 use keel_runtime::conformance::{event, until};
 use keel_runtime::{Handler, Inbox, MemoryDedupeWindow, Route, Router};
-use keel_sqs::{SqsConfig, SqsTransport};
 
-const URL_VAR: &str = "KEEL_TEST_SQS_URL";
+mod support;
 
 /// The group's session timeout, which is its messages' visibility timeout.
 const SESSION_TIMEOUT: Duration = Duration::from_secs(3);
 
-async fn connect() -> Option<SqsTransport> {
-    let Ok(url) = std::env::var(URL_VAR) else {
-        eprintln!("sqs takeover: not run, {URL_VAR} is unset");
-        return None;
-    };
-    let namespace = format!("t{}", uuid::Uuid::now_v7().simple());
-    let config = SqsConfig::local(url)
-        .with_namespace(&namespace[..14])
-        .expect("namespace");
-    Some(
-        SqsTransport::connect(&config)
-            .await
-            .unwrap_or_else(|e| panic!("{URL_VAR} is set but the server is unreachable: {e}")),
-    )
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn messages_of_a_dead_member_come_back_after_the_visibility_timeout_and_are_handled_once() {
-    let Some(sqs) = connect().await else { return };
+    let Some(sqs) = support::connect("takeover").await else {
+        return;
+    };
     sqs.ensure_topic("orders", 1).await.expect("topic");
     let queue = sqs.queue_url("orders", "billing").await.expect("queue");
     let events: Vec<_> = (0..10).map(|n| event("k", n)).collect();

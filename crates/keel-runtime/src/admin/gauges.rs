@@ -68,30 +68,28 @@ impl AdminGauges {
             pairs.iter().map(|(_, topic)| topic.clone()).collect(),
         ))
     }
+}
 
-    /// The answer of `question`, or `None` (logged) when the port failed or took longer
-    /// than [`GAUGE_SCRAPE_TIMEOUT`]: a gauge is left out rather than reported wrong.
-    fn ask<T, E: fmt::Display>(
-        &self,
-        what: &str,
-        question: impl Future<Output = Result<T, E>>,
-    ) -> Option<T> {
-        match self
-            .runtime
-            .block_on(tokio::time::timeout(GAUGE_SCRAPE_TIMEOUT, question))
-        {
-            Ok(Ok(answer)) => Some(answer),
-            Ok(Err(error)) => {
-                tracing::warn!(%error, "the {what} gauges could not be read");
-                None
-            }
-            Err(_) => {
-                tracing::warn!(
-                    timeout_ms = GAUGE_SCRAPE_TIMEOUT.as_millis() as u64,
-                    "the {what} gauges took too long to read"
-                );
-                None
-            }
+/// The answer of `question`, run on `runtime` from the scraping thread, or `None` (logged)
+/// when it failed or took longer than [`GAUGE_SCRAPE_TIMEOUT`]: a gauge is left out rather
+/// than reported wrong. Shared by every engine's gauges (SQS has its own questions).
+pub fn scrape<T, E: fmt::Display>(
+    runtime: &Handle,
+    what: &str,
+    question: impl Future<Output = Result<T, E>>,
+) -> Option<T> {
+    match runtime.block_on(tokio::time::timeout(GAUGE_SCRAPE_TIMEOUT, question)) {
+        Ok(Ok(answer)) => Some(answer),
+        Ok(Err(error)) => {
+            tracing::warn!(%error, "the {what} gauges could not be read");
+            None
+        }
+        Err(_) => {
+            tracing::warn!(
+                timeout_ms = GAUGE_SCRAPE_TIMEOUT.as_millis() as u64,
+                "the {what} gauges took too long to read"
+            );
+            None
         }
     }
 }
@@ -103,7 +101,7 @@ impl GaugeSource for AdminGauges {
         let admin = self.admin.as_ref();
         let now_ms = SystemClock.now_ms();
         let scope = self.in_scope();
-        self.ask("lag", async move {
+        scrape(&self.runtime, "lag", async move {
             let mut out = Vec::new();
             let groups = match scope {
                 Some((groups, _)) => groups.into_iter().collect(),
@@ -142,7 +140,7 @@ impl GaugeSource for AdminGauges {
                 .map(|topic| dead_letter_topic(topic))
                 .collect::<BTreeSet<String>>()
         });
-        self.ask("dead-letter", async move {
+        scrape(&self.runtime, "dead-letter", async move {
             let mut out = Vec::new();
             let topics = dead_letters::dead_letter_topics(admin).await?;
             let in_scope = |name: &str| scope.as_ref().is_none_or(|s| s.contains(name));
