@@ -97,10 +97,28 @@ fn main() -> ExitCode {
     match refuse_server(&cli).and_then(|()| run(cli)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
-            // `{:#}` joins the anyhow context chain into one line: "what failed: why".
-            eprintln!("keel: error: {error:#}");
+            eprint!("{}", error_report(&error));
             ExitCode::FAILURE
         }
+    }
+}
+
+/// An error as printed: "what failed: why" on one line when that is all the chain holds;
+/// a longer chain puts each cause on its own indented line under the top one, so no line
+/// strings three or more messages together.
+fn error_report(error: &anyhow::Error) -> String {
+    let chain: Vec<String> = error.chain().map(ToString::to_string).collect();
+    match chain.as_slice() {
+        [what] => format!("keel: error: {what}\n"),
+        [what, why] => format!("keel: error: {what}: {why}\n"),
+        [what, causes @ ..] => {
+            let mut report = format!("keel: error: {what}\n");
+            for cause in causes {
+                report.push_str(&format!("  caused by: {cause}\n"));
+            }
+            report
+        }
+        [] => unreachable!("an error chain holds at least the error"),
     }
 }
 

@@ -287,6 +287,28 @@ fn bad_input_gets_one_clear_line_and_a_failing_exit_code() {
 }
 
 #[test]
+fn an_error_puts_each_cause_of_a_long_chain_on_its_own_line() {
+    let keel = Keel::new();
+    keel.ok(&["topics", "create", "orders"], "");
+    let output = keel.run(&["produce", "orders"], "{\"type\":\"a\"}\n{oops\n");
+    assert!(!output.status.success());
+    assert_eq!(
+        String::from_utf8(output.stderr).unwrap(),
+        "keel: error: line 2: 0 earlier event(s) were produced, none after\n  \
+         caused by: not valid JSON\n  \
+         caused by: key must be a string at line 1 column 2\n"
+    );
+    // What failed and why, and nothing more, stays one line.
+    let output = keel.run(&["topics", "describe", "nosuch"], "");
+    let stderr = String::from_utf8(output.stderr).unwrap();
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(
+        stderr.starts_with("keel: error: topic 'nosuch' does not exist"),
+        "{stderr}"
+    );
+}
+
+#[test]
 fn produced_events_come_back_as_cloudevents_in_key_order() {
     let keel = Keel::new();
     keel.ok(&["topics", "create", "orders", "--partitions", "3"], "");

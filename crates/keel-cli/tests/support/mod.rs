@@ -48,12 +48,25 @@ impl Keel {
         String::from_utf8(output.stdout).expect("utf-8 stdout")
     }
 
-    /// Runs and expects failure with one stderr line containing `needle`; returns stdout.
+    /// Runs and expects failure with an error report containing `needle`: one line, or for
+    /// a long chain of causes the top line and each cause on its own indented line (and
+    /// nothing else on stderr); returns stdout.
     pub(crate) fn fails(&self, args: &[&str], stdin: &str, needle: &str) -> String {
         let output = self.run(args, stdin);
         let stderr = String::from_utf8_lossy(&output.stderr);
         assert!(!output.status.success(), "keel {args:?} should fail");
-        assert_eq!(stderr.trim_end().lines().count(), 1, "one line: {stderr}");
+        let mut lines = stderr.trim_end().lines();
+        let first = lines.next().unwrap_or_default();
+        assert!(first.starts_with("keel: error: "), "the report: {stderr}");
+        let causes: Vec<&str> = lines.collect();
+        assert!(
+            causes.is_empty() || causes.len() >= 2,
+            "two messages share one line: {stderr}"
+        );
+        assert!(
+            causes.iter().all(|line| line.starts_with("  caused by: ")),
+            "the report: {stderr}"
+        );
         assert!(
             stderr.contains(needle),
             "{args:?}: {stderr:?} lacks {needle:?}"
