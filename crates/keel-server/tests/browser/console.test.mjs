@@ -295,6 +295,26 @@ test("dead letters are replayed with a canary first and purged after a preview",
   assert.match(keel(["--data-dir", server.dataDir, "dlq", "history", "shipping"]), /purge/);
 });
 
+test("the consumer-group list and the audit log show what the API answers", async () => {
+  await page.goto(server.url + "/groups");
+  const groups = (await api(server, "/api/groups")).body;
+  assert.ok(groups.length > 0, "the seed has groups");
+  assert.equal(await page.locator('[data-figure="group-table"] tbody tr').count(), groups.length);
+  for (const group of groups) {
+    const row = page.locator(`tr[data-group="${group.group}"]`);
+    assert.equal(await figure(row, '[data-figure="lag-events"]'), group.lag_events, group.group);
+  }
+
+  await page.goto(server.url + "/audit");
+  const audit = (await api(server, "/api/audit")).body;
+  assert.ok(audit.some(entry => entry.action === "purge"), "the replays and the purge of the test before");
+  const rows = page.locator('[data-figure="audit"] tbody tr');
+  assert.equal(await rows.count(), audit.length);
+  const newest = audit.at(-1);
+  assert.equal(await rows.first().getAttribute("data-action"), newest.action, "newest first");
+  assert.ok((await rows.first().innerText()).includes(newest.id), JSON.stringify(newest));
+});
+
 test("two schema versions are compared under every level, and a schema is tested before it is registered", async () => {
   const v2 = { ...CHECKED_SCHEMA, properties: { ...CHECKED_SCHEMA.properties, note: { type: "string" } } };
   assert.equal((await api(server, "/api/schemas/console.checked/versions", "POST", { schema: v2 })).status, 200);
