@@ -20,8 +20,11 @@ use keel_core::{AdminTransport, GroupPolicy, TransportError};
 use keel_runtime::conformance::{self, Harness};
 use keel_runtime::{Publisher, Transport};
 use keel_sqs::{SqsConfig, SqsTransport};
+use support::URL_VAR;
 
-const URL_VAR: &str = "KEEL_TEST_SQS_URL";
+// The checks here run through the harness, not `support::connect`.
+#[allow(dead_code)]
+mod support;
 
 /// A fresh namespace on the server.
 struct Sqs {
@@ -62,7 +65,7 @@ async fn sqs() -> Option<Sqs> {
         eprintln!("sqs conformance: not run, {URL_VAR} is unset");
         return None;
     };
-    let namespace = format!("t{}", uuid::Uuid::now_v7().simple())[..14].to_string();
+    let namespace = support::namespace();
     let config = SqsConfig::local(url)
         .with_namespace(&namespace)
         .expect("namespace");

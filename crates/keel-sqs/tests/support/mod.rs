@@ -5,6 +5,15 @@ use keel_sqs::{SqsConfig, SqsTransport};
 
 pub(crate) const URL_VAR: &str = "KEEL_TEST_SQS_URL";
 
+/// A namespace no other test meets: `t` and 13 random hex digits (52 bits), 14 bytes so
+/// the longest queue names stay within SQS's 80. Not the head of a UUIDv7, which is its
+/// millisecond: tests that nextest starts in the same millisecond shared topics and groups
+/// that way, and took each other's events (the checks that timed out now and then in CI).
+pub(crate) fn namespace() -> String {
+    let id = uuid::Uuid::now_v7().simple().to_string();
+    format!("t{}", &id[id.len() - 13..])
+}
+
 /// A transport in a namespace of its own; `None` (said on stderr, naming `test`) when the
 /// variable is unset; panics when it is set and the server is unreachable.
 pub(crate) async fn connect(test: &str) -> Option<SqsTransport> {
@@ -12,9 +21,8 @@ pub(crate) async fn connect(test: &str) -> Option<SqsTransport> {
         eprintln!("sqs {test}: not run, {URL_VAR} is unset");
         return None;
     };
-    let namespace = format!("t{}", uuid::Uuid::now_v7().simple());
     let config = SqsConfig::local(url)
-        .with_namespace(&namespace[..14])
+        .with_namespace(&namespace())
         .expect("namespace");
     Some(
         SqsTransport::connect(&config)
