@@ -106,6 +106,16 @@ fn lag_is_exact_in_events_and_age() {
         groups::group_lag(&log, "nobody", now_ms),
         Err(GroupsError::GroupNotFound(_))
     ));
+    // One topic's share: the same figures, and nothing where the group never committed.
+    assert_eq!(
+        groups::group_lag_in_topic(&log, "behind", "orders", now_ms).unwrap(),
+        groups::group_lag(&log, "behind", now_ms).unwrap()
+    );
+    assert!(
+        groups::group_lag_in_topic(&log, "behind", "payments", now_ms)
+            .unwrap()
+            .is_empty()
+    );
 }
 
 #[test]
