@@ -37,6 +37,15 @@ pub(crate) struct Replay {
     pub(crate) to_group: Option<String>,
 }
 
+/// Where a read of the server's event API starts in a partition.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum EventsFrom {
+    /// At this offset.
+    Offset(u64),
+    /// At the first record at or after this time, ms since the epoch.
+    Time(i64),
+}
+
 /// The data directory, opened here or reached through its server.
 pub(crate) enum Control {
     /// This process opened the log.
@@ -181,20 +190,29 @@ impl Control {
         post::<Value, _>(url, &path, &event.to_structured_json()).map(drop)
     }
 
-    /// Up to `limit` records of `topic`'s `partition` from `offset` on, as the server's
+    /// Up to `limit` records of `topic`'s `partition` from `from` on, as the server's
     /// event API answers (`FoundEvent`s); only for a server.
     pub(crate) fn events_from(
         &self,
         topic: &str,
         partition: u32,
-        offset: u64,
+        from: EventsFrom,
         limit: usize,
     ) -> anyhow::Result<Vec<Value>> {
         let Control::Remote(url) = self else {
             bail!("events_from is for a server; the local log is read directly")
         };
-        let query =
-            json!({ "partition": partition, "start": "offset", "offset": offset, "limit": limit });
+        let mut query = json!({ "partition": partition, "limit": limit });
+        match from {
+            EventsFrom::Offset(offset) => {
+                query["start"] = json!("offset");
+                query["offset"] = json!(offset);
+            }
+            EventsFrom::Time(time_ms) => {
+                query["start"] = json!("time");
+                query["time_ms"] = json!(time_ms);
+            }
+        }
         let page: Value = get_query(url, &format!("/api/topics/{topic}/events"), &query)?;
         serde_json::from_value(page["events"].clone())
             .with_context(|| format!("unexpected answer from {url} to an events query"))

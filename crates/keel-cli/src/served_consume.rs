@@ -1,6 +1,6 @@
 //! `keel consume` without `--group` while a `keel serve` owns the data directory (or with
 //! `--server`): the same reading as on the directory — where each partition starts, `--max`,
-//! `--follow` — through the server's event API (`GET /api/topics/{topic}/events`, one
+//! `--follow`, `--from-time` — through the server's event API (`GET /api/topics/{topic}/events`, one
 //! partition from an offset per request), printed in the same JSON lines.
 //!
 //! The API gives a record that is not a CloudEvent as lossy text cut at 4 KiB, so such a
@@ -14,7 +14,8 @@ use anyhow::{Context, bail};
 use serde_json::{Value, json};
 
 use crate::consume::{ConsumeArgs, stop_after_pass, value_json, write_line};
-use crate::control::Control;
+use crate::control::{Control, EventsFrom};
+use crate::time;
 
 /// Records asked for per request (the API's page limit).
 const PAGE_EVENTS_MAX: usize = 500;
@@ -25,11 +26,6 @@ pub(crate) fn run(
     args: &ConsumeArgs,
     interrupted: &AtomicBool,
 ) -> anyhow::Result<()> {
-    if args.from_time.is_some() {
-        bail!(
-            "--from-time is not served through a server's event API yet: use --offset, or `keel groups reset --to-time` with --group"
-        );
-    }
     let mut cursors = start_offsets(control, args)?;
     let mut out = BufWriter::new(io::stdout().lock());
     let mut printed = 0u64;
@@ -39,8 +35,9 @@ pub(crate) fn run(
                 if args.max.is_some_and(|max| printed >= max) {
                     break;
                 }
+                let from = EventsFrom::Offset(*next_offset);
                 let mut events =
-                    control.events_from(&args.topic, *partition, *next_offset, PAGE_EVENTS_MAX)?;
+                    control.events_from(&args.topic, *partition, from, PAGE_EVENTS_MAX)?;
                 events.sort_by_key(|e| e["offset"].as_u64());
                 let Some(last) = events.last().and_then(|e| e["offset"].as_u64()) else {
                     break;
@@ -93,22 +90,35 @@ fn start_offsets(control: &Control, args: &ConsumeArgs) -> anyhow::Result<Vec<(u
             );
         }
     }
-    Ok(view
-        .partitions
-        .iter()
-        .filter(|p| args.partition.is_none_or(|index| index == p.partition))
-        .map(|p| {
-            let (start, end) = (p.log_start_offset, p.high_watermark);
-            let next = if args.from_beginning {
-                start
-            } else if let Some(offset) = args.offset {
-                offset.clamp(start, end)
-            } else {
-                end
-            };
-            (p.partition, next)
-        })
-        .collect())
+    let from_time = args
+        .from_time
+        .as_deref()
+        .map(|text| time::parse_ms("--from-time", text))
+        .transpose()?;
+    let mut starts = Vec::new();
+    for p in &view.partitions {
+        if args.partition.is_some_and(|index| index != p.partition) {
+            continue;
+        }
+        let (start, end) = (p.log_start_offset, p.high_watermark);
+        let next = if args.from_beginning {
+            start
+        } else if let Some(offset) = args.offset {
+            offset.clamp(start, end)
+        } else if let Some(time_ms) = from_time {
+            // The first record at or after the time; the end when there is none.
+            let first =
+                control.events_from(&args.topic, p.partition, EventsFrom::Time(time_ms), 1)?;
+            first
+                .first()
+                .and_then(|e| e["offset"].as_u64())
+                .unwrap_or(end)
+        } else {
+            end
+        };
+        starts.push((p.partition, next));
+    }
+    Ok(starts)
 }
 
 /// One event of the API as the line `keel consume` prints for the stored record.

@@ -627,6 +627,18 @@ fn verbs_go_to_the_server_that_owns_the_directory_or_refuse_at_once() {
         "",
         "nothing after the end"
     );
+    assert_eq!(
+        keel.ok(&["consume", "orders", "--from-time", "0"], ""),
+        served_lines,
+        "everything is after the epoch"
+    );
+    assert_eq!(
+        keel.ok(
+            &["consume", "orders", "--from-time", "2100-01-01T00:00:00Z"],
+            ""
+        ),
+        ""
+    );
     keel.fails(
         &["consume", "orders", "--partition", "3"],
         "",
