@@ -16,37 +16,28 @@
 #![no_main]
 
 use bytes::Bytes;
+use std::sync::OnceLock;
+
 use kafka_protocol::messages::{
-    ApiKey, DescribeGroupsRequest, FindCoordinatorRequest, HeartbeatRequest, JoinGroupRequest,
-    LeaveGroupRequest, ListGroupsRequest, OffsetCommitRequest, OffsetFetchRequest,
-    SyncGroupRequest,
+    ApiKey, DeleteGroupsRequest, DescribeGroupsRequest, FindCoordinatorRequest, HeartbeatRequest,
+    JoinGroupRequest, LeaveGroupRequest, ListGroupsRequest, OffsetCommitRequest,
+    OffsetDeleteRequest, OffsetFetchRequest, SyncGroupRequest,
 };
 use kafka_protocol::protocol::Decodable;
 use keel_kafka::codec::{DecodeError, Request, broker_versions, decode_request};
 use keel_kafka::group::GroupCoordinator;
 use libfuzzer_sys::fuzz_target;
 
-const SERVED: [ApiKey; 19] = [
-    ApiKey::Produce,
-    ApiKey::Fetch,
-    ApiKey::ListOffsets,
-    ApiKey::Metadata,
-    ApiKey::ApiVersions,
-    ApiKey::CreateTopics,
-    ApiKey::DeleteTopics,
-    ApiKey::InitProducerId,
-    ApiKey::DescribeConfigs,
-    ApiKey::DescribeCluster,
-    ApiKey::FindCoordinator,
-    ApiKey::JoinGroup,
-    ApiKey::SyncGroup,
-    ApiKey::Heartbeat,
-    ApiKey::LeaveGroup,
-    ApiKey::OffsetCommit,
-    ApiKey::OffsetFetch,
-    ApiKey::ListGroups,
-    ApiKey::DescribeGroups,
-];
+/// Every api key `keel serve` serves, from the served versions themselves, so a key added to
+/// the broker (SASL, ACLs, configs, groups) is fuzzed without editing this list.
+fn served() -> &'static [ApiKey] {
+    static SERVED: OnceLock<Vec<ApiKey>> = OnceLock::new();
+    SERVED.get_or_init(|| {
+        ApiKey::iter()
+            .filter(|&key| versions(key).is_some())
+            .collect()
+    })
+}
 
 /// The versions `keel serve` serves: the broker's own and the group coordinator's.
 fn versions(key: ApiKey) -> Option<(i16, i16)> {
@@ -69,6 +60,8 @@ fn decode_group(key: ApiKey, version: i16, mut body: Bytes) {
         ApiKey::OffsetFetch => decode::<OffsetFetchRequest>(body, version),
         ApiKey::ListGroups => decode::<ListGroupsRequest>(body, version),
         ApiKey::DescribeGroups => decode::<DescribeGroupsRequest>(body, version),
+        ApiKey::DeleteGroups => decode::<DeleteGroupsRequest>(body, version),
+        ApiKey::OffsetDelete => decode::<OffsetDeleteRequest>(body, version),
         other => panic!("{other:?} reached the group hook"),
     }
 }
@@ -76,7 +69,8 @@ fn decode_group(key: ApiKey, version: i16, mut body: Bytes) {
 fuzz_target!(|data: &[u8]| {
     let mut frame = data.to_vec();
     if frame.len() >= 8 && frame[0] & 7 != 0 {
-        let key = SERVED[usize::from(frame[1]) % SERVED.len()];
+        let served = served();
+        let key = served[usize::from(frame[1]) % served.len()];
         let (min, max) = versions(key).expect("served");
         let version = min + i16::from(frame[2]) % (max - min + 1);
         frame[..2].copy_from_slice(&(key as i16).to_be_bytes());
