@@ -1,7 +1,7 @@
 //! The Kafka cluster a verb runs on: `--brokers`, else `KEEL_BROKERS`, else the config
 //! file's `brokers` entry (`--config` / `KEEL_CONFIG`). Resolved here once, so `keel
-//! groups`, `keel dlq`, `keel consume` and `keel demo` find the same cluster from the same
-//! settings.
+//! groups`, `keel dlq`, `keel consume`, `keel demo` and `keel relay` find the same cluster
+//! from the same settings.
 //!
 //! Not here: connecting (the `kafka` feature's `cluster.rs` and keel-demo), or what a verb
 //! does without a cluster.
@@ -15,8 +15,8 @@ use crate::config_file::{self, OperatorEntries};
 pub(crate) struct Brokers {
     /// The Kafka cluster at these brokers (host:port[,host:port…]; needs a keel built with
     /// the `kafka` feature): `groups` and `dlq` act on it instead of a data directory,
-    /// `consume --group` joins its group there, `demo` runs its services on it. Else the
-    /// config file's `brokers` entry.
+    /// `consume --group` joins its group there, `demo` runs its services on it, `relay`
+    /// publishes to it. Else the config file's `brokers` entry.
     #[arg(
         long = "brokers",
         global = true,

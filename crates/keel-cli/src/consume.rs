@@ -29,7 +29,7 @@ use keel_log::{Log, OffsetCommit, Record, Topic};
 use serde_json::{Value, json};
 
 use crate::brokers::Brokers;
-use crate::control::{Control, kafka_addr_file};
+use crate::control::{Control, served_kafka};
 use crate::store::{existing_topic, hold_log, open_existing_log};
 use crate::time;
 
@@ -116,16 +116,6 @@ pub(crate) fn run(data: &Path, server: Option<&str>, args: ConsumeArgs) -> anyho
     let command = format!("keel consume {} --group {group}", args.topic);
     let held = hold_log(data, &command)?;
     read(data, Some(&held), &args, &interrupted)
-}
-
-/// The Kafka listener of the `keel serve` that owns `data`, if one does.
-fn served_kafka(data: &Path) -> Option<String> {
-    let addr = std::fs::read_to_string(kafka_addr_file(data)).ok()?;
-    // The file outlives a killed server; only a held lock says a server runs.
-    match Log::open(data) {
-        Err(keel_log::OpenError::Locked { .. }) => Some(addr.trim().to_string()),
-        _ => None,
-    }
 }
 
 /// Reads as a member of `group` through the Kafka listener at `brokers`.

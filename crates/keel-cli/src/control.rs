@@ -59,12 +59,22 @@ pub(crate) enum Control {
 pub(crate) const REGISTRY_ADDR_FILE: &str = "keel-serve.registry";
 
 /// File in the data directory holding the Kafka listener address of the `keel serve` that
-/// owns it, for `keel consume --group`.
+/// owns it, for `keel consume --group` and `keel relay`.
 pub(crate) const KAFKA_ADDR_FILE: &str = "keel-serve.kafka";
 
 /// The path of the Kafka address file in `data`.
 pub(crate) fn kafka_addr_file(data: &Path) -> PathBuf {
     data.join(KAFKA_ADDR_FILE)
+}
+
+/// The Kafka listener of the `keel serve` that owns `data`, if one does.
+pub(crate) fn served_kafka(data: &Path) -> Option<String> {
+    let addr = std::fs::read_to_string(kafka_addr_file(data)).ok()?;
+    // The file outlives a killed server; only a held lock says a server runs.
+    match Log::open(data) {
+        Err(OpenError::Locked { .. }) => Some(addr.trim().to_string()),
+        _ => None,
+    }
 }
 
 /// The path of the registry address file in `data`.

@@ -49,10 +49,10 @@ pub(crate) struct DemoArgs {
     // of a running `keel serve`), with --dir; lets the services run as separate processes.
     #[command(flatten)]
     brokers: Brokers,
-    /// Run on another engine instead of the embedded log: `nats://HOST:PORT`,
-    /// `redis://HOST:PORT`, `amqp://USER:PASS@HOST:PORT/VHOST` or `sqs://HOST:PORT` /
-    /// `sqs://aws/REGION`, as `keel relay --to` (each needs keel built with its feature:
-    /// nats, redis, rabbitmq, sqs). The demo's topics are created when missing. Lets the
+    /// Run on another engine instead of the embedded log: `kafka://HOST:PORT[,…]` (as
+    /// --brokers), `nats://HOST:PORT`, `redis://HOST:PORT`, `amqp://USER:PASS@HOST:PORT/VHOST`
+    /// or `sqs://HOST:PORT` / `sqs://aws/REGION`, as `keel relay --to` (each needs keel built
+    /// with its feature: kafka, nats, redis, rabbitmq, sqs). The demo's topics are created when missing. Lets the
     /// services run as separate processes (--service, with --dir).
     #[arg(long, value_name = "URL", value_parser = Engine::parse)]
     engine: Option<Engine>,

@@ -1,13 +1,14 @@
-//! The networked engines other than Kafka, named by URL: `amqp://…` (RabbitMQ, the
-//! `rabbitmq` feature), `nats://…` (NATS JetStream, `nats`), `redis://…` (Redis Streams,
-//! `redis`), `sqs://HOST:PORT` (an SNS/SQS-compatible server over HTTP, such as moto) or
+//! The networked engines, named by URL: `kafka://HOST:PORT[,HOST:PORT…]` (a Kafka cluster
+//! or `keel serve`'s Kafka listener, the `kafka` feature), `amqp://…` (RabbitMQ,
+//! `rabbitmq`), `nats://…` (NATS JetStream, `nats`), `redis://…` (Redis Streams, `redis`),
+//! `sqs://HOST:PORT` (an SNS/SQS-compatible server over HTTP, such as moto) or
 //! `sqs://aws/REGION` (Amazon's endpoints, signed with `AWS_ACCESS_KEY_ID` /
 //! `AWS_SECRET_ACCESS_KEY`; `sqs`). One parser and one connector for `keel relay --to` and
 //! `keel demo --engine`, so both take the same URLs and name a missing feature in the same
 //! words.
 //!
-//! Not here: the embedded log or Kafka (their verbs open them), or anything done with the
-//! connection.
+//! Not here: the embedded log (its verbs open it), `--brokers` (`brokers.rs`, which names a
+//! Kafka cluster the way the operator verbs expect), or anything done with the connection.
 
 use std::sync::Arc;
 
@@ -19,6 +20,8 @@ use keel_runtime::Transport;
 /// without it, [`Engine::connect`] refuses in words.
 #[derive(Debug, Clone)]
 pub(crate) enum Engine {
+    /// Bootstrap servers, comma-separated (the URL without its scheme).
+    Kafka(#[cfg_attr(not(feature = "kafka"), allow(dead_code))] String),
     Rabbit(#[cfg_attr(not(feature = "rabbitmq"), allow(dead_code))] String),
     Nats(#[cfg_attr(not(feature = "nats"), allow(dead_code))] String),
     Redis(#[cfg_attr(not(feature = "redis"), allow(dead_code))] String),
@@ -34,6 +37,14 @@ pub(crate) struct Connected {
 impl Engine {
     /// The engine `text` names by its URL scheme.
     pub(crate) fn parse(text: &str) -> Result<Engine, String> {
+        match text.split_once("://") {
+            Some(("kafka", brokers)) if !brokers.is_empty() => Ok(Engine::Kafka(brokers.into())),
+            _ => Engine::parse_url(text),
+        }
+    }
+
+    /// The engines whose clients take the whole URL.
+    fn parse_url(text: &str) -> Result<Engine, String> {
         let url = text.to_string();
         match text.split_once("://").map(|(scheme, _)| scheme) {
             Some("amqp") => Ok(Engine::Rabbit(url)),
@@ -41,7 +52,7 @@ impl Engine {
             Some("redis") => Ok(Engine::Redis(url)),
             Some("sqs") => Ok(Engine::Sqs(url)),
             _ => Err(format!(
-                "'{text}' is not an amqp://, nats://, redis:// or sqs:// URL"
+                "'{text}' is not a kafka://, amqp://, nats://, redis:// or sqs:// URL"
             )),
         }
     }
@@ -49,6 +60,7 @@ impl Engine {
     /// What messages call it (never the URL, which may hold credentials).
     pub(crate) fn describe(&self) -> &'static str {
         match self {
+            Engine::Kafka(_) => "Kafka",
             Engine::Rabbit(_) => "RabbitMQ",
             Engine::Nats(_) => "NATS JetStream",
             Engine::Redis(_) => "Redis",
@@ -59,6 +71,7 @@ impl Engine {
     /// The cargo feature that builds this engine's client into keel.
     fn feature(&self) -> &'static str {
         match self {
+            Engine::Kafka(_) => "kafka",
             Engine::Rabbit(_) => "rabbitmq",
             Engine::Nats(_) => "nats",
             Engine::Redis(_) => "redis",
@@ -84,6 +97,15 @@ impl Engine {
 
     /// The connection, or `None` when this binary has no client for the engine.
     async fn connect_client(&self) -> anyhow::Result<Option<Connected>> {
+        #[cfg(feature = "kafka")]
+        if let Engine::Kafka(brokers) = self {
+            let config = keel_kafka_client::KafkaConfig::new(brokers).with_client_id("keel");
+            let kafka = keel_kafka_client::KafkaTransport::connect(&config)?;
+            return Ok(Some(Connected {
+                transport: kafka.transport(),
+                admin: Arc::new(keel_kafka_client::KafkaAdmin::connect(&config)?),
+            }));
+        }
         #[cfg(feature = "rabbitmq")]
         if let Engine::Rabbit(url) = self {
             let rabbit =

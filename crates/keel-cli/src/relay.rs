@@ -3,8 +3,10 @@
 //! empty. Prints a progress line every `--progress-interval-ms`: published so far, rate,
 //! backlog, age of the oldest unpublished row, dead rows.
 //!
-//! Transports: `embedded` (the log in `--data-dir`, held for the relay's life), or an
-//! engine's URL (`amqp://`, `nats://`, `redis://`, `sqs://`: `engine.rs`, each behind its
+//! Transports: `embedded` (the log in `--data-dir`, held for the relay's life — or, while
+//! `keel serve` owns the directory, that server's Kafka listener), a Kafka cluster
+//! (`--brokers`, `KEEL_BROKERS` or the config file's `brokers`), or an engine's URL
+//! (`kafka://`, `amqp://`, `nats://`, `redis://`, `sqs://`: `engine.rs`, each behind its
 //! feature). Their topics must exist. Other transports join through
 //! `keel_core::PublishPort`.
 
@@ -19,6 +21,8 @@ use keel_sql::{AfterPublish, OutboxMetrics, RelayOptions};
 use tokio::signal::unix::{SignalKind, signal};
 
 use crate::app_database::AppDatabase;
+use crate::brokers::Brokers;
+use crate::control::served_kafka;
 use crate::engine::Engine;
 use crate::store::open_log;
 
@@ -28,12 +32,15 @@ pub(crate) struct RelayArgs {
     /// The application database: postgres://… or sqlite:PATH (see `keel migrate --help`).
     #[arg(long, env = "KEEL_DATABASE_URL", value_name = "URL")]
     database_url: String,
-    /// Where to publish: `embedded` (the log in the data directory), `amqp://…` (a
-    /// RabbitMQ; the `rabbitmq` feature), `nats://…` (NATS JetStream; the `nats` feature),
-    /// `redis://…` (Redis Streams; the `redis` feature) or `sqs://HOST:PORT` /
-    /// `sqs://aws/REGION` (SNS/SQS; the `sqs` feature).
-    #[arg(long, default_value = "embedded", value_parser = destination, value_name = "WHERE")]
-    to: Destination,
+    /// Where to publish: `embedded` (the log in the data directory, or the Kafka listener of
+    /// the `keel serve` that owns it; the default unless --brokers names a cluster),
+    /// `kafka://HOST:PORT[,…]` (a Kafka cluster; the `kafka` feature), `amqp://…` (a
+    /// RabbitMQ; `rabbitmq`), `nats://…` (NATS JetStream; `nats`), `redis://…` (Redis
+    /// Streams; `redis`) or `sqs://HOST:PORT` / `sqs://aws/REGION` (SNS/SQS; `sqs`).
+    #[arg(long, value_parser = destination, value_name = "WHERE")]
+    to: Option<Destination>,
+    #[command(flatten)]
+    brokers: Brokers,
     /// Rows claimed per transaction.
     #[arg(long, default_value_t = 256)]
     batch: usize,
@@ -65,6 +72,36 @@ enum Destination {
 }
 
 impl Destination {
+    /// Where `--to` and `--brokers` send the outbox of a relay run on `data`: a named
+    /// destination, else the cluster --brokers names, else the embedded log — reached
+    /// through its server's Kafka listener while `keel serve` owns the directory, since
+    /// the server holds the log.
+    fn resolve(to: Option<Destination>, brokers: &Brokers, data: &Path) -> anyhow::Result<Self> {
+        let cluster = brokers.resolve()?;
+        let destination = match (to, cluster) {
+            (Some(to), Some(cluster)) => anyhow::bail!(
+                "--to {} and the Kafka cluster at {cluster} (--brokers, KEEL_BROKERS or the config file) are two destinations: give one",
+                to.describe()
+            ),
+            (Some(to), None) => to,
+            (None, Some(cluster)) => Destination::Engine(Engine::Kafka(cluster)),
+            (None, None) => Destination::Embedded,
+        };
+        Ok(match destination {
+            Destination::Embedded => match served_kafka(data) {
+                Some(listener) if cfg!(feature = "kafka") => {
+                    Destination::Engine(Engine::Kafka(listener))
+                }
+                Some(listener) => anyhow::bail!(
+                    "keel serve owns {}: the relay publishes into it through its Kafka listener at {listener}, which needs a keel built with the `kafka` feature",
+                    data.display()
+                ),
+                None => Destination::Embedded,
+            },
+            named => named,
+        })
+    }
+
     /// What the progress lines call it (no credentials).
     fn describe(&self) -> &'static str {
         match self {
@@ -107,8 +144,9 @@ async fn relay(data: &Path, args: RelayArgs) -> anyhow::Result<()> {
         ..RelayOptions::default()
     };
     options.validate()?;
+    let to = Destination::resolve(args.to, &args.brokers, data)?;
     let db = AppDatabase::open(&args.database_url).await?;
-    let port = match &args.to {
+    let port = match &to {
         Destination::Embedded => {
             let log = open_log(data)?;
             Arc::new(EmbeddedBus::new(Arc::new(log)).publisher())
@@ -131,7 +169,7 @@ async fn relay(data: &Path, args: RelayArgs) -> anyhow::Result<()> {
     eprintln!(
         "keel relay: publishing the outbox of {} to {}",
         db.describe(),
-        args.to.describe()
+        to.describe()
     );
     let mut terminate =
         signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
