@@ -20,35 +20,44 @@ pub(crate) enum AppDatabase {
 impl AppDatabase {
     /// Opens the database `url` names and brings Keel's tables to the current version.
     pub(crate) async fn open(url: &str) -> anyhow::Result<AppDatabase> {
-        if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-            let db = PgDatabase::connect(url).await?;
-            Ok(AppDatabase::Postgres(Box::new(db)))
-        } else if let Some(path) = url.strip_prefix("sqlite:") {
-            let path = path.trim_start_matches("//").to_string();
-            let outbox = tokio::task::spawn_blocking(move || SqliteOutbox::open(path))
-                .await
-                .context("opening the sqlite database")??;
-            Ok(AppDatabase::Sqlite(outbox))
-        } else {
-            bail!(
-                "unsupported --database-url '{url}': expected postgres://…, postgresql://… or sqlite:PATH"
-            )
+        match Url::parse(url)? {
+            Url::Postgres => Ok(AppDatabase::Postgres(Box::new(
+                PgDatabase::connect(url).await?,
+            ))),
+            Url::Sqlite(path) => {
+                let outbox = tokio::task::spawn_blocking(move || SqliteOutbox::open(path))
+                    .await
+                    .context("opening the sqlite database")??;
+                Ok(AppDatabase::Sqlite(outbox))
+            }
+        }
+    }
+
+    /// Brings every Keel table in the database `url` names to the current version (on
+    /// PostgreSQL its one track; in a SQLite file the inbox's, outbox's, sagas' and
+    /// projections' tracks). Returns where the tables are, for messages, and the steps
+    /// applied as (version, name), oldest first; empty when all were current.
+    pub(crate) async fn migrate(url: &str) -> anyhow::Result<(String, Vec<(u32, &'static str)>)> {
+        match Url::parse(url)? {
+            Url::Postgres => {
+                let db = PgDatabase::connect(url).await?;
+                Ok((describe_postgres(&db), db.applied_migrations().to_vec()))
+            }
+            Url::Sqlite(path) => {
+                let place = format!("sqlite {path}");
+                let applied = tokio::task::spawn_blocking(move || keel_sql::migrate_sqlite(path))
+                    .await
+                    .context("migrating the sqlite database")??;
+                Ok((place, applied))
+            }
         }
     }
 
     /// Where Keel's tables are, for messages.
     pub(crate) fn describe(&self) -> String {
         match self {
-            AppDatabase::Postgres(db) => format!("postgres schema '{}'", db.schema()),
+            AppDatabase::Postgres(db) => describe_postgres(db),
             AppDatabase::Sqlite(outbox) => format!("sqlite {}", outbox.path().display()),
-        }
-    }
-
-    /// The migration steps opening applied, as (version, name); empty when already current.
-    pub(crate) fn applied_migrations(&self) -> &[(u32, &'static str)] {
-        match self {
-            AppDatabase::Postgres(db) => db.applied_migrations(),
-            AppDatabase::Sqlite(outbox) => outbox.applied_migrations(),
         }
     }
 
@@ -73,4 +82,30 @@ impl AppDatabase {
         };
         backlog.map_err(anyhow::Error::msg)
     }
+}
+
+/// What `--database-url` names.
+enum Url {
+    Postgres,
+    /// The file's path.
+    Sqlite(String),
+}
+
+impl Url {
+    fn parse(url: &str) -> anyhow::Result<Url> {
+        if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            Ok(Url::Postgres)
+        } else if let Some(path) = url.strip_prefix("sqlite:") {
+            Ok(Url::Sqlite(path.trim_start_matches("//").to_string()))
+        } else {
+            bail!(
+                "unsupported --database-url '{url}': expected postgres://…, postgresql://… or sqlite:PATH"
+            )
+        }
+    }
+}
+
+/// Where a PostgreSQL database keeps Keel's tables, for messages.
+fn describe_postgres(db: &PgDatabase) -> String {
+    format!("postgres schema '{}'", db.schema())
 }

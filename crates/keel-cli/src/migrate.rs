@@ -23,18 +23,16 @@ pub(crate) fn run(args: MigrateArgs) -> anyhow::Result<()> {
         .enable_all()
         .build()
         .context("starting the async runtime")?;
-    let db = runtime.block_on(AppDatabase::open(&args.database_url))?;
-    let applied = db.applied_migrations();
-    let Some((newest, _)) = applied.last() else {
-        println!("keel tables in {} are already current", db.describe());
+    let (place, applied) = runtime.block_on(AppDatabase::migrate(&args.database_url))?;
+    if applied.is_empty() {
+        println!("keel tables in {place} are already current");
         return Ok(());
-    };
-    for (version, name) in applied {
+    }
+    for (version, name) in &applied {
         println!("applied version {version}: {name}");
     }
     println!(
-        "keel tables in {} migrated to version {newest} ({} step(s))",
-        db.describe(),
+        "keel tables in {place} migrated ({} step(s))",
         applied.len()
     );
     Ok(())

@@ -108,6 +108,7 @@ mod error;
 mod event_store;
 mod inspect;
 pub mod limits;
+mod migrate;
 mod outbox;
 #[cfg(feature = "postgres")]
 mod postgres;
@@ -124,6 +125,7 @@ pub use inspect::{
     INSPECT_ROWS_MAX, InspectError, Inspection, OutboxOverview, SagaCount, SagaInstance,
     SagaOverview, StreamCategory, StreamOverview, inspect_sqlite,
 };
+pub use migrate::migrate_sqlite;
 pub use outbox::{
     AfterPublish, Backlog, EnqueueError, OUTBOX_DEAD_LETTER_GROUP, OutboxMetrics, RelayOptionError,
     RelayOptions,

@@ -21,7 +21,7 @@
 //! (`ProjectionError::Conflict`). `reset` runs the application's `reset` and deletes every
 //! checkpoint of the projection in one transaction.
 
-mod schema;
+pub(crate) mod schema;
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};

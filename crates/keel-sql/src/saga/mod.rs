@@ -7,7 +7,7 @@
 //! runner's "persist before acting" holds across power loss, and the compare-and-set makes
 //! a second runner of the same instance (two processes resuming at once) lose cleanly.
 
-mod schema;
+pub(crate) mod schema;
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};

@@ -28,7 +28,7 @@ use crate::outbox::{
     RelayOptionError, RelayOptions, Settlement, check_batch, envelope,
 };
 use crate::relay::{self, Claimed, OutboxStore, RelayHandle, StoreError};
-mod schema;
+pub(crate) mod schema;
 
 use self::schema::{
     CLAIM_OUTBOX_ROWS, COPY_OUTBOX_ROW_TO_DEAD, DELETE_OUTBOX_PUBLISHED_BEFORE, DELETE_OUTBOX_ROW,
@@ -54,8 +54,6 @@ use crate::database::{self, wall_clock_ms};
 pub struct SqliteOutbox {
     path: PathBuf,
     connection: Arc<Mutex<Connection>>,
-    /// The steps opening applied, as (version, name).
-    applied: Arc<[(u32, &'static str)]>,
 }
 
 impl std::fmt::Debug for SqliteOutbox {
@@ -72,25 +70,11 @@ impl SqliteOutbox {
     pub fn open(path: impl AsRef<Path>) -> Result<SqliteOutbox, OpenError> {
         let path = path.as_ref().to_path_buf();
         let mut connection = database::open(&path, BUSY_TIMEOUT_DEFAULT)?;
-        let found =
-            database::migrate_on_open(&mut connection, &path, &schema::TRACK, wall_clock_ms())?;
-        let applied = schema::TRACK
-            .migrations
-            .iter()
-            .filter(|m| m.version > found)
-            .map(|m| (m.version, m.name))
-            .collect();
+        database::migrate_on_open(&mut connection, &path, &schema::TRACK, wall_clock_ms())?;
         Ok(SqliteOutbox {
             path,
             connection: Arc::new(Mutex::new(connection)),
-            applied,
         })
-    }
-
-    /// The migration steps opening applied, as (version, name), oldest first; empty when
-    /// the tables were already current.
-    pub fn applied_migrations(&self) -> &[(u32, &'static str)] {
-        &self.applied
     }
 
     /// The database file.
