@@ -2,7 +2,9 @@
 //! topic of 4 partitions gets `KEEL_BENCH_EVENTS` (default 20,000) 100-byte events over
 //! 10,000 keys, then async-nats reads every partition subject from the start (no Keel: the
 //! engine's client at full speed), then a router with a no-op handler handles them all
-//! (`keel_runtime::throughput`). Prints events per second for both and their ratio.
+//! (`keel_runtime::throughput`), then a router of another group with the SQLite inbox
+//! (`keel_sql::conformance::throughput`). Prints two lines: events per second of each and
+//! each router's ratio to the client.
 //!
 //! `cargo run --release -p keel-nats --example nats_throughput` with `KEEL_TEST_NATS_URL` set
 //! (`scripts/services env`).
@@ -32,8 +34,24 @@ async fn main() {
     nats.create_topic("bench", PARTITIONS).await.expect("topic");
     let publish = throughput::publish(&nats.publisher(), "bench", events).await;
     let raw = raw_consume(&url, &namespace, events).await;
-    let router = throughput::router_no_op(nats.transport(), "bench", "bench", events).await;
+    let router = throughput::router_no_op(
+        nats.transport(),
+        "bench",
+        "bench",
+        throughput::group_policy(),
+        events,
+    )
+    .await;
     throughput::report(events, publish, "async-nats", raw, router);
+    let inbox = keel_sql::conformance::throughput::router_inbox(
+        nats.transport(),
+        "bench",
+        "bench-inbox",
+        throughput::group_policy(),
+        events,
+    )
+    .await;
+    throughput::report_inbox(events, "async-nats", raw, inbox);
 }
 
 /// async-nats alone: one pull consumer per partition subject from the first message

@@ -2,7 +2,9 @@
 //! 4 partitions gets `KEEL_BENCH_EVENTS` (default 20,000) 100-byte events over 10,000 keys,
 //! then lapin reads every partition stream from the start (no Keel: the engine's client at
 //! full speed), then a router with a no-op handler handles them all
-//! (`keel_runtime::throughput`). Prints events per second for both and their ratio.
+//! (`keel_runtime::throughput`), then a router of another group with the SQLite inbox
+//! (`keel_sql::conformance::throughput`). Prints two lines: events per second of each and
+//! each router's ratio to the client.
 //!
 //! `cargo run --release -p keel-rabbitmq --example rabbitmq_throughput` with
 //! `KEEL_TEST_RABBITMQ_URL` set (`scripts/services env`).
@@ -35,8 +37,24 @@ async fn main() {
         .expect("topic");
     let publish = throughput::publish(&rabbit.publisher(), "bench", events).await;
     let raw = raw_consume(&url, &prefix, events).await;
-    let router = throughput::router_no_op(rabbit.transport(), "bench", "bench", events).await;
+    let router = throughput::router_no_op(
+        rabbit.transport(),
+        "bench",
+        "bench",
+        throughput::group_policy(),
+        events,
+    )
+    .await;
     throughput::report(events, publish, "lapin", raw, router);
+    let inbox = keel_sql::conformance::throughput::router_inbox(
+        rabbit.transport(),
+        "bench",
+        "bench-inbox",
+        throughput::group_policy(),
+        events,
+    )
+    .await;
+    throughput::report_inbox(events, "lapin", raw, inbox);
 }
 
 /// lapin alone: one consumer per partition stream from the first offset, acknowledging

@@ -2,8 +2,9 @@
 //! a fresh topic of 4 partitions gets `KEEL_BENCH_EVENTS` (default 20,000) 100-byte events
 //! over 10,000 keys, then one consumer group reads every partition stream from the start
 //! with `XREADGROUP` and `XACK`s each batch (no Keel: the engine's client at full speed),
-//! then a router with a no-op handler handles them all (`keel_runtime::throughput`). Prints
-//! events per second for both and their ratio.
+//! then a router with a no-op handler handles them all (`keel_runtime::throughput`), then a
+//! router of another group with the SQLite inbox (`keel_sql::conformance::throughput`).
+//! Prints two lines: events per second of each and each router's ratio to the client.
 //!
 //! `cargo run --release -p keel-redis --example redis_throughput` with `KEEL_TEST_REDIS_URL`
 //! set (`scripts/services env`).
@@ -36,8 +37,24 @@ async fn main() {
         .expect("topic");
     let publish = throughput::publish(&redis.publisher(), "bench", events).await;
     let raw = raw_consume(&url, &namespace, events).await;
-    let router = throughput::router_no_op(redis.transport(), "bench", "bench", events).await;
+    let router = throughput::router_no_op(
+        redis.transport(),
+        "bench",
+        "bench",
+        throughput::group_policy(),
+        events,
+    )
+    .await;
     throughput::report(events, publish, "redis XREADGROUP", raw, router);
+    let inbox = keel_sql::conformance::throughput::router_inbox(
+        redis.transport(),
+        "bench",
+        "bench-inbox",
+        throughput::group_policy(),
+        events,
+    )
+    .await;
+    throughput::report_inbox(events, "redis XREADGROUP", raw, inbox);
 }
 
 /// The redis crate alone: a consumer group per partition stream from its first entry, one

@@ -5,7 +5,8 @@
 //! refused its rows). Each transport crate runs it beside
 //! `keel_runtime::conformance` with the same [`Harness`]: `keel_sql::relay_conformance_tests!(harness())`.
 //!
-//! The server-restart check, with the SQLite inbox, is in `conformance/restart.rs`.
+//! The server-restart check, with the SQLite inbox, is in `conformance/restart.rs`; the
+//! engine benchmarks' SQLite-inbox half in `conformance/throughput.rs`.
 //!
 //! Not here: the relay's own tests against a fake port (`tests/sqlite_outbox.rs`), PostgreSQL
 //! (the relay loop is one for both databases).
@@ -22,6 +23,7 @@ use keel_runtime::conformance::{Harness, WAIT, create_topic, event, name, stored
 use crate::{RelayOptions, SqliteOutbox};
 
 pub mod restart;
+pub mod throughput;
 
 /// Partitions of the check's topic.
 const PARTITIONS: u32 = 3;

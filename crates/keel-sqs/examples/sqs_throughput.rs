@@ -1,9 +1,11 @@
 //! The router on SQS next to the AWS SDK's own receive loop, in one run: a fresh topic gets
-//! `KEEL_BENCH_EVENTS` (default 500) 100-byte events over 10,000 keys, fanned out to two
-//! groups' queues subscribed beforehand; then one SDK loop (receive 10 with long polling,
-//! delete them in one batch; no Keel) drains the first queue, then a router with a no-op
-//! handler — one member, so one receiver, as the SDK loop — handles the second. Prints
-//! events per second for both and their ratio.
+//! `KEEL_BENCH_EVENTS` (default 500) 100-byte events over 10,000 keys
+//! (`keel_runtime::throughput::publish`), fanned out to three groups' queues subscribed
+//! beforehand; then one SDK loop (receive 10 with long polling, delete them in one batch; no
+//! Keel) drains the first queue, then a router with a no-op handler — one member, so one
+//! receiver, as the SDK loop — handles the second, then a router with the SQLite inbox
+//! (`keel_sql::conformance::throughput`) the third. Prints two lines: events per second of
+//! each and each router's ratio to the SDK loop.
 //!
 //! Against moto (`KEEL_TEST_SQS_URL`, `scripts/services env`) this measures a Python mock of
 //! the API, not SQS: the numbers say what Keel adds over the SDK on the same server, not
@@ -11,21 +13,20 @@
 //!
 //! `cargo run --release -p keel-sqs --example sqs_throughput`.
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use aws_sdk_sqs::types::DeleteMessageBatchRequestEntry;
-use keel_core::{Event, GroupPolicy};
-use keel_runtime::{Handler, Route, Router};
+use keel_core::GroupPolicy;
+use keel_runtime::throughput;
 use keel_sqs::{SqsConfig, SqsTransport};
 
-const KEYS: u64 = 10_000;
-const PUBLISHERS: u64 = 32;
+/// The client line's name for the SDK loop.
+const CLIENT: &str = "SDK loop (moto)";
 
 #[tokio::main]
 async fn main() {
     let url = std::env::var("KEEL_TEST_SQS_URL").expect("KEEL_TEST_SQS_URL");
+    // moto handles tens of events a second: fewer than the other engines' default.
     let events: u64 = std::env::var("KEEL_BENCH_EVENTS")
         .ok()
         .and_then(|n| n.parse().ok())
@@ -36,40 +37,29 @@ async fn main() {
         .expect("namespace");
     let sqs = SqsTransport::connect(&config).await.expect("transport");
     sqs.ensure_topic("bench", 4).await.expect("topic");
-    for group in ["sdk", "router"] {
+    for group in ["sdk", "router", "inbox"] {
         sqs.ensure_group("bench", group).await.expect("group");
     }
-    publish(&sqs, events).await;
+    let publish = throughput::publish(&sqs.publisher(), "bench", events).await;
     let raw = raw_consume(&sqs, events).await;
-    let router = router_consume(&sqs, events).await;
-    let rate = |elapsed: Duration| events as f64 / elapsed.as_secs_f64();
-    println!(
-        "{events} events of 100 B on moto: SDK receive/delete loop {:.0}/s, router (no-op handler) {:.0}/s, router/SDK {:.0}%",
-        rate(raw),
-        rate(router),
-        100.0 * raw.as_secs_f64() / router.as_secs_f64()
-    );
-}
-
-async fn publish(sqs: &SqsTransport, events: u64) {
-    let started = Instant::now();
-    let tasks: Vec<_> = (0..PUBLISHERS)
-        .map(|task| {
-            let publisher = sqs.publisher();
-            tokio::spawn(async move {
-                for n in (task..events).step_by(PUBLISHERS as usize) {
-                    let event = Event::new("/bench", "bench.step")
-                        .with_partition_key(format!("key-{}", n % KEYS))
-                        .with_data("application/octet-stream", vec![b'x'; 100]);
-                    publisher.publish("bench", event).await.expect("publish");
-                }
-            })
-        })
-        .collect();
-    for task in tasks {
-        task.await.expect("publisher task");
-    }
-    eprintln!("published {events} in {:?}", started.elapsed());
+    // A session longer than the benchmark's default: moto's slow calls must not cost the
+    // one member its lease.
+    let policy = GroupPolicy {
+        session_timeout: Duration::from_secs(30),
+        ..GroupPolicy::default()
+    };
+    let router =
+        throughput::router_no_op(sqs.transport(), "bench", "router", policy.clone(), events).await;
+    throughput::report(events, publish, CLIENT, raw, router);
+    let inbox = keel_sql::conformance::throughput::router_inbox(
+        sqs.transport(),
+        "bench",
+        "inbox",
+        policy,
+        events,
+    )
+    .await;
+    throughput::report_inbox(events, CLIENT, raw, inbox);
 }
 
 /// The SDK alone: receive up to 10 messages (long polling), delete them in one batch, until
@@ -108,27 +98,4 @@ async fn raw_consume(sqs: &SqsTransport, events: u64) -> Duration {
             .expect("delete");
     }
     started.elapsed()
-}
-
-/// The router with a no-op handler, from its start until every event was handled.
-async fn router_consume(sqs: &SqsTransport, events: u64) -> Duration {
-    let started = Instant::now();
-    let handled = Arc::new(AtomicU64::new(0));
-    let counter = handled.clone();
-    let handler = Handler::raw("noop", move |_, _| {
-        counter.fetch_add(1, Ordering::Relaxed);
-        async { Ok(()) }
-    });
-    let policy = GroupPolicy {
-        session_timeout: Duration::from_secs(30),
-        ..GroupPolicy::default()
-    };
-    let route = Route::new("bench", "router", handler).with_group_policy(policy);
-    let handle = Router::new(sqs).route(route).start().expect("router");
-    while handled.load(Ordering::Relaxed) < events {
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
-    let elapsed = started.elapsed();
-    handle.shutdown().await;
-    elapsed
 }
