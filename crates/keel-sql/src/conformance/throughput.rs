@@ -1,9 +1,10 @@
 //! The SQLite-inbox half of the engine benchmarks (issue 15: "no-op handler, then the SQLite
 //! inbox"): the events `keel_runtime::throughput::publish` stored, handled by a router whose
-//! handler runs in keel-sql's SQLite inbox — dedupe by event id and one effect row per event
-//! in one transaction, in a database in a temporary directory — timed from the router's start
-//! until every event was handled. Here rather than in keel-runtime, which does not depend on
-//! keel-sql; each engine's `examples/<engine>_throughput.rs` prints it as its second line.
+//! handler runs in keel-sql's SQLite inbox — dedupe by event id and one effect row per event,
+//! committed in the inbox's batches (one fsync each), in a database in a temporary
+//! directory — timed from the router's start until every event was handled. Here rather
+//! than in keel-runtime, which does not depend on keel-sql; each engine's
+//! `examples/<engine>_throughput.rs` prints it as its second line.
 //!
 //! Not a check: it only asserts that the run applied one effect per event.
 
