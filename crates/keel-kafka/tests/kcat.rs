@@ -7,7 +7,7 @@ mod support;
 use std::io::Write;
 use std::process::{Command, Stdio};
 
-use support::{TestBroker, client_available, python_module, run, self_signed};
+use support::{TestBroker, client_available, kcat, python_module, run, self_signed};
 
 #[test]
 fn kcat_produces_consumes_and_lists_metadata() {
@@ -18,7 +18,7 @@ fn kcat_produces_consumes_and_lists_metadata() {
     let broker = TestBroker::start(dir.path());
     let bootstrap = broker.bootstrap();
 
-    let mut producer = Command::new("kcat")
+    let mut producer = kcat()
         .args([
             "-b",
             &bootstrap,
@@ -67,7 +67,7 @@ fn kcat_produces_consumes_and_lists_metadata() {
         assert_eq!(record.headers[0].key, "trace");
     }
 
-    let consumed = run(Command::new("kcat").args([
+    let consumed = run(kcat().args([
         "-b",
         &bootstrap,
         "-t",
@@ -85,7 +85,7 @@ fn kcat_produces_consumes_and_lists_metadata() {
         .collect();
     assert_eq!(consumed, expected);
 
-    let metadata = run(Command::new("kcat").args(["-b", &bootstrap, "-L", "-t", "orders"]));
+    let metadata = run(kcat().args(["-b", &bootstrap, "-L", "-t", "orders"]));
     let metadata = String::from_utf8(metadata.stdout).unwrap();
     assert!(metadata.contains("1 brokers:"), "{metadata}");
     assert!(
@@ -155,7 +155,7 @@ fn batches_compressed_by_confluent_kafka_are_stored_as_sent_and_read_by_kcat() {
             );
             run(Command::new("python3").args(["-c", &consume]))
         } else {
-            run(Command::new("kcat").args([
+            run(kcat().args([
                 "-b",
                 &bootstrap,
                 "-t",
@@ -181,10 +181,7 @@ fn batches_compressed_by_confluent_kafka_are_stored_as_sent_and_read_by_kcat() {
 
 /// kcat over SASL_SSL with SCRAM-SHA-512 as `user`.
 fn secured_kcat(bootstrap: &str, ca: &std::path::Path, user: &str, password: &str) -> Command {
-    let mut kcat = Command::new("kcat");
-    // Cargo puts the librdkafka that rdkafka-sys built (without OpenSSL) on the test's
-    // LD_LIBRARY_PATH; kcat must load the system's, which has TLS.
-    kcat.env_remove("LD_LIBRARY_PATH");
+    let mut kcat = kcat();
     kcat.args(["-b", bootstrap]);
     for setting in [
         "security.protocol=SASL_SSL".to_string(),

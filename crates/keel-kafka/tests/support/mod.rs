@@ -13,6 +13,16 @@ use keel_kafka::{Broker, BrokerConfig, BrokerMetrics, KafkaListener};
 use keel_log::Log;
 use tokio::sync::oneshot;
 
+/// The system's kcat, to run. Cargo puts the librdkafka that rdkafka-sys built (without
+/// OpenSSL) on a test's LD_LIBRARY_PATH whenever rdkafka-sys is in the build — a workspace
+/// run, not `-p keel-kafka` — and kcat would load it and refuse `security.protocol=ssl` at
+/// once ("OpenSSL not available at build time"); kcat must load the system's, which has TLS.
+pub(crate) fn kcat() -> Command {
+    let mut kcat = Command::new("kcat");
+    kcat.env_remove("LD_LIBRARY_PATH");
+    kcat
+}
+
 /// A broker serving a log on 127.0.0.1, stopped (gracefully) on drop.
 pub(crate) struct TestBroker {
     pub(crate) address: SocketAddr,
