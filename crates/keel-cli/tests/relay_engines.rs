@@ -20,10 +20,12 @@ mod server;
 #[cfg(feature = "kafka")]
 mod support;
 
+#[path = "support/killed_relay.rs"]
+mod killed_relay;
+
 use std::collections::BTreeMap;
 use std::path::Path;
-use std::process::{Command, Stdio};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use keel_core::{AdminTransport, Event};
 
@@ -196,30 +198,7 @@ fn killed_relay_loses_nothing(
         tx.commit().unwrap();
     }
     let database = format!("sqlite:{}", path.display());
-    let relay = |extra: &[&str]| {
-        Command::new(env!("CARGO_BIN_EXE_keel"))
-            .args(["relay", "--database-url", &database])
-            .args(destination)
-            .args(["--batch", "5", "--progress-interval-ms", "100"])
-            .args(extra)
-            .env("KEEL_DATA", data)
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawn keel relay")
-    };
-    for pause_ms in [300, 700] {
-        let mut child = relay(&[]);
-        std::thread::sleep(Duration::from_millis(pause_ms));
-        child.kill().expect("SIGKILL");
-        child.wait().unwrap();
-    }
-    let output = relay(&["--exit-when-idle"]).wait_with_output().unwrap();
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
+    killed_relay::relay_killed_twice_then_to_the_end(&database, destination, data);
 
     let mut next: BTreeMap<String, u32> = BTreeMap::new();
     let mut stored = 0;

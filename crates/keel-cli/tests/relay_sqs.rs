@@ -7,8 +7,10 @@
 
 #![cfg(feature = "sqs")]
 
+#[path = "support/killed_relay.rs"]
+mod killed_relay;
+
 use std::collections::BTreeMap;
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use keel_core::Event;
@@ -62,29 +64,7 @@ fn a_relay_to_sqs_killed_mid_run_loses_nothing_and_keeps_key_order() {
     }
     let database = format!("sqlite:{}", path.display());
     let to = format!("sqs://{}", url.trim_start_matches("http://"));
-    let relay = |extra: &[&str]| {
-        Command::new(env!("CARGO_BIN_EXE_keel"))
-            .args(["relay", "--database-url", &database, "--to", &to])
-            .args(["--batch", "5", "--progress-interval-ms", "100"])
-            .args(extra)
-            .env("KEEL_DATA", dir.path())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawn keel relay")
-    };
-    for pause_ms in [300, 700] {
-        let mut child = relay(&[]);
-        std::thread::sleep(Duration::from_millis(pause_ms));
-        child.kill().expect("SIGKILL");
-        child.wait().unwrap();
-    }
-    let output = relay(&["--exit-when-idle"]).wait_with_output().unwrap();
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
+    killed_relay::relay_killed_twice_then_to_the_end(&database, &["--to", &to], dir.path());
 
     // Everything is in the queue now: read until a receive comes back empty.
     let mut next: BTreeMap<String, u32> = BTreeMap::new();
