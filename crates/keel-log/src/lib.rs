@@ -30,6 +30,13 @@
 //! corrupt tail of the active segment is cut at the first bad batch, never served. A failed
 //! `fsync` is sticky: the partition refuses further appends until reopened.
 //!
+//! # Open files
+//!
+//! A partition costs no file descriptor while nobody uses it: the log keeps at most
+//! [`LogOptions::open_files_max`] segment and index files open, closes the least recently used
+//! beyond that and reopens them on their next use ([`Log::open_files`] counts both). Closing
+//! never changes what an append promised: see `handles.rs`.
+//!
 //! # Reading
 //!
 //! [`Partition::read`] returns whole, CRC-checked batches from an offset, bounded by bytes;
@@ -42,6 +49,7 @@ mod compaction;
 mod compression;
 mod config;
 mod error;
+mod handles;
 mod index;
 pub mod limits;
 mod log;
@@ -62,6 +70,7 @@ pub use batch::{
 pub use compaction::{CompactionOutcome, compact};
 pub use config::{CleanupPolicy, ConfigError, FsyncPolicy, TopicConfig};
 pub use error::{AppendError, OpenError, ReadError, TopicError};
+pub use handles::{OpenFiles, open_files_max_default};
 pub use log::{Log, LogOptions, RecoveryReport};
 pub use offsets::{CommittedOffset, GroupOffsets, OFFSETS_TOPIC, OffsetCommit};
 pub use partition::{AppendInfo, Partition, PartitionRecovery, ReadBatches, SyncStats};

@@ -32,6 +32,12 @@ pub const SEGMENT_MS_DEFAULT: i64 = 7 * 24 * 60 * 60 * 1000;
 pub const INDEX_INTERVAL_BYTES: u64 = 4096;
 /// Most partitions a topic may have.
 pub const PARTITIONS_MAX: u32 = 1024;
+/// Descriptors the default open-file budget leaves to the rest of the process (connections,
+/// the lock file, SQLite files) out of the soft `RLIMIT_NOFILE`; see
+/// [`crate::open_files_max_default`].
+pub const OPEN_FILES_RESERVE: usize = 4096;
+/// The default open-file budget when the process has no `RLIMIT_NOFILE`.
+pub const OPEN_FILES_MAX_UNLIMITED: usize = 1 << 20;
 /// Longest topic name (Kafka's limit).
 pub const TOPIC_NAME_BYTES_MAX: usize = 249;
 /// Largest read a single call may return, whatever the caller asks for.

@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 use crate::compaction::compact;
 use crate::config::{CleanupPolicy, FsyncPolicy, TopicConfig};
 use crate::error::{OpenError, TopicError};
+use crate::handles::{BoundedStorage, OpenFiles};
 use crate::offsets::{GroupOffsets, OFFSETS_TOPIC};
 use crate::partition::{Partition, PartitionRecovery};
 use crate::storage::{DirLock, DiskStorage, Storage};
@@ -29,6 +30,10 @@ pub struct LogOptions {
     pub background: bool,
     /// How often retention and compaction run in the background (Kafka's default: 5 min).
     pub retention_check_interval: Duration,
+    /// Most segment and index files kept open at once: beyond it the least recently used are
+    /// closed, and reopened when next used (`handles.rs`). The default leaves a reserve of the
+    /// process's descriptor limit to connections ([`crate::open_files_max_default`]).
+    pub open_files_max: usize,
 }
 
 impl Default for LogOptions {
@@ -38,6 +43,7 @@ impl Default for LogOptions {
             clock: Arc::new(SystemClock),
             background: true,
             retention_check_interval: Duration::from_secs(300),
+            open_files_max: crate::handles::open_files_max_default(),
         }
     }
 }
@@ -63,7 +69,9 @@ pub struct Log {
 #[derive(Debug)]
 struct Shared {
     root: PathBuf,
+    /// The options given, with `storage` replaced by `files`.
     options: LogOptions,
+    files: Arc<BoundedStorage>,
     topics: RwLock<BTreeMap<String, Arc<Topic>>>,
     stop: Mutex<bool>,
     stop_changed: Condvar,
@@ -89,8 +97,13 @@ impl Log {
     }
 
     /// Opens (recovering) or creates a log in `root`.
-    pub fn open_with(root: impl AsRef<Path>, options: LogOptions) -> Result<Log, OpenError> {
+    pub fn open_with(root: impl AsRef<Path>, mut options: LogOptions) -> Result<Log, OpenError> {
         let root = root.as_ref().to_path_buf();
+        let files = Arc::new(BoundedStorage::new(
+            options.storage.clone(),
+            options.open_files_max,
+        ));
+        options.storage = files.clone();
         let storage = options.storage.clone();
         let topics_dir = root.join(TOPICS_DIR);
         let deleting_dir = root.join(DELETING_DIR);
@@ -113,6 +126,7 @@ impl Log {
         let shared = Arc::new(Shared {
             root,
             options,
+            files,
             topics: RwLock::new(BTreeMap::new()),
             stop: Mutex::new(false),
             stop_changed: Condvar::new(),
@@ -358,6 +372,11 @@ impl Log {
             }
         }
         failed
+    }
+
+    /// The segment and index files open now, the budget and how often it closed some.
+    pub fn open_files(&self) -> OpenFiles {
+        self.shared.files.open_files()
     }
 
     /// The data directory.
