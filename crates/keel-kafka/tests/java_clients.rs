@@ -153,19 +153,12 @@ fn read_versions(log: &str, usable: &mut BTreeMap<String, String>) {
 /// Writes what a run found beside the build (`compat-results/java-<broker>.json`), for
 /// `scripts/kafka-compat-matrix`.
 fn save(broker: &str, outcome: &Outcome) {
-    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("compat-results");
-    std::fs::create_dir_all(&dir).unwrap();
-    let json = serde_json::json!({
-        "client": "java",
-        "broker": broker,
-        "tests": outcome.tests,
-        "usable": outcome.usable,
-    });
-    std::fs::write(
-        dir.join(format!("java-{broker}.json")),
-        serde_json::to_string_pretty(&json).unwrap(),
-    )
-    .unwrap();
+    support::save_compat_results(
+        "java",
+        broker,
+        &serde_json::json!(outcome.tests),
+        &serde_json::json!(outcome.usable),
+    );
 }
 
 /// `compat/java/known-differences.txt`: `Class.method  why`, `#` comments.

@@ -180,6 +180,30 @@ pub(crate) fn run(command: &mut Command) -> Output {
     output
 }
 
+/// Writes what one client suite found on one broker (`tests`: each test's failure or null;
+/// `usable`: API versions by `Name(key)`) to `compat-results/<client>-<broker>.json` beside the
+/// build, which `scripts/kafka-compat-matrix` tabulates in docs/kafka-compatibility.md.
+pub(crate) fn save_compat_results(
+    client: &str,
+    broker: &str,
+    tests: &serde_json::Value,
+    usable: &serde_json::Value,
+) {
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("compat-results");
+    std::fs::create_dir_all(&dir).unwrap();
+    let json = serde_json::json!({
+        "client": client,
+        "broker": broker,
+        "tests": tests,
+        "usable": usable,
+    });
+    std::fs::write(
+        dir.join(format!("{client}-{broker}.json")),
+        serde_json::to_string_pretty(&json).unwrap(),
+    )
+    .unwrap();
+}
+
 /// A Python client script shipped beside the tests.
 pub(crate) fn script(name: &str) -> String {
     format!("{}/tests/clients/{name}", env!("CARGO_MANIFEST_DIR"))
