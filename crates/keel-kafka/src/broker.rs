@@ -335,13 +335,14 @@ impl Broker {
     }
 
     /// Handles one request; returns the response frame, or none when the protocol wants no
-    /// answer (Produce with `acks = 0`).
+    /// answer (Produce with `acks = 0`). A Produce returns once its records are written, with
+    /// its answer still to come ([`Reply::Durable`]).
     pub(crate) async fn handle(
         self: &Arc<Self>,
         request: DecodedRequest,
         peer: SocketAddr,
         session: &mut Session,
-    ) -> Result<Handled, HandleError> {
+    ) -> Result<Reply, HandleError> {
         let DecodedRequest {
             api_key,
             version,
@@ -365,15 +366,7 @@ impl Broker {
         };
         let caller = &caller;
         let correlation_id = header.correlation_id;
-        let encode = |result: anyhow::Result<BytesMut>| {
-            result
-                .map(Handled::frame)
-                .map_err(|error| HandleError::Encode {
-                    api_key,
-                    version,
-                    reason: format!("{error:#}"),
-                })
-        };
+        let encode = |result| encoded(api_key, version, result);
         macro_rules! answer {
             ($response:expr) => {
                 encode(encode_response(
@@ -384,7 +377,7 @@ impl Broker {
                 ))
             };
         }
-        match request {
+        let handled = match request {
             Request::ApiVersions(_) => answer!(api::api_versions::handle(self, version)),
             Request::Metadata(r) => answer!(api::metadata::handle(self, caller, r, version).await),
             Request::CreateTopics(r) => {
@@ -397,10 +390,18 @@ impl Broker {
                 // The header's client id points into the request buffer; without it the
                 // record sets may own that buffer and be appended without a copy.
                 drop(header);
-                match api::produce::handle(self, caller, r, version).await {
-                    Some(response) => answer!(response),
-                    None => Ok(Handled::default()),
-                }
+                let written = api::produce::write(self, caller, r, version).await;
+                let broker = self.clone();
+                return Ok(Reply::Durable(tokio::spawn(async move {
+                    match written.answer(&broker).await {
+                        Some(response) => encoded(
+                            api_key,
+                            version,
+                            encode_response(api_key, version, correlation_id, &response),
+                        ),
+                        None => Ok(Handled::default()),
+                    }
+                })));
             }
             Request::Fetch(r) => {
                 let (response, budget) = api::fetch::handle(self, caller, r, version).await;
@@ -508,8 +509,34 @@ impl Broker {
                 frame.extend_from_slice(&body);
                 Ok(Handled::frame(finish_frame(frame)))
             }
-        }
+        };
+        handled.map(Reply::Now)
     }
+}
+
+/// What handling a request returned.
+#[derive(Debug)]
+pub(crate) enum Reply {
+    /// Handled; the answer (if any) is ready.
+    Now(Handled),
+    /// A Produce whose records are written: its own task waits until they are durable and
+    /// then gives the answer, while the connection goes on reading.
+    Durable(tokio::task::JoinHandle<Result<Handled, HandleError>>),
+}
+
+/// An encoded response as handled, or the encoding's failure.
+fn encoded(
+    api_key: ApiKey,
+    version: i16,
+    result: anyhow::Result<BytesMut>,
+) -> Result<Handled, HandleError> {
+    result
+        .map(Handled::frame)
+        .map_err(|error| HandleError::Encode {
+            api_key,
+            version,
+            reason: format!("{error:#}"),
+        })
 }
 
 /// A handled request: the response frame (none for Produce with `acks = 0`) and the

@@ -1,8 +1,12 @@
 //! One client connection: frames in, responses out, strictly in order.
 //!
-//! Requests of a connection are handled one at a time, as a Kafka broker does (it stops
-//! reading a connection while a request is in flight), which is what keeps an idempotent
-//! producer's pipelined batches in sequence order. Different connections run concurrently.
+//! Responses leave in request order, as Kafka requires. Consecutive Produce requests are
+//! pipelined: up to [`PIPELINED_REQUESTS_MAX`] are read ahead, each one's records written
+//! (in request order, which keeps an idempotent producer's batches in sequence order) before
+//! the next is handled, and their durability waits overlap, so one `fdatasync` answers
+//! several. Any other request waits until everything ahead of it is answered, as under a
+//! broker that serves one request at a time (why: [`read_requests`]). Different connections
+//! run concurrently.
 //!
 //! Decision table for a frame:
 //!
@@ -29,19 +33,22 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use bytes::{Bytes, BytesMut};
+use bytes::BytesMut;
 use kafka_protocol::messages::ApiKey;
 use keel_listener::tls::{self, Opening};
-use keel_listener::{CloseReason, Connection, ConnectionGuard, SecurityMismatch};
+use keel_listener::{Busy, CloseReason, Connection, ConnectionGuard, SecurityMismatch};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt, BufReader, BufWriter};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
 
 use crate::api::api_versions;
-use crate::broker::{Broker, Handled};
+use crate::broker::{Broker, Handled, Reply};
 use crate::codec::{
-    DecodeError, UNSUPPORTED_VERSION, decode_request, encode_response, unsupported_api_key_response,
+    DecodeError, DecodedRequest, UNSUPPORTED_VERSION, decode_request, encode_response,
+    unsupported_api_key_response,
 };
-use crate::limits::FRAME_CHUNK_BYTES;
+use crate::limits::{FRAME_CHUNK_BYTES, PIPELINED_REQUESTS_MAX};
 use crate::memory::{MemoryBudget, MemoryPermit};
+use crate::metrics::RequestInFlight;
 use crate::sasl::Session;
 
 /// Read and write buffer of a connection. Small, because every open connection holds two
@@ -151,21 +158,77 @@ fn plaintext_on_tls(first: &[u8], guard: &ConnectionGuard) -> ConnectionEnd {
     })
 }
 
-/// The request loop over a connection's two halves (a socket's, or a TLS stream's).
+/// The request loop over a connection's two halves (a socket's, or a TLS stream's): one
+/// future reads and handles requests, another writes their answers in request order, joined
+/// by a queue of at most [`PIPELINED_REQUESTS_MAX`] requests. When the reading side ends
+/// (the client left, a bad frame, shutdown), what was read is still answered first.
 async fn serve_stream<R, W>(
     broker: Arc<Broker>,
     reader: R,
     writer: W,
     peer: SocketAddr,
     guard: ConnectionGuard,
-    mut stopping: tokio::sync::watch::Receiver<bool>,
+    stopping: tokio::sync::watch::Receiver<bool>,
 ) -> ConnectionEnd
 where
     R: AsyncRead + Unpin,
     W: tokio::io::AsyncWrite + Unpin,
 {
+    let (queue, answers) = mpsc::channel(PIPELINED_REQUESTS_MAX);
+    let reading = read_requests(&broker, reader, peer, &guard, stopping, queue);
+    let writing = write_answers(&broker, writer, &guard, answers);
+    tokio::pin!(reading, writing);
+    tokio::select! {
+        end = &mut reading => {
+            // The queue's sender is gone with the reader, so the writer ends once it answered
+            // (or failed to answer) what is queued; the reader's end says why the connection
+            // closed.
+            let _ = writing.await;
+            end
+        }
+        written = &mut writing => match written {
+            Err(end) => end,
+            // The writer ends cleanly only after the reader dropped the queue.
+            Ok(()) => reading.await,
+        },
+    }
+}
+
+/// A request read and handled (a Produce: its records written), waiting to be answered in
+/// its turn; what it holds is released once its answer is written.
+struct Queued<'a> {
+    reply: Reply,
+    /// Its frame's bytes of the in-flight budget.
+    _frame_budget: MemoryPermit,
+    /// Its place among the connection's [`PIPELINED_REQUESTS_MAX`].
+    _slot: OwnedSemaphorePermit,
+    /// The connection is not evicted while it has a request in flight.
+    _busy: Busy<'a>,
+    _counted: RequestInFlight,
+}
+
+/// Reads, decodes and handles the connection's requests in order, queueing each for its
+/// answer, until the client leaves, a frame is malformed, a limit closes the connection or the
+/// listener stops.
+///
+/// Consecutive Produce requests are pipelined: each is read once the one before it is
+/// *written*, and its durability wait runs beside theirs, so one `fdatasync` can cover several
+/// of them. Their records are written in request order, because an idempotent producer's
+/// batches must be checked and appended in sequence order. Any other request first waits until
+/// everything ahead of it is answered, as a broker that serves one request at a time would:
+/// a Fetch or ListOffsets must see the records produced before it on the connection, and a
+/// group, metadata or SASL request must not overtake what the client sent earlier. A request
+/// whose response the client needs before it sends more (an authentication failure) is
+/// therefore never behind a pipelined Produce.
+async fn read_requests<'a, R: AsyncRead + Unpin>(
+    broker: &Arc<Broker>,
+    reader: R,
+    peer: SocketAddr,
+    guard: &'a ConnectionGuard,
+    mut stopping: tokio::sync::watch::Receiver<bool>,
+    queue: mpsc::Sender<Queued<'a>>,
+) -> ConnectionEnd {
     let mut reader = BufReader::with_capacity(SOCKET_BUFFER_BYTES, reader);
-    let mut writer = BufWriter::with_capacity(SOCKET_BUFFER_BYTES, writer);
     let max = broker.config.request_bytes_max;
     let idle = Duration::from_millis(broker.config.connection_idle_ms);
     let request_timeout = Duration::from_millis(broker.config.request_timeout_ms);
@@ -173,10 +236,16 @@ where
         guard.metrics().closed_by(reason);
         ConnectionEnd::Limit(reason)
     };
+    let slots = Arc::new(Semaphore::new(PIPELINED_REQUESTS_MAX));
     let mut session = Session::new(broker.sasl.clone());
     // Only the first bytes on a plaintext socket can be a TLS client's ClientHello.
     let mut first_on_plaintext = broker.tls.is_none();
     loop {
+        let slot = slots
+            .clone()
+            .acquire_owned()
+            .await
+            .expect("the slots are never closed");
         let length = tokio::select! {
             biased;
             _ = stopping.wait_for(|stop| *stop) => return ConnectionEnd::Shutdown,
@@ -208,8 +277,8 @@ where
             };
         }
         let deadline = tokio::time::Instant::now() + request_timeout;
-        let read = read_frame(&mut reader, length as usize, &broker.memory, &guard);
-        let (frame, _frame_budget) = tokio::select! {
+        let read = read_frame(&mut reader, length as usize, &broker.memory, guard);
+        let (frame, frame_budget) = tokio::select! {
             _ = guard.evicted() => return ConnectionEnd::Limit(CloseReason::Evicted),
             read = tokio::time::timeout_at(deadline, read) => match read {
                 Err(_elapsed) => return limit(CloseReason::RequestTimeout),
@@ -222,29 +291,39 @@ where
                 Ok(Err(error)) => return error.into(),
             },
         };
-        let _busy = guard.busy();
-        let handled = match answer(&broker, frame.freeze(), peer, &mut session).await {
-            Ok(handled) => handled,
+        let busy = guard.busy();
+        let decoded = decode_request(frame.freeze(), &|key| broker.versions(key));
+        let unanswered = PIPELINED_REQUESTS_MAX - 1 - slots.available_permits();
+        let produce = matches!(&decoded, Ok(request) if request.api_key == ApiKey::Produce);
+        let counted = broker.metrics.request_read(produce && unanswered > 0);
+        // Not a Produce: every request ahead of it answered first (see above). Holding all
+        // the slots keeps them; they are given back before the next frame is read.
+        let _all_answered = match produce {
+            true => None,
+            false => Some(
+                slots
+                    .acquire_many(PIPELINED_REQUESTS_MAX as u32 - 1)
+                    .await
+                    .expect("the slots are never closed"),
+            ),
+        };
+        let reply = match answer(broker, decoded, peer, &mut session).await {
+            Ok(reply) => reply,
             Err(end) => return end,
         };
-        let (response, _response_budget) = (handled.frame, handled.budget);
-        if let Some(response) = response {
-            // Flush once the client has nothing more queued: pipelined requests share writes.
-            let flush = reader.buffer().is_empty();
-            let write = async {
-                writer.write_all(&response).await?;
-                if flush {
-                    writer.flush().await?;
-                }
-                Ok::<_, std::io::Error>(())
-            };
-            match tokio::time::timeout(request_timeout, write).await {
-                Err(_elapsed) => return limit(CloseReason::RequestTimeout),
-                Ok(Err(error)) => return error.into(),
-                Ok(Ok(())) => guard.touch(),
-            }
+        let close = matches!(&reply, Reply::Now(handled) if handled.close);
+        let queued = Queued {
+            reply,
+            _frame_budget: frame_budget,
+            _slot: slot,
+            _busy: busy,
+            _counted: counted,
+        };
+        if queue.send(queued).await.is_err() {
+            // The writer failed; its error ends the connection.
+            return ConnectionEnd::Closed;
         }
-        if handled.close {
+        if close {
             // As Kafka (`connection.failed.authentication.delay.ms`): close only after a
             // delay, draining what the client sends meanwhile. It slows password guessing,
             // and a client that reads the answer and the end of the stream at once may drop
@@ -253,6 +332,67 @@ where
             let drain = tokio::io::copy(&mut reader, &mut sink);
             let _ = tokio::time::timeout(FAILED_AUTHENTICATION_DELAY, drain).await;
             return ConnectionEnd::AuthenticationFailed;
+        }
+    }
+}
+
+/// Writes the answers of queued requests in the order they were read, each once it is ready
+/// (a Produce's once its records are durable); `Ok` once the reader dropped the queue and
+/// everything queued is written.
+///
+/// Answers that are ready one after another share a write: the buffer is flushed only before
+/// waiting, for an answer not ready yet or for the next request.
+async fn write_answers<W: tokio::io::AsyncWrite + Unpin>(
+    broker: &Broker,
+    writer: W,
+    guard: &ConnectionGuard,
+    mut answers: mpsc::Receiver<Queued<'_>>,
+) -> Result<(), ConnectionEnd> {
+    let mut writer = BufWriter::with_capacity(SOCKET_BUFFER_BYTES, writer);
+    let request_timeout = Duration::from_millis(broker.config.request_timeout_ms);
+    let limit = |reason| {
+        guard.metrics().closed_by(reason);
+        ConnectionEnd::Limit(reason)
+    };
+    // Bounded like every write: a client that stopped reading is dropped.
+    let timed = |result: Result<std::io::Result<()>, _>| match result {
+        Err(_elapsed) => Err(limit(CloseReason::RequestTimeout)),
+        Ok(Err(error)) => Err(ConnectionEnd::from(error)),
+        Ok(Ok(())) => {
+            guard.touch();
+            Ok(())
+        }
+    };
+    loop {
+        let queued = match answers.try_recv() {
+            Ok(queued) => queued,
+            Err(_empty_or_closed) => {
+                timed(tokio::time::timeout(request_timeout, writer.flush()).await)?;
+                match answers.recv().await {
+                    Some(queued) => queued,
+                    None => return Ok(()),
+                }
+            }
+        };
+        if let Reply::Durable(task) = &queued.reply
+            && !task.is_finished()
+        {
+            timed(tokio::time::timeout(request_timeout, writer.flush()).await)?;
+        }
+        let handled = match queued.reply {
+            Reply::Now(handled) => handled,
+            Reply::Durable(task) => match task.await {
+                Ok(handled) => {
+                    handled.map_err(|error| ConnectionEnd::Malformed(error.to_string()))?
+                }
+                Err(error) => std::panic::resume_unwind(error.into_panic()),
+            },
+        };
+        if let Some(response) = &handled.frame {
+            timed(tokio::time::timeout(request_timeout, writer.write_all(response)).await)?;
+            if handled.close {
+                timed(tokio::time::timeout(request_timeout, writer.flush()).await)?;
+            }
         }
     }
 }
@@ -288,25 +428,27 @@ async fn read_frame<R: AsyncRead + Unpin>(
     Ok((frame, permit))
 }
 
-/// The response frame to one request frame, if any, with the in-flight budget its response
-/// holds until written; an error ends the connection.
+/// The reply to one decoded request frame; an error ends the connection.
 async fn answer(
     broker: &Arc<Broker>,
-    frame: Bytes,
+    decoded: Result<DecodedRequest, DecodeError>,
     peer: SocketAddr,
     session: &mut Session,
-) -> Result<Handled, ConnectionEnd> {
-    let versions = |key| broker.versions(key);
-    match decode_request(frame, &versions) {
+) -> Result<Reply, ConnectionEnd> {
+    let now = |handled| Ok(Reply::Now(handled));
+    match decoded {
         Ok(request) => {
             tracing::trace!(%peer, api_key = ?request.api_key, version = request.version, client_id = ?request.header.client_id, "request");
             let (api_key, started) = (request.api_key, Instant::now());
-            let handled = broker
+            let reply = broker
                 .handle(request, peer, session)
                 .await
                 .map_err(|error| ConnectionEnd::Malformed(error.to_string()))?;
-            broker.metrics.request(api_key, started.elapsed());
-            Ok(handled)
+            // A Produce's own task counts it once answered.
+            if let Reply::Now(_) = reply {
+                broker.metrics.request(api_key, started.elapsed());
+            }
+            Ok(reply)
         }
         Err(DecodeError::UnsupportedVersion {
             api_key: ApiKey::ApiVersions,
@@ -316,7 +458,7 @@ async fn answer(
             tracing::debug!(%peer, version, "ApiVersions at an unserved version; answering v0");
             let body = api_versions::response(broker, UNSUPPORTED_VERSION);
             encode_response(ApiKey::ApiVersions, 0, correlation_id, &body)
-                .map(Handled::frame)
+                .map(|frame| Reply::Now(Handled::frame(frame)))
                 .map_err(|error| ConnectionEnd::Malformed(format!("{error:#}")))
         }
         Err(
@@ -324,7 +466,7 @@ async fn answer(
             | DecodeError::UnsupportedVersion { correlation_id, .. }),
         ) => {
             tracing::warn!(%peer, %error, "request refused with UNSUPPORTED_VERSION");
-            Ok(Handled::frame(unsupported_api_key_response(correlation_id)))
+            now(Handled::frame(unsupported_api_key_response(correlation_id)))
         }
         Err(error) => Err(ConnectionEnd::Malformed(error.to_string())),
     }

@@ -20,6 +20,12 @@ pub const PRODUCER_BATCHES_REMEMBERED: usize = 5;
 /// appended least recently is forgotten (Kafka expires ids after `producer.id.expiration.ms`
 /// instead). A forgotten producer's next batch must start a new epoch or sequence 0.
 pub const PRODUCERS_PER_PARTITION_MAX: usize = 10_000;
+/// Requests a connection may have read and not yet answered: Produce requests behind one
+/// another are served concurrently up to this many (their records written in request order,
+/// their durability waits sharing `fdatasync`s), answered in request order. Kafka clients keep
+/// up to 5 in flight with idempotence (`max.in.flight.requests.per.connection`), and
+/// librdkafka many more without it; each holds its frame's bytes of the in-flight budget.
+pub const PIPELINED_REQUESTS_MAX: usize = 8;
 /// Bytes read per call while rebuilding producer state from a partition's batch headers.
 pub const PRODUCER_SCAN_CHUNK_BYTES: usize = 4 * 1024 * 1024;
 /// Most connections open at once by default (`max.connections`); at the limit the idlest is

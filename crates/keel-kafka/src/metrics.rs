@@ -21,6 +21,8 @@
 //! | `keel_kafka_in_flight_bytes` | gauge | — | bytes of request frames and fetch responses held now (`in_flight_bytes_max`) |
 //! | `keel_kafka_in_flight_waits_total` | counter | — | times a connection waited for the in-flight budget |
 //! | `keel_kafka_limit_refusals_total` | counter | `limit` | requests refused by a server limit (`topics_max`, `partitions_max`) |
+//! | `keel_kafka_requests_in_flight` | gauge | — | requests read and not yet answered, over all connections (at most `PIPELINED_REQUESTS_MAX` a connection) |
+//! | `keel_kafka_pipelined_requests_total` | counter | — | Produce requests read while an earlier request of their connection was still unanswered (served concurrently with it) |
 
 use std::time::Duration;
 
@@ -52,6 +54,21 @@ pub struct BrokerMetrics {
     in_flight_bytes: Gauge,
     in_flight_waits: Counter,
     limit_refusals: Family<LimitLabels, Counter>,
+    requests_in_flight: Gauge,
+    pipelined_requests: Counter,
+}
+
+/// One request read and not yet answered, counted in `keel_kafka_requests_in_flight` until
+/// dropped.
+#[derive(Debug)]
+pub(crate) struct RequestInFlight {
+    gauge: Gauge,
+}
+
+impl Drop for RequestInFlight {
+    fn drop(&mut self) {
+        self.gauge.dec();
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
@@ -87,6 +104,8 @@ impl Default for BrokerMetrics {
             in_flight_bytes: Gauge::default(),
             in_flight_waits: Counter::default(),
             limit_refusals: Family::default(),
+            requests_in_flight: Gauge::default(),
+            pipelined_requests: Counter::default(),
         }
     }
 }
@@ -137,6 +156,34 @@ impl BrokerMetrics {
             "Kafka requests refused by a server limit, by limit",
             self.limit_refusals.clone(),
         );
+        registry.register(
+            "keel_kafka_requests_in_flight",
+            "Kafka requests read and not yet answered",
+            self.requests_in_flight.clone(),
+        );
+        registry.register(
+            "keel_kafka_pipelined_requests",
+            "Produce requests read while an earlier request of their connection was unanswered",
+            self.pipelined_requests.clone(),
+        );
+    }
+
+    /// Produce requests served concurrently with an earlier request of their connection
+    /// since the listener started.
+    pub fn pipelined_requests(&self) -> u64 {
+        self.pipelined_requests.get()
+    }
+
+    /// Counts a request read, until the returned value is dropped (when it is answered);
+    /// `pipelined` when an earlier request of its connection is still unanswered.
+    pub(crate) fn request_read(&self, pipelined: bool) -> RequestInFlight {
+        if pipelined {
+            self.pipelined_requests.inc();
+        }
+        self.requests_in_flight.inc();
+        RequestInFlight {
+            gauge: self.requests_in_flight.clone(),
+        }
     }
 
     /// The listener's connection metrics.
@@ -230,6 +277,8 @@ mod tests {
         metrics.partition_error(ApiKey::Produce, ResponseError::CorruptMessage.code());
         metrics.partition_error(ApiKey::Fetch, 0);
         metrics.limit_refusal("topics_max");
+        let _answered = metrics.request_read(false);
+        drop(metrics.request_read(true));
         let text = text(&metrics);
         for line in [
             r#"keel_kafka_requests_total{api="Produce"} 1"#,
@@ -238,6 +287,8 @@ mod tests {
             r#"keel_kafka_partition_errors_total{api="Produce",error="CorruptMessage"} 1"#,
             "keel_kafka_connections 0",
             r#"keel_kafka_limit_refusals_total{limit="topics_max"} 1"#,
+            "keel_kafka_requests_in_flight 1",
+            "keel_kafka_pipelined_requests_total 1",
         ] {
             assert!(text.contains(line), "{line} missing from\n{text}");
         }

@@ -85,8 +85,9 @@ impl BatchProducer {
 pub(crate) enum Idempotent {
     /// Appended at these offsets.
     Appended(AppendInfo),
-    /// A retry of a stored batch: not written again; this is where the first attempt went.
-    Duplicate { base_offset: u64 },
+    /// A retry of a stored batch: not written again; this is where the first attempt went,
+    /// and one past its last offset.
+    Duplicate { base_offset: u64, end: u64 },
     /// The sequence does not continue the producer's last one.
     OutOfOrder { expected: i32, got: i32 },
     /// The epoch is older than the producer's current one.
@@ -169,9 +170,16 @@ impl Producers {
             .retain(|(name, _), _| name != topic);
     }
 
-    /// Checks one idempotent batch against the partition's producer state and appends it when
-    /// it continues its producer's sequence.
-    pub(crate) async fn append(
+    /// Checks one idempotent batch against the partition's producer state and writes it when
+    /// it continues its producer's sequence, without waiting for durability: a success
+    /// (appended or duplicate) may be answered only once the partition is durable up to
+    /// [`Idempotent::durable_end`], and the caller waits for that outside the state, so
+    /// batches of other producers (and a connection's next pipelined batch) are checked and
+    /// written meanwhile and share one `fdatasync`.
+    ///
+    /// Batches of one producer are checked and written in the order of the calls: a caller
+    /// that needs a connection's order (pipelined requests) awaits one call before the next.
+    pub(crate) async fn write(
         &self,
         topic: &str,
         index: u32,
@@ -201,48 +209,41 @@ impl Producers {
         }
         let producers = state.as_mut().expect("rebuilt above");
         // The check and the write happen under the partition's producer state, so batches of
-        // one producer are written in sequence order; the wait for durability happens after
-        // releasing it, so concurrent producers of the partition share one fdatasync instead
-        // of paying one each in turn. An answer of success (appended or duplicate) always
-        // waits until its records are durable: a retry that arrives while the first attempt
-        // is still being synced must not be acknowledged before it.
-        let (outcome, durable_end) = match producers.check(&producer) {
-            Check::Duplicate { base_offset, end } => {
-                (Idempotent::Duplicate { base_offset }, Some(end))
-            }
-            Check::OutOfOrder(expected) => (
-                Idempotent::OutOfOrder {
-                    expected,
-                    got: producer.first_sequence,
-                },
-                None,
-            ),
-            Check::Fenced(current) => (
-                Idempotent::Fenced {
-                    current,
-                    got: producer.epoch,
-                },
-                None,
-            ),
+        // one producer are written in sequence order. A retry that arrives while its first
+        // attempt is still being synced is answered only once that attempt is durable: its
+        // `end` is the first attempt's.
+        match producers.check(&producer) {
+            Check::Duplicate { base_offset, end } => Idempotent::Duplicate { base_offset, end },
+            Check::OutOfOrder(expected) => Idempotent::OutOfOrder {
+                expected,
+                got: producer.first_sequence,
+            },
+            Check::Fenced(current) => Idempotent::Fenced {
+                current,
+                got: producer.epoch,
+            },
             Check::Append => {
                 let writer = partition.clone();
                 match blocking(move || writer.write_checked_batches(batches)).await {
                     Ok(info) => {
                         producers.record(&producer, info);
-                        (Idempotent::Appended(info), Some(info.last_offset + 1))
+                        Idempotent::Appended(info)
                     }
-                    Err(error) => (Idempotent::Failed(error), None),
+                    Err(error) => Idempotent::Failed(error),
                 }
             }
-        };
-        drop(state);
-        let Some(end) = durable_end else {
-            return outcome;
-        };
-        let waiter = partition.clone();
-        match blocking(move || waiter.wait_durable(end)).await {
-            Ok(()) => outcome,
-            Err(error) => Idempotent::Failed(error),
+        }
+    }
+}
+
+impl Idempotent {
+    /// One past the last offset that must be durable before this outcome is answered as a
+    /// success; `None` for a refusal, which is answered at once.
+    pub(crate) fn durable_end(&self) -> Option<u64> {
+        match self {
+            Idempotent::Appended(info) => Some(info.last_offset + 1),
+            Idempotent::Duplicate { end, .. } => Some(*end),
+            _ => None,
         }
     }
 }

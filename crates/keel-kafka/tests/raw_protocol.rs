@@ -14,21 +14,18 @@ use kafka_protocol::messages::alter_configs_request::{
 };
 use kafka_protocol::messages::create_topics_request::{CreatableTopic, CreatableTopicConfig};
 use kafka_protocol::messages::describe_configs_request::DescribeConfigsResource;
-use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
 use kafka_protocol::messages::incremental_alter_configs_request::{
     AlterConfigsResource as IncrementalResource, AlterableConfig,
 };
 use kafka_protocol::messages::list_offsets_request::{ListOffsetsPartition, ListOffsetsTopic};
-use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
 use kafka_protocol::messages::{
     AlterConfigsRequest, ApiVersionsRequest, BrokerId, CreateTopicsRequest, DeleteTopicsRequest,
-    DescribeConfigsRequest, FetchRequest, FetchResponse, IncrementalAlterConfigsRequest,
-    InitProducerIdRequest, ListOffsetsRequest, MetadataRequest, ProduceRequest, ProduceResponse,
-    TopicName,
+    DescribeConfigsRequest, FetchResponse, IncrementalAlterConfigsRequest, ListOffsetsRequest,
+    MetadataRequest, ProduceResponse, TopicName,
 };
 use kafka_protocol::protocol::StrBytes;
 use keel_kafka::BrokerConfig;
-use support::{RawClient, TestBroker, batch};
+use support::{RawClient, TestBroker, batch, fetch_request, produce_request, producer_id};
 
 const OK: i16 = 0;
 const CORRUPT_MESSAGE: i16 = 2;
@@ -50,32 +47,9 @@ fn create_topic(client: &mut RawClient, name: &str) {
 }
 
 fn produce(client: &mut RawClient, topic: &str, records: Bytes) -> (i16, i64) {
-    let request = ProduceRequest::default()
-        .with_acks(-1)
-        .with_timeout_ms(5000)
-        .with_topic_data(vec![
-            TopicProduceData::default()
-                .with_name(TopicName(StrBytes::from_string(topic.into())))
-                .with_partition_data(vec![
-                    PartitionProduceData::default()
-                        .with_index(0)
-                        .with_records(Some(records)),
-                ]),
-        ]);
-    let response: ProduceResponse = client.call(9, &request);
+    let response: ProduceResponse = client.call(9, &produce_request(topic, records));
     let partition = &response.responses[0].partition_responses[0];
     (partition.error_code, partition.base_offset)
-}
-
-fn producer_id(client: &mut RawClient) -> i64 {
-    let response = client.call(
-        4,
-        &InitProducerIdRequest::default()
-            .with_transactional_id(None)
-            .with_transaction_timeout_ms(-1),
-    );
-    assert_eq!(response.error_code, OK);
-    response.producer_id.0
 }
 
 #[test]
@@ -365,24 +339,6 @@ fn corrupt_batches_are_refused_and_nothing_is_stored() {
 }
 
 /// A Fetch of partition 0 of `topic`.
-fn fetch_request(topic: &str, offset: i64, max_wait_ms: i32, min_bytes: i32) -> FetchRequest {
-    FetchRequest::default()
-        .with_replica_id(BrokerId(-1))
-        .with_max_wait_ms(max_wait_ms)
-        .with_min_bytes(min_bytes)
-        .with_max_bytes(1 << 20)
-        .with_topics(vec![
-            FetchTopic::default()
-                .with_topic(TopicName(StrBytes::from_string(topic.into())))
-                .with_partitions(vec![
-                    FetchPartition::default()
-                        .with_partition(0)
-                        .with_fetch_offset(offset)
-                        .with_partition_max_bytes(1 << 20),
-                ]),
-        ])
-}
-
 fn fetch(
     client: &mut RawClient,
     topic: &str,

@@ -4,12 +4,19 @@
 //! on). It is checked once (length, magic, CRC-32C, record count) before anything is decided
 //! or written, and appended without a second CRC pass; a bad
 //! batch is refused with `CORRUPT_MESSAGE` and nothing of it is stored. Compressed batches
-//! are stored compressed. Partitions of one request are appended concurrently, so they share
-//! fsyncs with each other and with other connections (group commit).
+//! are stored compressed.
 //!
-//! `acks`: 0 gets no response at all; 1 and -1 (all) are answered once the append returned,
-//! which under the topic's `fsync = always` means after `fdatasync`. With one node, "all
-//! in-sync replicas" is this one, so 1 and all promise the same.
+//! A request is served in two steps, so a connection can pipeline them
+//! (`connection.rs`): [`write`] checks and writes every partition's record set (partitions
+//! of one request concurrently), and returns once they are written, in the order the
+//! connection calls it; [`Written::answer`] then waits until they are durable and builds the
+//! response. The durability waits of a connection's pipelined requests, of one request's
+//! partitions and of other connections' writes to a partition share one `fdatasync` (the
+//! log's group commit).
+//!
+//! `acks`: 0 gets no response at all; 1 and -1 (all) are answered once the records are
+//! durable under the topic's policy, which under `fsync = always` means after `fdatasync`.
+//! With one node, "all in-sync replicas" is this one, so 1 and all promise the same.
 
 use std::sync::Arc;
 
@@ -19,7 +26,7 @@ use kafka_protocol::messages::TopicName;
 use kafka_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
 use kafka_protocol::messages::{ApiKey, ProduceRequest, ProduceResponse};
 use kafka_protocol::protocol::StrBytes;
-use keel_log::{AppendError, BatchError, CheckedBatches, Topic};
+use keel_log::{AppendError, BatchError, CheckedBatches, FsyncPolicy, Partition, Topic};
 use tokio::task::JoinSet;
 
 use crate::acl::{Caller, Operation};
@@ -27,13 +34,39 @@ use crate::api::text;
 use crate::broker::{Broker, blocking};
 use crate::producers::{BatchProducer, Idempotent};
 
-/// Answers Produce; `None` for `acks = 0`.
-pub(crate) async fn handle(
+/// A Produce request whose record sets are written, not yet known durable.
+pub(crate) struct Written {
+    acks: i16,
+    version: i16,
+    responses: Vec<TopicProduceResponse>,
+    /// Partitions answered with success once durable: (topic slot, partition slot, wait).
+    unsettled: Vec<(usize, usize, Unsettled)>,
+}
+
+/// A partition's record set written (or found to be a retry of one written): success once
+/// `partition` is durable up to `end`.
+struct Unsettled {
+    partition: Arc<Partition>,
+    end: u64,
+    success: PartitionOutcome,
+    /// Bytes newly stored, counted once durable (`None` for a retry).
+    stored_bytes: Option<(Arc<Topic>, usize)>,
+}
+
+/// What writing one partition's record set came to.
+enum Step {
+    Answered(PartitionOutcome),
+    Unsettled(Unsettled),
+}
+
+/// Checks and writes every partition's record set of a Produce request, refusing what cannot
+/// be written; returns once everything is written, without waiting for durability.
+pub(crate) async fn write(
     broker: &Arc<Broker>,
     caller: &Caller,
     request: ProduceRequest,
     version: i16,
-) -> Option<ProduceResponse> {
+) -> Written {
     let acks = request.acks;
     let valid_acks = matches!(acks, -1..=1);
     let mut pending = JoinSet::new();
@@ -69,8 +102,8 @@ pub(crate) async fn handle(
                     let topic = topic.clone();
                     let records = data.records.unwrap_or_default();
                     pending.spawn(async move {
-                        let outcome = append(&broker, &topic, index, records).await;
-                        (topic_slot, partition_slot, outcome)
+                        let step = write_partition(&broker, &topic, index, records).await;
+                        (topic_slot, partition_slot, step)
                     });
                     None
                 }
@@ -86,20 +119,90 @@ pub(crate) async fn handle(
                 .with_partition_responses(partitions),
         );
     }
+    let mut unsettled = Vec::new();
     while let Some(joined) = pending.join_next().await {
-        let (topic_slot, partition_slot, outcome) = match joined {
+        let (topic_slot, partition_slot, step) = match joined {
             Ok(done) => done,
             Err(error) => std::panic::resume_unwind(error.into_panic()),
         };
-        let slot = &mut responses[topic_slot].partition_responses[partition_slot];
-        *slot = outcome.fill(std::mem::take(slot), version);
+        match step {
+            Step::Answered(outcome) => {
+                let slot = &mut responses[topic_slot].partition_responses[partition_slot];
+                *slot = outcome.fill(std::mem::take(slot), version);
+            }
+            Step::Unsettled(wait) => unsettled.push((topic_slot, partition_slot, wait)),
+        }
     }
-    for partition in responses.iter().flat_map(|t| &t.partition_responses) {
-        broker
-            .metrics
-            .partition_error(ApiKey::Produce, partition.error_code);
+    Written {
+        acks,
+        version,
+        responses,
+        unsettled,
     }
-    (acks != 0).then(|| ProduceResponse::default().with_responses(responses))
+}
+
+impl Written {
+    /// Waits until every written record set is durable (the partitions concurrently, so they
+    /// share syncs) and answers; `None` for `acks = 0`. A partition whose sync failed is
+    /// answered with `KAFKA_STORAGE_ERROR`.
+    pub(crate) async fn answer(self, broker: &Arc<Broker>) -> Option<ProduceResponse> {
+        let Written {
+            acks,
+            version,
+            mut responses,
+            unsettled,
+        } = self;
+        let mut waits = JoinSet::new();
+        for (topic_slot, partition_slot, wait) in unsettled {
+            let broker = broker.clone();
+            waits.spawn(async move { (topic_slot, partition_slot, wait.settle(&broker).await) });
+        }
+        while let Some(joined) = waits.join_next().await {
+            let (topic_slot, partition_slot, outcome) = match joined {
+                Ok(done) => done,
+                Err(error) => std::panic::resume_unwind(error.into_panic()),
+            };
+            let slot = &mut responses[topic_slot].partition_responses[partition_slot];
+            *slot = outcome.fill(std::mem::take(slot), version);
+        }
+        for partition in responses.iter().flat_map(|t| &t.partition_responses) {
+            broker
+                .metrics
+                .partition_error(ApiKey::Produce, partition.error_code);
+        }
+        (acks != 0).then(|| ProduceResponse::default().with_responses(responses))
+    }
+}
+
+impl Unsettled {
+    /// Waits until the record set is durable; its success, or the failure of the sync.
+    async fn settle(self, broker: &Broker) -> PartitionOutcome {
+        let Unsettled {
+            partition,
+            end,
+            success,
+            stored_bytes,
+        } = self;
+        // Only `fsync = always` blocks (on the group commit); the other policies answer at
+        // once, without a trip through the blocking pool.
+        let durable = if partition.config().fsync == FsyncPolicy::Always {
+            blocking(move || partition.wait_durable(end)).await
+        } else {
+            partition.wait_durable(end)
+        };
+        match durable {
+            Ok(()) => {
+                if let Some((topic, bytes)) = stored_bytes {
+                    broker.metrics.bytes_in(topic.name(), bytes);
+                }
+                success
+            }
+            Err(error) => {
+                tracing::warn!(%error, "produce failed: the records were not made durable");
+                PartitionOutcome::append_failed(&error)
+            }
+        }
+    }
 }
 
 /// The result of one partition's record set.
@@ -129,6 +232,17 @@ impl PartitionOutcome {
         }
     }
 
+    /// The answer to a write or sync that failed, by the error's kind.
+    fn append_failed(error: &AppendError) -> PartitionOutcome {
+        let kind = match error {
+            AppendError::RecordTooLarge { .. } => ResponseError::MessageTooLarge,
+            AppendError::InvalidBatch(_) | AppendError::Empty => ResponseError::CorruptMessage,
+            AppendError::KeyRequired => ResponseError::InvalidRecord,
+            _ => ResponseError::KafkaStorageError,
+        };
+        PartitionOutcome::refused(kind, error.to_string())
+    }
+
     fn fill(self, response: PartitionProduceResponse, version: i16) -> PartitionProduceResponse {
         let mut response = response
             .with_error_code(self.error_code)
@@ -144,16 +258,17 @@ impl PartitionOutcome {
     }
 }
 
-/// Validates and appends one partition's record set.
-async fn append(
+/// Validates and writes one partition's record set.
+async fn write_partition(
     broker: &Arc<Broker>,
     topic: &Arc<Topic>,
     index: i32,
     records: Bytes,
-) -> PartitionOutcome {
+) -> Step {
     let name = topic.name();
+    let refused = |error, message| Step::Answered(PartitionOutcome::refused(error, message));
     let Some(partition) = u32::try_from(index).ok().and_then(|i| topic.partition(i)) else {
-        return PartitionOutcome::refused(
+        return refused(
             ResponseError::UnknownTopicOrPartition,
             format!("topic '{name}' has no partition {index}"),
         );
@@ -177,11 +292,11 @@ async fn append(
                 }
                 _ => ResponseError::CorruptMessage,
             };
-            return PartitionOutcome::refused(kind, format!("invalid record batch: {error}"));
+            return refused(kind, format!("invalid record batch: {error}"));
         }
     };
     let [header] = batches.headers()[..] else {
-        return PartitionOutcome::refused(
+        return refused(
             ResponseError::InvalidRecord,
             format!(
                 "expected exactly one record batch, got {}",
@@ -191,29 +306,35 @@ async fn append(
     };
     let producer = BatchProducer::read(batches.bytes(), &header);
     if producer.transactional {
-        return PartitionOutcome::refused(
+        return refused(
             ResponseError::InvalidRecord,
             "transactional batches are not supported".into(),
         );
     }
-    let outcome = if producer.is_idempotent() {
-        match broker
+    let written = if producer.is_idempotent() {
+        let outcome = broker
             .producers
-            .append(name, index as u32, partition, producer, batches)
-            .await
-        {
-            Idempotent::Appended(info) => Ok(info.base_offset),
-            Idempotent::Duplicate { base_offset } => {
+            .write(name, index as u32, partition, producer, batches)
+            .await;
+        let end = outcome.durable_end();
+        match outcome {
+            Idempotent::Appended(info) => Ok(info),
+            Idempotent::Duplicate { base_offset, .. } => {
                 tracing::debug!(
                     topic = name,
                     partition = index,
                     producer = producer.id,
                     "duplicate batch not written again"
                 );
-                return PartitionOutcome::stored(base_offset, partition.log_start_offset());
+                return Step::Unsettled(Unsettled {
+                    partition: partition.clone(),
+                    end: end.expect("a duplicate has an end"),
+                    success: PartitionOutcome::stored(base_offset, partition.log_start_offset()),
+                    stored_bytes: None,
+                });
             }
             Idempotent::OutOfOrder { expected, got } => {
-                return PartitionOutcome::refused(
+                return refused(
                     ResponseError::OutOfOrderSequenceNumber,
                     format!(
                         "producer {} sequence {got}, expected {expected}",
@@ -222,7 +343,7 @@ async fn append(
                 );
             }
             Idempotent::Fenced { current, got } => {
-                return PartitionOutcome::refused(
+                return refused(
                     ResponseError::InvalidProducerEpoch,
                     format!(
                         "producer {} epoch {got} is older than {current}",
@@ -233,32 +354,26 @@ async fn append(
             Idempotent::Failed(error) => Err(error),
             Idempotent::Rebuild(error) => {
                 tracing::error!(topic = name, partition = index, %error, "producer state rebuild failed");
-                return PartitionOutcome::refused(
+                return refused(
                     ResponseError::KafkaStorageError,
                     format!("producer state could not be rebuilt: {error}"),
                 );
             }
         }
     } else {
-        let appender = partition.clone();
-        blocking(move || appender.append_checked_batches(batches))
-            .await
-            .map(|info| info.base_offset)
+        let writer = partition.clone();
+        blocking(move || writer.write_checked_batches(batches)).await
     };
-    match outcome {
-        Ok(base_offset) => {
-            broker.metrics.bytes_in(name, size);
-            PartitionOutcome::stored(base_offset, partition.log_start_offset())
-        }
+    match written {
+        Ok(info) => Step::Unsettled(Unsettled {
+            partition: partition.clone(),
+            end: info.last_offset + 1,
+            success: PartitionOutcome::stored(info.base_offset, partition.log_start_offset()),
+            stored_bytes: Some((topic.clone(), size)),
+        }),
         Err(error) => {
-            let kind = match &error {
-                AppendError::RecordTooLarge { .. } => ResponseError::MessageTooLarge,
-                AppendError::InvalidBatch(_) | AppendError::Empty => ResponseError::CorruptMessage,
-                AppendError::KeyRequired => ResponseError::InvalidRecord,
-                _ => ResponseError::KafkaStorageError,
-            };
             tracing::warn!(topic = name, partition = index, %error, "produce failed");
-            PartitionOutcome::refused(kind, error.to_string())
+            Step::Answered(PartitionOutcome::append_failed(&error))
         }
     }
 }

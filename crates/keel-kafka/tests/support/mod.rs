@@ -272,8 +272,18 @@ impl RawClient {
     where
         R: kafka_protocol::protocol::Request,
     {
-        use kafka_protocol::messages::{ApiKey, RequestHeader, ResponseHeader};
-        use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
+        let correlation_id = self.send(version, request);
+        self.try_receive::<R>(version, correlation_id)
+    }
+
+    /// Sends a request without waiting for its answer (pipelining); returns its correlation
+    /// id, for [`RawClient::receive`].
+    pub(crate) fn send<R>(&mut self, version: i16, request: &R) -> i32
+    where
+        R: kafka_protocol::protocol::Request,
+    {
+        use kafka_protocol::messages::{ApiKey, RequestHeader};
+        use kafka_protocol::protocol::{Encodable, StrBytes};
         self.correlation_id += 1;
         let api_key = ApiKey::try_from(R::KEY).unwrap();
         let header = RequestHeader::default()
@@ -287,11 +297,33 @@ impl RawClient {
             .unwrap();
         request.encode(&mut frame, version).unwrap();
         self.send_frame(&frame);
+        self.correlation_id
+    }
+
+    /// Reads the next response, which must answer the request sent with `correlation_id`.
+    pub(crate) fn receive<R>(&mut self, version: i16, correlation_id: i32) -> R::Response
+    where
+        R: kafka_protocol::protocol::Request,
+    {
+        self.try_receive::<R>(version, correlation_id)
+            .expect("a response")
+    }
+
+    fn try_receive<R>(&mut self, version: i16, correlation_id: i32) -> Option<R::Response>
+    where
+        R: kafka_protocol::protocol::Request,
+    {
+        use kafka_protocol::messages::{ApiKey, ResponseHeader};
+        use kafka_protocol::protocol::Decodable;
+        let api_key = ApiKey::try_from(R::KEY).unwrap();
         let mut response = bytes::Bytes::from(self.read_frame()?);
         let header =
             ResponseHeader::decode(&mut response, api_key.response_header_version(version))
                 .unwrap();
-        assert_eq!(header.correlation_id, self.correlation_id);
+        assert_eq!(
+            header.correlation_id, correlation_id,
+            "responses in request order"
+        );
         Some(R::Response::decode(&mut response, version).unwrap())
     }
 
@@ -326,6 +358,68 @@ impl RawClient {
     pub(crate) fn closed_by_server(&mut self) -> bool {
         self.read_frame().is_none()
     }
+}
+
+/// A new idempotent producer's id (InitProducerId).
+pub(crate) fn producer_id(client: &mut RawClient) -> i64 {
+    use kafka_protocol::messages::InitProducerIdRequest;
+    let response = client.call(
+        4,
+        &InitProducerIdRequest::default()
+            .with_transactional_id(None)
+            .with_transaction_timeout_ms(-1),
+    );
+    assert_eq!(response.error_code, 0);
+    response.producer_id.0
+}
+
+/// A Fetch request for partition 0 of `topic` from `offset` (up to 1 MiB).
+pub(crate) fn fetch_request(
+    topic: &str,
+    offset: i64,
+    max_wait_ms: i32,
+    min_bytes: i32,
+) -> kafka_protocol::messages::FetchRequest {
+    use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
+    use kafka_protocol::messages::{BrokerId, FetchRequest, TopicName};
+    use kafka_protocol::protocol::StrBytes;
+    FetchRequest::default()
+        .with_replica_id(BrokerId(-1))
+        .with_max_wait_ms(max_wait_ms)
+        .with_min_bytes(min_bytes)
+        .with_max_bytes(1 << 20)
+        .with_topics(vec![
+            FetchTopic::default()
+                .with_topic(TopicName(StrBytes::from_string(topic.into())))
+                .with_partitions(vec![
+                    FetchPartition::default()
+                        .with_partition(0)
+                        .with_fetch_offset(offset)
+                        .with_partition_max_bytes(1 << 20),
+                ]),
+        ])
+}
+
+/// A Produce request (`acks=all`) of `records` to partition 0 of `topic`.
+pub(crate) fn produce_request(
+    topic: &str,
+    records: bytes::Bytes,
+) -> kafka_protocol::messages::ProduceRequest {
+    use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
+    use kafka_protocol::messages::{ProduceRequest, TopicName};
+    use kafka_protocol::protocol::StrBytes;
+    ProduceRequest::default()
+        .with_acks(-1)
+        .with_timeout_ms(5000)
+        .with_topic_data(vec![
+            TopicProduceData::default()
+                .with_name(TopicName(StrBytes::from_string(topic.into())))
+                .with_partition_data(vec![
+                    PartitionProduceData::default()
+                        .with_index(0)
+                        .with_records(Some(records)),
+                ]),
+        ])
 }
 
 /// One RecordBatch v2 of `count` records `prefix-i`, from producer `producer_id` (-1: none)
