@@ -4,8 +4,15 @@
 //! streams and queues, a confirmed publish — with RabbitMQ's refusals sorted into
 //! "not found", "taken" and "unavailable".
 //!
+//! Every request is bounded ([`REQUEST_WAIT`], [`CONFIRM_WAIT`]): RabbitMQ that does not
+//! answer (a connection that died unnoticed, a node still starting after a restart) fails
+//! the request instead of holding it — and, while the connection is being opened, every
+//! request behind the client's lock — for ever. A request that ran out of time drops the
+//! connection, so the next one connects afresh instead of waiting on the same one again.
+//!
 //! Not here: what the queues mean (`names.rs`), reading streams (`reader.rs`).
 
+use std::future::Future;
 use std::time::Duration;
 
 use lapin::options::{BasicPublishOptions, ConfirmSelectOptions, QueueDeclareOptions};
@@ -14,7 +21,9 @@ use lapin::uri::AMQPUri;
 use lapin::{BasicProperties, Channel, Confirmation, Connection, ConnectionProperties, ErrorKind};
 use tokio::sync::Mutex;
 
-use crate::limits::{CONFIRM_WAIT, DECLARE_ATTEMPTS_MAX, DECLARE_RETRY_DELAY, PARTITIONS_MAX};
+use crate::limits::{
+    CONFIRM_WAIT, DECLARE_ATTEMPTS_MAX, DECLARE_RETRY_DELAY, PARTITIONS_MAX, REQUEST_WAIT,
+};
 use crate::names::Names;
 
 /// Why a request to RabbitMQ failed, in the terms the transport acts on.
@@ -88,10 +97,7 @@ impl Client {
     /// A new channel on the connection, connecting first when it is not open.
     pub(crate) async fn channel(&self) -> Result<Channel, ClientError> {
         let mut state = self.state.lock().await;
-        Ok(connected(&mut state, &self.uri, &self.name)
-            .await?
-            .create_channel()
-            .await?)
+        state.open_channel(&self.uri, &self.name, false).await
     }
 
     /// Closes the connection; the next request opens a new one.
@@ -99,21 +105,50 @@ impl Client {
         let mut state = self.state.lock().await;
         state.publishing = None;
         if let Some(connection) = state.connection.take() {
-            let _ = connection.close(200, "bye".into()).await;
+            let _ = tokio::time::timeout(REQUEST_WAIT, connection.close(200, "bye".into())).await;
         }
+    }
+
+    /// `request` (one on a channel of this client's connection), failing with
+    /// [`ClientError::Unavailable`] when RabbitMQ has not answered within [`REQUEST_WAIT`] —
+    /// and then dropping the connection, which no longer answers. Cancel safe: dropped
+    /// before it returns, nothing changes but what `request` itself leaves.
+    pub(crate) async fn bounded<T>(
+        &self,
+        what: &str,
+        request: impl Future<Output = Result<T, lapin::Error>>,
+    ) -> Result<T, ClientError> {
+        match tokio::time::timeout(REQUEST_WAIT, request).await {
+            Ok(answer) => Ok(answer?),
+            Err(_) => {
+                self.state.lock().await.drop_connection();
+                Err(no_answer(what, REQUEST_WAIT))
+            }
+        }
+    }
+
+    /// Closes `channel`, within [`REQUEST_WAIT`]; a failure only means it is closed already
+    /// or its connection is gone.
+    pub(crate) async fn close_channel(&self, channel: &Channel, why: &str) {
+        let _ = self
+            .bounded("a channel's closing", channel.close(200, why.into()))
+            .await;
     }
 
     /// The consumer count of `queue`, or [`ClientError::NotFound`].
     pub(crate) async fn consumer_count(&self, queue: &str) -> Result<u32, ClientError> {
         let channel = self.channel().await?;
-        let declared = channel
-            .queue_declare(
-                queue.into(),
-                QueueDeclareOptions::default().passive(),
-                FieldTable::default(),
+        let declared = self
+            .bounded(
+                "a passive queue declaration",
+                channel.queue_declare(
+                    queue.into(),
+                    QueueDeclareOptions::default().passive(),
+                    FieldTable::default(),
+                ),
             )
             .await?;
-        let _ = channel.close(200, "done".into()).await;
+        self.close_channel(&channel, "done").await;
         Ok(declared.consumer_count())
     }
 
@@ -148,10 +183,12 @@ impl Client {
         arguments: FieldTable,
     ) -> Result<(), ClientError> {
         let channel = self.channel().await?;
-        channel
-            .queue_declare(name.into(), QueueDeclareOptions::durable(), arguments)
-            .await?;
-        let _ = channel.close(200, "done".into()).await;
+        self.bounded(
+            "a queue declaration",
+            channel.queue_declare(name.into(), QueueDeclareOptions::durable(), arguments),
+        )
+        .await?;
+        self.close_channel(&channel, "done").await;
         Ok(())
     }
 
@@ -199,12 +236,13 @@ impl Client {
         };
         // A channel opened while the node was still starting (or one whose connection died
         // unnoticed) may never confirm: the publish fails after CONFIRM_WAIT, so the caller
-        // publishes again, and the next publish opens a fresh channel.
+        // publishes again, and the next publish connects afresh.
         let Ok(confirmation) = tokio::time::timeout(CONFIRM_WAIT, confirmed).await else {
-            self.state.lock().await.publishing = None;
-            return Err(ClientError::Unavailable(format!(
-                "no confirm from RabbitMQ for a message to '{queue}' within {CONFIRM_WAIT:?}"
-            )));
+            self.state.lock().await.drop_connection();
+            return Err(no_answer(
+                &format!("a message to '{queue}' with its confirm"),
+                CONFIRM_WAIT,
+            ));
         };
         match confirmation? {
             Confirmation::Ack(None) => Ok(()),
@@ -223,16 +261,74 @@ impl Client {
         if let Some(channel) = state.publishing.as_ref().filter(|c| c.status().connected()) {
             return Ok(channel.clone());
         }
-        let channel = connected(&mut state, &self.uri, &self.name)
-            .await?
-            .create_channel()
-            .await?;
-        channel
-            .confirm_select(ConfirmSelectOptions::default())
-            .await?;
+        let channel = state.open_channel(&self.uri, &self.name, true).await?;
         state.publishing = Some(channel.clone());
         Ok(channel)
     }
+}
+
+impl State {
+    /// A new channel, in confirm mode when `confirm`, connecting first when the connection
+    /// is not open — all within [`REQUEST_WAIT`], past which the connection is dropped. The
+    /// caller holds the client's lock, so this bound is also the longest any other request
+    /// waits behind it.
+    async fn open_channel(
+        &mut self,
+        uri: &AMQPUri,
+        name: &str,
+        confirm: bool,
+    ) -> Result<Channel, ClientError> {
+        let opened = tokio::time::timeout(REQUEST_WAIT, async {
+            let channel = self.connected(uri, name).await?.create_channel().await?;
+            if confirm {
+                channel
+                    .confirm_select(ConfirmSelectOptions::default())
+                    .await?;
+            }
+            Ok(channel)
+        })
+        .await;
+        opened.unwrap_or_else(|_| {
+            self.drop_connection();
+            Err(no_answer("a channel's opening", REQUEST_WAIT))
+        })
+    }
+
+    /// The open connection, opened first when there is none or it broke.
+    async fn connected(&mut self, uri: &AMQPUri, name: &str) -> Result<&Connection, ClientError> {
+        if !self
+            .connection
+            .as_ref()
+            .is_some_and(|c| c.status().connected())
+        {
+            self.publishing = None;
+            let properties = ConnectionProperties::default().with_connection_name(name.into());
+            self.connection = Some(Connection::connect_uri(uri.clone(), properties).await?);
+        }
+        Ok(self.connection.as_ref().expect("connected above"))
+    }
+
+    /// Forgets the connection (and its publishing channel) after a request on it ran out
+    /// of time, closing it in the background — within [`REQUEST_WAIT`] too, since it may
+    /// not answer that either — so its channels and consumers end and their users open
+    /// new ones on the next connection.
+    fn drop_connection(&mut self) {
+        self.publishing = None;
+        if let Some(connection) = self.connection.take() {
+            tracing::warn!("RabbitMQ stopped answering on a connection; connecting afresh");
+            tokio::spawn(async move {
+                let close = connection.close(200, "no answer in time".into());
+                let _ = tokio::time::timeout(REQUEST_WAIT, close).await;
+            });
+        }
+    }
+}
+
+/// The error of a request RabbitMQ did not answer within `wait`.
+fn no_answer(what: &str, wait: Duration) -> ClientError {
+    ClientError::Unavailable(format!(
+        "RabbitMQ did not answer {what} within {wait:?}; the connection was dropped"
+    ))
 }
 
 /// The arguments that make a declared queue a stream.
@@ -243,21 +339,4 @@ pub(crate) fn stream_arguments() -> FieldTable {
         AMQPValue::LongString("stream".into()),
     );
     arguments
-}
-
-async fn connected<'a>(
-    state: &'a mut State,
-    uri: &AMQPUri,
-    name: &str,
-) -> Result<&'a Connection, ClientError> {
-    if !state
-        .connection
-        .as_ref()
-        .is_some_and(|c| c.status().connected())
-    {
-        state.publishing = None;
-        let properties = ConnectionProperties::default().with_connection_name(name.into());
-        state.connection = Some(Connection::connect_uri(uri.clone(), properties).await?);
-    }
-    Ok(state.connection.as_ref().expect("connected above"))
 }

@@ -61,16 +61,23 @@ impl Lease {
     async fn start_reading(&self, start: StreamStart) -> Result<(), ClientError> {
         self.stop_reading();
         let channel = self.client.channel().await?;
-        channel
-            .basic_qos(PREFETCH, BasicQosOptions::default())
+        self.client
+            .bounded(
+                "a prefetch setting",
+                channel.basic_qos(PREFETCH, BasicQosOptions::default()),
+            )
             .await?;
         let stream = self.broker.names.partition(&self.topic, self.partition);
-        let mut consumer = channel
-            .basic_consume(
-                stream.as_str().into(),
-                "".into(),
-                BasicConsumeOptions::default(),
-                start.arguments(),
+        let mut consumer = self
+            .client
+            .bounded(
+                "a stream consumer's start",
+                channel.basic_consume(
+                    stream.as_str().into(),
+                    "".into(),
+                    BasicConsumeOptions::default(),
+                    start.arguments(),
+                ),
             )
             .await?;
         let buffer = self.buffer.clone();
@@ -93,9 +100,8 @@ impl Lease {
     fn stop_reading(&self) {
         if let Some(reading) = lock(&self.reading).take() {
             reading.pump.abort();
-            tokio::spawn(async move {
-                let _ = reading.channel.close(200, "lease".into()).await;
-            });
+            let client = self.client.clone();
+            tokio::spawn(async move { client.close_channel(&reading.channel, "lease").await });
         }
         lock(&self.buffer.records).clear();
     }
@@ -150,10 +156,10 @@ impl Lease {
             let channel = lock(&self.reading).as_ref().map(|r| r.channel.clone());
             if let Some(channel) = channel {
                 let multiple = BasicAckOptions { multiple: true };
-                channel
-                    .basic_ack(tag, multiple)
+                self.client
+                    .bounded("an acknowledgement", channel.basic_ack(tag, multiple))
                     .await
-                    .map_err(|e| fetch_error(e.into()))?;
+                    .map_err(fetch_error)?;
             }
         }
         Ok(records)
@@ -210,9 +216,8 @@ impl Drop for Lease {
         if let Some(reading) = lock(&self.reading).take() {
             reading.pump.abort();
             if let Ok(runtime) = tokio::runtime::Handle::try_current() {
-                runtime.spawn(async move {
-                    let _ = reading.channel.close(200, "lease".into()).await;
-                });
+                let client = self.client.clone();
+                runtime.spawn(async move { client.close_channel(&reading.channel, "lease").await });
             }
         }
     }

@@ -32,3 +32,9 @@ pub(crate) const JOIN_RETRY_DELAY: Duration = Duration::from_millis(200);
 /// The longest a confirmed publish waits for RabbitMQ's confirm before it fails (and the
 /// publishing channel is opened afresh): after a node restart a channel may never get one.
 pub(crate) const CONFIRM_WAIT: Duration = Duration::from_secs(5);
+
+/// The longest any other one request to RabbitMQ may take — opening the connection and a
+/// channel (with confirm mode) together, a declaration, a consumer's start, a read — before
+/// it fails and the connection is dropped (`Client::bounded`): lapin itself bounds none of
+/// them, and one that never returns would hold every request behind the client's lock.
+pub(crate) const REQUEST_WAIT: Duration = Duration::from_secs(10);

@@ -222,12 +222,17 @@ impl Coordinator {
             .declare(&queue, FieldTable::default())
             .await?;
         let channel = self.spec.client.channel().await?;
-        let consumer = channel
-            .basic_consume(
-                queue.as_str().into(),
-                self.id.as_str().into(),
-                BasicConsumeOptions::default(),
-                FieldTable::default(),
+        let consumer = self
+            .spec
+            .client
+            .bounded(
+                "the members queue's consumer",
+                channel.basic_consume(
+                    queue.as_str().into(),
+                    self.id.as_str().into(),
+                    BasicConsumeOptions::default(),
+                    FieldTable::default(),
+                ),
             )
             .await?;
         self.presence = Some((channel, consumer));
@@ -249,22 +254,23 @@ impl Coordinator {
             exclusive: true,
             ..BasicConsumeOptions::default()
         };
-        let consumer = match channel
-            .basic_consume(
-                queue.as_str().into(),
-                self.id.as_str().into(),
-                exclusive,
-                FieldTable::default(),
+        let consumer = match self
+            .spec
+            .client
+            .bounded(
+                "a lease queue's exclusive consumer",
+                channel.basic_consume(
+                    queue.as_str().into(),
+                    self.id.as_str().into(),
+                    exclusive,
+                    FieldTable::default(),
+                ),
             )
             .await
         {
             Ok(consumer) => consumer,
-            Err(error) => {
-                return match ClientError::from(error) {
-                    ClientError::Refused(_) => Ok(()),
-                    other => Err(other),
-                };
-            }
+            Err(ClientError::Refused(_)) => return Ok(()),
+            Err(other) => return Err(other),
         };
         let held = Arc::new(AtomicBool::new(true));
         self.held.insert(
@@ -304,7 +310,10 @@ impl Coordinator {
         self.revoking.remove(&partition);
         if let Some(held) = self.held.remove(&partition) {
             held.held.store(false, Ordering::SeqCst);
-            let _ = held.channel.close(200, "released".into()).await;
+            self.spec
+                .client
+                .close_channel(&held.channel, "released")
+                .await;
         }
     }
 

@@ -55,8 +55,11 @@ pub(crate) async fn committed(client: &Client, queue: &str) -> Result<Option<u64
     }
     let channel = client.channel().await?;
     let mut taken = Vec::new();
-    while let Some(message) = channel
-        .basic_get(queue.into(), BasicGetOptions::default())
+    while let Some(message) = client
+        .bounded(
+            "a commit's read",
+            channel.basic_get(queue.into(), BasicGetOptions::default()),
+        )
         .await?
     {
         let delivery = message.delivery;
@@ -86,16 +89,22 @@ pub(crate) async fn committed(client: &Client, queue: &str) -> Result<Option<u64
     for (at, (_, stored, acker)) in taken.into_iter().enumerate() {
         if Some(at) == newest {
             offset = stored;
-            acker
-                .nack(BasicNackOptions {
-                    requeue: true,
-                    ..BasicNackOptions::default()
-                })
+            let requeue = BasicNackOptions {
+                requeue: true,
+                ..BasicNackOptions::default()
+            };
+            client
+                .bounded("a commit's return", acker.nack(requeue))
                 .await?;
         } else {
-            acker.ack(BasicAckOptions::default()).await?;
+            client
+                .bounded(
+                    "an older commit's removal",
+                    acker.ack(BasicAckOptions::default()),
+                )
+                .await?;
         }
     }
-    let _ = channel.close(200, "read".into()).await;
+    client.close_channel(&channel, "read").await;
     Ok(offset)
 }

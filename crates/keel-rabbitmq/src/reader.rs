@@ -56,15 +56,21 @@ pub(crate) async fn read(
     mut done: impl FnMut(&Record) -> bool,
 ) -> Result<Vec<Record>, ClientError> {
     let channel = client.channel().await?;
-    channel
-        .basic_qos(PREFETCH, BasicQosOptions::default())
+    client
+        .bounded(
+            "a prefetch setting",
+            channel.basic_qos(PREFETCH, BasicQosOptions::default()),
+        )
         .await?;
-    let mut consumer = channel
-        .basic_consume(
-            stream.into(),
-            "".into(),
-            BasicConsumeOptions::default(),
-            start.arguments(),
+    let mut consumer = client
+        .bounded(
+            "a stream consumer's start",
+            channel.basic_consume(
+                stream.into(),
+                "".into(),
+                BasicConsumeOptions::default(),
+                start.arguments(),
+            ),
         )
         .await?;
     let deadline = Instant::now() + READ_TIMEOUT;
@@ -75,7 +81,12 @@ pub(crate) async fn read(
             break;
         };
         let delivery = delivery?;
-        delivery.acker.ack(BasicAckOptions::default()).await?;
+        client
+            .bounded(
+                "an acknowledgement",
+                delivery.acker.ack(BasicAckOptions::default()),
+            )
+            .await?;
         let Some(record) = decode(delivery.data, &delivery.properties) else {
             continue;
         };
@@ -86,7 +97,7 @@ pub(crate) async fn read(
             break;
         }
     }
-    let _ = channel.close(200, "read".into()).await;
+    client.close_channel(&channel, "read").await;
     Ok(records)
 }
 
