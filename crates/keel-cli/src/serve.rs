@@ -96,6 +96,11 @@ pub(crate) struct ServeArgs {
     /// Most partitions over all topics Kafka clients may have created [default: 4000].
     #[arg(long, env = "KEEL_KAFKA_PARTITIONS_MAX", value_name = "N")]
     kafka_partitions_max: Option<usize>,
+    /// Most segment and index files the log keeps open; the least recently used close beyond
+    /// it and reopen when next used [default: the soft open-file limit less 4096, at least
+    /// half of it].
+    #[arg(long, env = "KEEL_LOG_OPEN_FILES_MAX", value_name = "N")]
+    log_open_files_max: Option<usize>,
     /// Most connections per HTTP listener (API, schema registry); the idlest is closed for a
     /// newcomer [default: 1024].
     #[arg(long, env = "KEEL_HTTP_CONNECTIONS_MAX", value_name = "N")]
@@ -269,6 +274,7 @@ struct ConfigFile {
     kafka_in_flight_bytes_max: Option<usize>,
     kafka_topics_max: Option<usize>,
     kafka_partitions_max: Option<usize>,
+    log_open_files_max: Option<usize>,
     http_connections_max: Option<usize>,
     http_header_read_timeout_ms: Option<u64>,
     http_idle_ms: Option<u64>,
@@ -420,6 +426,7 @@ pub(crate) fn run(data_dir: &Path, args: ServeArgs) -> anyhow::Result<()> {
         registry_check_steps_max => config.registry_checks.steps_max,
         registry_check_time_ms => config.registry_checks.time_max_ms,
     }
+    config.log_open_files_max = args.log_open_files_max.or(file.log_open_files_max);
     config.kafka.advertised = match args.kafka_advertised.or(file.kafka_advertised) {
         Some(advertised) => Some(parse_advertised(&advertised)?),
         // A listener on every interface advertising 0.0.0.0 sends remote clients nowhere:

@@ -76,6 +76,9 @@ pub struct ServerConfig {
     /// Tokens the HTTP listeners (API, console, schema registry) accept, by their SHA-256;
     /// empty asks nobody (every caller is admin).
     pub http_tokens: Vec<crate::HttpToken>,
+    /// Most segment and index files the log keeps open (`keel_log::LogOptions::open_files_max`);
+    /// `None` takes the log's default from the process's descriptor limit.
+    pub log_open_files_max: Option<usize>,
 }
 
 /// The web console's settings: how often its charts sample the log, when it raises an
@@ -143,11 +146,18 @@ impl ServerConfig {
             http_tls: None,
             http_allowed_hosts: Vec::new(),
             http_tokens: Vec::new(),
+            log_open_files_max: None,
         }
     }
 
     /// Checks every setting; the first one out of range is named.
     pub fn validate(&self) -> Result<(), ConfigError> {
+        if self.log_open_files_max == Some(0) {
+            return Err(ConfigError {
+                key: "log_open_files_max",
+                reason: "must be at least 1".into(),
+            });
+        }
         if self.shutdown_grace_ms > SHUTDOWN_GRACE_MS_MAX {
             return Err(ConfigError {
                 key: "shutdown_grace_ms",

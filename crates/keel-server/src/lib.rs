@@ -34,6 +34,7 @@ mod events;
 mod history;
 mod http;
 mod http_listener;
+mod log_metrics;
 mod schema_registry;
 mod schemas_api;
 mod server;

@@ -20,7 +20,7 @@ use keel_kafka::sasl::{SaslConfig, Users};
 use keel_kafka::{Broker, BrokerMetrics, KafkaListener};
 use keel_listener::tls::TlsIdentity;
 use keel_listener::{Listener, ListenerMetrics};
-use keel_log::{AppendError, Log, OpenError};
+use keel_log::{AppendError, Log, LogOptions, OpenError};
 use keel_schema::{Registry, RegistryError};
 use prometheus_client::registry::Registry as MetricsRegistry;
 use tokio::sync::watch;
@@ -29,6 +29,7 @@ use tokio_rustls::TlsAcceptor;
 use crate::app::{App, now_ms};
 use crate::config::{ConfigError, ServerConfig};
 use crate::history::History;
+use crate::log_metrics::LogFiles;
 use crate::{http, http_listener, schema_registry};
 
 /// Why the server could not start or stop cleanly.
@@ -109,7 +110,11 @@ impl Server {
     /// Validates the configuration and opens (recovering) the log, taking its lock.
     pub fn open(config: ServerConfig) -> Result<Server, ServeError> {
         config.validate()?;
-        let log = Log::open(&config.data_dir).map_err(|source| ServeError::Open {
+        let mut options = LogOptions::default();
+        if let Some(max) = config.log_open_files_max {
+            options.open_files_max = max;
+        }
+        let log = Log::open_with(&config.data_dir, options).map_err(|source| ServeError::Open {
             path: config.data_dir.display().to_string(),
             source,
         })?;
@@ -194,6 +199,7 @@ impl Server {
         let mut registry = MetricsRegistry::default();
         self.bus.metrics().register(&mut registry);
         http_metrics.register(&mut registry, "keel_http", "HTTP API");
+        registry.register_collector(Box::new(LogFiles(self.bus.log().clone())));
         registry.register(
             "keel_console_history_series_dropped",
             "Series the console's charts do not keep because their limit is reached",
