@@ -386,6 +386,9 @@ impl Broker {
             Request::DeleteTopics(r) => {
                 answer!(api::delete_topics::handle(self, caller, r, version).await)
             }
+            Request::DeleteRecords(r) => {
+                answer!(api::delete_records::handle(self, caller, r, version).await)
+            }
             Request::Produce(r) => {
                 // The header's client id points into the request buffer; without it the
                 // record sets may own that buffer and be appended without a copy.

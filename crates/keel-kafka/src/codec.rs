@@ -10,10 +10,11 @@ use bytes::{Buf, BufMut, Bytes, BytesMut};
 use kafka_protocol::messages::{
     AlterConfigsRequest, AlterUserScramCredentialsRequest, ApiKey, ApiVersionsRequest,
     CreateAclsRequest, CreatePartitionsRequest, CreateTopicsRequest, DeleteAclsRequest,
-    DeleteTopicsRequest, DescribeAclsRequest, DescribeClusterRequest, DescribeConfigsRequest,
-    DescribeLogDirsRequest, DescribeUserScramCredentialsRequest, FetchRequest,
-    IncrementalAlterConfigsRequest, InitProducerIdRequest, ListOffsetsRequest, MetadataRequest,
-    ProduceRequest, RequestHeader, ResponseHeader, SaslAuthenticateRequest, SaslHandshakeRequest,
+    DeleteRecordsRequest, DeleteTopicsRequest, DescribeAclsRequest, DescribeClusterRequest,
+    DescribeConfigsRequest, DescribeLogDirsRequest, DescribeUserScramCredentialsRequest,
+    FetchRequest, IncrementalAlterConfigsRequest, InitProducerIdRequest, ListOffsetsRequest,
+    MetadataRequest, ProduceRequest, RequestHeader, ResponseHeader, SaslAuthenticateRequest,
+    SaslHandshakeRequest,
 };
 use kafka_protocol::protocol::{Decodable, Encodable};
 
@@ -31,6 +32,8 @@ pub enum Request {
     CreateTopics(CreateTopicsRequest),
     /// DeleteTopics (20).
     DeleteTopics(DeleteTopicsRequest),
+    /// DeleteRecords (21).
+    DeleteRecords(DeleteRecordsRequest),
     /// Produce (0).
     Produce(ProduceRequest),
     /// Fetch (1).
@@ -188,6 +191,7 @@ fn decode_body(api_key: ApiKey, version: i16, body: &mut Bytes) -> anyhow::Resul
         K::Metadata => Request::Metadata(MetadataRequest::decode(body, version)?),
         K::CreateTopics => Request::CreateTopics(CreateTopicsRequest::decode(body, version)?),
         K::DeleteTopics => Request::DeleteTopics(DeleteTopicsRequest::decode(body, version)?),
+        K::DeleteRecords => Request::DeleteRecords(DeleteRecordsRequest::decode(body, version)?),
         K::Produce => Request::Produce(ProduceRequest::decode(body, version)?),
         K::Fetch => Request::Fetch(FetchRequest::decode(body, version)?),
         K::ListOffsets => Request::ListOffsets(ListOffsetsRequest::decode(body, version)?),

@@ -51,6 +51,7 @@ pub(crate) fn check(api_key: ApiKey, version: i16, body: &[u8]) -> Shape {
         ApiKey::Metadata => metadata(&mut w, version),
         ApiKey::CreateTopics => create_topics(&mut w, version),
         ApiKey::DeleteTopics => delete_topics(&mut w, version),
+        ApiKey::DeleteRecords => delete_records(&mut w, version),
         ApiKey::DescribeConfigs => describe_configs(&mut w, version),
         ApiKey::AlterConfigs => alter_configs(&mut w, version, false),
         ApiKey::IncrementalAlterConfigs => alter_configs(&mut w, version, true),
@@ -79,6 +80,20 @@ fn produce(w: &mut Walk, v: i16) -> Shape {
         })?;
         w.tags()
     })?;
+    w.tags()
+}
+
+fn delete_records(w: &mut Walk, v: i16) -> Shape {
+    w.flexible = v >= 2;
+    w.array(|w| {
+        w.string()?; // name
+        w.array(|w| {
+            w.skip(4 + 8)?; // partition_index, offset
+            w.tags()
+        })?;
+        w.tags()
+    })?;
+    w.skip(4)?; // timeout_ms
     w.tags()
 }
 

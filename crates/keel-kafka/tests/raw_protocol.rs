@@ -231,9 +231,9 @@ fn unknown_api_keys_and_versions_get_unsupported_version_and_the_connection_goes
     let dir = tempfile::tempdir().unwrap();
     let broker = TestBroker::start(dir.path());
     let mut client = RawClient::connect(broker.address);
-    // (api key, version): an unknown key, a key not served (DeleteRecords), a served key at a
-    // version outside the advertised range, both too new and too old.
-    for (n, (api_key, version)) in [(999, 0), (21, 0), (0, 13), (1, 3)].into_iter().enumerate() {
+    // (api key, version): an unknown key, a key not served (DescribeTopicPartitions), a
+    // served key at a version outside the advertised range, both too new and too old.
+    for (n, (api_key, version)) in [(999, 0), (75, 0), (0, 13), (1, 3)].into_iter().enumerate() {
         let correlation_id = 100 + n as i32;
         client.send_frame(&raw_request(api_key, version, correlation_id, &[]));
         let frame = client

@@ -108,6 +108,9 @@ struct Durability {
 pub(crate) struct Visible {
     pub(crate) segments: Arc<Vec<Arc<Segment>>>,
     pub(crate) high_watermark: u64,
+    /// The first offset readers may see: the first segment's base, or past it once records
+    /// were deleted inside that segment ([`Partition::delete_records_before`]).
+    log_start: u64,
     /// Readers never read past this position of the segment whose base is `end_segment`.
     end_segment: u64,
     end_position: u64,
@@ -125,7 +128,7 @@ impl Partition {
         let mut recovery = PartitionRecovery::default();
         let mut bases = Vec::new();
         for name in storage.list_dir(dir)? {
-            if name.ends_with(".cleaned") {
+            if name.ends_with(".cleaned") || name == format!("{LOG_START_FILE}.tmp") {
                 storage.remove_file(&dir.join(&name))?;
                 recovery.removed_files.push(name);
             } else if let Some(base) = parse_segment_name(&name) {
@@ -153,9 +156,16 @@ impl Partition {
             let state = active.state();
             (state.next_offset, state.size)
         };
+        let log_start = read_log_start(&*storage, dir)?
+            .unwrap_or(0)
+            .max(segments[0].base_offset)
+            // Records at and past a stored start were lost with an unsynced tail: the next
+            // append starts at the high watermark, so that is where readers start too.
+            .min(next_offset);
         let visible = Visible {
             segments: Arc::new(segments.clone()),
             high_watermark: next_offset,
+            log_start,
             end_segment: active.base_offset,
             end_position,
         };
@@ -536,7 +546,7 @@ impl Partition {
     /// always make progress). Reading at the high watermark returns no bytes.
     pub fn read(&self, offset: u64, max_bytes: usize) -> Result<ReadBatches, ReadError> {
         let visible = self.visible().clone();
-        let log_start = visible.segments.first().map_or(0, |s| s.base_offset);
+        let log_start = visible.log_start;
         let out_of_range = ReadError::OffsetOutOfRange {
             offset,
             log_start,
@@ -728,10 +738,34 @@ impl Partition {
             let bytes = self.read_from(segment, position, limit, 1, visible.high_watermark)?;
             let records = decode_batches(bytes, 0)?;
             if let Some(record) = records.iter().find(|r| r.timestamp_ms >= timestamp_ms) {
+                if record.offset < visible.log_start {
+                    // Deleted: the answer is the first record from the log start on that is
+                    // late enough, as Kafka searches from max(segment base, log start).
+                    return self.scan_for_timestamp(visible.log_start, timestamp_ms);
+                }
                 return Ok(Some(record.offset));
             }
         }
         Ok(None)
+    }
+
+    /// The first offset from `offset` on whose record timestamp is at least `timestamp_ms`,
+    /// read record by record.
+    fn scan_for_timestamp(
+        &self,
+        mut offset: u64,
+        timestamp_ms: i64,
+    ) -> Result<Option<u64>, ReadError> {
+        loop {
+            let records = self.read_records(offset, 1 << 20)?;
+            let Some(last) = records.last() else {
+                return Ok(None);
+            };
+            if let Some(record) = records.iter().find(|r| r.timestamp_ms >= timestamp_ms) {
+                return Ok(Some(record.offset));
+            }
+            offset = last.offset + 1;
+        }
     }
 
     /// One past the last offset readers can see.
@@ -741,7 +775,7 @@ impl Partition {
 
     /// The first offset still stored.
     pub fn log_start_offset(&self) -> u64 {
-        self.visible().segments.first().map_or(0, |s| s.base_offset)
+        self.visible().log_start
     }
 
     /// A future that resolves with the new high watermark once it is above `seen` — for async
@@ -831,7 +865,62 @@ impl Partition {
         writer.segments = segments;
         let mut visible = self.visible();
         visible.segments = Arc::new(writer.segments.clone());
+        visible.log_start = visible.log_start.max(writer.segments[0].base_offset);
         self.visible_changed.notify_all();
+    }
+
+    /// Deletes every record before `offset` (Kafka's DeleteRecords): readers start at
+    /// `offset` from now on, sealed segments wholly before it are removed, and the new start
+    /// is committed to the partition's `log-start` file (written beside, fsynced, renamed,
+    /// directory fsynced) before it takes effect, so it survives a crash. Returns the log
+    /// start offset afterwards; an `offset` at or before it changes nothing.
+    pub fn delete_records_before(&self, offset: u64) -> Result<u64, ReadError> {
+        let _maintenance = self.maintenance.lock().expect("maintenance lock");
+        let (log_start, high_watermark) = {
+            let visible = self.visible();
+            (visible.log_start, visible.high_watermark)
+        };
+        if offset > high_watermark {
+            return Err(ReadError::OffsetOutOfRange {
+                offset,
+                log_start,
+                high_watermark,
+            });
+        }
+        if offset <= log_start {
+            return Ok(log_start);
+        }
+        write_log_start(&*self.storage, &self.dir, offset)?;
+        self.visible().log_start = offset;
+        let writer = self.writer();
+        // A sealed segment is wholly before `offset` when the next one starts at or before it.
+        let doomed = writer
+            .segments
+            .windows(2)
+            .take_while(|pair| pair[1].base_offset <= offset)
+            .count();
+        self.remove_leading_segments(writer, doomed)?;
+        Ok(offset)
+    }
+
+    /// Removes the first `count` segments: out of the list readers see first, then from disk.
+    fn remove_leading_segments(
+        &self,
+        mut writer: MutexGuard<'_, Writer>,
+        count: usize,
+    ) -> io::Result<usize> {
+        if count == 0 {
+            return Ok(0);
+        }
+        let remaining = writer.segments.split_off(count);
+        let removed = std::mem::take(&mut writer.segments);
+        self.replace_segments(&mut writer, remaining);
+        drop(writer);
+        for segment in &removed {
+            segment.remove_files(&*self.storage)?;
+        }
+        self.storage.sync_dir(&self.dir)?;
+        Ok(removed.len())
     }
 
     /// Deletes sealed segments past the retention limits; returns how many were deleted.
@@ -843,7 +932,7 @@ impl Partition {
         }
         let _maintenance = self.maintenance.lock().expect("maintenance lock");
         let now_ms = self.clock.now_ms();
-        let mut writer = self.writer();
+        let writer = self.writer();
         let mut total: u64 = writer.segments.iter().map(|s| s.state().size).sum();
         let sealed = writer.segments.len() - 1;
         let mut doomed = 0;
@@ -857,18 +946,7 @@ impl Partition {
             total -= state.size;
             doomed += 1;
         }
-        if doomed == 0 {
-            return Ok(0);
-        }
-        let remaining = writer.segments.split_off(doomed);
-        let removed = std::mem::take(&mut writer.segments);
-        self.replace_segments(&mut writer, remaining);
-        drop(writer);
-        for segment in &removed {
-            segment.remove_files(&*self.storage)?;
-        }
-        self.storage.sync_dir(&self.dir)?;
-        Ok(removed.len())
+        self.remove_leading_segments(writer, doomed)
     }
 
     /// Path of a segment file, for tests that corrupt or inspect files.
@@ -910,4 +988,37 @@ fn corrupt_read(segment: &Segment, dir: &Path, position: u64, reason: &'static s
         crate::batch::BatchError::Inconsistent(reason),
     )
     .into()
+}
+
+/// The partition's log start offset, when records were deleted inside its first segment.
+const LOG_START_FILE: &str = "log-start";
+
+/// The committed log start offset, if any: one decimal number.
+fn read_log_start(storage: &dyn Storage, dir: &Path) -> io::Result<Option<u64>> {
+    let path = dir.join(LOG_START_FILE);
+    if !storage.exists(&path) {
+        return Ok(None);
+    }
+    let file = storage.open(&path, false)?;
+    let mut bytes = vec![0; file.size()? as usize];
+    read_exact_at(&*file, &mut bytes, 0)?;
+    let text = String::from_utf8_lossy(&bytes);
+    text.trim().parse().map(Some).map_err(|_| {
+        io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!("{} holds {text:?}, not an offset", path.display()),
+        )
+    })
+}
+
+/// Commits `offset` as the partition's log start: written beside, fsynced, renamed over the
+/// old one, the directory fsynced — a crash leaves the old start or the new one.
+fn write_log_start(storage: &dyn Storage, dir: &Path, offset: u64) -> io::Result<()> {
+    let tmp = dir.join(format!("{LOG_START_FILE}.tmp"));
+    let file = storage.open(&tmp, true)?;
+    file.set_len(0)?;
+    file.write_all_at(format!("{offset}\n").as_bytes(), 0)?;
+    file.sync_data()?;
+    storage.rename(&tmp, &dir.join(LOG_START_FILE))?;
+    storage.sync_dir(dir)
 }

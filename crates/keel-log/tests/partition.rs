@@ -799,3 +799,101 @@ fn added_partitions_start_empty_and_survive_reopen() {
     assert!(values(2).is_empty());
     assert_eq!(values(3), [Some(Bytes::from("new"))]);
 }
+
+// Deleting records before an offset (Kafka's DeleteRecords): readers start there, whole
+// segments before it go, and the new start survives a reopen and a power cut.
+
+/// Record `i`, stamped `1_000 + i` ms, its value `i:` and 100 bytes of padding.
+fn numbered(i: u64) -> NewRecord {
+    let value = format!("{i}:{}", "x".repeat(100));
+    let mut record = NewRecord::new(Some(Bytes::from("k")), Bytes::from(value));
+    record.timestamp_ms = Some(1_000 + i as i64);
+    record
+}
+
+fn first_value_of_t(log: &Log, offset: u64) -> Result<String, ReadError> {
+    let records = log
+        .topic("t")
+        .unwrap()
+        .partition(0)
+        .unwrap()
+        .read_records(offset, 1 << 20)?;
+    let value = records[0].value.clone().unwrap();
+    let value = String::from_utf8(value.to_vec()).unwrap();
+    Ok(value.split(':').next().unwrap().to_owned())
+}
+
+/// A log of one topic "t" whose partition 0 holds records 0..30, one per append, in segments
+/// of 1 KiB (about six records each).
+fn filled(storage: &SimStorage) -> Log {
+    let log = sim_log(storage, Arc::new(ManualClock::new(5_000)));
+    let topic = log
+        .create_topic("t", TopicConfig::new(1).with_segment_bytes(1024))
+        .unwrap();
+    let partition = topic.partition(0).unwrap();
+    for i in 0..30 {
+        partition.append(&[numbered(i)]).unwrap();
+    }
+    log.flush().unwrap();
+    assert!(
+        partition.segment_count() > 3,
+        "{}",
+        partition.segment_count()
+    );
+    log
+}
+
+#[test]
+fn readers_start_at_the_new_log_start_and_whole_segments_before_it_go() {
+    let storage = SimStorage::new();
+    let log = filled(&storage);
+    let partition = log.topic("t").unwrap().partition(0).unwrap().clone();
+    let segments = partition.segment_count();
+
+    assert_eq!(partition.delete_records_before(17).unwrap(), 17);
+    assert_eq!(partition.log_start_offset(), 17);
+    assert_eq!(partition.high_watermark(), 30);
+    assert_eq!(first_value_of_t(&log, 17).unwrap(), "17");
+    assert!(matches!(
+        partition.read(16, 1 << 20),
+        Err(ReadError::OffsetOutOfRange { log_start: 17, .. })
+    ));
+    assert!(partition.segment_count() < segments);
+    // A timestamp before the start finds the start, not a deleted record.
+    assert_eq!(partition.offset_for_timestamp(0).unwrap(), Some(17));
+
+    // Deleting less than is already deleted changes nothing; past the end is refused.
+    assert_eq!(partition.delete_records_before(5).unwrap(), 17);
+    assert!(matches!(
+        partition.delete_records_before(31),
+        Err(ReadError::OffsetOutOfRange { offset: 31, .. })
+    ));
+    // Up to the high watermark: nothing readable, and appends go on from there.
+    assert_eq!(partition.delete_records_before(30).unwrap(), 30);
+    partition.append(&[numbered(30)]).unwrap();
+    assert_eq!(first_value_of_t(&log, 30).unwrap(), "30");
+}
+
+#[test]
+fn the_log_start_survives_a_reopen_and_a_power_cut() {
+    let storage = SimStorage::new();
+    let log = filled(&storage);
+    log.topic("t")
+        .unwrap()
+        .partition(0)
+        .unwrap()
+        .delete_records_before(13)
+        .unwrap();
+    drop(log);
+    storage.power_cut(7);
+
+    let log = sim_log(&storage, Arc::new(ManualClock::new(6_000)));
+    let partition = log.topic("t").unwrap().partition(0).unwrap().clone();
+    assert_eq!(partition.log_start_offset(), 13);
+    assert_eq!(partition.high_watermark(), 30);
+    assert_eq!(first_value_of_t(&log, 13).unwrap(), "13");
+    assert!(matches!(
+        partition.read(12, 1 << 20),
+        Err(ReadError::OffsetOutOfRange { .. })
+    ));
+}

@@ -27,7 +27,7 @@ use keel_log::{HighWatermarkPast, ReadError};
 use tokio::time::Instant;
 
 use crate::acl::{Caller, Operation};
-use crate::api::code;
+use crate::api::{code, partition_of};
 use crate::broker::{Broker, blocking};
 use crate::limits::{FETCH_BUDGET_BYTES_MIN, FETCH_RESPONSE_BYTES_MAX, FETCH_WAIT_MS_MAX};
 use crate::memory::MemoryPermit;
@@ -145,12 +145,7 @@ async fn read_all(
                 );
                 continue;
             }
-            let partition = topic.as_ref().and_then(|t| {
-                u32::try_from(fetch.partition)
-                    .ok()
-                    .and_then(|i| t.partition(i))
-            });
-            let Some(partition) = partition.cloned() else {
+            let Some(partition) = partition_of(topic.as_ref(), fetch.partition) else {
                 failed = true;
                 partitions.push(
                     data.with_error_code(code(ResponseError::UnknownTopicOrPartition))

@@ -11,7 +11,7 @@ use kafka_protocol::messages::{ListOffsetsRequest, ListOffsetsResponse};
 use keel_log::{Partition, ReadError};
 
 use crate::acl::{Caller, Operation};
-use crate::api::code;
+use crate::api::{code, partition_of};
 use crate::broker::{Broker, blocking};
 
 /// Kafka's timestamp meaning "the latest offset".
@@ -38,12 +38,7 @@ pub(crate) async fn handle(
                 partitions.push(response.with_error_code(code(*error)));
                 continue;
             }
-            let partition = topic.as_ref().and_then(|t| {
-                u32::try_from(asked.partition_index)
-                    .ok()
-                    .and_then(|i| t.partition(i))
-            });
-            let Some(partition) = partition.cloned() else {
+            let Some(partition) = partition_of(topic.as_ref(), asked.partition_index) else {
                 partitions
                     .push(response.with_error_code(code(ResponseError::UnknownTopicOrPartition)));
                 continue;

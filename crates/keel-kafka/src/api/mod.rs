@@ -4,9 +4,12 @@
 //! ids (Produce 13, Fetch 13+, DeleteTopics 6), ListOffsets' max-timestamp lookup (7+),
 //! transactions (InitProducerId 5+). Clients negotiate down through ApiVersions.
 
+use std::sync::Arc;
+
 use kafka_protocol::ResponseError;
 use kafka_protocol::messages::ApiKey;
 use kafka_protocol::protocol::StrBytes;
+use keel_log::{Partition, Topic};
 
 pub(crate) mod alter_configs;
 pub(crate) mod alter_user_scram_credentials;
@@ -15,6 +18,7 @@ pub(crate) mod create_acls;
 pub(crate) mod create_partitions;
 pub(crate) mod create_topics;
 pub(crate) mod delete_acls;
+pub(crate) mod delete_records;
 pub(crate) mod delete_topics;
 pub(crate) mod describe_acls;
 pub(crate) mod describe_cluster;
@@ -37,6 +41,7 @@ pub(crate) const VERSIONS: &[(ApiKey, i16, i16)] = &[
     (ApiKey::ApiVersions, 0, 4),
     (ApiKey::CreateTopics, 2, 7),
     (ApiKey::DeleteTopics, 1, 5),
+    (ApiKey::DeleteRecords, 0, 2),
     (ApiKey::InitProducerId, 0, 4),
     (ApiKey::DescribeConfigs, 1, 4),
     (ApiKey::AlterConfigs, 0, 2),
@@ -68,6 +73,13 @@ pub(crate) fn versions(api_key: ApiKey) -> Option<(i16, i16)> {
 /// The wire code of an error.
 pub(crate) fn code(error: ResponseError) -> i16 {
     error.code()
+}
+
+/// Partition `index` of `topic` (looked up once per topic of a request), when both exist; a
+/// negative index names none.
+pub(crate) fn partition_of(topic: Option<&Arc<Topic>>, index: i32) -> Option<Arc<Partition>> {
+    let index = u32::try_from(index).ok()?;
+    topic?.partition(index).cloned()
 }
 
 /// An owned protocol string.
