@@ -10,6 +10,8 @@
 //!
 //! Not here: printing (`groups.rs`, `dlq.rs`), or the logic itself.
 
+use std::sync::Arc;
+
 use anyhow::Context;
 use keel_kafka_client::{KafkaAdmin, KafkaConfig, KafkaPublisher};
 use keel_runtime::admin::audit::{self, AuditEntry};
@@ -26,6 +28,17 @@ pub(crate) struct Cluster {
     runtime: tokio::runtime::Runtime,
     admin: KafkaAdmin,
     publisher: KafkaPublisher,
+}
+
+/// The ports of the cluster at `brokers` for `keel console`'s pages. Call it inside the
+/// runtime that serves them (the publisher's delivery reports are read there).
+pub(crate) fn console_ports(brokers: &str) -> anyhow::Result<keel_server::Cluster> {
+    let config = KafkaConfig::new(brokers).with_client_id("keel-console");
+    Ok(keel_server::Cluster {
+        name: format!("kafka://{brokers}"),
+        admin: Arc::new(KafkaAdmin::connect(&config)?),
+        publish: Arc::new(KafkaPublisher::new(&config)?),
+    })
 }
 
 impl Cluster {

@@ -11,6 +11,7 @@ mod catalog;
 #[cfg(feature = "kafka")]
 mod cluster;
 mod config_file;
+mod console;
 mod consume;
 mod control;
 mod demo;
@@ -79,6 +80,9 @@ enum Command {
     Dlq(dlq::DlqArgs),
     /// Serve the data directory to other processes: HTTP health and metrics.
     Serve(Box<serve::ServeArgs>),
+    /// Serve the web console and the operator API of a Kafka cluster (--brokers; needs the
+    /// `kafka` feature).
+    Console(Box<console::ConsoleArgs>),
     /// Bring Keel's tables (outbox, inbox, sagas, projection checkpoints) in an application
     /// database to the current version.
     Migrate(migrate::MigrateArgs),
@@ -140,6 +144,7 @@ fn refuse_server(cli: &Cli) -> anyhow::Result<()> {
         (_, Command::Demo(_)) => "demo",
         (_, Command::Bench(_)) => "bench",
         (_, Command::Serve(_)) => "serve",
+        (_, Command::Console(_)) => "console",
         (_, Command::Migrate(_)) => "migrate",
         (_, Command::Relay(_)) => "relay",
         (_, Command::Schema(_)) => "schema",
@@ -161,6 +166,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Groups(args) => groups::run(&cli.data_dir, cli.server.as_deref(), args),
         Command::Dlq(args) => dlq::run(&cli.data_dir, cli.server.as_deref(), args),
         Command::Serve(args) => serve::run(&cli.data_dir, *args),
+        Command::Console(args) => console::run(*args),
         Command::Migrate(args) => migrate::run(args),
         Command::Relay(args) => relay::run(&cli.data_dir, args),
         Command::Schema(args) => schema::run(&cli.data_dir, args),

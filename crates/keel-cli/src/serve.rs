@@ -255,9 +255,9 @@ enum LogFormat {
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct ConfigFile {
-    /// The operator verbs' Kafka cluster (`config_file.rs`); `keel serve` has no use for it.
-    #[serde(rename = "brokers")]
-    _brokers: Option<String>,
+    /// The operator verbs' Kafka cluster (`config_file.rs`), which `keel console` serves;
+    /// `keel serve` has no use for it.
+    brokers: Option<String>,
     http: Option<SocketAddr>,
     kafka: Option<SocketAddr>,
     registry: Option<SocketAddr>,
@@ -340,7 +340,80 @@ fn host_name() -> String {
         .unwrap_or_else(|| "localhost".into())
 }
 
+/// What `keel serve`'s flags, environment and config file settle: the server's
+/// configuration, the span export, and the config file's `brokers` entry (which `keel
+/// console` serves; `keel serve` has no use for it).
+pub(crate) struct Settings {
+    pub(crate) config: ServerConfig,
+    pub(crate) otel: SpanExport,
+    pub(crate) file_brokers: Option<String>,
+}
+
+impl ServeArgs {
+    /// The flag of a listener the command line asks for, of the Kafka protocol or the
+    /// schema registry, which `keel console` does not serve.
+    pub(crate) fn own_listener(&self) -> Option<&'static str> {
+        [
+            ("--kafka", self.kafka_addr.is_some()),
+            ("--registry", self.registry_addr.is_some()),
+        ]
+        .into_iter()
+        .find_map(|(flag, given)| given.then_some(flag))
+    }
+}
+
 pub(crate) fn run(data_dir: &Path, args: ServeArgs) -> anyhow::Result<()> {
+    let Settings { config, otel, .. } = settings(data_dir, args)?;
+    let server = Server::open(config)?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    let addr_file = control::server_addr_file(data_dir);
+    let registry_file = control::registry_addr_file(data_dir);
+    let kafka_file = control::kafka_addr_file(data_dir);
+    let served = runtime.block_on(async {
+        let shutdown = shutdown_signal()?;
+        server
+            .run(shutdown, |bound| {
+                // Tell local `keel groups` / `keel dlq` where the API of this data directory
+                // is (they cannot open it while the server owns it). An unspecified listen
+                // address is reached through loopback.
+                if let Err(error) = std::fs::write(&addr_file, reachable(bound.http).to_string()) {
+                    tracing::warn!(%error, file = %addr_file.display(), "cannot write the server address file; local `keel dlq` and `keel groups` need --server");
+                }
+                // One machine-readable line on stdout so scripts and tests learn the ports.
+                let mut line = format!("keel serve listening http={}", bound.http);
+                if let Some(kafka) = bound.kafka {
+                    line.push_str(&format!(" kafka={kafka}"));
+                    // `keel consume --group` joins its groups through this listener.
+                    if let Err(error) = std::fs::write(&kafka_file, reachable(kafka).to_string()) {
+                        tracing::warn!(%error, file = %kafka_file.display(), "cannot write the Kafka address file; local `keel consume --group` needs --brokers");
+                    }
+                }
+                if let Some(registry) = bound.registry {
+                    line.push_str(&format!(" registry={registry}"));
+                    if let Err(error) = std::fs::write(&registry_file, reachable(registry).to_string()) {
+                        tracing::warn!(%error, file = %registry_file.display(), "cannot write the registry address file; local `keel schema` needs --registry");
+                    }
+                }
+                println!("{line}");
+            })
+            .await?;
+        anyhow::Ok(())
+    });
+    // The lock is released now; a stale file would only point at a dead address, but the
+    // CLI reads it only while the lock is held, so removing it is tidiness, not safety.
+    let _ = std::fs::remove_file(&addr_file);
+    let _ = std::fs::remove_file(&registry_file);
+    let _ = std::fs::remove_file(&kafka_file);
+    otel.finish();
+    served
+}
+
+/// Settles `keel serve`'s configuration from defaults, the config file, the environment
+/// and `args`, and starts logging.
+pub(crate) fn settings(data_dir: &Path, args: ServeArgs) -> anyhow::Result<Settings> {
     let file = match &args.config {
         Some(path) => crate::config_file::read(path)?,
         None => ConfigFile::default(),
@@ -503,51 +576,11 @@ pub(crate) fn run(data_dir: &Path, args: ServeArgs) -> anyhow::Result<()> {
     } else {
         args.console_databases
     };
-    let server = Server::open(config)?;
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .context("cannot start the async runtime")?;
-    let addr_file = control::server_addr_file(data_dir);
-    let registry_file = control::registry_addr_file(data_dir);
-    let kafka_file = control::kafka_addr_file(data_dir);
-    let served = runtime.block_on(async {
-        let shutdown = shutdown_signal()?;
-        server
-            .run(shutdown, |bound| {
-                // Tell local `keel groups` / `keel dlq` where the API of this data directory
-                // is (they cannot open it while the server owns it). An unspecified listen
-                // address is reached through loopback.
-                if let Err(error) = std::fs::write(&addr_file, reachable(bound.http).to_string()) {
-                    tracing::warn!(%error, file = %addr_file.display(), "cannot write the server address file; local `keel dlq` and `keel groups` need --server");
-                }
-                // One machine-readable line on stdout so scripts and tests learn the ports.
-                let mut line = format!("keel serve listening http={}", bound.http);
-                if let Some(kafka) = bound.kafka {
-                    line.push_str(&format!(" kafka={kafka}"));
-                    // `keel consume --group` joins its groups through this listener.
-                    if let Err(error) = std::fs::write(&kafka_file, reachable(kafka).to_string()) {
-                        tracing::warn!(%error, file = %kafka_file.display(), "cannot write the Kafka address file; local `keel consume --group` needs --brokers");
-                    }
-                }
-                if let Some(registry) = bound.registry {
-                    line.push_str(&format!(" registry={registry}"));
-                    if let Err(error) = std::fs::write(&registry_file, reachable(registry).to_string()) {
-                        tracing::warn!(%error, file = %registry_file.display(), "cannot write the registry address file; local `keel schema` needs --registry");
-                    }
-                }
-                println!("{line}");
-            })
-            .await?;
-        anyhow::Ok(())
-    });
-    // The lock is released now; a stale file would only point at a dead address, but the
-    // CLI reads it only while the lock is held, so removing it is tidiness, not safety.
-    let _ = std::fs::remove_file(&addr_file);
-    let _ = std::fs::remove_file(&registry_file);
-    let _ = std::fs::remove_file(&kafka_file);
-    otel.finish();
-    served
+    Ok(Settings {
+        config,
+        otel,
+        file_brokers: file.brokers,
+    })
 }
 
 /// `addr` as a local client reaches it: an unspecified listen address through loopback.
@@ -598,7 +631,7 @@ fn init_logging(format: LogFormat, otel: bool) -> anyhow::Result<SpanExport> {
 }
 
 /// The OTLP span export of `keel serve`, when built with the `otel` feature and asked for.
-struct SpanExport {
+pub(crate) struct SpanExport {
     #[cfg(feature = "otel")]
     otel: Option<keel_otel::Otel>,
 }
@@ -642,7 +675,7 @@ impl SpanExport {
     }
 
     /// Exports the spans still buffered (blocks up to the exporter's timeout).
-    fn finish(self) {
+    pub(crate) fn finish(self) {
         #[cfg(feature = "otel")]
         if let Some(otel) = self.otel
             && let Err(error) = otel.shutdown()

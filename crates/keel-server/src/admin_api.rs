@@ -17,31 +17,30 @@
 //!
 //! (Topics and events are `topics_api.rs`; `GET /api/openapi.json` describes them all.)
 //!
-//! The logic is `keel_embedded::admin`; this file maps HTTP to it and its errors to status
-//! codes with a one-line JSON `{"error": ...}`. Every call reads the log on a blocking
-//! thread. Replays and purges are recorded in the audit log with the request line and the
+//! The logic is `keel_runtime::admin`, run on the server's source through the ports
+//! ([`App::on_ports`]: the owned log, or a Kafka cluster for `keel serve --brokers`); this
+//! file maps HTTP to it and its errors to status codes with a one-line JSON
+//! `{"error": ...}`. Replays and purges are recorded in the audit log with the request line and the
 //! caller's address as the command. State-changing routes sit behind
 //! [`require_admin`](crate::access::require_admin).
 
 use std::net::SocketAddr;
-use std::sync::Arc;
 
 use axum::extract::{ConnectInfo, Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::Json;
-use keel_embedded::EmbeddedBus;
-use keel_embedded::admin::audit::AuditError;
-use keel_embedded::admin::dead_letters::{self, DeadLetterError, DeadLetterFilter};
-use keel_embedded::admin::groups::{GroupsError, ResetTarget};
-use keel_embedded::admin::{audit, groups};
-use keel_log::Log;
+use keel_core::TransportError;
+use keel_runtime::admin::audit::{self, AuditError};
+use keel_runtime::admin::dead_letters::{self, DeadLetterError, DeadLetterFilter};
+use keel_runtime::admin::groups::{self, GroupsError, ResetTarget};
+use keel_runtime::admin::replay;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::access::require_admin;
-use crate::app::{ApiError, App, ErrorBody, blocking_log, now_ms};
+use crate::app::{ApiError, App, ErrorBody, now_ms};
 
 /// Most dead letters one list answer holds unless the caller asks for fewer.
 const LIST_LIMIT_DEFAULT: usize = 100;
@@ -83,6 +82,8 @@ impl From<GroupsError> for ApiError {
             GroupsError::TopicNotFound(_)
             | GroupsError::GroupNotFound(_)
             | GroupsError::PartitionNotFound { .. } => StatusCode::NOT_FOUND,
+            // A cluster refuses to move a running group's offsets.
+            GroupsError::Transport(TransportError::GroupActive { .. }) => StatusCode::CONFLICT,
             _ => StatusCode::INTERNAL_SERVER_ERROR,
         };
         ApiError(status, error.to_string())
@@ -95,26 +96,14 @@ impl From<AuditError> for ApiError {
     }
 }
 
-/// Runs `f` on the log on a blocking thread and answers its value as JSON.
-async fn with_log<T, E>(
-    bus: &EmbeddedBus,
-    f: impl FnOnce(&Log) -> Result<T, E> + Send + 'static,
-) -> Result<Json<T>, ApiError>
-where
-    T: Serialize + Send + 'static,
-    E: Into<ApiError> + Send + 'static,
-{
-    blocking_log(bus, f).await.map(Json)
-}
-
 #[utoipa::path(
     get, path = "/api/groups", tag = "groups",
     responses((status = 200, description = "Every group that committed offsets, with its total lag", body = Vec<groups::GroupSummary>))
 )]
-async fn list_groups(
-    State(bus): State<Arc<EmbeddedBus>>,
-) -> Result<Json<Vec<groups::GroupSummary>>, ApiError> {
-    with_log(&bus, |log| groups::list_groups(log, now_ms())).await
+async fn list_groups(State(app): State<App>) -> Result<Json<Vec<groups::GroupSummary>>, ApiError> {
+    app.on_ports(|admin, _| Box::pin(groups::list_groups(admin, now_ms())))
+        .await
+        .map(Json)
 }
 
 #[utoipa::path(
@@ -126,10 +115,14 @@ async fn list_groups(
     )
 )]
 async fn group_lag(
-    State(bus): State<Arc<EmbeddedBus>>,
+    State(app): State<App>,
     Path(group): Path<String>,
 ) -> Result<Json<Vec<groups::PartitionLag>>, ApiError> {
-    with_log(&bus, move |log| groups::group_lag(log, &group, now_ms())).await
+    app.on_ports(move |admin, _| {
+        Box::pin(async move { groups::group_lag(admin, &group, now_ms()).await })
+    })
+    .await
+    .map(Json)
 }
 
 /// Where `POST /api/groups/{group}/reset` moves a group's committed offsets.
@@ -225,44 +218,46 @@ async fn reset_group(
             ),
         ));
     }
-    let bus = app.bus.clone();
     let target = match body.target {
         ResetTo::Earliest => ResetTarget::Earliest,
         ResetTo::Latest => ResetTarget::Latest,
         ResetTo::Offset { offset } => ResetTarget::Offset(offset),
         ResetTo::Time { time_ms } => ResetTarget::Time(time_ms),
     };
-    with_log(&bus, move |log| {
-        let plan = groups::plan_reset(log, &group, &body.topic, body.partition, target)?;
-        if !body.dry_run {
-            groups::apply_reset(log, &group, &plan, now_ms())?;
-            tracing::info!(%group, topic = %body.topic, %peer, partitions = plan.len(), "offsets reset over HTTP");
-        }
-        let moves = plan
-            .into_iter()
-            .map(|reset| {
-                let partition = log
-                    .topic(&reset.topic)
-                    .and_then(|t| t.partition(reset.partition).cloned());
-                // Without a commit the group would start at the log start.
-                let before = reset
-                    .offset_before
-                    .or_else(|| partition.map(|p| p.log_start_offset()))
-                    .unwrap_or(0);
-                let reread_events = before as i64 - reset.offset_after as i64;
-                ResetMove {
-                    reset,
-                    reread_events,
-                }
+    app.on_ports(move |admin, _| {
+        Box::pin(async move {
+            let plan =
+                groups::plan_reset(admin, &group, &body.topic, body.partition, target).await?;
+            // Without a commit the group would start at the log start.
+            let log_starts = admin.partition_offsets(&body.topic).await?;
+            if !body.dry_run {
+                groups::apply_reset(admin, &group, &plan).await?;
+                tracing::info!(%group, topic = %body.topic, %peer, partitions = plan.len(), "offsets reset over HTTP");
+            }
+            let moves = plan
+                .into_iter()
+                .map(|reset| {
+                    let log_start = log_starts
+                        .iter()
+                        .find(|p| p.partition == reset.partition)
+                        .map_or(0, |p| p.log_start);
+                    let before = reset.offset_before.unwrap_or(log_start);
+                    let reread_events = before as i64 - reset.offset_after as i64;
+                    ResetMove {
+                        reset,
+                        reread_events,
+                    }
+                })
+                .collect();
+            Ok::<_, GroupsError>(ResetReport {
+                group,
+                applied: !body.dry_run,
+                moves,
             })
-            .collect();
-        Ok::<_, GroupsError>(ResetReport {
-            group,
-            applied: !body.dry_run,
-            moves,
         })
     })
     .await
+    .map(Json)
 }
 
 /// One live member of a group.
@@ -334,9 +329,11 @@ async fn group_members(State(app): State<App>, Path(group): Path<String>) -> Jso
     responses((status = 200, description = "Per dead-letter topic: pending, replayed, purged, oldest pending age, causes", body = Vec<dead_letters::DeadLetterSummary>))
 )]
 async fn dead_letter_summaries(
-    State(bus): State<Arc<EmbeddedBus>>,
+    State(app): State<App>,
 ) -> Result<Json<Vec<dead_letters::DeadLetterSummary>>, ApiError> {
-    with_log(&bus, |log| dead_letters::summaries(log, now_ms())).await
+    app.on_ports(|admin, _| Box::pin(dead_letters::summaries(admin, now_ms())))
+        .await
+        .map(Json)
 }
 
 /// Which dead letters, as query parameters or JSON fields; every field set must match.
@@ -394,18 +391,21 @@ struct LimitParam {
     )
 )]
 async fn list_dead_letters(
-    State(bus): State<Arc<EmbeddedBus>>,
+    State(app): State<App>,
     Path(topic): Path<String>,
     Query(filter): Query<FilterParams>,
     Query(limit): Query<LimitParam>,
 ) -> Result<Json<Vec<serde_json::Value>>, ApiError> {
     let limit = limit.limit.unwrap_or(LIST_LIMIT_DEFAULT);
     let filter = DeadLetterFilter::from(filter);
-    with_log(&bus, move |log| {
-        let found = dead_letters::dead_letters(log, &topic, &filter, limit)?;
-        Ok::<_, DeadLetterError>(found.iter().map(|d| d.to_json()).collect())
+    app.on_ports(move |admin, _| {
+        Box::pin(async move {
+            let found = dead_letters::dead_letters(admin, &topic, &filter, limit).await?;
+            Ok::<_, DeadLetterError>(found.iter().map(|d| d.to_json()).collect())
+        })
     })
     .await
+    .map(Json)
 }
 
 /// `POST …/replay` body.
@@ -432,43 +432,49 @@ struct ReplayBody {
     params(("topic" = String, Path, description = "A dead-letter topic or the topic it belongs to")),
     request_body = ReplayBody,
     responses(
-        (status = 200, description = "What was replayed and where it went", body = dead_letters::ReplayReport),
+        (status = 200, description = "What was replayed and where it went", body = replay::ReplayReport),
         (status = 403, description = "The caller is read-only", body = ErrorBody),
         (status = 404, description = "No such dead-letter topic", body = ErrorBody)
     )
 )]
 async fn replay(
-    State(bus): State<Arc<EmbeddedBus>>,
+    State(app): State<App>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     Path(topic): Path<String>,
     Json(body): Json<ReplayBody>,
-) -> Result<Json<dead_letters::ReplayReport>, ApiError> {
+) -> Result<Json<replay::ReplayReport>, ApiError> {
     let command = audit_command(&body.command, "replay", &topic, peer);
-    with_log(&bus, move |log| {
-        let filter = DeadLetterFilter::from(body.filter);
-        let mut plan =
-            dead_letters::plan_replay(log, &topic, filter, body.force, body.canary, command)?;
-        if let Some(group) = body.to_group.filter(|g| !g.is_empty()) {
-            plan = plan.to_group(group);
-        }
-        dead_letters::replay(log, &plan, now_ms())
+    app.on_ports(move |admin, publish| {
+        Box::pin(async move {
+            let filter = DeadLetterFilter::from(body.filter);
+            let mut plan =
+                replay::plan_replay(admin, &topic, filter, body.force, body.canary, command)
+                    .await?;
+            if let Some(group) = body.to_group.filter(|g| !g.is_empty()) {
+                plan = plan.to_group(group);
+            }
+            replay::replay(admin, publish, &plan, now_ms()).await
+        })
     })
     .await
+    .map(Json)
 }
 
 #[utoipa::path(
     get, path = "/api/dead-letters/canary/{id}", tag = "dead letters",
     params(("id" = String, Path, description = "The canary replay's id")),
     responses(
-        (status = 200, description = "Pending, handled, or dead-lettered again", body = dead_letters::CanaryOutcome),
+        (status = 200, description = "Pending, handled, or dead-lettered again", body = replay::CanaryOutcome),
         (status = 404, description = "No canary with that id", body = ErrorBody)
     )
 )]
 async fn canary(
-    State(bus): State<Arc<EmbeddedBus>>,
+    State(app): State<App>,
     Path(id): Path<String>,
-) -> Result<Json<dead_letters::CanaryOutcome>, ApiError> {
-    with_log(&bus, move |log| dead_letters::canary_outcome(log, &id)).await
+) -> Result<Json<replay::CanaryOutcome>, ApiError> {
+    app.on_ports(move |admin, _| Box::pin(async move { replay::canary_outcome(admin, &id).await }))
+        .await
+        .map(Json)
 }
 
 /// `POST …/purge` body: without `"confirm": true` nothing is written and the answer lists
@@ -495,21 +501,24 @@ struct PurgeBody {
     )
 )]
 async fn purge(
-    State(bus): State<Arc<EmbeddedBus>>,
+    State(app): State<App>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     Path(topic): Path<String>,
     Json(body): Json<PurgeBody>,
 ) -> Result<Json<dead_letters::PurgeReport>, ApiError> {
     let command = audit_command(&body.command, "purge", &topic, peer);
-    with_log(&bus, move |log| {
-        let filter = DeadLetterFilter::from(body.filter);
-        if body.confirm {
-            dead_letters::purge(log, &topic, &filter, true, command, now_ms())
-        } else {
-            dead_letters::plan_purge(log, &topic, &filter)
-        }
+    app.on_ports(move |admin, publish| {
+        Box::pin(async move {
+            let filter = DeadLetterFilter::from(body.filter);
+            if body.confirm {
+                dead_letters::purge(admin, publish, &topic, &filter, true, command, now_ms()).await
+            } else {
+                dead_letters::plan_purge(admin, &topic, &filter).await
+            }
+        })
     })
     .await
+    .map(Json)
 }
 
 /// What the audit log records as the command of a replay or purge over HTTP.
@@ -534,11 +543,12 @@ struct AuditParams {
     responses((status = 200, description = "Every replay, canary and purge, oldest first", body = Vec<audit::AuditEntry>))
 )]
 async fn audit_log(
-    State(bus): State<Arc<EmbeddedBus>>,
+    State(app): State<App>,
     Query(params): Query<AuditParams>,
 ) -> Result<Json<Vec<audit::AuditEntry>>, ApiError> {
-    with_log(&bus, move |log| {
-        audit::history(log, params.topic.as_deref())
+    app.on_ports(move |admin, _| {
+        Box::pin(async move { audit::history(admin, params.topic.as_deref()).await })
     })
     .await
+    .map(Json)
 }

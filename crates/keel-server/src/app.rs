@@ -1,15 +1,16 @@
 //! What every handler of the HTTP listener shares ([`App`]), the JSON error answer, and the
-//! helper that runs log work off the async workers.
+//! helpers that run log work off the async workers and port work on either source.
 //!
 //! Not here: routes (`http.rs`), the handlers themselves.
 
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use axum::extract::FromRef;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Json, Response};
+use keel_core::{AdminTransport, BoxFuture, PublishTransport, TransportError};
 use keel_embedded::EmbeddedBus;
+use keel_embedded::admin::{LogAdmin, at_once};
 use keel_kafka::group::GroupCoordinator;
 use keel_log::Log;
 use keel_schema::Registry;
@@ -20,14 +21,15 @@ use utoipa::ToSchema;
 use crate::config::ConsoleConfig;
 use crate::history::History;
 use crate::server::BoundAddrs;
+use crate::source::Source;
 
-/// The state behind the HTTP listener: the bus over the log, the schema registry when one
-/// is served, the console's history and settings, where every listener is bound, and the
-/// Kafka group coordinator.
+/// The state behind the HTTP listener: where the data comes from (the owned log or a
+/// cluster), the schema registry when one is served, the console's history and settings,
+/// where every listener is bound, and the Kafka group coordinator.
 #[derive(Debug, Clone)]
 pub(crate) struct App {
-    /// The bus that owns the log.
-    pub(crate) bus: Arc<EmbeddedBus>,
+    /// The owned log's bus, or the cluster's ports.
+    pub(crate) source: Source,
     /// The schema registry, when `keel serve` serves one.
     pub(crate) registry: Option<Arc<Registry>>,
     /// Sampled throughput and lag.
@@ -40,14 +42,9 @@ pub(crate) struct App {
     pub(crate) groups: Option<Arc<GroupCoordinator>>,
 }
 
-impl FromRef<App> for Arc<EmbeddedBus> {
-    fn from_ref(app: &App) -> Arc<EmbeddedBus> {
-        app.bus.clone()
-    }
-}
-
 impl App {
-    /// Runs `f` on the log on a blocking thread (log reads may wait for the disk).
+    /// Runs `f` on the log on a blocking thread (log reads may wait for the disk); on a
+    /// cluster, the answer that this view needs a data directory.
     pub(crate) async fn with_log<T, E>(
         &self,
         f: impl FnOnce(&Log) -> Result<T, E> + Send + 'static,
@@ -56,7 +53,36 @@ impl App {
         T: Send + 'static,
         E: Into<ApiError> + Send + 'static,
     {
-        blocking_log(&self.bus, f).await
+        blocking_log(self.source.bus("this view")?, f).await
+    }
+
+    /// Runs `f` on the source's ports: on the owned log as a [`LogAdmin`] on a blocking
+    /// thread (every answer ready at once), on a cluster through its client. The one way
+    /// the console and the API reach topics, groups, dead letters and events, so both
+    /// sources run the same code.
+    pub(crate) async fn on_ports<T, E, F>(&self, f: F) -> Result<T, ApiError>
+    where
+        F: for<'a> FnOnce(
+                &'a dyn AdminTransport,
+                &'a dyn PublishTransport,
+            ) -> BoxFuture<'a, Result<T, E>>
+            + Send
+            + 'static,
+        T: Send + 'static,
+        E: Into<ApiError> + Send + 'static,
+    {
+        match &self.source {
+            Source::Log(bus) => {
+                blocking_log(bus, move |log| {
+                    let port = LogAdmin::new(log, now_ms());
+                    at_once(f(&port, &port))
+                })
+                .await
+            }
+            Source::Cluster(cluster) => f(&*cluster.admin, &*cluster.publish)
+                .await
+                .map_err(Into::into),
+        }
     }
 }
 
@@ -76,6 +102,19 @@ where
             StatusCode::INTERNAL_SERVER_ERROR,
             "the request panicked; see the server log".into(),
         )),
+    }
+}
+
+/// A port's failure as an answer: 404 for a topic that does not exist, 409 for a group
+/// whose members run, 502 when the broker could not answer.
+impl From<TransportError> for ApiError {
+    fn from(error: TransportError) -> ApiError {
+        let status = match error {
+            TransportError::UnknownTopic { .. } => StatusCode::NOT_FOUND,
+            TransportError::GroupActive { .. } => StatusCode::CONFLICT,
+            _ => StatusCode::BAD_GATEWAY,
+        };
+        ApiError(status, error.to_string())
     }
 }
 

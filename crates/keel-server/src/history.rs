@@ -1,11 +1,11 @@
 //! The console's memory of the last hour: events appended and consumed per topic, and lag
-//! per group and partition, sampled from the log every [`HistoryConfig::interval_ms`].
+//! per group and partition, sampled through the source's ports every
+//! [`HistoryConfig::interval_ms`] (the owned log or a Kafka cluster alike).
 //!
-//! The log keeps only the present (high watermarks, committed offsets); charts over time
+//! A broker keeps only the present (high watermarks, committed offsets); charts over time
 //! need past samples, so the server takes them. A sample reads watermarks and committed
-//! offsets from memory and one record per lagging partition (for lag in seconds, through
-//! `keel_embedded::admin::groups`, the computation `keel groups lag` uses), on a blocking
-//! thread. Every series is a ring of at most [`HISTORY_POINTS`] samples aligned on shared
+//! offsets and one record per lagging partition (for lag in seconds, through
+//! `keel_runtime::admin::groups`, the computation `keel groups lag` uses). Every series is a ring of at most [`HISTORY_POINTS`] samples aligned on shared
 //! sample times; a topic, group or partition that disappears loses its series. The number of
 //! series is bounded ([`HISTORY_SERIES_MAX`]); series past it are not kept and counted in
 //! `keel_console_history_series_dropped`.
@@ -15,8 +15,8 @@
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::Mutex;
 
-use keel_embedded::admin::groups;
-use keel_log::Log;
+use keel_core::{AdminTransport, TransportError};
+use keel_runtime::admin::groups;
 use prometheus_client::metrics::gauge::Gauge;
 use serde::Serialize;
 use utoipa::ToSchema;
@@ -93,25 +93,34 @@ pub(crate) struct LagHistory {
 }
 
 impl History {
-    /// Takes one sample of `log` at `now_ms`. Blocking: reads a record per lagging partition.
-    pub(crate) fn sample(&self, log: &Log, now_ms: i64) {
+    /// Takes one sample through `admin` at `now_ms`; reads a record per lagging partition.
+    /// A topic or group gone between two requests is left out of this sample.
+    pub(crate) async fn sample(
+        &self,
+        admin: &dyn AdminTransport,
+        now_ms: i64,
+    ) -> Result<(), TransportError> {
         let mut topics: HashMap<String, (u64, u64)> = HashMap::new();
-        for topic in log.topics() {
-            let appended = topic.partitions().iter().map(|p| p.high_watermark()).sum();
-            topics.insert(topic.name().to_string(), (appended, 0));
+        for topic in admin.topics().await? {
+            let appended = match admin.partition_offsets(&topic.name).await {
+                Ok(ranges) => ranges.iter().map(|p| p.high_watermark).sum(),
+                Err(TransportError::UnknownTopic { .. }) => continue,
+                Err(error) => return Err(error),
+            };
+            topics.insert(topic.name, (appended, 0));
         }
         let mut group_totals = HashMap::new();
         let mut partitions = HashMap::new();
-        for group in log.group_offsets().groups() {
-            for (topic, _, commit) in log.group_offsets().group(&group) {
-                if let Some(totals) = topics.get_mut(&topic) {
-                    totals.1 += commit.offset;
-                }
-            }
+        for group in admin.groups().await? {
             // A group whose topics were deleted has no lag to show.
-            let Ok(lags) = groups::group_lag(log, &group, now_ms) else {
+            let Ok(lags) = groups::group_lag(admin, &group, now_ms).await else {
                 continue;
             };
+            for lag in &lags {
+                if let Some(totals) = topics.get_mut(&lag.topic) {
+                    totals.1 += lag.committed_offset.unwrap_or(0);
+                }
+            }
             let events = lags.iter().map(|l| l.lag_events).sum();
             let ms = lags.iter().map(|l| l.lag_ms).max().unwrap_or(0);
             for lag in lags {
@@ -131,6 +140,7 @@ impl History {
         push_all(&mut inner.groups, group_totals, &mut budget, &mut dropped);
         push_all(&mut inner.partitions, partitions, &mut budget, &mut dropped);
         self.dropped.set(dropped);
+        Ok(())
     }
 
     /// Throughput of `topic`, or of every topic together when `None`.
@@ -240,9 +250,15 @@ fn push_all<K: std::hash::Hash + Eq + Clone, T>(
 
 #[cfg(test)]
 mod tests {
-    use keel_log::{OffsetCommit, TopicConfig};
+    use keel_embedded::admin::{LogAdmin, at_once};
+    use keel_log::{Log, OffsetCommit, TopicConfig};
 
     use super::*;
+
+    /// One sample of `log` through its port, as the server takes it.
+    fn sample(history: &History, log: &Log, now_ms: i64) {
+        at_once(history.sample(&LogAdmin::new(log, now_ms), now_ms)).unwrap();
+    }
 
     fn append(log: &Log, topic: &str, count: usize) {
         let record = keel_runtime::event_record(&keel_core::Event::new("/test", "test.happened"));
@@ -257,7 +273,7 @@ mod tests {
         let log = Log::open(dir.path()).unwrap();
         log.create_topic("orders", TopicConfig::new(1)).unwrap();
         let history = History::default();
-        history.sample(&log, 10_000);
+        sample(&history, &log, 10_000);
         append(&log, "orders", 20);
         let commit = OffsetCommit {
             topic: "orders".into(),
@@ -266,7 +282,7 @@ mod tests {
             metadata: String::new(),
         };
         log.group_offsets().commit("billing", &[commit], 0).unwrap();
-        history.sample(&log, 20_000);
+        sample(&history, &log, 20_000);
 
         let throughput = history.throughput(Some("orders"));
         assert_eq!(throughput.times_ms, vec![20_000]);
@@ -289,14 +305,14 @@ mod tests {
         log.create_topic("orders", TopicConfig::new(1)).unwrap();
         let history = History::default();
         for i in 0..(HISTORY_POINTS as i64 + 10) {
-            history.sample(&log, i * 1000);
+            sample(&history, &log, i * 1000);
         }
         assert_eq!(
             history.throughput(Some("orders")).times_ms.len(),
             HISTORY_POINTS - 1
         );
         log.delete_topic("orders").unwrap();
-        history.sample(&log, 1_000_000);
+        sample(&history, &log, 1_000_000);
         assert!(history.throughput(Some("orders")).in_per_s.is_empty());
     }
 }

@@ -19,6 +19,10 @@
 //! - Schema registry ([`ServerConfig::registry_addr`]): Confluent Schema Registry's REST API
 //!   over `keel_schema::Registry`, stored in the log's `_keel_schemas` topic.
 //!
+//! [`ClusterServer`] serves the same console and API for a Kafka-protocol cluster instead
+//! of a data directory (`keel serve --brokers`): the HTTP listener only, its pages run on
+//! the cluster's transport ports ([`Cluster`]) by the same code.
+//!
 //! The crate holds composition only: no business logic, no protocol codecs (those live in
 //! `keel-kafka` and `keel-schema`), and it reads no environment variables or files — the
 //! `keel` binary turns flags, environment and the config file into a [`ServerConfig`].
@@ -28,6 +32,7 @@ mod admin_api;
 mod allowed_hosts;
 mod app;
 mod authentication;
+mod cluster_server;
 mod config;
 mod console;
 mod events;
@@ -38,10 +43,13 @@ mod log_metrics;
 mod schema_registry;
 mod schemas_api;
 mod server;
+mod source;
+mod topic_list;
 mod topic_settings;
 mod topics_api;
 
 pub use authentication::HttpToken;
+pub use cluster_server::ClusterServer;
 pub use config::{
     CONSOLE_DATABASES_MAX, ConfigError, ConsoleConfig, HTTP_ADDR_DEFAULT, KAFKA_ADDR_DEFAULT,
     LAG_ALERT_MS_DEFAULT, REGISTRY_ADDR_DEFAULT, ServerConfig, TRACE_ID_PLACEHOLDER,
@@ -53,3 +61,4 @@ pub use http_listener::{
 };
 pub use keel_listener::tls::TlsIdentity;
 pub use server::{BoundAddrs, ServeError, Server};
+pub use source::Cluster;

@@ -387,7 +387,7 @@ async fn register(
     )
 )]
 async fn asyncapi_document(State(app): State<App>) -> Result<Json<Value>, ApiError> {
-    let log = app.bus.log().clone();
+    let log = app.source.bus("the catalog")?.log().clone();
     with_registry(&app, move |registry| {
         let (catalog, _) = keel_schema::scan(&log);
         Ok(keel_schema::asyncapi(

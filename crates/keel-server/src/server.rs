@@ -24,12 +24,14 @@ use keel_log::{AppendError, Log, LogOptions, OpenError};
 use keel_schema::{Registry, RegistryError};
 use prometheus_client::registry::Registry as MetricsRegistry;
 use tokio::sync::watch;
+use tokio::task::JoinHandle;
 use tokio_rustls::TlsAcceptor;
 
-use crate::app::{App, now_ms};
+use crate::app::{ApiError, App, now_ms};
 use crate::config::{ConfigError, ServerConfig};
 use crate::history::History;
 use crate::log_metrics::LogFiles;
+use crate::source::Source;
 use crate::{http, http_listener, schema_registry};
 
 /// Why the server could not start or stop cleanly.
@@ -222,7 +224,7 @@ impl Server {
         });
         let app = App {
             groups: groups.clone(),
-            bus: self.bus.clone(),
+            source: Source::Log(self.bus.clone()),
             registry: self.registry.clone(),
             history: history.clone(),
             console: Arc::new(self.config.console.clone()),
@@ -230,31 +232,22 @@ impl Server {
         };
         let (stop_sender, stop) = watch::channel(false);
         let http_limits = self.config.http_limits;
-        let http_tls = self
-            .config
-            .http_tls
-            .as_ref()
-            .map(|identity| server_tls("HTTP", identity).map(TlsAcceptor::from))
-            .transpose()?;
-        let tokens = Tokens::new(self.config.http_tokens.clone(), http_tls.is_some());
-        let http_server = tokio::spawn(http_listener::serve(
-            http_listener,
-            http_limits,
-            http_metrics,
-            http_tls.clone(),
-            guarded(
-                http::router(app, Arc::new(registry))
-                    .merge(crate::console::login_routes(tokens.clone())),
-                &tokens,
-                AllowedHosts::new(bound.http, &self.config.http_allowed_hosts),
-            ),
-            stop.clone(),
-        ));
         let sampler = tokio::spawn(sample_history(
-            self.bus.log().clone(),
-            history,
+            app.clone(),
             Duration::from_millis(self.config.console.history.interval_ms),
         ));
+        let Http {
+            server: http_server,
+            tls: http_tls,
+            tokens,
+        } = spawn_http(
+            &self.config,
+            http_listener,
+            http_metrics,
+            app,
+            registry,
+            stop.clone(),
+        )?;
         let registry_server =
             registry_listener
                 .zip(self.registry.clone())
@@ -359,19 +352,7 @@ impl Server {
             tracing::warn!("grace period over: closing open schema registry connections");
             registry_server.abort();
         }
-        let mut http_server = http_server;
-        let served = match tokio::time::timeout_at(deadline, &mut http_server).await {
-            Ok(joined) => joined
-                .map_err(|panic| std::io::Error::other(format!("HTTP server panicked: {panic}"))),
-            Err(_) => {
-                tracing::warn!(
-                    grace_ms = self.config.shutdown_grace_ms,
-                    "grace period over: closing open HTTP connections"
-                );
-                http_server.abort();
-                Ok(())
-            }
-        };
+        let served = finish_http(http_server, deadline, self.config.shutdown_grace_ms).await;
         // Sync before reporting a listener error: durability comes first either way.
         let log = self.bus.log().clone();
         tokio::task::spawn_blocking(move || log.flush())
@@ -423,7 +404,11 @@ fn guarded(router: axum::Router, tokens: &Tokens, hosts: AllowedHosts) -> axum::
 
 /// Logs a loud warning for every listener reachable beyond this machine that lets anyone in:
 /// the Kafka listener without SASL; the HTTP listeners without tokens.
-fn warn_if_exposed(bound: &BoundAddrs, kafka_authenticated: bool, http_authenticated: bool) {
+pub(crate) fn warn_if_exposed(
+    bound: &BoundAddrs,
+    kafka_authenticated: bool,
+    http_authenticated: bool,
+) {
     let exposed = |addr: &SocketAddr| !addr.ip().is_loopback();
     let open = [
         ("Kafka", bound.kafka.filter(|_| !kafka_authenticated)),
@@ -450,30 +435,100 @@ fn server_tls(
         .map_err(|source| ServeError::Tls { what, source })
 }
 
-async fn bind(what: &'static str, addr: SocketAddr) -> Result<Listener, ServeError> {
+pub(crate) async fn bind(what: &'static str, addr: SocketAddr) -> Result<Listener, ServeError> {
     Listener::bind(addr)
         .await
         .map_err(|source| ServeError::Bind { what, addr, source })
 }
 
-fn local_addr(what: &'static str, listener: &Listener) -> Result<SocketAddr, ServeError> {
+pub(crate) fn local_addr(
+    what: &'static str,
+    listener: &Listener,
+) -> Result<SocketAddr, ServeError> {
     listener
         .local_addr()
         .map_err(|source| ServeError::Serve { what, source })
 }
 
-/// Samples the console's history every `interval`, each sample on a blocking thread, until
-/// aborted. A sample that panics is logged and the next one goes on.
-async fn sample_history(log: Arc<Log>, history: Arc<History>, interval: Duration) {
+/// The HTTP listener's task, and what the other listeners share with it.
+pub(crate) struct Http {
+    /// Serves until the stop signal.
+    pub(crate) server: JoinHandle<()>,
+    /// The HTTPS acceptor, when `http_tls` is set (the registry's listener uses it too).
+    pub(crate) tls: Option<TlsAcceptor>,
+    /// The API tokens (the registry's listener checks them too).
+    pub(crate) tokens: Tokens,
+}
+
+/// Starts the HTTP listener: health, metrics (`registry`), the API and the console over
+/// `app`, and the login pages, behind the host and token checks.
+pub(crate) fn spawn_http(
+    config: &ServerConfig,
+    listener: Listener,
+    metrics: ListenerMetrics,
+    app: App,
+    registry: MetricsRegistry,
+    stop: watch::Receiver<bool>,
+) -> Result<Http, ServeError> {
+    let tls = config
+        .http_tls
+        .as_ref()
+        .map(|identity| server_tls("HTTP", identity).map(TlsAcceptor::from))
+        .transpose()?;
+    let tokens = Tokens::new(config.http_tokens.clone(), tls.is_some());
+    let hosts = AllowedHosts::new(app.listeners.http, &config.http_allowed_hosts);
+    let router = guarded(
+        http::router(app, Arc::new(registry)).merge(crate::console::login_routes(tokens.clone())),
+        &tokens,
+        hosts,
+    );
+    let server = tokio::spawn(http_listener::serve(
+        listener,
+        config.http_limits,
+        metrics,
+        tls.clone(),
+        router,
+        stop,
+    ));
+    Ok(Http {
+        server,
+        tls,
+        tokens,
+    })
+}
+
+/// Waits for the HTTP listener to finish its in-flight requests until `deadline`, then
+/// closes what is left open.
+pub(crate) async fn finish_http(
+    mut server: JoinHandle<()>,
+    deadline: tokio::time::Instant,
+    grace_ms: u64,
+) -> std::io::Result<()> {
+    match tokio::time::timeout_at(deadline, &mut server).await {
+        Ok(joined) => {
+            joined.map_err(|panic| std::io::Error::other(format!("HTTP server panicked: {panic}")))
+        }
+        Err(_) => {
+            tracing::warn!(grace_ms, "grace period over: closing open HTTP connections");
+            server.abort();
+            Ok(())
+        }
+    }
+}
+
+/// Samples the console's history through the source's ports every `interval`, until
+/// aborted. A sample that fails or panics is logged and the next one goes on.
+pub(crate) async fn sample_history(app: App, interval: Duration) {
     let mut ticks = tokio::time::interval(interval);
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         ticks.tick().await;
-        let (log, history) = (log.clone(), history.clone());
-        if let Err(panic) =
-            tokio::task::spawn_blocking(move || history.sample(&log, now_ms())).await
-        {
-            tracing::error!(%panic, "console history sample panicked");
+        let history = app.history.clone();
+        let sampled = app.on_ports(move |admin, _| {
+            Box::pin(async move { history.sample(admin, now_ms()).await })
+        });
+        if let Err(ApiError(_, error)) = sampled.await {
+            tracing::warn!(%error, "console history sample failed");
         }
     }
 }

@@ -3,7 +3,7 @@
 //!
 //! | method and path | answer |
 //! |---|---|
-//! | `GET /api/topics` | every topic with its settings, size and partitions |
+//! | `GET /api/topics` | every topic with its settings, size and partitions (on a Kafka cluster: partitions and offsets only) |
 //! | `GET /api/topics/{topic}` | one topic |
 //! | `POST /api/topics` (JSON name, partitions, config) | the created topic |
 //! | `DELETE /api/topics/{topic}` | the deleted topic's name |
@@ -39,6 +39,7 @@ use crate::access::require_admin;
 use crate::app::{ApiError, App, ErrorBody};
 use crate::events::{self, EventPage, EventQuery, FoundEvent, Journey, SearchError};
 use crate::history::Throughput;
+use crate::topic_list;
 use crate::topic_settings::{self, SettingChange};
 
 /// The `/api` routes of topics and events; creating, deleting and producing need the admin
@@ -98,9 +99,8 @@ impl From<SearchError> for ApiError {
     responses((status = 200, description = "Every topic, by name", body = Vec<TopicView>))
 )]
 async fn list_topics(State(app): State<App>) -> Result<Json<Vec<TopicView>>, ApiError> {
-    app.with_log(|log| Ok::<_, ApiError>(log.topics().iter().map(|t| topic_view(t)).collect()))
-        .await
-        .map(Json)
+    let (_, views) = topic_list::page(&app, String::new(), 1, usize::MAX).await?;
+    Ok(Json(views))
 }
 
 #[utoipa::path(
@@ -115,13 +115,10 @@ async fn describe_topic(
     State(app): State<App>,
     Path(topic): Path<String>,
 ) -> Result<Json<TopicView>, ApiError> {
-    app.with_log(move |log| {
-        log.topic(&topic)
-            .map(|t| topic_view(&t))
-            .ok_or(TopicError::NotFound(topic))
-    })
-    .await
-    .map(Json)
+    topic_list::one(&app, topic.clone())
+        .await?
+        .map(Json)
+        .ok_or_else(|| TopicError::NotFound(topic).into())
 }
 
 /// `POST /api/topics` body.
@@ -418,10 +415,11 @@ async fn produce(
             .map_err(|error| ApiError::bad_request(format!("invalid event: {error}")))?
             .into_event(),
     };
+    let bus = app.source.bus("producing from the console")?;
     let schema_id = match &app.registry {
         None => None,
         Some(registry) => {
-            let checker = SchemaPublisher::new(app.bus.publisher(), registry.clone());
+            let checker = SchemaPublisher::new(bus.publisher(), registry.clone());
             let checked = event.clone();
             let outcome = tokio::task::spawn_blocking(move || checker.check(&checked))
                 .await
@@ -436,18 +434,17 @@ async fn produce(
         }
     };
     let id = event.id.clone();
-    let published =
-        app.bus
-            .publisher()
-            .publish(&topic, event)
-            .await
-            .map_err(|error| match error {
-                PublishError::Send(SendError::UnknownTopic { .. }) => {
-                    ApiError::not_found(error.to_string())
-                }
-                PublishError::InvalidEvent(_) => ApiError::bad_request(error.to_string()),
-                _ => ApiError(StatusCode::INTERNAL_SERVER_ERROR, error.to_string()),
-            })?;
+    let published = bus
+        .publisher()
+        .publish(&topic, event)
+        .await
+        .map_err(|error| match error {
+            PublishError::Send(SendError::UnknownTopic { .. }) => {
+                ApiError::not_found(error.to_string())
+            }
+            PublishError::InvalidEvent(_) => ApiError::bad_request(error.to_string()),
+            _ => ApiError(StatusCode::INTERNAL_SERVER_ERROR, error.to_string()),
+        })?;
     tracing::info!(%topic, %id, "event produced over HTTP");
     Ok((
         StatusCode::CREATED,

@@ -7,7 +7,7 @@
 use axum::Router;
 use axum::extract::{Path, Query, State};
 use axum::routing::get;
-use keel_embedded::admin::{audit, dead_letters};
+use keel_runtime::admin::{audit, dead_letters};
 use maud::{Markup, html};
 use serde::Deserialize;
 use serde_json::Value;
@@ -30,7 +30,7 @@ pub(super) fn routes() -> Router<App> {
 
 async fn list_page(State(app): State<App>, viewer: Viewer) -> PageResult {
     let summaries = app
-        .with_log(|log| dead_letters::summaries(log, now_ms()))
+        .on_ports(|admin, _| Box::pin(dead_letters::summaries(admin, now_ms())))
         .await?;
     let body = html! {
         p { a href="/audit" { "Audit log of replays and purges →" } }
@@ -95,8 +95,12 @@ async fn topic_page(
     let wanted = filter.to_filter();
     let letters = {
         let (topic, wanted) = (topic.clone(), wanted.clone());
-        app.with_log(move |log| dead_letters::dead_letters(log, &topic, &wanted, LETTERS_PER_PAGE))
-            .await?
+        app.on_ports(move |admin, _| {
+            Box::pin(async move {
+                dead_letters::dead_letters(admin, &topic, &wanted, LETTERS_PER_PAGE).await
+            })
+        })
+        .await?
     };
     let groups: Vec<String> = {
         let mut groups: Vec<String> = letters
@@ -258,8 +262,10 @@ async fn audit_page(
 ) -> PageResult {
     let entries = {
         let topic = params.topic.clone();
-        app.with_log(move |log| audit::history(log, topic.as_deref()))
-            .await?
+        app.on_ports(move |admin, _| {
+            Box::pin(async move { audit::history(admin, topic.as_deref()).await })
+        })
+        .await?
     };
     let body = html! {
         p { a href="/dead-letters" { "← dead letters" } }

@@ -8,7 +8,7 @@
 use axum::Router;
 use axum::extract::{Path, Query, State};
 use axum::routing::get;
-use keel_embedded::admin::groups;
+use keel_runtime::admin::groups;
 use maud::{Markup, html};
 use serde::Deserialize;
 
@@ -31,7 +31,7 @@ fn as_f64(values: &[u64]) -> Vec<f64> {
 
 async fn list_page(State(app): State<App>, viewer: Viewer) -> PageResult {
     let list = app
-        .with_log(|log| groups::list_groups(log, now_ms()))
+        .on_ports(|admin, _| Box::pin(groups::list_groups(admin, now_ms())))
         .await?;
     let alert_ms = app.console.lag_alert_ms;
     let body = html! {
@@ -77,10 +77,14 @@ async fn group_page(
     let connected = members.as_ref().is_some_and(|m| !m.members.is_empty());
     let lags = {
         let group = group.clone();
-        app.with_log(move |log| match groups::group_lag(log, &group, now_ms()) {
-            // A group whose members joined but never committed has no lag to show yet.
-            Err(groups::GroupsError::GroupNotFound(_)) if connected => Ok(Vec::new()),
-            other => other,
+        app.on_ports(move |admin, _| {
+            Box::pin(async move {
+                match groups::group_lag(admin, &group, now_ms()).await {
+                    // A group whose members joined but never committed has no lag to show yet.
+                    Err(groups::GroupsError::GroupNotFound(_)) if connected => Ok(Vec::new()),
+                    other => other,
+                }
+            })
         })
         .await?
     };

@@ -8,9 +8,10 @@ use axum::Router;
 use axum::extract::State;
 use axum::response::Json;
 use axum::routing::get;
-use keel_embedded::admin::dead_letters::{self, DeadLetterSummary};
-use keel_embedded::admin::groups::{self, GroupSummary};
+use keel_core::{AdminTransport, PartitionOffsets, TransportError};
 use keel_log::Log;
+use keel_runtime::admin::dead_letters::{self, DeadLetterSummary};
+use keel_runtime::admin::groups::{self, GroupSummary};
 use maud::html;
 use serde::Serialize;
 use utoipa::ToSchema;
@@ -18,10 +19,9 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::{PageResult, Viewer, bytes, chart, duration, encode, number, page, rate, sparkline};
-use crate::app::{ApiError, App, now_ms};
-use crate::config::ConsoleConfig;
-use crate::history::{History, Throughput};
-use crate::server::BoundAddrs;
+use crate::app::{ApiError, App, blocking_log, now_ms};
+use crate::history::Throughput;
+use crate::source::Source;
 
 /// Topics listed as the busiest.
 const BUSIEST_TOPICS: usize = 10;
@@ -37,14 +37,16 @@ pub(super) fn api_routes() -> OpenApiRouter<App> {
 /// The backbone at a glance.
 #[derive(Debug, Serialize, ToSchema)]
 pub(crate) struct Overview {
+    /// What is served: `data directory`, or the Kafka cluster's name.
+    pub(crate) source: String,
     /// Topics (internal `__` ones left out).
     pub(crate) topics: usize,
     /// Partitions of those topics.
     pub(crate) partitions: usize,
     /// Events stored.
     pub(crate) events: u64,
-    /// Bytes on disk.
-    pub(crate) bytes: u64,
+    /// Bytes on disk; `null` on a Kafka cluster (its brokers keep them).
+    pub(crate) bytes: Option<u64>,
     /// Events in and out per second over the last hour, all topics together.
     pub(crate) throughput: Throughput,
     /// The topics with the most events in over the last sample interval (idle ones left
@@ -98,17 +100,89 @@ pub(crate) struct Listener {
     pub(crate) address: Option<String>,
 }
 
-/// Computes the overview. Blocking: reads lag ages and scans dead-letter topics.
-pub(crate) fn overview(
-    log: &Log,
-    history: &History,
-    config: &ConsoleConfig,
-    listeners: &BoundAddrs,
-) -> Result<Overview, ApiError> {
+/// What only an owned log knows; empty on a cluster.
+#[derive(Debug, Default)]
+struct Storage {
+    bytes: Option<u64>,
+    failed: Vec<String>,
+    repaired: Vec<String>,
+}
+
+/// Bytes on disk, partitions refusing writes, and what recovery repaired.
+fn storage(log: &Log) -> Storage {
+    Storage {
+        bytes: Some(
+            log.topics()
+                .iter()
+                .flat_map(|t| t.partitions())
+                .map(|p| p.size_bytes())
+                .sum(),
+        ),
+        failed: log
+            .failed_partitions()
+            .into_iter()
+            .map(|(topic, partition, error)| format!("{topic}/{partition}: {error}"))
+            .collect(),
+        repaired: log
+            .recovery_report()
+            .repaired
+            .iter()
+            .map(|(topic, partition, recovery)| {
+                format!(
+                    "{topic}/{partition}: {} bytes cut ({}), {} leftover file(s) removed",
+                    recovery.truncated_bytes,
+                    recovery
+                        .truncation_reason
+                        .as_deref()
+                        .unwrap_or("no reason recorded"),
+                    recovery.removed_files.len()
+                )
+            })
+            .collect(),
+    }
+}
+
+/// What the ports tell: every topic's stored ranges, the groups, the dead letters.
+struct Figures {
+    ranges: Vec<Vec<PartitionOffsets>>,
+    groups: Vec<GroupSummary>,
+    dead_letters: Vec<DeadLetterSummary>,
+}
+
+async fn figures(admin: &dyn AdminTransport, now_ms: i64) -> Result<Figures, ApiError> {
+    let mut ranges = Vec::new();
+    for topic in admin.topics().await? {
+        match admin.partition_offsets(&topic.name).await {
+            Ok(range) => ranges.push(range),
+            // Deleted since it was listed.
+            Err(TransportError::UnknownTopic { .. }) => {}
+            Err(error) => return Err(error.into()),
+        }
+    }
+    Ok(Figures {
+        ranges,
+        groups: groups::list_groups(admin, now_ms).await?,
+        dead_letters: dead_letters::summaries(admin, now_ms).await?,
+    })
+}
+
+/// Computes the overview from the source's ports, the history, and what only an owned log
+/// knows (sizes, failed and repaired partitions).
+pub(crate) async fn load(app: &App) -> Result<Overview, ApiError> {
     let now = now_ms();
-    let topics = log.topics();
-    let groups = groups::list_groups(log, now)?;
-    let dead_letters = dead_letters::summaries(log, now)?;
+    let figures = app
+        .on_ports(move |admin, _| Box::pin(figures(admin, now)))
+        .await?;
+    let storage = match &app.source {
+        Source::Log(bus) => blocking_log(bus, |log| Ok::<_, ApiError>(storage(log))).await?,
+        Source::Cluster(_) => Storage::default(),
+    };
+    let (config, listeners) = (&app.console, app.listeners);
+    let Figures {
+        ranges,
+        groups,
+        dead_letters,
+    } = figures;
     let mut alerts = Vec::new();
     for summary in &dead_letters {
         for cause in summary.causes.iter().filter(|c| c.pending > 0) {
@@ -142,7 +216,8 @@ pub(crate) fn overview(
             link: format!("/groups/{}", encode(&group.group)),
         });
     }
-    let mut busiest: Vec<TopicRate> = history
+    let mut busiest: Vec<TopicRate> = app
+        .history
         .latest_rates()
         .into_iter()
         .filter(|(_, (in_per_s, out_per_s))| *in_per_s > 0.0 || *out_per_s > 0.0)
@@ -161,19 +236,16 @@ pub(crate) fn overview(
     busiest.truncate(BUSIEST_TOPICS);
     let address = |addr: Option<std::net::SocketAddr>| addr.map(|a| a.to_string());
     Ok(Overview {
-        topics: topics.len(),
-        partitions: topics.iter().map(|t| t.partitions().len()).sum(),
-        events: topics
+        source: source_name(&app.source),
+        topics: ranges.len(),
+        partitions: ranges.iter().map(Vec::len).sum(),
+        events: ranges
             .iter()
-            .flat_map(|t| t.partitions())
-            .map(|p| p.high_watermark() - p.log_start_offset())
+            .flatten()
+            .map(|p| p.high_watermark - p.log_start)
             .sum(),
-        bytes: topics
-            .iter()
-            .flat_map(|t| t.partitions())
-            .map(|p| p.size_bytes())
-            .sum(),
-        throughput: history.throughput(None),
+        bytes: storage.bytes,
+        throughput: app.history.throughput(None),
         busiest,
         groups,
         dead_letters,
@@ -192,34 +264,17 @@ pub(crate) fn overview(
                 address: address(listeners.registry),
             },
         ],
-        failed: log
-            .failed_partitions()
-            .into_iter()
-            .map(|(topic, partition, error)| format!("{topic}/{partition}: {error}"))
-            .collect(),
-        repaired: log
-            .recovery_report()
-            .repaired
-            .iter()
-            .map(|(topic, partition, recovery)| {
-                format!(
-                    "{topic}/{partition}: {} bytes cut ({}), {} leftover file(s) removed",
-                    recovery.truncated_bytes,
-                    recovery
-                        .truncation_reason
-                        .as_deref()
-                        .unwrap_or("no reason recorded"),
-                    recovery.removed_files.len()
-                )
-            })
-            .collect(),
+        failed: storage.failed,
+        repaired: storage.repaired,
     })
 }
 
-async fn load(app: &App) -> Result<Overview, ApiError> {
-    let (history, config, listeners) = (app.history.clone(), app.console.clone(), app.listeners);
-    app.with_log(move |log| overview(log, &history, &config, &listeners))
-        .await
+/// `data directory` or the cluster's name, as the overview names its source.
+fn source_name(source: &Source) -> String {
+    match source {
+        Source::Log(_) => "data directory".into(),
+        Source::Cluster(cluster) => cluster.name.clone(),
+    }
 }
 
 #[utoipa::path(
@@ -235,12 +290,16 @@ async fn overview_page(State(app): State<App>, viewer: Viewer) -> PageResult {
     let lag_events: u64 = o.groups.iter().map(|g| g.lag_events).sum();
     let pending: u64 = o.dead_letters.iter().map(|d| d.pending).sum();
     let last = |values: &[f64]| values.last().copied().unwrap_or(0.0);
+    // Only an owned log has sizes, and partitions this process checks.
+    let owns_log = o.bytes.is_some();
     let body = html! {
         section #figures.figures data-live {
             div.figure { span.label { "Topics" } span.value data-figure="topics" { (number(o.topics as u64)) } }
             div.figure { span.label { "Partitions" } span.value data-figure="partitions" { (number(o.partitions as u64)) } }
             div.figure { span.label { "Events stored" } span.value data-figure="events" { (number(o.events)) } }
-            div.figure { span.label { "Storage" } span.value data-figure="bytes" { (bytes(o.bytes)) } }
+            @if let Some(size) = o.bytes {
+                div.figure { span.label { "Storage" } span.value data-figure="bytes" { (bytes(size)) } }
+            }
             div.figure { span.label { "In" } span.value data-figure="in" { (rate(last(&o.throughput.in_per_s))) } }
             div.figure { span.label { "Out" } span.value data-figure="out" { (rate(last(&o.throughput.out_per_s))) } }
             div.figure { span.label { "Groups" } span.value data-figure="groups" { (o.groups.len()) } }
@@ -333,15 +392,17 @@ async fn overview_page(State(app): State<App>, viewer: Viewer) -> PageResult {
                     }
                 }
             }
-            @if o.failed.is_empty() {
+            @if !owns_log {
+                p.muted { "Serving the Kafka cluster " strong data-figure="source" { (o.source) } ": partition health is the brokers' (their own metrics)." }
+            } @else if o.failed.is_empty() {
                 p.ok data-figure="failed-partitions" { "Every partition takes writes." }
             } @else {
                 p.bad data-figure="failed-partitions" { (o.failed.len()) " partition(s) refuse writes after a failed fsync (until keel serve restarts):" }
                 ul { @for f in &o.failed { li { code { (f) } } } }
             }
-            @if o.repaired.is_empty() {
+            @if owns_log && o.repaired.is_empty() {
                 p.ok { "All " (number(o.partitions as u64)) " partitions opened cleanly: recovery repaired nothing." }
-            } @else {
+            } @else if owns_log {
                 p.warn { "Recovery repaired these partitions when the server opened the log:" }
                 ul { @for r in &o.repaired { li { code { (r) } } } }
             }

@@ -6,6 +6,8 @@
 use axum::Router;
 use axum::extract::{Path, Query, State};
 use axum::routing::get;
+use keel_core::{AdminTransport, TransportError};
+use keel_runtime::admin::groups;
 use maud::{Markup, html};
 use serde::Deserialize;
 
@@ -14,7 +16,9 @@ use super::{
     result_area, shows_changes,
 };
 use crate::app::{ApiError, App, now_ms};
-use crate::topics_api::{TopicView, is_keel_owned, topic_view};
+use crate::source::Source;
+use crate::topic_list;
+use crate::topics_api::{TopicView, is_keel_owned};
 
 pub(super) fn routes() -> Router<App> {
     Router::new()
@@ -29,24 +33,6 @@ struct ListParams {
     page: Option<usize>,
 }
 
-/// One page of the topic list: the total of names matching, and the views of this page's.
-fn list(log: &keel_log::Log, filter: &str, page: usize) -> (usize, Vec<TopicView>) {
-    // Views cost a look at every partition; names cost nothing. Filter and page by name
-    // first, so a page of 50 costs the same whatever the topic count.
-    let topics = log.topics();
-    let matching: Vec<_> = topics
-        .iter()
-        .filter(|t| filter.is_empty() || t.name().contains(filter))
-        .collect();
-    let views = matching
-        .iter()
-        .skip((page - 1) * ROWS_PER_PAGE)
-        .take(ROWS_PER_PAGE)
-        .map(|t| topic_view(t))
-        .collect();
-    (matching.len(), views)
-}
-
 async fn list_page(
     State(app): State<App>,
     viewer: Viewer,
@@ -54,11 +40,9 @@ async fn list_page(
 ) -> PageResult {
     let filter = params.q.clone().unwrap_or_default();
     let page_number = params.page.unwrap_or(1).max(1);
-    let (total, views) = {
-        let filter = filter.clone();
-        app.with_log(move |log| Ok::<_, ApiError>(list(log, &filter, page_number)))
-            .await?
-    };
+    let (total, views) = topic_list::page(&app, filter.clone(), page_number, ROWS_PER_PAGE).await?;
+    // A cluster's brokers keep sizes and settings; only the owned log shows them.
+    let local = matches!(app.source, Source::Log(_));
     let rates = app.history.latest_rates();
     let query = if filter.is_empty() {
         String::new()
@@ -84,8 +68,12 @@ async fn list_page(
                             td { a href=(format!("/topics/{}", encode(&t.name))) { (t.name) } }
                             td.num data-figure="partitions" { (t.partitions.len()) }
                             td.num data-figure="events" { (number(t.events)) }
-                            td.num { (bytes(t.bytes)) }
-                            td { (retention(t)) }
+                            @if local {
+                                td.num { (bytes(t.bytes)) }
+                                td { (retention(t)) }
+                            } @else {
+                                td.num { "-" } td { "-" }
+                            }
                             td { (setting(t, "cleanup")) }
                             td { (setting(t, "fsync")) }
                             td.num { (rate(in_rate)) }
@@ -95,7 +83,7 @@ async fn list_page(
                 }
             }
         }
-        @if shows_changes(viewer) {
+        @if shows_changes(viewer) && local {
             (create_form())
         }
     };
@@ -158,19 +146,28 @@ async fn topic_page(
     Path(name): Path<String>,
     Query(params): Query<TopicParams>,
 ) -> PageResult {
-    let (found, consumers) = {
+    let local = matches!(app.source, Source::Log(_));
+    let view = topic_list::one(&app, name.clone())
+        .await?
+        .ok_or_else(|| not_found(format!("topic '{name}' does not exist")))?;
+    let settings = if local {
         let name = name.clone();
         app.with_log(move |log| {
-            let found = log
-                .topic(&name)
-                .map(|t| (topic_view(&t), keel_kafka::kafka_configs(&t.config())));
-            let consumers = consumers_of(log, &name);
-            Ok::<_, ApiError>((found, consumers))
+            Ok::<_, ApiError>(
+                log.topic(&name)
+                    .map(|t| keel_kafka::kafka_configs(&t.config()))
+                    .unwrap_or_default(),
+            )
         })
         .await?
+    } else {
+        Vec::new()
     };
-    let (view, settings) =
-        found.ok_or_else(|| not_found(format!("topic '{name}' does not exist")))?;
+    let consumers = {
+        let name = name.clone();
+        app.on_ports(move |admin, _| Box::pin(async move { consumers_of(admin, &name).await }))
+            .await?
+    };
     let throughput = app.history.throughput(Some(&name));
     let page_number = params.page.unwrap_or(1).max(1);
     let encoded = encode(&name);
@@ -182,8 +179,10 @@ async fn topic_page(
         section #topic-figures.figures data-live {
             div.figure { span.label { "Partitions" } span.value data-figure="partitions" { (view.partitions.len()) } }
             div.figure { span.label { "Events stored" } span.value data-figure="events" { (number(view.events)) } }
-            div.figure { span.label { "Size" } span.value data-figure="bytes" { (bytes(view.bytes)) } }
-            div.figure { span.label { "Retention" } span.value { (retention(&view)) } }
+            @if local {
+                div.figure { span.label { "Size" } span.value data-figure="bytes" { (bytes(view.bytes)) } }
+                div.figure { span.label { "Retention" } span.value { (retention(&view)) } }
+            }
         }
         section #topic-throughput data-live {
             h2 { "Throughput, last hour" }
@@ -193,7 +192,9 @@ async fn topic_page(
             }
         }
         h2 { "Settings" }
-        @if shows_changes(viewer) && !is_keel_owned(&name) {
+        @if !local {
+            p.muted { "The cluster's brokers keep this topic's settings (kafka-configs.sh, or your cluster's own tools)." }
+        } @else if shows_changes(viewer) && !is_keel_owned(&name) {
             (settings_form(&name, &settings))
         } @else {
             (settings_table(&settings, false))
@@ -229,7 +230,7 @@ async fn topic_page(
                 }
             }
         }
-        @if shows_changes(viewer) && !is_keel_owned(&name) {
+        @if shows_changes(viewer) && local && !is_keel_owned(&name) {
             (delete_form(&name))
         }
     };
@@ -237,22 +238,25 @@ async fn topic_page(
 }
 
 /// Groups with commits in `topic`: (group, lag in events, lag in ms).
-fn consumers_of(log: &keel_log::Log, topic: &str) -> Vec<(String, u64, u64)> {
+async fn consumers_of(
+    admin: &dyn AdminTransport,
+    topic: &str,
+) -> Result<Vec<(String, u64, u64)>, TransportError> {
     let now = now_ms();
-    log.group_offsets()
-        .groups()
-        .into_iter()
-        .filter_map(|group| {
-            let lags =
-                keel_embedded::admin::groups::group_lag_in_topic(log, &group, topic, now).ok()?;
-            if lags.is_empty() {
-                return None;
-            }
-            let events = lags.iter().map(|l| l.lag_events).sum();
-            let ms = lags.iter().map(|l| l.lag_ms).max().unwrap_or(0);
-            Some((group, events, ms))
-        })
-        .collect()
+    let mut consumers = Vec::new();
+    for group in admin.groups().await? {
+        // A group gone since it was listed has nothing here.
+        let Ok(lags) = groups::group_lag_in_topic(admin, &group, topic, now).await else {
+            continue;
+        };
+        if lags.is_empty() {
+            continue;
+        }
+        let events = lags.iter().map(|l| l.lag_events).sum();
+        let ms = lags.iter().map(|l| l.lag_ms).max().unwrap_or(0);
+        consumers.push((group, events, ms));
+    }
+    Ok(consumers)
 }
 
 /// The settings by Kafka's names; `editable`, with an input holding each value.

@@ -1,0 +1,276 @@
+//! `keel console --brokers` on the real Apache Kafka broker: the console and the operator
+//! API of a Kafka cluster, checked with real requests against what the cluster holds and
+//! what `keel groups` and `keel dlq --brokers` say — a topic listed with its partitions and
+//! events (API and page), a group's lag in events as `keel groups lag` prints it (API and
+//! page), a dead letter replayed with a canary through the API whose effect `keel dlq`
+//! sees, a view that needs a data directory refused in one line, and SIGTERM stopping it.
+//! Needs the `kafka` feature (`cargo nextest run -p keel-cli --features kafka`) and
+//! `KEEL_TEST_KAFKA_BROKERS` (`scripts/services start kafka`): unset, the test says it did
+//! not run; set, an unreachable broker fails it.
+#![cfg(feature = "kafka")]
+
+#[allow(dead_code)]
+#[path = "support/serve.rs"]
+mod server;
+mod support;
+
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::process::{Child, Command, Stdio};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use bytes::Bytes;
+use keel_core::{AdminTransport, Event, GroupOffset, NewRecord};
+use keel_kafka_client::{KafkaAdmin, KafkaConfig, KafkaPublisher};
+use keel_runtime::dead_letter::DeadLetterKind;
+use keel_runtime::{DeadLetterHeaders, event_record};
+use serde_json::{Value, json};
+use support::Keel;
+
+const BROKERS_VAR: &str = "KEEL_TEST_KAFKA_BROKERS";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_console_shows_and_replays_what_a_kafka_cluster_holds() {
+    let Ok(brokers) = std::env::var(BROKERS_VAR) else {
+        eprintln!("keel console --brokers: not run, {BROKERS_VAR} is unset");
+        return;
+    };
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .expect("clock after 1970")
+        .as_nanos();
+    let topic = format!("keel-cli-console-{}-{nanos}", std::process::id());
+    let dlq = format!("{topic}.dlq");
+    let group = format!("{topic}-billing");
+    let config = KafkaConfig::new(&brokers);
+    let admin = KafkaAdmin::connect(&config).expect("admin clients");
+    assert_eq!(admin.create_topic(&topic, 3).await.expect("topic"), 3);
+    assert_eq!(admin.create_topic(&dlq, 1).await.expect("dlq topic"), 1);
+    let publisher = KafkaPublisher::new(&config).expect("producer");
+    // Partition p holds p + 1 events: 6 in all.
+    for partition in 0..3u32 {
+        for n in 0..=partition {
+            let record = NewRecord {
+                key: Some(Bytes::from(format!("k{n}"))),
+                value: Some(Bytes::from_static(b"{}")),
+                headers: Vec::new(),
+                timestamp_ms: None,
+            };
+            publisher
+                .send(&topic, &record, Some(partition))
+                .await
+                .expect("publish");
+        }
+    }
+    // The stopped group handled everything in partition 0, nothing in 1 and one of 2's
+    // three: 2 + 2 = 4 events behind.
+    let committed = [(0, 1), (1, 0), (2, 1)].map(|(partition, offset)| GroupOffset {
+        topic: topic.clone(),
+        partition,
+        offset,
+    });
+    admin.commit(&group, &committed).await.expect("commit");
+    let mut dead = event_record(
+        &Event::new("/test", "order.placed")
+            .with_id("e-dead")
+            .with_partition_key("k0")
+            .with_data("application/json", b"{}".to_vec()),
+    );
+    dead.headers.extend(
+        DeadLetterHeaders {
+            topic: topic.clone(),
+            partition: 2,
+            offset: 0,
+            group: group.clone(),
+            handler: "bill".into(),
+            attempts: 3,
+            first_failure_ms: 1,
+            last_failure_ms: 2,
+            error: "card declined".into(),
+            kind: DeadLetterKind::Permanent,
+        }
+        .encode(),
+    );
+    publisher
+        .send(&dlq, &dead, Some(0))
+        .await
+        .expect("store a dead letter");
+
+    let keel = Keel::new();
+    let (mut console, http) = start_console(&keel, &brokers);
+
+    // Topics: the API and the page list the topic with its partitions and events.
+    let topics = get_json(http, "/api/topics");
+    let listed = topics
+        .as_array()
+        .expect("topics")
+        .iter()
+        .find(|t| t["name"] == topic.as_str())
+        .unwrap_or_else(|| panic!("{topic} not listed: {topics}"));
+    assert_eq!(
+        listed["partitions"].as_array().unwrap().len(),
+        3,
+        "{listed}"
+    );
+    assert_eq!(listed["events"], 6, "{listed}");
+    let page = get_page(http, &format!("/topics?q={topic}"));
+    assert!(page.contains(&format!(r#"data-topic="{topic}""#)), "{page}");
+    assert!(
+        page.contains(r#"data-figure="partitions">3<"#),
+        "the topic row shows 3 partitions: {page}"
+    );
+
+    // Lag: the API, the page and `keel groups lag --brokers` say the same.
+    let lags = get_json(http, &format!("/api/groups/{group}"));
+    let cli: Value = json_line(&keel.ok(
+        &["groups", "lag", &group, "--brokers", &brokers, "--json"],
+        "",
+    ));
+    let events = |lags: &Value| -> Vec<u64> {
+        lags.as_array()
+            .expect("lags")
+            .iter()
+            .map(|l| l["lag_events"].as_u64().expect("lag_events"))
+            .collect()
+    };
+    assert_eq!(events(&lags), [0, 2, 2], "{lags}");
+    assert_eq!(events(&lags), events(&cli), "API {lags} vs CLI {cli}");
+    let page = get_page(http, &format!("/groups/{group}"));
+    assert!(
+        page.contains(r#"data-figure="lag-events">4 events<"#),
+        "the group page shows 4 events behind: {page}"
+    );
+
+    // Dead letters: listed, replayed as a canary through the API, seen by `keel dlq`.
+    let summaries = get_json(http, "/api/dead-letters");
+    let summary = summaries
+        .as_array()
+        .expect("summaries")
+        .iter()
+        .find(|s| s["dead_letter_topic"] == dlq.as_str())
+        .unwrap_or_else(|| panic!("{dlq} not listed: {summaries}"));
+    assert_eq!(summary["pending"], 1, "{summary}");
+    let report = post_json(
+        http,
+        &format!("/api/dead-letters/{topic}/replay"),
+        &json!({ "canary": true }),
+    );
+    let id = report["id"].as_str().expect("canary id").to_string();
+    let target = &report["replayed"][0]["target"];
+    assert_eq!(
+        (&target[0], &target[1]),
+        (&Value::from(topic.as_str()), &Value::from(2)),
+        "replayed to the partition it came from: {report}"
+    );
+    let replayed_at = target[2].as_u64().expect("offset");
+    assert_eq!(replayed_at, 3, "appended after partition 2's three events");
+    let outcome = get_json(http, &format!("/api/dead-letters/canary/{id}"));
+    assert_eq!(outcome["outcome"], "pending", "{outcome}");
+    let dlq_cli = |args: &[&str]| {
+        let mut all = vec!["dlq"];
+        all.extend(args);
+        all.extend(["--brokers", &brokers]);
+        all.into_iter().map(String::from).collect::<Vec<_>>()
+    };
+    let args = dlq_cli(&["canary", &id]);
+    keel.fails(
+        &args.iter().map(String::as_str).collect::<Vec<_>>(),
+        "",
+        "not handled yet",
+    );
+    admin
+        .commit(
+            &group,
+            &[GroupOffset {
+                topic: topic.clone(),
+                partition: 2,
+                offset: replayed_at + 1,
+            }],
+        )
+        .await
+        .expect("commit past the canary");
+    let args = dlq_cli(&["canary", &id]);
+    keel.ok(&args.iter().map(String::as_str).collect::<Vec<_>>(), "");
+    let outcome = get_json(http, &format!("/api/dead-letters/canary/{id}"));
+    assert_eq!(outcome["outcome"], "handled", "{outcome}");
+    let args = dlq_cli(&["history", &topic, "--json"]);
+    let history = keel.ok(&args.iter().map(String::as_str).collect::<Vec<_>>(), "");
+    let entry = json_line(history.lines().next().expect("an audit entry"));
+    assert_eq!(
+        (&entry["action"], &entry["id"]),
+        (&Value::from("canary"), &Value::from(id.as_str())),
+        "{entry}"
+    );
+    let page = get_page(http, "/dead-letters");
+    assert!(page.contains(&format!(r#"data-dlq="{dlq}""#)), "{page}");
+
+    // What only a data directory has is refused in one line; the console keeps serving.
+    let (status, body) = get(http, &format!("/api/topics/{topic}/events"));
+    assert_eq!(status, 501, "{body}");
+    assert!(body.contains("needs a data directory"), "{body}");
+    assert_eq!(get(http, "/health").0, 200);
+
+    assert!(server::terminate(&mut console), "SIGTERM exits 0");
+}
+
+/// Starts `keel console --brokers BROKERS` on a free port; returns it and its address.
+fn start_console(keel: &Keel, brokers: &str) -> (Child, SocketAddr) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_keel"))
+        .args(["console", "--brokers", brokers, "--http", "127.0.0.1:0"])
+        .env("KEEL_DATA", keel.dir.path())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn keel console");
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .expect("read the listening line");
+    let http = line
+        .trim()
+        .strip_prefix("keel console listening http=")
+        .unwrap_or_else(|| panic!("unexpected first line: {line:?}"))
+        .parse()
+        .expect("an address");
+    (child, http)
+}
+
+fn get(http: SocketAddr, path: &str) -> (u16, String) {
+    let response = ureq::get(format!("http://{http}{path}"))
+        .config()
+        .http_status_as_error(false)
+        .build()
+        .call()
+        .expect("request");
+    let status = response.status().as_u16();
+    (status, response.into_body().read_to_string().expect("body"))
+}
+
+fn get_json(http: SocketAddr, path: &str) -> Value {
+    let (status, body) = get(http, path);
+    assert_eq!(status, 200, "GET {path}: {body}");
+    json_line(&body)
+}
+
+fn get_page(http: SocketAddr, path: &str) -> String {
+    let (status, body) = get(http, path);
+    assert_eq!(status, 200, "GET {path}: {body}");
+    body
+}
+
+fn post_json(http: SocketAddr, path: &str, body: &Value) -> Value {
+    let response = ureq::post(format!("http://{http}{path}"))
+        .config()
+        .http_status_as_error(false)
+        .build()
+        .send_json(body)
+        .expect("request");
+    let status = response.status().as_u16();
+    let text = response.into_body().read_to_string().expect("body");
+    assert_eq!(status, 200, "POST {path}: {text}");
+    json_line(&text)
+}
+
+fn json_line(text: &str) -> Value {
+    serde_json::from_str(text).unwrap_or_else(|e| panic!("not JSON ({e}): {text}"))
+}
