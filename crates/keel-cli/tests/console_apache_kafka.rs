@@ -140,6 +140,10 @@ async fn the_console_shows_and_replays_what_a_kafka_cluster_holds() {
         page.contains(r#"data-figure="lag-events">4 events<"#),
         "the group page shows 4 events behind: {page}"
     );
+    assert!(
+        page.contains("Members are the cluster's to list"),
+        "no claim about a Kafka listener this process does not run: {page}"
+    );
 
     // Dead letters: listed, replayed as a canary through the API, seen by `keel dlq`.
     let summaries = get_json(http, "/api/dead-letters");

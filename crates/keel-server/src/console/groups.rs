@@ -18,6 +18,7 @@ use super::{
 };
 use crate::admin_api::members_of;
 use crate::app::{App, now_ms};
+use crate::source::Source;
 
 pub(super) fn routes() -> Router<App> {
     Router::new()
@@ -74,6 +75,8 @@ async fn group_page(
 ) -> PageResult {
     let page_number = params.page.unwrap_or(1).max(1);
     let members = members_of(&app, &group);
+    // A cluster's coordinator is not this process: its members are not known here.
+    let on_cluster = matches!(app.source, Source::Cluster(_));
     let connected = members.as_ref().is_some_and(|m| !m.members.is_empty());
     let lags = {
         let group = group.clone();
@@ -119,6 +122,7 @@ async fn group_page(
                         } }
                     }
                 },
+                _ if on_cluster => { p.muted data-figure="state" { "Members are the cluster's to list (kafka-consumer-groups.sh --describe --members); offsets and lag are read from the cluster." } },
                 _ => { p.muted data-figure="state" { "No member connected to the Kafka listener (state Empty); offsets and lag are read from the log." } },
             }
         }
