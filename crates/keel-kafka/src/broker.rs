@@ -13,6 +13,7 @@ use crate::acl::{Access, Authorizer, Caller, Operation, ResourceType};
 use crate::api;
 use crate::codec::{DecodedRequest, Request, encode_response, finish_frame, response_frame};
 use crate::config::{BrokerConfig, NodeAddress};
+use crate::fetch_session::FetchSessions;
 use crate::group_hook::{GROUP_API_KEYS, GroupHook, GroupHookError, GroupRequest};
 use crate::memory::{MemoryBudget, MemoryPermit};
 use crate::metrics::BrokerMetrics;
@@ -32,6 +33,8 @@ pub struct Broker {
     pub(crate) metrics: BrokerMetrics,
     /// Request frames and fetch responses held at once (`in_flight_bytes_max`).
     pub(crate) memory: MemoryBudget,
+    /// Consumers' fetch sessions (KIP-227).
+    pub(crate) fetch_sessions: FetchSessions,
     /// Held from the capacity check of a topic creation to its end, so concurrent creations
     /// cannot together pass `topics_max` or `partitions_max`.
     creating: tokio::sync::Mutex<()>,
@@ -81,14 +84,16 @@ pub(crate) enum HandleError {
 impl Broker {
     /// A broker over `log`, advertising `node` to clients.
     pub fn new(log: Arc<Log>, config: BrokerConfig, node: NodeAddress) -> Broker {
-        let memory = budget(&config, &BrokerMetrics::default());
+        let metrics = BrokerMetrics::default();
+        let memory = budget(&config, &metrics);
         Broker {
             log,
             config,
             node,
             producers: Producers::new(),
             memory,
-            metrics: BrokerMetrics::default(),
+            fetch_sessions: fetch_sessions(&metrics),
+            metrics,
             creating: tokio::sync::Mutex::new(()),
             shutdown: watch::Sender::new(false),
             closing: AtomicBool::new(false),
@@ -127,6 +132,7 @@ impl Broker {
     /// Counts into `metrics` (shared with whoever registered them) instead of a private set.
     pub fn with_metrics(mut self, metrics: BrokerMetrics) -> Broker {
         self.memory = budget(&self.config, &metrics);
+        self.fetch_sessions = fetch_sessions(&metrics);
         self.metrics = metrics;
         self
     }
@@ -566,6 +572,11 @@ impl Handled {
 fn budget(config: &BrokerConfig, metrics: &BrokerMetrics) -> MemoryBudget {
     let (held, waits) = metrics.in_flight();
     MemoryBudget::new(config.in_flight_bytes_max, held, waits)
+}
+
+fn fetch_sessions(metrics: &BrokerMetrics) -> FetchSessions {
+    let (open, evictions) = metrics.fetch_sessions();
+    FetchSessions::new(open, evictions)
 }
 
 /// Runs blocking log work off the executor; a panic there panics the calling connection task

@@ -26,6 +26,7 @@ mod broker;
 pub mod codec;
 mod config;
 mod connection;
+mod fetch_session;
 pub mod group;
 mod group_hook;
 mod internal_topic;

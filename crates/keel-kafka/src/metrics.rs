@@ -56,6 +56,8 @@ pub struct BrokerMetrics {
     limit_refusals: Family<LimitLabels, Counter>,
     requests_in_flight: Gauge,
     pipelined_requests: Counter,
+    fetch_sessions: Gauge,
+    fetch_session_evictions: Counter,
 }
 
 /// One request read and not yet answered, counted in `keel_kafka_requests_in_flight` until
@@ -106,6 +108,8 @@ impl Default for BrokerMetrics {
             limit_refusals: Family::default(),
             requests_in_flight: Gauge::default(),
             pipelined_requests: Counter::default(),
+            fetch_sessions: Gauge::default(),
+            fetch_session_evictions: Counter::default(),
         }
     }
 }
@@ -166,6 +170,16 @@ impl BrokerMetrics {
             "Produce requests read while an earlier request of their connection was unanswered",
             self.pipelined_requests.clone(),
         );
+        registry.register(
+            "keel_kafka_fetch_sessions",
+            "Fetch sessions (KIP-227) open now",
+            self.fetch_sessions.clone(),
+        );
+        registry.register(
+            "keel_kafka_fetch_session_evictions",
+            "Fetch sessions closed to make room for a new one (at most 1,000 are kept)",
+            self.fetch_session_evictions.clone(),
+        );
     }
 
     /// Produce requests served concurrently with an earlier request of their connection
@@ -189,6 +203,14 @@ impl BrokerMetrics {
     /// The listener's connection metrics.
     pub fn listener(&self) -> &ListenerMetrics {
         &self.listener
+    }
+
+    /// The gauge of open fetch sessions and the counter of evicted ones.
+    pub(crate) fn fetch_sessions(&self) -> (Gauge, Counter) {
+        (
+            self.fetch_sessions.clone(),
+            self.fetch_session_evictions.clone(),
+        )
     }
 
     /// The in-flight budget's gauge and wait counter.

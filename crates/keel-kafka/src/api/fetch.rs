@@ -12,9 +12,10 @@
 //! A topic the caller may not Read is answered `TOPIC_AUTHORIZATION_FAILED` for each of its
 //! partitions (decided, and audited, once per request, not per pass of a long poll).
 //!
-//! Fetch sessions (KIP-227) are not kept: every response has session id 0, which tells the
-//! client to send full fetch requests. Without transactions the last stable offset is the
-//! high watermark and no transaction is ever aborted.
+//! From v7 a fetch may be in a fetch session (KIP-227, `fetch_session.rs`): it then reads
+//! every partition of its session and, when incremental, answers only those with news.
+//! Without transactions the last stable offset is the high watermark and no transaction is
+//! ever aborted.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -29,6 +30,7 @@ use tokio::time::Instant;
 use crate::acl::{Caller, Operation};
 use crate::api::{code, partition_of};
 use crate::broker::{Broker, blocking};
+use crate::fetch_session::SessionFetch;
 use crate::limits::{FETCH_BUDGET_BYTES_MIN, FETCH_RESPONSE_BYTES_MAX, FETCH_WAIT_MS_MAX};
 use crate::memory::MemoryPermit;
 
@@ -36,9 +38,18 @@ use crate::memory::MemoryPermit;
 pub(crate) async fn handle(
     broker: &Arc<Broker>,
     caller: &Caller,
-    request: FetchRequest,
+    mut request: FetchRequest,
     version: i16,
 ) -> (FetchResponse, MemoryPermit) {
+    let session = if version >= 7 {
+        broker.fetch_sessions.begin(&mut request)
+    } else {
+        SessionFetch::Sessionless
+    };
+    if let SessionFetch::Refused(error) = session {
+        let response = FetchResponse::default().with_error_code(code(error));
+        return (response, broker.memory.take(0).await);
+    }
     let denied: Vec<bool> = request
         .topics
         .iter()
@@ -76,7 +87,14 @@ pub(crate) async fn handle(
         budget.shrink_to(bytes);
         let done = bytes >= min_bytes || failed || Instant::now() >= deadline;
         if done || last_pass || broker.closing() {
-            return (answer(broker, responses), budget);
+            let (responses, session_id) = match session {
+                SessionFetch::Session { id, incremental } => {
+                    (broker.fetch_sessions.answer(id, incremental, responses), id)
+                }
+                _ => (responses, 0),
+            };
+            let response = answer(broker, responses).with_session_id(session_id);
+            return (response, budget);
         }
         drop((responses, budget));
         // Woken by an append to a partition read, by the deadline or by the shutdown; the
