@@ -6,8 +6,8 @@
 //!
 //! The server-restart check runs on a RabbitMQ node of its own (`KEEL_TEST_RABBITMQ_SERVER_BIN`,
 //! the `rabbitmq-server` script; unset, it says it did not run): its own node name, data
-//! directory and free ports, killed with SIGKILL mid-run (streams and the durable offset
-//! queues keep what they confirmed).
+//! directory and free ports, killed with SIGKILL mid-run, and in a second check stopped with
+//! SIGTERM (a clean shutdown) — streams and the durable offset queues keep what they confirmed.
 
 use std::process::Command;
 use std::sync::Arc;
@@ -84,8 +84,19 @@ async fn rabbit_at(url: &str) -> Rabbit {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_server_killed_mid_run_loses_nothing_acknowledged() {
+    restarted_mid_run(Stop::Kill).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_server_stopped_mid_run_loses_nothing_acknowledged() {
+    restarted_mid_run(Stop::Graceful).await;
+}
+
+/// The server-restart check on a private node stopped as `stop` says (SIGKILL of the
+/// node's process group, or SIGTERM to `rabbitmq-server`, which stops the node cleanly).
+async fn restarted_mid_run(stop: Stop) {
     let Ok(bin) = std::env::var(SERVER_BIN_VAR) else {
-        eprintln!("rabbitmq restart: not run, {SERVER_BIN_VAR} is unset");
+        eprintln!("rabbitmq restart ({stop:?}): not run, {SERVER_BIN_VAR} is unset");
         return;
     };
     let dir = tempfile::tempdir().expect("the node's directory");
@@ -137,10 +148,10 @@ async fn the_server_killed_mid_run_loses_nothing_acknowledged() {
     let report =
         keel_sql::conformance::restart::the_server_restarted_mid_run_loses_nothing_acknowledged(
             &rabbit,
-            server.restart(Stop::Kill),
+            server.restart(stop),
         )
         .await;
-    eprintln!("rabbitmq restart (SIGKILL, streams): {report:?}");
+    eprintln!("rabbitmq restart ({stop:?}, streams): {report:?}");
 }
 
 keel_runtime::conformance_tests!(optional rabbit());
