@@ -8,12 +8,36 @@
 //! [`opening`] tells a TLS client from a plaintext one before the handshake, so a listener
 //! can answer the plaintext one in words it understands, or name it in its log;
 //! [`is_handshake_record`] recognizes a TLS client on a plaintext listener.
+//!
+//! The listener, not the client, picks the cipher suite ([`CIPHER_SUITES`]): OpenSSL and Java
+//! clients list AES-256-GCM first, which costs a server with AES-NI more than AES-128-GCM for
+//! no protection a Kafka deployment needs.
 
 use std::sync::Arc;
 
+use rustls::SupportedCipherSuite;
+use rustls::crypto::ring::cipher_suite as suite;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use tokio::net::TcpStream;
+
+/// The cipher suites every listener accepts, in the order it chooses them whatever the client
+/// prefers: ring's suites (every one a Kafka client offers), AES-128-GCM before AES-256-GCM
+/// before ChaCha20-Poly1305 in each TLS version. AES-128 runs 10 rounds per block where AES-256
+/// runs 14; under `SASL_SSL` the server decrypts every produced byte (BENCHMARKS.md, "Where
+/// the cost of `SASL_SSL` goes"). ChaCha20 stays last: it is for clients without AES hardware,
+/// and rustls cannot tell those apart.
+pub const CIPHER_SUITES: [SupportedCipherSuite; 9] = [
+    suite::TLS13_AES_128_GCM_SHA256,
+    suite::TLS13_AES_256_GCM_SHA384,
+    suite::TLS13_CHACHA20_POLY1305_SHA256,
+    suite::TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256,
+    suite::TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384,
+    suite::TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256,
+    suite::TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256,
+    suite::TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384,
+    suite::TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256,
+];
 
 /// A certificate chain and its private key, PEM-encoded.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -45,7 +69,8 @@ pub enum TlsError {
 }
 
 impl TlsIdentity {
-    /// The rustls server configuration for this identity, TLS 1.2 and 1.3 on `ring`.
+    /// The rustls server configuration for this identity, TLS 1.2 and 1.3 on `ring`, choosing
+    /// among [`CIPHER_SUITES`] in their order.
     pub fn server_config(&self) -> Result<Arc<rustls::ServerConfig>, TlsError> {
         let certs = CertificateDer::pem_slice_iter(&self.cert_pem)
             .collect::<Result<Vec<_>, _>>()
@@ -64,11 +89,15 @@ impl TlsIdentity {
         // exchange; the alternative is aws-lc, whose C build this project keeps out
         // (DEPENDENCIES.md). Classical X25519/ECDHE is what Kafka clients offer today.
         #[allow(deprecated)]
-        let provider = Arc::new(rustls::crypto::ring::default_provider());
-        let config = rustls::ServerConfig::builder_with_provider(provider)
+        let provider = rustls::crypto::CryptoProvider {
+            cipher_suites: CIPHER_SUITES.to_vec(),
+            ..rustls::crypto::ring::default_provider()
+        };
+        let mut config = rustls::ServerConfig::builder_with_provider(Arc::new(provider))
             .with_safe_default_protocol_versions()?
             .with_no_client_auth()
             .with_single_cert(certs, key)?;
+        config.ignore_client_order = true;
         Ok(Arc::new(config))
     }
 }
@@ -145,6 +174,89 @@ mod tests {
         client.write_all(sent).await.unwrap();
         client.shutdown().await.unwrap();
         opening(&server).await.unwrap()
+    }
+
+    /// The suite a listener picks for a ClientHello offering `offered` over `version`.
+    fn chosen(
+        server: &Arc<rustls::ServerConfig>,
+        version: &'static rustls::SupportedProtocolVersion,
+        offered: &[SupportedCipherSuite],
+    ) -> rustls::CipherSuite {
+        #[allow(deprecated)] // the ring provider: see server_config
+        let provider = rustls::crypto::CryptoProvider {
+            cipher_suites: offered.to_vec(),
+            ..rustls::crypto::ring::default_provider()
+        };
+        let client = rustls::ClientConfig::builder_with_provider(Arc::new(provider))
+            .with_protocol_versions(&[version])
+            .unwrap()
+            .with_root_certificates(rustls::RootCertStore::empty())
+            .with_no_client_auth();
+        let name = "localhost".try_into().unwrap();
+        let mut client = rustls::ClientConnection::new(Arc::new(client), name).unwrap();
+        let mut hello = Vec::new();
+        client.write_tls(&mut hello).unwrap();
+        let mut server = rustls::ServerConnection::new(server.clone()).unwrap();
+        server.read_tls(&mut hello.as_slice()).unwrap();
+        server.process_new_packets().unwrap();
+        server.negotiated_cipher_suite().unwrap().suite()
+    }
+
+    #[test]
+    fn the_listener_picks_aes_128_gcm_whatever_the_client_prefers() {
+        use rustls::version::{TLS12, TLS13};
+        let dir = std::env::temp_dir().join(format!("keel-tls-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
+        let made = std::process::Command::new("openssl")
+            .args([
+                "req",
+                "-x509",
+                "-nodes",
+                "-days",
+                "1",
+                "-subj",
+                "/CN=localhost",
+            ])
+            .args([
+                "-newkey",
+                "ec",
+                "-pkeyopt",
+                "ec_paramgen_curve:P-256",
+                "-keyout",
+            ])
+            .arg(&key)
+            .arg("-out")
+            .arg(&cert)
+            .status()
+            .expect("openssl makes the test's certificate");
+        assert!(made.success());
+        let identity = TlsIdentity {
+            cert_pem: std::fs::read(&cert).unwrap(),
+            key_pem: std::fs::read(&key).unwrap(),
+        };
+        std::fs::remove_dir_all(&dir).unwrap();
+        let server = identity.server_config().unwrap();
+        let [aes128, aes256, chacha] = [
+            suite::TLS13_AES_128_GCM_SHA256,
+            suite::TLS13_AES_256_GCM_SHA384,
+            suite::TLS13_CHACHA20_POLY1305_SHA256,
+        ];
+        let [ecdsa_aes128, ecdsa_aes256] = [
+            suite::TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256,
+            suite::TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384,
+        ];
+        // (version, the client's suites in its order of preference, the listener's choice)
+        let cases = [
+            (&TLS13, vec![aes256, aes128], aes128),
+            (&TLS13, vec![chacha, aes256], aes256),
+            (&TLS13, vec![chacha], chacha),
+            (&TLS12, vec![ecdsa_aes256, ecdsa_aes128], ecdsa_aes128),
+        ];
+        for (version, offered, expected) in cases {
+            let picked = chosen(&server, version, &offered);
+            assert_eq!(picked, expected.suite(), "{offered:?}");
+        }
     }
 
     #[tokio::test]
