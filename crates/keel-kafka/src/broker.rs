@@ -399,10 +399,13 @@ impl Broker {
                 // The header's client id points into the request buffer; without it the
                 // record sets may own that buffer and be appended without a copy.
                 drop(header);
+                let started = std::time::Instant::now();
                 let written = api::produce::write(self, caller, r, version).await;
                 let broker = self.clone();
                 return Ok(Reply::Durable(tokio::spawn(async move {
-                    match written.answer(&broker).await {
+                    let response = written.answer(&broker).await;
+                    broker.metrics.request(api_key, started.elapsed());
+                    match response {
                         Some(response) => encoded(
                             api_key,
                             version,

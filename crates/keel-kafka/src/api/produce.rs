@@ -69,7 +69,7 @@ pub(crate) async fn write(
 ) -> Written {
     let acks = request.acks;
     let valid_acks = matches!(acks, -1..=1);
-    let mut pending = JoinSet::new();
+    let mut pending = Vec::new();
     let mut responses = Vec::with_capacity(request.topic_data.len());
     for (topic_slot, mut topic_data) in request.topic_data.into_iter().enumerate() {
         // The name the response echoes, in its own allocation: the decoded one points into
@@ -101,7 +101,7 @@ pub(crate) async fn write(
                     let broker = broker.clone();
                     let topic = topic.clone();
                     let records = data.records.unwrap_or_default();
-                    pending.spawn(async move {
+                    pending.push(async move {
                         let step = write_partition(&broker, &topic, index, records).await;
                         (topic_slot, partition_slot, step)
                     });
@@ -120,11 +120,7 @@ pub(crate) async fn write(
         );
     }
     let mut unsettled = Vec::new();
-    while let Some(joined) = pending.join_next().await {
-        let (topic_slot, partition_slot, step) = match joined {
-            Ok(done) => done,
-            Err(error) => std::panic::resume_unwind(error.into_panic()),
-        };
+    for (topic_slot, partition_slot, step) in concurrently(pending).await {
         match step {
             Step::Answered(outcome) => {
                 let slot = &mut responses[topic_slot].partition_responses[partition_slot];
@@ -152,16 +148,13 @@ impl Written {
             mut responses,
             unsettled,
         } = self;
-        let mut waits = JoinSet::new();
-        for (topic_slot, partition_slot, wait) in unsettled {
-            let broker = broker.clone();
-            waits.spawn(async move { (topic_slot, partition_slot, wait.settle(&broker).await) });
-        }
-        while let Some(joined) = waits.join_next().await {
-            let (topic_slot, partition_slot, outcome) = match joined {
-                Ok(done) => done,
-                Err(error) => std::panic::resume_unwind(error.into_panic()),
-            };
+        let waits = unsettled
+            .into_iter()
+            .map(|(topic_slot, partition_slot, wait)| {
+                let broker = broker.clone();
+                async move { (topic_slot, partition_slot, wait.settle(&broker).await) }
+            });
+        for (topic_slot, partition_slot, outcome) in concurrently(waits.collect()).await {
             let slot = &mut responses[topic_slot].partition_responses[partition_slot];
             *slot = outcome.fill(std::mem::take(slot), version);
         }
@@ -172,6 +165,36 @@ impl Written {
         }
         (acks != 0).then(|| ProduceResponse::default().with_responses(responses))
     }
+}
+
+/// Runs `jobs` to the end and returns their results (in no particular order): a single job
+/// in place, several as tasks of their own so that they run (and share syncs) concurrently.
+/// Most requests carry one partition (librdkafka sends one a request), and their two steps then
+/// cost no task spawn.
+async fn concurrently<T, F>(jobs: Vec<F>) -> Vec<T>
+where
+    T: Send + 'static,
+    F: Future<Output = T> + Send + 'static,
+{
+    if jobs.len() <= 1 {
+        let mut results = Vec::with_capacity(1);
+        for job in jobs {
+            results.push(job.await);
+        }
+        return results;
+    }
+    let mut tasks = JoinSet::new();
+    for job in jobs {
+        tasks.spawn(job);
+    }
+    let mut results = Vec::with_capacity(tasks.len());
+    while let Some(joined) = tasks.join_next().await {
+        match joined {
+            Ok(result) => results.push(result),
+            Err(error) => std::panic::resume_unwind(error.into_panic()),
+        }
+    }
+    results
 }
 
 impl Unsettled {
