@@ -6,7 +6,7 @@
 //!
 //! The server-restart check runs on a NATS server of its own (`KEEL_TEST_NATS_SERVER_BIN`,
 //! the `nats-server` binary; unset, it says it did not run) with JetStream's file storage,
-//! killed with SIGKILL mid-run.
+//! killed with SIGKILL mid-run, and in a second check stopped with SIGTERM (a clean shutdown).
 
 use std::process::Command;
 use std::sync::Arc;
@@ -78,8 +78,18 @@ async fn nats_at(url: &str) -> Nats {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_server_killed_mid_run_loses_nothing_acknowledged() {
+    restarted_mid_run(Stop::Kill).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_server_stopped_mid_run_loses_nothing_acknowledged() {
+    restarted_mid_run(Stop::Graceful).await;
+}
+
+/// The server-restart check on a private server stopped as `stop` says.
+async fn restarted_mid_run(stop: Stop) {
     let Ok(bin) = std::env::var(SERVER_BIN_VAR) else {
-        eprintln!("nats restart: not run, {SERVER_BIN_VAR} is unset");
+        eprintln!("nats restart ({stop:?}): not run, {SERVER_BIN_VAR} is unset");
         return;
     };
     let dir = tempfile::tempdir().expect("the server's directory");
@@ -102,10 +112,10 @@ async fn the_server_killed_mid_run_loses_nothing_acknowledged() {
     let report =
         keel_sql::conformance::restart::the_server_restarted_mid_run_loses_nothing_acknowledged(
             &nats,
-            server.restart(Stop::Kill),
+            server.restart(stop),
         )
         .await;
-    eprintln!("nats restart (SIGKILL, file storage): {report:?}");
+    eprintln!("nats restart ({stop:?}, file storage): {report:?}");
 }
 
 keel_runtime::conformance_tests!(optional nats());

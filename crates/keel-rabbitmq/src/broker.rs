@@ -106,6 +106,17 @@ impl Broker {
         Ok(topics)
     }
 
+    /// Whether `topic` is listed in the topic registry: created through Keel, so a missing
+    /// partition stream of it is one RabbitMQ lost or cannot serve now, not a topic that
+    /// never existed.
+    pub(crate) async fn registered(&self, topic: &str) -> Result<bool, ClientError> {
+        Ok(self
+            .registry(&self.names.topic_registry())
+            .await?
+            .iter()
+            .any(|(name, _)| name == topic))
+    }
+
     /// Lists `group` on `topic` in the group registry (once per process).
     pub(crate) async fn register_group(&self, group: &str, topic: &str) -> Result<(), ClientError> {
         let entry = (group.to_string(), topic.to_string());

@@ -48,6 +48,14 @@ impl From<lapin::Error> for ClientError {
     fn from(error: lapin::Error) -> ClientError {
         let text = error.to_string();
         match error.kind() {
+            // RabbitMQ answers 404 too for a queue it knows whose replicas are down (a
+            // stream without a running member: "home node … is down or inaccessible").
+            // It exists and may come back, so that is no "not found".
+            ErrorKind::ProtocolError(amqp)
+                if amqp.get_id() == 404 && amqp.get_message().as_str().contains(DOWN) =>
+            {
+                ClientError::Unavailable(text)
+            }
             ErrorKind::ProtocolError(amqp) if amqp.get_id() == 404 => ClientError::NotFound(text),
             ErrorKind::ProtocolError(amqp) if matches!(amqp.get_id(), 403 | 406) => {
                 ClientError::Refused(text)
@@ -56,6 +64,9 @@ impl From<lapin::Error> for ClientError {
         }
     }
 }
+
+/// What RabbitMQ's 404 says of a queue that exists but has no running replica.
+const DOWN: &str = "is down or inaccessible";
 
 /// One connection, reopened when it broke, and the publishing channel on it.
 #[derive(Debug)]

@@ -64,9 +64,7 @@ impl RabbitPublisher {
             }),
             Err(ClientError::Unroutable(_) | ClientError::NotFound(_)) => {
                 self.broker.forget(topic);
-                Err(SendError::UnknownTopic {
-                    topic: topic.to_string(),
-                })
+                Err(self.missing(topic, &stream).await)
             }
             Err(ClientError::Refused(reason)) => Err(SendError::Rejected {
                 topic: topic.to_string(),
@@ -79,11 +77,34 @@ impl RabbitPublisher {
         }
     }
 
+    /// The error for a publish to `topic` whose partition stream `stream` RabbitMQ does not
+    /// have: the topic is unknown unless Keel registered it, and then the stream is lost or
+    /// not served (a node that lost its stream coordinator's registration in a crash,
+    /// docs/engines.md), which a later attempt may find mended — so a publisher keeps the
+    /// event and tries again instead of giving it up as sent to no topic.
+    async fn missing(&self, topic: &str, stream: &str) -> SendError {
+        match self.broker.registered(topic).await {
+            Ok(false) => SendError::UnknownTopic {
+                topic: topic.to_string(),
+            },
+            Ok(true) => SendError::Unavailable {
+                topic: topic.to_string(),
+                reason: format!(
+                    "topic '{topic}' is registered but RabbitMQ has no stream '{stream}'"
+                ),
+            },
+            Err(error) => SendError::Unavailable {
+                topic: topic.to_string(),
+                reason: error.to_string(),
+            },
+        }
+    }
+
     async fn partitions(&self, topic: &str) -> Result<u32, SendError> {
         match self.broker.partitions(topic).await {
-            Ok(0) => Err(SendError::UnknownTopic {
-                topic: topic.to_string(),
-            }),
+            Ok(0) => Err(self
+                .missing(topic, &self.broker.names.partition(topic, 0))
+                .await),
             Ok(count) => Ok(count),
             Err(error) => Err(SendError::Unavailable {
                 topic: topic.to_string(),

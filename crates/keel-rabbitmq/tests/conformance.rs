@@ -83,7 +83,6 @@ async fn rabbit_at(url: &str) -> Rabbit {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "known bug (issue 15, docs/engines.md): after the node's SIGKILL and restart its partition streams answer 404 to a passive declare for over 120 s, so publishing stops (2 of 2 CI tries and 2 of 2 alone, 2026-12-06 14:30); run with --run-ignored all"]
 async fn the_server_killed_mid_run_loses_nothing_acknowledged() {
     restarted_mid_run(Stop::Kill).await;
 }
@@ -146,6 +145,9 @@ async fn restarted_mid_run(stop: Stop) {
     )
     .await;
     let rabbit = rabbit_at(&format!("amqp://guest:guest@127.0.0.1:{amqp}/%2f")).await;
+    if stop == Stop::Kill {
+        past_first_stream(&rabbit, &mut server).await;
+    }
     let report =
         keel_sql::conformance::restart::the_server_restarted_mid_run_loses_nothing_acknowledged(
             &rabbit,
@@ -153,6 +155,22 @@ async fn restarted_mid_run(stop: Stop) {
         )
         .await;
     eprintln!("rabbitmq restart ({stop:?}, streams): {report:?}");
+}
+
+/// Takes a fresh node past the moment after its first stream declaration in which a SIGKILL
+/// makes it forget its stream coordinator: RabbitMQ 3.10's Ra (2.2) writes the coordinator's
+/// registration (`names.dets`) lazily, and a node killed before that write serves none of its
+/// streams again (docs/engines.md) — a RabbitMQ bug, fixed in later Ra, that no client can
+/// mend. A node in service is long past it; the check's node passes it through a first stream
+/// and a clean restart, so the SIGKILL tests what a node in service does.
+async fn past_first_stream(rabbit: &Rabbit, server: &mut PrivateServer) {
+    rabbit
+        .rabbit
+        .publish_transport()
+        .ensure_topic("first-stream", 1)
+        .await
+        .expect("the node's first stream");
+    server.restart(Stop::Graceful).await;
 }
 
 keel_runtime::conformance_tests!(optional rabbit());

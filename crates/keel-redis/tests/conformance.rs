@@ -5,8 +5,10 @@
 //! and parallel runs share the server without meeting.
 //!
 //! The server-restart check runs on a Redis of its own (`KEEL_TEST_REDIS_SERVER_BIN`, the
-//! `redis-server` binary; unset, it says it did not run), with `appendfsync always`, killed
-//! with SIGKILL mid-run: the durability that setting promises is what the check holds it to.
+//! `redis-server` binary; unset, it says it did not run): with `appendfsync always`, killed
+//! with SIGKILL mid-run — the durability that setting promises is what the check holds it
+//! to — and with `appendfsync everysec` (the AOF's default), stopped with SIGTERM: a clean
+//! shutdown writes and syncs the AOF, so even that setting loses nothing then.
 
 use std::process::Command;
 use std::sync::Arc;
@@ -78,13 +80,29 @@ async fn redis_at(url: &str) -> Redis {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_server_killed_mid_run_loses_nothing_acknowledged() {
+    restarted_mid_run(Stop::Kill).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_server_stopped_mid_run_loses_nothing_acknowledged() {
+    restarted_mid_run(Stop::Graceful).await;
+}
+
+/// The server-restart check on a private server stopped as `stop` says, with the AOF synced
+/// as often as that stop needs to keep every acknowledged entry: at every write before a
+/// SIGKILL, once a second before a clean stop (which syncs the rest at shutdown).
+async fn restarted_mid_run(stop: Stop) {
     let Ok(bin) = std::env::var(SERVER_BIN_VAR) else {
-        eprintln!("redis restart: not run, {SERVER_BIN_VAR} is unset");
+        eprintln!("redis restart ({stop:?}): not run, {SERVER_BIN_VAR} is unset");
         return;
     };
     let dir = tempfile::tempdir().expect("the server's directory");
     let port = free_port();
     let data = dir.path().to_path_buf();
+    let fsync = match stop {
+        Stop::Kill => "always",
+        Stop::Graceful => "everysec",
+    };
     let mut server = PrivateServer::start(
         "redis-server",
         port,
@@ -95,14 +113,7 @@ async fn the_server_killed_mid_run_loses_nothing_acknowledged() {
                 .args(["--bind", "127.0.0.1", "--port", &port.to_string()])
                 .arg("--dir")
                 .arg(&data)
-                .args([
-                    "--appendonly",
-                    "yes",
-                    "--appendfsync",
-                    "always",
-                    "--save",
-                    "",
-                ]);
+                .args(["--appendonly", "yes", "--appendfsync", fsync, "--save", ""]);
             command
         }),
     )
@@ -111,10 +122,10 @@ async fn the_server_killed_mid_run_loses_nothing_acknowledged() {
     let report =
         keel_sql::conformance::restart::the_server_restarted_mid_run_loses_nothing_acknowledged(
             &redis,
-            server.restart(Stop::Kill),
+            server.restart(stop),
         )
         .await;
-    eprintln!("redis restart (SIGKILL, appendfsync always): {report:?}");
+    eprintln!("redis restart ({stop:?}, appendfsync {fsync}): {report:?}");
 }
 
 keel_runtime::conformance_tests!(optional redis());
