@@ -1,7 +1,8 @@
 //! The seam where the consumer-group APIs plug into the broker.
 //!
 //! FindCoordinator, JoinGroup, SyncGroup, Heartbeat, LeaveGroup, OffsetCommit, OffsetFetch,
-//! ListGroups, DescribeGroups, DeleteGroups and OffsetDelete are served by a [`GroupHook`] given to
+//! ListGroups, DescribeGroups, DeleteGroups, OffsetDelete, ConsumerGroupHeartbeat and
+//! ConsumerGroupDescribe are served by a [`GroupHook`] given to
 //! [`crate::Broker::with_group_hook`]. The broker decodes the request header, checks the
 //! version against [`GroupHook::versions`] (which is also what ApiVersions advertises), and
 //! hands over the body undecoded; the hook decodes it, does its work and returns the encoded
@@ -19,7 +20,7 @@ use crate::acl::Access;
 use crate::config::NodeAddress;
 
 /// The api keys routed to the group hook.
-pub const GROUP_API_KEYS: [ApiKey; 11] = [
+pub const GROUP_API_KEYS: [ApiKey; 13] = [
     ApiKey::FindCoordinator,
     ApiKey::JoinGroup,
     ApiKey::SyncGroup,
@@ -31,6 +32,8 @@ pub const GROUP_API_KEYS: [ApiKey; 11] = [
     ApiKey::DescribeGroups,
     ApiKey::DeleteGroups,
     ApiKey::OffsetDelete,
+    ApiKey::ConsumerGroupHeartbeat,
+    ApiKey::ConsumerGroupDescribe,
 ];
 
 /// One group request as received.

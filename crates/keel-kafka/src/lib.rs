@@ -38,6 +38,7 @@ mod request_shape;
 pub mod sasl;
 mod server;
 mod topic_config;
+mod topic_id;
 
 pub use broker::Broker;
 pub use config::{BrokerConfig, BrokerConfigError, NodeAddress};

@@ -17,9 +17,10 @@ use kafka_protocol::messages::offset_fetch_request::{
 };
 use kafka_protocol::messages::sync_group_request::SyncGroupRequestAssignment;
 use kafka_protocol::messages::{
-    ApiKey, DescribeGroupsRequest, FindCoordinatorRequest, GroupId, HeartbeatRequest,
-    JoinGroupRequest, JoinGroupResponse, LeaveGroupRequest, ListGroupsRequest, OffsetCommitRequest,
-    OffsetCommitResponse, OffsetFetchRequest, SyncGroupRequest,
+    ApiKey, ConsumerGroupDescribeRequest, ConsumerGroupHeartbeatRequest, DescribeGroupsRequest,
+    FindCoordinatorRequest, GroupId, HeartbeatRequest, JoinGroupRequest, JoinGroupResponse,
+    LeaveGroupRequest, ListGroupsRequest, OffsetCommitRequest, OffsetCommitResponse,
+    OffsetFetchRequest, SyncGroupRequest,
 };
 use kafka_protocol::protocol::{Encodable, StrBytes};
 use keel_kafka::NodeAddress;
@@ -599,5 +600,32 @@ async fn every_answer_encodes_at_every_served_version() {
             .await;
         encodes(ApiKey::ListGroups, version, &response);
         assert!(response.groups.iter().any(|g| g.group_id.as_str() == "c"));
+    }
+    for version in range(ApiKey::ConsumerGroupHeartbeat) {
+        let request = ConsumerGroupHeartbeatRequest::default()
+            .with_group_id(group_id(&format!("kip848-{version}")))
+            .with_member_id(StrBytes::from_static_str("m"))
+            .with_rebalance_timeout_ms(30_000)
+            .with_subscribed_topic_names(Some(vec![StrBytes::from_static_str("orders").into()]))
+            .with_topic_partitions(Some(Vec::new()));
+        let response = coordinator
+            .consumer_group_heartbeat(&context(version), request)
+            .await;
+        encodes(ApiKey::ConsumerGroupHeartbeat, version, &response);
+        assert_eq!(name(response.error_code), "NONE", "heartbeat v{version}");
+        assert!(response.assignment.is_some());
+    }
+    for version in range(ApiKey::ConsumerGroupDescribe) {
+        let request = ConsumerGroupDescribeRequest::default().with_group_ids(vec![
+            group_id("kip848-0"),
+            group_id("c"),
+            group_id("none"),
+        ]);
+        let response = coordinator
+            .consumer_group_describe(&context(version), request)
+            .await;
+        encodes(ApiKey::ConsumerGroupDescribe, version, &response);
+        let codes: Vec<String> = response.groups.iter().map(|g| name(g.error_code)).collect();
+        assert_eq!(codes, ["NONE", "GroupIdNotFound", "GroupIdNotFound"]);
     }
 }

@@ -20,6 +20,7 @@ use keel_log::{Topic, TopicError, validate_topic_name};
 use crate::acl::{Caller, Operation, ResourceType};
 use crate::api::{code, text};
 use crate::broker::{Broker, blocking};
+use crate::topic_id::topic_id;
 
 /// Answers Metadata.
 pub(crate) async fn handle(
@@ -160,5 +161,6 @@ pub(crate) fn describe(topic: &Topic, node_id: i32) -> MetadataResponseTopic {
         .collect();
     MetadataResponseTopic::default()
         .with_name(Some(TopicName(text(topic.name()))))
+        .with_topic_id(topic_id(topic.name()))
         .with_partitions(partitions)
 }

@@ -1,5 +1,6 @@
-//! The read-only group APIs: FindCoordinator (always this broker), ListGroups and
-//! DescribeGroups. Groups that only have committed offsets (no members in memory, for
+//! The read-only group APIs: FindCoordinator (always this broker), ListGroups (both group
+//! types) and DescribeGroups (classic groups; consumer-protocol groups are
+//! ConsumerGroupDescribe's). Groups that only have committed offsets (no members in memory, for
 //! example after a restart) are reported as `Empty` with protocol type `""`, since their
 //! membership was never persisted.
 
@@ -22,8 +23,10 @@ use super::state::{Group, GroupState};
 const KEY_TYPE_GROUP: i8 = 0;
 /// FindCoordinator's key type for transactional ids.
 const KEY_TYPE_TRANSACTION: i8 = 1;
-/// The only group type this coordinator runs (ListGroups v5's `group_type`).
+/// ListGroups v5's `group_type` of a classic group (and of one known only by its offsets).
 const GROUP_TYPE_CLASSIC: &str = "classic";
+/// ListGroups v5's `group_type` of a consumer-protocol (KIP-848) group.
+const GROUP_TYPE_CONSUMER: &str = "consumer";
 /// DescribeGroups' "operations not computed" (no ACLs in `keel serve`).
 const AUTHORIZED_OPERATIONS_NONE: i32 = i32::MIN;
 
@@ -86,18 +89,34 @@ pub(crate) fn list_groups(
     api_version: i16,
     request: &ListGroupsRequest,
 ) -> ListGroupsResponse {
-    let mut listed: Vec<(String, String, &'static str)> = shared
-        .groups()
+    let groups = shared.groups();
+    let mut listed: Vec<(String, String, &'static str, &'static str)> = groups
         .map
         .iter()
         .map(|(id, group)| {
             let protocol_type = group.protocol_type().unwrap_or("").to_string();
-            (id.clone(), protocol_type, group.state().name())
+            (
+                id.clone(),
+                protocol_type,
+                group.state().name(),
+                GROUP_TYPE_CLASSIC,
+            )
         })
         .collect();
+    listed.extend(groups.consumer.iter().map(|(id, group)| {
+        let protocol_type = GROUP_TYPE_CONSUMER.to_string();
+        (
+            id.clone(),
+            protocol_type,
+            group.state(),
+            GROUP_TYPE_CONSUMER,
+        )
+    }));
+    drop(groups);
     for id in shared.log.group_offsets().groups() {
-        if !listed.iter().any(|(listed_id, _, _)| *listed_id == id) {
-            listed.push((id, String::new(), GroupState::Empty.name()));
+        if !listed.iter().any(|(listed_id, ..)| *listed_id == id) {
+            let state = GroupState::Empty.name();
+            listed.push((id, String::new(), state, GROUP_TYPE_CLASSIC));
         }
     }
     listed.sort();
@@ -109,22 +128,24 @@ pub(crate) fn list_groups(
                 .iter()
                 .any(|s| s.eq_ignore_ascii_case(state))
     };
-    let type_wanted = api_version < 5
-        || request.types_filter.is_empty()
-        || request
-            .types_filter
-            .iter()
-            .any(|t| t.eq_ignore_ascii_case(GROUP_TYPE_CLASSIC));
+    let type_wanted = |group_type: &str| {
+        api_version < 5
+            || request.types_filter.is_empty()
+            || request
+                .types_filter
+                .iter()
+                .any(|t| t.eq_ignore_ascii_case(group_type))
+    };
     let groups = listed
         .into_iter()
-        .filter(|(_, _, state)| type_wanted && state_wanted(state))
-        .map(|(id, protocol_type, state)| {
+        .filter(|(_, _, state, group_type)| type_wanted(group_type) && state_wanted(state))
+        .map(|(id, protocol_type, state, group_type)| {
             let group = ListedGroup::default()
                 .with_group_id(GroupId(StrBytes::from_string(id)))
                 .with_protocol_type(StrBytes::from_string(protocol_type))
                 .with_group_state(StrBytes::from_static_str(state));
             if api_version >= 5 {
-                group.with_group_type(StrBytes::from_static_str(GROUP_TYPE_CLASSIC))
+                group.with_group_type(StrBytes::from_static_str(group_type))
             } else {
                 group
             }
@@ -151,22 +172,33 @@ pub(crate) fn describe_groups(
             if let Some(group) = groups.map.get(id.as_str()) {
                 return describe(base, group);
             }
+            // A consumer-protocol group is ConsumerGroupDescribe's to show; DescribeGroups
+            // answers it as Kafka does, as no classic group.
+            if groups.consumer.contains_key(id.as_str()) {
+                let reason = "is a consumer group, not a classic group";
+                return dead(base, api_version, id, reason);
+            }
             if !shared.log.group_offsets().group(id).is_empty() {
                 return base.with_group_state(StrBytes::from_static_str(GroupState::Empty.name()));
             }
-            let dead = base.with_group_state(StrBytes::from_static_str("Dead"));
-            if api_version >= 6 {
-                dead.with_error_code(ResponseError::GroupIdNotFound.code())
-                    .with_error_message(Some(StrBytes::from_string(format!(
-                        "group {} is not known to this coordinator",
-                        id.as_str()
-                    ))))
-            } else {
-                dead
-            }
+            dead(base, api_version, id, "is not known to this coordinator")
         })
         .collect();
     DescribeGroupsResponse::default().with_groups(described)
+}
+
+/// A group DescribeGroups has no classic group for: `Dead`, and from v6 `GROUP_ID_NOT_FOUND`
+/// with `reason`.
+fn dead(base: DescribedGroup, api_version: i16, id: &GroupId, reason: &str) -> DescribedGroup {
+    let dead = base.with_group_state(StrBytes::from_static_str("Dead"));
+    if api_version < 6 {
+        return dead;
+    }
+    dead.with_error_code(ResponseError::GroupIdNotFound.code())
+        .with_error_message(Some(StrBytes::from_string(format!(
+            "group {} {reason}",
+            id.as_str()
+        ))))
 }
 
 fn describe(base: DescribedGroup, group: &Group) -> DescribedGroup {

@@ -21,10 +21,11 @@ use kafka_protocol::messages::offset_delete_response::{
     OffsetDeleteResponsePartition, OffsetDeleteResponseTopic,
 };
 use kafka_protocol::messages::{
-    DeleteGroupsRequest, DeleteGroupsResponse, DescribeGroupsRequest, DescribeGroupsResponse,
-    FindCoordinatorRequest, FindCoordinatorResponse, ListGroupsRequest, ListGroupsResponse,
-    OffsetCommitRequest, OffsetCommitResponse, OffsetDeleteRequest, OffsetDeleteResponse,
-    OffsetFetchRequest, OffsetFetchResponse,
+    ConsumerGroupDescribeRequest, ConsumerGroupDescribeResponse, DeleteGroupsRequest,
+    DeleteGroupsResponse, DescribeGroupsRequest, DescribeGroupsResponse, FindCoordinatorRequest,
+    FindCoordinatorResponse, ListGroupsRequest, ListGroupsResponse, OffsetCommitRequest,
+    OffsetCommitResponse, OffsetDeleteRequest, OffsetDeleteResponse, OffsetFetchRequest,
+    OffsetFetchResponse,
 };
 
 use crate::acl::{Access, CLUSTER_NAME, Operation, ResourceType};
@@ -212,6 +213,30 @@ pub(super) async fn describe_groups(
 }
 
 /// DeleteGroups: deletes the groups the caller may Delete; the others refused.
+/// ConsumerGroupDescribe: a group the caller may not Describe is answered
+/// `GROUP_AUTHORIZATION_FAILED`, whatever it is.
+pub(super) async fn consumer_group_describe(
+    coordinator: &GroupCoordinator,
+    context: &RequestContext,
+    access: &Access,
+    request: ConsumerGroupDescribeRequest,
+) -> ConsumerGroupDescribeResponse {
+    let allowed: Vec<bool> = request
+        .group_ids
+        .iter()
+        .map(|g| access.group(Operation::Describe, g))
+        .collect();
+    let mut response = coordinator.consumer_group_describe(context, request).await;
+    for (group, allowed) in response.groups.iter_mut().zip(allowed) {
+        if !allowed {
+            *group = kafka_protocol::messages::consumer_group_describe_response::DescribedGroup::default()
+                .with_group_id(std::mem::take(&mut group.group_id))
+                .with_error_code(GROUP_DENIED);
+        }
+    }
+    response
+}
+
 pub(super) async fn delete_groups(
     coordinator: &GroupCoordinator,
     context: &RequestContext,

@@ -32,6 +32,12 @@ pub struct GroupConfig {
     pub member_protocols_max: usize,
     /// Bytes of one member's protocol metadata or assignment.
     pub member_metadata_bytes_max: usize,
+    /// Silence after which a consumer-protocol member is fenced
+    /// (`group.consumer.session.timeout.ms`). The broker sets it, not the client.
+    pub consumer_session_timeout_ms: u64,
+    /// How often consumer-protocol members heartbeat (`group.consumer.heartbeat.interval.ms`):
+    /// the pace at which a member learns of a new assignment or a released partition.
+    pub consumer_heartbeat_interval_ms: u64,
 }
 
 impl Default for GroupConfig {
@@ -47,6 +53,8 @@ impl Default for GroupConfig {
             offset_metadata_bytes_max: 4_096,
             member_protocols_max: 16,
             member_metadata_bytes_max: 1024 * 1024,
+            consumer_session_timeout_ms: 45_000,
+            consumer_heartbeat_interval_ms: 5_000,
         }
     }
 }
@@ -90,6 +98,21 @@ impl GroupConfig {
             return error(
                 "offsets.retention.minutes",
                 "0 would delete offsets as soon as they are committed".into(),
+            );
+        }
+        if self.consumer_heartbeat_interval_ms == 0 {
+            return error(
+                "group.consumer.heartbeat.interval.ms",
+                "0 is not a period".into(),
+            );
+        }
+        if self.consumer_session_timeout_ms <= self.consumer_heartbeat_interval_ms {
+            return error(
+                "group.consumer.session.timeout.ms",
+                format!(
+                    "{} is not above group.consumer.heartbeat.interval.ms ({})",
+                    self.consumer_session_timeout_ms, self.consumer_heartbeat_interval_ms
+                ),
             );
         }
         if self.offsets_retention_check_interval_ms == 0 {
@@ -136,6 +159,14 @@ mod tests {
         check(
             |c| c.offsets_retention_ms = Some(0),
             Err("offsets.retention.minutes"),
+        );
+        check(
+            |c| c.consumer_session_timeout_ms = 5_000,
+            Err("group.consumer.session.timeout.ms"),
+        );
+        check(
+            |c| c.consumer_heartbeat_interval_ms = 0,
+            Err("group.consumer.heartbeat.interval.ms"),
         );
     }
 }

@@ -15,12 +15,14 @@ use std::time::Duration;
 use kafka_protocol::ResponseError;
 use kafka_protocol::messages::leave_group_response::MemberResponse;
 use kafka_protocol::messages::{
-    ApiKey, DeleteGroupsRequest, DeleteGroupsResponse, DescribeGroupsRequest,
-    DescribeGroupsResponse, FindCoordinatorRequest, FindCoordinatorResponse, HeartbeatRequest,
-    HeartbeatResponse, JoinGroupRequest, JoinGroupResponse, LeaveGroupRequest, LeaveGroupResponse,
-    ListGroupsRequest, ListGroupsResponse, OffsetCommitRequest, OffsetCommitResponse,
-    OffsetDeleteRequest, OffsetDeleteResponse, OffsetFetchRequest, OffsetFetchResponse,
-    SyncGroupRequest, SyncGroupResponse,
+    ApiKey, ConsumerGroupDescribeRequest, ConsumerGroupDescribeResponse,
+    ConsumerGroupHeartbeatRequest, ConsumerGroupHeartbeatResponse, DeleteGroupsRequest,
+    DeleteGroupsResponse, DescribeGroupsRequest, DescribeGroupsResponse, FindCoordinatorRequest,
+    FindCoordinatorResponse, HeartbeatRequest, HeartbeatResponse, JoinGroupRequest,
+    JoinGroupResponse, LeaveGroupRequest, LeaveGroupResponse, ListGroupsRequest,
+    ListGroupsResponse, OffsetCommitRequest, OffsetCommitResponse, OffsetDeleteRequest,
+    OffsetDeleteResponse, OffsetFetchRequest, OffsetFetchResponse, SyncGroupRequest,
+    SyncGroupResponse,
 };
 use keel_log::Log;
 use tokio::sync::Notify;
@@ -31,6 +33,8 @@ use crate::config::NodeAddress;
 
 use super::admin;
 use super::config::GroupConfig;
+use super::consumer::state::{ConsumerGroup, Refusal};
+use super::consumer::wire::{self, LogTopics};
 use super::delete;
 use super::offsets;
 use super::retention;
@@ -73,10 +77,20 @@ pub(crate) struct Shared {
 
 #[derive(Debug, Default)]
 pub(crate) struct Groups {
+    /// Classic groups (JoinGroup/SyncGroup).
     pub(crate) map: BTreeMap<String, Group>,
+    /// Consumer-protocol groups (KIP-848); an id is in one map at most.
+    pub(crate) consumer: BTreeMap<String, ConsumerGroup>,
     /// When the timer task will next run; a transition that creates an earlier deadline
     /// wakes it.
     wake_at_ms: u64,
+}
+
+impl Groups {
+    /// Whether a group of either protocol named `id` has members in memory.
+    pub(crate) fn contains(&self, id: &str) -> bool {
+        self.map.contains_key(id) || self.consumer.contains_key(id)
+    }
 }
 
 impl GroupCoordinator {
@@ -126,6 +140,8 @@ impl GroupCoordinator {
             ApiKey::DescribeGroups => (0, 6),
             ApiKey::DeleteGroups => (0, 2),
             ApiKey::OffsetDelete => (0, 0),
+            ApiKey::ConsumerGroupHeartbeat => (0, 1),
+            ApiKey::ConsumerGroupDescribe => (0, 1),
             _ => return None,
         };
         Some(range)
@@ -152,6 +168,14 @@ impl GroupCoordinator {
     ) -> JoinGroupResponse {
         if request.group_id.is_empty() {
             return join_error(ResponseError::InvalidGroupId, &request.member_id);
+        }
+        if self
+            .shared
+            .groups()
+            .consumer
+            .contains_key(request.group_id.as_str())
+        {
+            return join_error(ResponseError::InconsistentGroupProtocol, &request.member_id);
         }
         let reply = self
             .shared
@@ -276,7 +300,56 @@ impl GroupCoordinator {
         context: &RequestContext,
         request: OffsetFetchRequest,
     ) -> OffsetFetchResponse {
-        offsets::fetch(&self.shared.log, context.api_version, &request)
+        offsets::fetch(&self.shared, context.api_version, &request)
+    }
+
+    /// ConsumerGroupHeartbeat (KIP-848): joins, keeps alive, reconciles or removes a member
+    /// of a consumer-protocol group and answers with its epoch and, when it changed, its
+    /// assignment. Never waits for other members.
+    pub async fn consumer_group_heartbeat(
+        &self,
+        context: &RequestContext,
+        request: ConsumerGroupHeartbeatRequest,
+    ) -> ConsumerGroupHeartbeatResponse {
+        if request.group_id.is_empty() {
+            return wire::heartbeat_error(ResponseError::InvalidGroupId, "group_id is empty");
+        }
+        let topics = LogTopics(&self.shared.log);
+        let heartbeat = wire::heartbeat_from(&request, context, &topics);
+        let config = &self.shared.config;
+        let outcome = self
+            .shared
+            .with_consumer_group(&request.group_id, |group, now_ms| {
+                group.heartbeat(&heartbeat, &topics, config, now_ms)
+            });
+        wire::heartbeat_response(outcome, config.consumer_heartbeat_interval_ms)
+    }
+
+    /// ConsumerGroupDescribe: each named consumer-protocol group with its epochs, members
+    /// and their current and target assignments; `GROUP_ID_NOT_FOUND` for other groups.
+    pub async fn consumer_group_describe(
+        &self,
+        _context: &RequestContext,
+        request: ConsumerGroupDescribeRequest,
+    ) -> ConsumerGroupDescribeResponse {
+        let groups = self.shared.groups();
+        let described = request
+            .group_ids
+            .iter()
+            .map(|id| match groups.consumer.get(id.as_str()) {
+                Some(group) => wire::describe_group(id, group),
+                None => {
+                    let kind = if groups.map.contains_key(id.as_str()) {
+                        "is a classic group, not a consumer group"
+                    } else {
+                        "has no consumer-protocol members"
+                    };
+                    let message = format!("group {} {kind}", id.as_str());
+                    wire::describe_error(id, ResponseError::GroupIdNotFound, message)
+                }
+            })
+            .collect();
+        ConsumerGroupDescribeResponse::default().with_groups(described)
     }
 
     /// ListGroups: groups with members and groups that only have committed offsets.
@@ -379,12 +452,63 @@ impl Shared {
         Some(out)
     }
 
-    /// Fires every due deadline; returns when the next one is due.
-    /// Groups with members (or a rebalance in progress) in memory now.
-    pub(crate) fn live_groups(&self) -> std::collections::BTreeSet<String> {
-        self.groups().map.keys().cloned().collect()
+    /// Runs `transition` on the consumer-protocol group named `id`, created if needed, then
+    /// drops it if it has no members and wakes the timer task for an earlier deadline. A
+    /// classic group of that id refuses with `GROUP_ID_NOT_FOUND`, as Kafka does.
+    pub(crate) fn with_consumer_group<T>(
+        &self,
+        id: &str,
+        transition: impl FnOnce(&mut ConsumerGroup, u64) -> Result<T, Refusal>,
+    ) -> Result<T, Refusal> {
+        let now_ms = self.now_ms();
+        let mut groups = self.groups();
+        if groups.map.contains_key(id) {
+            return Err(Refusal {
+                error: ResponseError::GroupIdNotFound,
+                message: format!("group {id} is a classic group, not a consumer group"),
+            });
+        }
+        if !groups.consumer.contains_key(id) {
+            if groups.map.len() + groups.consumer.len() >= self.config.groups_max {
+                return Err(Refusal {
+                    error: ResponseError::CoordinatorNotAvailable,
+                    message: format!(
+                        "the coordinator tracks its maximum of {} groups",
+                        self.config.groups_max
+                    ),
+                });
+            }
+            groups
+                .consumer
+                .insert(id.to_string(), ConsumerGroup::new(id));
+        }
+        let group = groups.consumer.get_mut(id).expect("present");
+        let out = transition(group, now_ms);
+        let next = group.next_deadline_ms(&self.config);
+        if group.is_removable() {
+            groups.consumer.remove(id);
+        }
+        if let Some(next) = next
+            && next < groups.wake_at_ms
+        {
+            groups.wake_at_ms = next;
+            self.wake.notify_one();
+        }
+        out
     }
 
+    /// Groups with members (or a rebalance in progress) in memory now, of either protocol.
+    pub(crate) fn live_groups(&self) -> std::collections::BTreeSet<String> {
+        let groups = self.groups();
+        groups
+            .map
+            .keys()
+            .chain(groups.consumer.keys())
+            .cloned()
+            .collect()
+    }
+
+    /// Fires every due deadline; returns when the next one is due.
     fn tick_all(&self) -> Option<u64> {
         let now_ms = self.now_ms();
         let mut groups = self.groups();
@@ -392,6 +516,12 @@ impl Shared {
         groups.map.retain(|_, group| {
             group.tick(now_ms);
             next = next.into_iter().chain(group.next_deadline_ms()).min();
+            !group.is_removable()
+        });
+        let config = &self.config;
+        groups.consumer.retain(|_, group| {
+            group.tick(config, now_ms);
+            next = next.into_iter().chain(group.next_deadline_ms(config)).min();
             !group.is_removable()
         });
         groups.wake_at_ms = next.unwrap_or(u64::MAX);

@@ -32,7 +32,7 @@ pub(crate) async fn delete_groups(
         let id = group.to_string();
         let verdict = if id.is_empty() {
             Err(ResponseError::InvalidGroupId)
-        } else if shared.groups().map.contains_key(&id) {
+        } else if shared.groups().contains(&id) {
             Err(ResponseError::NonEmptyGroup)
         } else if shared.log.group_offsets().group(&id).is_empty() {
             Err(ResponseError::GroupIdNotFound)

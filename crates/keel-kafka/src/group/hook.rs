@@ -6,8 +6,9 @@
 use bytes::{Bytes, BytesMut};
 use kafka_protocol::ResponseError;
 use kafka_protocol::messages::{
-    ApiKey, DeleteGroupsRequest, DescribeGroupsRequest, FindCoordinatorRequest, HeartbeatRequest,
-    HeartbeatResponse, JoinGroupRequest, LeaveGroupRequest, LeaveGroupResponse, ListGroupsRequest,
+    ApiKey, ConsumerGroupDescribeRequest, ConsumerGroupHeartbeatRequest, DeleteGroupsRequest,
+    DescribeGroupsRequest, FindCoordinatorRequest, HeartbeatRequest, HeartbeatResponse,
+    JoinGroupRequest, LeaveGroupRequest, LeaveGroupResponse, ListGroupsRequest,
     OffsetCommitRequest, OffsetDeleteRequest, OffsetFetchRequest, SyncGroupRequest,
 };
 use kafka_protocol::protocol::{Decodable, Encodable};
@@ -15,6 +16,7 @@ use kafka_protocol::protocol::{Decodable, Encodable};
 use crate::group_hook::{GroupHook, GroupHookError, GroupRequest, GroupResponse};
 
 use super::authorize;
+use super::consumer::wire::heartbeat_error;
 use super::coordinator::{GroupCoordinator, RequestContext};
 use super::state::{join_error, sync_error};
 
@@ -98,6 +100,22 @@ impl GroupHook for GroupCoordinator {
                 }),
                 ApiKey::OffsetDelete => serve!(OffsetDeleteRequest, |r| {
                     authorize::offset_delete(self, &context, access, r)
+                }),
+                ApiKey::ConsumerGroupHeartbeat => {
+                    serve!(
+                        ConsumerGroupHeartbeatRequest,
+                        |r: ConsumerGroupHeartbeatRequest| {
+                            async {
+                                if !authorize::member(access, &r.group_id) {
+                                    return heartbeat_error(denied, "not authorized to the group");
+                                }
+                                self.consumer_group_heartbeat(&context, r).await
+                            }
+                        }
+                    )
+                }
+                ApiKey::ConsumerGroupDescribe => serve!(ConsumerGroupDescribeRequest, |r| {
+                    authorize::consumer_group_describe(self, &context, access, r)
                 }),
                 other => Err(GroupHookError(format!("{other:?} is not a group api key"))),
             }

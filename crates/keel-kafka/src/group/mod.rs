@@ -1,5 +1,5 @@
-//! The group coordinator of `keel serve`: Kafka's classic consumer-group protocol
-//! (FindCoordinator, JoinGroup, SyncGroup, Heartbeat, LeaveGroup, OffsetCommit, OffsetFetch,
+//! The group coordinator of `keel serve`: Kafka's classic consumer-group protocol and the
+//! KIP-848 consumer protocol (FindCoordinator, JoinGroup, SyncGroup, Heartbeat, LeaveGroup, OffsetCommit, OffsetFetch,
 //! ListGroups, DescribeGroups, DeleteGroups, OffsetDelete) over `keel-log`'s committed offsets.
 //!
 //! - `state.rs`: one group's membership state machine, pure, with time passed in.
@@ -12,12 +12,16 @@
 //! - `view.rs`: a group's live membership for operators ([`GroupView`]).
 //! - `member.rs`, `protocol.rs`, `config.rs`: a member, protocol selection, limits.
 //!
-//! Not here: the KIP-848 consumer protocol (ConsumerGroupHeartbeat), transactions, and
-//! persisting membership (only offsets survive a restart; members rejoin).
+//! - `consumer/`: the KIP-848 consumer protocol (ConsumerGroupHeartbeat,
+//!   ConsumerGroupDescribe): server-side assignment, member epochs, reconciliation.
+//!
+//! Not here: transactions, and persisting membership (only offsets survive a restart;
+//! members rejoin).
 
 mod admin;
 mod authorize;
 mod config;
+mod consumer;
 mod coordinator;
 mod delete;
 mod hook;

@@ -32,6 +32,14 @@ pub(crate) async fn commit(
     let generation = request.generation_id_or_member_epoch;
     let membership = if group_id.is_empty() {
         Err(ResponseError::InvalidGroupId)
+    } else if let Some(checked) = shared
+        .groups()
+        .consumer
+        .get(&group_id)
+        .map(|group| group.check_commit(&request.member_id, generation))
+    {
+        // A consumer-protocol group: the Java client sends its member epoch as generation.
+        checked
     } else {
         shared
             .with_group(&group_id, false, |group, now_ms| {
@@ -166,12 +174,15 @@ macro_rules! fetched_topics {
 }
 
 /// Handles an OffsetFetch: v0–7 name one group in the request's top level, v8+ a list.
-/// A null topic list means every topic the group committed.
+/// A null topic list means every topic the group committed. From v9 a member of a
+/// consumer-protocol group sends its id and epoch, checked as Kafka does (`UNKNOWN_MEMBER_ID`,
+/// `STALE_MEMBER_EPOCH` for the group).
 pub(crate) fn fetch(
-    log: &Log,
+    shared: &Shared,
     api_version: i16,
     request: &OffsetFetchRequest,
 ) -> OffsetFetchResponse {
+    let log = &shared.log;
     if api_version < 8 {
         let topics = fetched_topics!(
             log,
@@ -186,6 +197,17 @@ pub(crate) fn fetch(
         .groups
         .iter()
         .map(|group| {
+            let member_id = group.member_id.as_deref().unwrap_or("");
+            let refused = shared
+                .groups()
+                .consumer
+                .get(group.group_id.as_str())
+                .and_then(|g| g.check_fetch(member_id, group.member_epoch).err());
+            if let Some(error) = refused {
+                return OffsetFetchResponseGroup::default()
+                    .with_group_id(group.group_id.clone())
+                    .with_error_code(error.code());
+            }
             let topics = fetched_topics!(
                 log,
                 &group.group_id,

@@ -7,8 +7,11 @@
 //! every count checked against the bytes left, because `kafka-protocol`'s decoder reserves a
 //! claimed count up front. Bytes that do not decode give a member without partitions.
 //!
+//! A consumer-protocol group (KIP-848) is shown from the coordinator's own assignment.
+//!
 //! Not here: the DescribeGroups answer (`admin.rs`), any change to a group.
 
+use super::consumer::state::ConsumerGroup;
 use super::coordinator::Shared;
 use super::state::{Group, GroupState};
 
@@ -19,7 +22,8 @@ const CONSUMER_PROTOCOL_TYPE: &str = "consumer";
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct GroupView {
     /// Kafka's name of the state: `Empty`, `PreparingRebalance`, `CompletingRebalance`,
-    /// `Stable`.
+    /// `Stable` for a classic group; `Empty`, `Reconciling`, `Stable` for a consumer-protocol
+    /// one.
     pub state: &'static str,
     /// The protocol type (`consumer` for consumers).
     pub protocol_type: String,
@@ -49,6 +53,9 @@ pub struct MemberView {
 /// has committed offsets has no live membership).
 pub(crate) fn group_view(shared: &Shared, group: &str) -> Option<GroupView> {
     let groups = shared.groups();
+    if let Some(found) = groups.consumer.get(group) {
+        return Some(consumer_group_view(found));
+    }
     let found: &Group = groups.map.get(group)?;
     let stable = found.state() == GroupState::Stable;
     let protocol_type = found.protocol_type().unwrap_or("").to_string();
@@ -77,6 +84,31 @@ pub(crate) fn group_view(shared: &Shared, group: &str) -> Option<GroupView> {
         protocol_type,
         members,
     })
+}
+
+/// A consumer-protocol group (KIP-848): the coordinator assigned the partitions itself, so
+/// each member's are known without decoding; the protocol is the server-side assignor.
+fn consumer_group_view(group: &ConsumerGroup) -> GroupView {
+    let members = group
+        .members()
+        .map(|m| MemberView {
+            member_id: m.id.clone(),
+            instance_id: m.instance_id.clone(),
+            client_id: m.client_id.clone(),
+            client_host: m.client_host.clone(),
+            partitions: m
+                .assigned
+                .iter()
+                .map(|(topic, partitions)| (topic.clone(), partitions.iter().copied().collect()))
+                .collect(),
+        })
+        .collect();
+    GroupView {
+        state: group.state(),
+        protocol_type: CONSUMER_PROTOCOL_TYPE.to_string(),
+        protocol: group.assignor().to_string(),
+        members,
+    }
 }
 
 /// Decodes a `ConsumerProtocolAssignment`'s topics and partitions: version (i16), then an
