@@ -615,6 +615,16 @@ async fn every_answer_encodes_at_every_served_version() {
         assert_eq!(name(response.error_code), "NONE", "heartbeat v{version}");
         assert!(response.assignment.is_some());
     }
+    // The console's view of a consumer-protocol group: its members and what they hold.
+    let view = coordinator.group_view("kip848-0").expect("live");
+    assert_eq!(
+        (view.protocol_type.as_str(), view.state),
+        ("consumer", "Stable")
+    );
+    assert_eq!(
+        view.members[0].partitions,
+        [("orders".to_string(), vec![0, 1])]
+    );
     for version in range(ApiKey::ConsumerGroupDescribe) {
         let request = ConsumerGroupDescribeRequest::default().with_group_ids(vec![
             group_id("kip848-0"),
