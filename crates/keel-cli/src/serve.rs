@@ -69,6 +69,22 @@ pub(crate) struct ServeArgs {
         value_name = "MS"
     )]
     kafka_group_initial_rebalance_delay_ms: Option<i32>,
+    /// Silence after which a member of a consumer-protocol (KIP-848) Kafka group is fenced,
+    /// in milliseconds (`group.consumer.session.timeout.ms`) [default: 45000].
+    #[arg(
+        long,
+        env = "KEEL_KAFKA_GROUP_CONSUMER_SESSION_TIMEOUT_MS",
+        value_name = "MS"
+    )]
+    kafka_group_consumer_session_timeout_ms: Option<u64>,
+    /// How often members of a consumer-protocol (KIP-848) Kafka group heartbeat, in
+    /// milliseconds (`group.consumer.heartbeat.interval.ms`) [default: 5000].
+    #[arg(
+        long,
+        env = "KEEL_KAFKA_GROUP_CONSUMER_HEARTBEAT_INTERVAL_MS",
+        value_name = "MS"
+    )]
+    kafka_group_consumer_heartbeat_interval_ms: Option<u64>,
     /// How long the committed offsets of a Kafka group without members are kept after its
     /// newest commit, in milliseconds (Kafka's `offsets.retention.minutes`, 7 days there)
     /// [default: kept forever].
@@ -267,6 +283,8 @@ struct ConfigFile {
     kafka_group_min_session_timeout_ms: Option<i32>,
     kafka_group_max_session_timeout_ms: Option<i32>,
     kafka_group_initial_rebalance_delay_ms: Option<i32>,
+    kafka_group_consumer_session_timeout_ms: Option<u64>,
+    kafka_group_consumer_heartbeat_interval_ms: Option<u64>,
     kafka_offsets_retention_ms: Option<u64>,
     kafka_connections_max: Option<usize>,
     kafka_connection_idle_ms: Option<u64>,
@@ -487,6 +505,8 @@ pub(crate) fn settings(data_dir: &Path, args: ServeArgs) -> anyhow::Result<Setti
         };
     }
     merge! {
+        kafka_group_consumer_session_timeout_ms => config.groups.consumer_session_timeout_ms,
+        kafka_group_consumer_heartbeat_interval_ms => config.groups.consumer_heartbeat_interval_ms,
         kafka_connections_max => config.kafka.connections_max,
         kafka_connection_idle_ms => config.kafka.connection_idle_ms,
         kafka_request_timeout_ms => config.kafka.request_timeout_ms,

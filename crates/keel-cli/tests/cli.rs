@@ -239,6 +239,11 @@ fn bad_input_gets_one_clear_line_and_a_failing_exit_code() {
         ),
         (&["topics", "delete", "missing"], "", "missing"),
         (
+            &["serve", "--kafka-group-consumer-session-timeout-ms", "1000"],
+            "",
+            "'group.consumer.session.timeout.ms': 1000 is not above group.consumer.heartbeat.interval.ms (5000)",
+        ),
+        (
             &["topics", "delete", "_keel_schemas"],
             "",
             "topic '_keel_schemas' is internal to Keel and cannot be deleted or altered",
