@@ -113,6 +113,7 @@ impl Drop for QueueLease {
         if let Ok(runtime) = tokio::runtime::Handle::try_current() {
             let shared = self.shared.clone();
             runtime.spawn(async move {
+                // A message SQS refuses to give back is visible or deleted already.
                 if let Err(error) = shared.set_visibility(&receipts, 0).await {
                     tracing::warn!(queue = %shared.queue_url, %error, "cannot give messages back; they return after the visibility timeout");
                 }
@@ -145,8 +146,21 @@ async fn renew(shared: Arc<Shared>) {
     loop {
         every.tick().await;
         let receipts = shared.receipts(u64::MAX);
-        if let Err(error) = shared.set_visibility(&receipts, shared.visibility_s).await {
-            tracing::warn!(queue = %shared.queue_url, %error, "cannot renew held messages");
+        match shared.set_visibility(&receipts, shared.visibility_s).await {
+            Ok(lost) if !lost.is_empty() => {
+                // SQS refuses a renewal of a message no longer in flight under that receipt:
+                // its visibility timeout passed first. Another member may receive it and
+                // handle it again (SQS's at-least-once; the inbox keeps the effect once).
+                tracing::warn!(
+                    queue = %shared.queue_url,
+                    ?lost,
+                    "held messages became visible again before their renewal; another member may handle them again"
+                );
+            }
+            Ok(_) => {}
+            Err(error) => {
+                tracing::warn!(queue = %shared.queue_url, %error, "cannot renew held messages");
+            }
         }
     }
 }
@@ -210,11 +224,15 @@ impl Shared {
             .collect()
     }
 
+    /// Sets the visibility of the messages `receipts` name; answers those SQS did not change
+    /// (offset, SQS's reason): no longer in flight under that receipt — visible again, or
+    /// deleted.
     async fn set_visibility(
         &self,
         receipts: &[(u64, String)],
         visibility_s: i32,
-    ) -> Result<(), TransportError> {
+    ) -> Result<Vec<(u64, String)>, TransportError> {
+        let mut refused = Vec::new();
         for chunk in receipts.chunks(BATCH_MAX) {
             let entries = chunk.iter().map(|(offset, receipt)| {
                 ChangeMessageVisibilityBatchRequestEntry::builder()
@@ -224,15 +242,23 @@ impl Shared {
                     .build()
                     .expect("id and receipt set")
             });
-            self.sqs
+            let changed = self
+                .sqs
                 .change_message_visibility_batch()
                 .queue_url(&self.queue_url)
                 .set_entries(Some(entries.collect()))
                 .send()
                 .await
                 .map_err(unavailable)?;
+            refused.extend(changed.failed().iter().filter_map(|failed| {
+                let offset = failed.id().parse().ok()?;
+                Some((
+                    offset,
+                    failed.message().unwrap_or(failed.code()).to_string(),
+                ))
+            }));
         }
-        Ok(())
+        Ok(refused)
     }
 
     async fn delete_below(&self, offset: u64) -> Result<(), CommitError> {
