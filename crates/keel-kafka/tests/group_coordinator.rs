@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use kafka_protocol::ResponseError;
+use kafka_protocol::messages::consumer_group_heartbeat_request::TopicPartitions as ConsumerTopicPartitions;
 use kafka_protocol::messages::join_group_request::JoinGroupRequestProtocol;
 use kafka_protocol::messages::leave_group_request::MemberIdentity;
 use kafka_protocol::messages::offset_commit_request::{
@@ -17,10 +18,10 @@ use kafka_protocol::messages::offset_fetch_request::{
 };
 use kafka_protocol::messages::sync_group_request::SyncGroupRequestAssignment;
 use kafka_protocol::messages::{
-    ApiKey, ConsumerGroupDescribeRequest, ConsumerGroupHeartbeatRequest, DescribeGroupsRequest,
-    FindCoordinatorRequest, GroupId, HeartbeatRequest, JoinGroupRequest, JoinGroupResponse,
-    LeaveGroupRequest, ListGroupsRequest, OffsetCommitRequest, OffsetCommitResponse,
-    OffsetFetchRequest, SyncGroupRequest,
+    ApiKey, ConsumerGroupDescribeRequest, ConsumerGroupHeartbeatRequest,
+    ConsumerGroupHeartbeatResponse, DescribeGroupsRequest, FindCoordinatorRequest, GroupId,
+    HeartbeatRequest, JoinGroupRequest, JoinGroupResponse, LeaveGroupRequest, ListGroupsRequest,
+    OffsetCommitRequest, OffsetCommitResponse, OffsetFetchRequest, SyncGroupRequest,
 };
 use kafka_protocol::protocol::{Encodable, StrBytes};
 use keel_kafka::NodeAddress;
@@ -490,6 +491,104 @@ async fn find_coordinator_names_this_broker_for_groups_only() {
 /// Runs a whole group life cycle at each version of each API and encodes every answer at
 /// that version: kafka-protocol refuses to encode a field a version lacks, so a response
 /// shaped for the wrong version fails here instead of on a client's connection.
+/// A ConsumerGroupHeartbeat of `member` in group `k` at `epoch`, owning `owned` of `orders`
+/// (named by `topic_id`, as the assignments name it).
+fn consumer_heartbeat(
+    member: &str,
+    epoch: i32,
+    topic_id: uuid::Uuid,
+    owned: &[i32],
+) -> ConsumerGroupHeartbeatRequest {
+    let request = ConsumerGroupHeartbeatRequest::default()
+        .with_group_id(group_id("k"))
+        .with_member_id(StrBytes::from_string(member.to_string()))
+        .with_member_epoch(epoch)
+        .with_rebalance_timeout_ms(-1)
+        .with_topic_partitions(Some(vec![
+            ConsumerTopicPartitions::default()
+                .with_topic_id(topic_id)
+                .with_partitions(owned.to_vec()),
+        ]));
+    if epoch > 0 {
+        return request;
+    }
+    request
+        .with_rebalance_timeout_ms(30_000)
+        .with_subscribed_topic_names(Some(vec![StrBytes::from_static_str("orders").into()]))
+        .with_topic_partitions(Some(Vec::new()))
+}
+
+/// The member's epoch and owned partitions after `answer`: its assignment when it carries
+/// one (the member revokes and takes at once), else what it owned.
+fn taken(answer: &ConsumerGroupHeartbeatResponse, owned: Vec<i32>) -> (i32, Vec<i32>) {
+    let owned = answer.assignment.as_ref().map_or(owned, |assignment| {
+        assignment
+            .topic_partitions
+            .iter()
+            .flat_map(|t| t.partitions.clone())
+            .collect()
+    });
+    (answer.member_epoch, owned)
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_timer_task_fences_a_silent_consumer_protocol_member_at_its_session_timeout() {
+    let dir = tempfile::tempdir().unwrap();
+    let coordinator = GroupCoordinator::start(open_log(dir.path()), GroupConfig::default());
+    let v1 = context(1);
+    let a = coordinator
+        .consumer_group_heartbeat(&v1, consumer_heartbeat("a", 0, uuid::Uuid::nil(), &[]))
+        .await;
+    let topic_id = a.assignment.as_ref().expect("assigned").topic_partitions[0].topic_id;
+    let joined = Instant::now();
+    let b = coordinator
+        .consumer_group_heartbeat(&v1, consumer_heartbeat("b", 0, topic_id, &[]))
+        .await;
+    assert_eq!(
+        (name(a.error_code), name(b.error_code)),
+        ("NONE".into(), "NONE".into())
+    );
+    // Only `a` heartbeats, every second, half-way between whole seconds; `b` is fenced by the
+    // timer task when its session (45 s, Kafka's default) runs out, not by a heartbeat.
+    let members = || async {
+        let described = coordinator
+            .consumer_group_describe(
+                &v1,
+                ConsumerGroupDescribeRequest::default().with_group_ids(vec![group_id("k")]),
+            )
+            .await;
+        described.groups[0].members.len()
+    };
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let (mut epoch, mut owned) = (a.member_epoch, vec![0, 1]);
+    let mut fenced_after = None;
+    for _ in 0..60 {
+        let answer = coordinator
+            .consumer_group_heartbeat(&v1, consumer_heartbeat("a", epoch, topic_id, &owned))
+            .await;
+        assert_eq!(name(answer.error_code), "NONE");
+        (epoch, owned) = taken(&answer, owned);
+        if members().await == 1 {
+            fenced_after = Some(joined.elapsed());
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(1_000)).await;
+    }
+    assert_eq!(fenced_after, Some(Duration::from_millis(45_500)));
+    let stale = coordinator
+        .consumer_group_heartbeat(&v1, consumer_heartbeat("b", b.member_epoch, topic_id, &[]))
+        .await;
+    assert_eq!(name(stale.error_code), "UnknownMemberId");
+    // `a` gets back the partition `b` was to have.
+    for _ in 0..2 {
+        let answer = coordinator
+            .consumer_group_heartbeat(&v1, consumer_heartbeat("a", epoch, topic_id, &owned))
+            .await;
+        (epoch, owned) = taken(&answer, owned);
+    }
+    assert_eq!(owned, [0, 1]);
+}
+
 #[tokio::test(start_paused = true)]
 async fn every_answer_encodes_at_every_served_version() {
     let dir = tempfile::tempdir().unwrap();
