@@ -18,6 +18,7 @@ use crate::group_hook::{GROUP_API_KEYS, GroupHook, GroupHookError, GroupRequest}
 use crate::memory::{MemoryBudget, MemoryPermit};
 use crate::metrics::BrokerMetrics;
 use crate::producers::Producers;
+use crate::txn::Transactions;
 use kafka_protocol::ResponseError;
 use kafka_protocol::messages::{SaslAuthenticateResponse, SaslHandshakeResponse};
 
@@ -30,6 +31,8 @@ pub struct Broker {
     pub(crate) config: BrokerConfig,
     pub(crate) node: NodeAddress,
     pub(crate) producers: Producers,
+    /// The transaction coordinator.
+    pub(crate) transactions: Transactions,
     pub(crate) metrics: BrokerMetrics,
     /// Request frames and fetch responses held at once (`in_flight_bytes_max`).
     pub(crate) memory: MemoryBudget,
@@ -91,6 +94,7 @@ impl Broker {
             config,
             node,
             producers: Producers::new(),
+            transactions: Transactions::default(),
             memory,
             fetch_sessions: fetch_sessions(&metrics),
             metrics,
@@ -247,6 +251,24 @@ impl Broker {
             ResponseError::TopicAuthorizationFailed,
             format!("no {operation:?} permission on topic '{name}'"),
         ))
+    }
+
+    /// Whether `caller` may write as the transactional id `id` (Write on it, as Kafka asks
+    /// of every transactional request): `TRANSACTIONAL_ID_AUTHORIZATION_FAILED`, audited,
+    /// when not.
+    pub(crate) fn transactional_id_access(
+        &self,
+        caller: &Caller,
+        id: &str,
+    ) -> Result<(), ResponseError> {
+        if self
+            .authorizer
+            .authorize(caller, Operation::Write, ResourceType::TransactionalId, id)
+        {
+            Ok(())
+        } else {
+            Err(ResponseError::TransactionalIdAuthorizationFailed)
+        }
     }
 
     /// Whether `caller` may create the topic `name`: Create on the cluster (not audited when
@@ -425,7 +447,17 @@ impl Broker {
                 answer!(api::list_offsets::handle(self, caller, r, version).await)
             }
             Request::InitProducerId(r) => {
-                answer!(api::init_producer_id::handle(self, caller, r, version))
+                answer!(api::init_producer_id::handle(self, caller, r, version).await)
+            }
+            Request::AddPartitionsToTxn(r) => {
+                answer!(api::add_partitions_to_txn::handle(self, caller, r, version).await)
+            }
+            Request::AddOffsetsToTxn(r) => {
+                answer!(api::add_offsets_to_txn::handle(self, caller, r, version).await)
+            }
+            Request::EndTxn(r) => answer!(api::end_txn::handle(self, caller, r, version).await),
+            Request::TxnOffsetCommit(r) => {
+                answer!(api::txn_offset_commit::handle(self, caller, r, version).await)
             }
             Request::DescribeConfigs(r) => {
                 answer!(api::describe_configs::handle(self, caller, r, version))

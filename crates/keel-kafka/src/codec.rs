@@ -8,13 +8,14 @@
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 use kafka_protocol::messages::{
-    AlterConfigsRequest, AlterUserScramCredentialsRequest, ApiKey, ApiVersionsRequest,
-    CreateAclsRequest, CreatePartitionsRequest, CreateTopicsRequest, DeleteAclsRequest,
-    DeleteRecordsRequest, DeleteTopicsRequest, DescribeAclsRequest, DescribeClusterRequest,
-    DescribeConfigsRequest, DescribeLogDirsRequest, DescribeUserScramCredentialsRequest,
-    FetchRequest, IncrementalAlterConfigsRequest, InitProducerIdRequest, ListOffsetsRequest,
-    MetadataRequest, ProduceRequest, RequestHeader, ResponseHeader, SaslAuthenticateRequest,
-    SaslHandshakeRequest,
+    AddOffsetsToTxnRequest, AddPartitionsToTxnRequest, AlterConfigsRequest,
+    AlterUserScramCredentialsRequest, ApiKey, ApiVersionsRequest, CreateAclsRequest,
+    CreatePartitionsRequest, CreateTopicsRequest, DeleteAclsRequest, DeleteRecordsRequest,
+    DeleteTopicsRequest, DescribeAclsRequest, DescribeClusterRequest, DescribeConfigsRequest,
+    DescribeLogDirsRequest, DescribeUserScramCredentialsRequest, EndTxnRequest, FetchRequest,
+    IncrementalAlterConfigsRequest, InitProducerIdRequest, ListOffsetsRequest, MetadataRequest,
+    ProduceRequest, RequestHeader, ResponseHeader, SaslAuthenticateRequest, SaslHandshakeRequest,
+    TxnOffsetCommitRequest,
 };
 use kafka_protocol::protocol::{Decodable, Encodable};
 
@@ -42,6 +43,14 @@ pub enum Request {
     ListOffsets(ListOffsetsRequest),
     /// InitProducerId (22).
     InitProducerId(InitProducerIdRequest),
+    /// AddPartitionsToTxn (24).
+    AddPartitionsToTxn(AddPartitionsToTxnRequest),
+    /// AddOffsetsToTxn (25).
+    AddOffsetsToTxn(AddOffsetsToTxnRequest),
+    /// EndTxn (26).
+    EndTxn(EndTxnRequest),
+    /// TxnOffsetCommit (28).
+    TxnOffsetCommit(TxnOffsetCommitRequest),
     /// DescribeConfigs (32).
     DescribeConfigs(DescribeConfigsRequest),
     /// AlterConfigs (33).
@@ -196,6 +205,16 @@ fn decode_body(api_key: ApiKey, version: i16, body: &mut Bytes) -> anyhow::Resul
         K::Fetch => Request::Fetch(FetchRequest::decode(body, version)?),
         K::ListOffsets => Request::ListOffsets(ListOffsetsRequest::decode(body, version)?),
         K::InitProducerId => Request::InitProducerId(InitProducerIdRequest::decode(body, version)?),
+        K::AddPartitionsToTxn => {
+            Request::AddPartitionsToTxn(AddPartitionsToTxnRequest::decode(body, version)?)
+        }
+        K::AddOffsetsToTxn => {
+            Request::AddOffsetsToTxn(AddOffsetsToTxnRequest::decode(body, version)?)
+        }
+        K::EndTxn => Request::EndTxn(EndTxnRequest::decode(body, version)?),
+        K::TxnOffsetCommit => {
+            Request::TxnOffsetCommit(TxnOffsetCommitRequest::decode(body, version)?)
+        }
         K::DescribeConfigs => {
             Request::DescribeConfigs(DescribeConfigsRequest::decode(body, version)?)
         }

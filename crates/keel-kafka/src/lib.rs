@@ -14,7 +14,10 @@
 //! - [`BrokerMetrics`] (`metrics.rs`) counts requests, bytes per topic, partition errors and
 //!   open connections for `/metrics`.
 //! - `producers.rs` keeps idempotent-producer state (producer id, epoch, last sequences per
-//!   partition) so a retried batch is never written twice.
+//!   partition) so a retried batch is never written twice, and each partition's open and
+//!   aborted transactions.
+//! - `txn/` is the transaction coordinator (transactional ids, markers, the last stable
+//!   offset), its state in the internal topic `__keel_transactions`.
 //!
 //! The crate touches storage only through `keel-log`'s public API and opens no HTTP port (that
 //! is `keel-server`'s job). Supported API keys and versions are listed in
@@ -39,6 +42,7 @@ pub mod sasl;
 mod server;
 mod topic_config;
 mod topic_id;
+mod txn;
 
 pub use broker::Broker;
 pub use config::{BrokerConfig, BrokerConfigError, NodeAddress};
@@ -48,3 +52,4 @@ pub use server::KafkaListener;
 pub use topic_config::{
     NamedConfigError, TopicConfigError, apply_kafka_config, apply_named_config, kafka_configs,
 };
+pub use txn::TRANSACTIONS_TOPIC;

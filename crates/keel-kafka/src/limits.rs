@@ -54,3 +54,20 @@ pub const FETCH_BUDGET_BYTES_MIN: usize = 1024 * 1024;
 pub const TOPICS_MAX_DEFAULT: usize = 1_000;
 /// Most partitions over all user topics by default; past it creation is refused.
 pub const PARTITIONS_MAX_DEFAULT: usize = 4_000;
+/// Longest transaction timeout a producer may ask for (`transaction.timeout.ms`): Kafka's
+/// `transaction.max.timeout.ms` default, 15 minutes. Longer is refused with
+/// `INVALID_TRANSACTION_TIMEOUT`.
+pub const TRANSACTION_TIMEOUT_MS_MAX: u32 = 900_000;
+/// How often the coordinator looks for transactions past their timeout to abort.
+pub const TRANSACTION_EXPIRY_CHECK_MS: u64 = 1_000;
+/// Most transactional ids the coordinator keeps (each one a record in
+/// `__keel_transactions` and an entry in memory); a new id past it is refused. Kafka forgets
+/// ids idle for `transactional.id.expiration.ms` (7 days) instead.
+pub const TRANSACTIONAL_IDS_MAX: usize = 100_000;
+/// Aborted transactions remembered per partition for `read_committed` fetches (those wholly
+/// before the log start are forgotten first). Past it the oldest is forgotten, and a
+/// `read_committed` consumer reading that far back would be shown its records.
+pub const ABORTED_TRANSACTIONS_PER_PARTITION_MAX: usize = 100_000;
+/// Bytes of client metadata stored with a committed offset by default
+/// (`offset.metadata.max.bytes`); transactional commits (TxnOffsetCommit) are held to it.
+pub const OFFSET_METADATA_BYTES_MAX_DEFAULT: usize = 4_096;

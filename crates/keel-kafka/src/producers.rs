@@ -28,6 +28,8 @@ use crate::broker::blocking;
 use crate::limits::{
     PRODUCER_BATCHES_REMEMBERED, PRODUCER_SCAN_CHUNK_BYTES, PRODUCERS_PER_PARTITION_MAX,
 };
+use crate::txn::index::{AbortedTxn, TxnIndex};
+use crate::txn::markers;
 
 /// Byte positions of the producer fields of a RecordBatch v2 header (Kafka's wire format).
 mod layout {
@@ -41,6 +43,8 @@ mod layout {
     pub(super) const BASE_SEQUENCE_AT: usize = 53;
     /// Attribute bit of a transactional batch.
     pub(super) const TRANSACTIONAL: i16 = 0x10;
+    /// Attribute bit of a control batch (a transaction marker).
+    pub(super) const CONTROL: i16 = 0x20;
 }
 
 /// The producer fields of one batch.
@@ -56,6 +60,8 @@ pub(crate) struct BatchProducer {
     pub(crate) last_sequence: i32,
     /// Whether the batch belongs to a transaction.
     pub(crate) transactional: bool,
+    /// Whether the batch is a control batch (a transaction marker).
+    pub(crate) control: bool,
 }
 
 impl BatchProducer {
@@ -71,6 +77,7 @@ impl BatchProducer {
             first_sequence,
             last_sequence: sequence_add(first_sequence, header.last_offset_delta),
             transactional: attributes & layout::TRANSACTIONAL != 0,
+            control: attributes & layout::CONTROL != 0,
         }
     }
 
@@ -109,12 +116,26 @@ pub(crate) struct Producers {
 /// batches of one partition are never checked against the same state. `None` until rebuilt.
 type Slot = Arc<tokio::sync::Mutex<Option<PartitionProducers>>>;
 
+/// A partition's rebuilt state, locked.
+type SlotGuard = tokio::sync::OwnedMutexGuard<Option<PartitionProducers>>;
+
 /// The producers of one partition.
 #[derive(Debug, Default)]
 struct PartitionProducers {
     by_id: HashMap<i64, ProducerEntry>,
     /// Counts appends, to find the producer that appended least recently.
     appends: u64,
+    /// Open and aborted transactions, for the last stable offset and `read_committed`.
+    txns: TxnIndex,
+}
+
+/// What a `read_committed` reader of a partition may see.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Stable {
+    /// The last stable offset: records at or past it are not shown.
+    pub(crate) last_stable_offset: u64,
+    /// Aborted transactions overlapping the range asked for.
+    pub(crate) aborted: Vec<AbortedTxn>,
 }
 
 #[derive(Debug)]
@@ -162,6 +183,85 @@ impl Producers {
         self.next_id.fetch_add(1, Ordering::Relaxed)
     }
 
+    /// Keeps future ids above `id`, one the transaction coordinator's state holds.
+    pub(crate) fn keep_above(&self, id: i64) {
+        self.next_id.fetch_max(id + 1, Ordering::Relaxed);
+    }
+
+    /// The partition's state, locked and rebuilt from its batches if this is its first use
+    /// since the broker started.
+    async fn state(
+        &self,
+        topic: &str,
+        index: u32,
+        partition: &Arc<Partition>,
+    ) -> Result<SlotGuard, ReadError> {
+        let slot = self
+            .partitions
+            .lock()
+            .expect("producers lock")
+            .entry((topic.to_string(), index))
+            .or_default()
+            .clone();
+        let mut state = slot.lock_owned().await;
+        if state.is_none() {
+            let scanned = partition.clone();
+            let rebuilt = blocking(move || rebuild(&scanned)).await?;
+            if let Some(max) = rebuilt.by_id.keys().max() {
+                self.keep_above(*max);
+            }
+            *state = Some(rebuilt);
+        }
+        Ok(state)
+    }
+
+    /// Writes the marker ending `producer_id`'s transaction in a partition, without waiting
+    /// for durability: one past its offset, to wait for. The marker's epoch fences every
+    /// older epoch of the producer there.
+    pub(crate) async fn write_marker(
+        &self,
+        topic: &str,
+        index: u32,
+        partition: &Arc<Partition>,
+        (producer_id, epoch): (i64, i16),
+        commit: bool,
+    ) -> Result<u64, String> {
+        let mut state = self
+            .state(topic, index, partition)
+            .await
+            .map_err(|e| e.to_string())?;
+        let producers = state.as_mut().expect("rebuilt");
+        let bytes = markers::encode(producer_id, epoch, commit, partition.now_ms());
+        let max = partition.config().max_batch_bytes;
+        let batches = CheckedBatches::check(bytes, max).map_err(|e| e.to_string())?;
+        let writer = partition.clone();
+        let info = blocking(move || writer.write_checked_batches(batches))
+            .await
+            .map_err(|e| e.to_string())?;
+        producers.marker(producer_id, epoch, info.base_offset, commit);
+        Ok(info.last_offset + 1)
+    }
+
+    /// The last stable offset of a partition (at its high watermark `high_watermark`) and
+    /// the aborted transactions overlapping offsets `from..` up to it.
+    pub(crate) async fn stable(
+        &self,
+        topic: &str,
+        index: u32,
+        partition: &Arc<Partition>,
+        high_watermark: u64,
+        from: u64,
+    ) -> Result<Stable, ReadError> {
+        let mut state = self.state(topic, index, partition).await?;
+        let txns = &mut state.as_mut().expect("rebuilt").txns;
+        let last_stable_offset = txns.last_stable_offset(high_watermark);
+        let aborted = txns.aborted_in(partition.log_start_offset(), from, last_stable_offset);
+        Ok(Stable {
+            last_stable_offset,
+            aborted,
+        })
+    }
+
     /// Forgets the state of a deleted topic, so a new topic of that name starts clean.
     pub(crate) fn forget_topic(&self, topic: &str) {
         self.partitions
@@ -187,27 +287,11 @@ impl Producers {
         producer: BatchProducer,
         batches: CheckedBatches,
     ) -> Idempotent {
-        let slot = self
-            .partitions
-            .lock()
-            .expect("producers lock")
-            .entry((topic.to_string(), index))
-            .or_default()
-            .clone();
-        let mut state = slot.lock().await;
-        if state.is_none() {
-            let scanned = partition.clone();
-            match blocking(move || rebuild(&scanned)).await {
-                Ok(rebuilt) => {
-                    if let Some(max) = rebuilt.by_id.keys().max() {
-                        self.next_id.fetch_max(max + 1, Ordering::Relaxed);
-                    }
-                    *state = Some(rebuilt);
-                }
-                Err(error) => return Idempotent::Rebuild(error),
-            }
-        }
-        let producers = state.as_mut().expect("rebuilt above");
+        let mut state = match self.state(topic, index, partition).await {
+            Ok(state) => state,
+            Err(error) => return Idempotent::Rebuild(error),
+        };
+        let producers = state.as_mut().expect("rebuilt");
         // The check and the write happen under the partition's producer state, so batches of
         // one producer are written in sequence order. A retry that arrives while its first
         // attempt is still being synced is answered only once that attempt is durable: its
@@ -227,6 +311,9 @@ impl Producers {
                 match blocking(move || writer.write_checked_batches(batches)).await {
                     Ok(info) => {
                         producers.record(&producer, info);
+                        if producer.transactional {
+                            producers.txns.batch(producer.id, info.base_offset);
+                        }
                         Idempotent::Appended(info)
                     }
                     Err(error) => Idempotent::Failed(error),
@@ -286,6 +373,19 @@ impl PartitionProducers {
         }
     }
 
+    /// A transaction marker of `producer_id` at `epoch`, stored at `offset`: closes its
+    /// transaction, and a newer epoch than the producer's fences the older one (its
+    /// remembered batches are dropped: the next epoch starts at sequence 0).
+    fn marker(&mut self, producer_id: i64, epoch: i16, offset: u64, commit: bool) {
+        self.txns.marker(producer_id, offset, commit);
+        if let Some(entry) = self.by_id.get_mut(&producer_id)
+            && epoch > entry.epoch
+        {
+            entry.epoch = epoch;
+            entry.batches.clear();
+        }
+    }
+
     fn record(&mut self, batch: &BatchProducer, stored: AppendInfo) {
         self.appends += 1;
         if !self.by_id.contains_key(&batch.id) && self.by_id.len() >= PRODUCERS_PER_PARTITION_MAX {
@@ -333,12 +433,19 @@ fn rebuild(partition: &Partition) -> Result<PartitionProducers, ReadError> {
             let header = BatchHeader::parse(bytes, u32::MAX)
                 .map_err(|error| ReadError::Corrupt(error.to_string()))?;
             let producer = BatchProducer::read(bytes, &header);
-            if producer.is_idempotent() {
+            if producer.control {
+                if let Some(commit) = markers::is_commit(&bytes[..header.size()]) {
+                    producers.marker(producer.id, producer.epoch, header.base_offset, commit);
+                }
+            } else if producer.is_idempotent() {
                 let stored = AppendInfo {
                     base_offset: header.base_offset,
                     last_offset: header.next_offset() - 1,
                 };
                 producers.record(&producer, stored);
+                if producer.transactional {
+                    producers.txns.batch(producer.id, header.base_offset);
+                }
             }
             offset = offset.max(header.next_offset());
             position += header.size();
@@ -365,6 +472,7 @@ mod tests {
             first_sequence: first,
             last_sequence: sequence_add(first, count - 1),
             transactional: false,
+            control: false,
         }
     }
 

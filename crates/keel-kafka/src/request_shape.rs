@@ -30,7 +30,7 @@ type Shape<T = ()> = Result<T, ShapeError>;
 
 /// Checks the body of a served request, the group keys included (the group hook decodes
 /// them with the same crate). Keys whose bodies have no arrays (ApiVersions, InitProducerId,
-/// DescribeCluster, Heartbeat) pass unchecked.
+/// AddOffsetsToTxn, EndTxn, DescribeCluster, Heartbeat) pass unchecked.
 pub(crate) fn check(api_key: ApiKey, version: i16, body: &[u8]) -> Shape {
     let mut w = Walk {
         bytes: body,
@@ -63,6 +63,8 @@ pub(crate) fn check(api_key: ApiKey, version: i16, body: &[u8]) -> Shape {
         ApiKey::DescribeUserScramCredentials => describe_user_scram_credentials(&mut w),
         ApiKey::AlterUserScramCredentials => alter_user_scram_credentials(&mut w),
         ApiKey::DeleteAcls => delete_acls(&mut w, version),
+        ApiKey::AddPartitionsToTxn => add_partitions_to_txn(&mut w, version),
+        ApiKey::TxnOffsetCommit => txn_offset_commit(&mut w, version),
         _ => Ok(()),
     }
 }
@@ -430,6 +432,44 @@ fn offset_commit(w: &mut Walk, v: i16) -> Shape {
         w.array(|w| {
             w.skip(4 + 8)?; // partition_index, committed_offset
             if v >= 6 {
+                w.skip(4)?; // committed_leader_epoch
+            }
+            w.string()?; // committed_metadata
+            w.tags()
+        })?;
+        w.tags()
+    })?;
+    w.tags()
+}
+
+/// v0–3, the client versions served.
+fn add_partitions_to_txn(w: &mut Walk, v: i16) -> Shape {
+    w.flexible = v >= 3;
+    w.string()?; // transactional_id
+    w.skip(8 + 2)?; // producer_id, producer_epoch
+    w.array(|w| {
+        w.string()?; // name
+        w.array(|w| w.skip(4))?; // partitions
+        w.tags()
+    })?;
+    w.tags()
+}
+
+fn txn_offset_commit(w: &mut Walk, v: i16) -> Shape {
+    w.flexible = v >= 3;
+    w.string()?; // transactional_id
+    w.string()?; // group_id
+    w.skip(8 + 2)?; // producer_id, producer_epoch
+    if v >= 3 {
+        w.skip(4)?; // generation_id
+        w.string()?; // member_id
+        w.string()?; // group_instance_id
+    }
+    w.array(|w| {
+        w.string()?; // name
+        w.array(|w| {
+            w.skip(4 + 8)?; // partition_index, committed_offset
+            if v >= 2 {
                 w.skip(4)?; // committed_leader_epoch
             }
             w.string()?; // committed_metadata

@@ -1,13 +1,16 @@
 //! The Kafka listener: `keel-listener`'s accept loop (connection cap with eviction of the
-//! idlest, accept backoff) serving each connection with `connection.rs` until shutdown.
+//! idlest, accept backoff) serving each connection with `connection.rs` until shutdown, and
+//! the transaction coordinator's timeout checks beside it.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use keel_listener::{Listener, ListenerLimits};
 
 use crate::broker::Broker;
 use crate::connection::{self, ConnectionEnd};
+use crate::limits::TRANSACTION_EXPIRY_CHECK_MS;
 
 /// A bound Kafka listener. Bind first, so the bound address (port 0 in tests) can be
 /// advertised by the [`Broker`], then [`KafkaListener::serve`].
@@ -36,6 +39,7 @@ impl KafkaListener {
     /// Cancel safety: dropping the returned future drops the connection tasks' handles but not
     /// the tasks; use `shutdown` for an orderly stop.
     pub async fn serve(self, broker: Arc<Broker>, shutdown: impl Future<Output = ()>) {
+        let expiry = tokio::spawn(expire_transactions(broker.clone()));
         let limits = ListenerLimits {
             connections_max: broker.config.connections_max,
         };
@@ -75,5 +79,25 @@ impl KafkaListener {
             }
         };
         self.listener.serve(limits, metrics, serve, shutdown).await;
+        expiry.abort();
+    }
+}
+
+/// Reads the transaction coordinator's state at start (finishing transactions decided before
+/// a restart), then aborts transactions past their timeout every
+/// [`TRANSACTION_EXPIRY_CHECK_MS`] until the listener stops.
+async fn expire_transactions(broker: Arc<Broker>) {
+    let mut shutdown = broker.watch_shutdown();
+    let mut ticks = tokio::time::interval(Duration::from_millis(TRANSACTION_EXPIRY_CHECK_MS));
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        let stopping = tokio::select! {
+            _ = ticks.tick() => false,
+            _ = shutdown.wait_for(|stopping| *stopping) => true,
+        };
+        if stopping {
+            return;
+        }
+        broker.transactions.expire(&broker).await;
     }
 }

@@ -445,7 +445,7 @@ async fn committed_offsets_are_checked_stored_and_survive_a_restart() {
 }
 
 #[tokio::test(start_paused = true)]
-async fn find_coordinator_names_this_broker_for_groups_only() {
+async fn find_coordinator_names_this_broker_for_groups_and_transactions() {
     let dir = tempfile::tempdir().unwrap();
     let coordinator = GroupCoordinator::start(open_log(dir.path()), GroupConfig::default());
     let old = coordinator
@@ -484,8 +484,21 @@ async fn find_coordinator_names_this_broker_for_groups_only() {
                 .with_key_type(1),
         )
         .await;
-    assert_eq!(name(transaction.error_code), "InvalidRequest");
-    assert!(transaction.error_message.unwrap().contains("transaction"));
+    assert_eq!(
+        (transaction.error_code, transaction.port),
+        (0, 9092),
+        "the transaction coordinator too"
+    );
+    let share = coordinator
+        .find_coordinator(
+            &context(3),
+            &node(),
+            FindCoordinatorRequest::default()
+                .with_key(StrBytes::from_static_str("s"))
+                .with_key_type(2),
+        )
+        .await;
+    assert_eq!(name(share.error_code), "InvalidRequest");
 }
 
 /// Runs a whole group life cycle at each version of each API and encodes every answer at

@@ -14,17 +14,23 @@
 //!
 //! From v7 a fetch may be in a fetch session (KIP-227, `fetch_session.rs`): it then reads
 //! every partition of its session and, when incremental, answers only those with news.
-//! Without transactions the last stable offset is the high watermark and no transaction is
-//! ever aborted.
+//!
+//! `read_committed` (isolation level 1) is served up to the partition's last stable offset
+//! (the first offset of its oldest open transaction), with the aborted transactions in the
+//! range for the client to filter out (`txn/index.rs`); `read_uncommitted` reads up to the
+//! high watermark and is told the high watermark as its last stable offset (Kafka tells it
+//! the real one; only `read_committed` consumers use it).
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
 use kafka_protocol::ResponseError;
-use kafka_protocol::messages::fetch_response::{FetchableTopicResponse, PartitionData};
-use kafka_protocol::messages::{ApiKey, FetchRequest, FetchResponse};
-use keel_log::{HighWatermarkPast, ReadError};
+use kafka_protocol::messages::fetch_response::{
+    AbortedTransaction, FetchableTopicResponse, PartitionData,
+};
+use kafka_protocol::messages::{ApiKey, FetchRequest, FetchResponse, ProducerId};
+use keel_log::{BatchHeader, HighWatermarkPast, ReadError};
 use tokio::time::Instant;
 
 use crate::acl::{Caller, Operation};
@@ -33,6 +39,10 @@ use crate::broker::{Broker, blocking};
 use crate::fetch_session::SessionFetch;
 use crate::limits::{FETCH_BUDGET_BYTES_MIN, FETCH_RESPONSE_BYTES_MAX, FETCH_WAIT_MS_MAX};
 use crate::memory::MemoryPermit;
+use crate::producers::Stable;
+
+/// FetchRequest's `isolation_level` of a `read_committed` consumer.
+const READ_COMMITTED: i8 = 1;
 
 /// Answers Fetch, with the in-flight budget its records hold until the response is written.
 pub(crate) async fn handle(
@@ -173,6 +183,34 @@ async fn read_all(
             };
             appends.push(partition.high_watermark_past(partition.high_watermark()));
             let offset = fetch.fetch_offset;
+            let stable = if request.isolation_level == READ_COMMITTED && offset >= 0 {
+                let index = fetch.partition as u32;
+                let high_watermark = partition.high_watermark();
+                match broker
+                    .producers
+                    .stable(
+                        &wanted.topic,
+                        index,
+                        &partition,
+                        high_watermark,
+                        offset as u64,
+                    )
+                    .await
+                {
+                    Ok(stable) => Some(stable),
+                    Err(error) => {
+                        failed = true;
+                        tracing::warn!(topic = &**wanted.topic, partition = fetch.partition, %error, "transaction state rebuild failed");
+                        partitions.push(
+                            data.with_error_code(code(ResponseError::KafkaStorageError))
+                                .with_records(Some(Bytes::new())),
+                        );
+                        continue;
+                    }
+                }
+            } else {
+                None
+            };
             // The first partition with data always gets at least one batch, so a consumer
             // can make progress past a batch larger than its limits; later ones only fit.
             let room = max_bytes.saturating_sub(total);
@@ -185,7 +223,11 @@ async fn read_all(
                     log_start: partition.log_start_offset(),
                     high_watermark: partition.high_watermark(),
                 })
-            } else if limit == 0 && total > 0 {
+            } else if (limit == 0 && total > 0)
+                || stable
+                    .as_ref()
+                    .is_some_and(|s| offset as u64 >= s.last_stable_offset)
+            {
                 Ok(None)
             } else {
                 let reader = partition.clone();
@@ -196,12 +238,23 @@ async fn read_all(
                 .with_high_watermark(high_watermark)
                 .with_last_stable_offset(high_watermark)
                 .with_log_start_offset(partition.log_start_offset() as i64);
+            // Only `read_committed` is told of aborted transactions; others get null, as Kafka.
+            let data = match &stable {
+                Some(stable) => committed_view(data, stable),
+                None => data.with_aborted_transactions(None),
+            };
             partitions.push(match read {
                 Ok(Some(batches)) => {
-                    total += batches.bytes.len();
-                    data.with_high_watermark(batches.high_watermark as i64)
-                        .with_last_stable_offset(batches.high_watermark as i64)
-                        .with_records(Some(batches.bytes))
+                    let data = data.with_high_watermark(batches.high_watermark as i64);
+                    let (bytes, data) = match &stable {
+                        Some(stable) => (before(batches.bytes, stable.last_stable_offset), data),
+                        None => {
+                            let lso = batches.high_watermark as i64;
+                            (batches.bytes, data.with_last_stable_offset(lso))
+                        }
+                    };
+                    total += bytes.len();
+                    data.with_records(Some(bytes))
                 }
                 Ok(None) => data.with_records(Some(Bytes::new())),
                 Err(error) => {
@@ -223,4 +276,36 @@ async fn read_all(
         );
     }
     (responses, total, failed, appends)
+}
+
+/// What a `read_committed` fetch is told besides its records: the last stable offset and the
+/// aborted transactions to filter out.
+fn committed_view(data: PartitionData, stable: &Stable) -> PartitionData {
+    let aborted = stable
+        .aborted
+        .iter()
+        .map(|txn| {
+            AbortedTransaction::default()
+                .with_producer_id(ProducerId(txn.producer_id))
+                .with_first_offset(txn.first_offset as i64)
+        })
+        .collect();
+    data.with_last_stable_offset(stable.last_stable_offset as i64)
+        .with_aborted_transactions(Some(aborted))
+}
+
+/// The whole batches of `bytes` that begin before `end`: a `read_committed` reader is never
+/// shown a batch at or past the last stable offset.
+fn before(bytes: Bytes, end: u64) -> Bytes {
+    let mut kept = 0;
+    while kept < bytes.len() {
+        let Ok(header) = BatchHeader::parse(&bytes[kept..], u32::MAX) else {
+            break;
+        };
+        if header.base_offset >= end {
+            break;
+        }
+        kept += header.size();
+    }
+    bytes.slice(..kept)
 }

@@ -1,5 +1,7 @@
 //! ListOffsets (2): the earliest offset (-2), the latest (-1, the high watermark), or the
 //! first offset whose record timestamp is at or after a time. Needs Describe on the topic.
+//! A `read_committed` caller (isolation level 1, v2+) asking for the latest offset gets the
+//! last stable offset instead, as Kafka answers it.
 
 use std::sync::Arc;
 
@@ -43,7 +45,22 @@ pub(crate) async fn handle(
                     .push(response.with_error_code(code(ResponseError::UnknownTopicOrPartition)));
                 continue;
             };
-            let looked_up = blocking(move || lookup(&partition, asked.timestamp)).await;
+            let looked_up = if asked.timestamp == LATEST && request.isolation_level == 1 {
+                let high_watermark = partition.high_watermark();
+                broker
+                    .producers
+                    .stable(
+                        &wanted.name,
+                        asked.partition_index as u32,
+                        &partition,
+                        high_watermark,
+                        high_watermark,
+                    )
+                    .await
+                    .map(|stable| (stable.last_stable_offset as i64, -1))
+            } else {
+                blocking(move || lookup(&partition, asked.timestamp)).await
+            };
             let response = match looked_up {
                 Ok((offset, timestamp)) => response.with_offset(offset).with_timestamp(timestamp),
                 Err(error) => {

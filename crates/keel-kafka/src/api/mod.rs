@@ -2,7 +2,9 @@
 //!
 //! Versions are capped where a newer version would need something Keel does not have: topic
 //! ids (Produce 13, Fetch 13+, DeleteTopics 6), ListOffsets' max-timestamp lookup (7+),
-//! transactions (InitProducerId 5+). Clients negotiate down through ApiVersions.
+//! KIP-890's second transaction version (InitProducerId 5+, EndTxn 5, TxnOffsetCommit 5,
+//! AddOffsetsToTxn 4, AddPartitionsToTxn 4+, which is broker-to-broker besides). Clients
+//! negotiate down through ApiVersions.
 
 use std::sync::Arc;
 
@@ -11,6 +13,8 @@ use kafka_protocol::messages::ApiKey;
 use kafka_protocol::protocol::StrBytes;
 use keel_log::{Partition, Topic};
 
+pub(crate) mod add_offsets_to_txn;
+pub(crate) mod add_partitions_to_txn;
 pub(crate) mod alter_configs;
 pub(crate) mod alter_user_scram_credentials;
 pub(crate) mod api_versions;
@@ -25,12 +29,14 @@ pub(crate) mod describe_cluster;
 pub(crate) mod describe_configs;
 pub(crate) mod describe_log_dirs;
 pub(crate) mod describe_user_scram_credentials;
+pub(crate) mod end_txn;
 pub(crate) mod fetch;
 pub(crate) mod incremental_alter_configs;
 pub(crate) mod init_producer_id;
 pub(crate) mod list_offsets;
 pub(crate) mod metadata;
 pub(crate) mod produce;
+pub(crate) mod txn_offset_commit;
 
 /// Api keys served by the broker itself, with their inclusive version ranges.
 pub(crate) const VERSIONS: &[(ApiKey, i16, i16)] = &[
@@ -43,6 +49,10 @@ pub(crate) const VERSIONS: &[(ApiKey, i16, i16)] = &[
     (ApiKey::DeleteTopics, 1, 5),
     (ApiKey::DeleteRecords, 0, 2),
     (ApiKey::InitProducerId, 0, 4),
+    (ApiKey::AddPartitionsToTxn, 0, 3),
+    (ApiKey::AddOffsetsToTxn, 0, 3),
+    (ApiKey::EndTxn, 0, 4),
+    (ApiKey::TxnOffsetCommit, 0, 4),
     (ApiKey::DescribeConfigs, 1, 4),
     (ApiKey::AlterConfigs, 0, 2),
     (ApiKey::IncrementalAlterConfigs, 0, 1),

@@ -17,6 +17,11 @@
 //! `acks`: 0 gets no response at all; 1 and -1 (all) are answered once the records are
 //! durable under the topic's policy, which under `fsync = always` means after `fdatasync`.
 //! With one node, "all in-sync replicas" is this one, so 1 and all promise the same.
+//!
+//! A transactional batch (the request names a transactional id) must come from the id's
+//! current producer, into a partition added to its ongoing transaction (`txn/`); the caller
+//! needs Write on the transactional id. Control batches are the broker's own (markers) and
+//! refused from clients.
 
 use std::sync::Arc;
 
@@ -33,6 +38,7 @@ use crate::acl::{Caller, Operation};
 use crate::api::text;
 use crate::broker::{Broker, blocking};
 use crate::producers::{BatchProducer, Idempotent};
+use crate::txn::TxnPartition;
 
 /// A Produce request whose record sets are written, not yet known durable.
 pub(crate) struct Written {
@@ -69,6 +75,14 @@ pub(crate) async fn write(
 ) -> Written {
     let acks = request.acks;
     let valid_acks = matches!(acks, -1..=1);
+    let transactional_id: Option<Arc<str>> = request
+        .transactional_id
+        .as_deref()
+        .map(|id| Arc::<str>::from(&**id));
+    let txn_access = match &transactional_id {
+        Some(id) => broker.transactional_id_access(caller, id),
+        None => Ok(()),
+    };
     let mut pending = Vec::new();
     let mut responses = Vec::with_capacity(request.topic_data.len());
     for (topic_slot, mut topic_data) in request.topic_data.into_iter().enumerate() {
@@ -83,26 +97,29 @@ pub(crate) async fn write(
             partitions.push(PartitionProduceResponse::default().with_index(index));
             let refused =
                 |error: ResponseError, message: String| PartitionOutcome::refused(error, message);
-            let outcome = match (&topic, valid_acks, request.transactional_id.is_some()) {
+            let outcome = match (&topic, valid_acks, txn_access) {
                 (_, false, _) => Some(refused(
                     ResponseError::InvalidRequiredAcks,
                     format!("acks {acks} is not -1, 0 or 1"),
                 )),
-                (_, _, true) => Some(refused(
-                    ResponseError::TransactionalIdAuthorizationFailed,
-                    "transactions are not supported".into(),
+                (_, _, Err(error)) => Some(refused(
+                    error,
+                    "no Write permission on the transactional id".into(),
                 )),
                 _ if access.is_err() => access.clone().err().map(|(e, m)| refused(e, m)),
                 (None, _, _) => Some(refused(
                     ResponseError::UnknownTopicOrPartition,
                     format!("topic '{}' does not exist", &*topic_data.name),
                 )),
-                (Some(topic), _, _) => {
+                (Some(topic), _, Ok(())) => {
                     let broker = broker.clone();
                     let topic = topic.clone();
                     let records = data.records.unwrap_or_default();
+                    let transactional_id = transactional_id.clone();
                     pending.push(async move {
-                        let step = write_partition(&broker, &topic, index, records).await;
+                        let step =
+                            write_partition(&broker, &topic, index, records, transactional_id)
+                                .await;
                         (topic_slot, partition_slot, step)
                     });
                     None
@@ -287,6 +304,7 @@ async fn write_partition(
     topic: &Arc<Topic>,
     index: i32,
     records: Bytes,
+    transactional_id: Option<Arc<str>>,
 ) -> Step {
     let name = topic.name();
     let refused = |error, message| Step::Answered(PartitionOutcome::refused(error, message));
@@ -328,11 +346,35 @@ async fn write_partition(
         );
     };
     let producer = BatchProducer::read(batches.bytes(), &header);
-    if producer.transactional {
+    if producer.control {
         return refused(
             ResponseError::InvalidRecord,
-            "transactional batches are not supported".into(),
+            "control batches are written by the broker only".into(),
         );
+    }
+    if producer.transactional {
+        let (Some(id), true) = (transactional_id, producer.is_idempotent()) else {
+            return refused(
+                ResponseError::InvalidRecord,
+                "a transactional batch needs a producer id and the request's transactional id"
+                    .into(),
+            );
+        };
+        let joined = TxnPartition {
+            topic: name.to_string(),
+            partition: index as u32,
+        };
+        let producer_epoch = (producer.id, producer.epoch);
+        if let Err(error) = broker
+            .transactions
+            .check_produce(broker, &id, producer_epoch, joined)
+            .await
+        {
+            return refused(
+                error,
+                format!("transactional id '{id}' may not write to {name}-{index} now: {error:?}"),
+            );
+        }
     }
     let written = if producer.is_idempotent() {
         let outcome = broker

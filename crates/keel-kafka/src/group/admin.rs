@@ -30,18 +30,17 @@ const GROUP_TYPE_CONSUMER: &str = "consumer";
 /// DescribeGroups' "operations not computed" (no ACLs in `keel serve`).
 const AUTHORIZED_OPERATIONS_NONE: i32 = i32::MIN;
 
-/// Answers FindCoordinator: this broker for every group key; transactional ids and other
-/// key types get `INVALID_REQUEST` with a message saying why, since `keel serve` has no
-/// transaction coordinator.
+/// Answers FindCoordinator: this broker for every group and every transactional id (its
+/// transaction coordinator is the broker's `txn/`); other key types (share groups) get
+/// `INVALID_REQUEST` with a message saying why.
 pub(crate) fn find_coordinator(
     node: &NodeAddress,
     api_version: i16,
     request: &FindCoordinatorRequest,
 ) -> FindCoordinatorResponse {
     let refusal = match request.key_type {
-        KEY_TYPE_GROUP => None,
-        KEY_TYPE_TRANSACTION => Some("keel serve has no transaction coordinator"),
-        _ => Some("keel serve coordinates consumer groups only (key type 0)"),
+        KEY_TYPE_GROUP | KEY_TYPE_TRANSACTION => None,
+        _ => Some("keel serve coordinates consumer groups and transactions only (key types 0, 1)"),
     };
     let (error_code, error_message, node_id, host, port) = match refusal {
         None => (

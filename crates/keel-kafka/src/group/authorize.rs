@@ -35,8 +35,10 @@ use super::coordinator::{GroupCoordinator, RequestContext};
 
 const GROUP_DENIED: i16 = ResponseError::GroupAuthorizationFailed.code();
 const TOPIC_DENIED: i16 = ResponseError::TopicAuthorizationFailed.code();
+const TRANSACTIONAL_ID_DENIED: i16 = ResponseError::TransactionalIdAuthorizationFailed.code();
 
-/// FindCoordinator: every key the caller may not Describe is refused (v4+ per key).
+/// FindCoordinator: every key (group or transactional id) the caller may not Describe is
+/// refused (v4+ per key).
 pub(super) async fn find_coordinator(
     coordinator: &GroupCoordinator,
     context: &RequestContext,
@@ -44,11 +46,20 @@ pub(super) async fn find_coordinator(
     node: &NodeAddress,
     request: FindCoordinatorRequest,
 ) -> FindCoordinatorResponse {
-    // Transactional ids (key type 1) are refused by the coordinator whoever asks.
-    let denied = |key: &str| request.key_type == 0 && !access.group(Operation::Describe, key);
+    // A group needs Describe on it, a transactional id (key type 1) Describe on the id.
+    let (resource, denied_code) = match request.key_type {
+        1 => (ResourceType::TransactionalId, TRANSACTIONAL_ID_DENIED),
+        _ => (ResourceType::Group, GROUP_DENIED),
+    };
+    let denied = |key: &str| {
+        request.key_type <= 1
+            && !access
+                .authorizer
+                .authorize(&access.caller, Operation::Describe, resource, key)
+    };
     if context.api_version < 4 && denied(&request.key) {
         return FindCoordinatorResponse::default()
-            .with_error_code(GROUP_DENIED)
+            .with_error_code(denied_code)
             .with_node_id((-1).into())
             .with_port(-1);
     }
@@ -57,7 +68,7 @@ pub(super) async fn find_coordinator(
     for (entry, refused) in response.coordinators.iter_mut().zip(refused) {
         if refused {
             *entry = std::mem::take(entry)
-                .with_error_code(GROUP_DENIED)
+                .with_error_code(denied_code)
                 .with_node_id((-1).into())
                 .with_host(Default::default())
                 .with_port(-1);

@@ -50,7 +50,7 @@ impl Default for GroupConfig {
             offsets_retention_check_interval_ms: 600_000,
             group_members_max: 1_000,
             groups_max: 10_000,
-            offset_metadata_bytes_max: 4_096,
+            offset_metadata_bytes_max: crate::limits::OFFSET_METADATA_BYTES_MAX_DEFAULT,
             member_protocols_max: 16,
             member_metadata_bytes_max: 1024 * 1024,
             consumer_session_timeout_ms: 45_000,

@@ -147,8 +147,7 @@ impl GroupCoordinator {
         Some(range)
     }
 
-    /// FindCoordinator: `node` (this broker) for every group; transactions are not
-    /// supported.
+    /// FindCoordinator: `node` (this broker) for every group and transactional id.
     pub async fn find_coordinator(
         &self,
         context: &RequestContext,

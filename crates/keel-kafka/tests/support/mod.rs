@@ -431,12 +431,32 @@ pub(crate) fn batch(
     epoch: i16,
     sequence: i32,
 ) -> bytes::Bytes {
+    encoded_batch(prefix, count, (producer_id, epoch, sequence), false)
+}
+
+/// [`batch`] with the transactional bit set: part of `producer_id`'s open transaction.
+pub(crate) fn transactional_batch(
+    prefix: &str,
+    count: i64,
+    producer_id: i64,
+    epoch: i16,
+    sequence: i32,
+) -> bytes::Bytes {
+    encoded_batch(prefix, count, (producer_id, epoch, sequence), true)
+}
+
+fn encoded_batch(
+    prefix: &str,
+    count: i64,
+    (producer_id, epoch, sequence): (i64, i16, i32),
+    transactional: bool,
+) -> bytes::Bytes {
     use kafka_protocol::records::{
         Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
     };
     let records: Vec<Record> = (0..count)
         .map(|i| Record {
-            transactional: false,
+            transactional,
             control: false,
             partition_leader_epoch: -1,
             producer_id,
