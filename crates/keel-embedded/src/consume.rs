@@ -8,6 +8,7 @@
 //! member loop and partition workers).
 
 use std::collections::{BTreeMap, VecDeque};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Weak};
 
 use keel_core::{
@@ -221,6 +222,7 @@ impl EmbeddedMembership {
                         claim,
                         start_from: self.start_from,
                         waker: self.bus.waker(self.topic.name()),
+                        skipped_to: AtomicU64::new(0),
                     });
                     let held = Held {
                         lease: Arc::downgrade(&lease),
@@ -278,6 +280,10 @@ struct EmbeddedLease {
     claim: Claim,
     start_from: StartFrom,
     waker: Arc<Notify>,
+    /// Where a fetch that found only transaction markers (control batches, which hold no
+    /// records) left off: the partition has no data for the worker until its high watermark
+    /// passes this, or the worker would fetch the same markers again and again.
+    skipped_to: AtomicU64,
 }
 
 impl Drop for EmbeddedLease {
@@ -310,7 +316,8 @@ impl PartitionLease for EmbeddedLease {
     }
 
     fn has_data(&self, next_offset: u64) -> bool {
-        self.log_partition.high_watermark() > next_offset
+        let from = next_offset.max(self.skipped_to.load(Ordering::Acquire));
+        self.log_partition.high_watermark() > from
     }
 
     fn wait_for_data(&self, next_offset: u64) -> BoxFuture<'_, ()> {
@@ -325,11 +332,26 @@ impl PartitionLease for EmbeddedLease {
         bytes_max: usize,
     ) -> BoxFuture<'_, Result<Vec<Record>, FetchError>> {
         let log_partition = self.log_partition.clone();
-        let read =
-            tokio::task::spawn_blocking(move || log_partition.read_records(offset, bytes_max));
+        // Reads past batches of markers alone, so a fetch returns records when there are any.
+        let read = tokio::task::spawn_blocking(move || {
+            let mut from = offset;
+            loop {
+                let read = log_partition.read_records_from(from, bytes_max)?;
+                if !read.records.is_empty() || read.next_offset <= from {
+                    return Ok::<_, ReadError>(read);
+                }
+                from = read.next_offset;
+            }
+        });
         Box::pin(async move {
             match read.await {
-                Ok(Ok(records)) => Ok(records),
+                Ok(Ok(read)) => {
+                    if read.records.is_empty() {
+                        self.skipped_to
+                            .fetch_max(read.next_offset, Ordering::AcqRel);
+                    }
+                    Ok(read.records)
+                }
                 Ok(Err(ReadError::OffsetOutOfRange { log_start, .. })) if offset < log_start => {
                     Err(FetchError::OutOfRange { log_start })
                 }

@@ -73,7 +73,9 @@ pub use error::{AppendError, OpenError, ReadError, TopicError};
 pub use handles::{OpenFiles, open_files_max_default};
 pub use log::{Log, LogOptions, RecoveryReport};
 pub use offsets::{CommittedOffset, GroupOffsets, OFFSETS_TOPIC, OffsetCommit};
-pub use partition::{AppendInfo, Partition, PartitionRecovery, ReadBatches, SyncStats};
+pub use partition::{
+    AppendInfo, Partition, PartitionRecovery, ReadBatches, RecordsRead, SyncStats,
+};
 pub use segment::CorruptBatch;
 pub use signal::HighWatermarkPast;
 pub use storage::{DirLock, DiskStorage, Storage, StorageFile, read_exact_at};

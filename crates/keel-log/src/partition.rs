@@ -48,6 +48,17 @@ pub struct ReadBatches {
     pub log_start_offset: u64,
 }
 
+/// Records decoded from a partition ([`Partition::read_records_from`]), and where the next
+/// read starts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecordsRead {
+    /// The records, in offset order; control batches' records are not among them.
+    pub records: Vec<Record>,
+    /// One past the last batch read (control batches included), or the offset asked for when
+    /// nothing was read.
+    pub next_offset: u64,
+}
+
 /// Counters of appends and data syncs, to show group commit at work.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct SyncStats {
@@ -687,8 +698,22 @@ impl Partition {
     }
 
     /// Reads and decodes records from `offset` on (records below `offset` in the first batch
-    /// are skipped), up to about `max_bytes` of stored batches.
+    /// are skipped), up to about `max_bytes` of stored batches. Control batches (Kafka's
+    /// transaction markers, written by `keel serve`'s transaction coordinator) hold no
+    /// records and are skipped.
     pub fn read_records(&self, offset: u64, max_bytes: usize) -> Result<Vec<Record>, ReadError> {
+        self.read_records_from(offset, max_bytes)
+            .map(|read| read.records)
+    }
+
+    /// [`Partition::read_records`], with where the next read starts: one past the last batch
+    /// read. A reader that moves on from its last record alone would read a trailing
+    /// transaction marker again and again; this one moves past it.
+    pub fn read_records_from(
+        &self,
+        offset: u64,
+        max_bytes: usize,
+    ) -> Result<RecordsRead, ReadError> {
         let batches = self.read(offset, max_bytes)?;
         decode_batches(batches.bytes, offset)
     }
@@ -703,10 +728,12 @@ impl Partition {
     ) -> Result<(), ReadError> {
         let mut offset = self.log_start_offset();
         while offset < self.high_watermark() {
-            let records = self.read_records(offset, chunk_bytes)?;
-            let Some(last) = records.last() else { break };
-            offset = last.offset + 1;
-            records.into_iter().for_each(&mut apply);
+            let read = self.read_records_from(offset, chunk_bytes)?;
+            if read.next_offset <= offset {
+                break;
+            }
+            offset = read.next_offset;
+            read.records.into_iter().for_each(&mut apply);
         }
         Ok(())
     }
@@ -736,7 +763,7 @@ impl Partition {
                 continue;
             };
             let bytes = self.read_from(segment, position, limit, 1, visible.high_watermark)?;
-            let records = decode_batches(bytes, 0)?;
+            let records = decode_batches(bytes, 0)?.records;
             if let Some(record) = records.iter().find(|r| r.timestamp_ms >= timestamp_ms) {
                 if record.offset < visible.log_start {
                     // Deleted: the answer is the first record from the log start on that is
@@ -959,17 +986,33 @@ impl Partition {
     }
 }
 
-/// Decodes concatenated batches, keeping records at or after `from_offset`.
-pub(crate) fn decode_batches(mut bytes: Bytes, from_offset: u64) -> Result<Vec<Record>, ReadError> {
-    let mut records = Vec::new();
+/// Decodes concatenated batches, keeping records at or after `from_offset`; control batches
+/// (transaction markers) are skipped.
+pub(crate) fn decode_batches(mut bytes: Bytes, from_offset: u64) -> Result<RecordsRead, ReadError> {
+    let mut read = RecordsRead {
+        records: Vec::new(),
+        next_offset: from_offset,
+    };
     while !bytes.is_empty() {
         let header =
             BatchHeader::parse(&bytes, u32::MAX).map_err(|e| ReadError::Corrupt(e.to_string()))?;
         let batch = bytes.split_to(header.size().min(bytes.len()));
+        read.next_offset = read.next_offset.max(header.next_offset());
+        if is_control(&batch) {
+            continue;
+        }
         let decoded = decode_records(batch).map_err(|e| ReadError::Corrupt(e.to_string()))?;
-        records.extend(decoded.into_iter().filter(|r| r.offset >= from_offset));
+        read.records
+            .extend(decoded.into_iter().filter(|r| r.offset >= from_offset));
     }
-    Ok(records)
+    Ok(read)
+}
+
+/// Whether a whole stored batch is a control batch (its attributes' bit 5, Kafka's format).
+fn is_control(batch: &[u8]) -> bool {
+    const CONTROL: u8 = 0x20;
+    // `attributes` is a big-endian i16: the flag is in its low byte.
+    batch[crate::batch::layout::ATTRIBUTES_AT + 1] & CONTROL != 0
 }
 
 fn batch_starts(headers: &[BatchHeader]) -> impl Iterator<Item = usize> + '_ {
