@@ -22,9 +22,22 @@ pub(crate) struct ConsoleArgs {
     /// `brokers` entry.
     #[arg(long = "brokers", env = "KEEL_BROKERS", value_name = "HOST:PORT[,…]")]
     brokers: Option<String>,
-    /// `keel serve`'s settings: those of the HTTP listener and the console apply.
+    /// `keel serve`'s settings: those of the HTTP listener and the console apply; the others
+    /// are hidden from `keel console --help` ([`hide_serve_only`]).
     #[command(flatten)]
     serve: ServeArgs,
+}
+
+/// Hides `keel serve`'s flags for what `keel console` does not run — the Kafka listener, the
+/// schema registry and the log of a data directory — from `keel console --help` (clap's
+/// `mut_args` on the subcommand), so its help lists only what applies.
+pub(crate) fn hide_serve_only(arg: clap::Arg) -> clap::Arg {
+    let id = arg.get_id().as_str();
+    if id.starts_with("kafka_") || id.starts_with("registry_") || id == "log_open_files_max" {
+        arg.hide(true)
+    } else {
+        arg
+    }
 }
 
 pub(crate) fn run(args: ConsoleArgs) -> anyhow::Result<()> {

@@ -82,6 +82,7 @@ enum Command {
     Serve(Box<serve::ServeArgs>),
     /// Serve the web console and the operator API of a Kafka cluster (--brokers; needs the
     /// `kafka` feature).
+    #[command(mut_args(console::hide_serve_only))]
     Console(Box<console::ConsoleArgs>),
     /// Bring Keel's tables (outbox, inbox, sagas, projection checkpoints) in an application
     /// database to the current version.

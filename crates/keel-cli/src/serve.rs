@@ -231,6 +231,11 @@ pub(crate) struct ServeArgs {
     /// [default: 10000].
     #[arg(long, env = "KEEL_CONSOLE_SAMPLE_MS", value_name = "MS")]
     console_sample_ms: Option<u64>,
+    /// Most consumer groups whose lag one console sample measures, new groups first, then
+    /// the least recently measured; the others keep their last measure (metric
+    /// keel_console_sample_groups_skipped) [default: 500].
+    #[arg(long, env = "KEEL_CONSOLE_SAMPLE_GROUPS_MAX", value_name = "N")]
+    console_sample_groups_max: Option<usize>,
     /// Lag above which the console raises an alert for a group, in milliseconds
     /// [default: 60000].
     #[arg(long, env = "KEEL_CONSOLE_LAG_ALERT_MS", value_name = "MS")]
@@ -310,6 +315,7 @@ struct ConfigFile {
     http_tls_key: Option<PathBuf>,
     shutdown_grace_ms: Option<u64>,
     console_sample_ms: Option<u64>,
+    console_sample_groups_max: Option<usize>,
     console_lag_alert_ms: Option<u64>,
     console_trace_url: Option<String>,
     console_databases: Option<Vec<PathBuf>>,
@@ -584,6 +590,12 @@ pub(crate) fn settings(data_dir: &Path, args: ServeArgs) -> anyhow::Result<Setti
     }
     if let Some(ms) = args.console_sample_ms.or(file.console_sample_ms) {
         config.console.history.interval_ms = ms;
+    }
+    if let Some(n) = args
+        .console_sample_groups_max
+        .or(file.console_sample_groups_max)
+    {
+        config.console.history.groups_max = n;
     }
     if let Some(ms) = args.console_lag_alert_ms.or(file.console_lag_alert_ms) {
         config.console.lag_alert_ms = ms;

@@ -52,6 +52,24 @@ fn every_verb_has_help() {
 }
 
 #[test]
+fn console_help_shows_only_the_flags_that_apply() {
+    let help = Keel::new().ok(&["console", "--help"], "");
+    for shown in [
+        "--brokers",
+        "--http ",
+        "--http-tokens",
+        "--console-sample-groups-max",
+    ] {
+        assert!(help.contains(shown), "{shown} missing: {help}");
+    }
+    for hidden in ["--kafka", "--registry", "--log-open-files-max"] {
+        assert!(!help.contains(hidden), "{hidden} shown: {help}");
+    }
+    let serve = Keel::new().ok(&["serve", "--help"], "");
+    assert!(serve.contains("--kafka-partitions"), "{serve}");
+}
+
+#[test]
 fn topics_are_created_listed_described_and_deleted() {
     let keel = Keel::new();
     keel.ok(&["topics", "create", "orders", "--partitions", "3"], "");

@@ -10,16 +10,17 @@
 #![cfg(feature = "kafka")]
 
 #[allow(dead_code)]
+#[path = "support/console.rs"]
+mod console;
+#[allow(dead_code)]
 #[path = "support/serve.rs"]
 mod server;
 mod support;
 
-use std::io::{BufRead, BufReader};
-use std::net::SocketAddr;
-use std::process::{Child, Command, Stdio};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
+use console::{get, get_json, get_page, json_line, post_json};
 use keel_core::{AdminTransport, Event, GroupOffset, NewRecord};
 use keel_kafka_client::{KafkaAdmin, KafkaConfig, KafkaPublisher};
 use keel_runtime::dead_letter::DeadLetterKind;
@@ -97,7 +98,7 @@ async fn the_console_shows_and_replays_what_a_kafka_cluster_holds() {
         .expect("store a dead letter");
 
     let keel = Keel::new();
-    let (mut console, http) = start_console(&keel, &brokers);
+    let (mut console, http) = keel.start_console(&brokers, &[]);
 
     // Topics: the API and the page list the topic with its partitions and events.
     let topics = get_json(http, "/api/topics");
@@ -215,66 +216,4 @@ async fn the_console_shows_and_replays_what_a_kafka_cluster_holds() {
     assert_eq!(get(http, "/health").0, 200);
 
     assert!(server::terminate(&mut console), "SIGTERM exits 0");
-}
-
-/// Starts `keel console --brokers BROKERS` on a free port; returns it and its address.
-fn start_console(keel: &Keel, brokers: &str) -> (Child, SocketAddr) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_keel"))
-        .args(["console", "--brokers", brokers, "--http", "127.0.0.1:0"])
-        .env("KEEL_DATA", keel.dir.path())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("spawn keel console");
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .expect("read the listening line");
-    let http = line
-        .trim()
-        .strip_prefix("keel console listening http=")
-        .unwrap_or_else(|| panic!("unexpected first line: {line:?}"))
-        .parse()
-        .expect("an address");
-    (child, http)
-}
-
-fn get(http: SocketAddr, path: &str) -> (u16, String) {
-    let response = ureq::get(format!("http://{http}{path}"))
-        .config()
-        .http_status_as_error(false)
-        .build()
-        .call()
-        .expect("request");
-    let status = response.status().as_u16();
-    (status, response.into_body().read_to_string().expect("body"))
-}
-
-fn get_json(http: SocketAddr, path: &str) -> Value {
-    let (status, body) = get(http, path);
-    assert_eq!(status, 200, "GET {path}: {body}");
-    json_line(&body)
-}
-
-fn get_page(http: SocketAddr, path: &str) -> String {
-    let (status, body) = get(http, path);
-    assert_eq!(status, 200, "GET {path}: {body}");
-    body
-}
-
-fn post_json(http: SocketAddr, path: &str, body: &Value) -> Value {
-    let response = ureq::post(format!("http://{http}{path}"))
-        .config()
-        .http_status_as_error(false)
-        .build()
-        .send_json(body)
-        .expect("request");
-    let status = response.status().as_u16();
-    let text = response.into_body().read_to_string().expect("body");
-    assert_eq!(status, 200, "POST {path}: {text}");
-    json_line(&text)
-}
-
-fn json_line(text: &str) -> Value {
-    serde_json::from_str(text).unwrap_or_else(|e| panic!("not JSON ({e}): {text}"))
 }

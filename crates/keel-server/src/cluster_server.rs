@@ -78,11 +78,7 @@ impl ClusterServer {
         let http_metrics = ListenerMetrics::default();
         let mut registry = MetricsRegistry::default();
         http_metrics.register(&mut registry, "keel_http", "HTTP API");
-        registry.register(
-            "keel_console_history_series_dropped",
-            "Series the console's charts do not keep because their limit is reached",
-            history.dropped.clone(),
-        );
+        history.register(&mut registry);
         let app = App {
             source: Source::Cluster(self.cluster.clone()),
             registry: None,
@@ -92,10 +88,7 @@ impl ClusterServer {
             groups: None,
         };
         let (stop_sender, stop) = watch::channel(false);
-        let sampler = tokio::spawn(sample_history(
-            app.clone(),
-            Duration::from_millis(self.config.console.history.interval_ms),
-        ));
+        let sampler = tokio::spawn(sample_history(app.clone(), self.config.console.history));
         let http = spawn_http(&self.config, listener, http_metrics, app, registry, stop)?;
         warn_if_exposed(&bound, true, !http.tokens.is_empty());
         tracing::info!(http = %bound.http, cluster = %self.cluster.name, "keel serve ready: the console of a Kafka cluster");

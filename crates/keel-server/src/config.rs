@@ -212,6 +212,12 @@ impl ServerConfig {
                 ),
             });
         }
+        if self.console.history.groups_max == 0 {
+            return Err(ConfigError {
+                key: "console_sample_groups_max",
+                reason: "must be above 0".into(),
+            });
+        }
         if self.console.databases.len() > CONSOLE_DATABASES_MAX {
             return Err(ConfigError {
                 key: "console_database",
@@ -262,6 +268,12 @@ mod tests {
         let mut config = ServerConfig::new("data");
         config.console.history.interval_ms = HISTORY_INTERVAL_MS_MIN - 1;
         assert_eq!(config.validate().unwrap_err().key, "console_sample_ms");
+        let mut config = ServerConfig::new("data");
+        config.console.history.groups_max = 0;
+        assert_eq!(
+            config.validate().unwrap_err().key,
+            "console_sample_groups_max"
+        );
         let mut config = ServerConfig::new("data");
         config.console.trace_url = Some("http://jaeger/trace/".into());
         assert_eq!(config.validate().unwrap_err().key, "console_trace_url");

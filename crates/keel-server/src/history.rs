@@ -1,22 +1,32 @@
 //! The console's memory of the last hour: events appended and consumed per topic, and lag
 //! per group and partition, sampled through the source's ports every
-//! [`HistoryConfig::interval_ms`] (the owned log or a Kafka cluster alike).
+//! [`HistoryConfig::interval_ms`] (the owned log or a Kafka cluster alike) — and what the
+//! group list and the overview show instead of measuring it per request: every group's lag
+//! at its last measure, the topics' totals and the dead-letter counts of the last sample.
 //!
 //! A broker keeps only the present (high watermarks, committed offsets); charts over time
 //! need past samples, so the server takes them. A sample reads watermarks and committed
 //! offsets and one record per lagging partition (for lag in seconds, through
-//! `keel_runtime::admin::groups`, the computation `keel groups lag` uses). Every series is a ring of at most [`HISTORY_POINTS`] samples aligned on shared
-//! sample times; a topic, group or partition that disappears loses its series. The number of
-//! series is bounded ([`HISTORY_SERIES_MAX`]); series past it are not kept and counted in
+//! `keel_runtime::admin::groups`, the computation `keel groups lag` uses). On a cluster that
+//! costs about 0.1 s a group, so a sample measures at most [`SAMPLE_GROUPS_CONCURRENCY`]
+//! groups at once and at most [`HistoryConfig::groups_max`] groups in all: those never
+//! measured first, then the least recently measured; a group not measured keeps its last
+//! measure, and how many were left out is `keel_console_sample_groups_skipped`. Every
+//! series is a ring of at most [`HISTORY_POINTS`] samples aligned on shared sample times; a
+//! topic, group or partition that disappears loses its series. The number of series is
+//! bounded ([`HISTORY_SERIES_MAX`]); series past it are not kept and counted in
 //! `keel_console_history_series_dropped`.
 //!
 //! Not persisted: a restarted server starts its charts empty.
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::sync::Mutex;
+use std::time::Instant;
 
+use futures_util::{StreamExt, stream};
 use keel_core::{AdminTransport, TransportError};
-use keel_runtime::admin::groups;
+use keel_runtime::admin::dead_letters::{self, DeadLetterSummary};
+use keel_runtime::admin::groups::{self, GroupSummary, GroupsError, PartitionLag};
 use prometheus_client::metrics::gauge::Gauge;
 use serde::Serialize;
 use utoipa::ToSchema;
@@ -29,18 +39,28 @@ pub(crate) const HISTORY_SERIES_MAX: usize = 20_000;
 pub(crate) const HISTORY_INTERVAL_MS_DEFAULT: u64 = 10_000;
 /// The shortest sampling interval accepted (tests and demos sample fast).
 pub(crate) const HISTORY_INTERVAL_MS_MIN: u64 = 100;
+/// Groups one sample measures by default: at ~0.1 s a group on a cluster and
+/// [`SAMPLE_GROUPS_CONCURRENCY`] at once, about 6 s of a 10-s interval.
+pub(crate) const SAMPLE_GROUPS_MAX_DEFAULT: usize = 500;
+/// Groups whose lag a sample measures at the same time (each holds a blocking thread and,
+/// on a cluster, a client acting as the group).
+pub(crate) const SAMPLE_GROUPS_CONCURRENCY: usize = 8;
 
-/// How often the history is sampled.
+/// How often the history is sampled, and how many groups one sample measures.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct HistoryConfig {
     /// Milliseconds between two samples.
     pub interval_ms: u64,
+    /// Most groups whose lag one sample measures (new groups first, then the least recently
+    /// measured); the others keep their last measure for the next samples.
+    pub groups_max: usize,
 }
 
 impl Default for HistoryConfig {
     fn default() -> HistoryConfig {
         HistoryConfig {
             interval_ms: HISTORY_INTERVAL_MS_DEFAULT,
+            groups_max: SAMPLE_GROUPS_MAX_DEFAULT,
         }
     }
 }
@@ -51,6 +71,10 @@ pub(crate) struct History {
     inner: Mutex<Inner>,
     /// Series not kept because [`HISTORY_SERIES_MAX`] was reached, at the last sample.
     pub(crate) dropped: Gauge,
+    /// Groups listed but not measured by the last sample ([`HistoryConfig::groups_max`]).
+    pub(crate) groups_skipped: Gauge,
+    /// How long the last sample took.
+    duration_ms: Gauge,
 }
 
 #[derive(Debug, Default)]
@@ -64,6 +88,43 @@ struct Inner {
     groups: HashMap<String, Ring<(u64, u64)>>,
     /// Per (group, topic, partition): lag in events.
     partitions: HashMap<(String, String, u32), Ring<u64>>,
+    /// Every listed group's lag at its last measure, by name.
+    measures: BTreeMap<String, Measure>,
+    /// The topics' totals at the last sample; `None` before the first.
+    stored: Option<Stored>,
+    /// Every dead-letter topic's counts at the last sample that could read them.
+    dead_letters: Vec<DeadLetterSummary>,
+}
+
+/// What the topics a sample listed hold, together.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct Stored {
+    /// Topics (internal `__` ones left out).
+    pub(crate) topics: usize,
+    /// Their partitions.
+    pub(crate) partitions: usize,
+    /// Events stored in them.
+    pub(crate) events: u64,
+}
+
+/// One group's lag per partition as a sample measured it.
+#[derive(Debug)]
+struct Measure {
+    lags: Vec<PartitionLag>,
+    at_ms: i64,
+}
+
+/// Every group's totals at its last measure: what the group list and the overview show.
+#[derive(Debug, Clone, Default, Serialize, ToSchema)]
+pub(crate) struct SampledGroups {
+    /// When the last sample ended, ms since the epoch; `null` before the first.
+    pub(crate) sampled_at_ms: Option<i64>,
+    /// When the least recently measured group was measured; `null` without groups.
+    pub(crate) oldest_measure_ms: Option<i64>,
+    /// Groups the last sample left for the next ones (`console_sample_groups_max`).
+    pub(crate) skipped: usize,
+    /// The groups, by name.
+    pub(crate) groups: Vec<GroupSummary>,
 }
 
 type Ring<T> = VecDeque<T>;
@@ -93,43 +154,106 @@ pub(crate) struct LagHistory {
 }
 
 impl History {
-    /// Takes one sample through `admin` at `now_ms`; reads a record per lagging partition.
-    /// A topic or group gone between two requests is left out of this sample.
+    /// Takes one sample through `admin` at `now_ms`, measuring at most `groups_max` groups
+    /// (new ones first, then the least recently measured); reads a record per lagging
+    /// partition. A topic or group gone
+    /// between two requests is left out of this sample; a group whose measure failed keeps
+    /// its last one.
     pub(crate) async fn sample(
         &self,
         admin: &dyn AdminTransport,
         now_ms: i64,
+        groups_max: usize,
     ) -> Result<(), TransportError> {
+        let started = Instant::now();
         let mut topics: HashMap<String, (u64, u64)> = HashMap::new();
+        let mut stored = Stored::default();
         for topic in admin.topics().await? {
-            let appended = match admin.partition_offsets(&topic.name).await {
-                Ok(ranges) => ranges.iter().map(|p| p.high_watermark).sum(),
+            let ranges = match admin.partition_offsets(&topic.name).await {
+                Ok(ranges) => ranges,
                 Err(TransportError::UnknownTopic { .. }) => continue,
                 Err(error) => return Err(error),
             };
+            stored.topics += 1;
+            stored.partitions += ranges.len();
+            stored.events += ranges
+                .iter()
+                .map(|p| p.high_watermark - p.log_start)
+                .sum::<u64>();
+            let appended = ranges.iter().map(|p| p.high_watermark).sum();
             topics.insert(topic.name, (appended, 0));
         }
+        let dead_letters = dead_letters::summaries(admin, now_ms).await;
+        let mut listed = admin.groups().await?;
+        listed.sort_unstable();
+        listed.dedup();
+        let chosen = {
+            let inner = self.inner.lock().expect("history lock");
+            least_recently_measured(&listed, &inner.measures, groups_max)
+        };
+        let measured: Vec<(String, Result<Vec<PartitionLag>, GroupsError>)> =
+            stream::iter(chosen.iter().cloned())
+                .map(|group| async move {
+                    let lags = groups::group_lag(admin, &group, now_ms).await;
+                    (group, lags)
+                })
+                .buffer_unordered(SAMPLE_GROUPS_CONCURRENCY)
+                .collect()
+                .await;
+
+        let mut inner = self.inner.lock().expect("history lock");
+        let present: HashSet<&String> = listed.iter().collect();
+        inner.measures.retain(|group, _| present.contains(group));
+        let mut failed = 0;
+        for (group, lags) in measured {
+            match lags {
+                Ok(lags) => {
+                    inner.measures.insert(
+                        group,
+                        Measure {
+                            lags,
+                            at_ms: now_ms,
+                        },
+                    );
+                }
+                // Listed but with no committed offset (Kafka lists such groups).
+                Err(GroupsError::GroupNotFound(_)) => {
+                    inner.measures.remove(&group);
+                }
+                Err(error) => {
+                    failed += 1;
+                    tracing::debug!(%group, %error, "console sample: a group's lag not measured");
+                }
+            }
+        }
+        if failed > 0 {
+            tracing::warn!(failed, "console sample: groups keep their last measure");
+        }
+        inner.stored = Some(stored);
+        match dead_letters {
+            Ok(dead_letters) => inner.dead_letters = dead_letters,
+            Err(error) => {
+                tracing::warn!(%error, "console sample: dead letters keep their last count");
+            }
+        }
+        self.groups_skipped
+            .set((listed.len() - chosen.len()) as i64);
         let mut group_totals = HashMap::new();
         let mut partitions = HashMap::new();
-        for group in admin.groups().await? {
-            // A group whose topics were deleted has no lag to show.
-            let Ok(lags) = groups::group_lag(admin, &group, now_ms).await else {
-                continue;
-            };
-            for lag in &lags {
+        for (group, measure) in &inner.measures {
+            for lag in &measure.lags {
                 if let Some(totals) = topics.get_mut(&lag.topic) {
                     totals.1 += lag.committed_offset.unwrap_or(0);
                 }
+                partitions.insert(
+                    (group.clone(), lag.topic.clone(), lag.partition),
+                    lag.lag_events,
+                );
             }
-            let events = lags.iter().map(|l| l.lag_events).sum();
-            let ms = lags.iter().map(|l| l.lag_ms).max().unwrap_or(0);
-            for lag in lags {
-                partitions.insert((group.clone(), lag.topic, lag.partition), lag.lag_events);
-            }
-            group_totals.insert(group, (events, ms));
+            let summary = GroupSummary::of(group.clone(), &measure.lags);
+            group_totals.insert(group.clone(), (summary.lag_events, summary.lag_ms));
         }
 
-        let mut inner = self.inner.lock().expect("history lock");
         inner.times.push_back(now_ms);
         if inner.times.len() > HISTORY_POINTS {
             inner.times.pop_front();
@@ -140,7 +264,57 @@ impl History {
         push_all(&mut inner.groups, group_totals, &mut budget, &mut dropped);
         push_all(&mut inner.partitions, partitions, &mut budget, &mut dropped);
         self.dropped.set(dropped);
+        self.duration_ms
+            .set(i64::try_from(started.elapsed().as_millis()).unwrap_or(i64::MAX));
         Ok(())
+    }
+
+    /// Registers the history's gauges.
+    pub(crate) fn register(&self, registry: &mut prometheus_client::registry::Registry) {
+        registry.register(
+            "keel_console_history_series_dropped",
+            "Series the console's charts do not keep because their limit is reached",
+            self.dropped.clone(),
+        );
+        registry.register(
+            "keel_console_sample_groups_skipped",
+            "Groups the console's last sample did not measure because of console_sample_groups_max (they keep their last measure)",
+            self.groups_skipped.clone(),
+        );
+        registry.register(
+            "keel_console_sample_duration_ms",
+            "How long the console's last sample of topics, groups and dead letters took",
+            self.duration_ms.clone(),
+        );
+    }
+
+    /// The topics' totals at the last sample; `None` before the first.
+    pub(crate) fn stored(&self) -> Option<Stored> {
+        self.inner.lock().expect("history lock").stored
+    }
+
+    /// Every dead-letter topic's counts at the last sample that could read them.
+    pub(crate) fn dead_letters(&self) -> Vec<DeadLetterSummary> {
+        self.inner
+            .lock()
+            .expect("history lock")
+            .dead_letters
+            .clone()
+    }
+
+    /// Every group's totals at its last measure, and how old the measures are.
+    pub(crate) fn groups(&self) -> SampledGroups {
+        let inner = self.inner.lock().expect("history lock");
+        SampledGroups {
+            sampled_at_ms: inner.times.back().copied(),
+            oldest_measure_ms: inner.measures.values().map(|m| m.at_ms).min(),
+            skipped: self.groups_skipped.get() as usize,
+            groups: inner
+                .measures
+                .iter()
+                .map(|(group, measure)| GroupSummary::of(group.clone(), &measure.lags))
+                .collect(),
+        }
     }
 
     /// Throughput of `topic`, or of every topic together when `None`.
@@ -222,6 +396,25 @@ impl History {
     }
 }
 
+/// At most `max` of the `listed` groups: those never measured first (a new group shows up
+/// at the next sample), then the least recently measured, by name among equals.
+fn least_recently_measured(
+    listed: &[String],
+    measures: &BTreeMap<String, Measure>,
+    max: usize,
+) -> Vec<String> {
+    let mut order: Vec<(Option<i64>, &String)> = listed
+        .iter()
+        .map(|group| (measures.get(group).map(|m| m.at_ms), group))
+        .collect();
+    order.sort_unstable();
+    order
+        .into_iter()
+        .take(max)
+        .map(|(_, group)| group.clone())
+        .collect()
+}
+
 /// Appends each present key's value to its ring (creating rings while `budget` lasts) and
 /// drops the rings of keys no longer present.
 fn push_all<K: std::hash::Hash + Eq + Clone, T>(
@@ -257,7 +450,7 @@ mod tests {
 
     /// One sample of `log` through its port, as the server takes it.
     fn sample(history: &History, log: &Log, now_ms: i64) {
-        at_once(history.sample(&LogAdmin::new(log, now_ms), now_ms)).unwrap();
+        at_once(history.sample(&LogAdmin::new(log, now_ms), now_ms, 2)).unwrap();
     }
 
     fn append(log: &Log, topic: &str, count: usize) {
@@ -314,5 +507,62 @@ mod tests {
         log.delete_topic("orders").unwrap();
         sample(&history, &log, 1_000_000);
         assert!(history.throughput(Some("orders")).in_per_s.is_empty());
+    }
+
+    #[test]
+    fn a_sample_measures_at_most_groups_max_groups_the_least_recently_measured_first() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = Log::open(dir.path()).unwrap();
+        log.create_topic("orders", TopicConfig::new(1)).unwrap();
+        append(&log, "orders", 10);
+        let commit = |group: &str, offset: u64| {
+            let commit = OffsetCommit {
+                topic: "orders".into(),
+                partition: 0,
+                offset,
+                metadata: String::new(),
+            };
+            log.group_offsets().commit(group, &[commit], 0).unwrap();
+        };
+        for group in ["a", "b"] {
+            commit(group, 1);
+        }
+        let history = History::default();
+        let lags = |history: &History| -> Vec<(String, u64)> {
+            let sampled = history.groups();
+            sampled
+                .groups
+                .into_iter()
+                .map(|g| (g.group, g.lag_events))
+                .collect()
+        };
+        assert!(
+            history.groups().sampled_at_ms.is_none(),
+            "before any sample"
+        );
+        sample(&history, &log, 1_000);
+        assert_eq!(lags(&history), [("a".into(), 9), ("b".into(), 9)]);
+        assert_eq!(history.groups_skipped.get(), 0);
+        commit("c", 1);
+        commit("a", 5);
+        sample(&history, &log, 2_000);
+        // c, never measured, then a by name: b keeps its first measure.
+        assert_eq!(
+            lags(&history),
+            [("a".into(), 5), ("b".into(), 9), ("c".into(), 9)]
+        );
+        assert_eq!(history.groups_skipped.get(), 1);
+        let sampled = history.groups();
+        assert_eq!(
+            (sampled.sampled_at_ms, sampled.oldest_measure_ms),
+            (Some(2_000), Some(1_000))
+        );
+        commit("b", 10);
+        sample(&history, &log, 3_000);
+        // b, the least recently measured, then a by name (c was measured with it).
+        assert_eq!(
+            lags(&history),
+            [("a".into(), 5), ("b".into(), 0), ("c".into(), 9)]
+        );
     }
 }

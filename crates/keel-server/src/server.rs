@@ -29,7 +29,7 @@ use tokio_rustls::TlsAcceptor;
 
 use crate::app::{ApiError, App, now_ms};
 use crate::config::{ConfigError, ServerConfig};
-use crate::history::History;
+use crate::history::{History, HistoryConfig};
 use crate::log_metrics::LogFiles;
 use crate::source::Source;
 use crate::{http, http_listener, schema_registry};
@@ -202,11 +202,7 @@ impl Server {
         self.bus.metrics().register(&mut registry);
         http_metrics.register(&mut registry, "keel_http", "HTTP API");
         registry.register_collector(Box::new(LogFiles(self.bus.log().clone())));
-        registry.register(
-            "keel_console_history_series_dropped",
-            "Series the console's charts do not keep because their limit is reached",
-            history.dropped.clone(),
-        );
+        history.register(&mut registry);
         if kafka_listener.is_some() {
             kafka_metrics.register(&mut registry);
         }
@@ -232,10 +228,7 @@ impl Server {
         };
         let (stop_sender, stop) = watch::channel(false);
         let http_limits = self.config.http_limits;
-        let sampler = tokio::spawn(sample_history(
-            app.clone(),
-            Duration::from_millis(self.config.console.history.interval_ms),
-        ));
+        let sampler = tokio::spawn(sample_history(app.clone(), self.config.console.history));
         let Http {
             server: http_server,
             tls: http_tls,
@@ -516,16 +509,16 @@ pub(crate) async fn finish_http(
     }
 }
 
-/// Samples the console's history through the source's ports every `interval`, until
-/// aborted. A sample that fails or panics is logged and the next one goes on.
-pub(crate) async fn sample_history(app: App, interval: Duration) {
-    let mut ticks = tokio::time::interval(interval);
+/// Samples the console's history through the source's ports every `config.interval_ms`,
+/// until aborted. A sample that fails or panics is logged and the next one goes on.
+pub(crate) async fn sample_history(app: App, config: HistoryConfig) {
+    let mut ticks = tokio::time::interval(Duration::from_millis(config.interval_ms));
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         ticks.tick().await;
         let history = app.history.clone();
         let sampled = app.on_ports(move |admin, _| {
-            Box::pin(async move { history.sample(admin, now_ms()).await })
+            Box::pin(async move { history.sample(admin, now_ms(), config.groups_max).await })
         });
         if let Err(ApiError(_, error)) = sampled.await {
             tracing::warn!(%error, "console history sample failed");

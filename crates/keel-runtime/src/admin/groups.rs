@@ -117,16 +117,24 @@ pub async fn list_groups(
             Err(GroupsError::GroupNotFound(_)) => continue,
             Err(error) => return Err(error),
         };
+        out.push(GroupSummary::of(group, &lags));
+    }
+    Ok(out)
+}
+
+impl GroupSummary {
+    /// The totals of `group` over its partitions' lags, as [`group_lag`] answers them (by
+    /// topic, then partition).
+    pub fn of(group: String, lags: &[PartitionLag]) -> GroupSummary {
         let mut topics: Vec<String> = lags.iter().map(|l| l.topic.clone()).collect();
         topics.dedup();
-        out.push(GroupSummary {
+        GroupSummary {
             lag_events: lags.iter().map(|l| l.lag_events).sum(),
             lag_ms: lags.iter().map(|l| l.lag_ms).max().unwrap_or(0),
             group,
             topics,
-        });
+        }
     }
-    Ok(out)
 }
 
 /// The lag of `group` in every partition of every topic it committed offsets in, by topic

@@ -18,6 +18,7 @@ use super::{
 };
 use crate::admin_api::members_of;
 use crate::app::{App, now_ms};
+use crate::history::SampledGroups;
 use crate::source::Source;
 
 pub(super) fn routes() -> Router<App> {
@@ -31,34 +32,53 @@ fn as_f64(values: &[u64]) -> Vec<f64> {
 }
 
 async fn list_page(State(app): State<App>, viewer: Viewer) -> PageResult {
-    let list = app
-        .on_ports(|admin, _| Box::pin(groups::list_groups(admin, now_ms())))
-        .await?;
-    let alert_ms = app.console.lag_alert_ms;
+    let sampled = app.history.groups();
     let body = html! {
-        section #group-list data-live {
-            @if list.is_empty() {
-                p.muted { "No consumer group has committed offsets yet." }
-            } @else {
-                table data-figure="group-table" {
-                    thead { tr { th { "group" } th { "topics" } th.num { "lag (events)" } th.num { "lag (time)" } th { "lag, last hour" } } }
-                    tbody {
-                        @for g in &list {
-                            @let history = app.history.lag(&g.group);
-                            tr data-group=(g.group) {
-                                td { a href=(format!("/groups/{}", encode(&g.group))) { (g.group) } }
-                                td { (g.topics.join(", ")) }
-                                td.num data-figure="lag-events" class=[(g.lag_events > 0).then_some("warn")] { (number(g.lag_events)) }
-                                td.num data-figure="lag-ms" class=[(g.lag_ms > alert_ms).then_some("bad")] { (duration(g.lag_ms)) }
-                                td { (sparkline(&as_f64(&history.lag_events), "lag")) }
-                            }
+        section #group-list data-live { (sampled_groups(&app, &sampled)) }
+    };
+    Ok(page("Consumer groups", "/groups", viewer, body))
+}
+
+/// The group list's and the overview's table: every group at its sampler's last measure
+/// (measuring hundreds of groups per request takes minutes on a cluster), with its lag
+/// over the last hour and how old the measures are.
+pub(super) fn sampled_groups(app: &App, sampled: &SampledGroups) -> Markup {
+    let alert_ms = app.console.lag_alert_ms;
+    let every = duration(app.console.history.interval_ms);
+    let now = now_ms();
+    html! {
+        @match (sampled.sampled_at_ms, sampled.oldest_measure_ms) {
+            (None, _) => p.muted data-figure="sampled" { "Lag is measured every " (every) "; the first measure is being taken." },
+            (Some(last), oldest) => p.muted data-figure="sampled" data-ms=(groups::age_ms(now, oldest.unwrap_or(last))) {
+                "Lag as the console measures it every " (every) ", last " (duration(groups::age_ms(now, last))) " ago"
+                @if sampled.skipped > 0 {
+                    "; " (number(sampled.skipped as u64)) " of " (number((sampled.groups.len() + sampled.skipped) as u64))
+                    " groups wait for the next samples (console_sample_groups_max), the oldest measure "
+                    (duration(groups::age_ms(now, oldest.unwrap_or(last)))) " ago"
+                }
+                ". A group's own page measures it now."
+            },
+        }
+        @if sampled.sampled_at_ms.is_some() && sampled.groups.is_empty() {
+            p.muted { "No consumer group has committed offsets yet." }
+        } @else if !sampled.groups.is_empty() {
+            table data-figure="group-table" {
+                thead { tr { th { "group" } th { "topics" } th.num { "lag (events)" } th.num { "lag (time)" } th { "lag, last hour" } } }
+                tbody {
+                    @for g in &sampled.groups {
+                        @let history = app.history.lag(&g.group);
+                        tr data-group=(g.group) {
+                            td { a href=(format!("/groups/{}", encode(&g.group))) { (g.group) } }
+                            td { (g.topics.join(", ")) }
+                            td.num data-figure="lag-events" class=[(g.lag_events > 0).then_some("warn")] { (number(g.lag_events)) }
+                            td.num data-figure="lag-ms" data-ms=(g.lag_ms) class=[(g.lag_ms > alert_ms).then_some("bad")] { (duration(g.lag_ms)) }
+                            td { (sparkline(&as_f64(&history.lag_events), "lag")) }
                         }
                     }
                 }
             }
         }
-    };
-    Ok(page("Consumer groups", "/groups", viewer, body))
+    }
 }
 
 /// `?page=` of a group's partitions.

@@ -1,6 +1,7 @@
 //! The overview: the backbone at a glance — size, throughput over the last hour, groups and
 //! their lag, dead-letter depth, alerts, and the health of listeners and partitions — as a
-//! page (`/`) and as `GET /api/overview`, both from [`overview`].
+//! page (`/`) and as `GET /api/overview`, both from [`load`]: the console sampler's last
+//! sample and what only an owned log knows.
 
 use std::cmp::Ordering;
 
@@ -8,19 +9,18 @@ use axum::Router;
 use axum::extract::State;
 use axum::response::Json;
 use axum::routing::get;
-use keel_core::{AdminTransport, PartitionOffsets, TransportError};
 use keel_log::Log;
-use keel_runtime::admin::dead_letters::{self, DeadLetterSummary};
-use keel_runtime::admin::groups::{self, GroupSummary};
+use keel_runtime::admin::dead_letters::DeadLetterSummary;
 use maud::html;
 use serde::Serialize;
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::{PageResult, Viewer, bytes, chart, duration, encode, number, page, rate, sparkline};
-use crate::app::{ApiError, App, blocking_log, now_ms};
-use crate::history::Throughput;
+use super::groups::sampled_groups;
+use super::{PageResult, Viewer, bytes, chart, duration, encode, number, page, rate};
+use crate::app::{ApiError, App, blocking_log};
+use crate::history::{SampledGroups, Throughput};
 use crate::source::Source;
 
 /// Topics listed as the busiest.
@@ -52,8 +52,8 @@ pub(crate) struct Overview {
     /// The topics with the most events in over the last sample interval (idle ones left
     /// out).
     pub(crate) busiest: Vec<TopicRate>,
-    /// Consumer groups with their lag.
-    pub(crate) groups: Vec<GroupSummary>,
+    /// Consumer groups with their lag at the console sampler's last measure.
+    pub(crate) groups: SampledGroups,
     /// Dead-letter topics with their depth.
     pub(crate) dead_letters: Vec<DeadLetterSummary>,
     /// What needs an operator now.
@@ -142,47 +142,18 @@ fn storage(log: &Log) -> Storage {
     }
 }
 
-/// What the ports tell: every topic's stored ranges, the groups, the dead letters.
-struct Figures {
-    ranges: Vec<Vec<PartitionOffsets>>,
-    groups: Vec<GroupSummary>,
-    dead_letters: Vec<DeadLetterSummary>,
-}
-
-async fn figures(admin: &dyn AdminTransport, now_ms: i64) -> Result<Figures, ApiError> {
-    let mut ranges = Vec::new();
-    for topic in admin.topics().await? {
-        match admin.partition_offsets(&topic.name).await {
-            Ok(range) => ranges.push(range),
-            // Deleted since it was listed.
-            Err(TransportError::UnknownTopic { .. }) => {}
-            Err(error) => return Err(error.into()),
-        }
-    }
-    Ok(Figures {
-        ranges,
-        groups: groups::list_groups(admin, now_ms).await?,
-        dead_letters: dead_letters::summaries(admin, now_ms).await?,
-    })
-}
-
-/// Computes the overview from the source's ports, the history, and what only an owned log
-/// knows (sizes, failed and repaired partitions).
+/// Computes the overview from the console sampler's last sample (topics, groups, dead
+/// letters: measuring them per request takes minutes on a cluster of hundreds of groups),
+/// the history, and what only an owned log knows (sizes, failed and repaired partitions).
 pub(crate) async fn load(app: &App) -> Result<Overview, ApiError> {
-    let now = now_ms();
-    let figures = app
-        .on_ports(move |admin, _| Box::pin(figures(admin, now)))
-        .await?;
     let storage = match &app.source {
         Source::Log(bus) => blocking_log(bus, |log| Ok::<_, ApiError>(storage(log))).await?,
         Source::Cluster(_) => Storage::default(),
     };
     let (config, listeners) = (&app.console, app.listeners);
-    let Figures {
-        ranges,
-        groups,
-        dead_letters,
-    } = figures;
+    let stored = app.history.stored().unwrap_or_default();
+    let dead_letters = app.history.dead_letters();
+    let groups = app.history.groups();
     let mut alerts = Vec::new();
     for summary in &dead_letters {
         for cause in summary.causes.iter().filter(|c| c.pending > 0) {
@@ -202,7 +173,11 @@ pub(crate) async fn load(app: &App) -> Result<Overview, ApiError> {
             });
         }
     }
-    for group in groups.iter().filter(|g| g.lag_ms > config.lag_alert_ms) {
+    for group in groups
+        .groups
+        .iter()
+        .filter(|g| g.lag_ms > config.lag_alert_ms)
+    {
         alerts.push(Alert {
             kind: "lag".into(),
             group: group.group.clone(),
@@ -237,13 +212,9 @@ pub(crate) async fn load(app: &App) -> Result<Overview, ApiError> {
     let address = |addr: Option<std::net::SocketAddr>| addr.map(|a| a.to_string());
     Ok(Overview {
         source: source_name(&app.source),
-        topics: ranges.len(),
-        partitions: ranges.iter().map(Vec::len).sum(),
-        events: ranges
-            .iter()
-            .flatten()
-            .map(|p| p.high_watermark - p.log_start)
-            .sum(),
+        topics: stored.topics,
+        partitions: stored.partitions,
+        events: stored.events,
         bytes: storage.bytes,
         throughput: app.history.throughput(None),
         busiest,
@@ -287,13 +258,16 @@ async fn overview_api(State(app): State<App>) -> Result<Json<Overview>, ApiError
 
 async fn overview_page(State(app): State<App>, viewer: Viewer) -> PageResult {
     let o = load(&app).await?;
-    let lag_events: u64 = o.groups.iter().map(|g| g.lag_events).sum();
+    let lag_events: u64 = o.groups.groups.iter().map(|g| g.lag_events).sum();
     let pending: u64 = o.dead_letters.iter().map(|d| d.pending).sum();
     let last = |values: &[f64]| values.last().copied().unwrap_or(0.0);
     // Only an owned log has sizes, and partitions this process checks.
     let owns_log = o.bytes.is_some();
     let body = html! {
         section #figures.figures data-live {
+            @if o.groups.sampled_at_ms.is_none() {
+                p.muted data-figure="first-sample" { "The console's first sample of topics, groups and dead letters is being taken; the figures fill in when it ends." }
+            }
             div.figure { span.label { "Topics" } span.value data-figure="topics" { (number(o.topics as u64)) } }
             div.figure { span.label { "Partitions" } span.value data-figure="partitions" { (number(o.partitions as u64)) } }
             div.figure { span.label { "Events stored" } span.value data-figure="events" { (number(o.events)) } }
@@ -302,7 +276,7 @@ async fn overview_page(State(app): State<App>, viewer: Viewer) -> PageResult {
             }
             div.figure { span.label { "In" } span.value data-figure="in" { (rate(last(&o.throughput.in_per_s))) } }
             div.figure { span.label { "Out" } span.value data-figure="out" { (rate(last(&o.throughput.out_per_s))) } }
-            div.figure { span.label { "Groups" } span.value data-figure="groups" { (o.groups.len()) } }
+            div.figure { span.label { "Groups" } span.value data-figure="groups" { (o.groups.groups.len()) } }
             div.figure class=[(lag_events > 0).then_some("warn")] { span.label { "Lag" } span.value data-figure="lag" { (number(lag_events)) " events" } }
             div.figure class=[(pending > 0).then_some("bad")] { span.label { "Dead letters" } span.value data-figure="dead-letters" { (number(pending)) } }
         }
@@ -337,25 +311,7 @@ async fn overview_page(State(app): State<App>, viewer: Viewer) -> PageResult {
         }
         section #groups data-live {
             h2 { "Consumer groups" }
-            @if o.groups.is_empty() {
-                p.muted { "No consumer group has committed offsets yet." }
-            } @else {
-                table data-figure="group-table" {
-                    thead { tr { th { "group" } th { "topics" } th.num { "lag (events)" } th.num { "lag (time)" } th { "last hour" } } }
-                    tbody {
-                        @for g in &o.groups {
-                            @let history = app.history.lag(&g.group);
-                            tr data-group=(g.group) {
-                                td { a href=(format!("/groups/{}", encode(&g.group))) { (g.group) } }
-                                td { (g.topics.join(", ")) }
-                                td.num class=[(g.lag_events > 0).then_some("warn")] data-figure="lag-events" { (number(g.lag_events)) }
-                                td.num data-figure="lag-ms" data-ms=(g.lag_ms) { (duration(g.lag_ms)) }
-                                td { (sparkline(&history.lag_events.iter().map(|v| *v as f64).collect::<Vec<_>>(), "lag")) }
-                            }
-                        }
-                    }
-                }
-            }
+            (sampled_groups(&app, &o.groups))
         }
         section #dead-letters data-live {
             h2 { "Dead letters" }
