@@ -232,6 +232,76 @@ async fn undecodable_events_are_dead_lettered_without_reaching_the_handler() {
     assert_eq!(dead[0].1.value.as_deref(), Some(&b"not an event"[..]));
 }
 
+/// A commit marker of producer 7, as `keel serve` writes one when a Kafka transaction ends.
+fn transaction_marker() -> Vec<u8> {
+    use kafka_protocol::records::{
+        Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
+    };
+    let marker = Record {
+        transactional: true,
+        control: true,
+        delete_horizon: false,
+        partition_leader_epoch: 0,
+        producer_id: 7,
+        producer_epoch: 0,
+        timestamp_type: TimestampType::Creation,
+        offset: 0,
+        sequence: -1,
+        timestamp: 0,
+        key: Some(Bytes::from_static(&[0, 0, 0, 1])),
+        value: Some(Bytes::from_static(&[0, 0, 0, 0, 0, 0])),
+        headers: Default::default(),
+    };
+    let mut buf = bytes::BytesMut::new();
+    let options = RecordEncodeOptions {
+        version: 2,
+        compression: Compression::None,
+    };
+    RecordBatchEncoder::encode(&mut buf, [&marker], &options).unwrap();
+    buf.to_vec()
+}
+
+/// A transaction marker is not an event: the group is not handed it (nor dead-letters it),
+/// and goes past it when the next event comes.
+#[tokio::test(start_paused = true)]
+async fn transaction_markers_are_skipped_not_delivered() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = open_log(dir.path());
+    create_topic(&log, "in", 1);
+    let bus = EmbeddedBus::new(log.clone());
+    let partition = log.topic("in").unwrap().partition(0).unwrap().clone();
+    let publisher = bus.publisher();
+    publisher.publish("in", step("k", 1)).await.unwrap();
+    partition.append_batches(transaction_marker()).unwrap();
+    let calls = Arc::new(AtomicUsize::new(0));
+    let handler = {
+        let calls = calls.clone();
+        Handler::typed("h", move |_step: Step, _ctx: Context| {
+            let calls = calls.clone();
+            async move {
+                calls.fetch_add(1, Ordering::SeqCst);
+                Ok(())
+            }
+        })
+    };
+    let router = Router::new(&bus)
+        .route(Route::new("in", "g", handler).with_consumer(eager_commits()))
+        .start()
+        .unwrap();
+    until("the event before the marker handled", || {
+        calls.load(Ordering::SeqCst) == 1
+    })
+    .await;
+    publisher.publish("in", step("k", 2)).await.unwrap();
+    until("the event after the marker committed", || {
+        committed(&log, "g", "in", 0) == 3
+    })
+    .await;
+    router.shutdown().await;
+    assert_eq!(calls.load(Ordering::SeqCst), 2);
+    assert!(log.topic("in.dlq").is_none() || read_all(&log, "in.dlq").is_empty());
+}
+
 #[tokio::test(start_paused = true)]
 async fn panics_and_timeouts_are_retried_and_permanent_errors_are_not() {
     let dir = tempfile::tempdir().unwrap();
