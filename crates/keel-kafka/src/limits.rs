@@ -26,6 +26,10 @@ pub const PRODUCERS_PER_PARTITION_MAX: usize = 10_000;
 /// up to 5 in flight with idempotence (`max.in.flight.requests.per.connection`), and
 /// librdkafka many more without it; each holds its frame's bytes of the in-flight budget.
 pub const PIPELINED_REQUESTS_MAX: usize = 8;
+/// A partition's record set up to this size is written on the connection's task, larger ones
+/// on a blocking thread (`broker::write_batches`), so a runtime worker is held for the
+/// microseconds of a small copy into the page cache, never for a megabyte's.
+pub const INLINE_WRITE_BYTES_MAX: usize = 64 * 1024;
 /// Bytes read per call while rebuilding producer state from a partition's batch headers.
 pub const PRODUCER_SCAN_CHUNK_BYTES: usize = 4 * 1024 * 1024;
 /// Most connections open at once by default (`max.connections`); at the limit the idlest is

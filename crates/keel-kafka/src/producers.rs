@@ -24,7 +24,7 @@ use std::sync::{Arc, Mutex};
 
 use keel_log::{AppendError, AppendInfo, BatchHeader, CheckedBatches, Partition, ReadError};
 
-use crate::broker::blocking;
+use crate::broker::{blocking, write_batches};
 use crate::limits::{
     PRODUCER_BATCHES_REMEMBERED, PRODUCER_SCAN_CHUNK_BYTES, PRODUCERS_PER_PARTITION_MAX,
 };
@@ -306,19 +306,16 @@ impl Producers {
                 current,
                 got: producer.epoch,
             },
-            Check::Append => {
-                let writer = partition.clone();
-                match blocking(move || writer.write_checked_batches(batches)).await {
-                    Ok(info) => {
-                        producers.record(&producer, info);
-                        if producer.transactional {
-                            producers.txns.batch(producer.id, info.base_offset);
-                        }
-                        Idempotent::Appended(info)
+            Check::Append => match write_batches(partition, batches).await {
+                Ok(info) => {
+                    producers.record(&producer, info);
+                    if producer.transactional {
+                        producers.txns.batch(producer.id, info.base_offset);
                     }
-                    Err(error) => Idempotent::Failed(error),
+                    Idempotent::Appended(info)
                 }
-            }
+                Err(error) => Idempotent::Failed(error),
+            },
         }
     }
 }

@@ -4,7 +4,7 @@
 //! sequence order, a retry answered with its first attempt's offset, a gap refused with
 //! `OUT_OF_ORDER_SEQUENCE_NUMBER`), and a request that is not a Produce sees the effects of
 //! the Produce requests sent before it. The topics use `fsync = always`, where pipelined
-//! requests wait for their `fdatasync` side by side.
+//! requests of every connection wait for their `fdatasync` side by side.
 //!
 //! That no acknowledged record is lost to a crash while requests are pipelined is
 //! keel-server's `power_cut.rs`: its confluent-kafka producer keeps many requests in flight
@@ -110,7 +110,9 @@ fn run_producer(address: std::net::SocketAddr, topic: &str, n: usize, plan: &[Ex
 
 #[test]
 fn pipelined_idempotent_producers_are_answered_in_order_and_keep_their_sequences() {
-    const PRODUCERS: usize = 4;
+    // Producers on connections of their own: their durability waits share the partition's
+    // one sync claim, handed from connection to connection (`keel_log::DurableStep`).
+    const PRODUCERS: usize = 8;
     const BATCHES: i32 = 40;
     let dir = tempfile::tempdir().unwrap();
     let broker = TestBroker::start(dir.path());

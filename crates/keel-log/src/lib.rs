@@ -15,8 +15,10 @@
 //!
 //! - **`fsync = always`** — after an `fdatasync` that covers the batch. The append survives a
 //!   process crash and a power cut. Concurrent appenders share syncs (group commit): the first
-//!   waiter syncs everything written so far while the others wait for that sync. Readers see a
-//!   batch only once it is durable.
+//!   waiter syncs everything written so far while the others wait for that sync, and whatever
+//!   is written meanwhile goes in the next one; async callers wait through
+//!   [`Partition::durable_step`] without a thread each. Readers see a batch only once it is
+//!   durable.
 //! - **`fsync = interval(ms)`** — once written; a background thread syncs every partition with
 //!   unsynced bytes every `ms`. Survives a process crash; a power cut loses at most about the
 //!   last `ms` of acknowledged appends. Readers see a batch at once.
@@ -49,6 +51,7 @@ mod compaction;
 mod compression;
 mod config;
 mod error;
+mod group_commit;
 mod handles;
 mod index;
 pub mod limits;
@@ -70,6 +73,7 @@ pub use batch::{
 pub use compaction::{CompactionOutcome, compact};
 pub use config::{CleanupPolicy, ConfigError, FsyncPolicy, TopicConfig};
 pub use error::{AppendError, OpenError, ReadError, TopicError};
+pub use group_commit::{DurableStep, DurableWait, SyncClaim};
 pub use handles::{OpenFiles, open_files_max_default};
 pub use log::{Log, LogOptions, RecoveryReport};
 pub use offsets::{CommittedOffset, GroupOffsets, OFFSETS_TOPIC, OffsetCommit};

@@ -11,6 +11,7 @@ use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, RwLock};
+use std::task::Waker;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -21,6 +22,7 @@ use crate::batch::{
 };
 use crate::config::{CleanupPolicy, FsyncPolicy, TopicConfig};
 use crate::error::{AppendError, ReadError};
+use crate::group_commit::DurableWaiters;
 use crate::limits::{READ_BYTES_MAX, STORED_BATCH_BYTES_MAX};
 use crate::segment::{Segment, corrupt, parse_segment_name, segment_file};
 use crate::signal::{AppendSignal, HighWatermarkPast};
@@ -89,7 +91,7 @@ pub struct Partition {
     config: RwLock<TopicConfig>,
     writer: Mutex<Writer>,
     durability: Mutex<Durability>,
-    durability_changed: Condvar,
+    pub(crate) durability_changed: Condvar,
     visible: Mutex<Visible>,
     visible_changed: Condvar,
     /// Wakes async waiters when the high watermark moves (`signal.rs`).
@@ -109,10 +111,13 @@ pub(crate) struct Writer {
 }
 
 #[derive(Debug)]
-struct Durability {
-    durable_offset: u64,
-    syncing: bool,
-    failure: Option<String>,
+pub(crate) struct Durability {
+    pub(crate) durable_offset: u64,
+    /// Whether a caller holds the sync claim (`group_commit.rs`): at most one syncs at a time.
+    pub(crate) syncing: bool,
+    pub(crate) failure: Option<String>,
+    /// Async callers waiting for a sync to cover their records.
+    pub(crate) waiters: DurableWaiters,
 }
 
 #[derive(Debug, Clone)]
@@ -194,6 +199,7 @@ impl Partition {
                 durable_offset: next_offset,
                 syncing: false,
                 failure: None,
+                waiters: DurableWaiters::default(),
             }),
             durability_changed: Condvar::new(),
             visible: Mutex::new(visible),
@@ -435,38 +441,8 @@ impl Partition {
         Ok(())
     }
 
-    /// Group commit: the first waiter syncs everything written so far; the others wait for it.
-    fn group_commit(&self, target: u64) -> Result<(), AppendError> {
-        let mut durability = self.durability();
-        loop {
-            if let Some(failure) = &durability.failure {
-                return Err(AppendError::Poisoned(failure.clone()));
-            }
-            if durability.durable_offset >= target {
-                return Ok(());
-            }
-            if durability.syncing {
-                durability = self
-                    .durability_changed
-                    .wait(durability)
-                    .expect("durability lock");
-                continue;
-            }
-            durability.syncing = true;
-            drop(durability);
-            let result = self.sync_written();
-            durability = self.durability();
-            durability.syncing = false;
-            if let Err(error) = result {
-                durability.failure = Some(error.to_string());
-            }
-            // Waiters see the failure, or the progress, on their next look.
-            self.durability_changed.notify_all();
-        }
-    }
-
     /// Syncs the active segment and publishes what the sync covered. Called without locks.
-    fn sync_written(&self) -> io::Result<()> {
+    pub(crate) fn sync_written(&self) -> io::Result<()> {
         let (segments, active, next_offset, size) = {
             let mut writer = self.writer();
             writer.unsynced = false;
@@ -514,7 +490,10 @@ impl Partition {
     fn poison(&self, error: io::Error) -> io::Error {
         let mut durability = self.durability();
         durability.failure.get_or_insert_with(|| error.to_string());
+        let waiters = durability.waiters.take_settled(0, true);
+        drop(durability);
         self.durability_changed.notify_all();
+        waiters.into_iter().for_each(Waker::wake);
         error
     }
 
@@ -864,7 +843,7 @@ impl Partition {
         self.writer.lock().expect("writer lock poisoned")
     }
 
-    fn durability(&self) -> MutexGuard<'_, Durability> {
+    pub(crate) fn durability(&self) -> MutexGuard<'_, Durability> {
         self.durability.lock().expect("durability lock poisoned")
     }
 

@@ -1,13 +1,17 @@
 //! Partition behaviour through the public API, on the simulated disk and the real one.
 
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::task::{Context, Poll, Wake, Waker};
 use std::time::Duration;
 
 use bytes::Bytes;
 use keel_log::sim::SimStorage;
 use keel_log::{
-    AppendError, BatchError, CheckedBatches, CleanupPolicy, FsyncPolicy, Log, LogOptions,
-    ManualClock, NewRecord, Partition, ReadError, TopicConfig, compact,
+    AppendError, BatchError, CheckedBatches, CleanupPolicy, DurableStep, DurableWait, FsyncPolicy,
+    Log, LogOptions, ManualClock, NewRecord, Partition, ReadError, TopicConfig, compact,
 };
 
 fn sim_log(storage: &SimStorage, clock: Arc<ManualClock>) -> Log {
@@ -732,6 +736,97 @@ fn written_batches_share_one_sync_and_are_seen_only_once_durable() {
     assert!(matches!(
         p.wait_durable(third.last_offset + 1),
         Err(AppendError::Poisoned(_))
+    ));
+    assert_eq!(
+        p.high_watermark(),
+        2,
+        "the unsynced batch never became visible"
+    );
+}
+
+/// Counts the wakes of a task.
+#[derive(Default)]
+struct Wakes(AtomicUsize);
+
+impl Wake for Wakes {
+    fn wake(self: Arc<Self>) {
+        self.0.fetch_add(1, Ordering::SeqCst);
+    }
+}
+
+impl Wakes {
+    fn count(&self) -> usize {
+        self.0.load(Ordering::SeqCst)
+    }
+
+    fn poll(self: &Arc<Self>, wait: &mut DurableWait) -> Poll<()> {
+        let waker = Waker::from(self.clone());
+        Pin::new(wait).poll(&mut Context::from_waker(&waker))
+    }
+}
+
+/// Async waiters (the broker's produce requests) hold no thread: the first claims the sync,
+/// the others wait on it and are woken once a round covered them; one round serves every
+/// writer before it. A claim dropped unrun (its request cancelled) wakes the waiters to claim
+/// again, and a failed sync fails every waiter it would have covered.
+#[test]
+fn async_waiters_share_one_claimed_sync() {
+    let storage = SimStorage::new();
+    let (_log, p) = one_partition(&storage);
+    let write = |value: &str| {
+        let bytes = keel_log::encode_batch(&[record("k", value)], 1_000).unwrap();
+        let checked = CheckedBatches::check(bytes, u32::MAX).unwrap();
+        p.write_checked_batches(checked).unwrap().last_offset + 1
+    };
+    let wakes = Arc::new(Wakes::default());
+    let syncs = p.sync_stats().syncs;
+    let a = write("a");
+    let DurableStep::Sync(claim) = p.durable_step(a) else {
+        panic!("nobody syncs yet: the first waiter claims the sync");
+    };
+    let b = write("b");
+    let DurableStep::Wait(mut wait_b) = p.durable_step(b) else {
+        panic!("the sync is claimed: the second waiter waits");
+    };
+    assert!(wakes.poll(&mut wait_b).is_pending());
+    assert_eq!(p.high_watermark(), 0, "not visible before a sync covers it");
+    claim.run();
+    assert_eq!(wakes.count(), 1, "woken by the round that covered it");
+    assert!(wakes.poll(&mut wait_b).is_ready());
+    assert!(matches!(p.durable_step(b), DurableStep::Done(Ok(()))));
+    assert_eq!(
+        p.sync_stats().syncs,
+        syncs + 1,
+        "one round for both writers"
+    );
+    assert_eq!(p.high_watermark(), 2);
+
+    let c = write("c");
+    let DurableStep::Sync(claim) = p.durable_step(c) else {
+        panic!("the claim was given back");
+    };
+    let DurableStep::Wait(mut wait_c) = p.durable_step(c) else {
+        panic!("claimed again");
+    };
+    assert!(wakes.poll(&mut wait_c).is_pending());
+    drop(claim);
+    assert_eq!(wakes.count(), 2, "a dropped claim wakes its waiters");
+    assert!(wakes.poll(&mut wait_c).is_ready());
+    let DurableStep::Sync(claim) = p.durable_step(c) else {
+        panic!("a waiter of a dropped claim claims the sync itself");
+    };
+
+    let DurableStep::Wait(mut wait_c) = p.durable_step(c) else {
+        panic!("claimed again");
+    };
+    assert!(wakes.poll(&mut wait_c).is_pending());
+    storage.fail_next_syncs(1);
+    claim.run();
+    assert_eq!(wakes.count(), 3);
+    assert!(wakes.poll(&mut wait_c).is_ready());
+    assert!(matches!(
+        p.durable_step(c),
+        DurableStep::Done(Err(AppendError::Poisoned(_)))
     ));
     assert_eq!(
         p.high_watermark(),

@@ -31,12 +31,12 @@ use kafka_protocol::messages::TopicName;
 use kafka_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
 use kafka_protocol::messages::{ApiKey, ProduceRequest, ProduceResponse};
 use kafka_protocol::protocol::StrBytes;
-use keel_log::{AppendError, BatchError, CheckedBatches, FsyncPolicy, Partition, Topic};
+use keel_log::{AppendError, BatchError, CheckedBatches, DurableStep, Partition, Topic};
 use tokio::task::JoinSet;
 
 use crate::acl::{Caller, Operation};
 use crate::api::text;
-use crate::broker::{Broker, blocking};
+use crate::broker::{Broker, write_batches};
 use crate::producers::{BatchProducer, Idempotent};
 use crate::txn::TxnPartition;
 
@@ -223,14 +223,7 @@ impl Unsettled {
             success,
             stored_bytes,
         } = self;
-        // Only `fsync = always` blocks (on the group commit); the other policies answer at
-        // once, without a trip through the blocking pool.
-        let durable = if partition.config().fsync == FsyncPolicy::Always {
-            blocking(move || partition.wait_durable(end)).await
-        } else {
-            partition.wait_durable(end)
-        };
-        match durable {
+        match durable(&partition, end).await {
             Ok(()) => {
                 if let Some((topic, bytes)) = stored_bytes {
                     broker.metrics.bytes_in(topic.name(), bytes);
@@ -241,6 +234,23 @@ impl Unsettled {
                 tracing::warn!(%error, "produce failed: the records were not made durable");
                 PartitionOutcome::append_failed(&error)
             }
+        }
+    }
+}
+
+/// Returns once every offset of `partition` below `end` is durable under its policy. Under
+/// `fsync = always` this is the log's group commit for async callers (`keel_log::DurableStep`):
+/// a waiter holds no thread, and one blocking-pool thread at a time syncs for every connection
+/// writing the partition, a round per `fdatasync`, each covering whatever was written while the
+/// previous one ran.
+async fn durable(partition: &Arc<Partition>, end: u64) -> Result<(), AppendError> {
+    loop {
+        match partition.durable_step(end) {
+            DurableStep::Done(result) => return result,
+            // Detached: under load the claim syncs for every connection until none is left
+            // waiting, long after this request's round; this request waits for its round.
+            DurableStep::Sync(claim) => drop(tokio::task::spawn_blocking(move || claim.run())),
+            DurableStep::Wait(wait) => wait.await,
         }
     }
 }
@@ -426,8 +436,7 @@ async fn write_partition(
             }
         }
     } else {
-        let writer = partition.clone();
-        blocking(move || writer.write_checked_batches(batches)).await
+        write_batches(partition, batches).await
     };
     match written {
         Ok(info) => Step::Unsettled(Unsettled {
