@@ -97,9 +97,14 @@ impl Groups {
             .expect("clock after 1970")
             .as_nanos();
         // Groups never measured are measured first, by name: a shared cluster's hundreds of
-        // groups are all new to a console that just started, and these names sort first.
+        // groups (earlier runs' too: Kafka keeps offsets for a week) are all new to a
+        // console that just started, and these names sort before them, a later run's first.
         let groups = Groups {
-            topic: format!("0-keel-cli-console-groups-{}-{nanos}", std::process::id()),
+            topic: format!(
+                "0-{:039}-keel-cli-console-groups-{}",
+                u128::MAX - nanos,
+                std::process::id()
+            ),
         };
         let topic = &groups.topic;
         let config = KafkaConfig::new(brokers);
