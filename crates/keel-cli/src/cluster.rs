@@ -20,6 +20,7 @@ use keel_runtime::admin::groups::{self, GroupSummary, OffsetReset, PartitionLag,
 use keel_runtime::admin::replay::{self, CanaryOutcome, ReplayReport};
 use serde_json::Value;
 
+use crate::brokers::KafkaCluster;
 use crate::control::Replay;
 
 /// A Kafka cluster's administrative and publishing sides, with the runtime their calls run
@@ -30,26 +31,37 @@ pub(crate) struct Cluster {
     publisher: KafkaPublisher,
 }
 
-/// The ports of the cluster at `brokers` for `keel console`'s pages. Call it inside the
-/// runtime that serves them (the publisher's delivery reports are read there).
-pub(crate) fn console_ports(brokers: &str) -> anyhow::Result<keel_server::Cluster> {
-    let config = KafkaConfig::new(brokers).with_client_id("keel-console");
+impl KafkaCluster {
+    /// The client config of this cluster for `client_id`; a property Keel fixes is refused
+    /// in one line.
+    pub(crate) fn config(&self, client_id: &str) -> anyhow::Result<KafkaConfig> {
+        self.properties.iter().try_fold(
+            KafkaConfig::new(&self.brokers).with_client_id(client_id),
+            |config, (key, value)| config.try_set(key, value).map_err(anyhow::Error::msg),
+        )
+    }
+}
+
+/// The ports of `cluster` for `keel console`'s pages. Call it inside the runtime that
+/// serves them (the publisher's delivery reports are read there).
+pub(crate) fn console_ports(cluster: &KafkaCluster) -> anyhow::Result<keel_server::Cluster> {
+    let config = cluster.config("keel-console")?;
     Ok(keel_server::Cluster {
-        name: format!("kafka://{brokers}"),
+        name: format!("kafka://{cluster}"),
         admin: Arc::new(KafkaAdmin::connect(&config)?),
         publish: Arc::new(KafkaPublisher::new(&config)?),
     })
 }
 
 impl Cluster {
-    /// The cluster at `brokers` (`host:port[,host:port…]`); connects on the first call.
-    pub(crate) fn connect(brokers: &str) -> anyhow::Result<Cluster> {
+    /// The cluster's ports; they connect on the first call.
+    pub(crate) fn connect(cluster: &KafkaCluster) -> anyhow::Result<Cluster> {
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(1)
             .enable_all()
             .build()
             .context("cannot start the async runtime")?;
-        let config = KafkaConfig::new(brokers).with_client_id("keel-cli");
+        let config = cluster.config("keel-cli")?;
         let publisher = {
             let _inside = runtime.enter();
             KafkaPublisher::new(&config)?

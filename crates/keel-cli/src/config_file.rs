@@ -1,11 +1,12 @@
 //! The TOML config file (`--config` / `$KEEL_CONFIG`): reading it with a one-line error, and
-//! the entry `keel groups`, `keel dlq` and `keel demo` take from it (`brokers`, see
-//! `brokers.rs`). `keel serve`'s keys are its own
+//! the entries `keel groups`, `keel dlq` and `keel demo` take from it (`brokers` and
+//! `[kafka_properties]`, see `brokers.rs`). `keel serve`'s keys are its own
 //! (`serve.rs`); one file holds both, so a deployment names its cluster once.
 //!
 //! Not here: precedence beyond "flag, then environment, then file" (clap gives the first
 //! two), or any default.
 
+use std::collections::BTreeMap;
 use std::path::Path;
 
 use anyhow::Context;
@@ -52,4 +53,8 @@ fn place(text: &str, at: usize) -> String {
 pub(crate) struct OperatorEntries {
     /// The Kafka cluster `--brokers` names when neither the flag nor `KEEL_BROKERS` does.
     pub(crate) brokers: Option<String>,
+    /// librdkafka client properties for that cluster (`[kafka_properties]`), which
+    /// `--kafka-property` adds to.
+    #[serde(default)]
+    pub(crate) kafka_properties: BTreeMap<String, String>,
 }

@@ -4,7 +4,8 @@
 //! `KafkaPublisher` to replay and audit), with no data directory of its own.
 //!
 //! The cluster is named as for `keel groups`: `--brokers`, else `KEEL_BROKERS`, else the
-//! config file's `brokers` entry. The HTTP settings are `keel serve`'s (flags, environment
+//! config file's `brokers` entry, with the client properties of `--kafka-property` and the
+//! file's `[kafka_properties]`. The HTTP settings are `keel serve`'s (flags, environment
 //! and the same config file); its Kafka listener and schema registry are the cluster's
 //! business, so `--kafka` and `--registry` are refused and the file's entries for them left
 //! alone (one file serves both verbs).
@@ -13,6 +14,7 @@
 
 use clap::Args;
 
+use crate::brokers::{KafkaCluster, KafkaProperties};
 use crate::serve::{self, ServeArgs, Settings};
 
 /// Flags of `keel console`.
@@ -22,6 +24,8 @@ pub(crate) struct ConsoleArgs {
     /// `brokers` entry.
     #[arg(long = "brokers", env = "KEEL_BROKERS", value_name = "HOST:PORT[,…]")]
     brokers: Option<String>,
+    #[command(flatten)]
+    properties: KafkaProperties,
     /// `keel serve`'s settings: those of the HTTP listener and the console apply; the others
     /// are hidden from `keel console --help` ([`hide_serve_only`]).
     #[command(flatten)]
@@ -50,21 +54,26 @@ pub(crate) fn run(args: ConsoleArgs) -> anyhow::Result<()> {
         mut config,
         otel,
         file_brokers,
+        file_kafka_properties,
     } = serve::settings(std::path::Path::new(""), args.serve)?;
     let Some(brokers) = args.brokers.or(file_brokers) else {
         anyhow::bail!(
             "say which Kafka cluster: --brokers HOST:PORT[,…], KEEL_BROKERS, or the config file's brokers entry"
         );
     };
+    let cluster = KafkaCluster {
+        brokers,
+        properties: args.properties.after(file_kafka_properties),
+    };
     config.kafka_addr = None;
     config.registry_addr = None;
-    let served = serve_cluster(config, &brokers);
+    let served = serve_cluster(config, &cluster);
     otel.finish();
     served
 }
 
 #[cfg(feature = "kafka")]
-fn serve_cluster(config: keel_server::ServerConfig, brokers: &str) -> anyhow::Result<()> {
+fn serve_cluster(config: keel_server::ServerConfig, cluster: &KafkaCluster) -> anyhow::Result<()> {
     use anyhow::Context;
 
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -72,7 +81,7 @@ fn serve_cluster(config: keel_server::ServerConfig, brokers: &str) -> anyhow::Re
         .build()
         .context("cannot start the async runtime")?;
     runtime.block_on(async {
-        let cluster = crate::cluster::console_ports(brokers)?;
+        let cluster = crate::cluster::console_ports(cluster)?;
         let server = keel_server::ClusterServer::new(config, cluster)?;
         server
             .run(serve::shutdown_signal()?, |bound| {
@@ -85,6 +94,9 @@ fn serve_cluster(config: keel_server::ServerConfig, brokers: &str) -> anyhow::Re
 }
 
 #[cfg(not(feature = "kafka"))]
-fn serve_cluster(_config: keel_server::ServerConfig, _brokers: &str) -> anyhow::Result<()> {
+fn serve_cluster(
+    _config: keel_server::ServerConfig,
+    _cluster: &KafkaCluster,
+) -> anyhow::Result<()> {
     anyhow::bail!("keel console needs a keel built with the `kafka` feature")
 }

@@ -28,7 +28,7 @@ use keel_core::{CONTENT_TYPE_HEADER, Event, STRUCTURED_MEDIA_TYPE};
 use keel_log::{Log, OffsetCommit, Record, Topic};
 use serde_json::{Value, json};
 
-use crate::brokers::Brokers;
+use crate::brokers::{Brokers, KafkaCluster};
 use crate::control::{Control, served_kafka};
 use crate::store::{existing_topic, hold_log, open_existing_log};
 use crate::time;
@@ -107,30 +107,31 @@ pub(crate) fn run(data: &Path, server: Option<&str>, args: ConsumeArgs) -> anyho
             "--group through --server {url} cannot be honoured: a group joins through a Kafka listener (--brokers HOST:PORT names the server's)"
         );
     }
-    if let Some(brokers) = args.brokers.resolve()? {
-        return join_group(&brokers, group, &args, &interrupted);
+    if let Some(cluster) = args.brokers.resolve()? {
+        return join_group(&cluster, group, &args, &interrupted);
     }
-    if let Some(brokers) = served_kafka(data) {
-        return join_group(&brokers, group, &args, &interrupted);
+    if let Some(listener) = served_kafka(data) {
+        let cluster = args.brokers.at(listener)?;
+        return join_group(&cluster, group, &args, &interrupted);
     }
     let command = format!("keel consume {} --group {group}", args.topic);
     let held = hold_log(data, &command)?;
     read(data, Some(&held), &args, &interrupted)
 }
 
-/// Reads as a member of `group` through the Kafka listener at `brokers`.
+/// Reads as a member of `group` through the Kafka listener of `cluster`.
 #[cfg(feature = "kafka")]
 fn join_group(
-    brokers: &str,
+    cluster: &KafkaCluster,
     group: &str,
     args: &ConsumeArgs,
     interrupted: &AtomicBool,
 ) -> anyhow::Result<()> {
-    crate::group_member::run(brokers, group, args, interrupted)
+    crate::group_member::run(cluster, group, args, interrupted)
 }
 
 #[cfg(not(feature = "kafka"))]
-fn join_group(_: &str, _: &str, _: &ConsumeArgs, _: &AtomicBool) -> anyhow::Result<()> {
+fn join_group(_: &KafkaCluster, _: &str, _: &ConsumeArgs, _: &AtomicBool) -> anyhow::Result<()> {
     bail!(
         "`keel consume --group` through a Kafka listener (a running keel serve, or --brokers) needs a keel built with the `kafka` feature"
     )

@@ -15,7 +15,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use keel_demo::{Backbone, DemoConfig, Entry, Service, Summary, Timeline};
 use tokio::sync::mpsc::UnboundedReceiver;
 
-use crate::brokers::Brokers;
+use crate::brokers::{Brokers, KafkaCluster};
 use crate::engine::Engine;
 
 /// Flags of `keel demo`.
@@ -67,7 +67,7 @@ pub(crate) struct DemoArgs {
 /// Where the demo's topics live.
 enum Backend {
     Embedded,
-    Kafka(String),
+    Kafka(KafkaCluster),
     Engine(Engine),
 }
 
@@ -80,9 +80,11 @@ impl Backend {
             (Some(_), Some(_)) => {
                 bail!("--engine and --brokers (or KEEL_BROKERS) both say where to run: give one")
             }
-            (Some(engine), None) => Ok(Backend::Engine(engine.clone())),
+            (Some(engine), None) => Ok(Backend::Engine(
+                engine.clone().with_properties_of(&args.brokers)?,
+            )),
             (None, _) => Ok(match args.brokers.resolve()? {
-                Some(brokers) => Backend::Kafka(brokers),
+                Some(cluster) => Backend::Kafka(cluster),
                 None => Backend::Embedded,
             }),
         }
@@ -96,7 +98,7 @@ impl Backend {
                     .with_context(|| format!("create {}", data_dir.display()))?;
                 Ok(Backbone::embedded(&data_dir.join("log"))?)
             }
-            Backend::Kafka(brokers) => kafka(brokers).await,
+            Backend::Kafka(cluster) => kafka(cluster).await,
             Backend::Engine(engine) => {
                 let connected = engine.connect().await?;
                 Backbone::on(connected.transport, connected.admin.as_ref())
@@ -167,17 +169,17 @@ fn init_logging() {
         .init();
 }
 
-/// The Kafka cluster at `brokers`, with the demo's topics checked.
+/// The Kafka cluster `cluster`, with the demo's topics checked.
 #[cfg(feature = "kafka")]
-async fn kafka(brokers: &str) -> anyhow::Result<Backbone> {
-    Backbone::kafka(brokers)
+async fn kafka(cluster: &KafkaCluster) -> anyhow::Result<Backbone> {
+    Backbone::kafka(&cluster.config("keel-demo")?)
         .await
-        .with_context(|| format!("the demo on Kafka at {brokers}"))
+        .with_context(|| format!("the demo on Kafka at {cluster}"))
 }
 
 /// Without the `kafka` feature there is no Kafka client in this binary.
 #[cfg(not(feature = "kafka"))]
-async fn kafka(_: &str) -> anyhow::Result<Backbone> {
+async fn kafka(_: &KafkaCluster) -> anyhow::Result<Backbone> {
     bail!("--brokers: this keel was built without Kafka; build it with `--features kafka`")
 }
 

@@ -16,12 +16,15 @@ use anyhow::Context;
 use keel_core::AdminTransport;
 use keel_runtime::Transport;
 
+use crate::brokers::{Brokers, KafkaCluster};
+
 /// An engine and the URL that reaches it. The URL is read only with the engine's feature;
 /// without it, [`Engine::connect`] refuses in words.
 #[derive(Debug, Clone)]
 pub(crate) enum Engine {
-    /// Bootstrap servers, comma-separated (the URL without its scheme).
-    Kafka(#[cfg_attr(not(feature = "kafka"), allow(dead_code))] String),
+    /// The cluster: bootstrap servers, comma-separated (the URL without its scheme), and
+    /// the client properties `--kafka-property` gives.
+    Kafka(#[cfg_attr(not(feature = "kafka"), allow(dead_code))] KafkaCluster),
     Rabbit(#[cfg_attr(not(feature = "rabbitmq"), allow(dead_code))] String),
     Nats(#[cfg_attr(not(feature = "nats"), allow(dead_code))] String),
     Redis(#[cfg_attr(not(feature = "redis"), allow(dead_code))] String),
@@ -38,7 +41,10 @@ impl Engine {
     /// The engine `text` names by its URL scheme.
     pub(crate) fn parse(text: &str) -> Result<Engine, String> {
         match text.split_once("://") {
-            Some(("kafka", brokers)) if !brokers.is_empty() => Ok(Engine::Kafka(brokers.into())),
+            Some(("kafka", brokers)) if !brokers.is_empty() => Ok(Engine::Kafka(KafkaCluster {
+                brokers: brokers.into(),
+                properties: Vec::new(),
+            })),
             _ => Engine::parse_url(text),
         }
     }
@@ -55,6 +61,15 @@ impl Engine {
                 "'{text}' is not a kafka://, amqp://, nats://, redis:// or sqs:// URL"
             )),
         }
+    }
+
+    /// A `kafka://` engine with the client properties `brokers` gives (`--kafka-property`,
+    /// the config file's table); any other engine as it is (its URL carries its settings).
+    pub(crate) fn with_properties_of(self, brokers: &Brokers) -> anyhow::Result<Engine> {
+        Ok(match self {
+            Engine::Kafka(cluster) => Engine::Kafka(brokers.at(cluster.brokers)?),
+            other => other,
+        })
     }
 
     /// What messages call it (never the URL, which may hold credentials).
@@ -98,8 +113,8 @@ impl Engine {
     /// The connection, or `None` when this binary has no client for the engine.
     async fn connect_client(&self) -> anyhow::Result<Option<Connected>> {
         #[cfg(feature = "kafka")]
-        if let Engine::Kafka(brokers) = self {
-            let config = keel_kafka_client::KafkaConfig::new(brokers).with_client_id("keel");
+        if let Engine::Kafka(cluster) = self {
+            let config = cluster.config("keel")?;
             let kafka = keel_kafka_client::KafkaTransport::connect(&config)?;
             return Ok(Some(Connected {
                 transport: kafka.transport(),

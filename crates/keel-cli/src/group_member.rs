@@ -16,10 +16,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
-use keel_kafka_client::{
-    CommitError, KafkaConfig, KafkaMember, KafkaPartition, MemberEvent, MemberOptions,
-};
+use keel_kafka_client::{CommitError, KafkaMember, KafkaPartition, MemberEvent, MemberOptions};
 
+use crate::brokers::KafkaCluster;
 use crate::consume::{ConsumeArgs, print_record};
 
 /// Records taken from one partition per pass.
@@ -35,9 +34,9 @@ struct Assigned {
     next_offset: u64,
 }
 
-/// Reads `args.topic` as a member of `group` through the Kafka listener at `brokers`.
+/// Reads `args.topic` as a member of `group` through the Kafka listener of `cluster`.
 pub(crate) fn run(
-    brokers: &str,
+    cluster: &KafkaCluster,
     group: &str,
     args: &ConsumeArgs,
     interrupted: &AtomicBool,
@@ -51,7 +50,7 @@ pub(crate) fn run(
         .enable_all()
         .build()
         .context("cannot start the async runtime")?;
-    let config = KafkaConfig::new(brokers).with_client_id("keel-cli");
+    let config = cluster.config("keel-cli")?;
     let mut member = KafkaMember::join(&config, group, &args.topic, &MemberOptions::default())?;
     let mut assigned = BTreeMap::new();
     let read = runtime.block_on(consume(

@@ -175,3 +175,15 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Users(args) => users::run(&cli.data_dir, args),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    /// clap's own checks of every verb's flags (unique names, shorts, globals), which it
+    /// otherwise makes only when that verb is run.
+    #[test]
+    fn every_verb_s_flags_are_consistent() {
+        super::Cli::command().debug_assert();
+    }
+}

@@ -83,6 +83,9 @@ impl Destination {
                 "--to {} and the Kafka cluster at {cluster} (--brokers, KEEL_BROKERS or the config file) are two destinations: give one",
                 to.describe()
             ),
+            (Some(Destination::Engine(engine)), None) => {
+                Destination::Engine(engine.with_properties_of(brokers)?)
+            }
             (Some(to), None) => to,
             (None, Some(cluster)) => Destination::Engine(Engine::Kafka(cluster)),
             (None, None) => Destination::Embedded,
@@ -90,7 +93,7 @@ impl Destination {
         Ok(match destination {
             Destination::Embedded => match served_kafka(data) {
                 Some(listener) if cfg!(feature = "kafka") => {
-                    Destination::Engine(Engine::Kafka(listener))
+                    Destination::Engine(Engine::Kafka(brokers.at(listener)?))
                 }
                 Some(listener) => anyhow::bail!(
                     "keel serve owns {}: the relay publishes into it through its Kafka listener at {listener}, which needs a keel built with the `kafka` feature",

@@ -4,6 +4,7 @@
 //! (`--config` / `$KEEL_CONFIG`), environment variables, flags. Logs are structured
 //! (`--log-format json` for machines, `text` for people) and filtered by `$RUST_LOG`.
 
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
@@ -279,6 +280,8 @@ struct ConfigFile {
     /// The operator verbs' Kafka cluster (`config_file.rs`), which `keel console` serves;
     /// `keel serve` has no use for it.
     brokers: Option<String>,
+    /// That cluster's client properties (`brokers.rs`), which `keel console` uses too.
+    kafka_properties: Option<BTreeMap<String, String>>,
     http: Option<SocketAddr>,
     kafka: Option<SocketAddr>,
     registry: Option<SocketAddr>,
@@ -365,12 +368,14 @@ fn host_name() -> String {
 }
 
 /// What `keel serve`'s flags, environment and config file settle: the server's
-/// configuration, the span export, and the config file's `brokers` entry (which `keel
-/// console` serves; `keel serve` has no use for it).
+/// configuration, the span export, and the config file's `brokers` entry and its
+/// `[kafka_properties]` (which `keel console` serves; `keel serve` has no use for them).
 pub(crate) struct Settings {
     pub(crate) config: ServerConfig,
     pub(crate) otel: SpanExport,
     pub(crate) file_brokers: Option<String>,
+    /// The config file's `[kafka_properties]` for that cluster.
+    pub(crate) file_kafka_properties: BTreeMap<String, String>,
 }
 
 impl ServeArgs {
@@ -612,6 +617,7 @@ pub(crate) fn settings(data_dir: &Path, args: ServeArgs) -> anyhow::Result<Setti
         config,
         otel,
         file_brokers: file.brokers,
+        file_kafka_properties: file.kafka_properties.unwrap_or_default(),
     })
 }
 

@@ -45,15 +45,14 @@ impl Backbone {
         })
     }
 
-    /// The Kafka cluster at `brokers` (bootstrap servers: `keel serve`'s Kafka listener or
-    /// an Apache Kafka cluster), with every topic of the order system and its dead-letter
-    /// topic created when missing.
+    /// The Kafka cluster `config` reaches (`keel serve`'s Kafka listener or an Apache Kafka
+    /// cluster, with its security properties), with every topic of the order system and its
+    /// dead-letter topic created when missing.
     #[cfg(feature = "kafka")]
-    pub async fn kafka(brokers: &str) -> Result<Backbone, DemoError> {
-        let config = keel::kafka::KafkaConfig::new(brokers).with_client_id("keel-demo");
-        let kafka = keel::kafka::KafkaTransport::connect(&config)
+    pub async fn kafka(config: &keel::kafka::KafkaConfig) -> Result<Backbone, DemoError> {
+        let kafka = keel::kafka::KafkaTransport::connect(config)
             .map_err(|e| DemoError::Setup(e.to_string()))?;
-        let admin = keel::kafka::KafkaAdmin::connect(&config)
+        let admin = keel::kafka::KafkaAdmin::connect(config)
             .map_err(|e| DemoError::Setup(e.to_string()))?;
         Backbone::on(kafka.transport(), &admin).await
     }

@@ -58,16 +58,29 @@ impl KafkaConfig {
 
     /// Sets any other librdkafka property (for example `security.protocol`,
     /// `sasl.mechanism`, `linger.ms`). Panics on a property Keel fixes (see the module
-    /// docs): that is a programmer error, not an operating one.
+    /// docs): that is a programmer error, not an operating one. Properties an operator
+    /// typed go through [`KafkaConfig::try_set`].
     #[must_use]
-    pub fn set(mut self, key: impl Into<String>, value: impl Into<String>) -> KafkaConfig {
+    pub fn set(self, key: impl Into<String>, value: impl Into<String>) -> KafkaConfig {
+        self.try_set(key, value)
+            .unwrap_or_else(|refused| panic!("{refused}"))
+    }
+
+    /// Sets a librdkafka property, or says in one line why Keel fixes it (see the module
+    /// docs): for properties that come from flags and config files.
+    pub fn try_set(
+        mut self,
+        key: impl Into<String>,
+        value: impl Into<String>,
+    ) -> Result<KafkaConfig, String> {
         let key = key.into();
-        assert!(
-            !FIXED.contains(&key.as_str()),
-            "Keel fixes the Kafka property '{key}'; it cannot be set"
-        );
+        if FIXED.contains(&key.as_str()) {
+            return Err(format!(
+                "Keel fixes the Kafka property '{key}' (its delivery promises rest on it); it cannot be set"
+            ));
+        }
         self.extra.push((key, value.into()));
-        self
+        Ok(self)
     }
 
     /// The bootstrap servers.

@@ -7,7 +7,8 @@ mod support;
 use std::io::Write;
 use std::process::{Command, Stdio};
 
-use support::{TestBroker, client_available, kcat, python_module, run, self_signed};
+use keel_listener::testing::self_signed;
+use support::{TestBroker, client_available, kcat, python_module, run};
 
 #[test]
 fn kcat_produces_consumes_and_lists_metadata() {

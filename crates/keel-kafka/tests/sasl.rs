@@ -12,8 +12,9 @@ use std::sync::Arc;
 use kafka_protocol::messages::MetadataRequest;
 use keel_kafka::sasl::scram::{ScramCredential, ScramMechanism};
 use keel_kafka::sasl::{SaslConfig, SaslMechanism, Users};
+use keel_listener::testing::self_signed;
 use keel_listener::tls::TlsIdentity;
-use support::{RawClient, TestBroker, python_module, run, script, self_signed};
+use support::{RawClient, TestBroker, python_module, run, script};
 
 /// A broker requiring SASL (user `alice`, every mechanism), with TLS when `tls` is given.
 fn broker_with_users(dir: &std::path::Path, tls: Option<&TlsIdentity>) -> TestBroker {

@@ -10,7 +10,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use keel_listener::SecurityMismatch;
-use support::{TestBroker, client_available, kcat, self_signed};
+use keel_listener::testing::self_signed;
+use support::{TestBroker, client_available, kcat};
 
 /// An ApiVersions v0 request (correlation id 7, no client id): what every Kafka client sends
 /// first.

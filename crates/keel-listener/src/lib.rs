@@ -19,12 +19,17 @@
 //! - [`tls`] loads a listener's certificate and key into a rustls configuration (the `ring`
 //!   provider) and tells a TLS client from a plaintext one, for every listener that encrypts.
 //!
+//! - `testing::self_signed` (feature `testing`) makes the certificate the TLS tests of every
+//!   listener use.
+//!
 //! Not here: protocols, the TLS handshake itself and authentication (the handlers' and
 //! `keel-server`'s).
 
 mod connections;
 mod listener;
 mod metrics;
+#[cfg(any(test, feature = "testing"))]
+pub mod testing;
 pub mod tls;
 
 pub use connections::{Activity, Busy, ConnectionGuard};

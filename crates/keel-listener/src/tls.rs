@@ -207,34 +207,7 @@ mod tests {
         use rustls::version::{TLS12, TLS13};
         let dir = std::env::temp_dir().join(format!("keel-tls-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
-        let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
-        let made = std::process::Command::new("openssl")
-            .args([
-                "req",
-                "-x509",
-                "-nodes",
-                "-days",
-                "1",
-                "-subj",
-                "/CN=localhost",
-            ])
-            .args([
-                "-newkey",
-                "ec",
-                "-pkeyopt",
-                "ec_paramgen_curve:P-256",
-                "-keyout",
-            ])
-            .arg(&key)
-            .arg("-out")
-            .arg(&cert)
-            .status()
-            .expect("openssl makes the test's certificate");
-        assert!(made.success());
-        let identity = TlsIdentity {
-            cert_pem: std::fs::read(&cert).unwrap(),
-            key_pem: std::fs::read(&key).unwrap(),
-        };
+        let (identity, _) = crate::testing::self_signed(&dir);
         std::fs::remove_dir_all(&dir).unwrap();
         let server = identity.server_config().unwrap();
         let [aes128, aes256, chacha] = [

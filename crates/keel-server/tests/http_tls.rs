@@ -7,41 +7,11 @@
 mod support;
 
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use keel_listener::testing::self_signed;
 use keel_server::{HttpToken, ServeError, Server, ServerConfig, TlsIdentity};
 use support::Running;
-
-/// A self-signed P-256 certificate for 127.0.0.1 made by the openssl command; curl trusts it
-/// as its own CA.
-fn certificate(dir: &Path) -> (TlsIdentity, PathBuf) {
-    let (cert, key) = (dir.join("http-cert.pem"), dir.join("http-key.pem"));
-    let made = Command::new("openssl")
-        .args([
-            "req",
-            "-x509",
-            "-nodes",
-            "-days",
-            "1",
-            "-subj",
-            "/CN=keel-test",
-        ])
-        .args(["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256"])
-        .args(["-addext", "subjectAltName=IP:127.0.0.1"])
-        .arg("-keyout")
-        .arg(&key)
-        .arg("-out")
-        .arg(&cert)
-        .output()
-        .expect("the openssl command runs");
-    assert!(made.status.success(), "{made:?}");
-    let identity = TlsIdentity {
-        cert_pem: std::fs::read(&cert).unwrap(),
-        key_pem: std::fs::read(&key).unwrap(),
-    };
-    (identity, cert)
-}
 
 /// `curl` of `url` (with `args` first): its exit code, and the status line's code and the
 /// body when it got an answer.
@@ -64,7 +34,7 @@ fn url(scheme: &str, addr: SocketAddr, path: &str) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn both_http_listeners_speak_https_and_refuse_plain_http_in_words() {
     let dir = tempfile::tempdir().unwrap();
-    let (identity, ca) = certificate(dir.path());
+    let (identity, ca) = self_signed(dir.path());
     let mut config = ServerConfig::new(dir.path().join("data"));
     config.http_addr = "127.0.0.1:0".parse().unwrap();
     config.registry_addr = Some("127.0.0.1:0".parse().unwrap());
@@ -102,7 +72,7 @@ async fn both_http_listeners_speak_https_and_refuse_plain_http_in_words() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_login_cookie_is_secure_over_https() {
     let dir = tempfile::tempdir().unwrap();
-    let (identity, ca) = certificate(dir.path());
+    let (identity, ca) = self_signed(dir.path());
     let mut config = ServerConfig::new(dir.path().join("data"));
     config.http_addr = "127.0.0.1:0".parse().unwrap();
     config.registry_addr = None;

@@ -13,10 +13,9 @@ use keel_kafka::{Broker, BrokerConfig, BrokerMetrics, KafkaListener};
 use keel_log::Log;
 use tokio::sync::oneshot;
 
-/// The system's kcat, to run. Cargo puts the librdkafka that rdkafka-sys built (without
-/// OpenSSL) on a test's LD_LIBRARY_PATH whenever rdkafka-sys is in the build — a workspace
-/// run, not `-p keel-kafka` — and kcat would load it and refuse `security.protocol=ssl` at
-/// once ("OpenSSL not available at build time"); kcat must load the system's, which has TLS.
+/// The system's kcat, to run. Cargo puts the librdkafka that rdkafka-sys built on a test's
+/// LD_LIBRARY_PATH whenever rdkafka-sys is in the build — a workspace run, not `-p
+/// keel-kafka` — and kcat, built against Debian's librdkafka, must load the system's one.
 pub(crate) fn kcat() -> Command {
     let mut kcat = Command::new("kcat");
     kcat.env_remove("LD_LIBRARY_PATH");
@@ -207,36 +206,6 @@ pub(crate) fn save_compat_results(
 /// A Python client script shipped beside the tests.
 pub(crate) fn script(name: &str) -> String {
     format!("{}/tests/clients/{name}", env!("CARGO_MANIFEST_DIR"))
-}
-
-/// A self-signed certificate for 127.0.0.1 and localhost, made by the openssl command (the
-/// clients' CA file is the certificate itself).
-pub(crate) fn self_signed(
-    dir: &std::path::Path,
-) -> (keel_listener::tls::TlsIdentity, std::path::PathBuf) {
-    let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
-    run(Command::new("openssl").args([
-        "req",
-        "-x509",
-        "-newkey",
-        "rsa:2048",
-        "-nodes",
-        "-days",
-        "2",
-        "-subj",
-        "/CN=localhost",
-        "-addext",
-        "subjectAltName=DNS:localhost,IP:127.0.0.1",
-        "-keyout",
-        key.to_str().unwrap(),
-        "-out",
-        cert.to_str().unwrap(),
-    ]));
-    let identity = keel_listener::tls::TlsIdentity {
-        cert_pem: std::fs::read(&cert).unwrap(),
-        key_pem: std::fs::read(&key).unwrap(),
-    };
-    (identity, cert)
 }
 
 /// A minimal Kafka client over kafka-protocol's message types, for tests that need exact
