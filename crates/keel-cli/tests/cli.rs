@@ -59,10 +59,16 @@ fn console_help_shows_only_the_flags_that_apply() {
         "--http ",
         "--http-tokens",
         "--console-sample-groups-max",
+        "--kafka-property",
     ] {
         assert!(help.contains(shown), "{shown} missing: {help}");
     }
-    for hidden in ["--kafka", "--registry", "--log-open-files-max"] {
+    for hidden in [
+        "--kafka ",
+        "--kafka-sasl-mechanisms",
+        "--registry",
+        "--log-open-files-max",
+    ] {
         assert!(!help.contains(hidden), "{hidden} shown: {help}");
     }
     let serve = Keel::new().ok(&["serve", "--help"], "");
