@@ -427,19 +427,25 @@ fn offset_commit(w: &mut Walk, v: i16) -> Shape {
     if v <= 4 {
         w.skip(8)?; // retention_time_ms
     }
+    committed_topics(w, v >= 6)?;
+    w.tags()
+}
+
+/// The topics of an OffsetCommit or a TxnOffsetCommit: each partition's offset, its leader
+/// epoch when the version carries one, and its metadata.
+fn committed_topics(w: &mut Walk, leader_epoch: bool) -> Shape {
     w.array(|w| {
         w.string()?; // name
         w.array(|w| {
             w.skip(4 + 8)?; // partition_index, committed_offset
-            if v >= 6 {
+            if leader_epoch {
                 w.skip(4)?; // committed_leader_epoch
             }
             w.string()?; // committed_metadata
             w.tags()
         })?;
         w.tags()
-    })?;
-    w.tags()
+    })
 }
 
 /// v0–3, the client versions served.
@@ -465,18 +471,7 @@ fn txn_offset_commit(w: &mut Walk, v: i16) -> Shape {
         w.string()?; // member_id
         w.string()?; // group_instance_id
     }
-    w.array(|w| {
-        w.string()?; // name
-        w.array(|w| {
-            w.skip(4 + 8)?; // partition_index, committed_offset
-            if v >= 2 {
-                w.skip(4)?; // committed_leader_epoch
-            }
-            w.string()?; // committed_metadata
-            w.tags()
-        })?;
-        w.tags()
-    })?;
+    committed_topics(w, v >= 2)?;
     w.tags()
 }
 
