@@ -135,6 +135,8 @@ pub use postgres::{
     ApplyFuture, PG_SCHEMA_VERSION, PgDatabase, PgError, PgEventStore, PgInbox, PgOptions,
     PgOutbox, PgProjection, PgSagaStore, PgTx, TxFuture,
 };
+#[cfg(feature = "cdc")]
+pub use postgres::{CdcError, CdcMetrics, CdcSlot};
 pub use projection::{ApplyError, SqliteProjection};
 pub use relay::RelayHandle;
 pub use saga::SqliteSagaStore;

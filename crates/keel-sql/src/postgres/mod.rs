@@ -9,6 +9,10 @@
 //!
 //! Not here: the database-independent relay logic (`relay.rs`, `outbox.rs`).
 
+#[cfg(feature = "cdc")]
+mod cdc;
+#[cfg(feature = "cdc")]
+mod cdc_stream;
 mod event_store;
 mod inbox;
 mod listen;
@@ -22,6 +26,8 @@ use std::time::Duration;
 use deadpool_postgres::{Manager, ManagerConfig, Object, Pool, RecyclingMethod};
 use tokio_postgres::NoTls;
 
+#[cfg(feature = "cdc")]
+pub use cdc::{CdcError, CdcMetrics, CdcSlot};
 pub use event_store::PgEventStore;
 pub use inbox::{PgInbox, PgTx, TxFuture};
 pub use outbox::PgOutbox;

@@ -54,6 +54,8 @@ use super::schema::{
     MARK_PUBLISHED, MOVE_TO_DEAD, RECORD_FAILURE, RELAY_LOCK_CLASS, SELECT_BACKLOG,
     SELECT_DEAD_TO_COPY,
 };
+#[cfg(feature = "cdc")]
+use super::schema::{DELETE_PUBLISHED_RETURNING, MARK_PUBLISHED_RETURNING};
 use super::{PgDatabase, one_line};
 use crate::limits::CLEANUP_DELETE_MAX;
 use crate::outbox::{
@@ -83,6 +85,12 @@ pub struct PgOutbox {
 impl PgOutbox {
     pub(crate) fn new(db: PgDatabase) -> PgOutbox {
         PgOutbox { db }
+    }
+
+    /// The database holding this outbox.
+    #[cfg(feature = "cdc")]
+    pub(super) fn database(&self) -> &PgDatabase {
+        &self.db
     }
 
     /// Stores `event` for `topic` in the transaction `tx`. Validates the event first (a
@@ -195,15 +203,90 @@ pub(crate) async fn insert(
 }
 
 /// The relay's view of the PostgreSQL outbox.
-struct PgStore {
+pub(super) struct PgStore {
     db: PgDatabase,
     wake: Arc<Notify>,
     /// Stops listening when the relay ends (`None`: polling only).
     _listener: Option<Listener>,
 }
 
+#[cfg(feature = "cdc")]
+impl PgStore {
+    /// A store that does not listen (the CDC relay's, woken by its stream through `wake`).
+    pub(super) fn new(db: PgDatabase, wake: Arc<Notify>) -> PgStore {
+        PgStore {
+            db,
+            wake,
+            _listener: None,
+        }
+    }
+
+    pub(super) fn database(&self) -> &PgDatabase {
+        &self.db
+    }
+
+    /// Writes `settlements` in a transaction of their own (the CDC relay's rows were never
+    /// claimed by one) and returns those whose row this session does not see yet: the
+    /// stream can deliver a transaction a moment before its commit is visible to other
+    /// sessions, and an update or delete would then miss the row.
+    pub(super) async fn write_back_visible(
+        &self,
+        settlements: &[Settlement],
+        after_publish: AfterPublish,
+    ) -> Result<Vec<Settlement>, StoreError> {
+        let client = self.db.client().await.map_err(StoreError)?;
+        let result = write_back_visible(&client, settlements, after_publish).await;
+        result.map_err(|error| {
+            let _ = Object::take(client);
+            store_error("write back", &error)
+        })
+    }
+}
+
+/// [`PgStore::write_back_visible`]'s statements: published rows in one statement that
+/// returns the ids it found, the rare failures one by one.
+#[cfg(feature = "cdc")]
+async fn write_back_visible(
+    client: &Object,
+    settlements: &[Settlement],
+    after_publish: AfterPublish,
+) -> Result<Vec<Settlement>, tokio_postgres::Error> {
+    let published = published_ids(settlements);
+    client.batch_execute("BEGIN").await?;
+    let mut found = std::collections::HashSet::new();
+    if !published.is_empty() {
+        let sql = match after_publish {
+            AfterPublish::MarkPublished => MARK_PUBLISHED_RETURNING,
+            AfterPublish::Delete => DELETE_PUBLISHED_RETURNING,
+        };
+        for row in client.query(sql, &[&published]).await? {
+            found.insert(row.get::<_, i64>(0));
+        }
+    }
+    let mut missed = Vec::new();
+    for settlement in settlements {
+        let changed = match settlement {
+            Settlement::Published { id } => u64::from(found.contains(id)),
+            Settlement::Retry { id, error, delay } => {
+                let delay_ms = i64::try_from(delay.as_millis()).unwrap_or(i64::MAX);
+                client
+                    .execute(RECORD_FAILURE, &[id, error, &delay_ms])
+                    .await?
+            }
+            Settlement::Dead { id, error, .. } => {
+                client.execute(MOVE_TO_DEAD, &[id, error]).await?
+            }
+        };
+        if changed == 0 {
+            missed.push(settlement.clone());
+        }
+    }
+    client.batch_execute("COMMIT").await?;
+    Ok(missed)
+}
+
 /// A claimed batch: a connection with the claiming transaction open.
-struct PgClaim {
+pub(super) struct PgClaim {
     client: Object,
 }
 
@@ -366,13 +449,7 @@ async fn write_back(
     settlements: &[Settlement],
     after_publish: AfterPublish,
 ) -> Result<(), tokio_postgres::Error> {
-    let published: Vec<i64> = settlements
-        .iter()
-        .filter_map(|s| match s {
-            Settlement::Published { id } => Some(*id),
-            _ => None,
-        })
-        .collect();
+    let published = published_ids(settlements);
     if !published.is_empty() {
         let sql = match after_publish {
             AfterPublish::MarkPublished => MARK_PUBLISHED,
@@ -395,6 +472,17 @@ async fn write_back(
         }
     }
     client.batch_execute("COMMIT").await
+}
+
+/// The ids of the rows published in `settlements`.
+fn published_ids(settlements: &[Settlement]) -> Vec<i64> {
+    settlements
+        .iter()
+        .filter_map(|s| match s {
+            Settlement::Published { id } => Some(*id),
+            _ => None,
+        })
+        .collect()
 }
 
 async fn backlog(client: &Object) -> Result<Backlog, StoreError> {

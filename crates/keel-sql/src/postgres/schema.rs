@@ -237,6 +237,14 @@ FOR UPDATE SKIP LOCKED";
 pub(crate) const MARK_PUBLISHED: &str =
     "UPDATE keel_outbox SET published_at = clock_timestamp() WHERE id = ANY($1)";
 pub(crate) const DELETE_PUBLISHED: &str = "DELETE FROM keel_outbox WHERE id = ANY($1)";
+/// As [`MARK_PUBLISHED`] and [`DELETE_PUBLISHED`], returning the ids found (the CDC relay's
+/// write-back, which may run before a row's commit is visible).
+#[cfg(feature = "cdc")]
+pub(crate) const MARK_PUBLISHED_RETURNING: &str =
+    "UPDATE keel_outbox SET published_at = clock_timestamp() WHERE id = ANY($1) RETURNING id";
+#[cfg(feature = "cdc")]
+pub(crate) const DELETE_PUBLISHED_RETURNING: &str =
+    "DELETE FROM keel_outbox WHERE id = ANY($1) RETURNING id";
 
 pub(crate) const RECORD_FAILURE: &str = "
 UPDATE keel_outbox

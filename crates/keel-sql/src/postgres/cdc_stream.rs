@@ -1,0 +1,282 @@
+//! The CDC relay's reader: one task holding the logical replication session (pgoutput over
+//! the streaming replication protocol, `pgwire-replication`), turning each committed
+//! transaction's inserts into the outbox into [`OutboxRow`]s (decoded by `pg_walstream`)
+//! and handing them on in commit order, and reporting the position the relay settled
+//! (`StreamShared::settled`) back to the server as the slot's confirmed flush position.
+//!
+//! A lost session (walsender terminated, server restarting) is opened again with backoff.
+//! The server then streams again from the slot's confirmed position, which may be behind
+//! what this task already handed on; transactions whose commit ends at or below the last
+//! one handed on are dropped, so a reconnect never hands on an event twice.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use pg_walstream::{LogicalReplicationMessage, LogicalReplicationParser, TupleData};
+use pgwire_replication::{Lsn, ReplicationClient, ReplicationConfig, ReplicationEvent};
+use tokio::sync::{Notify, mpsc, watch};
+
+use crate::outbox::OutboxRow;
+
+/// Seconds between the Unix epoch and PostgreSQL's (2000-01-01), in microseconds.
+const PG_EPOCH_UNIX_MICROS: i64 = 946_684_800_000_000;
+
+/// One committed transaction's outbox rows, in insert order.
+#[derive(Debug)]
+pub(crate) struct Committed {
+    /// The end of its commit record: once every row here (and before) is settled, the slot
+    /// may confirm this position.
+    pub(crate) end_lsn: u64,
+    /// Its commit time, Unix microseconds.
+    pub(crate) commit_unix_micros: i64,
+    pub(crate) rows: Vec<OutboxRow>,
+}
+
+/// What the reader and the relay's store share.
+#[derive(Debug, Default)]
+pub(crate) struct StreamShared {
+    /// The position the store settled: every event committed at or below it is published
+    /// or moved aside. Reported to the server as confirmed flush.
+    pub(crate) settled: AtomicU64,
+    /// Raised with `settled`.
+    pub(crate) settled_changed: Notify,
+}
+
+/// Where and how to stream.
+pub(crate) struct StreamConfig {
+    pub(crate) replication: ReplicationConfig,
+    /// The outbox table's schema: inserts into other tables of the publication are ignored.
+    pub(crate) schema: String,
+    pub(crate) retry_delay_min: Duration,
+    pub(crate) retry_delay_max: Duration,
+    pub(crate) name: String,
+}
+
+/// The reader's state across sessions.
+struct Reader {
+    config: StreamConfig,
+    shared: Arc<StreamShared>,
+    out: mpsc::Sender<Committed>,
+    wake: Arc<Notify>,
+    /// End of the last transaction handed on (or settled before this process started).
+    handed_on: u64,
+}
+
+/// Runs the reader until `stopped` or until the store is gone.
+pub(crate) async fn run(
+    config: StreamConfig,
+    shared: Arc<StreamShared>,
+    out: mpsc::Sender<Committed>,
+    wake: Arc<Notify>,
+    mut stopped: watch::Receiver<bool>,
+) {
+    let mut reader = Reader {
+        config,
+        shared,
+        out,
+        wake,
+        handed_on: 0,
+    };
+    let mut failures = 0u32;
+    while !*stopped.borrow() && !reader.out.is_closed() {
+        let outcome = tokio::select! {
+            outcome = reader.session() => outcome,
+            _ = stopped.changed() => return,
+        };
+        match outcome {
+            Ok(()) => return,
+            Err(error) => {
+                failures = failures.saturating_add(1);
+                let factor = 1u32.checked_shl(failures.min(16) - 1).unwrap_or(u32::MAX);
+                let delay = reader
+                    .config
+                    .retry_delay_min
+                    .saturating_mul(factor)
+                    .min(reader.config.retry_delay_max);
+                tracing::warn!(relay = %reader.config.name, %error, ?delay, "outbox replication session lost; opening it again");
+                tokio::select! {
+                    _ = tokio::time::sleep(delay) => {}
+                    _ = stopped.changed() => return,
+                }
+            }
+        }
+    }
+}
+
+impl Reader {
+    /// One replication session, until it fails or the store is gone (`Ok`).
+    async fn session(&mut self) -> Result<(), String> {
+        let settled = self.shared.settled.load(Ordering::Acquire);
+        let config = self
+            .config
+            .replication
+            .clone()
+            .with_ack_lsn(Lsn::from_u64(settled));
+        let mut client = ReplicationClient::connect(config)
+            .await
+            .map_err(|e| e.to_string())?;
+        let mut parser = LogicalReplicationParser::with_protocol_version(1);
+        // Relation id → whether it is our outbox, and the positions of its columns.
+        let mut relations: HashMap<u32, Option<Columns>> = HashMap::new();
+        let mut open: Option<Committed> = None;
+        loop {
+            let event = tokio::select! {
+                event = client.recv() => event.map_err(|e| e.to_string())?,
+                _ = self.shared.settled_changed.notified() => {
+                    client.update_applied_lsn(Lsn::from_u64(self.shared.settled.load(Ordering::Acquire)));
+                    continue;
+                }
+            };
+            let Some(event) = event else {
+                return Err("the replication session ended".to_string());
+            };
+            match event {
+                ReplicationEvent::Begin {
+                    commit_time_micros, ..
+                } => {
+                    open = Some(Committed {
+                        end_lsn: 0,
+                        commit_unix_micros: commit_time_micros + PG_EPOCH_UNIX_MICROS,
+                        rows: Vec::new(),
+                    });
+                }
+                ReplicationEvent::XLogData { data, .. } => {
+                    let message = parser
+                        .parse_wal_message_bytes(data)
+                        .map_err(|e| format!("undecodable pgoutput message: {e}"))?
+                        .message;
+                    match message {
+                        LogicalReplicationMessage::Relation {
+                            relation_id,
+                            namespace,
+                            relation_name,
+                            columns,
+                            ..
+                        } => {
+                            let ours = *namespace == *self.config.schema
+                                && &*relation_name == "keel_outbox";
+                            let names: Vec<&str> = columns.iter().map(|c| &*c.name).collect();
+                            relations.insert(
+                                relation_id,
+                                if ours {
+                                    Some(Columns::find(&names)?)
+                                } else {
+                                    None
+                                },
+                            );
+                        }
+                        LogicalReplicationMessage::Insert { relation_id, tuple } => {
+                            let columns = relations.get(&relation_id).ok_or_else(|| {
+                                format!("insert into relation {relation_id} before its description")
+                            })?;
+                            if let (Some(columns), Some(open)) = (columns, open.as_mut()) {
+                                open.rows.push(columns.row(&tuple)?);
+                            }
+                        }
+                        _ => {}
+                    }
+                }
+                ReplicationEvent::Commit { end_lsn, .. } => {
+                    let Some(mut committed) = open.take() else {
+                        continue;
+                    };
+                    committed.end_lsn = end_lsn.as_u64();
+                    if committed.end_lsn <= self.handed_on.max(settled) {
+                        continue;
+                    }
+                    self.handed_on = committed.end_lsn;
+                    if committed.rows.is_empty() {
+                        self.settle_if_idle(&client, committed.end_lsn);
+                        continue;
+                    }
+                    if self.out.send(committed).await.is_err() {
+                        return Ok(());
+                    }
+                    self.wake.notify_one();
+                }
+                ReplicationEvent::KeepAlive { wal_end, .. } => {
+                    if open.is_none() {
+                        self.settle_if_idle(&client, wal_end.as_u64());
+                    }
+                }
+                ReplicationEvent::Message { .. } => {}
+                ReplicationEvent::StoppedAt { .. } => return Ok(()),
+            }
+        }
+    }
+
+    /// With every handed-on transaction settled, WAL up to `position` holds nothing for the
+    /// relay: confirm it, so the slot does not hold WAL written by other tables.
+    fn settle_if_idle(&self, client: &ReplicationClient, position: u64) {
+        let settled = self.shared.settled.load(Ordering::Acquire);
+        if settled >= self.handed_on && position > settled {
+            self.shared.settled.fetch_max(position, Ordering::AcqRel);
+            client.update_applied_lsn(Lsn::from_u64(position));
+        }
+    }
+}
+
+/// Where the outbox's columns are in its pgoutput tuples.
+#[derive(Debug, Clone, Copy)]
+struct Columns {
+    id: usize,
+    topic: usize,
+    partition_key: usize,
+    envelope: usize,
+}
+
+impl Columns {
+    fn find(names: &[&str]) -> Result<Columns, String> {
+        let at = |name: &str| {
+            names
+                .iter()
+                .position(|n| *n == name)
+                .ok_or_else(|| format!("the streamed keel_outbox has no column {name}"))
+        };
+        Ok(Columns {
+            id: at("id")?,
+            topic: at("topic")?,
+            partition_key: at("partition_key")?,
+            envelope: at("envelope")?,
+        })
+    }
+
+    /// The row of an insert, streamed in binary format (`binary 'true'`): `id` as an
+    /// 8-byte big-endian integer, text as UTF-8, `envelope` as its bytes.
+    fn row(&self, tuple: &TupleData) -> Result<OutboxRow, String> {
+        let value = |index: usize| -> Result<Option<&[u8]>, String> {
+            let column = tuple
+                .get_column(index)
+                .ok_or_else(|| format!("an outbox insert without column {index}"))?;
+            match column.data_type {
+                b'b' | b't' => Ok(Some(column.as_bytes())),
+                b'n' => Ok(None),
+                other => Err(format!(
+                    "an outbox insert with column {index} of kind {:?}",
+                    other as char
+                )),
+            }
+        };
+        let required = |index: usize, name: &str| {
+            value(index)?.ok_or_else(|| format!("an outbox insert with {name} NULL"))
+        };
+        let text = |bytes: &[u8], name: &str| {
+            String::from_utf8(bytes.to_vec())
+                .map_err(|_| format!("an outbox insert whose {name} is not UTF-8"))
+        };
+        let id_bytes: [u8; 8] = required(self.id, "id")?
+            .try_into()
+            .map_err(|_| "an outbox insert whose id is not 8 bytes".to_string())?;
+        Ok(OutboxRow {
+            id: i64::from_be_bytes(id_bytes),
+            topic: text(required(self.topic, "topic")?, "topic")?,
+            partition_key: value(self.partition_key)?
+                .map(|key| text(key, "partition_key"))
+                .transpose()?,
+            envelope: required(self.envelope, "envelope")?.to_vec(),
+            attempts: 0,
+        })
+    }
+}
