@@ -21,11 +21,16 @@ pub struct TopicConfigError {
 /// Keel's own setting of a topic's fsync policy, whose change needs AlterConfigs.
 pub(crate) const KEEL_FSYNC: &str = "keel.fsync";
 
+/// The timestamp type of a topic's records; Keel keeps only [`CREATE_TIME`].
+const MESSAGE_TIMESTAMP_TYPE: &str = "message.timestamp.type";
+const CREATE_TIME: &str = "CreateTime";
+
 /// Settings accepted and ignored: replication settings meaningless on one node.
 const IGNORED: &[&str] = &["min.insync.replicas", "unclean.leader.election.enable"];
 
 /// Applies one Kafka topic setting (`cleanup.policy`, `retention.ms`, `retention.bytes`,
-/// `segment.bytes`, `segment.ms`, `max.message.bytes`, `delete.retention.ms`, and Keel's own
+/// `segment.bytes`, `segment.ms`, `max.message.bytes`, `delete.retention.ms`,
+/// `message.timestamp.type` = `CreateTime`, and Keel's own
 /// `keel.fsync` = `always` | `never` | `interval(<ms>)`) to `config`.
 pub fn apply_kafka_config(
     config: &mut TopicConfig,
@@ -69,6 +74,14 @@ pub fn apply_kafka_config(
                 u32::try_from(number()?).map_err(|_| error("out of range".into()))?
         }
         "delete.retention.ms" => config.delete_retention_ms = number()?,
+        // Records keep the producer's timestamp: Kafka's default, which Kafka Streams asks
+        // for by name on its internal topics.
+        MESSAGE_TIMESTAMP_TYPE if value == CREATE_TIME => {}
+        MESSAGE_TIMESTAMP_TYPE => {
+            return Err(error(format!(
+                "'{value}' is not supported by Keel (records keep their {CREATE_TIME})"
+            )));
+        }
         KEEL_FSYNC => {
             config.fsync = value.parse::<FsyncPolicy>().map_err(error)?;
         }
@@ -175,6 +188,7 @@ pub fn kafka_configs(config: &TopicConfig) -> Vec<(&'static str, String)> {
             "delete.retention.ms",
             config.delete_retention_ms.to_string(),
         ),
+        (MESSAGE_TIMESTAMP_TYPE, CREATE_TIME.to_string()),
         (KEEL_FSYNC, config.fsync.to_string()),
     ]
 }
@@ -227,6 +241,16 @@ mod tests {
             Err("not supported by Keel"),
         );
         check("retention.ms", None, Err("a value is required"));
+        check(
+            "message.timestamp.type",
+            Some("CreateTime"),
+            Ok("message.timestamp.type"),
+        );
+        check(
+            "message.timestamp.type",
+            Some("LogAppendTime"),
+            Err("'LogAppendTime' is not supported by Keel"),
+        );
     }
 
     #[test]

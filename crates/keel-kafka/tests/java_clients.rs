@@ -1,7 +1,7 @@
 //! Kafka's own Java client against the broker and against the real Apache Kafka broker, with
 //! the same assertions: the JUnit suite in `compat/java` (codecs, idempotence, classic and
-//! KIP-848 groups, commits, seeks, the AdminClient, transactions) runs once per broker
-//! through Maven.
+//! KIP-848 groups, commits, seeks, the AdminClient, transactions, a Kafka Streams application
+//! with exactly-once processing) runs once per broker through Maven.
 //!
 //! Apache Kafka is the reference, so every test must pass there. On this broker, the tests
 //! that fail must be exactly those listed in `compat/java/known-differences.txt` (each with
@@ -51,7 +51,7 @@ fn project() -> PathBuf {
 fn run_suite(bootstrap: &str, broker: &str) -> Outcome {
     let outcome = run_tests(bootstrap, broker, &[]);
     assert!(
-        outcome.tests.len() >= 23,
+        outcome.tests.len() >= 25,
         "the suite ran {} tests against {broker}",
         outcome.tests.len()
     );
