@@ -91,6 +91,15 @@ pub(crate) struct ServeArgs {
     /// [default: kept forever].
     #[arg(long, env = "KEEL_KAFKA_OFFSETS_RETENTION_MS", value_name = "MS")]
     kafka_offsets_retention_ms: Option<u64>,
+    /// A transactional id with no transaction in progress and no request for this long is
+    /// forgotten, in milliseconds (Kafka's `transactional.id.expiration.ms`) [default:
+    /// 604800000, 7 days].
+    #[arg(
+        long,
+        env = "KEEL_KAFKA_TRANSACTIONAL_ID_EXPIRATION_MS",
+        value_name = "MS"
+    )]
+    kafka_transactional_id_expiration_ms: Option<u64>,
     /// Most Kafka connections open at once; at the limit the idlest is closed for a newcomer
     /// (Kafka's `max.connections`) [default: 8192].
     #[arg(long, env = "KEEL_KAFKA_CONNECTIONS_MAX", value_name = "N")]
@@ -294,6 +303,7 @@ struct ConfigFile {
     kafka_group_consumer_session_timeout_ms: Option<u64>,
     kafka_group_consumer_heartbeat_interval_ms: Option<u64>,
     kafka_offsets_retention_ms: Option<u64>,
+    kafka_transactional_id_expiration_ms: Option<u64>,
     kafka_connections_max: Option<usize>,
     kafka_connection_idle_ms: Option<u64>,
     kafka_request_timeout_ms: Option<u64>,
@@ -521,6 +531,7 @@ pub(crate) fn settings(data_dir: &Path, args: ServeArgs) -> anyhow::Result<Setti
         kafka_connections_max => config.kafka.connections_max,
         kafka_connection_idle_ms => config.kafka.connection_idle_ms,
         kafka_request_timeout_ms => config.kafka.request_timeout_ms,
+        kafka_transactional_id_expiration_ms => config.kafka.transactional_id_expiration_ms,
         kafka_in_flight_bytes_max => config.kafka.in_flight_bytes_max,
         kafka_topics_max => config.kafka.topics_max,
         kafka_partitions_max => config.kafka.partitions_max,

@@ -272,6 +272,40 @@ impl Broker {
         }
     }
 
+    /// Whether `caller` may commit `group`'s offsets in `id`'s transactions (AddOffsetsToTxn,
+    /// TxnOffsetCommit): Write on the transactional id, then Read on the group, refused in
+    /// that order as Kafka checks them.
+    pub(crate) fn txn_group_access(
+        &self,
+        caller: &Caller,
+        id: &str,
+        group: &str,
+    ) -> Result<(), ResponseError> {
+        self.transactional_id_access(caller, id)?;
+        if self
+            .authorizer
+            .authorize(caller, Operation::Read, ResourceType::Group, group)
+        {
+            Ok(())
+        } else {
+            Err(ResponseError::GroupAuthorizationFailed)
+        }
+    }
+
+    /// Whether the group member a TxnOffsetCommit names is current (see
+    /// [`GroupHook::check_txn_offset_commit`]); without a group hook there are no groups.
+    pub(crate) fn check_txn_offset_commit(
+        &self,
+        group: &str,
+        generation: i32,
+        member_id: &str,
+        instance_id: Option<&str>,
+    ) -> Result<(), ResponseError> {
+        self.group.as_ref().map_or(Ok(()), |hook| {
+            hook.check_txn_offset_commit(group, generation, member_id, instance_id)
+        })
+    }
+
     /// Whether `caller` may create the topic `name`: Create on the cluster (not audited when
     /// missing) or on the topic, as Kafka; refused as [`Broker::topic_access`].
     pub(crate) fn create_access(
@@ -546,6 +580,7 @@ impl Broker {
                             caller: caller.clone(),
                             authorizer: self.authorizer.clone(),
                         },
+                        pending_offsets: self.transactions.pending.clone(),
                     })
                     .await?;
                 let mut frame = encode(response_frame(api_key, version, correlation_id))?

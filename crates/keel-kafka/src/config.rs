@@ -7,7 +7,7 @@ use keel_log::TopicConfig;
 use crate::limits::{
     CONNECTION_IDLE_MS_DEFAULT, CONNECTIONS_MAX_DEFAULT, IN_FLIGHT_BYTES_MAX_DEFAULT,
     PARTITIONS_MAX_DEFAULT, REQUEST_BYTES_MAX_DEFAULT, REQUEST_TIMEOUT_MS_DEFAULT,
-    TOPICS_MAX_DEFAULT,
+    TOPICS_MAX_DEFAULT, TRANSACTIONAL_ID_EXPIRATION_MS_DEFAULT,
 };
 
 /// The host and port clients are told to connect to (Metadata, FindCoordinator,
@@ -52,6 +52,9 @@ pub struct BrokerConfig {
     pub topics_max: usize,
     /// Most partitions over all user topics.
     pub partitions_max: usize,
+    /// A transactional id idle this long (no transaction in progress, no request) is
+    /// forgotten (Kafka's `transactional.id.expiration.ms`).
+    pub transactional_id_expiration_ms: u64,
 }
 
 /// A broker setting out of range, naming it.
@@ -79,6 +82,7 @@ impl Default for BrokerConfig {
             in_flight_bytes_max: IN_FLIGHT_BYTES_MAX_DEFAULT,
             topics_max: TOPICS_MAX_DEFAULT,
             partitions_max: PARTITIONS_MAX_DEFAULT,
+            transactional_id_expiration_ms: TRANSACTIONAL_ID_EXPIRATION_MS_DEFAULT,
         }
     }
 }
@@ -116,6 +120,10 @@ impl BrokerConfig {
         for (key, ms) in [
             ("connections.max.idle.ms", self.connection_idle_ms),
             ("request.timeout.ms", self.request_timeout_ms),
+            (
+                "transactional.id.expiration.ms",
+                self.transactional_id_expiration_ms,
+            ),
         ] {
             if ms == 0 {
                 return error(key, "must be above 0".into());

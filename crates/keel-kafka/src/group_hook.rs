@@ -14,10 +14,12 @@ use std::net::SocketAddr;
 use std::pin::Pin;
 
 use bytes::{Bytes, BytesMut};
+use kafka_protocol::ResponseError;
 use kafka_protocol::messages::{ApiKey, RequestHeader};
 
 use crate::acl::Access;
 use crate::config::NodeAddress;
+use crate::txn::PendingOffsets;
 
 /// The api keys routed to the group hook.
 pub const GROUP_API_KEYS: [ApiKey; 13] = [
@@ -54,6 +56,9 @@ pub struct GroupRequest {
     /// Who sent it and what they may do; the hook authorizes with it (Kafka's ACLs on
     /// groups, and on the topics of offset requests).
     pub access: Access,
+    /// The group offsets held in unfinished transactions, for an OffsetFetch with
+    /// `require_stable`.
+    pub pending_offsets: PendingOffsets,
 }
 
 /// Why a group request could not be answered; the connection is closed with this logged.
@@ -73,4 +78,16 @@ pub trait GroupHook: Send + Sync + 'static {
     /// Serves one request. Requests of one connection are handled one at a time, in order;
     /// a long wait (JoinGroup) holds back only that connection.
     fn handle(&self, request: GroupRequest) -> GroupResponse<'_>;
+
+    /// Whether a TxnOffsetCommit for `group` may commit: its member and generation (or
+    /// member epoch) as the group knows them, checked as Kafka checks a transactional
+    /// commit (`ILLEGAL_GENERATION`, `UNKNOWN_MEMBER_ID`, `FENCED_INSTANCE_ID`). The
+    /// transaction coordinator asks before it holds the offsets.
+    fn check_txn_offset_commit(
+        &self,
+        group: &str,
+        generation: i32,
+        member_id: &str,
+        instance_id: Option<&str>,
+    ) -> Result<(), ResponseError>;
 }

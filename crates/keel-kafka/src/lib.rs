@@ -52,4 +52,4 @@ pub use server::KafkaListener;
 pub use topic_config::{
     NamedConfigError, TopicConfigError, apply_kafka_config, apply_named_config, kafka_configs,
 };
-pub use txn::TRANSACTIONS_TOPIC;
+pub use txn::{PendingOffsets, TRANSACTIONS_TOPIC};

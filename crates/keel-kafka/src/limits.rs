@@ -64,9 +64,13 @@ pub const PARTITIONS_MAX_DEFAULT: usize = 4_000;
 pub const TRANSACTION_TIMEOUT_MS_MAX: u32 = 900_000;
 /// How often the coordinator looks for transactions past their timeout to abort.
 pub const TRANSACTION_EXPIRY_CHECK_MS: u64 = 1_000;
+/// How long a transactional id with no transaction in progress and no request is kept before
+/// it is forgotten by default (Kafka's `transactional.id.expiration.ms`, 7 days); a producer
+/// using it afterwards starts again with a new producer id.
+pub const TRANSACTIONAL_ID_EXPIRATION_MS_DEFAULT: u64 = 7 * 24 * 60 * 60 * 1000;
 /// Most transactional ids the coordinator keeps (each one a record in
-/// `__keel_transactions` and an entry in memory); a new id past it is refused. Kafka forgets
-/// ids idle for `transactional.id.expiration.ms` (7 days) instead.
+/// `__keel_transactions` and an entry in memory); a new id past it is refused. Ids idle for
+/// [`TRANSACTIONAL_ID_EXPIRATION_MS_DEFAULT`] are forgotten, as Kafka does.
 pub const TRANSACTIONAL_IDS_MAX: usize = 100_000;
 /// Aborted transactions remembered per partition for `read_committed` fetches (those wholly
 /// before the log start are forgotten first). Past it the oldest is forgotten, and a

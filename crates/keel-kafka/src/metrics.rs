@@ -22,6 +22,10 @@
 //! | `keel_kafka_in_flight_waits_total` | counter | — | times a connection waited for the in-flight budget |
 //! | `keel_kafka_limit_refusals_total` | counter | `limit` | requests refused by a server limit (`topics_max`, `partitions_max`) |
 //! | `keel_kafka_requests_in_flight` | gauge | — | requests read and not yet answered, over all connections (at most `PIPELINED_REQUESTS_MAX` a connection) |
+//! | `keel_kafka_transactions_ongoing` | gauge | — | transactional ids with a transaction begun and not yet complete (ongoing, or its commit or abort being written) |
+//! | `keel_kafka_transactions_total` | counter | `outcome` | transactions ended: `committed` or `aborted` (by the producer, by a new producer of the same transactional id, or by timeout) |
+//! | `keel_kafka_transactions_timed_out_total` | counter | — | transactions aborted because they ran past their timeout (also counted as `aborted`) |
+//! | `keel_kafka_transactional_ids_expired_total` | counter | — | idle transactional ids forgotten after `transactional_id_expiration_ms` |
 //! | `keel_kafka_pipelined_requests_total` | counter | — | Produce requests read while an earlier request of their connection was still unanswered (served concurrently with it) |
 
 use std::time::Duration;
@@ -58,6 +62,10 @@ pub struct BrokerMetrics {
     pipelined_requests: Counter,
     fetch_sessions: Gauge,
     fetch_session_evictions: Counter,
+    transactions_ongoing: Gauge,
+    transactions: Family<OutcomeLabels, Counter>,
+    transactions_timed_out: Counter,
+    transactional_ids_expired: Counter,
 }
 
 /// One request read and not yet answered, counted in `keel_kafka_requests_in_flight` until
@@ -76,6 +84,11 @@ impl Drop for RequestInFlight {
 #[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
 struct LimitLabels {
     limit: &'static str,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct OutcomeLabels {
+    outcome: &'static str,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
@@ -110,6 +123,10 @@ impl Default for BrokerMetrics {
             pipelined_requests: Counter::default(),
             fetch_sessions: Gauge::default(),
             fetch_session_evictions: Counter::default(),
+            transactions_ongoing: Gauge::default(),
+            transactions: Family::default(),
+            transactions_timed_out: Counter::default(),
+            transactional_ids_expired: Counter::default(),
         }
     }
 }
@@ -180,6 +197,50 @@ impl BrokerMetrics {
             "Fetch sessions closed to make room for a new one (at most 1,000 are kept)",
             self.fetch_session_evictions.clone(),
         );
+        registry.register(
+            "keel_kafka_transactions_ongoing",
+            "Transactions begun and not yet complete",
+            self.transactions_ongoing.clone(),
+        );
+        registry.register(
+            "keel_kafka_transactions",
+            "Transactions ended, by outcome (committed, aborted)",
+            self.transactions.clone(),
+        );
+        registry.register(
+            "keel_kafka_transactions_timed_out",
+            "Transactions aborted for running past their timeout (also counted as aborted)",
+            self.transactions_timed_out.clone(),
+        );
+        registry.register(
+            "keel_kafka_transactional_ids_expired",
+            "Idle transactional ids forgotten after transactional_id_expiration_ms",
+            self.transactional_ids_expired.clone(),
+        );
+    }
+
+    /// Sets how many transactions are begun and not yet complete.
+    pub(crate) fn transactions_ongoing(&self, ongoing: usize) {
+        self.transactions_ongoing
+            .set(i64::try_from(ongoing).unwrap_or(i64::MAX));
+    }
+
+    /// Counts a transaction ended.
+    pub(crate) fn transaction_ended(&self, commit: bool) {
+        let outcome = if commit { "committed" } else { "aborted" };
+        self.transactions
+            .get_or_create(&OutcomeLabels { outcome })
+            .inc();
+    }
+
+    /// Counts a transaction aborted for running past its timeout.
+    pub(crate) fn transaction_timed_out(&self) {
+        self.transactions_timed_out.inc();
+    }
+
+    /// Counts an idle transactional id forgotten.
+    pub(crate) fn transactional_id_expired(&self) {
+        self.transactional_ids_expired.inc();
     }
 
     /// Produce requests served concurrently with an earlier request of their connection

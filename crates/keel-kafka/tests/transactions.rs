@@ -2,21 +2,26 @@
 //! suite is `compat/java`): the coordinator's answers, the markers in the log, the last
 //! stable offset and the aborted-transaction list a `read_committed` fetch gets, fencing by
 //! epoch, offsets committed only with their transaction, a timed-out transaction aborted by
-//! the broker — and all of it again after a restart, from the log alone.
+//! the broker — and all of it again after a restart, from the log alone. Also: OffsetFetch
+//! with `require_stable` while a transactional commit is pending, TxnOffsetCommit's member
+//! and generation checks, the transaction metrics and the expiry of idle transactional ids.
 
 mod support;
 
 use kafka_protocol::messages::add_partitions_to_txn_request::AddPartitionsToTxnTopic;
+use kafka_protocol::messages::join_group_request::JoinGroupRequestProtocol;
 use kafka_protocol::messages::list_offsets_request::{ListOffsetsPartition, ListOffsetsTopic};
+use kafka_protocol::messages::offset_fetch_request::OffsetFetchRequestTopic;
 use kafka_protocol::messages::txn_offset_commit_request::{
     TxnOffsetCommitRequestPartition, TxnOffsetCommitRequestTopic,
 };
 use kafka_protocol::messages::{
     AddOffsetsToTxnRequest, AddPartitionsToTxnRequest, EndTxnRequest, FetchRequest, GroupId,
-    InitProducerIdRequest, ListOffsetsRequest, ProduceRequest, ProducerId, TopicName,
-    TransactionalId, TxnOffsetCommitRequest,
+    InitProducerIdRequest, JoinGroupRequest, ListOffsetsRequest, OffsetFetchRequest,
+    ProduceRequest, ProducerId, TopicName, TransactionalId, TxnOffsetCommitRequest,
 };
 use kafka_protocol::protocol::StrBytes;
+use keel_kafka::BrokerConfig;
 use keel_log::TopicConfig;
 use support::{RawClient, TestBroker, batch, fetch_request, produce_request, transactional_batch};
 
@@ -25,6 +30,10 @@ const INVALID_PRODUCER_EPOCH: i16 = 47;
 const INVALID_TXN_STATE: i16 = 48;
 const INVALID_TRANSACTION_TIMEOUT: i16 = 50;
 const PRODUCER_FENCED: i16 = 90;
+const ILLEGAL_GENERATION: i16 = 22;
+const UNKNOWN_MEMBER_ID: i16 = 25;
+const INVALID_PRODUCER_ID_MAPPING: i16 = 49;
+const UNSTABLE_OFFSET_COMMIT: i16 = 88;
 const TOPIC: &str = "txn-orders";
 
 fn text(value: &str) -> StrBytes {
@@ -101,6 +110,11 @@ impl Producer {
 
     /// AddOffsetsToTxn and TxnOffsetCommit of `offset` for `group` in partition 0.
     fn send_offsets(&mut self, group: &str, offset: i64) -> (i16, i16) {
+        self.send_member_offsets(group, ("", -1), offset)
+    }
+
+    /// [`Producer::send_offsets`] as `member` (id, generation) of the group.
+    fn send_member_offsets(&mut self, group: &str, member: (&str, i32), offset: i64) -> (i16, i16) {
         let added = self
             .client
             .call(
@@ -119,8 +133,8 @@ impl Producer {
                 .with_group_id(GroupId(text(group)))
                 .with_producer_id(ProducerId(self.producer_id))
                 .with_producer_epoch(self.epoch)
-                .with_generation_id(-1)
-                .with_member_id(text(""))
+                .with_generation_id(member.1)
+                .with_member_id(text(member.0))
                 .with_topics(vec![
                     TxnOffsetCommitRequestTopic::default()
                         .with_name(TopicName(text(TOPIC)))
@@ -315,4 +329,171 @@ fn the_broker_aborts_a_transaction_past_its_timeout() {
         PRODUCER_FENCED,
         "the late producer is fenced"
     );
+    let text = metrics(&broker);
+    assert!(
+        text.contains("keel_kafka_transactions_timed_out_total 1")
+            && text.contains(r#"keel_kafka_transactions_total{outcome="aborted"} 1"#),
+        "{text}"
+    );
+}
+
+/// OffsetFetch v7 of `group`'s partition 0 with or without `require_stable`: the error code
+/// and offset.
+fn fetch_offset(client: &mut RawClient, group: &str, require_stable: bool) -> (i16, i64) {
+    let request = OffsetFetchRequest::default()
+        .with_group_id(GroupId(text(group)))
+        .with_topics(Some(vec![
+            OffsetFetchRequestTopic::default()
+                .with_name(TopicName(text(TOPIC)))
+                .with_partition_indexes(vec![0]),
+        ]))
+        .with_require_stable(require_stable);
+    let partition = &client.call(7, &request).topics[0].partitions[0];
+    (partition.error_code, partition.committed_offset)
+}
+
+/// The broker's metrics as `/metrics` shows them.
+fn metrics(broker: &TestBroker) -> String {
+    let mut registry = prometheus_client::registry::Registry::default();
+    broker.metrics.register(&mut registry);
+    let mut text = String::new();
+    prometheus_client::encoding::text::encode(&mut text, &registry).unwrap();
+    text
+}
+
+#[test]
+fn a_pending_transactional_commit_makes_require_stable_fetches_unstable() {
+    let dir = tempfile::tempdir().unwrap();
+    let broker = TestBroker::start(dir.path());
+    broker.log.create_topic(TOPIC, TopicConfig::new(1)).unwrap();
+    let mut reader = RawClient::connect(broker.address);
+    let mut producer =
+        Producer::init(RawClient::connect(broker.address), "stable", 60_000).unwrap();
+    assert_eq!(producer.add_partition(), OK);
+    assert_eq!(producer.send_offsets("stable-group", 4), (OK, OK));
+    assert!(metrics(&broker).contains("keel_kafka_transactions_ongoing 1"));
+    assert_eq!(
+        fetch_offset(&mut reader, "stable-group", true),
+        (UNSTABLE_OFFSET_COMMIT, -1)
+    );
+    assert_eq!(
+        fetch_offset(&mut reader, "other-group", true),
+        (OK, -1),
+        "only the group with the pending commit"
+    );
+    assert_eq!(fetch_offset(&mut reader, "stable-group", false), (OK, -1));
+    assert_eq!(producer.end(true), OK);
+    assert_eq!(fetch_offset(&mut reader, "stable-group", true), (OK, 4));
+
+    // An aborted transaction's offsets are stable (dropped) once it ends.
+    assert_eq!(producer.send_offsets("stable-group", 9), (OK, OK));
+    assert_eq!(
+        fetch_offset(&mut reader, "stable-group", true).0,
+        UNSTABLE_OFFSET_COMMIT
+    );
+    assert_eq!(producer.end(false), OK);
+    assert_eq!(fetch_offset(&mut reader, "stable-group", true), (OK, 4));
+    let text = metrics(&broker);
+    for line in [
+        "keel_kafka_transactions_ongoing 0",
+        r#"keel_kafka_transactions_total{outcome="committed"} 1"#,
+        r#"keel_kafka_transactions_total{outcome="aborted"} 1"#,
+        "keel_kafka_transactions_timed_out_total 0",
+    ] {
+        assert!(text.contains(line), "{line} in {text}");
+    }
+}
+
+#[test]
+fn txn_offset_commit_checks_the_member_and_generation() {
+    let dir = tempfile::tempdir().unwrap();
+    let broker = TestBroker::start(dir.path());
+    broker.log.create_topic(TOPIC, TopicConfig::new(1)).unwrap();
+    let mut producer =
+        Producer::init(RawClient::connect(broker.address), "members", 60_000).unwrap();
+    assert_eq!(producer.add_partition(), OK);
+    // No such group: a generation is stale, none (-1) is a client managing its own offsets.
+    assert_eq!(
+        producer.send_member_offsets("no-group", ("ghost", 3), 1).1,
+        ILLEGAL_GENERATION
+    );
+    assert_eq!(producer.send_offsets("no-group", 1).1, OK);
+
+    let mut member = RawClient::connect(broker.address);
+    let joined = member.call(
+        3,
+        &JoinGroupRequest::default()
+            .with_group_id(GroupId(text("members-group")))
+            .with_session_timeout_ms(30_000)
+            .with_rebalance_timeout_ms(30_000)
+            .with_protocol_type(text("consumer"))
+            .with_protocols(vec![
+                JoinGroupRequestProtocol::default()
+                    .with_name(text("range"))
+                    .with_metadata(bytes::Bytes::from_static(b"subscription")),
+            ]),
+    );
+    assert_eq!(joined.error_code, OK);
+    let (id, generation) = (joined.member_id.to_string(), joined.generation_id);
+    let group = "members-group";
+    assert_eq!(
+        producer
+            .send_member_offsets(group, ("ghost", generation), 2)
+            .1,
+        UNKNOWN_MEMBER_ID
+    );
+    assert_eq!(
+        producer
+            .send_member_offsets(group, (&id, generation + 1), 2)
+            .1,
+        ILLEGAL_GENERATION
+    );
+    assert_eq!(
+        producer.send_member_offsets(group, (&id, generation), 2).1,
+        OK
+    );
+    // A commit naming no member (all there is before v3): the producer's epoch is the fence.
+    assert_eq!(producer.send_offsets(group, 3).1, OK);
+    assert_eq!(producer.end(true), OK);
+    assert_eq!(
+        broker
+            .log
+            .group_offsets()
+            .fetch(group, TOPIC, 0)
+            .map(|c| c.offset),
+        Some(3)
+    );
+}
+
+#[test]
+fn an_idle_transactional_id_is_forgotten_after_its_expiration() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = BrokerConfig {
+        transactional_id_expiration_ms: 1_000,
+        ..BrokerConfig::default()
+    };
+    let broker = TestBroker::start_with(dir.path(), config.clone());
+    broker.log.create_topic(TOPIC, TopicConfig::new(1)).unwrap();
+    let mut idle = Producer::init(RawClient::connect(broker.address), "idle", 60_000).unwrap();
+    let mut busy = Producer::init(RawClient::connect(broker.address), "busy", 60_000).unwrap();
+    assert_eq!(busy.add_partition(), OK);
+    // Known and with no transaction: an end is out of place, not an unknown id.
+    assert_eq!(idle.end(true), INVALID_TXN_STATE);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
+    while idle.end(true) != INVALID_PRODUCER_ID_MAPPING {
+        assert!(std::time::Instant::now() < deadline, "never forgotten");
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    assert!(metrics(&broker).contains("keel_kafka_transactional_ids_expired_total 1"));
+    // The id with a transaction in progress is kept (until its timeout aborts it).
+    assert_eq!(busy.end(true), OK);
+    let (old, busy_id) = (idle.producer_id, busy.producer_id);
+    drop((idle, busy));
+    drop(broker);
+
+    // Forgotten for good: after a restart the id starts again with a new producer id.
+    let broker = TestBroker::start_with(dir.path(), config);
+    let again = Producer::init(RawClient::connect(broker.address), "idle", 60_000).unwrap();
+    assert!(again.producer_id != old && again.producer_id != busy_id);
+    assert_eq!(again.epoch, 0);
 }

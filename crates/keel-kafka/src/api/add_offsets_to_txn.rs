@@ -5,7 +5,7 @@
 use kafka_protocol::ResponseError;
 use kafka_protocol::messages::{AddOffsetsToTxnRequest, AddOffsetsToTxnResponse, ApiKey};
 
-use crate::acl::{Caller, Operation, ResourceType};
+use crate::acl::Caller;
 use crate::api::code;
 use crate::broker::Broker;
 use crate::txn::fenced;
@@ -19,18 +19,8 @@ pub(crate) async fn handle(
 ) -> AddOffsetsToTxnResponse {
     let id = request.transactional_id.to_string();
     let group = request.group_id.to_string();
-    let outcome = match broker.transactional_id_access(caller, &id) {
+    let outcome = match broker.txn_group_access(caller, &id, &group) {
         Err(error) => Err(error),
-        Ok(())
-            if !broker.authorizer.authorize(
-                caller,
-                Operation::Read,
-                ResourceType::Group,
-                &group,
-            ) =>
-        {
-            Err(ResponseError::GroupAuthorizationFailed)
-        }
         Ok(()) if group.is_empty() => Err(ResponseError::InvalidGroupId),
         Ok(()) => {
             let producer = (request.producer_id.0, request.producer_epoch);

@@ -2,9 +2,11 @@
 //! visible to the group only when the transaction commits. Served at v0–4 (v5 is KIP-890's
 //! second transaction version).
 //!
-//! The group must have been added with AddOffsetsToTxn; its generation and member id (v3+)
-//! are not checked against the group's membership: the producer's epoch already fences a
-//! zombie with the same transactional id (see `docs/kafka-compatibility.md`).
+//! The group must have been added with AddOffsetsToTxn, and the member id, generation and
+//! group instance id the request names (v3+) must be current in the group, as Kafka checks
+//! them (`ILLEGAL_GENERATION`, `UNKNOWN_MEMBER_ID`, `FENCED_INSTANCE_ID`): a member
+//! rebalanced away cannot commit offsets of partitions it no longer owns. A request naming
+//! no member (v0–2, or generation -1) is checked by the producer's epoch alone.
 
 use kafka_protocol::ResponseError;
 use kafka_protocol::messages::txn_offset_commit_response::{
@@ -12,7 +14,7 @@ use kafka_protocol::messages::txn_offset_commit_response::{
 };
 use kafka_protocol::messages::{ApiKey, TxnOffsetCommitRequest, TxnOffsetCommitResponse};
 
-use crate::acl::{Caller, Operation, ResourceType};
+use crate::acl::{Caller, Operation};
 use crate::api::{code, partition_of};
 use crate::broker::Broker;
 use crate::limits::OFFSET_METADATA_BYTES_MAX_DEFAULT;
@@ -27,16 +29,7 @@ pub(crate) async fn handle(
 ) -> TxnOffsetCommitResponse {
     let id = request.transactional_id.to_string();
     let group = request.group_id.to_string();
-    let refused = if let Err(error) = broker.transactional_id_access(caller, &id) {
-        Some(error)
-    } else if !broker
-        .authorizer
-        .authorize(caller, Operation::Read, ResourceType::Group, &group)
-    {
-        Some(ResponseError::GroupAuthorizationFailed)
-    } else {
-        None
-    };
+    let refused = broker.txn_group_access(caller, &id, &group).err();
     let mut pending = Vec::new();
     let mut verdicts = Vec::new();
     for topic in &request.topics {
@@ -70,6 +63,13 @@ pub(crate) async fn handle(
     }
     let outcome = if pending.is_empty() {
         Ok(())
+    } else if let Err(error) = broker.check_txn_offset_commit(
+        &group,
+        request.generation_id,
+        &request.member_id,
+        request.group_instance_id.as_deref(),
+    ) {
+        Err(error)
     } else {
         let producer = (request.producer_id.0, request.producer_epoch);
         let fenced = fenced(ApiKey::TxnOffsetCommit, version);

@@ -57,7 +57,7 @@ pub struct RequestContext {
 /// answered `COORDINATOR_NOT_AVAILABLE`.
 #[derive(Debug)]
 pub struct GroupCoordinator {
-    shared: Arc<Shared>,
+    pub(super) shared: Arc<Shared>,
     timers: JoinHandle<()>,
     /// The offsets-retention check (`retention.rs`), when a retention is set.
     expiry: Option<JoinHandle<()>>,

@@ -15,14 +15,31 @@ use kafka_protocol::protocol::{Decodable, Encodable};
 
 use crate::group_hook::{GroupHook, GroupHookError, GroupRequest, GroupResponse};
 
-use super::authorize;
 use super::consumer::wire::heartbeat_error;
 use super::coordinator::{GroupCoordinator, RequestContext};
 use super::state::{join_error, sync_error};
+use super::{authorize, offsets};
 
 impl GroupHook for GroupCoordinator {
     fn versions(&self, api_key: ApiKey) -> Option<(i16, i16)> {
         GroupCoordinator::versions(api_key)
+    }
+
+    fn check_txn_offset_commit(
+        &self,
+        group: &str,
+        generation: i32,
+        member_id: &str,
+        instance_id: Option<&str>,
+    ) -> Result<(), ResponseError> {
+        offsets::check_membership(
+            &self.shared,
+            group,
+            generation,
+            member_id,
+            instance_id,
+            true,
+        )
     }
 
     fn handle(&self, request: GroupRequest) -> GroupResponse<'_> {
@@ -35,6 +52,7 @@ impl GroupHook for GroupCoordinator {
                 peer,
                 node,
                 access,
+                pending_offsets,
             } = request;
             let access = &access;
             let denied = ResponseError::GroupAuthorizationFailed;
@@ -86,8 +104,13 @@ impl GroupHook for GroupCoordinator {
                 ApiKey::OffsetCommit => serve!(OffsetCommitRequest, |r| {
                     authorize::offset_commit(self, &context, access, r)
                 }),
-                ApiKey::OffsetFetch => serve!(OffsetFetchRequest, |r| {
-                    authorize::offset_fetch(self, &context, access, r)
+                ApiKey::OffsetFetch => serve!(OffsetFetchRequest, |r: OffsetFetchRequest| async {
+                    let (stable, group) = (r.require_stable, r.group_id.clone());
+                    let mut response = authorize::offset_fetch(self, &context, access, r).await;
+                    if stable {
+                        offsets::mark_unstable(&mut response, &group, &pending_offsets);
+                    }
+                    response
                 }),
                 ApiKey::ListGroups => serve!(ListGroupsRequest, |r| {
                     authorize::list_groups(self, &context, access, r)

@@ -7,6 +7,7 @@
 //! must fit the limit. The valid partitions are stored as one atomic, fsynced batch.
 
 use kafka_protocol::ResponseError;
+use kafka_protocol::messages::GroupId;
 use kafka_protocol::messages::offset_commit_response::{
     OffsetCommitResponsePartition, OffsetCommitResponseTopic,
 };
@@ -21,6 +22,7 @@ use kafka_protocol::protocol::StrBytes;
 use keel_log::{Clock, CommittedOffset, Log, OffsetCommit, SystemClock};
 
 use super::coordinator::Shared;
+use crate::txn::PendingOffsets;
 
 /// Handles an OffsetCommit.
 pub(crate) async fn commit(
@@ -32,31 +34,15 @@ pub(crate) async fn commit(
     let generation = request.generation_id_or_member_epoch;
     let membership = if group_id.is_empty() {
         Err(ResponseError::InvalidGroupId)
-    } else if let Some(checked) = shared
-        .groups()
-        .consumer
-        .get(&group_id)
-        .map(|group| group.check_commit(&request.member_id, generation))
-    {
-        // A consumer-protocol group: the Java client sends its member epoch as generation.
-        checked
     } else {
-        shared
-            .with_group(&group_id, false, |group, now_ms| {
-                group.check_commit(
-                    generation,
-                    &request.member_id,
-                    request.group_instance_id.as_deref(),
-                    now_ms,
-                )
-            })
-            // No group in memory: only a client that manages its own partitions (generation
-            // -1) may store offsets; a generation from a group that no longer exists is stale.
-            .unwrap_or(if generation < 0 {
-                Ok(())
-            } else {
-                Err(ResponseError::IllegalGeneration)
-            })
+        check_membership(
+            shared,
+            &group_id,
+            generation,
+            &request.member_id,
+            request.group_instance_id.as_deref(),
+            false,
+        )
     };
 
     let mut accepted: Vec<OffsetCommit> = Vec::new();
@@ -133,6 +119,38 @@ pub(crate) async fn commit(
         })
         .collect();
     OffsetCommitResponse::default().with_topics(topics)
+}
+
+/// Whether an offset commit (`transactional`: a TxnOffsetCommit) of `group_id` comes from a
+/// member the group knows, at its current generation (or, in a consumer-protocol group, its
+/// current member epoch, which the Java client sends as generation).
+pub(crate) fn check_membership(
+    shared: &Shared,
+    group_id: &str,
+    generation: i32,
+    member_id: &str,
+    instance_id: Option<&str>,
+    transactional: bool,
+) -> Result<(), ResponseError> {
+    if let Some(checked) = shared
+        .groups()
+        .consumer
+        .get(group_id)
+        .map(|group| group.check_commit(member_id, generation, transactional))
+    {
+        return checked;
+    }
+    shared
+        .with_group(group_id, false, |group, now_ms| {
+            group.check_commit(generation, member_id, instance_id, transactional, now_ms)
+        })
+        // No group in memory: only a client that manages its own partitions (generation
+        // -1) may store offsets; a generation from a group that no longer exists is stale.
+        .unwrap_or(if generation < 0 {
+            Ok(())
+        } else {
+            Err(ResponseError::IllegalGeneration)
+        })
 }
 
 /// One partition's answer: its committed offset, or none.
@@ -221,6 +239,34 @@ pub(crate) fn fetch(
         })
         .collect();
     OffsetFetchResponse::default().with_groups(groups)
+}
+
+/// Answers `UNSTABLE_OFFSET_COMMIT` (offset -1) for every partition of `response` whose
+/// group has an offset waiting in an unfinished transaction: what Kafka answers an
+/// OffsetFetch with `require_stable` (v7+; the Java client sets it under `read_committed`),
+/// which the client retries. `group` is the v0–7 request's group; v8+ name theirs.
+pub(crate) fn mark_unstable(
+    response: &mut OffsetFetchResponse,
+    group: &GroupId,
+    pending: &PendingOffsets,
+) {
+    macro_rules! mark {
+        ($group:expr, $topics:expr) => {
+            for topic in &mut $topics {
+                for partition in &mut topic.partitions {
+                    if pending.pending($group, &topic.name, partition.partition_index) {
+                        partition.error_code = ResponseError::UnstableOffsetCommit.code();
+                        partition.committed_offset = -1;
+                        partition.metadata = Some(StrBytes::default());
+                    }
+                }
+            }
+        };
+    }
+    mark!(group, response.topics);
+    for answer in &mut response.groups {
+        mark!(&answer.group_id, answer.topics);
+    }
 }
 
 /// The committed offsets of `group` for the wanted (topic, partitions), or all of them.

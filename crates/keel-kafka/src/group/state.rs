@@ -350,18 +350,25 @@ impl Group {
 
     /// Checks that a group-managed offset commit comes from a current member of the current
     /// generation (and counts as a sign of life). `generation < 0` on an empty group is a
-    /// commit by a client that only stores offsets here and is always allowed.
+    /// commit by a client that only stores offsets here and is always allowed. A
+    /// `transactional` commit (TxnOffsetCommit) naming no member is allowed too (before v3
+    /// it cannot name one; the producer's epoch fences zombies), and is not held back by a
+    /// rebalance — Kafka's `validateOffsetCommit` rules.
     pub(crate) fn check_commit(
         &mut self,
         generation: i32,
         member_id: &str,
         instance_id: Option<&str>,
+        transactional: bool,
         now_ms: u64,
     ) -> Result<(), ResponseError> {
         if self.is_fenced(instance_id, member_id) {
             return Err(ResponseError::FencedInstanceId);
         }
         if generation < 0 && self.state == GroupState::Empty {
+            return Ok(());
+        }
+        if transactional && generation < 0 && member_id.is_empty() && instance_id.is_none() {
             return Ok(());
         }
         let current = self.generation;
@@ -371,7 +378,7 @@ impl Group {
         if generation != current {
             return Err(ResponseError::IllegalGeneration);
         }
-        if self.state == GroupState::CompletingRebalance {
+        if !transactional && self.state == GroupState::CompletingRebalance {
             return Err(ResponseError::RebalanceInProgress);
         }
         // A commit while preparing a rebalance is the member saving its work before it

@@ -104,7 +104,7 @@ impl Harness {
     fn commit(&mut self, generation: i32, member_id: &str) -> String {
         match self
             .group
-            .check_commit(generation, member_id, None, self.now_ms)
+            .check_commit(generation, member_id, None, false, self.now_ms)
         {
             Ok(()) => code(0),
             Err(error) => code(error.code()),

@@ -5,6 +5,8 @@
 //! - `state.rs`: one transactional id's state and the checks each request makes.
 //! - `store.rs`: that state in the internal topic `__keel_transactions`, replayed at start.
 //! - `markers.rs`: the commit and abort markers (control batches) written at the end.
+//! - `pending.rs`: the group offsets held in unfinished transactions, for OffsetFetch's
+//!   `require_stable`.
 //! - `index.rs`: each partition's open and aborted transactions, kept beside its producer
 //!   state (`producers.rs`), for the last stable offset and `read_committed` fetches.
 //!
@@ -21,7 +23,7 @@
 //! One coordinator for every transactional id: `keel serve` is one node, so the coordinator
 //! epoch written into markers is always 0.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 
 use kafka_protocol::ResponseError;
@@ -31,12 +33,15 @@ use tokio::sync::OnceCell;
 
 use crate::broker::{Broker, blocking};
 use crate::limits::{TRANSACTION_TIMEOUT_MS_MAX, TRANSACTIONAL_IDS_MAX};
+use crate::metrics::BrokerMetrics;
 
 pub(crate) mod index;
 pub(crate) mod markers;
+mod pending;
 mod state;
 mod store;
 
+pub use pending::PendingOffsets;
 pub(crate) use state::{PendingOffset, TxnPartition};
 use state::{TxnMetadata, TxnState};
 pub use store::TRANSACTIONS_TOPIC;
@@ -46,6 +51,8 @@ use store::TxnStore;
 #[derive(Debug, Default)]
 pub(crate) struct Transactions {
     loaded: OnceCell<Loaded>,
+    /// Shared with the group coordinator (through each group request) from the start.
+    pub(crate) pending: PendingOffsets,
 }
 
 /// One transactional id's state, behind an async lock held for a whole request (an EndTxn
@@ -56,6 +63,10 @@ type Entry = Arc<tokio::sync::Mutex<Option<TxnMetadata>>>;
 struct Loaded {
     store: TxnStore,
     ids: Mutex<HashMap<String, Entry>>,
+    pending: PendingOffsets,
+    /// Ids with a transaction in progress, for `keel_kafka_transactions_ongoing`.
+    in_progress: Mutex<HashSet<String>>,
+    metrics: BrokerMetrics,
 }
 
 /// The error code for a producer whose epoch is older than its transactional id's current
@@ -96,8 +107,8 @@ impl Transactions {
         let entry = loaded.entry_or_new(id)?;
         let mut guard = entry.lock().await;
         let Some(txn) = guard.as_mut() else {
-            let txn = TxnMetadata::new(broker.producers.allocate_id(), timeout_ms);
-            loaded.store(id, &txn).await?;
+            let mut txn = TxnMetadata::new(broker.producers.allocate_id(), timeout_ms);
+            loaded.store(id, &mut txn).await?;
             let owner = (txn.producer_id, txn.epoch);
             *guard = Some(txn);
             return Ok(owner);
@@ -258,14 +269,7 @@ impl Transactions {
             return;
         };
         let now_ms = SystemClock.now_ms();
-        let entries: Vec<(String, Entry)> = loaded
-            .ids
-            .lock()
-            .expect("transactions lock")
-            .iter()
-            .map(|(id, entry)| (id.clone(), entry.clone()))
-            .collect();
-        for (id, entry) in entries {
+        for (id, entry) in loaded.entries() {
             let Ok(mut guard) = entry.try_lock() else {
                 continue;
             };
@@ -278,14 +282,16 @@ impl Transactions {
                 "transaction timed out: aborted and its producer fenced"
             );
             txn.epoch = txn.epoch.saturating_add(1);
-            if let Err(error) = loaded.finish(broker, &id, txn, false).await {
-                tracing::error!(
+            match loaded.finish(broker, &id, txn, false).await {
+                Ok(()) => broker.metrics.transaction_timed_out(),
+                Err(error) => tracing::error!(
                     transactional_id = id,
                     ?error,
                     "timed-out transaction not aborted; retried"
-                );
+                ),
             }
         }
+        loaded.forget_idle(broker, now_ms).await;
     }
 
     /// Applies `change` to `id`'s state after checking the producer, and stores the result
@@ -336,6 +342,7 @@ impl Transactions {
                 let mut unfinished = Vec::new();
                 for (id, txn) in stored {
                     broker.producers.keep_above(txn.producer_id);
+                    self.pending.record(&id, &txn);
                     if txn.completing() {
                         unfinished.push(id.clone());
                     }
@@ -344,7 +351,17 @@ impl Transactions {
                 let loaded = Loaded {
                     store,
                     ids: Mutex::new(ids),
+                    pending: self.pending.clone(),
+                    in_progress: Mutex::default(),
+                    metrics: broker.metrics.clone(),
                 };
+                for (id, entry) in loaded.ids.lock().expect("transactions lock").iter() {
+                    if let Ok(guard) = entry.try_lock()
+                        && let Some(txn) = guard.as_ref()
+                    {
+                        loaded.count_in_progress(id, txn);
+                    }
+                }
                 for id in unfinished {
                     let entry = loaded.entry(&id)?;
                     let mut guard = entry.lock().await;
@@ -364,6 +381,16 @@ impl Transactions {
 }
 
 impl Loaded {
+    /// Every id and its entry, copied out so the map's lock is not held while they are used.
+    fn entries(&self) -> Vec<(String, Entry)> {
+        self.ids
+            .lock()
+            .expect("transactions lock")
+            .iter()
+            .map(|(id, entry)| (id.clone(), entry.clone()))
+            .collect()
+    }
+
     /// The entry of a known id; an unknown one is `INVALID_PRODUCER_ID_MAPPING`.
     fn entry(&self, id: &str) -> Result<Entry, ResponseError> {
         self.ids
@@ -390,11 +417,59 @@ impl Loaded {
         Ok(ids.entry(id.to_string()).or_default().clone())
     }
 
-    async fn store(&self, id: &str, txn: &TxnMetadata) -> Result<(), ResponseError> {
+    /// Stores `txn` as `id`'s state (stamped with the time, for the idle expiry), then
+    /// updates what is derived from it: pending offsets and the ongoing gauge.
+    async fn store(&self, id: &str, txn: &mut TxnMetadata) -> Result<(), ResponseError> {
+        txn.updated_ms = SystemClock.now_ms();
         self.store.write(id, txn).await.map_err(|error| {
             tracing::error!(transactional_id = id, %error, "transaction state not stored");
             ResponseError::CoordinatorNotAvailable
-        })
+        })?;
+        self.pending.record(id, txn);
+        self.count_in_progress(id, txn);
+        Ok(())
+    }
+
+    fn count_in_progress(&self, id: &str, txn: &TxnMetadata) {
+        let mut ids = self.in_progress.lock().expect("in-progress lock");
+        if txn.in_progress() {
+            ids.insert(id.to_string());
+        } else {
+            ids.remove(id);
+        }
+        self.metrics.transactions_ongoing(ids.len());
+    }
+
+    /// Forgets every id idle past the broker's `transactional_id_expiration_ms` (Kafka's
+    /// `transactional.id.expiration.ms`): a tombstone in the store, then out of memory. Ids
+    /// busy with a request are left for the next call; a request that was waiting for one
+    /// finds it gone (`INVALID_PRODUCER_ID_MAPPING`, or a new producer id on
+    /// InitProducerId), as after Kafka's expiry.
+    async fn forget_idle(&self, broker: &Broker, now_ms: i64) {
+        let expiration_ms = broker.config.transactional_id_expiration_ms;
+        for (id, entry) in self.entries() {
+            let Ok(mut guard) = entry.try_lock() else {
+                continue;
+            };
+            if !guard
+                .as_ref()
+                .is_some_and(|txn| txn.idle_expired(now_ms, expiration_ms))
+            {
+                continue;
+            }
+            if let Err(error) = self.store.remove(&id).await {
+                tracing::error!(transactional_id = id, %error, "idle transactional id not forgotten; retried");
+                continue;
+            }
+            *guard = None;
+            self.ids.lock().expect("transactions lock").remove(&id);
+            tracing::info!(
+                transactional_id = id,
+                expiration_ms,
+                "idle transactional id forgotten"
+            );
+            broker.metrics.transactional_id_expired();
+        }
     }
 
     /// Ends `txn` as committed or aborted: the decision stored, markers written and
@@ -480,6 +555,8 @@ impl Loaded {
             })?;
         }
         txn.complete(commit);
-        self.store(id, txn).await
+        self.store(id, txn).await?;
+        self.metrics.transaction_ended(commit);
+        Ok(())
     }
 }

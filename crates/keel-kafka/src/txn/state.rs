@@ -58,6 +58,11 @@ pub(crate) struct TxnMetadata {
     /// Groups added with AddOffsetsToTxn.
     pub(crate) groups: BTreeSet<String>,
     pub(crate) offsets: Vec<PendingOffset>,
+    /// When this state was last stored, ms since the epoch: an id idle past
+    /// `transactional_id_expiration_ms` is forgotten. 0 in states stored before it was kept
+    /// (such an id counts as idle since the broker started).
+    #[serde(default)]
+    pub(crate) updated_ms: i64,
 }
 
 impl TxnMetadata {
@@ -72,6 +77,7 @@ impl TxnMetadata {
             partitions: BTreeSet::new(),
             groups: BTreeSet::new(),
             offsets: Vec::new(),
+            updated_ms: 0,
         }
     }
 
@@ -116,6 +122,22 @@ impl TxnMetadata {
             && now_ms.saturating_sub(self.started_ms) > i64::from(self.timeout_ms)
     }
 
+    /// Whether a transaction is begun and not complete (Kafka expires only ids without one).
+    pub(crate) fn in_progress(&self) -> bool {
+        matches!(
+            self.state,
+            TxnState::Ongoing | TxnState::PrepareCommit | TxnState::PrepareAbort
+        )
+    }
+
+    /// Whether the id is idle past `expiration_ms` at `now_ms`: no transaction in progress
+    /// and no state stored since.
+    pub(crate) fn idle_expired(&self, now_ms: i64, expiration_ms: u64) -> bool {
+        !self.in_progress()
+            && now_ms.saturating_sub(self.updated_ms)
+                > i64::try_from(expiration_ms).unwrap_or(i64::MAX)
+    }
+
     /// The epoch after a bump, or `None` when the epoch is exhausted (a new producer id is
     /// then due, as Kafka allocates one at `Short.MAX_VALUE - 1`).
     pub(crate) fn next_epoch(&self) -> Option<i16> {
@@ -156,6 +178,18 @@ mod tests {
         assert!(txn.expired(6_001));
         txn.complete(false);
         assert!(!txn.expired(60_000));
+    }
+
+    #[test]
+    fn an_id_expires_only_when_idle_without_a_transaction() {
+        let mut txn = TxnMetadata::new(7, 1_000);
+        txn.updated_ms = 10_000;
+        assert!(!txn.idle_expired(15_000, 5_000));
+        assert!(txn.idle_expired(15_001, 5_000));
+        txn.begin(10_000);
+        assert!(!txn.idle_expired(99_000, 5_000));
+        txn.complete(true);
+        assert!(txn.idle_expired(99_000, 5_000));
     }
 
     #[test]

@@ -70,6 +70,16 @@ impl TxnStore {
 
     /// Stores `metadata` as the state of `id`, durably before returning.
     pub(crate) async fn write(&self, id: &str, metadata: &TxnMetadata) -> Result<(), String> {
+        let value = serde_json::to_vec(metadata).expect("transaction state serializes");
+        self.append(id, Some(value)).await
+    }
+
+    /// Forgets `id` (a tombstone, which compaction and the replay drop), durably.
+    pub(crate) async fn remove(&self, id: &str) -> Result<(), String> {
+        self.append(id, None).await
+    }
+
+    async fn append(&self, id: &str, value: Option<Vec<u8>>) -> Result<(), String> {
         let partition = self
             .partition
             .get_or_try_init(|| {
@@ -80,10 +90,11 @@ impl TxnStore {
             })
             .await?
             .clone();
-        let record = NewRecord::new(
-            Some(id.as_bytes().to_vec()),
-            serde_json::to_vec(metadata).expect("transaction state serializes"),
-        );
+        let record = NewRecord {
+            key: Some(id.as_bytes().to_vec().into()),
+            value: value.map(Into::into),
+            ..NewRecord::default()
+        };
         blocking(move || partition.append(&[record]))
             .await
             .map(|_| ())

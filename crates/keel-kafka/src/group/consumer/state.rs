@@ -314,11 +314,17 @@ impl ConsumerGroup {
     }
 
     /// Validates an OffsetCommit's member and epoch (Kafka's rules for consumer groups): an
-    /// unmanaged commit (no member, epoch -1) only while the group is empty, otherwise the
-    /// member must exist and send its current epoch.
-    pub(crate) fn check_commit(&self, member_id: &str, epoch: i32) -> Result<(), ResponseError> {
+    /// unmanaged commit (no member, epoch -1) only while the group is empty, or any time when
+    /// `transactional` (TxnOffsetCommit need not name a member); otherwise the member must
+    /// exist and send its current epoch.
+    pub(crate) fn check_commit(
+        &self,
+        member_id: &str,
+        epoch: i32,
+        transactional: bool,
+    ) -> Result<(), ResponseError> {
         if member_id.is_empty() && epoch < 0 {
-            return if self.members.is_empty() {
+            return if self.members.is_empty() || transactional {
                 Ok(())
             } else {
                 Err(ResponseError::UnknownMemberId)

@@ -283,13 +283,19 @@ fn epochs_are_checked() {
         ResponseError::InvalidRegularExpression
     );
     // Commits: the member's epoch, nothing else; unmanaged commits only when empty.
-    assert_eq!(h.group.check_commit("a", a.epoch), Ok(()));
+    assert_eq!(h.group.check_commit("a", a.epoch, false), Ok(()));
     assert_eq!(
-        h.group.check_commit("a", a.epoch - 1),
+        h.group.check_commit("a", a.epoch - 1, false),
         Err(ResponseError::StaleMemberEpoch)
     );
     assert_eq!(
-        h.group.check_commit("", -1),
+        h.group.check_commit("", -1, false),
+        Err(ResponseError::UnknownMemberId)
+    );
+    // A transactional commit need not name a member (TxnOffsetCommit before v3).
+    assert_eq!(h.group.check_commit("", -1, true), Ok(()));
+    assert_eq!(
+        h.group.check_commit("gone", 1, true),
         Err(ResponseError::UnknownMemberId)
     );
     // Leaving frees the partitions and empties the group.
