@@ -442,8 +442,8 @@ impl Loaded {
 
     /// Forgets every id idle past the broker's `transactional_id_expiration_ms` (Kafka's
     /// `transactional.id.expiration.ms`): a tombstone in the store, then out of memory. Ids
-    /// busy with a request are left for the next call; a request that was waiting for one
-    /// finds it gone (`INVALID_PRODUCER_ID_MAPPING`, or a new producer id on
+    /// a request holds or waits for are kept; the next request for a forgotten id finds it
+    /// gone (`INVALID_PRODUCER_ID_MAPPING`, or a new producer id on
     /// InitProducerId), as after Kafka's expiry.
     async fn forget_idle(&self, broker: &Broker, now_ms: i64) {
         let expiration_ms = broker.config.transactional_id_expiration_ms;
@@ -461,8 +461,26 @@ impl Loaded {
                 tracing::error!(transactional_id = id, %error, "idle transactional id not forgotten; retried");
                 continue;
             }
+            // Out of the map only if no request took the entry meanwhile (the map's reference
+            // and this loop's are then the only ones; requests take theirs under this lock);
+            // the entry's lock, held since before the tombstone, keeps a new state of the id
+            // from being stored before it.
+            let taken = {
+                let mut ids = self.ids.lock().expect("transactions lock");
+                let taken = Arc::strong_count(&entry) > 2;
+                if !taken {
+                    ids.remove(&id);
+                }
+                taken
+            };
+            if taken {
+                // A request waits for it: it stays, stored again (store logs a failure).
+                if let Some(txn) = guard.as_mut() {
+                    let _ = self.store(&id, txn).await;
+                }
+                continue;
+            }
             *guard = None;
-            self.ids.lock().expect("transactions lock").remove(&id);
             tracing::info!(
                 transactional_id = id,
                 expiration_ms,
