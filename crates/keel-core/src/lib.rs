@@ -79,7 +79,8 @@ pub use port::BoxFuture;
 pub use port::admin::{AdminTransport, GroupOffset, PartitionOffsets, TopicInfo};
 pub use port::clock::{Clock, ManualClock, SystemClock};
 pub use port::consume::{
-    ConsumeTransport, LeaseStart, Membership, MembershipEvent, PartitionLease, Revocation,
+    ConsumeTransport, LeaseStart, LeaseTransaction, Membership, MembershipEvent, PartitionLease,
+    Revocation,
 };
 pub use port::error::{CommitError, FetchError, SendError, TransportError};
 pub use port::forward::{PortError, PortErrorKind, PublishPort, publish_each};

@@ -28,6 +28,10 @@ use crate::limits::MEMBERS_MAX;
 use crate::publish::{ensure_companion_topic, transport_error};
 
 impl ConsumeTransport for EmbeddedBus {
+    fn engine(&self) -> &'static str {
+        "the embedded log"
+    }
+
     fn now_ms(&self) -> i64 {
         EmbeddedBus::now_ms(self)
     }

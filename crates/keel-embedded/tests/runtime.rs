@@ -873,6 +873,10 @@ struct UnreachableAtFirst {
 }
 
 impl ConsumeTransport for UnreachableAtFirst {
+    fn engine(&self) -> &'static str {
+        "the embedded log"
+    }
+
     fn now_ms(&self) -> i64 {
         ConsumeTransport::now_ms(&self.bus)
     }

@@ -13,17 +13,26 @@
 //! | `acks` | `all` | an acknowledged publish is on every in-sync replica |
 //!
 //! `enable.auto.commit` and `enable.auto.offset.store` are refused too: Keel's consumers
-//! commit the runtime's commit point (the lowest unfinished offset) themselves.
+//! commit the runtime's commit point (the lowest unfinished offset) themselves; and
+//! `transactional.id`: a transactional route's member derives its own from
+//! [`KafkaConfig::with_transactional_id_prefix`] (one producer per member, EOS-v2).
+//!
+//! `isolation.level` is librdkafka's default, `read_committed`, unless set: Keel's
+//! consumers never see records of aborted or still-open transactions (a transactional
+//! route's failed attempts, another producer's aborts). A transactional route's consumer is
+//! `read_committed` whatever is set, since reading another route's uncommitted output would
+//! make its own effects depend on records that may vanish.
 
 use rdkafka::ClientConfig;
 
-use crate::limits::{LAG_STATISTICS_INTERVAL, READER_FETCH_WAIT};
+use crate::limits::{LAG_STATISTICS_INTERVAL, READER_FETCH_WAIT, TRANSACTION_TIMEOUT};
 
 /// Connection and client settings for one Kafka cluster (or `keel serve`).
 #[derive(Debug, Clone)]
 pub struct KafkaConfig {
     bootstrap_servers: String,
     client_id: String,
+    transactional_id_prefix: String,
     extra: Vec<(String, String)>,
 }
 
@@ -31,12 +40,13 @@ pub struct KafkaConfig {
 const READER_GROUP: &str = "keel-admin-reader";
 
 /// The properties [`KafkaConfig::set`] refuses, because Keel's guarantees depend on them.
-const FIXED: [&str; 5] = [
+const FIXED: [&str; 6] = [
     "partitioner",
     "enable.idempotence",
     "acks",
     "enable.auto.commit",
     "enable.auto.offset.store",
+    "transactional.id",
 ];
 
 impl KafkaConfig {
@@ -45,8 +55,24 @@ impl KafkaConfig {
         KafkaConfig {
             bootstrap_servers: bootstrap_servers.into(),
             client_id: "keel".to_string(),
+            transactional_id_prefix: "keel".to_string(),
             extra: Vec::new(),
         }
+    }
+
+    /// Sets what the `transactional.id` of a transactional route's members starts with
+    /// (`keel` unless set): each member's is `<prefix>-<group>-<topic>-<member>`, the member
+    /// part unique per process and join. Give services that share a cluster prefixes of
+    /// their own, so ACLs can grant each its ids.
+    #[must_use]
+    pub fn with_transactional_id_prefix(mut self, prefix: impl Into<String>) -> KafkaConfig {
+        self.transactional_id_prefix = prefix.into();
+        self
+    }
+
+    /// The `transactional.id` prefix ([`KafkaConfig::with_transactional_id_prefix`]).
+    pub fn transactional_id_prefix(&self) -> &str {
+        &self.transactional_id_prefix
     }
 
     /// Sets the `client.id` brokers log and quota by.
@@ -148,6 +174,24 @@ impl KafkaConfig {
             .set("enable.idempotence", "true")
             .set("acks", "all")
             .set("partitioner", "murmur2_random");
+        config
+    }
+
+    /// The settings of a transactional route member's producer: [`KafkaConfig::producer`]'s
+    /// with `transactional_id` and, unless set, [`TRANSACTION_TIMEOUT`].
+    pub(crate) fn transactional_producer(&self, transactional_id: &str) -> ClientConfig {
+        let mut config = self.producer();
+        config.set("transactional.id", transactional_id);
+        if !self
+            .extra
+            .iter()
+            .any(|(key, _)| key == "transaction.timeout.ms")
+        {
+            config.set(
+                "transaction.timeout.ms",
+                TRANSACTION_TIMEOUT.as_millis().to_string(),
+            );
+        }
         config
     }
 

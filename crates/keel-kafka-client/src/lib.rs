@@ -36,6 +36,7 @@ mod limits;
 mod member;
 mod publisher;
 mod topics;
+mod transaction;
 mod transport;
 mod uncommitted;
 

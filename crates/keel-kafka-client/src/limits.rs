@@ -29,3 +29,10 @@ pub(crate) const GROUP_CLIENTS_MAX: usize = 16;
 
 /// How often a topic just created is looked for in the metadata until it shows.
 pub(crate) const TOPIC_VISIBLE_POLL: Duration = Duration::from_millis(20);
+
+/// How long a transactional route's transaction may stay open before the broker aborts it
+/// (`transaction.timeout.ms`, unless set): a batch is one fetch, so this is far above one
+/// batch's time, and it bounds how long a member killed mid-transaction holds back
+/// `read_committed` readers of its outputs (Kafka's own default, 60 s, would hold them a
+/// minute). Its sends' delivery timeout is the same, as librdkafka requires.
+pub(crate) const TRANSACTION_TIMEOUT: Duration = Duration::from_secs(10);

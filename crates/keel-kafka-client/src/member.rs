@@ -67,6 +67,9 @@ pub struct MemberOptions {
     pub heartbeat_interval: Duration,
     /// librdkafka's prefetch limit per partition queue (`queued.max.messages.kbytes`).
     pub prefetch_kbytes_max: u32,
+    /// Read only committed transactions (`isolation.level=read_committed`) whatever the
+    /// config says: a transactional route's member.
+    pub read_committed: bool,
 }
 
 impl Default for MemberOptions {
@@ -77,6 +80,7 @@ impl Default for MemberOptions {
             session_timeout: Duration::from_secs(10),
             heartbeat_interval: Duration::from_secs(3),
             prefetch_kbytes_max: 4096,
+            read_committed: false,
         }
     }
 }
@@ -279,6 +283,9 @@ impl KafkaMember {
                 "queued.max.messages.kbytes",
                 options.prefetch_kbytes_max.to_string(),
             );
+        if options.read_committed {
+            client.set("isolation.level", "read_committed");
+        }
         let consumer: GroupConsumer = client.create_with_context(context).map_err(error)?;
         let consumer = Arc::new(consumer);
         let _ = consumer.context().consumer.set(Arc::downgrade(&consumer));
@@ -388,6 +395,12 @@ impl KafkaPartition {
     /// The topic.
     pub fn topic(&self) -> &str {
         &self.topic
+    }
+
+    /// The member's group metadata (generation, member id), which a transaction's offset
+    /// commit carries so the group refuses it from a member that was fenced (EOS-v2).
+    pub fn group_metadata(&self) -> Option<rdkafka::consumer::ConsumerGroupMetadata> {
+        self.consumer.group_metadata()
     }
 
     /// Notified when the partition's queue turns non-empty.

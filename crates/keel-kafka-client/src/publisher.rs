@@ -25,7 +25,7 @@ use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
 use rdkafka::types::RDKafkaErrorCode;
 
 use crate::config::KafkaConfig;
-use crate::limits::DELIVERY_TIMEOUT;
+use crate::limits::{DELIVERY_TIMEOUT, TRANSACTION_TIMEOUT};
 use crate::topics::Topics;
 
 /// Publishes events to Kafka topics. Cheap to clone; clones share one producer (one set of
@@ -61,6 +61,30 @@ impl KafkaPublisher {
             producer: Arc::new(producer),
             topics: Arc::new(Topics::new(config)?),
         })
+    }
+
+    /// A publisher on a transactional producer with `transactional_id` (not yet
+    /// initialised: `transaction.rs` does that), its sends' delivery timeout within
+    /// [`TRANSACTION_TIMEOUT`] as librdkafka requires.
+    pub(crate) fn transactional(
+        config: &KafkaConfig,
+        transactional_id: &str,
+    ) -> Result<KafkaPublisher, ProducerError> {
+        let mut client = config.transactional_producer(transactional_id);
+        client.set(
+            "delivery.timeout.ms",
+            TRANSACTION_TIMEOUT.as_millis().to_string(),
+        );
+        let producer: FutureProducer = client.create()?;
+        Ok(KafkaPublisher {
+            producer: Arc::new(producer),
+            topics: Arc::new(Topics::new(config)?),
+        })
+    }
+
+    /// The producer itself, for the transaction calls of `transaction.rs`.
+    pub(crate) fn producer(&self) -> &Arc<FutureProducer> {
+        &self.producer
     }
 
     /// A [`keel_runtime::Publisher`] on this producer: the publisher service code holds,

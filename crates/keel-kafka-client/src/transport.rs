@@ -30,8 +30,8 @@ use std::sync::{Arc, Mutex};
 
 use keel_core::{
     BoxFuture, Clock, CommitError, ConsumeTransport, FetchError, GroupPolicy, LeaseStart,
-    Membership, MembershipEvent, PartitionLease, Record, Revocation, StartFrom, SystemClock,
-    TransportError,
+    LeaseTransaction, Membership, MembershipEvent, PartitionLease, PublishTransport, Record,
+    Revocation, StartFrom, SystemClock, TransportError,
 };
 use keel_runtime::{Metrics, Publisher, Transport, wait_for_signal};
 
@@ -39,6 +39,7 @@ use crate::config::KafkaConfig;
 use crate::gauges::KafkaGauges;
 use crate::member::{self, KafkaMember, KafkaPartition, MemberEvent, MemberOptions};
 use crate::publisher::{KafkaPublisher, ProducerError};
+use crate::transaction::{LeaseTransactions, MemberTransactions};
 use crate::uncommitted::Uncommitted;
 
 /// A Kafka cluster as the runtime's transport. Holds one producer (redeliveries, dead
@@ -117,6 +118,10 @@ impl From<&KafkaTransport> for Transport {
 }
 
 impl ConsumeTransport for KafkaTransport {
+    fn engine(&self) -> &'static str {
+        "Kafka"
+    }
+
     fn now_ms(&self) -> i64 {
         SystemClock.now_ms()
     }
@@ -133,38 +138,75 @@ impl ConsumeTransport for KafkaTransport {
         policy: &'a GroupPolicy,
         start_from: StartFrom,
     ) -> BoxFuture<'a, Result<Box<dyn Membership>, TransportError>> {
-        Box::pin(async move {
-            let inner = &self.inner;
-            // Subscribing to a missing topic would wait for librdkafka's next metadata
-            // refresh (minutes) after the topic appears: say so now instead.
-            if inner.publisher.partitions(topic).await?.is_none() {
-                return Err(TransportError::UnknownTopic {
-                    topic: topic.to_string(),
-                });
+        Box::pin(self.join_member(group, topic, policy, start_from, false))
+    }
+
+    fn check_transactions(&self) -> Result<(), TransportError> {
+        Ok(())
+    }
+
+    fn join_transactional<'a>(
+        &'a self,
+        group: &'a str,
+        topic: &'a str,
+        policy: &'a GroupPolicy,
+        start_from: StartFrom,
+    ) -> BoxFuture<'a, Result<Box<dyn Membership>, TransportError>> {
+        Box::pin(self.join_member(group, topic, policy, start_from, true))
+    }
+}
+
+impl KafkaTransport {
+    /// Joins `group` on `topic`; a `transactional` member reads `read_committed` and gets
+    /// its transactional producer (`transaction.rs`).
+    async fn join_member(
+        &self,
+        group: &str,
+        topic: &str,
+        policy: &GroupPolicy,
+        start_from: StartFrom,
+        transactional: bool,
+    ) -> Result<Box<dyn Membership>, TransportError> {
+        let inner = &self.inner;
+        // Subscribing to a missing topic would wait for librdkafka's next metadata
+        // refresh (minutes) after the topic appears: say so now instead.
+        if inner.publisher.partitions(topic).await?.is_none() {
+            return Err(TransportError::UnknownTopic {
+                topic: topic.to_string(),
+            });
+        }
+        let start_earliest = start_from == StartFrom::Earliest;
+        let options = MemberOptions {
+            start_earliest,
+            revoke_timeout: policy.rebalance_timeout,
+            session_timeout: policy.session_timeout,
+            heartbeat_interval: policy.heartbeat_interval,
+            prefetch_kbytes_max: inner.prefetch_kbytes_max,
+            read_committed: transactional,
+        };
+        let transactions = if transactional {
+            let started = MemberTransactions::start(&inner.config, group, topic).await;
+            Some(started.map_err(|e| TransportError::Unavailable {
+                reason: e.to_string(),
+            })?)
+        } else {
+            None
+        };
+        let member = KafkaMember::join(&inner.config, group, topic, &options).map_err(|e| {
+            TransportError::Unavailable {
+                reason: e.to_string(),
             }
-            let start_earliest = start_from == StartFrom::Earliest;
-            let options = MemberOptions {
-                start_earliest,
-                revoke_timeout: policy.rebalance_timeout,
-                session_timeout: policy.session_timeout,
-                heartbeat_interval: policy.heartbeat_interval,
-                prefetch_kbytes_max: inner.prefetch_kbytes_max,
-            };
-            let member = KafkaMember::join(&inner.config, group, topic, &options).map_err(|e| {
-                TransportError::Unavailable {
-                    reason: e.to_string(),
-                }
-            })?;
-            let uncommitted = Arc::new(Uncommitted::default());
-            inner
-                .gauges
-                .add(group, topic, member.lag(), Arc::downgrade(&uncommitted));
-            Ok(Box::new(KafkaMembership {
-                member,
-                start_earliest,
-                uncommitted,
-            }) as Box<dyn Membership>)
-        })
+        })?;
+        let uncommitted = Arc::new(Uncommitted::default());
+        inner
+            .gauges
+            .add(group, topic, member.lag(), Arc::downgrade(&uncommitted));
+        Ok(Box::new(KafkaMembership {
+            member,
+            start_earliest,
+            uncommitted,
+            transactions,
+        }) as Box<dyn Membership>)
     }
 }
 
@@ -173,12 +215,32 @@ struct KafkaMembership {
     member: KafkaMember,
     start_earliest: bool,
     uncommitted: Arc<Uncommitted>,
+    /// The member's transactional producer, on a transactional route.
+    transactions: Option<Arc<MemberTransactions>>,
 }
 
 impl Membership for KafkaMembership {
     fn next(&mut self) -> BoxFuture<'_, Option<MembershipEvent>> {
         Box::pin(async move {
-            let event = self.member.next().await?;
+            let event = loop {
+                let fenced = async {
+                    match &self.transactions {
+                        Some(transactions) => transactions.fenced().await,
+                        None => std::future::pending().await,
+                    }
+                };
+                tokio::select! {
+                    event = self.member.next() => break event?,
+                    () = fenced => {
+                        // A fenced producer cannot commit again: leave the group (the
+                        // final revocations still come), the route stops consuming.
+                        self.member.leave();
+                        if let Some(transactions) = self.transactions.take() {
+                            tracing::error!(transactional_id = %transactions.transactional_id(), "transactional producer fenced: this member leaves the group and its route stops; restart the service");
+                        }
+                    }
+                }
+            };
             Some(match event {
                 MemberEvent::Assigned(partition) => {
                     self.uncommitted.reset(partition.partition());
@@ -188,6 +250,7 @@ impl Membership for KafkaMembership {
                         peeked: Mutex::new(VecDeque::new()),
                         started: AtomicBool::new(false),
                         uncommitted: self.uncommitted.clone(),
+                        transactions: self.transactions.clone().map(LeaseTransactions::new),
                     }))
                 }
                 MemberEvent::Revoked(revocation) => {
@@ -214,6 +277,8 @@ struct KafkaLease {
     started: AtomicBool,
     /// What the member holds uncommitted, noted at each fetch and commit.
     uncommitted: Arc<Uncommitted>,
+    /// Its share of the member's transactions, on a transactional route.
+    transactions: Option<LeaseTransactions>,
 }
 
 impl KafkaLease {
@@ -298,5 +363,51 @@ impl PartitionLease for KafkaLease {
             self.uncommitted.committed(self.partition(), offset);
             Ok(())
         })
+    }
+
+    fn transaction(&self) -> Option<&dyn LeaseTransaction> {
+        self.transactions
+            .as_ref()
+            .map(|_| self as &dyn LeaseTransaction)
+    }
+}
+
+/// A transactional route's lease: batches in its member's transactions (`transaction.rs`).
+impl LeaseTransaction for KafkaLease {
+    fn publisher(&self) -> Arc<dyn PublishTransport> {
+        self.lease_transactions().publisher()
+    }
+
+    fn begin(&self) -> BoxFuture<'_, Result<(), CommitError>> {
+        Box::pin(self.lease_transactions().begin())
+    }
+
+    fn commit(&self, offset: u64) -> BoxFuture<'_, Result<(), CommitError>> {
+        Box::pin(async move {
+            let transactions = self.lease_transactions();
+            transactions.commit_at(&self.partition, offset).await?;
+            self.uncommitted.committed(self.partition(), offset);
+            Ok(())
+        })
+    }
+
+    fn abort(&self, rewind_to: u64) -> BoxFuture<'_, Result<(), CommitError>> {
+        Box::pin(async move {
+            // Records peeked past the batch would come before the rewound ones.
+            self.peeked().clear();
+            self.uncommitted.reset(self.partition());
+            let transactions = self.lease_transactions();
+            transactions.abort_at(&self.partition, rewind_to).await
+        })
+    }
+}
+
+impl KafkaLease {
+    /// The lease's transactions; only called through [`PartitionLease::transaction`],
+    /// which hands this lease out only when it has them.
+    fn lease_transactions(&self) -> &LeaseTransactions {
+        self.transactions
+            .as_ref()
+            .expect("a lease handed out as transactional has transactions")
     }
 }

@@ -84,6 +84,10 @@ impl From<&NatsTransport> for Transport {
 }
 
 impl ConsumeTransport for NatsTransport {
+    fn engine(&self) -> &'static str {
+        "NATS JetStream"
+    }
+
     fn now_ms(&self) -> i64 {
         SystemClock.now_ms()
     }

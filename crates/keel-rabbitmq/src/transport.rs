@@ -112,6 +112,10 @@ impl From<&RabbitTransport> for Transport {
 }
 
 impl ConsumeTransport for RabbitTransport {
+    fn engine(&self) -> &'static str {
+        "RabbitMQ"
+    }
+
     fn now_ms(&self) -> i64 {
         self.publisher.broker.now_ms()
     }

@@ -84,6 +84,10 @@ impl From<&RedisTransport> for Transport {
 }
 
 impl ConsumeTransport for RedisTransport {
+    fn engine(&self) -> &'static str {
+        "Redis Streams"
+    }
+
     fn now_ms(&self) -> i64 {
         SystemClock.now_ms()
     }

@@ -36,12 +36,17 @@ mod dead_letters;
 mod live_lag;
 mod server;
 mod takeover;
+mod transactions;
 
 pub use dead_letters::dead_letter_replay_with_a_canary_through_the_ports;
 pub use live_lag::lag_in_seconds_grows_while_a_running_group_is_held;
 pub use server::{Launch, PrivateServer, STOP_WAIT, Stop, free_port};
 pub use takeover::{
     BROKER_VAR, MEMBER_VAR, a_killed_members_partitions_are_taken_over, inherited_broker,
+};
+pub use transactions::{
+    a_killed_transactional_service_outputs_each_input_once,
+    transactions_hide_a_failed_attempts_publishes_or_are_refused,
 };
 
 /// The longest any check waits for a condition.
@@ -112,6 +117,8 @@ macro_rules! conformance_tests {
             committed_offsets_resume_after_a_restart,
             a_backlog_beyond_the_in_flight_window_is_handled_whole,
             a_killed_members_partitions_are_taken_over,
+            transactions_hide_a_failed_attempts_publishes_or_are_refused,
+            a_killed_transactional_service_outputs_each_input_once,
         );
     };
     (optional $make:expr) => {

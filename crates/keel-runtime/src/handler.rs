@@ -132,6 +132,9 @@ pub struct Context {
 pub(crate) struct Delivery {
     pub(crate) event: Arc<Event>,
     pub(crate) route: Arc<RouteShared>,
+    /// The route's publisher, or on a transactional route the one of the partition's open
+    /// transaction.
+    pub(crate) publisher: Publisher,
     pub(crate) partition: u32,
     pub(crate) offset: u64,
 }
@@ -195,11 +198,12 @@ impl Context {
     /// ([`Event::with_id`]) when consumers must recognise the repeat.
     pub async fn publish(&self, topic: &str, event: Event) -> Result<Published, PublishError> {
         let event = event.caused_by(&self.delivery.event);
-        self.delivery.route.publisher.publish(topic, event).await
+        self.delivery.publisher.publish(topic, event).await
     }
 
-    /// A plain publisher of the same transport, for events that are not caused by this one.
+    /// A plain publisher of the same transport, for events that are not caused by this one
+    /// (on a transactional route: inside the partition's transaction too).
     pub fn publisher(&self) -> &Publisher {
-        &self.delivery.route.publisher
+        &self.delivery.publisher
     }
 }

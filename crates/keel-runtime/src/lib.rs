@@ -26,6 +26,16 @@
 //! is delivered again — including ones that were handled: handlers must be idempotent, or sit
 //! behind an inbox. Effects are exactly-once only where a transactional inbox covers them.
 //!
+//! # Transactional processing: exactly-once on Kafka without an inbox
+//!
+//! [`Route::with_transactions`] asks the transport to commit, per batch of a partition, the
+//! handler's publishes (and the route's redeliveries and dead letters) together with the
+//! consumed offsets, in one transaction (on Kafka and `keel serve`; every other transport
+//! refuses the route when the router starts). `read_committed` readers then see every
+//! input's outputs exactly once, whatever crashes; a failed attempt aborts its batch, whose
+//! events run again, the failed one retried or dead-lettered as on the plain path. Effects
+//! outside the transport still need an inbox.
+//!
 //! # Middleware order
 //!
 //! Fixed, in the order the steps meet an event:
@@ -158,6 +168,7 @@ mod router;
 mod schedule;
 #[cfg(feature = "conformance")]
 pub mod throughput;
+mod transaction;
 mod transport;
 mod unwind;
 

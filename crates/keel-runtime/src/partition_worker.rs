@@ -20,6 +20,10 @@
 //! A redelivery read before its due time is held aside (`redelivery::NotDue`) and started
 //! when due, so its wait takes no `concurrency` slot.
 //!
+//! On a transactional route the worker runs its partition in batches, each in one
+//! transaction of the transport (`transaction.rs`) instead of committing every
+//! `commit_interval`.
+//!
 //! The worker is told what to do through a [`Command`]: `Run`; `Drain` (stop fetching and
 //! starting events, let running handler attempts finish, end retry waits, commit, stop);
 //! `Abandon` (abort everything, commit nothing — the member was fenced).
@@ -36,9 +40,11 @@ use keel_core::{CommitError, FetchError, PartitionLease, Record};
 use tokio::sync::watch;
 use tokio::time::Instant;
 
-use crate::pipeline::{Outcome, RouteShared, process};
+use crate::pipeline::{Outcome, RouteShared, Run, process};
+use crate::publisher::Publisher;
 use crate::redelivery::NotDue;
 use crate::schedule::Schedule;
+use crate::transaction::Batches;
 
 /// What the member wants of a partition worker.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -94,7 +100,20 @@ pub(crate) async fn run(
         start = start.offset,
         "partition assigned; consuming"
     );
+    let batches = if route.transactional {
+        let Some(transaction) = lease.transaction() else {
+            tracing::error!(topic = %route.topic, partition = lease.partition(), "the transport gave a transactional route a lease without transactions");
+            return Ended::Failed;
+        };
+        let metrics = route.publisher.metrics().clone();
+        let publisher = Publisher::new(transaction.publisher(), metrics);
+        Some(Batches::new(publisher, start.offset))
+    } else {
+        None
+    };
     let mut worker = Worker {
+        publisher: route.publisher.clone(),
+        batches,
         route,
         partition: lease.partition(),
         lease,
@@ -116,6 +135,10 @@ type Job = Pin<Box<dyn Future<Output = (u64, Result<Outcome, String>)> + Send>>;
 
 struct Worker {
     route: Arc<RouteShared>,
+    /// The publisher of events run outside a transaction.
+    publisher: Publisher,
+    /// The batches of a transactional route; `None` on a plain one.
+    batches: Option<Batches>,
     partition: u32,
     /// The partition's reads and commits, through the transport.
     lease: Arc<dyn PartitionLease>,
@@ -140,6 +163,7 @@ impl Worker {
             let command = *control.borrow_and_update();
             if command == Command::Abandon {
                 self.jobs.clear();
+                self.abandon_batch().await;
                 return Ended::AsAsked;
             }
             let draining = command == Command::Drain || self.failed;
@@ -151,7 +175,12 @@ impl Worker {
                 }
             }
             if draining && self.jobs.is_empty() {
-                if !self.commit().await {
+                let committed = if self.batches.is_some() {
+                    self.end_batch(control).await
+                } else {
+                    self.commit().await
+                };
+                if !committed {
                     return Ended::Fenced;
                 }
                 return if self.failed {
@@ -160,18 +189,36 @@ impl Worker {
                     Ended::AsAsked
                 };
             }
-            if !draining {
+            if let Some(batches) = &self.batches
+                && batches.open
+                && self.jobs.is_empty()
+                && (batches.aborting || self.schedule.unfinished() == 0)
+            {
+                if !self.end_batch(control).await {
+                    return Ended::Fenced;
+                }
+                continue;
+            }
+            let (batch_open, batch_aborting) = self
+                .batches
+                .as_ref()
+                .map_or((true, false), |b| (b.open, b.aborting));
+            if !draining && batch_open && !batch_aborting {
                 self.start_ready(consumer.concurrency);
             }
             let room = consumer
                 .in_flight_max
                 .saturating_sub(self.schedule.unfinished());
-            let want_data = !draining && room > 0;
+            // A transactional batch is one fetch: more records wait for the next batch.
+            let want_data = !draining && room > 0 && (self.batches.is_none() || !batch_open);
             if want_data && self.has_data() {
+                if !self.begin_batch().await {
+                    continue;
+                }
                 self.fetch(room).await;
                 continue;
             }
-            let dirty = self.schedule.commit_point() != self.committed;
+            let dirty = self.batches.is_none() && self.schedule.commit_point() != self.committed;
             let commit_at = self.last_commit + consumer.commit_interval;
             if dirty && Instant::now() >= commit_at {
                 if !self.commit().await {
@@ -227,11 +274,22 @@ impl Worker {
 
     /// Starts the middleware chain of one event.
     fn start(&mut self, offset: u64, record: Record) {
+        let run = Run {
+            publisher: match &self.batches {
+                Some(batches) => batches.publisher.clone(),
+                None => self.publisher.clone(),
+            },
+            failed: self
+                .batches
+                .as_mut()
+                .and_then(|batches| batches.failures.remove(&offset)),
+        };
         let chain = process(
             self.route.clone(),
             self.partition,
             record,
             self.draining.subscribe(),
+            run,
         );
         // A panic of the chain itself (not of the handler: that is caught per attempt)
         // stops only this partition, which the member restarts from the committed offset.
@@ -262,6 +320,15 @@ impl Worker {
                 self.schedule.finish(offset);
             }
             Ok(Outcome::Abandoned) => self.schedule.abandon(offset),
+            Ok(Outcome::Failed(failure)) => {
+                // Only transactional routes fail an event back to the worker: the batch
+                // aborts and the event runs again with its failure behind it.
+                self.schedule.abandon(offset);
+                match &mut self.batches {
+                    Some(batches) => batches.failed(offset, failure),
+                    None => self.failed = true,
+                }
+            }
             Err(panic) => {
                 // The chain itself failed (handler panics are caught inside it), so the
                 // event's fate is unknown: keep it unfinished, stop the partition, and let
@@ -380,6 +447,108 @@ impl Worker {
                 tracing::error!(%error, "committing offsets failed; will try again");
                 true
             }
+        }
+    }
+}
+
+/// The batches of a transactional route (`transaction.rs`).
+impl Worker {
+    /// Opens the transaction of the next batch (on a plain route: nothing to do). False
+    /// when it could not be opened; the worker tries again after its poll interval.
+    async fn begin_batch(&mut self) -> bool {
+        if self.batches.is_none() {
+            return true;
+        }
+        let lease = self.lease.clone();
+        let Some(transaction) = lease.transaction() else {
+            return true;
+        };
+        match self.beside_jobs(transaction.begin()).await {
+            Ok(()) => {
+                if let Some(batches) = &mut self.batches {
+                    batches.open = true;
+                }
+                true
+            }
+            Err(error) => {
+                tracing::error!(topic = %self.route.topic, partition = self.partition, %error, "cannot open a transaction; trying again");
+                tokio::time::sleep(self.route.consumer.poll_interval).await;
+                false
+            }
+        }
+    }
+
+    /// Ends the open batch: commits it with the commit point, or aborts it after a failed
+    /// attempt and rewinds to its start (then waits the backoff, unless told to stop).
+    /// False when the transport fenced the member.
+    async fn end_batch(&mut self, control: &watch::Receiver<Command>) -> bool {
+        let lease = self.lease.clone();
+        let (Some(batches), Some(transaction)) = (&self.batches, lease.transaction()) else {
+            return true;
+        };
+        if !batches.open {
+            return true;
+        }
+        let (aborting, start) = (batches.aborting, batches.start);
+        let result = if aborting {
+            transaction.abort(start).await
+        } else {
+            transaction.commit(self.schedule.commit_point()).await
+        };
+        match result {
+            Ok(()) if !aborting => {
+                let offset = self.schedule.commit_point();
+                self.committed = offset;
+                if let Some(batches) = &mut self.batches {
+                    batches.committed(offset);
+                }
+                return true;
+            }
+            Ok(()) => {}
+            Err(CommitError::Fenced) => {
+                tracing::warn!(topic = %self.route.topic, partition = self.partition, "transaction refused: this member no longer holds the partition");
+                return false;
+            }
+            Err(error) if aborting => {
+                tracing::error!(topic = %self.route.topic, partition = self.partition, %error, "aborting the transaction failed; trying again");
+                tokio::time::sleep(self.route.consumer.poll_interval).await;
+                return true;
+            }
+            Err(error) => {
+                // A failed commit aborted the transaction: the batch runs again.
+                tracing::error!(topic = %self.route.topic, partition = self.partition, %error, "committing the transaction failed; running the batch again");
+            }
+        }
+        let delay = match self.batches.as_mut() {
+            Some(batches) => {
+                batches.open = false;
+                batches.aborting = false;
+                self.route.retry_delay(batches.attempts_failed_max())
+            }
+            None => return true,
+        };
+        self.schedule = Schedule::new(start);
+        self.read_ahead.clear();
+        self.not_due = NotDue::default();
+        if *control.borrow() == Command::Run {
+            tracing::info!(topic = %self.route.topic, partition = self.partition, offset = start, delay_ms = delay.as_millis() as u64, "transaction aborted; running the batch again after the backoff");
+            let mut control = control.clone();
+            tokio::select! {
+                () = tokio::time::sleep(delay) => {}
+                _ = control.changed() => {}
+            }
+        }
+        true
+    }
+
+    /// Aborts the open batch of a worker told to abandon its partition (best effort: a
+    /// transaction left open ends at the transport's transaction timeout).
+    async fn abandon_batch(&mut self) {
+        if let (Some(batches), Some(transaction)) = (&self.batches, self.lease.transaction())
+            && batches.open
+            && let Err(error) = transaction.abort(batches.start).await
+        {
+            tracing::warn!(topic = %self.route.topic, partition = self.partition, %error, "aborting the abandoned partition's transaction failed");
         }
     }
 }

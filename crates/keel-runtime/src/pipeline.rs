@@ -62,10 +62,13 @@ pub(crate) struct RouteShared {
     pub(crate) metrics: RouteMetrics,
     /// The inbox consumer name: `<group>/<handler>`.
     pub(crate) inbox_consumer: String,
+    /// Whether a partition's handler publishes and its offset commit go in one transaction
+    /// (`transaction.rs`): a failed attempt then ends the chain with [`Outcome::Failed`].
+    pub(crate) transactional: bool,
 }
 
 impl RouteShared {
-    fn retry_delay(&self, attempt: u32) -> Duration {
+    pub(crate) fn retry_delay(&self, attempt: u32) -> Duration {
         let bound = self.retry.delay_bound(attempt);
         self.jitter
             .lock()
@@ -75,7 +78,7 @@ impl RouteShared {
 }
 
 /// What became of an event.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Outcome {
     /// The handler succeeded.
     Handled,
@@ -90,6 +93,29 @@ pub(crate) enum Outcome {
     Redelivered,
     /// A redelivery record addressed to another group: not this group's to handle.
     NotAddressed,
+    /// On a transactional route, an attempt failed: its publishes are in the open
+    /// transaction, which must abort; the event runs again with this failure behind it.
+    Failed(Failure),
+}
+
+/// A failed attempt on a transactional route, carried across the abort to the event's next
+/// run, which retries, redelivers or dead-letters it as the plain path would have.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Failure {
+    /// The attempts made so far.
+    pub(crate) attempts: u32,
+    pub(crate) kind: ErrorKind,
+    pub(crate) message: String,
+    pub(crate) first_failure_ms: i64,
+}
+
+/// What the partition worker hands the chain of one event.
+pub(crate) struct Run {
+    /// The publisher handlers and dead letters use (the transaction's, on a transactional
+    /// route).
+    pub(crate) publisher: Publisher,
+    /// The event's failure before the transaction aborted, when it runs again.
+    pub(crate) failed: Option<Failure>,
 }
 
 /// Runs the middleware chain for one record. `draining` turns true when the partition is
@@ -99,6 +125,7 @@ pub(crate) async fn process(
     partition: u32,
     record: Record,
     draining: watch::Receiver<bool>,
+    run: Run,
 ) -> Outcome {
     // 1. Trace/correlation: one span per event, named per the OpenTelemetry messaging
     //    conventions (`otel.name` is how tracing-opentelemetry names the exported span).
@@ -127,6 +154,8 @@ pub(crate) async fn process(
         draining,
         first_failure_ms: None,
         redelivered: None,
+        publisher: run.publisher,
+        failed: run.failed,
     };
     chain.run().instrument(span).await
 }
@@ -139,6 +168,10 @@ struct Chain {
     first_failure_ms: Option<i64>,
     /// The `keel_retry_*` headers, when the record came from a redelivery topic.
     redelivered: Option<Redelivery>,
+    /// Where the handler's publishes, redeliveries and dead letters go.
+    publisher: Publisher,
+    /// The failure that aborted this event's last transaction (transactional routes).
+    failed: Option<Failure>,
 }
 
 impl Chain {
@@ -243,6 +276,7 @@ impl Chain {
         let delivery = Arc::new(Delivery {
             event: event.clone(),
             route: self.route.clone(),
+            publisher: self.publisher.clone(),
             partition: self.partition,
             offset: self.record.offset,
         });
@@ -250,6 +284,15 @@ impl Chain {
         // more even if the policy now allows fewer.
         let first_attempt = self.redelivered.as_ref().map_or(0, |r| r.attempts) + 1;
         let attempts_max = self.route.retry.attempts_max.max(first_attempt);
+        // On a transactional route a failure aborted the last run: decide now what the
+        // plain path decided right after the failure.
+        let first_attempt = match self.failed.take() {
+            None => first_attempt,
+            Some(failed) => match self.after_abort(failed, attempts_max, &event.id).await {
+                Ok(next_attempt) => next_attempt,
+                Err(outcome) => return outcome,
+            },
+        };
         let attempt_timeout = self.route.timeout.attempt_timeout;
         for attempt in first_attempt..=attempts_max {
             let ctx = Context {
@@ -287,6 +330,15 @@ impl Chain {
             };
             let now = self.route.consume.now_ms();
             self.first_failure_ms.get_or_insert(now);
+            if self.route.transactional {
+                tracing::warn!(attempt, %error, "handler failed; aborting the partition's transaction");
+                return Outcome::Failed(Failure {
+                    attempts: attempt,
+                    kind: error.kind(),
+                    message: error.message().to_string(),
+                    first_failure_ms: self.first_failure_ms.unwrap_or(now),
+                });
+            }
             // 4. Retry transient failures with backoff; 5. dead-letter the rest.
             let id = Some(event.id.clone());
             if error.kind() == ErrorKind::Permanent {
@@ -315,6 +367,48 @@ impl Chain {
             }
         }
         unreachable!("the loop returns on its last attempt")
+    }
+
+    /// The plain path's decision after a failed attempt, taken on the run after the
+    /// transaction that held the attempt aborted: dead-letter (permanent, or no attempts
+    /// left), hand to the redelivery topic, or `Ok` with the next attempt number (the worker
+    /// already waited the backoff before it ran the batch again).
+    async fn after_abort(
+        &mut self,
+        failed: Failure,
+        attempts_max: u32,
+        event_id: &str,
+    ) -> Result<u32, Outcome> {
+        self.first_failure_ms = Some(failed.first_failure_ms);
+        let id = Some(event_id.to_string());
+        if failed.kind == ErrorKind::Permanent {
+            let outcome = self
+                .dead_letter(
+                    id,
+                    failed.attempts,
+                    failed.message,
+                    DeadLetterKind::Permanent,
+                )
+                .await;
+            return Err(outcome);
+        }
+        if failed.attempts >= attempts_max {
+            let outcome = self
+                .dead_letter(
+                    id,
+                    failed.attempts,
+                    failed.message,
+                    DeadLetterKind::Transient,
+                )
+                .await;
+            return Err(outcome);
+        }
+        if self.route.retry_mode == RetryMode::Topic
+            && let Some(topic) = self.route.redelivery_topic.clone()
+        {
+            return Err(self.redeliver(topic, failed.attempts).await);
+        }
+        Ok(failed.attempts + 1)
     }
 
     /// Waits the retry delay after failure number `failures`; false if the partition started
@@ -383,7 +477,7 @@ impl Chain {
         partition: u32,
         redelivery: &Redelivery,
     ) -> Result<(), SendFailure> {
-        let transport = self.route.publisher.transport();
+        let transport = self.publisher.transport();
         let partitions = transport
             .ensure_companion(&self.route.origin, topic)
             .await?;
@@ -464,7 +558,7 @@ impl Chain {
     }
 
     async fn store(&self, report: &DeadLetter, now: i64) -> Result<(String, u64), SendFailure> {
-        let transport = self.route.publisher.transport();
+        let transport = self.publisher.transport();
         let name = dead_letter_topic(&self.route.origin);
         let partitions = transport
             .ensure_companion(&self.route.origin, &name)

@@ -40,6 +40,7 @@ pub struct Route {
     group_policy: GroupPolicy,
     retry_mode: RetryMode,
     inbox: Option<Arc<dyn Inbox>>,
+    transactional: bool,
 }
 
 impl std::fmt::Debug for Route {
@@ -54,6 +55,7 @@ impl std::fmt::Debug for Route {
             .field("group_policy", &self.group_policy)
             .field("retry_mode", &self.retry_mode)
             .field("inbox", &self.inbox.is_some())
+            .field("transactional", &self.transactional)
             .finish()
     }
 }
@@ -71,6 +73,7 @@ impl Route {
             group_policy: GroupPolicy::default(),
             retry_mode: RetryMode::default(),
             inbox: None,
+            transactional: false,
         }
     }
 
@@ -115,6 +118,20 @@ impl Route {
     #[must_use]
     pub fn with_inbox(mut self, inbox: Arc<dyn Inbox>) -> Route {
         self.inbox = Some(inbox);
+        self
+    }
+
+    /// Asks for transactional processing: the handler's publishes (and the route's
+    /// redeliveries and dead letters) and the consumed offsets commit in one transaction of
+    /// the transport, per batch of a partition, so each event's effects on the transport
+    /// are visible exactly once to `read_committed` readers, without an inbox. A failed
+    /// attempt aborts its batch (its publishes are never visible) and the batch runs again
+    /// (see `transaction.rs` in this crate). Only a transport with transactions (Kafka,
+    /// `keel serve`) takes it: on any other, [`Router::start`] refuses the route naming the
+    /// transport.
+    #[must_use]
+    pub fn with_transactions(mut self) -> Route {
+        self.transactional = true;
         self
     }
 
@@ -206,9 +223,15 @@ impl Router {
             }
         }
         for route in &self.routes {
-            self.transport
-                .consume()
-                .check_route(&route.topic, &route.group, &route.group_policy)
+            let consume = self.transport.consume();
+            // What the route asks of the engine comes before what the broker holds now.
+            let transactions = if route.transactional {
+                consume.check_transactions()
+            } else {
+                Ok(())
+            };
+            transactions
+                .and_then(|()| consume.check_route(&route.topic, &route.group, &route.group_policy))
                 .map_err(|source| StartError::Route {
                     topic: route.topic.clone(),
                     group: route.group.clone(),
@@ -252,6 +275,7 @@ impl Router {
                     inbox: route.inbox.clone(),
                     on_dead_letter: self.on_dead_letter.clone(),
                     dead_lettered: dead_lettered.clone(),
+                    transactional: route.transactional,
                 });
                 members.spawn(join_and_run(
                     shared,
@@ -310,8 +334,14 @@ async fn join_and_run(
         if *stop.borrow() {
             return;
         }
+        let consume = &route.consume;
+        let join = if route.transactional {
+            consume.join_transactional(&route.group, &route.topic, &policy, start_from)
+        } else {
+            consume.join(&route.group, &route.topic, &policy, start_from)
+        };
         let joined = tokio::select! {
-            joined = route.consume.join(&route.group, &route.topic, &policy, start_from) => joined,
+            joined = join => joined,
             _ = stop.changed() => return,
         };
         match joined {

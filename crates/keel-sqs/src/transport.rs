@@ -115,6 +115,10 @@ impl From<&SqsTransport> for Transport {
 }
 
 impl ConsumeTransport for SqsTransport {
+    fn engine(&self) -> &'static str {
+        "Amazon SQS"
+    }
+
     fn now_ms(&self) -> i64 {
         SystemClock.now_ms()
     }

@@ -17,11 +17,16 @@ use std::sync::Arc;
 use super::BoxFuture;
 use super::error::{CommitError, FetchError, TransportError};
 use super::group::{GroupPolicy, StartFrom};
+use super::publish::PublishTransport;
 use super::record::Record;
 
 /// A broker the router consumes from. Object safe: the router holds an
 /// `Arc<dyn ConsumeTransport>`.
 pub trait ConsumeTransport: Send + Sync + std::fmt::Debug + 'static {
+    /// The engine as users name it ("Kafka", "NATS JetStream"), for errors that say what
+    /// the engine cannot do.
+    fn engine(&self) -> &'static str;
+
     /// Wall-clock milliseconds since the Unix epoch, from the transport's clock: failure
     /// times, retry due times (tests of the embedded log share one manual clock).
     fn now_ms(&self) -> i64;
@@ -47,6 +52,40 @@ pub trait ConsumeTransport: Send + Sync + std::fmt::Debug + 'static {
         policy: &'a GroupPolicy,
         start_from: StartFrom,
     ) -> BoxFuture<'a, Result<Box<dyn Membership>, TransportError>>;
+
+    /// Joins `group` on `topic` for transactional processing: every lease of the membership
+    /// has a [`LeaseTransaction`], which commits a handler's publishes and the consumed
+    /// offset atomically. The default refuses — an engine without transactions that span
+    /// its topics and its group offsets cannot do it, and the route needs an inbox for
+    /// exactly-once effects instead.
+    ///
+    /// Cancel safety: as [`ConsumeTransport::join`].
+    fn join_transactional<'a>(
+        &'a self,
+        group: &'a str,
+        topic: &'a str,
+        policy: &'a GroupPolicy,
+        start_from: StartFrom,
+    ) -> BoxFuture<'a, Result<Box<dyn Membership>, TransportError>> {
+        let _ = (group, topic, policy, start_from);
+        Box::pin(std::future::ready(Err(self
+            .check_transactions()
+            .err()
+            .unwrap_or(TransportError::Refused {
+                reason: "transactional processing is not implemented".to_string(),
+            }))))
+    }
+
+    /// Whether [`ConsumeTransport::join_transactional`] can work, checked when a router
+    /// starts: `Ok` on an engine with transactions (Kafka), the reason otherwise.
+    fn check_transactions(&self) -> Result<(), TransportError> {
+        Err(TransportError::Unsupported {
+            engine: self.engine(),
+            operation: "commit a handler's publishes and its consumed offset in one transaction",
+            reason: "it has no transaction spanning topics and group offsets; give the route an \
+                inbox (Route::with_inbox) for exactly-once effects",
+        })
+    }
 }
 
 /// One member of a group on one topic: the changes of its partitions.
@@ -162,4 +201,42 @@ pub trait PartitionLease: Send + Sync + 'static {
     ///
     /// Cancel safety: not cancel safe; a dropped commit may be stored.
     fn commit(&self, offset: u64) -> BoxFuture<'_, Result<(), CommitError>>;
+
+    /// The lease's transactions, when it was handed out by
+    /// [`ConsumeTransport::join_transactional`]; `None` otherwise.
+    fn transaction(&self) -> Option<&dyn LeaseTransaction> {
+        None
+    }
+}
+
+/// Transactions of one partition lease (the EOS-v2 model: one transactional producer per
+/// group member, shared by its partitions). Between [`begin`](LeaseTransaction::begin) and
+/// [`commit`](LeaseTransaction::commit) or [`abort`](LeaseTransaction::abort) the lease
+/// holds the member's transaction; its partitions take turns, so what one commits is only
+/// its own publishes and offset.
+pub trait LeaseTransaction: Send + Sync {
+    /// The publishing half whose sends join the open transaction: invisible to
+    /// `read_committed` readers until it commits, gone if it aborts.
+    fn publisher(&self) -> Arc<dyn PublishTransport>;
+
+    /// Opens a transaction, waiting until no other partition of the member holds one.
+    ///
+    /// Cancel safety: not cancel safe; a dropped begin may leave the transaction open (the
+    /// next begin of the lease fails until it is aborted).
+    fn begin(&self) -> BoxFuture<'_, Result<(), CommitError>>;
+
+    /// Commits the open transaction together with `offset` (the next record to handle) as
+    /// the group's committed offset of the partition. [`CommitError::Fenced`] when the
+    /// member or its producer was fenced (another member owns the partition, or another
+    /// producer took the transactional id): stop, nothing of the transaction is visible.
+    /// After any error the transaction was aborted.
+    ///
+    /// Cancel safety: not cancel safe; a dropped commit may be stored.
+    fn commit(&self, offset: u64) -> BoxFuture<'_, Result<(), CommitError>>;
+
+    /// Aborts the open transaction (its publishes are never visible) and makes the next
+    /// fetch start again at `rewind_to`.
+    ///
+    /// Cancel safety: not cancel safe.
+    fn abort(&self, rewind_to: u64) -> BoxFuture<'_, Result<(), CommitError>>;
 }

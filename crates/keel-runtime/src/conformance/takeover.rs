@@ -40,7 +40,7 @@ const COMMITTED_PER_PARTITION: usize = 3;
 /// Events published after the member died.
 const AFTER: u32 = 10;
 /// The line the dead member's process prints once it committed.
-const READY: &str = "keel-conformance-member-ready";
+pub(super) const READY: &str = "keel-conformance-member-ready";
 
 /// In a child process started by the check, what the harness's factory reads to reach the
 /// parent's broker under the parent's names (see [`Harness::broker_for_child`]).
@@ -185,7 +185,7 @@ async fn fetch_and_commit(leases: &[Arc<dyn PartitionLease>]) {
 
 /// Runs this check's test again in a child process as the dead member, and waits until it
 /// committed.
-async fn spawn_member<H: Harness>(harness: &H, broker: &str) -> Child {
+pub(super) async fn spawn_member<H: Harness>(harness: &H, broker: &str) -> Child {
     let test = std::thread::current()
         .name()
         .expect("the check runs on its test's thread, named after the test")
@@ -217,7 +217,7 @@ async fn spawn_member<H: Harness>(harness: &H, broker: &str) -> Child {
 }
 
 /// SIGKILLs the member's process and reaps it.
-async fn kill(mut child: Child) {
+pub(super) async fn kill(mut child: Child) {
     child.kill().expect("SIGKILL the member");
     tokio::task::spawn_blocking(move || child.wait())
         .await
