@@ -3,6 +3,11 @@
 //! empty. Prints a progress line every `--progress-interval-ms`: published so far, rate,
 //! backlog, age of the oldest unpublished row, dead rows.
 //!
+//! With `--cdc-slot NAME` (PostgreSQL with `wal_level=logical`) the outbox is streamed over
+//! logical replication through that slot and publication instead of claimed by queries
+//! (`keel_sql`'s `cdc` module: commit order, the slot's position as the checkpoint); the
+//! progress line then shows the slot's lag.
+//!
 //! Transports: `embedded` (the log in `--data-dir`, held for the relay's life — or, while
 //! `keel serve` owns the directory, that server's Kafka listener), a Kafka cluster
 //! (`--brokers`, `KEEL_BROKERS` or the config file's `brokers`), or an engine's URL
@@ -17,7 +22,7 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use clap::Args;
 use keel_embedded::EmbeddedBus;
-use keel_sql::{AfterPublish, OutboxMetrics, RelayOptions};
+use keel_sql::{AfterPublish, CdcMetrics, CdcSlot, OutboxMetrics, RelayOptions};
 use tokio::signal::unix::{SignalKind, signal};
 
 use crate::app_database::AppDatabase;
@@ -48,6 +53,12 @@ pub(crate) struct RelayArgs {
     /// only: a SQLite file takes one relay).
     #[arg(long, default_value_t = 1)]
     relays: usize,
+    /// Stream the outbox over PostgreSQL logical replication (wal_level=logical) through the
+    /// replication slot and publication NAME, created if missing, instead of claiming rows:
+    /// events leave in commit order, without polling. One relay per slot. A slot whose relay
+    /// is gone holds WAL until dropped: `SELECT pg_drop_replication_slot('NAME')`.
+    #[arg(long, value_name = "NAME")]
+    cdc_slot: Option<String>,
     /// Delete published rows instead of marking them (no trail, smallest table).
     #[arg(long)]
     delete: bool,
@@ -165,10 +176,27 @@ async fn relay(data: &Path, args: RelayArgs) -> anyhow::Result<()> {
         );
     }
     let metrics = OutboxMetrics::new();
+    let cdc_metrics = CdcMetrics::new();
     let port: Arc<dyn keel_core::PublishPort> = port;
-    let relays = (0..args.relays)
-        .map(|_| db.relay(port.clone(), options.clone(), metrics.clone()))
-        .collect::<anyhow::Result<Vec<_>>>()?;
+    let relays = match (&args.cdc_slot, &db) {
+        (None, _) => (0..args.relays)
+            .map(|_| db.relay(port.clone(), options.clone(), metrics.clone()))
+            .collect::<anyhow::Result<Vec<_>>>()?,
+        (Some(slot), AppDatabase::Postgres(pg)) if args.relays == 1 => vec![
+            pg.outbox()
+                .cdc_relay(
+                    port,
+                    options,
+                    CdcSlot::named(slot),
+                    metrics.clone(),
+                    cdc_metrics.clone(),
+                )
+                .await?,
+        ],
+        (Some(_), _) => anyhow::bail!(
+            "--cdc-slot needs a postgres:// database and --relays 1 (one relay per slot)"
+        ),
+    };
     eprintln!(
         "keel relay: publishing the outbox of {} to {}",
         db.describe(),
@@ -189,8 +217,16 @@ async fn relay(data: &Path, args: RelayArgs) -> anyhow::Result<()> {
         if args.progress_interval_ms > 0 {
             let rate = (published - last.1) as f64 / last.0.elapsed().as_secs_f64();
             let backlog = metrics.backlog();
+            let lag = match args.cdc_slot {
+                Some(_) => format!(
+                    ", slot lag {} B, {} ms",
+                    cdc_metrics.lag_bytes(),
+                    cdc_metrics.lag_ms()
+                ),
+                None => String::new(),
+            };
             eprintln!(
-                "keel relay: published {published} ({rate:.0}/s), backlog {}, oldest {} ms, dead {}",
+                "keel relay: published {published} ({rate:.0}/s), backlog {}, oldest {} ms, dead {}{lag}",
                 backlog.pending, backlog.oldest_age_ms, backlog.dead
             );
             last = (Instant::now(), published);
