@@ -85,6 +85,10 @@
 //!   Transient failures never move a row aside; the row backs off and its key waits.
 //! - **Metrics**: [`OutboxMetrics`] (backlog, age of the oldest unpublished row, dead rows,
 //!   published and failed counts), registered into the caller's registry.
+//! - **Change data capture** (feature `cdc`): `PgOutbox::cdc_relay` streams the table's
+//!   inserts over logical replication (`pgoutput`, a slot, a publication) in commit order, the
+//!   slot's position as the checkpoint; the `postgres` module's `cdc.rs` says when it can
+//!   duplicate and how a slot holds WAL.
 //! - **Failures**: a lost connection ends the batch uncommitted (its rows are claimed
 //!   again); the relay retries with backoff and resumes by itself; `LISTEN` reconnects too.
 //!
