@@ -8,11 +8,13 @@
 //!    both rates over the same window and the backlog left when the writers finish;
 //! 4. relay delay at a steady 5,000 events/s (transactions of 25 every 5 ms): from the
 //!    moment each transaction's COMMIT returned to the transport's acknowledgement, p50/p99/max, for the relay
-//!    woken by `LISTEN`/`NOTIFY` and for a plain 100 ms polling relay as the baseline.
+//!    woken by `LISTEN`/`NOTIFY`, for a plain 100 ms polling relay as the baseline and for
+//!    the change-data-capture relay (logical replication; needs `wal_level=logical`);
+//! 5. enqueue and relay at once with the CDC relay, as in 3.
 //!
 //! ```text
 //! KEEL_BENCH_POSTGRES_URL=postgres://postgres@127.0.0.1:5432/test \
-//!   cargo run --release -p keel-sql --features postgres --example outbox_relay
+//!   cargo run --release -p keel-sql --features cdc --example outbox_relay
 //! ```
 //!
 //! It works in the schema `keel_bench_outbox`, dropped and created at start.
@@ -26,7 +28,9 @@ use keel_core::{BoxFuture, Event, PortError, PublishPort};
 use keel_embedded::EmbeddedBus;
 use keel_log::{FsyncPolicy, Log, LogOptions, TopicConfig};
 use keel_runtime::Publisher;
-use keel_sql::{AfterPublish, PgDatabase, RelayOptions};
+use keel_sql::{
+    AfterPublish, CdcMetrics, CdcSlot, OutboxMetrics, PgDatabase, RelayHandle, RelayOptions,
+};
 
 const EVENTS: usize = 100_000;
 const BATCH: usize = 100;
@@ -89,13 +93,26 @@ async fn main() {
             relayed / enqueued * 100.0
         );
     }
-    for (name, notify, poll_ms) in [
-        ("LISTEN/NOTIFY", true, 500),
-        ("100 ms polling (baseline)", false, 100),
+    for (name, relay) in [
+        (
+            "LISTEN/NOTIFY",
+            Relay::Poll {
+                notify: true,
+                poll_ms: 500,
+            },
+        ),
+        (
+            "100 ms polling (baseline)",
+            Relay::Poll {
+                notify: false,
+                poll_ms: 100,
+            },
+        ),
+        ("CDC (logical replication)", Relay::Cdc),
     ] {
         let dir = tempfile::tempdir().unwrap();
         let (_bus, publisher) = embedded(dir.path(), FsyncPolicy::Never);
-        let histogram = steady(&db, publisher, notify, poll_ms).await;
+        let histogram = steady(&db, publisher, relay).await;
         println!(
             "relay delay at {STEADY_RATE} events/s, {name}: p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms ({} events)",
             histogram.value_at_quantile(0.50) as f64 / 1000.0,
@@ -104,6 +121,89 @@ async fn main() {
             histogram.len()
         );
     }
+    let dir = tempfile::tempdir().unwrap();
+    let (_bus, publisher) = embedded(dir.path(), FsyncPolicy::Always);
+    let (enqueued, relayed, left) = together_cdc(&db, Arc::new(publisher)).await;
+    println!(
+        "enqueue and relay at once (fsync Always, the CDC relay): enqueue {enqueued:.0} events/s, relay {relayed:.0} events/s = {:.0}%, backlog left {left}",
+        relayed / enqueued * 100.0
+    );
+}
+
+/// Which relay a measurement runs.
+#[derive(Clone, Copy)]
+enum Relay {
+    /// The polling relay, woken by `NOTIFY` or not.
+    Poll { notify: bool, poll_ms: u64 },
+    /// The CDC relay on the slot and publication `keel_bench_outbox`.
+    Cdc,
+}
+
+const CDC_SLOT: &str = "keel_bench_outbox";
+
+impl Relay {
+    async fn start(
+        self,
+        db: &PgDatabase,
+        port: Arc<dyn PublishPort>,
+        options: RelayOptions,
+    ) -> RelayHandle {
+        match self {
+            Relay::Poll { notify, poll_ms } => db
+                .outbox()
+                .relay(
+                    port,
+                    RelayOptions {
+                        wake_on_notify: notify,
+                        poll_interval: Duration::from_millis(poll_ms),
+                        ..options
+                    },
+                )
+                .unwrap(),
+            Relay::Cdc => db
+                .outbox()
+                .cdc_relay(
+                    port,
+                    options,
+                    CdcSlot::named(CDC_SLOT),
+                    OutboxMetrics::new(),
+                    CdcMetrics::new(),
+                )
+                .await
+                .unwrap(),
+        }
+    }
+
+    /// Drops what `start` made that outlives the relay (the CDC slot, which holds WAL).
+    async fn stop(self, db: &PgDatabase, relay: RelayHandle) {
+        relay.shutdown().await;
+        if let Relay::Cdc = self {
+            db.outbox()
+                .drop_cdc_slot(&CdcSlot::named(CDC_SLOT))
+                .await
+                .unwrap();
+        }
+    }
+}
+
+/// As [`together`] with one CDC relay.
+async fn together_cdc(db: &PgDatabase, port: Arc<dyn PublishPort>) -> (f64, f64, u64) {
+    let options = RelayOptions {
+        batch_rows_max: 1000,
+        after_publish: AfterPublish::Delete,
+        ..RelayOptions::default()
+    };
+    let relay = Relay::Cdc.start(db, port, options).await;
+    let started = Instant::now();
+    let enqueued = enqueue(db, EVENTS).await;
+    let elapsed = started.elapsed().as_secs_f64();
+    let published = relay.metrics().published();
+    let left = db.outbox().backlog().await.unwrap().pending;
+    while relay.metrics().published() < EVENTS as u64 {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    Relay::Cdc.stop(db, relay).await;
+    (enqueued, published as f64 / elapsed, left)
 }
 
 fn embedded(dir: &std::path::Path, fsync: FsyncPolicy) -> (EmbeddedBus, Publisher) {
@@ -264,12 +364,7 @@ impl PublishPort for Timed {
 
 /// Commits `STEADY_RATE` events/s for `STEADY_SECONDS` while a relay runs; returns the
 /// commit → acknowledgement histogram in microseconds.
-async fn steady(
-    db: &PgDatabase,
-    publisher: Publisher,
-    notify: bool,
-    poll_ms: u64,
-) -> Histogram<u64> {
+async fn steady(db: &PgDatabase, publisher: Publisher, kind: Relay) -> Histogram<u64> {
     let committed = Arc::new(Mutex::new(HashMap::new()));
     let histogram = Arc::new(Mutex::new(Histogram::<u64>::new(3).unwrap()));
     let port = Timed {
@@ -278,12 +373,10 @@ async fn steady(
         histogram: histogram.clone(),
     };
     let options = RelayOptions {
-        wake_on_notify: notify,
-        poll_interval: Duration::from_millis(poll_ms),
         after_publish: AfterPublish::Delete,
         ..RelayOptions::default()
     };
-    let relay = db.outbox().relay(Arc::new(port), options).unwrap();
+    let relay = kind.start(db, Arc::new(port), options).await;
     let per_tx = 25;
     let mut tick = tokio::time::interval(Duration::from_micros(
         (1_000_000 * per_tx / STEADY_RATE) as u64,
@@ -318,7 +411,7 @@ async fn steady(
     while histogram.lock().unwrap().len() < total as u64 {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
-    relay.shutdown().await;
+    kind.stop(db, relay).await;
     println!("  (offered {offered:.0} events/s)");
     histogram.lock().unwrap().clone()
 }
