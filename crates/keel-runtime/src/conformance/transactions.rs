@@ -83,21 +83,10 @@ pub async fn transactions_hide_a_failed_attempts_publishes_or_are_refused<H: Har
     inputs.push(event("flaky", 0));
     inputs.push(event("poison", 0));
     publish(harness, "txn-in", inputs).await;
-    let expected = (keys.len() as u32 * EVENTS_PER_KEY + 1) * OUTPUTS_PER_INPUT;
+    let expected = ((keys.len() as u32 * EVENTS_PER_KEY + 1) * OUTPUTS_PER_INPUT) as usize;
     let dead_letters = dead_letter_topic("txn-in");
-    let deadline = Instant::now() + WAIT;
-    loop {
-        let outputs = stored(harness, "txn-out").await.len() as u32;
-        let dead = stored(harness, &dead_letters).await.len();
-        if outputs >= expected && dead >= 1 {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "timed out: {outputs} of {expected} outputs, {dead} dead letters"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    until_stored(harness, "txn-out", expected, WAIT, "every output").await;
+    until_stored(harness, &dead_letters, 1, WAIT, "the dead letter").await;
     handle.shutdown().await;
     let per_key = outputs_by_key(harness, "txn-out").await;
     assert!(
@@ -145,6 +134,29 @@ fn service<H: Harness>(harness: &H) -> Route {
         }
     });
     route(harness, "eos-in", "eos", handler).with_transactions()
+}
+
+/// Waits until `topic` holds at least `count` (committed) records, failing after `wait`
+/// with `what`; returns how many it holds.
+async fn until_stored<H: Harness>(
+    harness: &H,
+    topic: &str,
+    count: usize,
+    wait: Duration,
+    what: &str,
+) -> usize {
+    let deadline = Instant::now() + wait;
+    loop {
+        let held = stored(harness, topic).await.len();
+        if held >= count {
+            return held;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "timed out waiting for {what}: {held} of {count} records in '{topic}'"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }
 
 /// The seqs of the outputs stored (committed) in `topic`, by key, in offset order.
@@ -196,28 +208,13 @@ pub async fn a_killed_transactional_service_outputs_each_input_once<H: Harness>(
     publish(harness, "eos-in", inputs).await;
     let child = spawn_member(harness, &broker).await;
     let expected = (KILL_INPUTS * OUTPUTS_PER_INPUT) as usize;
-    let deadline = Instant::now() + WAIT;
-    loop {
-        let seen: usize = outputs_by_key(harness, "eos-out")
-            .await
-            .values()
-            .map(Vec::len)
-            .sum();
-        if seen >= expected / 4 {
-            eprintln!("kill check: SIGKILL after {seen} of {expected} outputs committed");
-            let mid_run = seen < expected;
-            assert!(
-                mid_run,
-                "the kill must land mid-run, not after all {seen} outputs"
-            );
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "the service committed only {seen} outputs"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    let seen = until_stored(harness, "eos-out", expected / 4, WAIT, "the first outputs").await;
+    eprintln!("kill check: SIGKILL after {seen} of {expected} outputs committed");
+    let mid_run = seen < expected;
+    assert!(
+        mid_run,
+        "the kill must land mid-run, not after all {seen} outputs"
+    );
     kill(child).await;
     let handle = Router::new(transport)
         .route(service(harness))
@@ -225,22 +222,8 @@ pub async fn a_killed_transactional_service_outputs_each_input_once<H: Harness>(
         .expect("router starts");
     // The killed member's open transaction holds readers back until the broker aborts it
     // (the transaction timeout), and its group session must expire first.
-    let deadline = Instant::now() + WAIT * 2;
-    loop {
-        let seen: usize = outputs_by_key(harness, "eos-out")
-            .await
-            .values()
-            .map(Vec::len)
-            .sum();
-        if seen >= expected {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "{seen} of {expected} outputs after the restart"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    let what = "every output after the restart";
+    until_stored(harness, "eos-out", expected, WAIT * 2, what).await;
     handle.shutdown().await;
     let per_key = outputs_by_key(harness, "eos-out").await;
     for k in 0..KILL_KEYS {
