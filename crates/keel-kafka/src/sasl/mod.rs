@@ -1,5 +1,5 @@
 //! SASL on the Kafka listener: which mechanisms a listener offers ([`SaslConfig`]), the user
-//! database ([`Users`], `users.rs`), SCRAM (`scram.rs`), and one connection's authentication
+//! database ([`Users`], `users.rs`), PLAIN (`plain.rs`), SCRAM (`scram.rs`), and one connection's authentication
 //! ([`Session`]).
 //!
 //! Decision table for a request on a listener with SASL, as Kafka's `SaslServerAuthenticator`:
@@ -19,6 +19,7 @@
 //! The client learns only that authentication failed, never whether the user exists; the
 //! audit line (target `keel::audit`) says why, with the peer and the user named.
 
+pub mod plain;
 pub mod scram;
 pub mod users;
 
@@ -175,7 +176,7 @@ impl Session {
             .expect("handshaken only with SASL")
             .users;
         let outcome = match scram {
-            None => plain(bytes, users).map(|user| (Vec::new(), Some(user))),
+            None => plain::authenticate(bytes, users).map(|user| (Vec::new(), Some(user))),
             Some(scram) => scram
                 .step(bytes, |user| {
                     let SaslMechanism::Scram(m) = mechanism else {
@@ -204,31 +205,5 @@ impl Session {
                 Step::Failed
             }
         }
-    }
-}
-
-/// SASL/PLAIN (RFC 4616): `authzid NUL authcid NUL password`, checked against any SCRAM
-/// credential of the user.
-fn plain(bytes: &[u8], users: &Users) -> Result<String, String> {
-    let text = std::str::from_utf8(bytes).map_err(|_| "PLAIN message is not UTF-8".to_string())?;
-    let mut parts = text.split('\0');
-    let (Some(authzid), Some(user), Some(password), None) =
-        (parts.next(), parts.next(), parts.next(), parts.next())
-    else {
-        return Err("PLAIN message is not authzid NUL user NUL password".into());
-    };
-    if !authzid.is_empty() && authzid != user {
-        return Err(format!(
-            "PLAIN authorization id '{authzid}' differs from '{user}'"
-        ));
-    }
-    let credentials = users.credentials(user);
-    if credentials.is_empty() {
-        return Err(format!("unknown user '{user}'"));
-    }
-    if credentials.iter().any(|c| c.matches_password(password)) {
-        Ok(user.to_string())
-    } else {
-        Err(format!("wrong password for '{user}'"))
     }
 }
