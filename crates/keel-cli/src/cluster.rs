@@ -13,7 +13,7 @@
 use std::sync::Arc;
 
 use anyhow::Context;
-use keel_kafka_client::{KafkaAdmin, KafkaConfig, KafkaPublisher};
+use keel_kafka_client::{KafkaAdmin, KafkaConfig, KafkaPublisher, diagnose};
 use keel_runtime::admin::audit::{self, AuditEntry};
 use keel_runtime::admin::dead_letters::{self, DeadLetterFilter, DeadLetterSummary, PurgeReport};
 use keel_runtime::admin::groups::{self, GroupSummary, OffsetReset, PartitionLag, ResetTarget};
@@ -27,6 +27,7 @@ use crate::control::Replay;
 /// on.
 pub(crate) struct Cluster {
     runtime: tokio::runtime::Runtime,
+    config: KafkaConfig,
     admin: KafkaAdmin,
     publisher: KafkaPublisher,
 }
@@ -70,19 +71,28 @@ impl Cluster {
             admin: KafkaAdmin::connect(&config)?,
             publisher,
             runtime,
+            config,
         })
     }
 
+    /// Runs `work` on the cluster's runtime. A failure gets the brokers' own words when they
+    /// refused this client (a wrong password, a failed TLS handshake), which a failed
+    /// request alone reports as "Broker transport failure".
+    fn run<T>(&self, work: impl Future<Output = anyhow::Result<T>>) -> anyhow::Result<T> {
+        self.runtime
+            .block_on(work)
+            .map_err(|error| match diagnose(&self.config) {
+                Some(reason) => error.context(format!("the brokers report: {reason}")),
+                None => error,
+            })
+    }
+
     pub(crate) fn list_groups(&self, now_ms: i64) -> anyhow::Result<Vec<GroupSummary>> {
-        Ok(self
-            .runtime
-            .block_on(groups::list_groups(&self.admin, now_ms))?)
+        self.run(async { Ok(groups::list_groups(&self.admin, now_ms).await?) })
     }
 
     pub(crate) fn group_lag(&self, group: &str, now_ms: i64) -> anyhow::Result<Vec<PartitionLag>> {
-        Ok(self
-            .runtime
-            .block_on(groups::group_lag(&self.admin, group, now_ms))?)
+        self.run(async { Ok(groups::group_lag(&self.admin, group, now_ms).await?) })
     }
 
     /// Plans a reset and, unless `dry_run`, commits it; the cluster refuses it while
@@ -95,7 +105,7 @@ impl Cluster {
         target: ResetTarget,
         dry_run: bool,
     ) -> anyhow::Result<Vec<OffsetReset>> {
-        self.runtime.block_on(async {
+        self.run(async {
             let plan = groups::plan_reset(&self.admin, group, topic, partition, target).await?;
             if !dry_run {
                 groups::apply_reset(&self.admin, group, &plan).await?;
@@ -108,9 +118,7 @@ impl Cluster {
         &self,
         now_ms: i64,
     ) -> anyhow::Result<Vec<DeadLetterSummary>> {
-        Ok(self
-            .runtime
-            .block_on(dead_letters::summaries(&self.admin, now_ms))?)
+        self.run(async { Ok(dead_letters::summaries(&self.admin, now_ms).await?) })
     }
 
     pub(crate) fn dead_letters_json(
@@ -119,13 +127,10 @@ impl Cluster {
         filter: &DeadLetterFilter,
         limit: usize,
     ) -> anyhow::Result<Vec<Value>> {
-        let found = self.runtime.block_on(dead_letters::dead_letters(
-            &self.admin,
-            topic,
-            filter,
-            limit,
-        ))?;
-        Ok(found.iter().map(|d| d.to_json()).collect())
+        self.run(async {
+            let found = dead_letters::dead_letters(&self.admin, topic, filter, limit).await?;
+            Ok(found.iter().map(|d| d.to_json()).collect())
+        })
     }
 
     pub(crate) fn replay(
@@ -136,7 +141,7 @@ impl Cluster {
         command: String,
         now_ms: i64,
     ) -> anyhow::Result<ReplayReport> {
-        self.runtime.block_on(async {
+        self.run(async {
             let plan =
                 replay::plan_replay(&self.admin, topic, filter, how.force, how.canary, command)
                     .await?;
@@ -149,9 +154,7 @@ impl Cluster {
     }
 
     pub(crate) fn canary_outcome(&self, id: &str) -> anyhow::Result<CanaryOutcome> {
-        Ok(self
-            .runtime
-            .block_on(replay::canary_outcome(&self.admin, id))?)
+        self.run(async { Ok(replay::canary_outcome(&self.admin, id).await?) })
     }
 
     /// Purges when `confirmed`; otherwise reports what would be purged and writes nothing.
@@ -163,7 +166,7 @@ impl Cluster {
         command: String,
         now_ms: i64,
     ) -> anyhow::Result<PurgeReport> {
-        self.runtime.block_on(async {
+        self.run(async {
             Ok(if confirmed {
                 dead_letters::purge(
                     &self.admin,
@@ -183,7 +186,7 @@ impl Cluster {
 
     /// The audit log; only the dead-letter topic of `topic` (it or its source) when given.
     pub(crate) fn history(&self, topic: Option<&str>) -> anyhow::Result<Vec<AuditEntry>> {
-        self.runtime.block_on(async {
+        self.run(async {
             let topic = match topic {
                 Some(name) => Some(dead_letters::resolve_topic(&self.admin, name).await?.name),
                 None => None,

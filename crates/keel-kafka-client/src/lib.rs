@@ -25,11 +25,14 @@
 //!   conformance suite.
 //! - [`KafkaConfig`] holds the cluster address and the client settings Keel fixes
 //!   (idempotence, `acks=all`, murmur2 keys, manual commits).
+//! - [`diagnose`] asks a cluster that cannot be reached why, in the broker's words (a
+//!   refused login, a failed TLS handshake), which librdkafka's admin client does not pass on.
 //!
 //! Not here: the broker (`keel-kafka`), the wire protocol, or any storage.
 
 mod admin;
 mod config;
+mod diagnosis;
 mod gauges;
 mod group_clients;
 mod limits;
@@ -42,6 +45,7 @@ mod uncommitted;
 
 pub use admin::{AdminError, KafkaAdmin};
 pub use config::KafkaConfig;
+pub use diagnosis::diagnose;
 pub use member::{
     CommitError, JoinError, KafkaMember, KafkaPartition, MemberEvent, MemberOptions, PartitionLags,
     PartitionOffsets, Revocation,
