@@ -22,7 +22,7 @@ use crate::control::{Control, Replay};
 pub(crate) enum Target {
     Keel(Control),
     #[cfg(feature = "kafka")]
-    Cluster(crate::cluster::Cluster),
+    Cluster(Box<crate::cluster::Cluster>),
 }
 
 /// Calls `$call` on the target's data directory (or server) or on its cluster: every verb
@@ -46,7 +46,9 @@ impl Target {
         match &brokers.resolve()? {
             None => Ok(Target::Keel(Control::open(data, server)?)),
             #[cfg(feature = "kafka")]
-            Some(brokers) => Ok(Target::Cluster(crate::cluster::Cluster::connect(brokers)?)),
+            Some(brokers) => Ok(Target::Cluster(Box::new(crate::cluster::Cluster::connect(
+                brokers,
+            )?))),
             #[cfg(not(feature = "kafka"))]
             Some(_) => anyhow::bail!("--brokers needs a keel built with the `kafka` feature"),
         }
