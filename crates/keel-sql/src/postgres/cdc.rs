@@ -233,14 +233,7 @@ impl super::PgOutbox {
     pub async fn drop_cdc_slot(&self, slot: &CdcSlot) -> Result<(), CdcError> {
         slot.validate()?;
         let client = self.database().client().await.map_err(CdcError::Database)?;
-        client
-            .execute(
-                "SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots
-                 WHERE slot_name = $1",
-                &[&slot.slot],
-            )
-            .await
-            .map_err(|e| CdcError::Database(one_line(&e)))?;
+        drop_slot_when_free(&client, &slot.slot).await?;
         client
             .batch_execute(&format!("DROP PUBLICATION IF EXISTS {}", slot.publication))
             .await
@@ -355,19 +348,36 @@ async fn ensure_slot(
         .and_then(|count| std::str::from_utf8(&count).ok()?.parse::<i64>().ok())
         .ok_or_else(|| CdcError::Database("the outbox's rows were not counted".to_string()))?;
     if pending > 0 {
-        // The session that made the slot may still be closing; its slot is dropped once free.
-        for _ in 0..50 {
-            let dropped = client
-                .execute("SELECT pg_drop_replication_slot($1)", &[&slot.slot])
-                .await;
-            if dropped.is_ok() {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
+        drop_slot_when_free(&client, &slot.slot).await?;
         return Err(CdcError::Backlog(pending));
     }
     Ok(())
+}
+
+/// Drops the slot `name` if it exists, waiting up to 5 s for the session that last held it
+/// (a relay just stopped, the session that created it) to let it go.
+async fn drop_slot_when_free(
+    client: &deadpool_postgres::Object,
+    name: &str,
+) -> Result<(), CdcError> {
+    let mut attempts = 0;
+    loop {
+        let dropped = client
+            .execute(
+                "SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots
+                 WHERE slot_name = $1",
+                &[&name],
+            )
+            .await;
+        match dropped {
+            Ok(_) => return Ok(()),
+            Err(error) if attempts >= 50 => return Err(CdcError::Database(one_line(&error))),
+            Err(_) => {
+                attempts += 1;
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+    }
 }
 
 /// The relay's view of the stream: `claim` hands out received rows in commit order,
