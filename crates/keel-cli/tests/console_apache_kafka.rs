@@ -3,7 +3,8 @@
 //! what `keel groups` and `keel dlq --brokers` say — a topic listed with its partitions and
 //! events (API and page), a group's lag in events as `keel groups lag` prints it (API and
 //! page), a dead letter replayed with a canary through the API whose effect `keel dlq`
-//! sees, a view that needs a data directory refused in one line, and SIGTERM stopping it.
+//! sees, the event browser (newest first, filters, one event, its journey across topics),
+//! a view that needs a data directory refused in one line, and SIGTERM stopping it.
 //! Needs the `kafka` feature (`cargo nextest run -p keel-cli --features kafka`) and
 //! `KEEL_TEST_KAFKA_BROKERS` (`scripts/services start kafka`): unset, the test says it did
 //! not run; set, an unreachable broker fails it.
@@ -209,8 +210,62 @@ async fn the_console_shows_and_replays_what_a_kafka_cluster_holds() {
     let page = get_page(http, "/dead-letters");
     assert!(page.contains(&format!(r#"data-dlq="{dlq}""#)), "{page}");
 
+    // The event browser reads the cluster: newest first, filtered, one event, its journey.
+    let page = get_json(http, &format!("/api/topics/{topic}/events"));
+    assert_eq!(
+        page["scanned"], 7,
+        "6 events and the replayed canary: {page}"
+    );
+    assert_eq!(
+        page["events"].as_array().expect("events").len(),
+        7,
+        "{page}"
+    );
+    let page = get_json(http, &format!("/api/topics/{topic}/events?key=k0"));
+    assert_eq!(page["events"].as_array().unwrap().len(), 4, "{page}");
+    let page = get_json(
+        http,
+        &format!("/api/topics/{topic}/events?type=order.placed"),
+    );
+    let found = &page["events"][0];
+    assert_eq!(
+        (&found["partition"], &found["offset"], &found["event"]["id"]),
+        (
+            &Value::from(2),
+            &Value::from(replayed_at),
+            &Value::from("e-dead")
+        ),
+        "{page}"
+    );
+    assert_eq!(page["events"].as_array().unwrap().len(), 1, "{page}");
+    let one = get_json(http, &format!("/api/topics/{topic}/events/2/{replayed_at}"));
+    assert_eq!(one["event"]["type"], "order.placed", "{one}");
+    let (status, body) = get(http, &format!("/api/topics/{topic}/events/0/99"));
+    assert_eq!(status, 404, "no event past the end: {body}");
+    let journey = get_json(
+        http,
+        &format!("/api/topics/{topic}/events/2/{replayed_at}/journey"),
+    );
+    let topics_in = |journey: &Value| -> Vec<String> {
+        journey["events"]
+            .as_array()
+            .expect("journey events")
+            .iter()
+            .map(|e| e["topic"].as_str().unwrap_or_default().to_string())
+            .collect()
+    };
+    let seen = topics_in(&journey);
+    assert!(
+        seen.contains(&topic) && seen.contains(&dlq),
+        "the dead letter and its replay share the id e-dead: {journey}"
+    );
+    let page = get_page(http, &format!("/topics/{topic}/events?type=order.placed"));
+    assert!(page.contains("e-dead"), "{page}");
+    let page = get_page(http, &format!("/topics/{topic}/events/2/{replayed_at}"));
+    assert!(page.contains(r#"data-figure="journey""#), "{page}");
+
     // What only a data directory has is refused in one line; the console keeps serving.
-    let (status, body) = get(http, &format!("/api/topics/{topic}/events"));
+    let (status, body) = get(http, "/api/catalog/asyncapi.json");
     assert_eq!(status, 501, "{body}");
     assert!(body.contains("needs a data directory"), "{body}");
     assert_eq!(get(http, "/health").0, 200);

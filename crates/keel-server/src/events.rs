@@ -1,19 +1,23 @@
-//! Finding events in the log for the event browser and `GET /api/topics/{topic}/events`:
-//! newest first or from an offset or a time, filtered by key, event id, type, correlation
-//! id or a JSON path of the data; and an event's journey, the events of its conversation
-//! across topics linked by `causationid`.
+//! Finding events for the event browser and `GET /api/topics/{topic}/events`: newest first
+//! or from an offset or a time, filtered by key, event id, type, correlation id or a JSON
+//! path of the data; and an event's journey, the events of its conversation across topics
+//! linked by `causationid`.
 //!
-//! The log has no secondary index, so every search is a bounded scan: at most
-//! [`SCAN_RECORDS_MAX`] records per request, and an answer says whether it stopped at that
-//! budget ([`EventPage::scan_limited`]) so the page can say "searched the newest N". A scan
-//! reads whole batches ([`READ_BYTES`] at a time) and decodes each record once.
+//! Written once over the administrative port (`keel_core::AdminTransport`: stored ranges,
+//! the offset at a time, reads), so the owned log and a Kafka cluster are searched by the
+//! same code. Neither has a secondary index, so every search is a bounded scan — at most
+//! [`ScanLimits`] records per request, fewer on a cluster where every read is a fetch —
+//! and an answer says whether it stopped at that budget ([`EventPage::scan_limited`]) so
+//! the page can say "stopped after N records". A scan reads whole batches and decodes
+//! each record once.
 //!
 //! Not here: rendering, HTTP.
 
 use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
 
-use keel_core::Event;
-use keel_log::{Log, Partition, ReadError, Record};
+use keel_core::{AdminTransport, Event, PartitionOffsets, Record, TransportError};
+use keel_runtime::admin::scan::scan;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use utoipa::{IntoParams, ToSchema};
@@ -22,16 +26,44 @@ use utoipa::{IntoParams, ToSchema};
 pub(crate) const PAGE_EVENTS_MAX: usize = 500;
 /// Events on a page unless the caller asks for another number.
 pub(crate) const PAGE_EVENTS_DEFAULT: usize = 50;
-/// Most records one search decodes.
-pub(crate) const SCAN_RECORDS_MAX: u64 = 200_000;
-/// Most records a journey search reads from the end of each partition.
-pub(crate) const JOURNEY_PARTITION_RECORDS_MAX: u64 = 20_000;
 /// Most events a journey holds.
 pub(crate) const JOURNEY_EVENTS_MAX: usize = 500;
-/// Bytes asked of the log per read.
+/// Bytes asked of the source to read one event.
 const READ_BYTES: usize = 256 * 1024;
 /// Records read per step when scanning backwards from the end of a partition.
 const BACKWARD_STEP: u64 = 256;
+
+/// How many records a search and a journey read before they stop and say so.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct ScanLimits {
+    /// Most records one search reads.
+    pub(crate) search_records: u64,
+    /// Most records a journey reads from the end of each partition.
+    pub(crate) journey_partition_records: u64,
+    /// Most records a journey reads in all.
+    pub(crate) journey_records: u64,
+    /// How long a journey goes on to the next topic: on a cluster of hundreds of topics
+    /// each costs a round trip or more even when empty.
+    pub(crate) journey_time: Duration,
+}
+
+impl ScanLimits {
+    /// On the owned log, where a read is a copy from the page cache.
+    pub(crate) const LOG: ScanLimits = ScanLimits {
+        search_records: 200_000,
+        journey_partition_records: 20_000,
+        journey_records: 2_000_000,
+        journey_time: Duration::from_secs(60),
+    };
+    /// On a cluster, where every read is a fetch over the network (about 1 MiB each) and
+    /// a journey visits every topic: bounded so a page answers in seconds.
+    pub(crate) const CLUSTER: ScanLimits = ScanLimits {
+        search_records: 20_000,
+        journey_partition_records: 2_000,
+        journey_records: 20_000,
+        journey_time: Duration::from_secs(5),
+    };
+}
 
 /// Where a search starts and which way it goes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, Serialize, ToSchema)]
@@ -114,6 +146,8 @@ pub(crate) struct EventPage {
     pub(crate) scanned: u64,
     /// Whether the search stopped at its record budget before the end of the data.
     pub(crate) scan_limited: bool,
+    /// The record budget of a search on this source.
+    pub(crate) scan_records_max: u64,
     /// The `cursor` of the next page; `null` when every selected partition was read to its
     /// end (its start, newest first).
     pub(crate) next_cursor: Option<String>,
@@ -127,8 +161,18 @@ pub(crate) struct Journey {
     pub(crate) correlation: String,
     /// The events, by time.
     pub(crate) events: Vec<FoundEvent>,
-    /// Whether a partition held more records than the search reads from its end.
+    /// Whether a partition held more records than the search reads from its end, or the
+    /// search stopped at its budget.
     pub(crate) scan_limited: bool,
+    /// Records read.
+    pub(crate) scanned: u64,
+    /// The record budget of a journey on this source.
+    pub(crate) scan_records_max: u64,
+    /// Topics searched: the event's own first, then those named after it (`.dlq`), then
+    /// the others by name, until the time or record budget ran out.
+    pub(crate) topics_searched: usize,
+    /// Topics the source has.
+    pub(crate) topics_total: usize,
 }
 
 /// Why a search failed.
@@ -159,29 +203,43 @@ pub(crate) enum SearchError {
         /// The offset.
         offset: u64,
     },
-    /// Reading the log failed.
-    #[error("cannot read the log: {0}")]
-    Read(#[from] ReadError),
+    /// The source could not answer.
+    #[error(transparent)]
+    Transport(TransportError),
 }
 
-/// Searches `topic` as `query` says.
-pub(crate) fn search(log: &Log, topic: &str, query: &EventQuery) -> Result<EventPage, SearchError> {
-    let handle = log
-        .topic(topic)
-        .ok_or_else(|| SearchError::TopicNotFound(topic.to_string()))?;
-    let partitions: Vec<(u32, &Partition)> = match query.partition {
-        Some(index) => {
-            let partition = handle
-                .partition(index)
+impl From<TransportError> for SearchError {
+    fn from(error: TransportError) -> SearchError {
+        match error {
+            TransportError::UnknownTopic { topic } => SearchError::TopicNotFound(topic),
+            TransportError::UnknownPartition { topic, partition } => {
+                SearchError::PartitionNotFound { topic, partition }
+            }
+            other => SearchError::Transport(other),
+        }
+    }
+}
+
+/// Searches `topic` as `query` says, reading at most `limits.search_records` records.
+pub(crate) async fn search(
+    admin: &dyn AdminTransport,
+    topic: &str,
+    query: &EventQuery,
+    limits: ScanLimits,
+) -> Result<EventPage, SearchError> {
+    let stored = admin.partition_offsets(topic).await?;
+    let partitions: Vec<PartitionOffsets> = match query.partition {
+        Some(index) => vec![
+            stored
+                .iter()
+                .find(|p| p.partition == index)
+                .copied()
                 .ok_or(SearchError::PartitionNotFound {
                     topic: topic.to_string(),
                     partition: index,
-                })?;
-            vec![(index, partition.as_ref())]
-        }
-        None => (0u32..)
-            .zip(handle.partitions().iter().map(|p| p.as_ref()))
-            .collect(),
+                })?,
+        ],
+        None => stored,
     };
     let limit = query
         .limit
@@ -189,37 +247,44 @@ pub(crate) fn search(log: &Log, topic: &str, query: &EventQuery) -> Result<Event
         .clamp(1, PAGE_EVENTS_MAX);
     let filter = Filter::from_query(query)?;
     let cursor = parse_cursor(query.cursor.as_deref())?;
-    let mut page = EventPage::default();
-    let mut budget = SCAN_RECORDS_MAX;
+    let mut page = EventPage {
+        scan_records_max: limits.search_records,
+        ..EventPage::default()
+    };
+    let mut budget = limits.search_records;
     let start = query.start.unwrap_or_default();
     let newest = start == Start::Newest;
     // Per partition: its matches in search order, how far the scan got, its range.
     let mut scanned: Vec<(u32, Vec<FoundEvent>, u64, u64, u64)> = Vec::new();
-    for (index, partition) in partitions {
+    for stored in partitions {
+        let index = stored.partition;
+        let high = stored.high_watermark;
         let (mut from, mut to) = match start {
             Start::Newest => {
                 let end = match query.time_ms {
-                    Some(before) => partition
-                        .offset_for_timestamp(before)?
-                        .unwrap_or(partition.high_watermark()),
-                    None => partition.high_watermark(),
+                    Some(before) => admin
+                        .offset_for_time(topic, index, before)
+                        .await?
+                        .unwrap_or(high),
+                    None => high,
                 };
-                (partition.log_start_offset(), end)
+                (stored.log_start, end)
             }
             Start::Offset => {
                 let offset = query
                     .offset
                     .ok_or_else(|| SearchError::BadQuery("start=offset needs an offset".into()))?;
-                (offset, partition.high_watermark())
+                (offset, high)
             }
             Start::Time => {
                 let time = query
                     .time_ms
                     .ok_or_else(|| SearchError::BadQuery("start=time needs time_ms".into()))?;
-                let offset = partition
-                    .offset_for_timestamp(time)?
-                    .unwrap_or(partition.high_watermark());
-                (offset, partition.high_watermark())
+                let offset = admin
+                    .offset_for_time(topic, index, time)
+                    .await?
+                    .unwrap_or(high);
+                (offset, high)
             }
         };
         if let Some(&at) = cursor.get(&index) {
@@ -229,8 +294,8 @@ pub(crate) fn search(log: &Log, topic: &str, query: &EventQuery) -> Result<Event
                 from = from.max(at);
             }
         }
-        from = from.max(partition.log_start_offset());
-        to = to.min(partition.high_watermark());
+        from = from.max(stored.log_start);
+        to = to.min(high);
         let mut found = Vec::new();
         let visit = |record: Record| {
             let event = found_event(topic, index, record);
@@ -239,10 +304,16 @@ pub(crate) fn search(log: &Log, topic: &str, query: &EventQuery) -> Result<Event
             }
             found.len() < limit
         };
+        let range = Range {
+            topic,
+            stored: &stored,
+            from,
+            to,
+        };
         let outcome = if newest {
-            scan_backward(partition, from, to, &mut budget, visit)?
+            scan_backward(admin, range, &mut budget, visit).await?
         } else {
-            scan_forward(partition, from, to, &mut budget, visit)?
+            scan_forward(admin, range, &mut budget, visit).await?
         };
         page.scanned += outcome.read;
         page.scan_limited |= outcome.budget_hit;
@@ -304,23 +375,15 @@ fn parse_cursor(text: Option<&str>) -> Result<BTreeMap<u32, u64>, SearchError> {
 }
 
 /// The event at `topic/partition/offset`.
-pub(crate) fn event_at(
-    log: &Log,
+pub(crate) async fn event_at(
+    admin: &dyn AdminTransport,
     topic: &str,
     partition: u32,
     offset: u64,
 ) -> Result<FoundEvent, SearchError> {
-    let handle = log
-        .topic(topic)
-        .ok_or_else(|| SearchError::TopicNotFound(topic.to_string()))?;
-    let stored = handle
-        .partition(partition)
-        .ok_or(SearchError::PartitionNotFound {
-            topic: topic.to_string(),
-            partition,
-        })?;
-    let record = stored
-        .read_records(offset, READ_BYTES)?
+    let record = admin
+        .read(topic, partition, offset, READ_BYTES)
+        .await?
         .into_iter()
         .find(|r| r.offset == offset)
         .ok_or(SearchError::NoEvent {
@@ -333,57 +396,91 @@ pub(crate) fn event_at(
 
 /// The journey of `event`: the events sharing its correlation id (its own id when it has
 /// none) and those naming it or its cause in `causationid`, across every topic, searched in
-/// the newest [`JOURNEY_PARTITION_RECORDS_MAX`] records of each partition.
-pub(crate) fn journey(log: &Log, event: &FoundEvent) -> Result<Journey, SearchError> {
-    let attribute = |name: &str| {
-        event
-            .event
-            .as_ref()
-            .and_then(|e| e.get(name))
-            .and_then(Value::as_str)
-            .map(str::to_string)
-    };
-    let id = attribute("id").unwrap_or_default();
-    let correlation = attribute("correlationid").unwrap_or_else(|| id.clone());
-    let cause = attribute("causationid");
+/// the newest `limits.journey_partition_records` records of each partition and at most
+/// `limits.journey_records` records in all.
+pub(crate) async fn journey(
+    admin: &dyn AdminTransport,
+    event: &FoundEvent,
+    limits: ScanLimits,
+) -> Result<Journey, SearchError> {
+    let id = attribute(event, "id").unwrap_or_default().to_string();
+    let correlation = attribute(event, "correlationid").map_or_else(|| id.clone(), str::to_string);
+    let cause = attribute(event, "causationid").map(str::to_string);
     let mut journey = Journey {
         correlation: correlation.clone(),
+        scan_records_max: limits.journey_records,
         ..Journey::default()
     };
     if correlation.is_empty() {
         return Ok(journey);
     }
     let related = |found: &FoundEvent| {
-        let Some(e) = &found.event else {
-            return false;
-        };
-        let text = |name: &str| e.get(name).and_then(Value::as_str);
+        let text = |name: &str| attribute(found, name);
         text("correlationid") == Some(&correlation)
             || text("id") == Some(&correlation)
             || text("causationid") == Some(&id)
             || (cause.is_some() && text("id") == cause.as_deref())
     };
-    for topic in log.topics() {
-        for (index, partition) in (0u32..).zip(topic.partitions()) {
-            let end = partition.high_watermark();
+    let mut budget = limits.journey_records;
+    let deadline = Instant::now() + limits.journey_time;
+    let mut topics: Vec<String> = admin.topics().await?.into_iter().map(|t| t.name).collect();
+    journey.topics_total = topics.len();
+    // Its own topic first, then those named after it (its dead letters, its retries).
+    topics.sort_by_key(|t| (*t != event.topic, !t.starts_with(&event.topic)));
+    for topic in &topics {
+        // The event's own topic is always searched.
+        if journey.topics_searched > 0 && (budget == 0 || Instant::now() >= deadline) {
+            journey.scan_limited = true;
+            break;
+        }
+        journey.topics_searched += 1;
+        let stored = match admin.partition_offsets(topic).await {
+            Ok(stored) => stored,
+            // Deleted since it was listed.
+            Err(TransportError::UnknownTopic { .. }) => continue,
+            Err(error) => return Err(error.into()),
+        };
+        for partition in &stored {
+            let end = partition.high_watermark;
             let start = end
-                .saturating_sub(JOURNEY_PARTITION_RECORDS_MAX)
-                .max(partition.log_start_offset());
-            journey.scan_limited |= start > partition.log_start_offset();
-            let mut budget = JOURNEY_PARTITION_RECORDS_MAX;
-            scan_forward(partition, start, end, &mut budget, |record| {
-                let found = found_event(topic.name(), index, record);
+                .saturating_sub(limits.journey_partition_records)
+                .max(partition.log_start);
+            journey.scan_limited |= start > partition.log_start;
+            let range = Range {
+                topic,
+                stored: partition,
+                from: start,
+                to: end,
+            };
+            let outcome = scan_forward(admin, range, &mut budget, |record| {
+                let found = found_event(topic, partition.partition, record);
                 if related(&found) {
                     journey.events.push(found);
                 }
                 journey.events.len() < JOURNEY_EVENTS_MAX
-            })?;
+            })
+            .await?;
+            journey.scanned += outcome.read;
+            journey.scan_limited |= outcome.budget_hit;
         }
     }
     journey.events.sort_by(|a, b| {
         (a.timestamp_ms, &a.topic, a.offset).cmp(&(b.timestamp_ms, &b.topic, b.offset))
     });
     Ok(journey)
+}
+
+/// The journey of the event at `topic/partition/offset`, with that event.
+pub(crate) async fn journey_at(
+    admin: &dyn AdminTransport,
+    topic: &str,
+    partition: u32,
+    offset: u64,
+    limits: ScanLimits,
+) -> Result<(FoundEvent, Journey), SearchError> {
+    let event = event_at(admin, topic, partition, offset).await?;
+    let journey = journey(admin, &event, limits).await?;
+    Ok((event, journey))
 }
 
 /// Records of an embedded event store's topic read from its end for [`store_streams`].
@@ -410,14 +507,26 @@ pub(crate) struct StoreStreams {
     pub(crate) scan_limited: bool,
 }
 
+/// The stored range of every partition of `topic`, `None` when there is no such topic.
+async fn stored_ranges(
+    admin: &dyn AdminTransport,
+    topic: &str,
+) -> Result<Option<Vec<PartitionOffsets>>, SearchError> {
+    match admin.partition_offsets(topic).await {
+        Ok(stored) => Ok(Some(stored)),
+        Err(TransportError::UnknownTopic { .. }) => Ok(None),
+        Err(error) => Err(error.into()),
+    }
+}
+
 /// The streams of the embedded event store whose events are in `topic` and snapshots in
-/// `snapshot_topic`, `None` when the log has no such topic.
-pub(crate) fn store_streams(
-    log: &Log,
+/// `snapshot_topic`, `None` when the source has no such topic.
+pub(crate) async fn store_streams(
+    admin: &dyn AdminTransport,
     topic: &str,
     snapshot_topic: &str,
 ) -> Result<Option<StoreStreams>, SearchError> {
-    let Some(events) = log.topic(topic) else {
+    let Some(partitions) = stored_ranges(admin, topic).await? else {
         return Ok(None);
     };
     let mut out = StoreStreams {
@@ -427,15 +536,21 @@ pub(crate) fn store_streams(
     let mut categories: BTreeMap<String, (std::collections::BTreeSet<String>, u64)> =
         BTreeMap::new();
     let mut latest: BTreeMap<String, (String, String, u64)> = BTreeMap::new();
-    for partition in events.partitions() {
-        let end = partition.high_watermark();
-        out.events += end - partition.log_start_offset();
+    for partition in &partitions {
+        let end = partition.high_watermark;
+        out.events += end - partition.log_start;
         let start = end
             .saturating_sub(STORE_SCAN_RECORDS_MAX)
-            .max(partition.log_start_offset());
-        out.scan_limited |= start > partition.log_start_offset();
+            .max(partition.log_start);
+        out.scan_limited |= start > partition.log_start;
         let mut budget = STORE_SCAN_RECORDS_MAX;
-        scan_forward(partition, start, end, &mut budget, |record| {
+        let range = Range {
+            topic,
+            stored: partition,
+            from: start,
+            to: end,
+        };
+        scan_forward(admin, range, &mut budget, |record| {
             let Some(stream) = record
                 .key
                 .as_deref()
@@ -465,7 +580,8 @@ pub(crate) fn store_streams(
                 ),
             );
             true
-        })?;
+        })
+        .await?;
     }
     out.categories = categories
         .into_iter()
@@ -478,18 +594,27 @@ pub(crate) fn store_streams(
     recent.sort_by_key(|r| std::cmp::Reverse(r.3));
     recent.truncate(RECENT_STREAMS);
     out.recent = recent;
-    out.snapshots = log.topic(snapshot_topic).map_or(0, |t| {
-        t.partitions()
-            .iter()
-            .map(|p| p.high_watermark() - p.log_start_offset())
-            .sum()
-    });
+    out.snapshots = stored_ranges(admin, snapshot_topic)
+        .await?
+        .map_or(0, |stored| {
+            stored.iter().map(|p| p.high_watermark - p.log_start).sum()
+        });
     Ok(Some(out))
 }
 
 /// The CloudEvent attribute `name` of a found event, as text.
 pub(crate) fn attribute<'a>(event: &'a FoundEvent, name: &str) -> Option<&'a str> {
     event.event.as_ref()?.get(name)?.as_str()
+}
+
+/// A stretch `from..to` of one partition to scan.
+#[derive(Clone, Copy)]
+struct Range<'a> {
+    topic: &'a str,
+    /// The partition and its stored range.
+    stored: &'a PartitionOffsets,
+    from: u64,
+    to: u64,
 }
 
 /// What a scan did.
@@ -501,67 +626,56 @@ struct Scanned {
     reached: u64,
 }
 
-/// Visits records `from..to` oldest first until `visit` returns false or `budget` records
-/// were read.
-fn scan_forward(
-    partition: &Partition,
-    from: u64,
-    to: u64,
+/// Visits the records of `range` oldest first until `visit` returns false or `budget`
+/// records were read.
+async fn scan_forward(
+    admin: &dyn AdminTransport,
+    range: Range<'_>,
     budget: &mut u64,
-    mut visit: impl FnMut(Record) -> bool,
-) -> Result<Scanned, ReadError> {
-    let mut offset = from.max(partition.log_start_offset());
-    let to = to.min(partition.high_watermark());
-    let mut read = 0;
-    let stopped = |read, budget_hit, reached| {
-        Ok(Scanned {
-            read,
-            budget_hit,
-            reached,
-        })
+    mut visit: impl FnMut(Record) -> bool + Send,
+) -> Result<Scanned, TransportError> {
+    let from = range.from.max(range.stored.log_start);
+    let to = range.to.min(range.stored.high_watermark);
+    let mut outcome = Scanned {
+        read: 0,
+        budget_hit: false,
+        reached: to.max(from),
     };
-    while offset < to {
-        if *budget == 0 {
-            return stopped(read, true, offset);
-        }
-        let records = partition.read_records(offset, READ_BYTES)?;
-        let before = offset;
-        for record in records {
-            if record.offset < offset {
-                continue;
-            }
-            if record.offset >= to {
-                return stopped(read, false, to);
-            }
-            if *budget == 0 {
-                return stopped(read, true, offset);
-            }
-            offset = record.offset + 1;
-            read += 1;
-            *budget -= 1;
-            if !visit(record) {
-                return stopped(read, false, offset);
-            }
-        }
-        if offset == before {
-            // Compaction can leave a batch whose records all lie below `offset`.
-            break;
-        }
+    if from < to && *budget == 0 {
+        outcome.budget_hit = true;
+        outcome.reached = from;
+        return Ok(outcome);
     }
-    stopped(read, false, to.max(offset))
+    scan(admin, range.topic, range.stored, from, to, |record| {
+        if *budget == 0 {
+            outcome.budget_hit = true;
+            outcome.reached = record.offset;
+            return Ok::<_, TransportError>(false);
+        }
+        *budget -= 1;
+        outcome.read += 1;
+        let next = record.offset + 1;
+        if visit(record) {
+            Ok(true)
+        } else {
+            outcome.reached = next;
+            Ok(false)
+        }
+    })
+    .await?;
+    Ok(outcome)
 }
 
-/// Visits records `from..to` newest first, reading forward in steps from the end, until
-/// `visit` returns false or `budget` records were read.
-fn scan_backward(
-    partition: &Partition,
-    from: u64,
-    to: u64,
+/// Visits the records of `range` newest first, reading forward in steps from the end,
+/// until `visit` returns false or `budget` records were read.
+async fn scan_backward(
+    admin: &dyn AdminTransport,
+    range: Range<'_>,
     budget: &mut u64,
-    mut visit: impl FnMut(Record) -> bool,
-) -> Result<Scanned, ReadError> {
-    let from = from.max(partition.log_start_offset());
-    let mut end = to.min(partition.high_watermark());
+    mut visit: impl FnMut(Record) -> bool + Send,
+) -> Result<Scanned, TransportError> {
+    let from = range.from.max(range.stored.log_start);
+    let mut end = range.to.min(range.stored.high_watermark);
     let mut read = 0;
     while end > from {
         if *budget == 0 {
@@ -573,11 +687,11 @@ fn scan_backward(
         }
         let start = end.saturating_sub(BACKWARD_STEP.min(*budget)).max(from);
         let mut step = Vec::new();
-        let mut unlimited = u64::MAX;
-        scan_forward(partition, start, end, &mut unlimited, |record| {
+        scan(admin, range.topic, range.stored, start, end, |record| {
             step.push(record);
-            true
-        })?;
+            Ok::<_, TransportError>(true)
+        })
+        .await?;
         for record in step.into_iter().rev() {
             read += 1;
             *budget = budget.saturating_sub(1);
@@ -753,10 +867,20 @@ fn walk<'a>(mut value: &'a Value, path: &[PathStep]) -> Option<&'a Value> {
 
 #[cfg(test)]
 mod tests {
-    use keel_log::TopicConfig;
+    use keel_embedded::admin::{LogAdmin, at_once};
+    use keel_log::{Log, TopicConfig};
     use serde_json::json;
 
     use super::*;
+
+    fn search_log(log: &Log, topic: &str, query: &EventQuery) -> Result<EventPage, SearchError> {
+        at_once(search(
+            &LogAdmin::new(log, 0),
+            topic,
+            query,
+            ScanLimits::LOG,
+        ))
+    }
 
     fn seeded() -> (tempfile::TempDir, Log) {
         let dir = tempfile::tempdir().unwrap();
@@ -785,7 +909,7 @@ mod tests {
 
     fn check(query: EventQuery, expected_ids: &[&str]) {
         let (_dir, log) = seeded();
-        let page = search(&log, "orders", &query).unwrap();
+        let page = search_log(&log, "orders", &query).unwrap();
         let ids: Vec<&str> = page
             .events
             .iter()
@@ -861,7 +985,7 @@ mod tests {
             limit: Some(2),
             ..EventQuery::default()
         };
-        let page = search(&log, "orders", &query).unwrap();
+        let page = search_log(&log, "orders", &query).unwrap();
         let offsets: Vec<u64> = page.events.iter().map(|e| e.offset).collect();
         assert_eq!(offsets, vec![10, 11]);
     }
@@ -879,7 +1003,7 @@ mod tests {
             };
             let mut seen = Vec::new();
             loop {
-                let page = search(&log, "orders", &query).unwrap();
+                let page = search_log(&log, "orders", &query).unwrap();
                 seen.extend(
                     page.events
                         .iter()
@@ -902,9 +1026,10 @@ mod tests {
     }
 
     #[test]
-    fn a_journey_follows_correlation_across_topics() {
+    fn a_journey_follows_correlation_across_topics_within_its_budgets() {
         let (_dir, log) = seeded();
-        let cause = event_at(&log, "orders", 0, 0).unwrap();
+        let admin = LogAdmin::new(&log, 0);
+        let cause = at_once(event_at(&admin, "orders", 0, 0)).unwrap();
         let cause_id = attribute(&cause, "id").unwrap().to_string();
         let correlation = attribute(&cause, "correlationid").unwrap().to_string();
         let effect = Event::new("/payments", "payment.requested")
@@ -913,19 +1038,58 @@ mod tests {
         log.topic("payments").unwrap().partitions()[0]
             .append(&[keel_runtime::event_record(&effect)])
             .unwrap();
-        let journey = journey(&log, &cause).unwrap();
-        assert_eq!(journey.correlation, correlation);
+        let found = at_once(journey(&admin, &cause, ScanLimits::LOG)).unwrap();
+        assert_eq!(found.correlation, correlation);
         assert_eq!(
-            journey.events.len(),
+            found.events.len(),
             201,
             "200 of the correlation and the effect"
         );
         assert!(
-            journey
+            found
                 .events
                 .iter()
                 .any(|e| e.topic == "payments" && attribute(e, "causationid") == Some(&cause_id))
         );
+        let hurried = ScanLimits {
+            journey_time: Duration::ZERO,
+            ..ScanLimits::LOG
+        };
+        let cut = at_once(journey(&admin, &cause, hurried)).unwrap();
+        assert_eq!((cut.topics_searched, cut.topics_total), (1, 2));
+        assert!(cut.scan_limited, "a journey cut short says so");
+        assert_eq!(cut.events.len(), 200, "its own topic's, searched first");
+        let page = search_log(
+            &log,
+            "orders",
+            &EventQuery {
+                ty: Some("no.such.type".into()),
+                ..EventQuery::default()
+            },
+        )
+        .unwrap();
+        assert_eq!((page.scanned, page.scan_limited), (600, false));
+        let small = ScanLimits {
+            search_records: 100,
+            ..ScanLimits::LOG
+        };
+        let page = at_once(search(&admin, "orders", &EventQuery::default(), small)).unwrap();
+        assert_eq!(
+            (page.scanned, page.scan_limited, page.scan_records_max),
+            (100, false, 100),
+            "a page's 50 candidates from each of the 2 partitions, within the budget"
+        );
+        let page = at_once(search(
+            &admin,
+            "orders",
+            &EventQuery {
+                ty: Some("no.such.type".into()),
+                ..EventQuery::default()
+            },
+            small,
+        ))
+        .unwrap();
+        assert_eq!((page.scanned, page.scan_limited), (100, true));
     }
 
     #[test]
@@ -950,7 +1114,8 @@ mod tests {
         log.topic("keel.events").unwrap().partitions()[0]
             .append(&records)
             .unwrap();
-        let streams = store_streams(&log, "keel.events", "keel.snapshots")
+        let admin = LogAdmin::new(&log, 0);
+        let streams = at_once(store_streams(&admin, "keel.events", "keel.snapshots"))
             .unwrap()
             .unwrap();
         assert_eq!(
@@ -965,7 +1130,11 @@ mod tests {
             streams.recent[1].0, "order-1",
             "its latest event is newer than order-2's"
         );
-        assert!(store_streams(&log, "other.events", "x").unwrap().is_none());
+        assert!(
+            at_once(store_streams(&admin, "other.events", "x"))
+                .unwrap()
+                .is_none()
+        );
     }
 
     #[test]

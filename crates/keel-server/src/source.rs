@@ -9,8 +9,8 @@
 //! runs them on either source: on the log through `keel_embedded::admin::LogAdmin` on a
 //! blocking thread (its answers are ready at once, so a page of 6,000 partitions costs what
 //! it cost before the port), on a cluster through its client. What only a data directory
-//! has (byte sizes, topic settings, the schema registry, the application databases,
-//! recovery) answers [`not_on_a_cluster`] there.
+//! has (byte sizes, topic settings, producing from the console, the schema registry, the
+//! application databases, recovery) answers [`not_on_a_cluster`] there.
 //!
 //! Not here: the logic itself, any client of a cluster (the binary builds one and hands
 //! over its ports, so this crate never links librdkafka).
@@ -23,6 +23,7 @@ use keel_core::{AdminTransport, PublishTransport};
 use keel_embedded::EmbeddedBus;
 
 use crate::app::ApiError;
+use crate::events::ScanLimits;
 
 /// A cluster the console reads through the transport port.
 #[derive(Clone)]
@@ -51,6 +52,14 @@ pub(crate) enum Source {
 }
 
 impl Source {
+    /// How far the event browser's scans read here (a cluster's reads are fetches).
+    pub(crate) fn scan_limits(&self) -> ScanLimits {
+        match self {
+            Source::Log(_) => ScanLimits::LOG,
+            Source::Cluster(_) => ScanLimits::CLUSTER,
+        }
+    }
+
     /// The bus over the owned log, or the answer that `what` needs one.
     pub(crate) fn bus(&self, what: &str) -> Result<&Arc<EmbeddedBus>, ApiError> {
         match self {

@@ -26,7 +26,7 @@ use axum::http::StatusCode;
 use axum::response::Json;
 use keel_core::{Event, SendError};
 pub(crate) use keel_embedded::admin::topics::{TopicView, topic_view};
-use keel_log::{Log, TopicConfig, TopicError};
+use keel_log::{TopicConfig, TopicError};
 use keel_runtime::PublishError;
 use keel_schema::{SchemaPublishError, SchemaPublisher};
 use serde::{Deserialize, Serialize};
@@ -88,7 +88,7 @@ impl From<SearchError> for ApiError {
             | SearchError::PartitionNotFound { .. }
             | SearchError::NoEvent { .. } => StatusCode::NOT_FOUND,
             SearchError::BadQuery(_) => StatusCode::BAD_REQUEST,
-            _ => StatusCode::INTERNAL_SERVER_ERROR,
+            SearchError::Transport(error) => return error.into(),
         };
         ApiError(status, error.to_string())
     }
@@ -271,9 +271,12 @@ async fn search_events(
     Path(topic): Path<String>,
     Query(query): Query<EventQuery>,
 ) -> Result<Json<EventPage>, ApiError> {
-    app.with_log(move |log| events::search(log, &topic, &query))
-        .await
-        .map(Json)
+    let limits = app.source.scan_limits();
+    app.on_ports(move |admin, _| {
+        Box::pin(async move { events::search(admin, &topic, &query, limits).await })
+    })
+    .await
+    .map(Json)
 }
 
 #[utoipa::path(
@@ -292,9 +295,11 @@ async fn get_event(
     State(app): State<App>,
     Path((topic, partition, offset)): Path<(String, u32, u64)>,
 ) -> Result<Json<FoundEvent>, ApiError> {
-    app.with_log(move |log| events::event_at(log, &topic, partition, offset))
-        .await
-        .map(Json)
+    app.on_ports(move |admin, _| {
+        Box::pin(async move { events::event_at(admin, &topic, partition, offset).await })
+    })
+    .await
+    .map(Json)
 }
 
 #[utoipa::path(
@@ -313,20 +318,15 @@ async fn event_journey(
     State(app): State<App>,
     Path((topic, partition, offset)): Path<(String, u32, u64)>,
 ) -> Result<Json<Journey>, ApiError> {
-    app.with_log(move |log| journey_at(log, &topic, partition, offset))
-        .await
-        .map(Json)
-}
-
-/// The journey of the event at `topic/partition/offset`.
-pub(crate) fn journey_at(
-    log: &Log,
-    topic: &str,
-    partition: u32,
-    offset: u64,
-) -> Result<Journey, SearchError> {
-    let event = events::event_at(log, topic, partition, offset)?;
-    events::journey(log, &event)
+    let limits = app.source.scan_limits();
+    app.on_ports(move |admin, _| {
+        Box::pin(async move {
+            let (_, journey) = events::journey_at(admin, &topic, partition, offset, limits).await?;
+            Ok::<_, SearchError>(journey)
+        })
+    })
+    .await
+    .map(Json)
 }
 
 /// `POST /api/topics/{topic}/events` body: the CloudEvent to produce (or, with

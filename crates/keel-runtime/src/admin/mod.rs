@@ -21,4 +21,4 @@ pub mod dead_letters;
 pub mod gauges;
 pub mod groups;
 pub mod replay;
-mod scan;
+pub mod scan;

@@ -1,6 +1,6 @@
 //! Reading a whole stretch of a partition through the administrative port, record by
 //! record: what the dead-letter tools and their audit log do to find every dead letter or
-//! audit entry, on any transport.
+//! audit entry, and the console's event browser to search, on any transport.
 //!
 //! Not here: what a record means (the callers decide, record by record).
 
@@ -12,7 +12,7 @@ const SCAN_READ_BYTES: usize = 1024 * 1024;
 /// Calls `f` with every record of `stored.partition` of `topic` in `from..to` (clamped to
 /// the stored range, as `AdminTransport::partition_offsets` gave it), in offset order, until
 /// `f` returns `Ok(false)`.
-pub(crate) async fn scan<E: From<TransportError>>(
+pub async fn scan<E: From<TransportError>>(
     admin: &dyn AdminTransport,
     topic: &str,
     stored: &PartitionOffsets,

@@ -75,7 +75,11 @@ async fn applications_page(State(app): State<App>, viewer: Viewer) -> PageResult
     let applications = load(&app).await?;
     let store = EmbeddedStoreOptions::default();
     let streams = app
-        .with_log(move |log| events::store_streams(log, &store.topic, &store.snapshot_topic))
+        .on_ports(move |admin, _| {
+            Box::pin(async move {
+                events::store_streams(admin, &store.topic, &store.snapshot_topic).await
+            })
+        })
         .await?;
     let now = now_ms();
     let body = html! {

@@ -20,7 +20,6 @@ use crate::app::{ApiError, App};
 use crate::config::TRACE_ID_PLACEHOLDER;
 use crate::events::{self, EventQuery, FoundEvent, Start, attribute};
 use crate::schemas_api::with_registry;
-use crate::topics_api::journey_at;
 
 /// Deepest causation level drawn indented; deeper ones are drawn at this depth.
 const TREE_DEPTH_MAX: usize = 4;
@@ -56,8 +55,11 @@ async fn browser_page(
     }
     let page_data = {
         let (topic, query) = (topic.clone(), query.clone());
-        app.with_log(move |log| events::search(log, &topic, &query))
-            .await?
+        let limits = app.source.scan_limits();
+        app.on_ports(move |admin, _| {
+            Box::pin(async move { events::search(admin, &topic, &query, limits).await })
+        })
+        .await?
     };
     let templates = if shows_changes(viewer) {
         schema_templates(&app).await
@@ -101,7 +103,7 @@ async fn browser_page(
         section #events data-live {
             p.muted data-figure="scan" {
                 (page_data.events.len()) " event(s) shown, " (page_data.scanned) " record(s) read"
-                @if page_data.scan_limited { " — the search stopped at its budget of " (events::SCAN_RECORDS_MAX) " records; narrow it or follow the next page" }
+                @if page_data.scan_limited { " — the search stopped after " (page_data.scan_records_max) " records, its budget here; narrow it or follow the next page" }
             }
             table data-figure="event-table" {
                 thead { tr { th { "time" } th { "partition/offset" } th { "key" } th { "type" } th { "id" } th { "correlation" } th { "data" } } }
@@ -261,12 +263,13 @@ async fn event_page(
     viewer: Viewer,
     Path((topic, partition, offset)): Path<(String, u32, u64)>,
 ) -> PageResult {
+    let limits = app.source.scan_limits();
     let (found, journey) = {
         let topic = topic.clone();
-        app.with_log(move |log| {
-            let found = events::event_at(log, &topic, partition, offset)?;
-            let journey = journey_at(log, &topic, partition, offset)?;
-            Ok::<_, events::SearchError>((found, journey))
+        app.on_ports(move |admin, _| {
+            Box::pin(
+                async move { events::journey_at(admin, &topic, partition, offset, limits).await },
+            )
         })
         .await?
     };
@@ -352,7 +355,7 @@ async fn event_page(
                 @for c in &caused { a href=(event_link(c)) { (attribute(c, "type").unwrap_or("?")) " in " (c.topic) } " " }
             }
             h3 { "Journey of correlation " span.mono { (journey.correlation) } }
-            @if journey.scan_limited { p.muted { "Searched the newest " (events::JOURNEY_PARTITION_RECORDS_MAX) " records of each partition." } }
+            @if journey.scan_limited { p.muted data-figure="journey-limit" { "Stopped after " (journey.scanned) " records in " (journey.topics_searched) " of " (journey.topics_total) " topics: a journey reads at most the newest " (limits.journey_partition_records) " records of each partition, " (limits.journey_records) " in all, and goes on to a next topic for " (limits.journey_time.as_secs()) " s." } }
             table data-figure="journey" {
                 thead { tr { th { "event" } th { "topic" } th { "time" } th { "id" } } }
                 tbody {
