@@ -4,6 +4,7 @@
 //! events (API and page), a group's lag in events as `keel groups lag` prints it (API and
 //! page), a dead letter replayed with a canary through the API whose effect `keel dlq`
 //! sees, the event browser (newest first, filters, one event, its journey across topics),
+//! a test event produced through the API,
 //! a view that needs a data directory refused in one line, and SIGTERM stopping it.
 //! Needs the `kafka` feature (`cargo nextest run -p keel-cli --features kafka`) and
 //! `KEEL_TEST_KAFKA_BROKERS` (`scripts/services start kafka`): unset, the test says it did
@@ -263,6 +264,23 @@ async fn the_console_shows_and_replays_what_a_kafka_cluster_holds() {
     assert!(page.contains("e-dead"), "{page}");
     let page = get_page(http, &format!("/topics/{topic}/events/2/{replayed_at}"));
     assert!(page.contains(r#"data-figure="journey""#), "{page}");
+
+    // A test event produced from the console goes to the partition of its key.
+    let produced = post_json(
+        http,
+        &format!("/api/topics/{topic}/events"),
+        &json!({ "type": "console.test", "key": "k0", "data": { "n": 1 } }),
+    );
+    let at = format!(
+        "/api/topics/{topic}/events/{}/{}",
+        produced["partition"], produced["offset"]
+    );
+    let stored = get_json(http, &at);
+    assert_eq!(
+        (&stored["event"]["type"], &stored["event"]["id"]),
+        (&Value::from("console.test"), &produced["id"]),
+        "{stored}"
+    );
 
     // What only a data directory has is refused in one line; the console keeps serving.
     let (status, body) = get(http, "/api/catalog/asyncapi.json");

@@ -9,8 +9,8 @@
 //! runs them on either source: on the log through `keel_embedded::admin::LogAdmin` on a
 //! blocking thread (its answers are ready at once, so a page of 6,000 partitions costs what
 //! it cost before the port), on a cluster through its client. What only a data directory
-//! has (byte sizes, topic settings, producing from the console, the schema registry, the
-//! application databases, recovery) answers [`not_on_a_cluster`] there.
+//! has (byte sizes, topic settings, the schema registry, the application databases,
+//! recovery) answers [`not_on_a_cluster`] there.
 //!
 //! Not here: the logic itself, any client of a cluster (the binary builds one and hands
 //! over its ports, so this crate never links librdkafka).
@@ -21,6 +21,7 @@ use std::sync::Arc;
 use axum::http::StatusCode;
 use keel_core::{AdminTransport, PublishTransport};
 use keel_embedded::EmbeddedBus;
+use keel_runtime::{Metrics, Publisher};
 
 use crate::app::ApiError;
 use crate::events::ScanLimits;
@@ -57,6 +58,15 @@ impl Source {
         match self {
             Source::Log(_) => ScanLimits::LOG,
             Source::Cluster(_) => ScanLimits::CLUSTER,
+        }
+    }
+
+    /// A publisher of events on this source: the bus's on the log, one over the cluster's
+    /// publishing port (counting into metrics of its own) on a cluster.
+    pub(crate) fn publisher(&self) -> Publisher {
+        match self {
+            Source::Log(bus) => bus.publisher(),
+            Source::Cluster(cluster) => Publisher::new(cluster.publish.clone(), Metrics::new()),
         }
     }
 

@@ -415,11 +415,17 @@ async fn produce(
             .map_err(|error| ApiError::bad_request(format!("invalid event: {error}")))?
             .into_event(),
     };
-    let bus = app.source.bus("producing from the console")?;
+    // A Kafka producer may create a missing topic (auto.create.topics.enable): refuse first.
+    let exists = topic.clone();
+    app.on_ports(move |admin, _| {
+        Box::pin(async move { admin.partition_offsets(&exists).await.map(drop) })
+    })
+    .await?;
+    let publisher = app.source.publisher();
     let schema_id = match &app.registry {
         None => None,
         Some(registry) => {
-            let checker = SchemaPublisher::new(bus.publisher(), registry.clone());
+            let checker = SchemaPublisher::new(publisher.clone(), registry.clone());
             let checked = event.clone();
             let outcome = tokio::task::spawn_blocking(move || checker.check(&checked))
                 .await
@@ -434,8 +440,7 @@ async fn produce(
         }
     };
     let id = event.id.clone();
-    let published = bus
-        .publisher()
+    let published = publisher
         .publish(&topic, event)
         .await
         .map_err(|error| match error {
