@@ -90,7 +90,12 @@ async fn consume(
         if let Ok(event) = tokio::time::timeout(wait, member.next()).await {
             match event {
                 Some(event) => on_member_event(event, assigned).await?,
-                None => bail!("group '{group}' ended this member"),
+                None => match member.refusal() {
+                    Some(reason) => {
+                        bail!("the cluster refused this member of group '{group}': {reason}")
+                    }
+                    None => bail!("group '{group}' ended this member"),
+                },
             }
             idle = false;
             continue;

@@ -3,8 +3,9 @@
 //! `alice` a super user, as ACLs deny everyone else), reached with
 //! the client properties of the config file's `[kafka_properties]` and `--kafka-property`.
 //! `keel consume --group` reads through it as a group member, `keel groups lag` sees that
-//! group's commits; a wrong password (a flag overriding the file) fails in one line, and a
-//! property Keel fixes is refused naming it.
+//! group's commits; a wrong password (a flag overriding the file) fails naming the brokers'
+//! refusal, a user the ACLs deny is refused as a member at once, and a property Keel fixes is
+//! refused naming it.
 //! Needs the `kafka` feature (`cargo nextest run -p keel-cli --features kafka`).
 #![cfg(feature = "kafka")]
 
@@ -36,6 +37,7 @@ fn operator_verbs_reach_a_sasl_ssl_listener_with_the_file_s_kafka_properties() {
     let (_, ca) = self_signed(certs.path());
     let key = certs.path().join("key.pem");
     keel.ok(&["users", "add", "alice", "--password", "pencil"], "");
+    keel.ok(&["users", "add", "bob", "--password", "builder"], "");
     let (mut server, line) = keel.start_server(&[
         "--kafka-sasl-mechanisms",
         "SCRAM-SHA-512",
@@ -100,6 +102,29 @@ fn operator_verbs_reach_a_sasl_ssl_listener_with_the_file_s_kafka_properties() {
         ],
         "",
         "SASL authentication error: Authentication failed: invalid username or password",
+    );
+    // A user the ACLs deny is told so at once, not after waiting for an assignment.
+    let started = std::time::Instant::now();
+    keel.fails(
+        &[
+            "consume",
+            "t",
+            "--group",
+            "g",
+            "--config",
+            &config,
+            "-X",
+            "sasl.username=bob",
+            "-X",
+            "sasl.password=builder",
+        ],
+        "",
+        "the cluster refused this member of group 'g'",
+    );
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(20),
+        "the refusal took {:?}, the assignment wait is 30 s",
+        started.elapsed()
     );
     keel.fails(
         &["groups", "lag", "g", "--config", &config, "-X", "acks=1"],

@@ -139,6 +139,8 @@ pub struct KafkaMember {
     events: mpsc::UnboundedReceiver<MemberEvent>,
     stop: Arc<std::sync::atomic::AtomicBool>,
     lag: Arc<PartitionLags>,
+    /// Why the cluster will never let this member in (set before it leaves on its own).
+    refusal: Arc<OnceLock<String>>,
 }
 
 /// Why a member could not join.
@@ -291,16 +293,23 @@ impl KafkaMember {
         let _ = consumer.context().consumer.set(Arc::downgrade(&consumer));
         consumer.subscribe(&[topic]).map_err(error)?;
         let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let refusal = Arc::new(OnceLock::new());
         // Detached: it ends by itself once the member left (see `Drop`).
-        let poll_stop = stop.clone();
+        let (poll_stop, poll_refusal) = (stop.clone(), refusal.clone());
         std::thread::Builder::new()
             .name(format!("keel-kafka-{group}"))
-            .spawn(move || poll_loop(consumer, poll_stop))
+            .spawn(move || poll_loop(consumer, poll_stop, poll_refusal))
             .expect("spawn the consumer's poll thread");
-        Ok(KafkaMember { events, stop, lag })
+        Ok(KafkaMember {
+            events,
+            stop,
+            lag,
+            refusal,
+        })
     }
 
-    /// The next change of this member's partitions; `None` once the member left.
+    /// The next change of this member's partitions; `None` once the member left — on its
+    /// own when the cluster refused it (see [`KafkaMember::refusal`]).
     ///
     /// Cancel safety: cancel safe (a change not yet returned stays queued).
     pub async fn next(&mut self) -> Option<MemberEvent> {
@@ -312,6 +321,12 @@ impl KafkaMember {
     /// see [`KafkaConfig`]). The handle stays valid while the member runs.
     pub fn lag(&self) -> Weak<PartitionLags> {
         Arc::downgrade(&self.lag)
+    }
+
+    /// Why the cluster refused this member for good (a denied group or topic, a refused
+    /// login), in librdkafka's words; `None` while it may still join or consume.
+    pub fn refusal(&self) -> Option<&str> {
+        self.refusal.get().map(String::as_str)
     }
 
     /// Leaves the group: the final revocations still arrive through [`KafkaMember::next`]
@@ -331,12 +346,17 @@ impl Drop for KafkaMember {
     }
 }
 
-/// Serves the consumer's main queue (rebalances, errors) until asked to leave; then
-/// unsubscribes and serves the final revocation before the consumer closes.
-fn poll_loop(consumer: Arc<GroupConsumer>, stop: Arc<std::sync::atomic::AtomicBool>) {
+/// Serves the consumer's main queue (rebalances, errors) until asked to leave, or until the
+/// cluster refuses the member for good (noted in `refusal`); then unsubscribes and serves
+/// the final revocation before the consumer closes.
+fn poll_loop(
+    consumer: Arc<GroupConsumer>,
+    stop: Arc<std::sync::atomic::AtomicBool>,
+    refusal: Arc<OnceLock<String>>,
+) {
     let mut leaving = false;
     loop {
-        if !leaving && stop.load(std::sync::atomic::Ordering::SeqCst) {
+        if !leaving && (stop.load(std::sync::atomic::Ordering::SeqCst) || refusal.get().is_some()) {
             leaving = true;
             consumer.unsubscribe();
         }
@@ -355,11 +375,31 @@ fn poll_loop(consumer: Arc<GroupConsumer>, stop: Arc<std::sync::atomic::AtomicBo
                     "record on the consumer's main queue; it will be delivered again after a rebalance"
                 );
             }
+            Some(Err(error)) if refuses_for_good(&error) => {
+                tracing::error!(%error, "the cluster refuses this member; it leaves");
+                let _ = refusal.set(error.to_string());
+            }
             Some(Err(error)) => {
                 tracing::warn!(%error, "Kafka consumer error");
             }
         }
     }
+}
+
+/// Whether a consumer error will not go away by waiting: the ACLs deny the group or the
+/// topic, or the brokers refused the login. librdkafka keeps retrying these, so a member
+/// would wait for an assignment that never comes.
+fn refuses_for_good(error: &KafkaError) -> bool {
+    matches!(
+        error.rdkafka_error_code(),
+        Some(
+            RDKafkaErrorCode::GroupAuthorizationFailed
+                | RDKafkaErrorCode::TopicAuthorizationFailed
+                | RDKafkaErrorCode::ClusterAuthorizationFailed
+                | RDKafkaErrorCode::SaslAuthenticationFailed
+                | RDKafkaErrorCode::Authentication
+        )
+    )
 }
 
 /// One assigned partition: its records in offset order, and commits of its progress.
