@@ -173,6 +173,9 @@ pub(crate) struct Journey {
     pub(crate) topics_searched: usize,
     /// Topics the source has.
     pub(crate) topics_total: usize,
+    /// Other topics that could not be read, each with the reason (a codec this client lacks,
+    /// no permission): left out of the journey rather than failing it.
+    pub(crate) unreadable: Vec<String>,
 }
 
 /// Why a search failed.
@@ -434,40 +437,55 @@ pub(crate) async fn journey(
             break;
         }
         journey.topics_searched += 1;
-        let stored = match admin.partition_offsets(topic).await {
-            Ok(stored) => stored,
+        let searched =
+            search_topic(admin, topic, limits, &mut budget, &mut journey, &related).await;
+        match searched {
+            Ok(()) => {}
             // Deleted since it was listed.
-            Err(TransportError::UnknownTopic { .. }) => continue,
-            Err(error) => return Err(error.into()),
-        };
-        for partition in &stored {
-            let end = partition.high_watermark;
-            let start = end
-                .saturating_sub(limits.journey_partition_records)
-                .max(partition.log_start);
-            journey.scan_limited |= start > partition.log_start;
-            let range = Range {
-                topic,
-                stored: partition,
-                from: start,
-                to: end,
-            };
-            let outcome = scan_forward(admin, range, &mut budget, |record| {
-                let found = found_event(topic, partition.partition, record);
-                if related(&found) {
-                    journey.events.push(found);
-                }
-                journey.events.len() < JOURNEY_EVENTS_MAX
-            })
-            .await?;
-            journey.scanned += outcome.read;
-            journey.scan_limited |= outcome.budget_hit;
+            Err(TransportError::UnknownTopic { .. }) => {}
+            Err(error) if *topic == event.topic => return Err(error.into()),
+            Err(error) => journey.unreadable.push(format!("{topic}: {error}")),
         }
     }
     journey.events.sort_by(|a, b| {
         (a.timestamp_ms, &a.topic, a.offset).cmp(&(b.timestamp_ms, &b.topic, b.offset))
     });
     Ok(journey)
+}
+
+/// Adds the events of `topic`'s newest records that are `related` to `journey`.
+async fn search_topic(
+    admin: &dyn AdminTransport,
+    topic: &str,
+    limits: ScanLimits,
+    budget: &mut u64,
+    journey: &mut Journey,
+    related: &(impl Fn(&FoundEvent) -> bool + Sync),
+) -> Result<(), TransportError> {
+    for partition in &admin.partition_offsets(topic).await? {
+        let end = partition.high_watermark;
+        let start = end
+            .saturating_sub(limits.journey_partition_records)
+            .max(partition.log_start);
+        journey.scan_limited |= start > partition.log_start;
+        let range = Range {
+            topic,
+            stored: partition,
+            from: start,
+            to: end,
+        };
+        let outcome = scan_forward(admin, range, budget, |record| {
+            let found = found_event(topic, partition.partition, record);
+            if related(&found) {
+                journey.events.push(found);
+            }
+            journey.events.len() < JOURNEY_EVENTS_MAX
+        })
+        .await?;
+        journey.scanned += outcome.read;
+        journey.scan_limited |= outcome.budget_hit;
+    }
+    Ok(())
 }
 
 /// The journey of the event at `topic/partition/offset`, with that event.

@@ -356,6 +356,7 @@ async fn event_page(
             }
             h3 { "Journey of correlation " span.mono { (journey.correlation) } }
             @if journey.scan_limited { p.muted data-figure="journey-limit" { "Stopped after " (journey.scanned) " records in " (journey.topics_searched) " of " (journey.topics_total) " topics: a journey reads at most the newest " (limits.journey_partition_records) " records of each partition, " (limits.journey_records) " in all, and goes on to a next topic for " (limits.journey_time.as_secs()) " s." } }
+            @if !journey.unreadable.is_empty() { p.muted data-figure="journey-unreadable" { (journey.unreadable.len()) " topic(s) could not be read and were left out: " (journey.unreadable.join("; ")) } }
             table data-figure="journey" {
                 thead { tr { th { "event" } th { "topic" } th { "time" } th { "id" } } }
                 tbody {
