@@ -7,9 +7,8 @@
 //! client, of topics or of partitions. The JSON format itself is in `structured.rs`.
 
 use std::borrow::Cow;
-use std::collections::BTreeMap;
 
-use crate::attribute::{self, SPEC_VERSION, check_name, event_from_attributes};
+use crate::attribute::{self, Attributes, SPEC_VERSION, check_name, event_from_attributes};
 use crate::error::EnvelopeError;
 use crate::event::Event;
 
@@ -108,7 +107,7 @@ impl Event {
         value: Option<&'a [u8]>,
     ) -> Result<Event, EnvelopeError> {
         let _ = key;
-        let mut attributes = BTreeMap::new();
+        let mut attributes = Attributes::default();
         for (header, header_value) in headers {
             let name = if header.eq_ignore_ascii_case(CONTENT_TYPE_HEADER) {
                 "datacontenttype"
@@ -136,10 +135,7 @@ impl Event {
                     format!("header {header:?} is not UTF-8"),
                 ));
             };
-            if attributes
-                .insert(name.to_owned(), text.to_owned())
-                .is_some()
-            {
+            if attributes.insert(name, text.to_owned()).is_some() {
                 return Err(EnvelopeError::invalid(
                     name,
                     "appears more than once in the headers",

@@ -5,15 +5,13 @@
 //! data goes base64-encoded under `data_base64`, because `Event::data` is bytes and Keel cannot
 //! know that bytes of an arbitrary media type are text. Not the JSON batch format.
 
-use std::collections::BTreeMap;
-
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use serde_json::{Map, Value};
 
 use crate::attribute::{
-    self, JSON_MEDIA_TYPE, RESERVED_NAMES, SPEC_VERSION, check_name, event_from_attributes,
-    is_json_media_type,
+    self, Attributes, JSON_MEDIA_TYPE, RESERVED_NAMES, SPEC_VERSION, check_name,
+    event_from_attributes, is_json_media_type,
 };
 use crate::binary::{BinaryEvent, CONTENT_TYPE_HEADER};
 use crate::error::{EnvelopeError, one_line};
@@ -98,7 +96,7 @@ impl Event {
                 reason: format!("found {}", json_kind(&value)),
             });
         };
-        let mut attributes = BTreeMap::new();
+        let mut attributes = Attributes::default();
         let mut data_member = None;
         let mut base64_member = None;
         for (name, value) in object {
@@ -108,7 +106,7 @@ impl Event {
                 _ => {
                     check_name(&name)?;
                     if let Some(text) = canonical_string(&name, value)? {
-                        attributes.insert(name, text);
+                        attributes.insert(&name, text);
                     }
                 }
             }
@@ -186,13 +184,10 @@ fn canonical_string(name: &str, value: Value) -> Result<Option<String>, Envelope
 
 /// The bytes of a `data` member: the JSON text of the value for a JSON media type (or none,
 /// which then becomes `application/json`), the string's UTF-8 for any other media type.
-fn data_bytes(
-    attributes: &mut BTreeMap<String, String>,
-    value: Value,
-) -> Result<Vec<u8>, EnvelopeError> {
+fn data_bytes(attributes: &mut Attributes, value: Value) -> Result<Vec<u8>, EnvelopeError> {
     match attributes.get("datacontenttype") {
         None => {
-            attributes.insert("datacontenttype".to_owned(), JSON_MEDIA_TYPE.to_owned());
+            attributes.insert("datacontenttype", JSON_MEDIA_TYPE.to_owned());
             Ok(value.to_string().into_bytes())
         }
         Some(content_type) if is_json_media_type(content_type) => {
