@@ -7,7 +7,7 @@
 //! | `topics`, `create_topic` | Metadata, CreateTopics (the admin client) |
 //! | `partition_offsets` | ListOffsets earliest and latest (watermarks), all of the topic's partitions in one request per leader |
 //! | `offset_for_time` | ListOffsets by timestamp |
-//! | `read` | Fetch, through a consumer assigned the one partition (no group) |
+//! | `read` | Fetch, through a consumer assigned the one partition (no group), one of a small pool (`readers.rs`) |
 //! | `groups` | ListGroups |
 //! | `committed` | OffsetFetch of every partition of every topic, as the group, in one request |
 //! | `commit` | OffsetCommit as the group with no generation — the broker takes it only from an empty group, so a reset never races a running member |
@@ -17,7 +17,7 @@
 //!
 //! Not here: publishing (`publisher.rs`) or consuming as a group member (`member.rs`).
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use keel_core::{
@@ -32,18 +32,18 @@ use crate::config::KafkaConfig;
 use crate::group_clients::GroupClients;
 use crate::limits::METADATA_TIMEOUT;
 use crate::member::record;
+use crate::readers::{Reader, Readers};
 use crate::topics::{Topics, unavailable};
 
 /// A Kafka cluster's administrative side. Cheap to clone; clones share one admin client,
-/// one reading consumer, and the consumers carrying a group's id that read and set its
-/// committed offsets (`group_clients.rs`).
+/// the pool of reading consumers (`readers.rs`), and the consumers carrying a group's id
+/// that read and set its committed offsets (`group_clients.rs`).
 #[derive(Clone)]
 pub struct KafkaAdmin {
     config: KafkaConfig,
     topics: Arc<Topics>,
-    /// Reads partitions for [`AdminTransport::read`]; one read at a time, since a read
-    /// assigns the consumer the partition it reads.
-    reader: Arc<Mutex<BaseConsumer>>,
+    /// Read partitions, list offsets and groups; one call per reader at a time.
+    readers: Arc<Readers>,
     groups: Arc<GroupClients>,
 }
 
@@ -67,7 +67,7 @@ impl KafkaAdmin {
         Ok(KafkaAdmin {
             config: config.clone(),
             topics: Arc::new(Topics::new(config)?),
-            reader: Arc::new(Mutex::new(config.reader().create()?)),
+            readers: Arc::new(Readers::new(config)),
             groups: Arc::default(),
         })
     }
@@ -174,7 +174,7 @@ impl AdminTransport for KafkaAdmin {
     fn groups(&self) -> BoxFuture<'_, Result<Vec<String>, TransportError>> {
         self.blocking(|admin| {
             let list = admin
-                .reader()
+                .reader()?
                 .fetch_group_list(None, METADATA_TIMEOUT)
                 .map_err(|e| unavailable(format!("listing groups: {e}")))?;
             let mut groups: Vec<String> = list
@@ -264,8 +264,11 @@ impl AdminTransport for KafkaAdmin {
 }
 
 impl KafkaAdmin {
-    fn reader(&self) -> std::sync::MutexGuard<'_, BaseConsumer> {
-        self.reader.lock().unwrap_or_else(|p| p.into_inner())
+    /// A reading consumer of the pool, waiting for one while all are busy.
+    fn reader(&self) -> Result<Reader<'_>, TransportError> {
+        self.readers
+            .get()
+            .map_err(|e| unavailable(format!("a reading client: {e}")))
     }
 
     /// One ListOffsets of `partitions` of `topic` at `at` — a time in ms, or
@@ -286,7 +289,7 @@ impl KafkaAdmin {
                 .map_err(unavailable)?;
         }
         let answer = self
-            .reader()
+            .reader()?
             .offsets_for_times(asked, METADATA_TIMEOUT)
             .map_err(|e| unavailable(format!("ListOffsets of {topic}: {e}")))?;
         partitions
@@ -320,7 +323,7 @@ impl KafkaAdmin {
         if offset >= high {
             return Ok(Vec::new());
         }
-        let reader = self.reader();
+        let reader = self.reader()?;
         let mut assignment = TopicPartitionList::new();
         assignment
             .add_partition_offset(topic, partition as i32, Offset::Offset(offset as i64))

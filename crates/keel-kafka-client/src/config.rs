@@ -25,7 +25,9 @@
 
 use rdkafka::ClientConfig;
 
-use crate::limits::{LAG_STATISTICS_INTERVAL, READER_FETCH_WAIT, TRANSACTION_TIMEOUT};
+use crate::limits::{
+    ADMIN_READERS_DEFAULT, LAG_STATISTICS_INTERVAL, READER_FETCH_WAIT, TRANSACTION_TIMEOUT,
+};
 
 /// Connection and client settings for one Kafka cluster (or `keel serve`).
 #[derive(Debug, Clone)]
@@ -33,11 +35,19 @@ pub struct KafkaConfig {
     bootstrap_servers: String,
     client_id: String,
     transactional_id_prefix: String,
+    admin_readers: usize,
     extra: Vec<(String, String)>,
 }
 
 /// The group id of the admin side's reading consumer, which never joins or commits.
 const READER_GROUP: &str = "keel-admin-reader";
+
+/// Keel's own property for [`KafkaConfig::with_admin_readers`], taken with librdkafka's
+/// (which has no `keel.` properties) so one table configures the cluster's clients.
+pub const ADMIN_READERS_PROPERTY: &str = "keel.admin.readers";
+
+/// The most admin readers [`ADMIN_READERS_PROPERTY`] accepts.
+const ADMIN_READERS_MAX: usize = 64;
 
 /// The properties [`KafkaConfig::set`] refuses, because Keel's guarantees depend on them.
 const FIXED: [&str; 6] = [
@@ -56,6 +66,7 @@ impl KafkaConfig {
             bootstrap_servers: bootstrap_servers.into(),
             client_id: "keel".to_string(),
             transactional_id_prefix: "keel".to_string(),
+            admin_readers: ADMIN_READERS_DEFAULT,
             extra: Vec::new(),
         }
     }
@@ -73,6 +84,23 @@ impl KafkaConfig {
     /// The `transactional.id` prefix ([`KafkaConfig::with_transactional_id_prefix`]).
     pub fn transactional_id_prefix(&self) -> &str {
         &self.transactional_id_prefix
+    }
+
+    /// Sets how many reading consumers the admin side (`KafkaAdmin`) may keep at once
+    /// (4 unless set; at least one): concurrent reads, watermark
+    /// and group listings take one each and wait when all are busy. As the property
+    /// [`ADMIN_READERS_PROPERTY`] it comes from `--kafka-property` and the config file's
+    /// `[kafka_properties]`.
+    #[must_use]
+    pub fn with_admin_readers(mut self, readers: usize) -> KafkaConfig {
+        self.admin_readers = readers.max(1);
+        self
+    }
+
+    /// How many reading consumers the admin side may keep
+    /// ([`KafkaConfig::with_admin_readers`]).
+    pub fn admin_readers(&self) -> usize {
+        self.admin_readers
     }
 
     /// Sets the `client.id` brokers log and quota by.
@@ -100,6 +128,15 @@ impl KafkaConfig {
         value: impl Into<String>,
     ) -> Result<KafkaConfig, String> {
         let key = key.into();
+        if key == ADMIN_READERS_PROPERTY {
+            let value = value.into();
+            return match value.trim().parse::<usize>() {
+                Ok(readers @ 1..=ADMIN_READERS_MAX) => Ok(self.with_admin_readers(readers)),
+                _ => Err(format!(
+                    "'{key}' takes a count from 1 to {ADMIN_READERS_MAX}, not '{value}'"
+                )),
+            };
+        }
         if FIXED.contains(&key.as_str()) {
             return Err(format!(
                 "Keel fixes the Kafka property '{key}' (its delivery promises rest on it); it cannot be set"
@@ -242,5 +279,23 @@ mod tests {
     #[should_panic(expected = "Keel fixes the Kafka property 'acks'")]
     fn a_fixed_property_cannot_be_set() {
         let _ = KafkaConfig::new("h:1").set("acks", "1");
+    }
+
+    #[test]
+    fn the_admin_readers_property_sets_the_pool_and_refuses_a_bad_count() {
+        let config = KafkaConfig::new("h:1")
+            .try_set(ADMIN_READERS_PROPERTY, "8")
+            .unwrap();
+        assert_eq!(config.admin_readers(), 8);
+        assert!(
+            config.admin().get(ADMIN_READERS_PROPERTY).is_none(),
+            "not passed to librdkafka"
+        );
+        for bad in ["0", "many", "65"] {
+            let refused = KafkaConfig::new("h:1")
+                .try_set(ADMIN_READERS_PROPERTY, bad)
+                .unwrap_err();
+            assert!(refused.contains("from 1 to 64"), "{refused}");
+        }
     }
 }

@@ -38,13 +38,14 @@ mod group_clients;
 mod limits;
 mod member;
 mod publisher;
+mod readers;
 mod topics;
 mod transaction;
 mod transport;
 mod uncommitted;
 
 pub use admin::{AdminError, KafkaAdmin};
-pub use config::KafkaConfig;
+pub use config::{ADMIN_READERS_PROPERTY, KafkaConfig};
 pub use diagnosis::diagnose;
 pub use member::{
     CommitError, JoinError, KafkaMember, KafkaPartition, MemberEvent, MemberOptions, PartitionLags,

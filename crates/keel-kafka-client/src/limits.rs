@@ -23,6 +23,15 @@ pub(crate) const LAG_STATISTICS_INTERVAL: Duration = Duration::from_secs(5);
 /// partition (librdkafka's `fetch.wait.max.ms`, 500 ms by default).
 pub(crate) const READER_FETCH_WAIT: Duration = Duration::from_millis(10);
 
+/// How many reading consumers the admin side keeps unless configured
+/// (`KafkaConfig::with_admin_readers`): the console's sampler measures 8 groups at once,
+/// and each group measure holds a reader only for its ListOffsets round trips (the group's
+/// own OffsetFetch goes through a client acting as the group), so 4 readers keep them from
+/// queueing while a page's reads still find one — without the 8 connections and ~40
+/// librdkafka threads of one reader per concurrent measure. Measured in BENCHMARKS.md
+/// ("Operator reads on Apache Kafka").
+pub(crate) const ADMIN_READERS_DEFAULT: usize = 4;
+
 /// How many clients acting as a consumer group the admin side keeps for reuse (each holds
 /// a connection and a few librdkafka threads).
 pub(crate) const GROUP_CLIENTS_MAX: usize = 16;
