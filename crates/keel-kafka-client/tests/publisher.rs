@@ -4,8 +4,9 @@
 
 mod support;
 
+use keel_core::AdminTransport;
 use keel_core::Event;
-use keel_kafka_client::{KafkaConfig, KafkaPublisher};
+use keel_kafka_client::{KafkaAdmin, KafkaConfig, KafkaPublisher};
 use keel_runtime::{PublishError, event_record};
 use support::Serve;
 
@@ -85,4 +86,32 @@ async fn an_invalid_event_is_refused_before_anything_is_sent() {
         .unwrap()
         .clone();
     assert_eq!(partition.high_watermark(), 0, "nothing stored");
+}
+
+/// Producers Keel did not write pick any codec (zstd is a common choice for the Java client):
+/// a topic written in one must not stop Keel's Kafka clients reading it. The broker stores the
+/// batch as the producer compressed it, so the read decompresses on the client side.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn records_in_every_kafka_codec_are_read_back() {
+    let serve = Serve::start().await;
+    let admin = KafkaAdmin::connect(&KafkaConfig::new(serve.bootstrap())).unwrap();
+    for codec in ["gzip", "snappy", "lz4", "zstd"] {
+        let topic = format!("codec-{codec}");
+        serve.create_topic(&topic, 1);
+        let config = KafkaConfig::new(serve.bootstrap()).set("compression.type", codec);
+        let publisher = KafkaPublisher::new(&config)
+            .unwrap_or_else(|e| panic!("a {codec} producer: {e}"))
+            .publisher();
+        let sent = event("order-1", 7);
+        let published = publisher.publish(&topic, sent.clone()).await.unwrap();
+        let read = admin
+            .read(&topic, 0, published.offset, 1 << 20)
+            .await
+            .unwrap_or_else(|e| panic!("reading {topic}: {e}"));
+        let record = read
+            .iter()
+            .find(|r| r.offset == published.offset)
+            .unwrap_or_else(|| panic!("{topic}: the acknowledged record is read back"));
+        assert_eq!(record.value, event_record(&sent).value, "{codec}");
+    }
 }
