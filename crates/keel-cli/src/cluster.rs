@@ -13,6 +13,7 @@
 use std::sync::Arc;
 
 use anyhow::Context;
+use keel_core::AdminTransport;
 use keel_kafka_client::{KafkaAdmin, KafkaConfig, KafkaPublisher, diagnose};
 use keel_runtime::admin::audit::{self, AuditEntry};
 use keel_runtime::admin::dead_letters::{self, DeadLetterFilter, DeadLetterSummary, PurgeReport};
@@ -111,6 +112,18 @@ impl Cluster {
                 groups::apply_reset(&self.admin, group, &plan).await?;
             }
             Ok(plan)
+        })
+    }
+
+    /// Deletes `group` (DeleteGroups); a group the cluster does not list is an error here,
+    /// so a misspelt name is not reported deleted, and one whose members run is refused
+    /// (`TransportError::GroupActive`, Kafka's NON_EMPTY_GROUP).
+    pub(crate) fn delete_group(&self, group: &str) -> anyhow::Result<()> {
+        self.run(async {
+            if !self.admin.groups().await?.iter().any(|g| g == group) {
+                anyhow::bail!("the cluster has no group '{group}'");
+            }
+            Ok(self.admin.delete_group(group).await?)
         })
     }
 

@@ -7,8 +7,9 @@
 //! refuses it, unless forced; here, while this command holds the data directory, no consumer
 //! of another process can commit offsets, so a reset never races one. A delete needs the data
 //! directory itself (with a server, Kafka's DeleteGroups does it). With `--brokers` (or
-//! `KEEL_BROKERS`) list, lag and reset act on a Kafka cluster (`cluster.rs`, the `kafka`
-//! feature), which refuses a reset while members of the group run.
+//! `KEEL_BROKERS`) list, lag, reset and delete act on a Kafka cluster (`cluster.rs`, the
+//! `kafka` feature), which refuses a reset or a delete while members of the group run
+//! (Kafka's NON_EMPTY_GROUP).
 
 use std::path::Path;
 
@@ -80,7 +81,8 @@ enum GroupsCommand {
         #[arg(long)]
         json: bool,
     },
-    /// Delete a group: forget all its committed offsets. Stop its consumers first.
+    /// Delete a group: forget all its committed offsets (with --brokers: Kafka's
+    /// DeleteGroups, refused while members of the group run). Stop its consumers first.
     Delete {
         /// The group.
         group: String,
@@ -195,15 +197,21 @@ pub(crate) fn run(data: &Path, server: Option<&str>, args: GroupsArgs) -> anyhow
                 println!("dry run: nothing committed");
             }
         }
-        GroupsCommand::Delete { group } => {
-            let log = control
-                .control()
-                .context("`keel groups delete` is not available with --brokers")?
-                .local("keel groups delete")?;
-            let partitions = groups::delete_group(log, &group)
-                .with_context(|| format!("cannot delete group '{group}'"))?;
-            println!("deleted group '{group}' (committed offsets of {partitions} partition(s))");
-        }
+        GroupsCommand::Delete { group } => match control.control() {
+            Some(keel) => {
+                let partitions = groups::delete_group(keel.local("keel groups delete")?, &group)
+                    .with_context(|| format!("cannot delete group '{group}'"))?;
+                println!(
+                    "deleted group '{group}' (committed offsets of {partitions} partition(s))"
+                );
+            }
+            None => {
+                control
+                    .delete_group(&group)
+                    .with_context(|| format!("cannot delete group '{group}'"))?;
+                println!("deleted group '{group}'");
+            }
+        },
     }
     Ok(())
 }

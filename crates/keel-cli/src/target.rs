@@ -106,6 +106,16 @@ impl Target {
         }
     }
 
+    /// Deletes `group` on a cluster; a data directory's groups are deleted through the
+    /// directory itself (`Control::local`), which this never does.
+    pub(crate) fn delete_group(&self, group: &str) -> anyhow::Result<()> {
+        match self {
+            Target::Keel(_) => anyhow::bail!("deleting '{group}' needs the data directory itself"),
+            #[cfg(feature = "kafka")]
+            Target::Cluster(cluster) => cluster.delete_group(group),
+        }
+    }
+
     pub(crate) fn dead_letter_summaries(
         &self,
         now_ms: i64,

@@ -1,6 +1,7 @@
 //! `keel groups lag|reset --brokers` on the real Apache Kafka broker: a group's lag per
 //! partition in events and seconds as the binary prints it, a reset of the stopped group
-//! committed on the cluster, and a reset refused while a member of the group runs.
+//! committed on the cluster, a reset and a delete refused while a member of the group runs,
+//! and `keel groups delete --brokers` of the stopped group.
 //! Needs the `kafka` feature (`cargo nextest run -p keel-cli --features kafka`) and
 //! `KEEL_TEST_KAFKA_BROKERS` (`scripts/services start kafka`): unset, the test says it did
 //! not run; set, an unreachable broker fails it.
@@ -131,12 +132,36 @@ async fn groups_lag_and_reset_act_on_a_kafka_cluster() {
         "",
         "has running members",
     );
+    // And the delete (Kafka's NON_EMPTY_GROUP): the group keeps its offsets.
+    keel.fails(
+        &["groups", "delete", &group, "--brokers", &brokers],
+        "",
+        "has running members",
+    );
     drop(member);
     let after = admin.committed(&group).await.expect("committed");
     assert!(
         after.iter().all(|o| o.offset == 5),
         "nothing moved: {after:?}"
     );
+
+    // The stopped group is deleted on the cluster (its member's leave may land just
+    // after the drop), then no longer listed; a second delete names the missing group.
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    let delete = ["groups", "delete", &group, "--brokers", &brokers];
+    while !keel.run(&delete, "").status.success() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the stopped group was never deleted"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert_eq!(
+        admin.committed(&group).await.expect("committed"),
+        Vec::new()
+    );
+    assert!(!admin.groups().await.expect("groups").contains(&group));
+    keel.fails(&delete, "", &format!("the cluster has no group '{group}'"));
 }
 
 fn json(text: &str) -> Value {

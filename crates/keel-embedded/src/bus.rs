@@ -107,6 +107,14 @@ impl EmbeddedBus {
         self.inner.coalescers.partition(topic, partition)
     }
 
+    /// Whether a route of this bus runs as a member of `group` (on any topic): the
+    /// embedded log's members all live in the process that owns it, so a group without
+    /// one here has no running member at all — except consumers of a `keel serve`'s Kafka
+    /// listener, which its group coordinator knows.
+    pub fn has_members(&self, group: &str) -> bool {
+        self.inner.coordinator.has_members(group)
+    }
+
     pub(crate) fn coordinator(&self) -> &Coordinator {
         &self.inner.coordinator
     }

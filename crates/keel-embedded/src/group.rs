@@ -304,6 +304,21 @@ impl Coordinator {
             })
             .clone()
     }
+
+    /// Whether `name` has a member on any topic: the embedded log's members all live in
+    /// this process, so this is the whole group.
+    pub(crate) fn has_members(&self, name: &str) -> bool {
+        let groups = self.groups.lock().unwrap_or_else(|p| p.into_inner());
+        groups.iter().any(|((group, _), state)| {
+            group == name
+                && state
+                    .state
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .member_count()
+                    > 0
+        })
+    }
 }
 
 #[cfg(test)]

@@ -55,6 +55,7 @@ async fn embedded() -> Embedded {
 keel_runtime::conformance_tests!(embedded());
 keel_sql::relay_conformance_tests!(embedded());
 keel_runtime::admin_conformance_tests!(embedded());
+keel_runtime::group_deletion_conformance_tests!(embedded());
 keel_runtime::dead_letter_conformance_tests!(embedded());
 keel_runtime::gauge_conformance_tests!(embedded());
 keel_runtime::live_lag_conformance_tests!(embedded());

@@ -11,6 +11,7 @@
 //! | `groups` | ListGroups |
 //! | `committed` | OffsetFetch of every partition of every topic, as the group, in one request |
 //! | `commit` | OffsetCommit as the group with no generation — the broker takes it only from an empty group, so a reset never races a running member |
+//! | `delete_group` | DeleteGroups (the admin client); NON_EMPTY_GROUP is `GroupActive` |
 //!
 //! Every call runs on a blocking thread (librdkafka's calls block) and waits at most
 //! [`METADATA_TIMEOUT`] for the cluster.
@@ -23,6 +24,7 @@ use std::time::{Duration, Instant};
 use keel_core::{
     AdminTransport, BoxFuture, GroupOffset, PartitionOffsets, Record, TopicInfo, TransportError,
 };
+use rdkafka::admin::AdminOptions;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
 use rdkafka::error::KafkaError;
 use rdkafka::types::RDKafkaErrorCode;
@@ -259,6 +261,38 @@ impl AdminTransport for KafkaAdmin {
                     },
                     _ => unavailable(format!("committing offsets of group '{group}': {error}")),
                 })
+        })
+    }
+
+    fn delete_group<'a>(&'a self, group: &'a str) -> BoxFuture<'a, Result<(), TransportError>> {
+        Box::pin(async move {
+            let options = AdminOptions::new().operation_timeout(Some(METADATA_TIMEOUT));
+            let results = self
+                .topics
+                .client()
+                .delete_groups(&[group], &options)
+                .await
+                .map_err(|e| unavailable(format!("deleting group '{group}': {e}")))?;
+            for result in results {
+                match result {
+                    // Absent afterwards either way.
+                    Ok(_) | Err((_, RDKafkaErrorCode::GroupIdNotFound)) => {}
+                    Err((_, RDKafkaErrorCode::NonEmptyGroup)) => {
+                        return Err(TransportError::GroupActive {
+                            group: group.to_string(),
+                        });
+                    }
+                    Err((_, code @ RDKafkaErrorCode::GroupAuthorizationFailed)) => {
+                        return Err(TransportError::Refused {
+                            reason: format!("deleting group '{group}': {code}"),
+                        });
+                    }
+                    Err((_, code)) => {
+                        return Err(unavailable(format!("deleting group '{group}': {code}")));
+                    }
+                }
+            }
+            Ok(())
         })
     }
 }

@@ -195,6 +195,11 @@ impl Topics {
         Ok(())
     }
 
+    /// The admin client, for the requests that are not about topics (DeleteGroups).
+    pub(crate) fn client(&self) -> &AdminClient<DefaultClientContext> {
+        &self.admin
+    }
+
     fn known(&self) -> std::sync::MutexGuard<'_, HashMap<String, u32>> {
         self.known.lock().unwrap_or_else(|p| p.into_inner())
     }

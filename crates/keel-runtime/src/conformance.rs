@@ -166,6 +166,23 @@ macro_rules! admin_conformance_tests {
     };
 }
 
+/// The group deletion check through the admin port, one `#[tokio::test]`, as
+/// [`conformance_tests!`] makes them (`group_deletion_conformance_tests!(optional …)` too),
+/// for the engines whose admin port deletes groups (`AdminTransport::delete_group`).
+#[macro_export]
+macro_rules! group_deletion_conformance_tests {
+    (optional $make:expr) => {
+        $crate::conformance_tests!(@tests [$make] optional;
+            a_group_is_deleted_through_the_admin_port_once_its_members_stopped,
+        );
+    };
+    ($make:expr) => {
+        $crate::conformance_tests!(@tests [$make] always;
+            a_group_is_deleted_through_the_admin_port_once_its_members_stopped,
+        );
+    };
+}
+
 /// The metrics check, one `#[tokio::test]`, as [`conformance_tests!`] makes them
 /// (`gauge_conformance_tests!(optional …)` too), for transports whose lag gauges cover a
 /// group after it stopped, in events and seconds (the embedded log and the engines
@@ -812,6 +829,73 @@ pub async fn lag_in_events_and_seconds_and_a_reset_through_the_admin_port<H: Har
         lags.iter().all(|l| l.lag_events == 0 && l.lag_ms == 0),
         "caught up: {lags:?}"
     );
+}
+
+/// `keel groups delete` through the admin port: refused with
+/// [`TransportError::GroupActive`](keel_core::TransportError::GroupActive) while a member
+/// runs, then, once the members stopped, the group is gone — not listed, no committed
+/// offset — and deleting it again succeeds.
+pub async fn a_group_is_deleted_through_the_admin_port_once_its_members_stopped<H: Harness>(
+    harness: &H,
+) {
+    create_topic(harness, "orders", 2).await;
+    publish(harness, "orders", vec![event("a", 0), event("b", 1)]).await;
+    let seen: Seen = Arc::default();
+    let group = name(harness, "billing");
+    let admin = harness.admin();
+    let handler = recording("run", &seen, |_, _, _| None);
+    let handle =
+        start(Router::new(harness.transport()).route(route(harness, "orders", "billing", handler)));
+    until("both handled", || distinct(&seen, "run").len() == 2).await;
+    until_committed(admin.as_ref(), &group).await;
+    assert_eq!(
+        admin.delete_group(&group).await,
+        Err(keel_core::TransportError::GroupActive {
+            group: group.clone()
+        }),
+        "a running group is refused"
+    );
+    assert!(
+        !admin.committed(&group).await.expect("committed").is_empty(),
+        "nothing deleted while refused"
+    );
+    handle.shutdown().await;
+    // A member's leave may reach the broker just after the shutdown returns.
+    let deadline = Instant::now() + WAIT;
+    loop {
+        match admin.delete_group(&group).await {
+            Ok(()) => break,
+            Err(keel_core::TransportError::GroupActive { .. }) if Instant::now() < deadline => {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            Err(error) => panic!("deleting a stopped group: {error}"),
+        }
+    }
+    assert_eq!(
+        admin.committed(&group).await.expect("committed"),
+        Vec::new(),
+        "no committed offset left"
+    );
+    assert!(
+        !admin.groups().await.expect("groups").contains(&group),
+        "no longer listed"
+    );
+    admin
+        .delete_group(&group)
+        .await
+        .expect("deleting a group that is gone succeeds");
+}
+
+/// Waits until `group` has committed offsets (a member commits after handling).
+async fn until_committed(admin: &dyn AdminTransport, group: &str) {
+    let deadline = Instant::now() + WAIT;
+    while admin.committed(group).await.expect("committed").is_empty() {
+        assert!(
+            Instant::now() < deadline,
+            "timed out waiting for a commit of {group}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }
 
 /// Every record of `topic`'s `partition`, in offset order.

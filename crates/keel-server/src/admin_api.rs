@@ -8,6 +8,7 @@
 //! | `GET /api/groups` | every group that committed offsets, with total lag |
 //! | `GET /api/groups/{group}` | the group's lag per partition, in events and ms |
 //! | `POST /api/groups/{group}/reset` (JSON target + `dry_run`) | the offsets moved (or, dry, that would move) |
+//! | `DELETE /api/groups/{group}` | the group deleted (409 while members run) |
 //! | `GET /api/dead-letters` | per dead-letter topic: pending, replayed, purged, oldest age, causes |
 //! | `GET /api/dead-letters/{topic}?group=&kind=&type=&key=&event_id=&partition=&offset=&limit=` | the dead letters, each with its CloudEvent |
 //! | `POST /api/dead-letters/{topic}/replay` (JSON filter + `canary`, `force`, `to_group`) | the replay report |
@@ -50,6 +51,7 @@ const LIST_LIMIT_DEFAULT: usize = 100;
 pub(crate) fn routes() -> OpenApiRouter<App> {
     let changes = OpenApiRouter::new()
         .routes(routes!(reset_group))
+        .routes(routes!(delete_group))
         .routes(routes!(replay))
         .routes(routes!(purge))
         .route_layer(axum::middleware::from_fn(require_admin));
@@ -254,6 +256,58 @@ async fn reset_group(
                 applied: !body.dry_run,
                 moves,
             })
+        })
+    })
+    .await
+    .map(Json)
+}
+
+/// A delete's answer.
+#[derive(Debug, Serialize, ToSchema)]
+struct DeletedGroup {
+    /// The group.
+    group: String,
+    /// The partitions it had committed offsets in.
+    partitions: usize,
+}
+
+/// Deletes a group: its committed offsets and whatever else the source keeps for it
+/// (`AdminTransport::delete_group`; Kafka's DeleteGroups on a cluster).
+///
+/// Refused (409) while members of the group run — routes of this server, members
+/// connected to its Kafka listener, or on a cluster (Kafka's NON_EMPTY_GROUP): they would
+/// commit again. A group without
+/// committed offsets is not found (404).
+#[utoipa::path(
+    delete, path = "/api/groups/{group}", tag = "groups",
+    params(("group" = String, Path, description = "The consumer group")),
+    responses(
+        (status = 200, description = "The group was deleted", body = DeletedGroup),
+        (status = 403, description = "The caller is read-only", body = ErrorBody),
+        (status = 404, description = "No such group", body = ErrorBody),
+        (status = 409, description = "Members of the group run", body = ErrorBody)
+    )
+)]
+async fn delete_group(
+    State(app): State<App>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    Path(group): Path<String>,
+) -> Result<Json<DeletedGroup>, ApiError> {
+    // The owned log's members are of this process (its routes) or connected to its Kafka
+    // listener; the log itself cannot tell (a cluster's DeleteGroups can).
+    let routed_here = app.source.bus("").is_ok_and(|bus| bus.has_members(&group));
+    if routed_here || members_of(&app, &group).is_some_and(|view| !view.members.is_empty()) {
+        return Err(TransportError::GroupActive { group }.into());
+    }
+    app.on_ports(move |admin, _| {
+        Box::pin(async move {
+            let partitions = admin.committed(&group).await?.len();
+            if partitions == 0 {
+                return Err(GroupsError::GroupNotFound(group));
+            }
+            admin.delete_group(&group).await?;
+            tracing::info!(%group, %peer, partitions, "group deleted over HTTP");
+            Ok(DeletedGroup { group, partitions })
         })
     })
     .await

@@ -1,5 +1,6 @@
 //! The operator API and console over a real listener: dead letters made by a real router,
-//! inspected, replayed as a canary, purged, and audited over HTTP.
+//! inspected, replayed as a canary, purged, and audited over HTTP; the router's group
+//! deleted once it stopped (refused while it runs).
 
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
@@ -15,7 +16,16 @@ use tokio::sync::oneshot;
 const WAIT_MAX: Duration = Duration::from_secs(20);
 
 fn get(addr: SocketAddr, path: &str) -> (u16, Value) {
-    let response = ureq::get(format!("http://{addr}{path}"))
+    without_body(ureq::get(format!("http://{addr}{path}")))
+}
+
+fn delete(addr: SocketAddr, path: &str) -> (u16, Value) {
+    without_body(ureq::delete(format!("http://{addr}{path}")))
+}
+
+/// Sends `request` and answers its status and JSON body, whatever the status.
+fn without_body(request: ureq::RequestBuilder<ureq::typestate::WithoutBody>) -> (u16, Value) {
+    let response = request
         .config()
         .http_status_as_error(false)
         .build()
@@ -192,7 +202,22 @@ async fn dead_letters_are_listed_replayed_purged_and_audited_over_http() {
         "the console links the dead letters"
     );
 
+    // Deleting the group: 409 while its router runs, then gone once it stopped.
+    let (status, error) = delete(addr, "/api/groups/billing");
+    assert_eq!(status, 409, "{error}");
+    assert!(
+        error["error"].as_str().unwrap().contains("running members"),
+        "{error}"
+    );
     router.shutdown().await;
+    let (status, deleted) = delete(addr, "/api/groups/billing");
+    assert_eq!(status, 200, "{deleted}");
+    assert!(deleted["partitions"].as_u64().unwrap() >= 2, "{deleted}");
+    let (status, _) = get(addr, "/api/groups/billing");
+    assert_eq!(status, 404, "no longer a group");
+    let (status, _) = delete(addr, "/api/groups/billing");
+    assert_eq!(status, 404, "nothing left to delete");
+
     stop.send(()).unwrap();
     serving.await.unwrap().expect("clean shutdown");
 }

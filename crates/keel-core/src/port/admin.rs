@@ -2,7 +2,7 @@
 //! the operator tools (`keel groups`, `keel dlq`), the lag and dead-letter gauges and the
 //! conformance suite need of a broker — topics and their partitions, each partition's
 //! stored range, the offset at a time, reading records, and a group's committed offsets
-//! (read and, for a stopped group, set).
+//! (read and, for a stopped group, set or delete with the group).
 //!
 //! The tools' logic (lag in events and seconds, offset resets: `keel_runtime::admin`) is
 //! written once over these primitives, so it behaves the same on every transport. Appends
@@ -124,4 +124,21 @@ pub trait AdminTransport: Send + Sync + std::fmt::Debug {
         group: &'a str,
         offsets: &'a [GroupOffset],
     ) -> BoxFuture<'a, Result<(), TransportError>>;
+
+    /// Deletes `group`: its committed offsets and whatever else the engine keeps for it
+    /// (Kafka's group, a durable consumer, a commit queue), so it neither shows in
+    /// [`AdminTransport::groups`] nor resumes where it was. Deleting a group that does not
+    /// exist succeeds (it is absent afterwards either way). Refused with
+    /// [`TransportError::GroupActive`] where the engine can tell that members run (Kafka's
+    /// NON_EMPTY_GROUP); on the embedded log, stopping the group's routes of this process
+    /// is the caller's duty. An engine with nothing to delete says so with
+    /// [`TransportError::Unsupported`] (the default).
+    fn delete_group<'a>(&'a self, group: &'a str) -> BoxFuture<'a, Result<(), TransportError>> {
+        let _ = group;
+        Box::pin(std::future::ready(Err(TransportError::Unsupported {
+            engine: "this engine",
+            operation: "delete a consumer group",
+            reason: "its admin port has no group deletion",
+        })))
+    }
 }

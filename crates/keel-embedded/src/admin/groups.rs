@@ -5,7 +5,7 @@
 //! Not here: live membership (members and generations live in the in-process coordinator
 //! and are gone when the process is).
 
-use keel_core::TransportError;
+use keel_core::AdminTransport;
 use keel_log::Log;
 pub use keel_runtime::admin::groups::{
     GroupSummary, GroupsError, OffsetReset, PartitionLag, ResetTarget,
@@ -76,23 +76,15 @@ pub fn apply_reset(
     ))
 }
 
-/// Deletes `group`: tombstones every committed offset it has, in one batch, and returns how
-/// many partitions it had offsets in. Same duty as [`apply_reset`]: no member may run. (The
-/// port has no delete: on Kafka a group without members expires with its offsets.)
+/// Deletes `group` (its committed offsets tombstoned, through the port's
+/// `delete_group`) and returns how many partitions it had offsets in. Same duty as
+/// [`apply_reset`]: no member may run.
 pub fn delete_group(log: &Log, group: &str) -> Result<usize, GroupsError> {
-    let partitions: Vec<(String, u32)> = log
-        .group_offsets()
-        .group(group)
-        .into_iter()
-        .map(|(topic, partition, _)| (topic, partition))
-        .collect();
-    if partitions.is_empty() {
+    let admin = LogAdmin::new(log, 0);
+    let partitions = at_once(admin.committed(group))?.len();
+    if partitions == 0 {
         return Err(GroupsError::GroupNotFound(group.to_string()));
     }
-    log.group_offsets()
-        .delete_offsets(group, &partitions)
-        .map_err(|error| TransportError::Unavailable {
-            reason: format!("cannot delete the offsets of group '{group}': {error}"),
-        })?;
-    Ok(partitions.len())
+    at_once(admin.delete_group(group))?;
+    Ok(partitions)
 }

@@ -127,6 +127,27 @@ impl<'a> LogAdmin<'a> {
     }
 }
 
+impl LogAdmin<'_> {
+    /// Tombstones every committed offset of `group`, in one batch (nothing for a group
+    /// without any).
+    fn delete_group_now(&self, group: &str) -> Result<(), TransportError> {
+        let partitions: Vec<(String, u32)> = self
+            .committed_now(group)
+            .into_iter()
+            .map(|o| (o.topic, o.partition))
+            .collect();
+        if partitions.is_empty() {
+            return Ok(());
+        }
+        self.log
+            .group_offsets()
+            .delete_offsets(group, &partitions)
+            .map_err(|error| TransportError::Unavailable {
+                reason: format!("cannot delete the offsets of group '{group}': {error}"),
+            })
+    }
+}
+
 impl AdminTransport for LogAdmin<'_> {
     fn topics(&self) -> BoxFuture<'_, Result<Vec<TopicInfo>, TransportError>> {
         ready(self.topics_now())
@@ -183,6 +204,10 @@ impl AdminTransport for LogAdmin<'_> {
         offsets: &'a [GroupOffset],
     ) -> BoxFuture<'a, Result<(), TransportError>> {
         ready(self.commit_now(group, offsets))
+    }
+
+    fn delete_group<'a>(&'a self, group: &'a str) -> BoxFuture<'a, Result<(), TransportError>> {
+        ready(self.delete_group_now(group))
     }
 }
 
@@ -305,6 +330,18 @@ impl AdminTransport for EmbeddedBus {
         let group = group.to_string();
         let offsets = offsets.to_vec();
         self.blocking(move |admin| admin.commit_now(&group, &offsets))
+    }
+
+    /// Refused while a member of this bus runs in the group (all its members live in this
+    /// process); then its committed offsets are tombstoned.
+    fn delete_group<'a>(&'a self, group: &'a str) -> BoxFuture<'a, Result<(), TransportError>> {
+        if self.has_members(group) {
+            return Box::pin(std::future::ready(Err(TransportError::GroupActive {
+                group: group.to_string(),
+            })));
+        }
+        let group = group.to_string();
+        self.blocking(move |admin| admin.delete_group_now(&group))
     }
 }
 
