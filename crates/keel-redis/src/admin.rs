@@ -2,7 +2,8 @@
 //! partition's range from its stream's first and last entries (offsets are dense: entry
 //! `0-<n>` is offset `n − 1`), reads with `XRANGE`, and a group's committed offsets as
 //! `groups.rs` derives them. A reset recreates the group at the offset (its pending list
-//! emptied), refused while a member holds one of its partitions' leases.
+//! emptied) and a delete destroys it on every stream, both refused while a member holds one
+//! of its partitions' leases.
 
 use keel_core::{
     AdminTransport, BoxFuture, GroupOffset, PartitionOffsets, Record, TopicInfo, TransportError,
@@ -63,6 +64,44 @@ impl RedisTransport {
                 .collect()),
             Err(e) if e.to_string().contains("no such key") => Ok(Vec::new()),
             Err(e) => Err(unavailable(format!("groups of {stream}: {e}"))),
+        }
+    }
+
+    /// [`TransportError::GroupActive`] when a member of `group` holds the lease of
+    /// `topic`'s `partition`: it would read on (and commit) after a reset or a delete.
+    async fn refuse_held_lease(
+        &self,
+        group: &str,
+        topic: &str,
+        partition: u32,
+    ) -> Result<(), TransportError> {
+        let lease = self.connection().keys.lease(topic, group, partition);
+        let held: bool = redis::cmd("EXISTS")
+            .arg(&lease)
+            .query_async(&mut self.connection().redis())
+            .await
+            .map_err(|e| unavailable(e.to_string()))?;
+        if held {
+            return Err(TransportError::GroupActive {
+                group: group.to_string(),
+            });
+        }
+        Ok(())
+    }
+
+    /// Destroys the consumer group `group` of `stream` (its position and pending list);
+    /// nothing where it has none.
+    async fn destroy_group(&self, stream: &str, group: &str) -> Result<(), TransportError> {
+        let reply: redis::RedisResult<i64> = redis::cmd("XGROUP")
+            .arg("DESTROY")
+            .arg(stream)
+            .arg(group)
+            .query_async(&mut self.connection().redis())
+            .await;
+        match reply {
+            Ok(_) => Ok(()),
+            Err(e) if e.to_string().contains("requires the key to exist") => Ok(()),
+            Err(e) => Err(unavailable(format!("group '{group}' on {stream}: {e}"))),
         }
     }
 }
@@ -224,26 +263,12 @@ impl AdminTransport for RedisTransport {
                 self.connection()
                     .stream(&offset.topic, offset.partition)
                     .await?;
-                let lease = keys.lease(&offset.topic, group, offset.partition);
-                let held: bool = redis::cmd("EXISTS")
-                    .arg(&lease)
-                    .query_async(&mut redis)
-                    .await
-                    .map_err(|e| unavailable(e.to_string()))?;
-                if held {
-                    return Err(TransportError::GroupActive {
-                        group: group.to_string(),
-                    });
-                }
+                self.refuse_held_lease(group, &offset.topic, offset.partition)
+                    .await?;
             }
             for offset in offsets {
                 let stream = keys.stream(&offset.topic, offset.partition);
-                let _: redis::RedisResult<i64> = redis::cmd("XGROUP")
-                    .arg("DESTROY")
-                    .arg(&stream)
-                    .arg(group)
-                    .query_async(&mut redis)
-                    .await;
+                self.destroy_group(&stream, group).await?;
                 groups::create(
                     &mut redis,
                     &stream,
@@ -252,6 +277,32 @@ impl AdminTransport for RedisTransport {
                 )
                 .await
                 .map_err(|e| unavailable(format!("group '{group}' on {stream}: {e}")))?;
+            }
+            Ok(())
+        })
+    }
+
+    /// Every stream's consumer group of that name destroyed (position and pending list),
+    /// refused while a member holds one of the group's leases.
+    fn delete_group<'a>(&'a self, group: &'a str) -> BoxFuture<'a, Result<(), TransportError>> {
+        Box::pin(async move {
+            let mut held = Vec::new();
+            for (topic, partitions) in self.connection().topics().await? {
+                for partition in 0..partitions {
+                    let stream = self.connection().keys.stream(&topic, partition);
+                    if self
+                        .stream_groups(&stream)
+                        .await?
+                        .iter()
+                        .any(|g| g == group)
+                    {
+                        self.refuse_held_lease(group, &topic, partition).await?;
+                        held.push(stream);
+                    }
+                }
+            }
+            for stream in held {
+                self.destroy_group(&stream, group).await?;
             }
             Ok(())
         })
