@@ -1,7 +1,7 @@
 //! The administrative half of the port on JetStream: topics are the namespace's streams,
 //! a partition's stored range comes from its subject's first and last messages, reads are
 //! direct message gets by subject, and a group's committed offsets are its consumers'
-//! acknowledgement floors (`consumers.rs`).
+//! acknowledgement floors (`consumers.rs`); deleting a group deletes its durable consumers.
 //!
 //! Offsets are stream sequences minus one (`lease.rs`): a partition's range is
 //! `[first − 1, last]` of its subject, and an empty partition reports the stream's last
@@ -19,6 +19,7 @@ use keel_core::{
 use crate::connection::{millis, unavailable};
 use crate::consumers::{Place, generations, latest};
 use crate::limits::{EPHEMERAL_INACTIVE, READ_RECORDS_MAX};
+use crate::names::ConsumerName;
 use crate::record;
 use crate::transport::NatsTransport;
 
@@ -310,20 +311,7 @@ impl AdminTransport for NatsTransport {
                 let stream = self.existing(&offset.topic).await?;
                 self.subject_checked(&stream, &offset.topic, offset.partition)?;
                 let names = generations(&stream).await.map_err(unavailable)?;
-                for consumer in latest(&names)
-                    .into_iter()
-                    .filter(|c| c.group == group && c.partition == offset.partition)
-                {
-                    let info = stream
-                        .consumer_info(consumer.encode())
-                        .await
-                        .map_err(|e| unavailable(e.to_string()))?;
-                    if info.num_waiting > 0 {
-                        return Err(TransportError::GroupActive {
-                            group: group.to_string(),
-                        });
-                    }
-                }
+                refuse_pulling(&stream, &names, group, Some(offset.partition)).await?;
                 places.push((stream, offset));
             }
             for (stream, offset) in &places {
@@ -343,4 +331,53 @@ impl AdminTransport for NatsTransport {
             Ok(())
         })
     }
+
+    /// Every durable consumer of the group (all generations, every partition of every
+    /// stream) deleted, refused while a member pulls through one.
+    fn delete_group<'a>(&'a self, group: &'a str) -> BoxFuture<'a, Result<(), TransportError>> {
+        Box::pin(async move {
+            let mut doomed = Vec::new();
+            for (topic, _) in self.streams().await? {
+                let stream = self.existing(&topic).await?;
+                let mut names = generations(&stream).await.map_err(unavailable)?;
+                refuse_pulling(&stream, &names, group, None).await?;
+                names.retain(|c| c.group == group);
+                doomed.push((stream, names));
+            }
+            for (stream, names) in doomed {
+                for name in names {
+                    stream
+                        .delete_consumer(&name.encode())
+                        .await
+                        .map_err(|e| unavailable(format!("deleting {}: {e}", name.encode())))?;
+                }
+            }
+            Ok(())
+        })
+    }
+}
+
+/// [`TransportError::GroupActive`] when a member of `group` pulls (a waiting pull request)
+/// through the latest consumer of one of its partitions (`partition` only, when given).
+async fn refuse_pulling(
+    stream: &Stream,
+    names: &[ConsumerName],
+    group: &str,
+    partition: Option<u32>,
+) -> Result<(), TransportError> {
+    for consumer in latest(names)
+        .into_iter()
+        .filter(|c| c.group == group && partition.is_none_or(|p| p == c.partition))
+    {
+        let info = stream
+            .consumer_info(consumer.encode())
+            .await
+            .map_err(|e| unavailable(e.to_string()))?;
+        if info.num_waiting > 0 {
+            return Err(TransportError::GroupActive {
+                group: group.to_string(),
+            });
+        }
+    }
+    Ok(())
 }

@@ -122,6 +122,7 @@ keel_runtime::conformance_tests!(optional nats());
 keel_sql::relay_conformance_tests!(optional nats());
 // Offsets skip the other partitions' sequences; the admin port counts a partition's records.
 keel_runtime::admin_conformance_tests!(optional nats());
+keel_runtime::group_deletion_conformance_tests!(optional nats());
 keel_runtime::dead_letter_conformance_tests!(optional nats());
 keel_runtime::gauge_conformance_tests!(optional nats());
 keel_runtime::live_lag_conformance_tests!(optional nats());
