@@ -459,7 +459,7 @@ impl Broker {
                 let started = std::time::Instant::now();
                 let written = api::produce::write(self, caller, r, version).await;
                 let broker = self.clone();
-                return Ok(Reply::Durable(tokio::spawn(async move {
+                return Ok(Reply::Durable(Box::pin(async move {
                     let response = written.answer(&broker).await;
                     broker.metrics.request(api_key, started.elapsed());
                     match response {
@@ -595,14 +595,19 @@ impl Broker {
 }
 
 /// What handling a request returned.
-#[derive(Debug)]
 pub(crate) enum Reply {
     /// Handled; the answer (if any) is ready.
     Now(Handled),
-    /// A Produce whose records are written: its own task waits until they are durable and
-    /// then gives the answer, while the connection goes on reading.
-    Durable(tokio::task::JoinHandle<Result<Handled, HandleError>>),
+    /// A Produce whose records are written and whose sync is started: the connection's
+    /// writer awaits the answer in its turn while the reader goes on. Not a task of its own:
+    /// answers leave in request order anyway, and a task per request cost a spawn and a
+    /// wake-up of another thread per one-record request.
+    Durable(Answer),
 }
+
+/// The answer of a Produce still to come (once its records are durable).
+pub(crate) type Answer =
+    std::pin::Pin<Box<dyn Future<Output = Result<Handled, HandleError>> + Send>>;
 
 /// An encoded response as handled, or the encoding's failure.
 fn encoded(

@@ -31,6 +31,7 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::task::Poll;
 use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
@@ -41,7 +42,7 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt, BufReader, BufWriter};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
 
 use crate::api::api_versions;
-use crate::broker::{Broker, Handled, Reply};
+use crate::broker::{Answer, Broker, HandleError, Handled, Reply};
 use crate::codec::{
     DecodeError, DecodedRequest, UNSUPPORTED_VERSION, decode_request, encode_response,
     unsupported_api_key_response,
@@ -383,19 +384,19 @@ async fn write_answers<W: tokio::io::AsyncWrite + Unpin>(
                 }
             }
         };
-        if let Reply::Durable(task) = &queued.reply
-            && !task.is_finished()
-        {
-            timed(tokio::time::timeout(request_timeout, writer.flush()).await)?;
-        }
         let handled = match queued.reply {
             Reply::Now(handled) => handled,
-            Reply::Durable(task) => match task.await {
-                Ok(handled) => {
-                    handled.map_err(|error| ConnectionEnd::Malformed(error.to_string()))?
-                }
-                Err(error) => std::panic::resume_unwind(error.into_panic()),
-            },
+            Reply::Durable(mut answer) => {
+                let answered = match poll_once(&mut answer).await {
+                    Poll::Ready(answered) => answered,
+                    // What is buffered leaves before the wait for a sync.
+                    Poll::Pending => {
+                        timed(tokio::time::timeout(request_timeout, writer.flush()).await)?;
+                        answer.await
+                    }
+                };
+                answered.map_err(|error| ConnectionEnd::Malformed(error.to_string()))?
+            }
         };
         if let Some(response) = &handled.frame {
             timed(tokio::time::timeout(request_timeout, writer.write_all(response)).await)?;
@@ -404,6 +405,11 @@ async fn write_answers<W: tokio::io::AsyncWrite + Unpin>(
             }
         }
     }
+}
+
+/// Polls `answer` once: its output if it is ready, without waiting.
+async fn poll_once(answer: &mut Answer) -> Poll<Result<Handled, HandleError>> {
+    std::future::poll_fn(|cx| Poll::Ready(answer.as_mut().poll(cx))).await
 }
 
 /// Reads the `length` bytes of one frame into a fresh buffer, taking its bytes from the
@@ -453,7 +459,7 @@ async fn answer(
                 .handle(request, peer, session)
                 .await
                 .map_err(|error| ConnectionEnd::Malformed(error.to_string()))?;
-            // A Produce's own task counts it once answered.
+            // A Produce is counted by its answer, once durable.
             if let Reply::Now(_) = reply {
                 broker.metrics.request(api_key, started.elapsed());
             }

@@ -9,8 +9,8 @@
 //! A request is served in two steps, so a connection can pipeline them
 //! (`connection.rs`): [`write`] checks and writes every partition's record set (partitions
 //! of one request concurrently), and returns once they are written, in the order the
-//! connection calls it; [`Written::answer`] then waits until they are durable and builds the
-//! response. The durability waits of a connection's pipelined requests, of one request's
+//! connection calls it, and starts their syncs; [`Written::answer`] then waits until they
+//! are durable and builds the response. The durability waits of a connection's pipelined requests, of one request's
 //! partitions and of other connections' writes to a partition share one `fdatasync` (the
 //! log's group commit).
 //!
@@ -31,7 +31,7 @@ use kafka_protocol::messages::TopicName;
 use kafka_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
 use kafka_protocol::messages::{ApiKey, ProduceRequest, ProduceResponse};
 use kafka_protocol::protocol::StrBytes;
-use keel_log::{AppendError, BatchError, CheckedBatches, DurableStep, Partition, Topic};
+use keel_log::{AppendError, BatchError, CheckedBatches, DurableStep, Partition, SyncClaim, Topic};
 use tokio::task::JoinSet;
 
 use crate::acl::{Caller, Operation};
@@ -143,7 +143,10 @@ pub(crate) async fn write(
                 let slot = &mut responses[topic_slot].partition_responses[partition_slot];
                 *slot = outcome.fill(std::mem::take(slot), version);
             }
-            Step::Unsettled(wait) => unsettled.push((topic_slot, partition_slot, wait)),
+            Step::Unsettled(wait) => {
+                start_sync(&wait.partition, wait.end);
+                unsettled.push((topic_slot, partition_slot, wait));
+            }
         }
     }
     Written {
@@ -247,12 +250,26 @@ async fn durable(partition: &Arc<Partition>, end: u64) -> Result<(), AppendError
     loop {
         match partition.durable_step(end) {
             DurableStep::Done(result) => return result,
-            // Detached: under load the claim syncs for every connection until none is left
-            // waiting, long after this request's round; this request waits for its round.
-            DurableStep::Sync(claim) => drop(tokio::task::spawn_blocking(move || claim.run())),
+            DurableStep::Sync(claim) => run_detached(claim),
             DurableStep::Wait(wait) => wait.await,
         }
     }
+}
+
+/// Starts the partition's sync as soon as records are written, unless one runs already or
+/// they are durable: the answer is awaited only in its turn on the connection, behind the
+/// answers ahead of it, and a sync of another partition need not wait for those. The answer
+/// still asks [`durable`] itself, so this only starts the sync sooner.
+fn start_sync(partition: &Arc<Partition>, end: u64) {
+    if let DurableStep::Sync(claim) = partition.durable_step(end) {
+        run_detached(claim);
+    }
+}
+
+/// Runs a sync claim on a blocking thread, detached: under load it syncs for every
+/// connection until none is left waiting, long after the round its caller needed.
+fn run_detached(claim: SyncClaim) {
+    drop(tokio::task::spawn_blocking(move || claim.run()));
 }
 
 /// The result of one partition's record set.
