@@ -630,26 +630,46 @@ fn commit_error(error: KafkaError) -> CommitError {
     }
 }
 
-/// A Kafka message as the runtime's record type.
+/// A Kafka message as the runtime's record type. The key, the payload and the header values
+/// are copied into one buffer the record's fields share: one allocation (and one free) per
+/// record instead of one per field, on the path every consumed event takes (a Keel event
+/// carries about eight headers). librdkafka's headers are read once: each look-up of one
+/// searches its list again.
 pub(crate) fn record(message: &BorrowedMessage<'_>) -> Record {
-    let headers = message
+    let headers: Vec<(&str, Option<&[u8]>)> = message
         .headers()
-        .map(|headers| {
-            headers
-                .iter()
-                .map(|h| Header {
-                    key: h.key.to_string(),
-                    value: h.value.map(Bytes::copy_from_slice),
-                })
-                .collect()
-        })
+        .map(|headers| headers.iter().map(|h| (h.key, h.value)).collect())
         .unwrap_or_default();
+    let (key, payload) = (message.key(), message.payload());
+    let fields = || {
+        key.into_iter()
+            .chain(payload)
+            .chain(headers.iter().filter_map(|(_, value)| *value))
+    };
+    let mut buffer = Vec::with_capacity(fields().map(<[u8]>::len).sum());
+    for field in fields() {
+        buffer.extend_from_slice(field);
+    }
+    // The fields in the order they were copied.
+    let buffer = Bytes::from(buffer);
+    let mut start = 0;
+    let mut next = |field: &[u8]| {
+        let bytes = buffer.slice(start..start + field.len());
+        start += field.len();
+        bytes
+    };
     Record {
         offset: message.offset() as u64,
         timestamp_ms: message.timestamp().to_millis().unwrap_or(0),
-        key: message.key().map(Bytes::copy_from_slice),
-        value: message.payload().map(Bytes::copy_from_slice),
-        headers,
+        key: key.map(&mut next),
+        value: payload.map(&mut next),
+        headers: headers
+            .iter()
+            .map(|(name, value)| Header {
+                key: (*name).to_owned(),
+                value: value.map(&mut next),
+            })
+            .collect(),
     }
 }
 
