@@ -3,9 +3,9 @@
 //!
 //! | method and path | answer |
 //! |---|---|
-//! | `GET /api/topics` | every topic with its settings, size and partitions (on a Kafka cluster: partitions and offsets only) |
+//! | `GET /api/topics[?q=]` | every topic (or those whose name contains `q`) with its settings, size and partitions (on a Kafka cluster: partitions and offsets only, from the console's last sample, its time in `x-keel-sampled-at-ms`) |
 //! | `GET /api/topics/{topic}` | one topic |
-//! | `POST /api/topics` (JSON name, partitions, config) | the created topic |
+//! | `POST /api/topics` (JSON name, partitions, config) | the created topic (on a Kafka cluster: name and partitions only, its settings the brokers' defaults) |
 //! | `DELETE /api/topics/{topic}` | the deleted topic's name |
 //! | `PATCH /api/topics/{topic}/config` (JSON config, dry_run) | the topic with its settings changed, and the changes old → new |
 //! | `GET /api/topics/{topic}/events?…` | a page of events (`events.rs` for the search) |
@@ -22,7 +22,7 @@
 use std::collections::BTreeMap;
 
 use axum::extract::{Path, Query, State};
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::Json;
 use keel_core::{Event, SendError};
 pub(crate) use keel_embedded::admin::topics::{TopicView, topic_view};
@@ -39,6 +39,7 @@ use crate::access::require_admin;
 use crate::app::{ApiError, App, ErrorBody};
 use crate::events::{self, EventPage, EventQuery, FoundEvent, Journey, SearchError};
 use crate::history::Throughput;
+use crate::source::Source;
 use crate::topic_list;
 use crate::topic_settings::{self, SettingChange};
 
@@ -94,13 +95,34 @@ impl From<SearchError> for ApiError {
     }
 }
 
+/// The header of `GET /api/topics` that says when the sample it answers from was taken.
+pub(crate) const SAMPLED_AT_HEADER: &str = "x-keel-sampled-at-ms";
+
+/// `?q=` of the topic list.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+struct ListParams {
+    /// Only topics whose name contains this.
+    q: Option<String>,
+}
+
 #[utoipa::path(
     get, path = "/api/topics", tag = "topics",
-    responses((status = 200, description = "Every topic, by name", body = Vec<TopicView>))
+    params(ListParams),
+    responses((status = 200, description = "Every topic, by name (on a Kafka cluster: as the console's last sample read them)", body = Vec<TopicView>,
+        headers(("x-keel-sampled-at-ms" = i64, description = "When the sample the list comes from was taken, ms since the epoch; absent when read now"))))
 )]
-async fn list_topics(State(app): State<App>) -> Result<Json<Vec<TopicView>>, ApiError> {
-    let (_, views) = topic_list::page(&app, String::new(), 1, usize::MAX).await?;
-    Ok(Json(views))
+async fn list_topics(
+    State(app): State<App>,
+    Query(params): Query<ListParams>,
+) -> Result<(HeaderMap, Json<Vec<TopicView>>), ApiError> {
+    let filter = params.q.unwrap_or_default();
+    let page = topic_list::page(&app, filter, 1, usize::MAX).await?;
+    let mut headers = HeaderMap::new();
+    if let Some(at) = page.sampled_at_ms {
+        headers.insert(SAMPLED_AT_HEADER, HeaderValue::from(at));
+    }
+    Ok((headers, Json(page.views)))
 }
 
 #[utoipa::path(
@@ -148,6 +170,12 @@ async fn create_topic(
     State(app): State<App>,
     Json(body): Json<NewTopic>,
 ) -> Result<(StatusCode, Json<TopicView>), ApiError> {
+    if let Source::Cluster(cluster) = &app.source {
+        let view =
+            topic_list::create_on_cluster(&app, cluster, body.name, body.partitions, &body.config)
+                .await?;
+        return Ok((StatusCode::CREATED, Json(view)));
+    }
     let view = app
         .with_log(move |log| {
             let mut config = TopicConfig::new(body.partitions);

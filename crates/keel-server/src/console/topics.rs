@@ -6,14 +6,13 @@
 use axum::Router;
 use axum::extract::{Path, Query, State};
 use axum::routing::get;
-use keel_core::{AdminTransport, TransportError};
 use keel_runtime::admin::groups;
 use maud::{Markup, html};
 use serde::Deserialize;
 
 use super::{
-    PageResult, ROWS_PER_PAGE, Viewer, bytes, chart, encode, not_found, number, page, pager, rate,
-    result_area, shows_changes,
+    PageResult, ROWS_PER_PAGE, Viewer, bytes, chart, duration, encode, not_found, number, page,
+    pager, rate, result_area, shows_changes,
 };
 use crate::app::{ApiError, App, now_ms};
 use crate::source::Source;
@@ -40,7 +39,11 @@ async fn list_page(
 ) -> PageResult {
     let filter = params.q.clone().unwrap_or_default();
     let page_number = params.page.unwrap_or(1).max(1);
-    let (total, views) = topic_list::page(&app, filter.clone(), page_number, ROWS_PER_PAGE).await?;
+    let topic_list::TopicPage {
+        total,
+        views,
+        sampled_at_ms,
+    } = topic_list::page(&app, filter.clone(), page_number, ROWS_PER_PAGE).await?;
     // A cluster's brokers keep sizes and settings; only the owned log shows them.
     let local = matches!(app.source, Source::Log(_));
     let rates = app.history.latest_rates();
@@ -55,6 +58,12 @@ async fn list_page(
             button.secondary type="submit" { "Filter" }
         }
         section #topic-list data-live {
+            @if let Some(at) = sampled_at_ms {
+                p.muted data-figure="sampled" data-ms=(groups::age_ms(now_ms(), at)) {
+                    "Partitions and events as the console samples them every " (duration(app.console.history.interval_ms))
+                    ", last " (duration(groups::age_ms(now_ms(), at))) " ago. A topic's own page reads it now."
+                }
+            }
             (pager("/topics", &query, page_number, total))
             table data-figure="topic-table" {
                 thead { tr {
@@ -83,8 +92,8 @@ async fn list_page(
                 }
             }
         }
-        @if shows_changes(viewer) && local {
-            (create_form())
+        @if shows_changes(viewer) {
+            (create_form(local))
         }
     };
     Ok(page("Topics", "/topics", viewer, body))
@@ -110,7 +119,9 @@ fn retention(topic: &TopicView) -> String {
     }
 }
 
-fn create_form() -> Markup {
+/// The form that creates a topic; with the log's settings when `local` (a cluster creates
+/// with its brokers' defaults).
+fn create_form(local: bool) -> Markup {
     html! {
         form.panel data-api="/api/topics" data-method="POST" data-then="reload"
             data-done="created topic {name}" #create-topic {
@@ -118,15 +129,19 @@ fn create_form() -> Markup {
             div.toolbar {
                 label { "Name" input name="name" required placeholder="orders" pattern="[A-Za-z0-9._-]+"; }
                 label { "Partitions" input name="partitions" type="number" min="1" value="3" data-type="number"; }
-                label { "fsync" select name="config.fsync" {
-                    option value="always" { "always (durable on ack)" }
-                    option value="interval(100)" { "every 100 ms" }
-                    option value="never" { "never" }
-                } }
-                label { "Retention (ms, empty = forever)" input name="config.retention_ms" type="number" min="1"; }
-                label { "Cleanup" select name="config.cleanup" {
-                    option value="delete" { "delete" } option value="compact" { "compact" }
-                } }
+                @if local {
+                    label { "fsync" select name="config.fsync" {
+                        option value="always" { "always (durable on ack)" }
+                        option value="interval(100)" { "every 100 ms" }
+                        option value="never" { "never" }
+                    } }
+                    label { "Retention (ms, empty = forever)" input name="config.retention_ms" type="number" min="1"; }
+                    label { "Cleanup" select name="config.cleanup" {
+                        option value="delete" { "delete" } option value="compact" { "compact" }
+                    } }
+                } @else {
+                    span.muted { "Settings: the brokers' defaults." }
+                }
                 button type="submit" { "Create" }
             }
             (result_area())
@@ -163,11 +178,7 @@ async fn topic_page(
     } else {
         Vec::new()
     };
-    let consumers = {
-        let name = name.clone();
-        app.on_ports(move |admin, _| Box::pin(async move { consumers_of(admin, &name).await }))
-            .await?
-    };
+    let consumers = app.history.readers_of(&name);
     let throughput = app.history.throughput(Some(&name));
     let page_number = params.page.unwrap_or(1).max(1);
     let encoded = encode(&name);
@@ -200,6 +211,7 @@ async fn topic_page(
             (settings_table(&settings, false))
         }
         h2 { "Consumer groups" }
+        p.muted { "Lag as the console measures it every " (duration(app.console.history.interval_ms)) " (the group list's figures); a group's own page measures it now." }
         @if consumers.is_empty() {
             p.muted { "No group has committed offsets in this topic." }
         } @else {
@@ -235,28 +247,6 @@ async fn topic_page(
         }
     };
     Ok(page(&format!("Topic {name}"), "/topics", viewer, body))
-}
-
-/// Groups with commits in `topic`: (group, lag in events, lag in ms).
-async fn consumers_of(
-    admin: &dyn AdminTransport,
-    topic: &str,
-) -> Result<Vec<(String, u64, u64)>, TransportError> {
-    let now = now_ms();
-    let mut consumers = Vec::new();
-    for group in admin.groups().await? {
-        // A group gone since it was listed has nothing here.
-        let Ok(lags) = groups::group_lag_in_topic(admin, &group, topic, now).await else {
-            continue;
-        };
-        if lags.is_empty() {
-            continue;
-        }
-        let events = lags.iter().map(|l| l.lag_events).sum();
-        let ms = lags.iter().map(|l| l.lag_ms).max().unwrap_or(0);
-        consumers.push((group, events, ms));
-    }
-    Ok(consumers)
 }
 
 /// The settings by Kafka's names; `editable`, with an input holding each value.
