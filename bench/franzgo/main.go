@@ -8,7 +8,7 @@
 // One phase per process, so the script can take each phase's client CPU with GNU time and the
 // server's from /proc:
 //
-//	keel-bench-franz produce -bootstrap B -topic T -records N -size S [-ca cert.pem -user U -password P]
+//	keel-bench-franz produce -bootstrap B -topic T -records N -size S [-rate R] [-ca cert.pem -user U -password P]
 //	keel-bench-franz consume -bootstrap B -topic T -records N [-ca ... -user ... -password ...]
 //
 // With -ca, the connection is TLS (the broker's certificate checked against that file) with
@@ -16,7 +16,7 @@
 // records/s over the phase (produce: until every record is acknowledged; consume: from the
 // client's start until the last record), and for produce the percentiles of each record's
 // send-to-acknowledgement time (at full speed that is mostly the producer's queue, as
-// Kafka's ProducerPerformance reports it).
+// Kafka's ProducerPerformance reports it; with -rate, a latency).
 package main
 
 import (
@@ -56,6 +56,7 @@ func main() {
 	topic := flags.String("topic", "bench", "the topic to produce to or consume")
 	records := flags.Int("records", 100000, "how many records")
 	size := flags.Int("size", 1024, "bytes per record (produce)")
+	rate := flags.Int("rate", 0, "records per second to produce at (0: as fast as acknowledged)")
 	ca := flags.String("ca", "", "PEM certificate the broker's must chain to; set, the connection is SASL_SSL")
 	user := flags.String("user", "", "SCRAM-SHA-512 user (with -ca)")
 	password := flags.String("password", "", "SCRAM-SHA-512 password (with -ca)")
@@ -74,7 +75,7 @@ func main() {
 	var r result
 	var err error
 	if phase == "produce" {
-		r, err = produce(ctx, opts, *topic, *records, *size)
+		r, err = produce(ctx, opts, *topic, *records, *size, *rate)
 	} else {
 		r, err = consume(ctx, opts, *topic, *records)
 	}
@@ -103,8 +104,10 @@ func saslSSL(caFile, user, password string) ([]kgo.Opt, error) {
 
 // produce sends n records of size bytes with acks=all (franz-go's default, idempotent) and
 // the bench's kcat settings where franz-go has them (5 ms linger, batches up to 1 MB, the topic
-// auto-created), and waits for every acknowledgement.
-func produce(ctx context.Context, opts []kgo.Opt, topic string, n, size int) (result, error) {
+// auto-created), and waits for every acknowledgement. With rate > 0 the i-th record is sent
+// no earlier than i/rate seconds after the start, so its send-to-ack time is a latency, not
+// the wait in the producer's queue.
+func produce(ctx context.Context, opts []kgo.Opt, topic string, n, size, rate int) (result, error) {
 	client, err := kgo.NewClient(append(opts,
 		kgo.DefaultProduceTopic(topic),
 		kgo.AllowAutoTopicCreation(), // as kcat's librdkafka: the topic is the broker's default
@@ -125,6 +128,11 @@ func produce(ctx context.Context, opts []kgo.Opt, topic string, n, size int) (re
 	errs := make(chan error, 1)
 	start := time.Now()
 	for i := range n {
+		if rate > 0 {
+			if due := start.Add(time.Duration(i) * time.Second / time.Duration(rate)); time.Until(due) > 0 {
+				time.Sleep(time.Until(due))
+			}
+		}
 		sent := time.Now()
 		client.Produce(ctx, &kgo.Record{Value: value}, func(_ *kgo.Record, err error) {
 			latencies[i] = time.Since(sent)
