@@ -4,7 +4,7 @@
 //! engine's client at full speed), then a router with a no-op handler handles them all
 //! (`keel_runtime::throughput`), then a router of another group with the SQLite inbox
 //! (`keel_sql::conformance::throughput`). Prints two lines: events per second of each and
-//! each router's ratio to the client.
+//! each router's ratio to the client. The run's streams are deleted at the end.
 //!
 //! `cargo run --release -p keel-nats --example nats_throughput` with `KEEL_TEST_NATS_URL` set
 //! (`scripts/services env`).
@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use async_nats::jetstream::consumer::pull::Config as PullConfig;
 use async_nats::jetstream::consumer::{AckPolicy, DeliverPolicy};
-use futures_util::StreamExt;
+use futures_util::{StreamExt, TryStreamExt};
 use keel_core::AdminTransport;
 use keel_nats::{NatsConfig, NatsTransport};
 use keel_runtime::throughput;
@@ -52,6 +52,26 @@ async fn main() {
     )
     .await;
     throughput::report_inbox(events, "async-nats", raw, inbox);
+    delete_namespace(&url, &namespace).await;
+}
+
+/// Deletes every stream of the run's namespace — the topic's, its retry topic's and the
+/// lease bucket's — so runs of 100,000 events do not pile up on the shared server.
+async fn delete_namespace(url: &str, namespace: &str) {
+    let jetstream = async_nats::jetstream::new(async_nats::connect(url).await.expect("connect"));
+    let names: Vec<String> = jetstream
+        .stream_names()
+        .try_collect()
+        .await
+        .expect("stream names");
+    let ours = |name: &str| {
+        name.strip_prefix("KV_")
+            .unwrap_or(name)
+            .starts_with(&format!("{namespace}_"))
+    };
+    for name in names.iter().filter(|name| ours(name)) {
+        jetstream.delete_stream(name).await.expect("delete stream");
+    }
 }
 
 /// async-nats alone: one pull consumer per partition subject from the first message
