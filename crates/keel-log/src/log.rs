@@ -73,11 +73,21 @@ struct Shared {
     options: LogOptions,
     files: Arc<BoundedStorage>,
     topics: RwLock<BTreeMap<String, Arc<Topic>>>,
-    stop: Mutex<bool>,
-    stop_changed: Condvar,
+    maintenance: Mutex<MaintenanceSignal>,
+    maintenance_wake: Condvar,
     /// Numbers the directories of topics being deleted, so two deletions in one millisecond
     /// never meet in [`DELETING_DIR`].
     deletions: AtomicU64,
+}
+
+/// What wakes the maintenance thread before its next deadline.
+#[derive(Debug, Default)]
+struct MaintenanceSignal {
+    /// The log is being dropped.
+    stop: bool,
+    /// A topic was created, deleted or its config altered: its flush interval may be new or
+    /// shorter than what the thread sleeps for, or its last flush time is no longer needed.
+    topics_changed: bool,
 }
 
 const TOPICS_DIR: &str = "topics";
@@ -128,8 +138,8 @@ impl Log {
             options,
             files,
             topics: RwLock::new(BTreeMap::new()),
-            stop: Mutex::new(false),
-            stop_changed: Condvar::new(),
+            maintenance: Mutex::default(),
+            maintenance_wake: Condvar::new(),
             deletions: AtomicU64::new(0),
         });
         // Deletions a crash interrupted: their directories left `topics/` before anything else
@@ -279,6 +289,7 @@ impl Log {
         let dir = self.shared.root.join(TOPICS_DIR).join(name);
         self.shared.write_config(&dir, &config)?;
         topic.set_config(config);
+        self.shared.wake_maintenance();
         Ok(topic)
     }
 
@@ -303,6 +314,7 @@ impl Log {
         })?;
         topics.remove(name);
         drop(topics);
+        self.shared.wake_maintenance();
         let storage = &self.shared.options.storage;
         let topics_dir = self.shared.root.join(TOPICS_DIR);
         let deleting_dir = self.shared.root.join(DELETING_DIR);
@@ -388,8 +400,12 @@ impl Log {
 impl Drop for Log {
     /// Stops the maintenance thread and syncs what is unsynced (a clean shutdown).
     fn drop(&mut self) {
-        *self.shared.stop.lock().expect("stop lock") = true;
-        self.shared.stop_changed.notify_all();
+        self.shared
+            .maintenance
+            .lock()
+            .expect("maintenance lock")
+            .stop = true;
+        self.shared.maintenance_wake.notify_all();
         if let Some(handle) = self.maintenance.take() {
             let _ = handle.join();
         }
@@ -429,7 +445,18 @@ impl Shared {
         self.write_config(&dir, &config)?;
         storage.sync_dir(&topics_dir)?;
         topics.insert(name.to_string(), topic.clone());
+        self.wake_maintenance();
         Ok(topic)
+    }
+
+    /// Tells the maintenance thread the topics changed, so it computes its next deadline
+    /// again (a new `fsync = interval` topic must not wait out a longer sleep).
+    fn wake_maintenance(&self) {
+        self.maintenance
+            .lock()
+            .expect("maintenance lock")
+            .topics_changed = true;
+        self.maintenance_wake.notify_all();
     }
 
     fn add_partitions(&self, name: &str, partitions: u32) -> Result<Arc<Topic>, TopicError> {
@@ -529,28 +556,29 @@ impl Shared {
     }
 
     /// The maintenance loop: flush interval-policy partitions on their interval, run cleanup
-    /// on its interval, stop when the log is dropped.
+    /// on its interval, stop when the log is dropped. Between them it sleeps until the
+    /// earliest one is due (or a topic changes), not on a fixed tick: an idle broker's
+    /// thread used to wake every 10 ms and copy every topic's name (10% of an idle server's
+    /// samples).
     fn maintain(&self) {
         let mut last_flush: BTreeMap<String, Instant> = BTreeMap::new();
         let mut last_cleanup = Instant::now();
-        let tick = Duration::from_millis(10);
+        let mut topics_changed = false;
         loop {
-            {
-                let stop = self.stop.lock().expect("stop lock");
-                let (stop, _) = self
-                    .stop_changed
-                    .wait_timeout(stop, tick)
-                    .expect("stop lock");
-                if *stop {
-                    return;
-                }
+            if std::mem::take(&mut topics_changed) {
+                last_flush.retain(|name, _| self.topic(name).is_some());
             }
             let now = Instant::now();
-            for topic in self.all_topics() {
+            let mut next_flush: Option<Instant> = None;
+            let topics = self.all_topics();
+            for topic in &topics {
                 let FsyncPolicy::Interval(interval) = topic.config().fsync else {
                     continue;
                 };
-                let last = last_flush.entry(topic.name().to_string()).or_insert(now);
+                let last = match last_flush.get_mut(topic.name()) {
+                    Some(last) => last,
+                    None => last_flush.entry(topic.name().to_string()).or_insert(now),
+                };
                 if now.duration_since(*last) >= interval {
                     *last = now;
                     for partition in topic.partitions() {
@@ -558,11 +586,30 @@ impl Shared {
                         let _ = partition.flush();
                     }
                 }
+                let due = *last + interval;
+                next_flush = Some(next_flush.map_or(due, |next| next.min(due)));
             }
-            if now.duration_since(last_cleanup) >= self.options.retention_check_interval {
+            drop(topics);
+            let cleanup_every = self.options.retention_check_interval;
+            if now.duration_since(last_cleanup) >= cleanup_every {
                 last_cleanup = now;
                 let _ = self.run_cleanup();
             }
+            let until_cleanup = cleanup_every.saturating_sub(last_cleanup.elapsed());
+            let until_flush = next_flush.map_or(Duration::MAX, |next| {
+                next.saturating_duration_since(Instant::now())
+            });
+            let signal = self.maintenance.lock().expect("maintenance lock");
+            let (mut signal, _) = self
+                .maintenance_wake
+                .wait_timeout_while(signal, until_cleanup.min(until_flush), |signal| {
+                    !signal.stop && !signal.topics_changed
+                })
+                .expect("maintenance lock");
+            if signal.stop {
+                return;
+            }
+            topics_changed = std::mem::take(&mut signal.topics_changed);
         }
     }
 }

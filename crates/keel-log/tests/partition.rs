@@ -645,16 +645,33 @@ fn invalid_topic_names_and_settings_are_refused_with_their_reason() {
     );
 }
 
-#[test]
-fn interval_policy_syncs_in_the_background() {
-    let storage = SimStorage::new();
+/// A log on `storage` with its maintenance thread running (interval flushes).
+fn background_log(storage: &SimStorage) -> Log {
     let options = LogOptions {
         storage: Arc::new(storage.clone()),
         clock: Arc::new(ManualClock::new(0)),
         background: true,
         ..LogOptions::default()
     };
-    let log = Log::open_with("/data", options).unwrap();
+    Log::open_with("/data", options).unwrap()
+}
+
+/// Polls (10 s at most) until the maintenance thread synced `partition`.
+fn wait_for_a_background_sync(partition: &Partition) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while partition.sync_stats().syncs == 0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the maintenance thread never synced"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+#[test]
+fn interval_policy_syncs_in_the_background() {
+    let storage = SimStorage::new();
+    let log = background_log(&storage);
     let config = TopicConfig::new(1).with_fsync(FsyncPolicy::Interval(Duration::from_millis(20)));
     let p = log
         .create_topic("t", config)
@@ -668,14 +685,7 @@ fn interval_policy_syncs_in_the_background() {
         0,
         "interval appends are acknowledged before any sync"
     );
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    while p.sync_stats().syncs == 0 {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the flusher never synced"
-        );
-        std::thread::sleep(Duration::from_millis(5));
-    }
+    wait_for_a_background_sync(&p);
     storage.power_cut(7);
     drop(p);
     std::mem::forget(log);
@@ -689,6 +699,30 @@ fn interval_policy_syncs_in_the_background() {
             .high_watermark(),
         1
     );
+}
+
+/// The maintenance thread sleeps until its next deadline, which without an interval topic is
+/// the next retention check (minutes away): a topic altered to `fsync = interval` wakes it.
+#[test]
+fn a_topic_altered_to_an_interval_is_synced_in_the_background() {
+    let storage = SimStorage::new();
+    let log = background_log(&storage);
+    let never = TopicConfig::new(1).with_fsync(FsyncPolicy::Never);
+    let p = log
+        .create_topic("t", never.clone())
+        .unwrap()
+        .partition(0)
+        .unwrap()
+        .clone();
+    p.append(&[record("k", "v")]).unwrap();
+    std::thread::sleep(Duration::from_millis(50));
+    assert_eq!(p.sync_stats().syncs, 0, "fsync = never: nothing syncs");
+    log.alter_topic_config(
+        "t",
+        never.with_fsync(FsyncPolicy::Interval(Duration::from_millis(20))),
+    )
+    .unwrap();
+    wait_for_a_background_sync(&p);
 }
 
 #[test]
