@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use bytes::BytesMut;
+use bytes::{Bytes, BytesMut};
 use keel_log::{AppendError, AppendInfo, CheckedBatches, Log, Partition, Topic};
 use tokio::sync::watch;
 
@@ -474,7 +474,14 @@ impl Broker {
             }
             Request::Fetch(r) => {
                 let (response, budget) = api::fetch::handle(self, caller, r, version).await;
-                let mut handled = answer!(response)?;
+                let frame = api::fetch_frame::encode(version, correlation_id, response);
+                let frame = frame.map_err(|error| HandleError::Encode {
+                    api_key,
+                    version,
+                    reason: format!("{error:#}"),
+                })?;
+                let mut handled = Handled::frame(frame.head);
+                handled.rest = frame.rest;
                 handled.budget = Some(budget);
                 Ok(handled)
             }
@@ -629,6 +636,9 @@ fn encoded(
 #[derive(Debug, Default)]
 pub(crate) struct Handled {
     pub(crate) frame: Option<BytesMut>,
+    /// The pieces of the frame that follow `frame`: a Fetch answer's record sets, written
+    /// from the buffers they were read into (`api/fetch_frame.rs`).
+    pub(crate) rest: Vec<Bytes>,
     pub(crate) budget: Option<MemoryPermit>,
     /// Close the connection once the frame is written (a failed authentication).
     pub(crate) close: bool,
@@ -638,6 +648,7 @@ impl Handled {
     pub(crate) fn frame(frame: BytesMut) -> Handled {
         Handled {
             frame: Some(frame),
+            rest: Vec::new(),
             budget: None,
             close: false,
         }

@@ -249,6 +249,9 @@ fn decode_body(api_key: ApiKey, version: i16, body: &mut Bytes) -> anyhow::Resul
 }
 
 /// Encodes a response frame: length prefix, response header for `api_key`/`version`, body.
+///
+/// The frame is sized for the whole body before encoding: a Fetch response of a few MiB of
+/// records grew from 64 bytes by doubling, copying what it held at every step.
 pub fn encode_response(
     api_key: ApiKey,
     version: i16,
@@ -256,6 +259,7 @@ pub fn encode_response(
     body: &impl Encodable,
 ) -> anyhow::Result<BytesMut> {
     let mut frame = response_frame(api_key, version, correlation_id)?;
+    frame.reserve(body.compute_size(version)?);
     body.encode(&mut frame, version)?;
     Ok(finish_frame(frame))
 }

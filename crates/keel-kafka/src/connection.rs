@@ -400,6 +400,9 @@ async fn write_answers<W: tokio::io::AsyncWrite + Unpin>(
         };
         if let Some(response) = &handled.frame {
             timed(tokio::time::timeout(request_timeout, writer.write_all(response)).await)?;
+            for piece in &handled.rest {
+                timed(tokio::time::timeout(request_timeout, writer.write_all(piece)).await)?;
+            }
             if handled.close {
                 timed(tokio::time::timeout(request_timeout, writer.flush()).await)?;
             }

@@ -31,6 +31,7 @@ pub(crate) mod describe_log_dirs;
 pub(crate) mod describe_user_scram_credentials;
 pub(crate) mod end_txn;
 pub(crate) mod fetch;
+pub(crate) mod fetch_frame;
 pub(crate) mod incremental_alter_configs;
 pub(crate) mod init_producer_id;
 pub(crate) mod list_offsets;
