@@ -103,8 +103,8 @@ func saslSSL(caFile, user, password string) ([]kgo.Opt, error) {
 }
 
 // produce sends n records of size bytes with acks=all (franz-go's default, idempotent) and
-// the bench's kcat settings where franz-go has them (5 ms linger, batches up to 1 MB, the topic
-// auto-created), and waits for every acknowledgement. With rate > 0 the i-th record is sent
+// the bench's kcat settings where franz-go has them (5 ms linger, batches up to 1 MB, no
+// compression, the topic auto-created), and waits for every acknowledgement. With rate > 0 the i-th record is sent
 // no earlier than i/rate seconds after the start, so its send-to-ack time is a latency, not
 // the wait in the producer's queue.
 func produce(ctx context.Context, opts []kgo.Opt, topic string, n, size, rate int) (result, error) {
@@ -114,6 +114,9 @@ func produce(ctx context.Context, opts []kgo.Opt, topic string, n, size, rate in
 		kgo.RequiredAcks(kgo.AllISRAcks()),
 		kgo.ProducerLinger(5*time.Millisecond),
 		kgo.ProducerBatchMaxBytes(1<<20),
+		// franz-go compresses with snappy by default; kcat does not, and the bench's records
+		// (one byte repeated) would shrink to nearly nothing on the wire, TLS cost included.
+		kgo.ProducerBatchCompression(kgo.NoCompression()),
 		kgo.MaxBufferedRecords(100000),
 	)...)
 	if err != nil {
