@@ -1,7 +1,8 @@
 //! `keel console --brokers` on the real Apache Kafka broker: the console and the operator
 //! API of a Kafka cluster, checked with real requests against what the cluster holds and
 //! what `keel groups` and `keel dlq --brokers` say — a topic listed with its partitions and
-//! events (API and page), a group's lag in events as `keel groups lag` prints it (API and
+//! events (API and page), its settings shown and changed after a preview (what the cluster
+//! then holds read back through `KafkaAdmin`), a group's lag in events as `keel groups lag` prints it (API and
 //! page), a dead letter replayed with a canary through the API whose effect `keel dlq`
 //! sees, the event browser (newest first, filters, one event, its journey across topics),
 //! a test event produced through the API,
@@ -22,7 +23,7 @@ mod support;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
-use console::{get, get_json, get_page, json_line, post_json};
+use console::{get, get_json, get_page, json_line, patch_json, post_json};
 use keel_core::{AdminTransport, Event, GroupOffset, NewRecord};
 use keel_kafka_client::{KafkaAdmin, KafkaConfig, KafkaPublisher};
 use keel_runtime::dead_letter::DeadLetterKind;
@@ -123,6 +124,73 @@ async fn the_console_shows_and_replays_what_a_kafka_cluster_holds() {
     assert!(
         page.contains(r#"data-figure="partitions">3<"#),
         "the topic row shows 3 partitions: {page}"
+    );
+
+    // Settings: the page shows the cluster's; a preview changes nothing, a change is in
+    // force on the cluster, a name the cluster lacks or a bad value is refused in one line.
+    let page = get_page(http, &format!("/topics/{topic}"));
+    assert!(
+        page.contains(r#"data-setting="retention.ms">604800000<"#),
+        "the broker's default retention: {page}"
+    );
+    assert!(page.contains(r#"id="topic-settings""#), "the form: {page}");
+    let retention = |settings: &[keel_core::TopicSetting]| {
+        settings
+            .iter()
+            .find(|s| s.name == "retention.ms")
+            .map(|s| (s.value.clone(), s.is_default))
+    };
+    let config_path = format!("/api/topics/{topic}/config");
+    let change = json!({ "config": { "retention.ms": "3600000", "cleanup.policy": "delete" }, "dry_run": true });
+    let (status, body) = patch_json(http, &config_path, &change);
+    assert_eq!(status, 200, "{body}");
+    let preview = json_line(&body);
+    assert_eq!(preview["applied"], false, "{preview}");
+    assert_eq!(
+        preview["changes"],
+        json!([{ "setting": "retention.ms", "from": "604800000", "to": "3600000" }]),
+        "cleanup.policy is delete already: {preview}"
+    );
+    let settings = admin.topic_config(&topic).await.expect("settings");
+    assert_eq!(
+        retention(&settings),
+        Some(("604800000".into(), true)),
+        "a preview changes nothing"
+    );
+    let mut apply = change.clone();
+    apply["dry_run"] = json!(false);
+    let (status, body) = patch_json(http, &config_path, &apply);
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(json_line(&body)["applied"], true, "{body}");
+    let settings = admin.topic_config(&topic).await.expect("settings");
+    assert_eq!(retention(&settings), Some(("3600000".into(), false)));
+    // Another change keeps the first: AlterConfigs carries the topic's own settings over.
+    let (status, body) = patch_json(
+        http,
+        &config_path,
+        &json!({ "config": { "segment.ms": "7200000" } }),
+    );
+    assert_eq!(status, 200, "{body}");
+    let settings = admin.topic_config(&topic).await.expect("settings");
+    assert_eq!(retention(&settings), Some(("3600000".into(), false)));
+    let (status, body) = patch_json(
+        http,
+        &config_path,
+        &json!({ "config": { "colour": "blue" } }),
+    );
+    assert_eq!(status, 400, "{body}");
+    assert!(body.contains("colour"), "{body}");
+    let (status, body) = patch_json(
+        http,
+        &config_path,
+        &json!({ "config": { "retention.ms": "soon" } }),
+    );
+    assert_eq!(status, 400, "{body}");
+    assert!(body.contains("retention.ms=soon"), "{body}");
+    let page = get_page(http, &format!("/topics/{topic}"));
+    assert!(
+        page.contains(r#"data-setting="retention.ms">3600000<"#),
+        "{page}"
     );
 
     // Lag: the API, the page and `keel groups lag --brokers` say the same.

@@ -76,7 +76,7 @@ pub use binary::{ATTRIBUTE_HEADER_PREFIX, BinaryEvent, CONTENT_TYPE_HEADER};
 pub use error::EnvelopeError;
 pub use event::Event;
 pub use port::BoxFuture;
-pub use port::admin::{AdminTransport, GroupOffset, PartitionOffsets, TopicInfo};
+pub use port::admin::{AdminTransport, GroupOffset, PartitionOffsets, TopicInfo, TopicSetting};
 pub use port::clock::{Clock, ManualClock, SystemClock};
 pub use port::consume::{
     ConsumeTransport, LeaseStart, LeaseTransaction, Membership, MembershipEvent, PartitionLease,

@@ -12,17 +12,20 @@
 //! | `committed` | OffsetFetch of every partition of every topic, as the group, in one request |
 //! | `commit` | OffsetCommit as the group with no generation — the broker takes it only from an empty group, so a reset never races a running member |
 //! | `delete_group` | DeleteGroups (the admin client); NON_EMPTY_GROUP is `GroupActive` |
+//! | `topic_config`, `alter_topic_config` | DescribeConfigs, AlterConfigs with the topic's own settings kept (`topic_config.rs`) |
 //!
 //! Every call runs on a blocking thread (librdkafka's calls block) and waits at most
 //! [`METADATA_TIMEOUT`] for the cluster.
 //!
 //! Not here: publishing (`publisher.rs`) or consuming as a group member (`member.rs`).
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use keel_core::{
-    AdminTransport, BoxFuture, GroupOffset, PartitionOffsets, Record, TopicInfo, TransportError,
+    AdminTransport, BoxFuture, GroupOffset, PartitionOffsets, Record, TopicInfo, TopicSetting,
+    TransportError,
 };
 use rdkafka::admin::AdminOptions;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
@@ -35,6 +38,7 @@ use crate::group_clients::GroupClients;
 use crate::limits::METADATA_TIMEOUT;
 use crate::member::record;
 use crate::readers::{Reader, Readers};
+use crate::topic_config;
 use crate::topics::{Topics, unavailable};
 
 /// A Kafka cluster's administrative side. Cheap to clone; clones share one admin client,
@@ -294,6 +298,27 @@ impl AdminTransport for KafkaAdmin {
             }
             Ok(())
         })
+    }
+
+    fn topic_config<'a>(
+        &'a self,
+        topic: &'a str,
+    ) -> BoxFuture<'a, Result<Vec<TopicSetting>, TransportError>> {
+        Box::pin(topic_config::describe(self.topics.client(), topic))
+    }
+
+    fn alter_topic_config<'a>(
+        &'a self,
+        topic: &'a str,
+        changes: &'a BTreeMap<String, String>,
+        validate_only: bool,
+    ) -> BoxFuture<'a, Result<(), TransportError>> {
+        Box::pin(topic_config::alter(
+            self.topics.client(),
+            topic,
+            changes,
+            validate_only,
+        ))
     }
 }
 

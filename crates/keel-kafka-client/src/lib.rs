@@ -39,6 +39,7 @@ mod limits;
 mod member;
 mod publisher;
 mod readers;
+mod topic_config;
 mod topics;
 mod transaction;
 mod transport;

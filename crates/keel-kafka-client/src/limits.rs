@@ -36,6 +36,11 @@ pub(crate) const ADMIN_READERS_DEFAULT: usize = 4;
 /// a connection and a few librdkafka threads).
 pub(crate) const GROUP_CLIENTS_MAX: usize = 16;
 
+/// How long a topic's settings just altered are read back until they show (a broker's
+/// metadata follows the controller's within milliseconds); past it the change counts as
+/// refused (`topic_config.rs` says why it is read back at all).
+pub(crate) const CONFIG_VISIBLE_WAIT: Duration = Duration::from_secs(3);
+
 /// How often a topic just created is looked for in the metadata until it shows.
 pub(crate) const TOPIC_VISIBLE_POLL: Duration = Duration::from_millis(20);
 

@@ -195,7 +195,8 @@ impl Topics {
         Ok(())
     }
 
-    /// The admin client, for the requests that are not about topics (DeleteGroups).
+    /// The admin client, for the requests beyond topics' metadata (DeleteGroups,
+    /// DescribeConfigs, AlterConfigs).
     pub(crate) fn client(&self) -> &AdminClient<DefaultClientContext> {
         &self.admin
     }

@@ -106,12 +106,15 @@ where
 }
 
 /// A port's failure as an answer: 404 for a topic that does not exist, 409 for a group
-/// whose members run, 502 when the broker could not answer.
+/// whose members run, 400 for a request the broker refuses for what it asks (a bad
+/// setting), 501 for what the engine cannot do, 502 when the broker could not answer.
 impl From<TransportError> for ApiError {
     fn from(error: TransportError) -> ApiError {
         let status = match error {
             TransportError::UnknownTopic { .. } => StatusCode::NOT_FOUND,
             TransportError::GroupActive { .. } => StatusCode::CONFLICT,
+            TransportError::Refused { .. } => StatusCode::BAD_REQUEST,
+            TransportError::Unsupported { .. } => StatusCode::NOT_IMPLEMENTED,
             _ => StatusCode::BAD_GATEWAY,
         };
         ApiError(status, error.to_string())

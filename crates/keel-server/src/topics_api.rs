@@ -7,7 +7,7 @@
 //! | `GET /api/topics/{topic}` | one topic |
 //! | `POST /api/topics` (JSON name, partitions, config) | the created topic (on a Kafka cluster: name and partitions only, its settings the brokers' defaults) |
 //! | `DELETE /api/topics/{topic}` | the deleted topic's name |
-//! | `PATCH /api/topics/{topic}/config` (JSON config, dry_run) | the topic with its settings changed, and the changes old → new |
+//! | `PATCH /api/topics/{topic}/config` (JSON config, dry_run) | the topic with its settings changed, and the changes old → new (on a Kafka cluster: checked and applied by its brokers, `topic_settings.rs`) |
 //! | `GET /api/topics/{topic}/events?…` | a page of events (`events.rs` for the search) |
 //! | `GET /api/topics/{topic}/events/{partition}/{offset}` | one event |
 //! | `GET /api/topics/{topic}/events/{partition}/{offset}/journey` | its conversation |
@@ -196,7 +196,8 @@ async fn create_topic(
 struct ConfigChanges {
     /// The settings to change, by Kafka's names (`retention.ms`, `cleanup.policy`,
     /// `max.message.bytes`, `keel.fsync`, …) or `topic.conf`'s (`retention_ms`, `cleanup`,
-    /// `max_batch_bytes`, `fsync`, …); the others keep their values.
+    /// `max_batch_bytes`, `fsync`, …; on a Kafka cluster Kafka's names only); the others
+    /// keep their values.
     config: BTreeMap<String, String>,
     /// Check the changes and list them, but change nothing.
     #[serde(default)]
@@ -231,28 +232,16 @@ async fn alter_topic_config(
     Path(name): Path<String>,
     Json(body): Json<ConfigChanges>,
 ) -> Result<Json<ConfigChanged>, ApiError> {
-    app.with_log(move |log| {
-        let topic = log
-            .topic(&name)
-            .ok_or_else(|| TopicError::NotFound(name.clone()))?;
-        let (config, changes) = topic_settings::plan(&name, &topic.config(), &body.config)?;
-        if body.dry_run || changes.is_empty() {
-            return Ok(ConfigChanged {
-                topic: topic_view(&topic),
-                changes,
-                applied: false,
-            });
-        }
-        let topic = log.alter_topic_config(&name, config)?;
-        tracing::info!(topic = %name, ?changes, "topic settings changed over HTTP");
-        Ok::<_, TopicError>(ConfigChanged {
-            topic: topic_view(&topic),
-            changes,
-            applied: true,
-        })
-    })
-    .await
-    .map(Json)
+    let (changes, applied) =
+        topic_settings::change(&app, name.clone(), body.config, body.dry_run).await?;
+    let topic = topic_list::one(&app, name.clone())
+        .await?
+        .ok_or(TopicError::NotFound(name))?;
+    Ok(Json(ConfigChanged {
+        topic,
+        changes,
+        applied,
+    }))
 }
 
 /// What a delete answers.

@@ -63,19 +63,30 @@ pub(crate) fn get_page(http: SocketAddr, path: &str) -> String {
 
 /// `POST path` with a JSON body, which must answer 2xx (200, or 201 for what it stores) with JSON.
 pub(crate) fn post_json(http: SocketAddr, path: &str, body: &Value) -> Value {
-    let response = ureq::post(format!("http://{http}{path}"))
+    let (status, text) = send_json(ureq::post(format!("http://{http}{path}")), body);
+    assert!((200..300).contains(&status), "POST {path}: {status} {text}");
+    json_line(&text)
+}
+
+/// `PATCH path` with a JSON body: the status and the body.
+pub(crate) fn patch_json(http: SocketAddr, path: &str, body: &Value) -> (u16, String) {
+    send_json(ureq::patch(format!("http://{http}{path}")), body)
+}
+
+/// Sends `request` with a JSON body: the status and the body, whatever the status.
+fn send_json(request: ureq::RequestBuilder<ureq::typestate::WithBody>, body: &Value) -> (u16, String) {
+    let response = request
         .config()
         .http_status_as_error(false)
         .build()
         .send_json(body)
         .expect("request");
     let status = response.status().as_u16();
-    let text = response.into_body().read_to_string().expect("body");
-    assert!((200..300).contains(&status), "POST {path}: {status} {text}");
-    json_line(&text)
+    (status, response.into_body().read_to_string().expect("body"))
 }
 
 /// `text` as JSON, or a failure quoting it.
 pub(crate) fn json_line(text: &str) -> Value {
     serde_json::from_str(text).unwrap_or_else(|e| panic!("not JSON ({e}): {text}"))
 }
+

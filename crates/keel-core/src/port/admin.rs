@@ -2,7 +2,8 @@
 //! the operator tools (`keel groups`, `keel dlq`), the lag and dead-letter gauges and the
 //! conformance suite need of a broker — topics and their partitions, each partition's
 //! stored range, the offset at a time, reading records, and a group's committed offsets
-//! (read and, for a stopped group, set or delete with the group).
+//! (read and, for a stopped group, set or delete with the group), and a topic's settings
+//! (read and altered).
 //!
 //! The tools' logic (lag in events and seconds, offset resets: `keel_runtime::admin`) is
 //! written once over these primitives, so it behaves the same on every transport. Appends
@@ -10,6 +11,8 @@
 //! ([`PublishTransport`](crate::PublishTransport)).
 //!
 //! Not here: group membership (`consume.rs`), anything a running consumer does.
+
+use std::collections::BTreeMap;
 
 use super::BoxFuture;
 use super::error::TransportError;
@@ -35,6 +38,17 @@ pub struct PartitionOffsets {
     pub high_watermark: u64,
 }
 
+/// One setting of a topic, under the engine's name for it (Kafka's: `retention.ms`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TopicSetting {
+    /// The setting's name.
+    pub name: String,
+    /// Its value in force (Kafka's form: -1 for no limit).
+    pub value: String,
+    /// Whether the value is the engine's default rather than set on this topic.
+    pub is_default: bool,
+}
+
 /// A group's committed offset in one partition: the next record it handles there.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct GroupOffset {
@@ -49,8 +63,9 @@ pub struct GroupOffset {
 /// A broker's administrative side. Object safe: tools hold an `Arc<dyn AdminTransport>`,
 /// or borrow one (`&dyn AdminTransport`) for the length of an operation.
 ///
-/// Every method is cancel safe except [`AdminTransport::create_topic`] and
-/// [`AdminTransport::commit`], whose effect may or may not happen when dropped.
+/// Every method is cancel safe except [`AdminTransport::create_topic`],
+/// [`AdminTransport::commit`], [`AdminTransport::delete_group`] and
+/// [`AdminTransport::alter_topic_config`], whose effect may or may not happen when dropped.
 pub trait AdminTransport: Send + Sync + std::fmt::Debug {
     /// Every topic the caller may see (the engine's internal ones left out), by name.
     fn topics(&self) -> BoxFuture<'_, Result<Vec<TopicInfo>, TransportError>>;
@@ -140,5 +155,41 @@ pub trait AdminTransport: Send + Sync + std::fmt::Debug {
             operation: "delete a consumer group",
             reason: "its admin port has no group deletion",
         })))
+    }
+
+    /// Every setting of `topic` with its value in force, by name. An engine whose topics
+    /// have no settings to read says so with [`TransportError::Unsupported`] (the default).
+    fn topic_config<'a>(
+        &'a self,
+        topic: &'a str,
+    ) -> BoxFuture<'a, Result<Vec<TopicSetting>, TransportError>> {
+        let _ = topic;
+        Box::pin(std::future::ready(Err(unsupported_settings())))
+    }
+
+    /// Sets the settings of `topic` named in `changes` (by the names
+    /// [`AdminTransport::topic_config`] gives), all or none, keeping the others; with
+    /// `validate_only`, the engine checks the change and makes none (a preview). A bad
+    /// name or value is [`TransportError::Refused`]; an engine with no settings to alter
+    /// says so with [`TransportError::Unsupported`] (the default).
+    ///
+    /// Not cancel safe: when dropped, the change may or may not be made.
+    fn alter_topic_config<'a>(
+        &'a self,
+        topic: &'a str,
+        changes: &'a BTreeMap<String, String>,
+        validate_only: bool,
+    ) -> BoxFuture<'a, Result<(), TransportError>> {
+        let _ = (topic, changes, validate_only);
+        Box::pin(std::future::ready(Err(unsupported_settings())))
+    }
+}
+
+/// The default answer of the topic-settings methods.
+fn unsupported_settings() -> TransportError {
+    TransportError::Unsupported {
+        engine: "this engine",
+        operation: "read or alter a topic's settings",
+        reason: "its admin port has no topic settings",
     }
 }

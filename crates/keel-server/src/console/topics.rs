@@ -1,11 +1,12 @@
 //! The topics pages: the list (filtered by name, paginated, with sizes, settings and rates)
 //! with the form that creates a topic, and one topic's page (settings, throughput, its
-//! partitions paginated, the groups reading it, its settings changed after a preview of
-//! old → new, and its deletion behind a typed confirmation).
+//! partitions paginated, the groups reading it, its settings — the log's or the cluster's —
+//! changed after a preview of old → new, and its deletion behind a typed confirmation).
 
 use axum::Router;
 use axum::extract::{Path, Query, State};
 use axum::routing::get;
+use keel_core::TopicSetting;
 use keel_runtime::admin::groups;
 use maud::{Markup, html};
 use serde::Deserialize;
@@ -14,9 +15,10 @@ use super::{
     PageResult, ROWS_PER_PAGE, Viewer, bytes, chart, duration, encode, not_found, number, page,
     pager, rate, result_area, shows_changes,
 };
-use crate::app::{ApiError, App, now_ms};
+use crate::app::{App, now_ms};
 use crate::source::Source;
 use crate::topic_list;
+use crate::topic_settings;
 use crate::topics_api::{TopicView, is_keel_owned};
 
 pub(super) fn routes() -> Router<App> {
@@ -165,19 +167,7 @@ async fn topic_page(
     let view = topic_list::one(&app, name.clone())
         .await?
         .ok_or_else(|| not_found(format!("topic '{name}' does not exist")))?;
-    let settings = if local {
-        let name = name.clone();
-        app.with_log(move |log| {
-            Ok::<_, ApiError>(
-                log.topic(&name)
-                    .map(|t| keel_kafka::kafka_configs(&t.config()))
-                    .unwrap_or_default(),
-            )
-        })
-        .await?
-    } else {
-        Vec::new()
-    };
+    let settings = topic_settings::describe(&app, name.clone()).await?;
     let consumers = app.history.readers_of(&name);
     let throughput = app.history.throughput(Some(&name));
     let page_number = params.page.unwrap_or(1).max(1);
@@ -203,10 +193,8 @@ async fn topic_page(
             }
         }
         h2 { "Settings" }
-        @if !local {
-            p.muted { "The cluster's brokers keep this topic's settings (kafka-configs.sh, or your cluster's own tools)." }
-        } @else if shows_changes(viewer) && !is_keel_owned(&name) {
-            (settings_form(&name, &settings))
+        @if shows_changes(viewer) && !is_keel_owned(&name) {
+            (settings_form(&name, &settings, local))
         } @else {
             (settings_table(&settings, false))
         }
@@ -249,16 +237,19 @@ async fn topic_page(
     Ok(page(&format!("Topic {name}"), "/topics", viewer, body))
 }
 
-/// The settings by Kafka's names; `editable`, with an input holding each value.
-fn settings_table(settings: &[(&str, String)], editable: bool) -> Markup {
+/// The settings by Kafka's names, those set on the topic marked; `editable`, with an input
+/// holding each value.
+fn settings_table(settings: &[TopicSetting], editable: bool) -> Markup {
     html! {
         table.settings data-figure="settings" {
-            tbody { @for (key, value) in settings {
+            tbody { @for setting in settings {
+                @let key = &setting.name;
                 tr {
                     th { (key) }
-                    td.mono data-setting=(key) { (value) }
+                    td.mono data-setting=(key) { (setting.value) }
+                    td.muted { @if setting.is_default { "default" } @else { "set" } }
                     @if editable {
-                        td { input name=(format!("config[{key}]")) value=(value) aria-label=(key) autocomplete="off"; }
+                        td { input name=(format!("config[{key}]")) value=(setting.value) aria-label=(key) autocomplete="off"; }
                     }
                 }
             } }
@@ -268,12 +259,16 @@ fn settings_table(settings: &[(&str, String)], editable: bool) -> Markup {
 
 /// The form that changes the settings: every setting with its value in an input; a preview
 /// lists what differs (old → new) and opens the button that applies it.
-fn settings_form(name: &str, settings: &[(&str, String)]) -> Markup {
+fn settings_form(name: &str, settings: &[TopicSetting], local: bool) -> Markup {
     html! {
         form.panel #topic-settings data-api=(format!("/api/topics/{}/config", encode(name)))
             data-method="PATCH" data-render="table:changes" data-then="reload" {
             (settings_table(settings, true))
-            p.muted { "Kafka's names and units: -1 is no limit. keel.fsync is always, never or interval(ms). In force at once for every partition; the partition count is fixed." }
+            @if local {
+                p.muted { "Kafka's names and units: -1 is no limit. keel.fsync is always, never or interval(ms). In force at once for every partition; the partition count is fixed." }
+            } @else {
+                p.muted { "Kafka's names and units: -1 is no limit. The cluster's brokers check a change (the preview asks them without changing anything) and apply it to every partition; settings left at their default follow the brokers'." }
+            }
             div.toolbar {
                 button.secondary type="submit" name="dry_run" value="true" data-type="bool" data-preview
                     data-done="{changes} setting(s) would change" { "Preview changes" }
