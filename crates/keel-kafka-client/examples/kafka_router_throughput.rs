@@ -6,7 +6,8 @@
 //! then a router with a no-op handler handles them all (`keel_runtime::throughput`), then a
 //! router of another group with the SQLite inbox (`keel_sql::conformance::throughput`). Each
 //! is timed from its start, group join included. Prints two lines: events per second of
-//! each and each router's ratio to the client.
+//! each and each router's ratio to the client. The run's topic and groups are deleted at
+//! the end.
 //!
 //! Not `kafka_throughput`, whose "consume" half is Keel's own `KafkaMember` and whose
 //! workload differs (1,024 keys).
@@ -20,6 +21,8 @@ use keel_core::GroupPolicy;
 use keel_kafka_client::{KafkaConfig, KafkaTransport};
 use keel_runtime::throughput;
 use rdkafka::ClientConfig;
+use rdkafka::admin::{AdminClient, AdminOptions};
+use rdkafka::client::DefaultClientContext;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 
 const PARTITIONS: u32 = 4;
@@ -67,6 +70,35 @@ async fn main() {
     )
     .await;
     throughput::report_inbox(events, "librdkafka", raw, inbox);
+    delete_run(&brokers, &topic).await;
+}
+
+/// Deletes the run's topic and its three groups (naming on stderr what could not be), so runs do not pile up on the shared
+/// broker (each 100,000-event topic keeps its records until retention).
+async fn delete_run(brokers: &str, topic: &str) {
+    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .create()
+        .expect("admin client");
+    let options = AdminOptions::new();
+    let groups = ["librdkafka", "router", "inbox"].map(|half| format!("{topic}-{half}"));
+    let groups: Vec<&str> = groups.iter().map(String::as_str).collect();
+    // Best effort: a router's member may still be leaving its group in the background.
+    let deleted = admin
+        .delete_groups(&groups, &options)
+        .await
+        .into_iter()
+        .flatten();
+    let topic_deleted = admin
+        .delete_topics(&[topic], &options)
+        .await
+        .into_iter()
+        .flatten();
+    for result in deleted.chain(topic_deleted) {
+        if let Err((name, error)) = result {
+            eprintln!("not deleted: {name} ({error})");
+        }
+    }
 }
 
 /// librdkafka alone: one consumer joining a group of its own on `topic` from the earliest

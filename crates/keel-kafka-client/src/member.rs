@@ -448,9 +448,11 @@ impl KafkaPartition {
         self.ready.clone()
     }
 
-    /// The next record if one is queued, without waiting.
+    /// The next record if one is queued, without waiting. The runtime's lease takes every
+    /// record through this, so it builds no `Vec` per record.
     pub fn try_next(&self) -> Option<Record> {
-        self.take(1).pop()
+        let queue = self.queue.lock().unwrap_or_else(|p| p.into_inner());
+        self.poll_queued(&queue)
     }
 
     /// Where the group stands on this partition: its committed offset (if any) and the
@@ -530,16 +532,27 @@ impl KafkaPartition {
         let queue = self.queue.lock().unwrap_or_else(|p| p.into_inner());
         let mut records = Vec::new();
         while records.len() < records_max {
-            match queue.poll(Duration::ZERO) {
-                Some(Ok(message)) => records.push(record(&message)),
-                Some(Err(error)) => {
-                    tracing::warn!(topic = %self.topic, partition = self.partition, %error, "fetch error");
-                    break;
-                }
-                None => break,
-            }
+            let Some(record) = self.poll_queued(&queue) else {
+                break;
+            };
+            records.push(record);
         }
         records
+    }
+
+    /// The next record of `queue` (this partition's, locked) if one is there; a fetch error
+    /// is logged and ends the take like an empty queue.
+    fn poll_queued(
+        &self,
+        queue: &rdkafka::consumer::base_consumer::PartitionQueue<MemberContext>,
+    ) -> Option<Record> {
+        match queue.poll(Duration::ZERO)? {
+            Ok(message) => Some(record(&message)),
+            Err(error) => {
+                tracing::warn!(topic = %self.topic, partition = self.partition, %error, "fetch error");
+                None
+            }
+        }
     }
 
     /// Commits `offset` (the next record to consume) for the group, synchronously with the
