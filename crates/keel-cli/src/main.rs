@@ -41,7 +41,7 @@ use clap::{Parser, Subcommand};
 
 /// Keel: an event backbone for services. Durable, partitioned event logs on one machine.
 #[derive(Debug, Parser)]
-#[command(name = "keel", version, about, long_about = None)]
+#[command(name = "keel", version = env!("KEEL_LONG_VERSION"), about, long_about = None)]
 struct Cli {
     /// Data directory of the embedded log.
     #[arg(
