@@ -15,7 +15,9 @@
 //! `keel_runtime::admin::groups`, the computation `keel groups lag` uses). On a cluster that
 //! costs about 0.1 s a group, so a sample measures at most [`SAMPLE_GROUPS_CONCURRENCY`]
 //! groups at once and at most [`HistoryConfig::groups_max`] groups in all: those never
-//! measured first, then the least recently measured; a group not measured keeps its last
+//! measured first — among them those the previous sample did not list, so a group that
+//! appears while the console runs shows at the next sample even among thousands never
+//! measured yet — then the least recently measured; a group not measured keeps its last
 //! measure, and how many were left out is `keel_console_sample_groups_skipped`. Every
 //! series is a ring of at most [`HISTORY_POINTS`] samples aligned on shared sample times; a
 //! topic, group or partition that disappears loses its series. The number of series is
@@ -98,6 +100,8 @@ struct Inner {
     partitions: HashMap<(String, String, u32), Ring<u64>>,
     /// Every listed group's lag at its last measure, by name.
     measures: BTreeMap<String, Measure>,
+    /// The groups the last sample listed; empty before the first.
+    listed: HashSet<String>,
     /// The topics' totals at the last sample; `None` before the first.
     stored: Option<Stored>,
     /// Every topic's partitions as the last sample read them; `None` before the first.
@@ -211,7 +215,7 @@ impl History {
         listed.dedup();
         let chosen = {
             let inner = self.inner.lock().expect("history lock");
-            least_recently_measured(&listed, &inner.measures, groups_max)
+            least_recently_measured(&listed, &inner.measures, &inner.listed, groups_max)
         };
         let measured: Vec<(String, Result<Vec<PartitionLag>, GroupsError>)> =
             stream::iter(chosen.iter().cloned())
@@ -226,6 +230,7 @@ impl History {
         let mut inner = self.inner.lock().expect("history lock");
         let present: HashSet<&String> = listed.iter().collect();
         inner.measures.retain(|group, _| present.contains(group));
+        inner.listed = listed.iter().cloned().collect();
         let mut failed = 0;
         for (group, lags) in measured {
             match lags {
@@ -483,21 +488,26 @@ pub(crate) async fn offsets_of(
 }
 
 /// At most `max` of the `listed` groups: those never measured first (a new group shows up
-/// at the next sample), then the least recently measured, by name among equals.
+/// at the next sample) — of them first those `previous` (the last sample's listing) lacks,
+/// unless it is the first listing — then the least recently measured, by name among equals.
 fn least_recently_measured(
     listed: &[String],
     measures: &BTreeMap<String, Measure>,
+    previous: &HashSet<String>,
     max: usize,
 ) -> Vec<String> {
-    let mut order: Vec<(Option<i64>, &String)> = listed
+    let mut order: Vec<(Option<i64>, bool, &String)> = listed
         .iter()
-        .map(|group| (measures.get(group).map(|m| m.at_ms), group))
+        .map(|group| {
+            let appeared = !previous.is_empty() && !previous.contains(group);
+            (measures.get(group).map(|m| m.at_ms), !appeared, group)
+        })
         .collect();
     order.sort_unstable();
     order
         .into_iter()
         .take(max)
-        .map(|(_, group)| group.clone())
+        .map(|(_, _, group)| group.clone())
         .collect()
 }
 
@@ -605,6 +615,21 @@ mod tests {
         log.delete_topic("orders").unwrap();
         sample(&history, &log, 1_000_000);
         assert!(history.throughput(Some("orders")).in_per_s.is_empty());
+    }
+
+    #[test]
+    fn a_group_that_appears_is_measured_before_those_listed_never_measured_since() {
+        let names =
+            |names: &[&str]| -> Vec<String> { names.iter().map(|n| n.to_string()).collect() };
+        let listed = names(&["a", "b", "z"]);
+        let previous: HashSet<String> = names(&["a", "b"]).into_iter().collect();
+        let none = BTreeMap::new();
+        assert_eq!(least_recently_measured(&listed, &none, &previous, 1), ["z"]);
+        assert_eq!(
+            least_recently_measured(&listed, &none, &HashSet::new(), 1),
+            ["a"],
+            "in the first listing every group is new: by name"
+        );
     }
 
     #[test]
