@@ -74,7 +74,10 @@ pub(crate) fn patch_json(http: SocketAddr, path: &str, body: &Value) -> (u16, St
 }
 
 /// Sends `request` with a JSON body: the status and the body, whatever the status.
-fn send_json(request: ureq::RequestBuilder<ureq::typestate::WithBody>, body: &Value) -> (u16, String) {
+fn send_json(
+    request: ureq::RequestBuilder<ureq::typestate::WithBody>,
+    body: &Value,
+) -> (u16, String) {
     let response = request
         .config()
         .http_status_as_error(false)
@@ -89,4 +92,3 @@ fn send_json(request: ureq::RequestBuilder<ureq::typestate::WithBody>, body: &Va
 pub(crate) fn json_line(text: &str) -> Value {
     serde_json::from_str(text).unwrap_or_else(|e| panic!("not JSON ({e}): {text}"))
 }
-
