@@ -40,6 +40,24 @@ pub(crate) fn encode(
     correlation_id: i32,
     mut response: FetchResponse,
 ) -> anyhow::Result<FetchFrame> {
+    // Most answers (a long poll's empty one, a few small batches) have nothing to splice:
+    // encode them as any response, without drawing a marker.
+    let splices = response
+        .responses
+        .iter()
+        .flat_map(|topic| &topic.partitions)
+        .any(|partition| {
+            partition
+                .records
+                .as_ref()
+                .is_some_and(|records| records.len() >= SPLICED_RECORDS_BYTES_MIN)
+        });
+    if !splices {
+        return Ok(FetchFrame {
+            head: encode_response(ApiKey::Fetch, version, correlation_id, &response)?,
+            rest: Vec::new(),
+        });
+    }
     let prefix: [u8; MARKER_BYTES - 4] = uuid::Uuid::new_v4().as_bytes()[..MARKER_BYTES - 4]
         .try_into()
         .expect("a UUID has 16 bytes");
@@ -60,12 +78,6 @@ pub(crate) fn encode(
         spliced.push(std::mem::replace(records, marker));
     }
     let mut frame = encode_response(ApiKey::Fetch, version, correlation_id, &response)?;
-    if spliced.is_empty() {
-        return Ok(FetchFrame {
-            head: frame,
-            rest: Vec::new(),
-        });
-    }
     let marker_prefix = length_prefix(version, MARKER_BYTES);
     let grown: usize = spliced
         .iter()
