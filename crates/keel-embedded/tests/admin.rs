@@ -473,3 +473,38 @@ async fn canary_reports_dead_lettered_again_or_handled() {
         .collect();
     assert_eq!(actions, [AuditAction::Canary, AuditAction::Canary]);
 }
+
+#[tokio::test(start_paused = true)]
+async fn an_audit_action_written_by_a_newer_keel_is_listed_and_changes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = open_log(dir.path());
+    let bus = EmbeddedBus::new(log.clone());
+    poison_fixture(&log, &bus).await;
+    // A newer Keel sharing the log records an action this build does not know, naming the
+    // first dead letter.
+    create_topic(&log, audit::AUDIT_TOPIC, 1);
+    let newer = r#"{"id":"archive-1-x","time_ms":7,"action":"archive","dead_letter_topic":"orders.dlq","items":[{"partition":0,"offset":0,"event_id":null,"group":"shipping","target":null}],"command":"keel dlq archive"}"#;
+    log.topic(audit::AUDIT_TOPIC)
+        .unwrap()
+        .partition(0)
+        .unwrap()
+        .append(&[NewRecord::new(Some("orders.dlq"), newer)])
+        .unwrap();
+
+    let history = audit::history(&log, None).unwrap();
+    let listed: Vec<(AuditAction, &str)> = history
+        .iter()
+        .map(|e| (e.action, e.command.as_str()))
+        .collect();
+    assert_eq!(listed, [(AuditAction::Unrecognised, "keel dlq archive")]);
+    // The dead letter it names is neither replayed nor purged for this build.
+    let summaries = dead_letters::summaries(&log, i64::MAX / 2).unwrap();
+    assert_eq!(
+        (
+            summaries[0].pending,
+            summaries[0].replayed,
+            summaries[0].purged
+        ),
+        (3, 0, 0)
+    );
+}

@@ -38,6 +38,11 @@ pub enum AuditAction {
     Canary,
     /// Dead letters marked purged: hidden from listing and never replayed.
     Purge,
+    /// An action this build does not know, written by a newer Keel sharing the cluster (a
+    /// CLI and a server of different versions): listed in the history, never acted on, so
+    /// one newer entry cannot make every older reader of the log fail.
+    #[serde(other)]
+    Unrecognised,
 }
 
 impl AuditAction {
@@ -47,6 +52,7 @@ impl AuditAction {
             AuditAction::Replay => "replay",
             AuditAction::Canary => "canary",
             AuditAction::Purge => "purge",
+            AuditAction::Unrecognised => "unrecognised",
         }
     }
 }
@@ -169,6 +175,7 @@ pub async fn state(admin: &dyn AdminTransport) -> Result<AuditState, AuditError>
         let set = match entry.action {
             AuditAction::Replay | AuditAction::Canary => &mut state.replayed,
             AuditAction::Purge => &mut state.purged,
+            AuditAction::Unrecognised => continue,
         };
         for item in entry.items {
             set.insert((entry.dead_letter_topic.clone(), item.partition, item.offset));
