@@ -6,18 +6,20 @@
 //!
 //! A `keel serve` keeps its dead-letter audit log `keel.dlq.audit` as its own topic, which
 //! no Kafka client may write: there `keel dlq replay|purge --brokers` fails at the audit
-//! record; `keel dlq --server` (its HTTP API) replays and purges.
+//! record, and so does `keel groups delete --brokers`; `--server` (its HTTP API) replays,
+//! purges and deletes.
 //!
 //! Not here: printing (`groups.rs`, `dlq.rs`), or the logic itself.
 
 use std::sync::Arc;
 
 use anyhow::Context;
-use keel_core::AdminTransport;
 use keel_kafka_client::{KafkaAdmin, KafkaConfig, KafkaPublisher, diagnose};
 use keel_runtime::admin::audit::{self, AuditEntry};
 use keel_runtime::admin::dead_letters::{self, DeadLetterFilter, DeadLetterSummary, PurgeReport};
-use keel_runtime::admin::groups::{self, GroupSummary, OffsetReset, PartitionLag, ResetTarget};
+use keel_runtime::admin::groups::{
+    self, GroupDeletion, GroupSummary, OffsetReset, PartitionLag, ResetTarget,
+};
 use keel_runtime::admin::replay::{self, CanaryOutcome, ReplayReport};
 use serde_json::Value;
 
@@ -115,15 +117,17 @@ impl Cluster {
         })
     }
 
-    /// Deletes `group` (DeleteGroups); a group the cluster does not list is an error here,
-    /// so a misspelt name is not reported deleted, and one whose members run is refused
-    /// (`TransportError::GroupActive`, Kafka's NON_EMPTY_GROUP).
-    pub(crate) fn delete_group(&self, group: &str) -> anyhow::Result<()> {
+    /// Deletes `group` (DeleteGroups) and records it in the audit log; a group without
+    /// committed offsets is an error, so a misspelt name is not reported deleted, and one
+    /// whose members run is refused (`TransportError::GroupActive`, Kafka's NON_EMPTY_GROUP).
+    pub(crate) fn delete_group(
+        &self,
+        group: &str,
+        command: String,
+        now_ms: i64,
+    ) -> anyhow::Result<GroupDeletion> {
         self.run(async {
-            if !self.admin.groups().await?.iter().any(|g| g == group) {
-                anyhow::bail!("the cluster has no group '{group}'");
-            }
-            Ok(self.admin.delete_group(group).await?)
+            Ok(groups::delete_group(&self.admin, &self.publisher, group, command, now_ms).await?)
         })
     }
 

@@ -14,7 +14,9 @@ use keel_embedded::admin::audit::{self, AuditEntry};
 use keel_embedded::admin::dead_letters::{
     self, CanaryOutcome, DeadLetterFilter, DeadLetterSummary, PurgeReport, ReplayReport,
 };
-use keel_embedded::admin::groups::{self, GroupSummary, OffsetReset, PartitionLag, ResetTarget};
+use keel_embedded::admin::groups::{
+    self, GroupDeletion, GroupSummary, OffsetReset, PartitionLag, ResetTarget,
+};
 use keel_embedded::admin::topics::{self, TopicView, topic_view};
 use keel_log::{Log, OpenError, TopicConfig};
 use serde::Serialize;
@@ -106,16 +108,6 @@ impl Control {
         }
         // Another short-lived command holds it (or opening failed): wait, and report.
         Ok(Control::Local(open_log(data)?))
-    }
-
-    /// The local log, for verbs that have no API form.
-    pub(crate) fn local(&self, verb: &str) -> anyhow::Result<&Log> {
-        match self {
-            Control::Local(log) => Ok(log),
-            Control::Remote(url) => bail!(
-                "`{verb}` needs the data directory itself, which the server at {url} owns; stop the server first"
-            ),
-        }
     }
 
     /// Whether requests go to a server.
@@ -391,6 +383,29 @@ impl Control {
                 let answer: Value = post(url, &format!("/api/groups/{group}/reset"), &body)?;
                 serde_json::from_value(answer["moves"].clone())
                     .with_context(|| format!("unexpected answer from {url} to a reset"))
+            }
+        }
+    }
+
+    /// Deletes `group` and records it in the audit log with `command`. A server refuses
+    /// while members of the group run; here no member of another process can run, since
+    /// this process owns the log.
+    pub(crate) fn delete_group(
+        &self,
+        group: &str,
+        command: String,
+        now_ms: i64,
+    ) -> anyhow::Result<GroupDeletion> {
+        match self {
+            Control::Local(log) => Ok(groups::delete_group(log, group, command, now_ms)?),
+            Control::Remote(url) => {
+                let path = format!("/api/groups/{group}");
+                let request = ureq::delete(format!("{url}{path}"))
+                    .config()
+                    .http_status_as_error(false)
+                    .build()
+                    .query("command", command);
+                answer(url, &path, request.call())
             }
         }
     }

@@ -136,7 +136,8 @@ enum DlqCommand {
         #[arg(long)]
         json: bool,
     },
-    /// Show the audit log: every replay, canary and purge, with its command line.
+    /// Show the audit log: every replay, canary and purge, and every group deletion (`keel
+    /// groups delete`), with its command line.
     History {
         /// Only this dead-letter topic (or its source topic).
         topic: Option<String>,
@@ -334,15 +335,15 @@ pub(crate) fn run(data: &Path, server: Option<&str>, args: DlqArgs) -> anyhow::R
                 return Ok(());
             }
             println!(
-                "{:<25} {:<8} {:<20} {:>6}  ID / COMMAND",
-                "TIME", "ACTION", "TOPIC", "COUNT"
+                "{:<25} {:<12} {:<20} {:>6}  ID / COMMAND",
+                "TIME", "ACTION", "SUBJECT", "COUNT"
             );
             for e in &entries {
                 println!(
-                    "{:<25} {:<8} {:<20} {:>6}  {} / {}",
+                    "{:<25} {:<12} {:<20} {:>6}  {} / {}",
                     time::rfc3339(e.time_ms),
                     e.action.as_str(),
-                    e.dead_letter_topic,
+                    e.subject(),
                     e.items.len(),
                     e.id,
                     e.command

@@ -5,8 +5,9 @@
 //! or (list, lag and reset) by the `keel serve` that owns the data directory (`control.rs`).
 //! A reset through a server is refused while members of the group are connected, as Kafka
 //! refuses it, unless forced; here, while this command holds the data directory, no consumer
-//! of another process can commit offsets, so a reset never races one. A delete needs the data
-//! directory itself (with a server, Kafka's DeleteGroups does it). With `--brokers` (or
+//! of another process can commit offsets, so a reset never races one. A delete goes to the
+//! server too (refused while members of the group run) and is recorded, with the offsets the
+//! group had, in the audit log that `keel dlq history` prints. With `--brokers` (or
 //! `KEEL_BROKERS`) list, lag, reset and delete act on a Kafka cluster (`cluster.rs`, the
 //! `kafka` feature), which refuses a reset or a delete while members of the group run
 //! (Kafka's NON_EMPTY_GROUP).
@@ -15,7 +16,7 @@ use std::path::Path;
 
 use anyhow::{Context, bail};
 use chrono::Utc;
-use keel_embedded::admin::groups::{self, PartitionLag, ResetTarget};
+use keel_embedded::admin::groups::{PartitionLag, ResetTarget};
 
 use crate::brokers::Brokers;
 use crate::target::Target;
@@ -82,10 +83,15 @@ enum GroupsCommand {
         json: bool,
     },
     /// Delete a group: forget all its committed offsets (with --brokers: Kafka's
-    /// DeleteGroups, refused while members of the group run). Stop its consumers first.
+    /// DeleteGroups), recorded with those offsets in the audit log (`keel dlq history`).
+    /// Refused while members of the group run; stop its consumers first.
     Delete {
         /// The group.
         group: String,
+        /// Print JSON (the deletion's audit id and the offsets the group had) instead of a
+        /// line.
+        #[arg(long)]
+        json: bool,
     },
 }
 
@@ -197,21 +203,21 @@ pub(crate) fn run(data: &Path, server: Option<&str>, args: GroupsArgs) -> anyhow
                 println!("dry run: nothing committed");
             }
         }
-        GroupsCommand::Delete { group } => match control.control() {
-            Some(keel) => {
-                let partitions = groups::delete_group(keel.local("keel groups delete")?, &group)
-                    .with_context(|| format!("cannot delete group '{group}'"))?;
-                println!(
-                    "deleted group '{group}' (committed offsets of {partitions} partition(s))"
-                );
+        GroupsCommand::Delete { group, json } => {
+            let command = std::env::args().collect::<Vec<_>>().join(" ");
+            let deletion = control
+                .delete_group(&group, command, now_ms)
+                .with_context(|| format!("cannot delete group '{group}'"))?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&deletion)?);
+                return Ok(());
             }
-            None => {
-                control
-                    .delete_group(&group)
-                    .with_context(|| format!("cannot delete group '{group}'"))?;
-                println!("deleted group '{group}'");
-            }
-        },
+            println!(
+                "deleted group '{group}' (committed offsets of {} partition(s), kept in the audit log as {})",
+                deletion.offsets.len(),
+                deletion.id
+            );
+        }
     }
     Ok(())
 }

@@ -12,7 +12,9 @@ use keel_embedded::admin::audit::AuditEntry;
 use keel_embedded::admin::dead_letters::{
     CanaryOutcome, DeadLetterFilter, DeadLetterSummary, PurgeReport, ReplayReport,
 };
-use keel_embedded::admin::groups::{GroupSummary, OffsetReset, PartitionLag, ResetTarget};
+use keel_embedded::admin::groups::{
+    GroupDeletion, GroupSummary, OffsetReset, PartitionLag, ResetTarget,
+};
 use serde_json::Value;
 
 use crate::brokers::Brokers;
@@ -51,16 +53,6 @@ impl Target {
             )?))),
             #[cfg(not(feature = "kafka"))]
             Some(_) => anyhow::bail!("--brokers needs a keel built with the `kafka` feature"),
-        }
-    }
-
-    /// The data directory or its server, for the verbs a cluster does not offer; `None`
-    /// for a cluster.
-    pub(crate) fn control(&self) -> Option<&Control> {
-        match self {
-            Target::Keel(control) => Some(control),
-            #[cfg(feature = "kafka")]
-            Target::Cluster(_) => None,
         }
     }
 
@@ -106,14 +98,15 @@ impl Target {
         }
     }
 
-    /// Deletes `group` on a cluster; a data directory's groups are deleted through the
-    /// directory itself (`Control::local`), which this never does.
-    pub(crate) fn delete_group(&self, group: &str) -> anyhow::Result<()> {
-        match self {
-            Target::Keel(_) => anyhow::bail!("deleting '{group}' needs the data directory itself"),
-            #[cfg(feature = "kafka")]
-            Target::Cluster(cluster) => cluster.delete_group(group),
-        }
+    /// Deletes `group` and records it in the audit log with `command`; refused while
+    /// members of the group run where the target can tell (a server, a cluster).
+    pub(crate) fn delete_group(
+        &self,
+        group: &str,
+        command: String,
+        now_ms: i64,
+    ) -> anyhow::Result<GroupDeletion> {
+        dispatch!(self, t => t.delete_group(group, command, now_ms))
     }
 
     pub(crate) fn dead_letter_summaries(

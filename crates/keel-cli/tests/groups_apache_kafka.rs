@@ -1,7 +1,7 @@
 //! `keel groups lag|reset --brokers` on the real Apache Kafka broker: a group's lag per
 //! partition in events and seconds as the binary prints it, a reset of the stopped group
 //! committed on the cluster, a reset and a delete refused while a member of the group runs,
-//! and `keel groups delete --brokers` of the stopped group.
+//! and `keel groups delete --brokers` of the stopped group, kept in the audit log.
 //! Needs the `kafka` feature (`cargo nextest run -p keel-cli --features kafka`) and
 //! `KEEL_TEST_KAFKA_BROKERS` (`scripts/services start kafka`): unset, the test says it did
 //! not run; set, an unreachable broker fails it.
@@ -161,7 +161,25 @@ async fn groups_lag_and_reset_act_on_a_kafka_cluster() {
         Vec::new()
     );
     assert!(!admin.groups().await.expect("groups").contains(&group));
-    keel.fails(&delete, "", &format!("the cluster has no group '{group}'"));
+    // The audit log keeps the deletion and the offsets the group had (5 in each partition).
+    let history = keel.ok(&["dlq", "history", "--json", "--brokers", &brokers], "");
+    let deletion: Value = history
+        .lines()
+        .map(|line| serde_json::from_str::<Value>(line).expect("a JSON line"))
+        .find(|entry| entry["action"] == "delete_group" && entry["group"] == group.as_str())
+        .unwrap_or_else(|| panic!("no audit entry of the deletion: {history}"));
+    let offsets: Vec<u64> = deletion["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .map(|item| item["offset"].as_u64().expect("an offset"))
+        .collect();
+    assert_eq!(offsets, [5, 5], "{deletion}");
+    keel.fails(
+        &delete,
+        "",
+        &format!("group '{group}' has no committed offsets"),
+    );
 }
 
 fn json(text: &str) -> Value {

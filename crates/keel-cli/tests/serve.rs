@@ -403,7 +403,8 @@ fn operator_verbs_use_the_api_of_the_server_that_owns_the_data_directory() {
     assert!(groups.contains("billing"), "{groups}");
     let lag = keel.ok(&["groups", "lag", "billing"], "");
     assert!(lag.contains("orders"), "{lag}");
-    // A reset goes to the server (no member is connected); a delete needs the directory.
+    // A reset goes to the server (no member is connected), and so does a delete, which the
+    // audit log records with the request.
     let reset = keel.ok(
         &[
             "groups",
@@ -416,10 +417,16 @@ fn operator_verbs_use_the_api_of_the_server_that_owns_the_data_directory() {
         "",
     );
     assert!(reset.contains("orders"), "{reset}");
-    keel.fails(
-        &["groups", "delete", "billing"],
-        "",
-        "needs the data directory itself",
+    let deleted = keel.ok(&["groups", "delete", "billing"], "");
+    assert!(deleted.contains("deleted group 'billing'"), "{deleted}");
+    let groups = keel.ok(&["groups", "list"], "");
+    assert!(!groups.contains("billing"), "{groups}");
+    let history = keel.ok(&["dlq", "history"], "");
+    assert!(
+        history.contains("delete_group")
+            && history.contains("group billing")
+            && history.contains("(via DELETE /api/groups/billing from 127.0.0.1"),
+        "{history}"
     );
     // An explicit --server that is not there is named.
     keel.fails(

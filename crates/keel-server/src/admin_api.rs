@@ -8,21 +8,21 @@
 //! | `GET /api/groups` | every group that committed offsets, with total lag |
 //! | `GET /api/groups/{group}` | the group's lag per partition, in events and ms |
 //! | `POST /api/groups/{group}/reset` (JSON target + `dry_run`) | the offsets moved (or, dry, that would move) |
-//! | `DELETE /api/groups/{group}` | the group deleted (409 while members run) |
+//! | `DELETE /api/groups/{group}?command=` | the group deleted, audited, with the offsets it had (409 while members run) |
 //! | `GET /api/dead-letters` | per dead-letter topic: pending, replayed, purged, oldest age, causes |
 //! | `GET /api/dead-letters/{topic}?group=&kind=&type=&key=&event_id=&partition=&offset=&limit=` | the dead letters, each with its CloudEvent |
 //! | `POST /api/dead-letters/{topic}/replay` (JSON filter + `canary`, `force`, `to_group`) | the replay report |
 //! | `GET /api/dead-letters/canary/{id}` | pending, handled or dead-lettered again |
 //! | `POST /api/dead-letters/{topic}/purge` (JSON filter + `confirm`) | what was (or would be) purged |
-//! | `GET /api/audit?topic=` | the audit log of replays and purges |
+//! | `GET /api/audit?topic=` | the audit log of replays, purges and group deletions |
 //!
 //! (Topics and events are `topics_api.rs`; `GET /api/openapi.json` describes them all.)
 //!
 //! The logic is `keel_runtime::admin`, run on the server's source through the ports
 //! ([`App::on_ports`]: the owned log, or a Kafka cluster for `keel serve --brokers`); this
 //! file maps HTTP to it and its errors to status codes with a one-line JSON
-//! `{"error": ...}`. Replays and purges are recorded in the audit log with the request line and the
-//! caller's address as the command. State-changing routes sit behind
+//! `{"error": ...}`. Replays, purges and group deletions are recorded in the audit log with the
+//! request line and the caller's address as the command. State-changing routes sit behind
 //! [`require_admin`](crate::access::require_admin).
 
 use std::net::SocketAddr;
@@ -84,8 +84,9 @@ impl From<GroupsError> for ApiError {
             GroupsError::TopicNotFound(_)
             | GroupsError::GroupNotFound(_)
             | GroupsError::PartitionNotFound { .. } => StatusCode::NOT_FOUND,
-            // A cluster refuses to move a running group's offsets.
-            GroupsError::Transport(TransportError::GroupActive { .. }) => StatusCode::CONFLICT,
+            // A cluster refuses to move a running group's offsets (409); an engine that
+            // cannot do what was asked says so (501).
+            GroupsError::Transport(error) => return error.into(),
             _ => StatusCode::INTERNAL_SERVER_ERROR,
         };
         ApiError(status, error.to_string())
@@ -262,52 +263,56 @@ async fn reset_group(
     .map(Json)
 }
 
-/// A delete's answer.
-#[derive(Debug, Serialize, ToSchema)]
-struct DeletedGroup {
-    /// The group.
-    group: String,
-    /// The partitions it had committed offsets in.
-    partitions: usize,
+/// `?command=` of a state-changing request without a body: the caller's own description
+/// for the audit log (the `keel` CLI sends its command line).
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+struct CommandParam {
+    /// As [`ReplayBody::command`].
+    command: Option<String>,
 }
 
 /// Deletes a group: its committed offsets and whatever else the source keeps for it
-/// (`AdminTransport::delete_group`; Kafka's DeleteGroups on a cluster).
+/// (`AdminTransport::delete_group`; Kafka's DeleteGroups on a cluster), recorded in the
+/// audit log with the offsets it had.
 ///
 /// Refused (409) while members of the group run — routes of this server, members
 /// connected to its Kafka listener, or on a cluster (Kafka's NON_EMPTY_GROUP): they would
-/// commit again. A group without
-/// committed offsets is not found (404).
+/// commit again. A group without committed offsets is not found (404); an engine that
+/// cannot delete groups answers 501 with its reason.
 #[utoipa::path(
     delete, path = "/api/groups/{group}", tag = "groups",
-    params(("group" = String, Path, description = "The consumer group")),
+    params(("group" = String, Path, description = "The consumer group"), CommandParam),
     responses(
-        (status = 200, description = "The group was deleted", body = DeletedGroup),
+        (status = 200, description = "The group was deleted; its committed offsets, as the audit log records them", body = groups::GroupDeletion),
         (status = 403, description = "The caller is read-only", body = ErrorBody),
         (status = 404, description = "No such group", body = ErrorBody),
-        (status = 409, description = "Members of the group run", body = ErrorBody)
+        (status = 409, description = "Members of the group run", body = ErrorBody),
+        (status = 501, description = "The engine cannot delete groups", body = ErrorBody)
     )
 )]
 async fn delete_group(
     State(app): State<App>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     Path(group): Path<String>,
-) -> Result<Json<DeletedGroup>, ApiError> {
+    Query(params): Query<CommandParam>,
+) -> Result<Json<groups::GroupDeletion>, ApiError> {
     // The owned log's members are of this process (its routes) or connected to its Kafka
     // listener; the log itself cannot tell (a cluster's DeleteGroups can).
     let routed_here = app.source.bus("").is_ok_and(|bus| bus.has_members(&group));
     if routed_here || members_of(&app, &group).is_some_and(|view| !view.members.is_empty()) {
         return Err(TransportError::GroupActive { group }.into());
     }
-    app.on_ports(move |admin, _| {
+    let command = audit_command(
+        &params.command,
+        &format!("DELETE /api/groups/{group}"),
+        peer,
+    );
+    app.on_ports(move |admin, publish| {
         Box::pin(async move {
-            let partitions = admin.committed(&group).await?.len();
-            if partitions == 0 {
-                return Err(GroupsError::GroupNotFound(group));
-            }
-            admin.delete_group(&group).await?;
-            tracing::info!(%group, %peer, partitions, "group deleted over HTTP");
-            Ok(DeletedGroup { group, partitions })
+            let deletion = groups::delete_group(admin, publish, &group, command, now_ms()).await?;
+            tracing::info!(%group, %peer, partitions = deletion.offsets.len(), id = %deletion.id, "group deleted over HTTP");
+            Ok::<_, GroupsError>(deletion)
         })
     })
     .await
@@ -497,7 +502,11 @@ async fn replay(
     Path(topic): Path<String>,
     Json(body): Json<ReplayBody>,
 ) -> Result<Json<replay::ReplayReport>, ApiError> {
-    let command = audit_command(&body.command, "replay", &topic, peer);
+    let command = audit_command(
+        &body.command,
+        &format!("POST /api/dead-letters/{topic}/replay"),
+        peer,
+    );
     app.on_ports(move |admin, publish| {
         Box::pin(async move {
             let filter = DeadLetterFilter::from(body.filter);
@@ -560,7 +569,11 @@ async fn purge(
     Path(topic): Path<String>,
     Json(body): Json<PurgeBody>,
 ) -> Result<Json<dead_letters::PurgeReport>, ApiError> {
-    let command = audit_command(&body.command, "purge", &topic, peer);
+    let command = audit_command(
+        &body.command,
+        &format!("POST /api/dead-letters/{topic}/purge"),
+        peer,
+    );
     app.on_ports(move |admin, publish| {
         Box::pin(async move {
             let filter = DeadLetterFilter::from(body.filter);
@@ -575,9 +588,10 @@ async fn purge(
     .map(Json)
 }
 
-/// What the audit log records as the command of a replay or purge over HTTP.
-fn audit_command(caller: &Option<String>, action: &str, topic: &str, peer: SocketAddr) -> String {
-    let request = format!("POST /api/dead-letters/{topic}/{action} from {peer}");
+/// What the audit log records as the command of a request (`request`: its method and path)
+/// over HTTP: the caller's own description, if any, and the request line and address.
+fn audit_command(caller: &Option<String>, request: &str, peer: SocketAddr) -> String {
+    let request = format!("{request} from {peer}");
     match caller {
         Some(command) => format!("{command} (via {request})"),
         None => request,
@@ -594,7 +608,7 @@ struct AuditParams {
 #[utoipa::path(
     get, path = "/api/audit", tag = "dead letters",
     params(AuditParams),
-    responses((status = 200, description = "Every replay, canary and purge, oldest first", body = Vec<audit::AuditEntry>))
+    responses((status = 200, description = "Every replay, canary, purge and group deletion, oldest first", body = Vec<audit::AuditEntry>))
 )]
 async fn audit_log(
     State(app): State<App>,

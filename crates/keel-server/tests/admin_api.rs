@@ -1,6 +1,6 @@
 //! The operator API and console over a real listener: dead letters made by a real router,
 //! inspected, replayed as a canary, purged, and audited over HTTP; the router's group
-//! deleted once it stopped (refused while it runs).
+//! deleted once it stopped (refused while it runs), with its offsets in the audit log.
 
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
@@ -210,9 +210,44 @@ async fn dead_letters_are_listed_replayed_purged_and_audited_over_http() {
         "{error}"
     );
     router.shutdown().await;
-    let (status, deleted) = delete(addr, "/api/groups/billing");
+    let (_, lag) = get(addr, "/api/groups/billing");
+    let (status, deleted) = delete(addr, "/api/groups/billing?command=ops%20cleanup");
     assert_eq!(status, 200, "{deleted}");
-    assert!(deleted["partitions"].as_u64().unwrap() >= 2, "{deleted}");
+    let offsets = deleted["offsets"].as_array().unwrap();
+    assert_eq!(
+        offsets.len(),
+        2,
+        "one committed offset per partition: {deleted}"
+    );
+    for (offset, partition) in offsets.iter().zip(lag.as_array().unwrap()) {
+        assert_eq!(offset["topic"], "orders");
+        assert_eq!(offset["partition"], partition["partition"]);
+        assert_eq!(
+            offset["offset"], partition["committed_offset"],
+            "{deleted} {lag}"
+        );
+    }
+    // The audit log keeps who deleted it and the offsets it had.
+    let (_, audit) = get(addr, "/api/audit");
+    let entry = audit.as_array().unwrap().last().unwrap().clone();
+    assert_eq!(entry["action"], "delete_group", "{audit}");
+    assert_eq!(entry["id"], deleted["id"]);
+    assert_eq!(entry["group"], "billing");
+    assert_eq!(entry["items"].as_array().unwrap().len(), 2, "{entry}");
+    assert_eq!(entry["items"][0]["topic"], "orders", "{entry}");
+    assert!(
+        entry["command"]
+            .as_str()
+            .unwrap()
+            .starts_with("ops cleanup (via DELETE /api/groups/billing from 127.0.0.1"),
+        "{entry}"
+    );
+    let (_, audit) = get(addr, "/api/audit?topic=orders.dlq");
+    assert_eq!(
+        audit.as_array().unwrap().len(),
+        2,
+        "a deletion is not a dead letter's: {audit}"
+    );
     let (status, _) = get(addr, "/api/groups/billing");
     assert_eq!(status, 404, "no longer a group");
     let (status, _) = delete(addr, "/api/groups/billing");

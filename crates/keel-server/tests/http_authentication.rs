@@ -30,8 +30,11 @@ fn call(
         .new_agent();
     let url = format!("http://{addr}{path}");
     let response = match method {
-        "GET" => {
-            let mut request = agent.get(&url);
+        "GET" | "DELETE" => {
+            let mut request = match method {
+                "GET" => agent.get(&url),
+                _ => agent.delete(&url),
+            };
             for (name, value) in headers {
                 request = request.header(*name, *value);
             }
@@ -80,6 +83,10 @@ async fn tokens_roles_and_origins_are_checked_on_both_http_listeners() {
         assert_eq!(call("POST", api, purge, &reader).0, 403);
         let status = call("POST", api, purge, &admin).0;
         assert!(status != 401 && status != 403, "admin purge: {status}");
+        // A group's deletion: refused to a reader before anything is looked up; an admin
+        // reaches the handler, which finds no such group.
+        assert_eq!(call("DELETE", api, "/api/groups/billing", &reader).0, 403);
+        assert_eq!(call("DELETE", api, "/api/groups/billing", &admin).0, 404);
         let cross = [admin[0], ("origin", "https://evil.example")];
         assert_eq!(call("POST", api, purge, &cross).0, 403);
 

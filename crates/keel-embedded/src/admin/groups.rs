@@ -5,10 +5,9 @@
 //! Not here: live membership (members and generations live in the in-process coordinator
 //! and are gone when the process is).
 
-use keel_core::AdminTransport;
 use keel_log::Log;
 pub use keel_runtime::admin::groups::{
-    GroupSummary, GroupsError, OffsetReset, PartitionLag, ResetTarget,
+    DeletedOffset, GroupDeletion, GroupSummary, GroupsError, OffsetReset, PartitionLag, ResetTarget,
 };
 
 use super::{LogAdmin, at_once};
@@ -76,15 +75,16 @@ pub fn apply_reset(
     ))
 }
 
-/// Deletes `group` (its committed offsets tombstoned, through the port's
-/// `delete_group`) and returns how many partitions it had offsets in. Same duty as
-/// [`apply_reset`]: no member may run.
-pub fn delete_group(log: &Log, group: &str) -> Result<usize, GroupsError> {
-    let admin = LogAdmin::new(log, 0);
-    let partitions = at_once(admin.committed(group))?.len();
-    if partitions == 0 {
-        return Err(GroupsError::GroupNotFound(group.to_string()));
-    }
-    at_once(admin.delete_group(group))?;
-    Ok(partitions)
+/// Deletes `group` (its committed offsets tombstoned, through the port's `delete_group`)
+/// and records the deletion, with the offsets it had and `command`, in the audit log
+/// (`keel_runtime::admin::groups::delete_group`). Same duty as [`apply_reset`]: no member
+/// may run.
+pub fn delete_group(
+    log: &Log,
+    group: &str,
+    command: impl Into<String>,
+    now_ms: i64,
+) -> Result<GroupDeletion, GroupsError> {
+    let port = LogAdmin::new(log, now_ms);
+    at_once(neutral::delete_group(&port, &port, group, command, now_ms))
 }

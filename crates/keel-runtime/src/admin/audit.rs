@@ -1,14 +1,15 @@
-//! The dead-letter audit log: every replay and purge, recorded as JSON records in the topic
-//! [`AUDIT_TOPIC`] (one partition), so `keel dlq history` can say when, what and by which
-//! command — on every transport, through the port (read with `AdminTransport::read`,
-//! appended with `PublishTransport::send_to`).
+//! The operator audit log: every dead-letter replay and purge and every consumer group's
+//! deletion, recorded as JSON records in the topic [`AUDIT_TOPIC`] (one partition), so
+//! `keel dlq history` can say when, what and by which command — on every transport, through
+//! the port (read with `AdminTransport::read`, appended with `PublishTransport::send_to`).
 //!
 //! The audit log is also the memory that makes replay safe: a dead letter named in a replay
 //! entry is not replayed again (unless forced), and one named in a purge entry is hidden.
 //! The name is a user topic name (the embedded log keeps `__` names for its own topics);
 //! `keel.dlq.audit` does not end in `.dlq`, so it is never taken for a dead-letter topic.
 //!
-//! Record layout: key = the dead-letter topic; value = one [`AuditEntry`] as JSON. One
+//! Record layout: key = the dead-letter topic (the group, for a group's deletion); value =
+//! one [`AuditEntry`] as JSON. One
 //! operation writes one or more records with the same `id`, each with at most
 //! [`AUDIT_ITEMS_PER_RECORD_MAX`] items, so no record outgrows a batch limit. Ids are
 //! random ([`new_id`]): several operators (or a server and a CLI on a Kafka cluster) may
@@ -38,6 +39,9 @@ pub enum AuditAction {
     Canary,
     /// Dead letters marked purged: hidden from listing and never replayed.
     Purge,
+    /// A consumer group deleted with its committed offsets (`groups::delete_group`); its
+    /// items are the offsets it had, so they can be committed again.
+    DeleteGroup,
     /// An action this build does not know, written by a newer Keel sharing the cluster (a
     /// CLI and a server of different versions): listed in the history, never acted on, so
     /// one newer entry cannot make every older reader of the log fail.
@@ -52,18 +56,23 @@ impl AuditAction {
             AuditAction::Replay => "replay",
             AuditAction::Canary => "canary",
             AuditAction::Purge => "purge",
+            AuditAction::DeleteGroup => "delete_group",
             AuditAction::Unrecognised => "unrecognised",
         }
     }
 }
 
-/// One dead letter an operation touched.
+/// One dead letter an operation touched, or one committed offset a group's deletion removed.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct AuditItem {
-    /// Partition of the dead-letter topic.
+    /// The topic of a deleted group's offset; `None` for a dead letter (its topic is the
+    /// entry's).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub topic: Option<String>,
+    /// Partition of the dead-letter topic (of `topic`, for a deleted group's offset).
     pub partition: u32,
-    /// Offset in that partition.
+    /// Offset in that partition (the committed offset, for a deleted group's).
     pub offset: u64,
     /// The event id, when the dead letter was a readable CloudEvent.
     pub event_id: Option<String>,
@@ -74,7 +83,7 @@ pub struct AuditItem {
     pub target: Option<(String, u32, u64)>,
 }
 
-/// One audit record: a replay, canary or purge (or a part of a large one).
+/// One audit record: a replay, canary, purge or group deletion (or a part of a large one).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct AuditEntry {
@@ -85,9 +94,13 @@ pub struct AuditEntry {
     pub time_ms: i64,
     /// What.
     pub action: AuditAction,
-    /// The dead-letter topic.
+    /// The dead-letter topic; empty for a group's deletion.
+    #[serde(default)]
     pub dead_letter_topic: String,
-    /// The dead letters touched.
+    /// The group a [`AuditAction::DeleteGroup`] deleted; `None` for dead-letter actions.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub group: Option<String>,
+    /// The dead letters touched, or the deleted group's committed offsets.
     pub items: Vec<AuditItem>,
     /// The command line (or caller description) that asked for it.
     pub command: String,
@@ -137,6 +150,17 @@ impl AuditState {
     }
 }
 
+impl AuditEntry {
+    /// What the entry is about, as the audit pages show it: the dead-letter topic, or
+    /// `group <name>` for a group's deletion.
+    pub fn subject(&self) -> String {
+        match &self.group {
+            Some(group) => format!("group {group}"),
+            None => self.dead_letter_topic.clone(),
+        }
+    }
+}
+
 /// Every audit entry, oldest first; entries of `dead_letter_topic` only when given.
 pub async fn history(
     admin: &dyn AdminTransport,
@@ -175,7 +199,7 @@ pub async fn state(admin: &dyn AdminTransport) -> Result<AuditState, AuditError>
         let set = match entry.action {
             AuditAction::Replay | AuditAction::Canary => &mut state.replayed,
             AuditAction::Purge => &mut state.purged,
-            AuditAction::Unrecognised => continue,
+            AuditAction::DeleteGroup | AuditAction::Unrecognised => continue,
         };
         for item in entry.items {
             set.insert((entry.dead_letter_topic.clone(), item.partition, item.offset));
@@ -229,8 +253,9 @@ pub async fn record(
             ..entry.clone()
         };
         let value = serde_json::to_vec(&part).expect("audit entries serialize");
+        let key = entry.group.as_ref().unwrap_or(&entry.dead_letter_topic);
         let record = NewRecord {
-            key: Some(Bytes::from(entry.dead_letter_topic.clone())),
+            key: Some(Bytes::from(key.clone())),
             value: Some(Bytes::from(value)),
             headers: Vec::new(),
             timestamp_ms: Some(entry.time_ms),

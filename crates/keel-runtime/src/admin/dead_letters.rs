@@ -341,6 +341,7 @@ pub async fn purge(
         time_ms: now_ms,
         action: AuditAction::Purge,
         dead_letter_topic: report.dead_letter_topic.clone(),
+        group: None,
         items: report.purged.clone(),
         command: command.into(),
     };
@@ -360,6 +361,7 @@ pub async fn plan_purge(
     each_dead_letter(admin, &topic, &state, None, |dead_letter| {
         if filter.matches(&dead_letter) && dead_letter.status != DeadLetterStatus::Purged {
             purged.push(AuditItem {
+                topic: None,
                 partition: dead_letter.partition,
                 offset: dead_letter.offset,
                 event_id: dead_letter.event_id,

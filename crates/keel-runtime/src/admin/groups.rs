@@ -1,6 +1,7 @@
 //! Consumer groups as an operator sees them: which groups exist, how far behind each one is
 //! per partition (in events and in age of the oldest unconsumed event), and moving a
-//! group's committed offsets (reset to earliest, latest, an offset or a time).
+//! group's committed offsets (reset to earliest, latest, an offset or a time), and deleting
+//! a group, recorded in the audit log.
 //!
 //! A group exists once it has committed an offset. Lag is measured against the committed
 //! offset, which is the lowest unfinished offset of the partition (the runtime's commit
@@ -12,8 +13,10 @@
 use std::collections::{BTreeMap, HashMap};
 
 use futures_util::{StreamExt, stream};
-use keel_core::{AdminTransport, GroupOffset, TransportError};
+use keel_core::{AdminTransport, GroupOffset, PublishTransport, TransportError};
 use serde::{Deserialize, Serialize};
+
+use super::audit::{self, AuditAction, AuditEntry, AuditError, AuditItem};
 
 /// How far one group is behind in one partition.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -103,6 +106,10 @@ pub enum GroupsError {
     /// [`TransportError::GroupActive`]).
     #[error(transparent)]
     Transport(#[from] TransportError),
+    /// The audit log of a deletion could not be written (before anything was deleted, when
+    /// its topic cannot be made).
+    #[error(transparent)]
+    Audit(#[from] AuditError),
 }
 
 /// Groups [`list_groups`] measures at the same time: on a cluster a measure is mostly
@@ -312,6 +319,92 @@ pub async fn apply_reset(
         .collect();
     admin.commit(group, &offsets).await?;
     Ok(())
+}
+
+/// A group's deletion: its audit entry's id and the committed offsets it had, where it
+/// would have resumed (commit them again to undo the deletion).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct GroupDeletion {
+    /// The audit entry's id.
+    pub id: String,
+    /// The group.
+    pub group: String,
+    /// Its committed offsets, by topic and partition.
+    pub offsets: Vec<DeletedOffset>,
+}
+
+/// One committed offset a deleted group had.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct DeletedOffset {
+    /// The topic.
+    pub topic: String,
+    /// The partition.
+    pub partition: u32,
+    /// The committed offset.
+    pub offset: u64,
+}
+
+/// Deletes `group` — its committed offsets and whatever else the transport keeps for it
+/// (`AdminTransport::delete_group`) — and records the deletion with those offsets in the
+/// audit log ([`AuditAction::DeleteGroup`], `command` saying who asked), so what was lost
+/// can be seen and committed again.
+///
+/// A group without committed offsets is [`GroupsError::GroupNotFound`]. Refused with
+/// [`TransportError::GroupActive`] where the engine can tell that members run; on the
+/// embedded log, stopping the group's routes of this process is the caller's duty. The
+/// audit topic is made before anything is deleted, so a transport that refuses the audit
+/// log refuses the deletion whole.
+///
+/// Not cancel safe: when dropped, the group may be deleted without its audit record.
+pub async fn delete_group(
+    admin: &dyn AdminTransport,
+    publish: &dyn PublishTransport,
+    group: &str,
+    command: impl Into<String>,
+    now_ms: i64,
+) -> Result<GroupDeletion, GroupsError> {
+    let committed = admin.committed(group).await?;
+    if committed.is_empty() {
+        return Err(GroupsError::GroupNotFound(group.to_string()));
+    }
+    audit::ensure_topic(admin).await?;
+    admin.delete_group(group).await?;
+    let id = audit::new_id(AuditAction::DeleteGroup, now_ms);
+    let items = committed
+        .iter()
+        .map(|o| AuditItem {
+            topic: Some(o.topic.clone()),
+            partition: o.partition,
+            offset: o.offset,
+            event_id: None,
+            group: None,
+            target: None,
+        })
+        .collect();
+    let entry = AuditEntry {
+        id: id.clone(),
+        time_ms: now_ms,
+        action: AuditAction::DeleteGroup,
+        dead_letter_topic: String::new(),
+        group: Some(group.to_string()),
+        items,
+        command: command.into(),
+    };
+    audit::record(admin, publish, &entry).await?;
+    Ok(GroupDeletion {
+        id,
+        group: group.to_string(),
+        offsets: committed
+            .into_iter()
+            .map(|o| DeletedOffset {
+                topic: o.topic,
+                partition: o.partition,
+                offset: o.offset,
+            })
+            .collect(),
+    })
 }
 
 /// The next offset a consumer whose committed offset is `committed` reads (`None`: nothing

@@ -5,11 +5,11 @@
 //!
 //! | file | holds |
 //! |---|---|
-//! | `groups.rs` | consumer groups: lag in events and seconds, offset resets |
+//! | `groups.rs` | consumer groups: lag in events and seconds, offset resets, audited deletion |
 //! | `gauges.rs` | the lag and dead-letter gauges of the networked engines, by the same code |
 //! | `dead_letters.rs` | dead letters: list, show, counts and causes, purge |
 //! | `replay.rs` | replaying dead letters, canary and once-only |
-//! | `audit.rs` | the audit log of replays and purges (the once-only memory) |
+//! | `audit.rs` | the audit log of replays, purges and group deletions (the once-only memory) |
 //! | `scan.rs` | reading a stretch of a partition record by record |
 //!
 //! The tools take time as `now_ms` arguments, so tests are exact; the gauges read the

@@ -232,6 +232,7 @@ pub async fn replay(
         time_ms: now_ms,
         action,
         dead_letter_topic: plan.dead_letter_topic.clone(),
+        group: None,
         items,
         command: plan.command.clone(),
     };
@@ -378,6 +379,7 @@ impl ReplayOne<'_> {
             publish.send(&target.name, record).await?
         };
         Ok(AuditItem {
+            topic: None,
             partition: self.dead_letter.partition,
             offset: self.dead_letter.offset,
             event_id: self.dead_letter.event_id.clone(),

@@ -2,7 +2,7 @@
 //! group; one topic's dead letters (filtered like `keel dlq list`) each with its error
 //! history, headers and event, replayed one by one or by filter — to the topic or straight
 //! to the group that failed, with a canary first — or purged after a preview; and the audit
-//! log of every replay and purge.
+//! log of every replay, purge and group deletion.
 
 use axum::Router;
 use axum::extract::{Path, Query, State};
@@ -33,13 +33,13 @@ async fn list_page(State(app): State<App>, viewer: Viewer) -> PageResult {
         .on_ports(|admin, _| Box::pin(dead_letters::summaries(admin, now_ms())))
         .await?;
     let body = html! {
-        p { a href="/audit" { "Audit log of replays and purges →" } }
+        p { a href="/audit" { "Audit log of replays, purges and group deletions →" } }
         section #dlq-list data-live {
             @if summaries.is_empty() {
                 p.muted { "No dead-letter topic yet: nothing was ever given up on." }
             } @else {
                 table data-figure="dlq-table" {
-                    thead { tr { th { "dead-letter topic" } th.num { "pending" } th.num { "oldest pending" } th.num { "replayed" } th.num { "purged" } th { "pending by group / handler / kind" } } }
+                    thead { tr { th { "subject" } th.num { "pending" } th.num { "oldest pending" } th.num { "replayed" } th.num { "purged" } th { "pending by group / handler / kind" } } }
                     tbody {
                         @for s in &summaries {
                             tr data-dlq=(s.dead_letter_topic) {
@@ -271,13 +271,13 @@ async fn audit_page(
         p { a href="/dead-letters" { "← dead letters" } }
         section #audit data-live {
             table data-figure="audit" {
-                thead { tr { th { "time" } th { "action" } th { "dead-letter topic" } th.num { "items" } th { "id" } th { "command" } } }
+                thead { tr { th { "time" } th { "action" } th { "subject" } th.num { "items" } th { "id" } th { "command" } } }
                 tbody {
                     @for e in entries.iter().rev() {
                         tr data-action=(e.action.as_str()) {
                             td.mono { (time(e.time_ms)) }
                             td { (e.action.as_str()) }
-                            td { (e.dead_letter_topic) }
+                            td { (e.subject()) }
                             td.num { (e.items.len()) }
                             td.mono { (e.id) }
                             td.mono { (e.command) }

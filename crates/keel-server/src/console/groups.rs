@@ -3,7 +3,8 @@
 //! partition's committed offset and lag in events and time (paginated: a group may read
 //! thousands of partitions), and the
 //! offset reset, which shows what each partition would re-read or skip (a dry run) before
-//! its apply button unlocks.
+//! its apply button unlocks, and the group's deletion behind a typed confirmation (audited,
+//! refused while members run).
 
 use axum::Router;
 use axum::extract::{Path, Query, State};
@@ -169,6 +170,7 @@ async fn group_page(
         }
         @if shows_changes(viewer) {
             (reset_form(&group, &topics))
+            (delete_form(&group, connected))
         }
     };
     Ok(page(&format!("Group {group}"), "/groups", viewer, body))
@@ -193,6 +195,29 @@ fn reset_form(group: &str, topics: &[String]) -> Markup {
                 label { "Time (ms)" input name="time_ms" type="number" data-type="number"; }
                 button.secondary type="submit" name="dry_run" value="true" data-type="bool" data-preview { "Preview" }
                 button.danger type="submit" name="dry_run" value="false" data-type="bool" data-needs-preview disabled { "Apply reset" }
+            }
+            (result_area())
+        }
+    }
+}
+
+/// The deletion of `group` through `DELETE /api/groups/{group}`, the API `keel groups
+/// delete` uses; `connected` says that members are known to run now (on the Kafka
+/// listener), so the operator reads why it will be refused before trying.
+fn delete_form(group: &str, connected: bool) -> Markup {
+    html! {
+        form.panel.danger #delete-group data-api=(format!("/api/groups/{}", encode(group))) data-method="DELETE"
+            data-confirm-field="confirm_name" data-confirm-value=(group) data-then="goto:/groups"
+            data-done="deleted group {group}: {offsets} committed offset(s), kept in the audit log as {id}" {
+            h2 { "Delete this group" }
+            p { "Deleting loses the committed offsets of " code { (group) } " in every partition: its consumers, started again, begin where a new group begins (their offset reset policy) and re-read or skip events. The offsets it had are kept in the audit log." }
+            p.muted { "Refused while members of the group run, as Kafka's DeleteGroups refuses a non-empty group (NON_EMPTY_GROUP): they would commit again. Stop its consumers first." }
+            @if connected {
+                p.alert data-figure="members-run" { "Members of this group are connected now: the deletion will be refused." }
+            }
+            div.toolbar {
+                label { "Type the group name to confirm" input name="confirm_name" data-skip autocomplete="off"; }
+                button.danger type="submit" { "Delete group" }
             }
             (result_area())
         }

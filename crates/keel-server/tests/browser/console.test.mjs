@@ -276,6 +276,61 @@ test("a Kafka consumer's membership and partitions are shown, and a reset is ref
   }
 });
 
+test("a group is deleted behind a typed confirmation once idle, refused while a member runs, as the CLI and the audit log then show", async () => {
+  const group = "console-doomed";
+  // kcat (librdkafka) reads payments from the start as the group and commits what it read.
+  const member = spawn("kcat", ["-b", server.kafka, "-G", group, "-q", "-X", "auto.offset.reset=earliest",
+    "-X", "auto.commit.interval.ms=100", "payments"], { stdio: ["ignore", "ignore", "pipe"] });
+  let committed;
+  const form = page.locator("#delete-group");
+  try {
+    for (const deadline = Date.now() + WAIT_MS; Date.now() < deadline;) {
+      committed = await api(server, `/api/groups/${group}`);
+      if (committed.status === 200 && committed.body.some(l => l.committed_offset > 0)) break;
+      await new Promise(resolve => setTimeout(resolve, 200));
+    }
+    assert.equal(committed.status, 200, JSON.stringify(committed.body));
+    await page.goto(server.url + `/groups/${group}`);
+    assert.match(await page.locator('[data-figure="members-run"]').innerText(), /will be refused/);
+    assert.match(await form.innerText(), /NON_EMPTY_GROUP/);
+    await form.locator('input[name="confirm_name"]').fill(group);
+    await form.locator('button[type="submit"]').click();
+    assert.match(await form.locator(".error").innerText(), /has running members/);
+    assert.equal((await api(server, `/api/groups/${group}`)).status, 200, "a refused deletion deletes nothing");
+  } finally {
+    member.kill("SIGTERM");
+    await once(member, "exit");
+  }
+  for (const deadline = Date.now() + WAIT_MS; Date.now() < deadline;) {
+    if ((await api(server, `/api/groups/${group}/members`)).body.members.length === 0) break;
+    await new Promise(resolve => setTimeout(resolve, 200));
+  }
+  const offsets = (await api(server, `/api/groups/${group}`)).body;
+
+  await page.goto(server.url + `/groups/${group}`);
+  assert.equal(await page.locator('[data-figure="members-run"]').count(), 0);
+  await form.locator('input[name="confirm_name"]').fill("console-doom");
+  await form.locator('button[type="submit"]').click();
+  assert.match(await form.locator(".error").innerText(), new RegExp(`type ${group} to confirm`));
+  await form.locator('input[name="confirm_name"]').fill(group);
+  await form.locator('button[type="submit"]').click();
+  await page.waitForURL(server.url + "/groups");
+
+  // The CLI goes through the server that owns the data directory: the group is gone, and
+  // the audit log names it with the offsets it had.
+  assert.doesNotMatch(keel(["--data-dir", server.dataDir, "groups", "list"]), new RegExp(group));
+  const history = keel(["--data-dir", server.dataDir, "dlq", "history", "--json"]).trim().split("\n").map(l => JSON.parse(l));
+  const deletion = history.find(entry => entry.action === "delete_group" && entry.group === group);
+  assert.ok(deletion, JSON.stringify(history));
+  assert.deepEqual(deletion.items.map(i => [i.topic, i.partition, i.offset]),
+    offsets.filter(l => l.committed_offset !== null).map(l => [l.topic, l.partition, l.committed_offset]));
+  assert.match(deletion.command, new RegExp(`^DELETE /api/groups/${group} from `));
+  await page.goto(server.url + "/audit");
+  const newest = page.locator('[data-figure="audit"] tbody tr').first();
+  assert.equal(await newest.getAttribute("data-action"), "delete_group");
+  assert.match(await newest.innerText(), new RegExp(`group ${group}`));
+});
+
 test("dead letters are replayed with a canary first and purged after a preview", async () => {
   const summary = (await api(server, "/api/dead-letters")).body.find(d => d.dead_letter_topic === "shipping.dlq");
   assert.ok(summary.pending > 0);
@@ -446,6 +501,10 @@ test("a login: a read-only token sees no form that changes state and its API cal
   const tokens = { admin: "console-admin-token", reader: "console-reader-token" };
   const sha256 = token => createHash("sha256").update(token).digest("hex");
   const securedDir = tempDir("keel-console-login-");
+  // A group for the reader to look at: one event read and committed by `keel consume`.
+  keel(["--data-dir", securedDir, "topics", "create", "login-events"]);
+  keel(["--data-dir", securedDir, "produce", "login-events", "--type", "login.checked"]);
+  keel(["--data-dir", securedDir, "consume", "login-events", "--group", "login-readers"]);
   const secured = await startServer(securedDir, ["--http-tokens",
     `ops:admin:${sha256(tokens.admin)},grafana:read-only:${sha256(tokens.reader)}`]);
   // A browser of its own: the login cookie must not leak into the other tests' pages.
@@ -487,6 +546,14 @@ test("a login: a read-only token sees no form that changes state and its API cal
     const refused = await createTopic("reader-made");
     assert.equal(refused.status, 403, refused.body);
     assert.match(refused.body, /needs the admin role/);
+    await login.goto(secured.url + "/groups/login-readers");
+    assert.equal(await login.locator('[data-figure="partitions"]').innerText(), "1", "the group's page");
+    assert.equal(await login.locator("#delete-group").count(), 0, "a reader sees no delete button");
+    const deleted = await login.evaluate(async () => {
+      const response = await fetch("/api/groups/login-readers", { method: "DELETE" });
+      return { status: response.status, body: await response.text() };
+    });
+    assert.equal(deleted.status, 403, deleted.body);
 
     await loginAs(tokens.admin);
     assert.match(await login.locator(".role").innerText(), /admin/);
