@@ -2,13 +2,20 @@
 //! topics from the topic registry, a partition's stored range and records from bounded
 //! stream reads, committed offsets from the groups' offset queues.
 //!
-//! Committed offsets are set only while no member of the group runs
-//! ([`TransportError::GroupActive`] otherwise): a running member would overwrite them.
+//! Committed offsets are set, and a group deleted, only while no member of the group runs
+//! ([`TransportError::GroupActive`] otherwise): a running member would overwrite them. A
+//! group owns its queues — per topic it joined, the members queue, and per partition the
+//! lease and offset queues — and nothing else: the streams are the topic's, read by every
+//! group. Its line in the group registry (a stream, append-only) stays; a group is listed
+//! only while an offset queue of it exists, so a deleted group is not, until it commits
+//! again.
 
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use keel_core::{
-    AdminTransport, BoxFuture, GroupOffset, PartitionOffsets, Record, TopicInfo, TransportError,
+    AdminTransport, BoxFuture, GroupOffset, PartitionOffsets, Record, TopicInfo, TopicSetting,
+    TransportError,
 };
 
 use crate::broker::Broker;
@@ -70,6 +77,69 @@ impl RabbitAdmin {
         Ok(offsets)
     }
 
+    /// Whether a member of `group` is on `topic` now (its members queue has consumers).
+    async fn has_members(&self, group: &str, topic: &str) -> Result<bool, TransportError> {
+        let members = self.broker.names.members(group, topic);
+        match self.broker.client.consumer_count(&members).await {
+            Ok(count) => Ok(count > 0),
+            Err(ClientError::NotFound(_)) => Ok(false),
+            Err(other) => Err(transport_error(other)),
+        }
+    }
+
+    /// Whether `group` has an offset queue on one of `topics`: it committed there.
+    async fn has_offsets(
+        &self,
+        group: &str,
+        topics: &BTreeSet<String>,
+    ) -> Result<bool, ClientError> {
+        for topic in topics {
+            for partition in 0..self.broker.partitions(topic).await? {
+                let queue = self.broker.names.offset(group, topic, partition);
+                if self.broker.client.exists(&queue).await? {
+                    return Ok(true);
+                }
+            }
+        }
+        Ok(false)
+    }
+
+    /// Deletes `group`'s queues on every topic it joined: refused as a whole while a member
+    /// runs on one of them; the members and lease queues are deleted only when unused, so
+    /// a member joining meanwhile keeps them and the deletion stops there, refused too.
+    async fn remove_group(&self, group: &str) -> Result<(), TransportError> {
+        let groups = self.broker.groups().await.map_err(transport_error)?;
+        let topics = groups.get(group).cloned().unwrap_or_default();
+        for topic in &topics {
+            if self.has_members(group, topic).await? {
+                return Err(active(group));
+            }
+        }
+        let (client, names) = (&self.broker.client, &self.broker.names);
+        let unused = |name: String| async move {
+            match client.delete(&name, true).await {
+                Err(ClientError::Refused(_)) => Err(active(group)),
+                other => other.map_err(transport_error),
+            }
+        };
+        for topic in &topics {
+            unused(names.members(group, topic)).await?;
+            for partition in 0..self
+                .broker
+                .partitions(topic)
+                .await
+                .map_err(transport_error)?
+            {
+                unused(names.lease(group, topic, partition)).await?;
+                client
+                    .delete(&names.offset(group, topic, partition), false)
+                    .await
+                    .map_err(transport_error)?;
+            }
+        }
+        Ok(())
+    }
+
     async fn set_offsets(
         &self,
         group: &str,
@@ -78,11 +148,8 @@ impl RabbitAdmin {
         let client = &self.broker.client;
         for offset in offsets {
             self.checked(&offset.topic, offset.partition).await?;
-            let members = self.broker.names.members(group, &offset.topic);
-            if client.consumer_count(&members).await.unwrap_or(0) > 0 {
-                return Err(TransportError::GroupActive {
-                    group: group.to_string(),
-                });
+            if self.has_members(group, &offset.topic).await? {
+                return Err(active(group));
             }
         }
         for offset in offsets {
@@ -197,8 +264,17 @@ impl AdminTransport for RabbitAdmin {
 
     fn groups(&self) -> BoxFuture<'_, Result<Vec<String>, TransportError>> {
         Box::pin(async move {
-            let groups = self.broker.groups().await.map_err(transport_error)?;
-            Ok(groups.into_keys().collect())
+            let mut listed = Vec::new();
+            for (group, topics) in self.broker.groups().await.map_err(transport_error)? {
+                if self
+                    .has_offsets(&group, &topics)
+                    .await
+                    .map_err(transport_error)?
+                {
+                    listed.push(group);
+                }
+            }
+            Ok(listed)
         })
     }
 
@@ -215,5 +291,41 @@ impl AdminTransport for RabbitAdmin {
         offsets: &'a [GroupOffset],
     ) -> BoxFuture<'a, Result<(), TransportError>> {
         Box::pin(self.set_offsets(group, offsets))
+    }
+
+    fn delete_group<'a>(&'a self, group: &'a str) -> BoxFuture<'a, Result<(), TransportError>> {
+        Box::pin(self.remove_group(group))
+    }
+
+    fn topic_config<'a>(
+        &'a self,
+        _: &'a str,
+    ) -> BoxFuture<'a, Result<Vec<TopicSetting>, TransportError>> {
+        Box::pin(async { Err(no_settings()) })
+    }
+
+    fn alter_topic_config<'a>(
+        &'a self,
+        _: &'a str,
+        _: &'a BTreeMap<String, String>,
+        _: bool,
+    ) -> BoxFuture<'a, Result<(), TransportError>> {
+        Box::pin(async { Err(no_settings()) })
+    }
+}
+
+/// The refusal of the topic-settings requests.
+fn no_settings() -> TransportError {
+    TransportError::Unsupported {
+        engine: "RabbitMQ",
+        operation: "read or alter a topic's settings",
+        reason: "a stream's arguments (x-max-length-bytes, x-max-age) are fixed when it is declared, and AMQP cannot read them back",
+    }
+}
+
+/// The refusal of a change to `group` while its members run.
+fn active(group: &str) -> TransportError {
+    TransportError::GroupActive {
+        group: group.to_string(),
     }
 }

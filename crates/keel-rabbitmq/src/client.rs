@@ -1,7 +1,7 @@
 //! [`Client`]: one AMQP connection to RabbitMQ, opened on first use and again after it
 //! broke, and the few requests every part of the transport shares — a fresh channel,
 //! whether a queue exists (and its consumer count), a topic's partition count, declaring
-//! streams and queues, a confirmed publish — with RabbitMQ's refusals sorted into
+//! and deleting streams and queues, a confirmed publish — with RabbitMQ's refusals sorted into
 //! "not found", "taken" and "unavailable".
 //!
 //! Every request is bounded ([`REQUEST_WAIT`], [`CONFIRM_WAIT`]): RabbitMQ that does not
@@ -15,7 +15,9 @@
 use std::future::Future;
 use std::time::Duration;
 
-use lapin::options::{BasicPublishOptions, ConfirmSelectOptions, QueueDeclareOptions};
+use lapin::options::{
+    BasicPublishOptions, ConfirmSelectOptions, QueueDeclareOptions, QueueDeleteOptions,
+};
 use lapin::types::{AMQPValue, FieldTable};
 use lapin::uri::AMQPUri;
 use lapin::{BasicProperties, Channel, Confirmation, Connection, ConnectionProperties, ErrorKind};
@@ -201,6 +203,28 @@ impl Client {
         .await?;
         self.close_channel(&channel, "done").await;
         Ok(())
+    }
+
+    /// Deletes the queue `name`; with `if_unused`, RabbitMQ refuses while a consumer is on
+    /// it ([`ClientError::Refused`], AMQP 406), so a consumer that arrived since the caller
+    /// looked keeps it. A queue that does not exist is deleted already.
+    pub(crate) async fn delete(&self, name: &str, if_unused: bool) -> Result<(), ClientError> {
+        let channel = self.channel().await?;
+        let options = QueueDeleteOptions {
+            if_unused,
+            ..QueueDeleteOptions::default()
+        };
+        let deleted = self
+            .bounded(
+                "a queue deletion",
+                channel.queue_delete(name.into(), options),
+            )
+            .await;
+        self.close_channel(&channel, "done").await;
+        match deleted {
+            Ok(_) | Err(ClientError::NotFound(_)) => Ok(()),
+            Err(other) => Err(other),
+        }
     }
 
     /// Declares the stream `name`. RabbitMQ 3.10 answers two declarations of one new

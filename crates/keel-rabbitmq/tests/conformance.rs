@@ -179,3 +179,4 @@ keel_runtime::admin_conformance_tests!(optional rabbit());
 keel_runtime::dead_letter_conformance_tests!(optional rabbit());
 keel_runtime::gauge_conformance_tests!(optional rabbit());
 keel_runtime::live_lag_conformance_tests!(optional rabbit());
+keel_runtime::group_deletion_conformance_tests!(optional rabbit());

@@ -1,6 +1,7 @@
 //! [`Connection`]: the SNS and SQS clients of one account and region (the AWS SDK for Rust
 //! on hyper with rustls over `ring`; no aws-lc), and what Keel keeps of them: each topic's
-//! ARN and partition count, each group's queue URL.
+//! ARN and partition count, each group's queue URL — and a group's queue deleted with its
+//! subscription.
 //!
 //! A topic's partition count is the SNS topic's tag `keel-partitions`. SNS can only be asked
 //! for a topic by ARN, so a topic this process did not create is found once by listing the
@@ -37,6 +38,14 @@ const OPERATION_TIMEOUT: Duration = Duration::from_secs(30);
 pub(crate) struct TopicEntry {
     pub(crate) arn: String,
     pub(crate) partitions: u32,
+}
+
+/// One group queue: the Keel topic and group it stands for, and its URL.
+#[derive(Debug, Clone)]
+pub(crate) struct GroupQueue {
+    pub(crate) topic: String,
+    pub(crate) group: String,
+    pub(crate) url: String,
 }
 
 /// The SNS and SQS clients and what is known of their topics and queues.
@@ -207,21 +216,7 @@ impl Connection {
             .await
             .map_err(unavailable)?;
         let url = created.queue_url().unwrap_or_default().to_string();
-        let attributes = self
-            .sqs
-            .get_queue_attributes()
-            .queue_url(&url)
-            .attribute_names(QueueAttributeName::QueueArn)
-            .send()
-            .await
-            .map_err(unavailable)?;
-        let queue_arn = attributes
-            .attributes()
-            .and_then(|a| a.get(&QueueAttributeName::QueueArn))
-            .cloned()
-            .ok_or_else(|| TransportError::Unavailable {
-                reason: format!("queue '{name}' has no ARN"),
-            })?;
+        let queue_arn = self.queue_arn(&url).await?;
         // On AWS a topic may send to a queue only when the queue's policy lets it.
         self.sqs
             .set_queue_attributes()
@@ -246,6 +241,137 @@ impl Connection {
             .map_err(unavailable)?;
         self.queues.lock().expect("queues").insert(id, url.clone());
         Ok(url)
+    }
+
+    /// Unsubscribes `queue` from its topic, deletes it and forgets its URL: SNS sends it
+    /// nothing more, and a member joining later makes a new one (on AWS not within 60
+    /// seconds: SQS refuses a deleted queue's name that long).
+    pub(crate) async fn delete_group_queue(
+        &self,
+        queue: &GroupQueue,
+    ) -> Result<(), TransportError> {
+        if let Some(topic) = self.topic(&queue.topic).await? {
+            let queue_arn = self.queue_arn(&queue.url).await?;
+            for subscription in self.subscriptions(&topic.arn, &queue_arn).await? {
+                self.sns
+                    .unsubscribe()
+                    .subscription_arn(subscription)
+                    .send()
+                    .await
+                    .map_err(unavailable)?;
+            }
+        }
+        self.sqs
+            .delete_queue()
+            .queue_url(&queue.url)
+            .send()
+            .await
+            .map_err(unavailable)?;
+        self.queues
+            .lock()
+            .expect("queues")
+            .remove(&(queue.topic.clone(), queue.group.clone()));
+        Ok(())
+    }
+
+    /// How many messages of the queue at `url` a member received and has not deleted:
+    /// while there are some, a member is at work on them.
+    pub(crate) async fn in_flight(&self, url: &str) -> Result<u64, TransportError> {
+        let attribute = QueueAttributeName::ApproximateNumberOfMessagesNotVisible;
+        let answer = self
+            .sqs
+            .get_queue_attributes()
+            .queue_url(url)
+            .attribute_names(attribute.clone())
+            .send()
+            .await
+            .map_err(unavailable)?;
+        Ok(answer
+            .attributes()
+            .and_then(|a| a.get(&attribute))
+            .and_then(|count| count.parse().ok())
+            .unwrap_or(0))
+    }
+
+    /// The ARN of the queue at `url`.
+    async fn queue_arn(&self, url: &str) -> Result<String, TransportError> {
+        let attributes = self
+            .sqs
+            .get_queue_attributes()
+            .queue_url(url)
+            .attribute_names(QueueAttributeName::QueueArn)
+            .send()
+            .await
+            .map_err(unavailable)?;
+        attributes
+            .attributes()
+            .and_then(|a| a.get(&QueueAttributeName::QueueArn))
+            .cloned()
+            .ok_or_else(|| TransportError::Unavailable {
+                reason: format!("queue '{url}' has no ARN"),
+            })
+    }
+
+    /// The subscriptions of the topic `topic_arn` that deliver to the queue `queue_arn`,
+    /// all pages.
+    async fn subscriptions(
+        &self,
+        topic_arn: &str,
+        queue_arn: &str,
+    ) -> Result<Vec<String>, TransportError> {
+        let mut found = Vec::new();
+        let mut token: Option<String> = None;
+        loop {
+            let page = self
+                .sns
+                .list_subscriptions_by_topic()
+                .topic_arn(topic_arn)
+                .set_next_token(token.take())
+                .send()
+                .await
+                .map_err(unavailable)?;
+            found.extend(
+                page.subscriptions()
+                    .iter()
+                    .filter(|s| s.endpoint() == Some(queue_arn))
+                    .filter_map(|s| s.subscription_arn().map(String::from)),
+            );
+            match page.next_token() {
+                Some(next) if !next.is_empty() => token = Some(next.to_string()),
+                _ => return Ok(found),
+            }
+        }
+    }
+
+    /// Every group queue of the namespace, all pages.
+    pub(crate) async fn group_queues(&self) -> Result<Vec<GroupQueue>, TransportError> {
+        let mut queues = Vec::new();
+        let mut token = None;
+        loop {
+            let page = self
+                .sqs
+                .list_queues()
+                .queue_name_prefix(self.names.queue_prefix())
+                .max_results(1000)
+                .set_next_token(token)
+                .send()
+                .await
+                .map_err(unavailable)?;
+            for url in page.queue_urls() {
+                let name = url.rsplit('/').next().unwrap_or_default();
+                if let Some((topic, group)) = self.names.queue_of(name) {
+                    queues.push(GroupQueue {
+                        topic,
+                        group,
+                        url: url.clone(),
+                    });
+                }
+            }
+            token = page.next_token().map(str::to_string);
+            if token.is_none() {
+                return Ok(queues);
+            }
+        }
     }
 
     /// Every topic ARN of the account, all pages.

@@ -41,13 +41,6 @@ pub(crate) struct SqsGauges {
     runtime: Handle,
 }
 
-/// One group queue: the Keel topic and group it stands for, and its URL.
-struct GroupQueue {
-    topic: String,
-    group: String,
-    url: String,
-}
-
 /// A queue's messages not yet deleted, and the age of the oldest waiting one.
 struct Depth {
     messages: u64,
@@ -66,7 +59,7 @@ impl SqsGauges {
     async fn lags_now(&self) -> Result<Vec<ConsumerLag>, TransportError> {
         let now_ms = SystemClock.now_ms();
         let mut out = Vec::new();
-        for queue in self.group_queues().await? {
+        for queue in self.connection.group_queues().await? {
             if queue.group == DEAD_LETTER_KEEPER && queue.topic.ends_with(DLQ_SUFFIX) {
                 continue; // the dead letters' keeper: counted as dead letters, not lag
             }
@@ -88,7 +81,7 @@ impl SqsGauges {
     async fn dead_letters_now(&self) -> Result<Vec<DeadLetterDepth>, TransportError> {
         let now_ms = SystemClock.now_ms();
         let mut out = Vec::new();
-        for queue in self.group_queues().await? {
+        for queue in self.connection.group_queues().await? {
             let Some(source) = queue.topic.strip_suffix(DLQ_SUFFIX) else {
                 continue;
             };
@@ -103,39 +96,6 @@ impl SqsGauges {
             });
         }
         Ok(out)
-    }
-
-    /// Every group queue of the namespace, all pages.
-    async fn group_queues(&self) -> Result<Vec<GroupQueue>, TransportError> {
-        let names = &self.connection.names;
-        let mut queues = Vec::new();
-        let mut token = None;
-        loop {
-            let page = self
-                .connection
-                .sqs
-                .list_queues()
-                .queue_name_prefix(names.queue_prefix())
-                .max_results(1000)
-                .set_next_token(token)
-                .send()
-                .await
-                .map_err(unavailable)?;
-            for url in page.queue_urls() {
-                let name = url.rsplit('/').next().unwrap_or_default();
-                if let Some((topic, group)) = names.queue_of(name) {
-                    queues.push(GroupQueue {
-                        topic,
-                        group,
-                        url: url.clone(),
-                    });
-                }
-            }
-            token = page.next_token().map(str::to_string);
-            if token.is_none() {
-                return Ok(queues);
-            }
-        }
     }
 
     async fn depth(&self, url: &str, now_ms: i64) -> Result<Depth, TransportError> {

@@ -100,6 +100,12 @@ impl SqsTransport {
         &self.connection().sqs
     }
 
+    /// The SNS client this transport uses, for tools (and tests) that look at topics and
+    /// subscriptions with the SDK itself.
+    pub fn sns_client(&self) -> &aws_sdk_sns::Client {
+        &self.connection().sns
+    }
+
     /// The routes' metrics, with the lag and dead-letter gauges of every group queue of
     /// the namespace (`gauges.rs`; asked of SQS at each scrape: encode them off the
     /// executor).
