@@ -6,11 +6,13 @@
 //! so a catalog of a large log costs a bounded read. Internal topics (`_…`, `__…`, `keel.…`)
 //! and dead-letter topics (`….dlq`) are not channels of the service landscape and are left out.
 //!
-//! Not here: the AsyncAPI document (`asyncapi.rs`) and the HTML page (`html.rs`).
+//! Not here: the same facts learned through the admin port, for a broker this process does
+//! not own (`catalog_port.rs`), the AsyncAPI document (`asyncapi.rs`) and the HTML page
+//! (`html.rs`).
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use keel_core::Event;
+use keel_core::{Event, Record};
 use keel_log::Log;
 use serde_json::Value;
 
@@ -81,18 +83,7 @@ pub fn scan(log: &Log) -> (Catalog, Vec<String>) {
                 let Some(last) = records.last() else { break };
                 offset = last.offset + 1;
                 for record in &records {
-                    let headers = record
-                        .headers
-                        .iter()
-                        .map(|h| (h.key.as_str(), h.value.as_deref()));
-                    match Event::from_record(
-                        record.key.as_deref(),
-                        headers,
-                        record.value.as_deref(),
-                    ) {
-                        Ok(event) => observe(facts, &event),
-                        Err(_) => facts.undecodable += 1,
-                    }
+                    observe_record(facts, record);
                 }
             }
         }
@@ -106,6 +97,19 @@ pub fn scan(log: &Log) -> (Catalog, Vec<String>) {
         }
     }
     (catalog, errors)
+}
+
+/// Counts `record` into `facts`: its event type, source and version, or as undecodable
+/// when it is no CloudEvent.
+pub(crate) fn observe_record(facts: &mut TopicFacts, record: &Record) {
+    let headers = record
+        .headers
+        .iter()
+        .map(|h| (h.key.as_str(), h.value.as_deref()));
+    match Event::from_record(record.key.as_deref(), headers, record.value.as_deref()) {
+        Ok(event) => observe(facts, &event),
+        Err(_) => facts.undecodable += 1,
+    }
 }
 
 fn observe(facts: &mut TopicFacts, event: &Event) {

@@ -19,7 +19,8 @@
 //!   bring old versions to the current shape; its [`Contract::handler`] dead-letters events of
 //!   an unknown type or an unaccepted version with that reason.
 //! - The catalog: [`scan`] learns from the log which event types travel on which topic, who
-//!   publishes and who consumes them; [`asyncapi()`] makes it an AsyncAPI 3.0 document with the
+//!   publishes and who consumes them ([`scan_port`] the same of a cluster, through the admin
+//!   port, within a time budget); [`asyncapi()`] makes it an AsyncAPI 3.0 document with the
 //!   registered schemas and examples, [`html()`] a readable page of the same.
 //!
 //! This crate speaks no HTTP: `keel-server` serves the registry in Confluent's REST shape.
@@ -28,6 +29,7 @@ mod asyncapi;
 mod avro;
 mod budget;
 mod catalog;
+mod catalog_port;
 mod codec;
 mod compare;
 mod compatibility;
@@ -50,6 +52,7 @@ pub use asyncapi::{SCHEMA_FORMAT, SchemaSource, asyncapi};
 pub use avro::{CodecError, decode_avro, encode_avro};
 pub use budget::{Budget, CheckLimits, ComparisonError};
 pub use catalog::{Catalog, EventFacts, TopicFacts, is_catalogued, scan};
+pub use catalog_port::scan_port;
 pub use codec::{SchemaCodec, media_type};
 pub use compare::{reader_differences, reader_differences_within};
 pub use compatibility::{

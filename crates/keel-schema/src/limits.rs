@@ -23,6 +23,17 @@ pub const REPLAY_CHUNK_BYTES: usize = 1024 * 1024;
 /// Records read from the end of each partition when `keel catalog` learns a topic's events.
 pub const CATALOG_SAMPLE_RECORDS: u64 = 1000;
 
+/// Records read from the end of each partition when the catalog is learned through the admin
+/// port (a cluster's topics, where each read is a fetch): one fetch for records of up to
+/// about 10 KiB.
+pub const CATALOG_PORT_SAMPLE_RECORDS: u64 = 100;
+
+/// Most bytes of records the port's catalog reads of one partition, however large they are.
+pub const CATALOG_PORT_SAMPLE_BYTES_MAX: usize = 1024 * 1024;
+
+/// Topics the port's catalog samples at the same time (each reads its partitions in turn).
+pub const CATALOG_PORT_TOPICS_CONCURRENCY: usize = 8;
+
 /// Most schema pairs one compatibility check may visit (every earlier version and direction
 /// together). A memoised comparison of real contracts visits a few thousand; past this the
 /// schema is refused rather than compared for ever.

@@ -1,14 +1,18 @@
 //! The catalog from a real log: event types per topic, publishers, consumer groups, schemas
 //! and examples; the AsyncAPI document validates against the official AsyncAPI 3.0 JSON
 //! Schema (from the npm package `@asyncapi/specs` 6.11.1, vendored in `tests/fixtures` with
-//! its Apache-2.0 license and notice), and the HTML page shows the same, escaped.
+//! its Apache-2.0 license and notice), and the HTML page shows the same, escaped; the scan
+//! through the admin port (a cluster's) learns the same within its sample and budget.
 
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
+use std::time::Duration;
 
-use keel_core::{Event, SCHEMA_VERSION_ATTRIBUTE};
+use keel_core::{AdminTransport, Event, PartitionOffsets, SCHEMA_VERSION_ATTRIBUTE};
+use keel_embedded::admin::{LogAdmin, at_once};
 use keel_log::{Log, OffsetCommit, TopicConfig};
 use keel_runtime::event_record;
-use keel_schema::{Registry, Schema, SchemaType, asyncapi, html, scan};
+use keel_schema::{Registry, Schema, SchemaType, asyncapi, html, scan, scan_port};
 use serde_json::{Value, json};
 
 fn asyncapi_validator() -> jsonschema::Validator {
@@ -166,5 +170,86 @@ fn the_asyncapi_schema_rejects_broken_documents() {
     })));
     assert!(
         validator.is_valid(&json!({"asyncapi": "3.0.0", "info": {"title": "t", "version": "1"}}))
+    );
+}
+
+/// Through the admin port (`scan_port`, as on a cluster) the catalog learns what the log's
+/// scan learns — from the newest 100 records of each partition — with the consumers it is
+/// given; a spent budget reads nothing more and names the topics it left.
+#[test]
+fn the_port_scan_learns_what_the_log_scan_does_within_its_sample_and_budget() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = Arc::new(Log::open(dir.path()).unwrap());
+    log.create_topic("orders", TopicConfig::new(2)).unwrap();
+    log.create_topic("orders.dlq", TopicConfig::new(1)).unwrap();
+    log.create_topic("payments", TopicConfig::new(1)).unwrap();
+    for n in 0..3 {
+        publish(
+            &log,
+            "orders",
+            "/orders",
+            "order.placed",
+            1,
+            json!({"n": n}),
+        );
+    }
+    publish(
+        &log,
+        "orders",
+        "/ops",
+        "order.cancelled",
+        2,
+        json!({"n": 0}),
+    );
+    for n in 0..150 {
+        publish(
+            &log,
+            "payments",
+            "/payments",
+            "payment.charged",
+            1,
+            json!({"n": n}),
+        );
+    }
+    let port = LogAdmin::new(&log, 0);
+    let mut topics: Vec<(String, Vec<PartitionOffsets>)> = log
+        .topics()
+        .iter()
+        .map(|t| {
+            let ranges = at_once(port.partition_offsets(t.name())).unwrap();
+            (t.name().to_string(), ranges)
+        })
+        .collect();
+    topics.sort_by(|a, b| a.0.cmp(&b.0));
+    let consumers = BTreeMap::from([(
+        "orders".to_string(),
+        BTreeSet::from(["billing".to_string()]),
+    )]);
+
+    let (catalog, errors) = at_once(scan_port(
+        &port,
+        &topics,
+        &consumers,
+        Duration::from_secs(60),
+    ));
+    assert!(errors.is_empty(), "{errors:?}");
+    let (mut on_log, _) = scan(&log);
+    on_log.topics.get_mut("orders").unwrap().consumers = consumers["orders"].clone();
+    assert_eq!(catalog.topics["orders"], on_log.topics["orders"]);
+    assert_eq!(
+        catalog.topics.keys().collect::<Vec<_>>(),
+        ["orders", "payments"],
+        "no dead-letter topic"
+    );
+    let charged = &catalog.topics["payments"].events["payment.charged"];
+    assert_eq!(charged.count, 100, "the newest 100 of the partition's 150");
+    assert_eq!(charged.example, Some(json!({"n": 149})));
+
+    let (spent, errors) = at_once(scan_port(&port, &topics, &consumers, Duration::ZERO));
+    assert!(spent.topics.values().all(|t| t.events.is_empty()));
+    assert_eq!(spent.topics["orders"].partitions, 2);
+    assert_eq!(
+        errors,
+        ["2 topic(s) not read whole within 0 ms: orders, payments"]
     );
 }

@@ -15,6 +15,7 @@
 //! Not here: the API (`admin_api.rs`, `topics_api.rs`, `schemas_api.rs`), the data logic.
 
 mod applications;
+mod catalog;
 mod dead_letters;
 mod events;
 mod groups;
@@ -61,6 +62,7 @@ pub(crate) fn routes() -> Router<App> {
         .merge(groups::routes())
         .merge(dead_letters::routes())
         .merge(schemas::routes())
+        .merge(catalog::routes())
         .merge(applications::routes())
 }
 

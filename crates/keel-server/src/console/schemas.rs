@@ -1,8 +1,8 @@
 //! The schema pages: every subject, one subject's versions with a side-by-side diff of two of
-//! them and the verdict of every compatibility level, the "test this schema" check before
-//! registering one; and the catalog — which event types travel on which topic, who
-//! publishes them and which groups consume them — learned from the log as `keel catalog`
-//! does.
+//! them and the verdict of every compatibility level, and the "test this schema" check
+//! before registering one.
+//!
+//! Not here: the catalog (`catalog.rs`).
 
 use axum::Router;
 use axum::extract::{Path, Query, State};
@@ -20,7 +20,6 @@ pub(super) fn routes() -> Router<App> {
     Router::new()
         .route("/schemas", get(list_page))
         .route("/schemas/{subject}", get(subject_page))
-        .route("/catalog", get(catalog_page))
 }
 
 async fn list_page(State(app): State<App>, viewer: Viewer) -> PageResult {
@@ -195,34 +194,6 @@ fn candidate_form(subject: Option<(&str, &str)>) -> Markup {
             (result_area())
         }
     }
-}
-
-async fn catalog_page(State(app): State<App>, viewer: Viewer) -> PageResult {
-    let (catalog, errors) = app
-        .with_log(|log| Ok::<_, ApiError>(keel_schema::scan(log)))
-        .await?;
-    let body = html! {
-        p.muted { "Learned from the newest events of each topic: who publishes each event type (its CloudEvents sources) and which consumer groups read the topic. The same as an AsyncAPI 3.0 document: " a href="/api/catalog/asyncapi.json" data-figure="asyncapi" { "/api/catalog/asyncapi.json" } " (or " code { "keel catalog" } ")." }
-        @for error in &errors { p.warn { (error) } }
-        table data-figure="catalog" {
-            thead { tr { th { "topic" } th { "event type" } th { "published by" } th { "consumed by" } th { "schema versions seen" } th.num { "events sampled" } } }
-            tbody {
-                @for (topic, facts) in &catalog.topics {
-                    @for (ty, event) in &facts.events {
-                        tr data-type=(ty) {
-                            td { a href=(format!("/topics/{}", encode(topic))) { (topic) } }
-                            td { a href=(format!("/schemas/{}", encode(ty))) { (ty) } }
-                            td { (event.sources.iter().cloned().collect::<Vec<_>>().join(", ")) }
-                            td { (facts.consumers.iter().cloned().collect::<Vec<_>>().join(", ")) }
-                            td { (event.versions.iter().map(ToString::to_string).collect::<Vec<_>>().join(", ")) }
-                            td.num { (event.count) }
-                        }
-                    }
-                }
-            }
-        }
-    };
-    Ok(page("Catalog", "/catalog", viewer, body))
 }
 
 #[cfg(test)]
