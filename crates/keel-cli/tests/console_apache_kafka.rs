@@ -5,8 +5,9 @@
 //! then holds read back through `KafkaAdmin`), a group's lag in events as `keel groups lag` prints it (API and
 //! page), a dead letter replayed with a canary through the API whose effect `keel dlq`
 //! sees, the event browser (newest first, filters, one event, its journey across topics),
-//! a test event produced through the API,
-//! a view that needs a data directory refused in one line, and SIGTERM stopping it.
+//! a test event produced through the API, a topic deleted (DeleteTopics) with Keel's own
+//! refused, a view that needs a data directory refused in one line, and SIGTERM stopping
+//! it. The topics and the group it made are deleted at its end, passed or failed.
 //! Needs the `kafka` feature (`cargo nextest run -p keel-cli --features kafka`) and
 //! `KEEL_TEST_KAFKA_BROKERS` (`scripts/services start kafka`): unset, the test says it did
 //! not run; set, an unreachable broker fails it.
@@ -15,6 +16,8 @@
 #[allow(dead_code)]
 #[path = "support/console.rs"]
 mod console;
+#[path = "support/kafka_leftovers.rs"]
+mod kafka_leftovers;
 #[allow(dead_code)]
 #[path = "support/serve.rs"]
 mod server;
@@ -23,8 +26,9 @@ mod support;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
-use console::{get, get_json, get_page, json_line, patch_json, post_json};
-use keel_core::{AdminTransport, Event, GroupOffset, NewRecord};
+use console::{delete, get, get_json, get_page, json_line, patch_json, post_json};
+use kafka_leftovers::KafkaLeftovers;
+use keel_core::{AdminTransport, Event, GroupOffset, NewRecord, TransportError};
 use keel_kafka_client::{KafkaAdmin, KafkaConfig, KafkaPublisher};
 use keel_runtime::dead_letter::DeadLetterKind;
 use keel_runtime::{DeadLetterHeaders, event_record};
@@ -48,6 +52,10 @@ async fn the_console_shows_and_replays_what_a_kafka_cluster_holds() {
     let group = format!("{topic}-billing");
     let config = KafkaConfig::new(&brokers);
     let admin = KafkaAdmin::connect(&config).expect("admin clients");
+    let mut leftovers = KafkaLeftovers::new(&admin);
+    leftovers.topic(&topic);
+    leftovers.topic(&dlq);
+    leftovers.group(&group);
     assert_eq!(admin.create_topic(&topic, 3).await.expect("topic"), 3);
     assert_eq!(admin.create_topic(&dlq, 1).await.expect("dlq topic"), 1);
     let publisher = KafkaPublisher::new(&config).expect("producer");
@@ -357,6 +365,24 @@ async fn the_console_shows_and_replays_what_a_kafka_cluster_holds() {
     assert_eq!(status, 501, "{body}");
     assert!(body.contains("needs a data directory"), "{body}");
     assert_eq!(get(http, "/health").0, 200);
+
+    // A topic deleted through the API is gone from the cluster and the list at once; a
+    // second delete finds nothing, and Keel's own audit log is refused.
+    let (status, body) = delete(http, &format!("/api/topics/{dlq}"));
+    assert_eq!(status, 200, "{body}");
+    assert!(
+        matches!(
+            admin.partition_offsets(&dlq).await,
+            Err(TransportError::UnknownTopic { .. })
+        ),
+        "{dlq} is gone from the cluster"
+    );
+    assert_eq!(get_json(http, &format!("/api/topics?q={dlq}")), json!([]));
+    let (status, body) = delete(http, &format!("/api/topics/{dlq}"));
+    assert_eq!(status, 404, "{body}");
+    let (status, body) = delete(http, "/api/topics/keel.dlq.audit");
+    assert_eq!(status, 400, "{body}");
+    assert!(body.contains("internal to Keel"), "{body}");
 
     assert!(server::terminate(&mut console), "SIGTERM exits 0");
 }

@@ -7,12 +7,15 @@
 //! `keel_console_sample_groups_skipped` counts the rest), and a group's own page still
 //! measures it on demand. The groups are made cheaply: committed offsets through the admin
 //! port (OffsetCommit), no members. Needs the `kafka` feature; the Apache Kafka half needs
-//! `KEEL_TEST_KAFKA_BROKERS` (unset: says it did not run; set: an unreachable broker fails).
+//! `KEEL_TEST_KAFKA_BROKERS` (unset: says it did not run; set: an unreachable broker fails),
+//! and deletes its topic and groups from the broker at its end, passed or failed.
 #![cfg(feature = "kafka")]
 
 #[allow(dead_code)]
 #[path = "support/console.rs"]
 mod console;
+#[path = "support/kafka_leftovers.rs"]
+mod kafka_leftovers;
 #[allow(dead_code)]
 #[path = "support/serve.rs"]
 mod server;
@@ -25,6 +28,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use bytes::Bytes;
 use console::{get, get_json, get_page};
 use futures_util::{StreamExt, stream};
+use kafka_leftovers::KafkaLeftovers;
 use keel_core::{AdminTransport, GroupOffset, NewRecord};
 use keel_kafka_client::{KafkaAdmin, KafkaConfig, KafkaPublisher};
 use support::Keel;
@@ -66,6 +70,12 @@ async fn keel_console_lists_hundreds_of_groups_of_a_kafka_cluster_from_its_sampl
         return;
     };
     let groups = Groups::make(&brokers).await;
+    let admin = KafkaAdmin::connect(&KafkaConfig::new(&brokers)).expect("admin clients");
+    let mut leftovers = KafkaLeftovers::new(&admin);
+    leftovers.topic(&groups.topic);
+    for i in 0..GROUPS {
+        leftovers.group(&groups.name(i));
+    }
     // A shared cluster's groups took about 0.8 s each to measure at load 12–30 (an OffsetFetch
     // of every partition, a read per lagging partition): the test waits for the first
     // sample, 50 groups, the test's own ones first.

@@ -3,16 +3,19 @@
 //! canary is pending until the group's committed offset passes the replayed record, a
 //! replay appends to the partition the event came from with its id kept and happens once,
 //! a dead letter without its data is refused, a purge needs --yes, and the audit log on the
-//! cluster names every step.
+//! cluster names every step. Its topics and group are deleted at its end, passed or failed.
 //! Needs the `kafka` feature (`cargo nextest run -p keel-cli --features kafka`) and
 //! `KEEL_TEST_KAFKA_BROKERS` (`scripts/services start kafka`): unset, the test says it did
 //! not run; set, an unreachable broker fails it.
 #![cfg(feature = "kafka")]
 
+#[path = "support/kafka_leftovers.rs"]
+mod kafka_leftovers;
 mod support;
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use kafka_leftovers::KafkaLeftovers;
 use keel_core::{AdminTransport, Event, GroupOffset, header_text};
 use keel_kafka_client::{KafkaAdmin, KafkaConfig, KafkaPublisher};
 use keel_runtime::dead_letter::{DeadLetterKind, PayloadLoss};
@@ -37,6 +40,10 @@ async fn dead_letters_are_replayed_once_purged_and_audited_on_a_kafka_cluster() 
     let group = format!("{topic}-billing");
     let config = KafkaConfig::new(&brokers);
     let admin = KafkaAdmin::connect(&config).expect("admin clients");
+    let mut leftovers = KafkaLeftovers::new(&admin);
+    leftovers.topic(&topic);
+    leftovers.topic(&dlq);
+    leftovers.group(&group);
     assert_eq!(admin.create_topic(&topic, 2).await.expect("topic"), 2);
     assert_eq!(admin.create_topic(&dlq, 2).await.expect("dlq topic"), 2);
     let publisher = KafkaPublisher::new(&config).expect("producer");

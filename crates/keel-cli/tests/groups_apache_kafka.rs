@@ -1,17 +1,21 @@
 //! `keel groups lag|reset --brokers` on the real Apache Kafka broker: a group's lag per
 //! partition in events and seconds as the binary prints it, a reset of the stopped group
 //! committed on the cluster, a reset and a delete refused while a member of the group runs,
-//! and `keel groups delete --brokers` of the stopped group, kept in the audit log.
+//! and `keel groups delete --brokers` of the stopped group, kept in the audit log; its topic
+//! is deleted at its end, passed or failed.
 //! Needs the `kafka` feature (`cargo nextest run -p keel-cli --features kafka`) and
 //! `KEEL_TEST_KAFKA_BROKERS` (`scripts/services start kafka`): unset, the test says it did
 //! not run; set, an unreachable broker fails it.
 #![cfg(feature = "kafka")]
 
+#[path = "support/kafka_leftovers.rs"]
+mod kafka_leftovers;
 mod support;
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
+use kafka_leftovers::KafkaLeftovers;
 use keel_core::{AdminTransport, GroupOffset, NewRecord};
 use keel_kafka_client::{
     KafkaAdmin, KafkaConfig, KafkaMember, KafkaPublisher, MemberEvent, MemberOptions,
@@ -35,6 +39,10 @@ async fn groups_lag_and_reset_act_on_a_kafka_cluster() {
     let group = format!("{topic}-billing");
     let config = KafkaConfig::new(&brokers);
     let admin = KafkaAdmin::connect(&config).expect("admin clients");
+    // The test deletes the group itself (`keel groups delete`) unless it fails before.
+    let mut leftovers = KafkaLeftovers::new(&admin);
+    leftovers.topic(&topic);
+    leftovers.group(&group);
     assert_eq!(admin.create_topic(&topic, 2).await.expect("topic"), 2);
     let publisher = KafkaPublisher::new(&config).expect("producer");
     let created_ms = SystemTime::now()

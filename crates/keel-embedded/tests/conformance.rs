@@ -56,6 +56,7 @@ keel_runtime::conformance_tests!(embedded());
 keel_sql::relay_conformance_tests!(embedded());
 keel_runtime::admin_conformance_tests!(embedded());
 keel_runtime::group_deletion_conformance_tests!(embedded());
+keel_runtime::topic_deletion_conformance_tests!(embedded());
 keel_runtime::dead_letter_conformance_tests!(embedded());
 keel_runtime::gauge_conformance_tests!(embedded());
 keel_runtime::live_lag_conformance_tests!(embedded());

@@ -4,7 +4,7 @@
 //!
 //! | port | Kafka |
 //! |---|---|
-//! | `topics`, `create_topic` | Metadata, CreateTopics (the admin client) |
+//! | `topics`, `create_topic`, `delete_topic` | Metadata, CreateTopics, DeleteTopics (the admin client) |
 //! | `partition_offsets` | ListOffsets earliest and latest (watermarks), all of the topic's partitions in one request per leader |
 //! | `offset_for_time` | ListOffsets by timestamp |
 //! | `read` | Fetch, through a consumer assigned the one partition (no group), one of a small pool (`readers.rs`) |
@@ -121,6 +121,10 @@ impl AdminTransport for KafkaAdmin {
         partitions: u32,
     ) -> BoxFuture<'a, Result<u32, TransportError>> {
         Box::pin(self.topics.ensure_topic(name, partitions))
+    }
+
+    fn delete_topic<'a>(&'a self, topic: &'a str) -> BoxFuture<'a, Result<(), TransportError>> {
+        Box::pin(self.topics.delete(topic))
     }
 
     fn partition_offsets<'a>(

@@ -1,7 +1,7 @@
-//! Topic lookups and creation on a Kafka cluster: how many partitions a topic has
-//! (metadata), a topic created when missing, and `<topic>.dlq` or `<topic>.retry` created
+//! Topic lookups, creation and deletion on a Kafka cluster: how many partitions a topic
+//! has (metadata), a topic created when missing, `<topic>.dlq` or `<topic>.retry` created
 //! with the source topic's partition count — what the embedded bus does on its log, done
-//! with the admin API; the metadata and watermarks `KafkaAdmin` reports.
+//! with the admin API —, a topic deleted; the metadata and watermarks `KafkaAdmin` reports.
 //!
 //! Not here: publishing records (`publisher.rs`).
 
@@ -11,6 +11,7 @@ use std::sync::{Arc, Mutex};
 use keel_core::{TopicInfo, TransportError};
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
+use rdkafka::metadata::MetadataTopic;
 use rdkafka::types::RDKafkaErrorCode;
 
 use crate::config::KafkaConfig;
@@ -46,6 +47,17 @@ impl Topics {
 
     /// [`Topics::partitions`] on the calling thread.
     pub(crate) fn partitions_blocking(&self, name: &str) -> Result<Option<u32>, TransportError> {
+        Ok(self
+            .metadata_blocking(name, |t| t.partitions().len() as u32)?
+            .filter(|count| *count > 0))
+    }
+
+    /// `read` of the metadata of `name`, `None` when the cluster does not have it. Blocks.
+    fn metadata_blocking<T>(
+        &self,
+        name: &str,
+        read: impl FnOnce(&MetadataTopic) -> T,
+    ) -> Result<Option<T>, TransportError> {
         let metadata = self
             .admin
             .inner()
@@ -55,8 +67,24 @@ impl Topics {
             .topics()
             .iter()
             .find(|t| t.name() == name && t.error().is_none())
-            .map(|t| t.partitions().len() as u32)
-            .filter(|count| *count > 0))
+            .map(read))
+    }
+
+    /// Whether the metadata shows `name` with a leader for each of its partitions.
+    async fn led(self: &Arc<Self>, name: &str) -> Result<bool, TransportError> {
+        let topics = self.clone();
+        let name = name.to_string();
+        tokio::task::spawn_blocking(move || {
+            let led = topics.metadata_blocking(&name, |t| {
+                !t.partitions().is_empty()
+                    && t.partitions()
+                        .iter()
+                        .all(|p| p.leader() >= 0 && p.error().is_none())
+            })?;
+            Ok(led == Some(true))
+        })
+        .await
+        .map_err(unavailable)?
     }
 
     /// Every topic of the cluster but Kafka's internal ones (`__consumer_offsets`,
@@ -145,13 +173,14 @@ impl Topics {
         Ok(self.partitions(name).await?.unwrap_or(partitions))
     }
 
-    /// Creates `name` and waits until the cluster's metadata shows it: on Kafka a broker
-    /// learns of a new topic from the controller a moment after CreateTopics answers, and a
-    /// consumer that subscribed in that moment found no such topic.
+    /// Creates `name` and waits until the cluster's metadata shows it with a leader for
+    /// every partition: on Kafka a broker learns of a new topic from the controller a moment
+    /// after CreateTopics answers, and a consumer that subscribed in that moment found no
+    /// such topic, a ListOffsets of it failed with NOT_LEADER_OR_FOLLOWER.
     async fn create(self: &Arc<Self>, name: &str, partitions: u32) -> Result<(), TransportError> {
         self.create_request(name, partitions).await?;
         let deadline = tokio::time::Instant::now() + METADATA_TIMEOUT;
-        while self.partitions(name).await?.is_none() {
+        while !self.led(name).await? {
             if tokio::time::Instant::now() >= deadline {
                 return Err(unavailable(format!(
                     "topic '{name}' was created but does not show in the metadata after {METADATA_TIMEOUT:?}"
@@ -191,6 +220,51 @@ impl Topics {
                     });
                 }
             }
+        }
+        Ok(())
+    }
+
+    /// Deletes `name` (DeleteTopics) and waits until the metadata no longer shows it: the
+    /// controller answers before every broker has forgotten the topic, and a list asked in
+    /// that moment would still name it.
+    pub(crate) async fn delete(self: &Arc<Self>, name: &str) -> Result<(), TransportError> {
+        let options = AdminOptions::new().operation_timeout(Some(METADATA_TIMEOUT));
+        let results = self
+            .admin
+            .delete_topics(&[name], &options)
+            .await
+            .map_err(|e| unavailable(format!("deleting '{name}': {e}")))?;
+        for result in results {
+            match result {
+                Ok(_) => {}
+                Err((_, RDKafkaErrorCode::UnknownTopicOrPartition)) => {
+                    return Err(TransportError::UnknownTopic {
+                        topic: name.to_string(),
+                    });
+                }
+                Err((
+                    _,
+                    code @ (RDKafkaErrorCode::TopicDeletionDisabled
+                    | RDKafkaErrorCode::TopicAuthorizationFailed
+                    | RDKafkaErrorCode::PolicyViolation
+                    | RDKafkaErrorCode::InvalidTopic),
+                )) => {
+                    return Err(TransportError::Refused {
+                        reason: format!("deleting '{name}': {code}"),
+                    });
+                }
+                Err((_, code)) => return Err(unavailable(format!("deleting '{name}': {code}"))),
+            }
+        }
+        self.known().remove(name);
+        let deadline = tokio::time::Instant::now() + METADATA_TIMEOUT;
+        while self.partitions(name).await?.is_some() {
+            if tokio::time::Instant::now() >= deadline {
+                return Err(unavailable(format!(
+                    "topic '{name}' was deleted but still shows in the metadata after {METADATA_TIMEOUT:?}"
+                )));
+            }
+            tokio::time::sleep(TOPIC_VISIBLE_POLL).await;
         }
         Ok(())
     }

@@ -64,6 +64,7 @@ keel_runtime::conformance_tests!(optional apache_kafka());
 keel_sql::relay_conformance_tests!(optional apache_kafka());
 keel_runtime::admin_conformance_tests!(optional apache_kafka());
 keel_runtime::group_deletion_conformance_tests!(optional apache_kafka());
+keel_runtime::topic_deletion_conformance_tests!(optional apache_kafka());
 keel_runtime::dead_letter_conformance_tests!(optional apache_kafka());
 keel_runtime::live_lag_conformance_tests!(optional apache_kafka());
 keel_runtime::gauge_conformance_tests!(optional apache_kafka());

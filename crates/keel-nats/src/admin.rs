@@ -1,7 +1,8 @@
 //! The administrative half of the port on JetStream: topics are the namespace's streams,
 //! a partition's stored range comes from its subject's first and last messages, reads are
 //! direct message gets by subject, and a group's committed offsets are its consumers'
-//! acknowledgement floors (`consumers.rs`); deleting a group deletes its durable consumers.
+//! acknowledgement floors (`consumers.rs`); deleting a group deletes its durable consumers,
+//! deleting a topic its stream.
 //!
 //! Offsets are stream sequences minus one (`lease.rs`): a partition's range is
 //! `[first − 1, last]` of its subject, and an empty partition reports the stream's last
@@ -334,6 +335,10 @@ impl AdminTransport for NatsTransport {
 
     /// Every durable consumer of the group (all generations, every partition of every
     /// stream) deleted, refused while a member pulls through one.
+    fn delete_topic<'a>(&'a self, topic: &'a str) -> BoxFuture<'a, Result<(), TransportError>> {
+        Box::pin(self.connection().delete_topic(topic))
+    }
+
     fn delete_group<'a>(&'a self, group: &'a str) -> BoxFuture<'a, Result<(), TransportError>> {
         Box::pin(async move {
             let mut doomed = Vec::new();

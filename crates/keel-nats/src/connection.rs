@@ -116,6 +116,21 @@ impl Connection {
             .ok_or_else(|| unavailable(format!("topic '{topic}' vanished after its creation")))
     }
 
+    /// Deletes the stream of `topic`: its messages and its groups' consumers go with it.
+    pub(crate) async fn delete_topic(&self, topic: &str) -> Result<(), TransportError> {
+        if self.stream(topic).await?.is_none() {
+            return Err(TransportError::UnknownTopic {
+                topic: topic.to_string(),
+            });
+        }
+        self.jetstream
+            .delete_stream(self.names.stream(topic))
+            .await
+            .map_err(|e| unavailable(format!("deleting the stream of topic '{topic}': {e}")))?;
+        self.cache().remove(topic);
+        Ok(())
+    }
+
     fn cache(&self) -> std::sync::MutexGuard<'_, HashMap<String, u32>> {
         self.partitions.lock().unwrap_or_else(|p| p.into_inner())
     }

@@ -123,6 +123,7 @@ keel_sql::relay_conformance_tests!(optional nats());
 // Offsets skip the other partitions' sequences; the admin port counts a partition's records.
 keel_runtime::admin_conformance_tests!(optional nats());
 keel_runtime::group_deletion_conformance_tests!(optional nats());
+keel_runtime::topic_deletion_conformance_tests!(optional nats());
 keel_runtime::dead_letter_conformance_tests!(optional nats());
 keel_runtime::gauge_conformance_tests!(optional nats());
 keel_runtime::live_lag_conformance_tests!(optional nats());

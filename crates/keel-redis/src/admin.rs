@@ -3,7 +3,7 @@
 //! `0-<n>` is offset `n − 1`), reads with `XRANGE`, and a group's committed offsets as
 //! `groups.rs` derives them. A reset recreates the group at the offset (its pending list
 //! emptied) and a delete destroys it on every stream, both refused while a member holds one
-//! of its partitions' leases.
+//! of its partitions' leases. Deleting a topic deletes its streams and its registration.
 
 use keel_core::{
     AdminTransport, BoxFuture, GroupOffset, PartitionOffsets, Record, TopicInfo, TransportError,
@@ -125,6 +125,10 @@ impl AdminTransport for RedisTransport {
         partitions: u32,
     ) -> BoxFuture<'a, Result<u32, TransportError>> {
         Box::pin(self.connection().create_topic(name, partitions))
+    }
+
+    fn delete_topic<'a>(&'a self, topic: &'a str) -> BoxFuture<'a, Result<(), TransportError>> {
+        Box::pin(self.connection().delete_topic(topic))
     }
 
     fn partition_offsets<'a>(

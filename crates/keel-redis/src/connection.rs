@@ -132,6 +132,34 @@ impl Connection {
         }
     }
 
+    /// Deletes `topic`: its partitions' streams (their entries and groups), then its
+    /// registration — in that order, so a delete cut short leaves the topic registered and
+    /// empty, never a topic created again later that finds old entries.
+    pub(crate) async fn delete_topic(&self, topic: &str) -> Result<(), TransportError> {
+        let partitions =
+            self.partitions(topic)
+                .await?
+                .ok_or_else(|| TransportError::UnknownTopic {
+                    topic: topic.to_string(),
+                })?;
+        let streams: Vec<String> = (0..partitions)
+            .map(|partition| self.keys.stream(topic, partition))
+            .collect();
+        let _: u64 = redis::cmd("DEL")
+            .arg(&streams)
+            .query_async(&mut self.redis())
+            .await
+            .map_err(|e| unavailable(format!("deleting the streams of topic '{topic}': {e}")))?;
+        let _: u64 = redis::cmd("HDEL")
+            .arg(self.keys.topics())
+            .arg(topic)
+            .query_async(&mut self.redis())
+            .await
+            .map_err(|e| unavailable(format!("deleting topic '{topic}': {e}")))?;
+        self.cache().remove(topic);
+        Ok(())
+    }
+
     fn cache(&self) -> std::sync::MutexGuard<'_, HashMap<String, u32>> {
         self.partitions.lock().unwrap_or_else(|p| p.into_inner())
     }

@@ -133,6 +133,7 @@ keel_sql::relay_conformance_tests!(optional redis());
 // Offsets are dense on Redis (entry 0-n is offset n − 1), so the operator checks apply.
 keel_runtime::admin_conformance_tests!(optional redis());
 keel_runtime::group_deletion_conformance_tests!(optional redis());
+keel_runtime::topic_deletion_conformance_tests!(optional redis());
 keel_runtime::dead_letter_conformance_tests!(optional redis());
 keel_runtime::gauge_conformance_tests!(optional redis());
 keel_runtime::live_lag_conformance_tests!(optional redis());

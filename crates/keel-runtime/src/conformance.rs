@@ -183,6 +183,23 @@ macro_rules! group_deletion_conformance_tests {
     };
 }
 
+/// The topic deletion check through the admin port, one `#[tokio::test]`, as
+/// [`conformance_tests!`] makes them (`topic_deletion_conformance_tests!(optional …)` too),
+/// for the engines whose admin port deletes topics (`AdminTransport::delete_topic`).
+#[macro_export]
+macro_rules! topic_deletion_conformance_tests {
+    (optional $make:expr) => {
+        $crate::conformance_tests!(@tests [$make] optional;
+            a_topic_is_deleted_through_the_admin_port,
+        );
+    };
+    ($make:expr) => {
+        $crate::conformance_tests!(@tests [$make] always;
+            a_topic_is_deleted_through_the_admin_port,
+        );
+    };
+}
+
 /// The metrics check, one `#[tokio::test]`, as [`conformance_tests!`] makes them
 /// (`gauge_conformance_tests!(optional …)` too), for transports whose lag gauges cover a
 /// group after it stopped, in events and seconds (the embedded log and the engines
@@ -884,6 +901,48 @@ pub async fn a_group_is_deleted_through_the_admin_port_once_its_members_stopped<
         .delete_group(&group)
         .await
         .expect("deleting a group that is gone succeeds");
+}
+
+/// The console's topic delete through the admin port: once it answers, the topic is not
+/// listed and has no stored range; deleting it again is
+/// [`TransportError::UnknownTopic`](keel_core::TransportError::UnknownTopic); created again
+/// under its name, it holds none of the deleted topic's records (and is deleted again).
+pub async fn a_topic_is_deleted_through_the_admin_port<H: Harness>(harness: &H) {
+    create_topic(harness, "doomed", 2).await;
+    publish(harness, "doomed", vec![event("a", 0), event("b", 1)]).await;
+    let topic = name(harness, "doomed");
+    let admin = harness.admin();
+    admin.delete_topic(&topic).await.expect("delete the topic");
+    assert!(
+        !admin
+            .topics()
+            .await
+            .expect("topics")
+            .iter()
+            .any(|t| t.name == topic),
+        "no longer listed"
+    );
+    let unknown = keel_core::TransportError::UnknownTopic {
+        topic: topic.clone(),
+    };
+    assert_eq!(
+        admin.partition_offsets(&topic).await,
+        Err(unknown.clone()),
+        "no stored range"
+    );
+    assert_eq!(
+        admin.delete_topic(&topic).await,
+        Err(unknown),
+        "a second delete"
+    );
+    create_topic(harness, "doomed", 2).await;
+    let ranges = admin.partition_offsets(&topic).await.expect("ranges");
+    let stored: u64 = ranges.iter().map(|r| r.high_watermark - r.log_start).sum();
+    assert_eq!(stored, 0, "created again, it starts empty: {ranges:?}");
+    admin
+        .delete_topic(&topic)
+        .await
+        .expect("deleting it again, so the broker keeps nothing of the check");
 }
 
 /// Waits until `group` has committed offsets (a member commits after handling).

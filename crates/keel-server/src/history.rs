@@ -357,6 +357,15 @@ impl History {
         }
     }
 
+    /// Drops `topic` (just deleted) from the last sample's topics, so the list stops showing
+    /// it before the next sample.
+    pub(crate) fn forget_topic(&self, topic: &str) {
+        let mut inner = self.inner.lock().expect("history lock");
+        if let Some(sampled) = inner.topics_offsets.as_mut() {
+            Arc::make_mut(&mut sampled.topics).remove(topic);
+        }
+    }
+
     /// Every dead-letter topic's counts at the last sample that could read them.
     pub(crate) fn dead_letters(&self) -> Vec<DeadLetterSummary> {
         self.inner

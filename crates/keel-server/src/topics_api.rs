@@ -6,7 +6,7 @@
 //! | `GET /api/topics[?q=]` | every topic (or those whose name contains `q`) with its settings, size and partitions (on a Kafka cluster: partitions and offsets only, from the console's last sample, its time in `x-keel-sampled-at-ms`) |
 //! | `GET /api/topics/{topic}` | one topic |
 //! | `POST /api/topics` (JSON name, partitions, config) | the created topic (on a Kafka cluster: name and partitions only, its settings the brokers' defaults) |
-//! | `DELETE /api/topics/{topic}` | the deleted topic's name |
+//! | `DELETE /api/topics/{topic}` | the deleted topic's name (on a Kafka cluster: DeleteTopics through the admin port) |
 //! | `PATCH /api/topics/{topic}/config` (JSON config, dry_run) | the topic with its settings changed, and the changes old → new (on a Kafka cluster: checked and applied by its brokers, `topic_settings.rs`) |
 //! | `GET /api/topics/{topic}/events?…` | a page of events (`events.rs` for the search) |
 //! | `GET /api/topics/{topic}/events/{partition}/{offset}` | one event |
@@ -258,20 +258,23 @@ struct Deleted {
         (status = 200, description = "The topic and its data are gone", body = Deleted),
         (status = 400, description = "A topic Keel keeps for itself", body = ErrorBody),
         (status = 403, description = "The caller is read-only", body = ErrorBody),
-        (status = 404, description = "No such topic", body = ErrorBody)
+        (status = 404, description = "No such topic", body = ErrorBody),
+        (status = 501, description = "The engine cannot delete topics", body = ErrorBody)
     )
 )]
 async fn delete_topic(
     State(app): State<App>,
     Path(topic): Path<String>,
 ) -> Result<Json<Deleted>, ApiError> {
-    app.with_log(move |log| {
-        log.delete_topic(&topic)?;
-        tracing::info!(%topic, "topic deleted over HTTP");
-        Ok::<_, TopicError>(Deleted { deleted: topic })
-    })
-    .await
-    .map(Json)
+    if is_keel_owned(&topic) {
+        return Err(TopicError::Internal(topic).into());
+    }
+    let doomed = topic.clone();
+    app.on_ports(move |admin, _| Box::pin(async move { admin.delete_topic(&doomed).await }))
+        .await?;
+    app.history.forget_topic(&topic);
+    tracing::info!(%topic, "topic deleted over HTTP");
+    Ok(Json(Deleted { deleted: topic }))
 }
 
 #[utoipa::path(

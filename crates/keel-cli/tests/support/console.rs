@@ -37,7 +37,17 @@ impl Keel {
 
 /// `GET path`: the status and the body.
 pub(crate) fn get(http: SocketAddr, path: &str) -> (u16, String) {
-    let response = ureq::get(format!("http://{http}{path}"))
+    call(ureq::get(format!("http://{http}{path}")))
+}
+
+/// `DELETE path`: the status and the body.
+pub(crate) fn delete(http: SocketAddr, path: &str) -> (u16, String) {
+    call(ureq::delete(format!("http://{http}{path}")))
+}
+
+/// Sends `request` without a body: the status and the body, whatever the status.
+fn call(request: ureq::RequestBuilder<ureq::typestate::WithoutBody>) -> (u16, String) {
+    let response = request
         .config()
         .http_status_as_error(false)
         .build()

@@ -2,8 +2,8 @@
 //! the operator tools (`keel groups`, `keel dlq`), the lag and dead-letter gauges and the
 //! conformance suite need of a broker — topics and their partitions, each partition's
 //! stored range, the offset at a time, reading records, and a group's committed offsets
-//! (read and, for a stopped group, set or delete with the group), and a topic's settings
-//! (read and altered).
+//! (read and, for a stopped group, set or delete with the group), a topic's settings
+//! (read and altered), and deleting a topic.
 //!
 //! The tools' logic (lag in events and seconds, offset resets: `keel_runtime::admin`) is
 //! written once over these primitives, so it behaves the same on every transport. Appends
@@ -64,8 +64,9 @@ pub struct GroupOffset {
 /// or borrow one (`&dyn AdminTransport`) for the length of an operation.
 ///
 /// Every method is cancel safe except [`AdminTransport::create_topic`],
-/// [`AdminTransport::commit`], [`AdminTransport::delete_group`] and
-/// [`AdminTransport::alter_topic_config`], whose effect may or may not happen when dropped.
+/// [`AdminTransport::delete_topic`], [`AdminTransport::commit`],
+/// [`AdminTransport::delete_group`] and [`AdminTransport::alter_topic_config`], whose
+/// effect may or may not happen when dropped.
 pub trait AdminTransport: Send + Sync + std::fmt::Debug {
     /// Every topic the caller may see (the engine's internal ones left out), by name.
     fn topics(&self) -> BoxFuture<'_, Result<Vec<TopicInfo>, TransportError>>;
@@ -76,6 +77,20 @@ pub trait AdminTransport: Send + Sync + std::fmt::Debug {
         name: &'a str,
         partitions: u32,
     ) -> BoxFuture<'a, Result<u32, TransportError>>;
+
+    /// Deletes `topic` and every record of its partitions, so it no longer shows in
+    /// [`AdminTransport::topics`] once this answers. A topic the engine does not have is
+    /// [`TransportError::UnknownTopic`]; one the engine keeps for itself, or a deletion its
+    /// settings forbid, is [`TransportError::Refused`]. An engine with no topic deletion
+    /// says so with [`TransportError::Unsupported`] (the default).
+    fn delete_topic<'a>(&'a self, topic: &'a str) -> BoxFuture<'a, Result<(), TransportError>> {
+        let _ = topic;
+        Box::pin(std::future::ready(Err(TransportError::Unsupported {
+            engine: "this engine",
+            operation: "delete a topic",
+            reason: "its admin port has no topic deletion",
+        })))
+    }
 
     /// The stored range of every partition of `topic`, by partition.
     fn partition_offsets<'a>(

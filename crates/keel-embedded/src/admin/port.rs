@@ -56,6 +56,11 @@ impl<'a> LogAdmin<'a> {
         Ok(topic.config().partitions)
     }
 
+    /// Deletes `name` through the log, which refuses Keel's own topics.
+    fn delete_topic_now(&self, name: &str) -> Result<(), TransportError> {
+        self.log.delete_topic(name).map_err(transport_error)
+    }
+
     fn partition_offsets_now(&self, topic: &str) -> Result<Vec<PartitionOffsets>, TransportError> {
         Ok(find_topic(self.log, topic)?
             .partitions()
@@ -159,6 +164,10 @@ impl AdminTransport for LogAdmin<'_> {
         partitions: u32,
     ) -> BoxFuture<'a, Result<u32, TransportError>> {
         ready(self.create_topic_now(name, partitions))
+    }
+
+    fn delete_topic<'a>(&'a self, topic: &'a str) -> BoxFuture<'a, Result<(), TransportError>> {
+        ready(self.delete_topic_now(topic))
     }
 
     fn partition_offsets<'a>(
@@ -279,6 +288,11 @@ impl AdminTransport for EmbeddedBus {
     ) -> BoxFuture<'a, Result<u32, TransportError>> {
         let name = name.to_string();
         self.blocking(move |admin| admin.create_topic_now(&name, partitions))
+    }
+
+    fn delete_topic<'a>(&'a self, topic: &'a str) -> BoxFuture<'a, Result<(), TransportError>> {
+        let topic = topic.to_string();
+        self.blocking(move |admin| admin.delete_topic_now(&topic))
     }
 
     fn partition_offsets<'a>(

@@ -230,7 +230,7 @@ async fn topic_page(
                 }
             }
         }
-        @if shows_changes(viewer) && local && !is_keel_owned(&name) {
+        @if shows_changes(viewer) && !is_keel_owned(&name) {
             (delete_form(&name))
         }
     };
@@ -280,13 +280,15 @@ fn settings_form(name: &str, settings: &[TopicSetting], local: bool) -> Markup {
     }
 }
 
+/// The form that deletes the topic once its name is typed: on the log as on a cluster,
+/// whose brokers delete it (DeleteTopics).
 fn delete_form(name: &str) -> Markup {
     html! {
         form.panel.danger #delete-topic data-api=(format!("/api/topics/{}", encode(name))) data-method="DELETE"
             data-confirm-field="confirm_name" data-confirm-value=(name) data-then="goto:/topics"
             data-done="deleted topic {deleted}" {
             h2 { "Delete this topic" }
-            p { "Deleting removes every partition and event of " code { (name) } " at once. Groups keep their committed offsets but have nothing to read." }
+            p { "Deleting removes every partition and event of " code { (name) } " and the consumer groups' committed offsets in it, at once." }
             div.toolbar {
                 label { "Type the topic name to confirm" input name="confirm_name" data-skip autocomplete="off"; }
                 button.danger type="submit" { "Delete topic" }

@@ -13,7 +13,7 @@ import { execFileSync, spawn } from "node:child_process";
 import { once } from "node:events";
 
 import {
-  api, figure, keel, launchBrowser, loadTimeMs, seedDemo, startServer, tempDir,
+  api, confluentKafka, figure, keel, launchBrowser, loadTimeMs, seedDemo, startServer, tempDir,
 } from "./harness.mjs";
 
 /** Most a page may take to load at 1,000 topics (issue 17). */
@@ -639,8 +639,7 @@ consumer = Consumer({"bootstrap.servers": brokers, "group.id": group, "enable.au
 consumer.commit(offsets=[TopicPartition(t, p, 0) for t in topics for p in range(partitions)], asynchronous=False)
 consumer.close()
 `;
-  execFileSync("python3", ["-c", script, kafka, group, String(partitions)],
-    { input: JSON.stringify(topics), stdio: ["pipe", "inherit", "inherit"] });
+  confluentKafka(script, [kafka, group, String(partitions)], JSON.stringify(topics));
   return true;
 }
 

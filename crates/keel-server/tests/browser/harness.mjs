@@ -1,6 +1,7 @@
 // What the browser tests and the screenshot command share: the `keel` binary, a seeded data
-// directory, a `keel serve` on free ports, Debian's Chromium driven by playwright-core, and
-// small helpers to read the JSON API. Nothing here asserts.
+// directory, a `keel serve` on free ports or a `keel console` over a Kafka cluster, Debian's
+// Chromium driven by playwright-core, and small helpers to read the JSON API. Nothing here
+// asserts.
 import { execFileSync, spawn } from "node:child_process";
 import { once } from "node:events";
 import { mkdtempSync, rmSync } from "node:fs";
@@ -44,38 +45,74 @@ export function seedDemo() {
   return join(dir, "log");
 }
 
-/** Starts `keel serve` over `dataDir` on free ports; resolves once it listens. */
-export async function startServer(dataDir, extra = []) {
-  // Charts sample every 200 ms unless `extra` says otherwise, so a test sees them move.
-  const sampling = extra.includes("--console-sample-ms") ? [] : ["--console-sample-ms", "200"];
-  const args = ["--data-dir", dataDir, "serve", "--http", "127.0.0.1:0", "--kafka", "127.0.0.1:0",
-    "--registry", "127.0.0.1:0", ...sampling, ...extra];
+/**
+ * Runs `keel ARGS` until stopped; resolves once its stdout prints the line `listening`
+ * matches (`what` names it in errors) with that match and a `stop` that ends the process
+ * with SIGTERM.
+ */
+async function startKeel(args, listening, what) {
   const child = spawn(KEEL, args,
     { stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, RUST_LOG: "warn" } });
   let stderr = "";
   child.stderr.on("data", chunk => { stderr += chunk; });
-  const line = await new Promise((resolveLine, reject) => {
+  const found = await new Promise((resolveLine, reject) => {
     let out = "";
-    const timer = setTimeout(() => reject(new Error("keel serve did not start: " + stderr)), START_TIMEOUT_MS);
+    const timer = setTimeout(() => reject(new Error(`${what} did not start: ${stderr}`)), START_TIMEOUT_MS);
     child.stdout.on("data", chunk => {
       out += chunk;
-      const found = out.match(/keel serve listening (.*)\n/);
-      if (found) { clearTimeout(timer); resolveLine(found[1]); }
+      const line = out.match(listening);
+      if (line) { clearTimeout(timer); resolveLine(line); }
     });
-    child.on("exit", code => { clearTimeout(timer); reject(new Error(`keel serve exited ${code}: ${stderr}`)); });
+    child.on("exit", code => { clearTimeout(timer); reject(new Error(`${what} exited ${code}: ${stderr}`)); });
   });
-  const addresses = Object.fromEntries(line.split(" ").map(pair => pair.split("=")));
   return {
-    url: `http://${addresses.http}`,
-    registry: `http://${addresses.registry}`,
-    kafka: addresses.kafka,
-    dataDir,
+    found,
     async stop() {
       if (child.exitCode !== null) return;
       child.kill("SIGTERM");
       await once(child, "exit");
     },
   };
+}
+
+/** The console's sample interval: 200 ms unless `extra` sets one, so a test sees charts move. */
+function sampling(extra) {
+  return extra.includes("--console-sample-ms") ? [] : ["--console-sample-ms", "200"];
+}
+
+/** Starts `keel serve` over `dataDir` on free ports; resolves once it listens. */
+export async function startServer(dataDir, extra = []) {
+  const args = ["--data-dir", dataDir, "serve", "--http", "127.0.0.1:0", "--kafka", "127.0.0.1:0",
+    "--registry", "127.0.0.1:0", ...sampling(extra), ...extra];
+  const { found, stop } = await startKeel(args, /keel serve listening (.*)\n/, "keel serve");
+  const addresses = Object.fromEntries(found[1].split(" ").map(pair => pair.split("=")));
+  return {
+    url: `http://${addresses.http}`,
+    registry: `http://${addresses.registry}`,
+    kafka: addresses.kafka,
+    dataDir,
+    stop,
+  };
+}
+
+/**
+ * Starts `keel console` over the Kafka cluster at `brokers` (a keel built with the `kafka`
+ * feature) on a free port; resolves once it listens.
+ */
+export async function startConsole(brokers, extra = []) {
+  const args = ["console", "--brokers", brokers, "--http", "127.0.0.1:0", ...sampling(extra), ...extra];
+  const { found, stop } = await startKeel(args, /keel console listening http=(.*)\n/, "keel console");
+  return { url: `http://${found[1]}`, brokers, stop };
+}
+
+/**
+ * Runs the Python `script` with confluent-kafka (librdkafka; .ci/run installs it), `args`
+ * as its arguments and `input` on its stdin; returns what it printed. Throws, with what it
+ * wrote to stderr shown, when it fails.
+ */
+export function confluentKafka(script, args, input = "") {
+  return execFileSync("python3", ["-c", script, ...args],
+    { input, encoding: "utf8", stdio: ["pipe", "pipe", "inherit"] });
 }
 
 /** Debian's Chromium with a fresh profile, 1440×900. */
