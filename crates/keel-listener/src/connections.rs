@@ -56,13 +56,40 @@ impl Activity {
             .last_active_ms
             .store(self.table.now_ms(), Ordering::Relaxed);
     }
+
+    /// Marks a request in flight until the returned value is dropped.
+    pub fn in_flight(&self) -> InFlight {
+        self.state.request_started();
+        InFlight {
+            activity: self.clone(),
+        }
+    }
 }
 
-/// A request in flight on a connection: while one exists the connection is never evicted.
-/// Dropping it counts as activity.
+/// A request in flight on a connection: while one exists the connection is never evicted
+/// nor closed as inactive. Dropping it counts as activity.
 #[derive(Debug)]
 pub struct Busy<'a> {
     guard: &'a ConnectionGuard,
+}
+
+/// [`Busy`] for a handler that cannot borrow the connection's guard (an HTTP service's
+/// `'static` future), made from its [`Activity`] handle.
+#[derive(Debug)]
+pub struct InFlight {
+    activity: Activity,
+}
+
+impl State {
+    fn request_started(&self) {
+        self.busy.fetch_add(1, Ordering::AcqRel);
+    }
+
+    /// A request's end counts as activity: the inactivity limit runs from there.
+    fn request_ended(&self, now_ms: u64) {
+        self.last_active_ms.store(now_ms, Ordering::Relaxed);
+        self.busy.fetch_sub(1, Ordering::AcqRel);
+    }
 }
 
 impl Connections {
@@ -141,23 +168,27 @@ impl ConnectionGuard {
     }
 
     /// Completes once nothing moved on the connection for `limit` (measured from the last
-    /// [`ConnectionGuard::touch`]); for protocols whose handler cannot see where requests
-    /// start, such as HTTP under hyper.
+    /// [`ConnectionGuard::touch`] or request's end) and no request is in flight
+    /// ([`ConnectionGuard::busy`], [`Activity::in_flight`]): a handler that works longer
+    /// than `limit` before it answers keeps its connection.
     ///
     /// Cancel safety: cancel safe.
     pub async fn inactive_for(&self, limit: Duration) {
         loop {
             let idle = self.idle_for();
-            if idle >= limit {
+            let busy = self.state.busy.load(Ordering::Acquire) > 0;
+            if idle >= limit && !busy {
                 return;
             }
-            tokio::time::sleep(limit - idle).await;
+            // A request's end moves the start of the count: look again a limit later.
+            let wait = if busy { limit } else { limit - idle };
+            tokio::time::sleep(wait).await;
         }
     }
 
     /// Marks a request in flight until the returned value is dropped.
     pub fn busy(&self) -> Busy<'_> {
-        self.state.busy.fetch_add(1, Ordering::AcqRel);
+        self.state.request_started();
         Busy { guard: self }
     }
 
@@ -197,7 +228,55 @@ impl Drop for ConnectionGuard {
 
 impl Drop for Busy<'_> {
     fn drop(&mut self) {
-        self.guard.touch();
-        self.guard.state.busy.fetch_sub(1, Ordering::AcqRel);
+        self.guard.state.request_ended(self.guard.table.now_ms());
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        let activity = &self.activity;
+        activity.state.request_ended(activity.table.now_ms());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const LIMIT: Duration = Duration::from_secs(60);
+
+    /// Whether `inactive_for(LIMIT)` completes within `wait` of paused time.
+    async fn closes_within(guard: &ConnectionGuard, wait: Duration) -> bool {
+        tokio::time::timeout(wait, guard.inactive_for(LIMIT))
+            .await
+            .is_ok()
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_request_in_flight_keeps_its_connection_past_the_inactivity_limit() {
+        let table = Arc::new(Connections::new(ListenerMetrics::default()));
+        let guard = table.register();
+        let request = guard.activity().in_flight();
+        assert!(
+            !closes_within(&guard, 3 * LIMIT).await,
+            "closed while a request was in flight"
+        );
+        drop(request);
+        assert!(
+            !closes_within(&guard, LIMIT - Duration::from_secs(1)).await,
+            "the request's end is activity"
+        );
+        assert!(
+            closes_within(&guard, Duration::from_secs(2)).await,
+            "idle a whole limit after the request ended"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_idle_connection_is_closed_after_the_limit() {
+        let table = Arc::new(Connections::new(ListenerMetrics::default()));
+        let guard = table.register();
+        assert!(!closes_within(&guard, LIMIT - Duration::from_secs(1)).await);
+        assert!(closes_within(&guard, Duration::from_secs(2)).await);
     }
 }

@@ -32,7 +32,7 @@ mod metrics;
 pub mod testing;
 pub mod tls;
 
-pub use connections::{Activity, Busy, ConnectionGuard};
+pub use connections::{Activity, Busy, ConnectionGuard, InFlight};
 pub use listener::{
     ACCEPT_BACKOFF_MS_MAX, ACCEPT_BACKOFF_MS_MIN, Connection, LimitsError, Listener, ListenerLimits,
 };

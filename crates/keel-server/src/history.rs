@@ -366,6 +366,14 @@ impl History {
         }
     }
 
+    /// When the last sample was taken and every dead-letter topic's counts as of the last
+    /// one that could read them; `None` before the first sample ends.
+    pub(crate) fn sampled_dead_letters(&self) -> Option<(i64, Vec<DeadLetterSummary>)> {
+        let inner = self.inner.lock().expect("history lock");
+        let sampled_at_ms = *inner.times.back()?;
+        Some((sampled_at_ms, inner.dead_letters.clone()))
+    }
+
     /// Every dead-letter topic's counts at the last sample that could read them.
     pub(crate) fn dead_letters(&self) -> Vec<DeadLetterSummary> {
         self.inner

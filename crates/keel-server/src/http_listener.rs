@@ -1,7 +1,10 @@
 //! Serving an axum router on a `keel-listener` listener with HTTP/1.1 limits: a connection
 //! cap (the idlest connection makes room for a newcomer), a header-read timeout that also
 //! bounds a kept-alive connection's wait for its next request, and an inactivity timeout
-//! (nothing read or written) that drops a client stalling in a body or a response.
+//! (nothing read or written, and no request being answered) that drops a client stalling
+//! in a body or a response. A request whose answer takes longer to compute than the
+//! inactivity timeout (a page reading hundreds of a cluster's topics) keeps its connection,
+//! and the connection is not evicted for a newcomer meanwhile.
 //!
 //! `axum::serve` has none of these; hyper's connection builder has the header timeout, the
 //! rest is `keel-listener`'s.
@@ -15,7 +18,11 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use axum::extract::ConnectInfo;
+use axum::body::Body;
+use axum::extract::{ConnectInfo, Request, State};
+use axum::http::StatusCode;
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::service::TowerToHyperService;
 use keel_listener::tls::Opening;
@@ -35,7 +42,8 @@ pub struct HttpLimits {
     /// A request's headers must arrive within this, counted from when the connection starts
     /// waiting for them (so it is also how long a kept-alive connection may sit idle).
     pub header_read_timeout_ms: u64,
-    /// A connection on which nothing was read or written for this long is closed.
+    /// A connection on which nothing was read or written for this long, with no request
+    /// being answered, is closed.
     pub idle_ms: u64,
 }
 
@@ -101,7 +109,12 @@ async fn serve_connection(
         activity: guard.activity(),
     };
     // Connection info lets the audit log name who replayed or purged.
-    let app = routes.layer(axum::Extension(ConnectInfo::<SocketAddr>(peer)));
+    let app = routes
+        .layer(axum::Extension(ConnectInfo::<SocketAddr>(peer)))
+        .layer(axum::middleware::from_fn_with_state(
+            tracked.activity.clone(),
+            answer_in_flight,
+        ));
     let Some(tls) = tls else {
         return serve_http(tracked, peer, app, limits, guard, stopping).await;
     };
@@ -168,6 +181,32 @@ async fn serve_http<S>(
             let _ = conn.await;
         }
     }
+}
+
+/// Most bytes of a request body, read whole before the request is handled: axum's own
+/// limit for the extractors every route reads its body with.
+const REQUEST_BODY_BYTES_MAX: usize = 2 * 1024 * 1024;
+
+/// Reads the request's body whole — a client stalling in it meets the inactivity timeout —
+/// then marks the request in flight until its answer is ready, so an answer that takes
+/// longer to compute than that timeout does not cost the connection.
+async fn answer_in_flight(
+    State(activity): State<Activity>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let (parts, body) = request.into_parts();
+    let body = match axum::body::to_bytes(body, REQUEST_BODY_BYTES_MAX).await {
+        Ok(body) => body,
+        Err(error) => {
+            let reason = format!(
+                "the request body could not be read whole (at most {REQUEST_BODY_BYTES_MAX} bytes): {error}"
+            );
+            return (StatusCode::PAYLOAD_TOO_LARGE, reason).into_response();
+        }
+    };
+    let _in_flight = activity.in_flight();
+    next.run(Request::from_parts(parts, Body::from(body))).await
 }
 
 /// A socket that records every read and write as activity of its connection.

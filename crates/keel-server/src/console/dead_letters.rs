@@ -1,5 +1,5 @@
 //! The dead-letter pages: every dead-letter topic with its depth, oldest age and causes per
-//! group; one topic's dead letters (filtered like `keel dlq list`) each with its error
+//! group (on a cluster as the console's last sample counted them); one topic's dead letters (filtered like `keel dlq list`) each with its error
 //! history, headers and event, replayed one by one or by filter — to the topic or straight
 //! to the group that failed, with a canary first — or purged after a preview; and the audit
 //! log of every replay, purge and group deletion.
@@ -7,6 +7,8 @@
 use axum::Router;
 use axum::extract::{Path, Query, State};
 use axum::routing::get;
+use keel_runtime::admin::dead_letters::DeadLetterSummary;
+use keel_runtime::admin::groups::age_ms;
 use keel_runtime::admin::{audit, dead_letters};
 use maud::{Markup, html};
 use serde::Deserialize;
@@ -16,7 +18,8 @@ use super::{
     PageResult, Viewer, duration, encode, json_block, number, page, result_area, shows_changes,
     time,
 };
-use crate::app::{App, now_ms};
+use crate::app::{ApiError, App, now_ms};
+use crate::source::Source;
 
 /// Dead letters listed on one page.
 const LETTERS_PER_PAGE: usize = 200;
@@ -28,13 +31,32 @@ pub(super) fn routes() -> Router<App> {
         .route("/audit", get(audit_page))
 }
 
-async fn list_page(State(app): State<App>, viewer: Viewer) -> PageResult {
-    let summaries = app
+/// Every dead-letter topic's counts, and when they were sampled: on a cluster the console
+/// sampler's last ones once it has taken one (reading every dead letter of a cluster's
+/// hundreds of `.dlq` topics per request outlasted the browser's patience), else read now.
+async fn summaries(app: &App) -> Result<(Vec<DeadLetterSummary>, Option<i64>), ApiError> {
+    if let Source::Cluster(_) = app.source
+        && let Some((sampled_at_ms, sampled)) = app.history.sampled_dead_letters()
+    {
+        return Ok((sampled, Some(sampled_at_ms)));
+    }
+    let now = app
         .on_ports(|admin, _| Box::pin(dead_letters::summaries(admin, now_ms())))
         .await?;
+    Ok((now, None))
+}
+
+async fn list_page(State(app): State<App>, viewer: Viewer) -> PageResult {
+    let (summaries, sampled_at_ms) = summaries(&app).await?;
     let body = html! {
         p { a href="/audit" { "Audit log of replays, purges and group deletions →" } }
         section #dlq-list data-live {
+            @if let Some(at) = sampled_at_ms {
+                p.muted data-figure="sampled" data-ms=(age_ms(now_ms(), at)) {
+                    "Counts as the console samples them every " (duration(app.console.history.interval_ms))
+                    ", last " (duration(age_ms(now_ms(), at))) " ago. A dead-letter topic's own page reads it now."
+                }
+            }
             @if summaries.is_empty() {
                 p.muted { "No dead-letter topic yet: nothing was ever given up on." }
             } @else {
