@@ -35,7 +35,7 @@ use rdkafka::{Message, Offset, TopicPartitionList};
 
 use crate::config::KafkaConfig;
 use crate::group_clients::GroupClients;
-use crate::limits::METADATA_TIMEOUT;
+use crate::limits::{LEADER_MOVING_RETRY, METADATA_TIMEOUT};
 use crate::member::record;
 use crate::readers::{Reader, Readers};
 use crate::topic_config;
@@ -351,10 +351,21 @@ impl KafkaAdmin {
                 .add_partition_offset(topic, partition as i32, at)
                 .map_err(unavailable)?;
         }
-        let answer = self
-            .reader()?
-            .offsets_for_times(asked, METADATA_TIMEOUT)
-            .map_err(|e| unavailable(format!("ListOffsets of {topic}: {e}")))?;
+        // A partition whose leader is moving (or was just made) answers with a retriable
+        // error for a moment: asked again until it settles, within the metadata timeout.
+        let deadline = Instant::now() + METADATA_TIMEOUT;
+        let answer = loop {
+            match self
+                .reader()?
+                .offsets_for_times(asked.clone(), METADATA_TIMEOUT)
+            {
+                Err(error) if leader_moving(&error) && Instant::now() < deadline => {
+                    std::thread::sleep(LEADER_MOVING_RETRY);
+                }
+                answer => break answer,
+            }
+        }
+        .map_err(|e| unavailable(format!("ListOffsets of {topic}: {e}")))?;
         partitions
             .map(|partition| {
                 let element = answer
@@ -424,6 +435,14 @@ impl KafkaAdmin {
         let _ = reader.unassign();
         outcome.map(|()| records)
     }
+}
+
+/// Whether `error` says a partition's leader is moving: asking again shortly succeeds.
+fn leader_moving(error: &KafkaError) -> bool {
+    matches!(
+        error.rdkafka_error_code(),
+        Some(RDKafkaErrorCode::NotLeaderForPartition | RDKafkaErrorCode::LeaderNotAvailable)
+    )
 }
 
 /// The port's error for a partition request the cluster refused or could not answer.

@@ -41,6 +41,9 @@ pub(crate) const GROUP_CLIENTS_MAX: usize = 16;
 /// refused (`topic_config.rs` says why it is read back at all).
 pub(crate) const CONFIG_VISIBLE_WAIT: Duration = Duration::from_secs(3);
 
+/// How long a ListOffsets refused while a partition's leader moves waits to ask again.
+pub(crate) const LEADER_MOVING_RETRY: Duration = Duration::from_millis(50);
+
 /// How often a topic just created is looked for in the metadata until it shows.
 pub(crate) const TOPIC_VISIBLE_POLL: Duration = Duration::from_millis(20);
 
