@@ -169,8 +169,11 @@ test("the topic list matches the API, and a topic is created from it and deleted
   const form = page.locator("#create-topic");
   await form.locator('input[name="name"]').fill(MADE);
   await form.locator('input[name="partitions"]').fill("2");
+  // The page reloads once the form says it is done: wait for that before going on.
+  const reloaded = page.waitForEvent("load");
   await form.locator('button[type="submit"]').click();
   await form.locator(".done").waitFor();
+  await reloaded;
   assert.equal((await api(console_, `/api/topics/${MADE}`)).body.partitions.length, 2);
 
   await page.goto(console_.url + `/topics/${MADE}`);
@@ -204,9 +207,12 @@ test("a topic's page shows its partitions, and its settings change after a previ
   const rows = await form.locator("[data-result] tbody tr").allInnerTexts();
   assert.deepEqual(rows.map(row => row.split("\t")), [["retention.ms", before, "3600000"]]);
   assert.deepEqual(JSON.parse(confluentKafka(TOPIC_SETTINGS, [BROKERS, TOPIC])), {}, "a preview changes nothing");
+  const reloaded = page.waitForEvent("load");
   await form.locator("button[data-needs-preview]").click();
   await form.locator(".done", { hasText: "changed 1 setting(s)" }).waitFor();
   assert.deepEqual(JSON.parse(confluentKafka(TOPIC_SETTINGS, [BROKERS, TOPIC])), { "retention.ms": "3600000" });
+  await reloaded;
+  assert.equal(await page.locator('[data-setting="retention.ms"]').innerText(), "3600000", "the page shows the cluster's new value");
 });
 
 test("the event browser shows the cluster's events, one as its CloudEvent, and produces a test event", { skip }, async () => {
