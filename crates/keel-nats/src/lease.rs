@@ -15,18 +15,22 @@
 //!
 //! A background task pulls into a bounded buffer ([`BUFFERED_MAX`]) that
 //! [`PartitionLease::fetch`] drains; the stream's `max_ack_pending` bounds what is
-//! delivered ahead of the commit.
+//! delivered ahead of the commit. The task moves every message that has already arrived in
+//! one step — one lock, one wake-up of the worker per batch, not per message — and the lease
+//! keeps only each delivered message's reply subject for the commit's acknowledgement.
 //!
 //! Not here: who holds the partition (`member.rs`).
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
+use async_nats::Subject;
+use async_nats::jetstream::consumer::Consumer;
 use async_nats::jetstream::consumer::pull::Config as PullConfig;
 use async_nats::jetstream::message::Acker;
 use async_nats::jetstream::stream::Stream;
-use futures_util::StreamExt;
+use futures_util::{FutureExt, StreamExt};
 use keel_core::{
     BoxFuture, CommitError, FetchError, LeaseStart, PartitionLease, Record, StartFrom,
 };
@@ -56,13 +60,14 @@ pub(crate) struct NatsLease {
 pub(crate) struct Pull {
     task: JoinHandle<()>,
     buffer: Arc<Buffer>,
-    /// Delivered messages not yet committed, by offset.
-    acks: BTreeMap<u64, Acker>,
+    /// The reply subjects of the fetched messages not yet committed, in offset order: with
+    /// `AckAll`, acknowledging the last one below a commit acknowledges them all.
+    acks: VecDeque<(u64, Subject)>,
 }
 
-/// Records pulled and not fetched yet.
+/// Records pulled and not fetched yet, each with the reply subject that acknowledges it.
 struct Buffer {
-    records: Mutex<VecDeque<(Record, Acker)>>,
+    records: Mutex<VecDeque<(Record, Subject)>>,
     ready: Notify,
     /// Room left in `records`.
     room: Semaphore,
@@ -117,7 +122,7 @@ impl NatsLease {
         if let Some(previous) = self.pull().replace(Pull {
             task,
             buffer,
-            acks: BTreeMap::new(),
+            acks: VecDeque::new(),
         }) {
             previous.task.abort();
         }
@@ -128,18 +133,21 @@ impl NatsLease {
         if self.fenced.load(Ordering::SeqCst) {
             return Err(CommitError::Fenced);
         }
-        let acker = {
+        let reply = {
             let mut pull = self.pull();
             let Some(pull) = pull.as_mut() else {
                 return Ok(());
             };
-            let below = pull.acks.split_off(&offset);
-            let below = std::mem::replace(&mut pull.acks, below);
-            below.into_values().next_back()
+            let mut last = None;
+            while let Some((_, reply)) = pull.acks.pop_front_if(|(at, _)| *at < offset) {
+                last = Some(reply);
+            }
+            last
         };
-        let Some(acker) = acker else {
+        let Some(reply) = reply else {
             return Ok(());
         };
+        let acker = Acker::new(self.connection.jetstream.clone(), Some(reply));
         acker.double_ack().await.map_err(|e| {
             if self.fenced.load(Ordering::SeqCst) {
                 CommitError::Fenced
@@ -162,10 +170,8 @@ impl Drop for NatsLease {
 
 /// Pulls from `consumer` into `buffer` until aborted, waiting for room; a failed pull is
 /// asked again after a pause.
-async fn pull_into(
-    consumer: async_nats::jetstream::consumer::Consumer<PullConfig>,
-    buffer: Arc<Buffer>,
-) {
+async fn pull_into(consumer: Consumer<PullConfig>, buffer: Arc<Buffer>) {
+    let mut batch = Vec::with_capacity(PULL_MESSAGES_MAX);
     loop {
         let messages = consumer
             .stream()
@@ -181,33 +187,72 @@ async fn pull_into(
                 continue;
             }
         };
-        while let Some(message) = messages.next().await {
-            let message = match message {
-                Ok(message) => message,
-                Err(error) => {
-                    tracing::debug!(%error, "pull interrupted");
-                    break;
-                }
-            };
-            let Ok(info) = message.info() else {
-                continue;
-            };
-            let (offset, published) = (info.stream_sequence - 1, millis(info.published));
-            let (message, acker) = message.split();
-            let record =
-                record::decode(offset, message.headers.as_ref(), message.payload, published);
-            let Ok(permit) = buffer.room.acquire().await else {
+        loop {
+            let ended = next_batch(&mut messages, &mut batch).await;
+            if !batch.is_empty() && !buffer.put(&mut batch).await {
                 return;
-            };
-            permit.forget();
-            buffer
-                .records
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .push_back((record, acker));
-            buffer.ready.notify_waiters();
+            }
+            if ended {
+                break;
+            }
         }
         tokio::time::sleep(PULL_EXPIRES / 10).await;
+    }
+}
+
+/// Waits for the next message of `messages`, then takes every one that has arrived too (up
+/// to [`PULL_MESSAGES_MAX`]) into `batch`, so the messages of one network read cost the
+/// worker one wake-up. True when the pull ended or failed.
+async fn next_batch(
+    messages: &mut async_nats::jetstream::consumer::pull::Stream,
+    batch: &mut Vec<(Record, Subject)>,
+) -> bool {
+    let mut next = messages.next().await;
+    loop {
+        match next {
+            Some(Ok(message)) => batch.extend(delivered(message)),
+            Some(Err(error)) => {
+                tracing::debug!(%error, "pull interrupted");
+                return true;
+            }
+            None => return true,
+        }
+        if batch.len() >= PULL_MESSAGES_MAX {
+            return false;
+        }
+        // `next` of a stream may be dropped unfinished: nothing is taken until it is ready.
+        match messages.next().now_or_never() {
+            Some(message) => next = message,
+            None => return false,
+        }
+    }
+}
+
+/// A delivered message as a record, with the reply subject that acknowledges it; `None` for
+/// a message without JetStream's delivery metadata.
+fn delivered(message: async_nats::jetstream::Message) -> Option<(Record, Subject)> {
+    let info = message.info().ok()?;
+    let (offset, published) = (info.stream_sequence - 1, millis(info.published));
+    let message = message.message;
+    let reply = message.reply?;
+    let record = record::decode(offset, message.headers.as_ref(), message.payload, published);
+    Some((record, reply))
+}
+
+impl Buffer {
+    /// Moves all of `batch` in once there is room for it and wakes the worker; false when
+    /// the buffer is closed.
+    async fn put(&self, batch: &mut Vec<(Record, Subject)>) -> bool {
+        let Ok(permits) = self.room.acquire_many(batch.len() as u32).await else {
+            return false;
+        };
+        permits.forget();
+        self.records
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .extend(batch.drain(..));
+        self.ready.notify_waiters();
+        true
     }
 }
 
@@ -256,11 +301,11 @@ impl PartitionLease for NatsLease {
                 .lock()
                 .unwrap_or_else(|p| p.into_inner());
             while bytes < bytes_max {
-                let Some((record, acker)) = buffered.pop_front() else {
+                let Some((record, reply)) = buffered.pop_front() else {
                     break;
                 };
                 bytes += record.size_bytes();
-                pull.acks.insert(record.offset, acker);
+                pull.acks.push_back((record.offset, reply));
                 records.push(record);
             }
             pull.buffer.room.add_permits(records.len());

@@ -28,8 +28,10 @@ pub(crate) const PULL_EXPIRES: Duration = Duration::from_secs(5);
 /// redeliveries (see `lease.rs`), so this only matters for a handler stuck that long.
 pub(crate) const ACK_WAIT: Duration = Duration::from_secs(3600);
 
-/// Records buffered by a lease between its pulls and the worker's fetches.
+/// Records buffered by a lease between its pulls and the worker's fetches. The pull task
+/// moves up to [`PULL_MESSAGES_MAX`] in at once, so there must be room for that many.
 pub(crate) const BUFFERED_MAX: usize = 2 * PULL_MESSAGES_MAX;
+const _: () = assert!(BUFFERED_MAX >= PULL_MESSAGES_MAX);
 
 /// Most records one administrative read returns (each is a request to the server).
 pub(crate) const READ_RECORDS_MAX: usize = 1_000;

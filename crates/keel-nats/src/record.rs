@@ -70,42 +70,69 @@ pub(crate) fn decode(
         timestamp_ms: stream_time_ms,
         key: None,
         value: Some(payload),
-        headers: Vec::new(),
+        headers: Vec::with_capacity(headers.map_or(0, HeaderMap::len)),
     };
     let Some(headers) = headers else {
         return record;
     };
-    let mut names: Vec<&str> = headers.iter().map(|(name, _)| name.as_ref()).collect();
-    names.sort_unstable();
-    for name in names {
-        for value in headers.get_all(name) {
-            let value: &str = value.as_ref();
+    for (name, values) in headers.iter() {
+        let name: &str = name.as_ref();
+        for text in values {
+            let text: &str = text.as_ref();
+            // Only the values a record keeps are copied out of the message.
             let (name, value) = if let Some(name) = name.strip_prefix(BASE64_PREFIX) {
-                (name, STANDARD.decode(value).ok().map(Bytes::from))
+                (name, Value::Base64(text))
             } else if let Some(name) = name.strip_prefix(NULL_PREFIX) {
-                (name, None)
+                (name, Value::Null)
             } else {
-                (name, Some(Bytes::copy_from_slice(value.as_bytes())))
+                (name, Value::Text(text))
             };
             match name {
-                KEY => record.key = value,
-                VALUE => record.value = None,
                 TIME => {
-                    if let Some(time) =
-                        value.and_then(|v| std::str::from_utf8(&v).ok()?.parse().ok())
-                    {
+                    if let Some(time) = value.time_ms() {
                         record.timestamp_ms = time;
                     }
                 }
+                KEY => record.key = value.bytes(),
+                VALUE => record.value = None,
                 _ if name.starts_with("Nats-") => {}
                 _ => record.headers.push(Header {
                     key: name.to_string(),
-                    value,
+                    value: value.bytes(),
                 }),
             }
         }
     }
+    // NATS keeps headers in a hash map: sorted by name, a record reads the same every time
+    // (a stable sort keeps the values of one name in their order).
+    record.headers.sort_by(|a, b| a.key.cmp(&b.key));
     record
+}
+
+/// A header value as stored, before it is copied into a record.
+enum Value<'a> {
+    Text(&'a str),
+    Base64(&'a str),
+    Null,
+}
+
+impl Value<'_> {
+    /// The value's bytes; `None` for a null one and for base64 that does not decode.
+    fn bytes(&self) -> Option<Bytes> {
+        match self {
+            Value::Text(text) => Some(Bytes::copy_from_slice(text.as_bytes())),
+            Value::Base64(text) => STANDARD.decode(text).ok().map(Bytes::from),
+            Value::Null => None,
+        }
+    }
+
+    /// The value read as a time in ms since the epoch.
+    fn time_ms(&self) -> Option<i64> {
+        match self {
+            Value::Text(text) => text.parse().ok(),
+            _ => std::str::from_utf8(&self.bytes()?).ok()?.parse().ok(),
+        }
+    }
 }
 
 fn append(headers: &mut HeaderMap, name: &str, value: Option<&[u8]>) {
