@@ -13,7 +13,7 @@
 use async_nats::HeaderMap;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use keel_core::{Header, NewRecord, Record};
 
 /// The record's key.
@@ -75,6 +75,15 @@ pub(crate) fn decode(
     let Some(headers) = headers else {
         return record;
     };
+    // The text values a record keeps are copied into one buffer and sliced from it: one
+    // allocation per record instead of one per value.
+    let kept_bytes = headers
+        .iter()
+        .filter(|(name, _)| kept_text(name.as_ref()))
+        .flat_map(|(_, values)| values)
+        .map(|value| value.as_str().len())
+        .sum();
+    let mut buffer = BytesMut::with_capacity(kept_bytes);
     for (name, values) in headers.iter() {
         let name: &str = name.as_ref();
         for text in values {
@@ -93,12 +102,12 @@ pub(crate) fn decode(
                         record.timestamp_ms = time;
                     }
                 }
-                KEY => record.key = value.bytes(),
+                KEY => record.key = value.bytes(&mut buffer),
                 VALUE => record.value = None,
                 _ if name.starts_with("Nats-") => {}
                 _ => record.headers.push(Header {
                     key: name.to_string(),
-                    value: value.bytes(),
+                    value: value.bytes(&mut buffer),
                 }),
             }
         }
@@ -109,6 +118,15 @@ pub(crate) fn decode(
     record
 }
 
+/// Whether the values under header `name` are copied as text into a record: its key and
+/// headers, not the creation time (parsed in place), NATS's own headers or encoded values.
+fn kept_text(name: &str) -> bool {
+    !(name == TIME
+        || name.starts_with("Nats-")
+        || name.starts_with(BASE64_PREFIX)
+        || name.starts_with(NULL_PREFIX))
+}
+
 /// A header value as stored, before it is copied into a record.
 enum Value<'a> {
     Text(&'a str),
@@ -117,10 +135,14 @@ enum Value<'a> {
 }
 
 impl Value<'_> {
-    /// The value's bytes; `None` for a null one and for base64 that does not decode.
-    fn bytes(&self) -> Option<Bytes> {
+    /// The value's bytes, text copied into `buffer`; `None` for a null one and for base64
+    /// that does not decode.
+    fn bytes(&self, buffer: &mut BytesMut) -> Option<Bytes> {
         match self {
-            Value::Text(text) => Some(Bytes::copy_from_slice(text.as_bytes())),
+            Value::Text(text) => {
+                buffer.extend_from_slice(text.as_bytes());
+                Some(buffer.split().freeze())
+            }
             Value::Base64(text) => STANDARD.decode(text).ok().map(Bytes::from),
             Value::Null => None,
         }
@@ -130,7 +152,10 @@ impl Value<'_> {
     fn time_ms(&self) -> Option<i64> {
         match self {
             Value::Text(text) => text.parse().ok(),
-            _ => std::str::from_utf8(&self.bytes()?).ok()?.parse().ok(),
+            _ => std::str::from_utf8(&self.bytes(&mut BytesMut::new())?)
+                .ok()?
+                .parse()
+                .ok(),
         }
     }
 }
