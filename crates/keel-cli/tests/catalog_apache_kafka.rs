@@ -4,12 +4,15 @@
 //! the embedded log's catalog shows them. Finds its own topic among the shared broker's
 //! thousands with the page's filter. Needs the `kafka` feature and `KEEL_TEST_KAFKA_BROKERS`
 //! (`scripts/services start kafka`): unset, the test says it did not run; set, an
-//! unreachable broker fails it. The group it commits is deleted at the end.
+//! unreachable broker fails it. Its topic and the group it commits are deleted at
+//! the end, passed or failed.
 #![cfg(feature = "kafka")]
 
 #[allow(dead_code)]
 #[path = "support/console.rs"]
 mod console;
+#[path = "support/kafka_leftovers.rs"]
+mod kafka_leftovers;
 #[allow(dead_code)]
 #[path = "support/serve.rs"]
 mod server;
@@ -20,6 +23,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
 use console::{get_json, get_page};
+use kafka_leftovers::KafkaLeftovers;
 use keel_core::{AdminTransport, Event, GroupOffset, NewRecord};
 use keel_kafka_client::{KafkaAdmin, KafkaConfig, KafkaPublisher};
 use keel_runtime::event_record;
@@ -44,6 +48,9 @@ async fn the_catalog_of_a_cluster_names_each_event_types_publishers_and_consumer
     let group = format!("{topic}-readers");
     let config = KafkaConfig::new(&brokers);
     let admin = KafkaAdmin::connect(&config).expect("admin clients");
+    let mut leftovers = KafkaLeftovers::new(&admin);
+    leftovers.topic(&topic);
+    leftovers.group(&group);
     assert_eq!(admin.create_topic(&topic, 2).await.expect("topic"), 2);
     let publisher = KafkaPublisher::new(&config).expect("producer");
     let published = [
@@ -130,5 +137,4 @@ async fn the_catalog_of_a_cluster_names_each_event_types_publishers_and_consumer
     );
 
     assert!(server::terminate(&mut console), "SIGTERM exits 0");
-    admin.delete_group(&group).await.expect("delete the group");
 }
