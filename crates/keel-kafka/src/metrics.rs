@@ -3,7 +3,11 @@
 //! registry `/metrics` serves.
 //!
 //! Everything here is counted per request or per partition of a request, never per record,
-//! so the produce path pays a few atomic adds and one short label lookup per batch. Consumer
+//! so the produce path pays a few atomic adds and one short label lookup per batch. A
+//! request's counter and histogram are looked up in their families once per API (on its
+//! first request, so an API never asked for is absent from `/metrics`) and kept by API key:
+//! formatting the API's name and hashing it into two families on every request was a cost
+//! of the one-record produce path (issue 16). Consumer
 //! lag is not here: Kafka groups commit into `keel-log`'s `__consumer_offsets`, and the
 //! runtime's `keel_consumer_lag_events` gauge is computed from exactly those commits at scrape
 //! time, for Kafka-protocol groups and Keel's own alike.
@@ -28,6 +32,7 @@
 //! | `keel_kafka_transactional_ids_expired_total` | counter | — | idle transactional ids forgotten after `transactional_id_expiration_ms` |
 //! | `keel_kafka_pipelined_requests_total` | counter | — | Produce requests read while an earlier request of their connection was still unanswered (served concurrently with it) |
 
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use kafka_protocol::ResponseError;
@@ -40,6 +45,11 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::{Registry, Unit};
 
+/// API keys whose request counter and histogram are kept once looked up: every key Kafka
+/// defines today is below this; a request of a key at or above it (none is served) is
+/// counted through its families' lookup each time.
+const API_KEY_SLOTS: usize = 128;
+
 /// Upper bound of the first request-duration bucket, in seconds (100 µs).
 const DURATION_BUCKET_FIRST_SECONDS: f64 = 0.000_1;
 /// Request-duration buckets, each twice the one before: 100 µs up to about 3.3 s (a Fetch's
@@ -51,6 +61,8 @@ const DURATION_BUCKETS: u16 = 16;
 pub struct BrokerMetrics {
     requests: Family<ApiLabels, Counter>,
     request_duration: Family<ApiLabels, Histogram>,
+    /// By API key: the members of `requests` and `request_duration` for that API.
+    api_handles: Arc<[OnceLock<ApiHandles>]>,
     bytes_in: Family<TopicLabels, Counter>,
     bytes_out: Family<TopicLabels, Counter>,
     partition_errors: Family<ErrorLabels, Counter>,
@@ -66,6 +78,14 @@ pub struct BrokerMetrics {
     transactions: Family<OutcomeLabels, Counter>,
     transactions_timed_out: Counter,
     transactional_ids_expired: Counter,
+}
+
+/// One API's request counter and duration histogram, sharing their values with the families'
+/// members under its label.
+#[derive(Debug, Clone)]
+struct ApiHandles {
+    requests: Counter,
+    duration: Histogram,
 }
 
 /// One request read and not yet answered, counted in `keel_kafka_requests_in_flight` until
@@ -112,6 +132,7 @@ impl Default for BrokerMetrics {
         BrokerMetrics {
             requests: Family::default(),
             request_duration: Family::new_with_constructor(duration_histogram),
+            api_handles: (0..API_KEY_SLOTS).map(|_| OnceLock::new()).collect(),
             bytes_in: Family::default(),
             bytes_out: Family::default(),
             partition_errors: Family::default(),
@@ -288,13 +309,28 @@ impl BrokerMetrics {
 
     /// Counts one handled request of `api` that took `elapsed`.
     pub(crate) fn request(&self, api: ApiKey, elapsed: Duration) {
+        let count = |handles: &ApiHandles| {
+            handles.requests.inc();
+            handles.duration.observe(elapsed.as_secs_f64());
+        };
+        match usize::try_from(api as i16)
+            .ok()
+            .and_then(|key| self.api_handles.get(key))
+        {
+            Some(slot) => count(slot.get_or_init(|| self.api_handles_of(api))),
+            None => count(&self.api_handles_of(api)),
+        }
+    }
+
+    /// Looks up (creating them on first use) the request counter and histogram of `api`.
+    fn api_handles_of(&self, api: ApiKey) -> ApiHandles {
         let labels = ApiLabels {
             api: format!("{api:?}"),
         };
-        self.requests.get_or_create(&labels).inc();
-        self.request_duration
-            .get_or_create(&labels)
-            .observe(elapsed.as_secs_f64());
+        ApiHandles {
+            requests: self.requests.get_or_create(&labels).clone(),
+            duration: self.request_duration.get_or_create(&labels).clone(),
+        }
     }
 
     /// Counts `bytes` of record batches stored in `topic`.
@@ -355,6 +391,8 @@ mod tests {
     fn counts_appear_under_their_labels() {
         let metrics = BrokerMetrics::default();
         metrics.request(ApiKey::Produce, Duration::from_micros(150));
+        metrics.request(ApiKey::Produce, Duration::from_micros(150));
+        metrics.request(ApiKey::Metadata, Duration::from_millis(1));
         metrics.bytes_in("orders", 1000);
         metrics.bytes_out("orders", 0);
         metrics.partition_error(ApiKey::Produce, ResponseError::CorruptMessage.code());
@@ -364,8 +402,10 @@ mod tests {
         drop(metrics.request_read(true));
         let text = text(&metrics);
         for line in [
-            r#"keel_kafka_requests_total{api="Produce"} 1"#,
-            r#"keel_kafka_request_duration_seconds_bucket{le="0.0002",api="Produce"} 1"#,
+            r#"keel_kafka_requests_total{api="Produce"} 2"#,
+            r#"keel_kafka_request_duration_seconds_bucket{le="0.0002",api="Produce"} 2"#,
+            r#"keel_kafka_requests_total{api="Metadata"} 1"#,
+            r#"keel_kafka_request_duration_seconds_count{api="Metadata"} 1"#,
             r#"keel_kafka_bytes_in_total{topic="orders"} 1000"#,
             r#"keel_kafka_partition_errors_total{api="Produce",error="CorruptMessage"} 1"#,
             "keel_kafka_connections 0",
