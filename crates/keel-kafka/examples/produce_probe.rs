@@ -13,13 +13,20 @@
 //!   latency, p50/p99/p99.9/max.
 //! - `rate N`: one connection at N requests/s for SECONDS. A request's latency runs from the
 //!   moment it was due, not from when a free slot let it go, so a server that falls behind
-//!   shows in the numbers (no coordinated omission). tokio's timer ticks in milliseconds, so
-//!   at 10,000/s the requests due in each millisecond leave together.
+//!   shows in the numbers (no coordinated omission). The due times come from a pacing thread
+//!   that sleeps to each one (microseconds late, the kernel's timer slack), not from tokio's
+//!   timer: that one ticks in milliseconds and rounds a deadline up to the next tick, so each
+//!   request left up to 1 ms after it was due and that wait was in its latency (p50 1.2 ms
+//!   at 10,000/s with no fsync at all).
+//! - In `producers` mode a connection sends as soon as a slot is free, without a timer: a
+//!   `sleep_until(now)` before each request cost it the rest of the millisecond, which held
+//!   each connection to ~1,000 requests/s (16 connections: ~13,000/s whatever the server).
 //!
 //! Every response is decoded and checked: a response out of request order ends the probe,
 //! and a partition error (or a missing partition) counts the request as failed, by error
-//! code in `errors` (and said on stderr). The probe's own CPU time per request (`/proc/self/schedstat`, start-up
-//! included) is in `client_own_cpu_us_per_request`. The topic is created with one partition
+//! code in `errors` (and said on stderr). The probe's own CPU time per request (its main
+//! thread's and the pacing thread's `schedstat`, start-up included) is in
+//! `client_own_cpu_us_per_request`. The topic is created with one partition
 //! and the CONFIG=VALUE settings when it does not exist (`keel.fsync=always` on `keel serve`,
 //! `flush.messages=1` on Apache Kafka); BOOTSTRAP must be the partition's leader (a
 //! one-node cluster). Prints one JSON line in `bench/kafka_acks.py`'s shape with
@@ -46,6 +53,7 @@ use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::sync::Semaphore;
+use tokio::sync::mpsc::{UnboundedReceiver, unbounded_channel};
 
 /// Requests a connection keeps in flight, as librdkafka's
 /// `max.in.flight.requests.per.connection` (5, the most an idempotent producer may use).
@@ -296,7 +304,7 @@ struct InFlight {
 }
 
 /// Runs one connection for `window` after `start`, at `pace` requests/s (`None`: as fast as
-/// its [`IN_FLIGHT_MAX`] slots allow).
+/// its [`IN_FLIGHT_MAX`] slots allow); the CPU time its pacing thread spent, in nanoseconds.
 async fn run_connection(
     bootstrap: String,
     topic: String,
@@ -304,7 +312,7 @@ async fn run_connection(
     window: Duration,
     pace: Option<f64>,
     tally: Rc<RefCell<Tally>>,
-) {
+) -> u64 {
     let mut connection = connect(&bootstrap).await;
     let init = call(
         &mut connection,
@@ -355,16 +363,20 @@ async fn run_connection(
             }
         }
     });
-    let mut sent = 0u64;
+    let mut pacer = pace.map(|rate| Pacer::start(start, end, rate));
+    tokio::time::sleep_until(start.into()).await;
     loop {
-        let due = match pace {
-            Some(rate) => start + Duration::from_secs_f64(sent as f64 / rate),
+        // Due time for a paced request (its wait for a slot counts), else now.
+        let due = match &mut pacer {
+            Some(pacer) => match pacer.dues.recv().await {
+                Some(due) => due,
+                None => break,
+            },
             None => Instant::now(),
         };
         if due >= end {
             break;
         }
-        tokio::time::sleep_until(due.into()).await;
         in_flight
             .slots
             .acquire()
@@ -372,26 +384,59 @@ async fn run_connection(
             .expect("the slots are never closed")
             .forget();
         let request = producer.next_request();
-        // Due time for a paced request (its wait for a slot counts), else now.
-        let since = if pace.is_some() { due } else { Instant::now() };
+        let since = if pacer.is_some() { due } else { Instant::now() };
         in_flight
             .sent
             .borrow_mut()
             .push_back((sender.next_correlation_id(), since));
         sender.send(PRODUCE_VERSION, &request).await;
-        sent += 1;
     }
     let all_answered = in_flight.slots.acquire_many(IN_FLIGHT_MAX as u32);
     match tokio::time::timeout(DRAIN, all_answered).await {
         Ok(_) => responses.abort(),
         Err(_) => panic!("requests still unanswered {DRAIN:?} after the window"),
     }
+    pacer.map_or(0, Pacer::cpu_ns)
 }
 
-/// The probe's own CPU time so far (`/proc/self/schedstat`: the main thread, which runs
-/// everything), in nanoseconds.
-fn own_cpu_ns() -> u64 {
-    let schedstat = std::fs::read_to_string("/proc/self/schedstat").expect("/proc/self/schedstat");
+/// A thread that hands out a paced connection's due times, each when it comes: it sleeps to
+/// the microsecond, where tokio's timer would round every deadline up to its next
+/// millisecond tick.
+struct Pacer {
+    dues: UnboundedReceiver<Instant>,
+    thread: std::thread::JoinHandle<u64>,
+}
+
+impl Pacer {
+    /// Starts handing out `rate` due times a second from `start` until `end`.
+    fn start(start: Instant, end: Instant, rate: f64) -> Pacer {
+        let (send, dues) = unbounded_channel();
+        let thread = std::thread::spawn(move || {
+            for n in 0u64.. {
+                let due = start + Duration::from_secs_f64(n as f64 / rate);
+                if due >= end {
+                    break;
+                }
+                std::thread::sleep(due.saturating_duration_since(Instant::now()));
+                if send.send(due).is_err() {
+                    break;
+                }
+            }
+            cpu_ns("/proc/thread-self/schedstat")
+        });
+        Pacer { dues, thread }
+    }
+
+    /// The CPU time the pacing thread spent, once it handed out its last due time.
+    fn cpu_ns(self) -> u64 {
+        self.thread.join().expect("the pacing thread")
+    }
+}
+
+/// The CPU time so far of the thread whose `schedstat` is `path` (`/proc/self/schedstat`:
+/// the main thread, which runs everything but the pacing), in nanoseconds.
+fn cpu_ns(path: &str) -> u64 {
+    let schedstat = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{path}: {e}"));
     schedstat
         .split_whitespace()
         .next()
@@ -423,8 +468,9 @@ async fn probe(
             ))
         })
         .collect();
+    let mut pacing_cpu_ns = 0;
     for task in tasks {
-        task.await.expect("a connection's task");
+        pacing_cpu_ns += task.await.expect("a connection's task");
     }
     let tally = tally.borrow();
     let requests = (tally.acked + tally.failed).max(1);
@@ -439,7 +485,7 @@ async fn probe(
         "failed": tally.failed, "errors": errors,
         "p50_ms": tally.quantile_ms(0.50), "p99_ms": tally.quantile_ms(0.99),
         "p999_ms": tally.quantile_ms(0.999), "max_ms": tally.quantile_ms(1.0),
-        "client_own_cpu_us_per_request": (own_cpu_ns() as f64 / 1000.0 / requests as f64).round(),
+        "client_own_cpu_us_per_request": ((cpu_ns("/proc/self/schedstat") + pacing_cpu_ns) as f64 / 1000.0 / requests as f64).round(),
     });
     let mode = match pace {
         Some(rate) => serde_json::json!({"mode": "ack-latency", "rate_per_s": rate}),
