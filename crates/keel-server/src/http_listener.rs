@@ -183,9 +183,11 @@ async fn serve_http<S>(
     }
 }
 
-/// Most bytes of a request body, read whole before the request is handled: axum's own
-/// limit for the extractors every route reads its body with.
-const REQUEST_BODY_BYTES_MAX: usize = 2 * 1024 * 1024;
+/// Most bytes of a request body, read whole before the request is handled. Above every
+/// route's own limit (axum's 2 MiB for the operator API's extractors, the schema registry's
+/// [`keel_schema::limits::REQUEST_BYTES_MAX`]), so a body over a route's limit is refused by
+/// that route, in its API's error format; only a larger one meets this plain refusal.
+const REQUEST_BODY_BYTES_MAX: usize = 2 * keel_schema::limits::REQUEST_BYTES_MAX;
 
 /// Reads the request's body whole — a client stalling in it meets the inactivity timeout —
 /// then marks the request in flight until its answer is ready, so an answer that takes
