@@ -1,7 +1,8 @@
 //! The catalog page of `keel console --brokers` on the real Apache Kafka broker: a topic's
 //! event types, who published them (their CloudEvents sources) and the group that reads the
 //! topic, learned through the admin port from the console sampler's topics and groups — as
-//! the embedded log's catalog shows them. Finds its own topic among the shared broker's
+//! the embedded log's catalog shows them — and the same topic as the AsyncAPI document the
+//! page links. Finds its own topic among the shared broker's
 //! thousands with the page's filter. Needs the `kafka` feature and `KEEL_TEST_KAFKA_BROKERS`
 //! (`scripts/services start kafka`): unset, the test says it did not run; set, an
 //! unreachable broker fails it. Its topic and the group it commits are deleted at
@@ -19,6 +20,7 @@ mod server;
 #[allow(dead_code)]
 mod support;
 
+use std::collections::BTreeSet;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
@@ -135,6 +137,39 @@ async fn the_catalog_of_a_cluster_names_each_event_types_publishers_and_consumer
         2,
         "two event types; the plain record is no CloudEvent: {page}"
     );
+
+    // The page links the same topics as an AsyncAPI document, learned through the same port.
+    let document_path = format!("/api/catalog/asyncapi.json?q={topic}");
+    assert!(
+        page.contains(&format!(r#"href="{document_path}""#)),
+        "the page links its document: {page}"
+    );
+    let document = get_json(http, &document_path);
+    assert_eq!(document["asyncapi"], "3.0.0");
+    assert_eq!(
+        document["channels"].as_object().map(|c| c.len()),
+        Some(1),
+        "only the filtered topic: {document}"
+    );
+    let messages: BTreeSet<&str> = document["channels"][&topic]["messages"]
+        .as_object()
+        .expect("the topic's channel lists its messages")
+        .keys()
+        .map(String::as_str)
+        .collect();
+    assert_eq!(messages, BTreeSet::from(["invoice.sent", "order.placed"]));
+    let operations = &document["operations"];
+    assert_eq!(
+        operations[format!("{group}_receives_from_{topic}")]["x-keel-consumer-group"],
+        group.as_str(),
+        "{document}"
+    );
+    assert_eq!(
+        operations[format!("_orders_sends_to_{topic}")]["x-keel-source"],
+        "/orders",
+        "{document}"
+    );
+    assert!(document.get("x-keel-scan-errors").is_none(), "{document}");
 
     assert!(server::terminate(&mut console), "SIGTERM exits 0");
 }

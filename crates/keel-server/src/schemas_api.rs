@@ -10,18 +10,22 @@
 //! | `GET /api/schemas/{subject}/compare?old=&new=` | both schemas and the verdict of each level |
 //! | `POST /api/schemas/{subject}/check` (JSON `schema`) | whether it may be registered, and why not |
 //! | `POST /api/schemas/{subject}/versions` (JSON `schema`) | the registered version and id |
-//! | `GET /api/catalog/asyncapi.json` | the AsyncAPI 3.0 document of the catalog (as `keel catalog`) |
+//! | `GET /api/catalog/asyncapi.json?q=` | the AsyncAPI 3.0 document of the catalog (as `keel catalog`), of the topics whose name contains `q` |
 //!
-//! Every answer is 503 when the server runs no registry (`keel serve --registry`).
+//! Every answer is 503 when the server runs no registry (`keel serve --registry`), but the
+//! AsyncAPI document of a cluster (`keel console --brokers`): learned through the cluster's
+//! admin port as the console's catalog page is, it names channels and event types without
+//! payload schemas when no registry runs here.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::Json;
 use keel_schema::{
-    CompatibilityLevel, Registry, RegistryError, Schema, SchemaType, VersionSelector,
-    check_compatibility,
+    CompatibilityLevel, Registry, RegistryError, Schema, SchemaSource, SchemaType, SubjectVersion,
+    VersionSelector, check_compatibility,
 };
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -31,6 +35,8 @@ use utoipa_axum::routes;
 
 use crate::access::require_admin;
 use crate::app::{ApiError, App, ErrorBody};
+use crate::console::catalog::{sampled_topics, scan_cluster};
+use crate::source::Source;
 
 pub(crate) fn routes() -> OpenApiRouter<App> {
     let changes = OpenApiRouter::new()
@@ -379,23 +385,81 @@ async fn register(
     .map(Json)
 }
 
+/// `?q=` of the AsyncAPI document.
+#[derive(Debug, Default, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+struct CatalogFilter {
+    /// Only topics whose name contains this (a cluster may hold thousands).
+    q: Option<String>,
+}
+
+/// Longest the AsyncAPI document of a cluster reads records: the console's page reads one
+/// page of topics in
+/// [`crate::console::catalog::CLUSTER_SCAN_TIME_MAX`]; the document reads every matching topic.
+const CLUSTER_DOCUMENT_SCAN_TIME_MAX: Duration = Duration::from_secs(10);
+
+/// The schemas of a cluster's catalog when no registry runs here: none, so the document
+/// names channels and event types without payload schemas.
+struct NoSchemas;
+
+impl SchemaSource for NoSchemas {
+    fn subjects(&self) -> Vec<String> {
+        Vec::new()
+    }
+
+    fn latest(&self, _subject: &str) -> Option<SubjectVersion> {
+        None
+    }
+}
+
 #[utoipa::path(
     get, path = "/api/catalog/asyncapi.json", tag = "schemas",
+    params(CatalogFilter),
     responses(
-        (status = 200, description = "The AsyncAPI 3.0 document: channels (topics), the event types on each with their registered schemas, who publishes and who consumes them", body = Object),
-        (status = 503, description = "No registry runs", body = ErrorBody)
+        (status = 200, description = "The AsyncAPI 3.0 document: channels (topics), the event types on each with their registered schemas, who publishes and who consumes them. On a cluster: learned through its admin port, payload schemas only when a registry runs here, and `x-keel-scan-errors` naming what could not be read", body = Object),
+        (status = 503, description = "No registry runs (the owned log), or the console's first sample of the cluster is still being taken", body = ErrorBody)
     )
 )]
-async fn asyncapi_document(State(app): State<App>) -> Result<Json<Value>, ApiError> {
+async fn asyncapi_document(
+    State(app): State<App>,
+    Query(filter): Query<CatalogFilter>,
+) -> Result<Json<Value>, ApiError> {
+    let filter = filter.q.unwrap_or_default();
+    if let Source::Cluster(_) = app.source {
+        return cluster_document(&app, &filter).await.map(Json);
+    }
     let log = app.source.bus("the catalog")?.log().clone();
     with_registry(&app, move |registry| {
-        let (catalog, _) = keel_schema::scan(&log);
-        Ok(keel_schema::asyncapi(
-            &catalog,
-            registry,
-            "Keel event catalog",
-        ))
+        let (mut catalog, _) = keel_schema::scan(&log);
+        catalog.topics.retain(|topic, _| topic.contains(&filter));
+        Ok(keel_schema::asyncapi(&catalog, registry, DOCUMENT_TITLE))
     })
     .await
     .map(Json)
+}
+
+const DOCUMENT_TITLE: &str = "Keel event catalog";
+
+/// The AsyncAPI document of a cluster's topics matching `filter`, from the console sampler's
+/// listing and reads through the admin port.
+async fn cluster_document(app: &App, filter: &str) -> Result<Value, ApiError> {
+    let topics = sampled_topics(app, filter).ok_or_else(|| {
+        ApiError(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "the console's first sample of the cluster is still being taken; ask again in a few seconds".into(),
+        )
+    })?;
+    let (catalog, errors) = scan_cluster(app, topics, CLUSTER_DOCUMENT_SCAN_TIME_MAX).await?;
+    let mut document = if app.registry.is_some() {
+        with_registry(app, move |registry| {
+            Ok(keel_schema::asyncapi(&catalog, registry, DOCUMENT_TITLE))
+        })
+        .await?
+    } else {
+        keel_schema::asyncapi(&catalog, &NoSchemas, DOCUMENT_TITLE)
+    };
+    if !errors.is_empty() {
+        document["x-keel-scan-errors"] = Value::from(errors);
+    }
+    Ok(document)
 }

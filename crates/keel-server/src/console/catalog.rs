@@ -63,41 +63,62 @@ async fn catalog_page(
 
 /// A page of a cluster's topics sampled through the port, or what the page waits for.
 async fn cluster_catalog(app: &App, filter: &str, page_number: usize) -> Result<Markup, ApiError> {
-    let Some(sampled) = app.history.topics() else {
+    let Some(matching) = sampled_topics(app, filter) else {
         return Ok(html! {
             section #catalog data-live {
                 p.muted data-figure="catalog-waits" { "The catalog reads the topics the console's sampler lists; its first sample is being taken." }
             }
         });
     };
-    let matching: Vec<(&String, &Vec<PartitionOffsets>)> = sampled
-        .topics
-        .iter()
-        .filter(|(name, _)| is_catalogued(name) && name.contains(filter))
-        .collect();
+    let matching_count = matching.len();
     let topics: Vec<(String, Vec<PartitionOffsets>)> = matching
-        .iter()
+        .into_iter()
         .skip((page_number - 1) * ROWS_PER_PAGE)
         .take(ROWS_PER_PAGE)
-        .map(|(name, ranges)| ((*name).clone(), (*ranges).clone()))
         .collect();
-    let consumers = consumers_of(app, &topics);
-    let (catalog, errors) = app
-        .on_ports(move |admin, _| {
-            Box::pin(async move {
-                Ok::<_, ApiError>(
-                    keel_schema::scan_port(admin, &topics, &consumers, CLUSTER_SCAN_TIME_MAX).await,
-                )
-            })
-        })
-        .await?;
+    let (catalog, errors) = scan_cluster(app, topics, CLUSTER_SCAN_TIME_MAX).await?;
     let query = format!("q={}", encode(filter));
+    let document = format!("/api/catalog/asyncapi.json?{query}");
     Ok(html! {
-        p.muted { "Learned through the cluster's admin port from the newest events of each partition of " (matching.len()) " topics, " (ROWS_PER_PAGE) " a page: who publishes each event type (its CloudEvents sources) and which consumer groups read the topic (the groups the console's sampler measured)." }
+        p.muted { "Learned through the cluster's admin port from the newest events of each partition of " (matching_count) " topics, " (ROWS_PER_PAGE) " a page: who publishes each event type (its CloudEvents sources) and which consumer groups read the topic (the groups the console's sampler measured). The matching topics as an AsyncAPI 3.0 document: " a href=(document) data-figure="asyncapi" { "asyncapi.json" } "." }
         (filter_form(filter))
-        (pager("/catalog", &query, page_number, matching.len()))
+        (pager("/catalog", &query, page_number, matching_count))
         (catalog_table(&catalog, &errors))
     })
+}
+
+/// The catalogued topics of the sampler's last listing whose name contains `filter`, with
+/// their partitions' ranges; `None` before its first sample.
+pub(crate) fn sampled_topics(
+    app: &App,
+    filter: &str,
+) -> Option<Vec<(String, Vec<PartitionOffsets>)>> {
+    let sampled = app.history.topics()?;
+    Some(
+        sampled
+            .topics
+            .iter()
+            .filter(|(name, _)| is_catalogued(name) && name.contains(filter))
+            .map(|(name, ranges)| (name.clone(), ranges.clone()))
+            .collect(),
+    )
+}
+
+/// The catalog of a cluster's `topics`, read through its admin port for at most `time_max`,
+/// with the groups the sampler measured on each; read errors and the topics the budget cut
+/// short come alongside.
+pub(crate) async fn scan_cluster(
+    app: &App,
+    topics: Vec<(String, Vec<PartitionOffsets>)>,
+    time_max: Duration,
+) -> Result<(Catalog, Vec<String>), ApiError> {
+    let consumers = consumers_of(app, &topics);
+    app.on_ports(move |admin, _| {
+        Box::pin(async move {
+            Ok::<_, ApiError>(keel_schema::scan_port(admin, &topics, &consumers, time_max).await)
+        })
+    })
+    .await
 }
 
 /// The groups with commits in each of `topics`, at the sampler's last measure of each.

@@ -15,7 +15,7 @@
 //! Not here: the API (`admin_api.rs`, `topics_api.rs`, `schemas_api.rs`), the data logic.
 
 mod applications;
-mod catalog;
+pub(crate) mod catalog;
 mod dead_letters;
 mod events;
 mod groups;
