@@ -4,7 +4,8 @@
 //! engine's client at full speed), then a router with a no-op handler handles them all
 //! (`keel_runtime::throughput`), then a router of another group with the SQLite inbox
 //! (`keel_sql::conformance::throughput`). Prints two lines: events per second of each and
-//! each router's ratio to the client. The run's streams are deleted at the end.
+//! each router's ratio to the client. The run's streams are deleted at the end, also when a
+//! step panicked ([`Namespace`]).
 //!
 //! `cargo run --release -p keel-nats --example nats_throughput` with `KEEL_TEST_NATS_URL` set
 //! (`scripts/services env`).
@@ -30,6 +31,10 @@ async fn main() {
     let config = NatsConfig::new(&url)
         .with_namespace(&namespace)
         .expect("namespace");
+    let _streams = Namespace {
+        url: url.clone(),
+        namespace: namespace.clone(),
+    };
     let nats = NatsTransport::connect(&config).await.expect("transport");
     nats.create_topic("bench", PARTITIONS).await.expect("topic");
     let publish = throughput::publish(&nats.publisher(), "bench", events).await;
@@ -52,26 +57,59 @@ async fn main() {
     )
     .await;
     throughput::report_inbox(events, "async-nats", raw, inbox);
-    delete_namespace(&url, &namespace).await;
 }
 
-/// Deletes every stream of the run's namespace — the topic's, its retry topic's and the
-/// lease bucket's — so runs of 100,000 events do not pile up on the shared server.
-async fn delete_namespace(url: &str, namespace: &str) {
-    let jetstream = async_nats::jetstream::new(async_nats::connect(url).await.expect("connect"));
+/// The run's namespace on the server at `url`: dropped — at the end of the run, or while a
+/// panic unwinds — it deletes every stream of the namespace (the topic's, its retry topic's
+/// and the lease bucket's), so neither runs of 100,000 events nor failed runs pile up on the
+/// shared server.
+struct Namespace {
+    url: String,
+    namespace: String,
+}
+
+impl Drop for Namespace {
+    /// Deletes on a thread and a runtime of its own: `drop` cannot await, and the example's
+    /// runtime cannot be blocked on from inside it.
+    fn drop(&mut self) {
+        let (url, namespace) = (self.url.clone(), self.namespace.clone());
+        let deleted = std::thread::spawn(move || {
+            tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .map_err(|e| e.to_string())?
+                .block_on(delete_namespace(&url, &namespace))
+        })
+        .join();
+        match deleted {
+            Ok(Ok(())) => {}
+            Ok(Err(error)) => eprintln!("streams of namespace '{}' left: {error}", self.namespace),
+            Err(_) => eprintln!("deleting namespace '{}' panicked", self.namespace),
+        }
+    }
+}
+
+/// Deletes every stream of `namespace`; the first failure ends it.
+async fn delete_namespace(url: &str, namespace: &str) -> Result<(), String> {
+    let client = async_nats::connect(url).await.map_err(|e| e.to_string())?;
+    let jetstream = async_nats::jetstream::new(client);
     let names: Vec<String> = jetstream
         .stream_names()
         .try_collect()
         .await
-        .expect("stream names");
+        .map_err(|e| e.to_string())?;
     let ours = |name: &str| {
         name.strip_prefix("KV_")
             .unwrap_or(name)
             .starts_with(&format!("{namespace}_"))
     };
     for name in names.iter().filter(|name| ours(name)) {
-        jetstream.delete_stream(name).await.expect("delete stream");
+        jetstream
+            .delete_stream(name)
+            .await
+            .map_err(|e| format!("stream '{name}': {e}"))?;
     }
+    Ok(())
 }
 
 /// async-nats alone: one pull consumer per partition subject from the first message
