@@ -59,6 +59,14 @@ impl From<lapin::Error> for ClientError {
                 ClientError::Unavailable(text)
             }
             ErrorKind::ProtocolError(amqp) if amqp.get_id() == 404 => ClientError::NotFound(text),
+            // A stream declared a moment ago may have no replica on this node yet (406 to a
+            // consume): it will have one, so that is no refusal.
+            ErrorKind::ProtocolError(amqp)
+                if amqp.get_id() == 406
+                    && amqp.get_message().as_str().contains(NO_LOCAL_REPLICA) =>
+            {
+                ClientError::Unavailable(text)
+            }
             ErrorKind::ProtocolError(amqp) if matches!(amqp.get_id(), 403 | 406) => {
                 ClientError::Refused(text)
             }
@@ -69,6 +77,11 @@ impl From<lapin::Error> for ClientError {
 
 /// What RabbitMQ's 404 says of a queue that exists but has no running replica.
 const DOWN: &str = "is down or inaccessible";
+
+/// What RabbitMQ's 406 to a consume says of a stream without a replica on the node the
+/// connection is on ("does not have a replica on the local node" in 3.10, "… a running
+/// replica …" in later versions).
+const NO_LOCAL_REPLICA: &str = "replica on the local node";
 
 /// One connection, reopened when it broke, and the publishing channel on it.
 #[derive(Debug)]
@@ -374,4 +387,59 @@ pub(crate) fn stream_arguments() -> FieldTable {
         AMQPValue::LongString("stream".into()),
     );
     arguments
+}
+
+#[cfg(test)]
+mod tests {
+    use lapin::ErrorKind;
+    use lapin::protocol::AMQPError;
+
+    use super::ClientError;
+
+    /// Checks the kind RabbitMQ's answer `id` with `message` is sorted into.
+    fn check(id: u16, message: &str, expected: fn(String) -> ClientError) {
+        let amqp = AMQPError::from_id(id, message.to_string().into()).expect("an AMQP error code");
+        let error = lapin::Error::from(ErrorKind::ProtocolError(amqp));
+        let text = error.to_string();
+        assert_eq!(ClientError::from(error), expected(text), "{id} {message}");
+    }
+
+    #[test]
+    fn refusals_are_sorted_by_code_and_message() {
+        check(
+            404,
+            "NOT_FOUND - no queue 'orders.0' in vhost '/'",
+            ClientError::NotFound,
+        );
+        check(
+            404,
+            "NOT_FOUND - home node 'rabbit@a' of durable queue 'orders.0' in vhost '/' is down or inaccessible",
+            ClientError::Unavailable,
+        );
+        check(
+            403,
+            "ACCESS_REFUSED - queue 'g.orders.lease.0' in vhost '/' in exclusive use",
+            ClientError::Refused,
+        );
+        check(
+            406,
+            "PRECONDITION_FAILED - inequivalent arg 'x-queue-type' for queue 'orders.0' in vhost '/'",
+            ClientError::Refused,
+        );
+        check(
+            406,
+            "PRECONDITION_FAILED - queue 'g.orders.members' in vhost '/' in use",
+            ClientError::Refused,
+        );
+        check(
+            406,
+            "PRECONDITION_FAILED - queue 'queue 'g.keel.groups' in vhost '/'' does not have a replica on the local node",
+            ClientError::Unavailable,
+        );
+        check(
+            406,
+            "PRECONDITION_FAILED - stream queue 'orders.0' in vhost '/' does not have a running replica on the local node",
+            ClientError::Unavailable,
+        );
+    }
 }
