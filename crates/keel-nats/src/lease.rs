@@ -300,6 +300,10 @@ impl PartitionLease for NatsLease {
                 .records
                 .lock()
                 .unwrap_or_else(|p| p.into_inner());
+            // Room for all that is buffered (at most `BUFFERED_MAX`) at once: grown record
+            // by record, the vector was reallocated, its records moved, eight times per
+            // fetch of 500 (3% of the router's CPU samples in a profile).
+            records.reserve_exact(buffered.len());
             while bytes < bytes_max {
                 let Some((record, reply)) = buffered.pop_front() else {
                     break;
