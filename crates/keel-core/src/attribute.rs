@@ -5,6 +5,7 @@
 //! two modes cannot drift apart in what they accept. This is not a general URI or media-type parser: it
 //! checks the character sets and the shapes the specification names, nothing deeper.
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 
 use chrono::{DateTime, SecondsFormat, Utc};
@@ -213,20 +214,26 @@ const CONTEXT_ATTRIBUTES: usize = RESERVED_NAMES.len() - 1;
 /// The canonical strings of an event's attributes, as both content modes read them: one slot
 /// per context attribute and a map of the extensions. Not a `BTreeMap` of every name: a
 /// received event is decoded on every delivery, and the map's owned names and ordered
-/// inserts and removals were about half of decoding one (callgrind, `BENCHMARKS.md`).
+/// inserts and removals were about half of decoding one (callgrind, `BENCHMARKS.md`). A
+/// context attribute may borrow its text from the record (binary mode): the ones the event
+/// does not keep as text (`specversion`, `time`, `traceparent`) are then never copied.
 #[derive(Debug, Default)]
-pub(crate) struct Attributes {
-    context: [Option<String>; CONTEXT_ATTRIBUTES],
+pub(crate) struct Attributes<'a> {
+    context: [Option<Cow<'a, str>>; CONTEXT_ATTRIBUTES],
     extensions: BTreeMap<String, String>,
 }
 
-impl Attributes {
-    /// Sets attribute `name` to `value`; returns the value it had, if any (a name appearing
-    /// twice is the caller's to reject).
-    pub(crate) fn insert(&mut self, name: &str, value: String) -> Option<String> {
+impl<'a> Attributes<'a> {
+    /// Sets attribute `name` to `value`; returns whether it had a value already (a name
+    /// appearing twice is the caller's to reject).
+    pub(crate) fn insert(&mut self, name: &str, value: impl Into<Cow<'a, str>>) -> bool {
+        let value = value.into();
         match context_slot(name) {
-            Some(slot) => self.context[slot].replace(value),
-            None => self.extensions.insert(name.to_owned(), value),
+            Some(slot) => self.context[slot].replace(value).is_some(),
+            None => self
+                .extensions
+                .insert(name.to_owned(), value.into_owned())
+                .is_some(),
         }
     }
 
@@ -239,8 +246,13 @@ impl Attributes {
     }
 
     /// Takes the value of context attribute `name` out.
-    fn take(&mut self, name: &str) -> Option<String> {
+    fn take(&mut self, name: &str) -> Option<Cow<'a, str>> {
         context_slot(name).and_then(|slot| self.context[slot].take())
+    }
+
+    /// Takes the value of context attribute `name` out as the event's own string.
+    fn take_owned(&mut self, name: &str) -> Option<String> {
+        self.take(name).map(Cow::into_owned)
     }
 }
 
@@ -266,13 +278,15 @@ pub(crate) fn event_from_attributes(
             });
         }
         Some(found) if found != SPEC_VERSION => {
-            return Err(EnvelopeError::UnsupportedSpecVersion { found });
+            return Err(EnvelopeError::UnsupportedSpecVersion {
+                found: found.into_owned(),
+            });
         }
         Some(_) => {}
     }
     let mut required = |attribute: &'static str| {
         attributes
-            .take(attribute)
+            .take_owned(attribute)
             .ok_or(EnvelopeError::MissingAttribute { attribute })
     };
     let id = required("id")?;
@@ -295,14 +309,14 @@ pub(crate) fn event_from_attributes(
         source,
         ty,
         time,
-        subject: attributes.take("subject"),
-        datacontenttype: attributes.take("datacontenttype"),
-        dataschema: attributes.take("dataschema"),
-        partitionkey: attributes.take("partitionkey"),
+        subject: attributes.take_owned("subject"),
+        datacontenttype: attributes.take_owned("datacontenttype"),
+        dataschema: attributes.take_owned("dataschema"),
+        partitionkey: attributes.take_owned("partitionkey"),
         traceparent,
-        tracestate: attributes.take("tracestate"),
-        correlationid: attributes.take("correlationid"),
-        causationid: attributes.take("causationid"),
+        tracestate: attributes.take_owned("tracestate"),
+        correlationid: attributes.take_owned("correlationid"),
+        causationid: attributes.take_owned("causationid"),
         extensions: attributes.extensions,
         data,
     };

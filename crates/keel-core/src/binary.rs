@@ -135,7 +135,7 @@ impl Event {
                     format!("header {header:?} is not UTF-8"),
                 ));
             };
-            if attributes.insert(name, text.to_owned()).is_some() {
+            if attributes.insert(name, text) {
                 return Err(EnvelopeError::invalid(
                     name,
                     "appears more than once in the headers",
