@@ -175,7 +175,9 @@ fn record(journal: &Path, line: &str) {
         .append(true)
         .open(journal)
         .unwrap();
-    writeln!(file, "{line}").unwrap();
+    // One write: `writeln!` writes the line and its newline separately, and a child killed
+    // between the two left a line without its end, which the resumed child's line then joined.
+    file.write_all(format!("{line}\n").as_bytes()).unwrap();
     file.sync_all().unwrap();
 }
 
