@@ -11,6 +11,9 @@
 //! `keel_bench_<pid>` is created in it). With `KEEL_BENCH_JSON=FILE` each number is also
 //! appended to FILE as a JSON line (what `scripts/bench-store` keeps in the history).
 
+#[path = "support/bench_json.rs"]
+mod bench_json;
+
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -168,23 +171,9 @@ async fn rebuild<S: EventStore + Clone>(store: &S, dir: &std::path::Path) -> (u6
     (applied, started.elapsed())
 }
 
-/// Appends one result to the file `KEEL_BENCH_JSON` names, if it names one.
+/// One event-store result for `KEEL_BENCH_JSON`.
 fn record(backend: &str, label: &str, fields: serde_json::Value) {
-    let Ok(path) = std::env::var("KEEL_BENCH_JSON") else {
-        return;
-    };
-    let mut result =
-        serde_json::json!({"group": "event store", "backend": backend, "label": label});
-    result
-        .as_object_mut()
-        .unwrap()
-        .extend(fields.as_object().unwrap().clone());
-    let mut file = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(path)
-        .expect("KEEL_BENCH_JSON writable");
-    std::io::Write::write_all(&mut file, format!("{result}\n").as_bytes()).unwrap();
+    bench_json::record("event store", backend, label, fields);
 }
 
 fn per_s(count: u64, elapsed: Duration) -> f64 {

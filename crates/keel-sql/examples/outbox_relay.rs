@@ -7,17 +7,26 @@
 //! 3. enqueue and relay at once: the writers at full speed while one (then two) relays run,
 //!    both rates over the same window and the backlog left when the writers finish;
 //! 4. relay delay at a steady 5,000 events/s (transactions of 25 every 5 ms): from the
-//!    moment each transaction's COMMIT returned to the transport's acknowledgement, p50/p99/max, for the relay
-//!    woken by `LISTEN`/`NOTIFY`, for a plain 100 ms polling relay as the baseline and for
-//!    the change-data-capture relay (logical replication; needs `wal_level=logical`);
-//! 5. enqueue and relay at once with the CDC relay, as in 3.
+//!    moment each transaction's COMMIT returned to the transport's acknowledgement,
+//!    p50/p99/max, for the relay woken by `LISTEN`/`NOTIFY`, for a plain 100 ms polling
+//!    relay as the baseline and for the change-data-capture relay (logical replication;
+//!    needs `wal_level=logical`);
+//! 5. the CDC relay's own rate: a backlog its slot held while it was stopped, drained;
+//! 6. enqueue and relay at once with the CDC relay, by `WRITERS` and twice as many writers:
+//!    as in 3, and how long after the writers the last event was published.
 //!
 //! ```text
 //! KEEL_BENCH_POSTGRES_URL=postgres://postgres@127.0.0.1:5432/test \
-//!   cargo run --release -p keel-sql --features cdc --example outbox_relay
+//!   cargo run --release -p keel-sql --features cdc --example outbox_relay [all|polling|cdc]
 //! ```
 //!
-//! It works in the schema `keel_bench_outbox`, dropped and created at start.
+//! `polling` runs 1–4 without the CDC relay, `cdc` the CDC relay's parts of 4 and 5–6. It
+//! works in the schema `keel_bench_outbox`, dropped and created at start. With
+//! `KEEL_BENCH_JSON=FILE` each number is also appended to FILE as a JSON line (what
+//! `scripts/bench-outbox` keeps in the history).
+
+#[path = "support/bench_json.rs"]
+mod bench_json;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -31,6 +40,7 @@ use keel_runtime::Publisher;
 use keel_sql::{
     AfterPublish, CdcMetrics, CdcSlot, OutboxMetrics, PgDatabase, RelayHandle, RelayOptions,
 };
+use serde_json::json;
 
 const EVENTS: usize = 100_000;
 const BATCH: usize = 100;
@@ -41,6 +51,11 @@ const STEADY_SECONDS: u64 = 10;
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
+    let part = std::env::args().nth(1).unwrap_or_else(|| "all".to_string());
+    assert!(
+        matches!(part.as_str(), "all" | "polling" | "cdc"),
+        "usage: outbox_relay [all|polling|cdc]"
+    );
     let base = std::env::var("KEEL_BENCH_POSTGRES_URL")
         .expect("set KEEL_BENCH_POSTGRES_URL, e.g. postgres://postgres@127.0.0.1:5432/test");
     let schema = "keel_bench_outbox";
@@ -60,37 +75,60 @@ async fn main() {
     println!(
         "PostgreSQL outbox on this machine: {EVENTS} events, {KEYS} keys, ~300-byte envelopes"
     );
+    if part != "cdc" {
+        polling(&db).await;
+    }
+    if part != "polling" {
+        cdc(&db).await;
+    }
+}
 
-    let enqueue_rate = enqueue(&db, EVENTS).await;
+/// Parts 1 to 3 and the polling relays' delay (module docs).
+async fn polling(db: &PgDatabase) {
+    let enqueue_rate = enqueue(db, EVENTS, WRITERS).await;
     println!(
         "enqueue: {enqueue_rate:.0} events/s ({WRITERS} writers, {BATCH} events per transaction)"
     );
-    let rate = drain(&db, Arc::new(Acknowledge), EVENTS).await;
+    record(
+        "enqueue",
+        json!({ "writers": WRITERS, "events_per_s": enqueue_rate }),
+    );
+    let rate = drain(db, Arc::new(Acknowledge), EVENTS).await;
     println!(
         "relay throughput, transport excluded (a port that acknowledges at once): {rate:.0} events/s"
     );
+    record("relay, transport excluded", json!({ "events_per_s": rate }));
     for (fsync, relays) in [
         (FsyncPolicy::Never, 1),
         (FsyncPolicy::Never, 2),
         (FsyncPolicy::Always, 1),
         (FsyncPolicy::Always, 2),
     ] {
-        enqueue(&db, EVENTS).await;
+        enqueue(db, EVENTS, WRITERS).await;
         let dir = tempfile::tempdir().unwrap();
         let (_bus, publisher) = embedded(dir.path(), fsync);
-        let rate = drain_with(&db, Arc::new(publisher), EVENTS, relays).await;
+        let rate = drain_with(db, Arc::new(publisher), EVENTS, relays).await;
         println!(
             "relay throughput into the embedded log (fsync {fsync:?}, {relays} relay(s)): {rate:.0} events/s = {:.0}% of the enqueue rate",
             rate / enqueue_rate * 100.0
+        );
+        record(
+            &format!("relay draining, fsync {fsync:?}"),
+            json!({ "relays": relays, "events_per_s": rate }),
         );
     }
     for relays in [1, 2] {
         let dir = tempfile::tempdir().unwrap();
         let (_bus, publisher) = embedded(dir.path(), FsyncPolicy::Always);
-        let (enqueued, relayed, left) = together(&db, Arc::new(publisher), relays).await;
+        let (enqueued, relayed, left) = together(db, Arc::new(publisher), relays).await;
         println!(
             "enqueue and relay at once (fsync Always, {relays} relay(s)): enqueue {enqueued:.0} events/s, relay {relayed:.0} events/s = {:.0}%, backlog left {left}",
             relayed / enqueued * 100.0
+        );
+        record(
+            "enqueue and relay at once, fsync Always",
+            json!({ "relays": relays, "enqueue_events_per_s": enqueued,
+                    "relay_events_per_s": relayed, "backlog_left": left }),
         );
     }
     for (name, relay) in [
@@ -108,26 +146,65 @@ async fn main() {
                 poll_ms: 100,
             },
         ),
-        ("CDC (logical replication)", Relay::Cdc),
     ] {
+        delay(db, name, relay).await;
+    }
+}
+
+/// The CDC relay against issue 16's targets: its delay at a steady 5,000 events/s, the rate
+/// it drains a backlog at alone, and the writers at full speed while it runs.
+async fn cdc(db: &PgDatabase) {
+    delay(db, "CDC (logical replication)", Relay::Cdc).await;
+    let rate = cdc_catch_up(db).await;
+    println!("CDC relay draining a backlog alone (fsync Always): {rate:.0} events/s");
+    record(
+        "CDC relay draining a backlog alone, fsync Always",
+        json!({ "events_per_s": rate }),
+    );
+    for writers in [WRITERS, 2 * WRITERS] {
         let dir = tempfile::tempdir().unwrap();
-        let (_bus, publisher) = embedded(dir.path(), FsyncPolicy::Never);
-        let histogram = steady(&db, publisher, relay).await;
+        let (_bus, publisher) = embedded(dir.path(), FsyncPolicy::Always);
+        let run = together_cdc(db, Arc::new(publisher), writers).await;
         println!(
-            "relay delay at {STEADY_RATE} events/s, {name}: p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms ({} events)",
-            histogram.value_at_quantile(0.50) as f64 / 1000.0,
-            histogram.value_at_quantile(0.99) as f64 / 1000.0,
-            histogram.max() as f64 / 1000.0,
-            histogram.len()
+            "enqueue and relay at once (fsync Always, the CDC relay, {writers} writers): enqueue {:.0} events/s, relay {:.0} events/s = {:.0}% over the same window, backlog left {}, all published {:.0} ms after the writers finished",
+            run.enqueued,
+            run.relayed,
+            run.relayed / run.enqueued * 100.0,
+            run.left,
+            run.tail.as_secs_f64() * 1000.0
+        );
+        record(
+            "enqueue and relay at once, fsync Always, CDC relay",
+            json!({ "writers": writers, "enqueue_events_per_s": run.enqueued,
+                    "relay_events_per_s": run.relayed, "backlog_left": run.left,
+                    "tail_ms": run.tail.as_secs_f64() * 1000.0 }),
         );
     }
+}
+
+/// Prints and records the commit → acknowledgement delay of `relay` at `STEADY_RATE`.
+async fn delay(db: &PgDatabase, name: &str, relay: Relay) {
     let dir = tempfile::tempdir().unwrap();
-    let (_bus, publisher) = embedded(dir.path(), FsyncPolicy::Always);
-    let (enqueued, relayed, left) = together_cdc(&db, Arc::new(publisher)).await;
+    let (_bus, publisher) = embedded(dir.path(), FsyncPolicy::Never);
+    let (offered, histogram) = steady(db, publisher, relay).await;
+    let ms = |quantile: f64| histogram.value_at_quantile(quantile) as f64 / 1000.0;
+    let max_ms = histogram.max() as f64 / 1000.0;
     println!(
-        "enqueue and relay at once (fsync Always, the CDC relay): enqueue {enqueued:.0} events/s, relay {relayed:.0} events/s = {:.0}%, backlog left {left}",
-        relayed / enqueued * 100.0
+        "relay delay at {STEADY_RATE} events/s (offered {offered:.0}), {name}: p50 {:.1} ms, p99 {:.1} ms, max {max_ms:.1} ms ({} events)",
+        ms(0.50),
+        ms(0.99),
+        histogram.len()
     );
+    record(
+        &format!("relay delay at {STEADY_RATE} events/s, {name}"),
+        json!({ "offered_events_per_s": offered, "p50_ms": ms(0.50), "p99_ms": ms(0.99),
+                "max_ms": max_ms }),
+    );
+}
+
+/// One outbox result for `KEEL_BENCH_JSON`.
+fn record(label: &str, fields: serde_json::Value) {
+    bench_json::record("outbox", "postgres", label, fields);
 }
 
 /// Which relay a measurement runs.
@@ -186,24 +263,70 @@ impl Relay {
     }
 }
 
-/// As [`together`] with one CDC relay.
-async fn together_cdc(db: &PgDatabase, port: Arc<dyn PublishPort>) -> (f64, f64, u64) {
-    let options = RelayOptions {
-        batch_rows_max: 1000,
-        after_publish: AfterPublish::Delete,
-        ..RelayOptions::default()
-    };
-    let relay = Relay::Cdc.start(db, port, options).await;
+/// One run of the writers at full speed while a CDC relay runs.
+struct CdcRun {
+    /// The writers' rate.
+    enqueued: f64,
+    /// The relay's rate over the writers' window.
+    relayed: f64,
+    /// Rows still in the outbox when the writers finished.
+    left: u64,
+    /// From the writers' end to the last event published.
+    tail: Duration,
+}
+
+/// As [`together`] with one CDC relay and `writers` writers.
+async fn together_cdc(db: &PgDatabase, port: Arc<dyn PublishPort>, writers: usize) -> CdcRun {
+    let relay = Relay::Cdc.start(db, port, bulk_options()).await;
     let started = Instant::now();
-    let enqueued = enqueue(db, EVENTS).await;
+    let enqueued = enqueue(db, EVENTS, writers).await;
     let elapsed = started.elapsed().as_secs_f64();
     let published = relay.metrics().published();
     let left = db.outbox().backlog().await.unwrap().pending;
+    let writers_done = Instant::now();
     while relay.metrics().published() < EVENTS as u64 {
-        tokio::time::sleep(Duration::from_millis(5)).await;
+        tokio::time::sleep(Duration::from_millis(1)).await;
     }
+    let tail = writers_done.elapsed();
     Relay::Cdc.stop(db, relay).await;
-    (enqueued, published as f64 / elapsed, left)
+    CdcRun {
+        enqueued,
+        relayed: published as f64 / elapsed,
+        left,
+        tail,
+    }
+}
+
+/// The CDC relay's own rate: `EVENTS` committed while it is stopped (its slot holding
+/// them), then drained into the embedded log (`fsync = always`) by the relay started again;
+/// events per second from that start.
+async fn cdc_catch_up(db: &PgDatabase) -> f64 {
+    let dir = tempfile::tempdir().unwrap();
+    let (_bus, publisher) = embedded(dir.path(), FsyncPolicy::Always);
+    let port: Arc<dyn PublishPort> = Arc::new(publisher);
+    Relay::Cdc
+        .start(db, port.clone(), bulk_options())
+        .await
+        .shutdown()
+        .await;
+    enqueue(db, EVENTS, WRITERS).await;
+    let started = Instant::now();
+    let relay = Relay::Cdc.start(db, port, bulk_options()).await;
+    while relay.metrics().published() < EVENTS as u64 {
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    let rate = EVENTS as f64 / started.elapsed().as_secs_f64();
+    Relay::Cdc.stop(db, relay).await;
+    rate
+}
+
+/// The relay options of the throughput runs: batches of 1,000 rows, relayed rows deleted.
+fn bulk_options() -> RelayOptions {
+    RelayOptions {
+        batch_rows_max: 1000,
+        after_publish: AfterPublish::Delete,
+        ..RelayOptions::default()
+    }
 }
 
 fn embedded(dir: &std::path::Path, fsync: FsyncPolicy) -> (EmbeddedBus, Publisher) {
@@ -221,11 +344,11 @@ fn event(n: usize) -> Event {
         .with_data_json(&serde_json::json!({ "order": n, "total_cents": 4197, "currency": "EUR" }))
 }
 
-/// Commits `events` events from `WRITERS` writers; returns events per second.
-async fn enqueue(db: &PgDatabase, events: usize) -> f64 {
+/// Commits `events` events from `writers` writers; returns events per second.
+async fn enqueue(db: &PgDatabase, events: usize, writers: usize) -> f64 {
     let started = Instant::now();
-    let per_writer = events / WRITERS;
-    let writers: Vec<_> = (0..WRITERS)
+    let per_writer = events / writers;
+    let tasks: Vec<_> = (0..writers)
         .map(|w| {
             let db = db.clone();
             tokio::spawn(async move {
@@ -243,10 +366,10 @@ async fn enqueue(db: &PgDatabase, events: usize) -> f64 {
             })
         })
         .collect();
-    for writer in writers {
-        writer.await.unwrap();
+    for task in tasks {
+        task.await.unwrap();
     }
-    (per_writer * WRITERS) as f64 / started.elapsed().as_secs_f64()
+    (per_writer * writers) as f64 / started.elapsed().as_secs_f64()
 }
 
 /// Runs a relay until `events` are published; returns events per second.
@@ -261,11 +384,7 @@ async fn drain_with(
     events: usize,
     relays: usize,
 ) -> f64 {
-    let options = RelayOptions {
-        batch_rows_max: 1000,
-        after_publish: AfterPublish::Delete,
-        ..RelayOptions::default()
-    };
+    let options = bulk_options();
     let started = Instant::now();
     let relays: Vec<_> = (0..relays)
         .map(|_| db.outbox().relay(port.clone(), options.clone()).unwrap())
@@ -283,16 +402,12 @@ async fn drain_with(
 /// Enqueues `EVENTS` at full speed while `relays` relays run; returns the enqueue rate, the
 /// relay rate over the same window, and the backlog when the writers finished.
 async fn together(db: &PgDatabase, port: Arc<dyn PublishPort>, relays: usize) -> (f64, f64, u64) {
-    let options = RelayOptions {
-        batch_rows_max: 1000,
-        after_publish: AfterPublish::Delete,
-        ..RelayOptions::default()
-    };
+    let options = bulk_options();
     let relays: Vec<_> = (0..relays)
         .map(|_| db.outbox().relay(port.clone(), options.clone()).unwrap())
         .collect();
     let started = Instant::now();
-    let enqueued = enqueue(db, EVENTS).await;
+    let enqueued = enqueue(db, EVENTS, WRITERS).await;
     let elapsed = started.elapsed().as_secs_f64();
     let published: u64 = relays.iter().map(|r| r.metrics().published()).sum();
     let left = db.outbox().backlog().await.unwrap().pending;
@@ -334,21 +449,46 @@ struct Timed {
     histogram: Arc<Mutex<Histogram<u64>>>,
 }
 
+impl Timed {
+    /// Records the delay of the event `id` acknowledged at `acked`, once.
+    fn acknowledged(&self, id: &str, acked: Instant) {
+        if let Some(committed) = self.committed.lock().unwrap().remove(id) {
+            let micros = acked.saturating_duration_since(committed).as_micros() as u64;
+            self.histogram
+                .lock()
+                .unwrap()
+                .record(micros.max(1))
+                .unwrap();
+        }
+    }
+}
+
 impl PublishPort for Timed {
     fn publish<'a>(&'a self, topic: &'a str, event: Event) -> BoxFuture<'a, Result<(), PortError>> {
         Box::pin(async move {
             let id = event.id.clone();
             PublishPort::publish(&self.inner, topic, event).await?;
-            let acked = Instant::now();
-            if let Some(committed) = self.committed.lock().unwrap().remove(&id) {
-                let micros = acked.saturating_duration_since(committed).as_micros() as u64;
-                self.histogram
-                    .lock()
-                    .unwrap()
-                    .record(micros.max(1))
-                    .unwrap();
-            }
+            self.acknowledged(&id, Instant::now());
             Ok(())
+        })
+    }
+
+    /// The publisher's own batch (one append per partition), as the relay uses it untimed.
+    fn publish_batch<'a>(
+        &'a self,
+        topic: &'a str,
+        events: Vec<Event>,
+    ) -> BoxFuture<'a, Vec<Result<(), PortError>>> {
+        Box::pin(async move {
+            let ids: Vec<String> = events.iter().map(|e| e.id.clone()).collect();
+            let results = PublishPort::publish_batch(&self.inner, topic, events).await;
+            let acked = Instant::now();
+            for (id, result) in ids.iter().zip(&results) {
+                if result.is_ok() {
+                    self.acknowledged(id, acked);
+                }
+            }
+            results
         })
     }
 
@@ -362,9 +502,9 @@ impl PublishPort for Timed {
     }
 }
 
-/// Commits `STEADY_RATE` events/s for `STEADY_SECONDS` while a relay runs; returns the
-/// commit → acknowledgement histogram in microseconds.
-async fn steady(db: &PgDatabase, publisher: Publisher, kind: Relay) -> Histogram<u64> {
+/// Commits `STEADY_RATE` events/s for `STEADY_SECONDS` while a relay runs; returns the rate
+/// the writer offered and the commit → acknowledgement histogram in microseconds.
+async fn steady(db: &PgDatabase, publisher: Publisher, kind: Relay) -> (f64, Histogram<u64>) {
     let committed = Arc::new(Mutex::new(HashMap::new()));
     let histogram = Arc::new(Mutex::new(Histogram::<u64>::new(3).unwrap()));
     let port = Timed {
@@ -412,6 +552,6 @@ async fn steady(db: &PgDatabase, publisher: Publisher, kind: Relay) -> Histogram
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     kind.stop(db, relay).await;
-    println!("  (offered {offered:.0} events/s)");
-    histogram.lock().unwrap().clone()
+    let histogram = histogram.lock().unwrap().clone();
+    (offered, histogram)
 }
