@@ -82,6 +82,12 @@ pub(crate) trait OutboxStore: Send + Sync + 'static {
 
     /// The signal that says new rows may have committed (`NOTIFY`, or an in-process wake).
     fn wake_signal(&self) -> Arc<Notify>;
+
+    /// Ends what `finish` left running when the relay stops (the CDC relay's write-back in
+    /// flight); nothing by default.
+    fn close(&self) -> BoxFuture<'_, Result<(), StoreError>> {
+        Box::pin(async { Ok(()) })
+    }
 }
 
 /// A running relay. Dropping the handle leaves the relay running until the runtime shuts
@@ -187,6 +193,9 @@ impl<S: OutboxStore> Relay<S> {
             }
         }
         self.release(ahead.take()).await;
+        if let Err(error) = self.store.close().await {
+            tracing::warn!(relay = %self.options.name, %error, "outbox relay's last write-back failed");
+        }
     }
 
     /// One claim → publish → write back, starting from the batch claimed ahead if there is

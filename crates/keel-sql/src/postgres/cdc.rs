@@ -58,6 +58,7 @@ use pgwire_replication::{ReplicationClient, ReplicationConfig};
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
 use tokio::sync::{Notify, mpsc, watch};
+use tokio::task::JoinHandle;
 
 use super::cdc_stream::{self, Committed, StreamConfig, StreamShared};
 use super::outbox::PgStore;
@@ -213,16 +214,19 @@ impl super::PgOutbox {
             reader_stopped,
         ));
         let store = CdcStore {
-            polling: PgStore::new(db.clone(), wake),
-            slot: slot.slot,
-            shared,
-            metrics: cdc_metrics,
-            state: Mutex::new(State {
-                stream: receiver,
-                queue: VecDeque::new(),
-                transactions: VecDeque::new(),
-                unwritten: Vec::new(),
+            core: Arc::new(Core {
+                polling: PgStore::new(db.clone(), wake),
+                slot: slot.slot,
+                shared,
+                metrics: cdc_metrics,
+                state: Mutex::new(State {
+                    stream: receiver,
+                    queue: VecDeque::new(),
+                    transactions: VecDeque::new(),
+                    unwritten: WriteBack::default(),
+                }),
             }),
+            writing: tokio::sync::Mutex::new(None),
             _stop_reader: stop_reader,
         };
         Ok(relay::start(store, port, options, metrics))
@@ -382,15 +386,32 @@ async fn drop_slot_when_free(
 
 /// The relay's view of the stream: `claim` hands out received rows in commit order,
 /// `finish` settles them and raises the slot's position past every settled transaction.
+///
+/// `finish` puts back what was not settled at once and leaves the write-back to a task of
+/// its own, so the next batch is claimed and published while the previous one's rows are
+/// deleted (or marked) and committed: the transport's acknowledgement and the database's
+/// commit overlap instead of following each other. (Measured at 5,000 events/s in
+/// transactions of 25: the write-back took 2.6 ms at p50 and 18 ms at p99, and every
+/// transaction committed meanwhile waited for it.) One write-back at most is in flight: the
+/// next `finish` waits for it, which bounds the rows written back late to one batch and
+/// keeps the slot's advances in order. The slot never moves past a row before its
+/// write-back committed, as before.
 struct CdcStore {
+    core: Arc<Core>,
+    /// The write-back in flight.
+    writing: tokio::sync::Mutex<Option<JoinHandle<Result<(), StoreError>>>>,
+    /// Stops the reader when the relay ends.
+    _stop_reader: watch::Sender<bool>,
+}
+
+/// What the store and its write-back task share.
+struct Core {
     /// The polling relay's store, for the write-back and the housekeeping.
     polling: PgStore,
     slot: String,
     shared: Arc<StreamShared>,
     metrics: CdcMetrics,
     state: Mutex<State>,
-    /// Stops the reader when the relay ends.
-    _stop_reader: watch::Sender<bool>,
 }
 
 struct State {
@@ -400,8 +421,26 @@ struct State {
     queue: VecDeque<Queued>,
     /// Received transactions not yet settled, in commit order.
     transactions: VecDeque<Transaction>,
-    /// Settlements whose write-back failed, written with the next batch's.
-    unwritten: Vec<Settlement>,
+    /// A write-back that failed, written with the next one.
+    unwritten: WriteBack,
+}
+
+/// Settlements to write back, and the commit end of each row they publish or move aside:
+/// its transaction counts the row settled once the write-back committed.
+#[derive(Debug, Default)]
+struct WriteBack {
+    settlements: Vec<Settlement>,
+    ends: Vec<u64>,
+}
+
+impl WriteBack {
+    /// Puts `earlier` (a failed write-back) before this one.
+    fn after(mut self, earlier: WriteBack) -> WriteBack {
+        let mut merged = earlier;
+        merged.settlements.append(&mut self.settlements);
+        merged.ends.append(&mut self.ends);
+        merged
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -462,6 +501,75 @@ impl State {
     }
 }
 
+impl Core {
+    /// Writes `write` back (after a failed one's leftovers), waiting for rows whose commit
+    /// this session does not see yet (module docs); then counts its rows settled and raises
+    /// the slot's position. A failure keeps everything for the next write-back.
+    async fn write_back(
+        &self,
+        write: WriteBack,
+        after_publish: AfterPublish,
+    ) -> Result<(), StoreError> {
+        let write = {
+            let mut state = self.state.lock().expect("cdc state");
+            write.after(std::mem::take(&mut state.unwritten))
+        };
+        let mut writes = write.settlements;
+        let mut pause = VISIBILITY_WAIT_MIN;
+        let failure = loop {
+            if writes.is_empty() {
+                break None;
+            }
+            match self
+                .polling
+                .write_back_visible(&writes, after_publish)
+                .await
+            {
+                Ok(missed) if missed.is_empty() => break None,
+                // Not visible yet (module docs): the slot does not move past them.
+                Ok(missed) if pause <= VISIBILITY_WAIT_MAX => {
+                    writes = missed;
+                    tokio::time::sleep(pause).await;
+                    pause *= 2;
+                }
+                Ok(missed) => {
+                    writes = missed;
+                    break Some(StoreError(
+                        "cdc: published rows not visible to the write-back yet".to_string(),
+                    ));
+                }
+                Err(error) => break Some(error),
+            }
+        };
+        let mut state = self.state.lock().expect("cdc state");
+        if let Some(error) = failure {
+            state.unwritten = WriteBack {
+                settlements: writes,
+                ends: write.ends,
+            };
+            return Err(error);
+        }
+        for end_lsn in write.ends {
+            state.settled(end_lsn);
+        }
+        if let Some(position) = state.advance() {
+            self.shared.settled.fetch_max(position, Ordering::AcqRel);
+            self.shared.settled_changed.notify_one();
+        }
+        Ok(())
+    }
+}
+
+/// The outcome of a write-back task, if there was one.
+async fn finished(task: Option<JoinHandle<Result<(), StoreError>>>) -> Result<(), StoreError> {
+    match task {
+        Some(task) => task
+            .await
+            .unwrap_or_else(|error| Err(StoreError(format!("cdc: write-back task: {error}")))),
+        None => Ok(()),
+    }
+}
+
 impl OutboxStore for CdcStore {
     type Claim = CdcClaim;
 
@@ -470,7 +578,7 @@ impl OutboxStore for CdcStore {
 
     fn claim(&self, limit: usize) -> BoxFuture<'_, Result<Claimed<CdcClaim>, StoreError>> {
         Box::pin(async move {
-            let mut state = self.state.lock().expect("cdc state");
+            let mut state = self.core.state.lock().expect("cdc state");
             state.receive();
             let now = Instant::now();
             let mut rows = Vec::new();
@@ -494,6 +602,8 @@ impl OutboxStore for CdcStore {
         })
     }
 
+    /// Puts back the rows not settled, then starts their write-back once the previous one
+    /// ended (the type's docs); returns the previous one's error, if it failed.
     fn finish(
         &self,
         mut claim: CdcClaim,
@@ -502,12 +612,12 @@ impl OutboxStore for CdcStore {
     ) -> BoxFuture<'_, Result<(), StoreError>> {
         Box::pin(async move {
             let mut retry: HashMap<i64, Duration> = HashMap::new();
-            let mut done: Vec<u64> = Vec::new();
+            let mut ends = Vec::new();
             for settlement in &settlements {
                 match settlement {
                     Settlement::Published { id } | Settlement::Dead { id, .. } => {
                         if let Some(queued) = claim.rows.remove(id) {
-                            done.push(queued.end_lsn);
+                            ends.push(queued.end_lsn);
                         }
                     }
                     Settlement::Retry { id, delay, .. } => {
@@ -515,8 +625,8 @@ impl OutboxStore for CdcStore {
                     }
                 }
             }
-            let writes = {
-                let mut state = self.state.lock().expect("cdc state");
+            {
+                let mut state = self.core.state.lock().expect("cdc state");
                 // Rows not settled go back to the front, in their order.
                 let now = Instant::now();
                 for id in claim.order.iter().rev() {
@@ -528,61 +638,41 @@ impl OutboxStore for CdcStore {
                         state.queue.push_front(queued);
                     }
                 }
-                for end_lsn in done {
-                    state.settled(end_lsn);
-                }
-                let mut writes = std::mem::take(&mut state.unwritten);
-                writes.extend(settlements);
-                writes
-            };
-            let mut writes = writes;
-            let mut pause = VISIBILITY_WAIT_MIN;
-            while !writes.is_empty() {
-                match self
-                    .polling
-                    .write_back_visible(&writes, after_publish)
-                    .await
-                {
-                    Ok(missed) if missed.is_empty() => break,
-                    // Not visible yet (module docs): the slot does not move past them.
-                    Ok(missed) if pause <= VISIBILITY_WAIT_MAX => {
-                        writes = missed;
-                        tokio::time::sleep(pause).await;
-                        pause *= 2;
-                    }
-                    Ok(missed) => {
-                        self.state.lock().expect("cdc state").unwritten = missed;
-                        return Err(StoreError(
-                            "cdc: published rows not visible to the write-back yet".to_string(),
-                        ));
-                    }
-                    Err(error) => {
-                        self.state.lock().expect("cdc state").unwritten = writes;
-                        return Err(error);
-                    }
-                }
             }
-            let position = self.state.lock().expect("cdc state").advance();
-            if let Some(position) = position {
-                self.shared.settled.fetch_max(position, Ordering::AcqRel);
-                self.shared.settled_changed.notify_one();
+            let mut writing = self.writing.lock().await;
+            // An idle pass (nothing settled) does not wait for the write-back in flight: a
+            // transaction arriving meanwhile would wait with it. It retries a failed one.
+            if settlements.is_empty() && writing.as_ref().is_some_and(|w| !w.is_finished()) {
+                return Ok(());
             }
-            Ok(())
+            let previous = finished(writing.take()).await;
+            let core = self.core.clone();
+            let write = WriteBack { settlements, ends };
+            *writing = Some(tokio::spawn(async move {
+                core.write_back(write, after_publish).await
+            }));
+            previous
         })
     }
 
+    /// Waits for the write-back in flight, so the slot's last position is reported.
+    fn close(&self) -> BoxFuture<'_, Result<(), StoreError>> {
+        Box::pin(async move { finished(self.writing.lock().await.take()).await })
+    }
+
     fn dead_rows_to_copy(&self, limit: i64) -> BoxFuture<'_, Result<Vec<DeadRow>, StoreError>> {
-        self.polling.dead_rows_to_copy(limit)
+        self.core.polling.dead_rows_to_copy(limit)
     }
 
     fn dead_row_copied(&self, id: i64) -> BoxFuture<'_, Result<(), StoreError>> {
-        self.polling.dead_row_copied(id)
+        self.core.polling.dead_row_copied(id)
     }
 
     /// The outbox's backlog, and the slot's lag into [`CdcMetrics`].
     fn backlog(&self) -> BoxFuture<'_, Result<Backlog, StoreError>> {
         Box::pin(async move {
             let oldest = self
+                .core
                 .state
                 .lock()
                 .expect("cdc state")
@@ -593,34 +683,41 @@ impl OutboxStore for CdcStore {
                 .duration_since(UNIX_EPOCH)
                 .map(|d| d.as_micros() as i64)
                 .unwrap_or(0);
-            self.metrics.lag_ms.set(
+            self.core.metrics.lag_ms.set(
                 oldest
                     .map(|commit| (now_micros - commit).max(0) / 1000)
                     .unwrap_or(0),
             );
-            let client = self.polling.database().client().await.map_err(StoreError)?;
+            let client = self
+                .core
+                .polling
+                .database()
+                .client()
+                .await
+                .map_err(StoreError)?;
             let row = client
                 .query_opt(
                     "SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), confirmed_flush_lsn)::bigint
                      FROM pg_replication_slots WHERE slot_name = $1",
-                    &[&self.slot],
+                    &[&self.core.slot],
                 )
                 .await
                 .map_err(|e| StoreError(format!("cdc: measure slot lag: {}", one_line(&e))))?;
             if let Some(row) = row {
-                self.metrics
+                self.core
+                    .metrics
                     .lag_bytes
                     .set(row.get::<_, Option<i64>>(0).unwrap_or(0));
             }
-            self.polling.backlog().await
+            self.core.polling.backlog().await
         })
     }
 
     fn delete_published_before(&self, age: Duration) -> BoxFuture<'_, Result<u64, StoreError>> {
-        self.polling.delete_published_before(age)
+        self.core.polling.delete_published_before(age)
     }
 
     fn wake_signal(&self) -> Arc<Notify> {
-        self.polling.wake_signal()
+        self.core.polling.wake_signal()
     }
 }
