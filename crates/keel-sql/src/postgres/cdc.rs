@@ -33,6 +33,16 @@
 //! of marked rows, dead-letter copies) is the polling relay's. Never run a polling relay
 //! on an outbox a CDC relay serves: both would publish every row.
 //!
+//! The write-back commits with `synchronous_commit = off`: it does not wait for its WAL to
+//! reach the disk (the WAL writer flushes it within `wal_writer_delay`), which took the
+//! relay from 80–82% to 98–99% of 8 writers' rate (BENCHMARKS.md). Only a server crash can
+//! lose such a commit, and then its rows are unpublished again while the slot's saved
+//! position is almost always before them (a checkpoint flushes the WAL it follows): they
+//! are streamed again, the duplicates above. In the narrow window where a checkpoint saved
+//! the slot past them and the crash came before the WAL flush, they stay in the table
+//! unpublished though published: the CDC relay never streams them again, and draining the
+//! outbox with the polling relay (after a failover, say) publishes them a second time.
+//!
 //! The stream can deliver a transaction a moment before its commit is visible to other
 //! sessions (the commit record is in the WAL first). A write-back that finds no row then
 //! waits (1 ms, doubling up to 0.5 s) and tries again; the slot never moves past a row

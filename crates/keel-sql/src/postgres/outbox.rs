@@ -244,7 +244,8 @@ impl PgStore {
 }
 
 /// [`PgStore::write_back_visible`]'s statements: published rows in one statement that
-/// returns the ids it found, the rare failures one by one.
+/// returns the ids it found, the rare failures one by one, committed without waiting for
+/// the WAL flush (why that is safe for the CDC relay: `cdc.rs`, "The rows").
 #[cfg(feature = "cdc")]
 async fn write_back_visible(
     client: &Object,
@@ -252,7 +253,9 @@ async fn write_back_visible(
     after_publish: AfterPublish,
 ) -> Result<Vec<Settlement>, tokio_postgres::Error> {
     let published = published_ids(settlements);
-    client.batch_execute("BEGIN").await?;
+    client
+        .batch_execute("BEGIN; SET LOCAL synchronous_commit = off")
+        .await?;
     let mut found = std::collections::HashSet::new();
     if !published.is_empty() {
         let sql = match after_publish {
