@@ -8,9 +8,13 @@
 
 use std::borrow::Cow;
 
+use bytes::BytesMut;
+
 use crate::attribute::{self, Attributes, SPEC_VERSION, check_name, event_from_attributes};
 use crate::error::EnvelopeError;
 use crate::event::Event;
+use crate::port::record::{Header, NewRecord};
+use crate::trace::TRACEPARENT_LEN;
 
 /// The header that carries `datacontenttype` in binary mode and the event format's media type
 /// in structured mode. Matched case-insensitively on receipt.
@@ -56,31 +60,9 @@ impl Event {
     /// binding forbids a key mapper to drop the attribute from the event.
     pub fn to_binary(&self) -> BinaryEvent {
         let mut headers = Vec::with_capacity(12 + self.extensions.len());
-        let mut push = |name: &str, value: &str| {
-            headers.push((
-                format!("{ATTRIBUTE_HEADER_PREFIX}{name}"),
-                value.as_bytes().to_vec(),
-            ));
-        };
-        push("specversion", SPEC_VERSION);
-        push("id", &self.id);
-        push("source", &self.source);
-        push("type", &self.ty);
-        if let Some(time) = &self.time {
-            push("time", &attribute::format_time(time));
-        }
-        for (name, value) in self.optional_string_attributes() {
-            push(name, &value);
-        }
-        for (name, value) in &self.extensions {
-            push(name, value);
-        }
-        if let Some(content_type) = &self.datacontenttype {
-            headers.push((
-                CONTENT_TYPE_HEADER.to_owned(),
-                content_type.as_bytes().to_vec(),
-            ));
-        }
+        self.each_binary_header(|prefix, name, value| {
+            headers.push((header_name(prefix, name), value.to_vec()));
+        });
         BinaryEvent {
             key: self
                 .partitionkey
@@ -89,6 +71,102 @@ impl Event {
             headers,
             value: self.data.clone(),
         }
+    }
+
+    /// The event's record in binary mode: [`Event::to_binary`]'s key, headers and value, with
+    /// the event's `time` as the timestamp (the transport's clock when it has none).
+    pub fn to_record(&self) -> NewRecord {
+        self.to_record_with(self.partitionkey.as_deref().map(str::as_bytes), &[])
+    }
+
+    /// [`Event::to_record`] with `key` in place of the partition key and `extra_headers`
+    /// after the event's own (a writer's bookkeeping, as the event store's stream version).
+    ///
+    /// The key, every header value and the data are copied into one buffer and sliced from
+    /// it: one allocation for the record's bytes instead of one per part, which is most of
+    /// what a one-event publish or append costs beside the write itself.
+    pub fn to_record_with(&self, key: Option<&[u8]>, extra_headers: &[(&str, &[u8])]) -> NewRecord {
+        let extra_len: usize = extra_headers.iter().map(|(_, value)| value.len()).sum();
+        let mut buffer = BytesMut::with_capacity(
+            self.binary_values_len() + key.map_or(0, <[u8]>::len) + extra_len,
+        );
+        let mut slice = |bytes: &[u8]| {
+            buffer.extend_from_slice(bytes);
+            buffer.split().freeze()
+        };
+        let key = key.map(&mut slice);
+        let mut headers = Vec::with_capacity(12 + self.extensions.len() + extra_headers.len());
+        self.each_binary_header(|prefix, name, value| {
+            headers.push(Header {
+                key: header_name(prefix, name),
+                value: Some(slice(value)),
+            });
+        });
+        for (name, value) in extra_headers {
+            headers.push(Header {
+                key: (*name).to_owned(),
+                value: Some(slice(value)),
+            });
+        }
+        NewRecord {
+            key,
+            value: self.data.as_deref().map(&mut slice),
+            headers,
+            timestamp_ms: self.time.map(|time| time.timestamp_millis()),
+        }
+    }
+
+    /// Calls `each` with every binary-mode header in wire order (`ce_specversion`, `ce_id`,
+    /// `ce_source`, `ce_type`, `ce_time`, Keel's extensions, other extensions by name,
+    /// `content-type`) as its name's prefix, the rest of its name and its value, so both
+    /// record forms write the same headers and only their owner builds a name.
+    fn each_binary_header(&self, mut each: impl FnMut(&'static str, &str, &[u8])) {
+        let mut attribute = |name: &str, value: &str| {
+            each(ATTRIBUTE_HEADER_PREFIX, name, value.as_bytes());
+        };
+        attribute("specversion", SPEC_VERSION);
+        attribute("id", &self.id);
+        attribute("source", &self.source);
+        attribute("type", &self.ty);
+        if let Some(time) = &self.time {
+            attribute("time", &attribute::format_time(time));
+        }
+        for (name, value) in self.optional_string_attributes() {
+            attribute(name, &value);
+        }
+        for (name, value) in &self.extensions {
+            attribute(name, value);
+        }
+        if let Some(content_type) = &self.datacontenttype {
+            each("", CONTENT_TYPE_HEADER, content_type.as_bytes());
+        }
+    }
+
+    /// The bytes of the header values and the data of the record: an upper bound unless a
+    /// time is past year 9999, so the record's buffer is allocated once.
+    fn binary_values_len(&self) -> usize {
+        let required = [&self.id, &self.source, &self.ty];
+        let optional = [
+            &self.datacontenttype,
+            &self.subject,
+            &self.dataschema,
+            &self.partitionkey,
+            &self.tracestate,
+            &self.correlationid,
+            &self.causationid,
+        ];
+        let strings: usize = required.into_iter().map(String::len).sum::<usize>()
+            + optional
+                .into_iter()
+                .flatten()
+                .map(String::len)
+                .sum::<usize>()
+            + self.extensions.values().map(String::len).sum::<usize>();
+        SPEC_VERSION.len()
+            + strings
+            + TIME_LEN_MAX
+            + TRACEPARENT_LEN
+            + self.data.as_ref().map_or(0, Vec::len)
     }
 
     /// Reads a binary-mode record. Headers without the `ce_` prefix, other than
@@ -194,7 +272,9 @@ impl Event {
 
     /// The optional attributes other than `time` and `datacontenttype`, as canonical
     /// strings in wire order, so both encoders write the same attributes the same way.
-    pub(crate) fn optional_string_attributes(&self) -> Vec<(&'static str, Cow<'_, str>)> {
+    pub(crate) fn optional_string_attributes(
+        &self,
+    ) -> impl Iterator<Item = (&'static str, Cow<'_, str>)> {
         fn borrowed(value: &Option<String>) -> Option<Cow<'_, str>> {
             value.as_deref().map(Cow::Borrowed)
         }
@@ -212,9 +292,19 @@ impl Event {
         ]
         .into_iter()
         .filter_map(|(name, value)| value.map(|value| (name, value)))
-        .collect()
     }
 }
 
 /// The media type prefix that marks a structured-mode record (binding section 3).
 const CLOUDEVENTS_MEDIA_TYPE_PREFIX: &str = "application/cloudevents";
+
+/// The longest canonical `time` of a year up to 9999: `YYYY-MM-DDThh:mm:ss.nnnnnnnnnZ`.
+const TIME_LEN_MAX: usize = 30;
+
+/// A header's name from its prefix and the rest, without the formatting machinery.
+fn header_name(prefix: &str, name: &str) -> String {
+    let mut header = String::with_capacity(prefix.len() + name.len());
+    header.push_str(prefix);
+    header.push_str(name);
+    header
+}

@@ -164,6 +164,36 @@ proptest! {
         prop_assert_eq!(structured_record.as_ref(), Ok(&event));
     }
 
+    /// The record forms are built in one walk with the values in one buffer; their bytes are
+    /// those of the encoder before them, which formatted each `ce_` name and copied each
+    /// value on its own (`headers_one_by_one`), and the record's parts are the binary form's.
+    #[test]
+    fn record_forms_match_the_header_by_header_encoder(event in event()) {
+        let binary = event.to_binary();
+        prop_assert_eq!(&binary.headers, &headers_one_by_one(&event));
+        prop_assert_eq!(binary.key.as_deref(), event.partitionkey.as_deref().map(str::as_bytes));
+        prop_assert_eq!(&binary.value, &event.data);
+
+        let header = |(key, value): &(String, Vec<u8>)| keel_core::Header {
+            key: key.clone(),
+            value: Some(value.clone().into()),
+        };
+        let record = event.to_record();
+        prop_assert_eq!(record.key.as_deref(), binary.key.as_deref());
+        prop_assert_eq!(record.value.as_deref(), binary.value.as_deref());
+        prop_assert_eq!(&record.headers, &binary.headers.iter().map(header).collect::<Vec<_>>());
+        prop_assert_eq!(record.timestamp_ms, event.time.map(|t| t.timestamp_millis()));
+
+        let keyed = event.to_record_with(Some(b"stream-1"), &[("keel_stream_version", b"42")]);
+        prop_assert_eq!(keyed.key.as_deref(), Some(&b"stream-1"[..]));
+        prop_assert_eq!(&keyed.headers[..record.headers.len()], &record.headers[..]);
+        prop_assert_eq!(&keyed.headers[record.headers.len()..], &[keel_core::Header {
+            key: "keel_stream_version".to_owned(),
+            value: Some(b"42".to_vec().into()),
+        }]);
+        prop_assert_eq!(keyed.value, record.value);
+    }
+
     #[test]
     fn arbitrary_headers_never_panic(
         headers in proptest::collection::vec(
@@ -194,6 +224,55 @@ proptest! {
         let bytes = serde_json::to_vec(&object).unwrap();
         check_message(Event::from_structured_json(&bytes))?;
     }
+}
+
+/// Binary mode's headers as the first encoder wrote them: each name formatted from the
+/// attribute's, each value copied alone, in the binding's order.
+fn headers_one_by_one(event: &Event) -> Vec<(String, Vec<u8>)> {
+    let mut headers = Vec::new();
+    let mut push = |name: &str, value: &str| {
+        headers.push((format!("ce_{name}"), value.as_bytes().to_vec()));
+    };
+    push("specversion", "1.0");
+    push("id", &event.id);
+    push("source", &event.source);
+    push("type", &event.ty);
+    if let Some(time) = &event.time {
+        push(
+            "time",
+            &time.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true),
+        );
+    }
+    let traceparent = event.traceparent.map(|t| {
+        let hex = |bytes: &[u8]| bytes.iter().map(|b| format!("{b:02x}")).collect::<String>();
+        format!(
+            "00-{}-{}-{:02x}",
+            hex(&t.trace_id),
+            hex(&t.parent_id),
+            t.flags
+        )
+    });
+    let optional = [
+        ("subject", event.subject.as_deref()),
+        ("dataschema", event.dataschema.as_deref()),
+        ("partitionkey", event.partitionkey.as_deref()),
+        ("traceparent", traceparent.as_deref()),
+        ("tracestate", event.tracestate.as_deref()),
+        ("correlationid", event.correlationid.as_deref()),
+        ("causationid", event.causationid.as_deref()),
+    ];
+    for (name, value) in optional {
+        if let Some(value) = value {
+            push(name, value);
+        }
+    }
+    for (name, value) in &event.extensions {
+        push(name, value);
+    }
+    if let Some(content_type) = &event.datacontenttype {
+        headers.push(("content-type".to_owned(), content_type.as_bytes().to_vec()));
+    }
+    headers
 }
 
 /// A rejection is one line; an acceptance is a valid event.

@@ -127,3 +127,18 @@ fn roots_and_children() {
     };
     assert!(!unsampled.sampled());
 }
+
+proptest::proptest! {
+    /// Printing writes the digits itself; the text is what `{:02x}` per byte gave (the
+    /// printer before it), for any ids and flags, valid or not.
+    #[test]
+    fn printing_matches_formatted_hex(
+        trace_id in proptest::prelude::any::<[u8; 16]>(),
+        parent_id in proptest::prelude::any::<[u8; 8]>(),
+        flags in proptest::prelude::any::<u8>(),
+    ) {
+        let traceparent = TraceParent { trace_id, parent_id, flags };
+        let formatted = format!("00-{}-{}-{flags:02x}", hex(&trace_id), hex(&parent_id));
+        proptest::prop_assert_eq!(traceparent.to_string(), formatted);
+    }
+}

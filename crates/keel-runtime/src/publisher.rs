@@ -9,8 +9,7 @@
 
 use std::sync::Arc;
 
-use bytes::Bytes;
-use keel_core::{Event, Header, NewRecord, PublishTransport, Published, TraceParent};
+use keel_core::{Event, NewRecord, PublishTransport, Published, TraceParent};
 use tracing::Instrument;
 
 use crate::error::PublishError;
@@ -76,22 +75,9 @@ pub(crate) fn prepared_record(mut event: Event) -> Result<NewRecord, PublishErro
 
 /// The record of `event` in CloudEvents' Kafka binary mode: `ce_*` headers, the data as the
 /// value, `partitionkey` as the key, and the event's `time` as the record timestamp (the
-/// transport's clock when the event has none). Every writer of events uses this one
-/// mapping, so the CLI, the publisher and benchmarks store the same bytes on every
-/// transport.
+/// transport's clock when the event has none): [`Event::to_record`]. Every writer of events
+/// uses this one mapping, so the CLI, the publisher and benchmarks store the same bytes on
+/// every transport.
 pub fn event_record(event: &Event) -> NewRecord {
-    let binary = event.to_binary();
-    NewRecord {
-        key: binary.key.map(Bytes::from),
-        value: binary.value.map(Bytes::from),
-        headers: binary
-            .headers
-            .into_iter()
-            .map(|(key, value)| Header {
-                key,
-                value: Some(Bytes::from(value)),
-            })
-            .collect(),
-        timestamp_ms: event.time.map(|t| t.timestamp_millis()),
-    }
+    event.to_record()
 }

@@ -22,25 +22,14 @@ pub(crate) const STATE_VERSION_HEADER: &str = "keel_state_version";
 
 /// The record for `event`, number `version` of `stream`.
 pub(crate) fn event_record(stream: &str, version: u64, event: &Event) -> NewRecord {
-    let binary = event.to_binary();
-    let mut headers: Vec<Header> = binary
-        .headers
-        .into_iter()
-        .map(|(key, value)| Header {
-            key,
-            value: Some(Bytes::from(value)),
-        })
-        .collect();
-    headers.push(Header {
-        key: VERSION_HEADER.to_owned(),
-        value: Some(Bytes::from(version.to_string())),
-    });
-    NewRecord {
-        key: Some(Bytes::copy_from_slice(stream.as_bytes())),
-        value: binary.value.map(Bytes::from),
-        headers,
-        timestamp_ms: None,
-    }
+    let version = version.to_string();
+    let mut record = event.to_record_with(
+        Some(stream.as_bytes()),
+        &[(VERSION_HEADER, version.as_bytes())],
+    );
+    // The recorded time is the log's clock at the append, not the event's own time.
+    record.timestamp_ms = None;
+    record
 }
 
 /// The stream and version of a record, without decoding the event: what the index needs.
