@@ -136,26 +136,48 @@ impl EmbeddedBus {
     }
 
     /// Appends records to one partition off the executor (an append may wait for an
-    /// `fdatasync`), then wakes the topic's consumers; the first record's offset.
+    /// `fdatasync`), then wakes the topic's consumers; the first record's offset. A refused
+    /// append hands its records back, so a caller can retry them one at a time without
+    /// keeping a copy of every batch in case one fails.
     pub(crate) async fn append(
         &self,
         topic: Arc<Topic>,
         partition: u32,
         records: Vec<NewRecord>,
-    ) -> Result<u64, SendError> {
+    ) -> Result<u64, Refused> {
         let name = topic.name().to_string();
         let task = tokio::task::spawn_blocking(move || {
             let log_partition = topic.partition(partition).expect("partition of the topic");
-            log_partition.append(&records)
+            log_partition
+                .append(&records)
+                .map_err(|error| (error, records))
         });
         let info = match task.await {
             Ok(Ok(info)) => info,
-            Ok(Err(error)) => return Err(send_error(&name, error)),
-            Err(_) => return Err(SendError::Cancelled),
+            Ok(Err((error, records))) => {
+                return Err(Refused {
+                    error: send_error(&name, error),
+                    records,
+                });
+            }
+            Err(_) => {
+                return Err(Refused {
+                    error: SendError::Cancelled,
+                    records: Vec::new(),
+                });
+            }
         };
         self.waker(&name).notify_waiters();
         Ok(info.base_offset)
     }
+}
+
+/// An append the log refused: why, and the records it was given (none when the append's
+/// task was cancelled).
+#[derive(Debug)]
+pub(crate) struct Refused {
+    pub(crate) error: SendError,
+    pub(crate) records: Vec<NewRecord>,
 }
 
 impl From<&EmbeddedBus> for Transport {

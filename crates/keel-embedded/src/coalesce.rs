@@ -19,7 +19,7 @@ use keel_core::{NewRecord, SendError};
 use keel_log::Topic;
 use tokio::sync::oneshot;
 
-use crate::bus::EmbeddedBus;
+use crate::bus::{EmbeddedBus, Refused};
 use crate::limits::BATCH_APPEND_RECORDS_MAX;
 
 /// The coalescers of a bus, one per partition that was sent to.
@@ -104,23 +104,24 @@ impl EmbeddedBus {
     async fn append_group(&self, topic: Arc<Topic>, partition: u32, group: Vec<Waiting>) {
         let (records, answers): (Vec<NewRecord>, Vec<_>) =
             group.into_iter().map(|w| (w.record, w.answer)).unzip();
-        let retry_alone = records.len() > 1;
-        let alone = retry_alone.then(|| records.clone());
         match self.append(topic.clone(), partition, records).await {
             Ok(base_offset) => {
                 for (offset, answer) in (base_offset..).zip(answers) {
                     let _ = answer.send(Ok(offset));
                 }
             }
-            Err(SendError::Rejected { .. }) if retry_alone => {
-                for (record, answer) in alone.into_iter().flatten().zip(answers) {
+            Err(Refused {
+                error: SendError::Rejected { .. },
+                records,
+            }) if records.len() > 1 => {
+                for (record, answer) in records.into_iter().zip(answers) {
                     let outcome = self.append(topic.clone(), partition, vec![record]).await;
-                    let _ = answer.send(outcome);
+                    let _ = answer.send(outcome.map_err(|refused| refused.error));
                 }
             }
-            Err(error) => {
+            Err(refused) => {
                 for answer in answers {
-                    let _ = answer.send(Err(error.clone()));
+                    let _ = answer.send(Err(refused.error.clone()));
                 }
             }
         }

@@ -14,7 +14,7 @@ use bytes::Bytes;
 use keel_core::{BoxFuture, NewRecord, PublishTransport, Published, SendError, TransportError};
 use keel_log::{Log, Topic, TopicConfig, TopicError};
 
-use crate::bus::EmbeddedBus;
+use crate::bus::{EmbeddedBus, Refused};
 use crate::limits::BATCH_APPEND_RECORDS_MAX;
 
 impl PublishTransport for EmbeddedBus {
@@ -154,39 +154,43 @@ async fn append_partition(
             );
             continue;
         }
-        let records: Vec<NewRecord> = chunk.iter().map(|item| item.record.clone()).collect();
+        let (chunk, records): (Vec<(usize, Option<Bytes>)>, Vec<NewRecord>) = chunk
+            .into_iter()
+            .map(|item| ((item.index, item.key), item.record))
+            .unzip();
         match bus.append(topic.clone(), partition, records).await {
             Ok(base) => {
                 out.extend(
                     chunk
                         .into_iter()
                         .zip(base..)
-                        .map(|(item, offset)| (item.index, Ok(published(offset)))),
+                        .map(|((index, _), offset)| (index, Ok(published(offset)))),
                 );
             }
-            Err(error) if error.is_retriable() => {
+            Err(Refused { error, .. }) if error.is_retriable() => {
                 out.extend(
                     chunk
                         .into_iter()
-                        .map(|item| (item.index, Err(error.clone()))),
+                        .map(|(index, _)| (index, Err(error.clone()))),
                 );
                 stopped = Some(error);
             }
-            Err(_) => {
+            Err(Refused { records, .. }) => {
                 // One bad record (or a chunk too large as a whole): one record at a time.
-                for item in chunk {
-                    if item.key.as_ref().is_some_and(|k| failed_keys.contains(k)) {
-                        out.push((item.index, Err(SendError::NotAttempted)));
+                for ((index, key), record) in chunk.into_iter().zip(records) {
+                    if key.as_ref().is_some_and(|k| failed_keys.contains(k)) {
+                        out.push((index, Err(SendError::NotAttempted)));
                         continue;
                     }
                     let result = bus
-                        .append(topic.clone(), partition, vec![item.record])
+                        .append(topic.clone(), partition, vec![record])
                         .await
-                        .map(published);
+                        .map(published)
+                        .map_err(|refused| refused.error);
                     if result.is_err() {
-                        failed_keys.extend(item.key);
+                        failed_keys.extend(key);
                     }
-                    out.push((item.index, result));
+                    out.push((index, result));
                 }
             }
         }
