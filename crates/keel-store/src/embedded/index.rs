@@ -46,7 +46,7 @@ impl Index {
     /// Adds one record, which must be the next one in the log.
     pub(crate) fn add(&mut self, record: &Record) -> Result<(), ReadError> {
         if let Some((stream, version)) = codec::stream_of(record) {
-            let positions = self.streams.entry(stream.to_owned()).or_default();
+            let positions = positions_of(&mut self.streams, stream);
             if version != positions.len() as u64 + 1 {
                 return Err(ReadError::Corrupt {
                     position: record.offset,
@@ -57,10 +57,7 @@ impl Index {
                 });
             }
             positions.push(record.offset);
-            self.categories
-                .entry(category(stream).to_owned())
-                .or_default()
-                .push(record.offset);
+            positions_of(&mut self.categories, category(stream)).push(record.offset);
         }
         self.next_position = record.offset + 1;
         Ok(())
@@ -73,12 +70,8 @@ impl Index {
             first, self.next_position,
             "appended records must follow the index"
         );
-        let positions = self.streams.entry(stream.to_owned()).or_default();
-        positions.extend(first..=last);
-        self.categories
-            .entry(category(stream).to_owned())
-            .or_default()
-            .extend(first..=last);
+        positions_of(&mut self.streams, stream).extend(first..=last);
+        positions_of(&mut self.categories, category(stream)).extend(first..=last);
         self.next_position = last + 1;
     }
 
@@ -103,6 +96,15 @@ impl Index {
         let start = positions.partition_point(|&p| p < from);
         positions[start..].iter().take(max).copied().collect()
     }
+}
+
+/// The positions kept under `name`, created empty for its first event. Looked up by `&str`
+/// first, so an append to a stream or category already indexed copies no name.
+fn positions_of<'a>(map: &'a mut HashMap<String, Vec<u64>>, name: &str) -> &'a mut Vec<u64> {
+    if !map.contains_key(name) {
+        map.insert(name.to_owned(), Vec::new());
+    }
+    map.get_mut(name).expect("inserted when missing")
 }
 
 /// Reads the records at `positions` (ascending) with as few log reads as their spacing
