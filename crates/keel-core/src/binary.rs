@@ -10,7 +10,9 @@ use std::borrow::Cow;
 
 use bytes::BytesMut;
 
-use crate::attribute::{self, Attributes, SPEC_VERSION, check_name, event_from_attributes};
+use crate::attribute::{
+    self, Attributes, SPEC_VERSION, TIME_LEN_MAX, check_name, event_from_attributes,
+};
 use crate::error::EnvelopeError;
 use crate::event::Event;
 use crate::port::record::{Header, NewRecord};
@@ -129,7 +131,7 @@ impl Event {
         attribute("source", &self.source);
         attribute("type", &self.ty);
         if let Some(time) = &self.time {
-            attribute("time", &attribute::format_time(time));
+            attribute("time", attribute::time_text(time).as_str());
         }
         for (name, value) in self.optional_string_attributes() {
             attribute(name, &value);
@@ -297,9 +299,6 @@ impl Event {
 
 /// The media type prefix that marks a structured-mode record (binding section 3).
 const CLOUDEVENTS_MEDIA_TYPE_PREFIX: &str = "application/cloudevents";
-
-/// The longest canonical `time` of a year up to 9999: `YYYY-MM-DDThh:mm:ss.nnnnnnnnnZ`.
-const TIME_LEN_MAX: usize = 30;
 
 /// A header's name from its prefix and the rest, without the formatting machinery.
 fn header_name(prefix: &str, name: &str) -> String {

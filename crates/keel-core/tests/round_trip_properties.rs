@@ -28,8 +28,19 @@ fn non_empty_text() -> impl Strategy<Value = String> {
     text(1..=16).prop_map(|s| if s.is_empty() { "x".to_owned() } else { s })
 }
 
+/// Whole seconds, milliseconds, microseconds and nanoseconds, which print with 0, 3, 6 and 9
+/// fractional digits.
+fn nanos() -> impl Strategy<Value = u32> {
+    prop_oneof![
+        Just(0u32),
+        (1u32..1_000).prop_map(|millis| millis * 1_000_000),
+        (1u32..1_000_000).prop_map(|micros| micros * 1_000),
+        0u32..1_000_000_000,
+    ]
+}
+
 fn time() -> impl Strategy<Value = DateTime<Utc>> {
-    (0i64..4_102_444_800, 0u32..1_000_000_000)
+    (0i64..4_102_444_800, nanos())
         .prop_map(|(secs, nanos)| DateTime::from_timestamp(secs, nanos).unwrap())
 }
 
@@ -192,6 +203,22 @@ proptest! {
             value: Some(b"42".to_vec().into()),
         }]);
         prop_assert_eq!(keyed.value, record.value);
+    }
+
+    /// `ce_time` is written digit by digit for the years 0 to 9999 and by chrono for the
+    /// rest and for leap seconds; either way it is chrono's RFC 3339 text.
+    #[test]
+    fn times_of_any_year_print_as_chrono_prints_them(
+        secs in -70_000_000_000i64..350_000_000_000,
+        nanos in nanos(),
+        leap in any::<bool>(),
+    ) {
+        let (secs, nanos) = if leap { (secs - secs.rem_euclid(60) + 59, nanos % 1_000_000_000 + 1_000_000_000) } else { (secs, nanos) };
+        let time = DateTime::from_timestamp(secs, nanos).unwrap();
+        let event = Event::new("/t", "t.happened").with_time(Some(time));
+        let expected = time.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true);
+        let binary = event.to_binary();
+        prop_assert_eq!(binary.header("ce_time"), Some(expected.as_bytes()));
     }
 
     #[test]
