@@ -233,12 +233,13 @@ pub(crate) fn time_text(time: &DateTime<Utc>) -> TimeText {
     }
     let mut text = [0; TIME_LEN_MAX];
     let mut len = 0;
-    let mut put = |value: u32, digits: u32, separator: Option<u8>| {
-        for place in (0..digits).rev() {
-            // Each digit is below 10, so the cast cannot truncate.
-            text[len] = b'0' + (value / 10u32.pow(place) % 10) as u8;
-            len += 1;
+    let mut put = |mut value: u32, digits: usize, separator: Option<u8>| {
+        for slot in text[len..len + digits].iter_mut().rev() {
+            // A remainder of 10 is below 10, so the cast cannot truncate.
+            *slot = b'0' + (value % 10) as u8;
+            value /= 10;
         }
+        len += digits;
         if let Some(separator) = separator {
             text[len] = separator;
             len += 1;

@@ -22,10 +22,11 @@ use tokio::sync::oneshot;
 use crate::bus::{EmbeddedBus, Refused};
 use crate::limits::BATCH_APPEND_RECORDS_MAX;
 
-/// The coalescers of a bus, one per partition that was sent to.
+/// The coalescers of a bus, one per partition that was sent to, by topic name and partition
+/// (looked up by `&str`, so a send copies no topic name).
 #[derive(Debug, Default)]
 pub(crate) struct Coalescers {
-    partitions: Mutex<HashMap<(String, u32), Arc<Coalescer>>>,
+    topics: Mutex<HashMap<String, HashMap<u32, Arc<Coalescer>>>>,
 }
 
 /// One partition's queue of sends and its append turn.
@@ -44,9 +45,14 @@ struct Waiting {
 
 impl Coalescers {
     pub(crate) fn partition(&self, topic: &str, partition: u32) -> Arc<Coalescer> {
-        let mut partitions = self.partitions.lock().unwrap_or_else(|p| p.into_inner());
-        partitions
-            .entry((topic.to_string(), partition))
+        let mut topics = self.topics.lock().unwrap_or_else(|p| p.into_inner());
+        if !topics.contains_key(topic) {
+            topics.insert(topic.to_owned(), HashMap::new());
+        }
+        topics
+            .get_mut(topic)
+            .expect("inserted when missing")
+            .entry(partition)
             .or_default()
             .clone()
     }
