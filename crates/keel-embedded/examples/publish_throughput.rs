@@ -3,8 +3,10 @@
 //! flight"): events/s and appends per event, for `fsync = never` and `fsync = always`, as
 //! one JSON line each. A measurement, not a test.
 //!
-//! `cargo run --release -p keel-embedded --example publish_throughput -- [EVENTS] [IN_FLIGHT]`
-//! (defaults 200,000 and 1,000; 100 data bytes, 4 partitions, 1,024 keys).
+//! `cargo run --release -p keel-embedded --example publish_throughput -- [EVENTS] [IN_FLIGHT]
+//! [FSYNC]` (defaults 200,000, 1,000 and both `never` and `always`; 100 data bytes, 4
+//! partitions, 1,024 keys). One FSYNC policy alone is for `valgrind --tool=callgrind`, whose
+//! count per event is the difference of two runs with different EVENTS (`BENCHMARKS.md`).
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -20,10 +22,22 @@ const KEYS: u64 = 1024;
 
 #[tokio::main(flavor = "multi_thread")]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let mut args = std::env::args().skip(1).map(|a| a.parse::<u64>());
-    let events = args.next().transpose()?.unwrap_or(200_000);
-    let in_flight = args.next().transpose()?.unwrap_or(1_000) as usize;
-    for fsync in [FsyncPolicy::Never, FsyncPolicy::Always] {
+    let mut args = std::env::args().skip(1);
+    let events = args
+        .next()
+        .map(|a| a.parse::<u64>())
+        .transpose()?
+        .unwrap_or(200_000);
+    let in_flight = args
+        .next()
+        .map(|a| a.parse::<usize>())
+        .transpose()?
+        .unwrap_or(1_000);
+    let policies = match args.next() {
+        Some(fsync) => vec![fsync.parse::<FsyncPolicy>()?],
+        None => vec![FsyncPolicy::Never, FsyncPolicy::Always],
+    };
+    for fsync in policies {
         let dir = tempfile::tempdir()?;
         let log = Arc::new(Log::open(dir.path())?);
         let topic = log.create_topic(TOPIC, TopicConfig::new(PARTITIONS).with_fsync(fsync))?;
