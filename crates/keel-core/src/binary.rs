@@ -3,7 +3,8 @@
 //!
 //! Binary mode puts each context attribute in a `ce_<name>` header (UTF-8 string values),
 //! `datacontenttype` in the `content-type` header, and the data bytes, untouched, in the record
-//! value. This file works on keys, headers and values as bytes; it knows nothing of any Kafka
+//! value; [`Event::to_record`] writes that as the port's `NewRecord`, its bytes in one buffer.
+//! This file works on keys, headers and values as bytes; it knows nothing of any Kafka
 //! client, of topics or of partitions. The JSON format itself is in `structured.rs`.
 
 use std::borrow::Cow;
