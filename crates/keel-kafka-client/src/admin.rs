@@ -111,6 +111,10 @@ impl KafkaAdmin {
 }
 
 impl AdminTransport for KafkaAdmin {
+    fn engine(&self) -> &'static str {
+        "Kafka"
+    }
+
     fn topics(&self) -> BoxFuture<'_, Result<Vec<TopicInfo>, TransportError>> {
         self.blocking(|admin| admin.topics.all())
     }

@@ -96,6 +96,10 @@ impl NatsTransport {
 }
 
 impl AdminTransport for NatsTransport {
+    fn engine(&self) -> &'static str {
+        "NATS JetStream"
+    }
+
     fn topics(&self) -> BoxFuture<'_, Result<Vec<TopicInfo>, TransportError>> {
         Box::pin(async move {
             Ok(self

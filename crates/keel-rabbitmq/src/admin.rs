@@ -173,6 +173,10 @@ impl RabbitAdmin {
 }
 
 impl AdminTransport for RabbitAdmin {
+    fn engine(&self) -> &'static str {
+        "RabbitMQ"
+    }
+
     fn topics(&self) -> BoxFuture<'_, Result<Vec<TopicInfo>, TransportError>> {
         Box::pin(async move { self.broker.topics().await.map_err(transport_error) })
     }

@@ -107,6 +107,10 @@ impl RedisTransport {
 }
 
 impl AdminTransport for RedisTransport {
+    fn engine(&self) -> &'static str {
+        "Redis Streams"
+    }
+
     fn topics(&self) -> BoxFuture<'_, Result<Vec<TopicInfo>, TransportError>> {
         Box::pin(async move {
             Ok(self

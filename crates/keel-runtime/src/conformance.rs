@@ -157,11 +157,13 @@ macro_rules! admin_conformance_tests {
     (optional $make:expr) => {
         $crate::conformance_tests!(@tests [$make] optional;
             lag_in_events_and_seconds_and_a_reset_through_the_admin_port,
+            what_the_engine_cannot_do_is_refused_in_its_name,
         );
     };
     ($make:expr) => {
         $crate::conformance_tests!(@tests [$make] always;
             lag_in_events_and_seconds_and_a_reset_through_the_admin_port,
+            what_the_engine_cannot_do_is_refused_in_its_name,
         );
     };
 }
@@ -943,6 +945,26 @@ pub async fn a_topic_is_deleted_through_the_admin_port<H: Harness>(harness: &H) 
         .delete_topic(&topic)
         .await
         .expect("deleting it again, so the broker keeps nothing of the check");
+}
+
+/// Topic settings, which some engines cannot read: either the topic's settings, or a
+/// refusal that names the engine as the admin port does (an operator's error reads "NATS
+/// JetStream cannot read or alter a topic's settings: …", not "this engine …").
+pub async fn what_the_engine_cannot_do_is_refused_in_its_name<H: Harness>(harness: &H) {
+    create_topic(harness, "settings", 1).await;
+    let topic = name(harness, "settings");
+    let admin = harness.admin();
+    match admin.topic_config(&topic).await {
+        Ok(settings) => assert!(!settings.is_empty(), "a topic has settings in force"),
+        Err(error @ keel_core::TransportError::Unsupported { engine, .. }) => {
+            assert_eq!(engine, admin.engine(), "{error}");
+            assert!(
+                error.to_string().starts_with(admin.engine()),
+                "the refusal opens with the engine's name: {error}"
+            );
+        }
+        Err(error) => panic!("neither the settings nor Unsupported: {error}"),
+    }
 }
 
 /// Waits until `group` has committed offsets (a member commits after handling).

@@ -41,6 +41,10 @@ fn unsupported_for<T>(operation: &'static str, reason: &'static str) -> Result<T
 }
 
 impl AdminTransport for SqsTransport {
+    fn engine(&self) -> &'static str {
+        ENGINE
+    }
+
     fn topics(&self) -> BoxFuture<'_, Result<Vec<TopicInfo>, TransportError>> {
         Box::pin(async move {
             let topics = self.connection().topics().await?;

@@ -68,6 +68,10 @@ pub struct GroupOffset {
 /// [`AdminTransport::delete_group`] and [`AdminTransport::alter_topic_config`], whose
 /// effect may or may not happen when dropped.
 pub trait AdminTransport: Send + Sync + std::fmt::Debug {
+    /// The engine as users name it ("Kafka", "NATS JetStream"), for errors that say what
+    /// the engine cannot do (as [`crate::ConsumeTransport::engine`]).
+    fn engine(&self) -> &'static str;
+
     /// Every topic the caller may see (the engine's internal ones left out), by name.
     fn topics(&self) -> BoxFuture<'_, Result<Vec<TopicInfo>, TransportError>>;
 
@@ -86,7 +90,7 @@ pub trait AdminTransport: Send + Sync + std::fmt::Debug {
     fn delete_topic<'a>(&'a self, topic: &'a str) -> BoxFuture<'a, Result<(), TransportError>> {
         let _ = topic;
         Box::pin(std::future::ready(Err(TransportError::Unsupported {
-            engine: "this engine",
+            engine: AdminTransport::engine(self),
             operation: "delete a topic",
             reason: "its admin port has no topic deletion",
         })))
@@ -166,7 +170,7 @@ pub trait AdminTransport: Send + Sync + std::fmt::Debug {
     fn delete_group<'a>(&'a self, group: &'a str) -> BoxFuture<'a, Result<(), TransportError>> {
         let _ = group;
         Box::pin(std::future::ready(Err(TransportError::Unsupported {
-            engine: "this engine",
+            engine: AdminTransport::engine(self),
             operation: "delete a consumer group",
             reason: "its admin port has no group deletion",
         })))
@@ -179,7 +183,9 @@ pub trait AdminTransport: Send + Sync + std::fmt::Debug {
         topic: &'a str,
     ) -> BoxFuture<'a, Result<Vec<TopicSetting>, TransportError>> {
         let _ = topic;
-        Box::pin(std::future::ready(Err(unsupported_settings())))
+        Box::pin(std::future::ready(Err(unsupported_settings(
+            AdminTransport::engine(self),
+        ))))
     }
 
     /// Sets the settings of `topic` named in `changes` (by the names
@@ -196,14 +202,16 @@ pub trait AdminTransport: Send + Sync + std::fmt::Debug {
         validate_only: bool,
     ) -> BoxFuture<'a, Result<(), TransportError>> {
         let _ = (topic, changes, validate_only);
-        Box::pin(std::future::ready(Err(unsupported_settings())))
+        Box::pin(std::future::ready(Err(unsupported_settings(
+            AdminTransport::engine(self),
+        ))))
     }
 }
 
-/// The default answer of the topic-settings methods.
-fn unsupported_settings() -> TransportError {
+/// The default answer of the topic-settings methods on `engine`.
+fn unsupported_settings(engine: &'static str) -> TransportError {
     TransportError::Unsupported {
-        engine: "this engine",
+        engine,
         operation: "read or alter a topic's settings",
         reason: "its admin port has no topic settings",
     }

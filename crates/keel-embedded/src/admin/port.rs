@@ -154,6 +154,10 @@ impl LogAdmin<'_> {
 }
 
 impl AdminTransport for LogAdmin<'_> {
+    fn engine(&self) -> &'static str {
+        "the embedded log"
+    }
+
     fn topics(&self) -> BoxFuture<'_, Result<Vec<TopicInfo>, TransportError>> {
         ready(self.topics_now())
     }
@@ -277,6 +281,10 @@ impl PublishTransport for LogAdmin<'_> {
 }
 
 impl AdminTransport for EmbeddedBus {
+    fn engine(&self) -> &'static str {
+        "the embedded log"
+    }
+
     fn topics(&self) -> BoxFuture<'_, Result<Vec<TopicInfo>, TransportError>> {
         self.blocking(|admin| admin.topics_now())
     }
