@@ -443,7 +443,7 @@ const DOCUMENT_TITLE: &str = "Keel event catalog";
 /// The AsyncAPI document of a cluster's topics matching `filter`, from the console sampler's
 /// listing and reads through the admin port.
 async fn cluster_document(app: &App, filter: &str) -> Result<Value, ApiError> {
-    let topics = sampled_topics(app, filter).ok_or_else(|| {
+    let (_, topics) = sampled_topics(app, filter, 0, usize::MAX).ok_or_else(|| {
         ApiError(
             StatusCode::SERVICE_UNAVAILABLE,
             "the console's first sample of the cluster is still being taken; ask again in a few seconds".into(),

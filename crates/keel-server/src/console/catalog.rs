@@ -22,6 +22,9 @@ use super::{PageResult, ROWS_PER_PAGE, Viewer, encode, page, pager};
 use crate::app::{ApiError, App};
 use crate::source::Source;
 
+/// A topic with its partitions' stored ranges, as `keel_schema::scan_port` takes them.
+pub(crate) type TopicRanges = (String, Vec<PartitionOffsets>);
+
 /// Longest the catalog of one page of a cluster's topics reads records.
 pub(crate) const CLUSTER_SCAN_TIME_MAX: Duration = Duration::from_secs(3);
 
@@ -63,19 +66,14 @@ async fn catalog_page(
 
 /// A page of a cluster's topics sampled through the port, or what the page waits for.
 async fn cluster_catalog(app: &App, filter: &str, page_number: usize) -> Result<Markup, ApiError> {
-    let Some(matching) = sampled_topics(app, filter) else {
+    let skip = (page_number - 1) * ROWS_PER_PAGE;
+    let Some((matching_count, topics)) = sampled_topics(app, filter, skip, ROWS_PER_PAGE) else {
         return Ok(html! {
             section #catalog data-live {
                 p.muted data-figure="catalog-waits" { "The catalog reads the topics the console's sampler lists; its first sample is being taken." }
             }
         });
     };
-    let matching_count = matching.len();
-    let topics: Vec<(String, Vec<PartitionOffsets>)> = matching
-        .into_iter()
-        .skip((page_number - 1) * ROWS_PER_PAGE)
-        .take(ROWS_PER_PAGE)
-        .collect();
     let (catalog, errors) = scan_cluster(app, topics, CLUSTER_SCAN_TIME_MAX).await?;
     let query = format!("q={}", encode(filter));
     let document = format!("/api/catalog/asyncapi.json?{query}");
@@ -87,21 +85,28 @@ async fn cluster_catalog(app: &App, filter: &str, page_number: usize) -> Result<
     })
 }
 
-/// The catalogued topics of the sampler's last listing whose name contains `filter`, with
-/// their partitions' ranges; `None` before its first sample.
+/// The catalogued topics of the sampler's last listing whose name contains `filter`: how
+/// many match, and from the `skip`th at most `take` of them with their partitions' ranges
+/// (only those copied: a cluster may list thousands); `None` before its first sample.
 pub(crate) fn sampled_topics(
     app: &App,
     filter: &str,
-) -> Option<Vec<(String, Vec<PartitionOffsets>)>> {
+    skip: usize,
+    take: usize,
+) -> Option<(usize, Vec<TopicRanges>)> {
     let sampled = app.history.topics()?;
-    Some(
-        sampled
-            .topics
-            .iter()
-            .filter(|(name, _)| is_catalogued(name) && name.contains(filter))
-            .map(|(name, ranges)| (name.clone(), ranges.clone()))
-            .collect(),
-    )
+    let matching: Vec<(&String, &Vec<PartitionOffsets>)> = sampled
+        .topics
+        .iter()
+        .filter(|(name, _)| is_catalogued(name) && name.contains(filter))
+        .collect();
+    let page = matching
+        .iter()
+        .skip(skip)
+        .take(take)
+        .map(|(name, ranges)| ((*name).clone(), (*ranges).clone()))
+        .collect();
+    Some((matching.len(), page))
 }
 
 /// The catalog of a cluster's `topics`, read through its admin port for at most `time_max`,
@@ -109,7 +114,7 @@ pub(crate) fn sampled_topics(
 /// short come alongside.
 pub(crate) async fn scan_cluster(
     app: &App,
-    topics: Vec<(String, Vec<PartitionOffsets>)>,
+    topics: Vec<TopicRanges>,
     time_max: Duration,
 ) -> Result<(Catalog, Vec<String>), ApiError> {
     let consumers = consumers_of(app, &topics);
@@ -122,10 +127,7 @@ pub(crate) async fn scan_cluster(
 }
 
 /// The groups with commits in each of `topics`, at the sampler's last measure of each.
-fn consumers_of(
-    app: &App,
-    topics: &[(String, Vec<PartitionOffsets>)],
-) -> BTreeMap<String, BTreeSet<String>> {
+fn consumers_of(app: &App, topics: &[TopicRanges]) -> BTreeMap<String, BTreeSet<String>> {
     let wanted: BTreeSet<&str> = topics.iter().map(|(name, _)| name.as_str()).collect();
     let mut consumers: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
     for group in app.history.groups().groups {
