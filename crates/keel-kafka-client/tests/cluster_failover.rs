@@ -28,6 +28,7 @@ use rdkafka::ClientConfig;
 use rdkafka::admin::{AdminClient, AdminOptions, ResourceSpecifier};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::types::RDKafkaErrorCode;
 use rusqlite::Connection;
 use serde_json::json;
 
@@ -69,17 +70,20 @@ fn now_ms() -> i64 {
 
 /// `scripts/services kafka-node ACTION NODE`, under the caller's `KEEL_SERVICES_DIR`. Its
 /// output goes to the test's own (never to a pipe: a restarted node must not hold it open).
-fn kafka_node(action: &str, node: i32) {
+fn kafka_node(action: &str, node: i32) -> Result<(), String> {
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scripts/services");
     let status = Command::new(script)
         .args(["kafka-node", action, &node.to_string()])
         .stdin(Stdio::null())
         .status()
-        .expect("run scripts/services");
-    assert!(
-        status.success(),
-        "scripts/services kafka-node {action} {node}: {status}"
-    );
+        .map_err(|e| format!("run scripts/services: {e}"))?;
+    if status.success() {
+        Ok(())
+    } else {
+        Err(format!(
+            "scripts/services kafka-node {action} {node}: {status}"
+        ))
+    }
 }
 
 /// The cluster as a plain librdkafka client sees it, for the checks the port does not
@@ -137,6 +141,74 @@ impl Cluster {
         });
         let abs = if hash == i32::MIN { 0 } else { hash.abs() };
         offsets[abs as usize % offsets.len()].0
+    }
+
+    /// Deletes what the run created on the shared cluster: its topic, the topics the routers
+    /// made beside it (`<topic>.retry`, ...) and its group.
+    async fn remove(&self, topic: &str, group: &str) {
+        let metadata = self
+            .consumer
+            .fetch_metadata(None, Duration::from_secs(10))
+            .expect("metadata");
+        let prefix = format!("{topic}.");
+        let topics: Vec<&str> = metadata
+            .topics()
+            .iter()
+            .map(|t| t.name())
+            .filter(|name| *name == topic || name.starts_with(&prefix))
+            .collect();
+        let options = AdminOptions::new();
+        for result in self
+            .admin
+            .delete_topics(&topics, &options)
+            .await
+            .expect("delete the topic")
+        {
+            result.unwrap_or_else(|(name, code)| panic!("delete topic {name}: {code}"));
+        }
+        // The members' LeaveGroup may still be in flight on the coordinator.
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let results = self
+                .admin
+                .delete_groups(&[group], &options)
+                .await
+                .expect("delete the group");
+            match &results[0] {
+                Err((_, RDKafkaErrorCode::NonEmptyGroup)) if Instant::now() < deadline => {
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                }
+                result => {
+                    result
+                        .as_ref()
+                        .unwrap_or_else(|(name, code)| panic!("delete group {name}: {code}"));
+                    break;
+                }
+            }
+        }
+    }
+}
+
+/// A node this test killed. Dropped — when the run ends, or when it fails or is cancelled
+/// while the node is down — it starts the node again, so a failed run never leaves the
+/// shared cluster one node short.
+struct KilledNode(i32);
+
+impl KilledNode {
+    fn kill(node: i32) -> KilledNode {
+        kafka_node("kill", node).unwrap_or_else(|e| panic!("{e}"));
+        KilledNode(node)
+    }
+}
+
+impl Drop for KilledNode {
+    fn drop(&mut self) {
+        match kafka_node("start", self.0) {
+            Ok(()) => {}
+            // A second panic while unwinding would abort and hide the first failure.
+            Err(e) if std::thread::panicking() => eprintln!("{e}"),
+            Err(e) => panic!("{e}"),
+        }
     }
 }
 
@@ -382,7 +454,7 @@ async fn a_broker_killed_mid_run_loses_nothing_and_the_group_goes_on() {
                 .map(|(p, _)| p)
                 .collect();
             let killed_ms = now_ms();
-            tokio::task::spawn_blocking(move || kafka_node("kill", victim))
+            let killed = tokio::task::spawn_blocking(move || KilledNode::kill(victim))
                 .await
                 .expect("kill");
             eprintln!(
@@ -392,7 +464,7 @@ async fn a_broker_killed_mid_run_loses_nothing_and_the_group_goes_on() {
             let back_ms = group_back(&inbox_path, killed_ms).await;
             tokio::time::sleep(STEADY).await;
             let restart_ms = now_ms();
-            tokio::task::spawn_blocking(move || kafka_node("start", victim))
+            tokio::task::spawn_blocking(move || drop(killed))
                 .await
                 .expect("restart");
             let restarted_ms = now_ms();
@@ -418,6 +490,7 @@ async fn a_broker_killed_mid_run_loses_nothing_and_the_group_goes_on() {
     for router in routers {
         router.shutdown().await;
     }
+    cluster.remove(&topic, &group).await;
 
     // Every event the relay marked published was applied, once; nothing else was.
     let published = published(&outbox_path);
