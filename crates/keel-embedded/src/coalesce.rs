@@ -46,15 +46,12 @@ struct Waiting {
 impl Coalescers {
     pub(crate) fn partition(&self, topic: &str, partition: u32) -> Arc<Coalescer> {
         let mut topics = self.topics.lock().unwrap_or_else(|p| p.into_inner());
-        if !topics.contains_key(topic) {
-            topics.insert(topic.to_owned(), HashMap::new());
-        }
-        topics
-            .get_mut(topic)
-            .expect("inserted when missing")
-            .entry(partition)
-            .or_default()
-            .clone()
+        // One lookup of the name per send; the name is copied once, on the topic's first.
+        let partitions = match topics.get_mut(topic) {
+            Some(partitions) => partitions,
+            None => topics.entry(topic.to_owned()).or_default(),
+        };
+        partitions.entry(partition).or_default().clone()
     }
 }
 

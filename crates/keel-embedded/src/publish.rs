@@ -26,7 +26,7 @@ impl PublishTransport for EmbeddedBus {
         Box::pin(async move {
             let log_topic = self.topic(topic)?;
             let partition = log_topic.partition_for(record.key.as_deref());
-            self.send_to(topic, partition, record).await
+            self.send_to_topic(log_topic, partition, record).await
         })
     }
 
@@ -38,12 +38,7 @@ impl PublishTransport for EmbeddedBus {
     ) -> BoxFuture<'a, Result<Published, SendError>> {
         Box::pin(async move {
             let log_topic = self.topic(topic)?;
-            let offset = self.append_coalesced(log_topic, partition, record).await?;
-            Ok(Published {
-                topic: topic.to_string(),
-                partition,
-                offset,
-            })
+            self.send_to_topic(log_topic, partition, record).await
         })
     }
 
@@ -117,6 +112,26 @@ impl PublishTransport for EmbeddedBus {
                     })?
                     .map_err(transport_error)?;
             Ok(topic.config().partitions)
+        })
+    }
+}
+
+impl EmbeddedBus {
+    /// `send_to` once the topic is found: `send` calls it directly, so a send is one boxed
+    /// future and one topic lookup, not two.
+    async fn send_to_topic(
+        &self,
+        topic: Arc<Topic>,
+        partition: u32,
+        record: NewRecord,
+    ) -> Result<Published, SendError> {
+        let offset = self
+            .append_coalesced(topic.clone(), partition, record)
+            .await?;
+        Ok(Published {
+            topic: topic.name().to_string(),
+            partition,
+            offset,
         })
     }
 }
