@@ -21,8 +21,9 @@
 //! read the disk or ask the broker: call [`Metrics::encode`] off the async executor
 //! (`spawn_blocking`).
 
+use std::collections::HashMap;
 use std::fmt;
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use prometheus_client::collector::Collector;
@@ -71,6 +72,9 @@ struct MetricsInner {
     registry: Registry,
     families: Families,
     collector: Arc<GaugeCollector>,
+    /// `published`'s series by topic name, so counting a publish looks a `&str` up instead
+    /// of building the label set (a copy of the name) for the family's own lookup.
+    published_by_topic: RwLock<HashMap<String, Counter>>,
 }
 
 /// The families updated in place; clones share their values.
@@ -204,6 +208,7 @@ impl Metrics {
                 registry,
                 families,
                 collector,
+                published_by_topic: RwLock::default(),
             }),
         }
     }
@@ -234,10 +239,24 @@ impl Metrics {
 
     /// Counts one event stored in `topic` by a publisher.
     pub(crate) fn published(&self, topic: &str) {
+        let by_topic = &self.inner.published_by_topic;
+        if let Some(counter) = by_topic
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(topic)
+        {
+            counter.inc();
+            return;
+        }
         let labels = TopicLabels {
             topic: topic.to_string(),
         };
-        self.inner.families.published.get_or_create(&labels).inc();
+        let counter = self.inner.families.published.get_or_create_owned(&labels);
+        counter.inc();
+        by_topic
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(labels.topic, counter);
     }
 
     /// The series of the route `group` on `topic`, created at zero.
