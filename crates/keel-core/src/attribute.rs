@@ -80,7 +80,14 @@ pub(crate) fn check_string(attribute: &str, value: &str) -> Result<(), EnvelopeE
     // Noncharacters are never ASCII, and ASCII's control characters are its only ones: most
     // values are ASCII and get the byte scan.
     let disallowed = if value.is_ascii() {
-        value.bytes().find(u8::is_ascii_control).map(char::from)
+        // Without an early exit the scan vectorizes; the character is looked for only when
+        // there is one.
+        let has_control = value
+            .bytes()
+            .fold(false, |found, b| found | b.is_ascii_control());
+        has_control
+            .then(|| value.bytes().find(u8::is_ascii_control).map(char::from))
+            .flatten()
     } else {
         value
             .chars()
@@ -137,6 +144,23 @@ pub(crate) fn check_uri(attribute: &str, value: &str) -> Result<(), EnvelopeErro
 /// Checks an RFC 2045/2046 media type: `type/subtype` made of tokens, then `;`-separated
 /// `name=value` parameters whose value is a token or a quoted string.
 pub(crate) fn check_media_type(attribute: &str, value: &str) -> Result<(), EnvelopeError> {
+    if is_bare_media_type(value) {
+        return Ok(());
+    }
+    parse_media_type(attribute, value)
+}
+
+/// Whether `value` is a bare `type/subtype` of tokens, as most media types are: one pass,
+/// and [`parse_media_type`] accepts every such value (a token has no control character,
+/// space, `;` or `/`).
+fn is_bare_media_type(value: &str) -> bool {
+    value
+        .split_once('/')
+        .is_some_and(|(ty, subtype)| is_token(ty) && is_token(subtype))
+}
+
+/// [`check_media_type`]'s full parse, parameters and all.
+fn parse_media_type(attribute: &str, value: &str) -> Result<(), EnvelopeError> {
     check_non_empty(attribute, value)?;
     let fail = |reason: &str| Err(EnvelopeError::invalid(attribute, reason));
     let (essence, mut rest) = match value.find(';') {
@@ -436,8 +460,27 @@ fn check_scheme(attribute: &str, scheme: &str) -> Result<(), EnvelopeError> {
 
 /// RFC 3986 `unreserved`, `gen-delims` and `sub-delims`; `%` is handled by the caller.
 fn is_uri_character(b: u8) -> bool {
-    b.is_ascii_alphanumeric() || b"-._~:/?#[]@!$&'()*+,;=".contains(&b)
+    URI_BYTES[usize::from(b)]
 }
+
+/// Which bytes may appear in a URI unescaped: RFC 3986's unreserved and reserved characters.
+/// A table, as [`TOKEN_BYTES`], because every published and decoded event's `source` is
+/// checked byte by byte.
+const URI_BYTES: [bool; 256] = {
+    let mut table = [false; 256];
+    let mut byte = 0;
+    while byte < 256 {
+        table[byte] = (byte as u8).is_ascii_alphanumeric();
+        byte += 1;
+    }
+    let others = b"-._~:/?#[]@!$&'()*+,;=";
+    let mut i = 0;
+    while i < others.len() {
+        table[others[i] as usize] = true;
+        i += 1;
+    }
+    table
+};
 
 /// An RFC 2045 token: printable ASCII except space and `tspecials`.
 fn is_token(text: &str) -> bool {
@@ -482,4 +525,41 @@ fn quoted_string_len(after_open_quote: &str) -> Option<usize> {
 fn is_noncharacter(c: char) -> bool {
     let code = u32::from(c);
     (0xFDD0..=0xFDEF).contains(&code) || code & 0xFFFE == 0xFFFE
+}
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    proptest! {
+        /// The one-pass check never accepts what the full parse refuses.
+        #[test]
+        fn a_bare_media_type_passes_the_full_parse(value in "[a-z+.;/= \"\t\x00-\x08-]{0,24}") {
+            if is_bare_media_type(&value) {
+                prop_assert!(parse_media_type("datacontenttype", &value).is_ok(), "{value:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn common_media_types_are_bare() {
+        for value in [
+            "application/json",
+            "application/cloudevents+json",
+            "text/plain",
+        ] {
+            assert!(is_bare_media_type(value), "{value}");
+        }
+        for value in [
+            "text/plain; charset=utf-8",
+            "application/",
+            "/json",
+            "a/b/c",
+            "text/ plain",
+        ] {
+            assert!(!is_bare_media_type(value), "{value}");
+        }
+    }
 }
