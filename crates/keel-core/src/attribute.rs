@@ -466,21 +466,15 @@ fn is_uri_character(b: u8) -> bool {
 /// Which bytes may appear in a URI unescaped: RFC 3986's unreserved and reserved characters.
 /// A table, as [`TOKEN_BYTES`], because every published and decoded event's `source` is
 /// checked byte by byte.
-const URI_BYTES: [bool; 256] = {
-    let mut table = [false; 256];
-    let mut byte = 0;
-    while byte < 256 {
-        table[byte] = (byte as u8).is_ascii_alphanumeric();
-        byte += 1;
-    }
-    let others = b"-._~:/?#[]@!$&'()*+,;=";
-    let mut i = 0;
-    while i < others.len() {
-        table[others[i] as usize] = true;
-        i += 1;
-    }
-    table
-};
+const URI_BYTES: [bool; 256] = with_bytes(
+    with_bytes(
+        [false; 256],
+        b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz",
+        true,
+    ),
+    b"-._~:/?#[]@!$&'()*+,;=",
+    true,
+);
 
 /// An RFC 2045 token: printable ASCII except space and `tspecials`.
 fn is_token(text: &str) -> bool {
@@ -490,22 +484,28 @@ fn is_token(text: &str) -> bool {
 /// Which bytes may appear in an RFC 2045 token: visible ASCII but the `tspecials`. A table
 /// because every decoded event's `datacontenttype` is checked: searching the separator list
 /// per byte cost about a sixth of decoding an event.
-const TOKEN_BYTES: [bool; 256] = {
-    let mut table = [false; 256];
-    let mut byte = 0;
-    while byte < 256 {
-        let b = byte as u8;
-        table[byte] = b.is_ascii_graphic();
-        byte += 1;
-    }
-    let separators = b"()<>@,;:\\\"/[]?=";
+const TOKEN_BYTES: [bool; 256] = with_bytes(byte_range(b'!', b'~'), b"()<>@,;:\\\"/[]?=", false);
+
+/// `table` with each of `bytes` set to `value`.
+const fn with_bytes(mut table: [bool; 256], bytes: &[u8], value: bool) -> [bool; 256] {
     let mut i = 0;
-    while i < separators.len() {
-        table[separators[i] as usize] = false;
+    while i < bytes.len() {
+        table[bytes[i] as usize] = value;
         i += 1;
     }
     table
-};
+}
+
+/// The table of the bytes `first..=last`.
+const fn byte_range(first: u8, last: u8) -> [bool; 256] {
+    let mut table = [false; 256];
+    let mut byte = first as usize;
+    while byte <= last as usize {
+        table[byte] = true;
+        byte += 1;
+    }
+    table
+}
 
 /// The length of a quoted string's body plus its closing quote, or `None` if it never closes.
 fn quoted_string_len(after_open_quote: &str) -> Option<usize> {
