@@ -303,9 +303,7 @@ pub fn encode_batch(
             put_bytes(&mut body, Some(header.key.as_bytes()))?;
             put_bytes(&mut body, header.value.as_deref())?;
         }
-        let mut size = Vec::with_capacity(5);
-        put_varint(&mut size, length(body.len())?);
-        buf.extend_from_slice(&size);
+        put_varint(&mut buf, length(body.len())?);
         buf.extend_from_slice(&body);
     }
     let batch_length = i32::try_from(buf.len() - LOG_OVERHEAD)
@@ -351,21 +349,21 @@ fn put_bytes(buf: &mut Vec<u8>, bytes: Option<&[u8]>) -> Result<(), BatchError> 
 }
 
 /// A zigzag varint, as RecordBatch v2 records use for lengths and deltas.
-fn put_varint(buf: &mut Vec<u8>, value: i32) {
+fn put_varint(buf: &mut impl BufMut, value: i32) {
     put_unsigned_varint(buf, ((value << 1) ^ (value >> 31)) as u32 as u64);
 }
 
 /// A zigzag varlong (the timestamp delta).
-fn put_varlong(buf: &mut Vec<u8>, value: i64) {
+fn put_varlong(buf: &mut impl BufMut, value: i64) {
     put_unsigned_varint(buf, ((value << 1) ^ (value >> 63)) as u64);
 }
 
-fn put_unsigned_varint(buf: &mut Vec<u8>, mut value: u64) {
+fn put_unsigned_varint(buf: &mut impl BufMut, mut value: u64) {
     while value >= 0x80 {
-        buf.push((value as u8) | 0x80);
+        buf.put_u8((value as u8) | 0x80);
         value >>= 7;
     }
-    buf.push(value as u8);
+    buf.put_u8(value as u8);
 }
 
 /// Encodes already-offset records (compaction keeps original offsets) as uncompressed batches.
