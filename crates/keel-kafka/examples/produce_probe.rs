@@ -21,6 +21,16 @@
 //! - In `producers` mode a connection sends as soon as a slot is free, without a timer: a
 //!   `sleep_until(now)` before each request cost it the rest of the millisecond, which held
 //!   each connection to ~1,000 requests/s (16 connections: ~13,000/s whatever the server).
+//! - `PROBE_WARM_UP_SECONDS=W` runs the same load for W seconds before the window; their
+//!   acknowledgements are left out of every number (their failures are not): the requests
+//!   of the first ~100 ms against a fresh `keel serve` were answered in up to 8–17 ms in
+//!   every run, at any load, which is start-up, not the steady tail. `PROBE_SLOW_MS=M` says on stderr each request answered M ms
+//!   or more after it was sent, with its send time, to line the tail up with a trace.
+//! - In `rate` mode the pacing thread also says how late it woke past its due times in the
+//!   window (`pacer_late_max_ms`, and `machine_paused_ms`: the sum of its wake-ups 1 ms or
+//!   more late). It sleeps 100 µs at a time and does almost nothing, so a late wake-up is a
+//!   pause of the machine (the guest's CPUs busy, or the host not running them), which every
+//!   request due then waited out whatever the server.
 //!
 //! Every response is decoded and checked: a response out of request order ends the probe,
 //! and a partition error (or a missing partition) counts the request as failed, by error
@@ -219,13 +229,23 @@ impl Tally {
         }
     }
 
-    /// Counts one Produce response, `latency` after its request was sent (or due).
-    fn count(&mut self, response: &ProduceResponse, latency: Duration, in_window: bool) {
+    /// Counts one Produce response, `latency` after its request was sent (or due): a failure
+    /// whenever it was sent, an acknowledgement only when sent after the warm-up.
+    fn count(
+        &mut self,
+        response: &ProduceResponse,
+        latency: Duration,
+        warm_up: bool,
+        in_window: bool,
+    ) {
         let error = response
             .responses
             .first()
             .and_then(|topic| topic.partition_responses.first())
             .map_or(NO_PARTITION, |partition| partition.error_code);
+        if error == 0 && warm_up {
+            return;
+        }
         if error == 0 {
             self.acked += 1;
             self.acked_in_window += u64::from(in_window);
@@ -304,15 +324,17 @@ struct InFlight {
 }
 
 /// Runs one connection for `window` after `start`, at `pace` requests/s (`None`: as fast as
-/// its [`IN_FLIGHT_MAX`] slots allow); the CPU time its pacing thread spent, in nanoseconds.
+/// its [`IN_FLIGHT_MAX`] slots allow), sending from `warm_up` before `start` on; what its
+/// pacing thread spent and saw (nothing without a pace).
 async fn run_connection(
     bootstrap: String,
     topic: String,
     start: Instant,
+    warm_up: Duration,
     window: Duration,
     pace: Option<f64>,
     tally: Rc<RefCell<Tally>>,
-) -> u64 {
+) -> PacerReport {
     let mut connection = connect(&bootstrap).await;
     let init = call(
         &mut connection,
@@ -334,7 +356,9 @@ async fn run_connection(
         sent: RefCell::new(VecDeque::with_capacity(IN_FLIGHT_MAX)),
         slots: Semaphore::new(IN_FLIGHT_MAX),
     });
+    let begin = start - warm_up;
     let end = start + window;
+    let slow = slow_threshold();
     // Each response answers the oldest request in flight, which the sender queued before
     // writing it.
     let responses = tokio::task::spawn_local({
@@ -356,15 +380,23 @@ async fn run_connection(
                 let response =
                     receive::<ProduceRequest>(&mut reader, PRODUCE_VERSION, correlation_id).await;
                 let now = Instant::now();
+                let latency = now.duration_since(sent);
+                if slow.is_some_and(|slow| latency >= slow) {
+                    eprintln!(
+                        "slow: sent at +{:.3} s, answered {:.3} ms later",
+                        sent.saturating_duration_since(start).as_secs_f64(),
+                        latency.as_secs_f64() * 1000.0
+                    );
+                }
                 tally
                     .borrow_mut()
-                    .count(&response, now.duration_since(sent), now <= end);
+                    .count(&response, latency, sent < start, now <= end);
                 in_flight.slots.add_permits(1);
             }
         }
     });
-    let mut pacer = pace.map(|rate| Pacer::start(start, end, rate));
-    tokio::time::sleep_until(start.into()).await;
+    let mut pacer = pace.map(|rate| Pacer::start(begin, start, end, rate));
+    tokio::time::sleep_until(begin.into()).await;
     loop {
         // Due time for a paced request (its wait for a slot counts), else now.
         let due = match &mut pacer {
@@ -396,7 +428,18 @@ async fn run_connection(
         Ok(_) => responses.abort(),
         Err(_) => panic!("requests still unanswered {DRAIN:?} after the window"),
     }
-    pacer.map_or(0, Pacer::cpu_ns)
+    pacer.map_or_else(PacerReport::default, Pacer::report)
+}
+
+/// `PROBE_SLOW_MS`, when set: each request answered that many milliseconds or more after it
+/// was sent (or due) is said on stderr with its send time from the window's start, to line a
+/// latency tail up with what the server (or the machine) did at that moment.
+fn slow_threshold() -> Option<Duration> {
+    let ms = std::env::var("PROBE_SLOW_MS").ok()?;
+    let ms: f64 = ms
+        .parse()
+        .expect("PROBE_SLOW_MS is a number of milliseconds");
+    Some(Duration::from_secs_f64(ms / 1000.0))
 }
 
 /// A thread that hands out a paced connection's due times, each when it comes: it sleeps to
@@ -404,31 +447,73 @@ async fn run_connection(
 /// millisecond tick.
 struct Pacer {
     dues: UnboundedReceiver<Instant>,
-    thread: std::thread::JoinHandle<u64>,
+    thread: std::thread::JoinHandle<PacerReport>,
+}
+
+/// What the pacing thread spent, and how late it woke. It sleeps ~100 µs at a time and does
+/// almost nothing awake, so when it wakes milliseconds past a due time no CPU of the machine
+/// ran it for that long: the guest was busy or the host did not run the guest's vCPU. The
+/// server's requests of those milliseconds waited too, and that is not the server's doing.
+#[derive(Debug, Clone, Copy, Default)]
+struct PacerReport {
+    cpu_ns: u64,
+    /// The latest wake-up in the window.
+    late_max: Duration,
+    /// The sum of the wake-ups at least [`PAUSE_MIN`] late in the window: the machine's pauses.
+    paused: Duration,
+}
+
+/// A pacing thread's wake-up this late or later counts as a pause of the machine.
+const PAUSE_MIN: Duration = Duration::from_millis(1);
+
+impl PacerReport {
+    /// Two connections' reports as one: CPU times and pauses add up, the latest wake-up wins.
+    fn merge(self, other: PacerReport) -> PacerReport {
+        PacerReport {
+            cpu_ns: self.cpu_ns + other.cpu_ns,
+            late_max: self.late_max.max(other.late_max),
+            paused: self.paused + other.paused,
+        }
+    }
 }
 
 impl Pacer {
-    /// Starts handing out `rate` due times a second from `start` until `end`.
-    fn start(start: Instant, end: Instant, rate: f64) -> Pacer {
+    /// Starts handing out `rate` due times a second from `begin` until `end`; its lateness
+    /// counts from `start` on (after the warm-up).
+    fn start(begin: Instant, start: Instant, end: Instant, rate: f64) -> Pacer {
         let (send, dues) = unbounded_channel();
         let thread = std::thread::spawn(move || {
+            let mut report = PacerReport::default();
             for n in 0u64.. {
-                let due = start + Duration::from_secs_f64(n as f64 / rate);
+                let due = begin + Duration::from_secs_f64(n as f64 / rate);
                 if due >= end {
                     break;
                 }
-                std::thread::sleep(due.saturating_duration_since(Instant::now()));
+                let asleep = Instant::now();
+                std::thread::sleep(due.saturating_duration_since(asleep));
+                // Past the due time, or past the moment it went to sleep when it was already
+                // behind: a pause counts once, not again in each due time it put behind.
+                let late = due.max(asleep).elapsed();
+                if due >= start {
+                    report.late_max = report.late_max.max(late);
+                    if late >= PAUSE_MIN {
+                        report.paused += late;
+                    }
+                }
                 if send.send(due).is_err() {
                     break;
                 }
             }
-            cpu_ns("/proc/thread-self/schedstat")
+            PacerReport {
+                cpu_ns: cpu_ns("/proc/thread-self/schedstat"),
+                ..report
+            }
         });
         Pacer { dues, thread }
     }
 
-    /// The CPU time the pacing thread spent, once it handed out its last due time.
-    fn cpu_ns(self) -> u64 {
+    /// What the pacing thread spent and saw, once it handed out its last due time.
+    fn report(self) -> PacerReport {
         self.thread.join().expect("the pacing thread")
     }
 }
@@ -444,33 +529,36 @@ fn cpu_ns(path: &str) -> u64 {
         .expect("schedstat's first field is CPU time in ns")
 }
 
-/// Runs `connections` connections for `seconds`, each at `pace` (or as fast as it can), and
-/// reports them as one JSON line.
+/// Runs `connections` connections for `seconds`, each at `pace` (or as fast as it can), after
+/// `warm_up` seconds of the same load whose acknowledgements are not counted, and reports
+/// them as one JSON line.
 async fn probe(
     bootstrap: &str,
     topic: &str,
     connections: usize,
-    seconds: f64,
+    (warm_up, seconds): (f64, f64),
     pace: Option<f64>,
 ) -> serde_json::Value {
     let tally = Rc::new(RefCell::new(Tally::new()));
     let window = Duration::from_secs_f64(seconds);
-    let start = Instant::now() + Duration::from_millis(100);
+    let warm_up = Duration::from_secs_f64(warm_up);
+    let start = Instant::now() + Duration::from_millis(100) + warm_up;
     let tasks: Vec<_> = (0..connections)
         .map(|_| {
             tokio::task::spawn_local(run_connection(
                 bootstrap.to_string(),
                 topic.to_string(),
                 start,
+                warm_up,
                 window,
                 pace,
                 tally.clone(),
             ))
         })
         .collect();
-    let mut pacing_cpu_ns = 0;
+    let mut pacing = PacerReport::default();
     for task in tasks {
-        pacing_cpu_ns += task.await.expect("a connection's task");
+        pacing = pacing.merge(task.await.expect("a connection's task"));
     }
     let tally = tally.borrow();
     let requests = (tally.acked + tally.failed).max(1);
@@ -480,13 +568,23 @@ async fn probe(
         .map(|(code, n)| (code.to_string(), (*n).into()))
         .collect();
     let mut result = serde_json::json!({
-        "client": "protocol probe", "seconds": seconds,
+        "client": "protocol probe", "seconds": seconds, "warm_up_seconds": warm_up.as_secs_f64(),
         "acked": tally.acked, "acked_per_s": (tally.acked_in_window as f64 / seconds).round(),
         "failed": tally.failed, "errors": errors,
         "p50_ms": tally.quantile_ms(0.50), "p99_ms": tally.quantile_ms(0.99),
         "p999_ms": tally.quantile_ms(0.999), "max_ms": tally.quantile_ms(1.0),
-        "client_own_cpu_us_per_request": ((cpu_ns("/proc/self/schedstat") + pacing_cpu_ns) as f64 / 1000.0 / requests as f64).round(),
+        "client_own_cpu_us_per_request": ((cpu_ns("/proc/self/schedstat") + pacing.cpu_ns) as f64 / 1000.0 / requests as f64).round(),
     });
+    if pace.is_some() {
+        let ms = |d: Duration| (d.as_secs_f64() * 1e6).round() / 1e3;
+        let pacer = serde_json::json!({
+            "pacer_late_max_ms": ms(pacing.late_max), "machine_paused_ms": ms(pacing.paused),
+        });
+        result
+            .as_object_mut()
+            .expect("an object")
+            .extend(pacer.as_object().expect("an object").clone());
+    }
     let mode = match pace {
         Some(rate) => serde_json::json!({"mode": "ack-latency", "rate_per_s": rate}),
         None => serde_json::json!({"mode": "producers", "producers": connections}),
@@ -514,6 +612,9 @@ fn main() {
         })
         .collect();
     let seconds: f64 = seconds.parse().expect("SECONDS is a number");
+    let warm_up: f64 = std::env::var("PROBE_WARM_UP_SECONDS").map_or(0.0, |s| {
+        s.parse().expect("PROBE_WARM_UP_SECONDS is a number")
+    });
     let (connections, pace) = match mode.as_str() {
         "producers" => (n.parse().expect("N is a number of connections"), None),
         "rate" => (1, Some(n.parse().expect("N is requests per second"))),
@@ -525,7 +626,7 @@ fn main() {
         .expect("a tokio runtime");
     let result = tokio::task::LocalSet::new().block_on(&runtime, async {
         create_topic(bootstrap, topic, &configs).await;
-        probe(bootstrap, topic, connections, seconds, pace).await
+        probe(bootstrap, topic, connections, (warm_up, seconds), pace).await
     });
     if result["failed"].as_u64() != Some(0) {
         eprintln!(
