@@ -16,7 +16,7 @@ use crate::attribute::{
 };
 use crate::error::EnvelopeError;
 use crate::event::Event;
-use crate::port::record::{Header, NewRecord};
+use crate::port::record::{Header, HeaderName, NewRecord};
 use crate::trace::TRACEPARENT_LEN;
 
 /// The header that carries `datacontenttype` in binary mode and the event format's media type
@@ -25,6 +25,24 @@ pub const CONTENT_TYPE_HEADER: &str = "content-type";
 
 /// The prefix that turns a CloudEvents attribute name into a Kafka header name.
 pub const ATTRIBUTE_HEADER_PREFIX: &str = "ce_";
+
+/// The header names of the attributes the CloudEvents spec defines and of `content-type`:
+/// what every event's record carries, so [`HeaderName`] holds them as static names.
+pub(crate) const WELL_KNOWN_HEADERS: [&str; 13] = [
+    "ce_specversion",
+    "ce_id",
+    "ce_source",
+    "ce_type",
+    "ce_time",
+    "ce_subject",
+    "ce_dataschema",
+    "ce_partitionkey",
+    "ce_traceparent",
+    "ce_tracestate",
+    "ce_correlationid",
+    "ce_causationid",
+    CONTENT_TYPE_HEADER,
+];
 
 /// The parts of a Kafka record that carry an event, as a producer should send them.
 ///
@@ -64,7 +82,7 @@ impl Event {
     pub fn to_binary(&self) -> BinaryEvent {
         let mut headers = Vec::with_capacity(12 + self.extensions.len());
         self.each_binary_header(|prefix, name, value| {
-            headers.push((header_name(prefix, name), value.to_vec()));
+            headers.push((header_name(prefix, name).into(), value.to_vec()));
         });
         BinaryEvent {
             key: self
@@ -106,10 +124,7 @@ impl Event {
             });
         });
         for (name, value) in extra_headers {
-            headers.push(Header {
-                key: (*name).to_owned(),
-                value: Some(slice(value)),
-            });
+            headers.push(Header::new(HeaderName::interned(name), Some(slice(value))));
         }
         NewRecord {
             key,
@@ -301,10 +316,19 @@ impl Event {
 /// The media type prefix that marks a structured-mode record (binding section 3).
 const CLOUDEVENTS_MEDIA_TYPE_PREFIX: &str = "application/cloudevents";
 
-/// A header's name from its prefix and the rest, without the formatting machinery.
-fn header_name(prefix: &str, name: &str) -> String {
+/// A header's name from its prefix and the rest: the static name of a well-known header,
+/// else one built without the formatting machinery.
+fn header_name(prefix: &str, name: &str) -> HeaderName {
+    let known = WELL_KNOWN_HEADERS.iter().find(|known| {
+        known.len() == prefix.len() + name.len()
+            && known.starts_with(prefix)
+            && known[prefix.len()..] == *name
+    });
+    if let Some(known) = known {
+        return HeaderName::from(*known);
+    }
     let mut header = String::with_capacity(prefix.len() + name.len());
     header.push_str(prefix);
     header.push_str(name);
-    header
+    header.into()
 }

@@ -88,7 +88,7 @@ pub use port::group::{GroupPolicy, PolicyError, StartFrom};
 pub use port::name_escape::{escape_name, unescape_name};
 pub use port::partitioner::{choose_partition, murmur2, partition_for_key, topic_for_send};
 pub use port::publish::{PublishTransport, Published, send_each};
-pub use port::record::{Header, NewRecord, Record, header_text};
+pub use port::record::{Header, HeaderName, NewRecord, Record, header_text};
 pub use structured::{STRUCTURED_CONTENT_TYPE, STRUCTURED_MEDIA_TYPE};
 pub use trace::{ParseTraceParentError, TraceParent};
 pub use typed::{EventType, SCHEMA_VERSION_ATTRIBUTE};

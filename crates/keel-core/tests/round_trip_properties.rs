@@ -185,9 +185,8 @@ proptest! {
         prop_assert_eq!(binary.key.as_deref(), event.partitionkey.as_deref().map(str::as_bytes));
         prop_assert_eq!(&binary.value, &event.data);
 
-        let header = |(key, value): &(String, Vec<u8>)| keel_core::Header {
-            key: key.clone(),
-            value: Some(value.clone().into()),
+        let header = |(key, value): &(String, Vec<u8>)| {
+            keel_core::Header::new(key.clone(), Some(value.clone().into()))
         };
         let record = event.to_record();
         prop_assert_eq!(record.key.as_deref(), binary.key.as_deref());
@@ -198,10 +197,10 @@ proptest! {
         let keyed = event.to_record_with(Some(b"stream-1"), &[("keel_stream_version", b"42")]);
         prop_assert_eq!(keyed.key.as_deref(), Some(&b"stream-1"[..]));
         prop_assert_eq!(&keyed.headers[..record.headers.len()], &record.headers[..]);
-        prop_assert_eq!(&keyed.headers[record.headers.len()..], &[keel_core::Header {
-            key: "keel_stream_version".to_owned(),
-            value: Some(b"42".to_vec().into()),
-        }]);
+        prop_assert_eq!(&keyed.headers[record.headers.len()..], &[keel_core::Header::new(
+            "keel_stream_version",
+            Some(b"42".to_vec().into()),
+        )]);
         prop_assert_eq!(keyed.value, record.value);
     }
 

@@ -39,7 +39,7 @@ use std::sync::{Arc, Mutex, OnceLock, Weak};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use keel_core::{FetchError, Header, Record};
+use keel_core::{FetchError, Header, HeaderName, Record};
 use rdkafka::client::ClientContext;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance};
 use rdkafka::error::KafkaError;
@@ -678,10 +678,7 @@ pub(crate) fn record(message: &BorrowedMessage<'_>) -> Record {
         value: payload.map(&mut next),
         headers: headers
             .iter()
-            .map(|(name, value)| Header {
-                key: (*name).to_owned(),
-                value: value.map(&mut next),
-            })
+            .map(|(name, value)| Header::new(HeaderName::interned(name), value.map(&mut next)))
             .collect(),
     }
 }

@@ -505,7 +505,7 @@ mod tests {
             headers: record
                 .headers
                 .iter()
-                .map(|Header { key, value }| (key.clone().into(), value.clone()))
+                .map(|Header { key, value }| (key.to_string().into(), value.clone()))
                 .collect(),
         }
     }
@@ -523,7 +523,7 @@ mod tests {
     }
 
     fn record() -> impl Strategy<Value = NewRecord> {
-        let header = ("[a-z_]{0,12}", bytes()).prop_map(|(key, value)| Header { key, value });
+        let header = ("[a-z_]{0,12}", bytes()).prop_map(|(key, value)| Header::new(key, value));
         (
             bytes(),
             bytes(),

@@ -3,7 +3,7 @@
 //! record.
 
 use kafka_protocol::records::Record as WireRecord;
-use keel_core::{Header, Record};
+use keel_core::{Header, HeaderName, Record};
 
 /// The stored record of a decoded wire record.
 pub(crate) fn from_wire(wire: WireRecord) -> Record {
@@ -15,10 +15,7 @@ pub(crate) fn from_wire(wire: WireRecord) -> Record {
         headers: wire
             .headers
             .into_iter()
-            .map(|(key, value)| Header {
-                key: key.to_string(),
-                value,
-            })
+            .map(|(key, value)| Header::new(HeaderName::interned(&key), value))
             .collect(),
     }
 }

@@ -14,7 +14,7 @@ use async_nats::HeaderMap;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use bytes::{Bytes, BytesMut};
-use keel_core::{Header, NewRecord, Record};
+use keel_core::{Header, HeaderName, NewRecord, Record};
 
 /// The record's key.
 const KEY: &str = "Keel-Key";
@@ -42,7 +42,7 @@ pub(crate) fn encode(record: &NewRecord, now_ms: i64) -> Result<(HeaderMap, Byte
     let mut headers = HeaderMap::new();
     for header in &record.headers {
         if !valid_name(&header.key) || reserved(&header.key) {
-            return Err(EncodeError::HeaderName(header.key.clone()));
+            return Err(EncodeError::HeaderName(header.key.to_string()));
         }
         append(&mut headers, &header.key, header.value.as_deref());
     }
@@ -105,10 +105,10 @@ pub(crate) fn decode(
                 KEY => record.key = value.bytes(&mut buffer),
                 VALUE => record.value = None,
                 _ if name.starts_with("Nats-") => {}
-                _ => record.headers.push(Header {
-                    key: name.to_string(),
-                    value: value.bytes(&mut buffer),
-                }),
+                _ => record.headers.push(Header::new(
+                    HeaderName::interned(name),
+                    value.bytes(&mut buffer),
+                )),
             }
         }
     }
@@ -196,10 +196,7 @@ mod tests {
     use super::*;
 
     fn header(key: &str, value: Option<&[u8]>) -> Header {
-        Header {
-            key: key.to_string(),
-            value: value.map(Bytes::copy_from_slice),
-        }
+        Header::new(key.to_owned(), value.map(Bytes::copy_from_slice))
     }
 
     fn round_trip(record: NewRecord) -> Record {

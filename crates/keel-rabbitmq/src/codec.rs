@@ -10,7 +10,7 @@
 //! Not here: how events map onto records (`keel_runtime::event_record`).
 
 use bytes::Bytes;
-use keel_core::{Header, NewRecord, Record};
+use keel_core::{Header, HeaderName, NewRecord, Record};
 use lapin::BasicProperties;
 use lapin::types::{AMQPValue, FieldTable, LongString};
 
@@ -73,10 +73,11 @@ pub(crate) fn decode(body: Vec<u8>, properties: &BasicProperties) -> Option<Reco
     let mut headers = Vec::new();
     while let Some(name) = fields.get(format!("{HEADER_NAME}{}", headers.len()).as_str()) {
         let value = fields.get(format!("{HEADER_VALUE}{}", headers.len()).as_str());
-        headers.push(Header {
-            key: String::from_utf8(bytes(name)?.to_vec()).ok()?,
-            value: value.and_then(bytes),
-        });
+        let name = bytes(name)?;
+        headers.push(Header::new(
+            HeaderName::interned(std::str::from_utf8(&name).ok()?),
+            value.and_then(bytes),
+        ));
     }
     let value = match fields.get(NULL_VALUE) {
         Some(AMQPValue::Boolean(true)) => None,

@@ -10,7 +10,7 @@
 //! Not here: keys, commands (`publisher.rs`, `lease.rs`).
 
 use bytes::Bytes;
-use keel_core::{Header, NewRecord, Record};
+use keel_core::{Header, HeaderName, NewRecord, Record};
 use redis::Value;
 
 /// The id to add an entry with: the next sequence under time 0.
@@ -84,15 +84,13 @@ fn decode_entry(entry: &Value) -> Option<Record> {
             name => {
                 let name = std::str::from_utf8(name).ok()?;
                 if let Some(key) = name.strip_prefix("h:") {
-                    record.headers.push(Header {
-                        key: key.to_string(),
-                        value: Some(value),
-                    });
+                    record
+                        .headers
+                        .push(Header::new(HeaderName::interned(key), Some(value)));
                 } else if let Some(key) = name.strip_prefix("n:") {
-                    record.headers.push(Header {
-                        key: key.to_string(),
-                        value: None,
-                    });
+                    record
+                        .headers
+                        .push(Header::new(HeaderName::interned(key), None));
                 }
             }
         }
@@ -133,18 +131,9 @@ mod tests {
     #[test]
     fn records_come_back_as_written() {
         let headers = vec![
-            Header {
-                key: "ce_id".to_string(),
-                value: Some(Bytes::from_static(b"1")),
-            },
-            Header {
-                key: "x".to_string(),
-                value: None,
-            },
-            Header {
-                key: "ce_id".to_string(),
-                value: Some(Bytes::from_static(&[0, 255, b'\n'])),
-            },
+            Header::new("ce_id", Some(Bytes::from_static(b"1"))),
+            Header::new("x".to_owned(), None),
+            Header::new("ce_id", Some(Bytes::from_static(&[0, 255, b'\n']))),
         ];
         let record = NewRecord {
             key: Some(Bytes::from_static(b"k")),

@@ -13,7 +13,7 @@
 use std::sync::Arc;
 
 use bytes::Bytes;
-use keel_core::{Event, Header, NewRecord, Record, TraceParent, header_text};
+use keel_core::{Event, Header, HeaderName, NewRecord, Record, TraceParent, header_text};
 use serde::Serialize;
 
 use crate::limits::{DLQ_ERROR_BYTES_MAX, DLQ_SUFFIX};
@@ -255,10 +255,7 @@ pub type DeadLetterHook = Arc<dyn Fn(&DeadLetter) + Send + Sync>;
 pub(crate) fn text_headers<'a>(fields: impl IntoIterator<Item = (&'a str, String)>) -> Vec<Header> {
     fields
         .into_iter()
-        .map(|(key, value)| Header {
-            key: key.to_string(),
-            value: Some(Bytes::from(value)),
-        })
+        .map(|(key, value)| Header::new(HeaderName::interned(key), Some(Bytes::from(value))))
         .collect()
 }
 
@@ -297,11 +294,10 @@ pub fn unpublished_dead_letter_record(
         event.traceparent = Some(TraceParent::new_root());
     }
     let mut record = event_record(&event);
-    record
-        .headers
-        .extend(headers.into_iter().map(|(key, value)| Header {
-            key,
-            value: Some(Bytes::from(value)),
-        }));
+    record.headers.extend(
+        headers
+            .into_iter()
+            .map(|(key, value)| Header::new(key, Some(Bytes::from(value)))),
+    );
     record
 }

@@ -764,7 +764,10 @@ fn found_event(topic: &str, partition: u32, record: Record) -> FoundEvent {
             .iter()
             .map(|h| {
                 let value = h.value.as_deref().unwrap_or_default();
-                (h.key.clone(), String::from_utf8_lossy(value).into_owned())
+                (
+                    h.key.to_string(),
+                    String::from_utf8_lossy(value).into_owned(),
+                )
             })
             .collect(),
         event,

@@ -473,7 +473,7 @@ pub(crate) async fn copy_dead_letter(
             .into_iter()
             .map(|header| {
                 (
-                    header.key,
+                    header.key.into(),
                     header.value.map(|v| v.to_vec()).unwrap_or_default(),
                 )
             })

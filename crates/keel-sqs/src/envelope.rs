@@ -39,7 +39,7 @@ pub(crate) fn encode(record: &NewRecord, now_ms: i64) -> String {
         h: record
             .headers
             .iter()
-            .map(|h| (h.key.clone(), h.value.as_ref().map(base64)))
+            .map(|h| (h.key.to_string(), h.value.as_ref().map(base64)))
             .collect(),
     };
     serde_json::to_string(&envelope).expect("an envelope of strings serializes")
@@ -55,10 +55,7 @@ pub(crate) fn decode(body: &str, offset: u64, sent_ms: i64) -> Record {
         };
         let mut headers = Vec::with_capacity(e.h.len());
         for (key, value) in e.h {
-            headers.push(Header {
-                key,
-                value: bytes(value)?,
-            });
+            headers.push(Header::new(key, bytes(value)?));
         }
         Some(Record {
             offset,

@@ -26,7 +26,7 @@ fn headers_of(body: &str) -> Vec<Header> {
     headers
         .iter()
         .map(|pair| Header {
-            key: pair[0].as_str().expect("name").to_string(),
+            key: pair[0].as_str().expect("name").to_owned().into(),
             value: pair[1]
                 .as_str()
                 .map(|v| Bytes::from(STANDARD.decode(v).expect("base64"))),

@@ -6,15 +6,122 @@
 //! Not here: how an engine lays records out (Kafka's RecordBatch in `keel-log`, a JetStream
 //! message, ...) or how events map onto records (CloudEvents binary mode, `binary.rs`).
 
+use std::borrow::{Borrow, Cow};
+use std::fmt;
+use std::ops::Deref;
+
 use bytes::Bytes;
+
+use crate::binary::WELL_KNOWN_HEADERS;
 
 /// A record header. Keys are strings (as in Kafka); values are bytes or null.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Header {
     /// Header name.
-    pub key: String,
+    pub key: HeaderName,
     /// Header value; `None` is Kafka's null.
     pub value: Option<Bytes>,
+}
+
+/// A header's name. The names every Keel event carries (its CloudEvents attributes'
+/// `ce_<name>` headers and `content-type`, [`HeaderName::interned`]) are held as
+/// `&'static str`, so encoding or decoding an event allocates none of its ~9 header names;
+/// any other name is an owned `String`. Reads as a `&str` (`Deref`), compares with one.
+#[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct HeaderName(Cow<'static, str>);
+
+impl Header {
+    /// A header called `key` (a `&'static str`, a `String` or a [`HeaderName`]).
+    pub fn new(key: impl Into<HeaderName>, value: Option<Bytes>) -> Header {
+        Header {
+            key: key.into(),
+            value,
+        }
+    }
+}
+
+impl HeaderName {
+    /// `name` as a header name: the static name when it is one every Keel event carries (a
+    /// transport decoding a record calls this, so those names are never copied), else a copy.
+    pub fn interned(name: &str) -> HeaderName {
+        match WELL_KNOWN_HEADERS.iter().find(|known| **known == name) {
+            Some(known) => HeaderName(Cow::Borrowed(known)),
+            None => HeaderName(Cow::Owned(name.to_owned())),
+        }
+    }
+
+    /// The name as text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl From<&'static str> for HeaderName {
+    fn from(name: &'static str) -> HeaderName {
+        HeaderName(Cow::Borrowed(name))
+    }
+}
+
+impl From<String> for HeaderName {
+    fn from(name: String) -> HeaderName {
+        HeaderName(Cow::Owned(name))
+    }
+}
+
+impl From<HeaderName> for String {
+    fn from(name: HeaderName) -> String {
+        name.0.into_owned()
+    }
+}
+
+impl Deref for HeaderName {
+    type Target = str;
+
+    fn deref(&self) -> &str {
+        &self.0
+    }
+}
+
+impl AsRef<str> for HeaderName {
+    fn as_ref(&self) -> &str {
+        &self.0
+    }
+}
+
+impl Borrow<str> for HeaderName {
+    fn borrow(&self) -> &str {
+        &self.0
+    }
+}
+
+impl PartialEq<str> for HeaderName {
+    fn eq(&self, other: &str) -> bool {
+        *self.0 == *other
+    }
+}
+
+impl PartialEq<&str> for HeaderName {
+    fn eq(&self, other: &&str) -> bool {
+        *self.0 == **other
+    }
+}
+
+impl PartialEq<String> for HeaderName {
+    fn eq(&self, other: &String) -> bool {
+        *self.0 == **other
+    }
+}
+
+impl fmt::Debug for HeaderName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(&*self.0, f)
+    }
+}
+
+impl fmt::Display for HeaderName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
 }
 
 /// A record to store. The transport assigns its offset.
@@ -77,4 +184,28 @@ pub fn header_text<'a>(headers: &'a [Header], name: &str) -> Option<&'a str> {
         .find(|h| h.key == name)
         .and_then(|h| h.value.as_deref())
         .and_then(|v| std::str::from_utf8(v).ok())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn header_names_read_as_their_text_and_well_known_ones_are_not_copied() {
+        for (name, well_known) in [
+            ("ce_id", true),
+            ("ce_traceparent", true),
+            ("content-type", true),
+            ("Content-Type", false),
+            ("ce_orderid", false),
+            ("keel_dlq_topic", false),
+            ("", false),
+        ] {
+            let interned = HeaderName::interned(name);
+            assert_eq!(interned, name);
+            assert_eq!(interned.as_str(), name);
+            assert_eq!(interned, HeaderName::from(name.to_owned()), "{name}");
+            assert_eq!(matches!(interned.0, Cow::Borrowed(_)), well_known, "{name}");
+        }
+    }
 }

@@ -407,14 +407,11 @@ impl ReplayOne<'_> {
             "{}/{}/{}",
             dead_letter.dead_letter_topic, dead_letter.partition, dead_letter.offset
         );
-        headers.push(Header {
-            key: REPLAY_OF_HEADER.to_string(),
-            value: Some(Bytes::from(replay_of)),
-        });
-        headers.push(Header {
-            key: REPLAY_ID_HEADER.to_string(),
-            value: Some(Bytes::from(self.id.to_string())),
-        });
+        headers.push(Header::new(REPLAY_OF_HEADER, Some(Bytes::from(replay_of))));
+        headers.push(Header::new(
+            REPLAY_ID_HEADER,
+            Some(Bytes::from(self.id.to_string())),
+        ));
         if let Some(group) = self.target_group {
             let redelivery = Redelivery {
                 group: group.to_string(),

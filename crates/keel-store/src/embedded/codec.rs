@@ -64,10 +64,7 @@ pub(crate) fn recorded_event(record: &Record) -> Result<RecordedEvent, ReadError
 
 /// The record for a snapshot.
 pub(crate) fn snapshot_record(snapshot: &Snapshot) -> NewRecord {
-    let header = |key: &str, value: String| Header {
-        key: key.to_owned(),
-        value: Some(Bytes::from(value)),
-    };
+    let header = |key: &'static str, value: String| Header::new(key, Some(Bytes::from(value)));
     NewRecord {
         key: Some(Bytes::copy_from_slice(snapshot.stream.as_bytes())),
         value: Some(Bytes::copy_from_slice(&snapshot.state)),
