@@ -61,12 +61,13 @@ async fn main() {
 /// task per partition reading `BATCH` entries at a time and acknowledging them, until every
 /// event arrived.
 async fn raw_consume(url: &str, namespace: &str, events: u64) -> Duration {
+    let config = raw_connection_config();
     let started = Instant::now();
     let client = redis::Client::open(url).expect("client");
     let mut tasks = Vec::new();
     for partition in 0..PARTITIONS {
         let mut connection = client
-            .get_multiplexed_async_connection()
+            .get_multiplexed_async_connection_with_config(&config)
             .await
             .expect("connect");
         let stream = format!("{namespace}:stream:bench:{partition}");
@@ -104,4 +105,13 @@ async fn raw_consume(url: &str, namespace: &str, events: u64) -> Duration {
     }
     assert_eq!(seen, events, "every event read");
     started.elapsed()
+}
+
+/// The client's connections: without a response timeout (the crate's default is 500 ms), as
+/// under a profiler such as callgrind a 500-entry read takes longer and the run must not
+/// fail for it. Never inlined: its call marks the start of the client's half for callgrind's
+/// `--dump-before` (BENCHMARKS.md, "Per-event instructions on Redis and Kafka").
+#[inline(never)]
+fn raw_connection_config() -> redis::AsyncConnectionConfig {
+    redis::AsyncConnectionConfig::new().set_response_timeout(None)
 }

@@ -33,7 +33,7 @@ impl RedisTransport {
             .query_async(&mut self.connection().redis())
             .await
             .map_err(|e| unavailable(format!("reading {stream}: {e}")))?;
-        Ok(decode_entries(&reply))
+        Ok(decode_entries(reply))
     }
 
     /// The stream's last entry's offset.
@@ -47,7 +47,7 @@ impl RedisTransport {
             .query_async(&mut self.connection().redis())
             .await
             .map_err(|e| unavailable(format!("reading {stream}: {e}")))?;
-        Ok(decode_entries(&reply).first().map(|r| r.offset))
+        Ok(decode_entries(reply).first().map(|r| r.offset))
     }
 
     /// The groups on `stream`, by name.

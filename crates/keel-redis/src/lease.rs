@@ -174,15 +174,15 @@ impl RedisLease {
             .query_async(&mut self.connection.redis())
             .await
             .map_err(unavailable)?;
-        let entries = match &reply {
-            Value::Array(streams) => match streams.first() {
-                Some(Value::Array(stream)) => stream.get(1).map(decode_entries),
+        let entries = match reply {
+            Value::Array(streams) => match streams.into_iter().next() {
+                Some(Value::Array(stream)) => stream.into_iter().nth(1),
                 _ => None,
             },
-            Value::Map(streams) => streams.first().map(|(_, entries)| decode_entries(entries)),
+            Value::Map(streams) => streams.into_iter().next().map(|(_, entries)| entries),
             _ => None,
         };
-        Ok(entries.unwrap_or_default())
+        Ok(entries.map(decode_entries).unwrap_or_default())
     }
 
     async fn read(&self, offset: u64) -> Result<Vec<Record>, FetchError> {

@@ -49,33 +49,44 @@ pub(crate) fn id_of(offset: u64) -> String {
 /// The records of a reply listing entries (`XRANGE`, or one stream of `XREADGROUP`):
 /// `[[id, [field, value, …]], …]`. Entries whose fields are gone (deleted while pending)
 /// are skipped.
-pub(crate) fn decode_entries(reply: &Value) -> Vec<Record> {
+///
+/// The reply is taken by value: each key, value and header value moves its bulk string's
+/// buffer into the record instead of copying it, and the well-known header names are
+/// interned, so a record costs one allocation of its own (its header list) beside the
+/// buffers the reply already holds — this runs for every consumed entry.
+pub(crate) fn decode_entries(reply: Value) -> Vec<Record> {
     let Value::Array(entries) = reply else {
         return Vec::new();
     };
-    entries.iter().filter_map(decode_entry).collect()
+    let mut records = Vec::with_capacity(entries.len());
+    records.extend(entries.into_iter().filter_map(decode_entry));
+    records
 }
 
-fn decode_entry(entry: &Value) -> Option<Record> {
+fn decode_entry(entry: Value) -> Option<Record> {
     let Value::Array(parts) = entry else {
         return None;
     };
-    let [id, Value::Array(fields)] = parts.as_slice() else {
+    let [id, Value::Array(fields)] = <[Value; 2]>::try_from(parts).ok()? else {
         return None;
     };
-    let offset = offset_of(&text(id)?)?;
+    let offset = offset_of(std::str::from_utf8(borrowed(&id)?).ok()?)?;
     let mut record = Record {
         offset,
         timestamp_ms: 0,
         key: None,
         value: None,
-        headers: Vec::new(),
+        headers: Vec::with_capacity(fields.len() / 2),
     };
-    for pair in fields.chunks_exact(2) {
-        let (Some(field), Some(value)) = (bytes(&pair[0]), bytes(&pair[1])) else {
+    let mut fields = fields.into_iter();
+    while let (Some(field), Some(value)) = (fields.next(), fields.next()) {
+        let Some(field) = borrowed(&field) else {
             continue;
         };
-        match field.as_ref() {
+        let Some(value) = owned(value) else {
+            continue;
+        };
+        match field {
             b"t" => {
                 record.timestamp_ms = std::str::from_utf8(&value).ok()?.parse().ok()?;
             }
@@ -96,6 +107,24 @@ fn decode_entry(entry: &Value) -> Option<Record> {
         }
     }
     Some(record)
+}
+
+/// A bulk or simple string reply's bytes, borrowed.
+fn borrowed(value: &Value) -> Option<&[u8]> {
+    match value {
+        Value::BulkString(bytes) => Some(bytes),
+        Value::SimpleString(text) => Some(text.as_bytes()),
+        _ => None,
+    }
+}
+
+/// A bulk or simple string reply's bytes, its buffer moved rather than copied.
+fn owned(value: Value) -> Option<Bytes> {
+    match value {
+        Value::BulkString(bytes) => Some(Bytes::from(bytes)),
+        Value::SimpleString(text) => Some(Bytes::from(text)),
+        _ => None,
+    }
 }
 
 /// A bulk or simple string reply's bytes.
@@ -142,7 +171,7 @@ mod tests {
             timestamp_ms: Some(5),
         };
         let reply = Value::Array(vec![entry("0-8", &encode(&record, 0))]);
-        let read = decode_entries(&reply);
+        let read = decode_entries(reply);
         assert_eq!(read.len(), 1);
         assert_eq!(read[0].offset, 7);
         assert_eq!(read[0].timestamp_ms, 5);
@@ -153,7 +182,7 @@ mod tests {
             value: None,
             ..NewRecord::default()
         };
-        let read = decode_entries(&Value::Array(vec![entry("0-1", &encode(&tombstone, 9))]));
+        let read = decode_entries(Value::Array(vec![entry("0-1", &encode(&tombstone, 9))]));
         assert_eq!(
             (read[0].offset, read[0].value.clone(), read[0].timestamp_ms),
             (0, None, 9)
