@@ -9,22 +9,35 @@
 //! is resent on its own: a failed `XADD` is reported to the publisher (which may publish the
 //! event again; the inbox drops a copy), a failed read or commit to the router's worker,
 //! which tries again.
+//!
+//! Partition reads go over up to [`READ_CONNECTIONS_MAX`] more connections of their own,
+//! opened on first use: the `redis` crate parses a connection's replies on that
+//! connection's one task, and that parse is most of the 69,000 instructions per entry the
+//! crate's own `XREADGROUP` loop costs (BENCHMARKS.md, "Per-event instructions on Redis and
+//! Kafka"): with every lease on one connection, all their replies were parsed on one core.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
 
 use keel_core::TransportError;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use tokio::sync::OnceCell;
 
 use crate::config::RedisConfig;
 use crate::keys::Keys;
-use crate::limits::{PARTITIONS_MAX, RECONNECT_ATTEMPTS, RECONNECT_DELAY_MAX, RECONNECT_DELAY_MIN};
+use crate::limits::{
+    PARTITIONS_MAX, READ_CONNECTIONS_MAX, RECONNECT_ATTEMPTS, RECONNECT_DELAY_MAX,
+    RECONNECT_DELAY_MIN,
+};
 
 /// A connection to one Redis server under one namespace.
 pub(crate) struct Connection {
     pub(crate) redis: ConnectionManager,
     pub(crate) keys: Keys,
     partitions: Mutex<HashMap<String, u32>>,
+    client: redis::Client,
+    /// The partition reads' connections, each opened by its first read.
+    readers: [OnceCell<ConnectionManager>; READ_CONNECTIONS_MAX],
 }
 
 impl std::fmt::Debug for Connection {
@@ -40,19 +53,30 @@ impl Connection {
     pub(crate) async fn connect(config: &RedisConfig) -> Result<Connection, TransportError> {
         let client = redis::Client::open(config.url())
             .map_err(|e| unavailable(format!("Redis URL '{}': {e}", config.url())))?;
-        let reconnect = ConnectionManagerConfig::new()
-            .set_min_delay(RECONNECT_DELAY_MIN)
-            .set_max_delay(RECONNECT_DELAY_MAX)
-            .set_number_of_retries(RECONNECT_ATTEMPTS);
         let redis = client
-            .get_connection_manager_with_config(reconnect)
+            .get_connection_manager_with_config(reconnect_config())
             .await
             .map_err(|e| unavailable(format!("cannot connect to {}: {e}", config.url())))?;
         Ok(Connection {
             redis,
             keys: Keys::new(config.namespace()),
             partitions: Mutex::new(HashMap::new()),
+            client,
+            readers: Default::default(),
         })
+    }
+
+    /// The connection to read `partition` over: one of [`READ_CONNECTIONS_MAX`], by
+    /// partition, opened on first use (clones share it).
+    pub(crate) async fn reader(&self, partition: u32) -> redis::RedisResult<ConnectionManager> {
+        let slot = &self.readers[partition as usize % READ_CONNECTIONS_MAX];
+        let reader = slot
+            .get_or_try_init(|| {
+                self.client
+                    .get_connection_manager_with_config(reconnect_config())
+            })
+            .await?;
+        Ok(reader.clone())
     }
 
     /// A handle for one request or one lease (clones share the connection).
@@ -170,4 +194,12 @@ pub(crate) fn unavailable(reason: impl Into<String>) -> TransportError {
     TransportError::Unavailable {
         reason: reason.into(),
     }
+}
+
+/// How every connection of a transport reconnects to a server that went away.
+fn reconnect_config() -> ConnectionManagerConfig {
+    ConnectionManagerConfig::new()
+        .set_min_delay(RECONNECT_DELAY_MIN)
+        .set_max_delay(RECONNECT_DELAY_MAX)
+        .set_number_of_retries(RECONNECT_ATTEMPTS)
 }

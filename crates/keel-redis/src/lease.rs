@@ -161,6 +161,11 @@ impl RedisLease {
     /// `XREADGROUP` from `from`: this member's pending entries after it, or new entries
     /// (`>`).
     async fn read_group(&self, from: &str) -> Result<Vec<Record>, FetchError> {
+        let mut reader = self
+            .connection
+            .reader(self.partition)
+            .await
+            .map_err(unavailable)?;
         // The reply: [[stream, [entries]]], or nil when nothing came.
         let reply: Value = redis::cmd("XREADGROUP")
             .arg("GROUP")
@@ -171,7 +176,7 @@ impl RedisLease {
             .arg("STREAMS")
             .arg(&self.stream)
             .arg(from)
-            .query_async(&mut self.connection.redis())
+            .query_async(&mut reader)
             .await
             .map_err(unavailable)?;
         let entries = match reply {

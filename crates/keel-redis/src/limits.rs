@@ -8,6 +8,11 @@ pub(crate) const PARTITIONS_MAX: u32 = 1024;
 /// Most entries one read (`XREADGROUP`, `XRANGE`) asks for.
 pub(crate) const READ_COUNT_MAX: usize = 500;
 
+/// Most connections a transport opens for its partitions' reads, beside the one it shares
+/// for everything else: the redis crate parses each connection's replies on one task, so
+/// reads over several connections are parsed on several cores (`connection.rs`).
+pub(crate) const READ_CONNECTIONS_MAX: usize = 4;
+
 /// How often an idle lease looks for new entries (the worker also looks every poll
 /// interval).
 pub(crate) const WAIT_POLL: Duration = Duration::from_millis(20);
