@@ -8,8 +8,9 @@
 //!
 //! `cargo run --release -p keel-sql --features postgres --example event_store_bench [events]`
 //! (PostgreSQL is measured when `KEEL_BENCH_POSTGRES_URL` names a server; a fresh schema
-//! `keel_bench_<pid>` is created in it). With `KEEL_BENCH_JSON=FILE` each number is also
-//! appended to FILE as a JSON line (what `scripts/bench-store` keeps in the history).
+//! `keel_bench_<pid>` is created in it and dropped at the end). With `KEEL_BENCH_JSON=FILE`
+//! each number is also appended to FILE as a JSON line (what `scripts/bench-store` keeps in
+//! the history).
 
 #[path = "support/bench_json.rs"]
 mod bench_json;
@@ -287,13 +288,33 @@ async fn main() {
                 rate(events, time)
             );
         }
+        drop_schema(&base).await;
     }
+}
+
+/// The schema this run measures PostgreSQL in.
+#[cfg(feature = "postgres")]
+fn bench_schema() -> String {
+    format!("keel_bench_{}", std::process::id())
+}
+
+/// Drops the run's schema: its events and the floor's rows are not kept.
+#[cfg(feature = "postgres")]
+async fn drop_schema(base: &str) {
+    let (client, connection) = tokio_postgres::connect(base, tokio_postgres::NoTls)
+        .await
+        .expect("KEEL_BENCH_POSTGRES_URL reachable");
+    tokio::spawn(connection);
+    client
+        .batch_execute(&format!("DROP SCHEMA {} CASCADE", bench_schema()))
+        .await
+        .unwrap();
 }
 
 /// A `PgEventStore` in a fresh schema of the server at `base`, and the URL of that schema.
 #[cfg(feature = "postgres")]
 async fn postgres_store(base: &str) -> (String, keel_sql::PgEventStore) {
-    let schema = format!("keel_bench_{}", std::process::id());
+    let schema = bench_schema();
     let (client, connection) = tokio_postgres::connect(base, tokio_postgres::NoTls)
         .await
         .expect("KEEL_BENCH_POSTGRES_URL reachable");
