@@ -495,6 +495,61 @@ async fn a_row_the_transport_rejects_is_moved_aside_without_blocking_its_key() {
     );
 }
 
+/// A key whose head waits for its retry is not claimed, even when its later rows sit in the
+/// same claim window as another key's due rows: the claim takes each key's oldest row in the
+/// window as its head, and a head that is not due holds the key back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_key_whose_head_waits_for_its_retry_is_not_claimed_past_it() {
+    let Some((url, _)) = fresh_schema("head_retry").await else {
+        return;
+    };
+    let db = connect(&url).await;
+    let dir = tempfile::tempdir().unwrap();
+    let (bus, publisher) = embedded(dir.path(), "orders", 1, None);
+    let keys = ["held".to_string(), "free".to_string()];
+    enqueue_steps(&db, "orders", &keys, 3).await;
+    db.pool()
+        .get()
+        .await
+        .unwrap()
+        .batch_execute(
+            "UPDATE keel_outbox SET retry_at = clock_timestamp() + interval '1 hour'
+             WHERE id = (SELECT min(id) FROM keel_outbox WHERE partition_key = 'held')",
+        )
+        .await
+        .unwrap();
+    let relay = db
+        .outbox()
+        .relay(Arc::new(publisher), quick(RelayOptions::default()))
+        .unwrap();
+    until("the free key's rows", WAIT, || async {
+        steps(bus.log(), "orders").len() >= 3
+    })
+    .await;
+    relay.shutdown().await;
+    let published: Vec<(String, u32)> = steps(bus.log(), "orders")
+        .into_iter()
+        .map(|s| (s.key, s.seq))
+        .collect();
+    assert_eq!(
+        published,
+        [
+            ("free".to_string(), 0),
+            ("free".to_string(), 1),
+            ("free".to_string(), 2)
+        ],
+        "nothing of the held key, whose head is not due"
+    );
+    assert_eq!(
+        scalar(
+            &db,
+            "SELECT count(*) FROM keel_outbox WHERE partition_key = 'held' AND published_at IS NULL"
+        )
+        .await,
+        3
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn redelivered_events_change_the_business_table_once() {
     let Some((url, _)) = fresh_schema("inbox").await else {
