@@ -21,8 +21,8 @@
 //! ```
 //!
 //! `polling` runs 1–4 without the CDC relay, `cdc` the CDC relay's parts of 4 and 5–6. It
-//! works in the schema `keel_bench_outbox`, dropped and created at start. With
-//! `KEEL_BENCH_JSON=FILE` each number is also appended to FILE as a JSON line (what
+//! works in the schema `keel_bench_outbox`, dropped and created at start and dropped at the
+//! end. With `KEEL_BENCH_JSON=FILE` each number is also appended to FILE as a JSON line (what
 //! `scripts/bench-outbox` keeps in the history).
 
 #[path = "support/bench_json.rs"]
@@ -81,6 +81,10 @@ async fn main() {
     if part != "polling" {
         cdc(&db).await;
     }
+    admin
+        .batch_execute(&format!("DROP SCHEMA {schema} CASCADE"))
+        .await
+        .unwrap();
 }
 
 /// Parts 1 to 3 and the polling relays' delay (module docs).

@@ -13,6 +13,8 @@
 //! moment — keys the batch in flight holds are skipped — so per-key order holds for the
 //! reasons it holds across relays. A claim ahead is never held across a pause: when the
 //! relay backs off, fails or stops, it releases the claim (writes nothing, commits) first.
+//! A claim ahead that found nothing is released and claimed again at once, not taken as an
+//! idle outbox: the batch in flight may have held every key it would have found.
 //!
 //! Not here: how rows are claimed, locked and written (the database's [`OutboxStore`]), or
 //! what to write back (`outbox.rs`).
@@ -206,6 +208,17 @@ impl<S: OutboxStore> Relay<S> {
     ) -> Result<BatchEnd, StoreError> {
         let limit = self.options.batch_rows_max;
         let (claim, rows) = match ahead.take() {
+            Some((claim, rows)) if rows.is_empty() => {
+                // Claimed while the full batch before held its keys — every key, when the
+                // backlog has no more keys than a batch has rows — so it found nothing free;
+                // that batch has committed since. Taken as idle, the relay slept a poll
+                // interval after each batch (draining 100,000 rows over 1,000 keys: 3.3 k
+                // events/s against 10.5 k once the claim got faster than the commit).
+                self.store
+                    .finish(claim, Vec::new(), self.options.after_publish)
+                    .await?;
+                self.store.claim(limit).await?
+            }
             Some(claimed) => claimed,
             None => self.store.claim(limit).await?,
         };

@@ -273,6 +273,29 @@ impl<P: PublishPort> PublishPort for HeldPort<P> {
     }
 }
 
+/// A relay of the outbox in `db`, publishing into a one-topic embedded log in `dir` through
+/// a [`HeldPort`] shut until the returned gate opens.
+fn held_relay(
+    db: &PgDatabase,
+    dir: &std::path::Path,
+    partitions: u32,
+    options: RelayOptions,
+) -> (
+    keel_embedded::EmbeddedBus,
+    tokio::sync::watch::Sender<bool>,
+    keel_sql::RelayHandle,
+) {
+    let (bus, publisher) = embedded(dir, "orders", partitions, None);
+    let (gate, open) = tokio::sync::watch::channel(false);
+    let port = HeldPort {
+        inner: publisher,
+        open,
+        delay: Duration::ZERO,
+    };
+    let relay = db.outbox().relay(Arc::new(port), options).unwrap();
+    (bus, gate, relay)
+}
+
 /// While a full batch is being published, one relay already holds the next batch's claim
 /// (a second transaction holding key locks), and the claims together still publish every
 /// event once, in key order.
@@ -283,27 +306,15 @@ async fn one_relay_claims_the_next_batch_while_the_current_one_publishes() {
     };
     let db = connect(&url).await;
     let dir = tempfile::tempdir().unwrap();
-    let (bus, publisher) = embedded(dir.path(), "orders", 4, None);
     // More keys than a claim takes, so the claim ahead finds keys the first one left.
     let keys: Vec<String> = (0..100).map(|k| format!("key-{k}")).collect();
     let per_key = 3;
     enqueue_steps(&db, "orders", &keys, per_key).await;
-    let (gate, open) = tokio::sync::watch::channel(false);
-    let port = HeldPort {
-        inner: publisher,
-        open,
-        delay: Duration::ZERO,
-    };
-    let relay = db
-        .outbox()
-        .relay(
-            Arc::new(port),
-            quick(RelayOptions {
-                batch_rows_max: 30,
-                ..RelayOptions::default()
-            }),
-        )
-        .unwrap();
+    let options = quick(RelayOptions {
+        batch_rows_max: 30,
+        ..RelayOptions::default()
+    });
+    let (bus, gate, relay) = held_relay(&db, dir.path(), 4, options);
     let claims_held = format!(
         "SELECT count(DISTINCT l.pid) FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
          WHERE l.locktype = 'advisory' AND a.application_name = '{schema}'"
@@ -332,6 +343,55 @@ async fn one_relay_claims_the_next_batch_while_the_current_one_publishes() {
         "no duplicates"
     );
     assert_eq!(scalar(&db, &claims_held).await, 0, "no claim left held");
+}
+
+/// With no more keys than a batch has rows, the claim made ahead finds every key held by
+/// the batch in flight and comes back empty; the relay claims again once that batch has
+/// committed instead of taking the empty claim for an idle outbox and sleeping its poll
+/// interval (60 s here, as the housekeeping interval that also ends a pause; nothing else
+/// wakes it).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_empty_claim_ahead_does_not_pause_the_relay() {
+    let Some((url, schema)) = fresh_schema("ahead_empty").await else {
+        return;
+    };
+    let db = connect(&url).await;
+    let dir = tempfile::tempdir().unwrap();
+    let keys: Vec<String> = (0..5).map(|k| format!("key-{k}")).collect();
+    let per_key = 4;
+    enqueue_steps(&db, "orders", &keys, per_key).await;
+    let options = RelayOptions {
+        batch_rows_max: 10,
+        poll_interval: Duration::from_secs(60),
+        housekeeping_interval: Duration::from_secs(60),
+        wake_on_notify: false,
+        ..quick(RelayOptions::default())
+    };
+    let (bus, gate, relay) = held_relay(&db, dir.path(), 1, options);
+    // The claim ahead has run to its last statement (the keyless rows, read when the keyed
+    // ones did not fill the batch) and found nothing.
+    let empty_claim_ahead = format!(
+        "SELECT count(*) FROM pg_stat_activity
+         WHERE application_name = '{schema}' AND state = 'idle in transaction'
+           AND query LIKE '%SKIP LOCKED%'"
+    );
+    until(
+        "the claim ahead, made while the first batch holds every key",
+        WAIT,
+        || async { scalar(&db, &empty_claim_ahead).await >= 1 },
+    )
+    .await;
+    gate.send_replace(true);
+    let total = keys.len() * per_key as usize;
+    until(
+        "every event, well within the poll interval",
+        Duration::from_secs(20),
+        || async { steps(bus.log(), "orders").len() >= total },
+    )
+    .await;
+    let duplicates = check_per_key_order(&steps(bus.log(), "orders"), &keys, per_key);
+    relay.shutdown().await;
+    assert_eq!(duplicates, 0);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
