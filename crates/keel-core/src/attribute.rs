@@ -287,6 +287,9 @@ pub(crate) fn time_text(time: &DateTime<Utc>) -> TimeText {
 
 /// Parses a `Timestamp` from RFC 3339; any offset is accepted and converted to UTC.
 pub(crate) fn parse_time(value: &str) -> Result<DateTime<Utc>, EnvelopeError> {
+    if let Some(time) = parse_canonical_time(value) {
+        return Ok(time);
+    }
     DateTime::parse_from_rfc3339(value)
         .map(|time| time.with_timezone(&Utc))
         .map_err(|e| {
@@ -297,9 +300,99 @@ pub(crate) fn parse_time(value: &str) -> Result<DateTime<Utc>, EnvelopeError> {
         })
 }
 
+/// The times Keel writes ([`time_text`]): `YYYY-MM-DDThh:mm:ss[.f…]Z` with up to nine
+/// fractional digits, read digit by digit. `None` for anything else — an offset, a leap
+/// second, a lowercase `t` or `z`, a date that does not exist — which chrono then parses or
+/// refuses. Every received event carries a time, and chrono's parser cost about 600
+/// instructions an event; a property test holds both to the same answers.
+fn parse_canonical_time(value: &str) -> Option<DateTime<Utc>> {
+    let bytes = value.as_bytes();
+    let separators = [(4, b'-'), (7, b'-'), (10, b'T'), (13, b':'), (16, b':')];
+    if bytes.len() < 20
+        || bytes.last() != Some(&b'Z')
+        || separators
+            .iter()
+            .any(|&(at, separator)| bytes[at] != separator)
+    {
+        return None;
+    }
+    let number = |digits: &[u8]| {
+        digits.iter().try_fold(0u32, |number, &digit| {
+            digit
+                .is_ascii_digit()
+                .then(|| number * 10 + u32::from(digit - b'0'))
+        })
+    };
+    let nanos = match &bytes[19..bytes.len() - 1] {
+        [] => 0,
+        [b'.', fraction @ ..] if (1..=9).contains(&fraction.len()) => {
+            // At most 9 digits, so the exponent is at most 8.
+            number(fraction)? * 10u32.pow(9 - fraction.len() as u32)
+        }
+        _ => return None,
+    };
+    let second = number(&bytes[17..19])?;
+    if second > 59 {
+        return None;
+    }
+    let year = i32::try_from(number(&bytes[0..4])?).ok()?;
+    let date =
+        chrono::NaiveDate::from_ymd_opt(year, number(&bytes[5..7])?, number(&bytes[8..10])?)?;
+    let time = date.and_hms_nano_opt(
+        number(&bytes[11..13])?,
+        number(&bytes[14..16])?,
+        second,
+        nanos,
+    )?;
+    Some(time.and_utc())
+}
+
 /// The context attributes [`RESERVED_NAMES`] gives fields of their own (all but `data`),
 /// in that order: their slots in [`Attributes`].
 const CONTEXT_ATTRIBUTES: usize = RESERVED_NAMES.len() - 1;
+
+/// A context attribute's slot in [`Attributes`], in the order of [`RESERVED_NAMES`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Slot {
+    Id,
+    Source,
+    Type,
+    SpecVersion,
+    Time,
+    Subject,
+    DataContentType,
+    DataSchema,
+    PartitionKey,
+    TraceParent,
+    TraceState,
+    CorrelationId,
+    CausationId,
+}
+
+impl Slot {
+    /// The slot of context attribute `name`; `None` for an extension (or `data`). A `match`,
+    /// which compiles to a length switch and one comparison, because every attribute of every
+    /// decoded event is looked up here: a search of [`RESERVED_NAMES`] cost about 70
+    /// instructions a name.
+    pub(crate) fn of(name: &str) -> Option<Slot> {
+        Some(match name {
+            "id" => Slot::Id,
+            "source" => Slot::Source,
+            "type" => Slot::Type,
+            "specversion" => Slot::SpecVersion,
+            "time" => Slot::Time,
+            "subject" => Slot::Subject,
+            "datacontenttype" => Slot::DataContentType,
+            "dataschema" => Slot::DataSchema,
+            "partitionkey" => Slot::PartitionKey,
+            "traceparent" => Slot::TraceParent,
+            "tracestate" => Slot::TraceState,
+            "correlationid" => Slot::CorrelationId,
+            "causationid" => Slot::CausationId,
+            _ => return None,
+        })
+    }
+}
 
 /// The canonical strings of an event's attributes, as both content modes read them: one slot
 /// per context attribute and a map of the extensions. Not a `BTreeMap` of every name: a
@@ -317,40 +410,41 @@ impl<'a> Attributes<'a> {
     /// Sets attribute `name` to `value`; returns whether it had a value already (a name
     /// appearing twice is the caller's to reject).
     pub(crate) fn insert(&mut self, name: &str, value: impl Into<Cow<'a, str>>) -> bool {
-        let value = value.into();
-        match context_slot(name) {
-            Some(slot) => self.context[slot].replace(value).is_some(),
-            None => self
-                .extensions
-                .insert(name.to_owned(), value.into_owned())
-                .is_some(),
+        match Slot::of(name) {
+            Some(slot) => self.insert_context(slot, value),
+            None => self.insert_extension(name, value),
         }
+    }
+
+    /// [`Attributes::insert`] of a context attribute whose slot the caller knows.
+    pub(crate) fn insert_context(&mut self, slot: Slot, value: impl Into<Cow<'a, str>>) -> bool {
+        self.context[slot as usize].replace(value.into()).is_some()
+    }
+
+    /// [`Attributes::insert`] of an extension (a name [`Slot::of`] does not know).
+    pub(crate) fn insert_extension(&mut self, name: &str, value: impl Into<Cow<'a, str>>) -> bool {
+        self.extensions
+            .insert(name.to_owned(), value.into().into_owned())
+            .is_some()
     }
 
     /// The value of attribute `name`, if set.
     pub(crate) fn get(&self, name: &str) -> Option<&str> {
-        match context_slot(name) {
-            Some(slot) => self.context[slot].as_deref(),
+        match Slot::of(name) {
+            Some(slot) => self.context[slot as usize].as_deref(),
             None => self.extensions.get(name).map(String::as_str),
         }
     }
 
-    /// Takes the value of context attribute `name` out.
-    fn take(&mut self, name: &str) -> Option<Cow<'a, str>> {
-        context_slot(name).and_then(|slot| self.context[slot].take())
+    /// Takes the value of a context attribute out.
+    fn take(&mut self, slot: Slot) -> Option<Cow<'a, str>> {
+        self.context[slot as usize].take()
     }
 
-    /// Takes the value of context attribute `name` out as the event's own string.
-    fn take_owned(&mut self, name: &str) -> Option<String> {
-        self.take(name).map(Cow::into_owned)
+    /// Takes the value of a context attribute out as the event's own string.
+    fn take_owned(&mut self, slot: Slot) -> Option<String> {
+        self.take(slot).map(Cow::into_owned)
     }
-}
-
-/// The slot of a context attribute in [`Attributes`]; `None` for an extension (or `data`).
-fn context_slot(name: &str) -> Option<usize> {
-    RESERVED_NAMES[..CONTEXT_ATTRIBUTES]
-        .iter()
-        .position(|reserved| *reserved == name)
 }
 
 /// Builds an event from the canonical strings of its attributes and its data, then validates
@@ -361,7 +455,7 @@ pub(crate) fn event_from_attributes(
     mut attributes: Attributes,
     data: Option<Vec<u8>>,
 ) -> Result<Event, EnvelopeError> {
-    match attributes.take("specversion") {
+    match attributes.take(Slot::SpecVersion) {
         None => {
             return Err(EnvelopeError::MissingAttribute {
                 attribute: "specversion",
@@ -374,20 +468,20 @@ pub(crate) fn event_from_attributes(
         }
         Some(_) => {}
     }
-    let mut required = |attribute: &'static str| {
+    let mut required = |slot: Slot, attribute: &'static str| {
         attributes
-            .take_owned(attribute)
+            .take_owned(slot)
             .ok_or(EnvelopeError::MissingAttribute { attribute })
     };
-    let id = required("id")?;
-    let source = required("source")?;
-    let ty = required("type")?;
+    let id = required(Slot::Id, "id")?;
+    let source = required(Slot::Source, "source")?;
+    let ty = required(Slot::Type, "type")?;
     let time = attributes
-        .take("time")
+        .take(Slot::Time)
         .map(|value| parse_time(&value))
         .transpose()?;
     let traceparent = attributes
-        .take("traceparent")
+        .take(Slot::TraceParent)
         .map(|value| {
             value
                 .parse::<TraceParent>()
@@ -399,14 +493,14 @@ pub(crate) fn event_from_attributes(
         source,
         ty,
         time,
-        subject: attributes.take_owned("subject"),
-        datacontenttype: attributes.take_owned("datacontenttype"),
-        dataschema: attributes.take_owned("dataschema"),
-        partitionkey: attributes.take_owned("partitionkey"),
+        subject: attributes.take_owned(Slot::Subject),
+        datacontenttype: attributes.take_owned(Slot::DataContentType),
+        dataschema: attributes.take_owned(Slot::DataSchema),
+        partitionkey: attributes.take_owned(Slot::PartitionKey),
         traceparent,
-        tracestate: attributes.take_owned("tracestate"),
-        correlationid: attributes.take_owned("correlationid"),
-        causationid: attributes.take_owned("causationid"),
+        tracestate: attributes.take_owned(Slot::TraceState),
+        correlationid: attributes.take_owned(Slot::CorrelationId),
+        causationid: attributes.take_owned(Slot::CausationId),
         extensions: attributes.extensions,
         data,
     };
@@ -541,6 +635,65 @@ mod tests {
                 prop_assert!(parse_media_type("datacontenttype", &value).is_ok(), "{value:?}");
             }
         }
+    }
+
+    proptest! {
+        /// The digit-by-digit reading of a canonical time agrees with chrono's, on times
+        /// Keel writes and on strings of the same shape that are not times.
+        #[test]
+        fn a_canonical_time_reads_as_chrono_reads_it(
+            secs in 0i64..253_402_300_800,
+            nanos in prop_oneof![Just(0u32), 0u32..1_000_000_000],
+            fields in (0u32..10_000, 0u32..14, 0u32..33, 0u32..26, 0u32..61, 0u32..62),
+            fraction in proptest::option::of("[0-9]{0,10}"),
+            zone in prop_oneof![Just("Z"), Just("z"), Just("+00:00")],
+        ) {
+            let time = DateTime::from_timestamp(secs, nanos).unwrap();
+            let text = time_text(&time);
+            prop_assert_eq!(parse_canonical_time(text.as_str()), Some(time));
+            // Fields near and past their ranges, so some dates and times do not exist.
+            let (year, month, day, hour, minute, second) = fields;
+            let fraction = fraction.map(|digits| format!(".{digits}")).unwrap_or_default();
+            let shaped = format!(
+                "{year:04}-{month:02}-{day:02}T{hour:02}:{minute:02}:{second:02}{fraction}{zone}"
+            );
+            let chrono = DateTime::parse_from_rfc3339(&shaped).map(|t| t.with_timezone(&Utc));
+            if let Some(fast) = parse_canonical_time(&shaped) {
+                prop_assert_eq!(Ok(fast), chrono, "{}", shaped);
+            }
+        }
+    }
+
+    #[test]
+    fn times_the_canonical_reading_leaves_to_chrono() {
+        for text in [
+            "2024-02-30T00:00:00Z",
+            "2024-01-01T24:00:00Z",
+            "2016-12-31T23:59:60Z",
+            "2024-01-01T00:00:00+01:00",
+            "2024-01-01t00:00:00z",
+            "2024-01-01T00:00:00.Z",
+            "2024-01-01T00:00:00.1234567890Z",
+        ] {
+            assert_eq!(parse_canonical_time(text), None, "{text}");
+        }
+        assert_eq!(
+            parse_time("2024-01-01T01:00:00+01:00").unwrap(),
+            parse_time("2024-01-01T00:00:00Z").unwrap()
+        );
+    }
+
+    #[test]
+    fn each_context_attribute_has_the_slot_of_its_reserved_name() {
+        for (index, name) in RESERVED_NAMES[..CONTEXT_ATTRIBUTES].iter().enumerate() {
+            assert_eq!(
+                Slot::of(name).map(|slot| slot as usize),
+                Some(index),
+                "{name}"
+            );
+        }
+        assert_eq!(Slot::of("data"), None);
+        assert_eq!(Slot::of("Id"), None);
     }
 
     #[test]

@@ -12,7 +12,7 @@ use std::borrow::Cow;
 use bytes::BytesMut;
 
 use crate::attribute::{
-    self, Attributes, SPEC_VERSION, TIME_LEN_MAX, check_name, event_from_attributes,
+    self, Attributes, SPEC_VERSION, Slot, TIME_LEN_MAX, check_name, event_from_attributes,
 };
 use crate::error::EnvelopeError;
 use crate::event::Event;
@@ -205,17 +205,23 @@ impl Event {
         let _ = key;
         let mut attributes = Attributes::default();
         for (header, header_value) in headers {
-            let name = if header.eq_ignore_ascii_case(CONTENT_TYPE_HEADER) {
-                "datacontenttype"
+            // The attribute, and its slot when it is a context attribute: a known name needs
+            // no check of the naming rule.
+            let (name, slot) = if header.eq_ignore_ascii_case(CONTENT_TYPE_HEADER) {
+                ("datacontenttype", Some(Slot::DataContentType))
             } else if let Some(name) = header.strip_prefix(ATTRIBUTE_HEADER_PREFIX) {
-                check_name(name)?;
-                if name == "datacontenttype" {
-                    return Err(EnvelopeError::invalid(
-                        name,
-                        "binary mode carries it in the 'content-type' header, not 'ce_datacontenttype'",
-                    ));
+                let slot = Slot::of(name);
+                match slot {
+                    Some(Slot::DataContentType) => {
+                        return Err(EnvelopeError::invalid(
+                            name,
+                            "binary mode carries it in the 'content-type' header, not 'ce_datacontenttype'",
+                        ));
+                    }
+                    Some(_) => {}
+                    None => check_name(name)?,
                 }
-                name
+                (name, slot)
             } else {
                 continue;
             };
@@ -231,7 +237,11 @@ impl Event {
                     format!("header {header:?} is not UTF-8"),
                 ));
             };
-            if attributes.insert(name, text) {
+            let repeated = match slot {
+                Some(slot) => attributes.insert_context(slot, text),
+                None => attributes.insert_extension(name, text),
+            };
+            if repeated {
                 return Err(EnvelopeError::invalid(
                     name,
                     "appears more than once in the headers",
@@ -248,34 +258,39 @@ impl Event {
     /// Of the structured formats only JSON is read; another (`+avro`, the JSON batch format)
     /// is rejected as an invalid `datacontenttype` rather than passed on as opaque binary data,
     /// because Keel's consumers expect decoded events.
-    pub fn from_record<'a>(
+    pub fn from_record<'a, H>(
         key: Option<&'a [u8]>,
-        headers: impl IntoIterator<Item = (&'a str, Option<&'a [u8]>)>,
+        headers: H,
         value: Option<&'a [u8]>,
-    ) -> Result<Event, EnvelopeError> {
-        let headers: Vec<_> = headers.into_iter().collect();
+    ) -> Result<Event, EnvelopeError>
+    where
+        H: IntoIterator<Item = (&'a str, Option<&'a [u8]>)>,
+        H::IntoIter: Clone,
+    {
+        // Read twice, the content type first, rather than collected: a record is decoded on
+        // every delivery.
+        let headers = headers.into_iter();
         let content_type = headers
-            .iter()
+            .clone()
             .find(|(name, _)| name.eq_ignore_ascii_case(CONTENT_TYPE_HEADER))
-            .and_then(|(_, value)| *value)
+            .and_then(|(_, value)| value)
             .and_then(|value| std::str::from_utf8(value).ok());
         let Some(content_type) = content_type else {
             return Event::from_binary(key, headers, value);
         };
-        let essence = content_type
-            .split(';')
-            .next()
-            .unwrap_or_default()
-            .trim()
-            .to_ascii_lowercase();
-        if !essence.starts_with(CLOUDEVENTS_MEDIA_TYPE_PREFIX) {
+        let essence = content_type.split(';').next().unwrap_or_default().trim();
+        let is_structured = essence
+            .get(..CLOUDEVENTS_MEDIA_TYPE_PREFIX.len())
+            .is_some_and(|prefix| prefix.eq_ignore_ascii_case(CLOUDEVENTS_MEDIA_TYPE_PREFIX));
+        if !is_structured {
             return Event::from_binary(key, headers, value);
         }
-        if essence != crate::structured::STRUCTURED_MEDIA_TYPE {
+        if !essence.eq_ignore_ascii_case(crate::structured::STRUCTURED_MEDIA_TYPE) {
             return Err(EnvelopeError::invalid(
                 "datacontenttype",
                 format!(
-                    "event format {essence:?} is not supported; Keel reads {:?}",
+                    "event format {:?} is not supported; Keel reads {:?}",
+                    essence.to_ascii_lowercase(),
                     crate::structured::STRUCTURED_MEDIA_TYPE
                 ),
             ));

@@ -163,10 +163,9 @@ fn lower_hex<const N: usize>(digits: &[u8]) -> Option<[u8; N]> {
     if digits.len() != 2 * N {
         return None;
     }
-    let nibble = |d: u8| match d {
-        b'0'..=b'9' => Some(d - b'0'),
-        b'a'..=b'f' => Some(d - b'a' + 10),
-        _ => None,
+    let nibble = |digit: u8| match LOWER_HEX_VALUES[usize::from(digit)] {
+        NOT_HEX => None,
+        value => Some(value),
     };
     let mut out = [0; N];
     for (byte, pair) in out.iter_mut().zip(digits.chunks_exact(2)) {
@@ -174,6 +173,21 @@ fn lower_hex<const N: usize>(digits: &[u8]) -> Option<[u8; N]> {
     }
     Some(out)
 }
+
+/// [`LOWER_HEX_VALUES`]' mark of a byte that is not a lowercase hex digit.
+const NOT_HEX: u8 = 0xff;
+
+/// The value of each lowercase hex digit, [`NOT_HEX`] for every other byte: a table because
+/// every received event's `traceparent` is 52 digits.
+const LOWER_HEX_VALUES: [u8; 256] = {
+    let mut table = [NOT_HEX; 256];
+    let mut value = 0;
+    while value < 16 {
+        table[b"0123456789abcdef"[value] as usize] = value as u8;
+        value += 1;
+    }
+    table
+};
 
 /// 16 bytes with 122 random bits from the operating system's generator (a version-4 UUID).
 /// The six fixed bits sit in bytes 6 and 8, so the rightmost seven bytes, the ones W3C Trace

@@ -649,9 +649,15 @@ fn commit_error(error: KafkaError) -> CommitError {
 /// carries about eight headers). librdkafka's headers are read once: each look-up of one
 /// searches its list again.
 pub(crate) fn record(message: &BorrowedMessage<'_>) -> Record {
+    // Sized first: librdkafka's header iterator gives no size hint, and growing the list
+    // reallocated it for every event of eight headers.
     let headers: Vec<(&str, Option<&[u8]>)> = message
         .headers()
-        .map(|headers| headers.iter().map(|h| (h.key, h.value)).collect())
+        .map(|headers| {
+            let mut list = Vec::with_capacity(headers.count());
+            list.extend(headers.iter().map(|h| (h.key, h.value)));
+            list
+        })
         .unwrap_or_default();
     let (key, payload) = (message.key(), message.payload());
     let fields = || {
