@@ -7,8 +7,6 @@
 //! This file works on keys, headers and values as bytes; it knows nothing of any Kafka
 //! client, of topics or of partitions. The JSON format itself is in `structured.rs`.
 
-use std::borrow::Cow;
-
 use bytes::BytesMut;
 
 use crate::attribute::{
@@ -81,8 +79,8 @@ impl Event {
     /// binding forbids a key mapper to drop the attribute from the event.
     pub fn to_binary(&self) -> BinaryEvent {
         let mut headers = Vec::with_capacity(12 + self.extensions.len());
-        self.each_binary_header(|prefix, name, value| {
-            headers.push((header_name(prefix, name).into(), value.to_vec()));
+        self.each_binary_header(|header, value| {
+            headers.push((header.into(), value.to_vec()));
         });
         BinaryEvent {
             key: self
@@ -117,9 +115,9 @@ impl Event {
         };
         let key = key.map(&mut slice);
         let mut headers = Vec::with_capacity(12 + self.extensions.len() + extra_headers.len());
-        self.each_binary_header(|prefix, name, value| {
+        self.each_binary_header(|header, value| {
             headers.push(Header {
-                key: header_name(prefix, name),
+                key: header,
                 value: Some(slice(value)),
             });
         });
@@ -136,27 +134,28 @@ impl Event {
 
     /// Calls `each` with every binary-mode header in wire order (`ce_specversion`, `ce_id`,
     /// `ce_source`, `ce_type`, `ce_time`, Keel's extensions, other extensions by name,
-    /// `content-type`) as its name's prefix, the rest of its name and its value, so both
-    /// record forms write the same headers and only their owner builds a name.
-    fn each_binary_header(&self, mut each: impl FnMut(&'static str, &str, &[u8])) {
-        let mut attribute = |name: &str, value: &str| {
-            each(ATTRIBUTE_HEADER_PREFIX, name, value.as_bytes());
-        };
-        attribute("specversion", SPEC_VERSION);
-        attribute("id", &self.id);
-        attribute("source", &self.source);
-        attribute("type", &self.ty);
+    /// `content-type`) as its name and its value, so both record forms write the same
+    /// headers. The names the binding defines are static: only an extension's is built.
+    fn each_binary_header(&self, mut each: impl FnMut(HeaderName, &[u8])) {
+        let mut known = |header: &'static str, value: &[u8]| each(HeaderName::from(header), value);
+        known("ce_specversion", SPEC_VERSION.as_bytes());
+        known("ce_id", self.id.as_bytes());
+        known("ce_source", self.source.as_bytes());
+        known("ce_type", self.ty.as_bytes());
         if let Some(time) = &self.time {
-            attribute("time", attribute::time_text(time).as_str());
+            known("ce_time", attribute::time_text(time).as_str().as_bytes());
         }
-        for (name, value) in self.optional_string_attributes() {
-            attribute(name, &value);
+        for (_, header, value) in self.optional_string_attributes() {
+            known(header, value.as_bytes());
         }
         for (name, value) in &self.extensions {
-            attribute(name, value);
+            each(extension_header(name), value.as_bytes());
         }
         if let Some(content_type) = &self.datacontenttype {
-            each("", CONTENT_TYPE_HEADER, content_type.as_bytes());
+            each(
+                HeaderName::from(CONTENT_TYPE_HEADER),
+                content_type.as_bytes(),
+            );
         }
     }
 
@@ -303,47 +302,75 @@ impl Event {
         Event::from_structured_json(value)
     }
 
-    /// The optional attributes other than `time` and `datacontenttype`, as canonical
-    /// strings in wire order, so both encoders write the same attributes the same way.
+    /// The optional attributes other than `time` and `datacontenttype`, as their names,
+    /// their binary-mode header names and their canonical text, in wire order, so both
+    /// encoders write the same attributes the same way.
     pub(crate) fn optional_string_attributes(
         &self,
-    ) -> impl Iterator<Item = (&'static str, Cow<'_, str>)> {
-        fn borrowed(value: &Option<String>) -> Option<Cow<'_, str>> {
-            value.as_deref().map(Cow::Borrowed)
+    ) -> impl Iterator<Item = (&'static str, &'static str, AttributeText<'_>)> {
+        fn borrowed(value: &Option<String>) -> Option<AttributeText<'_>> {
+            value.as_deref().map(AttributeText::Borrowed)
         }
         [
-            ("subject", borrowed(&self.subject)),
-            ("dataschema", borrowed(&self.dataschema)),
-            ("partitionkey", borrowed(&self.partitionkey)),
+            ("subject", "ce_subject", borrowed(&self.subject)),
+            ("dataschema", "ce_dataschema", borrowed(&self.dataschema)),
+            (
+                "partitionkey",
+                "ce_partitionkey",
+                borrowed(&self.partitionkey),
+            ),
             (
                 "traceparent",
-                self.traceparent.map(|t| Cow::Owned(t.to_string())),
+                "ce_traceparent",
+                self.traceparent
+                    .map(|trace| AttributeText::TraceParent(trace.encode())),
             ),
-            ("tracestate", borrowed(&self.tracestate)),
-            ("correlationid", borrowed(&self.correlationid)),
-            ("causationid", borrowed(&self.causationid)),
+            ("tracestate", "ce_tracestate", borrowed(&self.tracestate)),
+            (
+                "correlationid",
+                "ce_correlationid",
+                borrowed(&self.correlationid),
+            ),
+            ("causationid", "ce_causationid", borrowed(&self.causationid)),
         ]
         .into_iter()
-        .filter_map(|(name, value)| value.map(|value| (name, value)))
+        .filter_map(|(name, header, value)| value.map(|value| (name, header, value)))
+    }
+}
+
+/// An optional attribute's canonical text: the event's own string, or `traceparent`'s
+/// written into an array. Not a `String`: formatting the trace context allocated and ran the
+/// formatter for every published event (~900 instructions).
+pub(crate) enum AttributeText<'a> {
+    Borrowed(&'a str),
+    TraceParent([u8; TRACEPARENT_LEN]),
+}
+
+impl AttributeText<'_> {
+    pub(crate) fn as_bytes(&self) -> &[u8] {
+        match self {
+            AttributeText::Borrowed(text) => text.as_bytes(),
+            AttributeText::TraceParent(text) => text,
+        }
+    }
+
+    pub(crate) fn as_str(&self) -> &str {
+        match self {
+            AttributeText::Borrowed(text) => text,
+            AttributeText::TraceParent(text) => {
+                std::str::from_utf8(text).expect("hex digits and dashes are ASCII")
+            }
+        }
     }
 }
 
 /// The media type prefix that marks a structured-mode record (binding section 3).
 const CLOUDEVENTS_MEDIA_TYPE_PREFIX: &str = "application/cloudevents";
 
-/// A header's name from its prefix and the rest: the static name of a well-known header,
-/// else one built without the formatting machinery.
-fn header_name(prefix: &str, name: &str) -> HeaderName {
-    let known = WELL_KNOWN_HEADERS.iter().find(|known| {
-        known.len() == prefix.len() + name.len()
-            && known.starts_with(prefix)
-            && known[prefix.len()..] == *name
-    });
-    if let Some(known) = known {
-        return HeaderName::from(*known);
-    }
-    let mut header = String::with_capacity(prefix.len() + name.len());
-    header.push_str(prefix);
+/// An extension's header name: `ce_` and its name, built without the formatting machinery.
+fn extension_header(name: &str) -> HeaderName {
+    let mut header = String::with_capacity(ATTRIBUTE_HEADER_PREFIX.len() + name.len());
+    header.push_str(ATTRIBUTE_HEADER_PREFIX);
     header.push_str(name);
     header.into()
 }

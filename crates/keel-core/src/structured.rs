@@ -48,8 +48,8 @@ impl Event {
         if let Some(content_type) = &self.datacontenttype {
             put("datacontenttype", content_type.as_str().into());
         }
-        for (name, value) in self.optional_string_attributes() {
-            put(name, value.into_owned().into());
+        for (name, _, value) in self.optional_string_attributes() {
+            put(name, value.as_str().into());
         }
         for (name, value) in &self.extensions {
             let integer = (name == SCHEMA_VERSION_ATTRIBUTE)
