@@ -76,7 +76,7 @@ impl Event {
     /// infallible.
     pub fn new(source: impl Into<String>, ty: impl Into<String>) -> Event {
         Event {
-            id: uuid::Uuid::now_v7().to_string(),
+            id: new_id(),
             source: source.into(),
             ty: ty.into(),
             time: Some(Utc::now()),
@@ -247,4 +247,14 @@ impl Event {
         }
         Ok(())
     }
+}
+
+/// A new event id: a UUIDv7 in its hyphenated lowercase form, written into an array rather
+/// than through the formatter (which cost ~500 instructions of every new event).
+fn new_id() -> String {
+    let mut text = [0; uuid::fmt::Hyphenated::LENGTH];
+    uuid::Uuid::now_v7()
+        .hyphenated()
+        .encode_lower(&mut text)
+        .to_owned()
 }

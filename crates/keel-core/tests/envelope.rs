@@ -351,7 +351,13 @@ fn new_events_are_valid_and_distinct() {
     a.validate().unwrap();
     assert_ne!(a.id, b.id);
     assert!(a.id < b.id, "UUIDv7 ids sort by creation time");
-    assert_eq!(uuid::Uuid::parse_str(&a.id).unwrap().get_version_num(), 7);
+    let id = uuid::Uuid::parse_str(&a.id).unwrap();
+    assert_eq!(id.get_version_num(), 7);
+    assert_eq!(
+        a.id,
+        id.to_string(),
+        "the id is the UUID's hyphenated lowercase text"
+    );
     assert!(a.time.is_some());
 }
 
