@@ -24,10 +24,14 @@ use rdkafka::ClientConfig;
 use rdkafka::admin::{AdminClient, AdminOptions};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::types::RDKafkaErrorCode;
 
 const PARTITIONS: u32 = 4;
 /// The longest the client may go without a record before the run counts as failed.
 const IDLE_MAX: Duration = Duration::from_secs(60);
+/// How long a group's last member may take to leave before its deletion is given up (the
+/// broker's session timeout is the bound; a clean leave takes well under a second).
+const GROUP_LEAVE_MAX: Duration = Duration::from_secs(10);
 
 /// The routers' group policy: the benchmark's, with the shortest session Apache Kafka
 /// accepts by default (`group.min.session.timeout.ms`, 6 s; the benchmark's 3 s is refused).
@@ -82,21 +86,34 @@ async fn delete_run(brokers: &str, topic: &str) {
         .expect("admin client");
     let options = AdminOptions::new();
     let groups = ["librdkafka", "router", "inbox"].map(|half| format!("{topic}-{half}"));
-    let groups: Vec<&str> = groups.iter().map(String::as_str).collect();
-    // Best effort: a router's member may still be leaving its group in the background.
-    let deleted = admin
-        .delete_groups(&groups, &options)
-        .await
-        .into_iter()
-        .flatten();
-    let topic_deleted = admin
-        .delete_topics(&[topic], &options)
-        .await
-        .into_iter()
-        .flatten();
-    for result in deleted.chain(topic_deleted) {
+    for group in &groups {
+        delete_group(&admin, &options, group).await;
+    }
+    let topic_deleted = admin.delete_topics(&[topic], &options).await;
+    for result in topic_deleted.into_iter().flatten() {
         if let Err((name, error)) = result {
             eprintln!("not deleted: {name} ({error})");
+        }
+    }
+}
+
+/// Deletes `group`, asking again while the broker still counts a member that is leaving (a
+/// router's member leaves in the background after its run).
+async fn delete_group(
+    admin: &AdminClient<DefaultClientContext>,
+    options: &AdminOptions,
+    group: &str,
+) {
+    let deadline = Instant::now() + GROUP_LEAVE_MAX;
+    loop {
+        let results = admin.delete_groups(&[group], options).await;
+        match results.as_ref().map(|results| &results[0]) {
+            Ok(Err((_, RDKafkaErrorCode::NonEmptyGroup))) if Instant::now() < deadline => {
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+            Ok(Ok(_)) => return,
+            Ok(Err((name, error))) => return eprintln!("not deleted: {name} ({error})"),
+            Err(error) => return eprintln!("not deleted: {group} ({error})"),
         }
     }
 }

@@ -4,7 +4,8 @@
 //! with `XREADGROUP` and `XACK`s each batch (no Keel: the engine's client at full speed),
 //! then a router with a no-op handler handles them all (`keel_runtime::throughput`), then a
 //! router of another group with the SQLite inbox (`keel_sql::conformance::throughput`).
-//! Prints two lines: events per second of each and each router's ratio to the client.
+//! Prints two lines: events per second of each and each router's ratio to the client. The
+//! run's streams are deleted at the end.
 //!
 //! `cargo run --release -p keel-redis --example redis_throughput` with `KEEL_TEST_REDIS_URL`
 //! set (`scripts/services env`).
@@ -55,6 +56,13 @@ async fn main() {
     )
     .await;
     throughput::report_inbox(events, "redis XREADGROUP", raw, inbox);
+    // The run's streams (and the groups in them) would otherwise stay in the shared server:
+    // the topic's and the routers' redelivery topic's.
+    for topic in ["bench", "bench.retry"] {
+        if let Err(error) = redis.delete_topic(topic).await {
+            eprintln!("not deleted: {topic} under {namespace} ({error})");
+        }
+    }
 }
 
 /// The redis crate alone: a consumer group per partition stream from its first entry, one
