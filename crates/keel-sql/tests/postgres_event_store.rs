@@ -31,8 +31,8 @@ async fn conformance_suite() {
     .await;
 }
 
-/// Two stores on one schema stand for two processes: their committers race for the
-/// positions row while writers on shared streams conflict and retry, and a reader following
+/// Two stores on one schema stand for two processes: their committers race for positions
+/// and stream locks while writers on shared streams conflict and retry, and a reader following
 /// `read_all` meanwhile sees every position exactly once, in order (a position committed
 /// after a higher one would be skipped and show as a gap).
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -106,42 +106,6 @@ async fn two_stores_on_one_schema_commit_positions_in_order() {
     }
 }
 
-/// A store written by the version-1 schema (appends under an advisory lock, no positions
-/// row) is migrated on open: the positions row starts after the stored events.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_version_1_store_continues_its_positions() {
-    let Some((url, _)) = support::fresh_schema("es_v1").await else {
-        return;
-    };
-    let db = PgDatabase::connect(&url).await.expect("connect");
-    let store = PgEventStore::open(&db).await.unwrap();
-    store
-        .append(
-            "order-1",
-            ExpectedVersion::NoStream,
-            vec![event(1), event(2)],
-        )
-        .await
-        .unwrap();
-    drop(store);
-    db.pool()
-        .get()
-        .await
-        .unwrap()
-        .batch_execute(
-            "DROP TABLE keel_event_positions;
-             DELETE FROM keel_event_store_migrations WHERE version = 2",
-        )
-        .await
-        .unwrap();
-    let store = PgEventStore::open(&db).await.unwrap();
-    let appended = store
-        .append("order-2", ExpectedVersion::NoStream, vec![event(3)])
-        .await
-        .unwrap();
-    assert_eq!(appended.first_position, 2, "after the two stored events");
-}
-
 /// One batch is one call of `keel_append_events`: each append is checked against the stream
 /// as the appends before it in the batch left it, a conflicting append is refused alone with
 /// the version it found, and the others take the next positions in order.
@@ -203,4 +167,121 @@ async fn one_batch_checks_each_append_against_the_ones_before_it() {
         (2, 4),
         "positions continue after the batch, none taken by the refused append"
     );
+}
+
+/// Two appends committing out of position order (module docs, "The global order"): one
+/// held open in its own transaction takes position 0, the store's next append takes 1 and
+/// commits first. A reader between the two must not see 1 — it would move past 0 and never
+/// read it — and once 0 commits both come out in order. The store's append must not wait
+/// for the one held open (no global lock through the commit).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_append_in_flight_holds_readers_back_not_appenders() {
+    let Some((url, _)) = support::fresh_schema("es_in_flight").await else {
+        return;
+    };
+    let db = PgDatabase::connect(&url).await.expect("connect");
+    let store = PgEventStore::open(&db).await.unwrap();
+    let mut held = db.pool().get().await.unwrap();
+    let tx = held.transaction().await.unwrap();
+    let first = event(1);
+    let row = tx
+        .query_one(
+            "SELECT first_position FROM keel_append_events(ARRAY['order-1'], ARRAY['order'],
+                ARRAY[-1::BIGINT], ARRAY[1], ARRAY[$1], ARRAY[$2], 0)",
+            &[&first.id, &first.to_structured_json().to_string()],
+        )
+        .await
+        .unwrap();
+    assert_eq!(row.get::<_, Option<i64>>(0), Some(0));
+
+    let second = tokio::time::timeout(
+        Duration::from_secs(10),
+        store.append("order-2", ExpectedVersion::NoStream, vec![event(2)]),
+    )
+    .await
+    .expect("an append does not wait for another stream's append in flight")
+    .unwrap();
+    assert_eq!(second.first_position, 1);
+    let orders = AllFilter::Category("order".into());
+    for filter in [&AllFilter::All, &orders] {
+        let early = store.read_all(0, 10, filter).await.unwrap();
+        assert!(
+            early.is_empty(),
+            "position 1 is held back while 0 is in flight: {:?}",
+            early.iter().map(|e| e.position).collect::<Vec<_>>()
+        );
+    }
+    assert_eq!(store.head().await.unwrap(), 0, "the head waits for 0 too");
+
+    tx.commit().await.unwrap();
+    store.wait_for(1, Duration::from_secs(10)).await.unwrap();
+    let all = store.read_all(0, 10, &AllFilter::All).await.unwrap();
+    let read: Vec<(u64, &str)> = all
+        .iter()
+        .map(|e| (e.position, e.stream.as_str()))
+        .collect();
+    assert_eq!(read, [(0, "order-1"), (1, "order-2")], "both, in order");
+}
+
+/// Stores written by older schemas are migrated on open: appends continue after the stored
+/// events and those stay readable. Each case takes a fresh store back to an old version.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn older_stores_continue_their_positions() {
+    const V6_UNDONE: &str = "DROP SEQUENCE keel_event_position_seq;
+        ALTER TABLE keel_events DROP COLUMN xid;
+        DELETE FROM keel_event_store_migrations WHERE version = 6;";
+    let cases = [
+        // Version 1: appends under an advisory lock, no positions row.
+        (
+            "es_v1",
+            "DROP TABLE keel_event_positions;
+             DELETE FROM keel_event_store_migrations WHERE version >= 2;",
+        ),
+        // Version 5: positions from the positions row, left at the next position.
+        (
+            "es_v5",
+            "UPDATE keel_event_positions SET next_position = 2;",
+        ),
+    ];
+    for (schema, downgrade) in cases {
+        let Some((url, _)) = support::fresh_schema(schema).await else {
+            return;
+        };
+        let db = PgDatabase::connect(&url).await.expect("connect");
+        let store = PgEventStore::open(&db).await.unwrap();
+        store
+            .append(
+                "order-1",
+                ExpectedVersion::NoStream,
+                vec![event(1), event(2)],
+            )
+            .await
+            .unwrap();
+        drop(store);
+        db.pool()
+            .get()
+            .await
+            .unwrap()
+            .batch_execute(&format!("{V6_UNDONE}{downgrade}"))
+            .await
+            .unwrap();
+        let store = PgEventStore::open(&db).await.unwrap();
+        let appended = store
+            .append("order-2", ExpectedVersion::NoStream, vec![event(3)])
+            .await
+            .unwrap();
+        assert_eq!(
+            appended.first_position, 2,
+            "{schema}: after the stored events"
+        );
+        store.wait_for(2, Duration::from_secs(10)).await.unwrap();
+        let positions: Vec<u64> = store
+            .read_all(0, 10, &AllFilter::All)
+            .await
+            .unwrap()
+            .iter()
+            .map(|e| e.position)
+            .collect();
+        assert_eq!(positions, [0, 1, 2], "{schema}");
+    }
 }

@@ -155,7 +155,10 @@ where
             return Ok(head);
         }
         let wait = (deadline - now).min(crate::limits::SUBSCRIPTION_POLL);
-        let _ = tokio::time::timeout(wait, watch.wait_for(|head| *head > position)).await;
+        // Woken by each local append, not by the local head alone: a backend's readable head
+        // may stay behind it (PostgreSQL's readers wait for older transactions in flight),
+        // and waiting for the local head would then ask `head()` in a busy loop.
+        let _ = tokio::time::timeout(wait, watch.changed()).await;
     }
 }
 
