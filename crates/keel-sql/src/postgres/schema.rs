@@ -196,6 +196,12 @@ ORDER BY n";
 /// of the statement's 24.1 ms at 100,000 pending rows over 1,000 keys; after: 9–26 ms
 /// against 40–90 ms for the probing statement, same session, load 7: `EXPLAIN ANALYZE`).
 ///
+/// The sort groups keys bytewise (`COLLATE "C"`): the groups are the same as under the
+/// database's collation (a default collation is deterministic, so equal means equal bytes),
+/// and it skips the collation's comparison, which was most of the statement (the sort of a
+/// 4,000-row window 12.5 of 17 ms, `EXPLAIN ANALYZE` under `C.UTF-8`); claims per second
+/// of one `pgbench` client, alternated five times at load 6: 49–166 before, 61–194 after.
+///
 /// The heads are materialised in id order, and the lock is tried on them one by one under
 /// the `LIMIT`, so a claim locks only the keys it returns. With the lock in the same `WHERE`
 /// as the head test, the planner tried it on every row of the window before the head test
@@ -209,8 +215,8 @@ WITH w AS (
     ORDER BY id LIMIT $3),
 heads AS MATERIALIZED (
     SELECT id, partition_key FROM (
-        SELECT DISTINCT ON (partition_key) id, partition_key, retry_at FROM w
-        ORDER BY partition_key, id) AS firsts
+        SELECT DISTINCT ON (partition_key COLLATE \"C\") id, partition_key, retry_at FROM w
+        ORDER BY partition_key COLLATE \"C\", id) AS firsts
     WHERE retry_at IS NULL OR retry_at <= clock_timestamp()
     ORDER BY id)
 SELECT h.partition_key, (SELECT max(id) FROM w)
