@@ -3,7 +3,7 @@
 //!
 //! # How an append keeps the port's promises
 //!
-//! Appends of one process go through [`COMMITTERS`] committer tasks. Each takes every append
+//! Appends of one process go through `COMMITTERS` committer tasks. Each takes every append
 //! waiting (up to [`PG_APPEND_BATCH_MAX`]) and sends them as one statement outside any
 //! explicit transaction — one round trip and one commit (one WAL flush) for the batch:
 //!
