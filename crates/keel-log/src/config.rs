@@ -6,7 +6,8 @@ use std::time::Duration;
 
 use crate::limits::{
     BATCH_BYTES_MAX_CEILING, BATCH_BYTES_MAX_DEFAULT, DELETE_RETENTION_MS_DEFAULT, PARTITIONS_MAX,
-    SEGMENT_BYTES_CEILING, SEGMENT_BYTES_DEFAULT, SEGMENT_BYTES_MIN, SEGMENT_MS_DEFAULT,
+    PREALLOCATE_BYTES_CEILING, PREALLOCATE_BYTES_DEFAULT, SEGMENT_BYTES_CEILING,
+    SEGMENT_BYTES_DEFAULT, SEGMENT_BYTES_MIN, SEGMENT_MS_DEFAULT,
 };
 
 /// When an append is made durable; see the crate docs for the exact promise of each.
@@ -50,6 +51,11 @@ pub struct TopicConfig {
     pub delete_retention_ms: i64,
     /// Largest batch accepted on append, in bytes on disk.
     pub max_batch_bytes: u32,
+    /// Bytes of written, synced zeros kept ahead of the active segment's end (`0`: none), as
+    /// Kafka's `preallocate` but written rather than `fallocate`d: an append into them is an
+    /// overwrite, so its `fdatasync` does not also wait for the inode's new size (see
+    /// `segment.rs`, "Pre-extension").
+    pub preallocate_bytes: u64,
 }
 
 /// A configuration value that is out of range or unparsable, naming the setting.
@@ -75,6 +81,7 @@ impl TopicConfig {
             cleanup: CleanupPolicy::Delete,
             delete_retention_ms: DELETE_RETENTION_MS_DEFAULT,
             max_batch_bytes: BATCH_BYTES_MAX_DEFAULT,
+            preallocate_bytes: PREALLOCATE_BYTES_DEFAULT,
         }
     }
 
@@ -87,6 +94,12 @@ impl TopicConfig {
     /// Sets the segment size.
     pub fn with_segment_bytes(mut self, bytes: u64) -> TopicConfig {
         self.segment_bytes = bytes;
+        self
+    }
+
+    /// Sets how many bytes of zeros are kept written ahead of the active segment's end.
+    pub fn with_preallocate_bytes(mut self, bytes: u64) -> TopicConfig {
+        self.preallocate_bytes = bytes;
         self
     }
 
@@ -137,6 +150,15 @@ impl TopicConfig {
                 ),
             );
         }
+        if self.preallocate_bytes > PREALLOCATE_BYTES_CEILING {
+            return fail(
+                "preallocate_bytes",
+                format!(
+                    "{} is not in 0..={PREALLOCATE_BYTES_CEILING}",
+                    self.preallocate_bytes
+                ),
+            );
+        }
         if let FsyncPolicy::Interval(interval) = self.fsync
             && interval.is_zero()
         {
@@ -145,9 +167,14 @@ impl TopicConfig {
         Ok(())
     }
 
-    /// The `topic.conf` text: one `key = value` line per setting.
+    /// The `topic.conf` text: one `key = value` line per setting. `preallocate_bytes` is
+    /// written only when it is not the default: it changes no byte of the log, and without
+    /// the line the file stays readable by a keel from before the setting (which refuses
+    /// unknown keys), so format v1 directories stay exactly as they were.
     pub fn to_conf(&self) -> String {
         let optional = |value: Option<String>| value.unwrap_or_else(|| "none".into());
+        let preallocate = (self.preallocate_bytes != PREALLOCATE_BYTES_DEFAULT)
+            .then(|| format!("preallocate_bytes = {}", self.preallocate_bytes));
         [
             format!("partitions = {}", self.partitions),
             format!("fsync = {}", self.fsync),
@@ -164,8 +191,11 @@ impl TopicConfig {
             format!("cleanup = {}", self.cleanup),
             format!("delete_retention_ms = {}", self.delete_retention_ms),
             format!("max_batch_bytes = {}", self.max_batch_bytes),
-            String::new(),
         ]
+        .into_iter()
+        .chain(preallocate)
+        .chain([String::new()])
+        .collect::<Vec<_>>()
         .join("\n")
     }
 
@@ -219,6 +249,7 @@ impl TopicConfig {
             "cleanup" => self.cleanup = value.parse().map_err(error)?,
             "delete_retention_ms" => self.delete_retention_ms = number(value)?,
             "max_batch_bytes" => self.max_batch_bytes = to_unsigned(number(value)?, key)?,
+            "preallocate_bytes" => self.preallocate_bytes = to_unsigned(number(value)?, key)?,
             _ => return Err(error("unknown setting".into())),
         }
         Ok(())

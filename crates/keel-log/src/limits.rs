@@ -28,6 +28,18 @@ pub const SEGMENT_BYTES_CEILING: u64 = 1024 * 1024 * 1024;
 pub const SEGMENT_BYTES_MIN: u64 = 1024;
 /// Default age after which the active segment is sealed: one week, as Kafka.
 pub const SEGMENT_MS_DEFAULT: i64 = 7 * 24 * 60 * 60 * 1000;
+/// Default bytes of zeros kept written ahead of the active segment's end
+/// ([`crate::TopicConfig::preallocate_bytes`]): each extension writes this much and syncs it,
+/// so its cost (one `fdatasync` carrying it, a few ms on the development disk) comes once
+/// per this many appended bytes, while every other `fdatasync` of an append overwrites
+/// blocks the file already has and skips the inode's write.
+pub const PREALLOCATE_BYTES_DEFAULT: u64 = 1024 * 1024;
+/// Ceiling for `preallocate_bytes`: an extension is written in one sync round, whose waiters
+/// it delays.
+pub const PREALLOCATE_BYTES_CEILING: u64 = 64 * 1024 * 1024;
+/// Bytes of zeros written per call while pre-extending: the segment's lock, which appends
+/// need, is let go between two pieces.
+pub const PREALLOCATE_PIECE_BYTES: usize = 64 * 1024;
 /// Bytes appended between two sparse index entries.
 pub const INDEX_INTERVAL_BYTES: u64 = 4096;
 /// Most partitions a topic may have. Neither memory nor descriptors set it: a partition costs

@@ -398,7 +398,8 @@ impl Log {
 }
 
 impl Drop for Log {
-    /// Stops the maintenance thread and syncs what is unsynced (a clean shutdown).
+    /// Stops the maintenance thread, syncs what is unsynced and cuts the zeros written ahead
+    /// of each active segment (a clean shutdown).
     fn drop(&mut self) {
         self.shared
             .maintenance
@@ -410,6 +411,12 @@ impl Drop for Log {
             let _ = handle.join();
         }
         let _ = self.flush();
+        for topic in self.shared.all_topics() {
+            for partition in topic.partitions() {
+                // Left uncut, the zeros are cut by the next open's recovery scan instead.
+                let _ = partition.trim_preallocated();
+            }
+        }
     }
 }
 

@@ -442,6 +442,11 @@ impl Partition {
     }
 
     /// Syncs the active segment and publishes what the sync covered. Called without locks.
+    ///
+    /// When the zeros written ahead of the active segment's end run low, this round first
+    /// writes more (`preallocate_bytes`, segment.rs "Pre-extension"), so that its one sync
+    /// carries them and the file's new size, and the appends of the next rounds overwrite
+    /// them. Its waiters pay for that once per extension; appenders never wait for it.
     pub(crate) fn sync_written(&self) -> io::Result<()> {
         let (segments, active, next_offset, size) = {
             let mut writer = self.writer();
@@ -450,6 +455,12 @@ impl Partition {
             let size = active.state().size;
             (writer.segments.clone(), active, writer.next_offset, size)
         };
+        let config = self.config();
+        if config.preallocate_bytes > 0 {
+            // Only an optimisation: a disk that refuses zeros (full) refuses the next append
+            // too, and that append reports it. Zeros half written are cut like any others.
+            let _ = active.extend_ahead(config.preallocate_bytes, config.segment_bytes);
+        }
         self.syncs.fetch_add(1, Ordering::Relaxed);
         active.sync_log()?;
         let mut durability = self.durability();
@@ -477,6 +488,24 @@ impl Partition {
             self.poison(io::Error::new(error.kind(), error.to_string()));
             AppendError::Io(error)
         })
+    }
+
+    /// Cuts the zeros written ahead of the active segment and syncs the cut, so a stopped
+    /// log's files end at their last batch (a clean shutdown; segment.rs "Pre-extension").
+    pub(crate) fn trim_preallocated(&self) -> io::Result<()> {
+        if self.failure().is_some() {
+            return Ok(());
+        }
+        let active = self
+            .writer()
+            .segments
+            .last()
+            .expect("active segment")
+            .clone();
+        if active.trim()? {
+            active.sync_log()?;
+        }
+        Ok(())
     }
 
     /// Why the partition refuses writes, when an fsync (or a roll's sync) failed since it was

@@ -3,6 +3,37 @@
 //! A segment knows how to append whole batches, find the batch holding an offset or a
 //! timestamp, read byte ranges, scan itself for recovery and seal itself. It knows nothing of
 //! durability policy or visibility: the partition decides when to sync and what readers see.
+//!
+//! # Pre-extension
+//!
+//! The active segment's file may run past its last batch: zeros written ahead of the end
+//! ([`Segment::extend_ahead`], `preallocate_bytes` of the topic), so that an append
+//! overwrites blocks the file already has. On ext4 an `fdatasync` of an append that grew the
+//! file waits for three device round trips one after the other — the data, the inode's block
+//! (its new size) and the cache flush; one that only overwrote waits for two (BENCHMARKS.md,
+//! "three device round trips"). `fallocate` would not do: its extents are *unwritten*, and the
+//! first write into one converts it, which changes the extent tree the sync must then write.
+//! So the zeros are written, and the sync that follows carries them and the new size once per
+//! extension instead of once per append. Their cost is disk bandwidth: every byte of a
+//! segment is written twice, zeros first.
+//!
+//! The segment's logical end (`size`) is therefore no longer its file's length, and every
+//! user of a size uses `size`. What the file holds past it, and why recovery can tell:
+//!
+//! | file past the last valid batch | how it got there | open |
+//! |---|---|---|
+//! | nothing | no pre-extension, or trimmed | as ever |
+//! | zeros only | pre-extension (written, maybe synced) | end of the log, cut silently |
+//! | a batch that fails its checks, then anything | a torn append (into zeros or not) | cut and reported, as ever |
+//! | a zero header, then non-zero bytes | a torn append whose first page was lost | cut and reported |
+//!
+//! A valid batch header is never all zeros (its length and magic are not), so zeros past the
+//! end are never mistaken for a batch, and a zero header with data after it is a torn write,
+//! reported as one. Whatever is cut, the file is cut to the last valid batch, so a later
+//! append never lands in front of stale bytes that a later scan could read on. A sealed
+//! segment is cut to its end when it is sealed ([`Segment::seal`]) and the active one at a
+//! clean shutdown, so the files of a stopped log look as they did before pre-extension; a
+//! sealed segment that a crash left with its zeros (the cut not yet durable) is cut at open.
 
 use std::io;
 use std::path::{Path, PathBuf};
@@ -10,7 +41,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use crate::batch::{BATCH_HEADER_BYTES, BatchError, BatchHeader, check_batch};
 use crate::index::{OffsetEntry, SegmentIndex, TimeEntry};
-use crate::limits::{INDEX_INTERVAL_BYTES, SCAN_CHUNK_BYTES};
+use crate::limits::{INDEX_INTERVAL_BYTES, PREALLOCATE_PIECE_BYTES, SCAN_CHUNK_BYTES};
 use crate::storage::{Storage, StorageFile};
 
 /// A segment of a partition.
@@ -24,8 +55,12 @@ pub(crate) struct Segment {
 
 #[derive(Debug)]
 pub(crate) struct SegmentState {
-    /// Bytes of whole batches in `.log`.
+    /// Bytes of whole batches in `.log`: the segment's logical end.
     pub(crate) size: u64,
+    /// Bytes the file is known to hold: `size` and the zeros written ahead of it.
+    extent: u64,
+    /// Sealed: nothing is appended or written ahead any more.
+    sealed: bool,
     /// One past the last offset stored here (the base offset when empty).
     pub(crate) next_offset: u64,
     /// Largest batch max timestamp seen (`i64::MIN` when empty).
@@ -127,18 +162,24 @@ impl Segment {
             rebuild,
             recover,
         )?;
+        // Zeros past the last batch are written-ahead space, not damage (module docs).
+        let zero_tail = end.error.is_some() && is_zero_tail(&*segment.log, end.position, file_len)?;
         let mut truncated = None;
-        if recover && end.position < file_len {
+        if (recover || zero_tail) && end.position < file_len {
             segment.log.set_len(end.position)?;
-            let reason = end
-                .error
-                .map_or_else(|| "trailing bytes".to_string(), |e| e.to_string());
-            truncated = Some((file_len - end.position, reason));
+            if !zero_tail {
+                let reason = end
+                    .error
+                    .map_or_else(|| "trailing bytes".to_string(), |e| e.to_string());
+                truncated = Some((file_len - end.position, reason));
+            }
         } else if !recover {
             // A sealed segment is trusted: its size is the file, and a bad batch inside it is
             // reported by the read that reaches it.
             state.size = file_len;
         }
+        state.extent = state.size;
+        state.sealed = !recover;
         drop(state);
         Ok((segment, truncated))
     }
@@ -158,6 +199,8 @@ impl Segment {
             dir: dir.to_path_buf(),
             state: Mutex::new(SegmentState {
                 size,
+                extent: size,
+                sealed: false,
                 next_offset,
                 max_timestamp_ms,
                 first_append_ms: None,
@@ -221,19 +264,20 @@ impl Segment {
         let mut state = self.state();
         let start = state.size;
         if let Err(error) = self.log.write_all_at(bytes, start) {
-            self.log.set_len(start)?;
+            state.cut_to(&*self.log, start)?;
             return Err(error);
         }
         let mut at = start;
         for header in headers {
             if let Err(error) = state.index_batch(self.base_offset, at, header) {
                 // Cut the written bytes so a refused append cannot come back after a restart.
-                self.log.set_len(start)?;
+                state.cut_to(&*self.log, start)?;
                 return Err(io::Error::other(error));
             }
             at += header.size() as u64;
         }
         state.size = at;
+        state.extent = state.extent.max(at);
         state.next_offset = headers
             .last()
             .map_or(state.next_offset, |h| h.next_offset());
@@ -288,9 +332,55 @@ impl Segment {
         Ok(None)
     }
 
-    /// Seals the segment: records its final max timestamp in the time index.
+    /// Writes zeros past the end, in pieces (appends take the lock between two), until
+    /// `ahead` bytes past it are in the file, once fewer than half that are; never past
+    /// `limit` (the size at which the segment rolls) nor into a sealed segment. The caller
+    /// syncs them. Returns the bytes written.
+    pub(crate) fn extend_ahead(&self, ahead: u64, limit: u64) -> io::Result<u64> {
+        static ZEROS: [u8; PREALLOCATE_PIECE_BYTES] = [0; PREALLOCATE_PIECE_BYTES];
+        let mut written = 0;
+        {
+            let state = self.state();
+            if state.sealed || state.extent >= (state.size + ahead / 2).min(limit) {
+                return Ok(0);
+            }
+        }
+        loop {
+            let mut state = self.state();
+            let target = (state.size + ahead).min(limit);
+            let at = state.extent.max(state.size);
+            if state.sealed || at >= target {
+                return Ok(written);
+            }
+            let piece = (target - at).min(PREALLOCATE_PIECE_BYTES as u64);
+            self.log.write_all_at(&ZEROS[..piece as usize], at)?;
+            state.extent = at + piece;
+            written += piece;
+        }
+    }
+
+    /// Cuts the zeros written ahead, so the file ends at its last batch (a clean shutdown;
+    /// [`Segment::seal`] does it too). Returns whether the file changed; the caller syncs.
+    pub(crate) fn trim(&self) -> io::Result<bool> {
+        let mut state = self.state();
+        let end = state.size;
+        let trimmed = state.extent > end;
+        if trimmed {
+            state.cut_to(&*self.log, end)?;
+        }
+        Ok(trimmed)
+    }
+
+    /// Seals the segment: cuts the zeros written ahead of its end, so a sealed segment's file
+    /// ends at its last batch as it always did, and records its final max timestamp in the
+    /// time index. The caller syncs.
     pub(crate) fn seal(&self) -> io::Result<()> {
         let mut state = self.state();
+        state.sealed = true;
+        let end = state.size;
+        if state.extent > end {
+            state.cut_to(&*self.log, end)?;
+        }
         let max_ts = state.max_timestamp_ms;
         let needs_entry = state
             .index
@@ -336,6 +426,13 @@ impl Segment {
 }
 
 impl SegmentState {
+    /// Cuts the file at `end` (the logical end, or an append's start after it failed).
+    fn cut_to(&mut self, log: &dyn StorageFile, end: u64) -> io::Result<()> {
+        log.set_len(end)?;
+        self.extent = end;
+        Ok(())
+    }
+
     /// Adds index entries for the batch at `position` when the interval has passed.
     fn index_batch(
         &mut self,
@@ -396,6 +493,21 @@ pub struct CorruptBatch {
     pub position: u64,
     /// What is wrong.
     pub error: BatchError,
+}
+
+/// Whether every byte of `[position, end)` is zero: space written ahead of the last batch,
+/// never a torn batch (module docs). Reads in chunks and stops at the first other byte.
+fn is_zero_tail(file: &dyn StorageFile, mut position: u64, end: u64) -> io::Result<bool> {
+    let mut chunk = vec![0u8; SCAN_CHUNK_BYTES.min((end - position) as usize)];
+    while position < end {
+        let n = chunk.len().min((end - position) as usize);
+        crate::storage::read_exact_at(file, &mut chunk[..n], position)?;
+        if chunk[..n].iter().any(|&b| b != 0) {
+            return Ok(false);
+        }
+        position += n as u64;
+    }
+    Ok(true)
 }
 
 /// Calls `visit` for each whole, CRC-valid batch in `[position, end)`, reading in chunks.

@@ -3,8 +3,11 @@
 //! [`SimStorage`] keeps every file in memory twice: what the page cache holds (`data`) and what
 //! would survive a power cut (`durable`, updated by `sync_data`). Directory entries are durable
 //! only after `sync_dir` of their directory. [`SimStorage::power_cut`] throws away everything
-//! that was not made durable, keeping a seeded random prefix of each file's unsynced tail — a
-//! torn write — so recovery sees exactly what a real disk could show after a crash.
+//! that was not made durable, except that each file keeps its unsynced changes up to a seeded
+//! random byte position — a torn write — so recovery sees what a disk could show after a
+//! crash: bytes appended past the end, bytes overwritten inside the file (an append into
+//! zeros written ahead, segment.rs "Pre-extension") and a size change (extended or cut) each
+//! reach the disk up to that position, in position order.
 //! [`SimStorage::fail_next_syncs`] makes `fdatasync` fail, to test sticky fsync errors.
 //!
 //! It is not a model of any particular file system's ordering quirks beyond those two rules.
@@ -63,14 +66,7 @@ impl SimStorage {
         let mut survivors = BTreeMap::new();
         for (path, file) in &tree.durable_files {
             let state = file.state.lock().expect("sim file lock").clone();
-            let mut kept = state.durable.clone();
-            if state.data.len() > kept.len() && state.data.starts_with(&kept) {
-                let unsynced = state.data.len() - kept.len();
-                let keep = (rng.next() % (unsynced as u64 + 1)) as usize;
-                kept.extend_from_slice(
-                    &state.data[state.durable.len()..state.durable.len() + keep],
-                );
-            }
+            let kept = torn(&state.data, &state.durable, &mut rng);
             let fresh = Arc::new(SimFile {
                 state: Mutex::new(SimFileState {
                     data: kept.clone(),
@@ -290,6 +286,32 @@ impl StorageFile for SimFile {
         state.durable = state.data.clone();
         Ok(())
     }
+}
+
+/// What a power cut leaves of a file whose page cache holds `data` and whose disk holds
+/// `durable`: the cached bytes before a random position `cut` (from the first byte that
+/// differs to the end of the longer of the two), the durable ones from it on. A file that
+/// only grew keeps a random prefix of its new tail, as before overwrites were modelled; a cut
+/// past a shortened file's new end leaves it shortened.
+fn torn(data: &[u8], durable: &[u8], rng: &mut SplitMix64) -> Vec<u8> {
+    if data == durable {
+        return durable.to_vec();
+    }
+    let first_difference = data
+        .iter()
+        .zip(durable)
+        .position(|(a, b)| a != b)
+        .unwrap_or(data.len().min(durable.len()));
+    let last = data.len().max(durable.len());
+    let cut = first_difference + (rng.next() % ((last - first_difference) as u64 + 1)) as usize;
+    if cut > data.len() {
+        return data.to_vec();
+    }
+    let mut kept = data[..cut].to_vec();
+    if cut < durable.len() {
+        kept.extend_from_slice(&durable[cut..]);
+    }
+    kept
 }
 
 /// A tiny deterministic generator so a seed replays the same torn writes.

@@ -1,9 +1,11 @@
 //! Corruption test: bytes damaged on the real disk, then the log reopened, table-driven.
 //!
-//! Damage in the active segment (a flipped byte, a torn write, a zero-filled tail as some
-//! file systems leave after a power cut) is cut by recovery at the first bad batch: every batch
-//! before it reads back intact, the recovery report says how much was cut and why, and appends
-//! continue at the first lost offset. Damage inside a sealed segment is never cut (recovery does
+//! Damage in the active segment (a flipped byte, a torn write) is cut by recovery at the first
+//! bad batch: every batch before it reads back intact, the recovery report says how much was
+//! cut and why, and appends continue at the first lost offset. Zeros after the last batch (the
+//! space a segment writes ahead of its end, or a tail some file systems zero-fill after a power
+//! cut) end the log: they are cut too, and not reported, unless non-zero bytes follow them —
+//! then the zero header was a torn write and is reported as one. Damage inside a sealed segment is never cut (recovery does
 //! not rescan sealed data): the read that reaches the damaged batch fails with
 //! `ReadError::Corrupt`, naming topic, partition, segment file, byte and offset, while batches
 //! before it and later segments stay readable and the partition keeps taking appends.
@@ -39,13 +41,21 @@ enum Damage {
     Tear { batch: usize, keep: usize },
     /// Replace batch `batch` and everything after it with zeros, and add `extra` zeros.
     Zero { batch: usize, extra: usize },
+    /// Zero `zeros` bytes from `keep` bytes into batch `batch` on, keeping what follows, and
+    /// add a page of zeros: a torn write into the space a segment writes ahead of its end.
+    ZeroFrom {
+        batch: usize,
+        keep: usize,
+        zeros: usize,
+    },
 }
 
 #[test]
 fn damage_in_the_active_segment_is_cut_at_the_first_bad_batch() {
     let last = BATCHES as usize - 1;
     let middle = 3;
-    // (what, damage, first lost batch, words the recovery report must contain)
+    // (what, damage, first lost batch, words the recovery report must contain; empty: the
+    // zeros end the log and nothing is reported)
     let cases: &[(&str, Damage, usize, &str)] = &[
         (
             "length high byte, last batch",
@@ -117,8 +127,9 @@ fn damage_in_the_active_segment_is_cut_at_the_first_bad_batch() {
             "truncated",
         ),
         (
-            "torn after one byte of a middle batch",
-            tear(middle, 1),
+            // Its base offset (non-zero): a torn tail of zero bytes only is the end of the log.
+            "torn after nine bytes of a middle batch",
+            tear(middle, 9),
             middle,
             "truncated",
         ),
@@ -126,12 +137,32 @@ fn damage_in_the_active_segment_is_cut_at_the_first_bad_batch() {
             "zeros after the last batch",
             zero(BATCHES as usize, 4096),
             BATCHES as usize,
-            "out of range",
+            "",
         ),
-        ("last batch zeroed", zero(last, 0), last, "out of range"),
+        ("last batch zeroed", zero(last, 0), last, ""),
         (
             "middle batches zeroed, tail extended",
             zero(middle, 100),
+            middle,
+            "",
+        ),
+        (
+            "torn inside the last batch's records, then zeros",
+            Damage::ZeroFrom {
+                batch: last,
+                keep: 75,
+                zeros: usize::MAX,
+            },
+            last,
+            "CRC-32C mismatch",
+        ),
+        (
+            "a middle batch's header zeroed, whole batches after it",
+            Damage::ZeroFrom {
+                batch: middle,
+                keep: 0,
+                zeros: BATCH_HEADER_BYTES,
+            },
             middle,
             "out of range",
         ),
@@ -172,16 +203,17 @@ fn zero(batch: usize, extra: usize) -> Damage {
 /// Writes `BATCHES` batches to one segment, damages it, reopens and checks recovery.
 fn check_active(what: &str, damage: Damage, first_lost: usize, reason: &str) {
     let dir = tempfile::tempdir().expect("temp dir");
-    let (path, batches) = {
+    let path = {
         let log = open(dir.path());
         let partition = create(&log, 1 << 20);
         for i in 0..BATCHES {
             partition.append(&batch_records(i)).expect("append");
         }
         assert_eq!(partition.segment_count(), 1, "{what}");
-        let path = partition.segment_paths()[0].clone();
-        (path.clone(), layout(&path))
+        partition.segment_paths()[0].clone()
     };
+    // Closing the log cut the zeros written ahead: the file holds whole batches only.
+    let batches = layout(&path);
     let original = std::fs::read(&path).expect("segment");
     let mut bytes = original.clone();
     match damage {
@@ -191,6 +223,12 @@ fn check_active(what: &str, damage: Damage, first_lost: usize, reason: &str) {
             let from = batches.get(batch).map_or(bytes.len(), |b| b.0);
             bytes[from..].fill(0);
             bytes.resize(bytes.len() + extra, 0);
+        }
+        Damage::ZeroFrom { batch, keep, zeros } => {
+            let from = batches[batch].0 + keep;
+            let to = from.saturating_add(zeros).min(bytes.len());
+            bytes[from..to].fill(0);
+            bytes.resize(bytes.len() + 4096, 0);
         }
     }
     std::fs::write(&path, &bytes).expect("damage the segment");
@@ -217,27 +255,53 @@ fn check_active(what: &str, damage: Damage, first_lost: usize, reason: &str) {
         "{what}: file"
     );
     let report = &log.recovery_report().repaired;
+    if reason.is_empty() {
+        assert!(
+            report.is_empty(),
+            "{what}: a zero tail reported: {report:?}"
+        );
+    } else {
+        check_report(what, report, bytes.len() - cut_at, reason);
+    }
+    check_reads_and_appends(what, &partition, &batches, &original[..cut_at], first_lost);
+}
+
+/// The recovery report names partition 0 of `t`, `cut` bytes and a reason with `reason`.
+fn check_report(
+    what: &str,
+    report: &[(String, u32, keel_log::PartitionRecovery)],
+    cut: usize,
+    reason: &str,
+) {
     let repaired = report
         .iter()
         .find(|(topic, partition, _)| topic == "t" && *partition == 0)
         .map(|(_, _, repaired)| repaired)
         .unwrap_or_else(|| panic!("{what}: nothing reported in {report:?}"));
-    assert_eq!(
-        repaired.truncated_bytes,
-        (bytes.len() - cut_at) as u64,
-        "{what}: cut"
-    );
+    assert_eq!(repaired.truncated_bytes, cut as u64, "{what}: cut");
     let why = repaired.truncation_reason.as_deref().unwrap_or_default();
     assert!(
         why.contains(reason),
         "{what}: reason {why:?} lacks {reason:?}"
     );
+}
 
-    // Every batch before the damage reads back intact, in one read and batch by batch.
+/// Every batch before the first lost one reads back intact, in one read and batch by batch,
+/// and the partition continues at the first lost offset.
+fn check_reads_and_appends(
+    what: &str,
+    partition: &Partition,
+    batches: &[(usize, BatchHeader)],
+    kept: &[u8],
+    first_lost: usize,
+) {
+    let lost_offset = batches
+        .get(first_lost)
+        .map_or(next_offset(batches), |b| b.1.base_offset);
     let everything = partition.read(0, 1 << 20).expect("read from 0");
     assert_eq!(
         everything.bytes[..],
-        original[..cut_at],
+        kept[..],
         "{what}: bytes before the damage"
     );
     for (i, (_, header)) in batches[..first_lost].iter().enumerate() {

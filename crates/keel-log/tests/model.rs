@@ -5,13 +5,18 @@
 //! The model's promise per policy: under `always`, every acknowledged record survives a power
 //! cut; under `never`, a power cut keeps a prefix of the acknowledged records that is at least
 //! as long as what the last flush or segment roll made durable. Reads always return exactly the
-//! model's records from the requested offset, contiguously.
+//! model's records from the requested offset, contiguously. The active segment runs ahead of
+//! its end with zeros (`preallocate_bytes`, up to the 1 KiB segment size here), so power cuts
+//! tear appends into zeros; after every reopen each sealed segment's file must end at its last
+//! batch.
 
 use std::sync::Arc;
 
 use bytes::Bytes;
 use keel_log::sim::SimStorage;
-use keel_log::{FsyncPolicy, Log, LogOptions, ManualClock, NewRecord, Partition, TopicConfig};
+use keel_log::{
+    FsyncPolicy, Log, LogOptions, ManualClock, NewRecord, Partition, TopicConfig, check_batches,
+};
 use proptest::prelude::*;
 
 #[derive(Debug, Clone)]
@@ -58,6 +63,15 @@ impl Harness {
         let partition = topic.partition(0).expect("partition 0").clone();
         self.log = Some(log);
         partition
+    }
+
+    /// Whether every sealed segment's file is whole batches, zeros written ahead cut.
+    fn sealed_files_end_at_their_last_batch(&self, partition: &Partition) -> bool {
+        let paths = partition.segment_paths();
+        paths[..paths.len() - 1].iter().all(|path| {
+            let bytes = self.storage.file_bytes(path).expect("segment file");
+            check_batches(&bytes, u32::MAX).is_ok()
+        })
     }
 }
 
@@ -125,6 +139,7 @@ fn run(policy: FsyncPolicy, ops: Vec<Op>) -> Result<(), TestCaseError> {
                 partition = harness.open();
                 durable = model.len();
                 prop_assert_eq!(partition.high_watermark(), model.len() as u64);
+                prop_assert!(harness.sealed_files_end_at_their_last_batch(&partition));
             }
             Op::PowerCut(seed) => {
                 harness.storage.power_cut(seed);
@@ -146,6 +161,7 @@ fn run(policy: FsyncPolicy, ops: Vec<Op>) -> Result<(), TestCaseError> {
                 );
                 model.truncate(survived);
                 durable = survived;
+                prop_assert!(harness.sealed_files_end_at_their_last_batch(&partition));
             }
         }
     }
