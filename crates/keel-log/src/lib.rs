@@ -29,7 +29,9 @@
 //! power cut can only ever cost a suffix of the active segment, never a hole in the middle.
 //!
 //! In every mode recovery keeps exactly a prefix of whole, CRC-valid batches: a torn or
-//! corrupt tail of the active segment is cut at the first bad batch, never served. A failed
+//! corrupt tail of the active segment is cut at the first bad batch, never served; zeros
+//! after the last batch (the active segment's space written ahead,
+//! [`TopicConfig::preallocate_bytes`]) are the end of the log, cut without a report. A failed
 //! `fsync` is sticky: the partition refuses further appends until reopened.
 //!
 //! # Open files

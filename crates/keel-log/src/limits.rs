@@ -29,17 +29,16 @@ pub const SEGMENT_BYTES_MIN: u64 = 1024;
 /// Default age after which the active segment is sealed: one week, as Kafka.
 pub const SEGMENT_MS_DEFAULT: i64 = 7 * 24 * 60 * 60 * 1000;
 /// Default bytes of zeros kept written ahead of the active segment's end
-/// ([`crate::TopicConfig::preallocate_bytes`]): each extension writes this much and syncs it,
-/// so its cost (one `fdatasync` carrying it, a few ms on the development disk) comes once
-/// per this many appended bytes, while every other `fdatasync` of an append overwrites
-/// blocks the file already has and skips the inode's write.
+/// ([`crate::TopicConfig::preallocate_bytes`]): how far appends can run between two sync
+/// rounds (a burst, a slow disk) before they outrun the zeros and grow the file again.
 pub const PREALLOCATE_BYTES_DEFAULT: u64 = 1024 * 1024;
-/// Ceiling for `preallocate_bytes`: an extension is written in one sync round, whose waiters
-/// it delays.
+/// Ceiling for `preallocate_bytes`: the zeros are cut when the segment is sealed, so this is
+/// also the most a roll truncates.
 pub const PREALLOCATE_BYTES_CEILING: u64 = 64 * 1024 * 1024;
-/// Bytes of zeros written per call while pre-extending: the segment's lock, which appends
-/// need, is let go between two pieces.
-pub const PREALLOCATE_PIECE_BYTES: usize = 64 * 1024;
+/// Most bytes of zeros one sync round writes ahead (`Segment::extend_ahead`): its
+/// `fdatasync` carries them and the file's new size, so one round in every this many appended
+/// bytes pays for a write of this size and the inode's block, and none pays more.
+pub const PREALLOCATE_STEP_BYTES: usize = 64 * 1024;
 /// Bytes appended between two sparse index entries.
 pub const INDEX_INTERVAL_BYTES: u64 = 4096;
 /// Most partitions a topic may have. Neither memory nor descriptors set it: a partition costs

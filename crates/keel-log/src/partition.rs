@@ -443,10 +443,10 @@ impl Partition {
 
     /// Syncs the active segment and publishes what the sync covered. Called without locks.
     ///
-    /// When the zeros written ahead of the active segment's end run low, this round first
-    /// writes more (`preallocate_bytes`, segment.rs "Pre-extension"), so that its one sync
-    /// carries them and the file's new size, and the appends of the next rounds overwrite
-    /// them. Its waiters pay for that once per extension; appenders never wait for it.
+    /// When a whole step is missing from the `preallocate_bytes` of zeros wanted ahead of the
+    /// active segment's end, the round first writes that step (segment.rs "Pre-extension"), so
+    /// that its one sync carries them and the file's new size, and the appends of the next
+    /// rounds overwrite them. That round's waiters pay for one step; appenders never wait.
     pub(crate) fn sync_written(&self) -> io::Result<()> {
         let (segments, active, next_offset, size) = {
             let mut writer = self.writer();

@@ -7,14 +7,14 @@
 //! # Pre-extension
 //!
 //! The active segment's file may run past its last batch: zeros written ahead of the end
-//! ([`Segment::extend_ahead`], `preallocate_bytes` of the topic), so that an append
-//! overwrites blocks the file already has. On ext4 an `fdatasync` of an append that grew the
+//! ([`Segment::extend_ahead`], up to `preallocate_bytes` of the topic, one step per sync
+//! round), so that an append overwrites blocks the file already has. On ext4 an `fdatasync` of an append that grew the
 //! file waits for three device round trips one after the other — the data, the inode's block
 //! (its new size) and the cache flush; one that only overwrote waits for two (BENCHMARKS.md,
 //! "three device round trips"). `fallocate` would not do: its extents are *unwritten*, and the
 //! first write into one converts it, which changes the extent tree the sync must then write.
 //! So the zeros are written, and the sync that follows carries them and the new size once per
-//! extension instead of once per append. Their cost is disk bandwidth: every byte of a
+//! step of zeros instead of once per append. Their cost is disk bandwidth: every byte of a
 //! segment is written twice, zeros first.
 //!
 //! The segment's logical end (`size`) is therefore no longer its file's length, and every
@@ -41,7 +41,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use crate::batch::{BATCH_HEADER_BYTES, BatchError, BatchHeader, check_batch};
 use crate::index::{OffsetEntry, SegmentIndex, TimeEntry};
-use crate::limits::{INDEX_INTERVAL_BYTES, PREALLOCATE_PIECE_BYTES, SCAN_CHUNK_BYTES};
+use crate::limits::{INDEX_INTERVAL_BYTES, PREALLOCATE_STEP_BYTES, SCAN_CHUNK_BYTES};
 use crate::storage::{Storage, StorageFile};
 
 /// A segment of a partition.
@@ -332,31 +332,28 @@ impl Segment {
         Ok(None)
     }
 
-    /// Writes zeros past the end, in pieces (appends take the lock between two), until
-    /// `ahead` bytes past it are in the file, once fewer than half that are; never past
-    /// `limit` (the size at which the segment rolls) nor into a sealed segment. The caller
-    /// syncs them. Returns the bytes written.
+    /// Writes one step of zeros (`PREALLOCATE_STEP_BYTES`, or `ahead` when smaller) after
+    /// what the file holds, when a whole step is missing from the `ahead` bytes wanted past the
+    /// last batch; never past `limit` (the size at which the segment rolls) nor into a sealed
+    /// segment. The caller syncs them. Returns the bytes written.
+    ///
+    /// Whole steps only: a top-up of what the last round appended would change the file's
+    /// size in every round, and its sync would write the inode's block every time — the cost
+    /// this removes. One step per call, so that no sync round carries more than one: the
+    /// round's waiters wait for that write. Steps keep up as long as a round appends less than
+    /// a step, which one-record requests (the case this is for) always do; larger appends
+    /// overtake the zeros and grow the file as they would without them.
     pub(crate) fn extend_ahead(&self, ahead: u64, limit: u64) -> io::Result<u64> {
-        static ZEROS: [u8; PREALLOCATE_PIECE_BYTES] = [0; PREALLOCATE_PIECE_BYTES];
-        let mut written = 0;
-        {
-            let state = self.state();
-            if state.sealed || state.extent >= (state.size + ahead / 2).min(limit) {
-                return Ok(0);
-            }
+        static ZEROS: [u8; PREALLOCATE_STEP_BYTES] = [0; PREALLOCATE_STEP_BYTES];
+        let mut state = self.state();
+        let at = state.extent.max(state.size);
+        let end = (at + ahead.min(PREALLOCATE_STEP_BYTES as u64)).min(limit);
+        if state.sealed || end <= at || end > state.size + ahead {
+            return Ok(0);
         }
-        loop {
-            let mut state = self.state();
-            let target = (state.size + ahead).min(limit);
-            let at = state.extent.max(state.size);
-            if state.sealed || at >= target {
-                return Ok(written);
-            }
-            let piece = (target - at).min(PREALLOCATE_PIECE_BYTES as u64);
-            self.log.write_all_at(&ZEROS[..piece as usize], at)?;
-            state.extent = at + piece;
-            written += piece;
-        }
+        self.log.write_all_at(&ZEROS[..(end - at) as usize], at)?;
+        state.extent = end;
+        Ok(end - at)
     }
 
     /// Cuts the zeros written ahead, so the file ends at its last batch (a clean shutdown;

@@ -59,6 +59,33 @@ fn the_active_segment_runs_ahead_and_a_roll_or_a_clean_shutdown_cuts_it() {
 }
 
 #[test]
+fn each_sync_round_writes_one_step_of_zeros_until_the_chunk_is_ahead() {
+    let storage = SimStorage::new();
+    let step = keel_log::limits::PREALLOCATE_STEP_BYTES;
+    let (_log, partition) = create(
+        &storage,
+        config(FsyncPolicy::Always, 1 << 20, 3 * step as u64),
+    );
+    let path = partition.segment_paths()[0].clone();
+    let mut lengths = Vec::new();
+    for i in 0..5 {
+        partition.append(&[record(i, 10)]).expect("append");
+        lengths.push(storage.file_bytes(&path).expect("segment").len());
+    }
+    // The first three rounds add a step each; then less than a whole step is missing, and
+    // the file keeps its size (a top-up would make every sync write the inode's block).
+    let grown: Vec<usize> = lengths.windows(2).map(|pair| pair[1] - pair[0]).collect();
+    assert_eq!(grown, [step, step, 0, 0], "file lengths: {lengths:?}");
+    let bytes = storage.file_bytes(&path).expect("segment");
+    let first_batch = keel_log::BatchHeader::parse(&bytes, u32::MAX).expect("header");
+    assert_eq!(
+        lengths[0],
+        first_batch.size() + step,
+        "one step past the first batch"
+    );
+}
+
+#[test]
 fn without_preallocation_the_file_ends_at_its_last_batch() {
     let storage = SimStorage::new();
     let (_log, partition) = create(&storage, config(FsyncPolicy::Always, 8192, 0));
@@ -121,15 +148,15 @@ fn a_power_cut_in_the_middle_of_an_extension_loses_nothing() {
     for seed in 0..SEEDS {
         let storage = SimStorage::new();
         let (log, partition) = create(&storage, config(FsyncPolicy::Always, 65_536, 4096));
-        // The first sync extends to 4 KiB past the first batch; the second append passes
-        // half of that, so its sync extends again — and fails before the zeros are durable.
+        // The first sync writes 4 KiB of zeros past the first batch; the second append runs
+        // past them, so its sync extends again — and fails before the zeros are durable.
         partition.append(&[record(0, 40)]).expect("append");
         let before = storage
             .file_bytes(&partition.segment_paths()[0])
             .expect("segment");
         storage.fail_next_syncs(1);
         partition
-            .append(&[record(1, 2100)])
+            .append(&[record(1, 4200)])
             .expect_err("the sync fails");
         let during = storage
             .file_bytes(&partition.segment_paths()[0])
