@@ -8,11 +8,12 @@
 //!
 //! The active segment's file may run past its last batch: zeros written ahead of the end
 //! ([`Segment::extend_ahead`], up to `preallocate_bytes` of the topic, one step per sync
-//! round), so that an append overwrites blocks the file already has. On ext4 an `fdatasync` of an append that grew the
-//! file waits for three device round trips one after the other — the data, the inode's block
-//! (its new size) and the cache flush; one that only overwrote waits for two (BENCHMARKS.md,
-//! "three device round trips"). `fallocate` would not do: its extents are *unwritten*, and the
-//! first write into one converts it, which changes the extent tree the sync must then write.
+//! round), so that an append overwrites blocks the file already has. On ext4 an `fdatasync`
+//! of an append that grew the file waits for three device round trips one after the other —
+//! the data, the inode's block (its new size) and the cache flush; one that only overwrote
+//! waits for two (BENCHMARKS.md, "three device round trips"). `fallocate` would not do: its
+//! extents are *unwritten*, and the first write into a block converts it, which changes the
+//! extent tree the sync must then write (measured: docs/log-format.md).
 //! So the zeros are written, and the sync that follows carries them and the new size once per
 //! step of zeros instead of once per append. Their cost is disk bandwidth: every byte of a
 //! segment is written twice, zeros first.
@@ -359,13 +360,7 @@ impl Segment {
     /// Cuts the zeros written ahead, so the file ends at its last batch (a clean shutdown;
     /// [`Segment::seal`] does it too). Returns whether the file changed; the caller syncs.
     pub(crate) fn trim(&self) -> io::Result<bool> {
-        let mut state = self.state();
-        let end = state.size;
-        let trimmed = state.extent > end;
-        if trimmed {
-            state.cut_to(&*self.log, end)?;
-        }
-        Ok(trimmed)
+        self.state().cut_zeros_ahead(&*self.log)
     }
 
     /// Seals the segment: cuts the zeros written ahead of its end, so a sealed segment's file
@@ -374,10 +369,7 @@ impl Segment {
     pub(crate) fn seal(&self) -> io::Result<()> {
         let mut state = self.state();
         state.sealed = true;
-        let end = state.size;
-        if state.extent > end {
-            state.cut_to(&*self.log, end)?;
-        }
+        state.cut_zeros_ahead(&*self.log)?;
         let max_ts = state.max_timestamp_ms;
         let needs_entry = state
             .index
@@ -428,6 +420,15 @@ impl SegmentState {
         log.set_len(end)?;
         self.extent = end;
         Ok(())
+    }
+
+    /// Cuts the zeros written ahead of the last batch; returns whether there were any.
+    fn cut_zeros_ahead(&mut self, log: &dyn StorageFile) -> io::Result<bool> {
+        let ahead = self.extent > self.size;
+        if ahead {
+            self.cut_to(log, self.size)?;
+        }
+        Ok(ahead)
     }
 
     /// Adds index entries for the batch at `position` when the interval has passed.
