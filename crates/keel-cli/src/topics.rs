@@ -32,8 +32,9 @@ enum TopicsCommand {
         fsync: String,
         /// Any other topic setting, as KEY=VALUE (repeatable), by Kafka's name: retention.ms,
         /// retention.bytes (-1: no limit), cleanup.policy (delete|compact), max.message.bytes,
-        /// segment.bytes, segment.ms, delete.retention.ms, keel.fsync; or by Keel's
-        /// topic.conf name (retention_ms, cleanup, max_batch_bytes, ...).
+        /// segment.bytes, segment.ms, delete.retention.ms, keel.fsync, keel.preallocate.bytes
+        /// (zeros written ahead of the active segment; 0: off); or by Keel's topic.conf name
+        /// (retention_ms, cleanup, max_batch_bytes, ...).
         #[arg(long = "config", value_name = "KEY=VALUE")]
         config: Vec<String>,
     },
@@ -52,8 +53,8 @@ enum TopicsCommand {
         name: String,
         /// A setting to change, as KEY=VALUE (repeatable), by the names `create --config`
         /// takes: retention.ms, retention.bytes (-1: no limit), cleanup.policy,
-        /// max.message.bytes, segment.bytes, segment.ms, delete.retention.ms, keel.fsync, or
-        /// their topic.conf names. A lowered max.message.bytes applies to new events only.
+        /// max.message.bytes, segment.bytes, segment.ms, delete.retention.ms, keel.fsync,
+        /// keel.preallocate.bytes, or their topic.conf names. A lowered max.message.bytes applies to new events only.
         #[arg(long = "config", value_name = "KEY=VALUE", required = true)]
         config: Vec<String>,
     },

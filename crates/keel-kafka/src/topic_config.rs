@@ -21,6 +21,10 @@ pub struct TopicConfigError {
 /// Keel's own setting of a topic's fsync policy, whose change needs AlterConfigs.
 pub(crate) const KEEL_FSYNC: &str = "keel.fsync";
 
+/// Keel's own setting of the zeros written ahead of a topic's active segments
+/// (`preallocate_bytes`; `0` turns it off): Kafka's `preallocate`, in bytes.
+const KEEL_PREALLOCATE_BYTES: &str = "keel.preallocate.bytes";
+
 /// The timestamp type of a topic's records; Keel keeps only [`CREATE_TIME`].
 const MESSAGE_TIMESTAMP_TYPE: &str = "message.timestamp.type";
 const CREATE_TIME: &str = "CreateTime";
@@ -31,7 +35,8 @@ const IGNORED: &[&str] = &["min.insync.replicas", "unclean.leader.election.enabl
 /// Applies one Kafka topic setting (`cleanup.policy`, `retention.ms`, `retention.bytes`,
 /// `segment.bytes`, `segment.ms`, `max.message.bytes`, `delete.retention.ms`,
 /// `message.timestamp.type` = `CreateTime`, and Keel's own
-/// `keel.fsync` = `always` | `never` | `interval(<ms>)`) to `config`.
+/// `keel.fsync` = `always` | `never` | `interval(<ms>)` and `keel.preallocate.bytes`) to
+/// `config`.
 pub fn apply_kafka_config(
     config: &mut TopicConfig,
     name: &str,
@@ -84,6 +89,10 @@ pub fn apply_kafka_config(
         }
         KEEL_FSYNC => {
             config.fsync = value.parse::<FsyncPolicy>().map_err(error)?;
+        }
+        KEEL_PREALLOCATE_BYTES => {
+            config.preallocate_bytes =
+                u64::try_from(number()?).map_err(|_| error("must not be negative".into()))?
         }
         _ => return Err(error("not supported by Keel".into())),
     }
@@ -190,6 +199,7 @@ pub fn kafka_configs(config: &TopicConfig) -> Vec<(&'static str, String)> {
         ),
         (MESSAGE_TIMESTAMP_TYPE, CREATE_TIME.to_string()),
         (KEEL_FSYNC, config.fsync.to_string()),
+        (KEEL_PREALLOCATE_BYTES, config.preallocate_bytes.to_string()),
     ]
 }
 
@@ -224,6 +234,21 @@ mod tests {
         check("segment.bytes", Some("2048"), Ok("segment.bytes"));
         check("max.message.bytes", Some("4096"), Ok("max.message.bytes"));
         check("keel.fsync", Some("interval(5)"), Ok("keel.fsync"));
+        check(
+            "keel.preallocate.bytes",
+            Some("0"),
+            Ok("keel.preallocate.bytes"),
+        );
+        check(
+            "keel.preallocate.bytes",
+            Some("-1"),
+            Err("config 'keel.preallocate.bytes'"),
+        );
+        check(
+            "keel.preallocate.bytes",
+            Some("67108865"),
+            Err("config 'keel.preallocate.bytes'"),
+        );
         check(
             "cleanup.policy",
             Some("forever"),
