@@ -14,29 +14,18 @@ use keel_log::Log;
 use keel_sql::PgDatabase;
 use support::Keel;
 
-/// A schema of its own; `None` (and a message) when the variable is unset.
+/// A schema of its own (`keel_sql::testing`); `None` (and a message) when the variable is
+/// unset.
 fn schema_url(test: &str) -> Option<String> {
     let Ok(base) = std::env::var("KEEL_TEST_POSTGRES_URL") else {
         eprintln!("{test}: not run, KEEL_TEST_POSTGRES_URL is unset");
         return None;
     };
-    let schema = format!("keel_cli_{test}_{}", std::process::id());
-    runtime().block_on(async {
-        let (client, connection) = tokio_postgres::connect(&base, tokio_postgres::NoTls)
-            .await
-            .unwrap_or_else(|e| panic!("KEEL_TEST_POSTGRES_URL={base} is unreachable: {e}"));
-        tokio::spawn(connection);
-        client
-            .batch_execute(&format!(
-                "DROP SCHEMA IF EXISTS {schema} CASCADE; CREATE SCHEMA {schema}"
-            ))
-            .await
-            .expect("create schema");
-    });
-    let separator = if base.contains('?') { '&' } else { '?' };
-    Some(format!(
-        "{base}{separator}options=-c%20search_path%3D{schema}"
-    ))
+    let (url, _) = runtime().block_on(keel_sql::testing::fresh_postgres_schema(
+        &base,
+        &format!("cli_{test}"),
+    ));
+    Some(url)
 }
 
 fn runtime() -> tokio::runtime::Runtime {

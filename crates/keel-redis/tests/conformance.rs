@@ -10,6 +10,8 @@
 //! to — and with `appendfsync everysec` (the AOF's default), stopped with SIGTERM: a clean
 //! shutdown writes and syncs the AOF, so even that setting loses nothing then.
 
+mod support;
+
 use std::process::Command;
 use std::sync::Arc;
 use std::time::Duration;
@@ -64,8 +66,10 @@ async fn redis() -> Option<Redis> {
 }
 
 async fn redis_at(url: &str) -> Redis {
-    let namespace = inherited_broker()
-        .unwrap_or_else(|| format!("t{}", uuid::Uuid::now_v7().simple())[..32].to_string());
+    let namespace = match inherited_broker() {
+        Some(namespace) => namespace,
+        None => support::fresh_namespace(url).await,
+    };
     let config = RedisConfig::new(url)
         .with_namespace(&namespace)
         .expect("namespace");

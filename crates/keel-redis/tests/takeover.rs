@@ -5,6 +5,8 @@
 //! does: it waits for the lease to age out, claims the dead member's pending entries
 //! (`XAUTOCLAIM`) and handles all ten events once, in order, acknowledging them all.
 
+mod support;
+
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -20,7 +22,7 @@ async fn a_dead_members_pending_entries_are_claimed_and_handled_in_order() {
         eprintln!("redis takeover: not run, {URL_VAR} is unset");
         return;
     };
-    let namespace = format!("t{}", uuid::Uuid::now_v7().simple());
+    let namespace = support::fresh_namespace(&url).await;
     let config = RedisConfig::new(url.clone())
         .with_namespace(&namespace)
         .expect("namespace");

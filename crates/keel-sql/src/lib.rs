@@ -122,6 +122,8 @@ mod saga;
 mod schema;
 mod sqlite;
 mod sqlite_outbox;
+#[cfg(feature = "testing")]
+pub mod testing;
 
 pub use error::OpenError;
 pub use event_store::SqliteEventStore;

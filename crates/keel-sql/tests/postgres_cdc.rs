@@ -275,8 +275,12 @@ impl PrivateCluster {
     fn pg_ctl(&self, action: &str) {
         let data = self.data();
         let log = self.dir.path().join("log").display().to_string();
+        // `wal_sender_timeout`: a fast shutdown waits for each logical walsender until its
+        // client confirmed everything sent, and a relay whose write-back the shutdown cut
+        // cannot confirm (ARCHITECTURE.md, CDC relay invariants); with the default 60 s
+        // that wait used up all of `pg_ctl -w`'s 60 s under load, and the restart failed.
         let options = format!(
-            "-c listen_addresses=127.0.0.1 -p {} -c unix_socket_directories={} -c wal_level=logical -c max_replication_slots=4 -c max_wal_senders=4",
+            "-c listen_addresses=127.0.0.1 -p {} -c unix_socket_directories={} -c wal_level=logical -c max_replication_slots=4 -c max_wal_senders=4 -c wal_sender_timeout=10s",
             self.port,
             self.dir.path().display()
         );

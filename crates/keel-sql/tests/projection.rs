@@ -173,9 +173,13 @@ fn amount(n: i64) -> Event {
     Event::new("/orders", "order.amount").with_data("application/json", n.to_string().into_bytes())
 }
 
+/// Appends `events` events over 7 streams and waits until the last one is readable: on
+/// PostgreSQL readers stop short of any transaction still in flight on the server, another
+/// test's included.
 async fn fill(store: &impl EventStore, events: u64) {
+    let mut last = 0;
     for n in 0..events {
-        store
+        let appended = store
             .append(
                 &format!("order-{}", n % 7),
                 ExpectedVersion::Any,
@@ -183,7 +187,10 @@ async fn fill(store: &impl EventStore, events: u64) {
             )
             .await
             .unwrap();
+        last = appended.last_position;
     }
+    let head = store.wait_for(last, WAIT).await.unwrap();
+    assert!(head > last, "appended events readable within {WAIT:?}");
 }
 
 /// Body: a failing event leaves model and checkpoint at its batch's start; a new projector

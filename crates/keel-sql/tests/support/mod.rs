@@ -149,19 +149,5 @@ pub(crate) async fn fresh_schema(test: &str) -> Option<(String, String)> {
         eprintln!("{test}: not run, KEEL_TEST_POSTGRES_URL is unset");
         return None;
     };
-    let schema = format!("keel_test_{}_{}", test, std::process::id());
-    let (client, connection) = tokio_postgres::connect(&base, tokio_postgres::NoTls)
-        .await
-        .unwrap_or_else(|e| panic!("KEEL_TEST_POSTGRES_URL={base} is unreachable: {e}"));
-    tokio::spawn(connection);
-    client
-        .batch_execute(&format!(
-            "DROP SCHEMA IF EXISTS {schema} CASCADE; CREATE SCHEMA {schema}"
-        ))
-        .await
-        .expect("create schema");
-    let separator = if base.contains('?') { '&' } else { '?' };
-    let url =
-        format!("{base}{separator}options=-c%20search_path%3D{schema}&application_name={schema}");
-    Some((url, schema))
+    Some(keel_sql::testing::fresh_postgres_schema(&base, test).await)
 }
