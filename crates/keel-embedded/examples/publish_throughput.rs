@@ -4,9 +4,15 @@
 //! one JSON line each. A measurement, not a test.
 //!
 //! `cargo run --release -p keel-embedded --example publish_throughput -- [EVENTS] [IN_FLIGHT]
-//! [FSYNC]` (defaults 200,000, 1,000 and both `never` and `always`; 100 data bytes, 4
-//! partitions, 1,024 keys). One FSYNC policy alone is for `valgrind --tool=callgrind`, whose
-//! count per event is the difference of two runs with different EVENTS (`BENCHMARKS.md`).
+//! [FSYNC] [TASKS]` (defaults 200,000, 1,000, both `never` and `always`, and 1; 100 data
+//! bytes, 4 partitions, 1,024 keys). One FSYNC policy alone is for `valgrind
+//! --tool=callgrind`, whose count per event is the difference of two runs with different
+//! EVENTS (`BENCHMARKS.md`).
+//!
+//! TASKS spreads the publishes over that many tasks, IN_FLIGHT / TASKS in flight each. With
+//! one, a single task builds and awaits every publish, so it runs on one core whatever the
+//! machine has; a service publishes from its request tasks, which the runtime spreads over
+//! its cores.
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -15,6 +21,7 @@ use futures_util::StreamExt;
 use keel_core::Event;
 use keel_embedded::EmbeddedBus;
 use keel_log::{FsyncPolicy, Log, TopicConfig};
+use keel_runtime::Publisher;
 
 const TOPIC: &str = "publish";
 const PARTITIONS: u32 = 4;
@@ -33,7 +40,14 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .map(|a| a.parse::<usize>())
         .transpose()?
         .unwrap_or(1_000);
-    let policies = match args.next() {
+    let policies_arg = args.next();
+    let tasks = args
+        .next()
+        .map(|a| a.parse::<usize>())
+        .transpose()?
+        .unwrap_or(1)
+        .clamp(1, in_flight);
+    let policies = match policies_arg {
         Some(fsync) => vec![fsync.parse::<FsyncPolicy>()?],
         None => vec![FsyncPolicy::Never, FsyncPolicy::Always],
     };
@@ -42,21 +56,17 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         let log = Arc::new(Log::open(dir.path())?);
         let topic = log.create_topic(TOPIC, TopicConfig::new(PARTITIONS).with_fsync(fsync))?;
         let publisher = EmbeddedBus::new(log.clone()).publisher();
-        let data = vec![b'x'; 100];
         let started = Instant::now();
-        futures_util::stream::iter(0..events)
-            .map(|n| {
-                let event = Event::new("/bench", "bench.published")
-                    .with_partition_key(format!("key-{}", n % KEYS))
-                    .with_data("application/octet-stream", data.clone());
-                let publisher = &publisher;
-                async move { publisher.publish(TOPIC, event).await }
+        let drivers: Vec<_> = (0..tasks)
+            .map(|task| {
+                let publisher = publisher.clone();
+                let own = (task as u64..events).step_by(tasks);
+                tokio::spawn(publish_all(publisher, own, in_flight / tasks))
             })
-            .buffer_unordered(in_flight)
-            .for_each(|published| async move {
-                published.expect("published");
-            })
-            .await;
+            .collect();
+        for driver in drivers {
+            driver.await?;
+        }
         let elapsed = started.elapsed().as_secs_f64();
         let appends: u64 = topic
             .partitions()
@@ -65,11 +75,29 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             .sum();
         println!(
             "{{\"label\": \"embedded Publisher, one event per publish\", \"fsync\": \"{fsync}\", \
-             \"events\": {events}, \"in_flight\": {in_flight}, \"events_per_s\": {:.0}, \
+             \"events\": {events}, \"in_flight\": {in_flight}, \"tasks\": {tasks}, \"events_per_s\": {:.0}, \
              \"events_per_append\": {:.1}}}",
             events as f64 / elapsed,
             events as f64 / appends as f64
         );
     }
     Ok(())
+}
+
+/// Publishes the events numbered by `own`, `in_flight` at a time, from one task.
+async fn publish_all(publisher: Publisher, own: impl Iterator<Item = u64>, in_flight: usize) {
+    let data = vec![b'x'; 100];
+    futures_util::stream::iter(own)
+        .map(|n| {
+            let event = Event::new("/bench", "bench.published")
+                .with_partition_key(format!("key-{}", n % KEYS))
+                .with_data("application/octet-stream", data.clone());
+            let publisher = &publisher;
+            async move { publisher.publish(TOPIC, event).await }
+        })
+        .buffer_unordered(in_flight.max(1))
+        .for_each(|published| async move {
+            published.expect("published");
+        })
+        .await;
 }
