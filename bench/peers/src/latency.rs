@@ -64,6 +64,11 @@ impl Latencies {
         self.histogram.len()
     }
 
+    /// The latency at quantile `q` (0.5, 0.99, 1.0 for the max) in milliseconds, to the µs.
+    pub fn quantile_ms(&self, q: f64) -> f64 {
+        (self.histogram.value_at_quantile(q) as f64 / 1e3).round() / 1e3
+    }
+
     /// One JSON object: the peer, the rate and p50/p99/p99.9/max in microseconds.
     pub fn to_json(&self, peer: &str, pacer: Pacer, size: usize) -> String {
         let us = |nanos: u64| nanos as f64 / 1000.0;

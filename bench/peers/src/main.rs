@@ -22,6 +22,7 @@ use hdrhistogram::Histogram;
 mod kafka;
 mod latency;
 mod nats_stream;
+mod redis_acks;
 mod redis_stream;
 
 use latency::Pacer;
@@ -97,6 +98,19 @@ enum Command {
         url: String,
         #[command(flatten)]
         steady: Steady,
+    },
+    /// `XADD` reply latency at a steady rate, one entry per command, for `scripts/bench-kafka
+    /// acks` (the warm-up's seconds from PROBE_WARM_UP_SECONDS, as the protocol probe's).
+    RedisAcks {
+        /// Redis URL.
+        #[arg(long, default_value = "redis://127.0.0.1:6379/")]
+        url: String,
+        /// Entries per second.
+        #[arg(long, default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
+        rate: u64,
+        /// Seconds measured, after the warm-up.
+        #[arg(long, default_value_t = 10.0)]
+        seconds: f64,
     },
     /// End-to-end latency at a steady rate through Redis Streams (XADD, blocking XREAD).
     RedisLatency {
@@ -215,6 +229,17 @@ async fn main() -> anyhow::Result<()> {
             println!(
                 "{}",
                 latencies.to_json("nats-js", pacer, steady.size.into())
+            );
+            return Ok(());
+        }
+        Command::RedisAcks { url, rate, seconds } => {
+            let warm_up = std::env::var("PROBE_WARM_UP_SECONDS")
+                .map_or(Ok(0.0), |s| s.parse::<f64>())
+                .context("PROBE_WARM_UP_SECONDS")?;
+            let key = format!("keel-bench-peers-acks-{}", unique_suffix());
+            println!(
+                "{}",
+                redis_acks::probe(&url, &key, rate, (warm_up, seconds)).await?
             );
             return Ok(());
         }
