@@ -16,7 +16,6 @@ use crate::batch::{check_batch, decode_wire, encode_wire};
 use crate::limits::{COMPACTION_KEYS_MAX, STORED_BATCH_BYTES_MAX};
 use crate::partition::Partition;
 use crate::segment::{Segment, segment_file};
-use crate::storage::read_exact_at;
 
 /// What one compaction pass did.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -142,8 +141,8 @@ struct DecodedBatch {
 
 fn read_segment_batches(segment: &Segment, max_batch_bytes: u32) -> io::Result<Vec<DecodedBatch>> {
     let size = segment.state().size;
-    let mut bytes = vec![0u8; size as usize];
-    read_exact_at(&*segment.log, &mut bytes, 0)?;
+    let mut bytes = Vec::new();
+    segment.log.read_exact_into(&mut bytes, size as usize, 0)?;
     let bytes = Bytes::from(bytes);
     let mut batches = Vec::new();
     let mut position = 0;

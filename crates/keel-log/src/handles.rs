@@ -351,6 +351,10 @@ impl StorageFile for LazyFile {
         self.file()?.read_at(buf, position)
     }
 
+    fn read_exact_into(&self, buf: &mut Vec<u8>, len: usize, position: u64) -> io::Result<()> {
+        self.file()?.read_exact_into(buf, len, position)
+    }
+
     fn write_all_at(&self, buf: &[u8], position: u64) -> io::Result<()> {
         self.file()?.write_all_at(buf, position)
     }

@@ -8,7 +8,7 @@
 use std::io;
 use std::sync::Arc;
 
-use crate::storage::{StorageFile, read_exact_at};
+use crate::storage::StorageFile;
 
 /// One offset-index entry: a batch's base offset (relative to the segment) and byte position.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -147,7 +147,7 @@ fn read_whole(file: &dyn StorageFile, entry_bytes: usize) -> io::Result<Option<V
     if !len.is_multiple_of(entry_bytes) {
         return Ok(None);
     }
-    let mut bytes = vec![0u8; len];
-    read_exact_at(file, &mut bytes, 0)?;
+    let mut bytes = Vec::new();
+    file.read_exact_into(&mut bytes, len, 0)?;
     Ok(Some(bytes))
 }

@@ -623,7 +623,7 @@ impl Shared {
 
 fn read_text(storage: &dyn Storage, path: &Path) -> std::io::Result<String> {
     let file = storage.open(path, false)?;
-    let mut bytes = vec![0u8; file.size()? as usize];
-    crate::storage::read_exact_at(&*file, &mut bytes, 0)?;
+    let mut bytes = Vec::new();
+    file.read_exact_into(&mut bytes, file.size()? as usize, 0)?;
     String::from_utf8(bytes).map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))
 }

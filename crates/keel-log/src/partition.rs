@@ -26,7 +26,7 @@ use crate::group_commit::DurableWaiters;
 use crate::limits::{READ_BYTES_MAX, STORED_BATCH_BYTES_MAX};
 use crate::segment::{Segment, corrupt, parse_segment_name, segment_file};
 use crate::signal::{AppendSignal, HighWatermarkPast};
-use crate::storage::{Storage, read_exact_at};
+use crate::storage::Storage;
 use keel_core::Clock;
 use keel_core::{NewRecord, Record};
 
@@ -642,8 +642,10 @@ impl Partition {
     ) -> Result<Bytes, ReadError> {
         let max_bytes = max_bytes.clamp(1, READ_BYTES_MAX) as u64;
         let want = (limit - position).min(max_bytes.max(crate::batch::BATCH_HEADER_BYTES as u64));
-        let mut bytes = vec![0u8; want as usize];
-        read_exact_at(&*segment.log, &mut bytes, position)?;
+        let mut bytes = Vec::new();
+        segment
+            .log
+            .read_exact_into(&mut bytes, want as usize, position)?;
         let mut end = 0;
         let mut next_offset = segment.base_offset;
         loop {
@@ -668,7 +670,8 @@ impl Partition {
                 if end > 0 {
                     break;
                 }
-                // The first batch is larger than max_bytes: return it whole.
+                // The first batch is larger than max_bytes: read the rest of it and return it
+                // whole.
                 if position + header.size() as u64 > limit {
                     return Err(corrupt_read(
                         segment,
@@ -677,8 +680,12 @@ impl Partition {
                         "batch extends past the segment end",
                     ));
                 }
-                bytes.resize(header.size(), 0);
-                read_exact_at(&*segment.log, &mut bytes, position)?;
+                let read = bytes.len();
+                segment.log.read_exact_into(
+                    &mut bytes,
+                    header.size() - read,
+                    position + read as u64,
+                )?;
             }
             let checked = check_batch(&bytes[end..], STORED_BATCH_BYTES_MAX).and_then(|h| {
                 if h.base_offset < next_offset || h.last_offset() >= high_watermark {
@@ -1051,8 +1058,8 @@ fn read_log_start(storage: &dyn Storage, dir: &Path) -> io::Result<Option<u64>> 
         return Ok(None);
     }
     let file = storage.open(&path, false)?;
-    let mut bytes = vec![0; file.size()? as usize];
-    read_exact_at(&*file, &mut bytes, 0)?;
+    let mut bytes = Vec::new();
+    file.read_exact_into(&mut bytes, file.size()? as usize, 0)?;
     let text = String::from_utf8_lossy(&bytes);
     text.trim().parse().map(Some).map_err(|_| {
         io::Error::new(

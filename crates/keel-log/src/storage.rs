@@ -48,22 +48,38 @@ pub trait StorageFile: Send + Sync + std::fmt::Debug {
     fn set_len(&self, len: u64) -> io::Result<()>;
     /// Makes the file's data durable (`fdatasync`).
     fn sync_data(&self) -> io::Result<()>;
+
+    /// Appends exactly `len` bytes read at `position` to `buf`, or fails as [`read_exact_at`]
+    /// does and leaves `buf` as it was. The real file reads into the vector's spare capacity:
+    /// a fetch of 1 MiB zeroed first spent a tenth of the server's CPU in `memset` for bytes
+    /// the read overwrites at once. This default (the simulator's) zero-fills, then reads.
+    fn read_exact_into(&self, buf: &mut Vec<u8>, len: usize, position: u64) -> io::Result<()> {
+        let start = buf.len();
+        buf.resize(start + len, 0);
+        read_exact_at(self, &mut buf[start..], position).inspect_err(|_| buf.truncate(start))
+    }
 }
 
 /// Reads exactly `buf.len()` bytes at `position`, or fails with `UnexpectedEof`.
-pub fn read_exact_at(file: &dyn StorageFile, buf: &mut [u8], position: u64) -> io::Result<()> {
+pub fn read_exact_at<F: StorageFile + ?Sized>(
+    file: &F,
+    buf: &mut [u8],
+    position: u64,
+) -> io::Result<()> {
     let mut done = 0;
     while done < buf.len() {
         let n = file.read_at(&mut buf[done..], position + done as u64)?;
         if n == 0 {
-            return Err(io::Error::new(
-                io::ErrorKind::UnexpectedEof,
-                "file ended early",
-            ));
+            return Err(file_ended_early());
         }
         done += n;
     }
     Ok(())
+}
+
+/// The error of a read that reached the end of the file before the bytes it had to read.
+fn file_ended_early() -> io::Error {
+    io::Error::new(io::ErrorKind::UnexpectedEof, "file ended early")
 }
 
 /// Proof of an exclusive lock taken by [`Storage::lock_exclusive`]; dropping it unlocks.
@@ -154,6 +170,30 @@ impl Storage for DiskStorage {
 impl StorageFile for DiskFile {
     fn read_at(&self, buf: &mut [u8], position: u64) -> io::Result<usize> {
         self.file.read_at(buf, position)
+    }
+
+    /// `pread` straight into the spare capacity, which nothing zeroes. `pread` may fill all of
+    /// it (the allocator can give more than was reserved), so what lies past `len` is cut off.
+    fn read_exact_into(&self, buf: &mut Vec<u8>, len: usize, position: u64) -> io::Result<()> {
+        let start = buf.len();
+        let end = start + len;
+        buf.reserve_exact(len);
+        while buf.len() < end {
+            let at = position + (buf.len() - start) as u64;
+            match rustix::io::pread(&self.file, rustix::buffer::spare_capacity(buf), at) {
+                Ok(0) => {
+                    buf.truncate(start);
+                    return Err(file_ended_early());
+                }
+                Ok(_) => {}
+                Err(error) => {
+                    buf.truncate(start);
+                    return Err(error.into());
+                }
+            }
+        }
+        buf.truncate(end);
+        Ok(())
     }
 
     fn write_all_at(&self, buf: &[u8], position: u64) -> io::Result<()> {
