@@ -186,6 +186,8 @@ impl StorageFile for DiskFile {
                     return Err(file_ended_early());
                 }
                 Ok(_) => {}
+                // As `read_exact_at` does: a signal that cut the read short is not an error.
+                Err(rustix::io::Errno::INTR) => {}
                 Err(error) => {
                     buf.truncate(start);
                     return Err(error.into());
