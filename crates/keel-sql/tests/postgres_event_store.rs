@@ -223,6 +223,44 @@ async fn an_append_in_flight_holds_readers_back_not_appenders() {
     assert_eq!(read, [(0, "order-1"), (1, "order-2")], "both, in order");
 }
 
+/// A transaction in flight that appends nothing — a report, another service's write, in any
+/// database of the server — holds no reader back: the watermark waits for appends in flight
+/// only (module docs, "The global order"). Readers used to stop at the server's oldest
+/// transaction with an id until it ended.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_long_transaction_that_appends_nothing_holds_no_reader_back() {
+    let Some((url, _)) = support::fresh_schema("es_long_tx").await else {
+        return;
+    };
+    let db = PgDatabase::connect(&url).await.expect("connect");
+    let store = PgEventStore::open(&db).await.unwrap();
+    let mut held = db.pool().get().await.unwrap();
+    let tx = held.transaction().await.unwrap();
+    tx.query_one("SELECT pg_current_xact_id()", &[])
+        .await
+        .expect("a transaction id, and no append");
+
+    store
+        .append("order-1", ExpectedVersion::NoStream, vec![event(1)])
+        .await
+        .unwrap();
+    let head = store.wait_for(0, Duration::from_secs(10)).await.unwrap();
+    assert_eq!(
+        head, 1,
+        "the append is read while the other transaction is open"
+    );
+    let orders = AllFilter::Category("order".into());
+    for filter in [&AllFilter::All, &orders] {
+        let read = store.read_all(0, 10, filter).await.unwrap();
+        assert_eq!(
+            read.iter().map(|e| e.position).collect::<Vec<_>>(),
+            [0],
+            "read past the open transaction"
+        );
+    }
+    tx.rollback().await.unwrap();
+}
+
 /// Stores written by older schemas are migrated on open: appends continue after the stored
 /// events and those stay readable. Each case takes a fresh store back to an old version.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
