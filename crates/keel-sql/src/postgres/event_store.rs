@@ -31,16 +31,18 @@
 //!    the function refuses to run in a transaction that already has one) and its positions
 //!    from `keel_event_position_seq`. So among appends, a lower position means a lower
 //!    transaction id; every event row stores its transaction's id (`xid`).
-//! 2. Readers (`read_all`, its category form, `head`) take only rows whose `xid` is below a
-//!    watermark worked out from their statement's snapshot: the oldest transaction the
-//!    snapshot sees in flight that holds a stream's append lock (an append in flight: it took
-//!    the lock before its transaction id) or that has ended since (it may have appended), and
-//!    the snapshot's xmax when there is none. Every transaction below the watermark had ended
-//!    when the snapshot was taken, or is in flight and appends nothing, so each row read is
-//!    committed and visible to that snapshot.
-//! 3. An append that is not read yet — in flight at the snapshot, or begun after it — has a
-//!    transaction id at or above the watermark, so by 1 its positions are above every row
-//!    read. A reader may stop early, never skip: positions still come out in order.
+//! 2. Readers (`read_all`, its category form, `head`) first ask for a watermark, in a
+//!    statement of its own: the oldest transaction its snapshot sees in flight that holds a
+//!    stream's append lock (an append in flight: it took the lock before its transaction
+//!    id, and holds it until it ends), else the snapshot's xmax. Every append below the
+//!    watermark had ended when the locks were read. The read that follows, a later
+//!    statement with a later snapshot, takes only rows whose `xid` is below it: each is
+//!    committed and visible to it. The watermark never moves back: what a `head` counted, a
+//!    later read finds.
+//! 3. An append that is not read yet — in flight when the locks were read, or begun after
+//!    the watermark's snapshot — has a transaction id at or above the watermark, so by 1 its
+//!    positions are above every row read. A reader may stop early, never skip: positions
+//!    still come out in order.
 //!
 //! The version checks need no global lock: a stream's append lock, held to the commit, makes
 //! appends to one stream take turns, and the version read after taking it sees every
@@ -53,18 +55,18 @@
 //! lock and unlock fails or is cancelled.
 //!
 //! The price is on the readers' side: an append in flight holds readers back (not appends)
-//! until it ends, and so, for the moment a reader looks, does any transaction that ended
-//! since its snapshot. A long transaction that appends nothing does not: the first
-//! watermark of this migration, the snapshot's xmin, was the server's oldest transaction
-//! with an id, of any database, so one report query in another database held every reader
-//! back until it ended. The watermark reads `pg_locks` when anything is in flight: 0.14–0.17
-//! ms a read, prepared, against 0.06–0.07 ms for the xmin (`pgbench -M prepared` of each
-//! alone, load 9). An aborted append leaves a gap in the positions; readers page by
-//! `position >=` and never assume density. `stream_version` and `read_stream` need no
-//! watermark: a stream's versions commit in order under its lock. Tested by
-//! `an_append_in_flight_holds_readers_back_not_appenders`,
-//! `a_long_transaction_that_appends_nothing_holds_no_reader_back` and
-//! `two_stores_on_one_schema_commit_positions_in_order`.
+//! until it ends. A long transaction that appends nothing does not: the first watermark of
+//! this migration, the snapshot's xmin, was the server's oldest transaction with an id, of
+//! any database, so one report query in another database held every reader back until it
+//! ended. A read is two statements, and the watermark's reads `pg_locks` when anything is in
+//! flight: 0.25 ms against 0.07–0.10 ms for the xmin (`pgbench -M prepared` of each alone,
+//! load 8, tests' transactions in flight). An aborted append leaves a gap in the positions;
+//! readers page by `position >=` and never assume density. `stream_version` and
+//! `read_stream` need no watermark: a stream's versions commit in order under its lock.
+//! Tested by `an_append_in_flight_holds_readers_back_not_appenders`,
+//! `a_long_transaction_that_appends_nothing_holds_no_reader_back`,
+//! `two_stores_on_one_schema_commit_positions_in_order` and keel-projection's
+//! `wait_for_reads_your_own_write` (a projector reads the head, then the events below it).
 //!
 //! Why several committers: with no lock held through the commit their batches commit at
 //! once, one batch's statement running while another's commit waits for its flush, as
@@ -250,24 +252,17 @@ const APPEND_EVENTS: &str =
     "SELECT actual, first_position FROM keel_append_events($1, $2, $3, $4, $5, $6, $7)";
 const SELECT_STREAM_VERSION: &str =
     "SELECT COALESCE(MAX(version), 0)::BIGINT FROM keel_events WHERE stream = $1";
-/// The condition on `keel_events` rows that readers may take (module docs, "The global
-/// order"), as a literal for `concat!`. Of the transactions the statement's snapshot `s` sees
-/// in flight, the watermark is the oldest that appends (it holds a stream's append lock,
-/// `pg_advisory_xact_lock(7040115, …)` in `keel_append_events`, as its own transaction id's
-/// lock shows) or that has ended since the snapshot (it may have appended), and `s`'s xmax
-/// when there is none: every row below it is committed and visible to `s`, and no append in
-/// flight has a position below its rows. The locks are read first and the ends after: an
-/// append that ends between the two is marked ended in `pg_xact` before it lets go of its
-/// locks, so it is caught by one or the other (`OFFSET 0` keeps the lock read a step of its
-/// own, before the snapshot's transactions are looked at). Checked the other way round, an
-/// append that ended in between was missed by both, and a reader skipped its position. One
-/// scan of `pg_locks`, and none when the snapshot sees nothing in flight.
-macro_rules! final_rows {
-    () => {
-        "xid < (SELECT LEAST(pg_snapshot_xmax(s), (
-    SELECT MIN(x) FROM pg_snapshot_xip(s) AS x
-    WHERE xid(x) = ANY (appending.xids) OR pg_xact_status(x) <> 'in progress'))
-  FROM pg_current_snapshot() AS s, LATERAL (
+/// The readers' watermark (module docs, "The global order"), as text: the oldest transaction
+/// the statement's snapshot `s` sees in flight that holds a stream's append lock
+/// (`pg_advisory_xact_lock(7040115, …)` in `keel_append_events`, as its own transaction id's
+/// lock in `pg_locks` shows), or `s`'s xmax when there is none. The rows below it are read by
+/// the *next* statement, whose snapshot is later: an append that ended after `s` but before
+/// the locks were read is then committed and visible. One scan of `pg_locks`, and none when
+/// `s` sees nothing in flight.
+const SELECT_WATERMARK: &str = "
+SELECT LEAST(pg_snapshot_xmax(s), (
+    SELECT MIN(x) FROM pg_snapshot_xip(s) AS x WHERE xid(x) = ANY (appending.xids)))::TEXT
+FROM pg_current_snapshot() AS s, LATERAL (
     SELECT CASE WHEN EXISTS (SELECT FROM pg_snapshot_xip(s)) THEN ARRAY(
         SELECT (array_agg(transactionid) FILTER (
             WHERE locktype = 'transactionid' AND mode = 'ExclusiveLock'))[1]
@@ -276,20 +271,12 @@ macro_rules! final_rows {
         GROUP BY virtualtransaction
         HAVING bool_or(locktype = 'advisory' AND classid = 7040115 AND objsubid = 2
             AND database = (SELECT oid FROM pg_database WHERE datname = current_database())))
-    END AS xids OFFSET 0) AS appending)"
-    };
-}
-
-/// One past the last final position: a backward scan of the positions index that skips the
-/// few rows of transactions still in flight.
-const SELECT_HEAD: &str = concat!(
-    "SELECT COALESCE(MAX(position) + 1, 0)::BIGINT FROM keel_events WHERE ",
-    final_rows!()
-);
+    END AS xids OFFSET 0) AS appending";
 const COLUMNS: &str = "position, stream, version, recorded_at_ms, envelope::TEXT";
-/// The reader's watermark (module docs, "The global order"): rows of transactions older than
-/// the oldest append in flight. A subquery, so it is worked out once per statement.
-const FINAL: &str = final_rows!();
+/// One past the last final position below the watermark (its parameter): a backward scan of
+/// the positions index that skips the few rows of transactions still in flight.
+const SELECT_HEAD: &str = "
+SELECT COALESCE(MAX(position) + 1, 0)::BIGINT FROM keel_events WHERE xid < $1::TEXT::xid8";
 const UPSERT_SNAPSHOT: &str = "
 INSERT INTO keel_snapshots (stream, version, state_version, state) VALUES ($1, $2, $3, $4)
 ON CONFLICT (stream) DO UPDATE SET version = excluded.version,
@@ -353,8 +340,13 @@ impl PgEventStore {
             });
         }
         tx.commit().await.map_err(|e| migrate(one_line(&e)))?;
+        let watermark: String = client
+            .query_one(SELECT_WATERMARK, &[])
+            .await
+            .map_err(|e| migrate(one_line(&e)))?
+            .get(0);
         let head: i64 = client
-            .query_one(SELECT_HEAD, &[])
+            .query_one(SELECT_HEAD, &[&watermark])
             .await
             .map_err(|e| migrate(one_line(&e)))?
             .get(0);
@@ -378,16 +370,59 @@ impl PgEventStore {
         params: &[&(dyn tokio_postgres::types::ToSql + Sync)],
         map: impl Fn(&Row) -> Result<T, ReadError>,
     ) -> Result<Vec<T>, ReadError> {
+        self.read_with(operation, sql, params, false, map).await
+    }
+
+    /// [`PgEventStore::read`] of rows below the readers' watermark, which the statement takes
+    /// as its last parameter: asked for first, in a statement of its own (see
+    /// [`SELECT_WATERMARK`]).
+    async fn read_final<T>(
+        &self,
+        operation: &'static str,
+        sql: &str,
+        params: &[&(dyn tokio_postgres::types::ToSql + Sync)],
+        map: impl Fn(&Row) -> Result<T, ReadError>,
+    ) -> Result<Vec<T>, ReadError> {
+        self.read_with(operation, sql, params, true, map).await
+    }
+
+    async fn read_with<T>(
+        &self,
+        operation: &'static str,
+        sql: &str,
+        params: &[&(dyn tokio_postgres::types::ToSql + Sync)],
+        below_watermark: bool,
+        map: impl Fn(&Row) -> Result<T, ReadError>,
+    ) -> Result<Vec<T>, ReadError> {
         let storage = |reason: String| ReadError::Storage { operation, reason };
         let client = self.db.client().await.map_err(storage)?;
-        // Prepared once per connection: planning the readers' watermark (`final_rows!`, a
-        // join of `pg_locks`) cost ~0.25 ms a read, executing it ~0.02 ms.
+        // Prepared once per connection: planning the watermark (a scan of `pg_locks`) cost
+        // ~0.25 ms a read, executing it ~0.02 ms.
+        let watermark: Option<String> = if below_watermark {
+            let statement = client
+                .prepare_cached(SELECT_WATERMARK)
+                .await
+                .map_err(|e| storage(one_line(&e)))?;
+            let row = client
+                .query_one(&statement, &[])
+                .await
+                .map_err(|e| storage(one_line(&e)))?;
+            Some(row.get(0))
+        } else {
+            None
+        };
+        let mut all = params.to_vec();
+        all.extend(
+            watermark
+                .as_ref()
+                .map(|w| w as &(dyn tokio_postgres::types::ToSql + Sync)),
+        );
         let statement = client
             .prepare_cached(sql)
             .await
             .map_err(|e| storage(one_line(&e)))?;
         let rows = client
-            .query(&statement, params)
+            .query(&statement, &all)
             .await
             .map_err(|e| storage(one_line(&e)))?;
         rows.iter().map(map).collect()
@@ -621,16 +656,16 @@ impl EventStore for PgEventStore {
         match filter {
             AllFilter::All => {
                 let sql = format!(
-                    "SELECT {COLUMNS} FROM keel_events WHERE position >= $1 AND {FINAL} ORDER BY position LIMIT $2"
+                    "SELECT {COLUMNS} FROM keel_events WHERE position >= $1 AND xid < $3::TEXT::xid8 ORDER BY position LIMIT $2"
                 );
-                self.read("read all", &sql, &[&from, &limit], recorded)
+                self.read_final("read all", &sql, &[&from, &limit], recorded)
                     .await
             }
             AllFilter::Category(category) => {
                 let sql = format!(
-                    "SELECT {COLUMNS} FROM keel_events WHERE category = $1 AND position >= $2 AND {FINAL} ORDER BY position LIMIT $3"
+                    "SELECT {COLUMNS} FROM keel_events WHERE category = $1 AND position >= $2 AND xid < $4::TEXT::xid8 ORDER BY position LIMIT $3"
                 );
-                self.read("read category", &sql, &[category, &from, &limit], recorded)
+                self.read_final("read category", &sql, &[category, &from, &limit], recorded)
                     .await
             }
         }
@@ -651,7 +686,7 @@ impl EventStore for PgEventStore {
 
     async fn head(&self) -> Result<u64, ReadError> {
         let rows = self
-            .read("read head", SELECT_HEAD, &[], |row| {
+            .read_final("read head", SELECT_HEAD, &[], |row| {
                 Ok(row.get::<_, i64>(0) as u64)
             })
             .await?;
