@@ -36,8 +36,8 @@ use rdkafka::{Message, Offset, TopicPartitionList};
 use crate::config::KafkaConfig;
 use crate::group_clients::GroupClients;
 use crate::limits::{LEADER_MOVING_RETRY, METADATA_TIMEOUT};
-use crate::member::record;
 use crate::readers::{Reader, Readers};
+use crate::record::record;
 use crate::topic_config;
 use crate::topics::{Topics, unavailable};
 

@@ -31,6 +31,7 @@
 //! Not here: the broker (`keel-kafka`), the wire protocol, or any storage.
 
 mod admin;
+mod batch_queue;
 mod config;
 mod diagnosis;
 mod gauges;
@@ -39,6 +40,7 @@ mod limits;
 mod member;
 mod publisher;
 mod readers;
+mod record;
 mod topic_config;
 mod topics;
 mod transaction;

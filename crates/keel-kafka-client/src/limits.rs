@@ -53,3 +53,8 @@ pub(crate) const TOPIC_VISIBLE_POLL: Duration = Duration::from_millis(20);
 /// `read_committed` readers of its outputs (Kafka's own default, 60 s, would hold them a
 /// minute). Its sends' delivery timeout is the same, as librdkafka requires.
 pub(crate) const TRANSACTION_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// How many messages one call takes from a partition's librdkafka queue (`batch_queue.rs`):
+/// the array of message pointers lives on the stack, and a fetch of the runtime's usual
+/// `fetch_bytes_max` of small events takes a few calls.
+pub(crate) const BATCH_MESSAGES_MAX: usize = 64;

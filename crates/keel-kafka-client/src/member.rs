@@ -38,19 +38,20 @@ use std::sync::mpsc::RecvTimeoutError;
 use std::sync::{Arc, Mutex, OnceLock, Weak};
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
-use keel_core::{FetchError, Header, HeaderName, Record};
+use keel_core::{FetchError, Record};
 use rdkafka::client::ClientContext;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance};
 use rdkafka::error::KafkaError;
-use rdkafka::message::{BorrowedMessage, Headers, Message};
+use rdkafka::message::Message;
 use rdkafka::statistics::Statistics;
 use rdkafka::types::RDKafkaErrorCode;
 use rdkafka::{Offset, TopicPartitionList};
 use tokio::sync::{Notify, mpsc};
 
+use crate::batch_queue::BatchQueue;
 use crate::config::KafkaConfig;
 use crate::limits::{COMMIT_WAIT, METADATA_TIMEOUT};
+use crate::record::record;
 
 /// How a member joins and how long it waits.
 #[derive(Debug, Clone)]
@@ -226,13 +227,19 @@ impl ConsumerContext for MemberContext {
                         tracing::error!(topic = %self.topic, partition, "cannot split the partition queue");
                         continue;
                     };
+                    let Some(batches) = BatchQueue::of_partition(&consumer, &self.topic, partition)
+                    else {
+                        tracing::error!(topic = %self.topic, partition, "cannot read the partition queue");
+                        continue;
+                    };
                     let ready = Arc::new(Notify::new());
                     let wake = ready.clone();
                     queue.set_nonempty_callback(move || wake.notify_one());
                     let assigned = KafkaPartition {
                         topic: self.topic.clone(),
                         partition: partition as u32,
-                        queue: Mutex::new(queue),
+                        batches: Mutex::new(batches),
+                        _queue: queue,
                         ready,
                         consumer: consumer.clone(),
                         pending_commit: tokio::sync::Mutex::new(None),
@@ -406,7 +413,11 @@ fn refuses_for_good(error: &KafkaError) -> bool {
 pub struct KafkaPartition {
     topic: String,
     partition: u32,
-    queue: Mutex<rdkafka::consumer::base_consumer::PartitionQueue<MemberContext>>,
+    /// The partition's records, read a batch at a time; locked so that two readers never
+    /// interleave their records.
+    batches: Mutex<BatchQueue<MemberContext>>,
+    /// The queue split off the consumer's, kept for its "not empty" callback (`ready`).
+    _queue: rdkafka::consumer::base_consumer::PartitionQueue<MemberContext>,
     ready: Arc<Notify>,
     consumer: Arc<GroupConsumer>,
     /// A commit still waiting for the group coordinator after [`COMMIT_WAIT`]; the next
@@ -448,11 +459,37 @@ impl KafkaPartition {
         self.ready.clone()
     }
 
-    /// The next record if one is queued, without waiting. The runtime's lease takes every
-    /// record through this, so it builds no `Vec` per record.
+    /// The next record if one is queued, without waiting.
     pub fn try_next(&self) -> Option<Record> {
-        let queue = self.queue.lock().unwrap_or_else(|p| p.into_inner());
-        self.poll_queued(&queue)
+        let mut next = None;
+        self.take_queued(1, |record| {
+            next = Some(record);
+        });
+        next
+    }
+
+    /// Queued records, without waiting, in offset order, appended to `records` until those
+    /// appended reach about `bytes_max` (at least one when there is one). The runtime's
+    /// lease fetches through this: one lock and a few librdkafka calls per batch.
+    pub fn take_bytes(&self, bytes_max: usize, records: &mut Vec<Record>) {
+        let (mut bytes, mut taken) = (0, 0);
+        loop {
+            // librdkafka hands out whole messages: ask for as many as the records so far
+            // say fit, so a batch overshoots `bytes_max` by little.
+            let room = bytes_max.saturating_sub(bytes);
+            let asked = match bytes.checked_div(taken) {
+                None => 1,
+                Some(average) => room.div_ceil(average.max(1)).max(1),
+            };
+            let got = self.take_queued(asked, |record| {
+                bytes += record.size_bytes();
+                records.push(record);
+            });
+            taken += got;
+            if got < asked || bytes >= bytes_max {
+                return;
+            }
+        }
     }
 
     /// Where the group stands on this partition: its committed offset (if any) and the
@@ -529,30 +566,24 @@ impl KafkaPartition {
     }
 
     fn take(&self, records_max: usize) -> Vec<Record> {
-        let queue = self.queue.lock().unwrap_or_else(|p| p.into_inner());
         let mut records = Vec::new();
-        while records.len() < records_max {
-            let Some(record) = self.poll_queued(&queue) else {
-                break;
-            };
+        self.take_queued(records_max, |record| {
             records.push(record);
-        }
+        });
         records
     }
 
-    /// The next record of `queue` (this partition's, locked) if one is there; a fetch error
-    /// is logged and ends the take like an empty queue.
-    fn poll_queued(
-        &self,
-        queue: &rdkafka::consumer::base_consumer::PartitionQueue<MemberContext>,
-    ) -> Option<Record> {
-        match queue.poll(Duration::ZERO)? {
-            Ok(message) => Some(record(&message)),
+    /// Hands up to `messages_max` queued records to `push`, without waiting; returns how
+    /// many messages were taken (fewer than asked: the queue is empty now). A fetch error
+    /// is logged and skipped: the records after it are still this partition's, in order.
+    fn take_queued(&self, messages_max: usize, mut push: impl FnMut(Record)) -> usize {
+        let batches = self.batches.lock().unwrap_or_else(|p| p.into_inner());
+        batches.take(messages_max, |message| match message {
+            Ok(message) => push(record(&message)),
             Err(error) => {
                 tracing::warn!(topic = %self.topic, partition = self.partition, %error, "fetch error");
-                None
             }
-        }
+        })
     }
 
     /// Commits `offset` (the next record to consume) for the group, synchronously with the
@@ -640,52 +671,6 @@ fn commit_error(error: KafkaError) -> CommitError {
             | RDKafkaErrorCode::State,
         ) => CommitError::Fenced(error.to_string()),
         _ => CommitError::Failed(error.to_string()),
-    }
-}
-
-/// A Kafka message as the runtime's record type. The key, the payload and the header values
-/// are copied into one buffer the record's fields share: one allocation (and one free) per
-/// record instead of one per field, on the path every consumed event takes (a Keel event
-/// carries about eight headers). librdkafka's headers are read once: each look-up of one
-/// searches its list again.
-pub(crate) fn record(message: &BorrowedMessage<'_>) -> Record {
-    // Sized first: librdkafka's header iterator gives no size hint, and growing the list
-    // reallocated it for every event of eight headers.
-    let headers: Vec<(&str, Option<&[u8]>)> = message
-        .headers()
-        .map(|headers| {
-            let mut list = Vec::with_capacity(headers.count());
-            list.extend(headers.iter().map(|h| (h.key, h.value)));
-            list
-        })
-        .unwrap_or_default();
-    let (key, payload) = (message.key(), message.payload());
-    let fields = || {
-        key.into_iter()
-            .chain(payload)
-            .chain(headers.iter().filter_map(|(_, value)| *value))
-    };
-    let mut buffer = Vec::with_capacity(fields().map(<[u8]>::len).sum());
-    for field in fields() {
-        buffer.extend_from_slice(field);
-    }
-    // The fields in the order they were copied.
-    let buffer = Bytes::from(buffer);
-    let mut start = 0;
-    let mut next = |field: &[u8]| {
-        let bytes = buffer.slice(start..start + field.len());
-        start += field.len();
-        bytes
-    };
-    Record {
-        offset: message.offset() as u64,
-        timestamp_ms: message.timestamp().to_millis().unwrap_or(0),
-        key: key.map(&mut next),
-        value: payload.map(&mut next),
-        headers: headers
-            .iter()
-            .map(|(name, value)| Header::new(HeaderName::interned(name), value.map(&mut next)))
-            .collect(),
     }
 }
 

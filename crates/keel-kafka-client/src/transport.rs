@@ -339,13 +339,9 @@ impl PartitionLease for KafkaLease {
         // librdkafka keeps the position: records come in offset order from where the group
         // stands (the worker skips any below the offset it asked for).
         let mut records: Vec<Record> = self.peeked().drain(..).collect();
-        let mut bytes: usize = records.iter().map(Record::size_bytes).sum();
-        while bytes < bytes_max {
-            let Some(record) = self.partition.try_next() else {
-                break;
-            };
-            bytes += record.size_bytes();
-            records.push(record);
+        let bytes: usize = records.iter().map(Record::size_bytes).sum();
+        if bytes < bytes_max {
+            self.partition.take_bytes(bytes_max - bytes, &mut records);
         }
         self.uncommitted.fetched(self.partition(), &records, offset);
         Box::pin(std::future::ready(Ok(records)))
