@@ -126,14 +126,18 @@ impl Consumer {
     }
 }
 
+/// Publishes events `from..to` to "orders". They carry one time: a time's text varies in
+/// length with its fractional digits, so events of one data length are of one size.
 async fn publish(serve: &Serve, from: u32, to: u32) {
     let publisher = KafkaPublisher::new(&KafkaConfig::new(serve.bootstrap()))
         .unwrap()
         .publisher();
+    let time = "2026-12-07T18:00:00.123Z".parse().unwrap();
     for n in from..to {
-        let event = Event::new("/tests", "order.placed")
+        let mut event = Event::new("/tests", "order.placed")
             .with_partition_key(format!("order-{}", n % 13))
             .with_data_json(&serde_json::json!({ "n": n }));
+        event.time = Some(time);
         publisher.publish("orders", event).await.unwrap();
     }
 }
@@ -245,4 +249,43 @@ async fn a_killed_member_is_resumed_from_its_last_commit() {
     let heir_offsets: Vec<u64> = counts(&seen, &["heir"]).keys().map(|(_, o)| *o).collect();
     assert_eq!(heir_offsets, (90..95).collect::<Vec<_>>());
     heir.leave().await;
+}
+
+/// A take stops once its records reach about the bytes asked for, takes one record when
+/// asked for none, and leaves the rest in order for the next take: the lease's fetch reads
+/// librdkafka's queue in batches sized from the records already taken.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_take_stops_near_its_byte_limit_and_the_next_goes_on_in_order() {
+    let serve = Serve::start().await;
+    serve.create_topic("orders", 1);
+    // Ten events of one size (`{"n":0}` to `{"n":9}`), all in the partition before the
+    // member joins, so they arrive in one fetch response.
+    publish(&serve, 0, 10).await;
+    let config = KafkaConfig::new(serve.bootstrap());
+    let mut member =
+        KafkaMember::join(&config, "billing", "orders", &MemberOptions::default()).unwrap();
+    let Some(MemberEvent::Assigned(partition)) = member.next().await else {
+        panic!("no assignment");
+    };
+    let first = partition.fetch(1, WAIT).await;
+    assert_eq!(first.len(), 1, "the first record within {WAIT:?}");
+    let size = first[0].size_bytes();
+
+    let mut records = Vec::new();
+    partition.take_bytes(3 * size, &mut records);
+    assert_eq!(
+        records.len(),
+        3,
+        "three records of {size} bytes fill {} bytes",
+        3 * size
+    );
+    partition.take_bytes(0, &mut records);
+    assert_eq!(
+        records.len(),
+        4,
+        "a take of no bytes still takes one record"
+    );
+    partition.take_bytes(usize::MAX, &mut records);
+    let offsets: Vec<u64> = first.iter().chain(&records).map(|r| r.offset).collect();
+    assert_eq!(offsets, (0..10).collect::<Vec<_>>());
 }
