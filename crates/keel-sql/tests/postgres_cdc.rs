@@ -422,10 +422,17 @@ async fn a_relay_killed_mid_stream_loses_nothing_and_repeats_only_the_same_event
     let per_key = 300;
     let mut child = spawn_relay(&url, &schema, dir.path());
     let admin = db.pool().get().await.unwrap();
+    // A walsender streams the slot: the relay has started replication, so its slot was made
+    // and its backlog check passed. `active` alone is not that: a slot being created is
+    // active (its walsender in `startup`) while it waits for every transaction in flight on
+    // the server, another test's included, and rows the writer committed meanwhile were
+    // refused as a backlog the slot would never stream.
     let streaming = || async {
         admin
             .query_opt(
-                "SELECT 1 FROM pg_replication_slots WHERE slot_name = $1 AND active",
+                "SELECT 1 FROM pg_replication_slots s JOIN pg_stat_replication r
+                 ON r.pid = s.active_pid
+                 WHERE s.slot_name = $1 AND r.state IN ('catchup', 'streaming')",
                 &[&schema],
             )
             .await
