@@ -8,10 +8,10 @@ mod support;
 use std::sync::Arc;
 use std::time::Duration;
 
-use keel_core::{BoxFuture, Event, PortError, PublishPort};
+use keel_core::{Event, PublishPort};
 use keel_runtime::{ConsumerPolicy, HandlerError, Route, Router};
 use keel_sql::{AfterPublish, PG_SCHEMA_VERSION, PgDatabase, RelayOptions};
-use support::{Step, check_per_key_order, embedded, fresh_schema, step, steps, until};
+use support::{HeldPort, Step, check_per_key_order, embedded, fresh_schema, step, steps, until};
 
 const WAIT: Duration = Duration::from_secs(60);
 
@@ -258,35 +258,6 @@ async fn several_relays_publish_everything_once_in_key_order() {
     );
 }
 
-/// A port that holds each publish until its gate is open and then for `delay`, so a batch
-/// stays in flight long enough to cut the database connection under it, or for as long as a
-/// test keeps the gate shut.
-struct HeldPort<P> {
-    inner: P,
-    open: tokio::sync::watch::Receiver<bool>,
-    delay: Duration,
-}
-
-impl<P: PublishPort> PublishPort for HeldPort<P> {
-    fn publish<'a>(&'a self, topic: &'a str, event: Event) -> BoxFuture<'a, Result<(), PortError>> {
-        Box::pin(async move {
-            // A closed gate (its sender gone) counts as open.
-            let _ = self.open.clone().wait_for(|open| *open).await;
-            tokio::time::sleep(self.delay).await;
-            self.inner.publish(topic, event).await
-        })
-    }
-
-    fn publish_dead_letter<'a>(
-        &'a self,
-        topic: &'a str,
-        event: Event,
-        headers: Vec<(String, Vec<u8>)>,
-    ) -> BoxFuture<'a, Result<(), PortError>> {
-        self.inner.publish_dead_letter(topic, event, headers)
-    }
-}
-
 /// A relay of the outbox in `db`, publishing into a one-topic embedded log in `dir` through
 /// a [`HeldPort`] shut until the returned gate opens.
 fn held_relay(
@@ -301,11 +272,7 @@ fn held_relay(
 ) {
     let (bus, publisher) = embedded(dir, "orders", partitions, None);
     let (gate, open) = tokio::sync::watch::channel(false);
-    let port = HeldPort {
-        inner: publisher,
-        open,
-        delay: Duration::ZERO,
-    };
+    let port = HeldPort::new(publisher, open, Duration::ZERO);
     let relay = db.outbox().relay(Arc::new(port), options).unwrap();
     (bus, gate, relay)
 }
@@ -420,11 +387,7 @@ async fn the_relay_recovers_when_its_connections_are_terminated_mid_batch() {
     let per_key = 40;
     enqueue_steps(&db, "orders", &keys, per_key).await;
     let (_gate, open) = tokio::sync::watch::channel(true);
-    let port = HeldPort {
-        inner: publisher,
-        open,
-        delay: Duration::from_millis(2),
-    };
+    let port = HeldPort::new(publisher, open, Duration::from_millis(2));
     let relay = db
         .outbox()
         .relay(

@@ -49,6 +49,19 @@
 //! whose write-back has not found it. (The SIGKILL test caught rows left behind without
 //! this.)
 //!
+//! # A server shutting down
+//!
+//! A fast shutdown of PostgreSQL (`pg_ctl -m fast`, the default) ends the regular sessions
+//! first — the write-back's among them — and then waits for each logical walsender until
+//! its client confirmed everything it was sent. A relay holding a batch whose write-back
+//! the shutdown cut cannot confirm it, and its replication client kept answering the
+//! walsender, so `wal_sender_timeout` never ended it either: the shutdown waited until the
+//! relay stopped (`pg_ctl` gave up after 40 s with `wal_sender_timeout` = 10 s, and the
+//! server went on refusing connections). So a failed write-back ends the replication
+//! session; the walsender then stops, and the reader opens the session again with backoff
+//! once the server is back. The batch stays with the relay meanwhile and is written back
+//! then; transactions the server streams again are dropped as after any lost session.
+//!
 //! # A new slot
 //!
 //! A slot streams only what commits after it was created. Created here, it is created in a
@@ -548,7 +561,11 @@ impl Core {
                         "cdc: published rows not visible to the write-back yet".to_string(),
                     ));
                 }
-                Err(error) => break Some(error),
+                Err(error) => {
+                    // Module docs, "A server shutting down".
+                    self.shared.write_back_failed.notify_one();
+                    break Some(error);
+                }
             }
         };
         let mut state = self.state.lock().expect("cdc state");

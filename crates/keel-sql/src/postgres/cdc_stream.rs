@@ -7,7 +7,10 @@
 //! A lost session (walsender terminated, server restarting) is opened again with backoff.
 //! The server then streams again from the slot's confirmed position, which may be behind
 //! what this task already handed on; transactions whose commit ends at or below the last
-//! one handed on are dropped, so a reconnect never hands on an event twice.
+//! one handed on are dropped, so a reconnect never hands on an event twice. A failed
+//! write-back ends the session the same way (`StreamShared::write_back_failed`): a server
+//! shutting down cut it, and the walsender waits to be confirmed what the relay cannot
+//! settle until the server is back (`cdc.rs`, "A server shutting down").
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -42,6 +45,8 @@ pub(crate) struct StreamShared {
     pub(crate) settled: AtomicU64,
     /// Raised with `settled`.
     pub(crate) settled_changed: Notify,
+    /// Raised when a write-back failed: the reader ends its session and opens it again.
+    pub(crate) write_back_failed: Notify,
 }
 
 /// Where and how to stream.
@@ -127,6 +132,9 @@ impl Reader {
                 _ = self.shared.settled_changed.notified() => {
                     client.update_applied_lsn(Lsn::from_u64(self.shared.settled.load(Ordering::Acquire)));
                     continue;
+                }
+                _ = self.shared.write_back_failed.notified() => {
+                    return Err("a write-back failed; the session ends so the server can stop".to_string());
                 }
             };
             let Some(event) = event else {

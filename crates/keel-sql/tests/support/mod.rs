@@ -10,7 +10,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use keel_core::{Event, EventType};
+use keel_core::{BoxFuture, Event, EventType, PortError, PublishPort};
 use keel_embedded::EmbeddedBus;
 use keel_log::{FsyncPolicy, Log, LogOptions, TopicConfig};
 use keel_runtime::Publisher;
@@ -122,6 +122,58 @@ pub(crate) fn check_per_key_order(seen: &[Step], keys: &[String], per_key: u32) 
         assert_eq!(count, per_key, "steps of key {key} published");
     }
     duplicates
+}
+
+/// A port that holds each publish until its gate is open and then for `delay`, so a batch
+/// stays in flight long enough to cut the database connection under it, or for as long as a
+/// test keeps the gate shut. It signals each publish it holds ([`HeldPort::held`]).
+pub(crate) struct HeldPort<P> {
+    inner: P,
+    open: tokio::sync::watch::Receiver<bool>,
+    delay: Duration,
+    held: Arc<tokio::sync::Notify>,
+}
+
+impl<P> HeldPort<P> {
+    /// `inner` behind the gate `open`.
+    pub(crate) fn new(
+        inner: P,
+        open: tokio::sync::watch::Receiver<bool>,
+        delay: Duration,
+    ) -> HeldPort<P> {
+        HeldPort {
+            inner,
+            open,
+            delay,
+            held: Arc::new(tokio::sync::Notify::new()),
+        }
+    }
+
+    /// Notified when a publish reaches the gate.
+    pub(crate) fn held(&self) -> Arc<tokio::sync::Notify> {
+        self.held.clone()
+    }
+}
+
+impl<P: PublishPort> PublishPort for HeldPort<P> {
+    fn publish<'a>(&'a self, topic: &'a str, event: Event) -> BoxFuture<'a, Result<(), PortError>> {
+        Box::pin(async move {
+            self.held.notify_one();
+            // A closed gate (its sender gone) counts as open.
+            let _ = self.open.clone().wait_for(|open| *open).await;
+            tokio::time::sleep(self.delay).await;
+            self.inner.publish(topic, event).await
+        })
+    }
+
+    fn publish_dead_letter<'a>(
+        &'a self,
+        topic: &'a str,
+        event: Event,
+        headers: Vec<(String, Vec<u8>)>,
+    ) -> BoxFuture<'a, Result<(), PortError>> {
+        self.inner.publish_dead_letter(topic, event, headers)
+    }
 }
 
 /// Waits until `done` holds, polling, failing after `deadline`.
