@@ -6,7 +6,8 @@
 //! With `--cdc-slot NAME` (PostgreSQL with `wal_level=logical`) the outbox is streamed over
 //! logical replication through that slot and publication instead of claimed by queries
 //! (`keel_sql`'s `cdc` module: commit order, the slot's position as the checkpoint); the
-//! progress line then shows the slot's lag.
+//! progress line then shows the slot's lag, and the relay exits with an error if its slot
+//! was lost while rows it will never stream were committed.
 //!
 //! Transports: `embedded` (the log in `--data-dir`, held for the relay's life — or, while
 //! `keel serve` owns the directory, that server's Kafka listener), a Kafka cluster
@@ -55,8 +56,12 @@ pub(crate) struct RelayArgs {
     relays: usize,
     /// Stream the outbox over PostgreSQL logical replication (wal_level=logical) through the
     /// replication slot and publication NAME, created if missing, instead of claiming rows:
-    /// events leave in commit order, without polling. One relay per slot. A slot whose relay
-    /// is gone holds WAL until dropped: `SELECT pg_drop_replication_slot('NAME')`.
+    /// events leave in commit order, without polling. One relay per slot. A new slot is
+    /// refused while the outbox holds unpublished rows it would never stream (drain them with
+    /// the polling relay first), and a slot lost or invalidated under a running relay is
+    /// created again the same way: if rows committed meanwhile, the relay exits saying so. A
+    /// slot whose relay is gone holds WAL until dropped: `SELECT
+    /// pg_drop_replication_slot('NAME')`.
     #[arg(long, value_name = "NAME")]
     cdc_slot: Option<String>,
     /// Delete published rows instead of marking them (no trail, smallest table).
@@ -233,6 +238,14 @@ async fn relay(data: &Path, args: RelayArgs) -> anyhow::Result<()> {
         }
         if args.exit_when_idle && db.backlog().await?.pending == 0 {
             break;
+        }
+        if cdc_metrics.slot_lost() {
+            for relay in relays {
+                relay.shutdown().await;
+            }
+            anyhow::bail!(
+                "the CDC relay's replication slot was lost, and rows committed while it was gone would never be streamed: publish them with the polling relay (keel relay without --cdc-slot, --exit-when-idle), then start the CDC relay again"
+            );
         }
     }
     for relay in relays {

@@ -91,6 +91,92 @@ fn a_relay_killed_at_random_moments_loses_nothing_and_keeps_key_order() {
     kill_repeatedly_then_check(&keel, &url, &["--relays", "2"]);
 }
 
+/// A CDC relay whose slot is dropped from under it while a row commits exits with a line
+/// saying what to do, and the row stays in the outbox for the polling relay.
+#[test]
+fn a_cdc_relay_whose_slot_was_lost_with_rows_committed_meanwhile_exits_saying_so() {
+    let Ok(base) = std::env::var("KEEL_TEST_POSTGRES_URL") else {
+        eprintln!("cdc slot lost: not run, KEEL_TEST_POSTGRES_URL is unset");
+        return;
+    };
+    let rt = runtime();
+    let (url, slot) = rt.block_on(keel_sql::testing::fresh_postgres_schema(
+        &base,
+        "cli_cdc_slot_lost",
+    ));
+    let keel = Keel::new();
+    keel.ok(&["topics", "create", "orders", "--fsync", "never"], "");
+    let mut child = keel.relay(&url, &["--cdc-slot", &slot]);
+    let db = rt.block_on(PgDatabase::connect(&url)).unwrap();
+    rt.block_on(async {
+        let admin = db.pool().get().await.unwrap();
+        let streaming = "SELECT 1 FROM pg_replication_slots WHERE slot_name = $1 AND active";
+        let started = Instant::now();
+        while admin
+            .query_opt(streaming, &[&slot])
+            .await
+            .unwrap()
+            .is_none()
+        {
+            assert!(
+                started.elapsed() < Duration::from_secs(60),
+                "the relay streaming"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        // Held, the lock the relay takes to create a slot ("klc", cdc_slot.rs) keeps it
+        // from replacing the slot before the row below commits.
+        let lock = "SELECT pg_advisory_lock(7040099, hashtext($1))";
+        admin.execute(lock, &[&slot]).await.unwrap();
+        let dropper = db.pool().get().await.unwrap();
+        while dropper
+            .execute(
+                "SELECT pg_terminate_backend(active_pid), pg_drop_replication_slot(slot_name)
+                 FROM pg_replication_slots WHERE slot_name = $1",
+                &[&slot],
+            )
+            .await
+            .is_err()
+        {
+            assert!(
+                started.elapsed() < Duration::from_secs(60),
+                "the slot dropped"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let mut client = db.pool().get().await.unwrap();
+        let tx = client.transaction().await.unwrap();
+        db.outbox()
+            .enqueue(&tx, "orders", &step("k", 0))
+            .await
+            .unwrap();
+        tx.commit().await.unwrap();
+        admin
+            .execute(&lock.replace("_lock(", "_unlock("), &[&slot])
+            .await
+            .unwrap();
+    });
+    let started = Instant::now();
+    while child.try_wait().unwrap().is_none() {
+        assert!(
+            started.elapsed() < Duration::from_secs(90),
+            "keel relay exits"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let output = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("replication slot was lost") && stderr.contains("--exit-when-idle"),
+        "{stderr}"
+    );
+    let pending = rt.block_on(db.outbox().backlog()).unwrap().pending;
+    assert_eq!(pending, 1, "the row kept for the polling relay");
+    rt.block_on(db.outbox().drop_cdc_slot(&keel_sql::CdcSlot::named(&slot)))
+        .unwrap();
+}
+
 #[test]
 fn a_sqlite_relay_killed_at_random_moments_loses_nothing_and_keeps_key_order() {
     let keel = Keel::new();

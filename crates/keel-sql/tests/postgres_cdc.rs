@@ -3,7 +3,9 @@
 //! writers; nothing lost and nothing duplicated across a dropped replication connection and
 //! a server restart (a private cluster started here: the shared one is never restarted);
 //! nothing lost across a relay killed with SIGKILL (this binary's `relay_process` as a child
-//! process), its duplicates the same events. Every test uses its own schema, slot and
+//! process), its duplicates the same events; a slot that was never checked, lost under a
+//! running relay, invalidated, or left by a relay from before schema version 7 is handled
+//! without losing a row (`cdc_slot.rs`). Every test uses its own schema, slot and
 //! publication and drops the slot at the end (a slot left behind holds WAL forever).
 
 mod support;
@@ -14,6 +16,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use keel_core::{Event, PublishPort};
+use keel_embedded::EmbeddedBus;
 use keel_sql::{AfterPublish, CdcMetrics, CdcSlot, OutboxMetrics, PgDatabase, RelayOptions};
 use support::{HeldPort, Step, check_per_key_order, embedded, fresh_schema, step, steps, until};
 
@@ -49,13 +52,23 @@ async fn cdc_relay(
     port: impl PublishPort + 'static,
     slot: &CdcSlot,
 ) -> Result<keel_sql::RelayHandle, keel_sql::CdcError> {
+    cdc_relay_with(db, port, slot, CdcMetrics::new()).await
+}
+
+/// As [`cdc_relay`], updating `metrics`.
+async fn cdc_relay_with(
+    db: &PgDatabase,
+    port: impl PublishPort + 'static,
+    slot: &CdcSlot,
+    metrics: CdcMetrics,
+) -> Result<keel_sql::RelayHandle, keel_sql::CdcError> {
     db.outbox()
         .cdc_relay(
             Arc::new(port),
             options(),
             slot.clone(),
             OutboxMetrics::new(),
-            CdcMetrics::new(),
+            metrics,
         )
         .await
 }
@@ -166,15 +179,7 @@ async fn a_dropped_replication_connection_loses_and_duplicates_nothing() {
         steps(bus.log(), "orders").len() >= total
     })
     .await;
-    relay.shutdown().await;
-    let seen = steps(bus.log(), "orders");
-    assert_eq!(
-        check_per_key_order(&seen, &keys, per_key),
-        0,
-        "no duplicates"
-    );
-    assert_eq!(seen.len(), total);
-    db.outbox().drop_cdc_slot(&slot).await.unwrap();
+    finish(&db, relay, &bus, &slot, &keys, per_key).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -204,6 +209,288 @@ async fn a_backlog_from_before_the_slot_is_refused_not_lost() {
     })
     .await;
     db.outbox().drop_cdc_slot(&slot).await.unwrap();
+}
+
+/// Whether the slot `name` exists.
+async fn slot_exists(admin: &deadpool_postgres::Object, name: &str) -> bool {
+    admin
+        .query_opt(
+            "SELECT 1 FROM pg_replication_slots WHERE slot_name = $1",
+            &[&name],
+        )
+        .await
+        .unwrap()
+        .is_some()
+}
+
+/// Creates the slot `name` as a relay does before its check, without the check.
+async fn create_slot_unchecked(admin: &deadpool_postgres::Object, name: &str) {
+    admin
+        .execute(
+            "SELECT pg_create_logical_replication_slot($1, 'pgoutput')",
+            &[&name],
+        )
+        .await
+        .unwrap();
+}
+
+/// Drops the slot `name` from under its relay, as an operator or a failover would: ends its
+/// walsender and drops the slot before the relay's session takes it again.
+async fn drop_from_under_the_relay(admin: &deadpool_postgres::Object, name: &str) {
+    until("the slot dropped from under its relay", WAIT, || async {
+        admin
+            .execute(
+                "SELECT pg_terminate_backend(active_pid) FROM pg_replication_slots
+                 WHERE slot_name = $1 AND active_pid IS NOT NULL",
+                &[&name],
+            )
+            .await
+            .unwrap();
+        admin
+            .execute(
+                "SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots
+                 WHERE slot_name = $1",
+                &[&name],
+            )
+            .await
+            .is_ok()
+    })
+    .await;
+}
+
+/// Runs each statement on its own: ALTER SYSTEM and CHECKPOINT refuse a transaction block.
+async fn each(admin: &deadpool_postgres::Object, statements: &[&str]) {
+    for statement in statements {
+        admin.batch_execute(statement).await.unwrap();
+    }
+}
+
+/// Rows left in the outbox: the unpublished ones (published ones are deleted,
+/// `AfterPublish::Delete`).
+async fn outbox_rows(admin: &deadpool_postgres::Object) -> i64 {
+    admin
+        .query_one("SELECT count(*) FROM keel_outbox", &[])
+        .await
+        .unwrap()
+        .get(0)
+}
+
+/// Enqueues the steps `seqs` of each key and waits until the topic holds every step of
+/// every key up to `seqs.end`.
+async fn publish_steps(
+    db: &PgDatabase,
+    bus: &EmbeddedBus,
+    keys: &[String],
+    seqs: std::ops::Range<u32>,
+) {
+    let total = keys.len() * seqs.end as usize;
+    enqueue_steps(db, "orders", keys, seqs).await;
+    until("the events published", WAIT, || async {
+        steps(bus.log(), "orders").len() >= total
+    })
+    .await;
+}
+
+/// Publishes what is left in the outbox with the polling relay, as an operator drains it
+/// before starting the CDC relay again.
+async fn drain_with_the_polling_relay(
+    db: &PgDatabase,
+    bus: &EmbeddedBus,
+    admin: &deadpool_postgres::Object,
+) {
+    let polling = db
+        .outbox()
+        .relay(Arc::new(bus.publisher()), options())
+        .unwrap();
+    until("the outbox drained", WAIT, || async {
+        outbox_rows(admin).await == 0
+    })
+    .await;
+    polling.shutdown().await;
+}
+
+/// Stops `relay`, checks every key's steps `0..per_key` arrived once and in order, and
+/// drops the slot.
+async fn finish(
+    db: &PgDatabase,
+    relay: keel_sql::RelayHandle,
+    bus: &EmbeddedBus,
+    slot: &CdcSlot,
+    keys: &[String],
+    per_key: u32,
+) {
+    relay.shutdown().await;
+    let seen = steps(bus.log(), "orders");
+    assert_eq!(
+        check_per_key_order(&seen, keys, per_key),
+        0,
+        "no duplicates"
+    );
+    db.outbox().drop_cdc_slot(slot).await.unwrap();
+}
+
+/// A CDC relay streaming a fresh schema's outbox into the embedded topic `orders`.
+struct Streaming {
+    db: PgDatabase,
+    admin: deadpool_postgres::Object,
+    slot: CdcSlot,
+    bus: EmbeddedBus,
+    metrics: CdcMetrics,
+    relay: keel_sql::RelayHandle,
+    _dir: tempfile::TempDir,
+}
+
+async fn streaming(test: &str) -> Option<Streaming> {
+    let (url, schema) = fresh_schema(test).await?;
+    let db = PgDatabase::connect(&url).await.unwrap();
+    let admin = db.pool().get().await.unwrap();
+    let slot = CdcSlot::named(&schema);
+    let dir = tempfile::tempdir().unwrap();
+    let (bus, publisher) = embedded(dir.path(), "orders", 2, None);
+    let metrics = CdcMetrics::new();
+    let relay = cdc_relay_with(&db, publisher, &slot, metrics.clone())
+        .await
+        .unwrap();
+    Some(Streaming {
+        db,
+        admin,
+        slot,
+        bus,
+        metrics,
+        relay,
+        _dir: dir,
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slot_whose_check_never_ran_is_checked_before_it_streams() {
+    let Some((url, schema)) = fresh_schema("cdc_unchecked").await else {
+        return;
+    };
+    let db = PgDatabase::connect(&url).await.unwrap();
+    let admin = db.pool().get().await.unwrap();
+    let slot = CdcSlot::named(&schema);
+    let keys = ["k".to_string()];
+    enqueue_steps(&db, "orders", &keys, 0..3).await;
+    // A relay killed after creating its slot and before counting the rows it would miss.
+    create_slot_unchecked(&admin, &slot.slot).await;
+    let dir = tempfile::tempdir().unwrap();
+    let (bus, publisher) = embedded(dir.path(), "orders", 1, None);
+    let error = cdc_relay(&db, publisher, &slot)
+        .await
+        .expect_err("the rows committed before the unchecked slot");
+    assert!(error.to_string().contains("3 unpublished rows"), "{error}");
+    assert!(!slot_exists(&admin, &slot.slot).await, "the slot dropped");
+    // Drained, the outbox holds nothing the slot would miss: an unchecked slot is checked,
+    // created again and streamed from.
+    drain_with_the_polling_relay(&db, &bus, &admin).await;
+    create_slot_unchecked(&admin, &slot.slot).await;
+    let relay = start(&db, bus.publisher(), &slot).await;
+    publish_steps(&db, &bus, &keys, 3..6).await;
+    finish(&db, relay, &bus, &slot, &keys, 6).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lost_slot_is_created_again_when_nothing_was_committed_meanwhile() {
+    let Some(s) = streaming("cdc_lost_clean").await else {
+        return;
+    };
+    let keys: Vec<String> = (0..3).map(|k| format!("key-{k}")).collect();
+    publish_steps(&s.db, &s.bus, &keys, 0..5).await;
+    drop_from_under_the_relay(&s.admin, &s.slot.slot).await;
+    until("the relay's new slot streaming", WAIT, || async {
+        s.admin
+            .query_opt(
+                "SELECT 1 FROM pg_replication_slots WHERE slot_name = $1 AND active",
+                &[&s.slot.slot],
+            )
+            .await
+            .unwrap()
+            .is_some()
+    })
+    .await;
+    publish_steps(&s.db, &s.bus, &keys, 5..10).await;
+    assert!(!s.metrics.slot_lost());
+    finish(&s.db, s.relay, &s.bus, &s.slot, &keys, 10).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lost_slot_with_rows_committed_meanwhile_stops_the_relay_and_loses_nothing() {
+    let Some(s) = streaming("cdc_lost_rows").await else {
+        return;
+    };
+    let keys: Vec<String> = (0..2).map(|k| format!("key-{k}")).collect();
+    publish_steps(&s.db, &s.bus, &keys, 0..5).await;
+    // The relay takes this lock ("klc", cdc_slot.rs) to create a slot: held here, the rows
+    // below commit while there is no slot, whenever the relay notices it is gone.
+    let holder = s.db.pool().get().await.unwrap();
+    let lock = "SELECT pg_advisory_lock(7040099, hashtext($1))";
+    holder.execute(lock, &[&s.slot.slot]).await.unwrap();
+    drop_from_under_the_relay(&s.admin, &s.slot.slot).await;
+    enqueue_steps(&s.db, "orders", &keys, 5..8).await;
+    holder
+        .execute(&lock.replace("_lock(", "_unlock("), &[&s.slot.slot])
+        .await
+        .unwrap();
+    until("the relay reporting its slot lost", WAIT, || async {
+        s.metrics.slot_lost()
+    })
+    .await;
+    assert_eq!(
+        outbox_rows(&s.admin).await,
+        6,
+        "the rows committed meanwhile kept"
+    );
+    assert!(
+        !slot_exists(&s.admin, &s.slot.slot).await,
+        "the refused slot dropped"
+    );
+    assert_eq!(steps(s.bus.log(), "orders").len(), 10);
+    s.relay.shutdown().await;
+    // What the operator does: drain with the polling relay, start the CDC relay again.
+    drain_with_the_polling_relay(&s.db, &s.bus, &s.admin).await;
+    let relay = start(&s.db, s.bus.publisher(), &s.slot).await;
+    publish_steps(&s.db, &s.bus, &keys, 8..10).await;
+    finish(&s.db, relay, &s.bus, &s.slot, &keys, 10).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slot_from_before_schema_version_7_streams_on_after_the_upgrade() {
+    let Some((url, schema)) = fresh_schema("cdc_upgrade").await else {
+        return;
+    };
+    let db = PgDatabase::connect(&url).await.unwrap();
+    let admin = db.pool().get().await.unwrap();
+    let slot = CdcSlot::named(&schema);
+    // A schema at version 6 whose relay created (and checked) its slot, then stopped while
+    // writers went on.
+    admin
+        .batch_execute(
+            "DROP TABLE keel_cdc_slots; DELETE FROM keel_schema_migrations WHERE version = 7",
+        )
+        .await
+        .unwrap();
+    admin
+        .batch_execute(&format!(
+            "CREATE PUBLICATION {} FOR TABLE keel_outbox WITH (publish = 'insert')",
+            slot.publication
+        ))
+        .await
+        .unwrap();
+    create_slot_unchecked(&admin, &slot.slot).await;
+    let keys = ["k".to_string()];
+    enqueue_steps(&db, "orders", &keys, 0..3).await;
+    let db = PgDatabase::connect(&url).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let (bus, publisher) = embedded(dir.path(), "orders", 1, None);
+    let relay = start(&db, publisher, &slot).await;
+    until(
+        "the rows committed after the slot published",
+        WAIT,
+        || async { steps(bus.log(), "orders").len() >= 3 },
+    )
+    .await;
+    finish(&db, relay, &bus, &slot, &keys, 3).await;
 }
 
 /// A PostgreSQL cluster of the test's own, on a free port, stopped when dropped.
@@ -362,10 +649,66 @@ async fn a_server_restart_loses_and_duplicates_nothing() {
         steps(bus.log(), "orders").len() >= total
     })
     .await;
+    finish(&db, relay, &bus, &slot, &keys, 100).await;
+}
+
+/// A slot `max_slot_wal_keep_size` invalidated while its relay was down is dropped and
+/// created again with its check: rows committed since are refused until drained, never lost.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_invalidated_slot_is_replaced_with_its_check() {
+    let Some(cluster) = PrivateCluster::start_for("an_invalidated_slot_is_replaced_with_its_check")
+    else {
+        return;
+    };
+    let db = PgDatabase::connect(&cluster.url()).await.unwrap();
+    let admin = db.pool().get().await.unwrap();
+    let slot = CdcSlot::named("keel_cdc_invalidated");
+    let dir = tempfile::tempdir().unwrap();
+    let (bus, publisher) = embedded(dir.path(), "orders", 1, None);
+    let keys = ["k".to_string()];
+    let relay = start(&db, publisher, &slot).await;
+    publish_steps(&db, &bus, &keys, 0..2).await;
     relay.shutdown().await;
-    let seen = steps(bus.log(), "orders");
-    assert_eq!(check_per_key_order(&seen, &keys, 100), 0, "no duplicates");
-    db.outbox().drop_cdc_slot(&slot).await.unwrap();
+    enqueue_steps(&db, "orders", &keys, 2..4).await;
+    each(
+        &admin,
+        &[
+            "ALTER SYSTEM SET max_slot_wal_keep_size = '1MB'",
+            "SELECT pg_reload_conf()",
+            "CREATE TABLE filler (n int)",
+        ],
+    )
+    .await;
+    until("the slot invalidated", WAIT, || async {
+        each(
+            &admin,
+            &[
+                "INSERT INTO filler VALUES (1)",
+                "SELECT pg_switch_wal()",
+                "CHECKPOINT",
+            ],
+        )
+        .await;
+        admin
+            .query_one(
+                "SELECT wal_status FROM pg_replication_slots WHERE slot_name = $1",
+                &[&slot.slot],
+            )
+            .await
+            .unwrap()
+            .get::<_, Option<String>>(0)
+            .as_deref()
+            == Some("lost")
+    })
+    .await;
+    let error = cdc_relay(&db, bus.publisher(), &slot)
+        .await
+        .expect_err("the rows the invalidated slot will never stream");
+    assert!(error.to_string().contains("2 unpublished rows"), "{error}");
+    drain_with_the_polling_relay(&db, &bus, &admin).await;
+    let relay = start(&db, bus.publisher(), &slot).await;
+    publish_steps(&db, &bus, &keys, 4..6).await;
+    finish(&db, relay, &bus, &slot, &keys, 6).await;
 }
 
 /// A fast shutdown that cuts a batch's write-back finishes: the relay ends its replication
@@ -409,10 +752,7 @@ async fn a_fast_shutdown_is_not_held_by_a_write_back_it_cut() {
         db.outbox().backlog().await.is_ok_and(|b| b.pending == 0)
     })
     .await;
-    relay.shutdown().await;
-    let seen = steps(bus.log(), "orders");
-    assert_eq!(check_per_key_order(&seen, &keys, 1), 0, "no duplicates");
-    db.outbox().drop_cdc_slot(&slot).await.unwrap();
+    finish(&db, relay, &bus, &slot, &keys, 1).await;
 }
 
 /// A relay process, killed when dropped (so a failing test leaves none behind).

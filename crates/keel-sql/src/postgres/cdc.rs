@@ -62,14 +62,10 @@
 //! once the server is back. The batch stays with the relay meanwhile and is written back
 //! then; transactions the server streams again are dropped as after any lost session.
 //!
-//! # A new slot
+//! # The slot
 //!
-//! A slot streams only what commits after it was created. Created here, it is created in a
-//! repeatable-read transaction on the replication session with `SNAPSHOT 'use'`, and the
-//! outbox's unpublished rows are counted in that same snapshot — exactly the rows the slot
-//! will never stream. If there are any, the slot is dropped again and the start refused
-//! (publish them first with the polling relay, `keel relay --exit-when-idle`), so nothing
-//! committed before the slot is lost.
+//! Created with a check that no unpublished row is older than it, recorded once checked,
+//! and created again with the same check when it is lost or invalidated: `cdc_slot.rs`.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::Ordering;
@@ -77,12 +73,13 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use keel_core::{BoxFuture, PublishPort};
-use pgwire_replication::{ReplicationClient, ReplicationConfig};
+use pgwire_replication::ReplicationConfig;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
 use tokio::sync::{Notify, mpsc, watch};
 use tokio::task::JoinHandle;
 
+use super::cdc_slot;
 use super::cdc_stream::{self, Committed, StreamConfig, StreamShared};
 use super::outbox::PgStore;
 use super::{PgDatabase, one_line};
@@ -168,6 +165,7 @@ pub enum CdcError {
 pub struct CdcMetrics {
     lag_bytes: Gauge,
     lag_ms: Gauge,
+    slot_lost: Gauge,
 }
 
 impl CdcMetrics {
@@ -176,7 +174,8 @@ impl CdcMetrics {
         CdcMetrics::default()
     }
 
-    /// Registers `keel_outbox_cdc_lag_bytes` and `keel_outbox_cdc_lag_ms`.
+    /// Registers `keel_outbox_cdc_lag_bytes`, `keel_outbox_cdc_lag_ms` and
+    /// `keel_outbox_cdc_slot_lost`.
     pub fn register(&self, registry: &mut Registry) {
         registry.register(
             "keel_outbox_cdc_lag_bytes",
@@ -188,6 +187,11 @@ impl CdcMetrics {
             "Age of the oldest committed transaction received and not yet settled (0 when none)",
             self.lag_ms.clone(),
         );
+        registry.register(
+            "keel_outbox_cdc_slot_lost",
+            "1 once the relay stopped streaming: its slot was lost while rows it will never stream were committed (cdc_slot.rs)",
+            self.slot_lost.clone(),
+        );
     }
 
     /// WAL bytes the slot held at the last measure.
@@ -198,6 +202,17 @@ impl CdcMetrics {
     /// Milliseconds the oldest unsettled transaction had waited at the last measure.
     pub fn lag_ms(&self) -> i64 {
         self.lag_ms.get()
+    }
+
+    /// Whether the relay stopped streaming because its slot was lost with rows committed
+    /// meanwhile that no new slot would stream: drain the outbox with the polling relay,
+    /// then start the CDC relay again.
+    pub fn slot_lost(&self) -> bool {
+        self.slot_lost.get() != 0
+    }
+
+    pub(crate) fn mark_slot_lost(&self) {
+        self.slot_lost.set(1);
     }
 }
 
@@ -218,7 +233,7 @@ impl super::PgOutbox {
         let db = self.database();
         let replication = replication_config(db, &slot)?;
         ensure_publication(db, &slot).await?;
-        ensure_slot(db, &slot, &replication).await?;
+        cdc_slot::ensure_slot(db, &slot, &replication).await?;
         let shared = Arc::new(StreamShared::default());
         let (sender, receiver) = mpsc::channel(STREAM_BUFFER_TRANSACTIONS);
         let wake = Arc::new(Notify::new());
@@ -226,7 +241,9 @@ impl super::PgOutbox {
         tokio::spawn(cdc_stream::run(
             StreamConfig {
                 replication,
-                schema: db.schema().to_string(),
+                db: db.clone(),
+                slot: slot.clone(),
+                metrics: cdc_metrics.clone(),
                 retry_delay_min: options.retry_delay_min,
                 retry_delay_max: options.retry_delay_max,
                 name: options.name.clone(),
@@ -259,12 +276,7 @@ impl super::PgOutbox {
     /// behind holds WAL forever; this is how an operator retires one.
     pub async fn drop_cdc_slot(&self, slot: &CdcSlot) -> Result<(), CdcError> {
         slot.validate()?;
-        let client = self.database().client().await.map_err(CdcError::Database)?;
-        drop_slot_when_free(&client, &slot.slot).await?;
-        client
-            .batch_execute(&format!("DROP PUBLICATION IF EXISTS {}", slot.publication))
-            .await
-            .map_err(|e| CdcError::Database(one_line(&e)))
+        cdc_slot::drop_slot(self.database(), slot).await
     }
 }
 
@@ -321,90 +333,6 @@ async fn ensure_publication(db: &PgDatabase, slot: &CdcSlot) -> Result<(), CdcEr
         }
     }
     Ok(())
-}
-
-/// Creates the slot unless it exists, refusing (and dropping it again) when rows committed
-/// before it would be missed (module docs, "A new slot").
-async fn ensure_slot(
-    db: &PgDatabase,
-    slot: &CdcSlot,
-    replication: &ReplicationConfig,
-) -> Result<(), CdcError> {
-    let client = db.client().await.map_err(CdcError::Database)?;
-    let exists = client
-        .query_opt(
-            "SELECT 1 FROM pg_replication_slots WHERE slot_name = $1",
-            &[&slot.slot],
-        )
-        .await
-        .map_err(|e| CdcError::Database(one_line(&e)))?
-        .is_some();
-    if exists {
-        return Ok(());
-    }
-    let session_error = |e: pgwire_replication::PgWireError| CdcError::Database(e.to_string());
-    let mut session = ReplicationClient::connect_gated(replication.clone())
-        .await
-        .map_err(session_error)?;
-    session
-        .simple_query("BEGIN READ ONLY ISOLATION LEVEL REPEATABLE READ")
-        .await
-        .map_err(session_error)?;
-    session
-        .simple_query(&format!(
-            "CREATE_REPLICATION_SLOT {} LOGICAL pgoutput (SNAPSHOT 'use')",
-            slot.slot
-        ))
-        .await
-        .map_err(session_error)?;
-    let rows = session
-        .simple_query(&format!(
-            "SELECT count(*) FROM {}.keel_outbox WHERE published_at IS NULL",
-            db.schema()
-        ))
-        .await
-        .map_err(session_error)?;
-    session
-        .simple_query("COMMIT")
-        .await
-        .map_err(session_error)?;
-    drop(session);
-    let pending = rows
-        .first()
-        .and_then(|row| row.first().cloned().flatten())
-        .and_then(|count| std::str::from_utf8(&count).ok()?.parse::<i64>().ok())
-        .ok_or_else(|| CdcError::Database("the outbox's rows were not counted".to_string()))?;
-    if pending > 0 {
-        drop_slot_when_free(&client, &slot.slot).await?;
-        return Err(CdcError::Backlog(pending));
-    }
-    Ok(())
-}
-
-/// Drops the slot `name` if it exists, waiting up to 5 s for the session that last held it
-/// (a relay just stopped, the session that created it) to let it go.
-async fn drop_slot_when_free(
-    client: &deadpool_postgres::Object,
-    name: &str,
-) -> Result<(), CdcError> {
-    let mut attempts = 0;
-    loop {
-        let dropped = client
-            .execute(
-                "SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots
-                 WHERE slot_name = $1",
-                &[&name],
-            )
-            .await;
-        match dropped {
-            Ok(_) => return Ok(()),
-            Err(error) if attempts >= 50 => return Err(CdcError::Database(one_line(&error))),
-            Err(_) => {
-                attempts += 1;
-                tokio::time::sleep(Duration::from_millis(100)).await;
-            }
-        }
-    }
 }
 
 /// The relay's view of the stream: `claim` hands out received rows in commit order,
@@ -624,6 +552,12 @@ impl OutboxStore for CdcStore {
                 rows.push(queued.row.clone());
                 claim.order.push(queued.row.id);
                 claim.rows.insert(queued.row.id, queued);
+            }
+            if rows.is_empty()
+                && state.queue.is_empty()
+                && let Some(reason) = self.core.shared.gone()
+            {
+                return Err(StoreError(format!("cdc: {reason}")));
             }
             Ok((claim, rows))
         })

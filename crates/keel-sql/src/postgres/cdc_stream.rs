@@ -10,17 +10,23 @@
 //! one handed on are dropped, so a reconnect never hands on an event twice. A failed
 //! write-back ends the session the same way (`StreamShared::write_back_failed`): a server
 //! shutting down cut it, and the walsender waits to be confirmed what the relay cannot
-//! settle until the server is back (`cdc.rs`, "A server shutting down").
+//! settle until the server is back (`cdc.rs`, "A server shutting down"). A session that
+//! failed because the slot is gone or invalidated is not retried as it is: the slot is
+//! created again with its check once everything handed on is settled, or the reader stops
+//! (`cdc_slot.rs`, "A lost slot").
 
 use std::collections::HashMap;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use pg_walstream::{LogicalReplicationMessage, LogicalReplicationParser, TupleData};
 use pgwire_replication::{Lsn, ReplicationClient, ReplicationConfig, ReplicationEvent};
 use tokio::sync::{Notify, mpsc, watch};
 
+use super::PgDatabase;
+use super::cdc::{CdcError, CdcMetrics, CdcSlot};
+use super::cdc_slot;
 use crate::outbox::OutboxRow;
 
 /// Seconds between the Unix epoch and PostgreSQL's (2000-01-01), in microseconds.
@@ -47,13 +53,25 @@ pub(crate) struct StreamShared {
     pub(crate) settled_changed: Notify,
     /// Raised when a write-back failed: the reader ends its session and opens it again.
     pub(crate) write_back_failed: Notify,
+    /// Why the reader stopped for good: its slot was lost and cannot be replaced safely.
+    gone: Mutex<Option<String>>,
+}
+
+impl StreamShared {
+    /// Why the reader stopped for good, if it did.
+    pub(crate) fn gone(&self) -> Option<String> {
+        self.gone.lock().expect("cdc stream").clone()
+    }
 }
 
 /// Where and how to stream.
 pub(crate) struct StreamConfig {
     pub(crate) replication: ReplicationConfig,
-    /// The outbox table's schema: inserts into other tables of the publication are ignored.
-    pub(crate) schema: String,
+    /// The outbox's database: its schema's `keel_outbox` is the table streamed (inserts into
+    /// other tables of the publication are ignored), and a lost slot is replaced through it.
+    pub(crate) db: PgDatabase,
+    pub(crate) slot: CdcSlot,
+    pub(crate) metrics: CdcMetrics,
     pub(crate) retry_delay_min: Duration,
     pub(crate) retry_delay_max: Duration,
     pub(crate) name: String,
@@ -93,6 +111,14 @@ pub(crate) async fn run(
         match outcome {
             Ok(()) => return,
             Err(error) => {
+                match reader.replace_lost_slot(&mut stopped).await {
+                    Replaced::No => {}
+                    Replaced::Yes => {
+                        failures = 0;
+                        continue;
+                    }
+                    Replaced::Never => return,
+                }
                 failures = failures.saturating_add(1);
                 let factor = 1u32.checked_shl(failures.min(16) - 1).unwrap_or(u32::MAX);
                 let delay = reader
@@ -110,7 +136,62 @@ pub(crate) async fn run(
     }
 }
 
+/// What became of a slot after a failed session.
+enum Replaced {
+    /// It is there (or could not be looked at): open the session again after a pause.
+    No,
+    /// It was gone and is replaced by a checked one: stream from it now.
+    Yes,
+    /// It was gone with rows committed meanwhile, or the reader was stopped: stop.
+    Never,
+}
+
 impl Reader {
+    /// After a failed session: when the slot is gone or invalidated, waits until everything
+    /// handed on is settled, then creates it again with its check (`cdc_slot.rs`, "A lost
+    /// slot").
+    async fn replace_lost_slot(&mut self, stopped: &mut watch::Receiver<bool>) -> Replaced {
+        let name = &self.config.name;
+        let slot = &self.config.slot.slot;
+        if !cdc_slot::is_gone(&self.config.db, slot)
+            .await
+            .unwrap_or(false)
+        {
+            return Replaced::No;
+        }
+        tracing::warn!(relay = %name, %slot, "the outbox's replication slot is gone or invalidated; creating it again once every event received is settled");
+        while self.shared.settled.load(Ordering::Acquire) < self.handed_on {
+            tokio::select! {
+                _ = self.shared.settled_changed.notified() => {}
+                _ = stopped.changed() => return Replaced::Never,
+            }
+        }
+        match cdc_slot::ensure_slot(&self.config.db, &self.config.slot, &self.config.replication)
+            .await
+        {
+            Ok(()) => {
+                // Nothing is in flight: the new slot starts afresh, as in a new process. Its
+                // positions may be below the old slot's (a promoted standby).
+                self.handed_on = 0;
+                self.shared.settled.store(0, Ordering::Release);
+                tracing::warn!(relay = %name, %slot, "replication slot created again; nothing was committed while it was gone");
+                Replaced::Yes
+            }
+            Err(error @ CdcError::Backlog(_)) => {
+                let reason = format!("the replication slot {slot} was lost: {error}");
+                tracing::error!(relay = %name, %reason, "the CDC relay stopped streaming");
+                *self.shared.gone.lock().expect("cdc stream") = Some(reason);
+                self.config.metrics.mark_slot_lost();
+                self.wake.notify_one();
+                Replaced::Never
+            }
+            Err(error) => {
+                tracing::warn!(relay = %name, %slot, %error, "the replication slot could not be created again yet");
+                Replaced::No
+            }
+        }
+    }
+
     /// One replication session, until it fails or the store is gone (`Ok`).
     async fn session(&mut self) -> Result<(), String> {
         let settled = self.shared.settled.load(Ordering::Acquire);
@@ -163,7 +244,7 @@ impl Reader {
                             columns,
                             ..
                         } => {
-                            let ours = *namespace == *self.config.schema
+                            let ours = *namespace == *self.config.db.schema()
                                 && &*relation_name == "keel_outbox";
                             let names: Vec<&str> = columns.iter().map(|c| &*c.name).collect();
                             relations.insert(

@@ -12,6 +12,8 @@
 #[cfg(feature = "cdc")]
 mod cdc;
 #[cfg(feature = "cdc")]
+mod cdc_slot;
+#[cfg(feature = "cdc")]
 mod cdc_stream;
 mod event_store;
 mod inbox;

@@ -18,6 +18,7 @@
 //! | 4 | `keel_outbox_keyless_pending`: the claim of rows without a key no longer walks every pending row |
 //! | 5 | `keel_sagas`: one row per saga instance, updated by compare-and-set on `version` |
 //! | 6 | `keel_projection_checkpoints`: per (projection, source partition), the position after the last event applied |
+//! | 7 | `keel_cdc_slots`: the CDC relay's slots whose creation check passed (`cdc_slot.rs`) |
 //!
 //! Every component's tables are in this one history (unlike SQLite's track per component),
 //! so connecting a [`PgDatabase`](super::PgDatabase) — and so `keel migrate` — brings all of
@@ -69,6 +70,11 @@ pub(crate) const MIGRATIONS: &[Migration] = &[
         version: 6,
         name: "projection checkpoints",
         sql: CREATE_PROJECTION_CHECKPOINTS,
+    },
+    Migration {
+        version: 7,
+        name: "cdc slots checked",
+        sql: CREATE_CDC_SLOTS,
     },
 ];
 
@@ -358,6 +364,19 @@ CREATE TABLE keel_projection_checkpoints (
     updated_at       timestamptz NOT NULL DEFAULT clock_timestamp(),
     PRIMARY KEY (projection, source_partition)
 );
+";
+
+// A slot counts as checked only once its row is here (`cdc_slot.rs`). Slots that already
+// exist were created by relays that checked them before they streamed (and kept no record):
+// they are recorded as checked, so upgrading leaves them as they were.
+const CREATE_CDC_SLOTS: &str = "
+CREATE TABLE keel_cdc_slots (
+    slot_name  text        PRIMARY KEY,
+    checked_at timestamptz NOT NULL DEFAULT clock_timestamp()
+);
+INSERT INTO keel_cdc_slots (slot_name)
+SELECT slot_name FROM pg_replication_slots
+WHERE slot_type = 'logical' AND plugin = 'pgoutput' AND database = current_database();
 ";
 
 pub(crate) const SELECT_PROJECTION_CHECKPOINTS: &str = "
