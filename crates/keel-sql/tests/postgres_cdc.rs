@@ -717,14 +717,44 @@ async fn an_invalidated_slot_is_replaced_with_its_check() {
 /// nothing is published twice.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_fast_shutdown_is_not_held_by_a_write_back_it_cut() {
-    let Some(cluster) =
-        PrivateCluster::start_for("a_fast_shutdown_is_not_held_by_a_write_back_it_cut")
-    else {
+    fast_shutdown_with_a_batch_in_flight(
+        "a_fast_shutdown_is_not_held_by_a_write_back_it_cut",
+        "keel_cdc_shutdown",
+        Gate::OpensDuringTheShutdown,
+    )
+    .await;
+}
+
+/// A fast shutdown is not held by a transport that hangs with a batch: the relay notices
+/// the server shutting down and ends its session (before, the shutdown waited until the
+/// transport answered). The batch is published and written back once both are back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fast_shutdown_is_not_held_by_a_transport_that_hangs() {
+    fast_shutdown_with_a_batch_in_flight(
+        "a_fast_shutdown_is_not_held_by_a_transport_that_hangs",
+        "keel_cdc_shutdown_hang",
+        Gate::OpensAfterTheRestart,
+    )
+    .await;
+}
+
+/// When the transport's gate opens for the batch held while the server shuts down.
+enum Gate {
+    /// Once the server refuses connections: the write-back finds it shutting down.
+    OpensDuringTheShutdown,
+    /// Once the server is back: the publish hangs through the whole shutdown.
+    OpensAfterTheRestart,
+}
+
+/// One batch held at the transport's gate, a fast shutdown of the server that must finish
+/// (`pg_ctl` fails after its 60 s otherwise), a restart, and the batch published once.
+async fn fast_shutdown_with_a_batch_in_flight(test: &str, slot: &str, gate_opens: Gate) {
+    let Some(cluster) = PrivateCluster::start_for(test) else {
         return;
     };
     let cluster = Arc::new(cluster);
     let db = PgDatabase::connect(&cluster.url()).await.unwrap();
-    let slot = CdcSlot::named("keel_cdc_shutdown");
+    let slot = CdcSlot::named(slot);
     let dir = tempfile::tempdir().unwrap();
     let (bus, publisher) = embedded(dir.path(), "orders", 1, None);
     let (gate, open) = tokio::sync::watch::channel(false);
@@ -738,16 +768,19 @@ async fn a_fast_shutdown_is_not_held_by_a_write_back_it_cut() {
         let cluster = cluster.clone();
         tokio::task::spawn_blocking(move || cluster.pg_ctl("stop"))
     };
-    until("the server refusing connections", WAIT, || async {
-        tokio_postgres::connect(&cluster.url(), tokio_postgres::NoTls)
-            .await
-            .is_err()
-    })
-    .await;
-    // Published now; its write-back finds the server shutting down.
-    gate.send_replace(true);
+    if let Gate::OpensDuringTheShutdown = gate_opens {
+        until("the server refusing connections", WAIT, || async {
+            tokio_postgres::connect(&cluster.url(), tokio_postgres::NoTls)
+                .await
+                .is_err()
+        })
+        .await;
+        // Published now; its write-back finds the server shutting down.
+        gate.send_replace(true);
+    }
     stop.await.expect("the fast shutdown finished");
     cluster.pg_ctl("start");
+    gate.send_replace(true);
     until("the batch written back after the restart", WAIT, || async {
         db.outbox().backlog().await.is_ok_and(|b| b.pending == 0)
     })

@@ -60,7 +60,10 @@
 //! server went on refusing connections). So a failed write-back ends the replication
 //! session; the walsender then stops, and the reader opens the session again with backoff
 //! once the server is back. The batch stays with the relay meanwhile and is written back
-//! then; transactions the server streams again are dropped as after any lost session.
+//! then; transactions the server streams again are dropped as after any lost session. A
+//! batch whose transport hangs has no write-back to fail, so the reader also ends its
+//! session when the walsender asks for a reply while transactions are unsettled and the
+//! server refuses a regular session (`cdc_stream.rs`).
 //!
 //! # The slot
 //!

@@ -10,7 +10,10 @@
 //! one handed on are dropped, so a reconnect never hands on an event twice. A failed
 //! write-back ends the session the same way (`StreamShared::write_back_failed`): a server
 //! shutting down cut it, and the walsender waits to be confirmed what the relay cannot
-//! settle until the server is back (`cdc.rs`, "A server shutting down"). A session that
+//! settle until the server is back (`cdc.rs`, "A server shutting down"). So does a server
+//! that asks for a reply while the relay holds unsettled transactions — a shutdown's
+//! walsender asks again and again — and refuses a regular session: the transport may hang
+//! for as long as it likes, the shutdown does not wait for it. A session that
 //! failed because the slot is gone or invalidated is not retried as it is: the slot is
 //! created again with its check once everything handed on is settled, or the reader stops
 //! (`cdc_slot.rs`, "A lost slot").
@@ -18,7 +21,7 @@
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use pg_walstream::{LogicalReplicationMessage, LogicalReplicationParser, TupleData};
 use pgwire_replication::{Lsn, ReplicationClient, ReplicationConfig, ReplicationEvent};
@@ -31,6 +34,11 @@ use crate::outbox::OutboxRow;
 
 /// Seconds between the Unix epoch and PostgreSQL's (2000-01-01), in microseconds.
 const PG_EPOCH_UNIX_MICROS: i64 = 946_684_800_000_000;
+
+/// At most one shutdown probe (`Reader::server_accepts_sessions`) per this interval, and
+/// how long one may take.
+const SHUTDOWN_PROBE_INTERVAL: Duration = Duration::from_secs(1);
+const SHUTDOWN_PROBE_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// One committed transaction's outbox rows, in insert order.
 #[derive(Debug)]
@@ -207,6 +215,8 @@ impl Reader {
         // Relation id → whether it is our outbox, and the positions of its columns.
         let mut relations: HashMap<u32, Option<Columns>> = HashMap::new();
         let mut open: Option<Committed> = None;
+        // When the server was last asked whether it is shutting down.
+        let mut probed: Option<Instant> = None;
         loop {
             let event = tokio::select! {
                 event = client.recv() => event.map_err(|e| e.to_string())?,
@@ -285,15 +295,48 @@ impl Reader {
                     }
                     self.wake.notify_one();
                 }
-                ReplicationEvent::KeepAlive { wal_end, .. } => {
+                ReplicationEvent::KeepAlive {
+                    wal_end,
+                    reply_requested,
+                    ..
+                } => {
                     if open.is_none() {
                         self.settle_if_idle(&client, wal_end.as_u64());
+                    }
+                    let unsettled = self.shared.settled.load(Ordering::Acquire) < self.handed_on;
+                    if reply_requested
+                        && unsettled
+                        && probed.is_none_or(|at| at.elapsed() >= SHUTDOWN_PROBE_INTERVAL)
+                    {
+                        probed = Some(Instant::now());
+                        if let Err(error) = self.server_accepts_sessions().await {
+                            return Err(format!(
+                                "the server waits for transactions the relay has not settled and takes no session ({error}): shutting down; the session ends so it can stop"
+                            ));
+                        }
                     }
                 }
                 ReplicationEvent::Message { .. } => {}
                 ReplicationEvent::StoppedAt { .. } => return Ok(()),
             }
         }
+    }
+
+    /// Whether the server still serves a regular session: a fast shutdown ends them first
+    /// and refuses new ones. Undecided (`Ok`) when the probe takes longer than
+    /// [`SHUTDOWN_PROBE_TIMEOUT`]: a busy pool is no shutdown.
+    async fn server_accepts_sessions(&self) -> Result<(), String> {
+        let probe = async {
+            let client = self.config.db.client().await?;
+            client
+                .simple_query("SELECT 1")
+                .await
+                .map(drop)
+                .map_err(|e| super::one_line(&e))
+        };
+        tokio::time::timeout(SHUTDOWN_PROBE_TIMEOUT, probe)
+            .await
+            .unwrap_or(Ok(()))
     }
 
     /// With every handed-on transaction settled, WAL up to `position` holds nothing for the
