@@ -416,11 +416,11 @@ async fn claim_rows(
     let keys: Vec<String> = locked.iter().map(|row| row.get(0)).collect();
     let mut rows = Vec::new();
     if let Some(first) = locked.first() {
-        let bound: i64 = first.get(1);
+        let (lowest, highest): (i64, i64) = (first.get(1), first.get(2));
         rows = client
             .query(
                 &client.prepare_cached(CLAIM_KEYED_ROWS).await?,
-                &[&keys, &limit, &bound],
+                &[&keys, &limit, &highest, &lowest],
             )
             .await?;
     }
