@@ -240,16 +240,16 @@ async fn relay(data: &Path, args: RelayArgs) -> anyhow::Result<()> {
             break;
         }
         if cdc_metrics.slot_lost() {
-            for relay in relays {
-                relay.shutdown().await;
-            }
-            anyhow::bail!(
-                "the CDC relay's replication slot was lost, and rows committed while it was gone would never be streamed: publish them with the polling relay (keel relay without --cdc-slot, --exit-when-idle), then start the CDC relay again"
-            );
+            break;
         }
     }
     for relay in relays {
         relay.shutdown().await;
+    }
+    if cdc_metrics.slot_lost() {
+        anyhow::bail!(
+            "the CDC relay's replication slot was lost, and rows committed while it was gone would never be streamed: publish them with the polling relay (keel relay without --cdc-slot, --exit-when-idle), then start the CDC relay again"
+        );
     }
     let elapsed = started.elapsed().as_secs_f64();
     eprintln!(

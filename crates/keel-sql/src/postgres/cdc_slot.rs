@@ -41,7 +41,7 @@
 
 use std::time::Duration;
 
-use deadpool_postgres::Transaction;
+use deadpool_postgres::{GenericClient, Transaction};
 use pgwire_replication::{PgWireError, ReplicationClient, ReplicationConfig};
 
 use super::cdc::{CdcError, CdcSlot};
@@ -51,18 +51,25 @@ use super::{PgDatabase, one_line};
 /// `"klc"` in ASCII.
 const SLOT_LOCK_CLASS: i32 = 0x006b_6c63;
 
-/// Whether the slot exists, and whether it can still stream.
-const SELECT_SLOT: &str =
-    "SELECT wal_status IS DISTINCT FROM 'lost' FROM pg_replication_slots WHERE slot_name = $1";
+/// Whether the slot `name` exists (`Some`) and can still stream (`Some(true)`).
+async fn usable(
+    client: &impl GenericClient,
+    name: &str,
+) -> Result<Option<bool>, tokio_postgres::Error> {
+    let row = client
+        .query_opt(
+            "SELECT wal_status IS DISTINCT FROM 'lost' FROM pg_replication_slots
+             WHERE slot_name = $1",
+            &[&name],
+        )
+        .await?;
+    Ok(row.map(|row| row.get(0)))
+}
 
 /// Whether `slot` is missing or can no longer stream (module docs, "A lost slot").
 pub(crate) async fn is_gone(db: &PgDatabase, slot: &str) -> Result<bool, String> {
     let client = db.client().await?;
-    let usable: Option<bool> = client
-        .query_opt(SELECT_SLOT, &[&slot])
-        .await
-        .map_err(|e| one_line(&e))?
-        .map(|row| row.get(0));
+    let usable = usable(&client, slot).await.map_err(|e| one_line(&e))?;
     Ok(usable != Some(true))
 }
 
@@ -76,11 +83,7 @@ pub(crate) async fn ensure_slot(
 ) -> Result<(), CdcError> {
     let mut client = db.client().await.map_err(CdcError::Database)?;
     let tx = locked(&mut client, &slot.slot).await?;
-    let usable: Option<bool> = tx
-        .query_opt(SELECT_SLOT, &[&slot.slot])
-        .await
-        .map_err(database)?
-        .map(|row| row.get(0));
+    let usable = usable(&tx, &slot.slot).await.map_err(database)?;
     let checked = tx
         .query_opt(
             "SELECT 1 FROM keel_cdc_slots WHERE slot_name = $1",
