@@ -17,16 +17,24 @@
 //! `transactional.id`: a transactional route's member derives its own from
 //! [`KafkaConfig::with_transactional_id_prefix`] (one producer per member, EOS-v2).
 //!
+//! A consumer's fetch pacing is Keel's unless set: `fetch.queue.backoff.ms` 10 (librdkafka:
+//! 1000) and `fetch.wait.max.ms` 100 (librdkafka: 500), so a partition whose prefetch queue
+//! filled is fetched again within milliseconds of draining, not after a second (`limits.rs`
+//! says why, `BENCHMARKS.md` what it changed).
+//!
 //! `isolation.level` is librdkafka's default, `read_committed`, unless set: Keel's
 //! consumers never see records of aborted or still-open transactions (a transactional
 //! route's failed attempts, another producer's aborts). A transactional route's consumer is
 //! `read_committed` whatever is set, since reading another route's uncommitted output would
 //! make its own effects depend on records that may vanish.
 
+use std::time::Duration;
+
 use rdkafka::ClientConfig;
 
 use crate::limits::{
-    ADMIN_READERS_DEFAULT, LAG_STATISTICS_INTERVAL, READER_FETCH_WAIT, TRANSACTION_TIMEOUT,
+    ADMIN_READERS_DEFAULT, FETCH_QUEUE_BACKOFF, FETCH_WAIT_MAX, LAG_STATISTICS_INTERVAL,
+    READER_FETCH_WAIT, TRANSACTION_TIMEOUT,
 };
 
 /// Connection and client settings for one Kafka cluster (or `keel serve`).
@@ -219,16 +227,7 @@ impl KafkaConfig {
     pub(crate) fn transactional_producer(&self, transactional_id: &str) -> ClientConfig {
         let mut config = self.producer();
         config.set("transactional.id", transactional_id);
-        if !self
-            .extra
-            .iter()
-            .any(|(key, _)| key == "transaction.timeout.ms")
-        {
-            config.set(
-                "transaction.timeout.ms",
-                TRANSACTION_TIMEOUT.as_millis().to_string(),
-            );
-        }
+        self.default_ms(&mut config, "transaction.timeout.ms", TRANSACTION_TIMEOUT);
         config
     }
 
@@ -248,17 +247,22 @@ impl KafkaConfig {
                 if start_earliest { "earliest" } else { "latest" },
             );
         // The statistics carry the consumer lag the runtime's metrics report.
-        if !self
-            .extra
-            .iter()
-            .any(|(key, _)| key == "statistics.interval.ms")
-        {
-            config.set(
-                "statistics.interval.ms",
-                LAG_STATISTICS_INTERVAL.as_millis().to_string(),
-            );
-        }
+        self.default_ms(
+            &mut config,
+            "statistics.interval.ms",
+            LAG_STATISTICS_INTERVAL,
+        );
+        self.default_ms(&mut config, "fetch.queue.backoff.ms", FETCH_QUEUE_BACKOFF);
+        self.default_ms(&mut config, "fetch.wait.max.ms", FETCH_WAIT_MAX);
         config
+    }
+
+    /// Sets the milliseconds property `key` to `value` in `config` unless it was set with
+    /// [`KafkaConfig::set`]: Keel's default, the operator's choice first.
+    fn default_ms(&self, config: &mut ClientConfig, key: &str, value: Duration) {
+        if !self.extra.iter().any(|(set, _)| set == key) {
+            config.set(key, value.as_millis().to_string());
+        }
     }
 }
 
@@ -273,6 +277,20 @@ mod tests {
         assert_eq!(producer.get("partitioner"), Some("murmur2_random"));
         assert_eq!(producer.get("enable.idempotence"), Some("true"));
         assert_eq!(producer.get("linger.ms"), Some("5"));
+    }
+
+    #[test]
+    fn a_consumer_paces_its_fetches_unless_the_operator_did() {
+        let keel = KafkaConfig::new("h:1").consumer("g", true);
+        assert_eq!(keel.get("fetch.queue.backoff.ms"), Some("10"));
+        assert_eq!(keel.get("fetch.wait.max.ms"), Some("100"));
+        assert_eq!(keel.get("statistics.interval.ms"), Some("5000"));
+        let operator = KafkaConfig::new("h:1")
+            .set("fetch.queue.backoff.ms", "250")
+            .set("fetch.wait.max.ms", "500")
+            .consumer("g", true);
+        assert_eq!(operator.get("fetch.queue.backoff.ms"), Some("250"));
+        assert_eq!(operator.get("fetch.wait.max.ms"), Some("500"));
     }
 
     #[test]

@@ -6,6 +6,23 @@ use std::time::Duration;
 /// it fails (librdkafka's `delivery.timeout.ms`).
 pub(crate) const DELIVERY_TIMEOUT: Duration = Duration::from_secs(30);
 
+/// How long a member's librdkafka waits to fetch a partition again after finding its queue
+/// at the prefetch limit (`fetch.queue.backoff.ms`, unless set; librdkafka's default is
+/// 1 s). The limit (`MemberOptions::prefetch_kbytes_max`, 4 MiB) is reached whenever the
+/// runtime handles slower than the broker serves — a group catching up a backlog — and with
+/// the default the partition then got nothing for a second after its queue drained: a
+/// router catching up 300,000 events of 100 B on 4 partitions sat idle ~0.8 s of its ~1.7 s
+/// (`BENCHMARKS.md`, "The router's fetch stalls"). A re-check every 10 ms costs the broker
+/// thread a queue-length comparison.
+pub(crate) const FETCH_QUEUE_BACKOFF: Duration = Duration::from_millis(10);
+
+/// How long the broker may hold a member's fetch while none of the partitions in it has new
+/// records (`fetch.wait.max.ms`, unless set; librdkafka's default is 500 ms). librdkafka
+/// keeps one fetch in flight per broker, so a partition whose queue drained waits for that
+/// long poll to end before it is fetched again; 100 ms bounds the wait, at the price of up
+/// to ten empty fetches a second per broker from an idle member.
+pub(crate) const FETCH_WAIT_MAX: Duration = Duration::from_millis(100);
+
 /// How long a metadata request or a topic creation may take.
 pub(crate) const METADATA_TIMEOUT: Duration = Duration::from_secs(10);
 
