@@ -17,6 +17,10 @@
 //! `transactional.id`: a transactional route's member derives its own from
 //! [`KafkaConfig::with_transactional_id_prefix`] (one producer per member, EOS-v2).
 //!
+//! The producer sends at once unless `linger.ms` is set (librdkafka: 5 ms): a publish
+//! returns on the broker's acknowledgement, so a linger would be added to every awaited
+//! publish; concurrent publishes still share requests (`limits.rs`).
+//!
 //! A consumer's fetch pacing is Keel's unless set: `fetch.queue.backoff.ms` 10 (librdkafka:
 //! 1000) and `fetch.wait.max.ms` 100 (librdkafka: 500), so a partition whose prefetch queue
 //! filled is fetched again within milliseconds of draining, not after a second (`limits.rs`
@@ -34,7 +38,7 @@ use rdkafka::ClientConfig;
 
 use crate::limits::{
     ADMIN_READERS_DEFAULT, FETCH_QUEUE_BACKOFF, FETCH_WAIT_MAX, LAG_STATISTICS_INTERVAL,
-    READER_FETCH_WAIT, TRANSACTION_TIMEOUT,
+    PRODUCE_LINGER, READER_FETCH_WAIT, TRANSACTION_TIMEOUT,
 };
 
 /// Connection and client settings for one Kafka cluster (or `keel serve`).
@@ -219,6 +223,7 @@ impl KafkaConfig {
             .set("enable.idempotence", "true")
             .set("acks", "all")
             .set("partitioner", "murmur2_random");
+        self.default_ms(&mut config, "linger.ms", PRODUCE_LINGER);
         config
     }
 
@@ -277,6 +282,13 @@ mod tests {
         assert_eq!(producer.get("partitioner"), Some("murmur2_random"));
         assert_eq!(producer.get("enable.idempotence"), Some("true"));
         assert_eq!(producer.get("linger.ms"), Some("5"));
+    }
+
+    #[test]
+    fn a_producer_sends_at_once_unless_the_operator_set_a_linger() {
+        let keel = KafkaConfig::new("h:1");
+        assert_eq!(keel.producer().get("linger.ms"), Some("0"));
+        assert_eq!(keel.transactional_producer("t").get("linger.ms"), Some("0"));
     }
 
     #[test]
