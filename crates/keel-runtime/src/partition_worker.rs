@@ -160,6 +160,13 @@ impl Worker {
     async fn run(&mut self, control: &mut watch::Receiver<Command>) -> Ended {
         let consumer = self.route.consumer.clone();
         loop {
+            // A transport that buffers ahead (Kafka's prefetch queue, a NATS or Redis batch)
+            // answers every fetch at once while a backlog lasts, and a no-op chain finishes at
+            // its first poll, so nothing in this loop would ever wait: the worker would keep
+            // its executor thread for the whole backlog, and every other task there (the
+            // service's own HTTP server on a current-thread runtime, timers, heartbeats)
+            // would wait with it. Spending tokio's cooperative budget yields every 128 turns.
+            tokio::task::consume_budget().await;
             let command = *control.borrow_and_update();
             if command == Command::Abandon {
                 self.jobs.clear();
