@@ -20,6 +20,7 @@ mod engine;
 #[cfg(feature = "kafka")]
 mod group_member;
 mod groups;
+mod metrics_flags;
 mod migrate;
 mod produce;
 mod registry_client;

@@ -1,7 +1,9 @@
 //! `keel relay`: publishes the committed events of an application database's outbox to a
 //! transport until stopped (SIGTERM, Ctrl-C) or, with `--exit-when-idle`, until the outbox is
 //! empty. Prints a progress line every `--progress-interval-ms`: published so far, rate,
-//! backlog, age of the oldest unpublished row, dead rows.
+//! backlog, age of the oldest unpublished row, dead rows. With `--metrics ADDR` it also
+//! serves those numbers to Prometheus (`keel_outbox_*`, and `keel_cdc_*` for a CDC relay) at
+//! `GET /metrics`, and `GET /health` (`keel_server::MetricsListener`).
 //!
 //! With `--cdc-slot NAME` (PostgreSQL with `wal_level=logical`) the outbox is streamed over
 //! logical replication through that slot and publication instead of claimed by queries
@@ -23,13 +25,17 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use clap::Args;
 use keel_embedded::EmbeddedBus;
+use keel_server::{HealthCheck, MetricsListener, MetricsListenerConfig};
 use keel_sql::{AfterPublish, CdcMetrics, CdcSlot, OutboxMetrics, RelayOptions};
+use prometheus_client::registry::Registry;
+use serde_json::json;
 use tokio::signal::unix::{SignalKind, signal};
 
 use crate::app_database::AppDatabase;
 use crate::brokers::Brokers;
 use crate::control::served_kafka;
 use crate::engine::Engine;
+use crate::metrics_flags::MetricsArgs;
 use crate::store::open_log;
 
 /// Flags of `keel relay`.
@@ -76,7 +82,12 @@ pub(crate) struct RelayArgs {
     /// Exit once the outbox has no unpublished row.
     #[arg(long)]
     exit_when_idle: bool,
+    #[command(flatten)]
+    metrics: MetricsArgs,
 }
+
+/// How long open scrapes may finish once the relay stops.
+const METRICS_GRACE: Duration = Duration::from_secs(1);
 
 /// The transports `keel relay` can publish to.
 #[derive(Debug, Clone)]
@@ -163,6 +174,7 @@ async fn relay(data: &Path, args: RelayArgs) -> anyhow::Result<()> {
         ..RelayOptions::default()
     };
     options.validate()?;
+    let metrics_listener = args.metrics.config()?;
     let to = Destination::resolve(args.to, &args.brokers, data)?;
     let db = AppDatabase::open(&args.database_url).await?;
     let port = match &to {
@@ -201,6 +213,11 @@ async fn relay(data: &Path, args: RelayArgs) -> anyhow::Result<()> {
         (Some(_), _) => anyhow::bail!(
             "--cdc-slot needs a postgres:// database and --relays 1 (one relay per slot)"
         ),
+    };
+    let cdc = args.cdc_slot.is_some().then_some(&cdc_metrics);
+    let metrics_listener = match metrics_listener {
+        Some(config) => Some(serve_metrics(config, &metrics, cdc).await?),
+        None => None,
     };
     eprintln!(
         "keel relay: publishing the outbox of {} to {}",
@@ -246,6 +263,9 @@ async fn relay(data: &Path, args: RelayArgs) -> anyhow::Result<()> {
     for relay in relays {
         relay.shutdown().await;
     }
+    if let Some(listener) = metrics_listener {
+        listener.stop(METRICS_GRACE).await;
+    }
     if cdc_metrics.slot_lost() {
         anyhow::bail!(
             "the CDC relay's replication slot was lost, and rows committed while it was gone would never be streamed: publish them with the polling relay (keel relay without --cdc-slot, --exit-when-idle), then start the CDC relay again"
@@ -259,4 +279,51 @@ async fn relay(data: &Path, args: RelayArgs) -> anyhow::Result<()> {
         metrics.dead_lettered()
     );
     Ok(())
+}
+
+/// Starts the metrics listener: the outbox's families (and the replication slot's, for a CDC
+/// relay) at `/metrics`; `/health` answers 200 with the relay's numbers while it runs, 503
+/// once its replication slot was lost.
+async fn serve_metrics(
+    config: MetricsListenerConfig,
+    metrics: &OutboxMetrics,
+    cdc: Option<&CdcMetrics>,
+) -> anyhow::Result<MetricsListener> {
+    let mut registry = Registry::default();
+    metrics.register(&mut registry);
+    if let Some(cdc) = cdc {
+        cdc.register(&mut registry);
+    }
+    let health: HealthCheck = {
+        let metrics = metrics.clone();
+        let cdc = cdc.cloned();
+        Arc::new(move || {
+            let backlog = metrics.backlog();
+            let slot_lost = cdc.as_ref().is_some_and(CdcMetrics::slot_lost);
+            let status = if slot_lost {
+                "replication slot lost"
+            } else {
+                "ok"
+            };
+            let body = json!({
+                "status": status,
+                "published": metrics.published(),
+                "backlog": backlog.pending,
+                "oldest_unpublished_age_ms": backlog.oldest_age_ms,
+                "dead": backlog.dead,
+            });
+            (!slot_lost, body)
+        })
+    };
+    let scheme = if config.tls.is_some() {
+        "https"
+    } else {
+        "http"
+    };
+    let listener = MetricsListener::start(config, registry, health).await?;
+    eprintln!(
+        "keel relay: metrics at {scheme}://{}/metrics",
+        listener.addr()
+    );
+    Ok(listener)
 }

@@ -348,9 +348,19 @@ fn parse_advertised(text: &str) -> anyhow::Result<(String, u16)> {
     Ok((host.trim_matches(['[', ']']).to_string(), port))
 }
 
+/// Parses a list of `name:role:sha256` tokens, blank entries skipped; `setting` names the
+/// list in errors.
+pub(crate) fn http_tokens(setting: &str, tokens: &[String]) -> anyhow::Result<Vec<HttpToken>> {
+    tokens
+        .iter()
+        .filter(|token| !token.trim().is_empty())
+        .map(|token| HttpToken::parse(token).map_err(|e| anyhow::anyhow!("{setting}: {e}")))
+        .collect()
+}
+
 /// The certificate and key files of one listener's TLS setting (`<setting>_cert`,
 /// `<setting>_key`), read; `None` when neither is set.
-fn tls_identity(
+pub(crate) fn tls_identity(
     setting: &str,
     cert: Option<PathBuf>,
     key: Option<PathBuf>,
@@ -585,11 +595,7 @@ pub(crate) fn settings(data_dir: &Path, args: ServeArgs) -> anyhow::Result<Setti
     }
     config.kafka_allow_if_no_acl = args.kafka_allow_if_no_acl.or(file.kafka_allow_if_no_acl);
     if let Some(tokens) = args.http_tokens.or(file.http_tokens) {
-        config.http_tokens = tokens
-            .iter()
-            .filter(|token| !token.trim().is_empty())
-            .map(|token| HttpToken::parse(token).map_err(|e| anyhow::anyhow!("http_tokens: {e}")))
-            .collect::<anyhow::Result<_>>()?;
+        config.http_tokens = http_tokens("http_tokens", &tokens)?;
     }
     config.http_allowed_hosts = args
         .http_allowed_hosts

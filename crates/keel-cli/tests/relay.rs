@@ -192,6 +192,107 @@ fn a_sqlite_relay_killed_at_random_moments_loses_nothing_and_keeps_key_order() {
     kill_repeatedly_then_check(&keel, &format!("sqlite:{}", path.display()), &[]);
 }
 
+/// `keel relay --metrics` serves the outbox's numbers to Prometheus behind a token, and its
+/// health (open, as a load balancer's probe needs) reports the drained backlog.
+#[test]
+fn a_relay_serves_its_progress_to_prometheus_behind_a_token() {
+    let keel = Keel::new();
+    keel.ok(&["topics", "create", "orders", "--fsync", "never"], "");
+    let path = keel.dir.path().join("app.db");
+    let outbox = keel_sql::SqliteOutbox::open(&path).unwrap();
+    let mut connection = rusqlite::Connection::open(&path).unwrap();
+    let tx = connection.transaction().unwrap();
+    let events: Vec<(&str, Event)> = (0..200).map(|seq| ("orders", step("k", seq))).collect();
+    outbox.enqueue_batch(&tx, &events).unwrap();
+    tx.commit().unwrap();
+    // The SHA-256 of "relay-scraper-token" (`printf %s relay-scraper-token | sha256sum`).
+    let token =
+        "scraper:read-only:741268d921d5e66c32493099fba8257929e5bd5d221479055bea4798fcfbffd1";
+    let url = format!("sqlite:{}", path.display());
+    let mut relay = keel.relay(
+        &url,
+        &["--metrics", "127.0.0.1:0", "--metrics-tokens", token],
+    );
+    let metrics = metrics_address(&mut relay);
+
+    let scrape = |token: Option<&str>| {
+        let mut request = ureq::get(format!("http://{metrics}/metrics"));
+        if let Some(token) = token {
+            request = request.header("Authorization", format!("Bearer {token}"));
+        }
+        let response = request
+            .config()
+            .http_status_as_error(false)
+            .build()
+            .call()
+            .expect("scrape");
+        let status = response.status().as_u16();
+        (status, response.into_body().read_to_string().unwrap())
+    };
+    let started = Instant::now();
+    loop {
+        let (status, text) = scrape(Some("relay-scraper-token"));
+        assert_eq!(status, 200, "{text}");
+        if text.contains("keel_outbox_published_total 200")
+            && text.contains("keel_outbox_backlog_events 0")
+        {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "the relay's metrics never showed 200 published and nothing left: {text}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let (status, _) = scrape(None);
+    assert_eq!(status, 401, "/metrics without the token");
+    let (status, _) = scrape(Some("another-token"));
+    assert_eq!(status, 401, "/metrics with a wrong token");
+
+    let health: serde_json::Value = ureq::get(format!("http://{metrics}/health"))
+        .call()
+        .expect("health")
+        .into_body()
+        .read_json()
+        .unwrap();
+    assert_eq!(health["status"], "ok", "{health}");
+    assert_eq!(health["published"], 200, "{health}");
+    assert_eq!(health["backlog"], 0, "{health}");
+    let pid = relay.id().to_string();
+    assert!(
+        Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    assert!(
+        relay.wait().unwrap().success(),
+        "the relay exits cleanly on SIGTERM"
+    );
+}
+
+/// The metrics listener's address, from the relay's "metrics at" line on stderr; the rest
+/// of stderr is drained on a thread so progress lines never block the relay.
+fn metrics_address(relay: &mut Child) -> std::net::SocketAddr {
+    use std::io::{BufRead, BufReader};
+    let mut lines = BufReader::new(relay.stderr.take().unwrap()).lines();
+    let address = loop {
+        let line = lines
+            .next()
+            .expect("the relay printed no metrics address")
+            .unwrap();
+        if let Some(rest) = line.strip_prefix("keel relay: metrics at http://") {
+            break rest
+                .trim_end_matches("/metrics")
+                .parse()
+                .expect("an address");
+        }
+    };
+    std::thread::spawn(move || lines.for_each(drop));
+    address
+}
+
 /// Starts `keel relay ... extra` six times and SIGKILLs it at a random moment each time,
 /// then lets a last one drain the outbox, and checks the log: every event, each key in order.
 fn kill_repeatedly_then_check(keel: &Keel, url: &str, extra: &[&str]) {

@@ -112,7 +112,7 @@ async fn health(State(app): State<App>) -> impl IntoResponse {
 }
 
 /// The Prometheus registry in the OpenMetrics text format.
-async fn metrics(State(registry): State<Arc<Registry>>) -> impl IntoResponse {
+pub(crate) async fn metrics(State(registry): State<Arc<Registry>>) -> impl IntoResponse {
     // Scraping reads partition high watermarks and dead-letter heads from disk: keep that
     // off the async workers.
     let text = tokio::task::spawn_blocking(move || {

@@ -19,6 +19,9 @@
 //! - Schema registry ([`ServerConfig::registry_addr`]): Confluent Schema Registry's REST API
 //!   over `keel_schema::Registry`, stored in the log's `_keel_schemas` topic.
 //!
+//! [`MetricsListener`] is the same HTTP listener cut down to `/metrics` and `/health`, for a
+//! Keel process that serves no data directory (`keel relay`).
+//!
 //! [`ClusterServer`] serves the same console and API for a Kafka-protocol cluster instead
 //! of a data directory (`keel serve --brokers`): the HTTP listener only, its pages run on
 //! the cluster's transport ports ([`Cluster`]) by the same code.
@@ -40,6 +43,7 @@ mod history;
 mod http;
 mod http_listener;
 mod log_metrics;
+mod metrics_listener;
 mod schema_registry;
 mod schemas_api;
 mod server;
@@ -60,5 +64,6 @@ pub use http_listener::{
     HttpLimits,
 };
 pub use keel_listener::tls::TlsIdentity;
+pub use metrics_listener::{HealthCheck, MetricsListener, MetricsListenerConfig};
 pub use server::{BoundAddrs, ServeError, Server};
 pub use source::Cluster;

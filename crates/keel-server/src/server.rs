@@ -383,7 +383,7 @@ impl Server {
 
 /// `router` behind the `Host` allow-list (`allowed_hosts.rs`), then the token check and the
 /// cross-origin check (`authentication.rs`).
-fn guarded(router: axum::Router, tokens: &Tokens, hosts: AllowedHosts) -> axum::Router {
+pub(crate) fn guarded(router: axum::Router, tokens: &Tokens, hosts: AllowedHosts) -> axum::Router {
     router
         .layer(axum::middleware::from_fn_with_state(
             tokens.clone(),
@@ -419,7 +419,7 @@ pub(crate) fn warn_if_exposed(
 }
 
 /// The rustls configuration of one listener's certificate, or which listener's is unusable.
-fn server_tls(
+pub(crate) fn server_tls(
     what: &'static str,
     identity: &TlsIdentity,
 ) -> Result<Arc<rustls::ServerConfig>, ServeError> {
