@@ -7,25 +7,10 @@
 mod support;
 
 use std::net::SocketAddr;
-use std::process::Command;
 
 use keel_listener::testing::self_signed;
 use keel_server::{HttpToken, ServeError, Server, ServerConfig, TlsIdentity};
-use support::Running;
-
-/// `curl` of `url` (with `args` first): its exit code, and the status line's code and the
-/// body when it got an answer.
-fn curl(args: &[&str], url: &str) -> (i32, String) {
-    let output = Command::new("curl")
-        .args(["--silent", "--show-error", "--max-time", "10"])
-        .args(["--write-out", "\n%{http_code}"])
-        .args(args)
-        .arg(url)
-        .output()
-        .expect("curl runs");
-    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
-    (output.status.code().unwrap_or(-1), stdout)
-}
+use support::{Running, curl};
 
 fn url(scheme: &str, addr: SocketAddr, path: &str) -> String {
     format!("{scheme}://{addr}{path}")

@@ -1,12 +1,14 @@
 //! The harness the server's client tests share: [`Running`], a [`Server`] serving on a tokio
-//! task until the test stops it, and [`http_get`] / [`http_get_from`], a blocking HTTP/1.1 request over a raw
-//! socket (the limit tests need exactly what is sent).
+//! task until the test stops it, [`http_get`] / [`http_get_from`], a blocking HTTP/1.1 request over a raw
+//! socket (the limit tests need exactly what is sent), and [`curl`], the client nobody here
+//! wrote for the HTTPS tests.
 
 // Each test binary uses its own part of the harness.
 #![allow(dead_code)]
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
+use std::process::Command;
 use std::time::Duration;
 
 use keel_server::{BoundAddrs, ServeError, Server, ServerConfig};
@@ -64,4 +66,18 @@ pub(crate) fn http_get_from(addr: SocketAddr, host: &str, path: &str) -> String 
     let mut response = String::new();
     stream.read_to_string(&mut response).unwrap();
     response
+}
+
+/// `curl` of `url` (with `args` first): its exit code, and the status line's code and the
+/// body when it got an answer.
+pub(crate) fn curl(args: &[&str], url: &str) -> (i32, String) {
+    let output = Command::new("curl")
+        .args(["--silent", "--show-error", "--max-time", "10"])
+        .args(["--write-out", "\n%{http_code}"])
+        .args(args)
+        .arg(url)
+        .output()
+        .expect("curl runs");
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+    (output.status.code().unwrap_or(-1), stdout)
 }
